@@ -1,0 +1,127 @@
+/**
+ * The Socket.IO wire protocol: typed event maps shared by the server and the SDK.
+ * Every payload named here is schema-checked by the server (see schemas.ts) before a
+ * handler runs. Acks are always the last argument.
+ */
+import type { WireError } from './errors.js';
+
+/** Permissions carried by a token (LiveKit-style). Missing grants are false. */
+export interface Grants {
+  /** May join the room named in the token. */
+  roomJoin: boolean;
+  /** May send audio/video (mesh SDP with send directions; SFU produce). */
+  canPublish: boolean;
+  /** May receive others' media (SFU consume). */
+  canSubscribe: boolean;
+  /** May send data-channel messages. */
+  canPublishData: boolean;
+  /** May use admin:* events (kick, mute, lock) in this room. */
+  roomAdmin: boolean;
+  /** Not announced to other participants and not listed in peers. */
+  hidden: boolean;
+  /** May change its own metadata with update_metadata. */
+  canUpdateOwnMetadata: boolean;
+}
+
+export type GrantName = keyof Grants;
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type Metadata = { [key: string]: JsonValue };
+
+export type RoomMode = 'mesh' | 'sfu';
+/** The operator's pin: auto switches by threshold; mesh/sfu stay put. */
+export type RoomModePolicy = 'auto' | 'mesh' | 'sfu';
+
+/** A participant as others see it. */
+export interface PeerInfo {
+  /** Server-assigned id of this connection, the address of signals. */
+  id: string;
+  /** The token's subject. */
+  user_id: string;
+  name: string;
+  metadata: Metadata;
+}
+
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface RoomConfigInfo {
+  max_participants: number;
+  mesh_threshold: number;
+  mode_policy: RoomModePolicy;
+  locked: boolean;
+}
+
+export interface JoinResult {
+  self: PeerInfo & { grants: Grants };
+  room: { id: string; mode: RoomMode; config: RoomConfigInfo };
+  peers: PeerInfo[];
+  ice_servers: IceServer[];
+  sfu?: { router_rtp_capabilities: unknown };
+}
+
+export interface SessionDescription {
+  type: 'offer' | 'answer' | 'pranswer' | 'rollback';
+  sdp?: string;
+}
+
+export interface IceCandidate {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+  usernameFragment?: string | null;
+}
+
+export interface SignalRequest {
+  to: string;
+  description?: SessionDescription;
+  candidate?: IceCandidate;
+}
+
+export interface SignalMessage {
+  from: string;
+  description?: SessionDescription;
+  candidate?: IceCandidate;
+}
+
+export type AckResponse<T extends object = object> = ({ ok: true } & T) | { ok: false; error: WireError };
+export type Ack<T extends object = object> = (response: AckResponse<T>) => void;
+
+export interface PeerLeftMessage {
+  id: string;
+  user_id: string;
+  reason: string;
+}
+
+export interface ModeChangedMessage {
+  mode: RoomMode;
+  reason: string;
+  sfu?: { router_rtp_capabilities: unknown };
+}
+
+export interface ClientToServerEvents {
+  join: (payload: { metadata?: Metadata } | undefined, ack: Ack<JoinResult>) => void;
+  signal: (payload: SignalRequest, ack: Ack) => void;
+  leave: (payload: object | undefined, ack: Ack) => void;
+  update_metadata: (payload: { metadata: Metadata }, ack: Ack<{ self: PeerInfo }>) => void;
+  'admin:kick': (payload: { peer_id: string; reason?: string }, ack: Ack) => void;
+  'admin:lock': (payload: { locked: boolean }, ack: Ack<{ locked: boolean }>) => void;
+}
+
+export interface ServerToClientEvents {
+  peer_joined: (peer: PeerInfo) => void;
+  peer_left: (message: PeerLeftMessage) => void;
+  peer_updated: (peer: PeerInfo) => void;
+  signal: (message: SignalMessage) => void;
+  mode_changed: (message: ModeChangedMessage) => void;
+  kicked: (message: { reason: string }) => void;
+  room_closed: (message: { reason: string }) => void;
+  room_updated: (message: { config: RoomConfigInfo }) => void;
+  error: (error: WireError) => void;
+}
+
+/** Names of the client->server events, for the server's handler registry. */
+export type ClientEventName = keyof ClientToServerEvents;

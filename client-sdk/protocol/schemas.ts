@@ -1,0 +1,128 @@
+/**
+ * Payload schemas for every inbound message. The server validates at the boundary with
+ * these before any handler runs; unknown keys are refused (strict objects) so that typos
+ * and operator injection ($-keys) fail loudly instead of being ignored.
+ */
+import { z } from 'zod';
+
+/** Limits that bound memory per message; documented in the README. */
+export const Limits = {
+  idLength: 128,
+  nameLength: 256,
+  metadataBytes: 4096,
+  metadataDepth: 6,
+  sdpBytes: 128 * 1024,
+  candidateLength: 1024,
+  reasonLength: 256,
+} as const;
+
+const encoder = new TextEncoder();
+const utf8Length = (text: string): number => encoder.encode(text).length;
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Walks a parsed JSON value; returns a problem or null. Keys starting with `$` or holding `.` are refused (MongoDB operators and paths). */
+function jsonProblem(value: unknown, depth: number, maxDepth: number): string | null {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return null;
+  if (typeof value === 'number') return Number.isFinite(value) ? null : 'numbers must be finite';
+  if (depth >= maxDepth) return `nested deeper than ${maxDepth} levels`;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const problem = jsonProblem(item, depth + 1, maxDepth);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const [key, item] of Object.entries(value)) {
+      if (key.startsWith('$') || key.includes('.') || key.includes('\0') || FORBIDDEN_KEYS.has(key)) {
+        return `key "${key.slice(0, 40)}" is not allowed (no $-prefix, dots, NUL or prototype keys)`;
+      }
+      const problem = jsonProblem(item, depth + 1, maxDepth);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  return 'only JSON values are allowed';
+}
+
+/** A JSON object of bounded size and depth with safe keys (user metadata). */
+export function safeJsonObject(maxBytes: number = Limits.metadataBytes, maxDepth: number = Limits.metadataDepth) {
+  return z
+    .record(z.string(), z.unknown())
+    .superRefine((value, ctx) => {
+      const problem = jsonProblem(value, 0, maxDepth);
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: problem });
+        return;
+      }
+      if (utf8Length(JSON.stringify(value)) > maxBytes) {
+        ctx.addIssue({ code: 'custom', message: `must serialize to at most ${maxBytes} bytes` });
+      }
+    });
+}
+
+/** Identifiers chosen by integrators: room ids, user ids. Printable, no `$` at the start. */
+export const externalId = z
+  .string()
+  .min(1)
+  .max(Limits.idLength)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ - only, not starting with a symbol');
+
+export const displayName = z.string().min(1).max(Limits.nameLength);
+
+export const sessionDescription = z.strictObject({
+  type: z.enum(['offer', 'answer', 'pranswer', 'rollback']),
+  sdp: z.string().max(Limits.sdpBytes).optional(),
+}).refine((d) => d.type === 'rollback' || (typeof d.sdp === 'string' && d.sdp.length > 0), {
+  message: 'sdp is required unless type is rollback',
+});
+
+export const iceCandidate = z.strictObject({
+  // "" is the end-of-candidates marker.
+  candidate: z.string().max(Limits.candidateLength),
+  sdpMid: z.string().max(64).nullable().optional(),
+  sdpMLineIndex: z.number().int().min(0).max(1024).nullable().optional(),
+  usernameFragment: z.string().max(256).nullable().optional(),
+});
+
+export const joinPayload = z.strictObject({ metadata: safeJsonObject().optional() }).optional();
+
+export const signalPayload = z
+  .strictObject({
+    to: z.string().min(1).max(Limits.idLength),
+    description: sessionDescription.optional(),
+    candidate: iceCandidate.optional(),
+  })
+  .refine((s) => (s.description === undefined) !== (s.candidate === undefined), {
+    message: 'exactly one of description or candidate is required',
+  });
+
+export const emptyPayload = z.strictObject({}).optional();
+
+export const updateMetadataPayload = z.strictObject({ metadata: safeJsonObject() });
+
+export const adminKickPayload = z.strictObject({
+  peer_id: z.string().min(1).max(Limits.idLength),
+  reason: z.string().max(Limits.reasonLength).optional(),
+});
+
+export const adminLockPayload = z.strictObject({ locked: z.boolean() });
+
+/** One schema per client event; the gateway refuses to register a handler without one. */
+export const clientEventSchemas = {
+  join: joinPayload,
+  signal: signalPayload,
+  leave: emptyPayload,
+  update_metadata: updateMetadataPayload,
+  'admin:kick': adminKickPayload,
+  'admin:lock': adminLockPayload,
+} as const;
+
+/** Formats zod issues as one short line for the error message (never echoes values). */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : 'payload'}: ${issue.message}`)
+    .join('; ');
+}

@@ -1,0 +1,465 @@
+/**
+ * The only reader of process.env. Loads the environment (optionally over a JSON/YAML file
+ * named by CONFIG_FILE), validates everything at once, and returns a frozen, typed Config.
+ * Bad config throws ConfigError with one line per problem; main.ts prints them and exits.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { Grants } from '../client-sdk/protocol/events.js';
+import { DEFAULT_ROLES, NO_GRANTS } from './roles.js';
+
+export { DEFAULT_ROLES, NO_GRANTS } from './roles.js';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface SigningKey {
+  kid: string;
+  secret: string;
+}
+
+/** A tenant declared in the config file (deployments without a database). */
+export interface DeclaredTenant {
+  tenant_id: string;
+  name?: string;
+  api_key: string;
+  /** sha256 hex of the API secret; or give api_secret and it is hashed at load. */
+  api_secret_sha256: string;
+  limits?: Partial<TenantLimitsConfig>;
+}
+
+export interface TenantLimitsConfig {
+  max_rooms: number;
+  max_participants: number;
+  mesh_threshold: number;
+  max_token_lifetime_s: number;
+  auto_create_rooms: boolean;
+}
+
+export interface Config {
+  nodeEnv: 'development' | 'production' | 'test';
+  http: {
+    host: string;
+    port: number;
+    publicUrl: string;
+    /** Allowed browser origins; ['*'] allows any. Requests without Origin (non-browser) pass. */
+    corsOrigins: string[];
+    bodyLimitBytes: number;
+    trustProxy: boolean;
+  };
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  auth: {
+    signingKeys: SigningKey[];
+    issuer: string;
+    audience: string;
+    clockToleranceS: number;
+    maxTokenLifetimeS: number;
+    adminApiKey: string | undefined;
+    anonymousRooms: boolean;
+    devTokenRoute: boolean;
+  };
+  roles: Record<string, Grants>;
+  tenants: DeclaredTenant[];
+  defaultTenantLimits: TenantLimitsConfig;
+  store: { mongodbUri: string | undefined };
+  rooms: {
+    meshThreshold: number;
+    demoteDelayMs: number;
+    maxParticipants: number;
+    emptyTimeoutMs: number;
+  };
+  socket: {
+    pingIntervalMs: number;
+    pingTimeoutMs: number;
+    maxPayloadBytes: number;
+  };
+  rateLimits: {
+    handshakesPerIpPerMinute: number;
+    eventsPerSocketPerSecond: number;
+    /** Refused events within one minute after which the socket is disconnected. */
+    strikesBeforeDisconnect: number;
+    httpPerIpPerMinute: number;
+  };
+  turn: {
+    enabled: boolean;
+    port: number;
+    listenIp: string;
+    relayIp: string;
+    externalIp: string | undefined;
+    realm: string;
+    secret: string;
+    credentialTtlS: number;
+    allowedPeerCidrs: string[];
+    minPort: number;
+    maxPort: number;
+    maxAllocationsPerUser: number;
+    maxAllocations: number;
+    maxAllocationLifetimeS: number;
+    /** Extra TURN URLs (e.g. an external coturn sharing TURN_SECRET) handed to clients. */
+    externalUrls: string[];
+    stunUrls: string[];
+  };
+  sfu: {
+    enabled: boolean;
+    workers: number;
+    listenIp: string;
+    announcedIp: string | undefined;
+    minPort: number;
+    maxPort: number;
+  };
+  shutdownTimeoutMs: number;
+  /** Lines main.ts prints at boot (dev-mode generated credentials). Empty in production. */
+  bootNotices: string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])])
+  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes' || v === 'on');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const port = int(0, 65535);
+const list = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean));
+const ipv4or6 = z.string().refine((v) => z.ipv4().safeParse(v).success || z.ipv6().safeParse(v).success, 'must be an IP address');
+const cidr = z.string().refine((v) => z.cidrv4().safeParse(v).success || z.cidrv6().safeParse(v).success, 'must be a CIDR like 127.0.0.0/8');
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: port.default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  CORS_ORIGINS: list.optional(),
+  HTTP_BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024).default(64 * 1024),
+  TRUST_PROXY: bool.default(false),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SIGNING_KEYS: z.string().optional(),
+  TOKEN_ISSUER: z.string().min(1).default('switchboard'),
+  TOKEN_AUDIENCE: z.string().min(1).default('switchboard'),
+  TOKEN_CLOCK_TOLERANCE_S: int(0, 300).default(30),
+  TOKEN_MAX_LIFETIME_S: int(60, 30 * 24 * 3600).default(24 * 3600),
+  ADMIN_API_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  ANONYMOUS_ROOMS: bool.default(false),
+  DEV_TOKEN_ROUTE: bool.optional(),
+  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional(),
+  MESH_THRESHOLD: int(1, 1000).default(4),
+  DEMOTE_DELAY_MS: int(0, 3_600_000).default(10_000),
+  MAX_PARTICIPANTS: int(1, 10_000).default(100),
+  ROOM_EMPTY_TIMEOUT_MS: int(0, 24 * 3_600_000).default(20_000),
+  SOCKET_PING_INTERVAL_MS: int(100, 600_000).default(25_000),
+  SOCKET_PING_TIMEOUT_MS: int(100, 600_000).default(20_000),
+  SOCKET_MAX_PAYLOAD_BYTES: int(16 * 1024, 16 * 1024 * 1024).default(512 * 1024),
+  RATE_LIMIT_HANDSHAKES_PER_MIN: int(1, 1_000_000).default(120),
+  RATE_LIMIT_EVENTS_PER_SEC: int(1, 1_000_000).default(200),
+  RATE_LIMIT_STRIKES: int(1, 1_000_000).default(100),
+  RATE_LIMIT_HTTP_PER_MIN: int(1, 1_000_000).default(600),
+  TURN_ENABLED: bool.default(true),
+  TURN_PORT: port.default(3478),
+  TURN_LISTEN_IP: ipv4or6.default('0.0.0.0'),
+  TURN_RELAY_IP: ipv4or6.optional(),
+  TURN_EXTERNAL_IP: ipv4or6.optional(),
+  TURN_REALM: z.string().min(1).default('switchboard'),
+  TURN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  TURN_CREDENTIAL_TTL_S: int(60, 7 * 24 * 3600).default(6 * 3600),
+  TURN_ALLOWED_PEER_CIDRS: z.union([z.string(), z.array(z.string())]).optional(),
+  TURN_MIN_PORT: port.default(49152),
+  TURN_MAX_PORT: port.default(65535),
+  TURN_MAX_ALLOCATIONS_PER_USER: int(1, 10_000).default(10),
+  TURN_MAX_ALLOCATIONS: int(1, 1_000_000).default(1000),
+  TURN_MAX_ALLOCATION_LIFETIME_S: int(60, 24 * 3600).default(3600),
+  TURN_EXTERNAL_URLS: list.optional(),
+  STUN_URLS: list.optional(),
+  SFU_ENABLED: bool.default(true),
+  SFU_WORKERS: int(1, 256).optional(),
+  SFU_LISTEN_IP: ipv4or6.default('0.0.0.0'),
+  SFU_ANNOUNCED_IP: z.string().min(1).optional(),
+  SFU_MIN_PORT: port.default(40000),
+  SFU_MAX_PORT: port.default(49999),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+});
+
+const grantsSchema = z.strictObject({
+  roomJoin: z.boolean().optional(),
+  canPublish: z.boolean().optional(),
+  canSubscribe: z.boolean().optional(),
+  canPublishData: z.boolean().optional(),
+  roomAdmin: z.boolean().optional(),
+  hidden: z.boolean().optional(),
+  canUpdateOwnMetadata: z.boolean().optional(),
+});
+
+const tenantLimitsSchema = z.strictObject({
+  max_rooms: int(1, 1_000_000).optional(),
+  max_participants: int(1, 10_000).optional(),
+  mesh_threshold: int(1, 1000).optional(),
+  max_token_lifetime_s: int(60, 30 * 24 * 3600).optional(),
+  auto_create_rooms: z.boolean().optional(),
+});
+
+const fileTenantSchema = z
+  .strictObject({
+    tenant_id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+    name: z.string().max(256).optional(),
+    api_key: z.string().min(8).max(128),
+    api_secret: z.string().min(32).optional(),
+    api_secret_sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    limits: tenantLimitsSchema.optional(),
+  })
+  .refine((t) => Boolean(t.api_secret) !== Boolean(t.api_secret_sha256), 'give exactly one of api_secret or api_secret_sha256');
+
+/** Keys the config file may hold besides the environment names. */
+const fileExtrasSchema = z.strictObject({
+  roles: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/), grantsSchema).optional(),
+  tenants: z.array(fileTenantSchema).max(10_000).optional(),
+});
+
+function parseSigningKeys(raw: string, problems: string[]): SigningKey[] {
+  const keys: SigningKey[] = [];
+  const seen = new Set<string>();
+  for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const colon = entry.indexOf(':');
+    if (colon <= 0) {
+      problems.push('SIGNING_KEYS: each entry must be "kid:secret"');
+      continue;
+    }
+    const kid = entry.slice(0, colon);
+    const secret = entry.slice(colon + 1);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(kid)) problems.push(`SIGNING_KEYS: kid "${kid.slice(0, 64)}" must be 1-64 of A-Z a-z 0-9 _ . -`);
+    else if (seen.has(kid)) problems.push(`SIGNING_KEYS: kid "${kid}" appears twice`);
+    // Never echo the secret itself.
+    if (Buffer.byteLength(secret) < 32) problems.push(`SIGNING_KEYS: the secret of kid "${kid.slice(0, 64)}" must be at least 32 bytes`);
+    seen.add(kid);
+    keys.push({ kid, secret });
+  }
+  if (keys.length === 0 && problems.length === 0) problems.push('SIGNING_KEYS: no keys given');
+  return keys;
+}
+
+function readConfigFile(path: string, problems: string[]): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    problems.push(`CONFIG_FILE: cannot read ${path}: ${(error as Error).message}`);
+    return {};
+  }
+  try {
+    const parsed: unknown = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      problems.push('CONFIG_FILE: must hold an object');
+      return {};
+    }
+    return parsed as Record<string, unknown>;
+  } catch (error) {
+    problems.push(`CONFIG_FILE: cannot parse ${path}: ${(error as Error).message.split('\n')[0]}`);
+    return {};
+  }
+}
+
+function issuePath(path: PropertyKey[]): string {
+  return path.map(String).join('.');
+}
+
+/** Hex sha256, how API secrets are stored. */
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+const randomSecret = (): string => randomBytes(32).toString('base64url');
+
+/**
+ * Builds the Config from an environment (process.env by default). Throws ConfigError listing
+ * every problem found.
+ */
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const problems: string[] = [];
+  const fileValues = env.CONFIG_FILE ? readConfigFile(env.CONFIG_FILE, problems) : {};
+  const { roles: fileRoles, tenants: fileTenants, ...fileEnv } = fileValues;
+
+  // Environment wins over the file; the file may use the same UPPER_CASE names.
+  const merged: Record<string, unknown> = { ...fileEnv };
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && value !== '' && key in envSchema.shape) merged[key] = value;
+  }
+  for (const key of Object.keys(fileEnv)) {
+    if (!(key in envSchema.shape)) problems.push(`CONFIG_FILE: unknown setting "${key.slice(0, 64)}"`);
+  }
+
+  const parsed = envSchema.safeParse(merged);
+  const extras = fileExtrasSchema.safeParse({ roles: fileRoles, tenants: fileTenants });
+  if (!parsed.success) for (const issue of parsed.error.issues) problems.push(`${issuePath(issue.path)}: ${issue.message}`);
+  if (!extras.success) for (const issue of extras.error.issues) problems.push(`CONFIG_FILE ${issuePath(issue.path)}: ${issue.message}`);
+  if (!parsed.success || !extras.success) throw new ConfigError(problems);
+
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  const bootNotices: string[] = [];
+
+  let signingKeys: SigningKey[];
+  if (e.SIGNING_KEYS) {
+    signingKeys = parseSigningKeys(e.SIGNING_KEYS, problems);
+  } else if (production) {
+    problems.push('SIGNING_KEYS: required when NODE_ENV=production ("kid:secret,kid:secret", secrets >= 32 bytes)');
+    signingKeys = [];
+  } else {
+    signingKeys = [{ kid: 'dev', secret: randomSecret() }];
+    bootNotices.push(`dev mode: generated an ephemeral signing key (kid "dev"); set SIGNING_KEYS to keep tokens valid across restarts`);
+  }
+
+  let turnSecret = e.TURN_SECRET;
+  if (!turnSecret) {
+    if (production && e.TURN_ENABLED) problems.push('TURN_SECRET: required when NODE_ENV=production and TURN_ENABLED=true');
+    turnSecret = randomSecret();
+  }
+
+  let adminApiKey = e.ADMIN_API_KEY;
+  const tenants: DeclaredTenant[] = (extras.data.tenants ?? []).map((t) => ({
+    tenant_id: t.tenant_id,
+    ...(t.name ? { name: t.name } : {}),
+    api_key: t.api_key,
+    api_secret_sha256: t.api_secret_sha256 ?? sha256Hex(t.api_secret as string),
+    ...(t.limits ? { limits: t.limits } : {}),
+  }));
+  if (!production) {
+    if (!adminApiKey) {
+      adminApiKey = randomSecret();
+      bootNotices.push(`dev mode: ADMIN_API_KEY=${adminApiKey}`);
+    }
+    if (tenants.length === 0 && !e.MONGODB_URI) {
+      const devSecret = randomSecret();
+      tenants.push({ tenant_id: 'dev', name: 'Development tenant', api_key: 'dev', api_secret_sha256: sha256Hex(devSecret) });
+      bootNotices.push(`dev mode: tenant "dev" with api_key=dev api_secret=${devSecret}`);
+    }
+  }
+
+  const tenantIds = new Set<string>();
+  const apiKeys = new Set<string>();
+  for (const t of tenants) {
+    if (tenantIds.has(t.tenant_id)) problems.push(`CONFIG_FILE tenants: tenant_id "${t.tenant_id}" appears twice`);
+    if (apiKeys.has(t.api_key)) problems.push(`CONFIG_FILE tenants: an api_key appears twice`);
+    tenantIds.add(t.tenant_id);
+    apiKeys.add(t.api_key);
+  }
+
+  if (e.TURN_MIN_PORT > e.TURN_MAX_PORT) problems.push('TURN_MIN_PORT: must not exceed TURN_MAX_PORT');
+  if (e.SFU_MIN_PORT > e.SFU_MAX_PORT) problems.push('SFU_MIN_PORT: must not exceed SFU_MAX_PORT');
+
+  let allowedPeerCidrs: string[] = [];
+  if (e.TURN_ALLOWED_PEER_CIDRS !== undefined) {
+    allowedPeerCidrs = (Array.isArray(e.TURN_ALLOWED_PEER_CIDRS) ? e.TURN_ALLOWED_PEER_CIDRS : e.TURN_ALLOWED_PEER_CIDRS.split(','))
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const c of allowedPeerCidrs) if (!cidr.safeParse(c).success) problems.push(`TURN_ALLOWED_PEER_CIDRS: "${c.slice(0, 64)}" must be a CIDR like 127.0.0.0/8`);
+  }
+
+  const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  let corsOrigins = e.CORS_ORIGINS ?? [];
+  if (corsOrigins.length === 0) corsOrigins = production ? [new URL(publicUrl).origin] : ['*'];
+  for (const origin of corsOrigins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) problems.push(`CORS_ORIGINS: "${origin.slice(0, 100)}" must be an origin like https://app.example.com, or *`);
+  }
+  if (production && corsOrigins.includes('*')) problems.push('CORS_ORIGINS: "*" is not allowed when NODE_ENV=production');
+
+  const roles: Record<string, Grants> = { ...DEFAULT_ROLES };
+  for (const [name, grants] of Object.entries(extras.data.roles ?? {})) roles[name] = { ...NO_GRANTS, ...grants };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const config: Config = {
+    nodeEnv: e.NODE_ENV,
+    http: { host: e.HOST, port: e.PORT, publicUrl, corsOrigins, bodyLimitBytes: e.HTTP_BODY_LIMIT_BYTES, trustProxy: e.TRUST_PROXY },
+    logLevel: e.LOG_LEVEL,
+    auth: {
+      signingKeys,
+      issuer: e.TOKEN_ISSUER,
+      audience: e.TOKEN_AUDIENCE,
+      clockToleranceS: e.TOKEN_CLOCK_TOLERANCE_S,
+      maxTokenLifetimeS: e.TOKEN_MAX_LIFETIME_S,
+      adminApiKey,
+      anonymousRooms: e.ANONYMOUS_ROOMS,
+      devTokenRoute: production ? false : (e.DEV_TOKEN_ROUTE ?? true),
+    },
+    roles,
+    tenants,
+    defaultTenantLimits: {
+      max_rooms: 10_000,
+      max_participants: e.MAX_PARTICIPANTS,
+      mesh_threshold: e.MESH_THRESHOLD,
+      max_token_lifetime_s: e.TOKEN_MAX_LIFETIME_S,
+      auto_create_rooms: true,
+    },
+    store: { mongodbUri: e.MONGODB_URI },
+    rooms: {
+      meshThreshold: e.MESH_THRESHOLD,
+      demoteDelayMs: e.DEMOTE_DELAY_MS,
+      maxParticipants: e.MAX_PARTICIPANTS,
+      emptyTimeoutMs: e.ROOM_EMPTY_TIMEOUT_MS,
+    },
+    socket: { pingIntervalMs: e.SOCKET_PING_INTERVAL_MS, pingTimeoutMs: e.SOCKET_PING_TIMEOUT_MS, maxPayloadBytes: e.SOCKET_MAX_PAYLOAD_BYTES },
+    rateLimits: {
+      handshakesPerIpPerMinute: e.RATE_LIMIT_HANDSHAKES_PER_MIN,
+      eventsPerSocketPerSecond: e.RATE_LIMIT_EVENTS_PER_SEC,
+      strikesBeforeDisconnect: e.RATE_LIMIT_STRIKES,
+      httpPerIpPerMinute: e.RATE_LIMIT_HTTP_PER_MIN,
+    },
+    turn: {
+      enabled: e.TURN_ENABLED,
+      port: e.TURN_PORT,
+      listenIp: e.TURN_LISTEN_IP,
+      relayIp: e.TURN_RELAY_IP ?? (e.TURN_LISTEN_IP === '0.0.0.0' ? '127.0.0.1' : e.TURN_LISTEN_IP),
+      externalIp: e.TURN_EXTERNAL_IP,
+      realm: e.TURN_REALM,
+      secret: turnSecret,
+      credentialTtlS: e.TURN_CREDENTIAL_TTL_S,
+      allowedPeerCidrs,
+      minPort: e.TURN_MIN_PORT,
+      maxPort: e.TURN_MAX_PORT,
+      maxAllocationsPerUser: e.TURN_MAX_ALLOCATIONS_PER_USER,
+      maxAllocations: e.TURN_MAX_ALLOCATIONS,
+      maxAllocationLifetimeS: e.TURN_MAX_ALLOCATION_LIFETIME_S,
+      externalUrls: e.TURN_EXTERNAL_URLS ?? [],
+      stunUrls: e.STUN_URLS ?? [],
+    },
+    sfu: {
+      enabled: e.SFU_ENABLED,
+      workers: e.SFU_WORKERS ?? Math.max(1, os.availableParallelism()),
+      listenIp: e.SFU_LISTEN_IP,
+      announcedIp: e.SFU_ANNOUNCED_IP,
+      minPort: e.SFU_MIN_PORT,
+      maxPort: e.SFU_MAX_PORT,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    bootNotices,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/** A config for tests and embedding: the given env over quiet, loopback-only defaults. */
+export function testConfig(overrides: Env = {}): Readonly<Config> {
+  return loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    TURN_ENABLED: 'false',
+    SFU_ENABLED: 'false',
+    ...overrides,
+  });
+}
+

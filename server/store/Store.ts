@@ -1,0 +1,180 @@
+/**
+ * The persistence contract. Two implementations share one contract suite
+ * (test/store/contract.ts): MemoryStore (embedded default) and MongoStore (MONGODB_URI).
+ * Every method is scoped by tenant where the data belongs to a tenant, so tenant
+ * isolation is enforced here and not left to callers' filters.
+ * Records hold hashes, never API secrets or tokens.
+ */
+import type { Metadata, RoomMode, RoomModePolicy } from '../../client-sdk/protocol/events.js';
+
+export interface TenantLimits {
+  max_rooms: number;
+  max_participants: number;
+  mesh_threshold: number;
+  max_token_lifetime_s: number;
+  auto_create_rooms: boolean;
+}
+
+export interface WebhookConfig {
+  url: string;
+  /** Secret for the HMAC-SHA256 signature; tenants need it to verify, so it is stored as given. */
+  secret: string;
+}
+
+export interface TenantRecord {
+  tenant_id: string;
+  name: string;
+  api_key: string;
+  /** sha256 hex of the API secret; the secret itself is shown once and never stored. */
+  api_secret_sha256: string;
+  limits: TenantLimits;
+  webhook: WebhookConfig | null;
+  created_at: Date;
+}
+
+export interface RoomRecord {
+  tenant_id: string;
+  room_id: string;
+  name: string;
+  description: string;
+  /** null: use the tenant's (then the server's) default. */
+  max_participants: number | null;
+  mesh_threshold: number | null;
+  mode: RoomModePolicy;
+  locked: boolean;
+  metadata: Metadata;
+  expires_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export type RoomPatch = Partial<Pick<RoomRecord, 'name' | 'description' | 'max_participants' | 'mesh_threshold' | 'mode' | 'locked' | 'metadata' | 'expires_at'>>;
+
+export interface TokenRecord {
+  jti: string;
+  tenant_id: string;
+  room_id: string;
+  user_id: string;
+  /** sha256 hex of the signed token, to recognise it without keeping it. */
+  token_sha256: string;
+  expires_at: Date;
+  revoked_at: Date | null;
+  created_at: Date;
+}
+
+export interface ModeSegment {
+  mode: RoomMode;
+  from: Date;
+  /** null while the segment is open (participant still connected in this mode). */
+  to: Date | null;
+}
+
+export interface SessionRecord {
+  session_id: string;
+  tenant_id: string;
+  room_id: string;
+  user_id: string;
+  jti: string;
+  peer_id: string;
+  address: string;
+  connected_at: Date;
+  disconnected_at: Date | null;
+  duration_ms: number | null;
+  disconnect_reason: string | null;
+  /** Time spent per topology, as contiguous segments. */
+  segments: ModeSegment[];
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque cursor for the next page, null on the last page. */
+  next: string | null;
+}
+
+export interface SessionFilter {
+  room_id?: string;
+  /** Sessions that overlap [from, to). */
+  from?: Date;
+  to?: Date;
+  limit: number;
+  cursor?: string | null;
+}
+
+export interface UsageRow {
+  room_id: string;
+  mode: RoomMode;
+  participant_minutes: number;
+}
+
+export interface TenantStore {
+  create(record: TenantRecord): Promise<void>;
+  get(tenantId: string): Promise<TenantRecord | null>;
+  getByApiKey(apiKey: string): Promise<TenantRecord | null>;
+  update(tenantId: string, patch: Partial<Pick<TenantRecord, 'name' | 'limits' | 'webhook'>>): Promise<TenantRecord | null>;
+}
+
+export interface RoomStore {
+  /** Throws AppError conflict if (tenant_id, room_id) exists. */
+  create(record: RoomRecord): Promise<void>;
+  get(tenantId: string, roomId: string): Promise<RoomRecord | null>;
+  list(tenantId: string, limit: number, cursor?: string | null): Promise<Page<RoomRecord>>;
+  count(tenantId: string): Promise<number>;
+  update(tenantId: string, roomId: string, patch: RoomPatch): Promise<RoomRecord | null>;
+  delete(tenantId: string, roomId: string): Promise<boolean>;
+}
+
+export interface TokenStore {
+  /** Records a minted token (by hash). Throws AppError conflict on a duplicate jti. */
+  record(record: TokenRecord): Promise<void>;
+  get(tenantId: string, jti: string): Promise<TokenRecord | null>;
+  /**
+   * Marks jti revoked for this tenant, creating the record if the token was minted
+   * elsewhere (CLI, another node). Kept until expires_at, then it may be dropped (TTL).
+   */
+  revoke(tenantId: string, jti: string, expiresAt: Date): Promise<void>;
+  isRevoked(jti: string): Promise<boolean>;
+}
+
+export interface SessionStore {
+  open(record: SessionRecord): Promise<void>;
+  /** Closes the open segment and starts one in the new mode. */
+  changeMode(sessionId: string, mode: RoomMode, at: Date): Promise<void>;
+  close(sessionId: string, at: Date, reason: string): Promise<void>;
+  list(tenantId: string, filter: SessionFilter): Promise<Page<SessionRecord>>;
+  /** Participant-minutes per room and mode overlapping [from, to). */
+  usage(tenantId: string, from: Date, to: Date): Promise<UsageRow[]>;
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'mongo';
+  readonly tenants: TenantStore;
+  readonly rooms: RoomStore;
+  readonly tokens: TokenStore;
+  readonly sessions: SessionStore;
+  /** Connects and declares indexes. */
+  init(): Promise<void>;
+  /** True when the backing database answers. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Milliseconds of [aFrom, aTo) that fall inside [bFrom, bTo). */
+export function overlapMs(aFrom: Date, aTo: Date, bFrom: Date, bTo: Date): number {
+  return Math.max(0, Math.min(aTo.getTime(), bTo.getTime()) - Math.max(aFrom.getTime(), bFrom.getTime()));
+}
+
+/** Sums segment overlaps into usage rows; shared by both stores so the arithmetic is one. */
+export function summarizeUsage(sessions: Iterable<Pick<SessionRecord, 'room_id' | 'segments'>>, from: Date, to: Date, now: Date): UsageRow[] {
+  const totals = new Map<string, UsageRow>();
+  for (const session of sessions) {
+    for (const segment of session.segments) {
+      const ms = overlapMs(segment.from, segment.to ?? now, from, to);
+      if (ms <= 0) continue;
+      const key = `${session.room_id}\u0000${segment.mode}`;
+      const row = totals.get(key) ?? { room_id: session.room_id, mode: segment.mode, participant_minutes: 0 };
+      row.participant_minutes += ms / 60_000;
+      totals.set(key, row);
+    }
+  }
+  return [...totals.values()].sort((a, b) => a.room_id.localeCompare(b.room_id) || a.mode.localeCompare(b.mode));
+}
