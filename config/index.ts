@@ -311,7 +311,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     signingKeys = [];
   } else {
     signingKeys = [{ kid: 'dev', secret: randomSecret() }];
-    bootNotices.push(`dev mode: generated an ephemeral signing key (kid "dev"); set SIGNING_KEYS to keep tokens valid across restarts`);
+    bootNotices.push(`dev mode: generated an ephemeral signing key; export SIGNING_KEYS=dev:${signingKeys[0]?.secret} to mint tokens for this run with npm run token`);
   }
 
   let turnSecret = e.TURN_SECRET;

@@ -1,0 +1,30 @@
+import { randomBytes } from 'node:crypto';
+import type { Grants, Metadata, PeerInfo } from '../../client-sdk/protocol/events.js';
+import type { AppSocket } from '../signaling/types.js';
+
+/** One joined connection: a user in a room over one socket. */
+export class Peer {
+  /** Server-assigned id; signals are addressed to it. Not the socket id, which is not ours to leak. */
+  readonly id = `p_${randomBytes(9).toString('base64url')}`;
+  readonly joinedAt = new Date();
+  metadata: Metadata;
+
+  constructor(
+    readonly socket: AppSocket,
+    readonly userId: string,
+    readonly name: string,
+    readonly grants: Grants,
+    readonly jti: string,
+    metadata: Metadata,
+  ) {
+    this.metadata = metadata;
+  }
+
+  get hidden(): boolean {
+    return this.grants.hidden;
+  }
+
+  info(): PeerInfo {
+    return { id: this.id, user_id: this.userId, name: this.name, metadata: this.metadata };
+  }
+}

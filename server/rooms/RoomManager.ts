@@ -1,0 +1,173 @@
+import type { Metadata, RoomConfigInfo } from '../../client-sdk/protocol/events.js';
+import type { Config } from '../../config/index.js';
+import type { VerifiedToken } from '../auth/TokenService.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { channels, type AppServer, type AppSocket } from '../signaling/types.js';
+import type { RoomRecord, Store, TenantRecord } from '../store/Store.js';
+import { TypedEmitter } from '../TypedEmitter.js';
+import { Peer } from './Peer.js';
+import { Room } from './Room.js';
+
+export type RoomManagerEvents = {
+  room_started: [room: Room];
+  room_finished: [room: Room, reason: string];
+  peer_joined: [room: Room, peer: Peer];
+  peer_left: [room: Room, peer: Peer, reason: string];
+  room_updated: [room: Room];
+};
+
+export interface RoomManagerOptions {
+  io: AppServer;
+  store: Store;
+  defaults: Config['rooms'];
+  logger: Logger;
+}
+
+/**
+ * Owns every live room of this node. All lookups are by key; nothing here scans all rooms
+ * on a per-message path. Room state changes go through these methods so observers
+ * (sessions, webhooks, metrics) see one stream of events.
+ */
+export class RoomManager extends TypedEmitter<RoomManagerEvents> {
+  private readonly rooms = new Map<string, Room>();
+  private readonly liveRoomsByTenant = new Map<string, number>();
+  private readonly logger: Logger;
+
+  constructor(private readonly options: RoomManagerOptions) {
+    super(options.logger);
+    this.logger = options.logger.child({ module: 'rooms' });
+  }
+
+  get(tenantId: string, roomId: string): Room | undefined {
+    return this.rooms.get(Room.keyOf(tenantId, roomId));
+  }
+
+  get roomCount(): number {
+    return this.rooms.size;
+  }
+
+  liveRoomCount(tenantId: string): number {
+    return this.liveRoomsByTenant.get(tenantId) ?? 0;
+  }
+
+  /** Room settings from the stored room, then the tenant, then the server defaults. */
+  resolveConfig(tenant: TenantRecord, record: RoomRecord | null): RoomConfigInfo {
+    return {
+      max_participants: record?.max_participants ?? tenant.limits.max_participants ?? this.options.defaults.maxParticipants,
+      mesh_threshold: record?.mesh_threshold ?? tenant.limits.mesh_threshold ?? this.options.defaults.meshThreshold,
+      mode_policy: record?.mode ?? 'auto',
+      locked: record?.locked ?? false,
+    };
+  }
+
+  /**
+   * Admits a socket into the room named by its token: creates the live room if needed
+   * (when the room is stored or the tenant auto-creates rooms), enforces lock and size, and
+   * replaces an older connection of the same user (LiveKit's duplicate identity rule).
+   */
+  async admit(socket: AppSocket, identity: VerifiedToken, tenant: TenantRecord, metadata: Metadata | undefined): Promise<{ room: Room; peer: Peer }> {
+    const record = await this.options.store.rooms.get(tenant.tenant_id, identity.roomId);
+    if (record?.expires_at && record.expires_at.getTime() <= Date.now()) throw new AppError('room_not_found', 'room has expired');
+    // Everything below is synchronous: no other join can interleave between checks and insert.
+    let room = this.get(tenant.tenant_id, identity.roomId);
+    if (!room) {
+      if (!record && !tenant.limits.auto_create_rooms) throw new AppError('room_not_found', 'room does not exist');
+      if (this.liveRoomCount(tenant.tenant_id) >= tenant.limits.max_rooms) throw new AppError('quota_exceeded', 'tenant live room limit reached');
+      room = this.create(tenant.tenant_id, identity.roomId, this.resolveConfig(tenant, record));
+    }
+    if (socket.disconnected) throw new AppError('not_in_room', 'socket disconnected while joining');
+
+    const previous = room.peerByUser(identity.userId);
+    if (room.config.locked && !identity.grants.roomAdmin) throw new AppError('room_locked', 'room is locked');
+    const occupied = room.size - (previous ? 1 : 0);
+    if (occupied >= room.config.max_participants) throw new AppError('room_full', `room is full (${room.config.max_participants} participants)`);
+    if (previous) this.removePeer(room, previous, 'duplicate_identity', { kick: true });
+
+    const peer = new Peer(socket, identity.userId, identity.name, identity.grants, identity.jti, metadata ?? identity.metadata);
+    this.cancelEmptyTimer(room);
+    room.add(peer);
+    socket.data.peer = peer;
+    socket.join(channels.room(room.key));
+    if (!peer.hidden) socket.to(channels.room(room.key)).emit('peer_joined', peer.info());
+    this.logger.debug({ room: room.key, peer: peer.id }, 'peer joined');
+    this.emit('peer_joined', room, peer);
+    return { room, peer };
+  }
+
+  /**
+   * Takes a peer out of its room and tells the others. With kick, the peer's socket is
+   * told why and disconnected.
+   */
+  removePeer(room: Room, peer: Peer, reason: string, options: { kick?: boolean } = {}): void {
+    if (!room.remove(peer)) return;
+    const socket = peer.socket;
+    if (socket.data.peer === peer) socket.data.peer = null;
+    socket.leave(channels.room(room.key));
+    if (!peer.hidden) this.options.io.to(channels.room(room.key)).emit('peer_left', { id: peer.id, user_id: peer.userId, reason });
+    this.logger.debug({ room: room.key, peer: peer.id, reason }, 'peer left');
+    this.emit('peer_left', room, peer, reason);
+    if (options.kick && socket.connected) {
+      socket.data.closeReason = reason;
+      socket.emit('kicked', { reason });
+      socket.disconnect(true);
+    }
+    if (room.size === 0) this.scheduleEmptyClose(room);
+  }
+
+  /** Applies a config change to a live room and tells its peers. */
+  updateConfig(room: Room, patch: Partial<RoomConfigInfo>): void {
+    room.config = { ...room.config, ...patch };
+    this.options.io.to(channels.room(room.key)).emit('room_updated', { config: room.config });
+    this.emit('room_updated', room);
+  }
+
+  /** Closes a live room: every peer gets room_closed and is disconnected. Idempotent. */
+  close(room: Room, reason: string): void {
+    if (room.closed) return;
+    room.closed = true;
+    this.cancelEmptyTimer(room);
+    this.options.io.to(channels.room(room.key)).emit('room_closed', { reason });
+    for (const peer of [...room.peers.values()]) {
+      room.remove(peer);
+      peer.socket.data.peer = null;
+      this.emit('peer_left', room, peer, reason);
+      peer.socket.data.closeReason = reason;
+      peer.socket.disconnect(true);
+    }
+    this.rooms.delete(room.key);
+    const live = this.liveRoomCount(room.tenantId) - 1;
+    if (live > 0) this.liveRoomsByTenant.set(room.tenantId, live);
+    else this.liveRoomsByTenant.delete(room.tenantId);
+    this.logger.info({ room: room.key, reason }, 'room closed');
+    this.emit('room_finished', room, reason);
+  }
+
+  /** Closes every room (shutdown). */
+  closeAll(reason: string): void {
+    for (const room of [...this.rooms.values()]) this.close(room, reason);
+  }
+
+  private create(tenantId: string, roomId: string, config: RoomConfigInfo): Room {
+    const room = new Room(tenantId, roomId, config);
+    this.rooms.set(room.key, room);
+    this.liveRoomsByTenant.set(tenantId, this.liveRoomCount(tenantId) + 1);
+    this.logger.info({ room: room.key }, 'room started');
+    this.emit('room_started', room);
+    return room;
+  }
+
+  private scheduleEmptyClose(room: Room): void {
+    if (room.emptyTimer || room.closed) return;
+    room.emptyTimer = setTimeout(() => {
+      room.emptyTimer = null;
+      if (room.size === 0) this.close(room, 'empty');
+    }, this.options.defaults.emptyTimeoutMs);
+    room.emptyTimer.unref();
+  }
+
+  private cancelEmptyTimer(room: Room): void {
+    if (room.emptyTimer) clearTimeout(room.emptyTimer);
+    room.emptyTimer = null;
+  }
+}

@@ -1,0 +1,267 @@
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { z } from 'zod';
+import type { ClientEventName, IceServer, JsonValue } from '../../client-sdk/protocol/events.js';
+import { clientEventSchemas, describeIssues } from '../../client-sdk/protocol/schemas.js';
+import type { Config } from '../../config/index.js';
+import type { TokenService } from '../auth/TokenService.js';
+import { AppError, toWireError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Peer } from '../rooms/Peer.js';
+import type { Room } from '../rooms/Room.js';
+import type { RoomManager } from '../rooms/RoomManager.js';
+import type { Store } from '../store/Store.js';
+import { sdpSendsMedia } from './sdp.js';
+import { channels, type AppServer, type AppSocket } from './types.js';
+
+export interface SignalingGatewayOptions {
+  io: AppServer;
+  config: Readonly<Config>;
+  tokens: TokenService;
+  store: Store;
+  rooms: RoomManager;
+  logger: Logger;
+  /** ICE servers (with fresh TURN credentials) for a user. */
+  iceServers: (userId: string) => IceServer[];
+  /** True once shutdown began: new handshakes are refused. */
+  isShuttingDown: () => boolean;
+}
+
+type Schemas = typeof clientEventSchemas;
+type Payload<E extends ClientEventName> = z.output<Schemas[E]>;
+type Handler<E extends ClientEventName> = (socket: AppSocket, payload: Payload<E>) => Promise<object> | object;
+
+/** Query parameters that would carry a token in the URL (refused: URLs end up in logs). */
+const TOKEN_QUERY_KEYS = ['token', 'access_token', 'jwt', 'auth', 'authorization'];
+const JWT_SHAPE = /^eyJ[\w-]*\.[\w-]*\.[\w-]*$/;
+
+/** connect_error carries err.message = code and err.data = {code, message}. */
+function connectError(error: unknown): Error & { data: unknown } {
+  const wire = toWireError(error);
+  return Object.assign(new Error(wire.code), { data: wire });
+}
+
+/**
+ * The Socket.IO side: handshake auth, rate limits, schema checks, and one handler per
+ * client event. Handlers get validated payloads only; every error reaches the client as
+ * an ack `{ok:false, error:{code,message}}` (or an `error` event when no ack was given).
+ */
+export class SignalingGateway {
+  private readonly logger: Logger;
+  private readonly handshakeLimiter: RateLimiterMemory;
+  private readonly eventLimiter: RateLimiterMemory;
+  private readonly strikeLimiter: RateLimiterMemory;
+  private readonly handlers = new Map<string, Handler<ClientEventName>>();
+
+  constructor(private readonly options: SignalingGatewayOptions) {
+    this.logger = options.logger.child({ module: 'signaling' });
+    const limits = options.config.rateLimits;
+    this.handshakeLimiter = new RateLimiterMemory({ keyPrefix: 'hs', points: limits.handshakesPerIpPerMinute, duration: 60 });
+    this.eventLimiter = new RateLimiterMemory({ keyPrefix: 'ev', points: limits.eventsPerSocketPerSecond, duration: 1 });
+    this.strikeLimiter = new RateLimiterMemory({ keyPrefix: 'st', points: limits.strikesBeforeDisconnect, duration: 60 });
+
+    this.register('join', (socket, payload) => this.join(socket, payload));
+    this.register('signal', (socket, payload) => this.signal(socket, payload));
+    this.register('leave', (socket) => this.leave(socket));
+    this.register('update_metadata', (socket, payload) => this.updateMetadata(socket, payload));
+    this.register('admin:kick', (socket, payload) => this.adminKick(socket, payload));
+    this.register('admin:lock', (socket, payload) => this.adminLock(socket, payload));
+
+    options.io.use((socket, next) => {
+      this.authenticate(socket).then(
+        () => next(),
+        (error: unknown) => next(connectError(error)),
+      );
+    });
+    options.io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  /**
+   * Disconnects every live socket of a revoked token, on this node and (through the
+   * adapter) any other. The store already refuses the jti for new handshakes.
+   */
+  disconnectToken(jti: string, code: 'token_revoked' = 'token_revoked'): void {
+    const channel = channels.token(jti);
+    this.options.io.to(channel).emit('error', { code, message: 'token was revoked' });
+    for (const socket of this.localSockets(channel)) socket.data.closeReason = 'revoked';
+    this.options.io.in(channel).disconnectSockets(true);
+  }
+
+  private *localSockets(channel: string): Iterable<AppSocket> {
+    const ids = this.options.io.sockets.adapter.rooms.get(channel);
+    if (!ids) return;
+    for (const id of ids) {
+      const socket = this.options.io.sockets.sockets.get(id);
+      if (socket) yield socket;
+    }
+  }
+
+  private register<E extends ClientEventName>(event: E, handler: Handler<E>): void {
+    this.handlers.set(event, handler as unknown as Handler<ClientEventName>);
+  }
+
+  private async authenticate(socket: AppSocket): Promise<void> {
+    if (this.options.isShuttingDown()) throw new AppError('shutting_down', 'server is shutting down');
+    const address = socket.handshake.address;
+    try {
+      await this.handshakeLimiter.consume(address);
+    } catch (error) {
+      if (error instanceof RateLimiterRes) throw new AppError('rate_limited', 'too many connection attempts');
+      throw error;
+    }
+    const query = socket.handshake.query;
+    for (const [key, value] of Object.entries(query)) {
+      const looksLikeJwt = typeof value === 'string' && JWT_SHAPE.test(value);
+      if (TOKEN_QUERY_KEYS.includes(key.toLowerCase()) || looksLikeJwt) {
+        throw new AppError('token_invalid', 'send the token in the handshake auth payload, never in the URL');
+      }
+    }
+    const auth: unknown = socket.handshake.auth;
+    const token = auth && typeof auth === 'object' ? (auth as Record<string, unknown>).token : undefined;
+    const identity = this.options.tokens.verify(token);
+    if (!identity.grants.roomJoin) throw new AppError('forbidden', 'token does not grant roomJoin');
+    if (await this.options.store.tokens.isRevoked(identity.jti)) throw new AppError('token_revoked', 'token was revoked');
+    const tenant = await this.options.store.tenants.get(identity.tenantId);
+    if (!tenant) throw new AppError('token_invalid', 'token names an unknown tenant');
+    socket.data.identity = identity;
+    socket.data.tenant = tenant;
+    socket.data.peer = null;
+  }
+
+  private onConnection(socket: AppSocket): void {
+    const log = this.logger.child({ socket: socket.id, tenant: socket.data.tenant.tenant_id, room: socket.data.identity.roomId });
+    socket.join(channels.token(socket.data.identity.jti));
+
+    // Every inbound packet passes the per-socket rate limit before any handler runs.
+    socket.use((packet, next) => {
+      this.eventLimiter.consume(socket.id).then(
+        () => next(),
+        () => {
+          const ack = packet.at(-1);
+          const error = { code: 'rate_limited', message: 'too many events; slow down' } as const;
+          if (typeof ack === 'function') ack({ ok: false, error });
+          else socket.emit('error', error);
+          this.strikeLimiter.consume(socket.id).catch(() => {
+            log.warn('socket kept flooding after rate limiting; disconnecting');
+            socket.data.closeReason = 'rate_limited';
+            socket.disconnect(true);
+          });
+        },
+      );
+    });
+
+    for (const [event, handler] of this.handlers) {
+      socket.on(event as ClientEventName, (...args: unknown[]) => void this.dispatch(socket, event as ClientEventName, handler, args, log));
+    }
+    socket.onAny((event: unknown) => {
+      if (typeof event !== 'string' || !this.handlers.has(event)) {
+        socket.emit('error', { code: 'payload_invalid', message: 'unknown event' });
+      }
+    });
+
+    socket.on('disconnect', (reason) => {
+      const peer = socket.data.peer;
+      const room = peer ? this.roomOf(socket) : undefined;
+      if (peer && room) this.options.rooms.removePeer(room, peer, socket.data.closeReason ?? disconnectReason(reason));
+      this.eventLimiter.delete(socket.id).catch(() => undefined);
+      this.strikeLimiter.delete(socket.id).catch(() => undefined);
+      log.debug({ reason }, 'socket disconnected');
+    });
+  }
+
+  private async dispatch(socket: AppSocket, event: ClientEventName, handler: Handler<ClientEventName>, args: unknown[], log: Logger): Promise<void> {
+    const ack = typeof args.at(-1) === 'function' ? (args.pop() as (response: object) => void) : undefined;
+    try {
+      if (args.length > 1) throw new AppError('payload_invalid', 'send one payload object');
+      const parsed = clientEventSchemas[event].safeParse(args[0]);
+      if (!parsed.success) throw new AppError('payload_invalid', describeIssues(parsed.error));
+      const result = await handler(socket, parsed.data as Payload<ClientEventName>);
+      ack?.({ ok: true, ...result });
+    } catch (error) {
+      if (!(error instanceof AppError)) log.error({ err: error, event }, 'handler failed');
+      const wire = toWireError(error);
+      if (ack) ack({ ok: false, error: wire });
+      else socket.emit('error', wire);
+    }
+  }
+
+  private roomOf(socket: AppSocket): Room | undefined {
+    return this.options.rooms.get(socket.data.tenant.tenant_id, socket.data.identity.roomId);
+  }
+
+  /** The caller's peer and room, or not_in_room. */
+  private joined(socket: AppSocket): { peer: Peer; room: Room } {
+    const peer = socket.data.peer;
+    const room = peer ? this.roomOf(socket) : undefined;
+    if (!peer || !room) throw new AppError('not_in_room', 'join a room first');
+    return { peer, room };
+  }
+
+  private async join(socket: AppSocket, payload: Payload<'join'>): Promise<object> {
+    if (socket.data.peer) throw new AppError('already_joined', 'already joined');
+    const { identity, tenant } = socket.data;
+    const { room, peer } = await this.options.rooms.admit(socket, identity, tenant, payload?.metadata as Record<string, JsonValue> | undefined);
+    return {
+      self: { ...peer.info(), grants: peer.grants },
+      room: { id: room.id, mode: room.mode, config: room.config },
+      peers: room.visiblePeers(peer),
+      ice_servers: this.options.iceServers(peer.userId),
+    };
+  }
+
+  private signal(socket: AppSocket, payload: Payload<'signal'>): object {
+    const { peer, room } = this.joined(socket);
+    const target = room.peers.get(payload.to);
+    if (!target || target === peer) throw new AppError('peer_not_found', 'no such peer in this room');
+    if (payload.description?.sdp && !peer.grants.canPublish && sdpSendsMedia(payload.description.sdp)) {
+      throw new AppError('forbidden', 'token does not grant canPublish: offer/answer must not send audio or video');
+    }
+    target.socket.emit('signal', { from: peer.id, ...(payload.description ? { description: payload.description } : { candidate: payload.candidate }) });
+    return {};
+  }
+
+  private leave(socket: AppSocket): object {
+    const { peer, room } = this.joined(socket);
+    this.options.rooms.removePeer(room, peer, 'left');
+    return {};
+  }
+
+  private updateMetadata(socket: AppSocket, payload: Payload<'update_metadata'>): object {
+    const { peer, room } = this.joined(socket);
+    if (!peer.grants.canUpdateOwnMetadata) throw new AppError('forbidden', 'token does not grant canUpdateOwnMetadata');
+    peer.metadata = payload.metadata as Record<string, JsonValue>;
+    if (!peer.hidden) socket.to(channels.room(room.key)).emit('peer_updated', peer.info());
+    return { self: peer.info() };
+  }
+
+  private async adminKick(socket: AppSocket, payload: Payload<'admin:kick'>): Promise<object> {
+    const { peer, room } = this.joined(socket);
+    if (!peer.grants.roomAdmin) throw new AppError('forbidden', 'token does not grant roomAdmin');
+    const target = room.peers.get(payload.peer_id);
+    if (!target) throw new AppError('peer_not_found', 'no such peer in this room');
+    // A kicked token cannot rejoin: its jti is revoked until it expires.
+    await this.options.store.tokens.revoke(room.tenantId, target.jti, target.socket.data.identity.expiresAt);
+    this.options.rooms.removePeer(room, target, payload.reason ?? 'kicked', { kick: true });
+    return {};
+  }
+
+  private adminLock(socket: AppSocket, payload: Payload<'admin:lock'>): object {
+    const { peer, room } = this.joined(socket);
+    if (!peer.grants.roomAdmin) throw new AppError('forbidden', 'token does not grant roomAdmin');
+    this.options.rooms.updateConfig(room, { locked: payload.locked });
+    return { locked: room.config.locked };
+  }
+}
+
+/** Socket.IO's disconnect reasons, as the peer_left reasons integrators see. */
+function disconnectReason(reason: string): string {
+  switch (reason) {
+    case 'client namespace disconnect':
+      return 'left';
+    case 'ping timeout':
+      return 'timeout';
+    case 'server shutting down':
+      return 'server_shutdown';
+    default:
+      return 'disconnected';
+  }
+}

@@ -1,0 +1,27 @@
+import type { Server, Socket } from 'socket.io';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../client-sdk/protocol/events.js';
+import type { VerifiedToken } from '../auth/TokenService.js';
+import type { Peer } from '../rooms/Peer.js';
+import type { TenantRecord } from '../store/Store.js';
+
+/** Events between server nodes (Redis adapter); none yet. */
+export type InterServerEvents = Record<string, never>;
+
+/** What the handshake establishes for each socket. */
+export interface SocketData {
+  identity: VerifiedToken;
+  tenant: TenantRecord;
+  /** Set while the socket is joined to its room. */
+  peer: Peer | null;
+  /** Why the server is disconnecting this socket, for peer_left and the session record. */
+  closeReason?: string;
+}
+
+export type AppServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/** Socket.IO room names. Kept in one place so cross-node actions address the same names. */
+export const channels = {
+  room: (roomKey: string) => `room:${roomKey}`,
+  token: (jti: string) => `jti:${jti}`,
+} as const;
