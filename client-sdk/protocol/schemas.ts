@@ -46,10 +46,13 @@ function jsonProblem(value: unknown, depth: number, maxDepth: number): string | 
   return 'only JSON values are allowed';
 }
 
-/** A JSON object of bounded size and depth with safe keys (user metadata). */
+/**
+ * A JSON object of bounded size and depth with safe keys (user metadata). Checked on the raw
+ * value: copying into a record first would silently turn a "__proto__" key into a prototype.
+ */
 export function safeJsonObject(maxBytes: number = Limits.metadataBytes, maxDepth: number = Limits.metadataDepth) {
   return z
-    .record(z.string(), z.unknown())
+    .custom<Record<string, unknown>>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'must be a JSON object')
     .superRefine((value, ctx) => {
       const problem = jsonProblem(value, 0, maxDepth);
       if (problem) {

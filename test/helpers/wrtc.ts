@@ -1,0 +1,39 @@
+/** A real WebRTC peer in Node (@roamhq/wrtc) whose offer/answer/candidates travel through a Switchboard socket. */
+import wrtc from '@roamhq/wrtc';
+import type { IceServer, SignalMessage } from '../../client-sdk/protocol/events.js';
+import { emitAck, type TestClient } from './server.js';
+
+export const { RTCPeerConnection } = wrtc;
+
+/** Wires a peer connection to the hub: local candidates and descriptions go out as `signal` to `remoteId`. */
+export function wirePeer(client: TestClient, remoteId: string, iceServers: IceServer[] = [], policy: RTCIceTransportPolicy = 'all'): RTCPeerConnection {
+  const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: policy });
+  pc.onicecandidate = ({ candidate }) => {
+    if (candidate) void emitAck(client, 'signal', { to: remoteId, candidate: { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex } });
+  };
+  client.on('signal', (message: SignalMessage) => {
+    if (message.from !== remoteId) return;
+    void (async () => {
+      if (message.description) {
+        await pc.setRemoteDescription(message.description as RTCSessionDescriptionInit);
+        if (message.description.type === 'offer') {
+          await pc.setLocalDescription(await pc.createAnswer());
+          const local = pc.localDescription;
+          if (local) await emitAck(client, 'signal', { to: remoteId, description: { type: local.type, sdp: local.sdp } });
+        }
+      } else if (message.candidate && message.candidate.candidate) {
+        await pc.addIceCandidate(message.candidate as RTCIceCandidateInit);
+      }
+    })();
+  });
+  return pc;
+}
+
+/** Creates and sends the offer. */
+export async function sendOffer(client: TestClient, pc: RTCPeerConnection, remoteId: string): Promise<void> {
+  await pc.setLocalDescription(await pc.createOffer());
+  const local = pc.localDescription;
+  if (!local) throw new Error('no local description');
+  const ack = await emitAck(client, 'signal', { to: remoteId, description: { type: local.type, sdp: local.sdp } });
+  if (!ack.ok) throw new Error(`offer refused: ${ack.error.code}`);
+}

@@ -1,0 +1,83 @@
+import { expect } from 'chai';
+import { emitAck, nextEvent, startServer, type TestClient, type TestServer } from '../helpers/server.js';
+
+/** Median and p99 of a list of numbers. */
+function percentiles(values: number[]): { p50: number; p99: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+async function relayLatencies(from: TestClient, to: TestClient, toId: string, count: number): Promise<number[]> {
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    const received = nextEvent(to, 'signal');
+    await emitAck(from, 'signal', { to: toId, candidate: { candidate: '' } });
+    await received;
+    latencies.push(performance.now() - started);
+    // Paced well under the per-socket limit: this client is the well-behaved one.
+    await new Promise((r) => setTimeout(r, 15));
+  }
+  return latencies;
+}
+
+describe('rate limits', () => {
+  let t: TestServer;
+
+  afterEach(async () => {
+    await t?.close();
+  });
+
+  it('answers a flooding socket with rate_limited while another client\'s relay latency stays normal', async function () {
+    this.timeout(30000);
+    t = await startServer({ RATE_LIMIT_EVENTS_PER_SEC: '100', RATE_LIMIT_STRIKES: '100000' });
+    const quietA = await t.join({ room: 'calm', user: 'a' });
+    const quietB = await t.join({ room: 'calm', user: 'b' });
+    const flooder = await t.join({ room: 'noisy', user: 'f' });
+
+    const baseline = percentiles(await relayLatencies(quietA.client, quietB.client, quietB.ack.self.id, 40));
+
+    let limited = 0;
+    let flooding = true;
+    const flood = (async () => {
+      while (flooding) {
+        const batch = Array.from({ length: 100 }, () => emitAck(flooder.client, 'signal', { to: 'p_none', candidate: { candidate: '' } }));
+        for (const ack of await Promise.all(batch)) if (!ack.ok && ack.error.code === 'rate_limited') limited++;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const underFlood = percentiles(await relayLatencies(quietA.client, quietB.client, quietB.ack.self.id, 40));
+    flooding = false;
+    await flood;
+
+    console.log(`      relay latency p50/p99: quiet ${baseline.p50.toFixed(1)}/${baseline.p99.toFixed(1)} ms, during flood ${underFlood.p50.toFixed(1)}/${underFlood.p99.toFixed(1)} ms; ${limited} events rate_limited`);
+    expect(limited).to.be.greaterThan(100);
+    // Generous bound for noisy machines: the quiet client is not starved by the flood.
+    expect(underFlood.p50).to.be.lessThan(Math.max(50, baseline.p50 * 10));
+  });
+
+  it('disconnects a socket that keeps flooding after being rate limited', async function () {
+    this.timeout(20000);
+    t = await startServer({ RATE_LIMIT_EVENTS_PER_SEC: '20', RATE_LIMIT_STRIKES: '30' });
+    const flooder = await t.join({ room: 'noisy', user: 'f' });
+    const other = await t.join({ room: 'noisy', user: 'o' });
+    const disconnected = nextEvent<string>(flooder.client, 'disconnect', 10000);
+    const left = nextEvent<{ reason: string }>(other.client, 'peer_left', 10000);
+    for (let i = 0; i < 200; i++) flooder.client.emit('signal', { to: 'p_none', candidate: { candidate: '' } }, () => undefined);
+    expect(await disconnected).to.equal('io server disconnect');
+    expect((await left).reason).to.equal('rate_limited');
+    expect(other.client.connected).to.equal(true);
+  });
+
+  it('limits handshakes per IP', async () => {
+    t = await startServer({ RATE_LIMIT_HANDSHAKES_PER_MIN: '3' });
+    const token = t.mint({ room: 'hs' });
+    for (let i = 0; i < 3; i++) (await t.connect(token)).close();
+    const refused = await t.connect(token).then(
+      () => null,
+      (error: Error) => error.message,
+    );
+    expect(refused).to.equal('rate_limited');
+  });
+});

@@ -1,0 +1,154 @@
+import { expect } from 'chai';
+import { collect, emitAck, nextEvent, startServer, waitFor, type TestServer } from '../helpers/server.js';
+
+describe('rooms and presence', () => {
+  let t: TestServer;
+
+  beforeEach(async () => {
+    t = await startServer({ MAX_PARTICIPANTS: '3' });
+    await t.addTenant('t2');
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('announces joins and lists existing peers', async () => {
+    const a = await t.join({ room: 'r', user: 'alice' });
+    const joined = nextEvent<{ user_id: string; id: string }>(a.client, 'peer_joined');
+    const b = await t.join({ room: 'r', user: 'bob' });
+    expect((await joined).user_id).to.equal('bob');
+    expect(b.ack.peers.map((p) => p.user_id)).to.deep.equal(['alice']);
+    expect(b.ack.peers[0]?.id).to.equal(a.ack.self.id);
+  });
+
+  it('keeps two rooms isolated: neither presence nor signals cross', async () => {
+    const a = await t.join({ room: 'one', user: 'alice' });
+    const aJoins = collect(a.client, 'peer_joined');
+    const aSignals = collect(a.client, 'signal');
+    const b = await t.join({ room: 'two', user: 'bob' });
+    expect(b.ack.peers).to.deep.equal([]);
+    const response = await emitAck(b.client, 'signal', { to: a.ack.self.id, candidate: { candidate: '' } });
+    expect(response).to.deep.equal({ ok: false, error: { code: 'peer_not_found', message: 'no such peer in this room' } });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(aJoins).to.deep.equal([]);
+    expect(aSignals).to.deep.equal([]);
+  });
+
+  it('keeps tenants isolated: A\'s room "x" and B\'s room "x" are different rooms', async () => {
+    const a = await t.join({ room: 'x', user: 'alice', tenant: 't1' });
+    const aJoins = collect(a.client, 'peer_joined');
+    const b = await t.join({ room: 'x', user: 'bob', tenant: 't2' });
+    expect(b.ack.peers).to.deep.equal([]);
+    const response = await emitAck(b.client, 'signal', { to: a.ack.self.id, candidate: { candidate: '' } });
+    expect(response.ok).to.equal(false);
+    expect(t.server.rooms.get('t1', 'x')?.size).to.equal(1);
+    expect(t.server.rooms.get('t2', 'x')?.size).to.equal(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(aJoins).to.deep.equal([]);
+  });
+
+  it('refuses a join past max participants with room_full', async () => {
+    for (const user of ['a', 'b', 'c']) await t.join({ room: 'full', user });
+    const client = await t.connect(t.mint({ room: 'full', user: 'd' }));
+    const ack = await emitAck(client, 'join', {});
+    expect(ack).to.deep.include({ ok: false });
+    if (!ack.ok) expect(ack.error.code).to.equal('room_full');
+  });
+
+  it('does not list or announce hidden participants', async () => {
+    const a = await t.join({ room: 'h', user: 'alice' });
+    const aJoins = collect(a.client, 'peer_joined');
+    const aLeaves = collect(a.client, 'peer_left');
+    const hidden = await t.join({ room: 'h', user: 'recorder', role: 'recorder' });
+    expect(hidden.ack.peers.map((p) => p.user_id)).to.deep.equal(['alice']);
+    const b = await t.join({ room: 'h', user: 'bob' });
+    expect(b.ack.peers.map((p) => p.user_id)).to.deep.equal(['alice']);
+    hidden.client.close();
+    await waitFor(() => t.server.rooms.get('t1', 'h')?.size === 2);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(aJoins.map((p) => (p as { user_id: string }).user_id)).to.deep.equal(['bob']);
+    expect(aLeaves).to.deep.equal([]);
+  });
+
+  it('tells the others with peer_left when a peer disconnects or leaves', async () => {
+    const a = await t.join({ room: 'l', user: 'alice' });
+    const b = await t.join({ room: 'l', user: 'bob' });
+    const c = await t.join({ room: 'l', user: 'carol' });
+    const left = nextEvent<{ id: string; user_id: string; reason: string }>(a.client, 'peer_left');
+    b.client.close();
+    expect(await left).to.deep.equal({ id: b.ack.self.id, user_id: 'bob', reason: 'left' });
+    const left2 = nextEvent<{ user_id: string; reason: string }>(a.client, 'peer_left');
+    expect(await emitAck(c.client, 'leave')).to.deep.equal({ ok: true });
+    expect(await left2).to.include({ user_id: 'carol', reason: 'left' });
+    const afterLeave = await emitAck(c.client, 'signal', { to: a.ack.self.id, candidate: { candidate: '' } });
+    expect(afterLeave.ok === false && afterLeave.error.code).to.equal('not_in_room');
+  });
+
+  it('closes an empty room after its grace period, not before', async () => {
+    const a = await t.join({ room: 'grace', user: 'alice' });
+    a.client.close();
+    await waitFor(() => t.server.rooms.get('t1', 'grace')?.size === 0, 2000, 'peer removal');
+    expect(t.server.rooms.get('t1', 'grace')).to.not.equal(undefined);
+    await waitFor(() => t.server.rooms.get('t1', 'grace') === undefined, 2000, 'room close');
+  });
+
+  it('keeps a room whose grace period is interrupted by a new join', async () => {
+    const a = await t.join({ room: 'rejoin', user: 'alice' });
+    const room = t.server.rooms.get('t1', 'rejoin');
+    a.client.close();
+    await waitFor(() => room?.size === 0);
+    await t.join({ room: 'rejoin', user: 'bob' });
+    await new Promise((r) => setTimeout(r, 250));
+    expect(t.server.rooms.get('t1', 'rejoin')).to.equal(room);
+  });
+
+  it('replaces an older connection of the same user (duplicate identity)', async () => {
+    const first = await t.join({ room: 'dup', user: 'alice' });
+    const kicked = nextEvent<{ reason: string }>(first.client, 'kicked');
+    const second = await t.join({ room: 'dup', user: 'alice' });
+    expect((await kicked).reason).to.equal('duplicate_identity');
+    expect(second.ack.peers).to.deep.equal([]);
+    expect(t.server.rooms.get('t1', 'dup')?.size).to.equal(1);
+  });
+
+  it('refuses a second join on one socket', async () => {
+    const a = await t.join({ room: 'twice', user: 'alice' });
+    const again = await emitAck(a.client, 'join', {});
+    expect(again.ok === false && again.error.code).to.equal('already_joined');
+  });
+
+  it('updates metadata behind canUpdateOwnMetadata and announces it', async () => {
+    const host = await t.join({ room: 'meta', user: 'host', role: 'host' });
+    const guest = await t.join({ room: 'meta', user: 'guest', role: 'guest' });
+    const updated = nextEvent<{ user_id: string; metadata: object }>(guest.client, 'peer_updated');
+    const ok = await emitAck(host.client, 'update_metadata', { metadata: { hand: true } });
+    expect(ok.ok).to.equal(true);
+    expect(await updated).to.deep.include({ user_id: 'host', metadata: { hand: true } });
+    const refused = await emitAck(guest.client, 'update_metadata', { metadata: { hand: true } });
+    expect(refused.ok === false && refused.error.code).to.equal('forbidden');
+  });
+
+  it('lets a roomAdmin lock the room (room_locked for new joins) and kick a peer who then cannot rejoin', async () => {
+    const host = await t.join({ room: 'adm', user: 'host', role: 'host' });
+    const guestToken = t.mint({ room: 'adm', user: 'guest' });
+    const guest = await t.connect(guestToken);
+    expect((await emitAck(guest, 'join', {})).ok).to.equal(true);
+    const guestPeer = t.server.rooms.get('t1', 'adm')?.peerByUser('guest');
+
+    const refusedLock = await emitAck(guest, 'admin:lock', { locked: true });
+    expect(refusedLock.ok === false && refusedLock.error.code).to.equal('forbidden');
+    expect(await emitAck(host.client, 'admin:lock', { locked: true })).to.deep.equal({ ok: true, locked: true });
+    const late = await t.connect(t.mint({ room: 'adm', user: 'late' }));
+    const lateAck = await emitAck(late, 'join', {});
+    expect(lateAck.ok === false && lateAck.error.code).to.equal('room_locked');
+
+    const kicked = nextEvent<{ reason: string }>(guest, 'kicked');
+    expect(await emitAck(host.client, 'admin:kick', { peer_id: guestPeer?.id, reason: 'spam' })).to.deep.equal({ ok: true });
+    expect((await kicked).reason).to.equal('spam');
+    const error = await t.connect(guestToken).then(
+      () => null,
+      (e: Error) => e.message,
+    );
+    expect(error).to.equal('token_revoked');
+  });
+});
