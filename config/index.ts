@@ -115,6 +115,8 @@ export interface Config {
     maxPort: number;
   };
   shutdownTimeoutMs: number;
+  /** Time between /ready turning false and closing connections (lets load balancers drain). */
+  shutdownDrainMs: number;
   /** Lines main.ts prints at boot (dev-mode generated credentials). Empty in production. */
   bootNotices: string[];
 }
@@ -184,6 +186,7 @@ const envSchema = z.object({
   SFU_MIN_PORT: port.default(40000),
   SFU_MAX_PORT: port.default(49999),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  SHUTDOWN_DRAIN_MS: int(0, 600_000).default(0),
 });
 
 const grantsSchema = z.strictObject({
@@ -437,6 +440,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxPort: e.SFU_MAX_PORT,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     bootNotices,
   };
   return deepFreeze(config);

@@ -106,6 +106,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     closing ??= (async () => {
       shuttingDown = true;
       logger.info('shutting down');
+      if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
       const orderly = (async () => {
         rooms.closeAll('server_shutdown');

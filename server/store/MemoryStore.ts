@@ -7,27 +7,126 @@ import {
   type SessionFilter,
   type SessionRecord,
   type Store,
+  type TenantLimits,
   type TenantRecord,
   type TokenRecord,
   type UsageRow,
+  type WebhookConfig,
 } from './Store.js';
 
 const clone = <T>(value: T): T => structuredClone(value);
 
-/** Cursor = index into an insertion-ordered list, base64url so callers treat it as opaque. */
-const encodeCursor = (index: number): string => Buffer.from(String(index)).toString('base64url');
-function decodeCursor(cursor: string | null | undefined): number {
-  if (!cursor) return 0;
-  const index = Number(Buffer.from(cursor, 'base64url').toString());
-  if (!Number.isInteger(index) || index < 0) throw new AppError('payload_invalid', 'cursor is not valid');
-  return index;
+/*
+ * Records are copied field by field on the way in, so nothing undeclared (an API secret or
+ * a token spread into a record by mistake) is ever stored: the same guarantee as Mongo's
+ * strict schemas.
+ */
+const tenantFields = (r: TenantRecord): TenantRecord =>
+  clone({
+    tenant_id: r.tenant_id,
+    name: r.name,
+    api_key: r.api_key,
+    api_secret_sha256: r.api_secret_sha256,
+    limits: limitsFields(r.limits),
+    webhook: webhookFields(r.webhook),
+    created_at: r.created_at,
+  });
+const limitsFields = (l: TenantLimits): TenantLimits => ({
+  max_rooms: l.max_rooms,
+  max_participants: l.max_participants,
+  mesh_threshold: l.mesh_threshold,
+  max_token_lifetime_s: l.max_token_lifetime_s,
+  auto_create_rooms: l.auto_create_rooms,
+});
+const webhookFields = (w: WebhookConfig | null): WebhookConfig | null => (w ? { url: w.url, secret: w.secret } : null);
+const roomFields = (r: RoomRecord): RoomRecord =>
+  clone({
+    tenant_id: r.tenant_id,
+    room_id: r.room_id,
+    name: r.name,
+    description: r.description,
+    max_participants: r.max_participants,
+    mesh_threshold: r.mesh_threshold,
+    mode: r.mode,
+    locked: r.locked,
+    metadata: r.metadata,
+    expires_at: r.expires_at,
+    created_at: r.created_at,
+    updated_at: r.updated_at,
+  });
+const tokenFields = (r: TokenRecord): TokenRecord =>
+  clone({
+    jti: r.jti,
+    tenant_id: r.tenant_id,
+    room_id: r.room_id,
+    user_id: r.user_id,
+    token_sha256: r.token_sha256,
+    expires_at: r.expires_at,
+    revoked_at: r.revoked_at,
+    created_at: r.created_at,
+  });
+const sessionFields = (r: SessionRecord): SessionRecord =>
+  clone({
+    session_id: r.session_id,
+    tenant_id: r.tenant_id,
+    room_id: r.room_id,
+    user_id: r.user_id,
+    jti: r.jti,
+    peer_id: r.peer_id,
+    address: r.address,
+    connected_at: r.connected_at,
+    disconnected_at: r.disconnected_at,
+    duration_ms: r.duration_ms,
+    disconnect_reason: r.disconnect_reason,
+    segments: r.segments.map((s) => ({ mode: s.mode, from: s.from, to: s.to })),
+  });
+
+/** The allowed keys of a patch that are defined (undefined means "leave unchanged"), copied. */
+function pickPatch<T extends object>(patch: T, keys: readonly (keyof T)[]): Partial<T> {
+  const picked: Partial<T> = {};
+  for (const key of keys) if (patch[key] !== undefined) picked[key] = clone(patch[key]);
+  return picked;
+}
+const TENANT_PATCH_KEYS = ['name', 'limits', 'webhook'] as const;
+const ROOM_PATCH_KEYS = ['name', 'description', 'max_participants', 'mesh_threshold', 'mode', 'locked', 'metadata', 'expires_at'] as const;
+
+function pageLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) throw new AppError('payload_invalid', 'limit must be a positive integer');
+  return limit;
 }
 
-function paginate<T>(items: T[], limit: number, cursor: string | null | undefined): Page<T> {
-  const start = decodeCursor(cursor);
-  const slice = items.slice(start, start + limit);
-  return { items: slice.map(clone), next: start + limit < items.length ? encodeCursor(start + limit) : null };
+/** Cursor = the sort key of the last item returned, base64url JSON so callers treat it as opaque. */
+const encodeCursor = (key: unknown[]): string => Buffer.from(JSON.stringify(key)).toString('base64url');
+function decodeCursor(cursor: unknown, valid: (key: unknown[]) => boolean): unknown[] | null {
+  if (cursor === undefined || cursor === null || cursor === '') return null;
+  let key: unknown;
+  try {
+    key = typeof cursor === 'string' ? JSON.parse(Buffer.from(cursor, 'base64url').toString()) : undefined;
+  } catch {
+    key = undefined;
+  }
+  if (!Array.isArray(key) || !valid(key)) throw new AppError('payload_invalid', 'cursor is not valid');
+  return key;
 }
+
+/**
+ * Keyset pagination over items sorted by `compareKey`: a page starts after the cursor's key,
+ * so inserts and deletes between pages neither repeat nor skip the remaining items.
+ */
+function paginate<T>(sorted: T[], limit: number, after: unknown[] | null, keyOf: (item: T) => unknown[], compareKey: (a: unknown[], b: unknown[]) => number): Page<T> {
+  const size = pageLimit(limit);
+  const start = after === null ? 0 : sorted.findIndex((item) => compareKey(keyOf(item), after) > 0);
+  const rest = start === -1 ? [] : sorted.slice(start);
+  const items = rest.slice(0, size);
+  const last = items.at(-1);
+  return { items: items.map(clone), next: rest.length > size && last !== undefined ? encodeCursor(keyOf(last)) : null };
+}
+
+const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const roomKey = (room: RoomRecord): unknown[] => [room.room_id];
+const compareRoomKeys = (a: unknown[], b: unknown[]): number => compareStrings(String(a[0]), String(b[0]));
+const sessionKey = (session: SessionRecord): unknown[] => [session.connected_at.getTime(), session.session_id];
+const compareSessionKeys = (a: unknown[], b: unknown[]): number => Number(a[0]) - Number(b[0]) || compareStrings(String(a[1]), String(b[1]));
 
 /**
  * The embedded default store: everything in process memory, lost on restart. Values are
@@ -45,13 +144,14 @@ export class MemoryStore implements Store {
   /** tenant -> sessions in insertion order */
   private readonly sessionsByTenant = new Map<string, SessionRecord[]>();
   private lastTokenSweep = Date.now();
+  private closed = false;
 
   readonly tenants = {
     create: async (record: TenantRecord): Promise<void> => {
       if (this.tenantsById.has(record.tenant_id) || this.tenantIdByApiKey.has(record.api_key)) {
         throw new AppError('conflict', 'tenant already exists');
       }
-      this.tenantsById.set(record.tenant_id, clone(record));
+      this.tenantsById.set(record.tenant_id, tenantFields(record));
       this.tenantIdByApiKey.set(record.api_key, record.tenant_id);
     },
     get: async (tenantId: string): Promise<TenantRecord | null> => {
@@ -65,7 +165,10 @@ export class MemoryStore implements Store {
     update: async (tenantId: string, patch: Partial<Pick<TenantRecord, 'name' | 'limits' | 'webhook'>>): Promise<TenantRecord | null> => {
       const record = this.tenantsById.get(tenantId);
       if (!record) return null;
-      Object.assign(record, clone(patch));
+      const set = pickPatch(patch, TENANT_PATCH_KEYS);
+      if (set.limits) set.limits = limitsFields(set.limits);
+      if (set.webhook !== undefined) set.webhook = webhookFields(set.webhook);
+      Object.assign(record, set);
       return clone(record);
     },
   };
@@ -74,20 +177,23 @@ export class MemoryStore implements Store {
     create: async (record: RoomRecord): Promise<void> => {
       const rooms = this.roomsOf(record.tenant_id);
       if (rooms.has(record.room_id)) throw new AppError('conflict', `room "${record.room_id}" already exists`);
-      rooms.set(record.room_id, clone(record));
+      rooms.set(record.room_id, roomFields(record));
     },
     get: async (tenantId: string, roomId: string): Promise<RoomRecord | null> => {
       const record = this.roomsByTenant.get(tenantId)?.get(roomId);
       return record ? clone(record) : null;
     },
+    /** Pages in room_id order. */
     list: async (tenantId: string, limit: number, cursor?: string | null): Promise<Page<RoomRecord>> => {
-      return paginate([...(this.roomsByTenant.get(tenantId)?.values() ?? [])], limit, cursor);
+      const after = decodeCursor(cursor, (key) => key.length === 1 && typeof key[0] === 'string');
+      const sorted = [...(this.roomsByTenant.get(tenantId)?.values() ?? [])].sort((a, b) => compareStrings(a.room_id, b.room_id));
+      return paginate(sorted, limit, after, roomKey, compareRoomKeys);
     },
     count: async (tenantId: string): Promise<number> => this.roomsByTenant.get(tenantId)?.size ?? 0,
     update: async (tenantId: string, roomId: string, patch: RoomPatch): Promise<RoomRecord | null> => {
       const record = this.roomsByTenant.get(tenantId)?.get(roomId);
       if (!record) return null;
-      Object.assign(record, clone(patch), { updated_at: new Date() });
+      Object.assign(record, pickPatch(patch, ROOM_PATCH_KEYS), { updated_at: new Date() });
       return clone(record);
     },
     delete: async (tenantId: string, roomId: string): Promise<boolean> => this.roomsByTenant.get(tenantId)?.delete(roomId) ?? false,
@@ -97,7 +203,7 @@ export class MemoryStore implements Store {
     record: async (record: TokenRecord): Promise<void> => {
       this.sweepTokens();
       if (this.tokensByJti.has(record.jti)) throw new AppError('conflict', 'jti already recorded');
-      this.tokensByJti.set(record.jti, clone(record));
+      this.tokensByJti.set(record.jti, tokenFields(record));
     },
     get: async (tenantId: string, jti: string): Promise<TokenRecord | null> => {
       const record = this.tokensByJti.get(jti);
@@ -127,7 +233,8 @@ export class MemoryStore implements Store {
 
   readonly sessions = {
     open: async (record: SessionRecord): Promise<void> => {
-      const stored = clone(record);
+      if (this.sessionsById.has(record.session_id)) throw new AppError('conflict', 'session already exists');
+      const stored = sessionFields(record);
       this.sessionsById.set(record.session_id, stored);
       const list = this.sessionsByTenant.get(record.tenant_id) ?? [];
       list.push(stored);
@@ -152,14 +259,17 @@ export class MemoryStore implements Store {
       session.duration_ms = at.getTime() - session.connected_at.getTime();
       session.disconnect_reason = reason;
     },
+    /** Pages in (connected_at, session_id) order. */
     list: async (tenantId: string, filter: SessionFilter): Promise<Page<SessionRecord>> => {
+      const after = decodeCursor(filter.cursor, (key) => key.length === 2 && Number.isFinite(key[0]) && typeof key[1] === 'string');
       const matching = (this.sessionsByTenant.get(tenantId) ?? []).filter(
         (s) =>
           (filter.room_id === undefined || s.room_id === filter.room_id) &&
           (filter.to === undefined || s.connected_at < filter.to) &&
           (filter.from === undefined || s.disconnected_at === null || s.disconnected_at >= filter.from),
       );
-      return paginate(matching, filter.limit, filter.cursor);
+      matching.sort((a, b) => compareSessionKeys(sessionKey(a), sessionKey(b)));
+      return paginate(matching, filter.limit, after, sessionKey, compareSessionKeys);
     },
     usage: async (tenantId: string, from: Date, to: Date): Promise<UsageRow[]> => {
       return summarizeUsage(this.sessionsByTenant.get(tenantId) ?? [], from, to, new Date());
@@ -168,11 +278,14 @@ export class MemoryStore implements Store {
 
   async init(): Promise<void> {}
 
+  /** True until close(), like a database that answers. */
   async ping(): Promise<boolean> {
-    return true;
+    return !this.closed;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 
   private roomsOf(tenantId: string): Map<string, RoomRecord> {
     let rooms = this.roomsByTenant.get(tenantId);

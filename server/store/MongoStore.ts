@@ -1,0 +1,668 @@
+import mongoose, { Schema, type Connection, type Model } from 'mongoose';
+import type { RoomMode } from '../../client-sdk/protocol/events.js';
+import { AppError } from '../errors.js';
+import {
+  summarizeUsage,
+  type ModeSegment,
+  type Page,
+  type RoomPatch,
+  type RoomRecord,
+  type RoomStore,
+  type SessionFilter,
+  type SessionRecord,
+  type SessionStore,
+  type Store,
+  type TenantLimits,
+  type TenantRecord,
+  type TenantStore,
+  type TokenRecord,
+  type TokenStore,
+  type UsageRow,
+  type WebhookConfig,
+} from './Store.js';
+
+export interface MongoStoreOptions {
+  /** How long the driver looks for a reachable server before an operation fails (ms, default 5000). */
+  serverSelectionTimeoutMS?: number;
+}
+
+/** The models of one MongoStore, one per record type. */
+export interface MongoStoreModels {
+  tenants: Model<TenantRecord>;
+  rooms: Model<RoomRecord>;
+  tokens: Model<TokenRecord>;
+  sessions: Model<SessionRecord>;
+}
+
+const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5_000;
+/** ping() answers within this bound even while the server is unreachable (/ready must not hang). */
+const PING_TIMEOUT_MS = 2_000;
+const DUPLICATE_KEY = 11000;
+const ROOM_MODES: readonly RoomMode[] = ['mesh', 'sfu'];
+/** Never return Mongo's bookkeeping fields; records are mapped field by field anyway. */
+const PROJECTION = { _id: 0 } as const;
+
+/**
+ * Options shared by every schema: strict writes and queries (unknown fields are dropped,
+ * never stored or matched), no version key, empty metadata objects kept, no automatic
+ * index builds or buffering (init() declares indexes; calls before init() fail at once).
+ */
+const SCHEMA_OPTIONS = {
+  strict: true,
+  strictQuery: true,
+  versionKey: false,
+  minimize: false,
+  autoIndex: false,
+  autoCreate: false,
+  bufferCommands: false,
+  id: false,
+} as const;
+
+/** Builds the schemas and models on one connection; called once per store. */
+function createModels(connection: Connection): MongoStoreModels {
+  const limits = new Schema(
+    {
+      max_rooms: { type: Number, required: true },
+      max_participants: { type: Number, required: true },
+      mesh_threshold: { type: Number, required: true },
+      max_token_lifetime_s: { type: Number, required: true },
+      auto_create_rooms: { type: Boolean, required: true },
+    },
+    { _id: false, strict: true },
+  );
+  const webhook = new Schema({ url: { type: String, required: true }, secret: { type: String, required: true } }, { _id: false, strict: true });
+  const tenants = new Schema(
+    {
+      tenant_id: { type: String, required: true },
+      name: { type: String, default: '' },
+      api_key: { type: String, required: true },
+      api_secret_sha256: { type: String, required: true },
+      limits: { type: limits, required: true },
+      webhook: { type: webhook, default: null },
+      created_at: { type: Date, required: true },
+    },
+    { ...SCHEMA_OPTIONS, collection: 'tenants' },
+  );
+  tenants.index({ tenant_id: 1 }, { unique: true });
+  tenants.index({ api_key: 1 }, { unique: true });
+
+  const rooms = new Schema(
+    {
+      tenant_id: { type: String, required: true },
+      room_id: { type: String, required: true },
+      name: { type: String, default: '' },
+      description: { type: String, default: '' },
+      max_participants: { type: Number, default: null },
+      mesh_threshold: { type: Number, default: null },
+      mode: { type: String, enum: ['auto', 'mesh', 'sfu'], required: true },
+      locked: { type: Boolean, default: false },
+      metadata: { type: Schema.Types.Mixed, default: () => ({}) },
+      expires_at: { type: Date, default: null },
+      created_at: { type: Date, required: true },
+      updated_at: { type: Date, required: true },
+    },
+    { ...SCHEMA_OPTIONS, collection: 'rooms' },
+  );
+  // Unique per tenant, and the key list() pages on.
+  rooms.index({ tenant_id: 1, room_id: 1 }, { unique: true });
+
+  const tokens = new Schema(
+    {
+      jti: { type: String, required: true },
+      tenant_id: { type: String, required: true },
+      room_id: { type: String, default: '' },
+      user_id: { type: String, default: '' },
+      token_sha256: { type: String, default: '' },
+      expires_at: { type: Date, required: true },
+      revoked_at: { type: Date, default: null },
+      created_at: { type: Date, required: true },
+    },
+    { ...SCHEMA_OPTIONS, collection: 'tokens' },
+  );
+  tokens.index({ jti: 1 }, { unique: true });
+  // TTL: MongoDB drops a token record (revoked or not) once its token has expired.
+  tokens.index({ expires_at: 1 }, { expireAfterSeconds: 0 });
+
+  const segment = new Schema(
+    { mode: { type: String, enum: ROOM_MODES, required: true }, from: { type: Date, required: true }, to: { type: Date, default: null } },
+    { _id: false, strict: true },
+  );
+  const sessions = new Schema(
+    {
+      session_id: { type: String, required: true },
+      tenant_id: { type: String, required: true },
+      room_id: { type: String, required: true },
+      user_id: { type: String, default: '' },
+      jti: { type: String, default: '' },
+      peer_id: { type: String, default: '' },
+      address: { type: String, default: '' },
+      connected_at: { type: Date, required: true },
+      disconnected_at: { type: Date, default: null },
+      duration_ms: { type: Number, default: null },
+      disconnect_reason: { type: String, default: null },
+      segments: { type: [segment], default: () => [] },
+    },
+    { ...SCHEMA_OPTIONS, collection: 'sessions' },
+  );
+  sessions.index({ session_id: 1 }, { unique: true });
+  // session_id ends both compound keys so list() pages on (connected_at, session_id) from the index.
+  sessions.index({ tenant_id: 1, room_id: 1, connected_at: 1, session_id: 1 });
+  sessions.index({ tenant_id: 1, connected_at: 1, session_id: 1 });
+
+  return {
+    tenants: connection.model<TenantRecord>('Tenant', tenants),
+    rooms: connection.model<RoomRecord>('Room', rooms),
+    tokens: connection.model<TokenRecord>('Token', tokens),
+    sessions: connection.model<SessionRecord>('Session', sessions),
+  };
+}
+
+// ---- input checks: ids reach queries only as strings (operator objects are refused here;
+// sanitizeFilter is the second line of defence) ----
+
+function str(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw new AppError('payload_invalid', `${what} must be a string`);
+  return value;
+}
+
+function date(value: unknown, what: string): Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new AppError('payload_invalid', `${what} must be a valid Date`);
+  return value;
+}
+
+function pageLimit(value: unknown): number {
+  // Mongo reads limit(0) as "no limit": refuse it rather than return everything.
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new AppError('payload_invalid', 'limit must be a positive integer');
+  return value;
+}
+
+function roomMode(value: unknown): RoomMode {
+  if (!ROOM_MODES.includes(value as RoomMode)) throw new AppError('payload_invalid', 'mode must be mesh or sfu');
+  return value as RoomMode;
+}
+
+// ---- cursors: base64url JSON of the last key returned; opaque to callers ----
+
+function encodeCursor(key: unknown[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+function decodeCursor(cursor: unknown): unknown[] | null {
+  if (cursor === undefined || cursor === null || cursor === '') return null;
+  if (typeof cursor !== 'string') throw new AppError('payload_invalid', 'cursor is not valid');
+  try {
+    const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString());
+    if (Array.isArray(key)) return key;
+  } catch {
+    // fall through
+  }
+  throw new AppError('payload_invalid', 'cursor is not valid');
+}
+
+function roomCursor(cursor: unknown): string | null {
+  const key = decodeCursor(cursor);
+  if (key === null) return null;
+  if (key.length !== 1 || typeof key[0] !== 'string') throw new AppError('payload_invalid', 'cursor is not valid');
+  return key[0];
+}
+
+function sessionCursor(cursor: unknown): { connectedAt: Date; sessionId: string } | null {
+  const key = decodeCursor(cursor);
+  if (key === null) return null;
+  const [ms, sessionId] = key;
+  if (key.length !== 2 || typeof ms !== 'number' || !Number.isFinite(ms) || typeof sessionId !== 'string') {
+    throw new AppError('payload_invalid', 'cursor is not valid');
+  }
+  return { connectedAt: new Date(ms), sessionId };
+}
+
+// ---- records: every value in and out is mapped field by field, so nothing undeclared
+// (an API secret spread in by mistake, Mongo's _id) is ever stored or returned ----
+
+function toLimits(limits: TenantLimits): TenantLimits {
+  return {
+    max_rooms: limits.max_rooms,
+    max_participants: limits.max_participants,
+    mesh_threshold: limits.mesh_threshold,
+    max_token_lifetime_s: limits.max_token_lifetime_s,
+    auto_create_rooms: limits.auto_create_rooms,
+  };
+}
+
+function toWebhook(webhook: WebhookConfig | null | undefined): WebhookConfig | null {
+  return webhook ? { url: webhook.url, secret: webhook.secret } : null;
+}
+
+function toTenant(doc: TenantRecord): TenantRecord {
+  return {
+    tenant_id: doc.tenant_id,
+    name: doc.name,
+    api_key: doc.api_key,
+    api_secret_sha256: doc.api_secret_sha256,
+    limits: toLimits(doc.limits),
+    webhook: toWebhook(doc.webhook),
+    created_at: doc.created_at,
+  };
+}
+
+function toRoom(doc: RoomRecord): RoomRecord {
+  return {
+    tenant_id: doc.tenant_id,
+    room_id: doc.room_id,
+    name: doc.name,
+    description: doc.description,
+    max_participants: doc.max_participants ?? null,
+    mesh_threshold: doc.mesh_threshold ?? null,
+    mode: doc.mode,
+    locked: doc.locked,
+    metadata: doc.metadata ?? {},
+    expires_at: doc.expires_at ?? null,
+    created_at: doc.created_at,
+    updated_at: doc.updated_at,
+  };
+}
+
+function toToken(doc: TokenRecord): TokenRecord {
+  return {
+    jti: doc.jti,
+    tenant_id: doc.tenant_id,
+    room_id: doc.room_id,
+    user_id: doc.user_id,
+    token_sha256: doc.token_sha256,
+    expires_at: doc.expires_at,
+    revoked_at: doc.revoked_at ?? null,
+    created_at: doc.created_at,
+  };
+}
+
+function toSegment(segment: ModeSegment): ModeSegment {
+  return { mode: segment.mode, from: segment.from, to: segment.to ?? null };
+}
+
+function toSession(doc: SessionRecord): SessionRecord {
+  return {
+    session_id: doc.session_id,
+    tenant_id: doc.tenant_id,
+    room_id: doc.room_id,
+    user_id: doc.user_id,
+    jti: doc.jti,
+    peer_id: doc.peer_id,
+    address: doc.address,
+    connected_at: doc.connected_at,
+    disconnected_at: doc.disconnected_at ?? null,
+    duration_ms: doc.duration_ms ?? null,
+    disconnect_reason: doc.disconnect_reason ?? null,
+    segments: (doc.segments ?? []).map(toSegment),
+  };
+}
+
+/** The keys of `patch` that are allowed and defined (undefined means "leave unchanged"). */
+function pickPatch<T extends object>(patch: T, keys: readonly (keyof T)[]): Partial<T> {
+  const picked: Partial<T> = {};
+  for (const key of keys) if (patch[key] !== undefined) picked[key] = patch[key];
+  return picked;
+}
+
+const TENANT_PATCH_KEYS = ['name', 'limits', 'webhook'] as const;
+const ROOM_PATCH_KEYS = ['name', 'description', 'max_participants', 'mesh_threshold', 'mode', 'locked', 'metadata', 'expires_at'] as const;
+
+function isDuplicateKey(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === DUPLICATE_KEY;
+}
+
+/** Maps a failed write: duplicate key -> conflict, schema violations -> payload_invalid. */
+function writeError(error: unknown, conflictMessage: string): unknown {
+  if (isDuplicateKey(error)) return new AppError('conflict', conflictMessage);
+  if (error instanceof mongoose.Error.ValidationError) {
+    return new AppError('payload_invalid', `invalid fields: ${Object.keys(error.errors).join(', ')}`);
+  }
+  if (error instanceof mongoose.Error.CastError) return new AppError('payload_invalid', `invalid value for ${error.path}`);
+  return error;
+}
+
+/** Host part of a MongoDB URI, for error messages: no credentials, no query options. */
+function describeUri(uri: string): string {
+  const match = /^(mongodb(?:\+srv)?:\/\/)(?:[^@/]*@)?([^/?]*)/.exec(uri);
+  return match ? `${match[1]}${match[2]}` : 'the configured URI';
+}
+
+/** Closes the open segment of `$segments` at `at` (an aggregation expression). */
+function closeOpenSegments(at: Date): object {
+  return {
+    $map: {
+      input: '$segments',
+      as: 's',
+      in: { $cond: [{ $eq: ['$$s.to', null] }, { $mergeObjects: ['$$s', { to: { $literal: at } }] }, '$$s'] },
+    },
+  };
+}
+
+/**
+ * The MongoDB store (selected by MONGODB_URI), through mongoose on its own connection.
+ * Writes that depend on current state (revoke, changeMode, close) are single atomic
+ * updates (pipelines), never read-modify-write.
+ */
+export class MongoStore implements Store {
+  readonly kind = 'mongo' as const;
+  /** This store's own connection (never mongoose's global one). */
+  readonly connection: Connection;
+  /** Exposed for index checks and diagnostics; callers use the sub-stores. */
+  readonly models: MongoStoreModels;
+  private readonly uri: string;
+  private readonly serverSelectionTimeoutMS: number;
+  private initializing: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(uri: string, options: MongoStoreOptions = {}) {
+    if (typeof uri !== 'string' || !/^mongodb(\+srv)?:\/\//.test(uri)) {
+      throw new Error('[MongoStore] uri must start with mongodb:// or mongodb+srv://');
+    }
+    this.uri = uri;
+    this.serverSelectionTimeoutMS = options.serverSelectionTimeoutMS ?? DEFAULT_SERVER_SELECTION_TIMEOUT_MS;
+    // Not connected until init(); created now so models (and their indexes) exist up front.
+    this.connection = mongoose.createConnection();
+    this.connection.set('sanitizeFilter', true);
+    this.models = createModels(this.connection);
+  }
+
+  readonly tenants: TenantStore = {
+    create: async (record) => {
+      const doc = toTenant(record);
+      str(doc.tenant_id, 'tenant_id');
+      str(doc.api_key, 'api_key');
+      try {
+        await this.models.tenants.create(doc);
+      } catch (error) {
+        throw writeError(error, 'tenant already exists');
+      }
+    },
+    get: async (tenantId) => {
+      const doc = await this.models.tenants.findOne({ tenant_id: str(tenantId, 'tenant_id') }, PROJECTION).lean<TenantRecord>();
+      return doc ? toTenant(doc) : null;
+    },
+    getByApiKey: async (apiKey) => {
+      const doc = await this.models.tenants.findOne({ api_key: str(apiKey, 'api_key') }, PROJECTION).lean<TenantRecord>();
+      return doc ? toTenant(doc) : null;
+    },
+    update: async (tenantId, patch) => {
+      const set: Partial<TenantRecord> = pickPatch(patch, TENANT_PATCH_KEYS);
+      if (set.limits) set.limits = toLimits(set.limits);
+      if (set.webhook !== undefined) set.webhook = toWebhook(set.webhook);
+      const filter = { tenant_id: str(tenantId, 'tenant_id') };
+      if (Object.keys(set).length === 0) return this.tenants.get(tenantId);
+      try {
+        const doc = await this.models.tenants
+          .findOneAndUpdate(filter, { $set: set }, { returnDocument: 'after', runValidators: true, projection: PROJECTION })
+          .lean<TenantRecord>();
+        return doc ? toTenant(doc) : null;
+      } catch (error) {
+        throw writeError(error, 'tenant already exists');
+      }
+    },
+  };
+
+  readonly rooms: RoomStore = {
+    create: async (record) => {
+      const doc = toRoom(record);
+      str(doc.tenant_id, 'tenant_id');
+      str(doc.room_id, 'room_id');
+      try {
+        await this.models.rooms.create(doc);
+      } catch (error) {
+        throw writeError(error, `room "${doc.room_id}" already exists`);
+      }
+    },
+    get: async (tenantId, roomId) => {
+      const filter = { tenant_id: str(tenantId, 'tenant_id'), room_id: str(roomId, 'room_id') };
+      const doc = await this.models.rooms.findOne(filter, PROJECTION).lean<RoomRecord>();
+      return doc ? toRoom(doc) : null;
+    },
+    /** Pages in room_id order; the cursor is the last room_id, so inserts and deletes between pages skip nothing. */
+    list: async (tenantId, limit, cursor) => {
+      const size = pageLimit(limit);
+      const after = roomCursor(cursor);
+      const filter = {
+        tenant_id: str(tenantId, 'tenant_id'),
+        ...(after === null ? {} : { room_id: mongoose.trusted({ $gt: after }) }),
+      };
+      const docs = await this.models.rooms
+        .find(filter, PROJECTION)
+        .sort({ room_id: 1 })
+        .limit(size + 1)
+        .lean<RoomRecord[]>();
+      const items = docs.slice(0, size).map(toRoom);
+      const last = items.at(-1);
+      return { items, next: docs.length > size && last ? encodeCursor([last.room_id]) : null };
+    },
+    count: async (tenantId) => this.models.rooms.countDocuments({ tenant_id: str(tenantId, 'tenant_id') }),
+    update: async (tenantId, roomId, patch) => {
+      const filter = { tenant_id: str(tenantId, 'tenant_id'), room_id: str(roomId, 'room_id') };
+      const set: RoomPatch & { updated_at: Date } = { ...pickPatch(patch, ROOM_PATCH_KEYS), updated_at: new Date() };
+      try {
+        const doc = await this.models.rooms
+          .findOneAndUpdate(filter, { $set: set }, { returnDocument: 'after', runValidators: true, projection: PROJECTION })
+          .lean<RoomRecord>();
+        return doc ? toRoom(doc) : null;
+      } catch (error) {
+        throw writeError(error, 'room conflict');
+      }
+    },
+    delete: async (tenantId, roomId) => {
+      const filter = { tenant_id: str(tenantId, 'tenant_id'), room_id: str(roomId, 'room_id') };
+      const result = await this.models.rooms.deleteOne(filter);
+      return result.deletedCount === 1;
+    },
+  };
+
+  readonly tokens: TokenStore = {
+    record: async (record) => {
+      const doc = toToken(record);
+      str(doc.jti, 'jti');
+      str(doc.tenant_id, 'tenant_id');
+      try {
+        await this.models.tokens.create(doc);
+      } catch (error) {
+        throw writeError(error, 'jti already recorded');
+      }
+    },
+    get: async (tenantId, jti) => {
+      const filter = { jti: str(jti, 'jti'), tenant_id: str(tenantId, 'tenant_id') };
+      const doc = await this.models.tokens.findOne(filter, PROJECTION).lean<TokenRecord>();
+      return doc ? toToken(doc) : null;
+    },
+    revoke: async (tenantId, jti, expiresAt) => {
+      const filter = { jti: str(jti, 'jti'), tenant_id: str(tenantId, 'tenant_id') };
+      const expires = date(expiresAt, 'expiresAt');
+      const now = new Date();
+      // One upsert: marks an existing record (keeping the first revoked_at) or creates one
+      // for a token minted elsewhere. A jti of another tenant makes the insert collide.
+      const update = [
+        {
+          $set: {
+            room_id: { $ifNull: ['$room_id', ''] },
+            user_id: { $ifNull: ['$user_id', ''] },
+            token_sha256: { $ifNull: ['$token_sha256', ''] },
+            expires_at: { $ifNull: ['$expires_at', { $literal: expires }] },
+            revoked_at: { $ifNull: ['$revoked_at', { $literal: now }] },
+            created_at: { $ifNull: ['$created_at', { $literal: now }] },
+          },
+        },
+      ];
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.models.tokens.updateOne(filter, update, { upsert: true, updatePipeline: true, setDefaultsOnInsert: false });
+          return;
+        } catch (error) {
+          if (!isDuplicateKey(error)) throw error;
+          // Either the jti belongs to another tenant (not ours to revoke) or a concurrent
+          // upsert of the same jti won the race (then the retry matches it).
+          const owner = await this.models.tokens.findOne({ jti: filter.jti }, { tenant_id: 1, _id: 0 }).lean<Pick<TokenRecord, 'tenant_id'>>();
+          if (attempt > 0 || !owner || owner.tenant_id !== filter.tenant_id) throw new AppError('not_found', 'token not found');
+        }
+      }
+    },
+    isRevoked: async (jti) => {
+      const found = await this.models.tokens.exists({ jti: str(jti, 'jti'), revoked_at: mongoose.trusted({ $ne: null }) });
+      return found !== null;
+    },
+  };
+
+  readonly sessions: SessionStore = {
+    open: async (record) => {
+      const doc = toSession(record);
+      str(doc.session_id, 'session_id');
+      str(doc.tenant_id, 'tenant_id');
+      str(doc.room_id, 'room_id');
+      try {
+        await this.models.sessions.create(doc);
+      } catch (error) {
+        throw writeError(error, 'session already exists');
+      }
+    },
+    changeMode: async (sessionId, mode, at) => {
+      const filter = { session_id: str(sessionId, 'session_id'), disconnected_at: null };
+      const next = roomMode(mode);
+      const when = date(at, 'at');
+      // Atomic: if the open segment is already in `next`, keep segments; otherwise close
+      // the open one and append the new one.
+      const update = [
+        {
+          $set: {
+            segments: {
+              $let: {
+                vars: { last: { $arrayElemAt: ['$segments', -1] } },
+                in: {
+                  $cond: [
+                    { $and: [{ $eq: ['$$last.to', null] }, { $eq: ['$$last.mode', { $literal: next }] }] },
+                    '$segments',
+                    { $concatArrays: [closeOpenSegments(when), [{ mode: { $literal: next }, from: { $literal: when }, to: null }]] },
+                  ],
+                },
+              },
+            },
+          },
+        },
+      ];
+      await this.models.sessions.updateOne(filter, update, { updatePipeline: true, setDefaultsOnInsert: false });
+    },
+    close: async (sessionId, at, reason) => {
+      const filter = { session_id: str(sessionId, 'session_id'), disconnected_at: null };
+      const when = date(at, 'at');
+      const update = [
+        {
+          $set: {
+            disconnected_at: { $literal: when },
+            duration_ms: { $subtract: [{ $literal: when }, '$connected_at'] },
+            disconnect_reason: { $literal: str(reason, 'reason') },
+            segments: closeOpenSegments(when),
+          },
+        },
+      ];
+      await this.models.sessions.updateOne(filter, update, { updatePipeline: true, setDefaultsOnInsert: false });
+    },
+    /** Pages in (connected_at, session_id) order; the cursor is the last pair returned. */
+    list: async (tenantId, filter: SessionFilter) => {
+      const size = pageLimit(filter.limit);
+      const after = sessionCursor(filter.cursor);
+      const query: Record<string, unknown> = { tenant_id: str(tenantId, 'tenant_id') };
+      const and: object[] = [];
+      if (filter.room_id !== undefined) query.room_id = str(filter.room_id, 'room_id');
+      if (filter.to !== undefined) query.connected_at = mongoose.trusted({ $lt: date(filter.to, 'to') });
+      if (filter.from !== undefined) {
+        and.push({ $or: [{ disconnected_at: null }, { disconnected_at: mongoose.trusted({ $gte: date(filter.from, 'from') }) }] });
+      }
+      if (after) {
+        and.push({
+          $or: [
+            { connected_at: mongoose.trusted({ $gt: after.connectedAt }) },
+            { connected_at: after.connectedAt, session_id: mongoose.trusted({ $gt: after.sessionId }) },
+          ],
+        });
+      }
+      if (and.length > 0) query.$and = and;
+      const docs = await this.models.sessions
+        .find(query, PROJECTION)
+        .sort({ connected_at: 1, session_id: 1 })
+        .limit(size + 1)
+        .lean<SessionRecord[]>();
+      const items = docs.slice(0, size).map(toSession);
+      const last = items.at(-1);
+      return { items, next: docs.length > size && last ? encodeCursor([last.connected_at.getTime(), last.session_id]) : null };
+    },
+    usage: async (tenantId, from, to): Promise<UsageRow[]> => {
+      const start = date(from, 'from');
+      const end = date(to, 'to');
+      // Only sessions overlapping [from, to): connected before `to`, still open or left after `from`.
+      const overlapping = await this.models.sessions
+        .find(
+          {
+            tenant_id: str(tenantId, 'tenant_id'),
+            connected_at: mongoose.trusted({ $lt: end }),
+            $or: [{ disconnected_at: null }, { disconnected_at: mongoose.trusted({ $gte: start }) }],
+          },
+          { _id: 0, room_id: 1, segments: 1 },
+        )
+        .lean<Pick<SessionRecord, 'room_id' | 'segments'>[]>();
+      return summarizeUsage(overlapping, start, end, new Date());
+    },
+  };
+
+  /** Connects, then declares every index (idempotent; concurrent calls share one attempt). */
+  init(): Promise<void> {
+    if (this.closing) return Promise.reject(new Error('[MongoStore:init] store is closed'));
+    this.initializing ??= this.connect().catch((error: unknown) => {
+      this.initializing = null; // let a later init() try again
+      throw error;
+    });
+    return this.initializing;
+  }
+
+  /** True when the server answers a ping within ~2 s; never throws. */
+  async ping(): Promise<boolean> {
+    const db = this.connection.db;
+    if (this.closing || !this.initializing || !db) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
+    });
+    const answer = db
+      .command({ ping: 1 }, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
+      .then((reply) => reply.ok === 1)
+      .catch(() => false);
+    try {
+      return await Promise.race([answer, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes the connection; later and concurrent calls resolve with the first. */
+  close(): Promise<void> {
+    this.closing ??= this.connection.destroy().then(
+      () => undefined,
+      () => undefined, // a connection that never opened has nothing to release
+    );
+    return this.closing;
+  }
+
+  private async connect(): Promise<void> {
+    try {
+      await this.connection.openUri(this.uri, {
+        serverSelectionTimeoutMS: this.serverSelectionTimeoutMS,
+        sanitizeFilter: true,
+        autoIndex: false,
+        autoCreate: false,
+        bufferCommands: false,
+      });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`[MongoStore:init] cannot connect to ${describeUri(this.uri)}: ${reason}`, { cause: error });
+    }
+    try {
+      for (const model of Object.values(this.models) as Model<unknown>[]) await model.createIndexes();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`[MongoStore:init] cannot declare indexes: ${reason}`, { cause: error });
+    }
+  }
+}

@@ -1,0 +1,153 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../config/index.js';
+
+const KEY = 'k1:0123456789abcdef0123456789abcdef';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+/** Runs the real entry point (server/main.ts) with an environment; resolves with its exit code and output. */
+function runMain(env: Record<string, string>, timeoutMs = 15000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`main did not exit in time:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('config', () => {
+  it('has working defaults for a dev run (ephemeral keys, dev tenant, printed)', () => {
+    const config = loadConfig({});
+    expect(config.http.port).to.equal(8080);
+    expect(config.rooms.meshThreshold).to.equal(4);
+    expect(config.turn.port).to.equal(3478);
+    expect(config.sfu.enabled).to.equal(true);
+    expect(config.store.mongodbUri).to.equal(undefined);
+    expect(config.auth.signingKeys).to.have.length(1);
+    expect(config.auth.signingKeys[0]?.secret.length).to.be.at.least(32);
+    expect(config.tenants.map((t) => t.tenant_id)).to.deep.equal(['dev']);
+    expect(config.bootNotices.join('\n')).to.match(/SIGNING_KEYS=dev:/).and.match(/api_secret=/);
+    expect(Object.isFrozen(config.http)).to.equal(true);
+  });
+
+  it('parses the contract names', () => {
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      PORT: '9000',
+      SIGNING_KEYS: `${KEY},k0:abcdefabcdefabcdefabcdefabcdefabcdef`,
+      TURN_SECRET: 'x'.repeat(32),
+      CORS_ORIGINS: 'https://a.example.com, https://b.example.com',
+      MESH_THRESHOLD: '6',
+      TURN_ALLOWED_PEER_CIDRS: '127.0.0.0/8,::1/128',
+      SFU_WORKERS: '3',
+      TURN_ENABLED: 'false',
+    });
+    expect(config.http.port).to.equal(9000);
+    expect(config.auth.signingKeys.map((k) => k.kid)).to.deep.equal(['k1', 'k0']);
+    expect(config.http.corsOrigins).to.deep.equal(['https://a.example.com', 'https://b.example.com']);
+    expect(config.rooms.meshThreshold).to.equal(6);
+    expect(config.turn.allowedPeerCidrs).to.deep.equal(['127.0.0.0/8', '::1/128']);
+    expect(config.turn.enabled).to.equal(false);
+    expect(config.sfu.workers).to.equal(3);
+    expect(config.bootNotices).to.deep.equal([]);
+    expect(config.auth.devTokenRoute).to.equal(false);
+  });
+
+  it('reports every problem at once, naming each setting', () => {
+    const problems = problemsOf({
+      PORT: 'eighty',
+      MESH_THRESHOLD: '0',
+      TURN_ENABLED: 'maybe',
+      SIGNING_KEYS: 'k1:short',
+      TURN_ALLOWED_PEER_CIDRS: 'not-a-cidr',
+      LOG_LEVEL: 'loud',
+    });
+    const text = problems.join('\n');
+    for (const name of ['PORT', 'MESH_THRESHOLD', 'TURN_ENABLED', 'LOG_LEVEL']) expect(text).to.include(name);
+    expect(problems.length).to.be.at.least(4);
+  });
+
+  it('refuses production without signing keys, TURN secret or explicit origins', () => {
+    const text = problemsOf({ NODE_ENV: 'production', CORS_ORIGINS: '*' }).join('\n');
+    expect(text).to.include('SIGNING_KEYS').and.include('TURN_SECRET').and.include('CORS_ORIGINS');
+  });
+
+  it('refuses short or duplicate signing keys without echoing the secret', () => {
+    const text = problemsOf({ SIGNING_KEYS: 'a:tooshortsecret,a:0123456789abcdef0123456789abcdef' }).join('\n');
+    expect(text).to.include('at least 32 bytes').and.include('appears twice');
+    expect(text).to.not.include('tooshortsecret');
+  });
+
+  it('reads a YAML config file with roles and tenants; the environment wins', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-config-'));
+    const file = join(dir, 'switchboard.yaml');
+    writeFileSync(
+      file,
+      [
+        'PORT: 7000',
+        'MESH_THRESHOLD: 5',
+        'roles:',
+        '  moderator: { roomJoin: true, roomAdmin: true }',
+        'tenants:',
+        '  - tenant_id: acme',
+        '    api_key: acme-key-1',
+        `    api_secret: ${'s'.repeat(40)}`,
+        '    limits: { mesh_threshold: 3 }',
+      ].join('\n'),
+    );
+    const config = loadConfig({ CONFIG_FILE: file, PORT: '7100' });
+    expect(config.http.port).to.equal(7100);
+    expect(config.rooms.meshThreshold).to.equal(5);
+    expect(config.roles.moderator).to.include({ roomJoin: true, roomAdmin: true, canPublish: false });
+    expect(config.tenants[0]).to.include({ tenant_id: 'acme', api_key: 'acme-key-1' });
+    expect(config.tenants[0]?.api_secret_sha256).to.match(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(config)).to.not.include('s'.repeat(40));
+  });
+
+  it('reports unknown and malformed config file content', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-config-'));
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ PORTT: 1, tenants: [{ tenant_id: 'x' }] }));
+    const text = problemsOf({ CONFIG_FILE: file }).join('\n');
+    expect(text).to.include('unknown setting "PORTT"').and.include('tenants');
+    expect(problemsOf({ CONFIG_FILE: join(dir, 'missing.yaml') }).join('\n')).to.include('cannot read');
+  });
+
+  it('the server process exits non-zero naming each problem', async function () {
+    this.timeout(30000);
+    const { code, stderr } = await runMain({ PORT: '-1', MESH_THRESHOLD: 'many', SFU_ENABLED: 'perhaps' });
+    expect(code).to.equal(1);
+    expect(stderr).to.include('PORT').and.include('MESH_THRESHOLD').and.include('SFU_ENABLED');
+  });
+
+  it('the server process refuses to boot in production without keys', async function () {
+    this.timeout(30000);
+    const { code, stderr } = await runMain({ NODE_ENV: 'production' });
+    expect(code).to.equal(1);
+    expect(stderr).to.include('SIGNING_KEYS');
+  });
+});
