@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { emitAck, nextEvent, startServer, waitFor, type TestServer } from '../helpers/server.js';
-import { RTCPeerConnection, sendOffer, wirePeer } from '../helpers/wrtc.js';
+import { sendOffer, wirePeer } from '../helpers/wrtc.js';
 
 const AUDIO_VIDEO_OFFER = (direction: string) =>
   [
