@@ -7,6 +7,7 @@ import { TokenService } from './auth/TokenService.js';
 import { createHttpApp } from './http/app.js';
 import { originChecker } from './http/origins.js';
 import { createLogger, type Logger } from './logger.js';
+import { Metrics } from './Metrics.js';
 import { RoomManager } from './rooms/RoomManager.js';
 import { SignalingGateway } from './signaling/SignalingGateway.js';
 import type { AppServer } from './signaling/types.js';
@@ -32,6 +33,7 @@ export interface SwitchboardServer {
   readonly tokens: TokenService;
   readonly rooms: RoomManager;
   readonly gateway: SignalingGateway;
+  readonly metrics: Metrics;
   /** Graceful shutdown: /ready turns false, peers are told, everything closes by the deadline. Idempotent. */
   close(): Promise<void>;
 }
@@ -63,9 +65,11 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   });
 
   let shuttingDown = false;
+  const metrics = new Metrics();
   const app = createHttpApp({
     config,
     logger,
+    metrics,
     readiness: async () => {
       const storeOk = await store.ping().catch(() => false);
       const checks = { store: storeOk, accepting: !shuttingDown };
@@ -86,8 +90,9 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   });
 
   const rooms = new RoomManager({ io, store, defaults: config.rooms, logger });
+  metrics.observeRooms(rooms);
   const iceServers = (_userId: string): IceServer[] => config.turn.stunUrls.map((urls) => ({ urls }));
-  const gateway = new SignalingGateway({ io, config, tokens, store, rooms, logger, iceServers, isShuttingDown: () => shuttingDown });
+  const gateway = new SignalingGateway({ io, config, tokens, store, rooms, logger, metrics, iceServers, isShuttingDown: () => shuttingDown });
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
@@ -122,5 +127,5 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     return closing;
   };
 
-  return { url, port, config, logger, httpServer, io, store, tokens, rooms, gateway, close };
+  return { url, port, config, logger, httpServer, io, store, tokens, rooms, gateway, metrics, close };
 }

@@ -5,11 +5,13 @@ import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Config } from '../../config/index.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../Metrics.js';
 import { originChecker } from './origins.js';
 
 export interface HttpAppOptions {
   config: Readonly<Config>;
   logger: Logger;
+  metrics: Metrics;
   /** Liveness of dependencies for /ready. */
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>;
   /** Routers mounted under /api/v1 and at the root, by later capabilities (API, SDK, demo). */
@@ -55,6 +57,14 @@ export function createHttpApp(options: HttpAppOptions): Express {
     asyncHandler(async (_req, res) => {
       const { ready, checks } = await options.readiness();
       res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+    }),
+  );
+
+  app.get(
+    '/metrics',
+    asyncHandler(async (_req, res) => {
+      const { contentType, body } = await options.metrics.render();
+      res.setHeader('Content-Type', contentType).send(body);
     }),
   );
 

@@ -6,6 +6,7 @@ import type { Config } from '../../config/index.js';
 import type { TokenService } from '../auth/TokenService.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../Metrics.js';
 import type { Peer } from '../rooms/Peer.js';
 import type { Room } from '../rooms/Room.js';
 import type { RoomManager } from '../rooms/RoomManager.js';
@@ -20,6 +21,7 @@ export interface SignalingGatewayOptions {
   store: Store;
   rooms: RoomManager;
   logger: Logger;
+  metrics: Metrics;
   /** ICE servers (with fresh TURN credentials) for a user. */
   iceServers: (userId: string) => IceServer[];
   /** True once shutdown began: new handshakes are refused. */
@@ -68,8 +70,15 @@ export class SignalingGateway {
 
     options.io.use((socket, next) => {
       this.authenticate(socket).then(
-        () => next(),
-        (error: unknown) => next(connectError(error)),
+        () => {
+          options.metrics.handshakes.inc({ result: 'ok' });
+          next();
+        },
+        (error: unknown) => {
+          const wireError = connectError(error);
+          options.metrics.handshakes.inc({ result: wireError.message });
+          next(wireError);
+        },
       );
     });
     options.io.on('connection', (socket) => this.onConnection(socket));
@@ -105,7 +114,10 @@ export class SignalingGateway {
     try {
       await this.handshakeLimiter.consume(address);
     } catch (error) {
-      if (error instanceof RateLimiterRes) throw new AppError('rate_limited', 'too many connection attempts');
+      if (error instanceof RateLimiterRes) {
+        this.options.metrics.rateLimited.inc({ limiter: 'handshake' });
+        throw new AppError('rate_limited', 'too many connection attempts');
+      }
       throw error;
     }
     const query = socket.handshake.query;
@@ -129,6 +141,7 @@ export class SignalingGateway {
 
   private onConnection(socket: AppSocket): void {
     const log = this.logger.child({ socket: socket.id, tenant: socket.data.tenant.tenant_id, room: socket.data.identity.roomId });
+    this.options.metrics.socketsConnected.inc();
     socket.join(channels.token(socket.data.identity.jti));
 
     // Every inbound packet passes the per-socket rate limit before any handler runs.
@@ -136,6 +149,7 @@ export class SignalingGateway {
       this.eventLimiter.consume(socket.id).then(
         () => next(),
         () => {
+          this.options.metrics.rateLimited.inc({ limiter: 'events' });
           const ack = packet.at(-1);
           const error = { code: 'rate_limited', message: 'too many events; slow down' } as const;
           if (typeof ack === 'function') ack({ ok: false, error });
@@ -159,6 +173,7 @@ export class SignalingGateway {
     });
 
     socket.on('disconnect', (reason) => {
+      this.options.metrics.socketsConnected.dec();
       const peer = socket.data.peer;
       const room = peer ? this.roomOf(socket) : undefined;
       if (peer && room) this.options.rooms.removePeer(room, peer, socket.data.closeReason ?? disconnectReason(reason));
@@ -175,10 +190,12 @@ export class SignalingGateway {
       const parsed = clientEventSchemas[event].safeParse(args[0]);
       if (!parsed.success) throw new AppError('payload_invalid', describeIssues(parsed.error));
       const result = await handler(socket, parsed.data as Payload<ClientEventName>);
+      this.options.metrics.events.inc({ event, result: 'ok' });
       ack?.({ ok: true, ...result });
     } catch (error) {
       if (!(error instanceof AppError)) log.error({ err: error, event }, 'handler failed');
       const wire = toWireError(error);
+      this.options.metrics.events.inc({ event, result: wire.code });
       if (ack) ack({ ok: false, error: wire });
       else socket.emit('error', wire);
     }
@@ -199,7 +216,9 @@ export class SignalingGateway {
   private async join(socket: AppSocket, payload: Payload<'join'>): Promise<object> {
     if (socket.data.peer) throw new AppError('already_joined', 'already joined');
     const { identity, tenant } = socket.data;
+    const endTimer = this.options.metrics.joinDuration.startTimer();
     const { room, peer } = await this.options.rooms.admit(socket, identity, tenant, payload?.metadata as Record<string, JsonValue> | undefined);
+    endTimer();
     return {
       self: { ...peer.info(), grants: peer.grants },
       room: { id: room.id, mode: room.mode, config: room.config },
@@ -215,6 +234,7 @@ export class SignalingGateway {
     if (payload.description?.sdp && !peer.grants.canPublish && sdpSendsMedia(payload.description.sdp)) {
       throw new AppError('forbidden', 'token does not grant canPublish: offer/answer must not send audio or video');
     }
+    this.options.metrics.signalsRelayed.inc();
     target.socket.emit('signal', { from: peer.id, ...(payload.description ? { description: payload.description } : { candidate: payload.candidate }) });
     return {};
   }

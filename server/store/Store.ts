@@ -110,6 +110,8 @@ export interface TenantStore {
   create(record: TenantRecord): Promise<void>;
   get(tenantId: string): Promise<TenantRecord | null>;
   getByApiKey(apiKey: string): Promise<TenantRecord | null>;
+  /** The tenant whose API secret hashes to this sha256 hex (how Bearer API calls find their tenant). */
+  getBySecretHash(secretSha256: string): Promise<TenantRecord | null>;
   update(tenantId: string, patch: Partial<Pick<TenantRecord, 'name' | 'limits' | 'webhook'>>): Promise<TenantRecord | null>;
 }
 

@@ -1,0 +1,61 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RoomManager } from './rooms/RoomManager.js';
+
+/**
+ * Prometheus metrics of one server instance, on its own registry (several servers can run in
+ * one process, as in tests). Services get this object and count what they do; gauges that
+ * mirror state are read at scrape time from cheap counters, never by scanning rooms.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly socketsConnected = new Gauge({ name: 'switchboard_sockets_connected', help: 'Connected Socket.IO clients', registers: [this.registry] });
+  readonly handshakes = new Counter({
+    name: 'switchboard_handshakes_total',
+    help: 'Socket.IO handshakes by result (ok or the error code)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly events = new Counter({
+    name: 'switchboard_events_total',
+    help: 'Client events handled, by event and result (ok or the error code)',
+    labelNames: ['event', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly signalsRelayed = new Counter({ name: 'switchboard_signals_relayed_total', help: 'SDP and ICE messages relayed between peers', registers: [this.registry] });
+  readonly rateLimited = new Counter({
+    name: 'switchboard_rate_limited_total',
+    help: 'Refusals by rate limiters',
+    labelNames: ['limiter'] as const,
+    registers: [this.registry],
+  });
+  readonly roomsActive = new Gauge({ name: 'switchboard_rooms_active', help: 'Live rooms by mode', labelNames: ['mode'] as const, registers: [this.registry] });
+  readonly peersActive = new Gauge({ name: 'switchboard_peers_active', help: 'Joined peers', registers: [this.registry] });
+  readonly roomsStarted = new Counter({ name: 'switchboard_rooms_started_total', help: 'Rooms started', registers: [this.registry] });
+  readonly joinDuration = new Histogram({
+    name: 'switchboard_join_duration_seconds',
+    help: 'Time to handle a join (store lookups included)',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });
+  }
+
+  /** Keeps the room and peer gauges in step with the RoomManager's events. */
+  observeRooms(rooms: RoomManager): void {
+    rooms.on('room_started', (room) => {
+      this.roomsStarted.inc();
+      this.roomsActive.inc({ mode: room.mode });
+    });
+    rooms.on('room_finished', (room) => this.roomsActive.dec({ mode: room.mode }));
+    rooms.on('peer_joined', () => this.peersActive.inc());
+    rooms.on('peer_left', () => this.peersActive.dec());
+  }
+
+  /** Prometheus text exposition. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
