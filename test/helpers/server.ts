@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { io as ioClient, type Socket as ClientSocket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import jwt from 'jsonwebtoken';
 import type { AckResponse, ClientToServerEvents, Grants, JoinResult, ServerToClientEvents } from '../../client-sdk/protocol/events.js';
-import { DEFAULT_ROLES, testConfig } from '../../config/index.js';
+import { DEFAULT_ROLES, sha256Hex, testConfig } from '../../config/index.js';
 import { createServer, type CreateServerOptions, type SwitchboardServer } from '../../server/index.js';
 import type { TenantRecord } from '../../server/store/Store.js';
 
@@ -96,7 +96,7 @@ export async function startServer(env: Record<string, string> = {}, options: Cre
       tenant_id: tenantId,
       name: tenantId,
       api_key: `key-${tenantId}`,
-      api_secret_sha256: '0'.repeat(64),
+      api_secret_sha256: sha256Hex(`secret-${tenantId}`),
       limits: { ...config.defaultTenantLimits, ...limits },
       webhook: null,
       created_at: new Date(),

@@ -1,0 +1,167 @@
+import type { IceCandidate, SessionDescription } from '../protocol/events.js';
+
+export interface PeerLinkOptions {
+  remoteId: string;
+  /** The polite side yields on offer collisions (perfect negotiation). */
+  polite: boolean;
+  /** The initiator creates the data channels; the other side adopts them. */
+  initiator: boolean;
+  RTCPeerConnection: typeof RTCPeerConnection;
+  configuration: RTCConfiguration;
+  sendSignal: (signal: { description?: SessionDescription; candidate?: IceCandidate }) => Promise<void>;
+  onTrack: (track: MediaStreamTrack, stream: MediaStream | undefined) => void;
+  onMessage: (data: string, reliable: boolean) => void;
+  onStateChange: (state: RTCPeerConnectionState) => void;
+  onError: (error: unknown) => void;
+}
+
+/**
+ * The mesh connection to one remote peer: perfect negotiation (MDN's pattern) with every
+ * SDP operation run one at a time through a queue, trickle ICE with early candidates
+ * buffered until the remote description is set, ICE restart on failure, and a reliable
+ * (ordered) plus a lossy (unordered, no retransmits) data channel.
+ */
+export class PeerLink {
+  readonly pc: RTCPeerConnection;
+  closed = false;
+  private queue: Promise<void> = Promise.resolve();
+  private ignoreOffer = false;
+  private readonly earlyCandidates: IceCandidate[] = [];
+  private reliable: RTCDataChannel | null = null;
+  private lossy: RTCDataChannel | null = null;
+  /** Reliable messages sent before the channel opened, flushed on open. */
+  private readonly pendingReliable: string[] = [];
+  private readonly senders = new Map<MediaStreamTrack, RTCRtpSender>();
+
+  constructor(private readonly options: PeerLinkOptions) {
+    const pc = new options.RTCPeerConnection(options.configuration);
+    this.pc = pc;
+    pc.onicecandidate = ({ candidate }) => {
+      if (!candidate || !candidate.candidate) return;
+      options
+        .sendSignal({ candidate: { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex, usernameFragment: candidate.usernameFragment } })
+        .catch((error: unknown) => options.onError(error));
+    };
+    pc.onnegotiationneeded = () => this.enqueue(() => this.makeOffer(false));
+    pc.ontrack = ({ track, streams }) => options.onTrack(track, streams[0]);
+    pc.ondatachannel = ({ channel }) => this.adopt(channel);
+    pc.onconnectionstatechange = () => {
+      options.onStateChange(pc.connectionState);
+      if (pc.connectionState === 'failed') this.restartIce();
+    };
+    if (options.initiator) {
+      this.adopt(pc.createDataChannel('reliable', { ordered: true }));
+      this.adopt(pc.createDataChannel('lossy', { ordered: false, maxRetransmits: 0 }));
+    }
+  }
+
+  get remoteId(): string {
+    return this.options.remoteId;
+  }
+
+  /** Handles a description or candidate from the remote peer, in arrival order. */
+  handleSignal(signal: { description?: SessionDescription; candidate?: IceCandidate }): void {
+    this.enqueue(async () => {
+      if (signal.description) await this.applyDescription(signal.description);
+      else if (signal.candidate) await this.applyCandidate(signal.candidate);
+    });
+  }
+
+  addTrack(track: MediaStreamTrack, stream: MediaStream | undefined): void {
+    if (this.closed || this.senders.has(track)) return;
+    const sender = stream ? this.pc.addTrack(track, stream) : this.pc.addTrack(track);
+    this.senders.set(track, sender);
+  }
+
+  removeTrack(track: MediaStreamTrack): void {
+    const sender = this.senders.get(track);
+    if (!sender || this.closed) return;
+    this.senders.delete(track);
+    this.pc.removeTrack(sender);
+  }
+
+  /** Sends on the reliable or the lossy channel. Reliable messages wait for the channel to open. */
+  send(data: string, reliable: boolean): void {
+    if (this.closed) return;
+    const channel = reliable ? this.reliable : this.lossy;
+    if (channel?.readyState === 'open') channel.send(data);
+    else if (reliable) this.pendingReliable.push(data);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reliable?.close();
+    this.lossy?.close();
+    this.pc.close();
+  }
+
+  private enqueue(operation: () => Promise<void>): void {
+    this.queue = this.queue.then(async () => {
+      if (this.closed) return;
+      try {
+        await operation();
+      } catch (error) {
+        if (!this.closed) this.options.onError(error);
+      }
+    });
+  }
+
+  private async makeOffer(iceRestart: boolean): Promise<void> {
+    // Another negotiation is under way; negotiationneeded fires again once it is stable.
+    if (this.pc.signalingState !== 'stable') return;
+    const offer = await this.pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
+    if (this.pc.signalingState !== 'stable') return;
+    await this.pc.setLocalDescription(offer);
+    await this.sendLocalDescription();
+  }
+
+  private async applyDescription(description: SessionDescription): Promise<void> {
+    const collision = description.type === 'offer' && this.pc.signalingState !== 'stable';
+    this.ignoreOffer = !this.options.polite && collision;
+    if (this.ignoreOffer) return;
+    if (collision) await this.pc.setLocalDescription({ type: 'rollback' });
+    await this.pc.setRemoteDescription(description as RTCSessionDescriptionInit);
+    for (const candidate of this.earlyCandidates.splice(0)) await this.applyCandidate(candidate);
+    if (description.type === 'offer') {
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+      await this.sendLocalDescription();
+    }
+  }
+
+  private async applyCandidate(candidate: IceCandidate): Promise<void> {
+    if (!this.pc.remoteDescription) {
+      this.earlyCandidates.push(candidate);
+      return;
+    }
+    try {
+      await this.pc.addIceCandidate(candidate as RTCIceCandidateInit);
+    } catch (error) {
+      // Candidates of an offer we ignored are expected to fail.
+      if (!this.ignoreOffer) throw error;
+    }
+  }
+
+  private async sendLocalDescription(): Promise<void> {
+    const local = this.pc.localDescription;
+    if (local) await this.options.sendSignal({ description: { type: local.type, sdp: local.sdp } });
+  }
+
+  private restartIce(): void {
+    // One side restarts, so the two do not race: the impolite one.
+    if (this.options.polite || this.closed) return;
+    if (typeof this.pc.restartIce === 'function') this.pc.restartIce();
+    else this.enqueue(() => this.makeOffer(true));
+  }
+
+  private adopt(channel: RTCDataChannel): void {
+    if (channel.label === 'reliable') this.reliable = channel;
+    else if (channel.label === 'lossy') this.lossy = channel;
+    else return;
+    const reliable = channel.label === 'reliable';
+    channel.onmessage = ({ data }) => this.options.onMessage(String(data), reliable);
+    channel.onopen = () => {
+      if (reliable) for (const data of this.pendingReliable.splice(0)) channel.send(data);
+    };
+  }
+}

@@ -1,0 +1,73 @@
+import { io, type Socket } from 'socket.io-client';
+import type { AckResponse, ClientToServerEvents, ServerToClientEvents } from '../protocol/events.js';
+import { SwitchboardError } from './errors.js';
+
+export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+type AckOf<E extends keyof ClientToServerEvents> = Parameters<ClientToServerEvents[E]>[1] extends (response: infer R) => void ? R : never;
+type ResultOf<E extends keyof ClientToServerEvents> = Extract<AckOf<E>, { ok: true }>;
+type PayloadOf<E extends keyof ClientToServerEvents> = Parameters<ClientToServerEvents[E]>[0];
+
+export interface SignalClientOptions {
+  requestTimeoutMs: number;
+  /** Extra socket.io-client options (transports, extraHeaders for Node bots). */
+  socketOptions?: Record<string, unknown>;
+}
+
+/** One Socket.IO connection: connect with the token in the auth payload, typed requests with acks. */
+export class SignalClient {
+  readonly socket: ClientSocket;
+
+  constructor(url: string, token: string, private readonly options: SignalClientOptions) {
+    // Reconnection is the Room's job (it needs to rejoin and rebuild peers), not socket.io's.
+    this.socket = io(url, { auth: { token }, reconnection: false, forceNew: true, transports: ['websocket'], ...options.socketOptions });
+  }
+
+  /** Resolves once connected; rejects with the server's error code (token_invalid, ...). */
+  connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        this.socket.close();
+        reject(new SwitchboardError('timeout', 'signaling connection timed out'));
+      }, this.options.requestTimeoutMs);
+      const onConnect = () => {
+        cleanup();
+        resolve();
+      };
+      const onError = (error: Error) => {
+        cleanup();
+        this.socket.close();
+        reject(SwitchboardError.from(error));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.socket.off('connect', onConnect);
+        this.socket.off('connect_error', onError);
+      };
+      this.socket.once('connect', onConnect);
+      this.socket.once('connect_error', onError);
+    });
+  }
+
+  /** Sends a request and resolves with the ack's result; rejects with a SwitchboardError. */
+  async request<E extends keyof ClientToServerEvents>(event: E, payload: PayloadOf<E>): Promise<ResultOf<E>> {
+    if (!this.socket.connected) throw new SwitchboardError('not_connected', 'signaling is not connected');
+    let response: AckResponse<object>;
+    try {
+      const emitter = this.socket.timeout(this.options.requestTimeoutMs) as unknown as {
+        emitWithAck(event: string, payload: unknown): Promise<AckResponse<object>>;
+      };
+      response = await emitter.emitWithAck(event, payload);
+    } catch {
+      throw new SwitchboardError('timeout', `no answer to ${event}`);
+    }
+    if (!response.ok) throw SwitchboardError.from(response.error, 'internal');
+    return response as ResultOf<E>;
+  }
+
+  close(): void {
+    this.socket.removeAllListeners();
+    this.socket.close();
+  }
+}

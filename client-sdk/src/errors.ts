@@ -1,0 +1,34 @@
+import { isErrorCode, type ErrorCode } from '../protocol/errors.js';
+
+/** Codes the SDK raises itself, next to the server's codes. */
+export type ClientErrorCode =
+  /** The signaling connection could not be established. */
+  | 'connection_failed'
+  /** The server did not answer a request in time. */
+  | 'timeout'
+  /** The room is not connected (before connect, after leave, or while reconnecting). */
+  | 'not_connected'
+  /** No WebRTC implementation was found (pass options.webrtc in Node). */
+  | 'webrtc_unavailable';
+
+export type SwitchboardErrorCode = ErrorCode | ClientErrorCode;
+
+/** Every error the SDK surfaces: a stable code and a message. */
+export class SwitchboardError extends Error {
+  constructor(
+    readonly code: SwitchboardErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SwitchboardError';
+  }
+
+  /** Builds an error from a server wire error or a connect_error. */
+  static from(value: unknown, fallback: SwitchboardErrorCode = 'connection_failed'): SwitchboardError {
+    if (value instanceof SwitchboardError) return value;
+    const record = (value ?? {}) as { code?: unknown; message?: unknown; data?: { code?: unknown; message?: unknown } };
+    const code = record.data?.code ?? record.code ?? record.message;
+    const message = String(record.data?.message ?? record.message ?? 'unknown error');
+    return new SwitchboardError(isErrorCode(code) ? code : fallback, message);
+  }
+}

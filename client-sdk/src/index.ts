@@ -1,0 +1,9 @@
+/** Switchboard client SDK: one API for mesh and SFU rooms. */
+export { Room, RoomEvent, ConnectionState, RemoteParticipant } from './Room.js';
+export type { RoomOptions, RoomEventCallbacks, LocalParticipant, DataPayload, DataInfo, WebRtcImplementation } from './Room.js';
+export { SwitchboardError } from './errors.js';
+export type { SwitchboardErrorCode, ClientErrorCode } from './errors.js';
+export { DefaultReconnectPolicy } from './ReconnectPolicy.js';
+export type { ReconnectPolicy, ReconnectContext } from './ReconnectPolicy.js';
+export type { ErrorCode } from '../protocol/errors.js';
+export type { Grants, Metadata, RoomMode, PeerInfo, IceServer } from '../protocol/events.js';

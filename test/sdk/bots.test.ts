@@ -1,0 +1,113 @@
+import wrtc from '@roamhq/wrtc';
+import { expect } from 'chai';
+import { ConnectionState, Room, RoomEvent, SwitchboardError, type DataPayload } from '../../client-sdk/src/index.js';
+import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+
+const webrtc = { RTCPeerConnection: wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection };
+
+describe('SDK with Node bots (@roamhq/wrtc)', function () {
+  this.timeout(30000);
+  let t: TestServer;
+  const rooms: Room[] = [];
+
+  const connect = async (room: string, user: string, role: 'guest' | 'listener' | 'host' = 'guest', extra = {}) => {
+    const r = await Room.connect(t.url, t.mint({ room, user, role }), { webrtc, statsIntervalMs: 0, ...extra });
+    rooms.push(r);
+    return r;
+  };
+
+  beforeEach(async () => {
+    t = await startServer();
+  });
+  afterEach(async () => {
+    for (const r of rooms.splice(0)) await r.leave();
+    await t.close();
+  });
+
+  it('two bots exchange reliable data both ways, exactly once, and see each other join and leave', async () => {
+    const alice = await connect('bots', 'alice');
+    const joined: string[] = [];
+    alice.on(RoomEvent.ParticipantJoined, (p) => joined.push(p.identity));
+    const received: Array<[string, DataPayload]> = [];
+    alice.on(RoomEvent.Data, (payload, from) => received.push([from.identity, payload]));
+
+    const bob = await connect('bots', 'bob');
+    const bobReceived: Array<[string, DataPayload]> = [];
+    bob.on(RoomEvent.Data, (payload, from) => bobReceived.push([from.identity, payload]));
+    expect([...bob.participants.keys()]).to.deep.equal(['alice']);
+    await waitFor(() => joined.includes('bob'), 5000, 'participantJoined');
+
+    // Sent at once: the reliable channel queues until it opens.
+    bob.send('hello alice');
+    bob.send({ n: 1, nested: { ok: true } });
+    bob.send(new Uint8Array([1, 2, 3]));
+    alice.send('hello bob');
+    await waitFor(() => received.length === 3 && bobReceived.length === 1, 15000, 'data');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(received).to.deep.equal([
+      ['bob', 'hello alice'],
+      ['bob', { n: 1, nested: { ok: true } }],
+      ['bob', new Uint8Array([1, 2, 3])],
+    ]);
+    expect(bobReceived).to.deep.equal([['alice', 'hello bob']]);
+
+    const left = new Promise<string>((resolve) => alice.once(RoomEvent.ParticipantLeft, (p) => resolve(p.identity)));
+    await bob.leave();
+    expect(await left).to.equal('bob');
+    expect(alice.participants.size).to.equal(0);
+  });
+
+  it('delivers to chosen identities only with send(..., {to})', async () => {
+    const a = await connect('to', 'a');
+    const b = await connect('to', 'b');
+    const c = await connect('to', 'c');
+    const got = { b: [] as DataPayload[], c: [] as DataPayload[] };
+    b.on(RoomEvent.Data, (p) => got.b.push(p));
+    c.on(RoomEvent.Data, (p) => got.c.push(p));
+    a.send('for b only', { to: ['b'] });
+    a.send('for all');
+    await waitFor(() => got.b.length === 2 && got.c.length === 1, 15000, 'targeted data');
+    expect(got.b).to.deep.equal(['for b only', 'for all']);
+    expect(got.c).to.deep.equal(['for all']);
+  });
+
+  it('refuses publish and data without the grants, with code forbidden', async () => {
+    const listener = await connect('grants', 'l', 'listener');
+    const track = { id: 'fake', kind: 'audio' } as unknown as MediaStreamTrack;
+    const error = await listener.publish(track).then(
+      () => null,
+      (e: SwitchboardError) => e,
+    );
+    expect(error).to.be.instanceOf(SwitchboardError);
+    expect(error?.code).to.equal('forbidden');
+  });
+
+  it('rejects connect with the server code on a bad token', async () => {
+    const error = await Room.connect(t.url, 'garbage', { webrtc }).then(
+      () => null,
+      (e: SwitchboardError) => e,
+    );
+    expect(error?.code).to.equal('token_invalid');
+  });
+
+  it('heals after the server drops its socket: rejoins and data flows again', async () => {
+    const alice = await connect('heal', 'alice');
+    const bob = await connect('heal', 'bob');
+    const states: ConnectionState[] = [];
+    bob.on(RoomEvent.ConnectionStateChanged, (s) => states.push(s));
+    const received: DataPayload[] = [];
+    alice.on(RoomEvent.Data, (p) => received.push(p));
+    bob.send('before');
+    await waitFor(() => received.length === 1, 15000, 'first message');
+
+    // Server-side drop of bob's socket (what a network blip or a proxy restart looks like).
+    const bobPeer = t.server.rooms.get('t1', 'heal')?.peerByUser('bob');
+    bobPeer?.socket.conn.close();
+    await waitFor(() => states.includes(ConnectionState.Reconnecting), 5000, 'reconnecting');
+    await waitFor(() => bob.state === ConnectionState.Connected, 10000, 'reconnected');
+    bob.send('after');
+    await waitFor(() => received.length === 2, 15000, 'message after healing');
+    expect(received).to.deep.equal(['before', 'after']);
+    expect(alice.participants.get('bob')?.id).to.equal(bob.localParticipant?.id);
+  });
+});
