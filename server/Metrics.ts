@@ -39,6 +39,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly clientRtt = new Histogram({
+    name: 'switchboard_client_rtt_seconds',
+    help: 'Round-trip time of client links, as reported by clients',
+    labelNames: ['candidate_type'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6],
+    registers: [this.registry],
+  });
+  readonly clientPacketLoss = new Histogram({
+    name: 'switchboard_client_packet_loss_ratio',
+    help: 'Inbound packet loss of client links, as reported by clients',
+    buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });
   }

@@ -102,11 +102,29 @@ export interface ModeChangedMessage {
   sfu?: { router_rtp_capabilities: unknown };
 }
 
+/** Quality of one link as the client measures it (getStats), sent periodically. */
+export interface LinkQuality {
+  /** The remote peer id, or "sfu". */
+  peer_id: string;
+  rtt_ms?: number;
+  /** Fraction of inbound packets lost since the previous report, 0..1. */
+  packet_loss?: number;
+  bitrate_in_kbps?: number;
+  bitrate_out_kbps?: number;
+  /** Local candidate type of the selected pair: host, srflx, prflx or relay. */
+  candidate_type?: string;
+}
+
+export interface StatsReport {
+  links: LinkQuality[];
+}
+
 export interface ClientToServerEvents {
   join: (payload: { metadata?: Metadata } | undefined, ack: Ack<JoinResult>) => void;
   signal: (payload: SignalRequest, ack: Ack) => void;
   leave: (payload: object | undefined, ack: Ack) => void;
   update_metadata: (payload: { metadata: Metadata }, ack: Ack<{ self: PeerInfo }>) => void;
+  stats: (payload: StatsReport, ack: Ack) => void;
   'admin:kick': (payload: { peer_id: string; reason?: string }, ack: Ack) => void;
   'admin:lock': (payload: { locked: boolean }, ack: Ack<{ locked: boolean }>) => void;
 }

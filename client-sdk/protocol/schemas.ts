@@ -105,6 +105,23 @@ export const emptyPayload = z.strictObject({}).optional();
 
 export const updateMetadataPayload = z.strictObject({ metadata: safeJsonObject() });
 
+const finite = (min: number, max: number) => z.number().min(min).max(max).optional();
+
+export const statsPayload = z.strictObject({
+  links: z
+    .array(
+      z.strictObject({
+        peer_id: z.string().min(1).max(Limits.idLength),
+        rtt_ms: finite(0, 600_000),
+        packet_loss: finite(0, 1),
+        bitrate_in_kbps: finite(0, 10_000_000),
+        bitrate_out_kbps: finite(0, 10_000_000),
+        candidate_type: z.enum(['host', 'srflx', 'prflx', 'relay']).optional(),
+      }),
+    )
+    .max(256),
+});
+
 export const adminKickPayload = z.strictObject({
   peer_id: z.string().min(1).max(Limits.idLength),
   reason: z.string().max(Limits.reasonLength).optional(),
@@ -118,6 +135,7 @@ export const clientEventSchemas = {
   signal: signalPayload,
   leave: emptyPayload,
   update_metadata: updateMetadataPayload,
+  stats: statsPayload,
   'admin:kick': adminKickPayload,
   'admin:lock': adminLockPayload,
 } as const;

@@ -1,7 +1,8 @@
-import type { Grants, IceServer, JoinResult, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SignalMessage } from '../protocol/events.js';
+import type { Grants, IceServer, JoinResult, LinkQuality, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SignalMessage } from '../protocol/events.js';
 import { Emitter } from './Emitter.js';
 import { SwitchboardError } from './errors.js';
 import { PeerLink } from './PeerLink.js';
+import { summarizeLink, type QualitySample } from './quality.js';
 import { DefaultReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
 import { SignalClient } from './SignalClient.js';
 
@@ -139,6 +140,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private leaving = false;
   private terminalError: SwitchboardError | null = null;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly qualitySamples = new Map<string, QualitySample>();
   private readonly RTCPeerConnectionImpl: typeof RTCPeerConnection;
   private readonly reconnectPolicy: ReconnectPolicy | null;
 
@@ -461,9 +463,22 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.statsTimer = null;
   }
 
-  /** Placeholder hook for the periodic quality summary; filled in by reportStats below. */
+  /** Sends the periodic quality summary (RTT, loss, bitrates, candidate type per link). */
   private async reportStats(): Promise<void> {
-    // Implemented with the server's `stats` event.
+    if (this.state !== ConnectionState.Connected || !this.signal) return;
+    const now = Date.now();
+    const links: LinkQuality[] = [];
+    for (const [peerId, link] of this.links) {
+      try {
+        const { quality, sample } = summarizeLink(peerId, await link.pc.getStats(), this.qualitySamples.get(peerId), now);
+        this.qualitySamples.set(peerId, sample);
+        links.push(quality);
+      } catch {
+        // A link closing meanwhile has no stats.
+      }
+    }
+    for (const peerId of this.qualitySamples.keys()) if (!this.links.has(peerId)) this.qualitySamples.delete(peerId);
+    await this.signal?.request('stats', { links }).catch(() => undefined);
   }
 }
 

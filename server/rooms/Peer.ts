@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Grants, Metadata, PeerInfo } from '../../client-sdk/protocol/events.js';
+import type { Grants, LinkQuality, Metadata, PeerInfo } from '../../client-sdk/protocol/events.js';
 import type { AppSocket } from '../signaling/types.js';
 
 /** One joined connection: a user in a room over one socket. */
@@ -8,6 +8,8 @@ export class Peer {
   readonly id = `p_${randomBytes(9).toString('base64url')}`;
   readonly joinedAt = new Date();
   metadata: Metadata;
+  /** The latest quality summary the client reported, for operators (API, metrics). */
+  quality: { at: Date; links: LinkQuality[] } | null = null;
 
   constructor(
     readonly socket: AppSocket,

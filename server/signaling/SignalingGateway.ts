@@ -65,6 +65,7 @@ export class SignalingGateway {
     this.register('signal', (socket, payload) => this.signal(socket, payload));
     this.register('leave', (socket) => this.leave(socket));
     this.register('update_metadata', (socket, payload) => this.updateMetadata(socket, payload));
+    this.register('stats', (socket, payload) => this.stats(socket, payload));
     this.register('admin:kick', (socket, payload) => this.adminKick(socket, payload));
     this.register('admin:lock', (socket, payload) => this.adminLock(socket, payload));
 
@@ -251,6 +252,16 @@ export class SignalingGateway {
     peer.metadata = payload.metadata as Record<string, JsonValue>;
     if (!peer.hidden) socket.to(channels.room(room.key)).emit('peer_updated', peer.info());
     return { self: peer.info() };
+  }
+
+  private stats(socket: AppSocket, payload: Payload<'stats'>): object {
+    const { peer } = this.joined(socket);
+    peer.quality = { at: new Date(), links: payload.links };
+    for (const link of payload.links) {
+      if (link.rtt_ms !== undefined) this.options.metrics.clientRtt.observe({ candidate_type: link.candidate_type ?? 'unknown' }, link.rtt_ms / 1000);
+      if (link.packet_loss !== undefined) this.options.metrics.clientPacketLoss.observe(link.packet_loss);
+    }
+    return {};
   }
 
   private async adminKick(socket: AppSocket, payload: Payload<'admin:kick'>): Promise<object> {

@@ -82,6 +82,20 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     expect(error?.code).to.equal('forbidden');
   });
 
+  it('reports link quality to the server, which keeps it per peer and in metrics', async () => {
+    await connect('quality', 'a', 'guest', { statsIntervalMs: 300 });
+    const b = await connect('quality', 'b', 'guest', { statsIntervalMs: 300 });
+    b.send('warm up');
+    const peerA = () => t.server.rooms.get('t1', 'quality')?.peerByUser('a');
+    await waitFor(() => (peerA()?.quality?.links.length ?? 0) > 0 && peerA()?.quality?.links[0]?.rtt_ms !== undefined, 15000, 'quality report');
+    const link = peerA()?.quality?.links[0];
+    expect(link?.peer_id).to.equal(b.localParticipant?.id);
+    expect(link?.candidate_type).to.equal('host');
+    expect(link?.rtt_ms).to.be.a('number').and.at.least(0);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).to.match(/switchboard_client_rtt_seconds_count\{candidate_type="host"\} [1-9]/);
+  });
+
   it('rejects connect with the server code on a bad token', async () => {
     const error = await Room.connect(t.url, 'garbage', { webrtc }).then(
       () => null,
