@@ -66,12 +66,9 @@ readonly BUILD_DEPS=(
   libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev
   libssl-dev catch2 pkg-config ninja-build g++
 )
-apt_updated=0
-
 apt_update() {
   log "apt-get update"
   "${SUDO[@]}" apt-get update -o DPkg::Lock::Timeout=600 -q >/dev/null
-  apt_updated=1
 }
 
 pkg_installed() {
@@ -112,6 +109,7 @@ ensure_meson() {
     if [[ -n "$m" ]] && meson_version_ok "$m"; then MESON="$m"; log "using meson $("$m" --version) ($m)"; return; fi
   done
   local codename backports list
+  # shellcheck source=/dev/null
   codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
   [[ -n "$codename" ]] || die "cannot tell the Debian codename from /etc/os-release"
   backports="$codename-backports"

@@ -137,6 +137,7 @@ export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   private readonly tenantsById = new Map<string, TenantRecord>();
   private readonly tenantIdByApiKey = new Map<string, string>();
+  private readonly tenantIdBySecretHash = new Map<string, string>();
   /** tenant -> room id -> record */
   private readonly roomsByTenant = new Map<string, Map<string, RoomRecord>>();
   private readonly tokensByJti = new Map<string, TokenRecord>();
@@ -148,11 +149,13 @@ export class MemoryStore implements Store {
 
   readonly tenants = {
     create: async (record: TenantRecord): Promise<void> => {
-      if (this.tenantsById.has(record.tenant_id) || this.tenantIdByApiKey.has(record.api_key)) {
+      const taken = this.tenantsById.has(record.tenant_id) || this.tenantIdByApiKey.has(record.api_key) || this.tenantIdBySecretHash.has(record.api_secret_sha256);
+      if (taken) {
         throw new AppError('conflict', 'tenant already exists');
       }
       this.tenantsById.set(record.tenant_id, tenantFields(record));
       this.tenantIdByApiKey.set(record.api_key, record.tenant_id);
+      this.tenantIdBySecretHash.set(record.api_secret_sha256, record.tenant_id);
     },
     get: async (tenantId: string): Promise<TenantRecord | null> => {
       const record = this.tenantsById.get(tenantId);
@@ -160,6 +163,10 @@ export class MemoryStore implements Store {
     },
     getByApiKey: async (apiKey: string): Promise<TenantRecord | null> => {
       const tenantId = this.tenantIdByApiKey.get(apiKey);
+      return tenantId ? this.tenants.get(tenantId) : null;
+    },
+    getBySecretHash: async (secretSha256: string): Promise<TenantRecord | null> => {
+      const tenantId = this.tenantIdBySecretHash.get(secretSha256);
       return tenantId ? this.tenants.get(tenantId) : null;
     },
     update: async (tenantId: string, patch: Partial<Pick<TenantRecord, 'name' | 'limits' | 'webhook'>>): Promise<TenantRecord | null> => {
@@ -223,7 +230,7 @@ export class MemoryStore implements Store {
         room_id: '',
         user_id: '',
         token_sha256: '',
-        expires_at: expiresAt,
+        expires_at: new Date(expiresAt),
         revoked_at: new Date(),
         created_at: new Date(),
       });
@@ -246,16 +253,16 @@ export class MemoryStore implements Store {
       const open = session.segments.at(-1);
       if (open && open.to === null) {
         if (open.mode === mode) return;
-        open.to = at;
+        open.to = new Date(at);
       }
-      session.segments.push({ mode, from: at, to: null });
+      session.segments.push({ mode, from: new Date(at), to: null });
     },
     close: async (sessionId: string, at: Date, reason: string): Promise<void> => {
       const session = this.sessionsById.get(sessionId);
       if (!session || session.disconnected_at) return;
       const open = session.segments.at(-1);
-      if (open && open.to === null) open.to = at;
-      session.disconnected_at = at;
+      if (open && open.to === null) open.to = new Date(at);
+      session.disconnected_at = new Date(at);
       session.duration_ms = at.getTime() - session.connected_at.getTime();
       session.disconnect_reason = reason;
     },

@@ -4,7 +4,6 @@ import { AppError } from '../errors.js';
 import {
   summarizeUsage,
   type ModeSegment,
-  type Page,
   type RoomPatch,
   type RoomRecord,
   type RoomStore,
@@ -26,12 +25,20 @@ export interface MongoStoreOptions {
   serverSelectionTimeoutMS?: number;
 }
 
+/** A token record as stored: revoked_at is absent until revoked (so revoke() can use $min). */
+export type StoredToken = Omit<TokenRecord, 'revoked_at'> & { revoked_at?: Date };
+
+/** A session as stored: duration_ms and open segment ends are derived on read; current_mode guards changeMode. */
+export interface StoredSession extends Omit<SessionRecord, 'duration_ms'> {
+  current_mode: RoomMode | null;
+}
+
 /** The models of one MongoStore, one per record type. */
 export interface MongoStoreModels {
   tenants: Model<TenantRecord>;
   rooms: Model<RoomRecord>;
-  tokens: Model<TokenRecord>;
-  sessions: Model<SessionRecord>;
+  tokens: Model<StoredToken>;
+  sessions: Model<StoredSession>;
 }
 
 const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5_000;
@@ -85,6 +92,8 @@ function createModels(connection: Connection): MongoStoreModels {
   );
   tenants.index({ tenant_id: 1 }, { unique: true });
   tenants.index({ api_key: 1 }, { unique: true });
+  // How Bearer API calls find their tenant; secrets are random, so a repeat is a bug to refuse.
+  tenants.index({ api_secret_sha256: 1 }, { unique: true });
 
   const rooms = new Schema(
     {
@@ -114,7 +123,8 @@ function createModels(connection: Connection): MongoStoreModels {
       user_id: { type: String, default: '' },
       token_sha256: { type: String, default: '' },
       expires_at: { type: Date, required: true },
-      revoked_at: { type: Date, default: null },
+      // Absent until revoked (read back as null), so revoke() can set it with $min.
+      revoked_at: { type: Date },
       created_at: { type: Date, required: true },
     },
     { ...SCHEMA_OPTIONS, collection: 'tokens' },
@@ -123,6 +133,9 @@ function createModels(connection: Connection): MongoStoreModels {
   // TTL: MongoDB drops a token record (revoked or not) once its token has expired.
   tokens.index({ expires_at: 1 }, { expireAfterSeconds: 0 });
 
+  // A segment's `to` is stored only when given at open(); otherwise it ends where the next
+  // segment starts, or at disconnected_at (see toSession). That keeps changeMode and close
+  // single plain update operations: they never rewrite an array element.
   const segment = new Schema(
     { mode: { type: String, enum: ROOM_MODES, required: true }, from: { type: Date, required: true }, to: { type: Date, default: null } },
     { _id: false, strict: true },
@@ -138,9 +151,10 @@ function createModels(connection: Connection): MongoStoreModels {
       address: { type: String, default: '' },
       connected_at: { type: Date, required: true },
       disconnected_at: { type: Date, default: null },
-      duration_ms: { type: Number, default: null },
       disconnect_reason: { type: String, default: null },
       segments: { type: [segment], default: () => [] },
+      /** Mode of the open segment while connected, else null: the guard of changeMode. */
+      current_mode: { type: String, enum: [...ROOM_MODES, null], default: null },
     },
     { ...SCHEMA_OPTIONS, collection: 'sessions' },
   );
@@ -152,8 +166,8 @@ function createModels(connection: Connection): MongoStoreModels {
   return {
     tenants: connection.model<TenantRecord>('Tenant', tenants),
     rooms: connection.model<RoomRecord>('Room', rooms),
-    tokens: connection.model<TokenRecord>('Token', tokens),
-    sessions: connection.model<SessionRecord>('Session', sessions),
+    tokens: connection.model<StoredToken>('Token', tokens),
+    sessions: connection.model<StoredSession>('Session', sessions),
   };
 }
 
@@ -262,7 +276,12 @@ function toRoom(doc: RoomRecord): RoomRecord {
   };
 }
 
-function toToken(doc: TokenRecord): TokenRecord {
+function toTokenDoc(record: TokenRecord): StoredToken {
+  const { revoked_at: revokedAt, ...rest } = toToken(record);
+  return revokedAt ? { ...rest, revoked_at: revokedAt } : rest;
+}
+
+function toToken(doc: TokenRecord | StoredToken): TokenRecord {
   return {
     jti: doc.jti,
     tenant_id: doc.tenant_id,
@@ -275,11 +294,24 @@ function toToken(doc: TokenRecord): TokenRecord {
   };
 }
 
-function toSegment(segment: ModeSegment): ModeSegment {
-  return { mode: segment.mode, from: segment.from, to: segment.to ?? null };
+function toStoredSession(record: SessionRecord): StoredSession {
+  const { duration_ms: _derived, ...rest } = toSession(record);
+  const last = rest.segments.at(-1);
+  return { ...rest, current_mode: !rest.disconnected_at && last && last.to === null ? last.mode : null };
 }
 
-function toSession(doc: SessionRecord): SessionRecord {
+/** Segments with every `to` filled in: stored, else the next segment's start, else the disconnection. */
+function toSegments(segments: ModeSegment[] | undefined, disconnectedAt: Date | null | undefined): ModeSegment[] {
+  const list = segments ?? [];
+  return list.map((segment, i) => ({
+    mode: segment.mode,
+    from: segment.from,
+    to: segment.to ?? list[i + 1]?.from ?? disconnectedAt ?? null,
+  }));
+}
+
+function toSession(doc: Omit<SessionRecord, 'duration_ms'> & { duration_ms?: number | null }): SessionRecord {
+  const disconnectedAt = doc.disconnected_at ?? null;
   return {
     session_id: doc.session_id,
     tenant_id: doc.tenant_id,
@@ -289,10 +321,10 @@ function toSession(doc: SessionRecord): SessionRecord {
     peer_id: doc.peer_id,
     address: doc.address,
     connected_at: doc.connected_at,
-    disconnected_at: doc.disconnected_at ?? null,
-    duration_ms: doc.duration_ms ?? null,
+    disconnected_at: disconnectedAt,
+    duration_ms: disconnectedAt ? disconnectedAt.getTime() - doc.connected_at.getTime() : null,
     disconnect_reason: doc.disconnect_reason ?? null,
-    segments: (doc.segments ?? []).map(toSegment),
+    segments: toSegments(doc.segments, disconnectedAt),
   };
 }
 
@@ -326,21 +358,11 @@ function describeUri(uri: string): string {
   return match ? `${match[1]}${match[2]}` : 'the configured URI';
 }
 
-/** Closes the open segment of `$segments` at `at` (an aggregation expression). */
-function closeOpenSegments(at: Date): object {
-  return {
-    $map: {
-      input: '$segments',
-      as: 's',
-      in: { $cond: [{ $eq: ['$$s.to', null] }, { $mergeObjects: ['$$s', { to: { $literal: at } }] }, '$$s'] },
-    },
-  };
-}
-
 /**
  * The MongoDB store (selected by MONGODB_URI), through mongoose on its own connection.
- * Writes that depend on current state (revoke, changeMode, close) are single atomic
- * updates (pipelines), never read-modify-write.
+ * Writes that depend on current state (revoke, changeMode, close) are each one atomic
+ * update with plain operators and a guard in the filter: no read-modify-write, and no
+ * aggregation-pipeline updates, so MongoDB-compatible servers without them work too.
  */
 export class MongoStore implements Store {
   readonly kind = 'mongo' as const;
@@ -370,6 +392,7 @@ export class MongoStore implements Store {
       const doc = toTenant(record);
       str(doc.tenant_id, 'tenant_id');
       str(doc.api_key, 'api_key');
+      str(doc.api_secret_sha256, 'api_secret_sha256');
       try {
         await this.models.tenants.create(doc);
       } catch (error) {
@@ -382,6 +405,10 @@ export class MongoStore implements Store {
     },
     getByApiKey: async (apiKey) => {
       const doc = await this.models.tenants.findOne({ api_key: str(apiKey, 'api_key') }, PROJECTION).lean<TenantRecord>();
+      return doc ? toTenant(doc) : null;
+    },
+    getBySecretHash: async (secretSha256) => {
+      const doc = await this.models.tenants.findOne({ api_secret_sha256: str(secretSha256, 'api_secret_sha256') }, PROJECTION).lean<TenantRecord>();
       return doc ? toTenant(doc) : null;
     },
     update: async (tenantId, patch) => {
@@ -456,7 +483,7 @@ export class MongoStore implements Store {
 
   readonly tokens: TokenStore = {
     record: async (record) => {
-      const doc = toToken(record);
+      const doc = toTokenDoc(record);
       str(doc.jti, 'jti');
       str(doc.tenant_id, 'tenant_id');
       try {
@@ -467,30 +494,22 @@ export class MongoStore implements Store {
     },
     get: async (tenantId, jti) => {
       const filter = { jti: str(jti, 'jti'), tenant_id: str(tenantId, 'tenant_id') };
-      const doc = await this.models.tokens.findOne(filter, PROJECTION).lean<TokenRecord>();
+      const doc = await this.models.tokens.findOne(filter, PROJECTION).lean<StoredToken>();
       return doc ? toToken(doc) : null;
     },
     revoke: async (tenantId, jti, expiresAt) => {
       const filter = { jti: str(jti, 'jti'), tenant_id: str(tenantId, 'tenant_id') };
       const expires = date(expiresAt, 'expiresAt');
       const now = new Date();
-      // One upsert: marks an existing record (keeping the first revoked_at) or creates one
-      // for a token minted elsewhere. A jti of another tenant makes the insert collide.
-      const update = [
-        {
-          $set: {
-            room_id: { $ifNull: ['$room_id', ''] },
-            user_id: { $ifNull: ['$user_id', ''] },
-            token_sha256: { $ifNull: ['$token_sha256', ''] },
-            expires_at: { $ifNull: ['$expires_at', { $literal: expires }] },
-            revoked_at: { $ifNull: ['$revoked_at', { $literal: now }] },
-            created_at: { $ifNull: ['$created_at', { $literal: now }] },
-          },
-        },
-      ];
+      // One upsert: $min sets revoked_at when absent and keeps an earlier one; a token minted
+      // elsewhere gets a record. A jti of another tenant makes the insert collide (11000).
+      const update = {
+        $min: { revoked_at: now },
+        $setOnInsert: { room_id: '', user_id: '', token_sha256: '', expires_at: expires, created_at: now },
+      };
       for (let attempt = 0; ; attempt++) {
         try {
-          await this.models.tokens.updateOne(filter, update, { upsert: true, updatePipeline: true, setDefaultsOnInsert: false });
+          await this.models.tokens.updateOne(filter, update, { upsert: true });
           return;
         } catch (error) {
           if (!isDuplicateKey(error)) throw error;
@@ -509,7 +528,7 @@ export class MongoStore implements Store {
 
   readonly sessions: SessionStore = {
     open: async (record) => {
-      const doc = toSession(record);
+      const doc = toStoredSession(record);
       str(doc.session_id, 'session_id');
       str(doc.tenant_id, 'tenant_id');
       str(doc.room_id, 'room_id');
@@ -520,45 +539,21 @@ export class MongoStore implements Store {
       }
     },
     changeMode: async (sessionId, mode, at) => {
-      const filter = { session_id: str(sessionId, 'session_id'), disconnected_at: null };
       const next = roomMode(mode);
       const when = date(at, 'at');
-      // Atomic: if the open segment is already in `next`, keep segments; otherwise close
-      // the open one and append the new one.
-      const update = [
-        {
-          $set: {
-            segments: {
-              $let: {
-                vars: { last: { $arrayElemAt: ['$segments', -1] } },
-                in: {
-                  $cond: [
-                    { $and: [{ $eq: ['$$last.to', null] }, { $eq: ['$$last.mode', { $literal: next }] }] },
-                    '$segments',
-                    { $concatArrays: [closeOpenSegments(when), [{ mode: { $literal: next }, from: { $literal: when }, to: null }]] },
-                  ],
-                },
-              },
-            },
-          },
-        },
-      ];
-      await this.models.sessions.updateOne(filter, update, { updatePipeline: true, setDefaultsOnInsert: false });
+      // The guard makes it atomic: only a connected session not already in `next` changes.
+      // The open segment ends where the pushed one starts (see toSegments).
+      await this.models.sessions.updateOne(
+        { session_id: str(sessionId, 'session_id'), disconnected_at: null, current_mode: mongoose.trusted({ $ne: next }) },
+        { $push: { segments: { mode: next, from: when, to: null } }, $set: { current_mode: next } },
+      );
     },
     close: async (sessionId, at, reason) => {
-      const filter = { session_id: str(sessionId, 'session_id'), disconnected_at: null };
-      const when = date(at, 'at');
-      const update = [
-        {
-          $set: {
-            disconnected_at: { $literal: when },
-            duration_ms: { $subtract: [{ $literal: when }, '$connected_at'] },
-            disconnect_reason: { $literal: str(reason, 'reason') },
-            segments: closeOpenSegments(when),
-          },
-        },
-      ];
-      await this.models.sessions.updateOne(filter, update, { updatePipeline: true, setDefaultsOnInsert: false });
+      // Only the first close counts; the open segment and duration_ms derive from disconnected_at.
+      await this.models.sessions.updateOne(
+        { session_id: str(sessionId, 'session_id'), disconnected_at: null },
+        { $set: { disconnected_at: date(at, 'at'), disconnect_reason: str(reason, 'reason'), current_mode: null } },
+      );
     },
     /** Pages in (connected_at, session_id) order; the cursor is the last pair returned. */
     list: async (tenantId, filter: SessionFilter) => {
@@ -584,7 +579,7 @@ export class MongoStore implements Store {
         .find(query, PROJECTION)
         .sort({ connected_at: 1, session_id: 1 })
         .limit(size + 1)
-        .lean<SessionRecord[]>();
+        .lean<StoredSession[]>();
       const items = docs.slice(0, size).map(toSession);
       const last = items.at(-1);
       return { items, next: docs.length > size && last ? encodeCursor([last.connected_at.getTime(), last.session_id]) : null };
@@ -600,10 +595,11 @@ export class MongoStore implements Store {
             connected_at: mongoose.trusted({ $lt: end }),
             $or: [{ disconnected_at: null }, { disconnected_at: mongoose.trusted({ $gte: start }) }],
           },
-          { _id: 0, room_id: 1, segments: 1 },
+          { _id: 0, room_id: 1, segments: 1, disconnected_at: 1 },
         )
-        .lean<Pick<SessionRecord, 'room_id' | 'segments'>[]>();
-      return summarizeUsage(overlapping, start, end, new Date());
+        .lean<Pick<StoredSession, 'room_id' | 'segments' | 'disconnected_at'>[]>();
+      const sessions = overlapping.map((doc) => ({ room_id: doc.room_id, segments: toSegments(doc.segments, doc.disconnected_at) }));
+      return summarizeUsage(sessions, start, end, new Date());
     },
   };
 

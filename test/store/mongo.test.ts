@@ -1,0 +1,267 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { AppError } from '../../server/errors.js';
+import { MongoStore } from '../../server/store/MongoStore.js';
+import type { RoomRecord, TenantRecord, TokenRecord } from '../../server/store/Store.js';
+import { expectAppError, freshId, roomRecord, sessionRecord, storeContract, tenantRecord, tokenRecord } from './contract.js';
+
+/** Nothing listens on port 1: connecting is refused at once, like a database that is down. */
+const UNREACHABLE = 'mongodb://127.0.0.1:1/switchboard';
+const SKIP_REASON = 'MONGODB_URI is not set: no MongoDB server can be installed on this machine';
+
+/** The same server and options with another database; keeps authSource when credentials rely on the path. */
+function withDatabase(uri: string, database: string): string {
+  const match = /^(mongodb(?:\+srv)?:\/\/)([^/?]+)(?:\/([^?]*))?(?:\?(.*))?$/.exec(uri);
+  if (!match) throw new Error('MONGODB_URI is not a mongodb:// URI');
+  const [, scheme, authority, originalDb, query] = match;
+  const params = new URLSearchParams(query ?? '');
+  if (authority?.includes('@') && !params.has('authSource')) params.set('authSource', originalDb || 'admin');
+  const search = params.toString();
+  return `${scheme}${authority}/${database}${search ? `?${search}` : ''}`;
+}
+
+/** Asserts `promise` settles within `ms`, and returns how long it took. */
+async function settlesWithin<T>(promise: Promise<T>, ms: number): Promise<{ value?: T; error?: unknown; elapsed: number }> {
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    const value = await Promise.race([promise, timeout]);
+    return { value, elapsed: Date.now() - started };
+  } catch (error) {
+    if (error instanceof Error && error.message.startsWith('did not settle')) throw error;
+    return { error, elapsed: Date.now() - started };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+type IndexSpec = [Record<string, unknown>, Record<string, unknown>];
+
+function indexesOf(store: MongoStore, model: keyof MongoStore['models']): IndexSpec[] {
+  return store.models[model].schema.indexes() as IndexSpec[];
+}
+
+function findIndex(specs: IndexSpec[], keys: string[]): IndexSpec | undefined {
+  return specs.find(([fields]) => JSON.stringify(Object.keys(fields)) === JSON.stringify(keys));
+}
+
+describe('MongoStore without a server', function () {
+  const stores: MongoStore[] = [];
+  const newStore = (uri = UNREACHABLE, serverSelectionTimeoutMS = 300): MongoStore => {
+    const store = new MongoStore(uri, { serverSelectionTimeoutMS });
+    stores.push(store);
+    return store;
+  };
+
+  after(async function () {
+    await Promise.all(stores.map((store) => store.close()));
+  });
+
+  it('declares the unique indexes and the token TTL index', function () {
+    const store = newStore();
+    const tenants = indexesOf(store, 'tenants');
+    expect(findIndex(tenants, ['tenant_id'])?.[1]).to.include({ unique: true });
+    expect(findIndex(tenants, ['api_key'])?.[1]).to.include({ unique: true });
+    expect(findIndex(tenants, ['api_secret_sha256'])?.[1]).to.include({ unique: true });
+    expect(findIndex(indexesOf(store, 'rooms'), ['tenant_id', 'room_id'])?.[1]).to.include({ unique: true });
+    const tokens = indexesOf(store, 'tokens');
+    expect(findIndex(tokens, ['jti'])?.[1]).to.include({ unique: true });
+    expect(findIndex(tokens, ['expires_at'])?.[1]).to.include({ expireAfterSeconds: 0 });
+    const sessions = indexesOf(store, 'sessions');
+    expect(findIndex(sessions, ['session_id'])?.[1]).to.include({ unique: true });
+    // Compound keys serve (tenant, room, time) and (tenant, time) queries; session_id breaks ties for paging.
+    expect(findIndex(sessions, ['tenant_id', 'room_id', 'connected_at', 'session_id'])).to.not.equal(undefined);
+    expect(findIndex(sessions, ['tenant_id', 'connected_at', 'session_id'])).to.not.equal(undefined);
+  });
+
+  it('uses its own connection, never mongoose\'s global one', async function () {
+    const store = newStore();
+    const mongoose = (await import('mongoose')).default;
+    expect(store.connection).to.not.equal(mongoose.connection);
+    for (const model of Object.values(store.models)) expect(model.db).to.equal(store.connection);
+  });
+
+  it('has strictQuery on every schema and drops unknown fields from filters', function () {
+    const store = newStore();
+    for (const model of Object.values(store.models)) expect(model.schema.get('strictQuery')).to.equal(true);
+    const cast = store.models.rooms.find({ tenant_id: 't', not_a_field: { $exists: true } }).cast() as Record<string, unknown>;
+    expect(cast).to.deep.equal({ tenant_id: 't' });
+  });
+
+  it('has sanitizeFilter on: an operator object in a filter is matched as a value, so it cannot cast', async function () {
+    const store = newStore();
+    expect(store.connection.get('sanitizeFilter')).to.equal(true);
+    // Bypassing the store's own string checks on purpose: sanitizeFilter wraps the object in
+    // $eq, the string path cannot cast it, and the query fails before reaching any server.
+    const injected = store.models.rooms.findOne({ tenant_id: 't', room_id: { $ne: null } }).exec();
+    const outcome = await settlesWithin(injected, 1000);
+    expect(outcome.error).to.be.an('error').with.property('name', 'CastError');
+    expect(String((outcome.error as Error).message)).to.include('$ne');
+  });
+
+  it('refuses operator objects, bad limits and bad cursors before any query (payload_invalid)', async function () {
+    const store = newStore();
+    const injected = { $gt: '' } as unknown as string;
+    await expectAppError(store.tenants.getByApiKey(injected), 'payload_invalid');
+    await expectAppError(store.rooms.get('t', injected), 'payload_invalid');
+    await expectAppError(store.rooms.delete(injected, 'x'), 'payload_invalid');
+    await expectAppError(store.tokens.isRevoked(injected), 'payload_invalid');
+    await expectAppError(store.sessions.list('t', { limit: 10, room_id: injected }), 'payload_invalid');
+    await expectAppError(store.rooms.list('t', 0), 'payload_invalid');
+    await expectAppError(store.rooms.list('t', 10, 'garbage'), 'payload_invalid');
+    await expectAppError(store.sessions.changeMode('s', 'p2p' as never, new Date()), 'payload_invalid');
+    await expectAppError(store.sessions.usage('t', new Date('nope'), new Date()), 'payload_invalid');
+  });
+
+  it('fails fast, not hanging, when used before init()', async function () {
+    const store = newStore();
+    const outcome = await settlesWithin(store.rooms.get('t', 'r'), 1000);
+    expect(outcome.error).to.be.an('error');
+    expect(outcome.error).to.not.be.instanceOf(AppError);
+  });
+
+  it('ping() is false before init(), on an unreachable server, and never throws', async function () {
+    const store = newStore();
+    expect(await store.ping()).to.equal(false);
+    const init = await settlesWithin(store.init(), 3000);
+    expect(init.error).to.be.an('error');
+    const ping = await settlesWithin(store.ping(), 3000);
+    expect(ping.value).to.equal(false);
+  });
+
+  it('init() rejects within ~3 s with a clear error that names the host but not the credentials', async function () {
+    const store = newStore('mongodb://switchboard:hunter2@127.0.0.1:1/switchboard?authSource=admin');
+    const outcome = await settlesWithin(store.init(), 3000);
+    expect(outcome.elapsed).to.be.below(3000);
+    const message = String((outcome.error as Error).message);
+    expect(message).to.match(/^\[MongoStore:init\] cannot connect to mongodb:\/\/127\.0\.0\.1:1: /);
+    expect(message).to.not.include('hunter2');
+    // A later init() tries again rather than replaying a stale failure forever.
+    const again = await settlesWithin(store.init(), 3000);
+    expect(again.error).to.be.an('error');
+  });
+
+  it('init() and ping() give up on a server that accepts connections but never answers', async function () {
+    const sockets = new Set<Socket>();
+    const blackHole = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = blackHole.address() as AddressInfo;
+      const store = newStore(`mongodb://127.0.0.1:${port}/switchboard`, 500);
+      const init = await settlesWithin(store.init(), 3000);
+      expect(String((init.error as Error).message)).to.include('[MongoStore:init]');
+      expect((await settlesWithin(store.ping(), 3000)).value).to.equal(false);
+      await store.close();
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => blackHole.close(resolve));
+    }
+  });
+
+  it('close() is idempotent whether or not init() ever ran, and init() after close() rejects', async function () {
+    const store = newStore();
+    await Promise.all([store.close(), store.close()]);
+    await store.close();
+    expect(await store.ping()).to.equal(false);
+    const outcome = await settlesWithin(store.init(), 1000);
+    expect(String((outcome.error as Error).message)).to.include('closed');
+  });
+
+  it('refuses a URI that is not mongodb:// or mongodb+srv://', function () {
+    expect(() => new MongoStore('http://127.0.0.1:27017')).to.throw(/mongodb:\/\//);
+  });
+});
+
+const mongodbUri = process.env.MONGODB_URI;
+
+if (mongodbUri) {
+  describe('MongoStore on a real server (MONGODB_URI)', function () {
+    this.timeout(30_000);
+    const database = `switchboard_test_${Date.now()}_${randomBytes(4).toString('hex')}`;
+    const uri = withDatabase(mongodbUri, database);
+
+    after(async function () {
+      const store = new MongoStore(uri);
+      try {
+        await store.init();
+        await store.connection.dropDatabase();
+      } finally {
+        await store.close();
+      }
+    });
+
+    storeContract('MongoStore', async () => new MongoStore(uri, { serverSelectionTimeoutMS: 5000 }));
+
+    it('keeps sanitizeFilter on after connecting: an operator object reaching a model matches as a value', async function () {
+      const store = new MongoStore(uri);
+      try {
+        await store.init();
+        const tenant = tenantRecord();
+        await store.tenants.create(tenant);
+        await store.rooms.create(roomRecord(tenant.tenant_id, 'x'));
+        const injected = store.models.rooms.findOne({ tenant_id: tenant.tenant_id, room_id: { $ne: null } }).lean();
+        const outcome = await settlesWithin(injected, 5000);
+        expect(outcome.value, 'the operator must not match the room').to.equal(undefined);
+        expect(outcome.error).to.be.an('error').with.property('name', 'CastError');
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('stores no secret-like field, version key or plain secret in the raw documents', async function () {
+      const store = new MongoStore(uri);
+      try {
+        await store.init();
+        const tenant = { ...tenantRecord({ webhook: { url: 'https://hooks.example.com/r', secret: 'whsec-raw' } }), api_secret: 'plain-secret' } as TenantRecord;
+        await store.tenants.create(tenant);
+        await store.rooms.create({ ...roomRecord(tenant.tenant_id, 'r'), token: 'plain-token' } as RoomRecord);
+        await store.tokens.record({ ...tokenRecord(tenant.tenant_id), token: 'plain-token' } as TokenRecord);
+        await store.tokens.revoke(tenant.tenant_id, freshId('jti'), new Date(Date.now() + 60_000));
+        await store.sessions.open(sessionRecord(tenant.tenant_id, 'r', new Date()));
+        for (const model of Object.values(store.models)) {
+          const raw = await model.collection.find({ tenant_id: tenant.tenant_id }).toArray();
+          expect(raw.length, model.modelName).to.be.greaterThan(0);
+          for (const doc of raw) {
+            const keys = Object.keys(doc);
+            expect(keys).to.not.include('__v');
+            const secretLike = keys.filter((key) => !key.endsWith('_sha256') && /^(secret|token|password)|(secret|token|password)$/i.test(key));
+            expect(secretLike).to.deep.equal([]);
+            expect(JSON.stringify(doc)).to.not.match(/plain-secret|plain-token/);
+          }
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('creates the declared indexes in the database', async function () {
+      const store = new MongoStore(uri);
+      try {
+        await store.init();
+        const tokens = await store.models.tokens.collection.indexes();
+        expect(tokens.find((index) => index.key.expires_at === 1)).to.include({ expireAfterSeconds: 0 });
+        expect(tokens.find((index) => index.key.jti === 1)).to.include({ unique: true });
+        const rooms = await store.models.rooms.collection.indexes();
+        expect(rooms.find((index) => index.key.tenant_id === 1 && index.key.room_id === 1)).to.include({ unique: true });
+        const tenants = await store.models.tenants.collection.indexes();
+        expect(tenants.filter((index) => index.unique).map((index) => Object.keys(index.key)[0])).to.include.members(['tenant_id', 'api_key']);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+} else {
+  describe('MongoStore on a real server (MONGODB_URI)', function () {
+    it('runs the store contract against MongoDB', function () {
+      console.log(`      skipped: ${SKIP_REASON}`);
+      this.skip();
+    });
+  });
+}
