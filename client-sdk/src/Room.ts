@@ -140,6 +140,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private leaving = false;
   private terminalError: SwitchboardError | null = null;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
+  /** Room events received while a join is in flight; null once the join is applied. */
+  private beforeJoin: Array<() => void> | null = null;
   private readonly qualitySamples = new Map<string, QualitySample>();
   private readonly RTCPeerConnectionImpl: typeof RTCPeerConnection;
   private readonly reconnectPolicy: ReconnectPolicy | null;
@@ -249,10 +251,16 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const signal = new SignalClient(this.url, this.token, { requestTimeoutMs: this.options.requestTimeoutMs ?? 10_000, socketOptions: this.options.socketOptions });
     try {
       await signal.connect();
+      // Room events that arrive before the join ack is applied wait for it (ws may deliver
+      // the ack and a peer's first offer in one tick).
+      this.beforeJoin = [];
       this.listen(signal);
       const ack: JoinResult = await signal.request('join', this.options.metadata ? { metadata: this.options.metadata } : {});
       this.signal = signal;
       this.applyJoin(ack);
+      const waiting = this.beforeJoin;
+      this.beforeJoin = null;
+      for (const run of waiting) run();
     } catch (error) {
       signal.close();
       throw SwitchboardError.from(error);
@@ -273,23 +281,42 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   private listen(signal: SignalClient): void {
     const socket = signal.socket;
-    socket.on('peer_joined', (info) => this.link(this.upsertParticipant(info), { initiator: false }));
-    socket.on('peer_left', ({ id }) => {
-      const participant = this.participantsById.get(id);
-      if (participant) this.removeParticipant(participant);
-    });
-    socket.on('peer_updated', (info) => {
-      const participant = this.participantsById.get(info.id);
-      if (!participant) return;
-      participant.name = info.name;
-      participant.metadata = info.metadata;
-      this.emit(RoomEvent.ParticipantUpdated, participant);
-    });
-    socket.on('signal', (message: SignalMessage) => {
-      // A hidden peer (a recorder) can negotiate without having been announced.
-      const link = this.links.get(message.from) ?? this.link(this.upsertParticipant({ id: message.from, user_id: message.from, name: '', metadata: {} }, false), { initiator: false });
-      link.handleSignal(message);
-    });
+    /** Runs a room event now, or after the join ack when a join is in flight. */
+    const ordered =
+      <A extends unknown[]>(handler: (...args: A) => void) =>
+      (...args: A) => {
+        if (this.beforeJoin) this.beforeJoin.push(() => handler(...args));
+        else handler(...args);
+      };
+    socket.on(
+      'peer_joined',
+      ordered((info: PeerInfo) => this.link(this.upsertParticipant(info), { initiator: false })),
+    );
+    socket.on(
+      'peer_left',
+      ordered(({ id }: { id: string }) => {
+        const participant = this.participantsById.get(id);
+        if (participant) this.removeParticipant(participant);
+      }),
+    );
+    socket.on(
+      'peer_updated',
+      ordered((info: PeerInfo) => {
+        const participant = this.participantsById.get(info.id);
+        if (!participant) return;
+        participant.name = info.name;
+        participant.metadata = info.metadata;
+        this.emit(RoomEvent.ParticipantUpdated, participant);
+      }),
+    );
+    socket.on(
+      'signal',
+      ordered((message: SignalMessage) => {
+        // A hidden peer (a recorder) can negotiate without having been announced.
+        const link = this.links.get(message.from) ?? this.link(this.upsertParticipant({ id: message.from, user_id: message.from, name: '', metadata: {} }, false), { initiator: false });
+        link.handleSignal(message);
+      }),
+    );
     socket.on('mode_changed', ({ mode, reason }) => {
       this.mode = mode;
       this.emit(RoomEvent.ModeChanged, mode, reason);

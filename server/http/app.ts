@@ -6,12 +6,14 @@ import type { Config } from '../../config/index.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';
+import { mountFrontend, type FrontendOptions } from './frontend.js';
 import { originChecker } from './origins.js';
 
 export interface HttpAppOptions {
   config: Readonly<Config>;
   logger: Logger;
   metrics: Metrics;
+  frontend: FrontendOptions;
   /** Liveness of dependencies for /ready. */
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>;
   /** Routers mounted under /api/v1 and at the root, by later capabilities (API, SDK, demo). */
@@ -69,6 +71,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
   );
 
   options.mount?.(app);
+  mountFrontend(app, options.frontend);
 
   app.use((_req, _res, next) => next(new AppError('not_found', 'no such route')));
   const errorHandler: ErrorRequestHandler = (error: unknown, req, res, _next) => {

@@ -1,0 +1,151 @@
+// Demo of the Switchboard SDK: join a room with camera and microphone, see everyone, chat.
+// Uses the IIFE bundle (window.Switchboard) and the dev-only token route.
+(() => {
+  'use strict';
+  const { Room, RoomEvent, ConnectionState } = window.Switchboard;
+  const $ = (id) => document.getElementById(id);
+  const params = new URLSearchParams(location.search);
+  let room = null;
+  let localStream = null;
+  // One identity per page load, so a reconnect (which fetches a fresh token) is the same participant.
+  const userId = `${Math.random().toString(36).slice(2, 10)}`;
+
+  $('name').value = params.get('name') || `guest-${Math.random().toString(36).slice(2, 6)}`;
+  if (params.get('room')) $('room').value = params.get('room');
+
+  function showError(error) {
+    $('error').textContent = error ? `${error.code || 'error'}: ${error.message || error}` : '';
+  }
+
+  function setMode(mode) {
+    const badge = $('mode');
+    badge.dataset.mode = mode;
+    badge.textContent = mode === 'sfu' ? 'SFU' : 'mesh';
+  }
+
+  function renderParticipants() {
+    const list = $('participants');
+    list.replaceChildren();
+    const me = document.createElement('li');
+    me.textContent = `${room.localParticipant.name} (you)`;
+    list.append(me);
+    for (const p of room.participants.values()) {
+      const li = document.createElement('li');
+      li.textContent = p.name || p.identity;
+      li.dataset.identity = p.identity;
+      list.append(li);
+    }
+  }
+
+  function tileFor(participant) {
+    let tile = document.querySelector(`.tile[data-identity="${CSS.escape(participant.identity)}"]`);
+    if (!tile) {
+      tile = document.createElement('figure');
+      tile.className = 'tile remote';
+      tile.dataset.identity = participant.identity;
+      const video = document.createElement('video');
+      video.autoplay = true;
+      video.playsInline = true;
+      video.srcObject = new MediaStream();
+      const caption = document.createElement('figcaption');
+      caption.textContent = participant.name || participant.identity;
+      tile.append(video, caption);
+      $('videos').append(tile);
+    }
+    return tile;
+  }
+
+  function addChat(from, text) {
+    const li = document.createElement('li');
+    li.textContent = `${from}: ${text}`;
+    $('chat').append(li);
+    li.scrollIntoView({ block: 'nearest' });
+  }
+
+  async function fetchToken(roomId, name) {
+    const response = await fetch('/dev/token', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ room: roomId, name, user: `${name.replace(/[^A-Za-z0-9_]/g, '').slice(0, 32) || 'guest'}-${userId}`, role: params.get('role') || 'guest' }),
+    });
+    const body = await response.json();
+    if (!response.ok) throw body.error;
+    return body.token;
+  }
+
+  async function join(roomId, name) {
+    showError(null);
+    const token = await fetchToken(roomId, name);
+    room = await window.Switchboard.Room.connect(location.origin, token, {
+      forceRelay: params.get('relay') === '1',
+      tokenRefresher: () => fetchToken(roomId, name),
+    });
+    window.switchboardRoom = room;
+    $('join-form').hidden = true;
+    $('call').hidden = false;
+    $('local-name').textContent = `${name} (you)`;
+    setMode(room.mode);
+    renderParticipants();
+
+    room.on(RoomEvent.ParticipantJoined, renderParticipants);
+    room.on(RoomEvent.ParticipantLeft, (p) => {
+      document.querySelector(`.tile[data-identity="${CSS.escape(p.identity)}"]`)?.remove();
+      renderParticipants();
+    });
+    room.on(RoomEvent.ParticipantUpdated, renderParticipants);
+    room.on(RoomEvent.TrackSubscribed, (track, participant) => {
+      const video = tileFor(participant).querySelector('video');
+      video.srcObject.addTrack(track);
+      video.play().catch(() => undefined);
+    });
+    room.on(RoomEvent.TrackUnsubscribed, (track, participant) => {
+      tileFor(participant).querySelector('video').srcObject.removeTrack(track);
+    });
+    room.on(RoomEvent.Data, (payload, participant) => {
+      if (payload && payload.type === 'chat') addChat(participant.name || participant.identity, String(payload.text));
+    });
+    room.on(RoomEvent.ModeChanged, setMode);
+    room.on(RoomEvent.ConnectionStateChanged, (state) => {
+      $('state').textContent = state === ConnectionState.Connected ? '' : state;
+    });
+    room.on(RoomEvent.Error, showError);
+
+    if (room.localParticipant.grants.canPublish) {
+      try {
+        localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+        $('local-video').srcObject = localStream;
+        await room.publish(localStream);
+      } catch (error) {
+        showError(error);
+      }
+    }
+  }
+
+  $('join-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    join($('room').value, $('name').value).catch(showError);
+  });
+  $('chat-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = $('chat-input').value.trim();
+    if (!text || !room) return;
+    room.send({ type: 'chat', text });
+    addChat('you', text);
+    $('chat-input').value = '';
+  });
+  $('mute-audio').addEventListener('click', () => {
+    for (const track of localStream?.getAudioTracks() ?? []) track.enabled = !track.enabled;
+    $('mute-audio').textContent = localStream?.getAudioTracks()[0]?.enabled === false ? 'Unmute mic' : 'Mute mic';
+  });
+  $('mute-video').addEventListener('click', () => {
+    for (const track of localStream?.getVideoTracks() ?? []) track.enabled = !track.enabled;
+    $('mute-video').textContent = localStream?.getVideoTracks()[0]?.enabled === false ? 'Start camera' : 'Stop camera';
+  });
+  $('leave').addEventListener('click', async () => {
+    await room?.leave();
+    for (const track of localStream?.getTracks() ?? []) track.stop();
+    location.href = location.pathname;
+  });
+
+  if (params.get('room') && params.get('name')) join(params.get('room'), params.get('name')).catch(showError);
+})();

@@ -1,0 +1,190 @@
+import { expect } from 'chai';
+import type { Browser, Page } from 'playwright-core';
+import { artifactPath, browserUnavailableReason, buildSdk, inboundBytes, launchBrowser, pageErrors } from '../helpers/browser.js';
+import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+
+type PageRoom = {
+  participants: Map<string, { identity: string; tracks: Map<string, MediaStreamTrack> }>;
+  localParticipant: { identity: string; name: string };
+  state: string;
+  send(payload: unknown): void;
+  on(event: string, listener: (...args: unknown[]) => void): void;
+  publish(source: MediaStream): Promise<void>;
+};
+declare global {
+  interface Window {
+    switchboardRoom: PageRoom;
+    received: Array<{ from: string; text: string }>;
+  }
+}
+
+/** Waits until the page's room sees `count` participants, each with audio and video tracks. */
+async function waitForMedia(page: Page, count: number, timeoutMs = 30000): Promise<void> {
+  await page.waitForFunction(
+    (n) => {
+      const room = window.switchboardRoom;
+      if (!room || room.participants.size !== n) return false;
+      return [...room.participants.values()].every((p) => {
+        const kinds = new Set([...p.tracks.values()].map((t) => t.kind));
+        return kinds.has('audio') && kinds.has('video');
+      });
+    },
+    count,
+    { timeout: timeoutMs, polling: 200 },
+  );
+}
+
+async function identityOf(page: Page): Promise<string> {
+  return page.evaluate(() => window.switchboardRoom.localParticipant.identity);
+}
+
+/** Asserts inbound audio and video bytes grow from every other page over about 1.5 s. */
+async function expectMediaGrowing(page: Page, from: string[]): Promise<void> {
+  // Tracks exist once negotiated; bytes start once ICE and DTLS are done (slower on a busy machine).
+  await waitFor(
+    async () => {
+      const now = await inboundBytes(page);
+      return from.every((id) => (now[id]?.audio ?? 0) > 0 && (now[id]?.video ?? 0) > 0);
+    },
+    30000,
+    'first media bytes',
+  );
+  const before = await inboundBytes(page);
+  await new Promise((r) => setTimeout(r, 1500));
+  const after = await inboundBytes(page);
+  for (const identity of from) {
+    for (const kind of ['audio', 'video'] as const) {
+      const grew = (after[identity]?.[kind] ?? 0) - (before[identity]?.[kind] ?? 0);
+      expect(grew, `${kind} bytes from ${identity}`).to.be.greaterThan(kind === 'video' ? 5000 : 500);
+    }
+  }
+}
+
+/** Installs a data collector on a page. */
+async function collectData(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    window.received = [];
+    window.switchboardRoom.on('data', (payload: unknown, participant: unknown) => {
+      const p = payload as { type?: string; text?: string };
+      if (p.type === 'probe') window.received.push({ from: (participant as { identity: string }).identity, text: String(p.text) });
+    });
+  });
+}
+
+describe('browser e2e: the mesh in Chromium (fake media)', function () {
+  this.timeout(120000);
+  let t: TestServer;
+  let browser: Browser;
+  let base: string;
+  const errors: string[][] = [];
+
+  before(async function () {
+    const reason = browserUnavailableReason();
+    if (reason) {
+      console.log(`      skipped: ${reason}`);
+      this.skip();
+    }
+    buildSdk();
+    t = await startServer({ ROOM_EMPTY_TIMEOUT_MS: '2000' });
+    base = t.url.replace('127.0.0.1', 'localhost');
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  async function openPage(room: string, name: string, extra = ''): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    errors.push(pageErrors(page));
+    await page.goto(`${base}/?room=${room}&name=${name}${extra}`);
+    await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 20000 });
+    return page;
+  }
+
+  it('three pages receive each other\'s audio and video, data arrives exactly once, and the demo shows it', async () => {
+    const pages = [await openPage('trio', 'ann'), await openPage('trio', 'ben'), await openPage('trio', 'cy')];
+    for (const page of pages) await waitForMedia(page, 2);
+    const identities = await Promise.all(pages.map(identityOf));
+    for (const [i, page] of pages.entries()) await expectMediaGrowing(page, identities.filter((_, j) => j !== i));
+
+    for (const page of pages) await collectData(page);
+    for (const [i, page] of pages.entries()) await page.evaluate((text) => window.switchboardRoom.send({ type: 'probe', text }), `hello from ${i}`);
+    await waitFor(async () => (await Promise.all(pages.map((p) => p.evaluate(() => window.received.length)))).every((n) => n >= 2), 15000, 'data on every page');
+    await new Promise((r) => setTimeout(r, 500));
+    for (const [i, page] of pages.entries()) {
+      const received = await page.evaluate(() => window.received);
+      const expected = pages.map((_, j) => j).filter((j) => j !== i).map((j) => ({ from: identities[j], text: `hello from ${j}` }));
+      expect(received.sort((a, b) => a.text.localeCompare(b.text)), `page ${i}`).to.deep.equal(expected);
+    }
+
+    // The demo itself: one video per remote participant, the mode badge, the participant list.
+    const first = pages[0] as Page;
+    expect(await first.locator('.tile.remote video').count()).to.equal(2);
+    expect(await first.locator('#mode').textContent()).to.equal('mesh');
+    expect(await first.locator('#participants li').count()).to.equal(3);
+    await first.waitForFunction(() => [...document.querySelectorAll<HTMLVideoElement>('.tile video')].every((v) => v.videoWidth > 0), undefined, { timeout: 15000 });
+    await first.screenshot({ path: artifactPath('demo-three-participants.png') });
+
+    // A page that closes is gone from the others: participantLeft, connection torn down.
+    const leaving = identities[2] as string;
+    await (pages[2] as Page).close();
+    for (const page of pages.slice(0, 2)) {
+      await page.waitForFunction((id) => !window.switchboardRoom.participants.has(id), leaving, { timeout: 15000 });
+      expect(await page.locator('.tile.remote').count()).to.equal(1);
+    }
+    for (const page of pages.slice(0, 2)) await page.close();
+  });
+
+  it('heals a signaling drop by itself: media and data resume without reload', async () => {
+    const a = await openPage('heal', 'ann');
+    const b = await openPage('heal', 'ben');
+    await waitForMedia(a, 1);
+    await waitForMedia(b, 1);
+    const [idA, idB] = [await identityOf(a), await identityOf(b)];
+    await a.evaluate(() => {
+      (window as unknown as { states: string[] }).states = [];
+      window.switchboardRoom.on('connectionStateChanged', (s) => (window as unknown as { states: string[] }).states.push(String(s)));
+    });
+    t.server.rooms.get('dev', 'heal')?.peerByUser(idA)?.socket.conn.close();
+    await a.waitForFunction(() => (window as unknown as { states: string[] }).states.includes('reconnecting'), undefined, { timeout: 10000 });
+    await a.waitForFunction(() => window.switchboardRoom.state === 'connected', undefined, { timeout: 20000 });
+    await waitForMedia(a, 1);
+    await waitForMedia(b, 1);
+    await expectMediaGrowing(a, [idB]);
+    await expectMediaGrowing(b, [idA]);
+    await collectData(b);
+    await a.evaluate(() => window.switchboardRoom.send({ type: 'probe', text: 'after the drop' }));
+    await b.waitForFunction(() => window.received.length === 1, undefined, { timeout: 10000 });
+    expect(await b.evaluate(() => window.received)).to.deep.equal([{ from: idA, text: 'after the drop' }]);
+    await a.close();
+    await b.close();
+  });
+
+  it('a listener cannot publish (forbidden) yet receives the others', async () => {
+    const speaker = await openPage('talk', 'speaker');
+    const listener = await openPage('talk', 'listener', '&role=listener');
+    await waitForMedia(listener, 1);
+    await expectMediaGrowing(listener, [await identityOf(speaker)]);
+    const code = await listener.evaluate(async () => {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      try {
+        await window.switchboardRoom.publish(stream);
+        return 'published';
+      } catch (error) {
+        return (error as { code: string }).code;
+      }
+    });
+    expect(code).to.equal('forbidden');
+    // The speaker sees the listener but gets no media from it.
+    const fromListener = await speaker.evaluate(() => [...window.switchboardRoom.participants.values()].map((p) => p.tracks.size));
+    expect(fromListener).to.deep.equal([0]);
+    await speaker.close();
+    await listener.close();
+  });
+
+  after(() => {
+    const all = errors.flat().filter((e) => !/favicon/.test(e));
+    if (all.length) console.log(`      page errors:\n        ${all.join('\n        ')}`);
+  });
+});

@@ -1,0 +1,70 @@
+/** Debian's Chromium driven by playwright-core, with fake camera and microphone. */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Why browser tests cannot run here, or null when they can. */
+export function browserUnavailableReason(): string | null {
+  return existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (apt-get install chromium; scripts/setup.sh does it)`;
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
+      // Background pages must keep encoding and decoding at full rate.
+      '--disable-background-timer-throttling',
+      '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows',
+    ],
+  });
+}
+
+/** Builds the browser SDK bundle (dist/sdk) that the demo page loads. */
+export function buildSdk(): void {
+  const result = spawnSync(process.execPath, ['scripts/build-sdk.mjs'], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`SDK build failed: ${result.stderr}`);
+}
+
+export function artifactPath(name: string): string {
+  mkdirSync('test-artifacts', { recursive: true });
+  return `test-artifacts/${name}`;
+}
+
+/** Collects console errors of a page, for failure messages. */
+export function pageErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  return errors;
+}
+
+/** Inbound RTP bytes per remote identity and kind, read in the page from the SDK's room. */
+export async function inboundBytes(page: Page): Promise<Record<string, { audio: number; video: number }>> {
+  return page.evaluate(async () => {
+    const room = (window as unknown as { switchboardRoom: { getLinkStats(): Promise<Map<string, RTCStatsReport>> } }).switchboardRoom;
+    const result: Record<string, { audio: number; video: number }> = {};
+    for (const [identity, report] of await room.getLinkStats()) {
+      const totals = { audio: 0, video: 0 };
+      report.forEach((stat: { type: string; kind?: string; bytesReceived?: number }) => {
+        if (stat.type === 'inbound-rtp' && (stat.kind === 'audio' || stat.kind === 'video')) totals[stat.kind] += stat.bytesReceived ?? 0;
+      });
+      result[identity] = totals;
+    }
+    return result;
+  });
+}
