@@ -1,4 +1,6 @@
-// Bundles the browser SDK (ESM and IIFE) with esbuild into dist/sdk/. Later capabilities add entry points.
+// Bundles the browser SDK with esbuild into dist/sdk/ (ESM and IIFE, minified, with source
+// maps) and emits its .d.ts types into dist/sdk/types/ with tsc.
+import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
 
@@ -10,3 +12,7 @@ if (!existsSync(entry)) {
 const common = { entryPoints: [entry], bundle: true, minify: true, sourcemap: true, target: ['es2020'], platform: 'browser', logLevel: 'info' };
 await build({ ...common, format: 'esm', outfile: 'dist/sdk/switchboard.esm.js' });
 await build({ ...common, format: 'iife', globalName: 'Switchboard', outfile: 'dist/sdk/switchboard.js' });
+if (process.argv.includes('--types')) {
+  const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'client-sdk/tsconfig.json'], { stdio: 'inherit' });
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+}

@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages the test suite uses: coturn (TURN interop test against the reference server).
-APT_PACKAGES=(coturn)
+# Debian packages the test suite uses: coturn (TURN interop against the reference server) and
+# chromium (browser end-to-end tests, driven by playwright-core).
+APT_PACKAGES=(coturn chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -106,7 +106,13 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
 
   it('heals after the server drops its socket: rejoins and data flows again', async () => {
     const alice = await connect('heal', 'alice');
-    const bob = await connect('heal', 'bob');
+    let refreshed = 0;
+    const bob = await connect('heal', 'bob', 'guest', {
+      tokenRefresher: async () => {
+        refreshed++;
+        return t.mint({ room: 'heal', user: 'bob' });
+      },
+    });
     const states: ConnectionState[] = [];
     bob.on(RoomEvent.ConnectionStateChanged, (s) => states.push(s));
     const received: DataPayload[] = [];
@@ -123,5 +129,6 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     await waitFor(() => received.length === 2, 15000, 'message after healing');
     expect(received).to.deep.equal(['before', 'after']);
     expect(alice.participants.get('bob')?.id).to.equal(bob.localParticipant?.id);
+    expect(refreshed, 'token refresher calls').to.be.at.least(1);
   });
 });
