@@ -113,6 +113,11 @@ export interface Config {
     announcedIp: string | undefined;
     minPort: number;
     maxPort: number;
+    maxIncomingBitrate: number;
+    maxProducersPerPeer: number;
+    maxTransportsPerPeer: number;
+    /** How long clients keep the old topology while migrating, before falling back to closing it. */
+    migrationTimeoutMs: number;
   };
   shutdownTimeoutMs: number;
   /** Time between /ready turning false and closing connections (lets load balancers drain). */
@@ -185,6 +190,10 @@ const envSchema = z.object({
   SFU_ANNOUNCED_IP: z.string().min(1).optional(),
   SFU_MIN_PORT: port.default(40000),
   SFU_MAX_PORT: port.default(49999),
+  SFU_MAX_INCOMING_BITRATE: int(100_000, 100_000_000).default(1_500_000),
+  SFU_MAX_PRODUCERS_PER_PEER: int(1, 64).default(6),
+  SFU_MAX_TRANSPORTS_PER_PEER: int(2, 16).default(4),
+  SFU_MIGRATION_TIMEOUT_MS: int(1000, 120_000).default(10_000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   SHUTDOWN_DRAIN_MS: int(0, 600_000).default(0),
 });
@@ -438,6 +447,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       announcedIp: e.SFU_ANNOUNCED_IP,
       minPort: e.SFU_MIN_PORT,
       maxPort: e.SFU_MAX_PORT,
+      maxIncomingBitrate: e.SFU_MAX_INCOMING_BITRATE,
+      maxProducersPerPeer: e.SFU_MAX_PRODUCERS_PER_PEER,
+      maxTransportsPerPeer: e.SFU_MAX_TRANSPORTS_PER_PEER,
+      migrationTimeoutMs: e.SFU_MIGRATION_TIMEOUT_MS,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,

@@ -39,6 +39,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly migrations = new Counter({
+    name: 'switchboard_migrations_total',
+    help: 'Topology changes, by target mode and reason',
+    labelNames: ['to', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly sfuRebuilds = new Counter({ name: 'switchboard_sfu_rebuilds_total', help: 'SFU routers rebuilt after a worker died', registers: [this.registry] });
+  readonly migrationDuration = new Histogram({
+    name: 'switchboard_migration_duration_seconds',
+    help: 'Client-measured time from mode_changed to the old topology closed',
+    labelNames: ['to'] as const,
+    buckets: [0.25, 0.5, 1, 2, 4, 8, 16, 32],
+    registers: [this.registry],
+  });
+  readonly migrationMediaGap = new Histogram({
+    name: 'switchboard_migration_media_gap_seconds',
+    help: 'Client-measured largest gap in inbound video during a migration',
+    labelNames: ['to'] as const,
+    buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5],
+    registers: [this.registry],
+  });
   readonly clientRtt = new Histogram({
     name: 'switchboard_client_rtt_seconds',
     help: 'Round-trip time of client links, as reported by clients',

@@ -1,24 +1,36 @@
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { Server as SocketIoServer } from 'socket.io';
 import type { IceServer } from '../client-sdk/protocol/events.js';
 import type { Config } from '../config/index.js';
 import { TokenService } from './auth/TokenService.js';
+import { mountApi, type ApiRateLimits } from './http/api/index.js';
 import { createHttpApp } from './http/app.js';
 import { originChecker } from './http/origins.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './Metrics.js';
 import { RoomManager } from './rooms/RoomManager.js';
+import { TopologyController } from './rooms/TopologyController.js';
+import { SessionRecorder } from './sessions/SessionRecorder.js';
+import { SfuService } from './sfu/SfuService.js';
 import { SignalingGateway } from './signaling/SignalingGateway.js';
 import type { AppServer } from './signaling/types.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/Store.js';
+import { WebhookDispatcher, type WebhookSettings } from './webhooks/WebhookDispatcher.js';
+import { WebhookUrlPolicy } from './webhooks/WebhookUrlPolicy.js';
 
 export interface CreateServerOptions {
   /** Defaults to a pino logger at config.logLevel on stdout. */
   logger?: Logger;
   /** Defaults to the store selected by config (memory, or MongoDB with MONGODB_URI). */
   store?: Store;
+  /** Webhook delivery tuning and URL policy; by default private and loopback receivers are refused. */
+  webhooks?: WebhookSettings;
+  /** Limits of the token and admin API routes (defaults in server/http/api/rateLimits.ts). */
+  apiRateLimits?: Partial<ApiRateLimits>;
 }
 
 /** A running Switchboard: its address, its services (for tests and embedding), and close(). */
@@ -28,12 +40,21 @@ export interface SwitchboardServer {
   readonly config: Readonly<Config>;
   readonly logger: Logger;
   readonly httpServer: HttpServer;
+  /** The express app (its router stack is what the OpenAPI coverage test walks). */
+  readonly app: Express;
   readonly io: AppServer;
   readonly store: Store;
   readonly tokens: TokenService;
   readonly rooms: RoomManager;
   readonly gateway: SignalingGateway;
+  /** Session audit records; the SFU work calls sessions.roomModeChanged(room). */
+  readonly sessions: SessionRecorder;
+  /** Tenant webhooks; the SFU work calls webhooks.modeChanged(room, reason). */
+  readonly webhooks: WebhookDispatcher;
   readonly metrics: Metrics;
+  /** The mediasoup SFU, or null when SFU_ENABLED=false. */
+  readonly sfu: SfuService | null;
+  readonly topology: TopologyController;
   /** Graceful shutdown: /ready turns false, peers are told, everything closes by the deadline. Idempotent. */
   close(): Promise<void>;
 }
@@ -64,16 +85,53 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     maxLifetimeS: config.auth.maxTokenLifetimeS,
   });
 
+  const sessions = new SessionRecorder({ store, logger });
+  const { allowPrivateNetworks, allowedCidrs, ...webhookDelivery } = options.webhooks ?? {};
+  const webhooks = new WebhookDispatcher({ store, logger, policy: new WebhookUrlPolicy({ allowPrivateNetworks, allowedCidrs }), settings: webhookDelivery });
+
   let shuttingDown = false;
   const metrics = new Metrics();
+  const devTenant = config.tenants[0]?.tenant_id;
   const app = createHttpApp({
     config,
     logger,
     metrics,
+    frontend: {
+      roles: Object.keys(config.roles),
+      devToken:
+        config.auth.devTokenRoute && devTenant
+          ? ({ room, name, role, user }) => {
+              const userId = user ?? `${name.replace(/[^A-Za-z0-9_]/g, '').slice(0, 32) || 'guest'}-${randomBytes(3).toString('hex')}`;
+              const grants = config.roles[role] ?? config.roles.guest;
+              if (!grants) throw new Error(`role ${role} is not configured`);
+              const minted = tokens.mint({ tenantId: devTenant, roomId: room, userId, name, grants, ttlS: 3600 });
+              return { token: minted.token, expires_at: minted.expiresAt.toISOString() };
+            }
+          : null,
+    },
+    // API handlers read rooms, gateway and iceServers at request time: those are built after the HTTP server.
+    mount: (expressApp) => {
+      mountApi(expressApp, {
+        config,
+        logger,
+        store,
+        tokens,
+        webhooks,
+        get rooms() {
+          return rooms;
+        },
+        get gateway() {
+          return gateway;
+        },
+        iceServers: (userId) => iceServers(userId),
+        rateLimits: options.apiRateLimits,
+      });
+    },
     readiness: async () => {
       const storeOk = await store.ping().catch(() => false);
-      const checks = { store: storeOk, accepting: !shuttingDown };
-      return { ready: storeOk && !shuttingDown, checks };
+      const sfuOk = !config.sfu.enabled || Boolean(sfu?.alive);
+      const checks = { store: storeOk, sfu: sfuOk, accepting: !shuttingDown };
+      return { ready: storeOk && sfuOk && !shuttingDown, checks };
     },
   });
   const httpServer = createHttpServer(app);
@@ -91,8 +149,37 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
 
   const rooms = new RoomManager({ io, store, defaults: config.rooms, logger });
   metrics.observeRooms(rooms);
+  sessions.attach(rooms);
+  webhooks.attach(rooms);
   const iceServers = (_userId: string): IceServer[] => config.turn.stunUrls.map((urls) => ({ urls }));
-  const gateway = new SignalingGateway({ io, config, tokens, store, rooms, logger, metrics, iceServers, isShuttingDown: () => shuttingDown });
+  let topology: TopologyController | null = null;
+  const gateway = new SignalingGateway({
+    io,
+    config,
+    tokens,
+    store,
+    rooms,
+    logger,
+    metrics,
+    iceServers,
+    isShuttingDown: () => shuttingDown,
+    sfuJoinInfo: (room, peer) => topology?.joinInfo(room, peer),
+  });
+  const sfu = config.sfu.enabled ? new SfuService({ config: config.sfu, logger }) : null;
+  await sfu?.start();
+  topology = new TopologyController({
+    io,
+    rooms,
+    gateway,
+    sfu,
+    config,
+    logger,
+    metrics,
+    onModeChanged: (room, reason) => {
+      sessions.roomModeChanged(room);
+      webhooks.modeChanged(room, reason);
+    },
+  });
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
@@ -120,6 +207,9 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
       await Promise.race([orderly, deadline]);
       httpServer.closeAllConnections();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      topology?.close();
+      sfu?.stop();
+      await Promise.all([sessions.close(), webhooks.close()]);
       await store.close();
       rooms.removeAllListeners();
       logger.info('shut down');
@@ -127,5 +217,5 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     return closing;
   };
 
-  return { url, port, config, logger, httpServer, io, store, tokens, rooms, gateway, metrics, close };
+  return { url, port, config, logger, httpServer, app, io, store, tokens, rooms, gateway, metrics, sessions, webhooks, sfu, topology, close };
 }

@@ -55,12 +55,51 @@ export interface RoomConfigInfo {
   locked: boolean;
 }
 
+/** A producer another peer has on the SFU (media or data). */
+export interface SfuProducerInfo {
+  peer_id: string;
+  producer_id: string;
+  kind: 'audio' | 'video' | 'data';
+}
+
+/** What a client needs to use the room's SFU router. */
+export interface SfuInfo {
+  router_rtp_capabilities: unknown;
+  /** Producers already on the router (empty right after a promotion). */
+  producers: SfuProducerInfo[];
+}
+
+/** Transport parameters for mediasoup-client's createSendTransport/createRecvTransport. */
+export interface SfuTransportInfo {
+  id: string;
+  iceParameters: unknown;
+  iceCandidates: unknown[];
+  dtlsParameters: unknown;
+  sctpParameters?: unknown;
+}
+
+export interface SfuConsumerInfo {
+  id: string;
+  producer_id: string;
+  kind: 'audio' | 'video';
+  rtp_parameters: unknown;
+}
+
+export interface SfuDataConsumerInfo {
+  id: string;
+  data_producer_id: string;
+  sctp_stream_parameters: unknown;
+  label: string;
+  protocol: string;
+}
+
 export interface JoinResult {
   self: PeerInfo & { grants: Grants };
   room: { id: string; mode: RoomMode; config: RoomConfigInfo };
   peers: PeerInfo[];
   ice_servers: IceServer[];
-  sfu?: { router_rtp_capabilities: unknown };
+  /** Present when the room is on the SFU. */
+  sfu?: SfuInfo;
 }
 
 export interface SessionDescription {
@@ -99,7 +138,8 @@ export interface PeerLeftMessage {
 export interface ModeChangedMessage {
   mode: RoomMode;
   reason: string;
-  sfu?: { router_rtp_capabilities: unknown };
+  /** Present when mode is sfu (also when the SFU router was rebuilt after a worker died). */
+  sfu?: SfuInfo;
 }
 
 /** Quality of one link as the client measures it (getStats), sent periodically. */
@@ -125,6 +165,14 @@ export interface ClientToServerEvents {
   leave: (payload: object | undefined, ack: Ack) => void;
   update_metadata: (payload: { metadata: Metadata }, ack: Ack<{ self: PeerInfo }>) => void;
   stats: (payload: StatsReport, ack: Ack) => void;
+  'sfu:create_transport': (payload: { direction: 'send' | 'recv' }, ack: Ack<{ transport: SfuTransportInfo }>) => void;
+  'sfu:connect_transport': (payload: { transport_id: string; dtls_parameters: unknown }, ack: Ack) => void;
+  'sfu:produce': (payload: { transport_id: string; kind: 'audio' | 'video'; rtp_parameters: unknown; app_data?: Metadata }, ack: Ack<{ producer_id: string }>) => void;
+  'sfu:produce_data': (payload: { transport_id: string; sctp_stream_parameters: unknown; label?: string; protocol?: string }, ack: Ack<{ producer_id: string }>) => void;
+  'sfu:consume': (payload: { transport_id: string; producer_id: string; rtp_capabilities: unknown }, ack: Ack<{ consumer: SfuConsumerInfo }>) => void;
+  'sfu:consume_data': (payload: { transport_id: string; producer_id: string }, ack: Ack<{ consumer: SfuDataConsumerInfo }>) => void;
+  'sfu:resume': (payload: { consumer_id: string }, ack: Ack) => void;
+  'sfu:close_producer': (payload: { producer_id: string }, ack: Ack) => void;
   'admin:kick': (payload: { peer_id: string; reason?: string }, ack: Ack) => void;
   'admin:lock': (payload: { locked: boolean }, ack: Ack<{ locked: boolean }>) => void;
 }
@@ -135,6 +183,8 @@ export interface ServerToClientEvents {
   peer_updated: (peer: PeerInfo) => void;
   signal: (message: SignalMessage) => void;
   mode_changed: (message: ModeChangedMessage) => void;
+  'sfu:new_producer': (producer: SfuProducerInfo) => void;
+  'sfu:producer_closed': (producer: SfuProducerInfo) => void;
   kicked: (message: { reason: string }) => void;
   room_closed: (message: { reason: string }) => void;
   room_updated: (message: { config: RoomConfigInfo }) => void;

@@ -122,6 +122,67 @@ export const statsPayload = z.strictObject({
     .max(256),
 });
 
+// SFU payloads. mediasoup validates RTP details itself; these bound shapes and sizes and refuse
+// operator keys, so nothing unbounded or unexpected reaches the worker.
+const mediasoupId = z.string().min(1).max(64);
+const boundedRecord = (maxBytes: number) => safeJsonObject(maxBytes, 8);
+
+const dtlsParameters = z.strictObject({
+  role: z.enum(['auto', 'client', 'server']).optional(),
+  fingerprints: z
+    .array(z.strictObject({ algorithm: z.enum(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512']), value: z.string().regex(/^[0-9A-Fa-f:]{8,200}$/) }))
+    .min(1)
+    .max(8),
+});
+
+const rtpCodec = z.looseObject({
+  mimeType: z.string().regex(/^(audio|video)\/[A-Za-z0-9._-]{1,40}$/),
+  payloadType: z.number().int().min(0).max(127),
+  clockRate: z.number().int().min(1).max(1_000_000),
+  channels: z.number().int().min(1).max(8).optional(),
+  parameters: boundedRecord(2048).optional(),
+  rtcpFeedback: z.array(z.strictObject({ type: z.string().max(32), parameter: z.string().max(32).optional() })).max(16).optional(),
+});
+
+export const rtpParameters = z.strictObject({
+  mid: z.string().max(32).optional(),
+  codecs: z.array(rtpCodec).min(1).max(16),
+  headerExtensions: z.array(z.looseObject({ uri: z.string().max(256), id: z.number().int().min(1).max(255) })).max(24).optional(),
+  encodings: z.array(boundedRecord(1024)).max(8).optional(),
+  rtcp: z.strictObject({ cname: z.string().max(128).optional(), reducedSize: z.boolean().optional(), mux: z.boolean().optional() }).optional(),
+});
+
+export const rtpCapabilities = z.looseObject({
+  codecs: z.array(z.looseObject({ mimeType: z.string().max(64), kind: z.enum(['audio', 'video']), clockRate: z.number().int() })).max(64).optional(),
+  headerExtensions: z.array(boundedRecord(512)).max(64).optional(),
+});
+
+export const sctpStreamParameters = z.strictObject({
+  streamId: z.number().int().min(0).max(65534),
+  ordered: z.boolean().optional(),
+  maxPacketLifeTime: z.number().int().min(0).max(65535).optional(),
+  maxRetransmits: z.number().int().min(0).max(65535).optional(),
+});
+
+export const sfuCreateTransportPayload = z.strictObject({ direction: z.enum(['send', 'recv']) });
+export const sfuConnectTransportPayload = z.strictObject({ transport_id: mediasoupId, dtls_parameters: dtlsParameters });
+export const sfuProducePayload = z.strictObject({
+  transport_id: mediasoupId,
+  kind: z.enum(['audio', 'video']),
+  rtp_parameters: rtpParameters,
+  app_data: safeJsonObject(512).optional(),
+});
+export const sfuProduceDataPayload = z.strictObject({
+  transport_id: mediasoupId,
+  sctp_stream_parameters: sctpStreamParameters,
+  label: z.string().max(64).optional(),
+  protocol: z.string().max(64).optional(),
+});
+export const sfuConsumePayload = z.strictObject({ transport_id: mediasoupId, producer_id: mediasoupId, rtp_capabilities: rtpCapabilities });
+export const sfuConsumeDataPayload = z.strictObject({ transport_id: mediasoupId, producer_id: mediasoupId });
+export const sfuConsumerPayload = z.strictObject({ consumer_id: mediasoupId });
+export const sfuProducerPayload = z.strictObject({ producer_id: mediasoupId });
+
 export const adminKickPayload = z.strictObject({
   peer_id: z.string().min(1).max(Limits.idLength),
   reason: z.string().max(Limits.reasonLength).optional(),
@@ -136,6 +197,14 @@ export const clientEventSchemas = {
   leave: emptyPayload,
   update_metadata: updateMetadataPayload,
   stats: statsPayload,
+  'sfu:create_transport': sfuCreateTransportPayload,
+  'sfu:connect_transport': sfuConnectTransportPayload,
+  'sfu:produce': sfuProducePayload,
+  'sfu:produce_data': sfuProduceDataPayload,
+  'sfu:consume': sfuConsumePayload,
+  'sfu:consume_data': sfuConsumeDataPayload,
+  'sfu:resume': sfuConsumerPayload,
+  'sfu:close_producer': sfuProducerPayload,
   'admin:kick': adminKickPayload,
   'admin:lock': adminLockPayload,
 } as const;

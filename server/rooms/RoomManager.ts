@@ -33,6 +33,8 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
   private readonly rooms = new Map<string, Room>();
   private readonly liveRoomsByTenant = new Map<string, number>();
   private readonly logger: Logger;
+  /** Pending expiry closes, by room key (one timer per live room with an expiry; no scans). */
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly options: RoomManagerOptions) {
     super(options.logger);
@@ -41,6 +43,10 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
 
   get(tenantId: string, roomId: string): Room | undefined {
     return this.rooms.get(Room.keyOf(tenantId, roomId));
+  }
+
+  getByKey(key: string): Room | undefined {
+    return this.rooms.get(key);
   }
 
   get roomCount(): number {
@@ -75,6 +81,7 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
       if (!record && !tenant.limits.auto_create_rooms) throw new AppError('room_not_found', 'room does not exist');
       if (this.liveRoomCount(tenant.tenant_id) >= tenant.limits.max_rooms) throw new AppError('quota_exceeded', 'tenant live room limit reached');
       room = this.create(tenant.tenant_id, identity.roomId, this.resolveConfig(tenant, record));
+      if (record?.expires_at) this.setExpiry(room, record.expires_at);
     }
     if (socket.disconnected) throw new AppError('not_in_room', 'socket disconnected while joining');
 
@@ -126,6 +133,7 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
   close(room: Room, reason: string): void {
     if (room.closed) return;
     room.closed = true;
+    this.setExpiry(room, null);
     this.cancelEmptyTimer(room);
     this.options.io.to(channels.room(room.key)).emit('room_closed', { reason });
     for (const peer of [...room.peers.values()]) {
@@ -141,6 +149,29 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     else this.liveRoomsByTenant.delete(room.tenantId);
     this.logger.info({ room: room.key, reason }, 'room closed');
     this.emit('room_finished', room, reason);
+  }
+
+  /**
+   * Closes the live room with reason "expired" at expiresAt; re-arming replaces the previous
+   * timer and null clears it. A past instant closes it now.
+   */
+  setExpiry(room: Room, expiresAt: Date | null): void {
+    const previous = this.expiryTimers.get(room.key);
+    if (previous) clearTimeout(previous);
+    this.expiryTimers.delete(room.key);
+    if (!expiresAt || room.closed) return;
+    const delay = expiresAt.getTime() - Date.now();
+    if (delay <= 0) {
+      this.close(room, 'expired');
+      return;
+    }
+    // setTimeout overflows past 2^31-1 ms (~24.8 days): wait in steps and re-check.
+    const timer = setTimeout(() => {
+      this.expiryTimers.delete(room.key);
+      this.setExpiry(room, expiresAt);
+    }, Math.min(delay, 2 ** 31 - 1));
+    timer.unref();
+    this.expiryTimers.set(room.key, timer);
   }
 
   /** Closes every room (shutdown). */

@@ -1,6 +1,6 @@
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { z } from 'zod';
-import type { ClientEventName, IceServer, JsonValue } from '../../client-sdk/protocol/events.js';
+import type { ClientEventName, IceServer, JsonValue, SfuInfo } from '../../client-sdk/protocol/events.js';
 import { clientEventSchemas, describeIssues } from '../../client-sdk/protocol/schemas.js';
 import type { Config } from '../../config/index.js';
 import type { TokenService } from '../auth/TokenService.js';
@@ -26,11 +26,13 @@ export interface SignalingGatewayOptions {
   iceServers: (userId: string) => IceServer[];
   /** True once shutdown began: new handshakes are refused. */
   isShuttingDown: () => boolean;
+  /** SFU details for a join ack when the room is on the SFU. */
+  sfuJoinInfo?: (room: Room, peer: Peer) => SfuInfo | undefined;
 }
 
 type Schemas = typeof clientEventSchemas;
 type Payload<E extends ClientEventName> = z.output<Schemas[E]>;
-type Handler<E extends ClientEventName> = (socket: AppSocket, payload: Payload<E>) => Promise<object> | object;
+export type Handler<E extends ClientEventName> = (socket: AppSocket, payload: Payload<E>) => Promise<object> | object;
 
 /** Query parameters that would carry a token in the URL (refused: URLs end up in logs). */
 const TOKEN_QUERY_KEYS = ['token', 'access_token', 'jwt', 'auth', 'authorization'];
@@ -105,7 +107,8 @@ export class SignalingGateway {
     }
   }
 
-  private register<E extends ClientEventName>(event: E, handler: Handler<E>): void {
+  /** Registers the handler of a client event (its payload schema is in clientEventSchemas). */
+  register<E extends ClientEventName>(event: E, handler: Handler<E>): void {
     this.handlers.set(event, handler as unknown as Handler<ClientEventName>);
   }
 
@@ -207,7 +210,7 @@ export class SignalingGateway {
   }
 
   /** The caller's peer and room, or not_in_room. */
-  private joined(socket: AppSocket): { peer: Peer; room: Room } {
+  joined(socket: AppSocket): { peer: Peer; room: Room } {
     const peer = socket.data.peer;
     const room = peer ? this.roomOf(socket) : undefined;
     if (!peer || !room) throw new AppError('not_in_room', 'join a room first');
@@ -220,11 +223,13 @@ export class SignalingGateway {
     const endTimer = this.options.metrics.joinDuration.startTimer();
     const { room, peer } = await this.options.rooms.admit(socket, identity, tenant, payload?.metadata as Record<string, JsonValue> | undefined);
     endTimer();
+    const sfu = room.mode === 'sfu' ? this.options.sfuJoinInfo?.(room, peer) : undefined;
     return {
       self: { ...peer.info(), grants: peer.grants },
       room: { id: room.id, mode: room.mode, config: room.config },
       peers: room.visiblePeers(peer),
       ice_servers: this.options.iceServers(peer.userId),
+      ...(sfu ? { sfu } : {}),
     };
   }
 

@@ -18,7 +18,7 @@ describe('HTTP basics: health, readiness, metrics, errors', () => {
     expect(health.headers.get('x-powered-by')).to.equal(null);
     const ready = await fetch(`${t.url}/ready`);
     expect(ready.status).to.equal(200);
-    expect(await ready.json()).to.deep.equal({ status: 'ready', checks: { store: true, accepting: true } });
+    expect(await ready.json()).to.deep.equal({ status: 'ready', checks: { store: true, sfu: true, accepting: true } });
   });
 
   it('answers CORS only for allowed origins', async () => {

@@ -1,0 +1,27 @@
+import type { IceServer } from '../../../client-sdk/protocol/events.js';
+import type { Config } from '../../../config/index.js';
+import type { TokenService } from '../../auth/TokenService.js';
+import type { Logger } from '../../logger.js';
+import type { RoomManager } from '../../rooms/RoomManager.js';
+import type { SignalingGateway } from '../../signaling/SignalingGateway.js';
+import type { Store } from '../../store/Store.js';
+import type { WebhookDispatcher } from '../../webhooks/WebhookDispatcher.js';
+import type { ApiRateLimits } from './rateLimits.js';
+
+/**
+ * What the API handlers use. createServer builds the HTTP app before the Socket.IO services
+ * that attach to its server, so handlers read these members at request time (createServer
+ * passes getters); never copy them out at mount time.
+ */
+export interface ApiContext {
+  readonly config: Readonly<Config>;
+  readonly logger: Logger;
+  readonly store: Store;
+  readonly tokens: TokenService;
+  readonly rooms: RoomManager;
+  readonly gateway: SignalingGateway;
+  readonly webhooks: WebhookDispatcher;
+  /** ICE servers (with fresh TURN credentials) for a user; the same function the gateway uses. */
+  iceServers(userId: string): IceServer[];
+  readonly rateLimits?: Partial<ApiRateLimits>;
+}

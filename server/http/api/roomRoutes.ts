@@ -1,0 +1,263 @@
+/** Tenant: rooms (stored and live) and their live participants. */
+import type { RoomConfigInfo } from '../../../client-sdk/protocol/events.js';
+import { AppError } from '../../errors.js';
+import type { Room } from '../../rooms/Room.js';
+import type { RoomPatch, RoomRecord, TenantRecord } from '../../store/Store.js';
+import type { ApiContext } from './context.js';
+import { defineRoute, type ApiRoute } from './routes.js';
+import {
+  createRoomBody,
+  pageQuery,
+  participantParams,
+  participantsQuery,
+  participantsResponse,
+  roomListResponse,
+  roomParams,
+  roomResponse,
+  updateRoomBody,
+} from './schemas.js';
+import { participantsOf, roomView } from './views.js';
+
+const DEFAULT_PAGE = 50;
+
+type RoomFields = Partial<{
+  name: string;
+  description: string;
+  max_participants: number | null;
+  mesh_threshold: number | null;
+  mode: RoomRecord['mode'];
+  locked: boolean;
+  metadata: Record<string, unknown>;
+  expires_at: string | null;
+}>;
+
+/** Runs creations of one tenant one at a time, so the max_rooms check and the insert cannot interleave (on this node). */
+class TenantSerializer {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(tenantId: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(tenantId) ?? Promise.resolve();
+    const result = previous.then(task, task);
+    const tail = result.catch(() => undefined);
+    this.tails.set(tenantId, tail);
+    void tail.then(() => {
+      if (this.tails.get(tenantId) === tail) this.tails.delete(tenantId);
+    });
+    return result;
+  }
+}
+
+/** Checks the fields against the tenant's limits and the clock; returns the store patch. */
+function roomPatch(tenant: TenantRecord, fields: RoomFields): RoomPatch {
+  if (typeof fields.max_participants === 'number' && fields.max_participants > tenant.limits.max_participants) {
+    throw new AppError('quota_exceeded', `max_participants exceeds the tenant limit (${tenant.limits.max_participants})`);
+  }
+  let expiresAt: Date | null | undefined;
+  if (fields.expires_at !== undefined) {
+    expiresAt = fields.expires_at === null ? null : new Date(fields.expires_at);
+    if (expiresAt && expiresAt.getTime() <= Date.now()) throw new AppError('payload_invalid', 'body.expires_at: must be in the future');
+  }
+  const patch: RoomPatch = {};
+  if (fields.name !== undefined) patch.name = fields.name;
+  if (fields.description !== undefined) patch.description = fields.description;
+  if (fields.max_participants !== undefined) patch.max_participants = fields.max_participants;
+  if (fields.mesh_threshold !== undefined) patch.mesh_threshold = fields.mesh_threshold;
+  if (fields.mode !== undefined) patch.mode = fields.mode;
+  if (fields.locked !== undefined) patch.locked = fields.locked;
+  if (fields.metadata !== undefined) patch.metadata = fields.metadata as RoomRecord['metadata'];
+  if (expiresAt !== undefined) patch.expires_at = expiresAt;
+  return patch;
+}
+
+export function roomRoutes(ctx: ApiContext): ApiRoute[] {
+  const creations = new TenantSerializer();
+
+  /** Applies the changed settings to the live room at once (peers get room_updated), and re-arms its expiry. */
+  function applyToLive(tenant: TenantRecord, record: RoomRecord, patch: RoomPatch): void {
+    const room = ctx.rooms.get(tenant.tenant_id, record.room_id);
+    if (!room) return;
+    const resolved = ctx.rooms.resolveConfig(tenant, record);
+    const config: Partial<RoomConfigInfo> = {};
+    if (patch.max_participants !== undefined) config.max_participants = resolved.max_participants;
+    if (patch.mesh_threshold !== undefined) config.mesh_threshold = resolved.mesh_threshold;
+    if (patch.mode !== undefined) config.mode_policy = resolved.mode_policy;
+    if (patch.locked !== undefined) config.locked = resolved.locked;
+    const changed = (Object.keys(config) as (keyof RoomConfigInfo)[]).some((key) => config[key] !== room.config[key]);
+    if (changed) ctx.rooms.updateConfig(room, config);
+    if (patch.expires_at !== undefined) ctx.rooms.setExpiry(room, patch.expires_at);
+  }
+
+  /** Stores a new room record (quota-checked) and applies it to a live room of that id. */
+  function createRecord(tenant: TenantRecord, roomId: string, fields: RoomFields): Promise<RoomRecord> {
+    const patch = roomPatch(tenant, fields);
+    return creations.run(tenant.tenant_id, async () => {
+      if ((await ctx.store.rooms.count(tenant.tenant_id)) >= tenant.limits.max_rooms) {
+        throw new AppError('quota_exceeded', `tenant room limit reached (${tenant.limits.max_rooms})`);
+      }
+      const now = new Date();
+      const record: RoomRecord = {
+        tenant_id: tenant.tenant_id,
+        room_id: roomId,
+        name: patch.name ?? roomId,
+        description: patch.description ?? '',
+        max_participants: patch.max_participants ?? null,
+        mesh_threshold: patch.mesh_threshold ?? null,
+        mode: patch.mode ?? 'auto',
+        locked: patch.locked ?? false,
+        metadata: patch.metadata ?? {},
+        expires_at: patch.expires_at ?? null,
+        created_at: now,
+        updated_at: now,
+      };
+      await ctx.store.rooms.create(record);
+      applyToLive(tenant, record, patch);
+      return record;
+    });
+  }
+
+  function liveRoom(tenant: TenantRecord, roomId: string): Room | undefined {
+    return ctx.rooms.get(tenant.tenant_id, roomId);
+  }
+
+  return [
+    defineRoute({
+      operationId: 'listRooms',
+      method: 'get',
+      path: '/api/v1/rooms',
+      tag: 'rooms',
+      summary: 'List stored rooms (room_id order), with their live state',
+      description: 'Rooms created by a join (auto_create_rooms) and never stored are not listed; GET /api/v1/rooms/{roomId} shows them while live.',
+      auth: 'tenant',
+      query: pageQuery,
+      responses: { 200: { description: 'a page of rooms', schema: roomListResponse } },
+      async handle({ query, tenant }) {
+        const page = await ctx.store.rooms.list(tenant.tenant_id, query.limit ?? DEFAULT_PAGE, query.cursor ?? null);
+        const rooms = page.items.map((record) => roomView(ctx.rooms, tenant, record, liveRoom(tenant, record.room_id), false));
+        return { status: 200, body: { rooms, next_cursor: page.next } };
+      },
+    }),
+    defineRoute({
+      operationId: 'createRoom',
+      method: 'post',
+      path: '/api/v1/rooms',
+      tag: 'rooms',
+      summary: 'Create a room',
+      description: 'If a live room of that id exists (created by a join), its settings apply to it at once. Counts against the tenant max_rooms.',
+      auth: 'tenant',
+      body: createRoomBody,
+      errors: ['conflict', 'quota_exceeded'],
+      responses: { 201: { description: 'created', schema: roomResponse } },
+      async handle({ body, tenant }) {
+        const { room_id: roomId, ...fields } = body;
+        const record = await createRecord(tenant, roomId, fields);
+        return { status: 201, body: roomView(ctx.rooms, tenant, record, liveRoom(tenant, roomId), true) };
+      },
+    }),
+    defineRoute({
+      operationId: 'getRoom',
+      method: 'get',
+      path: '/api/v1/rooms/:roomId',
+      tag: 'rooms',
+      summary: 'A room with its live participants (visible ones) and current mode',
+      auth: 'tenant',
+      params: roomParams,
+      errors: ['not_found'],
+      responses: { 200: { description: 'the room', schema: roomResponse } },
+      async handle({ params, tenant }) {
+        const record = await ctx.store.rooms.get(tenant.tenant_id, params.roomId);
+        const live = liveRoom(tenant, params.roomId);
+        if (!record && !live) throw new AppError('not_found', 'no such room');
+        return { status: 200, body: roomView(ctx.rooms, tenant, record, live, true) };
+      },
+    }),
+    defineRoute({
+      operationId: 'updateRoom',
+      method: 'put',
+      path: '/api/v1/rooms/:roomId',
+      tag: 'rooms',
+      summary: 'Change a room; a live room applies it at once',
+      description:
+        'Any subset of the room fields; absent fields stay as they are, null resets a limit to the tenant default or clears expires_at. ' +
+        'max_participants, mesh_threshold, mode and locked apply to the live room immediately (peers get room_updated); ' +
+        'a new expires_at re-arms the expiry. A live room created by a join gets a stored record.',
+      auth: 'tenant',
+      params: roomParams,
+      body: updateRoomBody,
+      errors: ['not_found', 'quota_exceeded'],
+      responses: { 200: { description: 'the updated room', schema: roomResponse } },
+      async handle({ params, body, tenant }) {
+        const existing = await ctx.store.rooms.get(tenant.tenant_id, params.roomId);
+        let record: RoomRecord;
+        if (existing) {
+          const patch = roomPatch(tenant, body);
+          const updated = await ctx.store.rooms.update(tenant.tenant_id, params.roomId, patch);
+          if (!updated) throw new AppError('not_found', 'no such room');
+          applyToLive(tenant, updated, patch);
+          record = updated;
+        } else if (liveRoom(tenant, params.roomId)) {
+          record = await createRecord(tenant, params.roomId, body);
+        } else {
+          throw new AppError('not_found', 'no such room');
+        }
+        return { status: 200, body: roomView(ctx.rooms, tenant, record, liveRoom(tenant, params.roomId), true) };
+      },
+    }),
+    defineRoute({
+      operationId: 'deleteRoom',
+      method: 'delete',
+      path: '/api/v1/rooms/:roomId',
+      tag: 'rooms',
+      summary: 'Close the live room (peers get room_closed, reason "deleted") and remove the record',
+      auth: 'tenant',
+      params: roomParams,
+      errors: ['not_found'],
+      responses: { 204: { description: 'deleted' } },
+      async handle({ params, tenant }) {
+        const deleted = await ctx.store.rooms.delete(tenant.tenant_id, params.roomId);
+        const live = liveRoom(tenant, params.roomId);
+        if (live) ctx.rooms.close(live, 'deleted');
+        if (!deleted && !live) throw new AppError('not_found', 'no such room');
+        return { status: 204 };
+      },
+    }),
+    defineRoute({
+      operationId: 'listParticipants',
+      method: 'get',
+      path: '/api/v1/rooms/:roomId/participants',
+      tag: 'rooms',
+      summary: 'Live participants of a room',
+      description: 'Hidden participants (recorders) are left out unless include_hidden=true. A stored room that is not live has none.',
+      auth: 'tenant',
+      params: roomParams,
+      query: participantsQuery,
+      errors: ['not_found'],
+      responses: { 200: { description: 'participants', schema: participantsResponse } },
+      async handle({ params, query, tenant }) {
+        const live = liveRoom(tenant, params.roomId);
+        if (!live && !(await ctx.store.rooms.get(tenant.tenant_id, params.roomId))) throw new AppError('not_found', 'no such room');
+        return { status: 200, body: { participants: participantsOf(live, query.include_hidden === 'true') } };
+      },
+    }),
+    defineRoute({
+      operationId: 'kickParticipant',
+      method: 'delete',
+      path: '/api/v1/rooms/:roomId/participants/:userId',
+      tag: 'rooms',
+      summary: 'Kick a participant: it gets kicked and is disconnected, and its token is revoked so it cannot rejoin',
+      auth: 'tenant',
+      params: participantParams,
+      errors: ['peer_not_found'],
+      responses: { 204: { description: 'kicked' } },
+      async handle({ params, tenant }) {
+        const room = liveRoom(tenant, params.roomId);
+        const peer = room?.peerByUser(params.userId);
+        if (!room || !peer) throw new AppError('peer_not_found', 'no such participant in this room');
+        await ctx.store.tokens.revoke(tenant.tenant_id, peer.jti, peer.socket.data.identity.expiresAt);
+        // The peer may have left while the revocation was written.
+        if (room.peers.get(peer.id) === peer) ctx.rooms.removePeer(room, peer, 'kicked', { kick: true });
+        ctx.gateway.disconnectToken(peer.jti);
+        return { status: 204 };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,223 @@
+import type { types as ms } from 'mediasoup';
+import type { SfuConsumerInfo, SfuDataConsumerInfo, SfuProducerInfo, SfuTransportInfo } from '../../client-sdk/protocol/events.js';
+import type { Config } from '../../config/index.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { TypedEmitter } from '../TypedEmitter.js';
+import type { PoolWorker } from './WorkerPool.js';
+
+/** What one peer owns on the router. Every id a peer sends is looked up here, so nobody can touch another peer's objects. */
+class SfuPeer {
+  readonly transports = new Map<string, ms.WebRtcTransport>();
+  readonly producers = new Map<string, ms.Producer>();
+  readonly dataProducers = new Map<string, ms.DataProducer>();
+  readonly consumers = new Map<string, ms.Consumer>();
+  readonly dataConsumers = new Map<string, ms.DataConsumer>();
+
+  constructor(readonly id: string, readonly announced: boolean) {}
+
+  transport(id: string): ms.WebRtcTransport {
+    const transport = this.transports.get(id);
+    if (!transport) throw new AppError('not_found', 'no such transport of yours');
+    return transport;
+  }
+
+  close(): void {
+    for (const transport of this.transports.values()) transport.close();
+  }
+}
+
+export type SfuRoomEvents = {
+  producer_added: [producer: SfuProducerInfo];
+  producer_removed: [producer: SfuProducerInfo];
+};
+
+/** Codecs the routers offer: Opus, VP8, VP9 and H.264 (constrained baseline). */
+export const MEDIA_CODECS: ms.RtpCodecCapability[] = [
+  { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
+  { kind: 'video', mimeType: 'video/VP8', clockRate: 90000, parameters: { 'x-google-start-bitrate': 600 } },
+  { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 2 } },
+  { kind: 'video', mimeType: 'video/H264', clockRate: 90000, parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1 } },
+];
+
+/**
+ * One room's router and everything its peers created on it. Ownership: the room creates
+ * peers' transports; transports own producers and consumers; closing a peer closes its
+ * transports and with them everything else (mediasoup cascades).
+ */
+export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
+  private readonly peers = new Map<string, SfuPeer>();
+  private closedFlag = false;
+  private readonly logger: Logger;
+
+  constructor(
+    readonly key: string,
+    readonly router: ms.Router,
+    readonly worker: PoolWorker,
+    private readonly config: Config['sfu'],
+    logger: Logger,
+  ) {
+    super(logger);
+    this.logger = logger.child({ module: 'sfu', room: key });
+    router.on('workerclose', () => this.close());
+  }
+
+  get closed(): boolean {
+    return this.closedFlag || this.router.closed;
+  }
+
+  get rtpCapabilities(): ms.RtpCapabilities {
+    return this.router.rtpCapabilities;
+  }
+
+  /** Every producer on the router of announced peers, for a peer that starts consuming. */
+  producers(exceptPeerId?: string): SfuProducerInfo[] {
+    const list: SfuProducerInfo[] = [];
+    for (const peer of this.peers.values()) {
+      if (peer.id === exceptPeerId || !peer.announced) continue;
+      for (const producer of peer.producers.values()) list.push({ peer_id: peer.id, producer_id: producer.id, kind: producer.kind });
+      for (const dataProducer of peer.dataProducers.values()) list.push({ peer_id: peer.id, producer_id: dataProducer.id, kind: 'data' });
+    }
+    return list;
+  }
+
+  /** Number of transports a peer holds (tests and limits). */
+  transportCount(peerId: string): number {
+    return this.peers.get(peerId)?.transports.size ?? 0;
+  }
+
+  async createTransport(peerId: string, announced: boolean, direction: 'send' | 'recv'): Promise<SfuTransportInfo> {
+    const peer = this.peer(peerId, announced);
+    if (peer.transports.size >= this.config.maxTransportsPerPeer) throw new AppError('quota_exceeded', `at most ${this.config.maxTransportsPerPeer} transports per peer`);
+    const transport = await this.router.createWebRtcTransport({
+      listenIps: [{ ip: this.config.listenIp, ...(this.config.announcedIp ? { announcedIp: this.config.announcedIp } : {}) }],
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+      enableSctp: true,
+      numSctpStreams: { OS: 1024, MIS: 1024 },
+      initialAvailableOutgoingBitrate: 1_000_000,
+      appData: { peerId, direction },
+    });
+    if (this.closed || !this.peers.has(peerId)) {
+      transport.close();
+      throw new AppError('not_in_room', 'left the SFU while creating a transport');
+    }
+    if (direction === 'send') await transport.setMaxIncomingBitrate(this.config.maxIncomingBitrate);
+    peer.transports.set(transport.id, transport);
+    transport.observer.on('close', () => peer.transports.delete(transport.id));
+    return {
+      id: transport.id,
+      iceParameters: transport.iceParameters,
+      iceCandidates: transport.iceCandidates,
+      dtlsParameters: transport.dtlsParameters,
+      sctpParameters: transport.sctpParameters,
+    };
+  }
+
+  async connectTransport(peerId: string, transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void> {
+    await this.existingPeer(peerId).transport(transportId).connect({ dtlsParameters });
+  }
+
+  async produce(peerId: string, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters, appData: Record<string, unknown>): Promise<string> {
+    const peer = this.existingPeer(peerId);
+    if (peer.producers.size + peer.dataProducers.size >= this.config.maxProducersPerPeer) throw new AppError('quota_exceeded', `at most ${this.config.maxProducersPerPeer} producers per peer`);
+    const producer = await peer.transport(transportId).produce({ kind, rtpParameters, appData: { ...appData, peerId } });
+    peer.producers.set(producer.id, producer);
+    const info: SfuProducerInfo = { peer_id: peerId, producer_id: producer.id, kind };
+    producer.observer.on('close', () => {
+      peer.producers.delete(producer.id);
+      if (peer.announced && !this.closed) this.emit('producer_removed', info);
+    });
+    if (peer.announced) this.emit('producer_added', info);
+    return producer.id;
+  }
+
+  async produceData(peerId: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters, label: string, protocol: string): Promise<string> {
+    const peer = this.existingPeer(peerId);
+    if (peer.producers.size + peer.dataProducers.size >= this.config.maxProducersPerPeer) throw new AppError('quota_exceeded', `at most ${this.config.maxProducersPerPeer} producers per peer`);
+    const dataProducer = await peer.transport(transportId).produceData({ sctpStreamParameters, label, protocol, appData: { peerId } });
+    peer.dataProducers.set(dataProducer.id, dataProducer);
+    const info: SfuProducerInfo = { peer_id: peerId, producer_id: dataProducer.id, kind: 'data' };
+    dataProducer.observer.on('close', () => {
+      peer.dataProducers.delete(dataProducer.id);
+      if (peer.announced && !this.closed) this.emit('producer_removed', info);
+    });
+    if (peer.announced) this.emit('producer_added', info);
+    return dataProducer.id;
+  }
+
+  async consume(peerId: string, transportId: string, producerId: string, rtpCapabilities: ms.RtpCapabilities): Promise<SfuConsumerInfo> {
+    const peer = this.existingPeer(peerId);
+    const transport = peer.transport(transportId);
+    if (!this.router.canConsume({ producerId, rtpCapabilities })) throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
+    // Paused until the client has its consumer ready (then sfu:resume), so no keyframe is lost.
+    const consumer = await transport.consume({ producerId, rtpCapabilities, paused: true });
+    peer.consumers.set(consumer.id, consumer);
+    consumer.observer.on('close', () => peer.consumers.delete(consumer.id));
+    return { id: consumer.id, producer_id: producerId, kind: consumer.kind, rtp_parameters: consumer.rtpParameters };
+  }
+
+  async consumeData(peerId: string, transportId: string, dataProducerId: string): Promise<SfuDataConsumerInfo> {
+    const peer = this.existingPeer(peerId);
+    const dataConsumer = await peer.transport(transportId).consumeData({ dataProducerId });
+    peer.dataConsumers.set(dataConsumer.id, dataConsumer);
+    dataConsumer.observer.on('close', () => peer.dataConsumers.delete(dataConsumer.id));
+    return {
+      id: dataConsumer.id,
+      data_producer_id: dataProducerId,
+      sctp_stream_parameters: dataConsumer.sctpStreamParameters,
+      label: dataConsumer.label,
+      protocol: dataConsumer.protocol,
+    };
+  }
+
+  async resume(peerId: string, consumerId: string): Promise<void> {
+    const consumer = this.existingPeer(peerId).consumers.get(consumerId);
+    if (!consumer) throw new AppError('not_found', 'no such consumer of yours');
+    await consumer.resume();
+  }
+
+  closeProducer(peerId: string, producerId: string): void {
+    const peer = this.existingPeer(peerId);
+    const producer = peer.producers.get(producerId) ?? peer.dataProducers.get(producerId);
+    if (!producer) throw new AppError('not_found', 'no such producer of yours');
+    producer.close();
+  }
+
+  /** Closes everything a peer has on the router. */
+  removePeer(peerId: string): void {
+    const peer = this.peers.get(peerId);
+    if (!peer) return;
+    this.peers.delete(peerId);
+    peer.close();
+  }
+
+  /** Closes the router (and with it every transport). Idempotent. */
+  close(): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    this.peers.clear();
+    if (!this.router.closed) this.router.close();
+    this.worker.routers = Math.max(0, this.worker.routers - 1);
+    this.logger.debug('router closed');
+    this.removeAllListeners();
+  }
+
+  private peer(peerId: string, announced: boolean): SfuPeer {
+    if (this.closed) throw new AppError('sfu_unavailable', 'the room left the SFU');
+    let peer = this.peers.get(peerId);
+    if (!peer) {
+      peer = new SfuPeer(peerId, announced);
+      this.peers.set(peerId, peer);
+    }
+    return peer;
+  }
+
+  private existingPeer(peerId: string): SfuPeer {
+    if (this.closed) throw new AppError('sfu_unavailable', 'the room left the SFU');
+    const peer = this.peers.get(peerId);
+    if (!peer) throw new AppError('not_found', 'create a transport first');
+    return peer;
+  }
+}

@@ -1,0 +1,208 @@
+import { expect } from 'chai';
+import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { signWebhook, verifyWebhook } from '../../server/webhooks/signature.js';
+import type { WebhookEvent } from '../../server/webhooks/WebhookDispatcher.js';
+import { WebhookUrlPolicy } from '../../server/webhooks/WebhookUrlPolicy.js';
+import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { call, createTenant, joinVia, sleep, type ApiTenant } from './helpers.js';
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  raw: string;
+  event: WebhookEvent;
+  at: number;
+}
+
+type Behaviour = 'ok' | 'fail' | 'hang';
+
+/** A real local webhook receiver on 127.0.0.1:0. */
+class Receiver {
+  readonly received: Received[] = [];
+  behaviour: Behaviour = 'ok';
+  private readonly server: Server;
+
+  constructor() {
+    this.server = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        this.received.push({ headers: req.headers, raw, event: JSON.parse(raw) as WebhookEvent, at: Date.now() });
+        if (this.behaviour === 'hang') return;
+        res.statusCode = this.behaviour === 'ok' ? 204 : 500;
+        res.end();
+      });
+    });
+  }
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hooks`;
+  }
+
+  events(name?: string): Received[] {
+    return this.received.filter((r) => name === undefined || r.event.event === name);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const SECRET = 'whsec_test_0123456789abcdef';
+const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
+
+describe('api: webhooks', () => {
+  let t: TestServer;
+  let a: ApiTenant;
+  let receiver: Receiver;
+  let url: string;
+
+  afterEach(async () => {
+    await t?.close();
+    await receiver?.close();
+  });
+
+  async function setUp(settings: Record<string, unknown> = {}): Promise<void> {
+    receiver = new Receiver();
+    url = await receiver.start();
+    t = await startServer({}, { webhooks: { allowedCidrs: ['127.0.0.0/8'], ...settings } });
+    a = await createTenant(t);
+  }
+
+  it('delivers signed room and participant events that verify, with the documented body', async () => {
+    await setUp();
+    const set = await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url, secret: SECRET } });
+    expect(set.status).to.equal(200);
+    const alice = await joinVia(t, a, { room_id: 'hooked', user_id: 'alice', user_name: 'Alice', metadata: { k: 'v' } });
+    const bob = await joinVia(t, a, { room_id: 'hooked', user_id: 'bob' });
+    const room = t.server.rooms.get(a.tenant_id, 'hooked');
+    if (!room) throw new Error('no room');
+    // What the topology controller does on a promotion (the SFU is off in these tests); the
+    // event is built synchronously, then the room goes back to mesh so nothing else moves.
+    room.mode = 'sfu';
+    t.server.webhooks.modeChanged(room, 'threshold');
+    room.mode = 'mesh';
+    bob.client.close();
+    alice.client.close();
+    await waitFor(() => receiver.events('room_finished').length === 1, 5000, 'room_finished');
+    await sleep(100);
+
+    const names = receiver.received.map((r) => r.event.event);
+    expect([...names].sort()).to.deep.equal(['mode_changed', 'participant_joined', 'participant_joined', 'participant_left', 'participant_left', 'room_finished', 'room_started']);
+    for (const r of receiver.received) {
+      expect(r.headers['content-type']).to.equal('application/json');
+      expect(r.headers['x-switchboard-event']).to.equal(r.event.event);
+      expect(r.headers['x-switchboard-delivery']).to.equal(r.event.id);
+      const check = verifyWebhook(SECRET, r.raw, { signature: r.headers['x-switchboard-signature'] as string, timestamp: r.headers['x-switchboard-timestamp'] as string });
+      expect(check).to.deep.equal({ ok: true });
+      // Tampering with the body, the timestamp or the secret breaks the signature.
+      expect(verifyWebhook(SECRET, r.raw.replace('hooked', 'hacked'), { signature: r.headers['x-switchboard-signature'] as string, timestamp: r.headers['x-switchboard-timestamp'] as string }).ok).to.equal(false);
+      expect(verifyWebhook('another-secret-000', r.raw, { signature: r.headers['x-switchboard-signature'] as string, timestamp: r.headers['x-switchboard-timestamp'] as string }).ok).to.equal(false);
+      expect(r.event.tenant_id).to.equal(a.tenant_id);
+      expect(r.event.room.room_id).to.equal('hooked');
+      expect(Date.parse(r.event.created_at)).to.be.closeTo(Date.now(), 10_000);
+    }
+    expect(new Set(receiver.received.map((r) => r.event.id)).size).to.equal(receiver.received.length);
+    const joined = receiver.events('participant_joined').find((r) => r.event.participant?.user_id === 'alice');
+    expect(joined?.event.participant).to.deep.include({ id: alice.ack.self.id, user_id: 'alice', name: 'Alice', hidden: false });
+    expect(joined?.event.participant?.metadata).to.deep.equal({ k: 'v' });
+    const left = receiver.events('participant_left').map((r) => r.event);
+    expect(left.map((e) => e.reason)).to.deep.equal(['left', 'left']);
+    expect(receiver.events('mode_changed')[0]?.event).to.deep.include({ reason: 'threshold' });
+    expect(receiver.events('mode_changed')[0]?.event.room.mode).to.equal('sfu');
+    expect(receiver.events('room_finished')[0]?.event.reason).to.equal('empty');
+    expect(t.server.webhooks.stats).to.deep.include({ delivered: 7, failed: 0, dropped: 0 });
+  });
+
+  it('refuses replays: the timestamp is signed and stale timestamps fail', () => {
+    const body = '{"event":"room_started"}';
+    const ts = Math.floor(Date.now() / 1000);
+    const signature = signWebhook(SECRET, ts, body);
+    expect(verifyWebhook(SECRET, body, { signature, timestamp: String(ts) }).ok).to.equal(true);
+    expect(verifyWebhook(SECRET, body, { signature, timestamp: String(ts + 1) })).to.deep.equal({ ok: false, reason: 'mismatch' });
+    expect(verifyWebhook(SECRET, body, { signature, timestamp: String(ts) }, { nowMs: (ts + 301) * 1000 })).to.deep.equal({ ok: false, reason: 'stale' });
+    expect(verifyWebhook(SECRET, body, { signature: 'sha256=zz', timestamp: String(ts) })).to.deep.equal({ ok: false, reason: 'malformed' });
+  });
+
+  for (const behaviour of ['fail', 'hang'] as const) {
+    it(`retries a receiver that ${behaviour === 'fail' ? 'answers 500' : 'never answers'} with backoff, while joins stay fast`, async function () {
+      this.timeout(30_000);
+      await setUp({ maxAttempts: 4, initialBackoffMs: 100, maxBackoffMs: 400, timeoutMs: 300 });
+      // Baseline: join latency with no webhook configured.
+      const baseline: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const started = Date.now();
+        await joinVia(t, a, { room_id: `base-${i}`, user_id: 'u' });
+        baseline.push(Date.now() - started);
+      }
+      receiver.behaviour = behaviour;
+      await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url, secret: SECRET } });
+      const during: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const started = Date.now();
+        await joinVia(t, a, { room_id: `slow-${i}`, user_id: 'u' });
+        during.push(Date.now() - started);
+      }
+      // The receiver is being hit (and failing) while these joins run.
+      expect(receiver.received.length).to.be.greaterThan(0);
+      expect(median(during)).to.be.lessThan(Math.max(3 * median(baseline), median(baseline) + 50));
+
+      // Every event of the first room is attempted maxAttempts times, same id, growing gaps.
+      const firstId = receiver.events('room_started')[0]?.event.id;
+      await waitFor(() => receiver.received.filter((r) => r.event.id === firstId).length === 4, 10_000, 'four attempts');
+      const attempts = receiver.received.filter((r) => r.event.id === firstId);
+      const gaps = attempts.slice(1).map((r, i) => r.at - (attempts[i] as Received).at);
+      const floor = behaviour === 'hang' ? 300 : 0;
+      expect(gaps[0]).to.be.at.least(floor + 40);
+      for (const r of attempts) expect(verifyWebhook(SECRET, r.raw, { signature: r.headers['x-switchboard-signature'] as string, timestamp: r.headers['x-switchboard-timestamp'] as string }).ok).to.equal(true);
+      await waitFor(() => t.server.webhooks.stats.failed >= 1, 10_000, 'a failed event');
+      await sleep(800);
+      expect(receiver.received.filter((r) => r.event.id === firstId)).to.have.length(4);
+    });
+  }
+
+  it('bounds the queue of a dead receiver: the oldest events are dropped and counted', async function () {
+    this.timeout(20_000);
+    await setUp({ maxAttempts: 2, initialBackoffMs: 5000, timeoutMs: 5000, maxQueuePerTenant: 5, concurrencyPerTenant: 1 });
+    receiver.behaviour = 'hang';
+    await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url, secret: SECRET } });
+    const clients = [];
+    for (let i = 0; i < 10; i++) clients.push(await joinVia(t, a, { room_id: 'flood', user_id: `u${i}` }));
+    // 11 events (room_started + 10 joins): 1 in flight, 5 queued, 5 dropped.
+    await waitFor(() => t.server.webhooks.stats.dropped === 5, 2000, 'drops');
+    expect(t.server.webhooks.stats.queued).to.equal(5);
+    expect(receiver.received).to.have.length(1);
+  });
+
+  it('never delivers to a private address under the default policy, even if one got stored', async () => {
+    receiver = new Receiver();
+    url = await receiver.start();
+    t = await startServer();
+    a = await createTenant(t);
+    const refused = await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url } });
+    expect(refused.status).to.equal(400);
+    await t.server.store.tenants.update(a.tenant_id, { webhook: { url, secret: SECRET } });
+    await joinVia(t, a, { room_id: 'ssrf', user_id: 'u' });
+    await waitFor(() => t.server.webhooks.stats.failed >= 2, 2000, 'refused deliveries');
+    expect(t.server.webhooks.stats.attempts).to.equal(0);
+    expect(receiver.received).to.deep.equal([]);
+  });
+
+  it('refuses hostnames that resolve to denied addresses at connect time (DNS rebinding)', async () => {
+    const policy = new WebhookUrlPolicy();
+    const error = await new Promise<Error | null>((resolve) => policy.lookup('localhost', { all: true }, (e) => resolve(e)));
+    expect(error?.message).to.match(/denied address/);
+    expect(policy.isAddressAllowed('8.8.8.8')).to.equal(true);
+    expect(policy.isAddressAllowed('2606:4700::1111')).to.equal(true);
+    for (const address of ['127.0.0.1', '10.0.0.1', '172.16.5.4', '192.168.1.1', '100.64.0.1', '169.254.169.254', '0.0.0.0', '224.0.0.1', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1']) {
+      expect(policy.isAddressAllowed(address), address).to.equal(false);
+    }
+    const allowing = new WebhookUrlPolicy({ allowedCidrs: ['10.1.0.0/16'] });
+    expect(allowing.isAddressAllowed('10.1.2.3')).to.equal(true);
+    expect(allowing.isAddressAllowed('10.2.0.1')).to.equal(false);
+    expect(new WebhookUrlPolicy({ allowPrivateNetworks: true }).problem('http://localhost:1/x')).to.equal(null);
+  });
+});

@@ -1,0 +1,222 @@
+import { expect } from 'chai';
+import type { ModeChangedMessage, SfuProducerInfo } from '../../client-sdk/protocol/events.js';
+import { emitAck, nextEvent, startServer, waitFor, type TestClient, type TestServer } from '../helpers/server.js';
+
+const SFU_ENV = { SFU_ENABLED: 'true', SFU_WORKERS: '2', SFU_LISTEN_IP: '127.0.0.1', DEMOTE_DELAY_MS: '300' };
+
+type Joined = Awaited<ReturnType<TestServer['join']>>;
+
+describe('SFU topology policy (real mediasoup workers)', function () {
+  this.timeout(30000);
+  let t: TestServer;
+
+  beforeEach(async () => {
+    t = await startServer({ ...SFU_ENV, MESH_THRESHOLD: '2' });
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  async function joinMany(room: string, users: string[], role: 'guest' | 'listener' = 'guest'): Promise<Joined[]> {
+    const joined: Joined[] = [];
+    for (const user of users) joined.push(await t.join({ room, user, role }));
+    return joined;
+  }
+
+  it('stays a mesh at the threshold and is promoted when the count exceeds it', async () => {
+    const [a, b] = await joinMany('p', ['a', 'b']);
+    expect(t.server.rooms.get('t1', 'p')?.mode).to.equal('mesh');
+    const changedA = nextEvent<ModeChangedMessage>((a as Joined).client, 'mode_changed');
+    const changedB = nextEvent<ModeChangedMessage>((b as Joined).client, 'mode_changed');
+    // The newcomer listens before joining, as the SDK does: mode_changed follows its join ack.
+    const c = await t.connect(t.mint({ room: 'p', user: 'c' }));
+    const changedC = nextEvent<ModeChangedMessage>(c, 'mode_changed');
+    expect((await emitAck(c, 'join', {})).ok).to.equal(true);
+    for (const message of await Promise.all([changedA, changedB, changedC])) {
+      expect(message.mode).to.equal('sfu');
+      expect(message.reason).to.equal('threshold');
+      expect((message.sfu?.router_rtp_capabilities as { codecs: unknown[] }).codecs.length).to.be.greaterThan(0);
+    }
+    expect(t.server.rooms.get('t1', 'p')?.mode).to.equal('sfu');
+    // A newcomer into an SFU room learns it from the join ack.
+    const d = await t.join({ room: 'p', user: 'd' });
+    expect(d.ack.room.mode).to.equal('sfu');
+    expect(d.ack.sfu?.router_rtp_capabilities).to.be.an('object');
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).to.match(/switchboard_migrations_total\{to="sfu",reason="threshold"\} 1/);
+    expect(metrics).to.match(/switchboard_rooms_active\{mode="sfu"\} 1/);
+  });
+
+  it('demotes after the count stayed at or below threshold-1 for the delay, not before (hysteresis)', async () => {
+    const [a, b, c] = await joinMany('h', ['a', 'b', 'c']);
+    await waitFor(() => t.server.rooms.get('t1', 'h')?.mode === 'sfu', 5000, 'promotion');
+    // Back to the threshold (2): stays on the SFU.
+    (c as Joined).client.close();
+    await new Promise((r) => setTimeout(r, 600));
+    expect(t.server.rooms.get('t1', 'h')?.mode).to.equal('sfu');
+    // At threshold-1 (1) for the delay: back to mesh.
+    const changed = nextEvent<ModeChangedMessage>((a as Joined).client, 'mode_changed');
+    const started = Date.now();
+    (b as Joined).client.close();
+    const message = await changed;
+    expect(message).to.deep.equal({ mode: 'mesh', reason: 'threshold' });
+    expect(Date.now() - started).to.be.at.least(250);
+  });
+
+  it('cancels a pending demotion when the count rises again', async () => {
+    const [a, b] = await joinMany('c', ['a', 'b']);
+    const changes: ModeChangedMessage[] = [];
+    (a as Joined).client.on('mode_changed', (m) => changes.push(m));
+    const c = await t.join({ room: 'c', user: 'c' });
+    await waitFor(() => changes.length === 1, 5000, 'promotion seen by a');
+    (b as Joined).client.close();
+    c.client.close();
+    await new Promise((r) => setTimeout(r, 100));
+    await joinMany('c', ['d', 'e']);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(changes.map((m) => m.mode)).to.deep.equal(['sfu']);
+    expect(t.server.rooms.get('t1', 'c')?.mode).to.equal('sfu');
+  });
+
+  it('re-evaluates at once when the threshold changes on a live room', async () => {
+    await joinMany('live', ['a', 'b']);
+    const room = t.server.rooms.get('t1', 'live');
+    if (!room) throw new Error('no room');
+    t.server.rooms.updateConfig(room, { mesh_threshold: 1 });
+    await waitFor(() => room.mode === 'sfu', 5000, 'promotion after threshold change');
+  });
+
+  it('honours mode pins: sfu at once, mesh whatever the count', async () => {
+    const [a] = await joinMany('pin', ['a']);
+    const room = t.server.rooms.get('t1', 'pin');
+    if (!room) throw new Error('no room');
+    const toSfu = nextEvent<ModeChangedMessage>((a as Joined).client, 'mode_changed');
+    t.server.rooms.updateConfig(room, { mode_policy: 'sfu' });
+    expect((await toSfu).reason).to.equal('pinned');
+    await joinMany('pin', ['b', 'c', 'd']);
+    const toMesh = nextEvent<ModeChangedMessage>((a as Joined).client, 'mode_changed');
+    t.server.rooms.updateConfig(room, { mode_policy: 'mesh' });
+    expect(await toMesh).to.deep.equal({ mode: 'mesh', reason: 'pinned' });
+  });
+});
+
+describe('SFU requests: grants, ownership, validation (real mediasoup workers)', function () {
+  this.timeout(30000);
+  let t: TestServer;
+  let host: Joined;
+  let guest: Joined;
+  let listener: Joined;
+
+  before(async () => {
+    t = await startServer({ ...SFU_ENV, MESH_THRESHOLD: '2' });
+    host = await t.join({ room: 's', user: 'host', role: 'host' });
+    guest = await t.join({ room: 's', user: 'guest' });
+    listener = await t.join({ room: 's', user: 'listener', role: 'listener' });
+    await waitFor(() => t.server.rooms.get('t1', 's')?.mode === 'sfu', 5000, 'promotion');
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  const transportOf = async (client: TestClient, direction: 'send' | 'recv') => {
+    const ack = await emitAck(client, 'sfu:create_transport', { direction });
+    if (!ack.ok) throw new Error(ack.error.code);
+    return ack.transport as { id: string; iceParameters: unknown; iceCandidates: Array<{ ip: string }>; dtlsParameters: unknown; sctpParameters: unknown };
+  };
+  const VP8 = { codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000 }], encodings: [{ ssrc: 1111 }], rtcp: { cname: 'x' } };
+
+  it('creates WebRTC transports on the configured address with ICE, DTLS and SCTP parameters', async () => {
+    const transport = await transportOf(host.client, 'send');
+    expect(transport.id).to.be.a('string');
+    expect(transport.iceParameters).to.have.property('usernameFragment');
+    expect(transport.iceCandidates.map((c) => c.ip)).to.include('127.0.0.1');
+    expect(transport.dtlsParameters).to.have.property('fingerprints');
+    expect(transport.sctpParameters).to.have.property('port');
+  });
+
+  it('produces for a publisher and announces the producer to the others, not to itself', async () => {
+    const transport = await transportOf(guest.client, 'send');
+    const announced = nextEvent<SfuProducerInfo>(host.client, 'sfu:new_producer');
+    const selfSeen: unknown[] = [];
+    guest.client.on('sfu:new_producer', (p) => selfSeen.push(p));
+    const ack = await emitAck(guest.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: VP8 });
+    expect(ack.ok, JSON.stringify(ack)).to.equal(true);
+    const info = await announced;
+    expect(info).to.deep.equal({ peer_id: guest.ack.self.id, producer_id: (ack as { producer_id: string }).producer_id, kind: 'video' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(selfSeen).to.deep.equal([]);
+  });
+
+  it('refuses produce to a listener (canPublish false) with forbidden', async () => {
+    const transport = await transportOf(listener.client, 'send');
+    const ack = await emitAck(listener.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: VP8 });
+    expect(ack.ok === false && ack.error.code).to.equal('forbidden');
+  });
+
+  it('refuses to touch another peer\'s transport or consumer (not_found)', async () => {
+    const hostTransport = await transportOf(host.client, 'recv');
+    const dtls = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: 'AB:CD:EF:01:23:45:67:89' }] };
+    const connect = await emitAck(guest.client, 'sfu:connect_transport', { transport_id: hostTransport.id, dtls_parameters: dtls });
+    expect(connect.ok === false && connect.error.code).to.equal('not_found');
+    const produce = await emitAck(guest.client, 'sfu:produce', { transport_id: hostTransport.id, kind: 'video', rtp_parameters: VP8 });
+    expect(produce.ok === false && produce.error.code).to.equal('not_found');
+    const resume = await emitAck(guest.client, 'sfu:resume', { consumer_id: 'nope' });
+    expect(resume.ok === false && resume.error.code).to.equal('not_found');
+  });
+
+  it('schema-checks RTP and DTLS parameters', async () => {
+    const transport = await transportOf(host.client, 'send');
+    const bad: Array<[string, unknown]> = [
+      ['sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: { codecs: [] } }],
+      ['sfu:produce', { transport_id: transport.id, kind: 'screen', rtp_parameters: VP8 }],
+      ['sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: { ...VP8, $where: 'x' } }],
+      ['sfu:connect_transport', { transport_id: transport.id, dtls_parameters: { fingerprints: [{ algorithm: 'md5', value: 'AB:CD' }] } }],
+      ['sfu:create_transport', { direction: 'sideways' }],
+      ['sfu:consume', { transport_id: transport.id, producer_id: { $ne: null }, rtp_capabilities: {} }],
+    ];
+    for (const [event, payload] of bad) {
+      const ack = await emitAck(host.client, event, payload);
+      expect(ack.ok === false && ack.error.code, `${event} ${JSON.stringify(payload)}`).to.equal('payload_invalid');
+    }
+  });
+
+  it('limits transports per peer', async () => {
+    const fresh = await t.join({ room: 's', user: 'limits' });
+    for (let i = 0; i < 4; i++) await transportOf(fresh.client, 'recv');
+    const fifth = await emitAck(fresh.client, 'sfu:create_transport', { direction: 'recv' });
+    expect(fifth.ok === false && fifth.error.code).to.equal('quota_exceeded');
+    fresh.client.close();
+    await waitFor(() => t.server.sfu?.get('t1/s')?.transportCount(fresh.ack.self.id) === 0, 5000, 'transports closed with the peer');
+  });
+});
+
+describe('SFU worker death (kill -9)', function () {
+  this.timeout(30000);
+  it('rebuilds the room on a live worker and tells clients to re-migrate; no zombie routers', async () => {
+    const t = await startServer({ ...SFU_ENV, MESH_THRESHOLD: '1' });
+    try {
+      const a = await t.join({ room: 'k', user: 'a' });
+      const promoted = nextEvent<ModeChangedMessage>(a.client, 'mode_changed');
+      await t.join({ room: 'k', user: 'b' });
+      expect((await promoted).reason).to.equal('threshold');
+      const sfu = t.server.sfu;
+      if (!sfu) throw new Error('no sfu');
+      const [pid] = [...sfu.roomsByWorker().entries()].find(([, keys]) => keys.includes('t1/k')) ?? [];
+      expect(pid).to.be.a('number');
+      const rebuilt = nextEvent<ModeChangedMessage>(a.client, 'mode_changed', 10000);
+      process.kill(pid as number, 'SIGKILL');
+      const message = await rebuilt;
+      expect(message.mode).to.equal('sfu');
+      expect(message.reason).to.equal('sfu_restart');
+      const placement = sfu.roomsByWorker();
+      expect([...placement.values()].flat()).to.deep.equal(['t1/k']);
+      expect(placement.has(pid as number)).to.equal(false);
+      // The dead worker is replaced.
+      await waitFor(() => sfu.pool.aliveCount === 2 && !sfu.pool.pids().includes(pid as number), 10000, 'worker replaced');
+      const ready = (await (await fetch(`${t.url}/ready`)).json()) as { checks: { sfu: boolean } };
+      expect(ready.checks.sfu).to.equal(true);
+    } finally {
+      await t.close();
+    }
+  });
+});
