@@ -1,0 +1,141 @@
+/**
+ * Two real WebRTC peers (@roamhq/wrtc, libwebrtc) forced to relay through the bundled TURN
+ * server with the ice_servers buildIceServers hands out: the data channel carries 1 MB and
+ * the selected candidate pair is relay on both ends.
+ */
+import wrtc from '@roamhq/wrtc';
+import { expect } from 'chai';
+import { testConfig } from '../../config/index.js';
+import { createLogger } from '../../server/logger.js';
+import { buildIceServers } from '../../turn/credentials.js';
+import { TurnServer } from '../../turn/TurnServer.js';
+
+const { RTCPeerConnection } = wrtc;
+
+const SECRET = 'wrtc-test-secret-0123456789-0123456789';
+const TOTAL_BYTES = 1024 * 1024;
+const CHUNK_BYTES = 16 * 1024;
+
+/** Resolves when `check` passes, polling; rejects after `timeoutMs`. */
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The selected candidate pair's local and remote candidate types, from getStats. */
+async function selectedPairTypes(pc: RTCPeerConnection): Promise<{ local?: string; remote?: string }> {
+  const report = await pc.getStats();
+  const stats = new Map<string, Record<string, unknown>>();
+  report.forEach((value: Record<string, unknown>) => stats.set(value.id as string, value));
+  let pairId: string | undefined;
+  for (const s of stats.values()) if (s.type === 'transport' && typeof s.selectedCandidatePairId === 'string') pairId = s.selectedCandidatePairId;
+  if (!pairId) for (const s of stats.values()) if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) pairId = s.id as string;
+  const pair = pairId ? stats.get(pairId) : undefined;
+  if (!pair) return {};
+  return {
+    local: stats.get(pair.localCandidateId as string)?.candidateType as string | undefined,
+    remote: stats.get(pair.remoteCandidateId as string)?.candidateType as string | undefined,
+  };
+}
+
+describe('TURN with real WebRTC peers (relay only)', function () {
+  this.timeout(90_000);
+
+  let server: TurnServer;
+  const peers: RTCPeerConnection[] = [];
+
+  before(async () => {
+    const config = testConfig({
+      TURN_ENABLED: 'true',
+      TURN_PORT: '0',
+      TURN_LISTEN_IP: '127.0.0.1',
+      TURN_RELAY_IP: '127.0.0.1',
+      TURN_SECRET: SECRET,
+      TURN_ALLOWED_PEER_CIDRS: '127.0.0.0/8',
+    });
+    server = new TurnServer({ config: config.turn, logger: createLogger('silent') });
+    await server.start();
+  });
+
+  afterEach(() => {
+    for (const pc of peers.splice(0)) pc.close();
+  });
+
+  after(async () => {
+    await server?.close();
+  });
+
+  it('moves 1 MB over a data channel on a relay-relay candidate pair', async () => {
+    const config = testConfig({ TURN_ENABLED: 'true', TURN_PORT: String(server.port), TURN_LISTEN_IP: '127.0.0.1', TURN_RELAY_IP: '127.0.0.1', TURN_SECRET: SECRET });
+    const iceServersA = buildIceServers(config.turn, 'alice');
+    const iceServersB = buildIceServers(config.turn, 'bob');
+    expect(iceServersA[0]?.urls).to.equal(`turn:127.0.0.1:${server.port}?transport=udp`);
+
+    const a = new RTCPeerConnection({ iceServers: iceServersA, iceTransportPolicy: 'relay' });
+    const b = new RTCPeerConnection({ iceServers: iceServersB, iceTransportPolicy: 'relay' });
+    peers.push(a, b);
+    // Direct in-process signaling: candidates and descriptions handed over as they appear.
+    a.onicecandidate = ({ candidate }) => {
+      if (candidate) void b.addIceCandidate(candidate);
+    };
+    b.onicecandidate = ({ candidate }) => {
+      if (candidate) void a.addIceCandidate(candidate);
+    };
+
+    let received = 0;
+    const done = new Promise<void>((resolve) => {
+      b.ondatachannel = ({ channel }) => {
+        channel.binaryType = 'arraybuffer';
+        channel.onmessage = ({ data }) => {
+          received += (data as ArrayBuffer).byteLength;
+          if (received >= TOTAL_BYTES) resolve();
+        };
+      };
+    });
+
+    const channel = a.createDataChannel('bulk', { ordered: true });
+    channel.binaryType = 'arraybuffer';
+    const opened = new Promise<void>((resolve) => (channel.onopen = () => resolve()));
+
+    await a.setLocalDescription(await a.createOffer());
+    await b.setRemoteDescription(a.localDescription as RTCSessionDescriptionInit);
+    await b.setLocalDescription(await b.createAnswer());
+    await a.setRemoteDescription(b.localDescription as RTCSessionDescriptionInit);
+    await opened;
+
+    // Respect bufferedAmount: refill only when the channel drains below the threshold.
+    channel.bufferedAmountLowThreshold = 256 * 1024;
+    const chunk = new Uint8Array(CHUNK_BYTES).fill(7);
+    let sent = 0;
+    while (sent < TOTAL_BYTES) {
+      if (channel.bufferedAmount > 1024 * 1024) {
+        await new Promise<void>((resolve) => (channel.onbufferedamountlow = () => resolve()));
+        continue;
+      }
+      channel.send(chunk);
+      sent += chunk.byteLength;
+    }
+    await done;
+    expect(received).to.equal(TOTAL_BYTES);
+
+    let types: { local?: string; remote?: string } = {};
+    await waitFor(
+      async () => {
+        types = await selectedPairTypes(a);
+        return types.local !== undefined;
+      },
+      10_000,
+      'a selected candidate pair in getStats',
+    );
+    expect(types).to.deep.equal({ local: 'relay', remote: 'relay' });
+    const typesB = await selectedPairTypes(b);
+    expect(typesB).to.deep.equal({ local: 'relay', remote: 'relay' });
+
+    const stats = server.stats();
+    expect(stats.relayedBytes).to.be.greaterThan(TOTAL_BYTES);
+    expect(stats.activeAllocations).to.be.at.least(2);
+  });
+});

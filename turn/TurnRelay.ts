@@ -1,0 +1,677 @@
+/**
+ * The bundled TURN relay: node-turn 0.0.6 with what production needs around it. Runs inside
+ * the TURN worker thread (see TurnServer.ts), never on the signaling thread.
+ *
+ * node-turn keeps the protocol's control plane: parsing and answering requests, the
+ * long-term-credential flow (401/438/441), 5-tuple dispatch (437), Binding, and its
+ * Allocation records. This class owns the UDP socket in front of it and:
+ * - authenticates with TURN REST API credentials derived from TURN_SECRET (no static users,
+ *   no "none" auth), checks MESSAGE-INTEGRITY in constant time before node-turn sees a
+ *   request, and replaces node-turn's Math.random nonces with stateless crypto ones;
+ * - replaces the Allocate, Refresh, CreatePermission and ChannelBind handlers (peer policy,
+ *   quotas, lifetime cap, and fixes for node-turn's broken Refresh and unsigned replies);
+ * - relays data itself: ChannelData (which node-turn drops), Send indications, and peer
+ *   datagrams back as ChannelData or Data indications, with O(1) lookups per packet.
+ */
+import { createHash, randomInt } from 'node:crypto';
+import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
+import { isIP } from 'node:net';
+import Address from 'node-turn/lib/address.js';
+import Allocation from 'node-turn/lib/allocation.js';
+import Attribute from 'node-turn/lib/attribute.js';
+import CONSTANTS from 'node-turn/lib/constants.js';
+import Message from 'node-turn/lib/message.js';
+import NodeTurnServer from 'node-turn/lib/server.js';
+import Transport from 'node-turn/lib/transport.js';
+import { expectedTurnPassword, parseTurnUsername, type TurnSettings } from './credentials.js';
+import { NonceIssuer } from './NonceIssuer.js';
+import { canonicalIp, interfaceAddresses, parseIp, PeerPolicy } from './PeerPolicy.js';
+import { RelayAllocation, type Permission } from './RelayAllocation.js';
+import {
+  channelDataHead,
+  classOf,
+  dataIndicationHead,
+  dataIndicationHeadIpv6,
+  integrityMatches,
+  MAGIC_COOKIE,
+  methodOf,
+  PADDING,
+  parseSendIndication,
+  scanRequest,
+  SEND_INDICATION,
+  STUN_HEADER_BYTES,
+  StunClass,
+  StunMethod,
+  xorIpv4,
+} from './stunWire.js';
+import type { RefusalReason, TurnCounters } from './TurnCounters.js';
+
+export type RelayLogLevel = 'debug' | 'info' | 'warn' | 'error';
+/** Where the relay's log lines go (the worker forwards them to the server's pino logger). */
+export type RelayLog = (level: RelayLogLevel, fields: Record<string, unknown>, msg: string) => void;
+
+export interface TurnRelayOptions {
+  settings: TurnSettings;
+  counters: TurnCounters;
+  log: RelayLog;
+  /** The port to bind instead of settings.port (a restarted worker keeps its first port). */
+  port?: number;
+}
+
+/** RFC 5766 §6.2 default allocation lifetime (capped by TURN_MAX_ALLOCATION_LIFETIME_S). */
+const DEFAULT_LIFETIME_S = 600;
+const NONCE_TTL_S = 3600;
+const SOFTWARE = 'switchboard';
+/** Random relay ports tried before answering 508 (ranges this small or smaller are scanned whole). */
+const PORT_ATTEMPTS = 64;
+/** Kernel buffers of the listening socket, which carries every client's traffic (the kernel caps it at net.core.rmem_max/wmem_max). */
+const LISTEN_BUFFER_BYTES = 4 * 1024 * 1024;
+const LOG_WINDOW_MS = 10_000;
+const LOGS_PER_WINDOW = 10;
+
+const REFUSAL_LOG_LEVEL: Record<RefusalReason, RelayLogLevel> = {
+  credentials_invalid: 'warn',
+  credentials_expired: 'debug',
+  peer_forbidden: 'warn',
+  no_permission: 'debug',
+  peer_not_permitted: 'debug',
+  quota_user: 'warn',
+  quota_total: 'warn',
+  capacity: 'warn',
+};
+
+/** node-turn transport of a request, with the client's address as Node reported it. */
+interface ClientTransport extends NodeTurn.Transport {
+  clientAddress: string;
+  clientPort: number;
+}
+
+/** node-turn's Address expands "a:b::c" wrongly; give it all eight IPv6 groups. */
+function expandIp(address: string): string {
+  if (!address.includes(':')) return address;
+  const bytes = parseIp(address);
+  if (!bytes) return address;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] as number) << 8) | (bytes[i + 1] as number)).toString(16));
+  return groups.join(':');
+}
+
+let attributesPatched = false;
+const ATTR_EVEN_PORT = 0x0018;
+
+/**
+ * node-turn's attribute parser throws on any attribute it does not know, dropping the whole
+ * request; RFC 5389 §7.3 says unknown comprehension-optional attributes (0x8000-0xFFFF) are
+ * ignored. It also throws on every EVEN-PORT (it calls a bit reader its buffer slice lacks).
+ */
+function patchAttributeParsing(): void {
+  if (attributesPatched) return;
+  attributesPatched = true;
+  const read = Attribute.prototype.read;
+  Attribute.prototype.read = function (this: NodeTurn.Attribute, data: Buffer): void {
+    try {
+      read.call(this, data);
+    } catch (error) {
+      if (this.type === ATTR_EVEN_PORT && this.length >= 1 && data.length >= 5) {
+        // The R bit: reserve the next port too (not supported; the even port is still given).
+        this.value = ((data[4] as number) & 0x80) !== 0;
+        this.name = 'even-port';
+        return;
+      }
+      if (this.type !== null && this.type >= 0x8000 && this.length + 4 <= data.length) {
+        this.value = undefined;
+        this.name = 'unknown';
+        return;
+      }
+      throw error;
+    }
+  };
+}
+
+function bindUdp(type: 'udp4' | 'udp6', address: string, port: number, bufferBytes?: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(bufferBytes ? { type, recvBufferSize: bufferBytes, sendBufferSize: bufferBytes } : { type });
+    const onError = (error: Error): void => {
+      try {
+        socket.close();
+      } catch {
+        // already closed
+      }
+      reject(error);
+    };
+    socket.once('error', onError);
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+export class TurnRelay {
+  private readonly settings: TurnSettings;
+  private readonly counters: TurnCounters;
+  private readonly log: RelayLog;
+  private readonly requestedPort: number;
+  private readonly server: NodeTurn.Server;
+  private readonly nonces = new NonceIssuer(NONCE_TTL_S);
+  private readonly relayFamily: 4 | 6;
+  /** By "client ip:port" (one listening socket, so that is the 5-tuple). */
+  private readonly byClient = new Map<string, RelayAllocation>();
+  /** By relay port, for relay-to-relay delivery without a trip through the kernel. */
+  private readonly byRelayPort = new Map<number, RelayAllocation>();
+  private readonly pendingClients = new Set<string>();
+  private readonly perUser = new Map<string, number>();
+  /** Live plus being-created allocations (what the total quota counts). */
+  private allocationCount = 0;
+  private readonly selfRelayAddresses: Set<string>;
+  private readonly logWindows = new Map<string, { start: number; logged: number; suppressed: number }>();
+  private socket: Socket | undefined;
+  private localAddress: NodeTurn.Address | undefined;
+  private policy = new PeerPolicy();
+  private boundPort = 0;
+  private closed = false;
+
+  constructor(options: TurnRelayOptions) {
+    patchAttributeParsing();
+    this.settings = options.settings;
+    this.counters = options.counters;
+    this.log = options.log;
+    this.requestedPort = options.port ?? options.settings.port;
+    const s = this.settings;
+    this.relayFamily = isIP(s.relayIp) === 6 ? 6 : 4;
+    this.selfRelayAddresses = new Set([s.relayIp, s.externalIp].filter((a): a is string => Boolean(a)).map((a) => canonicalIp(a) ?? a));
+
+    // No static users: every lookup derives the REST API password, or nothing when the
+    // username is malformed or expired. Writes (node-turn's addUser) are ignored.
+    const secret = s.secret;
+    const credentials = new Proxy(Object.create(null) as Record<string, string | undefined>, {
+      get: (_target, name) => {
+        if (typeof name !== 'string') return undefined;
+        const expected = expectedTurnPassword(secret, name);
+        return expected.ok ? expected.password : undefined;
+      },
+      set: () => true,
+    });
+    const maxLifetime = s.maxAllocationLifetimeS;
+    this.server = new NodeTurnServer({
+      listeningIps: [s.listenIp],
+      relayIps: [s.relayIp],
+      // node-turn puts this in XOR-RELAYED-ADDRESS; always set it so IPv6 is fully expanded.
+      externalIps: expandIp(s.externalIp ?? s.relayIp),
+      minPort: s.minPort,
+      maxPort: s.maxPort,
+      maxAllocateLifetime: maxLifetime,
+      defaultAllocatetLifetime: Math.min(DEFAULT_LIFETIME_S, maxLifetime),
+      authMech: 'long-term',
+      realm: s.realm,
+      credentials,
+      debugLevel: 'ERROR',
+      log: (message) => this.log('error', { err: String(message) }, 'node-turn error'),
+    });
+    this.server.software = SOFTWARE;
+    this.server.authentification.generateNonce = () => this.nonces.issue();
+    this.server.authentification.checkNonce = (nonce) => this.nonces.check(nonce);
+    this.server.allocate.allocate = (msg, reply) => this.guard(reply, () => this.onAllocate(msg, reply));
+    this.server.refresh.refresh = (msg, reply) => this.guard(reply, () => this.onRefresh(msg, reply));
+    this.server.createPermission.createPermission = (msg, reply) => this.guard(reply, () => this.onCreatePermission(msg, reply));
+    this.server.channelBind.channelBind = (msg, reply) => this.guard(reply, () => this.onChannelBind(msg, reply));
+    // Send indications never reach node-turn: onSendIndication relays them with the policy.
+    this.server.send.send = () => undefined;
+  }
+
+  /** The bound UDP port (0 before start). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Binds the listening socket; resolves with the port. */
+  async start(): Promise<number> {
+    const s = this.settings;
+    const socket = await bindUdp(isIP(s.listenIp) === 6 ? 'udp6' : 'udp4', s.listenIp, this.requestedPort, LISTEN_BUFFER_BYTES);
+    if (this.closed) {
+      socket.close();
+      throw new Error('[TurnRelay:start] closed while starting');
+    }
+    this.socket = socket;
+    this.boundPort = socket.address().port;
+    this.localAddress = new Address(expandIp(s.listenIp), this.boundPort);
+    this.policy = new PeerPolicy({
+      allowedCidrs: s.allowedPeerCidrs,
+      serverAddresses: [s.listenIp, s.relayIp, ...(s.externalIp ? [s.externalIp] : []), ...interfaceAddresses()],
+      relayAddresses: [...this.selfRelayAddresses],
+      relayPorts: [s.minPort, s.maxPort],
+      serverPorts: [this.boundPort],
+    });
+    // Send errors (unreachable clients, ICMP) are per packet: rate-limited like refusals.
+    socket.on('error', (error) => this.logLimited('socket', 'debug', { err: error.message }, 'turn socket error'));
+    socket.on('message', (buf, rinfo) => this.onClientPacket(buf, rinfo));
+    this.log('info', { listenIp: s.listenIp, port: this.boundPort, relayIp: s.relayIp, externalIp: s.externalIp }, 'turn relay listening');
+    return this.boundPort;
+  }
+
+  /** Closes every allocation and the listening socket. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const allocation of [...this.byClient.values()]) this.release(allocation, 'shutdown');
+    const socket = this.socket;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  // --- client side: the listening socket ------------------------------------------------
+
+  private onClientPacket(buf: Buffer, rinfo: RemoteInfo): void {
+    // Nothing a client sends may take the worker down: a throw here drops the datagram.
+    try {
+      if (buf.length < 4) return;
+      const first = buf[0] as number;
+      // RFC 5766 §11: the first two bits tell STUN (00) from ChannelData (01).
+      if (first >= 0x40) {
+        if (first < 0x80) this.onChannelData(buf, rinfo);
+        return;
+      }
+      if (buf.length < STUN_HEADER_BYTES || buf.readUInt32BE(4) !== MAGIC_COOKIE) return;
+      const type = buf.readUInt16BE(0);
+      if (type === SEND_INDICATION) this.onSendIndication(buf, rinfo);
+      else this.onControl(buf, rinfo, type);
+    } catch (error) {
+      this.logLimited('dropped', 'debug', { client: `${rinfo.address}:${rinfo.port}`, err: (error as Error).message }, 'turn datagram dropped');
+    }
+  }
+
+  private onChannelData(buf: Buffer, rinfo: RemoteInfo): void {
+    const allocation = this.byClient.get(`${rinfo.address}:${rinfo.port}`);
+    if (allocation === undefined) return;
+    const length = buf.readUInt16BE(2);
+    if (length > buf.length - 4) return;
+    const channel = allocation.channels.get(buf.readUInt16BE(0));
+    const now = Date.now();
+    if (channel === undefined || channel.expiresAt < now || channel.permission.expiresAt < now) {
+      this.refuse('no_permission', { client: allocation.clientKey, user: allocation.userId });
+      return;
+    }
+    this.relayToPeer(allocation, buf, 4, length, channel.address, channel.port, channel.permission);
+  }
+
+  private onSendIndication(buf: Buffer, rinfo: RemoteInfo): void {
+    const allocation = this.byClient.get(`${rinfo.address}:${rinfo.port}`);
+    if (allocation === undefined) return;
+    const send = parseSendIndication(buf);
+    if (send === null) return;
+    const permission = allocation.permissions.get(send.address);
+    if (permission === undefined || permission.expiresAt < Date.now()) {
+      // Permissions only exist for peers the policy allowed; classify the miss for the counters.
+      const verdict = this.policy.check(send.address, send.port);
+      this.refuse(verdict.allowed ? 'no_permission' : 'peer_forbidden', { client: allocation.clientKey, user: allocation.userId, peer: send.address });
+      return;
+    }
+    if (permission.relayPortsOnly && !this.policy.isRelayPort(send.port)) {
+      this.refuse('peer_forbidden', { client: allocation.clientKey, user: allocation.userId, peer: `${send.address}:${send.port}`, class: 'server' });
+      return;
+    }
+    this.relayToPeer(allocation, buf, send.dataOffset, send.dataLength, send.address, send.port, permission);
+  }
+
+  private relayToPeer(allocation: RelayAllocation, buf: Buffer, offset: number, length: number, address: string, port: number, permission: Permission): void {
+    this.counters.relayed(length);
+    if (permission.selfRelay) {
+      // Relay to relay on this server: hand the datagram to the other allocation directly,
+      // as if it came from our relayed address (no kernel round trip, no NAT hairpin).
+      const target = this.byRelayPort.get(port);
+      if (target !== undefined) {
+        this.deliverToClient(target, buf.subarray(offset, offset + length), allocation.advertisedAddress, allocation.relayPort);
+        return;
+      }
+    }
+    allocation.relaySocket.send(buf, offset, length, port, address);
+  }
+
+  // --- peer side: the relay sockets -----------------------------------------------------
+
+  private onPeerPacket(allocation: RelayAllocation, data: Buffer, address: string, port: number): void {
+    try {
+      this.deliverToClient(allocation, data, address, port);
+    } catch (error) {
+      this.logLimited('dropped', 'debug', { client: allocation.clientKey, err: (error as Error).message }, 'turn datagram dropped');
+    }
+  }
+
+  private deliverToClient(allocation: RelayAllocation, data: Buffer, address: string, port: number): void {
+    const socket = this.socket;
+    const permission = allocation.permissions.get(address);
+    const now = Date.now();
+    if (socket === undefined || permission === undefined || permission.expiresAt < now) {
+      this.refuse('peer_not_permitted', { client: allocation.clientKey, user: allocation.userId, peer: address });
+      return;
+    }
+    this.counters.relayed(data.length);
+    const channel = permission.channelsByPort.get(port);
+    if (channel !== undefined && channel.expiresAt >= now) {
+      socket.send([channelDataHead(channel.number, data.length), data], allocation.clientPort, allocation.clientAddress);
+      return;
+    }
+    const head = allocation.family === 4 ? dataIndicationHead(permission.addressBytes, port, data.length) : dataIndicationHeadIpv6(permission.addressBytes, port, data.length);
+    socket.send([head, data, PADDING[(4 - (data.length & 3)) & 3]], allocation.clientPort, allocation.clientAddress);
+  }
+
+  // --- control plane: node-turn with our handlers ---------------------------------------
+
+  private onControl(buf: Buffer, rinfo: RemoteInfo, type: number): void {
+    // Only requests reach node-turn: it would answer stray responses with 437.
+    if (classOf(type) !== StunClass.request) return;
+    const method = methodOf(type);
+    if (method !== StunMethod.binding && !this.authenticate(buf, rinfo, method)) return;
+    const msg = new Message(this.server, this.clientTransport(rinfo));
+    if (msg.read(buf)) this.server.emit('message', msg);
+  }
+
+  private clientTransport(rinfo: RemoteInfo): ClientTransport {
+    const transport = new Transport(CONSTANTS.TRANSPORT.PROTOCOL.UDP, new Address(expandIp(rinfo.address), rinfo.port), this.localAddress as NodeTurn.Address, this.socket as Socket) as ClientTransport;
+    transport.clientAddress = rinfo.address;
+    transport.clientPort = rinfo.port;
+    return transport;
+  }
+
+  /**
+   * The checks node-turn cannot do: classify credential failures, and verify
+   * MESSAGE-INTEGRITY in constant time (node-turn compares hex strings with !==). Returns
+   * false when the request was answered here. Requests without credentials, and those with
+   * malformed or expired ones, go on to node-turn, which answers 401 with REALM and NONCE
+   * (the credentials proxy has no password for them).
+   */
+  private authenticate(buf: Buffer, rinfo: RemoteInfo, method: number): boolean {
+    const scan = scanRequest(buf);
+    if (scan.integrityOffset < 0 || scan.usernameOffset < 0) return true;
+    const username = buf.toString('utf8', scan.usernameOffset, scan.usernameOffset + scan.usernameLength);
+    const expected = expectedTurnPassword(this.settings.secret, username);
+    if (!expected.ok) {
+      this.refuse(expected.reason === 'expired' ? 'credentials_expired' : 'credentials_invalid', { client: `${rinfo.address}:${rinfo.port}` });
+      return true;
+    }
+    const key = createHash('md5').update(`${username}:${this.settings.realm}:${expected.password}`).digest();
+    if (integrityMatches(buf, scan.integrityOffset, key)) return true;
+    this.refuse('credentials_invalid', { client: `${rinfo.address}:${rinfo.port}`, user: expected.userId });
+    const request = new Message(this.server, this.clientTransport(rinfo));
+    request.class = CONSTANTS.CLASS.REQUEST;
+    request.method = method;
+    request.transactionID = buf.toString('hex', 8, 20);
+    request.useFingerprint = scan.fingerprint;
+    const reply = request.reply();
+    reply.addAttribute('realm', this.settings.realm);
+    reply.addAttribute('nonce', this.nonces.issue());
+    reply.reject(401, 'Unauthorized');
+    return false;
+  }
+
+  /** Runs a handler; a throw becomes 500 instead of a silently dropped request. */
+  private guard(reply: NodeTurn.Message, handler: () => void): void {
+    try {
+      handler();
+    } catch (error) {
+      this.log('error', { err: (error as Error).message }, 'turn handler failed');
+      reply.reject(500, 'Server Error');
+    }
+  }
+
+  private allocationOf(msg: NodeTurn.Message): RelayAllocation | undefined {
+    const transport = msg.transport as ClientTransport;
+    return this.byClient.get(`${transport.clientAddress}:${transport.clientPort}`);
+  }
+
+  private onAllocate(msg: NodeTurn.Message, reply: NodeTurn.Message): void {
+    const transport = msg.transport as ClientTransport;
+    const clientKey = `${transport.clientAddress}:${transport.clientPort}`;
+    const existing = this.byClient.get(clientKey);
+    if (existing) {
+      // node-turn never detects retransmissions (it checks msg.allocation, unset for Allocate).
+      if (existing.transactionId === msg.transactionID) return this.replyAllocated(reply, existing);
+      return rejectSigned(reply, 437, 'Allocation Mismatch');
+    }
+    if (this.pendingClients.has(clientKey)) return reply.discard();
+    const requested = msg.getAttribute('requested-transport');
+    if (requested === undefined) return rejectSigned(reply, 400, 'Bad Request');
+    if (requested !== CONSTANTS.TRANSPORT.PROTOCOL.UDP) return rejectSigned(reply, 442, 'Unsupported Transport Protocol');
+    const user = msg.user as NodeTurn.User;
+    const userId = parseTurnUsername(user.username)?.userId as string;
+    const s = this.settings;
+    if (this.allocationCount >= s.maxAllocations) {
+      this.refuse('quota_total', { client: clientKey, user: userId });
+      return rejectSigned(reply, 486, 'Allocation Quota Reached');
+    }
+    const userCount = this.perUser.get(userId) ?? 0;
+    if (userCount >= s.maxAllocationsPerUser) {
+      this.refuse('quota_user', { client: clientKey, user: userId });
+      return rejectSigned(reply, 486, 'Allocation Quota Reached');
+    }
+    const lifetime = this.lifetimeFor(msg.getAttribute('lifetime') as number | undefined);
+    const evenPort = msg.getAttribute('even-port') !== undefined;
+
+    this.pendingClients.add(clientKey);
+    this.allocationCount += 1;
+    this.perUser.set(userId, userCount + 1);
+    const unreserve = (): void => {
+      this.pendingClients.delete(clientKey);
+      this.allocationCount -= 1;
+      this.decrementUser(userId);
+    };
+    this.bindRelaySocket(evenPort).then(
+      (socket) => {
+        if (this.closed) {
+          socket.close();
+          unreserve();
+          return;
+        }
+        this.pendingClients.delete(clientKey);
+        try {
+          const allocation = this.createAllocation(msg, socket, userId, lifetime);
+          this.replyAllocated(reply, allocation);
+        } catch (error) {
+          this.log('error', { err: (error as Error).message }, 'turn allocation failed');
+          socket.close();
+          this.allocationCount -= 1;
+          this.decrementUser(userId);
+          reply.reject(500, 'Server Error');
+        }
+      },
+      () => {
+        unreserve();
+        this.refuse('capacity', { client: clientKey, user: userId });
+        rejectSigned(reply, 508, 'Insufficient Capacity');
+      },
+    );
+  }
+
+  private createAllocation(msg: NodeTurn.Message, socket: Socket, userId: string, lifetime: number): RelayAllocation {
+    const transport = msg.transport as ClientTransport;
+    // node-turn's Allocation registers the 5-tuple (for its dispatch and 441 checks) and
+    // computes XOR-RELAYED-ADDRESS. Its relay listener and expiry timer are replaced: the
+    // listener re-parses every peer datagram and the timer never closes the socket.
+    const nodeAllocation = new Allocation(msg, [socket], lifetime);
+    clearTimeout(nodeAllocation.timer);
+    socket.removeAllListeners('message');
+    const relayPort = socket.address().port;
+    const allocation = new RelayAllocation({
+      clientAddress: transport.clientAddress,
+      clientPort: transport.clientPort,
+      userId,
+      username: (msg.user as NodeTurn.User).username,
+      transactionId: msg.transactionID,
+      relaySocket: socket,
+      relayPort,
+      advertisedAddress: canonicalIp(this.settings.externalIp ?? this.settings.relayIp) as string,
+      family: this.relayFamily,
+      nodeAllocation,
+    });
+    allocation.setLifetime(lifetime, () => this.release(allocation, 'expired'));
+    socket.on('message', (data, rinfo) => this.onPeerPacket(allocation, data, rinfo.address, rinfo.port));
+    socket.on('error', (error) => this.logLimited('socket', 'debug', { client: allocation.clientKey, err: error.message }, 'turn relay socket error'));
+    this.byClient.set(allocation.clientKey, allocation);
+    this.byRelayPort.set(relayPort, allocation);
+    this.counters.setActiveAllocations(this.byClient.size);
+    this.log('debug', { client: allocation.clientKey, user: userId, relayPort, lifetime }, 'turn allocation created');
+    return allocation;
+  }
+
+  private replyAllocated(reply: NodeTurn.Message, allocation: RelayAllocation): void {
+    reply.addAttribute('xor-relayed-address', allocation.nodeAllocation.relayedTransportAddress);
+    reply.addAttribute('lifetime', allocation.lifetimeS);
+    reply.addAttribute('xor-mapped-address', allocation.nodeAllocation.mappedAddress);
+    reply.addAttribute('software', SOFTWARE);
+    reply.addAttribute('message-integrity');
+    reply.resolve();
+  }
+
+  /** node-turn's Refresh reads settings that do not exist and deletes the allocation 1 ms later. */
+  private onRefresh(msg: NodeTurn.Message, reply: NodeTurn.Message): void {
+    const allocation = this.allocationOf(msg);
+    if (!allocation) return rejectSigned(reply, 437, 'Allocation Mismatch');
+    const requested = msg.getAttribute('lifetime') as number | undefined;
+    let lifetime = 0;
+    if (requested === 0) this.release(allocation, 'deallocated');
+    else {
+      lifetime = this.lifetimeFor(requested);
+      allocation.setLifetime(lifetime, () => this.release(allocation, 'expired'));
+    }
+    reply.addAttribute('lifetime', lifetime);
+    reply.addAttribute('software', SOFTWARE);
+    reply.addAttribute('message-integrity');
+    reply.resolve();
+  }
+
+  private onCreatePermission(msg: NodeTurn.Message, reply: NodeTurn.Message): void {
+    const allocation = this.allocationOf(msg);
+    if (!allocation) return rejectSigned(reply, 437, 'Allocation Mismatch');
+    const peers = msg.getAttributes('xor-peer-address') as NodeTurn.Address[];
+    if (peers.length === 0) return rejectSigned(reply, 400, 'Bad Request');
+    const granted: Array<{ address: string; relayPortsOnly: boolean }> = [];
+    // RFC 5766 §9.2: all or nothing.
+    for (const peer of peers) {
+      const address = canonicalIp(peer.address);
+      if (address === null) return rejectSigned(reply, 400, 'Bad Request');
+      const verdict = this.policy.check(address);
+      if (!verdict.allowed) {
+        this.refuse('peer_forbidden', { client: allocation.clientKey, user: allocation.userId, peer: address, class: verdict.reason });
+        return rejectSigned(reply, 403, 'Forbidden');
+      }
+      if ((isIP(address) === 6 ? 6 : 4) !== allocation.family) return rejectSigned(reply, 443, 'Peer Address Family Mismatch');
+      granted.push({ address, relayPortsOnly: verdict.relayPortsOnly });
+    }
+    const now = Date.now();
+    for (const { address, relayPortsOnly } of granted) {
+      if (!this.permit(allocation, address, relayPortsOnly, now)) return rejectSigned(reply, 508, 'Insufficient Capacity');
+    }
+    reply.addAttribute('software', SOFTWARE);
+    reply.addAttribute('message-integrity');
+    reply.resolve();
+  }
+
+  private onChannelBind(msg: NodeTurn.Message, reply: NodeTurn.Message): void {
+    const allocation = this.allocationOf(msg);
+    if (!allocation) return rejectSigned(reply, 437, 'Allocation Mismatch');
+    const number = msg.getAttribute('channel-number') as number | undefined;
+    const peer = msg.getAttribute('xor-peer-address') as NodeTurn.Address | undefined;
+    if (number === undefined || !peer || number < 0x4000 || number > 0x7ffe) return rejectSigned(reply, 400, 'Bad Request');
+    const address = canonicalIp(peer.address);
+    if (address === null) return rejectSigned(reply, 400, 'Bad Request');
+    const verdict = this.policy.check(address, peer.port);
+    if (!verdict.allowed) {
+      this.refuse('peer_forbidden', { client: allocation.clientKey, user: allocation.userId, peer: `${address}:${peer.port}`, class: verdict.reason });
+      return rejectSigned(reply, 403, 'Forbidden');
+    }
+    if ((isIP(address) === 6 ? 6 : 4) !== allocation.family) return rejectSigned(reply, 443, 'Peer Address Family Mismatch');
+    const now = Date.now();
+    const permission = this.permit(allocation, address, verdict.relayPortsOnly, now);
+    if (!permission) return rejectSigned(reply, 508, 'Insufficient Capacity');
+    if (!allocation.bindChannel(number, address, peer.port, permission, now)) return rejectSigned(reply, 400, 'Bad Request');
+    reply.addAttribute('software', SOFTWARE);
+    reply.addAttribute('message-integrity');
+    reply.resolve();
+  }
+
+  private permit(allocation: RelayAllocation, address: string, relayPortsOnly: boolean, now: number): Permission | null {
+    const bytes = allocation.family === 4 ? xorIpv4(address) : Buffer.from(parseIp(address) as Uint8Array);
+    return allocation.permit(address, bytes, relayPortsOnly, this.selfRelayAddresses.has(address), now);
+  }
+
+  /** RFC 5766 §6.2/§7.2: min(requested, max), but never below the default. */
+  private lifetimeFor(requested: number | undefined): number {
+    const max = this.settings.maxAllocationLifetimeS;
+    const fallback = Math.min(DEFAULT_LIFETIME_S, max);
+    if (requested === undefined) return fallback;
+    return Math.max(fallback, Math.min(requested, max));
+  }
+
+  private async bindRelaySocket(evenPort: boolean): Promise<Socket> {
+    const { minPort, maxPort, relayIp } = this.settings;
+    const first = evenPort ? minPort + (minPort & 1) : minPort;
+    const step = evenPort ? 2 : 1;
+    const count = Math.floor((maxPort - first) / step) + 1;
+    if (count <= 0) throw new Error('no relay port in range');
+    const scanAll = count <= PORT_ATTEMPTS * 4;
+    const offset = randomInt(count);
+    const attempts = scanAll ? count : PORT_ATTEMPTS;
+    for (let i = 0; i < attempts; i++) {
+      const port = first + step * (scanAll ? (offset + i) % count : randomInt(count));
+      if (port === this.boundPort || this.byRelayPort.has(port)) continue;
+      try {
+        return await bindUdp(this.relayFamily === 6 ? 'udp6' : 'udp4', relayIp, port);
+      } catch {
+        // taken; try another
+      }
+    }
+    throw new Error('no free relay port');
+  }
+
+  private release(allocation: RelayAllocation, why: string): void {
+    if (this.byClient.get(allocation.clientKey) !== allocation) return;
+    this.byClient.delete(allocation.clientKey);
+    this.byRelayPort.delete(allocation.relayPort);
+    delete this.server.allocations[allocation.nodeAllocation.fiveTuple];
+    allocation.close();
+    this.allocationCount -= 1;
+    this.decrementUser(allocation.userId);
+    this.counters.setActiveAllocations(this.byClient.size);
+    this.log('debug', { client: allocation.clientKey, user: allocation.userId, why }, 'turn allocation closed');
+  }
+
+  private decrementUser(userId: string): void {
+    const count = (this.perUser.get(userId) ?? 1) - 1;
+    if (count <= 0) this.perUser.delete(userId);
+    else this.perUser.set(userId, count);
+  }
+
+  /** Counts a refusal and logs it (rate-limited per reason). Never logs credentials: user id and addresses only. */
+  private refuse(reason: RefusalReason, fields: Record<string, unknown>): void {
+    this.counters.refused(reason);
+    this.logLimited(reason, REFUSAL_LOG_LEVEL[reason], { reason, ...fields }, 'turn refusal');
+  }
+
+  /**
+   * Logs at most LOGS_PER_WINDOW lines per key per window, then one line with the count of
+   * those skipped: a flood of bad packets must not become a flood of log lines (each one is
+   * a message to the signaling thread).
+   */
+  private logLimited(key: string, level: RelayLogLevel, fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    let window = this.logWindows.get(key);
+    if (!window || now - window.start >= LOG_WINDOW_MS) {
+      if (window && window.suppressed > 0) this.log(level, { key, suppressed: window.suppressed }, 'turn log lines suppressed in the last window');
+      window = { start: now, logged: 0, suppressed: 0 };
+      this.logWindows.set(key, window);
+    }
+    if (window.logged < LOGS_PER_WINDOW) {
+      window.logged += 1;
+      this.log(level, fields, msg);
+    } else window.suppressed += 1;
+  }
+}
+
+/** An error response carrying MESSAGE-INTEGRITY (node-turn's reject() never signs). */
+function rejectSigned(reply: NodeTurn.Message, code: number, reason: string): void {
+  if (!reply.user) return reply.reject(code, reason);
+  reply.class = CONSTANTS.CLASS.ERROR;
+  reply.addAttribute('error-code', { code, reason });
+  reply.addAttribute('message-integrity');
+  const buf = reply.toBuffer();
+  reply.transport.socket.send(buf, reply.transport.dst.port, reply.transport.dst.address);
+}

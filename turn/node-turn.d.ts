@@ -1,0 +1,144 @@
+/**
+ * Types for the parts of node-turn 0.0.6 (plain CommonJS, no typings) that TurnRelay uses.
+ * Only what is read or patched is declared; see node_modules/node-turn/lib for the rest.
+ */
+declare namespace NodeTurn {
+  interface Address {
+    family: number;
+    address: string;
+    port: number;
+  }
+
+  interface Transport {
+    protocol: number;
+    src: Address;
+    dst: Address;
+    socket: import('node:dgram').Socket;
+    get5Tuple(): string;
+    revert(): Transport;
+  }
+
+  interface User {
+    username: string;
+    password: string;
+  }
+
+  interface Message {
+    server: Server;
+    transport: Transport;
+    allocation: Allocation | null;
+    class: number;
+    method: number;
+    magicCookie: number;
+    transactionID: string;
+    useFingerprint: boolean;
+    user: User | null;
+    read(buf: Buffer): boolean;
+    reply(): Message;
+    addAttribute(name: string, value?: unknown): void;
+    getAttribute(name: string): unknown;
+    getAttributes(name: string): unknown[];
+    toBuffer(): Buffer;
+    resolve(): void;
+    reject(code: number, reason: string): void;
+    discard(): void;
+  }
+
+  interface Allocation {
+    transactionID: string;
+    fiveTuple: string;
+    user: User;
+    lifetime: number;
+    timer: ReturnType<typeof setTimeout>;
+    relayedTransportAddress: Address;
+    mappedAddress: Address;
+    sockets: import('node:dgram').Socket[];
+  }
+
+  interface Authentification {
+    credentials: Record<string, string | undefined>;
+    generateNonce(): string;
+    checkNonce(nonce: string): boolean;
+  }
+
+  type Handler = (msg: Message, reply: Message) => void;
+
+  interface Server {
+    software: string;
+    realm: string;
+    debugLevel: number;
+    allocations: Record<string, Allocation>;
+    authentification: Authentification;
+    allocate: { allocate: Handler };
+    refresh: { refresh: Handler };
+    createPermission: { createPermission: Handler };
+    channelBind: { channelBind: Handler };
+    send: { send: Handler };
+    emit(event: 'message', msg: Message): boolean;
+  }
+
+  interface ServerOptions {
+    listeningIps?: string[];
+    listeningPort?: number;
+    relayIps?: string[];
+    externalIps?: string | Record<string, string> | null;
+    minPort?: number;
+    maxPort?: number;
+    maxAllocateLifetime?: number;
+    defaultAllocatetLifetime?: number;
+    authMech?: 'none' | 'short-term' | 'long-term';
+    realm?: string;
+    credentials?: Record<string, string | undefined>;
+    debugLevel?: 'ALL' | 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL' | 'OFF';
+    log?: (message: unknown) => void;
+  }
+
+  interface Attribute {
+    type: number | null;
+    name: string | null;
+    length: number;
+    padding: number;
+    value: unknown;
+  }
+}
+
+declare module 'node-turn/lib/server.js' {
+  const Server: new (options: NodeTurn.ServerOptions) => NodeTurn.Server;
+  export = Server;
+}
+
+declare module 'node-turn/lib/message.js' {
+  const Message: new (server: NodeTurn.Server, transport: NodeTurn.Transport) => NodeTurn.Message;
+  export = Message;
+}
+
+declare module 'node-turn/lib/transport.js' {
+  const Transport: new (protocol: number, src: NodeTurn.Address, dst: NodeTurn.Address, socket: import('node:dgram').Socket) => NodeTurn.Transport;
+  export = Transport;
+}
+
+declare module 'node-turn/lib/address.js' {
+  const Address: new (address: string, port: number) => NodeTurn.Address;
+  export = Address;
+}
+
+declare module 'node-turn/lib/allocation.js' {
+  const Allocation: new (msg: NodeTurn.Message, sockets: import('node:dgram').Socket[], lifetime: number) => NodeTurn.Allocation;
+  export = Allocation;
+}
+
+declare module 'node-turn/lib/attribute.js' {
+  const Attribute: {
+    prototype: NodeTurn.Attribute & { read(this: NodeTurn.Attribute, data: Buffer): void };
+  };
+  export = Attribute;
+}
+
+declare module 'node-turn/lib/constants.js' {
+  const CONSTANTS: {
+    CLASS: { REQUEST: number; INDICATION: number; SUCCESS: number; ERROR: number };
+    METHOD: Record<string, number>;
+    TRANSPORT: { PROTOCOL: { UDP: number }; FAMILY: { IPV4: number; IPV6: number } };
+  };
+  export = CONSTANTS;
+}
