@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { TurnStats } from '../turn/TurnCounters.js';
 import type { RoomManager } from './rooms/RoomManager.js';
 
 /**
@@ -87,6 +88,40 @@ export class Metrics {
     rooms.on('room_finished', (room) => this.roomsActive.dec({ mode: room.mode }));
     rooms.on('peer_joined', () => this.peersActive.inc());
     rooms.on('peer_left', () => this.peersActive.dec());
+  }
+
+  /** Exposes the bundled TURN server's counters (read at scrape time from shared memory). */
+  observeTurn(stats: () => TurnStats): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'switchboard_turn_allocations_active', help: 'Active TURN allocations', registers, collect() { this.set(stats().activeAllocations); } });
+    new Counter({
+      name: 'switchboard_turn_relayed_bytes_total',
+      help: 'Payload bytes relayed by the bundled TURN server',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats().relayedBytes);
+      },
+    });
+    new Counter({
+      name: 'switchboard_turn_relayed_packets_total',
+      help: 'Datagrams relayed by the bundled TURN server',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats().relayedPackets);
+      },
+    });
+    new Counter({
+      name: 'switchboard_turn_refusals_total',
+      help: 'TURN requests or packets refused, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, count] of Object.entries(stats().refusals)) this.inc({ reason }, count);
+      },
+    });
   }
 
   /** Prometheus text exposition. */

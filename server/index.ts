@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { Server as SocketIoServer } from 'socket.io';
 import type { IceServer } from '../client-sdk/protocol/events.js';
+import { buildIceServers } from '../turn/credentials.js';
+import { TurnServer } from '../turn/TurnServer.js';
 import type { Config } from '../config/index.js';
 import { TokenService } from './auth/TokenService.js';
 import { mountApi, type ApiRateLimits } from './http/api/index.js';
@@ -52,6 +54,8 @@ export interface SwitchboardServer {
   /** Tenant webhooks; the SFU work calls webhooks.modeChanged(room, reason). */
   readonly webhooks: WebhookDispatcher;
   readonly metrics: Metrics;
+  /** The bundled TURN server, or null when TURN_ENABLED=false. */
+  readonly turn: TurnServer | null;
   /** The mediasoup SFU, or null when SFU_ENABLED=false. */
   readonly sfu: SfuService | null;
   readonly topology: TopologyController;
@@ -151,7 +155,11 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   metrics.observeRooms(rooms);
   sessions.attach(rooms);
   webhooks.attach(rooms);
-  const iceServers = (_userId: string): IceServer[] => config.turn.stunUrls.map((urls) => ({ urls }));
+  // TURN starts before the HTTP server listens, so every ice_servers list points at a live relay.
+  const turn = config.turn.enabled ? new TurnServer({ config: config.turn, logger }) : null;
+  await turn?.start();
+  if (turn) metrics.observeTurn(() => turn.stats());
+  const iceServers = (userId: string): IceServer[] => (turn ? turn.iceServers(userId) : buildIceServers(config.turn, userId));
   let topology: TopologyController | null = null;
   const gateway = new SignalingGateway({
     io,
@@ -209,6 +217,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
       topology?.close();
       sfu?.stop();
+      await turn?.close();
       await Promise.all([sessions.close(), webhooks.close()]);
       await store.close();
       rooms.removeAllListeners();
@@ -217,5 +226,5 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     return closing;
   };
 
-  return { url, port, config, logger, httpServer, app, io, store, tokens, rooms, gateway, metrics, sessions, webhooks, sfu, topology, close };
+  return { url, port, config, logger, httpServer, app, io, store, tokens, rooms, gateway, metrics, sessions, webhooks, turn, sfu, topology, close };
 }

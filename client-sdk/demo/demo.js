@@ -2,7 +2,7 @@
 // Uses the IIFE bundle (window.Switchboard) and the dev-only token route.
 (() => {
   'use strict';
-  const { Room, RoomEvent, ConnectionState } = window.Switchboard;
+  const { RoomEvent, ConnectionState } = window.Switchboard;
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   let room = null;

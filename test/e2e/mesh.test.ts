@@ -71,6 +71,45 @@ async function collectData(page: Page): Promise<void> {
   });
 }
 
+/**
+ * Three pages in one room: each receives the two others' audio and video with bytes growing,
+ * a data message from each page arrives at every other page exactly once, the demo shows
+ * them, and a page that closes is gone from the others.
+ */
+async function threePages(openPage: (room: string, name: string) => Promise<Page>, room: string, screenshot: string): Promise<void> {
+    const pages = [await openPage(room, 'ann'), await openPage(room, 'ben'), await openPage(room, 'cy')];
+    for (const page of pages) await waitForMedia(page, 2);
+    const identities = await Promise.all(pages.map(identityOf));
+    for (const [i, page] of pages.entries()) await expectMediaGrowing(page, identities.filter((_, j) => j !== i));
+
+    for (const page of pages) await collectData(page);
+    for (const [i, page] of pages.entries()) await page.evaluate((text) => window.switchboardRoom.send({ type: 'probe', text }), `hello from ${i}`);
+    await waitFor(async () => (await Promise.all(pages.map((p) => p.evaluate(() => window.received.length)))).every((n) => n >= 2), 15000, 'data on every page');
+    await new Promise((r) => setTimeout(r, 500));
+    for (const [i, page] of pages.entries()) {
+      const received = await page.evaluate(() => window.received);
+      const expected = pages.map((_, j) => j).filter((j) => j !== i).map((j) => ({ from: identities[j], text: `hello from ${j}` }));
+      expect(received.sort((a, b) => a.text.localeCompare(b.text)), `page ${i}`).to.deep.equal(expected);
+    }
+
+    // The demo itself: one video per remote participant, the mode badge, the participant list.
+    const first = pages[0] as Page;
+    expect(await first.locator('.tile.remote video').count()).to.equal(2);
+    expect(await first.locator('#mode').textContent()).to.equal('mesh');
+    expect(await first.locator('#participants li').count()).to.equal(3);
+    await first.waitForFunction(() => [...document.querySelectorAll<HTMLVideoElement>('.tile video')].every((v) => v.videoWidth > 0), undefined, { timeout: 15000 });
+    await first.screenshot({ path: artifactPath(screenshot) });
+
+    // A page that closes is gone from the others: participantLeft, connection torn down.
+    const leaving = identities[2] as string;
+    await (pages[2] as Page).close();
+    for (const page of pages.slice(0, 2)) {
+      await page.waitForFunction((id) => !window.switchboardRoom.participants.has(id), leaving, { timeout: 15000 });
+      expect(await page.locator('.tile.remote').count()).to.equal(1);
+    }
+    for (const page of pages.slice(0, 2)) await page.close();
+  }
+
 describe('browser e2e: the mesh in Chromium (fake media)', function () {
   this.timeout(120000);
   let t: TestServer;
@@ -103,37 +142,7 @@ describe('browser e2e: the mesh in Chromium (fake media)', function () {
   }
 
   it('three pages receive each other\'s audio and video, data arrives exactly once, and the demo shows it', async () => {
-    const pages = [await openPage('trio', 'ann'), await openPage('trio', 'ben'), await openPage('trio', 'cy')];
-    for (const page of pages) await waitForMedia(page, 2);
-    const identities = await Promise.all(pages.map(identityOf));
-    for (const [i, page] of pages.entries()) await expectMediaGrowing(page, identities.filter((_, j) => j !== i));
-
-    for (const page of pages) await collectData(page);
-    for (const [i, page] of pages.entries()) await page.evaluate((text) => window.switchboardRoom.send({ type: 'probe', text }), `hello from ${i}`);
-    await waitFor(async () => (await Promise.all(pages.map((p) => p.evaluate(() => window.received.length)))).every((n) => n >= 2), 15000, 'data on every page');
-    await new Promise((r) => setTimeout(r, 500));
-    for (const [i, page] of pages.entries()) {
-      const received = await page.evaluate(() => window.received);
-      const expected = pages.map((_, j) => j).filter((j) => j !== i).map((j) => ({ from: identities[j], text: `hello from ${j}` }));
-      expect(received.sort((a, b) => a.text.localeCompare(b.text)), `page ${i}`).to.deep.equal(expected);
-    }
-
-    // The demo itself: one video per remote participant, the mode badge, the participant list.
-    const first = pages[0] as Page;
-    expect(await first.locator('.tile.remote video').count()).to.equal(2);
-    expect(await first.locator('#mode').textContent()).to.equal('mesh');
-    expect(await first.locator('#participants li').count()).to.equal(3);
-    await first.waitForFunction(() => [...document.querySelectorAll<HTMLVideoElement>('.tile video')].every((v) => v.videoWidth > 0), undefined, { timeout: 15000 });
-    await first.screenshot({ path: artifactPath('demo-three-participants.png') });
-
-    // A page that closes is gone from the others: participantLeft, connection torn down.
-    const leaving = identities[2] as string;
-    await (pages[2] as Page).close();
-    for (const page of pages.slice(0, 2)) {
-      await page.waitForFunction((id) => !window.switchboardRoom.participants.has(id), leaving, { timeout: 15000 });
-      expect(await page.locator('.tile.remote').count()).to.equal(1);
-    }
-    for (const page of pages.slice(0, 2)) await page.close();
+    await threePages(openPage, 'trio', 'demo-three-participants.png');
   });
 
   it('heals a signaling drop by itself: media and data resume without reload', async () => {
@@ -186,5 +195,48 @@ describe('browser e2e: the mesh in Chromium (fake media)', function () {
   after(() => {
     const all = errors.flat().filter((e) => !/favicon/.test(e));
     if (all.length) console.log(`      page errors:\n        ${all.join('\n        ')}`);
+  });
+});
+
+describe('browser e2e: the mesh relayed through the bundled TURN (iceTransportPolicy relay)', function () {
+  this.timeout(120000);
+  let t: TestServer;
+  let browser: Browser;
+  let base: string;
+
+  before(async function () {
+    const reason = browserUnavailableReason();
+    if (reason) {
+      console.log(`      skipped: ${reason}`);
+      this.skip();
+    }
+    buildSdk();
+    t = await startServer({
+      TURN_ENABLED: 'true',
+      TURN_PORT: '0',
+      TURN_LISTEN_IP: '127.0.0.1',
+      TURN_RELAY_IP: '127.0.0.1',
+      TURN_SECRET: 'e2e-turn-secret-0123456789-0123456789',
+      TURN_ALLOWED_PEER_CIDRS: '127.0.0.0/8',
+    });
+    base = t.url.replace('127.0.0.1', 'localhost');
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('three relay-only pages exchange media and data through the TURN server', async () => {
+    const openPage = async (room: string, name: string): Promise<Page> => {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await page.goto(`${base}/?room=${room}&name=${name}&relay=1`);
+      await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 20000 });
+      return page;
+    };
+    const before = t.server.turn?.stats().relayedBytes ?? 0;
+    await threePages(openPage, 'relayed', 'demo-three-participants-relay.png');
+    const stats = t.server.turn?.stats();
+    expect((stats?.relayedBytes ?? 0) - before).to.be.greaterThan(100_000);
   });
 });

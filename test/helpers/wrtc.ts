@@ -37,3 +37,19 @@ export async function sendOffer(client: TestClient, pc: RTCPeerConnection, remot
   const ack = await emitAck(client, 'signal', { to: remoteId, description: { type: local.type, sdp: local.sdp } });
   if (!ack.ok) throw new Error(`offer refused: ${ack.error.code}`);
 }
+
+/** The selected candidate pair's local and remote candidate types, from getStats. */
+export async function selectedPairTypes(pc: RTCPeerConnection): Promise<{ local?: string; remote?: string }> {
+  const report = await pc.getStats();
+  const stats = new Map<string, Record<string, unknown>>();
+  report.forEach((value: Record<string, unknown>) => stats.set(value.id as string, value));
+  let pairId: string | undefined;
+  for (const s of stats.values()) if (s.type === 'transport' && typeof s.selectedCandidatePairId === 'string') pairId = s.selectedCandidatePairId;
+  if (!pairId) for (const s of stats.values()) if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) pairId = s.id as string;
+  const pair = pairId ? stats.get(pairId) : undefined;
+  if (!pair) return {};
+  return {
+    local: stats.get(pair.localCandidateId as string)?.candidateType as string | undefined,
+    remote: stats.get(pair.remoteCandidateId as string)?.candidateType as string | undefined,
+  };
+}

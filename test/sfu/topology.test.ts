@@ -142,7 +142,7 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     const ack = await emitAck(guest.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: VP8 });
     expect(ack.ok, JSON.stringify(ack)).to.equal(true);
     const info = await announced;
-    expect(info).to.deep.equal({ peer_id: guest.ack.self.id, producer_id: (ack as { producer_id: string }).producer_id, kind: 'video' });
+    expect(info).to.deep.equal({ peer_id: guest.ack.self.id, producer_id: (ack as unknown as { producer_id: string }).producer_id, kind: 'video' });
     await new Promise((r) => setTimeout(r, 100));
     expect(selfSeen).to.deep.equal([]);
   });

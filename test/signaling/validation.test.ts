@@ -70,7 +70,7 @@ describe('payload validation at the socket boundary', () => {
     const b = await t.join({ room: 'v4', user: 'bob' });
     const c = await t.join({ room: 'v4', user: 'carol' });
     const disconnected = nextEvent<string>(c.client, 'disconnect');
-    c.client.emit('signal', { to: a.ack.self.id, description: { type: 'offer', sdp: 'x'.repeat(600 * 1024) } });
+    c.client.emit('signal', { to: a.ack.self.id, description: { type: 'offer', sdp: 'x'.repeat(600 * 1024) } }, () => undefined);
     expect(await disconnected).to.equal('transport close');
     const relayed = nextEvent(b.client, 'signal');
     expect(await emitAck(a.client, 'signal', { to: b.ack.self.id, candidate: { candidate: '' } })).to.deep.equal({ ok: true });

@@ -9,6 +9,7 @@ import { testConfig } from '../../config/index.js';
 import { createLogger } from '../../server/logger.js';
 import { buildIceServers } from '../../turn/credentials.js';
 import { TurnServer } from '../../turn/TurnServer.js';
+import { selectedPairTypes } from '../helpers/wrtc.js';
 
 const { RTCPeerConnection } = wrtc;
 
@@ -23,22 +24,6 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** The selected candidate pair's local and remote candidate types, from getStats. */
-async function selectedPairTypes(pc: RTCPeerConnection): Promise<{ local?: string; remote?: string }> {
-  const report = await pc.getStats();
-  const stats = new Map<string, Record<string, unknown>>();
-  report.forEach((value: Record<string, unknown>) => stats.set(value.id as string, value));
-  let pairId: string | undefined;
-  for (const s of stats.values()) if (s.type === 'transport' && typeof s.selectedCandidatePairId === 'string') pairId = s.selectedCandidatePairId;
-  if (!pairId) for (const s of stats.values()) if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) pairId = s.id as string;
-  const pair = pairId ? stats.get(pairId) : undefined;
-  if (!pair) return {};
-  return {
-    local: stats.get(pair.localCandidateId as string)?.candidateType as string | undefined,
-    remote: stats.get(pair.remoteCandidateId as string)?.candidateType as string | undefined,
-  };
 }
 
 describe('TURN with real WebRTC peers (relay only)', function () {

@@ -1,0 +1,236 @@
+import type { types as msc } from 'mediasoup-client';
+import type { SfuInfo, SfuProducerInfo } from '../protocol/events.js';
+import type { SignalClient } from './SignalClient.js';
+
+type MediasoupClient = typeof import('mediasoup-client');
+
+let loading: Promise<MediasoupClient> | null = null;
+/** mediasoup-client is loaded only when a room first goes to the SFU (a separate chunk in the ESM build). */
+export function loadMediasoupClient(): Promise<MediasoupClient> {
+  loading ??= import('mediasoup-client');
+  return loading;
+}
+
+export interface SfuSessionOptions {
+  signal: SignalClient;
+  info: SfuInfo;
+  canPublish: boolean;
+  canPublishData: boolean;
+  canSubscribe: boolean;
+  iceServers: RTCIceServer[];
+  forceRelay: boolean;
+  /** A remote media track arrived over the SFU. */
+  onTrack: (peerId: string, producerId: string, track: MediaStreamTrack) => void;
+  /** A remote producer closed (its consumer is gone). */
+  onTrackEnded: (peerId: string, producerId: string, track: MediaStreamTrack) => void;
+  onMessage: (peerId: string, data: string, reliable: boolean) => void;
+  /** Our reliable data producer is open: queued messages were flushed. */
+  onDataReady: () => void;
+  onError: (error: unknown) => void;
+}
+
+interface Consumed {
+  peerId: string;
+  kind: 'audio' | 'video' | 'data';
+  consumer?: msc.Consumer;
+  dataConsumer?: msc.DataConsumer;
+}
+
+/**
+ * This client's presence on the room's SFU router: a send and a receive transport,
+ * producers for local tracks and data (reliable and lossy), and a consumer for every
+ * remote producer. Operations that touch SDP run one at a time.
+ */
+export class SfuSession {
+  closed = false;
+  private device: msc.Device | null = null;
+  private sendTransport: msc.Transport | null = null;
+  private recvTransport: msc.Transport | null = null;
+  private readonly producers = new Map<MediaStreamTrack, msc.Producer>();
+  private reliable: msc.DataProducer | null = null;
+  private lossy: msc.DataProducer | null = null;
+  private readonly pendingReliable: string[] = [];
+  /** Remote producers consumed, by producer id. */
+  private readonly consumed = new Map<string, Consumed>();
+  /** Remote producers announced before the receive transport existed. */
+  private readonly backlog: SfuProducerInfo[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: SfuSessionOptions) {}
+
+  /** Loads the device and creates the transports and data producers. */
+  async start(): Promise<void> {
+    const mediasoupClient = await loadMediasoupClient();
+    const device = new mediasoupClient.Device();
+    await device.load({ routerRtpCapabilities: this.options.info.router_rtp_capabilities as msc.RtpCapabilities });
+    if (this.closed) return;
+    this.device = device;
+    if (this.options.canPublish || this.options.canPublishData) this.sendTransport = await this.createTransport('send');
+    this.recvTransport = await this.createTransport('recv');
+    if (this.closed) return;
+    if (this.options.canPublishData && this.sendTransport) {
+      this.lossy = await this.sendTransport.produceData({ ordered: false, maxRetransmits: 0, label: 'lossy' });
+      const reliable = await this.sendTransport.produceData({ ordered: true, label: 'reliable' });
+      const flush = () => {
+        this.reliable = reliable;
+        for (const data of this.pendingReliable.splice(0)) reliable.send(data);
+        this.options.onDataReady();
+      };
+      if (reliable.readyState === 'open') flush();
+      else reliable.on('open', flush);
+    }
+    for (const info of [...this.options.info.producers, ...this.backlog.splice(0)]) this.consume(info);
+  }
+
+  /** True once data sent now reaches every consumer (our reliable producer is open). */
+  get dataReady(): boolean {
+    return this.reliable !== null;
+  }
+
+  /** Producer ids of ours, media and data (announced to peers for the switch-over). */
+  producerIds(): string[] {
+    return [...[...this.producers.values()].map((p) => p.id), ...(this.reliable ? [this.reliable.id] : []), ...(this.lossy ? [this.lossy.id] : [])];
+  }
+
+  /** Producer ids consumed from one peer. */
+  consumedFrom(peerId: string): Set<string> {
+    const ids = new Set<string>();
+    for (const [id, c] of this.consumed) if (c.peerId === peerId) ids.add(id);
+    return ids;
+  }
+
+  /** Inbound stats of every media consumer of one peer. */
+  async statsFrom(peerId: string): Promise<RTCStatsReport[]> {
+    const reports: RTCStatsReport[] = [];
+    for (const c of this.consumed.values()) if (c.peerId === peerId && c.consumer && !c.consumer.closed) reports.push(await c.consumer.getStats());
+    return reports;
+  }
+
+  async produce(track: MediaStreamTrack): Promise<void> {
+    if (!this.sendTransport || !this.options.canPublish || this.producers.has(track) || this.closed) return;
+    const producer = await this.serial(() => (this.sendTransport as msc.Transport).produce({ track, stopTracks: false }));
+    this.producers.set(track, producer);
+  }
+
+  async unproduce(track: MediaStreamTrack): Promise<void> {
+    const producer = this.producers.get(track);
+    if (!producer) return;
+    this.producers.delete(track);
+    producer.close();
+    await this.options.signal.request('sfu:close_producer', { producer_id: producer.id }).catch(() => undefined);
+  }
+
+  /** Sends on our data producer; reliable messages wait until it is open. */
+  send(data: string, reliable: boolean): void {
+    if (this.closed) return;
+    const producer = reliable ? this.reliable : this.lossy;
+    if (producer && producer.readyState === 'open') producer.send(data);
+    else if (reliable) this.pendingReliable.push(data);
+  }
+
+  /** A remote producer to consume (from the initial list or sfu:new_producer). */
+  consume(info: SfuProducerInfo): void {
+    if (this.closed || this.consumed.has(info.producer_id)) return;
+    if (!this.recvTransport) {
+      this.backlog.push(info);
+      return;
+    }
+    if (info.kind !== 'data' && !this.options.canSubscribe) return;
+    const entry: Consumed = { peerId: info.peer_id, kind: info.kind };
+    this.consumed.set(info.producer_id, entry);
+    void this.serial(async () => {
+      const transport = this.recvTransport as msc.Transport;
+      if (info.kind === 'data') {
+        const ack = await this.options.signal.request('sfu:consume_data', { transport_id: transport.id, producer_id: info.producer_id });
+        const dataConsumer = await transport.consumeData({
+          id: ack.consumer.id,
+          dataProducerId: ack.consumer.data_producer_id,
+          sctpStreamParameters: ack.consumer.sctp_stream_parameters as msc.SctpStreamParameters,
+          label: ack.consumer.label,
+          protocol: ack.consumer.protocol,
+        });
+        entry.dataConsumer = dataConsumer;
+        const reliable = ack.consumer.label !== 'lossy';
+        dataConsumer.on('message', (data: unknown) => this.options.onMessage(info.peer_id, String(data), reliable));
+        return;
+      }
+      const ack = await this.options.signal.request('sfu:consume', {
+        transport_id: transport.id,
+        producer_id: info.producer_id,
+        rtp_capabilities: (this.device as msc.Device).rtpCapabilities,
+      });
+      const consumer = await transport.consume({
+        id: ack.consumer.id,
+        producerId: ack.consumer.producer_id,
+        kind: ack.consumer.kind,
+        rtpParameters: ack.consumer.rtp_parameters as msc.RtpParameters,
+      });
+      entry.consumer = consumer;
+      await this.options.signal.request('sfu:resume', { consumer_id: consumer.id });
+      this.options.onTrack(info.peer_id, info.producer_id, consumer.track);
+    }).catch((error: unknown) => {
+      this.consumed.delete(info.producer_id);
+      if (!this.closed) this.options.onError(error);
+    });
+  }
+
+  /** A remote producer closed. */
+  producerClosed(info: SfuProducerInfo): void {
+    const entry = this.consumed.get(info.producer_id);
+    if (!entry) return;
+    this.consumed.delete(info.producer_id);
+    entry.dataConsumer?.close();
+    if (entry.consumer) {
+      entry.consumer.close();
+      this.options.onTrackEnded(entry.peerId, info.producer_id, entry.consumer.track);
+    }
+  }
+
+  /** Closes transports (and with them producers and consumers); reports ended tracks. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [producerId, entry] of this.consumed) if (entry.consumer) this.options.onTrackEnded(entry.peerId, producerId, entry.consumer.track);
+    this.consumed.clear();
+    this.sendTransport?.close();
+    this.recvTransport?.close();
+  }
+
+  private serial<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(operation, operation);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async createTransport(direction: 'send' | 'recv'): Promise<msc.Transport> {
+    const { signal } = this.options;
+    const { transport: info } = await signal.request('sfu:create_transport', { direction });
+    const device = this.device as msc.Device;
+    const options = {
+      id: info.id,
+      iceParameters: info.iceParameters as msc.IceParameters,
+      iceCandidates: info.iceCandidates as msc.IceCandidate[],
+      dtlsParameters: info.dtlsParameters as msc.DtlsParameters,
+      sctpParameters: info.sctpParameters as msc.SctpParameters | undefined,
+      iceServers: this.options.iceServers,
+      iceTransportPolicy: this.options.forceRelay ? ('relay' as const) : ('all' as const),
+    };
+    const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
+    transport.on('connect', ({ dtlsParameters }, callback, errback) => {
+      signal.request('sfu:connect_transport', { transport_id: transport.id, dtls_parameters: dtlsParameters }).then(() => callback(), errback);
+    });
+    if (direction === 'send') {
+      transport.on('produce', ({ kind, rtpParameters }, callback, errback) => {
+        signal
+          .request('sfu:produce', { transport_id: transport.id, kind, rtp_parameters: rtpParameters })
+          .then(({ producer_id }) => callback({ id: producer_id }), errback);
+      });
+      transport.on('producedata', ({ sctpStreamParameters, label, protocol }, callback, errback) => {
+        signal
+          .request('sfu:produce_data', { transport_id: transport.id, sctp_stream_parameters: sctpStreamParameters, label: label ?? '', protocol: protocol ?? '' })
+          .then(({ producer_id }) => callback({ id: producer_id }), errback);
+      });
+    }
+    return transport;
+  }
+}
