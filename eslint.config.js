@@ -25,6 +25,6 @@ export default tseslint.config(
   },
   {
     files: ['client-sdk/demo/**/*.js'],
-    languageOptions: { globals: globals.browser, sourceType: 'script' },
+    languageOptions: { globals: globals.browser, sourceType: 'module' },
   },
 );

@@ -10,7 +10,9 @@ if (!existsSync(entry)) {
   process.exit(0);
 }
 const common = { entryPoints: [entry], bundle: true, minify: true, sourcemap: true, target: ['es2020'], platform: 'browser', logLevel: 'info' };
-await build({ ...common, format: 'esm', outfile: 'dist/sdk/switchboard.esm.js' });
+// ESM with code splitting: mediasoup-client becomes a chunk loaded only when a room enters SFU mode.
+await build({ ...common, format: 'esm', splitting: true, outdir: 'dist/sdk/esm', entryNames: 'switchboard', chunkNames: 'chunks/[name]-[hash]' });
+// IIFE for <script> tags (window.Switchboard): one file, mediasoup-client included.
 await build({ ...common, format: 'iife', globalName: 'Switchboard', outfile: 'dist/sdk/switchboard.js' });
 if (process.argv.includes('--types')) {
   const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'client-sdk/tsconfig.json'], { stdio: 'inherit' });

@@ -1,8 +1,9 @@
 // Demo of the Switchboard SDK: join a room with camera and microphone, see everyone, chat.
-// Uses the IIFE bundle (window.Switchboard) and the dev-only token route.
-(() => {
-  'use strict';
-  const { RoomEvent, ConnectionState } = window.Switchboard;
+// Uses the ESM bundle (mediasoup-client loads only if the room goes to the SFU) and the
+// dev-only token route.
+import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
+
+{
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   let room = null;
@@ -76,7 +77,7 @@
   async function join(roomId, name) {
     showError(null);
     const token = await fetchToken(roomId, name);
-    room = await window.Switchboard.Room.connect(location.origin, token, {
+    room = await Room.connect(location.origin, token, {
       forceRelay: params.get('relay') === '1',
       tokenRefresher: () => fetchToken(roomId, name),
     });
@@ -112,7 +113,9 @@
 
     if (room.localParticipant.grants.canPublish) {
       try {
-        localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+        // ?res=320x240 picks a smaller camera size (many pages on one machine).
+        const [width, height] = (params.get('res') || '640x480').split('x').map(Number);
+        localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width, height, frameRate: 15 } });
         $('local-video').srcObject = localStream;
         await room.publish(localStream);
       } catch (error) {
@@ -148,4 +151,4 @@
   });
 
   if (params.get('room') && params.get('name')) join(params.get('room'), params.get('name')).catch(showError);
-})();
+}

@@ -157,6 +157,8 @@ export interface LinkQuality {
 
 export interface StatsReport {
   links: LinkQuality[];
+  /** Sent once after a migration: how long it took and the largest inbound video gap. */
+  migration?: { to: RoomMode; duration_ms: number; media_gap_ms: number };
 }
 
 export interface ClientToServerEvents {

@@ -120,6 +120,9 @@ export const statsPayload = z.strictObject({
       }),
     )
     .max(256),
+  migration: z
+    .strictObject({ to: z.enum(['mesh', 'sfu']), duration_ms: z.number().min(0).max(600_000), media_gap_ms: z.number().min(0).max(600_000) })
+    .optional(),
 });
 
 // SFU payloads. mediasoup validates RTP details itself; these bound shapes and sizes and refuse
@@ -146,6 +149,8 @@ const rtpCodec = z.looseObject({
 
 export const rtpParameters = z.strictObject({
   mid: z.string().max(32).optional(),
+  /** Sent by mediasoup-client >= 3.17 ("<stream id> <track id>"). */
+  msid: z.string().max(256).optional(),
   codecs: z.array(rtpCodec).min(1).max(16),
   headerExtensions: z.array(z.looseObject({ uri: z.string().max(256), id: z.number().int().min(1).max(255) })).max(24).optional(),
   encodings: z.array(boundedRecord(1024)).max(8).optional(),

@@ -55,6 +55,11 @@ export class PeerLink {
     }
   }
 
+  /** True once the reliable data channel is open. */
+  get reliableOpen(): boolean {
+    return this.reliable?.readyState === 'open';
+  }
+
   get remoteId(): string {
     return this.options.remoteId;
   }
@@ -136,9 +141,9 @@ export class PeerLink {
     }
     try {
       await this.pc.addIceCandidate(candidate as RTCIceCandidateInit);
-    } catch (error) {
-      // Candidates of an offer we ignored are expected to fail.
-      if (!this.ignoreOffer) throw error;
+    } catch {
+      // Candidates of an offer we ignored or rolled back, or of an older ICE generation, fail
+      // harmlessly; ICE goes on with the others.
     }
   }
 

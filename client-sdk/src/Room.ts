@@ -1,9 +1,12 @@
-import type { Grants, IceServer, JoinResult, LinkQuality, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SignalMessage } from '../protocol/events.js';
+import type { Grants, IceServer, JoinResult, LinkQuality, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SfuInfo, SignalMessage } from '../protocol/events.js';
 import { Emitter } from './Emitter.js';
 import { SwitchboardError } from './errors.js';
+import { InboundSequencer } from './InboundSequencer.js';
+import { MigrationMonitor, type MigrationReport } from './MigrationMonitor.js';
 import { PeerLink } from './PeerLink.js';
 import { summarizeLink, type QualitySample } from './quality.js';
 import { DefaultReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
+import { SfuSession } from './SfuSession.js';
 import { SignalClient } from './SignalClient.js';
 
 /** Room events, as a string enum (LiveKit's style); listener signatures are in RoomEventCallbacks. */
@@ -69,6 +72,8 @@ export interface RoomOptions {
   statsIntervalMs?: number;
   /** Extra socket.io-client options (for example transports). */
   socketOptions?: Record<string, unknown>;
+  /** How long a migration may keep the old topology before closing it anyway, ms (default 10000). */
+  migrationTimeoutMs?: number;
 }
 
 /** Another participant of the room. */
@@ -105,13 +110,40 @@ const toBase64 = (bytes: Uint8Array): string => {
 };
 const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 
-/** The envelope every data message travels in: kind, sender epoch and sequence. */
+/**
+ * The envelope every data message travels in. Data: kind, sender epoch, sequence (separate
+ * spaces for reliable and lossy), targets. Control (`c`): migration hand-shakes between peers.
+ */
 interface Envelope {
-  k: 's' | 'j' | 'b';
+  k?: 's' | 'j' | 'b';
   /** Sender's random epoch: sequence numbers restart with a new Room instance. */
-  e: string;
-  q: number;
-  d: unknown;
+  e?: string;
+  q?: number;
+  /** 1 reliable, 0 lossy. */
+  r?: 0 | 1;
+  /** Target identities; absent means everyone. */
+  t?: string[];
+  d?: unknown;
+  c?: ControlKind;
+  /** With sfu-produced: our producer ids on the SFU. */
+  p?: string[];
+}
+
+/**
+ * Migration hand-shakes. To the SFU: `sfu-produced` (mesh; the producers to expect from me),
+ * `sfu-ready` (mesh; I receive you over the SFU), `bye` (mesh; my last data on this link).
+ * To the mesh: `mesh-ready` (mesh; I receive you over the mesh), `sfu-bye` (SFU; my last data there).
+ */
+type ControlKind = 'sfu-produced' | 'sfu-ready' | 'bye' | 'mesh-ready' | 'sfu-bye';
+
+/** Migration bookkeeping for one remote participant. */
+interface HandOver {
+  /** To the SFU: the producer ids the peer announced over the mesh. */
+  expected: string[] | null;
+  readySent: boolean;
+  readyReceived: boolean;
+  byeSent: boolean;
+  byeReceived: boolean;
 }
 
 /**
@@ -134,9 +166,22 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private readonly localTracks = new Map<MediaStreamTrack, MediaStream | undefined>();
   private iceServers: IceServer[] = [];
   private readonly epoch = Math.random().toString(36).slice(2, 10);
-  private sendSeq = 0;
-  /** Highest reliable sequence seen per sender identity and epoch. */
-  private readonly lastSeqBySender = new Map<string, number>();
+  private reliableSeq = 0;
+  private lossySeq = 0;
+  private readonly sequencer = new InboundSequencer<{ participant: RemoteParticipant; envelope: Envelope; reliable: boolean }>();
+  /** Our presence on the SFU while the room is (or is leaving) SFU mode. */
+  private sfu: SfuSession | null = null;
+  /** We sent sfu-bye: data no longer goes over the SFU. */
+  private sfuByeSent = false;
+  /** Peers that sent us sfu-bye (their last data over the SFU). */
+  private readonly sfuByeFrom = new Set<string>();
+  /** Migration state per remote peer id, while a migration runs. */
+  private readonly handOver = new Map<string, HandOver>();
+  private migrationTimer: ReturnType<typeof setInterval> | null = null;
+  private migrationDeadline: ReturnType<typeof setTimeout> | null = null;
+  private monitor: MigrationMonitor | null = null;
+  /** The last migration this client went through. */
+  lastMigration: MigrationReport | null = null;
   private leaving = false;
   private terminalError: SwitchboardError | null = null;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
@@ -177,6 +222,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     for (const track of tracks) {
       this.localTracks.set(track, stream);
       for (const link of this.links.values()) link.addTrack(track, stream);
+      await this.sfu?.produce(track);
     }
   }
 
@@ -184,6 +230,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
   async unpublish(track: MediaStreamTrack): Promise<void> {
     this.localTracks.delete(track);
     for (const link of this.links.values()) link.removeTrack(track);
+    await this.sfu?.unproduce(track);
   }
 
   /**
@@ -194,18 +241,16 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.assertConnected();
     if (!this.localParticipant?.grants.canPublishData) throw new SwitchboardError('forbidden', 'this token does not grant canPublishData');
     const reliable = options.reliable ?? true;
-    const envelope: Envelope =
-      typeof payload === 'string'
-        ? { k: 's', e: this.epoch, q: ++this.sendSeq, d: payload }
-        : payload instanceof Uint8Array
-          ? { k: 'b', e: this.epoch, q: ++this.sendSeq, d: toBase64(payload) }
-          : { k: 'j', e: this.epoch, q: ++this.sendSeq, d: payload };
+    const envelope: Envelope = { e: this.epoch, q: reliable ? ++this.reliableSeq : ++this.lossySeq, r: reliable ? 1 : 0 };
+    if (options.to) envelope.t = options.to;
+    if (typeof payload === 'string') Object.assign(envelope, { k: 's', d: payload });
+    else if (payload instanceof Uint8Array) Object.assign(envelope, { k: 'b', d: toBase64(payload) });
+    else Object.assign(envelope, { k: 'j', d: payload });
     const text = JSON.stringify(envelope);
-    const targets = options.to ? new Set(options.to) : null;
-    for (const participant of this.participants.values()) {
-      if (targets && !targets.has(participant.identity)) continue;
-      this.links.get(participant.id)?.send(text, reliable);
-    }
+    // Every open path carries the message (receivers de-duplicate); targets filter on arrival,
+    // so every receiver sees each sender's sequence without gaps.
+    if (this.sfu && !this.sfuByeSent) this.sfu.send(text, reliable);
+    for (const [peerId, link] of this.links) if (!this.handOver.get(peerId)?.byeSent) link.send(text, reliable);
   }
 
   /** Changes this participant's metadata (needs canUpdateOwnMetadata). */
@@ -233,6 +278,30 @@ export class Room extends Emitter<RoomEventCallbacks> {
   async getLinkStats(): Promise<Map<string, RTCStatsReport>> {
     const result = new Map<string, RTCStatsReport>();
     for (const [id, link] of this.links) result.set(this.participantsById.get(id)?.identity ?? id, await link.pc.getStats());
+    return result;
+  }
+
+  /** Inbound media per participant over both paths (mesh link and SFU consumers). */
+  async getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number }>> {
+    const result = new Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number }>();
+    for (const participant of this.participants.values()) {
+      const totals = { audioBytes: 0, videoBytes: 0, framesDecoded: 0 };
+      const reports: RTCStatsReport[] = [];
+      const link = this.links.get(participant.id);
+      if (link) reports.push(await link.pc.getStats().catch(() => new Map() as unknown as RTCStatsReport));
+      if (this.sfu) reports.push(...(await this.sfu.statsFrom(participant.id).catch(() => [])));
+      for (const report of reports) {
+        report.forEach((stat: { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number }) => {
+          if (stat.type !== 'inbound-rtp') return;
+          if (stat.kind === 'audio') totals.audioBytes += stat.bytesReceived ?? 0;
+          if (stat.kind === 'video') {
+            totals.videoBytes += stat.bytesReceived ?? 0;
+            totals.framesDecoded += stat.framesDecoded ?? 0;
+          }
+        });
+      }
+      result.set(participant.identity, totals);
+    }
     return result;
   }
 
@@ -275,6 +344,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.localParticipant = { id: ack.self.id, identity: ack.self.user_id, name: ack.self.name, metadata: ack.self.metadata, grants: ack.self.grants };
     const present = new Set(ack.peers.map((p) => p.user_id));
     for (const participant of [...this.participants.values()]) if (!present.has(participant.identity)) this.removeParticipant(participant);
+    if (ack.room.mode === 'sfu' && ack.sfu) {
+      // Straight onto the SFU: no mesh to migrate from.
+      for (const info of ack.peers) this.upsertParticipant(info);
+      this.startSfu(ack.sfu);
+      return;
+    }
     // The newcomer is the impolite initiator towards everyone already there.
     for (const info of ack.peers) this.link(this.upsertParticipant(info), { initiator: true });
   }
@@ -290,7 +365,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
       };
     socket.on(
       'peer_joined',
-      ordered((info: PeerInfo) => this.link(this.upsertParticipant(info), { initiator: false })),
+      ordered((info: PeerInfo) => {
+        const participant = this.upsertParticipant(info);
+        if (this.mode === 'mesh') this.link(participant, { initiator: false });
+      }),
     );
     socket.on(
       'peer_left',
@@ -312,15 +390,34 @@ export class Room extends Emitter<RoomEventCallbacks> {
     socket.on(
       'signal',
       ordered((message: SignalMessage) => {
-        // A hidden peer (a recorder) can negotiate without having been announced.
-        const link = this.links.get(message.from) ?? this.link(this.upsertParticipant({ id: message.from, user_id: message.from, name: '', metadata: {} }, false), { initiator: false });
+        let link = this.links.get(message.from);
+        if (!link) {
+          // Late signals of a link we closed (the room left the mesh) are dropped; in a mesh, a
+          // hidden peer (a recorder) can negotiate without having been announced.
+          if (this.mode !== 'mesh') return;
+          link = this.link(this.upsertParticipant({ id: message.from, user_id: message.from, name: '', metadata: {} }, false), { initiator: false });
+        }
         link.handleSignal(message);
       }),
     );
-    socket.on('mode_changed', ({ mode, reason }) => {
-      this.mode = mode;
-      this.emit(RoomEvent.ModeChanged, mode, reason);
-    });
+    socket.on(
+      'mode_changed',
+      ordered(({ mode, reason, sfu }: { mode: RoomMode; reason: string; sfu?: SfuInfo }) => {
+        const previous = this.mode;
+        this.mode = mode;
+        if (mode === 'sfu' && sfu) this.migrateToSfu(sfu, previous === 'sfu');
+        else if (mode === 'mesh' && previous === 'sfu') this.migrateToMesh();
+        this.emit(RoomEvent.ModeChanged, mode, reason);
+      }),
+    );
+    socket.on(
+      'sfu:new_producer',
+      ordered((info) => this.sfu?.consume(info)),
+    );
+    socket.on(
+      'sfu:producer_closed',
+      ordered((info) => this.sfu?.producerClosed(info)),
+    );
     socket.on('room_updated', ({ config }) => {
       this.config = config;
     });
@@ -363,6 +460,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   private removeParticipant(participant: RemoteParticipant): void {
     this.closeLink(participant);
+    this.handOver.delete(participant.id);
+    this.sfuByeFrom.delete(participant.id);
     this.participantsById.delete(participant.id);
     if (this.participants.get(participant.identity) === participant) this.participants.delete(participant.identity);
     this.emit(RoomEvent.ParticipantLeft, participant);
@@ -388,7 +487,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
         }
       },
       onTrack: (track, stream) => this.onRemoteTrack(participant, track, stream),
-      onMessage: (data, reliable) => this.onData(participant, data, reliable),
+      onMessage: (data, reliable) => this.onData(participant, data, reliable, 'mesh'),
       onStateChange: () => undefined,
       onError: (error) => this.emit(RoomEvent.Error, SwitchboardError.from(error, 'internal')),
     });
@@ -416,26 +515,274 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.emit(RoomEvent.TrackSubscribed, track, participant, stream);
   }
 
-  private onData(participant: RemoteParticipant, text: string, reliable: boolean): void {
+  private onData(participant: RemoteParticipant, text: string, reliable: boolean, via: 'mesh' | 'sfu'): void {
     let envelope: Envelope;
     try {
       envelope = JSON.parse(text) as Envelope;
     } catch {
       return;
     }
-    if (typeof envelope.q !== 'number' || typeof envelope.e !== 'string') return;
-    if (reliable) {
-      const key = `${participant.identity}\u0000${envelope.e}`;
-      if ((this.lastSeqBySender.get(key) ?? 0) >= envelope.q) return; // duplicate
-      this.lastSeqBySender.set(key, envelope.q);
+    if (envelope.c) {
+      this.onControl(participant, envelope, via);
+      return;
     }
+    if (typeof envelope.q !== 'number' || typeof envelope.e !== 'string') return;
+    const isReliable = envelope.r === undefined ? reliable : envelope.r === 1;
+    this.sequencer.accept(`${participant.identity}\u0000${envelope.e}`, envelope.q, isReliable, { participant, envelope, reliable: isReliable }, (m) => this.deliver(m));
+  }
+
+  private deliver({ participant, envelope, reliable }: { participant: RemoteParticipant; envelope: Envelope; reliable: boolean }): void {
+    const self = this.localParticipant?.identity;
+    if (envelope.t && (!self || !envelope.t.includes(self))) return;
     const payload = envelope.k === 'b' ? fromBase64(String(envelope.d)) : (envelope.d as DataPayload);
-    this.emit(RoomEvent.Data, payload, participant, { reliable, seq: envelope.q });
+    this.emit(RoomEvent.Data, payload, participant, { reliable, seq: envelope.q as number });
+  }
+
+  // ---- Migration: make-before-break in both directions -------------------------------------
+
+  /** Sends a control message to one peer over the mesh. */
+  private control(peerId: string, kind: ControlKind, extra: Partial<Envelope> = {}): void {
+    this.links.get(peerId)?.send(JSON.stringify({ c: kind, ...extra }), true);
+  }
+
+  private onControl(participant: RemoteParticipant, envelope: Envelope, via: 'mesh' | 'sfu'): void {
+    if (envelope.c === 'sfu-bye' && via === 'sfu') {
+      this.sfuByeFrom.add(participant.id);
+      return;
+    }
+    const state = this.handOver.get(participant.id);
+    if (!state) return;
+    if (envelope.c === 'sfu-produced') state.expected = Array.isArray(envelope.p) ? envelope.p.map(String) : [];
+    else if (envelope.c === 'sfu-ready' || envelope.c === 'mesh-ready') state.readyReceived = true;
+    else if (envelope.c === 'bye') state.byeReceived = true;
+  }
+
+  /** Joins the SFU (first time or after the router was rebuilt) and consumes everyone there. */
+  private startSfu(info: SfuInfo): void {
+    this.sfu?.close();
+    this.sfuByeSent = false;
+    this.sfuByeFrom.clear();
+    const grants = this.localParticipant?.grants;
+    const session = new SfuSession({
+      signal: this.signal as SignalClient,
+      info,
+      canPublish: Boolean(grants?.canPublish),
+      canPublishData: Boolean(grants?.canPublishData),
+      canSubscribe: Boolean(grants?.canSubscribe),
+      iceServers: this.iceServers as RTCIceServer[],
+      forceRelay: Boolean(this.options.forceRelay),
+      onTrack: (peerId, _producerId, track) => {
+        const participant = this.participantsById.get(peerId);
+        if (participant) this.onRemoteTrack(participant, track, undefined);
+      },
+      onTrackEnded: (peerId, _producerId, track) => {
+        const participant = this.participantsById.get(peerId);
+        if (participant?.tracks.delete(track.id)) this.emit(RoomEvent.TrackUnsubscribed, track, participant);
+      },
+      onMessage: (peerId, data, reliable) => {
+        const participant = this.participantsById.get(peerId);
+        if (participant) this.onData(participant, data, reliable, 'sfu');
+      },
+      onDataReady: () => undefined,
+      onError: (error) => this.emit(RoomEvent.Error, SwitchboardError.from(error, 'internal')),
+    });
+    this.sfu = session;
+    session
+      .start()
+      .then(async () => {
+        for (const track of this.localTracks.keys()) await session.produce(track);
+        // Tell every mesh peer which producers to expect from us before it lets the mesh go.
+        const ids = session.producerIds();
+        for (const peerId of this.handOver.keys()) this.control(peerId, 'sfu-produced', { p: ids });
+      })
+      .catch((error: unknown) => {
+        if (session === this.sfu) this.emit(RoomEvent.Error, SwitchboardError.from(error, 'sfu_unavailable'));
+      });
+  }
+
+  private migrateToSfu(info: SfuInfo, rebuild: boolean): void {
+    this.handOver.clear();
+    for (const [peerId, link] of this.links) {
+      if (link.pc.connectionState === 'connected' && link.reliableOpen) {
+        this.handOver.set(peerId, { expected: null, readySent: false, readyReceived: false, byeSent: false, byeReceived: false });
+      } else {
+        // Nothing flows on a link that is still connecting (a peer who joined just now): no hand-over.
+        const participant = this.participantsById.get(peerId);
+        if (participant) this.closeLink(participant);
+      }
+    }
+    this.startMigration('sfu', rebuild);
+    this.startSfu(info);
+  }
+
+  private migrateToMesh(): void {
+    this.handOver.clear();
+    const selfId = this.localParticipant?.id ?? '';
+    for (const participant of this.participants.values()) {
+      this.handOver.set(participant.id, { expected: null, readySent: false, readyReceived: false, byeSent: false, byeReceived: false });
+      // Both sides build the link at once; the lower id initiates, so exactly one offers.
+      this.link(participant, { initiator: selfId < participant.id });
+    }
+    this.startMigration('mesh', false);
+  }
+
+  private startMigration(to: RoomMode, rebuild: boolean): void {
+    this.stopMigration();
+    this.monitor = new MigrationMonitor(to, () => this.getParticipantStats());
+    if (rebuild) return this.finishMigration();
+    this.migrationTimer = setInterval(() => void this.stepMigration(to), 100);
+    // Independent of the steps, so a step stuck on a slow getStats() cannot hold the old topology.
+    this.migrationDeadline = setTimeout(() => this.forceMigrationEnd(to), this.options.migrationTimeoutMs ?? 10_000);
+  }
+
+  private stopMigration(): void {
+    if (this.migrationTimer) clearInterval(this.migrationTimer);
+    if (this.migrationDeadline) clearTimeout(this.migrationDeadline);
+    this.migrationTimer = null;
+    this.migrationDeadline = null;
+  }
+
+  /** One step of the hand-over state machine; runs every 100 ms while migrating. */
+  private async stepMigration(to: RoomMode): Promise<void> {
+    if (this.migrationBusy) return;
+    this.migrationBusy = true;
+    try {
+      if (to === 'sfu') await this.stepToSfu();
+      else await this.stepToMesh();
+    } finally {
+      this.migrationBusy = false;
+    }
+  }
+  private migrationBusy = false;
+
+  private async stepToSfu(): Promise<void> {
+    const sfu = this.sfu;
+    if (!sfu) return;
+    for (const [peerId, state] of this.handOver) {
+      if (!this.links.has(peerId)) {
+        this.handOver.delete(peerId);
+        continue;
+      }
+      if (!state.readySent && state.expected && (await this.receivingOverSfu(peerId, state.expected))) {
+        state.readySent = true;
+        this.control(peerId, 'sfu-ready');
+      }
+      // The peer receives us over the SFU: our last mesh data, then only the SFU.
+      if (state.readyReceived && !state.byeSent && (sfu.dataReady || !this.localParticipant?.grants.canPublishData)) {
+        state.byeSent = true;
+        this.control(peerId, 'bye');
+      }
+      if (state.readySent && state.byeSent && state.byeReceived) {
+        this.handOver.delete(peerId);
+        this.closeLinkLater(peerId);
+      }
+    }
+    if (this.handOver.size === 0) this.finishMigration();
+  }
+
+  private async receivingOverSfu(peerId: string, expected: string[]): Promise<boolean> {
+    const sfu = this.sfu;
+    if (!sfu) return false;
+    const consumed = sfu.consumedFrom(peerId);
+    if (!expected.every((id) => consumed.has(id))) return false;
+    // Media must be flowing (not just negotiated) before the mesh copy goes.
+    for (const report of await sfu.statsFrom(peerId)) {
+      let flowing = false;
+      report.forEach((stat: { type: string; bytesReceived?: number }) => {
+        if (stat.type === 'inbound-rtp' && (stat.bytesReceived ?? 0) > 0) flowing = true;
+      });
+      if (!flowing) return false;
+    }
+    return true;
+  }
+
+  private async stepToMesh(): Promise<void> {
+    const sfu = this.sfu;
+    for (const [peerId, state] of this.handOver) {
+      const link = this.links.get(peerId);
+      if (!link) {
+        this.handOver.delete(peerId);
+        continue;
+      }
+      if (!state.readySent && (await this.receivingOverMesh(peerId, link))) {
+        state.readySent = true;
+        this.control(peerId, 'mesh-ready');
+      }
+    }
+    const everyoneReady = [...this.handOver.values()].every((s) => s.readySent && s.readyReceived);
+    if (everyoneReady && sfu && !this.sfuByeSent) {
+      // Every peer receives us over the mesh: our last data over the SFU.
+      this.sfuByeSent = true;
+      if (this.localParticipant?.grants.canPublishData) sfu.send(JSON.stringify({ c: 'sfu-bye' }), true);
+    }
+    const byesIn = [...this.handOver.keys()].every((peerId) => this.sfuByeFrom.has(peerId) || !sfu?.consumedFrom(peerId).size);
+    if (everyoneReady && this.sfuByeSent && byesIn) {
+      this.handOver.clear();
+      this.finishMigration();
+    }
+  }
+
+  private async receivingOverMesh(peerId: string, link: PeerLink): Promise<boolean> {
+    if (link.pc.connectionState !== 'connected' || !link.reliableOpen) return false;
+    // Every media kind we get from this peer over the SFU must also flow over the link.
+    const kinds = new Set((await this.sfu?.statsFrom(peerId).catch(() => []))?.flatMap((report) => {
+      const found: string[] = [];
+      report.forEach((stat: { type: string; kind?: string }) => {
+        if (stat.type === 'inbound-rtp' && stat.kind) found.push(stat.kind);
+      });
+      return found;
+    }) ?? []);
+    if (kinds.size === 0) return true;
+    const report = await link.pc.getStats();
+    const flowing = new Set<string>();
+    report.forEach((stat: { type: string; kind?: string; bytesReceived?: number }) => {
+      if (stat.type === 'inbound-rtp' && stat.kind && (stat.bytesReceived ?? 0) > 0) flowing.add(stat.kind);
+    });
+    return [...kinds].every((kind) => flowing.has(kind));
+  }
+
+  /** The migration ran out of time: close the old topology anyway (fallback). */
+  private forceMigrationEnd(to: RoomMode): void {
+    if (!this.migrationTimer) return;
+    if (to === 'sfu') for (const peerId of this.handOver.keys()) this.closeLinkLater(peerId);
+    this.handOver.clear();
+    this.sfuByeSent = true;
+    this.finishMigration();
+  }
+
+  private finishMigration(): void {
+    this.stopMigration();
+    // Leaving the SFU: close it after a grace so in-flight data on it arrives.
+    if (this.mode === 'mesh' && this.sfu) {
+      const session = this.sfu;
+      this.sfu = null;
+      setTimeout(() => session.close(), 300);
+    }
+    const monitor = this.monitor;
+    this.monitor = null;
+    if (!monitor) return;
+    void monitor.finish().then((report) => {
+      this.lastMigration = report;
+      void this.signal?.request('stats', { links: [], migration: { to: report.to, duration_ms: report.durationMs, media_gap_ms: report.mediaGapMs } }).catch(() => undefined);
+    });
+  }
+
+  /** Closes a mesh link after a short grace, so its last in-flight data arrives. */
+  private closeLinkLater(peerId: string): void {
+    setTimeout(() => {
+      if (this.mode !== 'sfu') return;
+      const participant = this.participantsById.get(peerId);
+      if (participant) this.closeLink(participant);
+    }, 300);
   }
 
   private onSignalingLost(reason: string): void {
     this.signal?.close();
     this.signal = null;
+    this.stopMigration();
+    this.handOver.clear();
+    this.sfu?.close();
+    this.sfu = null;
     for (const participant of this.participants.values()) this.closeLink(participant);
     if (this.terminalError || !this.reconnectPolicy) {
       if (this.terminalError) this.emit(RoomEvent.Error, this.terminalError);
@@ -473,6 +820,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   private teardown(): void {
     this.stopStats();
+    this.stopMigration();
+    this.sfu?.close();
+    this.sfu = null;
     this.signal?.close();
     this.signal = null;
     for (const participant of [...this.participants.values()]) this.closeLink(participant);

@@ -7,7 +7,8 @@ type MediasoupClient = typeof import('mediasoup-client');
 let loading: Promise<MediasoupClient> | null = null;
 /** mediasoup-client is loaded only when a room first goes to the SFU (a separate chunk in the ESM build). */
 export function loadMediasoupClient(): Promise<MediasoupClient> {
-  loading ??= import('mediasoup-client');
+  // mediasoup-client is CommonJS: bundlers may hand its exports over as `default`.
+  loading ??= import('mediasoup-client').then((module) => ((module as { Device?: unknown }).Device ? module : (module as unknown as { default: MediasoupClient }).default));
   return loading;
 }
 
@@ -138,7 +139,9 @@ export class SfuSession {
     if (info.kind !== 'data' && !this.options.canSubscribe) return;
     const entry: Consumed = { peerId: info.peer_id, kind: info.kind };
     this.consumed.set(info.producer_id, entry);
-    void this.serial(async () => {
+    // Not serialized here: the server requests run in parallel and mediasoup-client queues
+    // (and batches) the SDP work of concurrent consume() calls itself.
+    void (async () => {
       const transport = this.recvTransport as msc.Transport;
       if (info.kind === 'data') {
         const ack = await this.options.signal.request('sfu:consume_data', { transport_id: transport.id, producer_id: info.producer_id });
@@ -168,7 +171,7 @@ export class SfuSession {
       entry.consumer = consumer;
       await this.options.signal.request('sfu:resume', { consumer_id: consumer.id });
       this.options.onTrack(info.peer_id, info.producer_id, consumer.track);
-    }).catch((error: unknown) => {
+    })().catch((error: unknown) => {
       this.consumed.delete(info.producer_id);
       if (!this.closed) this.options.onError(error);
     });

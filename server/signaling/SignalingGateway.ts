@@ -261,6 +261,11 @@ export class SignalingGateway {
 
   private stats(socket: AppSocket, payload: Payload<'stats'>): object {
     const { peer } = this.joined(socket);
+    if (payload.migration) {
+      this.options.metrics.migrationDuration.observe({ to: payload.migration.to }, payload.migration.duration_ms / 1000);
+      this.options.metrics.migrationMediaGap.observe({ to: payload.migration.to }, payload.migration.media_gap_ms / 1000);
+      if (payload.links.length === 0) return {};
+    }
     peer.quality = { at: new Date(), links: payload.links };
     for (const link of payload.links) {
       if (link.rtt_ms !== undefined) this.options.metrics.clientRtt.observe({ candidate_type: link.candidate_type ?? 'unknown' }, link.rtt_ms / 1000);

@@ -24,7 +24,8 @@ describe('api: tokens', () => {
     expect(response.headers.get('cache-control')).to.equal('no-store');
     const body = response.body;
     expect(body).to.include({ room_id: 'standup', user_id: 'alice', user_name: 'Alice', ws_url: t.server.config.http.publicUrl });
-    expect(body.ice_servers).to.deep.equal([{ urls: 'stun:stun.example.com:3478' }]);
+    // TURN is off in this test server: only the configured STUN servers, without credentials.
+    expect(body.ice_servers).to.deep.equal([{ urls: ['stun:stun.example.com:3478'] }]);
     const ttl = (Date.parse(body.expires_at) - before) / 1000;
     expect(ttl).to.be.within(3598, 3601);
     expect(body.grants).to.deep.equal(t.server.config.roles.guest);

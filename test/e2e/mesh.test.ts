@@ -1,22 +1,9 @@
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, browserUnavailableReason, buildSdk, inboundBytes, launchBrowser, pageErrors } from '../helpers/browser.js';
+import '../helpers/page-globals.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
-type PageRoom = {
-  participants: Map<string, { identity: string; tracks: Map<string, MediaStreamTrack> }>;
-  localParticipant: { identity: string; name: string };
-  state: string;
-  send(payload: unknown): void;
-  on(event: string, listener: (...args: unknown[]) => void): void;
-  publish(source: MediaStream): Promise<void>;
-};
-declare global {
-  interface Window {
-    switchboardRoom: PageRoom;
-    received: Array<{ from: string; text: string }>;
-  }
-}
 
 /** Waits until the page's room sees `count` participants, each with audio and video tracks. */
 async function waitForMedia(page: Page, count: number, timeoutMs = 30000): Promise<void> {

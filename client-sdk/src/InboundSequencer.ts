@@ -1,0 +1,63 @@
+/**
+ * Per-sender ordering and de-duplication of data messages. During a migration a message may
+ * arrive twice (mesh and SFU) and out of order across the two paths; reliable messages are
+ * delivered exactly once in sequence order, lossy ones at most once.
+ */
+export class InboundSequencer<T> {
+  private readonly senders = new Map<string, SenderState<T>>();
+
+  constructor(
+    /** How long a gap may hold back later messages before they are delivered anyway. */
+    private readonly gapTimeoutMs = 5000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Accepts a message; calls deliver for every message now deliverable, in order. */
+  accept(sender: string, seq: number, reliable: boolean, message: T, deliver: (message: T) => void): void {
+    let state = this.senders.get(sender);
+    if (!state) {
+      state = { expected: reliable ? seq : 1, buffer: new Map(), gapSince: null, lossySeen: new Set(), lossyOrder: [] };
+      this.senders.set(sender, state);
+    }
+    if (!reliable) {
+      if (state.lossySeen.has(seq)) return;
+      state.lossySeen.add(seq);
+      state.lossyOrder.push(seq);
+      if (state.lossyOrder.length > 1024) state.lossySeen.delete(state.lossyOrder.shift() as number);
+      deliver(message);
+      return;
+    }
+    if (seq < state.expected || state.buffer.has(seq)) return; // a copy from the other path
+    state.buffer.set(seq, message);
+    if (seq !== state.expected && state.gapSince === null) state.gapSince = this.now();
+    this.drain(state, deliver);
+    if (state.buffer.size > 0 && state.gapSince !== null && this.now() - state.gapSince > this.gapTimeoutMs) {
+      // A message was lost for good (both paths failed); do not hold the rest back forever.
+      state.expected = Math.min(...state.buffer.keys());
+      this.drain(state, deliver);
+    }
+  }
+
+  /** Forgets a sender (it left). */
+  forget(sender: string): void {
+    this.senders.delete(sender);
+  }
+
+  private drain(state: SenderState<T>, deliver: (message: T) => void): void {
+    for (let next = state.buffer.get(state.expected); next !== undefined; next = state.buffer.get(state.expected)) {
+      state.buffer.delete(state.expected);
+      state.expected++;
+      deliver(next);
+    }
+    state.gapSince = state.buffer.size > 0 ? (state.gapSince ?? this.now()) : null;
+  }
+}
+
+interface SenderState<T> {
+  expected: number;
+  buffer: Map<number, T>;
+  /** When the oldest unfilled gap appeared; null without a gap. */
+  gapSince: number | null;
+  lossySeen: Set<number>;
+  lossyOrder: number[];
+}
