@@ -55,6 +55,11 @@ export class PeerLink {
     }
   }
 
+  /** True when the remote side has gone: the reliable channel closed or the connection failed. */
+  get dead(): boolean {
+    return this.reliable?.readyState === 'closed' || this.pc.connectionState === 'failed' || this.pc.connectionState === 'closed';
+  }
+
   /** True once the reliable data channel is open. */
   get reliableOpen(): boolean {
     return this.reliable?.readyState === 'open';

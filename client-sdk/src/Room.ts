@@ -630,7 +630,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.stopMigration();
     this.monitor = new MigrationMonitor(to, () => this.getParticipantStats());
     if (rebuild) return this.finishMigration();
-    this.migrationTimer = setInterval(() => void this.stepMigration(to), 100);
+    this.migrationTimer = setInterval(() => void this.stepMigration(to), 150);
     // Independent of the steps, so a step stuck on a slow getStats() cannot hold the old topology.
     this.migrationDeadline = setTimeout(() => this.forceMigrationEnd(to), this.options.migrationTimeoutMs ?? 10_000);
   }
@@ -659,8 +659,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const sfu = this.sfu;
     if (!sfu) return;
     for (const [peerId, state] of this.handOver) {
-      if (!this.links.has(peerId)) {
+      const link = this.links.get(peerId);
+      if (!link || link.dead) {
+        // The peer closed this link (it had nothing to hand over): nothing to wait for.
         this.handOver.delete(peerId);
+        const participant = this.participantsById.get(peerId);
+        if (link && participant) this.closeLink(participant);
         continue;
       }
       if (!state.readySent && state.expected && (await this.receivingOverSfu(peerId, state.expected))) {
@@ -744,9 +748,16 @@ export class Room extends Emitter<RoomEventCallbacks> {
   /** The migration ran out of time: close the old topology anyway (fallback). */
   private forceMigrationEnd(to: RoomMode): void {
     if (!this.migrationTimer) return;
-    if (to === 'sfu') for (const peerId of this.handOver.keys()) this.closeLinkLater(peerId);
+    if (to === 'sfu') {
+      // Our last data on each link, so a peer still listening there knows nothing more comes.
+      for (const [peerId, state] of this.handOver) {
+        if (!state.byeSent) this.control(peerId, 'bye');
+        this.closeLinkLater(peerId);
+      }
+    } else {
+      this.sfuByeSent = true;
+    }
     this.handOver.clear();
-    this.sfuByeSent = true;
     this.finishMigration();
   }
 

@@ -93,10 +93,18 @@ export class SfuSession {
     return [...[...this.producers.values()].map((p) => p.id), ...(this.reliable ? [this.reliable.id] : []), ...(this.lossy ? [this.lossy.id] : [])];
   }
 
-  /** Producer ids consumed from one peer. */
+  /**
+   * Producer ids of one peer we receive: the consumer exists (a data consumer is open), or
+   * the producer is media we may not subscribe to. A consume still in flight does not count:
+   * the peer must not retire the mesh before our consumer can receive.
+   */
   consumedFrom(peerId: string): Set<string> {
     const ids = new Set<string>();
-    for (const [id, c] of this.consumed) if (c.peerId === peerId) ids.add(id);
+    for (const [id, c] of this.consumed) {
+      if (c.peerId !== peerId) continue;
+      const ready = c.kind === 'data' ? c.dataConsumer?.readyState === 'open' : c.consumer !== undefined || !this.options.canSubscribe;
+      if (ready) ids.add(id);
+    }
     return ids;
   }
 
@@ -136,9 +144,10 @@ export class SfuSession {
       this.backlog.push(info);
       return;
     }
-    if (info.kind !== 'data' && !this.options.canSubscribe) return;
     const entry: Consumed = { peerId: info.peer_id, kind: info.kind };
     this.consumed.set(info.producer_id, entry);
+    // Without canSubscribe, media is recorded (so migration does not wait for it) but not consumed.
+    if (info.kind !== 'data' && !this.options.canSubscribe) return;
     // Not serialized here: the server requests run in parallel and mediasoup-client queues
     // (and batches) the SDP work of concurrent consume() calls itself.
     void (async () => {

@@ -19,7 +19,14 @@ const SFU_ENV = {
 async function expectVideoFrom(page: Page, count: number, timeoutMs = 30000): Promise<void> {
   await page.waitForFunction((n) => window.switchboardRoom.participants.size === n, count, { timeout: timeoutMs });
   const sample = () => page.evaluate(async () => Object.fromEntries([...(await window.switchboardRoom.getParticipantStats())].map(([id, s]) => [id, s.framesDecoded])));
-  await waitFor(async () => Object.values(await sample()).filter((f) => f > 0).length === count, timeoutMs, 'first frames from everyone');
+  await waitFor(
+    async () => {
+      await new Promise((r) => setTimeout(r, 250)); // getStats on five busy pages is not free
+      return Object.values(await sample()).filter((f) => f > 0).length === count;
+    },
+    timeoutMs,
+    'first frames from everyone',
+  );
   const before = await sample();
   await new Promise((r) => setTimeout(r, 1500));
   const after = await sample();
@@ -52,6 +59,18 @@ async function stopSequence(page: Page): Promise<{ identity: string; sent: numbe
   });
 }
 
+/** "3-7, 12" for [3,4,5,6,7,12]: readable failure messages. */
+function ranges(numbers: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < numbers.length; i++) {
+    let j = i;
+    while (j + 1 < numbers.length && numbers[j + 1] === (numbers[j] as number) + 1) j++;
+    parts.push(i === j ? String(numbers[i]) : `${numbers[i]}-${numbers[j]}`);
+    i = j;
+  }
+  return parts.join(', ');
+}
+
 /** Each receiver got each sender's messages exactly once and in order (from its first one on). */
 async function expectExactlyOnce(pages: Page[], senders: Array<{ identity: string; sent: number }>, fromStart: Set<Page>): Promise<void> {
   for (const page of pages) {
@@ -64,7 +83,14 @@ async function expectExactlyOnce(pages: Page[], senders: Array<{ identity: strin
       const first = list[0] as number;
       if (fromStart.has(page)) expect(first, `${self} from ${sender.identity}: first`).to.equal(1);
       const expected = Array.from({ length: sender.sent - first + 1 }, (_, i) => first + i);
-      expect(list, `${self} from ${sender.identity}: exactly once, in order`).to.deep.equal(expected);
+      const missing = expected.filter((n) => !list.includes(n));
+      const duplicated = list.filter((n, i) => list.indexOf(n) !== i);
+      const outOfOrder = list.some((n, i) => i > 0 && n < (list[i - 1] as number));
+      expect({ missing: ranges(missing), duplicated, outOfOrder }, `${self} from ${sender.identity} (${list.length} of ${expected.length})`).to.deep.equal({
+        missing: '',
+        duplicated: [],
+        outOfOrder: false,
+      });
     }
   }
 }
