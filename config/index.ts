@@ -9,6 +9,7 @@ import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Grants } from '../client-sdk/protocol/events.js';
+import { partialGrants } from '../client-sdk/protocol/schemas.js';
 import { DEFAULT_ROLES, NO_GRANTS } from './roles.js';
 
 export { DEFAULT_ROLES, NO_GRANTS } from './roles.js';
@@ -198,15 +199,6 @@ const envSchema = z.object({
   SHUTDOWN_DRAIN_MS: int(0, 600_000).default(0),
 });
 
-const grantsSchema = z.strictObject({
-  roomJoin: z.boolean().optional(),
-  canPublish: z.boolean().optional(),
-  canSubscribe: z.boolean().optional(),
-  canPublishData: z.boolean().optional(),
-  roomAdmin: z.boolean().optional(),
-  hidden: z.boolean().optional(),
-  canUpdateOwnMetadata: z.boolean().optional(),
-});
 
 const tenantLimitsSchema = z.strictObject({
   max_rooms: int(1, 1_000_000).optional(),
@@ -229,7 +221,7 @@ const fileTenantSchema = z
 
 /** Keys the config file may hold besides the environment names. */
 const fileExtrasSchema = z.strictObject({
-  roles: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/), grantsSchema).optional(),
+  roles: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/), partialGrants).optional(),
   tenants: z.array(fileTenantSchema).max(10_000).optional(),
 });
 

@@ -51,12 +51,6 @@ if (values.grants) {
 const ttlS = Number(values.ttl);
 if (!Number.isInteger(ttlS) || ttlS < 60) fail('--ttl must be a whole number of seconds >= 60');
 
-const tokens = new TokenService({
-  keys: config.auth.signingKeys,
-  issuer: config.auth.issuer,
-  audience: config.auth.audience,
-  clockToleranceS: config.auth.clockToleranceS,
-  maxLifetimeS: config.auth.maxTokenLifetimeS,
-});
+const tokens = TokenService.fromConfig(config.auth);
 const minted = tokens.mint({ tenantId: values.tenant, roomId: values.room, userId: values.user, name: values.name ?? values.user, grants: { ...preset, ...extra }, ttlS });
 process.stdout.write(`${minted.token}\n`);

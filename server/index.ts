@@ -81,13 +81,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     });
   }
 
-  const tokens = new TokenService({
-    keys: config.auth.signingKeys,
-    issuer: config.auth.issuer,
-    audience: config.auth.audience,
-    clockToleranceS: config.auth.clockToleranceS,
-    maxLifetimeS: config.auth.maxTokenLifetimeS,
-  });
+  const tokens = TokenService.fromConfig(config.auth);
 
   const sessions = new SessionRecorder({ store, logger });
   const { allowPrivateNetworks, allowedCidrs, ...webhookDelivery } = options.webhooks ?? {};

@@ -74,6 +74,17 @@ export const externalId = z
 
 export const displayName = z.string().min(1).max(Limits.nameLength);
 
+/** Some grants, each a boolean (token claims, role presets, API requests); unnamed ones are false. */
+export const partialGrants = z.strictObject({
+  roomJoin: z.boolean().optional(),
+  canPublish: z.boolean().optional(),
+  canSubscribe: z.boolean().optional(),
+  canPublishData: z.boolean().optional(),
+  roomAdmin: z.boolean().optional(),
+  hidden: z.boolean().optional(),
+  canUpdateOwnMetadata: z.boolean().optional(),
+});
+
 export const sessionDescription = z.strictObject({
   type: z.enum(['offer', 'answer', 'pranswer', 'rollback']),
   sdp: z.string().max(Limits.sdpBytes).optional(),

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
 import type { Grants, Metadata } from '../../client-sdk/protocol/events.js';
-import { externalId, safeJsonObject } from '../../client-sdk/protocol/schemas.js';
-import { NO_GRANTS, type SigningKey } from '../../config/index.js';
+import { externalId, partialGrants, safeJsonObject } from '../../client-sdk/protocol/schemas.js';
+import { NO_GRANTS, type Config, type SigningKey } from '../../config/index.js';
 import { AppError } from '../errors.js';
 
 /** What a verified token says about its holder. */
@@ -46,16 +46,6 @@ export interface TokenServiceOptions {
 /** Tokens longer than this are refused before any parsing (bounds work per handshake). */
 const MAX_TOKEN_LENGTH = 8192;
 
-const grantsClaim = z.strictObject({
-  roomJoin: z.boolean().optional(),
-  canPublish: z.boolean().optional(),
-  canSubscribe: z.boolean().optional(),
-  canPublishData: z.boolean().optional(),
-  roomAdmin: z.boolean().optional(),
-  hidden: z.boolean().optional(),
-  canUpdateOwnMetadata: z.boolean().optional(),
-});
-
 /** Claims every token must carry; jsonwebtoken checks exp/iss/aud only when present or asked. */
 const requiredClaims = z.object({
   iss: z.string(),
@@ -64,7 +54,7 @@ const requiredClaims = z.object({
   tid: z.string().min(1).max(64),
   room: externalId,
   name: z.string().max(256).optional(),
-  grants: grantsClaim,
+  grants: partialGrants,
   metadata: safeJsonObject().optional(),
   jti: z.string().min(8).max(128),
   iat: z.number().int(),
@@ -80,6 +70,17 @@ const requiredClaims = z.object({
 export class TokenService {
   private readonly secretsByKid: Map<string, string>;
   private readonly signingKey: SigningKey;
+
+  /** The token service of a server's auth settings (key ring, issuer, audience, limits). */
+  static fromConfig(auth: Config['auth']): TokenService {
+    return new TokenService({
+      keys: auth.signingKeys,
+      issuer: auth.issuer,
+      audience: auth.audience,
+      clockToleranceS: auth.clockToleranceS,
+      maxLifetimeS: auth.maxTokenLifetimeS,
+    });
+  }
 
   constructor(private readonly options: TokenServiceOptions) {
     const [first] = options.keys;

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
-import { artifactPath, browserUnavailableReason, buildSdk, inboundBytes, launchBrowser, pageErrors } from '../helpers/browser.js';
-import '../helpers/page-globals.js';
+import { artifactPath, browserUnavailableReason, buildSdk, inboundBytes, launchBrowser, openDemoPage } from '../helpers/browser.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
 
@@ -120,13 +119,7 @@ describe('browser e2e: the mesh in Chromium (fake media)', function () {
     await t?.close();
   });
 
-  async function openPage(room: string, name: string, extra = ''): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    errors.push(pageErrors(page));
-    await page.goto(`${base}/?room=${room}&name=${name}${extra}`);
-    await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 20000 });
-    return page;
-  }
+  const openPage = (room: string, name: string, extra = ''): Promise<Page> => openDemoPage(browser, base, `room=${room}&name=${name}${extra}`, undefined, errors);
 
   it('three pages receive each other\'s audio and video, data arrives exactly once, and the demo shows it', async () => {
     await threePages(openPage, 'trio', 'demo-three-participants.png');
@@ -215,12 +208,7 @@ describe('browser e2e: the mesh relayed through the bundled TURN (iceTransportPo
   });
 
   it('three relay-only pages exchange media and data through the TURN server', async () => {
-    const openPage = async (room: string, name: string): Promise<Page> => {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-      await page.goto(`${base}/?room=${room}&name=${name}&relay=1`);
-      await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 20000 });
-      return page;
-    };
+    const openPage = (room: string, name: string): Promise<Page> => openDemoPage(browser, base, `room=${room}&name=${name}&relay=1`);
     const before = t.server.turn?.stats().relayedBytes ?? 0;
     await threePages(openPage, 'relayed', 'demo-three-participants-relay.png');
     const stats = t.server.turn?.stats();

@@ -1,10 +1,8 @@
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
-import { artifactPath, browserUnavailableReason, buildSdk, launchBrowser } from '../helpers/browser.js';
-import '../helpers/page-globals.js';
+import { artifactPath, browserUnavailableReason, buildSdk, launchBrowser, openDemoPage } from '../helpers/browser.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
-type Stats = Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number }>;
 
 const SFU_ENV = {
   SFU_ENABLED: 'true',
@@ -117,12 +115,8 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     await t?.close();
   });
 
-  async function openPage(room: string, name: string, extra = ''): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 960, height: 600 } });
-    await page.goto(`${base}/?room=${room}&name=${name}&res=320x240${extra}`);
-    await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 30000 });
-    return page;
-  }
+  const openPage = (room: string, name: string, extra = ''): Promise<Page> =>
+    openDemoPage(browser, base, `room=${room}&name=${name}&res=320x240${extra}`, { width: 960, height: 600 });
 
   it('promotes a mesh of four when a fifth joins, with data exactly once and a measured media gap; demotes when two leave', async () => {
     const pages: Page[] = [];

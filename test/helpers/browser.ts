@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import './page-globals.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -67,4 +68,13 @@ export async function inboundBytes(page: Page): Promise<Record<string, { audio: 
     }
     return result;
   });
+}
+
+/** Opens the demo page with a query (room, name, options) and waits until its room is connected. */
+export async function openDemoPage(browser: Browser, base: string, query: string, viewport = { width: 1280, height: 800 }, errors?: string[][]): Promise<Page> {
+  const page = await browser.newPage({ viewport });
+  if (errors) errors.push(pageErrors(page));
+  await page.goto(`${base}/?${query}`);
+  await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 30000 });
+  return page;
 }

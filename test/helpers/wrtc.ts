@@ -53,3 +53,17 @@ export async function selectedPairTypes(pc: RTCPeerConnection): Promise<{ local?
     remote: stats.get(pair.remoteCandidateId as string)?.candidateType as string | undefined,
   };
 }
+
+/** Sends `total` bytes in 16 KiB chunks, waiting whenever more than 1 MiB is buffered. */
+export async function sendBulk(channel: RTCDataChannel, total: number): Promise<void> {
+  channel.bufferedAmountLowThreshold = 256 * 1024;
+  const chunk = new Uint8Array(16 * 1024).fill(7);
+  for (let sent = 0; sent < total; ) {
+    if (channel.bufferedAmount > 1024 * 1024) {
+      await new Promise<void>((resolve) => (channel.onbufferedamountlow = () => resolve()));
+      continue;
+    }
+    channel.send(chunk);
+    sent += chunk.byteLength;
+  }
+}

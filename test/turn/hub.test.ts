@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
-import { selectedPairTypes, sendOffer, wirePeer } from '../helpers/wrtc.js';
+import { selectedPairTypes, sendBulk, sendOffer, wirePeer } from '../helpers/wrtc.js';
 
 const TOTAL_BYTES = 1024 * 1024;
 
@@ -55,16 +55,7 @@ describe('bundled TURN through the hub (relay only)', function () {
     const opened = new Promise<void>((resolve) => (channel.onopen = () => resolve()));
     await sendOffer(a.client, pcA, b.ack.self.id);
     await opened;
-    channel.bufferedAmountLowThreshold = 256 * 1024;
-    const chunk = new Uint8Array(16 * 1024).fill(1);
-    for (let sent = 0; sent < TOTAL_BYTES; ) {
-      if (channel.bufferedAmount > 1024 * 1024) {
-        await new Promise<void>((resolve) => (channel.onbufferedamountlow = () => resolve()));
-        continue;
-      }
-      channel.send(chunk);
-      sent += chunk.byteLength;
-    }
+    await sendBulk(channel, TOTAL_BYTES);
     await done;
     expect(received).to.equal(TOTAL_BYTES);
     let types: { local?: string; remote?: string } = {};

@@ -9,13 +9,12 @@ import { testConfig } from '../../config/index.js';
 import { createLogger } from '../../server/logger.js';
 import { buildIceServers } from '../../turn/credentials.js';
 import { TurnServer } from '../../turn/TurnServer.js';
-import { selectedPairTypes } from '../helpers/wrtc.js';
+import { selectedPairTypes, sendBulk } from '../helpers/wrtc.js';
 
 const { RTCPeerConnection } = wrtc;
 
 const SECRET = 'wrtc-test-secret-0123456789-0123456789';
 const TOTAL_BYTES = 1024 * 1024;
-const CHUNK_BYTES = 16 * 1024;
 
 /** Resolves when `check` passes, polling; rejects after `timeoutMs`. */
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -91,18 +90,7 @@ describe('TURN with real WebRTC peers (relay only)', function () {
     await a.setRemoteDescription(b.localDescription as RTCSessionDescriptionInit);
     await opened;
 
-    // Respect bufferedAmount: refill only when the channel drains below the threshold.
-    channel.bufferedAmountLowThreshold = 256 * 1024;
-    const chunk = new Uint8Array(CHUNK_BYTES).fill(7);
-    let sent = 0;
-    while (sent < TOTAL_BYTES) {
-      if (channel.bufferedAmount > 1024 * 1024) {
-        await new Promise<void>((resolve) => (channel.onbufferedamountlow = () => resolve()));
-        continue;
-      }
-      channel.send(chunk);
-      sent += chunk.byteLength;
-    }
+        await sendBulk(channel, TOTAL_BYTES);
     await done;
     expect(received).to.equal(TOTAL_BYTES);
 

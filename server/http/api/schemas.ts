@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodes } from '../../../client-sdk/protocol/errors.js';
-import { displayName, externalId, Limits, safeJsonObject } from '../../../client-sdk/protocol/schemas.js';
+import { displayName, externalId, Limits, partialGrants, safeJsonObject } from '../../../client-sdk/protocol/schemas.js';
 
 const MAX_PAGE = 100;
 /** 30 days: longer than any server maximum; the effective cap is applied by the handler. */
@@ -16,17 +16,7 @@ export const metadataSchema = safeJsonObject().meta({ type: 'object', descriptio
 
 export const isoDateTime = z.iso.datetime({ offset: true }).describe('ISO 8601 date-time, e.g. 2030-01-01T00:00:00Z');
 
-export const grantsSchema = z
-  .strictObject({
-    roomJoin: z.boolean().optional(),
-    canPublish: z.boolean().optional(),
-    canSubscribe: z.boolean().optional(),
-    canPublishData: z.boolean().optional(),
-    roomAdmin: z.boolean().optional(),
-    hidden: z.boolean().optional(),
-    canUpdateOwnMetadata: z.boolean().optional(),
-  })
-  .describe('Grants; with a role they override the preset, without one unnamed grants are false');
+export const grantsSchema = partialGrants.describe('Grants; with a role they override the preset, without one unnamed grants are false');
 
 export const tenantLimitsSchema = z.strictObject({
   max_rooms: z.number().int().min(1).max(1_000_000).optional(),
