@@ -87,6 +87,15 @@ export interface Config {
     /** Refused events within one minute after which the socket is disconnected. */
     strikesBeforeDisconnect: number;
     httpPerIpPerMinute: number;
+    /** POST /api/v1/tokens and /tokens/revoke per tenant. */
+    tokensPerTenantPerMinute: number;
+    /** Admin API calls per client IP (counted before the key check). */
+    adminPerIpPerMinute: number;
+  };
+  webhooks: {
+    /** Private/loopback ranges webhook receivers may live in (SSRF allow-list). */
+    allowedCidrs: string[];
+    allowPrivateNetworks: boolean;
   };
   turn: {
     enabled: boolean;
@@ -169,6 +178,10 @@ const envSchema = z.object({
   RATE_LIMIT_EVENTS_PER_SEC: int(1, 1_000_000).default(200),
   RATE_LIMIT_STRIKES: int(1, 1_000_000).default(100),
   RATE_LIMIT_HTTP_PER_MIN: int(1, 1_000_000).default(600),
+  RATE_LIMIT_TOKENS_PER_MIN: int(1, 1_000_000).default(300),
+  RATE_LIMIT_ADMIN_PER_MIN: int(1, 1_000_000).default(30),
+  WEBHOOK_ALLOWED_CIDRS: z.union([z.string(), z.array(z.string())]).optional(),
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
   TURN_ENABLED: bool.default(true),
   TURN_PORT: port.default(3478),
   TURN_LISTEN_IP: ipv4or6.default('0.0.0.0'),
@@ -245,6 +258,14 @@ function parseSigningKeys(raw: string, problems: string[]): SigningKey[] {
   }
   if (keys.length === 0 && problems.length === 0) problems.push('SIGNING_KEYS: no keys given');
   return keys;
+}
+
+/** A comma-separated (or file-array) list of CIDRs; each bad entry is a problem. */
+function cidrList(name: string, raw: string | string[] | undefined, problems: string[]): string[] {
+  if (raw === undefined) return [];
+  const list = (Array.isArray(raw) ? raw : raw.split(',')).map((s) => s.trim()).filter(Boolean);
+  for (const c of list) if (!cidr.safeParse(c).success) problems.push(`${name}: "${c.slice(0, 64)}" must be a CIDR like 127.0.0.0/8`);
+  return list;
 }
 
 function readConfigFile(path: string, problems: string[]): Record<string, unknown> {
@@ -356,13 +377,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (e.TURN_MIN_PORT > e.TURN_MAX_PORT) problems.push('TURN_MIN_PORT: must not exceed TURN_MAX_PORT');
   if (e.SFU_MIN_PORT > e.SFU_MAX_PORT) problems.push('SFU_MIN_PORT: must not exceed SFU_MAX_PORT');
 
-  let allowedPeerCidrs: string[] = [];
-  if (e.TURN_ALLOWED_PEER_CIDRS !== undefined) {
-    allowedPeerCidrs = (Array.isArray(e.TURN_ALLOWED_PEER_CIDRS) ? e.TURN_ALLOWED_PEER_CIDRS : e.TURN_ALLOWED_PEER_CIDRS.split(','))
-      .map((s) => s.trim())
-      .filter(Boolean);
-    for (const c of allowedPeerCidrs) if (!cidr.safeParse(c).success) problems.push(`TURN_ALLOWED_PEER_CIDRS: "${c.slice(0, 64)}" must be a CIDR like 127.0.0.0/8`);
-  }
+  const allowedPeerCidrs = cidrList('TURN_ALLOWED_PEER_CIDRS', e.TURN_ALLOWED_PEER_CIDRS, problems);
+  const webhookCidrs = cidrList('WEBHOOK_ALLOWED_CIDRS', e.WEBHOOK_ALLOWED_CIDRS, problems);
 
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
   let corsOrigins = e.CORS_ORIGINS ?? [];
@@ -413,7 +429,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       eventsPerSocketPerSecond: e.RATE_LIMIT_EVENTS_PER_SEC,
       strikesBeforeDisconnect: e.RATE_LIMIT_STRIKES,
       httpPerIpPerMinute: e.RATE_LIMIT_HTTP_PER_MIN,
+      tokensPerTenantPerMinute: e.RATE_LIMIT_TOKENS_PER_MIN,
+      adminPerIpPerMinute: e.RATE_LIMIT_ADMIN_PER_MIN,
     },
+    webhooks: { allowedCidrs: webhookCidrs, allowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS },
     turn: {
       enabled: e.TURN_ENABLED,
       port: e.TURN_PORT,

@@ -84,7 +84,8 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   const tokens = TokenService.fromConfig(config.auth);
 
   const sessions = new SessionRecorder({ store, logger });
-  const { allowPrivateNetworks, allowedCidrs, ...webhookDelivery } = options.webhooks ?? {};
+  // Config gives the SSRF allow-list; options (tests, embedding) may override it and tune delivery.
+  const { allowPrivateNetworks = config.webhooks.allowPrivateNetworks, allowedCidrs = config.webhooks.allowedCidrs, ...webhookDelivery } = options.webhooks ?? {};
   const webhooks = new WebhookDispatcher({ store, logger, policy: new WebhookUrlPolicy({ allowPrivateNetworks, allowedCidrs }), settings: webhookDelivery });
 
   let shuttingDown = false;
@@ -122,7 +123,11 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
           return gateway;
         },
         iceServers: (userId) => iceServers(userId),
-        rateLimits: options.apiRateLimits,
+        rateLimits: {
+          tokensPerTenantPerMinute: config.rateLimits.tokensPerTenantPerMinute,
+          adminPerIpPerMinute: config.rateLimits.adminPerIpPerMinute,
+          ...options.apiRateLimits,
+        },
       });
     },
     readiness: async () => {

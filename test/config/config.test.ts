@@ -3,7 +3,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../../config/index.js';
+import { io as ioClient } from 'socket.io-client';
+import { ConfigError, loadConfig, testConfig } from '../../config/index.js';
+import { createServer } from '../../server/index.js';
 
 const KEY = 'k1:0123456789abcdef0123456789abcdef';
 
@@ -77,6 +79,13 @@ describe('config', () => {
     expect(config.auth.devTokenRoute).to.equal(false);
   });
 
+  it('parses webhook and API limit settings, and reports bad CIDRs', () => {
+    const config = loadConfig({ WEBHOOK_ALLOWED_CIDRS: '10.1.2.0/24, 192.168.0.0/16', RATE_LIMIT_TOKENS_PER_MIN: '50', RATE_LIMIT_ADMIN_PER_MIN: '5' });
+    expect(config.webhooks).to.deep.equal({ allowedCidrs: ['10.1.2.0/24', '192.168.0.0/16'], allowPrivateNetworks: false });
+    expect(config.rateLimits).to.include({ tokensPerTenantPerMinute: 50, adminPerIpPerMinute: 5 });
+    expect(problemsOf({ WEBHOOK_ALLOWED_CIDRS: '10.0.0.0/99' }).join('\n')).to.include('WEBHOOK_ALLOWED_CIDRS');
+  });
+
   it('reports every problem at once, naming each setting', () => {
     const problems = problemsOf({
       PORT: 'eighty',
@@ -135,6 +144,48 @@ describe('config', () => {
     const text = problemsOf({ CONFIG_FILE: file }).join('\n');
     expect(text).to.include('unknown setting "PORTT"').and.include('tenants');
     expect(problemsOf({ CONFIG_FILE: join(dir, 'missing.yaml') }).join('\n')).to.include('cannot read');
+  });
+
+  it('npm run token mints a token from the configured key ring that joins', async function () {
+    this.timeout(30000);
+    const env = { SIGNING_KEYS: `k1:${'c'.repeat(40)}` };
+    const minted = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/token.ts', '--room', 'cli-room', '--user', 'cli-user', '--role', 'host', '--tenant', 'dev'], {
+        env: { PATH: process.env.PATH ?? '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(minted.code, minted.stderr).to.equal(0);
+    const token = minted.stdout.trim();
+    expect(token.split('.')).to.have.length(3);
+    const server = await createServer(testConfig(env));
+    try {
+      const client = ioClient(server.url, { auth: { token }, transports: ['websocket'], reconnection: false });
+      const ack = await client.timeout(5000).emitWithAck('join', {});
+      client.close();
+      expect(ack.ok).to.equal(true);
+      expect(ack.self).to.include({ user_id: 'cli-user' });
+      expect(ack.self.grants.roomAdmin).to.equal(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('npm run token refuses to sign with a throw-away key', async function () {
+    this.timeout(30000);
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/token.ts', '--room', 'r', '--user', 'u'], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('exit', (c) => resolve({ code: c, stderr: err }));
+    });
+    expect(code).to.equal(2);
+    expect(stderr).to.include('SIGNING_KEYS');
   });
 
   it('the server process exits non-zero naming each problem', async function () {
