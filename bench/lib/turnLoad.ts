@@ -1,0 +1,144 @@
+/**
+ * TURN traffic for the benchmarks, from the raw client of test/helpers/stun.ts: flows
+ * (one allocation each, a channel bound to a plain UDP peer), ChannelData sent at a paced
+ * rate, datagrams counted at the peers; and allocation bursts.
+ */
+import dgram from 'node:dgram';
+import { createTurnCredentials } from '../../turn/credentials.js';
+import { AttrType, encodeChannelData, TurnClient, type TransportAddress } from '../../test/helpers/stun.js';
+
+export interface TurnEndpoint {
+  address: string;
+  port: number;
+  secret: string;
+}
+
+const CHANNEL = 0x4000;
+const BUFFER_BYTES = 4 * 1024 * 1024;
+let userCounter = 0;
+
+function user(): string {
+  return `bench-${process.pid}-${++userCounter}`;
+}
+
+interface Flow {
+  client: TurnClient;
+  peer: dgram.Socket;
+  received: number;
+}
+
+/** Allocates and releases `count` allocations with `concurrency` in flight; returns allocations per second. */
+export async function allocationBurst(endpoint: TurnEndpoint, count: number, concurrency: number): Promise<{ perS: number; failures: number }> {
+  const clients: TurnClient[] = [];
+  let failures = 0;
+  let next = 0;
+  const start = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      next += 1;
+      const client = await TurnClient.open({ address: endpoint.address, port: endpoint.port }, createTurnCredentials(endpoint.secret, user(), 3600));
+      clients.push(client);
+      const response = await client.allocate().catch(() => null);
+      if (!response?.isSuccess) failures += 1;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+    const elapsed = (performance.now() - start) / 1000;
+    return { perS: (count - failures) / elapsed, failures };
+  } finally {
+    await Promise.all(clients.map((c) => (c.integrityKey ? c.refresh(0).catch(() => undefined) : undefined)));
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+/** Paced ChannelData streams through a relay to UDP peers. */
+export class TurnFlows {
+  private stopped = false;
+
+  private constructor(
+    private readonly endpoint: TurnEndpoint,
+    private readonly flows: Flow[],
+  ) {}
+
+  /** Allocates `count` flows (distinct users), each with a channel bound to its own peer socket. */
+  static async open(endpoint: TurnEndpoint, count: number): Promise<TurnFlows> {
+    const flows: Flow[] = [];
+    const all = new TurnFlows(endpoint, flows);
+    try {
+      for (let i = 0; i < count; i++) {
+        const peer = dgram.createSocket({ type: 'udp4', recvBufferSize: BUFFER_BYTES });
+        await new Promise<void>((resolve) => peer.bind(0, '127.0.0.1', () => resolve()));
+        const flow: Flow = { client: undefined as unknown as TurnClient, peer, received: 0 };
+        flows.push(flow);
+        peer.on('message', () => {
+          flow.received += 1;
+        });
+        const client = await TurnClient.open({ address: endpoint.address, port: endpoint.port }, createTurnCredentials(endpoint.secret, user(), 3600));
+        flow.client = client;
+        client.socket.setSendBufferSize(BUFFER_BYTES);
+        // A send the kernel refuses (ENOBUFS) must not crash the run; it shows up as loss.
+        client.socket.on('error', () => undefined);
+        const allocation = await client.allocate();
+        if (!allocation.isSuccess || !allocation.xorAddress(AttrType.XorRelayedAddress)) throw new Error(`allocate failed: ${allocation.errorCode}`);
+        const { port } = peer.address();
+        const bound = await client.channelBind(CHANNEL, { address: '127.0.0.1', port } satisfies TransportAddress);
+        if (!bound.isSuccess) throw new Error(`channel bind failed: ${bound.errorCode}`);
+      }
+    } catch (error) {
+      await all.close();
+      throw error;
+    }
+    return all;
+  }
+
+  /** Datagrams the peers received so far. */
+  received(): number {
+    return this.flows.reduce((sum, f) => sum + f.received, 0);
+  }
+
+  /**
+   * Sends `rate` ChannelData packets per second of `payloadBytes` (paced every millisecond,
+   * round-robin over the flows) for `durationMs`, or until stop() when durationMs is 0.
+   * Returns what was sent and the rate achieved (below `rate` when this process is the limit).
+   */
+  async send(payloadBytes: number, rate: number, durationMs: number): Promise<{ sent: number; achievedRate: number }> {
+    const frame = encodeChannelData(CHANNEL, Buffer.alloc(payloadBytes, 0x5a));
+    const { address, port } = this.endpoint;
+    this.stopped = false;
+    let sent = 0;
+    let next = 0;
+    const start = performance.now();
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const elapsed = performance.now() - start;
+        const done = this.stopped || (durationMs > 0 && elapsed >= durationMs);
+        const target = Math.floor((rate * Math.min(elapsed, durationMs > 0 ? durationMs : elapsed)) / 1000);
+        // Never more than 20 ms worth in one tick: falling behind shows as a lower achieved rate.
+        const due = Math.min(target - sent, Math.ceil(rate / 50));
+        for (let k = 0; k < due; k++) {
+          (this.flows[next] as Flow).client.socket.send(frame, port, address);
+          next = (next + 1) % this.flows.length;
+        }
+        sent += Math.max(0, due);
+        if (done) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 1);
+    });
+    const elapsedS = (performance.now() - start) / 1000;
+    return { sent, achievedRate: sent / elapsedS };
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Releases the allocations and closes every socket. */
+  async close(): Promise<void> {
+    await Promise.all(this.flows.map((f) => (f.client?.integrityKey ? f.client.refresh(0).catch(() => undefined) : undefined)));
+    await Promise.all(this.flows.map((f) => f.client?.close()));
+    await Promise.all(this.flows.map((f) => new Promise<void>((resolve) => f.peer.close(() => resolve()))));
+  }
+}

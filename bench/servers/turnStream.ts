@@ -1,0 +1,63 @@
+/**
+ * A sustained TURN stream in its own process (so its sending does not disturb the load
+ * generator's latency clock): allocates flows through the relay named in argv[3] (JSON
+ * {address, port, secret, flows}), then streams ChannelData at the rate asked over IPC.
+ */
+import { TurnFlows, type TurnEndpoint } from '../lib/turnLoad.js';
+import type { FromServer, ToServer } from '../lib/ServerProcess.js';
+
+const spec = JSON.parse(process.argv[3] ?? '{}') as TurnEndpoint & { flows: number };
+
+function send(message: FromServer): void {
+  process.send?.(message);
+}
+
+async function main(): Promise<void> {
+  const flows = await TurnFlows.open(spec, spec.flows);
+  let running: Promise<{ sent: number; achievedRate: number }> | undefined;
+  let receivedAtStart = 0;
+  const handle = async (message: ToServer): Promise<unknown> => {
+    switch (message.cmd) {
+      case 'streamStart': {
+        const { rate, payload } = message.args as { rate: number; payload: number };
+        receivedAtStart = flows.received();
+        running = flows.send(payload, rate, 0);
+        return {};
+      }
+      case 'streamStop': {
+        flows.stop();
+        const result = await running;
+        running = undefined;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return { ...result, received: flows.received() - receivedAtStart };
+      }
+      case 'usage': {
+        const cpu = process.cpuUsage();
+        return { cpuS: (cpu.user + cpu.system) / 1e6, rss: process.memoryUsage().rss, heapUsed: 0 };
+      }
+      case 'close':
+        flows.stop();
+        await running;
+        await flows.close();
+        return {};
+      default:
+        throw new Error(`unknown command ${message.cmd}`);
+    }
+  };
+  process.on('message', (message: ToServer) => {
+    handle(message).then(
+      (result) => {
+        send({ type: 'reply', id: message.id, result });
+        if (message.cmd === 'close') setImmediate(() => process.exit(0));
+      },
+      (error: Error) => send({ type: 'reply', id: message.id, error: error.message }),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+  send({ type: 'ready', url: '', port: spec.port, pid: process.pid });
+}
+
+main().catch((error: unknown) => {
+  console.error('[bench turn stream]', error);
+  process.exit(1);
+});

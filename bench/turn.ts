@@ -1,0 +1,434 @@
+/**
+ * 4. TURN: the bundled relay (in a Switchboard process, on its worker thread) vs Debian's
+ * coturn, on the same traffic from the raw client of test/helpers/stun.ts.
+ * - Capacity: flows (one allocation each, ChannelData to a channel bound to a UDP peer) at
+ *   a rising rate, 120 B and 1200 B payloads; each step sends for a fixed time and counts
+ *   what the peers receive. The capacity is the highest delivered rate with under 1% loss
+ *   (the ladder grows by a factor, then bisects between the last pass and the first fail).
+ *   Relay and load generator are pinned to different cores.
+ * - Allocations per second: fresh clients doing the whole 401 challenge + Allocate.
+ * - Isolation: signaling p99 on the Switchboard process while the relay carries a
+ *   sustained stream (from a separate process), vs the same with no stream, vs the same
+ *   relay code on the signaling thread (a counterfactual server, bench/servers/main.ts
+ *   kind switchboard-inline-turn). The server may use both cores here: the worker thread
+ *   can only isolate when it has a core to run on.
+ */
+import { BenchTokens, turnEnv } from './lib/benchConfig.js';
+import { coturnUnavailableReason, startCoturn, type Coturn } from './lib/coturn.js';
+import type { BenchContext } from './lib/context.js';
+import { envList, envNumber } from './lib/env.js';
+import { allCpus, LOAD_CPUS, machineFacts, procCpuSeconds, setAffinity, udpDrops, withAffinity } from './lib/processes.js';
+import { markdownTable, type HeadlineRow, type RenderMeta, type Section } from './lib/report.js';
+import type { ServerProcess } from './lib/ServerProcess.js';
+import { sleep } from './lib/signaling.js';
+import { fmt, fmtSummary, ratioSummary, summarize, type Percentiles } from './lib/stats.js';
+import { barChart } from './lib/svg.js';
+import { allocationBurst, TurnFlows, type TurnEndpoint } from './lib/turnLoad.js';
+import { measureSignalLatency } from './relay.js';
+import { BENCH_TURN_SECRET } from './lib/benchConfig.js';
+
+export interface TurnOptions {
+  payloads: number[];
+  flows: number;
+  stepMs: number;
+  startRate: number;
+  growth: number;
+  maxSteps: number;
+  refineSteps: number;
+  maxLoss: number;
+  allocations: number;
+  allocationConcurrency: number;
+  /** Packets per second of the sustained stream at most (it is 60% of the bundled relay's measured capacity, up to this). */
+  streamRate: number;
+  streamPayload: number;
+  signalRate: number;
+  signalMs: number;
+  /** Wait after each ladder step for packets in flight (200 ms). */
+  drainMs?: number;
+  /** Warm-up of the signaling loop and of the stream before latencies count (300 ms). */
+  warmupMs?: number;
+}
+
+export function turnOptions(smoke: boolean): TurnOptions {
+  if (smoke) {
+    return { payloads: [120, 1200], flows: 2, stepMs: 200, startRate: 1000, growth: 2, maxSteps: 2, refineSteps: 0, maxLoss: 0.01, allocations: 6, allocationConcurrency: 3, streamRate: 1000, streamPayload: 1200, signalRate: 100, signalMs: 300, drainMs: 50, warmupMs: 100 };
+  }
+  return {
+    payloads: envList('BENCH_TURN_PAYLOADS', [120, 1200]),
+    flows: envNumber('BENCH_TURN_FLOWS', 4),
+    stepMs: envNumber('BENCH_TURN_STEP_MS', 1000),
+    startRate: envNumber('BENCH_TURN_START_PPS', 20_000),
+    growth: 1.5,
+    maxSteps: envNumber('BENCH_TURN_MAX_STEPS', 10),
+    refineSteps: 2,
+    maxLoss: 0.01,
+    allocations: envNumber('BENCH_TURN_ALLOCATIONS', 100),
+    allocationConcurrency: 10,
+    streamRate: envNumber('BENCH_TURN_STREAM_PPS', 50_000),
+    streamPayload: 1200,
+    signalRate: envNumber('BENCH_TURN_SIGNAL_RATE', 1000),
+    signalMs: envNumber('BENCH_TURN_SIGNAL_MS', 4000),
+  };
+}
+
+export interface TurnStep {
+  offered: number;
+  achieved: number;
+  sent: number;
+  received: number;
+  loss: number;
+  deliveredPps: number;
+  cpuUsPerPacket: number;
+  ok: boolean;
+  /** The load generator could not send at the offered rate. */
+  generatorBound: boolean;
+  /** Datagrams the kernel dropped (full receive buffers) on the relay's sockets and on the generator's. */
+  relayDrops?: number;
+  generatorDrops?: number;
+}
+
+export interface LadderResult {
+  payload: number;
+  steps: TurnStep[];
+  /** Highest delivered packets/s with loss under the limit (0 when none passed). */
+  capacityPps: number;
+  mbps: number;
+  cpuUsPerPacket: number;
+  /** The ladder stopped because the generator, not the relay, hit its limit. */
+  generatorBound: boolean;
+}
+
+export type Backend = 'bundled' | 'coturn';
+
+async function ladder(endpoint: TurnEndpoint, pid: number, payload: number, options: TurnOptions): Promise<LadderResult> {
+  const flows = await TurnFlows.open(endpoint, options.flows);
+  const steps: TurnStep[] = [];
+  try {
+    const step = async (rate: number): Promise<TurnStep> => {
+      const received0 = flows.received();
+      const relayDrops0 = udpDrops(pid);
+      const generatorDrops0 = udpDrops(process.pid);
+      const cpu0 = procCpuSeconds(pid);
+      const { sent, achievedRate } = await flows.send(payload, Math.round(rate), options.stepMs);
+      await sleep(options.drainMs ?? 200);
+      const received = flows.received() - received0;
+      const cpuS = procCpuSeconds(pid) - cpu0;
+      const relayDrops = udpDrops(pid) - relayDrops0;
+      const generatorDrops = udpDrops(process.pid) - generatorDrops0;
+      const loss = sent > 0 ? Math.max(0, 1 - received / sent) : 1;
+      const generatorBound = achievedRate < rate * 0.95;
+      const s: TurnStep = {
+        offered: Math.round(rate),
+        achieved: achievedRate,
+        sent,
+        received,
+        loss,
+        deliveredPps: received / (options.stepMs / 1000),
+        cpuUsPerPacket: received > 0 ? (cpuS * 1e6) / received : Number.NaN,
+        ok: loss < options.maxLoss,
+        generatorBound,
+        relayDrops,
+        generatorDrops,
+      };
+      steps.push(s);
+      return s;
+    };
+    let rate = options.startRate;
+    let pass: TurnStep | null = null;
+    let fail: TurnStep | null = null;
+    let generatorBound = false;
+    for (let i = 0; i < options.maxSteps; i++) {
+      const s = await step(rate);
+      if (!s.ok) {
+        fail = s;
+        break;
+      }
+      pass = s;
+      if (s.generatorBound) {
+        generatorBound = true;
+        break;
+      }
+      rate *= options.growth;
+    }
+    for (let i = 0; i < options.refineSteps && pass && fail; i++) {
+      const s = await step((pass.offered + fail.offered) / 2);
+      if (s.ok) pass = s;
+      else fail = s;
+    }
+    const best = steps.filter((s) => s.ok).sort((a, b) => b.deliveredPps - a.deliveredPps)[0];
+    return {
+      payload,
+      steps,
+      capacityPps: best?.deliveredPps ?? 0,
+      mbps: best ? (best.deliveredPps * payload * 8) / 1e6 : 0,
+      cpuUsPerPacket: best?.cpuUsPerPacket ?? Number.NaN,
+      generatorBound: generatorBound || (!fail && pass !== null),
+    };
+  } finally {
+    await flows.close();
+  }
+}
+
+/** A relay above this share of its core at the first lossy step was the bottleneck. */
+const RELAY_BUSY = 0.8;
+
+/** Kernel drops at each ladder's first lossy step, "relay / generator (of lost)", median over rounds. */
+function dropsAtFirstLoss(ladders: LadderResult[]): string {
+  const firsts = ladders.map((l) => l.steps.filter((s) => !s.ok).sort((a, b) => a.offered - b.offered)[0]).filter((s): s is TurnStep => s?.relayDrops !== undefined);
+  if (!firsts.length) return 'n/a';
+  const relay = summarize(firsts.map((s) => s.relayDrops ?? Number.NaN)).median;
+  const generator = summarize(firsts.map((s) => s.generatorDrops ?? Number.NaN)).median;
+  const lost = summarize(firsts.map((s) => s.sent - s.received)).median;
+  return `${fmt(relay)} / ${fmt(generator)} (of ${fmt(lost)})`;
+}
+
+/** The relay's CPU use (1 = a core) during the first step of a ladder with too much loss; NaN when none. */
+function relayCpuAtFirstLoss(ladder: LadderResult, options: TurnOptions): number {
+  const lossy = ladder.steps.filter((s) => !s.ok).sort((a, b) => a.offered - b.offered)[0];
+  if (!lossy || !Number.isFinite(lossy.cpuUsPerPacket)) return Number.NaN;
+  // CPU time over the step and the 200 ms drain after it (a relay busy all the step shows 80-90%).
+  return (lossy.cpuUsPerPacket * lossy.received) / 1e6 / (options.stepMs / 1000 + (options.drainMs ?? 200) / 1000);
+}
+
+export interface IsolationRound {
+  idle: Percentiles & { lost: number };
+  worker: Percentiles & { lost: number; streamLoss: number; streamPps: number };
+  inline: Percentiles & { lost: number; streamLoss: number; streamPps: number };
+}
+
+export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOptions(ctx.smoke)): Promise<Section> {
+  const started = performance.now();
+  const machine = machineFacts(ctx.pin);
+  const tokens = new BenchTokens();
+  const coturnMissing = coturnUnavailableReason();
+  if (coturnMissing) ctx.log(`turn: coturn comparison skipped: ${coturnMissing}`);
+  const pinned = ctx.pin ? '0' : null;
+  const bundledServer = await ctx.servers.get('switchboard', turnEnv(), { cpus: pinned });
+  const bundled: TurnEndpoint = { address: '127.0.0.1', port: bundledServer.info.turnPort as number, secret: BENCH_TURN_SECRET };
+  let coturn: Coturn | null = null;
+  const capacity: Record<Backend, LadderResult[]> = { bundled: [], coturn: [] };
+  const allocations: Record<Backend, Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>> = { bundled: [], coturn: [] };
+  const isolation: IsolationRound[] = [];
+  let streamRate = options.streamRate;
+  try {
+    coturn = coturnMissing ? null : await startCoturn(pinned);
+    const backends: Array<{ name: Backend; endpoint: TurnEndpoint; pid: number }> = [{ name: 'bundled', endpoint: bundled, pid: bundledServer.pid }];
+    if (coturn) backends.push({ name: 'coturn', endpoint: coturn, pid: coturn.pid });
+
+    await withAffinity(ctx.pin ? LOAD_CPUS : null, async () => {
+      for (let round = 0; round < ctx.rounds; round++) {
+        const order = round % 2 === 0 ? backends : [...backends].reverse();
+        for (const payload of options.payloads) {
+          for (const backend of order) {
+            const result = await ladder(backend.endpoint, backend.pid, payload, options);
+            capacity[backend.name].push(result);
+            ctx.log(
+              `turn round ${round + 1}/${ctx.rounds} ${backend.name} ${payload} B: ${fmt(result.capacityPps)} pkt/s (${fmt(result.mbps)} Mbit/s) at < ${options.maxLoss * 100}% loss, ${fmt(result.cpuUsPerPacket)} CPU-µs/pkt${result.generatorBound ? ' (generator-bound)' : ''}; steps ${result.steps.map((s) => `${s.offered}:${(s.loss * 100).toFixed(1)}%`).join(' ')}`,
+            );
+          }
+        }
+        for (const backend of order) {
+          const cpu0 = procCpuSeconds(backend.pid);
+          const burst = await allocationBurst(backend.endpoint, options.allocations, options.allocationConcurrency);
+          const cpuMs = (procCpuSeconds(backend.pid) - cpu0) * 1000;
+          allocations[backend.name].push({ perS: burst.perS, cpuMsPerAllocation: cpuMs / options.allocations, failures: burst.failures });
+          ctx.log(`turn round ${round + 1}/${ctx.rounds} ${backend.name}: ${fmt(burst.perS)} allocations/s, ${fmt(cpuMs / options.allocations)} CPU-ms each, ${burst.failures} failed`);
+        }
+      }
+    });
+
+    // Isolation: the server may use every core; so may the stream process and the generator.
+    const bundledCapacity = summarize(capacity.bundled.filter((r) => r.payload === options.streamPayload).map((r) => r.capacityPps)).median;
+    if (Number.isFinite(bundledCapacity) && bundledCapacity > 0) streamRate = Math.min(options.streamRate, Math.round(bundledCapacity * 0.6));
+    setAffinity(bundledServer.pid, allCpus());
+    const inlineServer = await ctx.servers.get('switchboard-inline-turn', turnEnv(), { cpus: null });
+    const inline: TurnEndpoint = { address: '127.0.0.1', port: inlineServer.info.turnPort as number, secret: BENCH_TURN_SECRET };
+    const streams = await Promise.all([ctx.servers.fresh('turn-stream', { ...bundled, flows: 2 }, { cpus: null }), ctx.servers.fresh('turn-stream', { ...inline, flows: 2 }, { cpus: null })]);
+    const [toWorker, toInline] = streams as [ServerProcess, ServerProcess];
+    const warmupMs = options.warmupMs ?? 300;
+    const signal = { size: 2, payload: 300, rate: options.signalRate, durationMs: options.signalMs, warmupMs };
+    try {
+      // Warm both servers' signaling paths (JIT) before anything is recorded.
+      for (const server of [bundledServer, inlineServer]) await measureSignalLatency(server, 'switchboard', { ...signal, durationMs: Math.min(1000, signal.durationMs) }, tokens);
+      for (let round = 0; round < ctx.rounds; round++) {
+        const underStream = async (stream: ServerProcess, server: ServerProcess) => {
+          await stream.request('streamStart', { rate: streamRate, payload: options.streamPayload });
+          await sleep(warmupMs);
+          const latency = await measureSignalLatency(server, 'switchboard', signal, tokens);
+          const result = await stream.request<{ sent: number; received: number; achievedRate: number }>('streamStop');
+          return { ...latency, streamLoss: result.sent ? 1 - result.received / result.sent : 1, streamPps: result.achievedRate };
+        };
+        const variants = ['idle', 'worker', 'inline'] as const;
+        const order = [...variants.slice(round % 3), ...variants.slice(0, round % 3)];
+        const entry: Partial<IsolationRound> = {};
+        for (const variant of order) {
+          if (variant === 'idle') entry.idle = await measureSignalLatency(bundledServer, 'switchboard', signal, tokens);
+          else if (variant === 'worker') entry.worker = await underStream(toWorker, bundledServer);
+          else entry.inline = await underStream(toInline, inlineServer);
+        }
+        const r = entry as IsolationRound;
+        isolation.push(r);
+        ctx.log(
+          `turn isolation round ${round + 1}/${ctx.rounds}: signaling p99 idle ${fmt(r.idle.p99)} ms; with a ${streamRate} pkt/s stream: worker thread ${fmt(r.worker.p99)} ms (stream loss ${(r.worker.streamLoss * 100).toFixed(2)}%), relay on the signaling thread ${fmt(r.inline.p99)} ms (stream loss ${(r.inline.streamLoss * 100).toFixed(2)}%)`,
+        );
+      }
+    } finally {
+      await Promise.all(streams.map((s) => ctx.servers.release(s)));
+    }
+  } finally {
+    await coturn?.close();
+  }
+  return renderTurn(
+    { options, capacity, allocations, isolation, streamRate, coturnMissing, coturnVersion: coturn?.version ?? null, rounds: ctx.rounds },
+    { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin },
+  );
+}
+
+export interface TurnData {
+  options: TurnOptions;
+  capacity: Record<Backend, LadderResult[]>;
+  allocations: Record<Backend, Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>>;
+  isolation: IsolationRound[];
+  streamRate: number;
+  coturnMissing: string | null;
+  coturnVersion: string | null;
+  rounds?: number;
+  pin?: boolean;
+}
+
+/** The section, from the figures (also used to rebuild RESULTS.md from results/turn.json). */
+export function renderTurn(data: TurnData, meta: RenderMeta): Section {
+  const { options, capacity, allocations, isolation } = data;
+  const results = data;
+  const { wallS } = meta;
+  const machine = { ...meta.machine, pinning: meta.pin ? 'relay on core 0, load generator on core 1 for capacity and allocations; nothing pinned for the isolation part' : 'not pinned' };
+  const rounds = data.rounds ?? isolation.length;
+  const headline: HeadlineRow[] = [];
+  const lines: string[] = [];
+  lines.push(
+    `Same traffic against both relays: ${options.flows} flows, each an allocation with a channel bound to a UDP peer on 127.0.0.1; ChannelData paced every millisecond, round-robin over the flows, ${options.stepMs / 1000} s per step from ${options.startRate} packets/s up by ${options.growth}x until loss reaches ${options.maxLoss * 100}%, then ${options.refineSteps} bisection steps. Relay on core 0, load generator on core 1${meta.pin ? '' : ' (not pinned in this run)'}. coturn: ${results.coturnMissing ?? `${results.coturnVersion}, started as test/turn/coturn.test.ts starts it`}; the bundled relay runs in a Switchboard process (its worker thread), so its CPU figure is the whole process. Mbit/s counts payload bytes. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. The ladder's steps are discrete (x${options.growth}, then ${options.refineSteps} bisections), so capacities repeat across rounds and are accurate to about ${Math.round((Math.pow(options.growth, 1 / 2 ** options.refineSteps) - 1) * 100)}%.`,
+  );
+  lines.push('');
+  const rows: string[][] = [];
+  const relayIdleAtLoss: string[] = [];
+  const series: Array<{ name: string; values: number[]; mins: number[]; maxs: number[] }> = [
+    { name: 'coturn', values: [], mins: [], maxs: [] },
+    { name: 'Switchboard (bundled)', values: [], mins: [], maxs: [] },
+  ];
+  for (const payload of options.payloads) {
+    const of = (backend: Backend): LadderResult[] => capacity[backend].filter((r) => r.payload === payload);
+    const b = of('bundled');
+    const c = of('coturn');
+    const pps = { bundled: summarize(b.map((r) => r.capacityPps)), coturn: summarize(c.map((r) => r.capacityPps)) };
+    const ratio = ratioSummary(
+      b.map((r) => r.capacityPps),
+      c.map((r) => r.capacityPps),
+    );
+    const bound = (list: LadderResult[]): string => (list.some((r) => r.generatorBound) ? ' (generator could not send faster: at least)' : '');
+    for (const [backend, list] of [['coturn', c], ['bundled', b]] as const) {
+      if (!list.length) continue;
+      rows.push([
+        `${payload} B`,
+        backend === 'coturn' ? 'coturn' : 'bundled (Switchboard)',
+        `${fmtSummary(pps[backend])}${bound(list)}`,
+        fmtSummary(summarize(list.map((r) => r.mbps))),
+        fmtSummary(summarize(list.map((r) => r.cpuUsPerPacket))),
+        fmtSummary(summarize(list.map((r) => 1e6 / r.cpuUsPerPacket))),
+        fmtSummary(summarize(list.map((r) => relayCpuAtFirstLoss(r, options) * 100))),
+        dropsAtFirstLoss(list),
+      ]);
+      if (summarize(list.map((r) => relayCpuAtFirstLoss(r, options))).median < RELAY_BUSY) {
+        const firsts = list.map((l) => l.steps.filter((s) => !s.ok).sort((x, y) => x.offered - y.offered)[0]).filter((s): s is TurnStep => s?.relayDrops !== undefined);
+        const where =
+          firsts.length === 0
+            ? 'drop counters not recorded in this run'
+            : summarize(firsts.map((s) => s.generatorDrops ?? 0)).median > summarize(firsts.map((s) => s.relayDrops ?? 0)).median
+              ? "dropped on the load generator's sockets: a lower bound"
+              : "dropped on the relay's own sockets: its limit under this bursty load";
+        relayIdleAtLoss.push(`${backend === 'coturn' ? 'coturn' : 'the bundled relay'} at ${payload} B (${where})`);
+      }
+    }
+    const perCpuC = summarize(c.map((r) => 1e6 / r.cpuUsPerPacket));
+    const perCpuB = summarize(b.map((r) => 1e6 / r.cpuUsPerPacket));
+    series[0]?.values.push(perCpuC.median);
+    series[0]?.mins.push(perCpuC.min);
+    series[0]?.maxs.push(perCpuC.max);
+    series[1]?.values.push(perCpuB.median);
+    series[1]?.mins.push(perCpuB.min);
+    series[1]?.maxs.push(perCpuB.max);
+    headline.push({ metric: `TURN packets/s at < 1% loss, ${payload} B (baseline: coturn)`, baseline: fmt(pps.coturn.median), switchboard: fmt(pps.bundled.median), ratio: fmtSummary(ratio, 2), target: '', verdict: '' });
+    const perCpu = { bundled: b.map((r) => 1e6 / r.cpuUsPerPacket), coturn: c.map((r) => 1e6 / r.cpuUsPerPacket) };
+    headline.push({
+      metric: `TURN packets per relay CPU-second, ${payload} B (baseline: coturn)`,
+      baseline: fmt(summarize(perCpu.coturn).median),
+      switchboard: fmt(summarize(perCpu.bundled).median),
+      ratio: fmtSummary(ratioSummary(perCpu.bundled, perCpu.coturn), 2),
+      target: '',
+      verdict: '',
+    });
+  }
+  lines.push(markdownTable(['payload', 'relay', 'delivered packets/s at < 1% loss', 'Mbit/s (payload)', 'relay CPU µs per packet', 'packets per relay CPU-second', 'relay CPU % of a core, first lossy step and its drain', 'where the kernel dropped, first lossy step: relay / generator sockets (of packets lost)'], rows));
+  lines.push('');
+  lines.push(
+    relayIdleAtLoss.length
+      ? `Some relays were not busy when packets started to go missing (below ${RELAY_BUSY * 100}% of their core at the first step over 1% loss): ${relayIdleAtLoss.join('; ')}. There the relay's CPU was not the limit; the kernel's drop counters (\`/proc/net/udp\`) say whose receive buffers overflowed in the bursts that 1 ms pacing sends: the relay's, or the load generator's (one Node process on one core that sends and receives every packet). A capacity limited by the generator is a lower bound, and a ratio against it an upper bound. Where the relay sat near 100% of its core, the figure is the relay's own.`
+      : `At the first step over 1% loss every relay was near 100% of its core: the capacities are the relays' own.`,
+  );
+  lines.push('');
+  const allocB = summarize(allocations.bundled.map((a) => a.perS));
+  const allocC = summarize(allocations.coturn.map((a) => a.perS));
+  const allocRatio = ratioSummary(
+    allocations.bundled.map((a) => a.perS),
+    allocations.coturn.map((a) => a.perS),
+  );
+  lines.push(
+    `Allocations (${options.allocations} fresh clients per round, ${options.allocationConcurrency} in flight, each the full 401 challenge + signed Allocate, released afterwards): coturn ${fmtSummary(allocC)}/s (${fmtSummary(summarize(allocations.coturn.map((a) => a.cpuMsPerAllocation)))} CPU-ms each, allocation and release, from /proc's 10 ms clock ticks), bundled ${fmtSummary(allocB)}/s (${fmtSummary(summarize(allocations.bundled.map((a) => a.cpuMsPerAllocation)))} CPU-ms each); ratio ${fmtSummary(allocRatio, 2)}. Failed allocations: ${[...allocations.bundled, ...allocations.coturn].reduce((sum, a) => sum + a.failures, 0)}.`,
+  );
+  headline.push({ metric: 'TURN allocations/s (baseline: coturn)', baseline: fmt(allocC.median), switchboard: fmt(allocB.median), ratio: fmtSummary(allocRatio, 2), target: '', verdict: '' });
+  lines.push('');
+
+  const idle = summarize(isolation.map((r) => r.idle.p99));
+  const worker = summarize(isolation.map((r) => r.worker.p99));
+  const inline = summarize(isolation.map((r) => r.inline.p99));
+  const workerRatio = ratioSummary(
+    isolation.map((r) => r.worker.p99),
+    isolation.map((r) => r.idle.p99),
+  );
+  const inlineRatio = ratioSummary(
+    isolation.map((r) => r.inline.p99),
+    isolation.map((r) => r.idle.p99),
+  );
+  lines.push(`### Signaling latency while TURN relays a sustained stream`);
+  lines.push('');
+  lines.push(
+    `A room of 2 exchanges ${options.signalRate} signals/s (300 B) for ${options.signalMs / 1000} s while a separate process streams ${results.streamRate} packets/s of ${options.streamPayload} B (${fmt((results.streamRate * options.streamPayload * 8) / 1e6)} Mbit/s: 60% of the bundled relay's measured capacity at that size, at most ${options.streamRate}) through the server's relay. Variants, rotated per round: no stream; the stream through the shipped relay (worker thread); the stream through the same relay code on the signaling thread (a counterfactual server built only for this benchmark). Server, stream and generator are not pinned here (the worker thread needs a core of its own to isolate anything).`,
+  );
+  lines.push('');
+  lines.push(
+    markdownTable(
+      ['variant', 'signaling p50 ms', 'signaling p99 ms', 'p99 / no stream', 'stream loss'],
+      [
+        ['no TURN stream', fmtSummary(summarize(isolation.map((r) => r.idle.p50))), fmtSummary(idle), '1.00x', ''],
+        ['stream via the worker-thread relay (shipped)', fmtSummary(summarize(isolation.map((r) => r.worker.p50))), fmtSummary(worker), fmtSummary(workerRatio, 2), `${fmt(summarize(isolation.map((r) => r.worker.streamLoss * 100)).median)}%`],
+        ['stream via a relay on the signaling thread (counterfactual)', fmtSummary(summarize(isolation.map((r) => r.inline.p50))), fmtSummary(inline), fmtSummary(inlineRatio, 2), `${fmt(summarize(isolation.map((r) => r.inline.streamLoss * 100)).median)}%`],
+      ],
+    ),
+  );
+  headline.push({ metric: 'signaling p99 ms: idle vs TURN stream (worker thread)', baseline: fmt(idle.median), switchboard: fmt(worker.median), ratio: fmtSummary(workerRatio, 2), target: '', verdict: '' });
+  headline.push({ metric: 'signaling p99 ms: idle vs TURN stream (relay on signaling thread)', baseline: fmt(idle.median), switchboard: fmt(inline.median), ratio: fmtSummary(inlineRatio, 2), target: '', verdict: '' });
+
+  const plots = [
+    {
+      file: 'turn-capacity.svg',
+      title: 'TURN relay efficiency',
+      svg: barChart({
+        title: 'TURN: packets relayed per relay CPU-second (higher is better)',
+        yLabel: 'packets / relay CPU-s',
+        xLabel: 'ChannelData payload',
+        categories: options.payloads.map((p) => `${p} B`),
+        series: results.coturnMissing ? series.slice(1) : series,
+      }),
+    },
+  ];
+  return { name: 'turn', title: '4. TURN relay', machine, wallS, headline, markdown: lines.join('\n'), plots, data: { ...data, rounds, pin: meta.pin } };
+}

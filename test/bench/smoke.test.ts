@@ -1,0 +1,144 @@
+/**
+ * Smoke run of every benchmark in bench/ at tiny sizes (the browser one excepted): each
+ * completes, produces sane numbers, renders its RESULTS.md section, and leaves no server,
+ * coturn or stream process behind. Numbers are never asserted against targets here.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { runBundle } from '../../bench/bundle.js';
+import { runDensity, type DensityMeasurement } from '../../bench/density.js';
+import { runJoin, type JoinMeasurement } from '../../bench/join.js';
+import { turnEnv } from '../../bench/lib/benchConfig.js';
+import { ServerPool, type BenchContext } from '../../bench/lib/context.js';
+import { coturnUnavailableReason } from '../../bench/lib/coturn.js';
+import { liveChildren, processAlive } from '../../bench/lib/processes.js';
+import type { Section } from '../../bench/lib/report.js';
+import { renderResults, saveSection, writeResults } from '../../bench/lib/results.js';
+import { runRelay, type RelayMeasurement } from '../../bench/relay.js';
+import { runTurn, type LadderResult } from '../../bench/turn.js';
+
+const positive = (value: number, what: string): void => {
+  expect(Number.isFinite(value) && value > 0, `${what} = ${value}`).to.equal(true);
+};
+
+describe('benchmarks: smoke run at tiny sizes', function () {
+  this.timeout(60_000);
+  const log: string[] = [];
+  const sections: Section[] = [];
+  let ctx: BenchContext;
+  let started = 0;
+
+  before(async () => {
+    started = Date.now();
+    ctx = { rounds: 1, pin: false, smoke: true, servers: new ServerPool(false), log: (line) => log.push(line) };
+    // Start every server the benchmarks share at once: start-up (tsx, imports) dominates a smoke run.
+    await Promise.all([
+      ctx.servers.get('baseline'),
+      ctx.servers.get('switchboard'),
+      ctx.servers.get('switchboard', turnEnv(), { cpus: null }),
+      ctx.servers.get('switchboard-inline-turn', turnEnv(), { cpus: null }),
+    ]);
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') console.log(log.slice(-20).join('\n'));
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await ctx?.servers.closeAll();
+    const pids = ctx?.servers.startedPids ?? [];
+    const deadline = Date.now() + 5_000;
+    while (pids.some(processAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    console.log(`      benchmark smoke run: ${((Date.now() - started) / 1000).toFixed(1)} s, ${pids.length} server processes started`);
+    expect(pids.filter(processAlive), 'server processes still running').to.deep.equal([]);
+    expect(liveChildren().map((c) => c.pid), 'child processes still running').to.deep.equal([]);
+  });
+
+  it('relay: both servers relay every message in rooms of 2 and 6, with a finite throughput ratio', async () => {
+    const section = await runRelay(ctx);
+    sections.push(section);
+    const { cases } = section.data as { cases: Array<{ size: number; payload: number; baseline: RelayMeasurement[]; switchboard: RelayMeasurement[] }> };
+    expect(cases.map((c) => `${c.size}/${c.payload}`)).to.deep.equal(['2/300', '2/3000', '6/300', '6/3000']);
+    for (const c of cases) {
+      for (const m of [...c.baseline, ...c.switchboard]) {
+        expect(m.delivered, 'messages relayed').to.be.greaterThan(0);
+        positive(m.perCpuS, 'messages per CPU-second');
+        positive(m.latency.p99, 'p99');
+        expect(m.lost, 'lost messages').to.equal(0);
+        expect(m.errors, 'refused acks (rate limits must not cap the bench)').to.equal(0);
+        expect(m.payloadBytes).to.be.within(c.payload * 0.9, c.payload * 1.1);
+      }
+    }
+    expect(section.headline.filter((h) => h.metric.startsWith('relay msg/CPU-s'))).to.have.length(4);
+    for (const row of section.headline) expect(row.ratio, row.metric).to.match(/^\d+\.\d+/);
+  });
+
+  it('density: idle clients connect from several source addresses; per-connection memory and rates are finite', async () => {
+    const section = await runDensity(ctx);
+    sections.push(section);
+    const { results } = section.data as { results: Array<{ size: number; baseline: DensityMeasurement[]; switchboard: DensityMeasurement[] }> };
+    for (const m of results.flatMap((r) => [...r.baseline, ...r.switchboard])) {
+      expect(Number.isFinite(m.rssPerConn), 'RSS per connection').to.equal(true);
+      positive(m.perS, 'handshakes+joins per second');
+      positive(m.perCpuS, 'handshakes+joins per CPU-second');
+      expect(Object.keys(m.addresses), 'source addresses the server saw').to.have.length(2);
+    }
+  });
+
+  it('join: connect -> join ack -> first relayed signal percentiles on both servers', async () => {
+    const section = await runJoin(ctx);
+    sections.push(section);
+    const { results } = section.data as { results: { baseline: JoinMeasurement[]; switchboard: JoinMeasurement[] } };
+    for (const m of [...results.baseline, ...results.switchboard]) {
+      expect(m.joins).to.be.greaterThan(0);
+      positive(m.connect.p50, 'connect p50');
+      expect(m.joinAck.p50).to.be.at.least(m.connect.p50);
+      expect(m.firstSignal.p99).to.be.at.least(m.joinAck.p50);
+    }
+  });
+
+  it('turn: the bundled relay (and coturn, where installed) deliver ChannelData, allocate, and signaling keeps flowing under a stream', async () => {
+    const section = await runTurn(ctx);
+    sections.push(section);
+    const data = section.data as { capacity: Record<'bundled' | 'coturn', LadderResult[]>; allocations: Record<'bundled' | 'coturn', Array<{ perS: number; failures: number }>>; isolation: Array<{ idle: { p99: number }; worker: { p99: number }; inline: { p99: number } }> };
+    const backends = coturnUnavailableReason() ? (['bundled'] as const) : (['bundled', 'coturn'] as const);
+    if (backends.length === 1) console.log(`      coturn part skipped: ${coturnUnavailableReason()}`);
+    for (const backend of backends) {
+      expect(data.capacity[backend], backend).to.have.length(2);
+      for (const ladder of data.capacity[backend]) expect(ladder.steps.reduce((sum, s) => sum + s.received, 0), `${backend} ${ladder.payload} B delivered`).to.be.greaterThan(0);
+      for (const a of data.allocations[backend]) {
+        positive(a.perS, `${backend} allocations/s`);
+        expect(a.failures).to.equal(0);
+      }
+    }
+    for (const round of data.isolation) for (const p99 of [round.idle.p99, round.worker.p99, round.inline.p99]) positive(p99, 'signaling p99');
+  });
+
+  it('bundle: measures the core, the lazy mediasoup-client chunk and the IIFE', async () => {
+    const section = await runBundle(ctx);
+    sections.push(section);
+    const data = section.data as { core: Array<{ gzip: number; min: number }>; lazy: Array<{ gzip: number }>; iife: { gzip: number; min: number } };
+    expect(data.core.length).to.be.greaterThan(0);
+    expect(data.lazy.length, 'a lazily imported chunk').to.be.greaterThan(0);
+    for (const f of [...data.core, data.iife]) expect(f.gzip).to.be.within(1, f.min);
+    expect(data.iife.gzip).to.be.greaterThan(data.core.reduce((sum, f) => sum + f.gzip, 0));
+  });
+
+  it('renders RESULTS.md and the SVG plots from the sections (into a temporary directory)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchboard-bench-results-'));
+    try {
+      for (const section of sections) saveSection(section, dir);
+      writeResults(dir, join(dir, 'RESULTS.md'));
+      const markdown = readFileSync(join(dir, 'RESULTS.md'), 'utf8');
+      for (const section of sections) expect(markdown).to.include(`## ${section.title}`);
+      expect(markdown).to.include('## Machine');
+      for (const plot of sections.flatMap((s) => s.plots)) expect(readFileSync(join(dir, plot.file), 'utf8')).to.match(/^<svg[\s\S]*<\/svg>$/);
+      expect(renderResults([])).to.include('# Switchboard benchmark results');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
