@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
 import type { Grants, Metadata } from '../../client-sdk/protocol/events.js';
@@ -68,7 +68,12 @@ const requiredClaims = z.object({
  * tried against every key).
  */
 export class TokenService {
-  private readonly secretsByKid: Map<string, string>;
+  /**
+   * Keys as KeyObjects: given a string, jsonwebtoken first tries to parse it as a PEM public
+   * key on every call (about a millisecond each), which a KeyObject skips.
+   */
+  private readonly secretsByKid: Map<string, KeyObject>;
+  private readonly signingSecret: KeyObject;
   private readonly signingKey: SigningKey;
 
   /** The token service of a server's auth settings (key ring, issuer, audience, limits). */
@@ -86,7 +91,8 @@ export class TokenService {
     const [first] = options.keys;
     if (!first) throw new Error('TokenService needs at least one signing key');
     this.signingKey = first;
-    this.secretsByKid = new Map(options.keys.map((k) => [k.kid, k.secret]));
+    this.secretsByKid = new Map(options.keys.map((k) => [k.kid, createSecretKey(Buffer.from(k.secret, 'utf8'))]));
+    this.signingSecret = this.secretsByKid.get(first.kid) as KeyObject;
   }
 
   /** Mints a token; ttlS is capped by the configured maximum lifetime. */
@@ -105,7 +111,7 @@ export class TokenService {
       iat: nowS,
       exp: nowS + ttlS,
     };
-    const token = jwt.sign(claims, this.signingKey.secret, {
+    const token = jwt.sign(claims, this.signingSecret, {
       algorithm: 'HS256',
       keyid: this.signingKey.kid,
       issuer: this.options.issuer,
