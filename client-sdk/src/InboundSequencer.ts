@@ -38,6 +38,21 @@ export class InboundSequencer<T> {
     }
   }
 
+  /** The next sequence number expected from a sender, or null before its first reliable message. */
+  expected(sender: string): number | null {
+    return this.senders.get(sender)?.expected ?? null;
+  }
+
+  /** Senders whose reliable sequence has had a hole for at least minAgeMs, with the first missing number. */
+  gaps(minAgeMs: number): Array<{ sender: string; expected: number }> {
+    const now = this.now();
+    const found: Array<{ sender: string; expected: number }> = [];
+    for (const [sender, state] of this.senders) {
+      if (state.gapSince !== null && now - state.gapSince >= minAgeMs) found.push({ sender, expected: state.expected });
+    }
+    return found;
+  }
+
   /** Forgets a sender (it left). */
   forget(sender: string): void {
     this.senders.delete(sender);

@@ -9,12 +9,17 @@ export interface MigrationReport {
   mediaGapMs: number;
 }
 
-type Sampler = () => Promise<Map<string, { framesDecoded: number }>>;
+/** Decoded video frames per remote participant, per path (mesh link, SFU consumers). */
+type Sampler = () => Promise<Map<string, { framesByPath: Record<string, number> }>>;
 
-/** Samples decoded video frames per remote participant every 100 ms while a migration runs. */
+/**
+ * Samples decoded video frames per remote participant every 100 ms while a migration runs.
+ * A participant's video progresses when the frame counter of any path rises: a path that stops
+ * (the mesh link retired) or restarts from zero (a new consumer) is not a gap by itself.
+ */
 export class MigrationMonitor {
   private readonly started = Date.now();
-  private readonly lastProgress = new Map<string, { frames: number; at: number }>();
+  private readonly lastProgress = new Map<string, { frames: Record<string, number>; at: number }>();
   private maxGapMs = 0;
   private readonly timer: ReturnType<typeof setInterval>;
   private sampling = false;
@@ -37,15 +42,17 @@ export class MigrationMonitor {
     this.sampling = true;
     try {
       const now = Date.now();
-      for (const [identity, { framesDecoded }] of await this.sample()) {
+      for (const [identity, { framesByPath }] of await this.sample()) {
         const last = this.lastProgress.get(identity);
-        if (!last || framesDecoded > last.frames) {
-          if (last) this.maxGapMs = Math.max(this.maxGapMs, now - last.at);
+        if (!last) {
           // Before the first frame there is nothing to measure a gap against.
-          if (framesDecoded > 0) this.lastProgress.set(identity, { frames: framesDecoded, at: now });
-        } else {
-          this.maxGapMs = Math.max(this.maxGapMs, now - last.at);
+          if (Object.values(framesByPath).some((f) => f > 0)) this.lastProgress.set(identity, { frames: { ...framesByPath }, at: now });
+          continue;
         }
+        const progressed = Object.entries(framesByPath).some(([path, frames]) => frames > (last.frames[path] ?? 0));
+        this.maxGapMs = Math.max(this.maxGapMs, now - last.at);
+        last.frames = { ...framesByPath };
+        if (progressed) last.at = now;
       }
     } catch {
       // A sample during teardown can fail; the next one counts.

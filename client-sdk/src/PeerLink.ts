@@ -23,6 +23,8 @@ export interface PeerLinkOptions {
  */
 export class PeerLink {
   readonly pc: RTCPeerConnection;
+  /** Remote tracks received on this link (not those of the same peer over the SFU). */
+  readonly remoteTracks = new Set<MediaStreamTrack>();
   closed = false;
   private queue: Promise<void> = Promise.resolve();
   private ignoreOffer = false;
@@ -43,7 +45,10 @@ export class PeerLink {
         .catch((error: unknown) => options.onError(error));
     };
     pc.onnegotiationneeded = () => this.enqueue(() => this.makeOffer(false));
-    pc.ontrack = ({ track, streams }) => options.onTrack(track, streams[0]);
+    pc.ontrack = ({ track, streams }) => {
+      this.remoteTracks.add(track);
+      options.onTrack(track, streams[0]);
+    };
     pc.ondatachannel = ({ channel }) => this.adopt(channel);
     pc.onconnectionstatechange = () => {
       options.onStateChange(pc.connectionState);
@@ -88,6 +93,12 @@ export class PeerLink {
     if (!sender || this.closed) return;
     this.senders.delete(track);
     this.pc.removeTrack(sender);
+  }
+
+  /** Stops encoding and sending media on this link (the peer receives it elsewhere); data goes on. */
+  stopMedia(): void {
+    if (this.closed) return;
+    for (const sender of this.senders.values()) void sender.replaceTrack(null).catch(() => undefined);
   }
 
   /** Sends on the reliable or the lossy channel. Reliable messages wait for the channel to open. */

@@ -3,6 +3,7 @@ import { Emitter } from './Emitter.js';
 import { SwitchboardError } from './errors.js';
 import { InboundSequencer } from './InboundSequencer.js';
 import { MigrationMonitor, type MigrationReport } from './MigrationMonitor.js';
+import { SentHistory } from './SentHistory.js';
 import { PeerLink } from './PeerLink.js';
 import { summarizeLink, type QualitySample } from './quality.js';
 import { DefaultReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
@@ -36,6 +37,14 @@ export interface DataInfo {
   reliable: boolean;
   /** The sender's sequence number (per sender, increasing). */
   seq: number;
+}
+
+/** Inbound media from one participant (see Room.getParticipantStats). */
+export interface ParticipantMediaStats {
+  audioBytes: number;
+  videoBytes: number;
+  framesDecoded: number;
+  framesByPath: { mesh: number; sfu: number };
 }
 
 export interface RoomEventCallbacks {
@@ -127,6 +136,10 @@ interface Envelope {
   c?: ControlKind;
   /** With sfu-produced: our producer ids on the SFU. */
   p?: string[];
+  /** With sync: the identity of the sender asked to resend (with `e`, its epoch, and `q`, from where). */
+  s?: string;
+  /** With sync and synced: the request's nonce. */
+  n?: string;
 }
 
 /**
@@ -134,7 +147,30 @@ interface Envelope {
  * `sfu-ready` (mesh; I receive you over the SFU), `bye` (mesh; my last data on this link).
  * To the mesh: `mesh-ready` (mesh; I receive you over the mesh), `sfu-bye` (SFU; my last data there).
  */
-type ControlKind = 'sfu-produced' | 'sfu-ready' | 'bye' | 'mesh-ready' | 'sfu-bye';
+type ControlKind = 'sfu-produced' | 'sfu-ready' | 'bye' | 'mesh-ready' | 'sfu-bye' | SyncKind;
+
+/**
+ * The safety net of exactly-once data: a receiver that misses reliable messages of a sender
+ * (a hole in its sequence, or a new SFU data consumer of that sender, which cannot have
+ * received what was sent before it existed) asks `sync` {s: sender, e: epoch, q: from, n};
+ * the sender resends what it still holds from `q` on every path it has, then answers `synced`
+ * {t: [asker], n} on the same paths. The asker repeats until answered (or gives up after
+ * SYNC_GIVE_UP_MS); the sequencer drops the copies.
+ */
+type SyncKind = 'sync' | 'synced';
+const SYNC_CHECK_MS = 250;
+const SYNC_RETRY_MS = 500;
+const SYNC_GIVE_UP_MS = 10_000;
+
+/** A sync request of ours, waiting for its `synced`. */
+interface PendingSync {
+  identity: string;
+  epoch: string;
+  from: number;
+  nonce: string;
+  since: number;
+  askedAt: number;
+}
 
 /** Migration bookkeeping for one remote participant. */
 interface HandOver {
@@ -167,6 +203,15 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private iceServers: IceServer[] = [];
   private readonly epoch = Math.random().toString(36).slice(2, 10);
   private reliableSeq = 0;
+  /** Our last reliable messages, for peers that ask to have them again (sync). */
+  private readonly sentHistory = new SentHistory();
+  /** Our open sync requests, by sequencer key. */
+  private readonly pendingSyncs = new Map<string, PendingSync>();
+  /** The latest data epoch seen from each remote identity. */
+  private readonly epochByIdentity = new Map<string, string>();
+  /** When we last answered a sync of each asker (answers are spaced out). */
+  private readonly syncAnsweredAt = new Map<string, number>();
+  private syncTimer: ReturnType<typeof setInterval> | null = null;
   private lossySeq = 0;
   private readonly sequencer = new InboundSequencer<{ participant: RemoteParticipant; envelope: Envelope; reliable: boolean }>();
   /** Our presence on the SFU while the room is (or is leaving) SFU mode. */
@@ -209,6 +254,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     await room.establish();
     room.setState(ConnectionState.Connected);
     room.startStats();
+    room.startSyncChecks();
     return room;
   }
 
@@ -241,12 +287,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.assertConnected();
     if (!this.localParticipant?.grants.canPublishData) throw new SwitchboardError('forbidden', 'this token does not grant canPublishData');
     const reliable = options.reliable ?? true;
-    const envelope: Envelope = { e: this.epoch, q: reliable ? ++this.reliableSeq : ++this.lossySeq, r: reliable ? 1 : 0 };
+    const seq = reliable ? ++this.reliableSeq : ++this.lossySeq;
+    const envelope: Envelope = { e: this.epoch, q: seq, r: reliable ? 1 : 0 };
     if (options.to) envelope.t = options.to;
     if (typeof payload === 'string') Object.assign(envelope, { k: 's', d: payload });
     else if (payload instanceof Uint8Array) Object.assign(envelope, { k: 'b', d: toBase64(payload) });
     else Object.assign(envelope, { k: 'j', d: payload });
     const text = JSON.stringify(envelope);
+    if (reliable) this.sentHistory.add(seq, text);
     // Every open path carries the message (receivers de-duplicate); targets filter on arrival,
     // so every receiver sees each sender's sequence without gaps.
     if (this.sfu && !this.sfuByeSent) this.sfu.send(text, reliable);
@@ -281,24 +329,31 @@ export class Room extends Emitter<RoomEventCallbacks> {
     return result;
   }
 
-  /** Inbound media per participant over both paths (mesh link and SFU consumers). */
-  async getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number }>> {
-    const result = new Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number }>();
+  /**
+   * Inbound media per participant over both paths (mesh link and SFU consumers): totals, and
+   * decoded video frames per path (a path's counter restarts when its connection is replaced).
+   */
+  async getParticipantStats(): Promise<Map<string, ParticipantMediaStats>> {
+    const result = new Map<string, ParticipantMediaStats>();
     for (const participant of this.participants.values()) {
-      const totals = { audioBytes: 0, videoBytes: 0, framesDecoded: 0 };
-      const reports: RTCStatsReport[] = [];
+      const totals: ParticipantMediaStats = { audioBytes: 0, videoBytes: 0, framesDecoded: 0, framesByPath: { mesh: 0, sfu: 0 } };
       const link = this.links.get(participant.id);
-      if (link) reports.push(await link.pc.getStats().catch(() => new Map() as unknown as RTCStatsReport));
-      if (this.sfu) reports.push(...(await this.sfu.statsFrom(participant.id).catch(() => [])));
-      for (const report of reports) {
-        report.forEach((stat: { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number }) => {
-          if (stat.type !== 'inbound-rtp') return;
-          if (stat.kind === 'audio') totals.audioBytes += stat.bytesReceived ?? 0;
-          if (stat.kind === 'video') {
-            totals.videoBytes += stat.bytesReceived ?? 0;
-            totals.framesDecoded += stat.framesDecoded ?? 0;
-          }
-        });
+      const paths: Array<[keyof ParticipantMediaStats['framesByPath'], RTCStatsReport[]]> = [
+        ['mesh', link ? [await link.pc.getStats().catch(() => new Map() as unknown as RTCStatsReport)] : []],
+        ['sfu', this.sfu ? await this.sfu.statsFrom(participant.id).catch(() => []) : []],
+      ];
+      for (const [path, reports] of paths) {
+        for (const report of reports) {
+          report.forEach((stat: { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number }) => {
+            if (stat.type !== 'inbound-rtp') return;
+            if (stat.kind === 'audio') totals.audioBytes += stat.bytesReceived ?? 0;
+            if (stat.kind === 'video') {
+              totals.videoBytes += stat.bytesReceived ?? 0;
+              totals.framesDecoded += stat.framesDecoded ?? 0;
+              totals.framesByPath[path] += stat.framesDecoded ?? 0;
+            }
+          });
+        }
       }
       result.set(participant.identity, totals);
     }
@@ -501,9 +556,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (!link) return;
     this.links.delete(participant.id);
     link.close();
-    for (const track of [...participant.tracks.values()]) {
-      participant.tracks.delete(track.id);
-      this.emit(RoomEvent.TrackUnsubscribed, track, participant);
+    // Only this link's tracks: the same peer's tracks over the SFU stay subscribed.
+    for (const track of link.remoteTracks) {
+      if (participant.tracks.delete(track.id)) this.emit(RoomEvent.TrackUnsubscribed, track, participant);
     }
   }
 
@@ -528,6 +583,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     }
     if (typeof envelope.q !== 'number' || typeof envelope.e !== 'string') return;
     const isReliable = envelope.r === undefined ? reliable : envelope.r === 1;
+    this.epochByIdentity.set(participant.identity, envelope.e);
     this.sequencer.accept(`${participant.identity}\u0000${envelope.e}`, envelope.q, isReliable, { participant, envelope, reliable: isReliable }, (m) => this.deliver(m));
   }
 
@@ -546,6 +602,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
   }
 
   private onControl(participant: RemoteParticipant, envelope: Envelope, via: 'mesh' | 'sfu'): void {
+    if (envelope.c === 'sync' || envelope.c === 'synced') {
+      this.onSync(participant, envelope);
+      return;
+    }
     if (envelope.c === 'sfu-bye' && via === 'sfu') {
       this.sfuByeFrom.add(participant.id);
       return;
@@ -555,6 +615,76 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (envelope.c === 'sfu-produced') state.expected = Array.isArray(envelope.p) ? envelope.p.map(String) : [];
     else if (envelope.c === 'sfu-ready' || envelope.c === 'mesh-ready') state.readyReceived = true;
     else if (envelope.c === 'bye') state.byeReceived = true;
+  }
+
+  // ---- Sync: resending reliable data a peer missed -----------------------------------------
+
+  /** Every SYNC_CHECK_MS: ask for holes older than that, repeat unanswered requests. */
+  private checkSyncs(): void {
+    for (const { sender, expected } of this.sequencer.gaps(SYNC_CHECK_MS)) {
+      const [identity, epoch] = sender.split('\u0000') as [string, string];
+      this.requestSync(identity, epoch, expected);
+    }
+    const now = Date.now();
+    for (const [key, pending] of this.pendingSyncs) {
+      if (now - pending.since > SYNC_GIVE_UP_MS || !this.participants.has(pending.identity)) this.pendingSyncs.delete(key);
+      else if (now - pending.askedAt >= SYNC_RETRY_MS) this.askSync(pending);
+    }
+  }
+
+  /** Asks a sender to resend from `from` (unless the same request is already open). */
+  private requestSync(identity: string, epoch: string, from: number): void {
+    const key = `${identity}\u0000${epoch}`;
+    const open = this.pendingSyncs.get(key);
+    if (open && open.from === from) return;
+    const pending: PendingSync = { identity, epoch, from, nonce: Math.random().toString(36).slice(2, 10), since: Date.now(), askedAt: 0 };
+    this.pendingSyncs.set(key, pending);
+    this.askSync(pending);
+  }
+
+  private askSync(pending: PendingSync): void {
+    pending.askedAt = Date.now();
+    const participant = this.participants.get(pending.identity);
+    if (!participant) return;
+    const text = JSON.stringify({ c: 'sync', s: pending.identity, e: pending.epoch, q: pending.from, n: pending.nonce });
+    this.sendControlEverywhere(participant.id, text);
+  }
+
+  /** A control message to one peer over every path we have to it (mesh link, SFU). */
+  private sendControlEverywhere(peerId: string, text: string): void {
+    if (this.sfu && !this.sfuByeSent && this.localParticipant?.grants.canPublishData) this.sfu.send(text, true);
+    this.links.get(peerId)?.send(text, true);
+  }
+
+  private onSync(participant: RemoteParticipant, envelope: Envelope): void {
+    const self = this.localParticipant?.identity;
+    if (envelope.c === 'synced') {
+      if (!self || !envelope.t?.includes(self)) return;
+      for (const [key, pending] of this.pendingSyncs) if (pending.nonce === envelope.n) this.pendingSyncs.delete(key);
+      return;
+    }
+    // A sync for us (the SFU path carries everyone's requests to everyone).
+    if (envelope.s !== self || envelope.e !== this.epoch || typeof envelope.q !== 'number' || typeof envelope.n !== 'string') return;
+    const now = Date.now();
+    if (now - (this.syncAnsweredAt.get(participant.id) ?? 0) < SYNC_CHECK_MS) return;
+    this.syncAnsweredAt.set(participant.id, now);
+    const link = this.links.get(participant.id);
+    const overLink = link && !this.handOver.get(participant.id)?.byeSent ? link : null;
+    const overSfu = this.sfu && !this.sfuByeSent ? this.sfu : null;
+    const answer = JSON.stringify({ c: 'synced', t: [participant.identity], n: envelope.n });
+    for (const text of [...this.sentHistory.since(envelope.q), answer]) {
+      overSfu?.send(text, true);
+      overLink?.send(text, true);
+    }
+  }
+
+  /** A new SFU data consumer of a peer: it cannot have received what the peer sent before it existed. */
+  private onDataConsumerOpen(peerId: string): void {
+    const participant = this.participantsById.get(peerId);
+    const epoch = participant ? this.epochByIdentity.get(participant.identity) : undefined;
+    if (!participant || !epoch) return; // Nothing received from it yet: its stream starts wherever we join it.
+    const expected = this.sequencer.expected(`${participant.identity}\u0000${epoch}`);
+    if (expected !== null) this.requestSync(participant.identity, epoch, expected);
   }
 
   /** Joins the SFU (first time or after the router was rebuilt) and consumes everyone there. */
@@ -584,6 +714,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
         if (participant) this.onData(participant, data, reliable, 'sfu');
       },
       onDataReady: () => undefined,
+      onDataConsumerOpen: (peerId) => this.onDataConsumerOpen(peerId),
       onError: (error) => this.emit(RoomEvent.Error, SwitchboardError.from(error, 'internal')),
     });
     this.sfu = session;
@@ -591,6 +722,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       .start()
       .then(async () => {
         for (const track of this.localTracks.keys()) await session.produce(track);
+        await session.startData();
         // Tell every mesh peer which producers to expect from us before it lets the mesh go.
         const ids = session.producerIds();
         for (const peerId of this.handOver.keys()) this.control(peerId, 'sfu-produced', { p: ids });
@@ -671,9 +803,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
         state.readySent = true;
         this.control(peerId, 'sfu-ready');
       }
-      // The peer receives us over the SFU: our last mesh data, then only the SFU.
+      // The peer receives us over the SFU: no more mesh media (saves an encoder per peer while
+      // everyone is busy decoding twice), then our last mesh data, then only the SFU.
       if (state.readyReceived && !state.byeSent && (sfu.dataReady || !this.localParticipant?.grants.canPublishData)) {
         state.byeSent = true;
+        link.stopMedia();
         this.control(peerId, 'bye');
       }
       if (state.readySent && state.byeSent && state.byeReceived) {
@@ -689,11 +823,13 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (!sfu) return false;
     const consumed = sfu.consumedFrom(peerId);
     if (!expected.every((id) => consumed.has(id))) return false;
-    // Media must be flowing (not just negotiated) before the mesh copy goes.
+    // Media must be flowing (not just negotiated) before the mesh copy goes: audio arriving,
+    // video decoding (bytes alone may still be waiting for the first key frame).
     for (const report of await sfu.statsFrom(peerId)) {
       let flowing = false;
-      report.forEach((stat: { type: string; bytesReceived?: number }) => {
-        if (stat.type === 'inbound-rtp' && (stat.bytesReceived ?? 0) > 0) flowing = true;
+      report.forEach((stat: { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number }) => {
+        if (stat.type !== 'inbound-rtp') return;
+        if (stat.kind === 'video' ? (stat.framesDecoded ?? 0) > 0 : (stat.bytesReceived ?? 0) > 0) flowing = true;
       });
       if (!flowing) return false;
     }
@@ -739,8 +875,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (kinds.size === 0) return true;
     const report = await link.pc.getStats();
     const flowing = new Set<string>();
-    report.forEach((stat: { type: string; kind?: string; bytesReceived?: number }) => {
-      if (stat.type === 'inbound-rtp' && stat.kind && (stat.bytesReceived ?? 0) > 0) flowing.add(stat.kind);
+    report.forEach((stat: { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number }) => {
+      if (stat.type !== 'inbound-rtp' || !stat.kind) return;
+      if (stat.kind === 'video' ? (stat.framesDecoded ?? 0) > 0 : (stat.bytesReceived ?? 0) > 0) flowing.add(stat.kind);
     });
     return [...kinds].every((kind) => flowing.has(kind));
   }
@@ -831,12 +968,20 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   private teardown(): void {
     this.stopStats();
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.syncTimer = null;
+    this.pendingSyncs.clear();
     this.stopMigration();
     this.sfu?.close();
     this.sfu = null;
     this.signal?.close();
     this.signal = null;
     for (const participant of [...this.participants.values()]) this.closeLink(participant);
+  }
+
+  private startSyncChecks(): void {
+    this.syncTimer = setInterval(() => this.checkSyncs(), SYNC_CHECK_MS);
+    (this.syncTimer as { unref?: () => void }).unref?.();
   }
 
   private startStats(): void {

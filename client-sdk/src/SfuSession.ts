@@ -27,6 +27,8 @@ export interface SfuSessionOptions {
   onMessage: (peerId: string, data: string, reliable: boolean) => void;
   /** Our reliable data producer is open: queued messages were flushed. */
   onDataReady: () => void;
+  /** A reliable data consumer of a remote peer opened: from now on we receive what it sends. */
+  onDataConsumerOpen: (peerId: string) => void;
   onError: (error: unknown) => void;
 }
 
@@ -48,7 +50,10 @@ export class SfuSession {
   private sendTransport: msc.Transport | null = null;
   private recvTransport: msc.Transport | null = null;
   private readonly producers = new Map<MediaStreamTrack, msc.Producer>();
+  /** Our reliable data producer once it is open (sending on it reaches every consumer). */
   private reliable: msc.DataProducer | null = null;
+  /** Our reliable data producer from its creation on, open or not (its id is announced at once). */
+  private reliableProducer: msc.DataProducer | null = null;
   private lossy: msc.DataProducer | null = null;
   private readonly pendingReliable: string[] = [];
   /** Remote producers consumed, by producer id. */
@@ -59,28 +64,38 @@ export class SfuSession {
 
   constructor(private readonly options: SfuSessionOptions) {}
 
-  /** Loads the device and creates the transports and data producers. */
+  /**
+   * Loads the device, creates the transports (both at once) and consumes what the router
+   * already has. Media comes next (produce()), then the data producers (startData()): after a
+   * worker crash media is what users miss first.
+   */
   async start(): Promise<void> {
     const mediasoupClient = await loadMediasoupClient();
     const device = new mediasoupClient.Device();
     await device.load({ routerRtpCapabilities: this.options.info.router_rtp_capabilities as msc.RtpCapabilities });
     if (this.closed) return;
     this.device = device;
-    if (this.options.canPublish || this.options.canPublishData) this.sendTransport = await this.createTransport('send');
-    this.recvTransport = await this.createTransport('recv');
+    const wantsSend = this.options.canPublish || this.options.canPublishData;
+    const [sendTransport, recvTransport] = await Promise.all([wantsSend ? this.createTransport('send') : null, this.createTransport('recv')]);
+    this.sendTransport = sendTransport;
+    this.recvTransport = recvTransport;
     if (this.closed) return;
-    if (this.options.canPublishData && this.sendTransport) {
-      this.lossy = await this.sendTransport.produceData({ ordered: false, maxRetransmits: 0, label: 'lossy' });
-      const reliable = await this.sendTransport.produceData({ ordered: true, label: 'reliable' });
-      const flush = () => {
-        this.reliable = reliable;
-        for (const data of this.pendingReliable.splice(0)) reliable.send(data);
-        this.options.onDataReady();
-      };
-      if (reliable.readyState === 'open') flush();
-      else reliable.on('open', flush);
-    }
     for (const info of [...this.options.info.producers, ...this.backlog.splice(0)]) this.consume(info);
+  }
+
+  /** Creates our lossy and reliable data producers; reliable messages queued until then are flushed on open. */
+  async startData(): Promise<void> {
+    if (!this.options.canPublishData || !this.sendTransport || this.closed) return;
+    this.lossy = await this.sendTransport.produceData({ ordered: false, maxRetransmits: 0, label: 'lossy' });
+    const reliable = await this.sendTransport.produceData({ ordered: true, label: 'reliable' });
+    this.reliableProducer = reliable;
+    const flush = () => {
+      this.reliable = reliable;
+      for (const data of this.pendingReliable.splice(0)) reliable.send(data);
+      this.options.onDataReady();
+    };
+    if (reliable.readyState === 'open') flush();
+    else reliable.on('open', flush);
   }
 
   /** True once data sent now reaches every consumer (our reliable producer is open). */
@@ -88,9 +103,16 @@ export class SfuSession {
     return this.reliable !== null;
   }
 
-  /** Producer ids of ours, media and data (announced to peers for the switch-over). */
+  /**
+   * Producer ids of ours, media and data, announced to mesh peers for the switch-over: a peer
+   * confirms it receives us over the SFU only once it consumes every one of them. The reliable
+   * data producer counts from its creation, not from its opening: otherwise a peer could confirm
+   * before its data consumer exists, and the messages we send on the SFU alone after our `bye`
+   * would be lost to it.
+   */
   producerIds(): string[] {
-    return [...[...this.producers.values()].map((p) => p.id), ...(this.reliable ? [this.reliable.id] : []), ...(this.lossy ? [this.lossy.id] : [])];
+    const data = [this.reliableProducer, this.lossy].filter((p): p is msc.DataProducer => p !== null);
+    return [...[...this.producers.values()].map((p) => p.id), ...data.map((p) => p.id)];
   }
 
   /**
@@ -164,6 +186,10 @@ export class SfuSession {
         entry.dataConsumer = dataConsumer;
         const reliable = ack.consumer.label !== 'lossy';
         dataConsumer.on('message', (data: unknown) => this.options.onMessage(info.peer_id, String(data), reliable));
+        if (reliable) {
+          if (dataConsumer.readyState === 'open') this.options.onDataConsumerOpen(info.peer_id);
+          else dataConsumer.on('open', () => this.options.onDataConsumerOpen(info.peer_id));
+        }
         return;
       }
       const ack = await this.options.signal.request('sfu:consume', {

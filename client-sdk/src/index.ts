@@ -1,6 +1,6 @@
 /** Switchboard client SDK: one API for mesh and SFU rooms. */
 export { Room, RoomEvent, ConnectionState, RemoteParticipant } from './Room.js';
-export type { RoomOptions, RoomEventCallbacks, LocalParticipant, DataPayload, DataInfo, WebRtcImplementation } from './Room.js';
+export type { RoomOptions, RoomEventCallbacks, LocalParticipant, DataPayload, DataInfo, WebRtcImplementation, ParticipantMediaStats } from './Room.js';
 export { SwitchboardError } from './errors.js';
 export type { SwitchboardErrorCode, ClientErrorCode } from './errors.js';
 export { DefaultReconnectPolicy } from './ReconnectPolicy.js';

@@ -31,6 +31,23 @@ async function expectVideoFrom(page: Page, count: number, timeoutMs = 30000): Pr
   for (const [identity, frames] of Object.entries(after)) expect(frames - (before[identity] ?? 0), `frames from ${identity}`).to.be.greaterThan(3);
 }
 
+/** Every remote participant's tile plays a live video track that the SDK still lists as subscribed. */
+async function expectTilesPlaying(page: Page, count: number): Promise<void> {
+  const tiles = await page.evaluate(() =>
+    [...window.switchboardRoom.participants.values()].map((p) => {
+      const video = document.querySelector<HTMLVideoElement>(`.tile[data-identity="${CSS.escape(p.identity)}"] video`);
+      const shown = (video?.srcObject as MediaStream | null)?.getVideoTracks() ?? [];
+      const subscribed = [...p.tracks.values()];
+      return {
+        identity: p.identity,
+        live: shown.some((t) => t.readyState === 'live' && subscribed.includes(t)),
+      };
+    }),
+  );
+  expect(tiles, 'tiles').to.have.length(count);
+  for (const tile of tiles) expect(tile.live, `live subscribed video in the tile of ${tile.identity}`).to.equal(true);
+}
+
 /** Starts a numbered reliable data message every 50 ms, and records what arrives from each sender. */
 async function startSequence(page: Page): Promise<void> {
   await page.evaluate(() => {
@@ -115,8 +132,17 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     await t?.close();
   });
 
-  const openPage = (room: string, name: string, extra = ''): Promise<Page> =>
-    openDemoPage(browser, base, `room=${room}&name=${name}&res=320x240${extra}`, { width: 960, height: 600 });
+  // Pages of a test that failed are closed too, so they do not starve the next test of CPU.
+  const openPages = new Set<Page>();
+  afterEach(async () => {
+    for (const page of openPages) await page.close().catch(() => undefined);
+    openPages.clear();
+  });
+  const openPage = async (room: string, name: string, extra = ''): Promise<Page> => {
+    const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=320x240${extra}`, { width: 960, height: 600 });
+    openPages.add(page);
+    return page;
+  };
 
   it('promotes a mesh of four when a fifth joins, with data exactly once and a measured media gap; demotes when two leave', async () => {
     const pages: Page[] = [];
@@ -136,6 +162,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     }
     expect(t.server.rooms.get('dev', 'grow')?.mode).to.equal('sfu');
     for (const page of pages) await expectVideoFrom(page, 4);
+    for (const page of pages) await expectTilesPlaying(page, 4);
     const gaps = await Promise.all(pages.slice(0, 4).map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
     const gapText = gaps.map((g, i) => `p${i + 1} ${g?.mediaGapMs ?? '?'} ms (migration ${g?.durationMs ?? '?'} ms)`).join(', ');
     console.log(`      largest inbound video gap during promotion per page: ${gapText}; target < 500 ms`);
@@ -153,6 +180,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       await page.waitForFunction(() => window.switchboardRoom.mode === 'mesh' && window.switchboardRoom.lastMigration?.to === 'mesh', undefined, { timeout: 30000 });
     }
     for (const page of pages) await expectVideoFrom(page, 2);
+    for (const page of pages) await expectTilesPlaying(page, 2);
     const demotionGaps = await Promise.all(pages.map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
     console.log(`      largest inbound video gap during demotion per page: ${demotionGaps.map((g) => `${g?.mediaGapMs} ms`).join(', ')}`);
     await new Promise((r) => setTimeout(r, 1000));
@@ -213,6 +241,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     // Flowing again: every remote's frame count rises above what it was right after the crash.
     await waitFor(
       async () => {
+        await new Promise((r) => setTimeout(r, 150)); // getStats on every page is not free: poll gently
         const now = await Promise.all(pages.map(frames));
         return now.every((list, i) => list.length === 2 && list.every((f, j) => f > ((after[i] ?? [])[j] ?? 0) + 5 || ((after[i] ?? [])[j] ?? 0) > f));
       },

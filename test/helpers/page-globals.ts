@@ -6,7 +6,7 @@ export interface PageRoom {
   participants: Map<string, { identity: string; tracks: Map<string, MediaStreamTrack> }>;
   localParticipant: { identity: string; name: string };
   lastMigration: { to: string; durationMs: number; mediaGapMs: number } | null;
-  getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number }>>;
+  getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number; framesByPath: { mesh: number; sfu: number } }>>;
   send(payload: unknown): void;
   on(event: string, listener: (...args: unknown[]) => void): void;
   publish(source: MediaStream): Promise<void>;

@@ -57,6 +57,29 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     expect(alice.participants.size).to.equal(0);
   });
 
+  it('recovers reliable messages lost on the path: the receiver asks the sender to resend (sync)', async () => {
+    const alice = await connect('sync', 'alice');
+    const bob = await connect('sync', 'bob');
+    const got: number[] = [];
+    bob.on(RoomEvent.Data, (payload) => got.push((payload as { n: number }).n));
+    alice.send({ n: 1 });
+    await waitFor(() => got.length === 1, 15000, 'first message');
+    // Lose messages 2 and 3 on alice's only path to bob, as a path retired mid-migration would.
+    const link = (alice as unknown as { links: Map<string, { send(text: string, reliable: boolean): void }> }).links.values().next().value;
+    if (!link) throw new Error('no link');
+    const send = link.send.bind(link);
+    const dropped = new Set<string>();
+    link.send = (text, reliable) => {
+      const lost = /"n":([23])\}/.exec(text)?.[1];
+      if (lost && !dropped.has(lost)) dropped.add(lost); // the first copy only: the resend goes through
+      else send(text, reliable);
+    };
+    for (let n = 2; n <= 5; n++) alice.send({ n });
+    await waitFor(() => got.length === 5, 5000, 'the lost messages, resent');
+    expect([...dropped]).to.deep.equal(['2', '3']);
+    expect(got).to.deep.equal([1, 2, 3, 4, 5]);
+  });
+
   it('delivers to chosen identities only with send(..., {to})', async () => {
     const a = await connect('to', 'a');
     const b = await connect('to', 'b');

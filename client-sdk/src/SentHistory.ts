@@ -1,0 +1,27 @@
+/**
+ * The last reliable messages this client sent, kept so a peer that missed some during a
+ * migration or an SFU rebuild (its new data consumer opened after we sent them) can ask for
+ * them again. Bounded by count and by total characters; the oldest go first.
+ */
+export class SentHistory {
+  private readonly entries: Array<{ seq: number; text: string }> = [];
+  private chars = 0;
+
+  constructor(
+    private readonly maxMessages = 1024,
+    private readonly maxChars = 4 * 1024 * 1024,
+  ) {}
+
+  add(seq: number, text: string): void {
+    this.entries.push({ seq, text });
+    this.chars += text.length;
+    while (this.entries.length > this.maxMessages || (this.chars > this.maxChars && this.entries.length > 1)) {
+      this.chars -= (this.entries.shift() as { text: string }).text.length;
+    }
+  }
+
+  /** Messages with a sequence number of at least `seq`, oldest first. */
+  since(seq: number): string[] {
+    return this.entries.filter((entry) => entry.seq >= seq).map((entry) => entry.text);
+  }
+}
