@@ -124,6 +124,7 @@ export interface Config {
     minPort: number;
     maxPort: number;
     maxIncomingBitrate: number;
+    sctpSendBufferBytes: number;
     maxProducersPerPeer: number;
     maxTransportsPerPeer: number;
     /** How long clients keep the old topology while migrating, before falling back to closing it. */
@@ -205,6 +206,7 @@ const envSchema = z.object({
   SFU_MIN_PORT: port.default(40000),
   SFU_MAX_PORT: port.default(49999),
   SFU_MAX_INCOMING_BITRATE: int(100_000, 100_000_000).default(1_500_000),
+  SFU_SCTP_SEND_BUFFER_BYTES: int(262_144, 268_435_456).default(8_388_608),
   SFU_MAX_PRODUCERS_PER_PEER: int(1, 64).default(6),
   SFU_MAX_TRANSPORTS_PER_PEER: int(2, 16).default(4),
   SFU_MIGRATION_TIMEOUT_MS: int(1000, 120_000).default(10_000),
@@ -459,6 +461,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       minPort: e.SFU_MIN_PORT,
       maxPort: e.SFU_MAX_PORT,
       maxIncomingBitrate: e.SFU_MAX_INCOMING_BITRATE,
+      sctpSendBufferBytes: e.SFU_SCTP_SEND_BUFFER_BYTES,
       maxProducersPerPeer: e.SFU_MAX_PRODUCERS_PER_PEER,
       maxTransportsPerPeer: e.SFU_MAX_TRANSPORTS_PER_PEER,
       migrationTimeoutMs: e.SFU_MIGRATION_TIMEOUT_MS,

@@ -46,6 +46,11 @@ export class Metrics {
     labelNames: ['to', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly sfuDataDropped = new Counter({
+    name: 'switchboard_sfu_data_dropped_total',
+    help: 'Data messages the SFU dropped because a receiver\'s SCTP send buffer was full (the SDK asks the sender again)',
+    registers: [this.registry],
+  });
   readonly sfuRebuilds = new Counter({ name: 'switchboard_sfu_rebuilds_total', help: 'SFU routers rebuilt after a worker died', registers: [this.registry] });
   readonly migrationDuration = new Histogram({
     name: 'switchboard_migration_duration_seconds',

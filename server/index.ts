@@ -174,6 +174,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   });
   const sfu = config.sfu.enabled ? new SfuService({ config: config.sfu, logger }) : null;
   await sfu?.start();
+  sfu?.on('data_dropped', () => metrics.sfuDataDropped.inc());
   topology = new TopologyController({
     io,
     rooms,

@@ -7,8 +7,11 @@ export class InboundSequencer<T> {
   private readonly senders = new Map<string, SenderState<T>>();
 
   constructor(
-    /** How long a gap may hold back later messages before they are delivered anyway. */
-    private readonly gapTimeoutMs = 5000,
+    /**
+     * How long a gap may hold back later messages before they are delivered anyway: the last
+     * resort when no sync fills it (the sender vanished, or kept ignoring us).
+     */
+    private readonly gapTimeoutMs = 30_000,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -43,14 +46,39 @@ export class InboundSequencer<T> {
     return this.senders.get(sender)?.expected ?? null;
   }
 
-  /** Senders whose reliable sequence has had a hole for at least minAgeMs, with the first missing number. */
-  gaps(minAgeMs: number): Array<{ sender: string; expected: number }> {
+  /** Makes a new sender's reliable sequence start at `seq` rather than at its first message seen. */
+  expectFrom(sender: string, seq: number): void {
+    if (!this.senders.has(sender)) this.senders.set(sender, { expected: seq, buffer: new Map(), gapSince: null, lossySeen: new Set(), lossyOrder: [] });
+  }
+
+  /**
+   * Senders whose reliable sequence has had a hole for at least minAgeMs: the first missing
+   * number and the first number held back after it (the hole is [expected, next)).
+   */
+  gaps(minAgeMs: number): Array<{ sender: string; expected: number; next: number }> {
     const now = this.now();
-    const found: Array<{ sender: string; expected: number }> = [];
+    const found: Array<{ sender: string; expected: number; next: number }> = [];
     for (const [sender, state] of this.senders) {
-      if (state.gapSince !== null && now - state.gapSince >= minAgeMs) found.push({ sender, expected: state.expected });
+      if (state.gapSince !== null && now - state.gapSince >= minAgeMs) found.push({ sender, expected: state.expected, next: Math.min(...state.buffer.keys()) });
     }
     return found;
+  }
+
+  /**
+   * Gives up on the sender's messages before `seq` (it no longer holds them): what is held back
+   * from there is delivered in order, the holes skipped.
+   */
+  skipTo(sender: string, seq: number, deliver: (message: T) => void): void {
+    const state = this.senders.get(sender);
+    if (!state || state.expected >= seq) return;
+    for (; state.expected < seq; state.expected++) {
+      const held = state.buffer.get(state.expected);
+      if (held === undefined) continue;
+      state.buffer.delete(state.expected);
+      deliver(held);
+    }
+    state.gapSince = null;
+    this.drain(state, deliver);
   }
 
   /** Forgets a sender (it left). */

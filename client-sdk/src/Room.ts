@@ -136,10 +136,13 @@ interface Envelope {
   c?: ControlKind;
   /** With sfu-produced: our producer ids on the SFU. */
   p?: string[];
-  /** With sync: the identity of the sender asked to resend (with `e`, its epoch, and `q`, from where). */
+  /** With sync: the identity of the sender asked to resend (with `e`, its epoch, `q`, from where, and `u`, up to where, exclusive). */
   s?: string;
+  u?: number;
   /** With sync and synced: the request's nonce. */
   n?: string;
+  /** With synced: the oldest sequence number the sender still holds (older ones are gone for good). */
+  o?: number;
 }
 
 /**
@@ -153,20 +156,26 @@ type ControlKind = 'sfu-produced' | 'sfu-ready' | 'bye' | 'mesh-ready' | 'sfu-by
  * The safety net of exactly-once data: a receiver that misses reliable messages of a sender
  * (a hole in its sequence, or a new SFU data consumer of that sender, which cannot have
  * received what was sent before it existed) asks `sync` {s: sender, e: epoch, q: from, n};
- * the sender resends what it still holds from `q` on every path it has, then answers `synced`
- * {t: [asker], n} on the same paths. The asker repeats until answered (or gives up after
- * SYNC_GIVE_UP_MS); the sequencer drops the copies.
+ * the sender resends what it still holds of [q, u) on every path it has, then answers
+ * `synced` {t: [asker], n, o: the oldest number it still holds} on the same paths. The asker
+ * repeats until answered (SCTP on the SFU drops messages to a receiver that fell far behind,
+ * so requests, resends and answers can all be lost), gives up on what is older than `o`, and
+ * stops after SYNC_GIVE_UP_MS; the sequencer drops the copies.
  */
 type SyncKind = 'sync' | 'synced';
 const SYNC_CHECK_MS = 250;
 const SYNC_RETRY_MS = 500;
-const SYNC_GIVE_UP_MS = 10_000;
+const SYNC_GIVE_UP_MS = 30_000;
+/** At most this many messages per answer: resends must not flood a receiver that is already behind. */
+const SYNC_MAX_RESEND = 256;
 
 /** A sync request of ours, waiting for its `synced`. */
 interface PendingSync {
   identity: string;
   epoch: string;
   from: number;
+  /** The end of the hole (exclusive); null asks for everything from `from` on. */
+  to: number | null;
   nonce: string;
   since: number;
   askedAt: number;
@@ -207,6 +216,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private readonly sentHistory = new SentHistory();
   /** Our open sync requests, by sequencer key. */
   private readonly pendingSyncs = new Map<string, PendingSync>();
+  /** Identities that joined after us: their reliable data is owed to us from sequence 1. */
+  private readonly joinedAfterUs = new Set<string>();
   /** The latest data epoch seen from each remote identity. */
   private readonly epochByIdentity = new Map<string, string>();
   /** When we last answered a sync of each asker (answers are spaced out). */
@@ -422,6 +433,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
       'peer_joined',
       ordered((info: PeerInfo) => {
         const participant = this.upsertParticipant(info);
+        // It joined after us: we are owed its data from its first message on.
+        this.joinedAfterUs.add(participant.identity);
         if (this.mode === 'mesh') this.link(participant, { initiator: false });
       }),
     );
@@ -584,7 +597,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (typeof envelope.q !== 'number' || typeof envelope.e !== 'string') return;
     const isReliable = envelope.r === undefined ? reliable : envelope.r === 1;
     this.epochByIdentity.set(participant.identity, envelope.e);
-    this.sequencer.accept(`${participant.identity}\u0000${envelope.e}`, envelope.q, isReliable, { participant, envelope, reliable: isReliable }, (m) => this.deliver(m));
+    const key = `${participant.identity}\u0000${envelope.e}`;
+    // Its first messages may have gone out before any path to us was up (an SFU data consumer
+    // opens after the producer): a hole from 1 that the sync check asks for.
+    if (isReliable && this.joinedAfterUs.has(participant.identity) && this.sequencer.expected(key) === null) this.sequencer.expectFrom(key, 1);
+    this.sequencer.accept(key, envelope.q, isReliable, { participant, envelope, reliable: isReliable }, (m) => this.deliver(m));
   }
 
   private deliver({ participant, envelope, reliable }: { participant: RemoteParticipant; envelope: Envelope; reliable: boolean }): void {
@@ -621,9 +638,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   /** Every SYNC_CHECK_MS: ask for holes older than that, repeat unanswered requests. */
   private checkSyncs(): void {
-    for (const { sender, expected } of this.sequencer.gaps(SYNC_CHECK_MS)) {
+    for (const { sender, expected, next } of this.sequencer.gaps(SYNC_CHECK_MS)) {
       const [identity, epoch] = sender.split('\u0000') as [string, string];
-      this.requestSync(identity, epoch, expected);
+      this.requestSync(identity, epoch, expected, next);
     }
     const now = Date.now();
     for (const [key, pending] of this.pendingSyncs) {
@@ -632,12 +649,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
     }
   }
 
-  /** Asks a sender to resend from `from` (unless the same request is already open). */
-  private requestSync(identity: string, epoch: string, from: number): void {
+  /** Asks a sender to resend [from, to) (unless the same request is already open). */
+  private requestSync(identity: string, epoch: string, from: number, to: number | null): void {
     const key = `${identity}\u0000${epoch}`;
     const open = this.pendingSyncs.get(key);
-    if (open && open.from === from) return;
-    const pending: PendingSync = { identity, epoch, from, nonce: Math.random().toString(36).slice(2, 10), since: Date.now(), askedAt: 0 };
+    if (open && open.from === from && open.to === to) return;
+    const pending: PendingSync = { identity, epoch, from, to, nonce: Math.random().toString(36).slice(2, 10), since: Date.now(), askedAt: 0 };
     this.pendingSyncs.set(key, pending);
     this.askSync(pending);
   }
@@ -646,7 +663,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     pending.askedAt = Date.now();
     const participant = this.participants.get(pending.identity);
     if (!participant) return;
-    const text = JSON.stringify({ c: 'sync', s: pending.identity, e: pending.epoch, q: pending.from, n: pending.nonce });
+    const text = JSON.stringify({ c: 'sync', s: pending.identity, e: pending.epoch, q: pending.from, ...(pending.to === null ? {} : { u: pending.to }), n: pending.nonce });
     this.sendControlEverywhere(participant.id, text);
   }
 
@@ -660,7 +677,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const self = this.localParticipant?.identity;
     if (envelope.c === 'synced') {
       if (!self || !envelope.t?.includes(self)) return;
-      for (const [key, pending] of this.pendingSyncs) if (pending.nonce === envelope.n) this.pendingSyncs.delete(key);
+      for (const [key, pending] of this.pendingSyncs) {
+        if (pending.nonce !== envelope.n) continue;
+        this.pendingSyncs.delete(key);
+        // What the sender no longer holds is lost for good: stop holding later messages back for it.
+        if (typeof envelope.o === 'number') this.sequencer.skipTo(key, envelope.o, (m) => this.deliver(m));
+      }
       return;
     }
     // A sync for us (the SFU path carries everyone's requests to everyone).
@@ -671,8 +693,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const link = this.links.get(participant.id);
     const overLink = link && !this.handOver.get(participant.id)?.byeSent ? link : null;
     const overSfu = this.sfu && !this.sfuByeSent ? this.sfu : null;
-    const answer = JSON.stringify({ c: 'synced', t: [participant.identity], n: envelope.n });
-    for (const text of [...this.sentHistory.since(envelope.q), answer]) {
+    const answer = JSON.stringify({ c: 'synced', t: [participant.identity], n: envelope.n, o: this.sentHistory.oldest(this.reliableSeq + 1) });
+    const to = typeof envelope.u === 'number' ? envelope.u : Infinity;
+    for (const text of [...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND), answer]) {
       overSfu?.send(text, true);
       overLink?.send(text, true);
     }
@@ -684,7 +707,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const epoch = participant ? this.epochByIdentity.get(participant.identity) : undefined;
     if (!participant || !epoch) return; // Nothing received from it yet: its stream starts wherever we join it.
     const expected = this.sequencer.expected(`${participant.identity}\u0000${epoch}`);
-    if (expected !== null) this.requestSync(participant.identity, epoch, expected);
+    if (expected !== null) this.requestSync(participant.identity, epoch, expected, null);
   }
 
   /** Joins the SFU (first time or after the router was rebuilt) and consumes everyone there. */

@@ -20,8 +20,18 @@ export class SentHistory {
     }
   }
 
-  /** Messages with a sequence number of at least `seq`, oldest first. */
-  since(seq: number): string[] {
-    return this.entries.filter((entry) => entry.seq >= seq).map((entry) => entry.text);
+  /** The oldest sequence number still held (`next` when nothing is). */
+  oldest(next: number): number {
+    return this.entries[0]?.seq ?? next;
+  }
+
+  /** Messages numbered from `from` (inclusive) to `to` (exclusive; open without it), oldest first, at most `limit`. */
+  range(from: number, to = Infinity, limit = Infinity): string[] {
+    const found: string[] = [];
+    for (const entry of this.entries) {
+      if (found.length >= limit) break;
+      if (entry.seq >= from && entry.seq < to) found.push(entry.text);
+    }
+    return found;
   }
 }

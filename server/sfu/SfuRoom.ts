@@ -30,6 +30,8 @@ class SfuPeer {
 export type SfuRoomEvents = {
   producer_added: [producer: SfuProducerInfo];
   producer_removed: [producer: SfuProducerInfo];
+  /** mediasoup dropped a data message for a consumer whose SCTP send buffer was full. */
+  data_dropped: [];
 };
 
 /** Codecs the routers offer: Opus, VP8, VP9 and H.264 (constrained baseline). */
@@ -96,6 +98,10 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
       preferUdp: true,
       enableSctp: true,
       numSctpStreams: { OS: 1024, MIS: 1024 },
+      // mediasoup drops data messages once this fills, and usrsctp accounts ~2 KB per small
+      // message: the 256 KiB default holds about a second of a busy room's chat for a receiver
+      // that falls behind.
+      sctpSendBufferSize: this.config.sctpSendBufferBytes,
       initialAvailableOutgoingBitrate: 1_000_000,
       appData: { peerId, direction },
     });
@@ -162,6 +168,8 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     const peer = this.existingPeer(peerId);
     const dataConsumer = await peer.transport(transportId).consumeData({ dataProducerId });
     peer.dataConsumers.set(dataConsumer.id, dataConsumer);
+    // A slow receiver's buffer overflowed: the SDK's sync asks the sender again for what it lost.
+    dataConsumer.on('sctpsendbufferfull', () => this.emit('data_dropped'));
     dataConsumer.observer.on('close', () => peer.dataConsumers.delete(dataConsumer.id));
     return {
       id: dataConsumer.id,

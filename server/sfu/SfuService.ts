@@ -10,6 +10,8 @@ export { SfuRoom } from './SfuRoom.js';
 export type SfuServiceEvents = {
   /** Routers lost with a dead worker: these room keys need a new router. */
   rooms_lost: [roomKeys: string[]];
+  /** A data message was dropped on its way to a consumer: that peer's SCTP send buffer was full. */
+  data_dropped: [];
 };
 
 /**
@@ -62,6 +64,7 @@ export class SfuService extends TypedEmitter<SfuServiceEvents> {
       return raced;
     }
     const room = new SfuRoom(roomKey, router, worker, this.options.config, this.options.logger);
+    room.on('data_dropped', () => this.emit('data_dropped'));
     this.rooms.set(roomKey, room);
     this.logger.info({ room: roomKey, worker: worker.worker.pid }, 'SFU router opened');
     return room;

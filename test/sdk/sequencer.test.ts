@@ -50,7 +50,7 @@ describe('InboundSequencer', () => {
     now = 100;
     expect(s.gaps(250)).to.deep.equal([]);
     now = 300;
-    expect(s.gaps(250)).to.deep.equal([{ sender: 'a', expected: 2 }]);
+    expect(s.gaps(250)).to.deep.equal([{ sender: 'a', expected: 2, next: 4 }]);
     s.accept('a', 2, true, 2, () => undefined);
     s.accept('a', 3, true, 3, () => undefined);
     expect(s.gaps(0)).to.deep.equal([]);
@@ -58,20 +58,58 @@ describe('InboundSequencer', () => {
   });
 });
 
+describe('InboundSequencer.expectFrom', () => {
+  it('holds a new sender back until its sequence is complete from the given number', () => {
+    const out: number[] = [];
+    const s = new InboundSequencer<number>();
+    s.expectFrom('late', 1);
+    s.accept('late', 3, true, 3, (m) => out.push(m));
+    expect(out).to.deep.equal([]);
+    expect(s.gaps(0)).to.deep.equal([{ sender: 'late', expected: 1, next: 3 }]);
+    s.accept('late', 1, true, 1, (m) => out.push(m));
+    s.accept('late', 2, true, 2, (m) => out.push(m));
+    expect(out).to.deep.equal([1, 2, 3]);
+    s.expectFrom('late', 1); // a known sender keeps its place
+    s.accept('late', 4, true, 4, (m) => out.push(m));
+    expect(out).to.deep.equal([1, 2, 3, 4]);
+  });
+});
+
+describe('InboundSequencer.skipTo', () => {
+  it('gives up on a hole the sender no longer holds, delivering what was held back in order', () => {
+    const out: number[] = [];
+    const s = new InboundSequencer<number>();
+    s.accept('a', 1, true, 1, (m) => out.push(m));
+    for (const seq of [3, 5, 6]) s.accept('a', seq, true, seq, (m) => out.push(m));
+    expect(out).to.deep.equal([1]);
+    s.skipTo('a', 4, (m) => out.push(m)); // 2 is gone for good; 4 may still come
+    expect(out).to.deep.equal([1, 3]);
+    expect(s.expected('a')).to.equal(4);
+    s.accept('a', 4, true, 4, (m) => out.push(m));
+    expect(out).to.deep.equal([1, 3, 4, 5, 6]);
+    s.skipTo('a', 2, (m) => out.push(m)); // behind us already: nothing happens
+    expect(s.expected('a')).to.equal(7);
+  });
+});
+
 describe('SentHistory', () => {
-  it('returns the messages from a sequence number on, oldest first', () => {
+  it('returns the messages of a range, oldest first, up to a limit', () => {
     const h = new SentHistory();
     for (let seq = 1; seq <= 5; seq++) h.add(seq, `m${seq}`);
-    expect(h.since(3)).to.deep.equal(['m3', 'm4', 'm5']);
-    expect(h.since(9)).to.deep.equal([]);
+    expect(h.range(3)).to.deep.equal(['m3', 'm4', 'm5']);
+    expect(h.range(2, 4)).to.deep.equal(['m2', 'm3']);
+    expect(h.range(1, Infinity, 2)).to.deep.equal(['m1', 'm2']);
+    expect(h.range(9)).to.deep.equal([]);
+    expect(h.oldest(6)).to.equal(1);
+    expect(new SentHistory().oldest(6)).to.equal(6);
   });
 
   it('forgets the oldest beyond its message and character bounds', () => {
     const byCount = new SentHistory(3, 1000);
     for (let seq = 1; seq <= 5; seq++) byCount.add(seq, `m${seq}`);
-    expect(byCount.since(0)).to.deep.equal(['m3', 'm4', 'm5']);
+    expect(byCount.range(0)).to.deep.equal(['m3', 'm4', 'm5']);
     const byChars = new SentHistory(100, 10);
     for (let seq = 1; seq <= 4; seq++) byChars.add(seq, 'abcd');
-    expect(byChars.since(0)).to.deep.equal(['abcd', 'abcd']);
+    expect(byChars.range(0)).to.deep.equal(['abcd', 'abcd']);
   });
 });
