@@ -64,6 +64,8 @@ export interface Config {
     maxTokenLifetimeS: number;
     adminApiKey: string | undefined;
     anonymousRooms: boolean;
+    /** The tenant whose rooms and limits anonymous participants use. */
+    anonymousTenant: string;
     devTokenRoute: boolean;
   };
   roles: Record<string, Grants>;
@@ -166,6 +168,7 @@ const envSchema = z.object({
   TOKEN_MAX_LIFETIME_S: int(60, 30 * 24 * 3600).default(24 * 3600),
   ADMIN_API_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   ANONYMOUS_ROOMS: bool.default(false),
+  ANONYMOUS_TENANT: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a tenant id (letters, digits, _ and -)').default('dev'),
   DEV_TOKEN_ROUTE: bool.optional(),
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional(),
   MESH_THRESHOLD: int(1, 1000).default(4),
@@ -407,6 +410,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxTokenLifetimeS: e.TOKEN_MAX_LIFETIME_S,
       adminApiKey,
       anonymousRooms: e.ANONYMOUS_ROOMS,
+      anonymousTenant: e.ANONYMOUS_TENANT,
       devTokenRoute: production ? false : (e.DEV_TOKEN_ROUTE ?? true),
     },
     roles,

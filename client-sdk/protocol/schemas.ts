@@ -100,6 +100,9 @@ export const iceCandidate = z.strictObject({
   usernameFragment: z.string().max(256).nullable().optional(),
 });
 
+/** The handshake auth payload of an anonymous/demo join (ANONYMOUS_ROOMS on): no token. */
+export const anonymousAuth = z.strictObject({ room: externalId, name: displayName });
+
 export const joinPayload = z.strictObject({ metadata: safeJsonObject().optional() }).optional();
 
 export const signalPayload = z

@@ -8,7 +8,7 @@ import { PeerLink } from './PeerLink.js';
 import { summarizeLink, type QualitySample } from './quality.js';
 import { DefaultReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
 import { SfuSession } from './SfuSession.js';
-import { SignalClient } from './SignalClient.js';
+import { SignalClient, type Credentials } from './SignalClient.js';
 
 /** Room events, as a string enum (LiveKit's style); listener signatures are in RoomEventCallbacks. */
 export enum RoomEvent {
@@ -249,7 +249,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   private constructor(
     private readonly url: string,
-    private token: string,
+    private token: Credentials,
     private readonly options: RoomOptions,
   ) {
     super();
@@ -259,8 +259,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.reconnectPolicy = options.reconnectPolicy === undefined ? new DefaultReconnectPolicy() : options.reconnectPolicy;
   }
 
-  /** Connects, joins the room named in the token, and connects to every participant. */
-  static async connect(url: string, token: string, options: RoomOptions = {}): Promise<Room> {
+  /**
+   * Connects, joins the room named in the token, and connects to every participant. Instead of
+   * a token, `{ room, name }` joins an anonymous/demo room on a server that allows them.
+   */
+  static async connect(url: string, token: Credentials, options: RoomOptions = {}): Promise<Room> {
     const room = new Room(url, token, options);
     await room.establish();
     room.setState(ConnectionState.Connected);

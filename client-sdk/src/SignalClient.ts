@@ -14,13 +14,23 @@ export interface SignalClientOptions {
   socketOptions?: Record<string, unknown>;
 }
 
-/** One Socket.IO connection: connect with the token in the auth payload, typed requests with acks. */
+/** Joining an anonymous/demo room (a server with ANONYMOUS_ROOMS on): no token. */
+export interface AnonymousCredentials {
+  room: string;
+  name: string;
+}
+
+/** A join token, or the room and name of an anonymous join. */
+export type Credentials = string | AnonymousCredentials;
+
+/** One Socket.IO connection: connect with the credentials in the auth payload, typed requests with acks. */
 export class SignalClient {
   readonly socket: ClientSocket;
 
-  constructor(url: string, token: string, private readonly options: SignalClientOptions) {
+  constructor(url: string, credentials: Credentials, private readonly options: SignalClientOptions) {
+    const auth = typeof credentials === 'string' ? { token: credentials } : { room: credentials.room, name: credentials.name };
     // Reconnection is the Room's job (it needs to rejoin and rebuild peers), not socket.io's.
-    this.socket = io(url, { auth: { token }, reconnection: false, forceNew: true, transports: ['websocket'], ...options.socketOptions });
+    this.socket = io(url, { auth, reconnection: false, forceNew: true, transports: ['websocket'], ...options.socketOptions });
   }
 
   /** Resolves once connected; rejects with the server's error code (token_invalid, ...). */

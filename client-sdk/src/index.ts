@@ -2,6 +2,7 @@
 export { Room, RoomEvent, ConnectionState, RemoteParticipant } from './Room.js';
 export type { RoomOptions, RoomEventCallbacks, LocalParticipant, DataPayload, DataInfo, WebRtcImplementation, ParticipantMediaStats } from './Room.js';
 export { SwitchboardError } from './errors.js';
+export type { AnonymousCredentials, Credentials } from './SignalClient.js';
 export type { SwitchboardErrorCode, ClientErrorCode } from './errors.js';
 export { DefaultReconnectPolicy } from './ReconnectPolicy.js';
 export type { ReconnectPolicy, ReconnectContext } from './ReconnectPolicy.js';

@@ -17,6 +17,8 @@ export interface VerifiedToken {
   metadata: Metadata;
   issuedAt: Date;
   expiresAt: Date;
+  /** Joined without a token (ANONYMOUS_ROOMS): no jti in the store, guest grants. */
+  anonymous?: boolean;
 }
 
 export interface MintRequest {

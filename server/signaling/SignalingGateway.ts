@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { z } from 'zod';
 import type { ClientEventName, IceServer, JsonValue, SfuInfo } from '../../client-sdk/protocol/events.js';
-import { clientEventSchemas, describeIssues } from '../../client-sdk/protocol/schemas.js';
-import type { Config } from '../../config/index.js';
-import type { TokenService } from '../auth/TokenService.js';
+import { anonymousAuth, clientEventSchemas, describeIssues } from '../../client-sdk/protocol/schemas.js';
+import { DEFAULT_ROLES, NO_GRANTS, type Config } from '../../config/index.js';
+import type { TokenService, VerifiedToken } from '../auth/TokenService.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';
@@ -132,8 +133,16 @@ export class SignalingGateway {
       }
     }
     const auth: unknown = socket.handshake.auth;
-    const token = auth && typeof auth === 'object' ? (auth as Record<string, unknown>).token : undefined;
-    const identity = this.options.tokens.verify(token);
+    const fields = auth && typeof auth === 'object' ? (auth as Record<string, unknown>) : {};
+    if (fields.token === undefined && fields.room !== undefined && this.options.config.auth.anonymousRooms) {
+      const tenant = await this.options.store.tenants.get(this.options.config.auth.anonymousTenant);
+      if (!tenant) throw new AppError('internal', 'ANONYMOUS_TENANT names an unknown tenant');
+      socket.data.identity = this.anonymousIdentity(fields);
+      socket.data.tenant = tenant;
+      socket.data.peer = null;
+      return;
+    }
+    const identity = this.options.tokens.verify(fields.token);
     if (!identity.grants.roomJoin) throw new AppError('forbidden', 'token does not grant roomJoin');
     if (await this.options.store.tokens.isRevoked(identity.jti)) throw new AppError('token_revoked', 'token was revoked');
     const tenant = await this.options.store.tenants.get(identity.tenantId);
@@ -141,6 +150,27 @@ export class SignalingGateway {
     socket.data.identity = identity;
     socket.data.tenant = tenant;
     socket.data.peer = null;
+  }
+
+  /** Anonymous/demo rooms: {room, name} in the handshake auth payload, the "guest" preset. */
+  private anonymousIdentity(fields: Record<string, unknown>): VerifiedToken {
+    const parsed = anonymousAuth.safeParse({ room: fields.room, name: fields.name });
+    if (!parsed.success) throw new AppError('payload_invalid', `anonymous join: ${describeIssues(parsed.error)}`);
+    const { config } = this.options;
+    const now = Date.now();
+    const id = randomUUID();
+    return {
+      jti: `anonymous-${id}`,
+      tenantId: config.auth.anonymousTenant,
+      roomId: parsed.data.room,
+      userId: `anonymous-${id.slice(0, 8)}`,
+      name: parsed.data.name,
+      grants: { ...NO_GRANTS, ...(config.roles.guest ?? DEFAULT_ROLES.guest) },
+      metadata: {},
+      issuedAt: new Date(now),
+      expiresAt: new Date(now + config.auth.maxTokenLifetimeS * 1000),
+      anonymous: true,
+    };
   }
 
   private onConnection(socket: AppSocket): void {
@@ -233,6 +263,7 @@ export class SignalingGateway {
   private async join(socket: AppSocket, payload: Payload<'join'>): Promise<object> {
     if (socket.data.peer) throw new AppError('already_joined', 'already joined');
     const { identity, tenant } = socket.data;
+    if (identity.anonymous) this.logger.warn({ tenant: tenant.tenant_id, room: identity.roomId, user: identity.userId }, 'anonymous join (ANONYMOUS_ROOMS is on)');
     const endTimer = this.options.metrics.joinDuration.startTimer();
     const { room, peer } = await this.options.rooms.admit(socket, identity, tenant, payload?.metadata as Record<string, JsonValue> | undefined);
     endTimer();
