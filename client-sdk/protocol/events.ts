@@ -40,6 +40,8 @@ export interface PeerInfo {
   user_id: string;
   name: string;
   metadata: Metadata;
+  /** Present while a room admin muted this peer's audio or video (admin:mute). */
+  muted?: { audio: boolean; video: boolean };
 }
 
 export interface IceServer {
@@ -177,6 +179,7 @@ export interface ClientToServerEvents {
   'sfu:close_producer': (payload: { producer_id: string }, ack: Ack) => void;
   'admin:kick': (payload: { peer_id: string; reason?: string }, ack: Ack) => void;
   'admin:lock': (payload: { locked: boolean }, ack: Ack<{ locked: boolean }>) => void;
+  'admin:mute': (payload: { peer_id: string; kind: 'audio' | 'video'; muted: boolean }, ack: Ack) => void;
 }
 
 export interface ServerToClientEvents {

@@ -209,6 +209,12 @@ export const adminKickPayload = z.strictObject({
 
 export const adminLockPayload = z.strictObject({ locked: z.boolean() });
 
+export const adminMutePayload = z.strictObject({
+  peer_id: z.string().min(1).max(Limits.idLength),
+  kind: z.enum(['audio', 'video']),
+  muted: z.boolean(),
+});
+
 /** One schema per client event; the gateway refuses to register a handler without one. */
 export const clientEventSchemas = {
   join: joinPayload,
@@ -226,6 +232,7 @@ export const clientEventSchemas = {
   'sfu:close_producer': sfuProducerPayload,
   'admin:kick': adminKickPayload,
   'admin:lock': adminLockPayload,
+  'admin:mute': adminMutePayload,
 } as const;
 
 /** Formats zod issues as one short line for the error message (never echoes values). */

@@ -19,6 +19,7 @@ export enum RoomEvent {
   TrackUnsubscribed = 'trackUnsubscribed',
   Data = 'data',
   ModeChanged = 'modeChanged',
+  MutedByAdmin = 'mutedByAdmin',
   ConnectionStateChanged = 'connectionStateChanged',
   Error = 'error',
 }
@@ -55,6 +56,8 @@ export interface RoomEventCallbacks {
   trackUnsubscribed: (track: MediaStreamTrack, participant: RemoteParticipant) => void;
   data: (payload: DataPayload, participant: RemoteParticipant, info: DataInfo) => void;
   modeChanged: (mode: RoomMode, reason: string) => void;
+  /** A room admin muted (or unmuted) this client's audio or video; the SDK disabled (re-enabled) those tracks. */
+  mutedByAdmin: (kind: 'audio' | 'video', muted: boolean) => void;
   connectionStateChanged: (state: ConnectionState) => void;
   error: (error: SwitchboardError) => void;
 }
@@ -97,6 +100,8 @@ export class RemoteParticipant {
     readonly identity: string,
     public name: string,
     public metadata: Metadata,
+    /** What a room admin muted of this participant (admin:mute). */
+    public muted: { audio: boolean; video: boolean } = { audio: false, video: false },
   ) {}
 }
 
@@ -107,6 +112,8 @@ export interface LocalParticipant {
   name: string;
   metadata: Metadata;
   grants: Grants;
+  /** What a room admin muted of ours: those tracks are disabled until unmuted. */
+  muted: { audio: boolean; video: boolean };
 }
 
 /** Server codes after which reconnecting cannot help. */
@@ -280,6 +287,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const tracks = isStream ? (source as MediaStream).getTracks() : [source as MediaStreamTrack];
     const stream = isStream ? (source as MediaStream) : undefined;
     for (const track of tracks) {
+      if (this.localParticipant.muted[track.kind as 'audio' | 'video']) track.enabled = false; // muted by a room admin
       this.localTracks.set(track, stream);
       for (const link of this.links.values()) link.addTrack(track, stream);
       await this.sfu?.produce(track);
@@ -410,7 +418,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.mode = ack.room.mode;
     this.config = ack.room.config;
     this.iceServers = ack.ice_servers;
-    this.localParticipant = { id: ack.self.id, identity: ack.self.user_id, name: ack.self.name, metadata: ack.self.metadata, grants: ack.self.grants };
+    this.localParticipant = { id: ack.self.id, identity: ack.self.user_id, name: ack.self.name, metadata: ack.self.metadata, grants: ack.self.grants, muted: { audio: false, video: false } };
     const present = new Set(ack.peers.map((p) => p.user_id));
     for (const participant of [...this.participants.values()]) if (!present.has(participant.identity)) this.removeParticipant(participant);
     if (ack.room.mode === 'sfu' && ack.sfu) {
@@ -451,10 +459,15 @@ export class Room extends Emitter<RoomEventCallbacks> {
     socket.on(
       'peer_updated',
       ordered((info: PeerInfo) => {
+        if (info.id === this.localParticipant?.id) {
+          this.applyAdminMute(info.muted ?? { audio: false, video: false });
+          return;
+        }
         const participant = this.participantsById.get(info.id);
         if (!participant) return;
         participant.name = info.name;
         participant.metadata = info.metadata;
+        participant.muted = info.muted ?? { audio: false, video: false };
         this.emit(RoomEvent.ParticipantUpdated, participant);
       }),
     );
@@ -521,7 +534,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       participant.name = info.name;
       participant.metadata = info.metadata;
     } else {
-      participant = new RemoteParticipant(info.id, info.user_id, info.name, info.metadata);
+      participant = new RemoteParticipant(info.id, info.user_id, info.name, info.metadata, info.muted ?? { audio: false, video: false });
       this.participants.set(info.user_id, participant);
       if (announce) queueMicrotask(() => this.emit(RoomEvent.ParticipantJoined, participant as RemoteParticipant));
     }
@@ -615,6 +628,21 @@ export class Room extends Emitter<RoomEventCallbacks> {
   }
 
   // ---- Migration: make-before-break in both directions -------------------------------------
+
+  /**
+   * A room admin muted or unmuted us: our tracks of that kind are disabled (silence, black
+   * frames) or enabled again. On the SFU the server pauses them too; in a mesh this is all there is.
+   */
+  private applyAdminMute(muted: { audio: boolean; video: boolean }): void {
+    const local = this.localParticipant;
+    if (!local) return;
+    for (const kind of ['audio', 'video'] as const) {
+      if (local.muted[kind] === muted[kind]) continue;
+      local.muted[kind] = muted[kind];
+      for (const track of this.localTracks.keys()) if (track.kind === kind) track.enabled = !muted[kind];
+      this.emit(RoomEvent.MutedByAdmin, kind, muted[kind]);
+    }
+  }
 
   /** Sends a control message to one peer over the mesh. */
   private control(peerId: string, kind: ControlKind, extra: Partial<Envelope> = {}): void {

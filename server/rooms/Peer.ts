@@ -10,6 +10,8 @@ export class Peer {
   metadata: Metadata;
   /** The latest quality summary the client reported, for operators (API, metrics). */
   quality: { at: Date; links: LinkQuality[] } | null = null;
+  /** What a room admin muted (admin:mute): paused on the SFU, disabled by the peer's SDK in a mesh. */
+  readonly adminMuted = { audio: false, video: false };
 
   constructor(
     readonly socket: AppSocket,
@@ -27,6 +29,7 @@ export class Peer {
   }
 
   info(): PeerInfo {
-    return { id: this.id, user_id: this.userId, name: this.name, metadata: this.metadata };
+    const muted = this.adminMuted.audio || this.adminMuted.video ? { muted: { ...this.adminMuted } } : {};
+    return { id: this.id, user_id: this.userId, name: this.name, metadata: this.metadata, ...muted };
   }
 }

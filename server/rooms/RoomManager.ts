@@ -15,6 +15,8 @@ export type RoomManagerEvents = {
   peer_joined: [room: Room, peer: Peer];
   peer_left: [room: Room, peer: Peer, reason: string];
   room_updated: [room: Room];
+  /** A room admin muted or unmuted a peer's audio or video. */
+  peer_muted: [room: Room, peer: Peer, kind: 'audio' | 'video', muted: boolean];
 };
 
 export interface RoomManagerOptions {

@@ -53,6 +53,9 @@ export class TopologyController {
       this.evaluate(room);
     });
     rooms.on('room_updated', (room) => this.evaluate(room));
+    rooms.on('peer_muted', (room, peer, kind, muted) => {
+      this.state(room).sfuRoom?.setMuted(peer.id, kind, muted).catch((error: unknown) => this.logger.warn({ err: error, room: room.key }, 'could not apply an admin mute on the SFU'));
+    });
     rooms.on('room_finished', (room) => this.forget(room));
     sfu?.on('rooms_lost', (keys) => {
       for (const key of keys) {
@@ -245,7 +248,8 @@ export class TopologyController {
     on('sfu:produce', async (socket, payload) => {
       const { peer, sfuRoom } = this.sfuOf(socket);
       if (!peer.grants.canPublish) throw new AppError('forbidden', 'token does not grant canPublish');
-      return { producer_id: await sfuRoom.produce(peer.id, payload.transport_id, payload.kind, payload.rtp_parameters as never, payload.app_data ?? {}) };
+      const paused = peer.adminMuted[payload.kind];
+      return { producer_id: await sfuRoom.produce(peer.id, payload.transport_id, payload.kind, payload.rtp_parameters as never, payload.app_data ?? {}, paused) };
     });
     on('sfu:produce_data', async (socket, payload) => {
       const { peer, sfuRoom } = this.sfuOf(socket);

@@ -83,6 +83,11 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     return list;
   }
 
+  /** Whether a peer's media producer is paused (admin mute), or undefined if it has no such producer. */
+  producerPaused(peerId: string, producerId: string): boolean | undefined {
+    return this.peers.get(peerId)?.producers.get(producerId)?.paused;
+  }
+
   /** Number of transports a peer holds (tests and limits). */
   transportCount(peerId: string): number {
     return this.peers.get(peerId)?.transports.size ?? 0;
@@ -125,10 +130,11 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     await this.existingPeer(peerId).transport(transportId).connect({ dtlsParameters });
   }
 
-  async produce(peerId: string, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters, appData: Record<string, unknown>): Promise<string> {
+  /** A producer for a peer; `paused` while a room admin has that kind muted. */
+  async produce(peerId: string, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters, appData: Record<string, unknown>, paused = false): Promise<string> {
     const peer = this.existingPeer(peerId);
     if (peer.producers.size + peer.dataProducers.size >= this.config.maxProducersPerPeer) throw new AppError('quota_exceeded', `at most ${this.config.maxProducersPerPeer} producers per peer`);
-    const producer = await peer.transport(transportId).produce({ kind, rtpParameters, appData: { ...appData, peerId } });
+    const producer = await peer.transport(transportId).produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } });
     peer.producers.set(producer.id, producer);
     const info: SfuProducerInfo = { peer_id: peerId, producer_id: producer.id, kind };
     producer.observer.on('close', () => {
@@ -137,6 +143,17 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     });
     if (peer.announced) this.emit('producer_added', info);
     return producer.id;
+  }
+
+  /** Pauses (admin mute) or resumes a peer's producers of one kind. */
+  async setMuted(peerId: string, kind: ms.MediaKind, muted: boolean): Promise<void> {
+    const peer = this.peers.get(peerId);
+    if (!peer) return;
+    for (const producer of peer.producers.values()) {
+      if (producer.kind !== kind || producer.closed) continue;
+      if (muted) await producer.pause();
+      else await producer.resume();
+    }
   }
 
   async produceData(peerId: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters, label: string, protocol: string): Promise<string> {

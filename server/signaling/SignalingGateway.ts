@@ -71,6 +71,7 @@ export class SignalingGateway {
     this.register('stats', (socket, payload) => this.stats(socket, payload));
     this.register('admin:kick', (socket, payload) => this.adminKick(socket, payload));
     this.register('admin:lock', (socket, payload) => this.adminLock(socket, payload));
+    this.register('admin:mute', (socket, payload) => this.adminMute(socket, payload));
 
     options.io.use((socket, next) => {
       this.authenticate(socket).then(
@@ -326,6 +327,24 @@ export class SignalingGateway {
     // A kicked token cannot rejoin: its jti is revoked until it expires.
     await this.options.store.tokens.revoke(room.tenantId, target.jti, target.socket.data.identity.expiresAt);
     this.options.rooms.removePeer(room, target, payload.reason ?? 'kicked', { kick: true });
+    return {};
+  }
+
+  /**
+   * Mutes (or unmutes) a peer's audio or video for everyone: the peer and the room learn it
+   * from peer_updated (`muted`); on the SFU its producers of that kind are paused, so nothing
+   * flows whatever its client does; in a mesh its SDK disables its tracks of that kind.
+   */
+  private adminMute(socket: AppSocket, payload: Payload<'admin:mute'>): object {
+    const { peer, room } = this.joined(socket);
+    if (!peer.grants.roomAdmin) throw new AppError('forbidden', 'token does not grant roomAdmin');
+    const target = room.peers.get(payload.peer_id);
+    if (!target) throw new AppError('peer_not_found', 'no such peer in this room');
+    target.adminMuted[payload.kind] = payload.muted;
+    const info = target.info();
+    if (!target.hidden) target.socket.to(channels.room(room.key)).emit('peer_updated', info);
+    target.socket.emit('peer_updated', info);
+    this.options.rooms.emit('peer_muted', room, target, payload.kind, payload.muted);
     return {};
   }
 

@@ -1,7 +1,7 @@
 import wrtc from '@roamhq/wrtc';
 import { expect } from 'chai';
 import { ConnectionState, Room, RoomEvent, SwitchboardError, type DataPayload } from '../../client-sdk/src/index.js';
-import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { emitAck, startServer, waitFor, type TestServer } from '../helpers/server.js';
 
 const webrtc = { RTCPeerConnection: wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection };
 
@@ -78,6 +78,29 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     await waitFor(() => got.length === 5, 5000, 'the lost messages, resent');
     expect([...dropped]).to.deep.equal(['2', '3']);
     expect(got).to.deep.equal([1, 2, 3, 4, 5]);
+  });
+
+  it('disables its tracks of the kind a room admin muted, and enables them again on unmute', async () => {
+    const guest = await connect('muted', 'guest');
+    const source = new wrtc.nonstandard.RTCAudioSource();
+    const track = source.createTrack();
+    try {
+      await guest.publish(track);
+      const events: Array<[string, boolean]> = [];
+      guest.on(RoomEvent.MutedByAdmin, (kind, muted) => events.push([kind, muted]));
+      const admin = await t.join({ room: 'muted', user: 'admin', role: 'host' });
+      const guestId = guest.localParticipant?.id;
+      expect((await emitAck(admin.client, 'admin:mute', { peer_id: guestId, kind: 'audio', muted: true })).ok).to.equal(true);
+      await waitFor(() => events.length === 1, 5000, 'mutedByAdmin');
+      expect(events).to.deep.equal([['audio', true]]);
+      expect(track.enabled).to.equal(false);
+      expect(guest.localParticipant?.muted).to.deep.equal({ audio: true, video: false });
+      expect((await emitAck(admin.client, 'admin:mute', { peer_id: guestId, kind: 'audio', muted: false })).ok).to.equal(true);
+      await waitFor(() => events.length === 2, 5000, 'unmuted');
+      expect(track.enabled).to.equal(true);
+    } finally {
+      track.stop();
+    }
   });
 
   it('delivers to chosen identities only with send(..., {to})', async () => {

@@ -147,6 +147,25 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     expect(selfSeen).to.deep.equal([]);
   });
 
+  it('pauses a peer\'s producers of the kind a room admin muted, including ones created while muted, and resumes them', async () => {
+    const transport = await transportOf(guest.client, 'send');
+    const guestId = guest.ack.self.id;
+    const produce = async (ssrc: number) => {
+      const ack = await emitAck(guest.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: { ...VP8, encodings: [{ ssrc }] } });
+      if (!ack.ok) throw new Error(ack.error.code);
+      return (ack as unknown as { producer_id: string }).producer_id;
+    };
+    const sfuRoom = () => t.server.sfu?.get('t1/s');
+    const first = await produce(2221);
+    expect(sfuRoom()?.producerPaused(guestId, first)).to.equal(false);
+    expect((await emitAck(host.client, 'admin:mute', { peer_id: guestId, kind: 'video', muted: true })).ok).to.equal(true);
+    await waitFor(() => sfuRoom()?.producerPaused(guestId, first) === true, 5000, 'producer paused');
+    const second = await produce(3331);
+    expect(sfuRoom()?.producerPaused(guestId, second), 'created while muted').to.equal(true);
+    expect((await emitAck(host.client, 'admin:mute', { peer_id: guestId, kind: 'video', muted: false })).ok).to.equal(true);
+    await waitFor(() => sfuRoom()?.producerPaused(guestId, first) === false && sfuRoom()?.producerPaused(guestId, second) === false, 5000, 'producers resumed');
+  });
+
   it('refuses produce to a listener (canPublish false) with forbidden', async () => {
     const transport = await transportOf(listener.client, 'send');
     const ack = await emitAck(listener.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: VP8 });
