@@ -33,7 +33,8 @@ export interface RoomManagerOptions {
  */
 export class RoomManager extends TypedEmitter<RoomManagerEvents> {
   private readonly rooms = new Map<string, Room>();
-  private readonly liveRoomsByTenant = new Map<string, number>();
+  /** Live rooms by tenant, then room id (counts for quotas, listings for the API). */
+  private readonly liveRoomsByTenant = new Map<string, Map<string, Room>>();
   private readonly logger: Logger;
   /** Pending expiry closes, by room key (one timer per live room with an expiry; no scans). */
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
@@ -56,7 +57,12 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
   }
 
   liveRoomCount(tenantId: string): number {
-    return this.liveRoomsByTenant.get(tenantId) ?? 0;
+    return this.liveRoomsByTenant.get(tenantId)?.size ?? 0;
+  }
+
+  /** A tenant's live rooms, in room id order. */
+  liveRooms(tenantId: string): Room[] {
+    return [...(this.liveRoomsByTenant.get(tenantId)?.values() ?? [])].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** Room settings from the stored room, then the tenant, then the server defaults. */
@@ -146,9 +152,9 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
       peer.socket.disconnect(true);
     }
     this.rooms.delete(room.key);
-    const live = this.liveRoomCount(room.tenantId) - 1;
-    if (live > 0) this.liveRoomsByTenant.set(room.tenantId, live);
-    else this.liveRoomsByTenant.delete(room.tenantId);
+    const live = this.liveRoomsByTenant.get(room.tenantId);
+    live?.delete(room.id);
+    if (live?.size === 0) this.liveRoomsByTenant.delete(room.tenantId);
     this.logger.info({ room: room.key, reason }, 'room closed');
     this.emit('room_finished', room, reason);
   }
@@ -184,7 +190,9 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
   private create(tenantId: string, roomId: string, config: RoomConfigInfo): Room {
     const room = new Room(tenantId, roomId, config);
     this.rooms.set(room.key, room);
-    this.liveRoomsByTenant.set(tenantId, this.liveRoomCount(tenantId) + 1);
+    let live = this.liveRoomsByTenant.get(tenantId);
+    if (!live) this.liveRoomsByTenant.set(tenantId, (live = new Map()));
+    live.set(roomId, room);
     this.logger.info({ room: room.key }, 'room started');
     this.emit('room_started', room);
     return room;

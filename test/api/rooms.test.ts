@@ -107,6 +107,35 @@ describe('api: rooms', () => {
     expect((await as('GET', '/api/v1/rooms/nothing')).status).to.equal(404);
   });
 
+  it('lists live rooms with live=true (stored or created by a join), in room_id order, paginated, per tenant', async () => {
+    const c = await createTenant(t, { name: 'C', limits: { max_rooms: 10, max_participants: 50 } });
+    const asC = (path: string) => call(t, 'GET', path, { secret: c.api_secret });
+    expect((await call(t, 'POST', '/api/v1/rooms', { secret: c.api_secret, body: { room_id: 'b-stored' } })).status).to.equal(201);
+    expect((await call(t, 'POST', '/api/v1/rooms', { secret: c.api_secret, body: { room_id: 'd-idle' } })).status).to.equal(201);
+    await joinVia(t, c, { room_id: 'b-stored', user_id: 'u1' });
+    await joinVia(t, c, { room_id: 'a-adhoc', user_id: 'u2' });
+    await joinVia(t, c, { room_id: 'c:team@x', user_id: 'u3' });
+    await joinVia(t, a, { room_id: 'a-other-tenant', user_id: 'u4' });
+
+    const first = await asC('/api/v1/rooms?live=true&limit=2');
+    expect(first.status).to.equal(200);
+    expect(first.body.rooms.map((r: { room_id: string; stored: boolean; live: boolean }) => [r.room_id, r.stored, r.live])).to.deep.equal([
+      ['a-adhoc', false, true],
+      ['b-stored', true, true],
+    ]);
+    expect(first.body.next_cursor).to.be.a('string');
+    const second = await asC(`/api/v1/rooms?live=true&limit=2&cursor=${first.body.next_cursor}`);
+    expect(second.body.rooms.map((r: { room_id: string }) => r.room_id)).to.deep.equal(['c:team@x']);
+    expect(second.body.next_cursor).to.equal(null);
+    // Without live=true: the stored rooms, live or not.
+    const stored = await asC('/api/v1/rooms');
+    expect(stored.body.rooms.map((r: { room_id: string }) => r.room_id)).to.deep.equal(['b-stored', 'd-idle']);
+    // Tenant A sees only its own live room.
+    const ofA = await as('GET', '/api/v1/rooms?live=true');
+    expect(ofA.body.rooms.map((r: { room_id: string }) => r.room_id)).to.deep.equal(['a-other-tenant']);
+    expect((await as('GET', '/api/v1/rooms?live=yes')).status).to.equal(400);
+  });
+
   it('PUT max_participants, locked and mesh_threshold take effect on the live room at once', async () => {
     await as('POST', '/api/v1/rooms', { room_id: 'cfg' });
     const alice = await joinVia(t, a, { room_id: 'cfg', user_id: 'alice' });

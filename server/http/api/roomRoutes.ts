@@ -7,7 +7,7 @@ import type { ApiContext } from './context.js';
 import { defineRoute, type ApiRoute } from './routes.js';
 import {
   createRoomBody,
-  pageQuery,
+  roomListQuery,
   participantParams,
   participantsQuery,
   participantsResponse,
@@ -125,12 +125,21 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       method: 'get',
       path: '/api/v1/rooms',
       tag: 'rooms',
-      summary: 'List stored rooms (room_id order), with their live state',
-      description: 'Rooms created by a join (auto_create_rooms) and never stored are not listed; GET /api/v1/rooms/{roomId} shows them while live.',
+      summary: 'List stored rooms, or with live=true the live ones (room_id order), with their live state',
+      description: 'Without live=true, rooms created by a join (auto_create_rooms) and never stored are not listed; live=true lists every live room of the tenant, stored or not, like LiveKit ListRooms.',
       auth: 'tenant',
-      query: pageQuery,
+      query: roomListQuery,
       responses: { 200: { description: 'a page of rooms', schema: roomListResponse } },
       async handle({ query, tenant }) {
+        if (query.live === 'true') {
+          const after = query.cursor ? Buffer.from(query.cursor, 'base64url').toString('utf8') : null;
+          const live = ctx.rooms.liveRooms(tenant.tenant_id).filter((room) => after === null || room.id > after);
+          const page = live.slice(0, query.limit ?? DEFAULT_PAGE);
+          const rooms = [];
+          for (const room of page) rooms.push(roomView(ctx.rooms, tenant, await ctx.store.rooms.get(tenant.tenant_id, room.id), room, false));
+          const last = page.at(-1);
+          return { status: 200, body: { rooms, next_cursor: live.length > page.length && last ? Buffer.from(last.id, 'utf8').toString('base64url') : null } };
+        }
         const page = await ctx.store.rooms.list(tenant.tenant_id, query.limit ?? DEFAULT_PAGE, query.cursor ?? null);
         const rooms = page.items.map((record) => roomView(ctx.rooms, tenant, record, liveRoom(tenant, record.room_id), false));
         return { status: 200, body: { rooms, next_cursor: page.next } };

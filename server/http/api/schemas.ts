@@ -52,6 +52,9 @@ const cursorQuery = z
   .describe('next_cursor of the previous page');
 
 export const pageQuery = z.strictObject({ limit: limitQuery, cursor: cursorQuery });
+export const roomListQuery = pageQuery.extend({
+  live: z.enum(['true', 'false']).optional().describe('true: the live rooms instead (stored or created by a join), in room_id order'),
+});
 export const participantsQuery = z.strictObject({
   include_hidden: z.enum(['true', 'false']).optional().describe('also list hidden participants (recorders), marked hidden: true'),
 });
