@@ -53,6 +53,28 @@ async function expectTilesPlaying(page: Page, count: number): Promise<void> {
   for (const tile of tiles) expect(tile.live, `live subscribed video in the tile of ${tile.identity}`).to.equal(true);
 }
 
+/**
+ * The largest time any remote participant's video decoded no new frame on this page over
+ * `ms`, sampled every 100 ms as the SDK's migration monitor does: the steady-state baseline
+ * the migration gaps compare with on this machine.
+ */
+async function steadyGap(page: Page, ms: number): Promise<number> {
+  return page.evaluate(async (duration) => {
+    const last = new Map<string, { frames: number; at: number }>();
+    let worst = 0;
+    for (const end = Date.now() + duration; Date.now() < end; ) {
+      const now = Date.now();
+      for (const [identity, stats] of await window.switchboardRoom.getParticipantStats()) {
+        const seen = last.get(identity);
+        if (seen) worst = Math.max(worst, now - seen.at);
+        if (!seen || stats.framesDecoded > seen.frames) last.set(identity, { frames: stats.framesDecoded, at: now });
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return worst;
+  }, ms);
+}
+
 /** Records the numbered messages that arrive on a page, per sender. */
 async function recordSequence(page: Page): Promise<void> {
   await page.evaluate(() => {
@@ -185,6 +207,8 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     const early = new Set(pages);
     for (const page of pages) await recordSequence(page);
     for (const page of pages) await sendSequence(page);
+    const baseline = await Promise.all(pages.map((page) => steadyGap(page, 4000)));
+    console.log(`      largest inbound video gap in the steady mesh of 4 (no migration, 4 s) per page: ${baseline.map((g) => `${g} ms`).join(', ')}`);
     await new Promise((r) => setTimeout(r, 500));
 
     // The fifth participant: the room goes to the SFU.
