@@ -39,7 +39,7 @@ export interface DensityOptions {
 export function densityOptions(smoke: boolean): DensityOptions {
   if (smoke) return { sizes: [40], roomSize: 4, concurrency: 10, sources: 2, settleMs: 100, freshServers: false, profileClients: 0 };
   return {
-    sizes: envList('BENCH_DENSITY_SIZES', [1000, 2000]),
+    sizes: envList('BENCH_DENSITY_SIZES', [5000, 10000, 20000]),
     roomSize: envNumber('BENCH_DENSITY_ROOM', 4),
     concurrency: envNumber('BENCH_DENSITY_CONCURRENCY', 50),
     sources: envNumber('BENCH_DENSITY_SOURCES', 4),
@@ -204,7 +204,7 @@ export function renderDensity(data: DensityData, meta: RenderMeta): Section {
   });
   const lines: string[] = [];
   lines.push(
-    `Per size and round, a fresh server process per measurement${options.freshServers ? '' : ' (shared in this run)'}; baseline and Switchboard alternate which goes first. N clients connect with at most ${options.concurrency} handshakes+joins in flight, each joining a room of ${options.roomSize} (Switchboard: a JWT in the handshake auth, verified, revocation and tenant looked up, then \`join\`, which announces the peer to the room; baseline: no auth, \`join\` = \`socket.join(room)\` + ack + \`peer_joined\` to the room). The clients spread over ${options.sources} source addresses (127.0.0.2 onwards) with engine.io-client's \`localAddress\` option, which works: the server saw ${Math.max(...summaries.map((s) => s.sources))} distinct client addresses. Switchboard's handshake limit per IP is raised (${'RATE_LIMIT_HANDSHAKES_PER_MIN'}=${RAISED_LIMITS.RATE_LIMIT_HANDSHAKES_PER_MIN}). Memory is the server's RSS and V8 heap after a full GC, before and after, divided by N. Tokens are minted by the load generator before the clock starts. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. Sizes default to ${densityOptions(false).sizes.join(' and ')}; BENCH_DENSITY_SIZES=5000,10000,20000 raises them (20k needs \`ulimit -n\` above 20000 for each process: the load generator holds one descriptor per client).`,
+    `Per size and round, a fresh server process per measurement${options.freshServers ? '' : ' (shared in this run)'}; baseline and Switchboard alternate which goes first. N clients connect with at most ${options.concurrency} handshakes+joins in flight, each joining a room of ${options.roomSize} (Switchboard: a JWT in the handshake auth, verified, revocation and tenant looked up, then \`join\`, which announces the peer to the room; baseline: no auth, \`join\` = \`socket.join(room)\` + ack + \`peer_joined\` to the room). The clients spread over ${options.sources} source addresses (127.0.0.2 onwards) with engine.io-client's \`localAddress\` option, which works: the server saw ${Math.max(...summaries.map((s) => s.sources))} distinct client addresses. Switchboard's handshake limit per IP is raised (${'RATE_LIMIT_HANDSHAKES_PER_MIN'}=${RAISED_LIMITS.RATE_LIMIT_HANDSHAKES_PER_MIN}). Memory is the server's RSS and V8 heap after a full GC, before and after, divided by N. Tokens are minted by the load generator before the clock starts. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. Sizes default to ${densityOptions(false).sizes.join(', ')} (BENCH_DENSITY_SIZES); \`npm run bench\` raises \`ulimit -n\` to 65536 first, since the load generator holds one descriptor per client.`,
   );
   lines.push('');
   lines.push(

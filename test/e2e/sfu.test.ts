@@ -14,7 +14,8 @@ const SFU_ENV = {
 };
 
 /** Every other participant's video frames decode on this page (over whichever path is up). */
-async function expectVideoFrom(page: Page, count: number, timeoutMs = 30000): Promise<void> {
+// 60 s: a link whose ICE checks starve on this machine reaches "failed" after ~30 s, and the SDK's ICE restart then heals it.
+async function expectVideoFrom(page: Page, count: number, timeoutMs = 60000): Promise<void> {
   await page.waitForFunction((n) => window.switchboardRoom.participants.size === n, count, { timeout: timeoutMs });
   const sample = () => page.evaluate(async () => Object.fromEntries([...(await window.switchboardRoom.getParticipantStats())].map(([id, s]) => [id, s.framesDecoded])));
   await waitFor(
@@ -24,7 +25,15 @@ async function expectVideoFrom(page: Page, count: number, timeoutMs = 30000): Pr
     },
     timeoutMs,
     'first frames from everyone',
-  );
+  ).catch(async (error: Error) => {
+    // Say what the page saw: which links, in which state, and frames per remote.
+    const state = await page.evaluate(async () => {
+      const room = window.switchboardRoom as unknown as { mode: string; localParticipant: { identity: string }; links: Map<string, { pc: RTCPeerConnection }> };
+      const links = [...room.links].map(([id, l]) => `${id}:${l.pc.connectionState}/${l.pc.iceConnectionState}/${l.pc.signalingState}/${l.pc.getReceivers().map((r) => r.track.kind).join('+')}`);
+      return `${room.localParticipant.identity} mode=${room.mode} links=[${links.join(', ')}]`;
+    });
+    throw new Error(`${error.message}: ${state}; frames ${JSON.stringify(await sample())}`);
+  });
   // Then more than 3 new frames from each, within 10 s (five pages on two cores stall now and then).
   const before = await sample();
   let after = before;
