@@ -7,7 +7,7 @@
  * engine.io-client's `localAddress`; then full GC again. RSS and heap per connection, and
  * handshakes+joins per second (wall) and per server CPU-second.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RAISED_LIMITS, BenchTokens } from './lib/benchConfig.js';
@@ -117,7 +117,12 @@ export async function runDensity(ctx: BenchContext, options: DensityOptions = de
   const started = performance.now();
   const machine = machineFacts(ctx.pin);
   const tokens = new BenchTokens();
-  const results: SizeResult[] = options.sizes.map((size) => ({ size, baseline: [], switchboard: [] }));
+  // The load generator holds one descriptor per client (plus a few hundred of its own).
+  const openFilesLimit = softOpenFilesLimit();
+  const fits = (size: number) => size + 500 <= openFilesLimit;
+  const skippedSizes = options.sizes.filter((size) => !fits(size));
+  if (skippedSizes.length) ctx.log(`density: skipping ${skippedSizes.join(', ')} clients: the open-files limit here is ${openFilesLimit} and cannot be raised (ulimit -n)`);
+  const results: SizeResult[] = options.sizes.filter(fits).map((size) => ({ size, baseline: [], switchboard: [] }));
   for (let round = 0; round < ctx.rounds; round++) {
     for (const result of results) {
       const order = round % 2 === 0 ? (['baseline', 'switchboard'] as const) : (['switchboard', 'baseline'] as const);
@@ -151,11 +156,25 @@ export async function runDensity(ctx: BenchContext, options: DensityOptions = de
     }
     profiles = summaries as { baseline: ProfileSummary; switchboard: ProfileSummary };
   }
-  return renderDensity({ options, results, profiles, rounds: ctx.rounds }, { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin });
+  const skipped = skippedSizes.length ? { sizes: skippedSizes, openFilesLimit } : undefined;
+  return renderDensity({ options, results, profiles, rounds: ctx.rounds, ...(skipped ? { skipped } : {}) }, { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin });
+}
+
+/** The soft "Max open files" of this process (Linux), or Infinity where it cannot be read. */
+function softOpenFilesLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = line ? Number(line.split(/\s{2,}/)[1]) : NaN;
+    return Number.isFinite(soft) ? soft : Infinity;
+  } catch {
+    return Infinity;
+  }
 }
 
 export interface DensityData {
   options: DensityOptions;
+  /** Sizes left out because this process may not open enough files (one descriptor per client). */
+  skipped?: { sizes: number[]; openFilesLimit: number };
   results: SizeResult[];
   profiles: { baseline: ProfileSummary; switchboard: ProfileSummary } | null;
   rounds?: number;
@@ -204,7 +223,7 @@ export function renderDensity(data: DensityData, meta: RenderMeta): Section {
   });
   const lines: string[] = [];
   lines.push(
-    `Per size and round, a fresh server process per measurement${options.freshServers ? '' : ' (shared in this run)'}; baseline and Switchboard alternate which goes first. N clients connect with at most ${options.concurrency} handshakes+joins in flight, each joining a room of ${options.roomSize} (Switchboard: a JWT in the handshake auth, verified, revocation and tenant looked up, then \`join\`, which announces the peer to the room; baseline: no auth, \`join\` = \`socket.join(room)\` + ack + \`peer_joined\` to the room). The clients spread over ${options.sources} source addresses (127.0.0.2 onwards) with engine.io-client's \`localAddress\` option, which works: the server saw ${Math.max(...summaries.map((s) => s.sources))} distinct client addresses. Switchboard's handshake limit per IP is raised (${'RATE_LIMIT_HANDSHAKES_PER_MIN'}=${RAISED_LIMITS.RATE_LIMIT_HANDSHAKES_PER_MIN}). Memory is the server's RSS and V8 heap after a full GC, before and after, divided by N. Tokens are minted by the load generator before the clock starts. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. Sizes default to ${densityOptions(false).sizes.join(', ')} (BENCH_DENSITY_SIZES); \`npm run bench\` raises \`ulimit -n\` to 65536 first, since the load generator holds one descriptor per client.`,
+    `Per size and round, a fresh server process per measurement${options.freshServers ? '' : ' (shared in this run)'}; baseline and Switchboard alternate which goes first. N clients connect with at most ${options.concurrency} handshakes+joins in flight, each joining a room of ${options.roomSize} (Switchboard: a JWT in the handshake auth, verified, revocation and tenant looked up, then \`join\`, which announces the peer to the room; baseline: no auth, \`join\` = \`socket.join(room)\` + ack + \`peer_joined\` to the room). The clients spread over ${options.sources} source addresses (127.0.0.2 onwards) with engine.io-client's \`localAddress\` option, which works: the server saw ${Math.max(...summaries.map((s) => s.sources))} distinct client addresses. Switchboard's handshake limit per IP is raised (${'RATE_LIMIT_HANDSHAKES_PER_MIN'}=${RAISED_LIMITS.RATE_LIMIT_HANDSHAKES_PER_MIN}). Memory is the server's RSS and V8 heap after a full GC, before and after, divided by N. Tokens are minted by the load generator before the clock starts. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. Sizes default to ${densityOptions(false).sizes.join(', ')} (BENCH_DENSITY_SIZES); \`npm run bench\` raises \`ulimit -n\` to 65536 first, since the load generator holds one descriptor per client.${data.skipped ? ` **Not measured here: ${data.skipped.sizes.join(', ')} clients**: the load generator needs one descriptor per client, and this machine's open-files limit is ${data.skipped.openFilesLimit} and may not be raised (\`ulimit -n\` is refused even to root); run it where the limit can be raised, or split the clients over several generator processes.` : ''}`,
   );
   lines.push('');
   lines.push(
