@@ -101,7 +101,7 @@ export class RemoteParticipant {
     public name: string,
     public metadata: Metadata,
     /** What a room admin muted of this participant (admin:mute). */
-    public muted: { audio: boolean; video: boolean } = { audio: false, video: false },
+    public muted: { audio: boolean; video: boolean } = notMuted(),
   ) {}
 }
 
@@ -175,6 +175,17 @@ const SYNC_RETRY_MS = 500;
 const SYNC_GIVE_UP_MS = 30_000;
 /** At most this many messages per answer: resends must not flood a receiver that is already behind. */
 const SYNC_MAX_RESEND = 256;
+
+/** The sequencer's key of one sender: identity and data epoch (sequence numbers restart with an epoch). */
+const senderKey = (identity: string, epoch: string): string => `${identity}\u0000${epoch}`;
+
+const notMuted = (): { audio: boolean; video: boolean } => ({ audio: false, video: false });
+
+type InboundStat = { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number };
+
+/** Inbound media that flows, not just negotiated: audio arriving, video decoding (bytes alone may still wait for a key frame). */
+const isFlowing = (stat: InboundStat): boolean =>
+  stat.type === 'inbound-rtp' && (stat.kind === 'video' ? (stat.framesDecoded ?? 0) > 0 : (stat.bytesReceived ?? 0) > 0);
 
 /** A sync request of ours, waiting for its `synced`. */
 interface PendingSync {
@@ -418,7 +429,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.mode = ack.room.mode;
     this.config = ack.room.config;
     this.iceServers = ack.ice_servers;
-    this.localParticipant = { id: ack.self.id, identity: ack.self.user_id, name: ack.self.name, metadata: ack.self.metadata, grants: ack.self.grants, muted: { audio: false, video: false } };
+    this.localParticipant = { id: ack.self.id, identity: ack.self.user_id, name: ack.self.name, metadata: ack.self.metadata, grants: ack.self.grants, muted: notMuted() };
     const present = new Set(ack.peers.map((p) => p.user_id));
     for (const participant of [...this.participants.values()]) if (!present.has(participant.identity)) this.removeParticipant(participant);
     if (ack.room.mode === 'sfu' && ack.sfu) {
@@ -460,14 +471,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
       'peer_updated',
       ordered((info: PeerInfo) => {
         if (info.id === this.localParticipant?.id) {
-          this.applyAdminMute(info.muted ?? { audio: false, video: false });
+          this.applyAdminMute(info.muted ?? notMuted());
           return;
         }
         const participant = this.participantsById.get(info.id);
         if (!participant) return;
         participant.name = info.name;
         participant.metadata = info.metadata;
-        participant.muted = info.muted ?? { audio: false, video: false };
+        participant.muted = info.muted ?? notMuted();
         this.emit(RoomEvent.ParticipantUpdated, participant);
       }),
     );
@@ -534,7 +545,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       participant.name = info.name;
       participant.metadata = info.metadata;
     } else {
-      participant = new RemoteParticipant(info.id, info.user_id, info.name, info.metadata, info.muted ?? { audio: false, video: false });
+      participant = new RemoteParticipant(info.id, info.user_id, info.name, info.metadata, info.muted ?? notMuted());
       this.participants.set(info.user_id, participant);
       if (announce) queueMicrotask(() => this.emit(RoomEvent.ParticipantJoined, participant as RemoteParticipant));
     }
@@ -546,6 +557,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.closeLink(participant);
     this.handOver.delete(participant.id);
     this.sfuByeFrom.delete(participant.id);
+    this.syncAnsweredAt.delete(participant.id);
     this.participantsById.delete(participant.id);
     if (this.participants.get(participant.identity) === participant) this.participants.delete(participant.identity);
     this.emit(RoomEvent.ParticipantLeft, participant);
@@ -613,7 +625,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (typeof envelope.q !== 'number' || typeof envelope.e !== 'string') return;
     const isReliable = envelope.r === undefined ? reliable : envelope.r === 1;
     this.epochByIdentity.set(participant.identity, envelope.e);
-    const key = `${participant.identity}\u0000${envelope.e}`;
+    const key = senderKey(participant.identity, envelope.e);
     // Its first messages may have gone out before any path to us was up (an SFU data consumer
     // opens after the producer): a hole from 1 that the sync check asks for.
     if (isReliable && this.joinedAfterUs.has(participant.identity) && this.sequencer.expected(key) === null) this.sequencer.expectFrom(key, 1);
@@ -682,7 +694,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   /** Asks a sender to resend [from, to) (unless the same request is already open). */
   private requestSync(identity: string, epoch: string, from: number, to: number | null): void {
-    const key = `${identity}\u0000${epoch}`;
+    const key = senderKey(identity, epoch);
     const open = this.pendingSyncs.get(key);
     if (open && open.from === from && open.to === to) return;
     const pending: PendingSync = { identity, epoch, from, to, nonce: Math.random().toString(36).slice(2, 10), since: Date.now(), askedAt: 0 };
@@ -737,7 +749,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const participant = this.participantsById.get(peerId);
     const epoch = participant ? this.epochByIdentity.get(participant.identity) : undefined;
     if (!participant || !epoch) return; // Nothing received from it yet: its stream starts wherever we join it.
-    const expected = this.sequencer.expected(`${participant.identity}\u0000${epoch}`);
+    const expected = this.sequencer.expected(senderKey(participant.identity, epoch));
     if (expected !== null) this.requestSync(participant.identity, epoch, expected, null);
   }
 
@@ -881,9 +893,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     // video decoding (bytes alone may still be waiting for the first key frame).
     for (const report of await sfu.statsFrom(peerId)) {
       let flowing = false;
-      report.forEach((stat: { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number }) => {
-        if (stat.type !== 'inbound-rtp') return;
-        if (stat.kind === 'video' ? (stat.framesDecoded ?? 0) > 0 : (stat.bytesReceived ?? 0) > 0) flowing = true;
+      report.forEach((stat: InboundStat) => {
+        if (isFlowing(stat)) flowing = true;
       });
       if (!flowing) return false;
     }
@@ -929,9 +940,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (kinds.size === 0) return true;
     const report = await link.pc.getStats();
     const flowing = new Set<string>();
-    report.forEach((stat: { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number }) => {
-      if (stat.type !== 'inbound-rtp' || !stat.kind) return;
-      if (stat.kind === 'video' ? (stat.framesDecoded ?? 0) > 0 : (stat.bytesReceived ?? 0) > 0) flowing.add(stat.kind);
+    report.forEach((stat: InboundStat) => {
+      if (stat.kind && isFlowing(stat)) flowing.add(stat.kind);
     });
     return [...kinds].every((kind) => flowing.has(kind));
   }
