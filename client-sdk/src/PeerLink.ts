@@ -13,19 +13,40 @@ export interface PeerLinkOptions {
   onMessage: (data: string, reliable: boolean) => void;
   onStateChange: (state: RTCPeerConnectionState) => void;
   onError: (error: unknown) => void;
+  /** How long a link may wait for its first remote description before it (re)offers. */
+  negotiationRetryMs?: number;
 }
+
+/** Counts of what a link did, for diagnostics (tests print them when a link never connects). */
+export interface PeerLinkCounters {
+  offersSent: number;
+  answersSent: number;
+  descriptionsReceived: number;
+  candidatesReceived: number;
+  renegotiations: number;
+  errors: number;
+}
+
+const NEGOTIATION_RETRY_MS = 4000;
 
 /**
  * The mesh connection to one remote peer: perfect negotiation (MDN's pattern) with every
  * SDP operation run one at a time through a queue, trickle ICE with early candidates
  * buffered until the remote description is set, ICE restart on failure, and a reliable
  * (ordered) plus a lossy (unordered, no retransmits) data channel.
+ *
+ * A link that has no remote description after `negotiationRetryMs` negotiates again: the
+ * initiator sends its offer once more, the other side offers itself (perfect negotiation
+ * settles a collision). An offer that got lost on the way, or a negotiationneeded that never
+ * fired, then cannot leave the two peers waiting for each other forever.
  */
 export class PeerLink {
   readonly pc: RTCPeerConnection;
   /** Remote tracks received on this link (not those of the same peer over the SFU). */
   readonly remoteTracks = new Set<MediaStreamTrack>();
   closed = false;
+  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesReceived: 0, renegotiations: 0, errors: 0 };
+  private readonly negotiationTimer: ReturnType<typeof setInterval>;
   private queue: Promise<void> = Promise.resolve();
   private ignoreOffer = false;
   private readonly earlyCandidates: IceCandidate[] = [];
@@ -58,6 +79,7 @@ export class PeerLink {
       this.adopt(pc.createDataChannel('reliable', { ordered: true }));
       this.adopt(pc.createDataChannel('lossy', { ordered: false, maxRetransmits: 0 }));
     }
+    this.negotiationTimer = setInterval(() => this.renegotiateIfStuck(), options.negotiationRetryMs ?? NEGOTIATION_RETRY_MS);
   }
 
   /** True when the remote side has gone: the reliable channel closed or the connection failed. */
@@ -76,6 +98,7 @@ export class PeerLink {
 
   /** Handles a description or candidate from the remote peer, in arrival order. */
   handleSignal(signal: { description?: SessionDescription; candidate?: IceCandidate }): void {
+    if (signal.candidate) this.counters.candidatesReceived++;
     this.enqueue(async () => {
       if (signal.description) await this.applyDescription(signal.description);
       else if (signal.candidate) await this.applyCandidate(signal.candidate);
@@ -112,6 +135,7 @@ export class PeerLink {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.negotiationTimer);
     this.reliable?.close();
     this.lossy?.close();
     this.pc.close();
@@ -123,7 +147,9 @@ export class PeerLink {
       try {
         await operation();
       } catch (error) {
-        if (!this.closed) this.options.onError(error);
+        if (this.closed) return;
+        this.counters.errors++;
+        this.options.onError(error);
       }
     });
   }
@@ -137,7 +163,24 @@ export class PeerLink {
     await this.sendLocalDescription();
   }
 
+  /** No remote description yet: send our offer again, or offer ourselves. */
+  private renegotiateIfStuck(): void {
+    if (this.pc.remoteDescription) {
+      clearInterval(this.negotiationTimer);
+      return;
+    }
+    this.enqueue(async () => {
+      if (this.pc.remoteDescription) return;
+      this.counters.renegotiations++;
+      if (this.pc.signalingState === 'have-local-offer') await this.sendLocalDescription();
+      else await this.makeOffer(false);
+    });
+  }
+
   private async applyDescription(description: SessionDescription): Promise<void> {
+    this.counters.descriptionsReceived++;
+    // An answer to an offer we no longer wait for (an offer sent twice is answered twice).
+    if (description.type === 'answer' && this.pc.signalingState !== 'have-local-offer') return;
     const collision = description.type === 'offer' && this.pc.signalingState !== 'stable';
     this.ignoreOffer = !this.options.polite && collision;
     if (this.ignoreOffer) return;
@@ -165,6 +208,8 @@ export class PeerLink {
 
   private async sendLocalDescription(): Promise<void> {
     const local = this.pc.localDescription;
+    if (local?.type === 'offer') this.counters.offersSent++;
+    else if (local?.type === 'answer') this.counters.answersSent++;
     if (local) await this.options.sendSignal({ description: { type: local.type, sdp: local.sdp } });
   }
 

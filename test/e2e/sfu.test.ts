@@ -28,12 +28,18 @@ async function expectVideoFrom(page: Page, count: number, timeoutMs = 60000): Pr
   ).catch(async (error: Error) => {
     // Say what the page saw: which links, in which state, and frames per remote.
     const state = await page.evaluate(async () => {
-      const room = window.switchboardRoom as unknown as { mode: string; localParticipant: { identity: string }; links: Map<string, { pc: RTCPeerConnection }> };
-      const links = [...room.links].map(([id, l]) => `${id}:${l.pc.connectionState}/${l.pc.iceConnectionState}/${l.pc.signalingState}/${l.pc.getReceivers().map((r) => r.track.kind).join('+')}`);
-      return `${room.localParticipant.identity} mode=${room.mode} links=[${links.join(', ')}]`;
+      const room = window.switchboardRoom as unknown as { mode: string; localParticipant: { identity: string }; links: Map<string, { pc: RTCPeerConnection; counters: object }> };
+      const links = [...room.links].map(([id, l]) => `${id}:${l.pc.connectionState}/${l.pc.iceConnectionState}/${l.pc.signalingState}/${l.pc.getReceivers().map((r) => r.track.kind).join('+')} ${JSON.stringify(l.counters)}`);
+      return `${room.localParticipant.identity} mode=${room.mode} links=[${links.join(', ')}] last error: ${document.getElementById('error')?.textContent || 'none'}`;
     });
     throw new Error(`${error.message}: ${state}; frames ${JSON.stringify(await sample())}`);
   });
+  // A link that had to negotiate again (a lost offer) is worth a line: it was a hang before.
+  const retried = await page.evaluate(() => {
+    const room = window.switchboardRoom as unknown as { localParticipant: { identity: string }; links: Map<string, { counters: { renegotiations: number } }> };
+    return [...room.links].filter(([, l]) => l.counters.renegotiations > 0).map(([id, l]) => `${room.localParticipant.identity}->${id}: ${JSON.stringify(l.counters)}`);
+  });
+  if (retried.length) console.log(`      links negotiated again: ${retried.join('; ')}`);
   // Then more than 3 new frames from each, within 10 s (five pages on two cores stall now and then).
   const before = await sample();
   let after = before;

@@ -1,0 +1,88 @@
+import wrtc from '@roamhq/wrtc';
+import { expect } from 'chai';
+import type { IceCandidate, SessionDescription } from '../../client-sdk/protocol/events.js';
+import { PeerLink } from '../../client-sdk/src/PeerLink.js';
+import { waitFor } from '../helpers/server.js';
+
+type Signal = { description?: SessionDescription; candidate?: IceCandidate };
+
+/**
+ * Two real PeerLinks (@roamhq/wrtc) wired back to back, with a signal path the test controls:
+ * `drop` decides which signals never arrive.
+ */
+function linkPair(drop: (from: 'a' | 'b', signal: Signal) => boolean) {
+  /** What each side received. */
+  const received: Record<'a' | 'b', string[]> = { a: [], b: [] };
+  const errors: unknown[] = [];
+  const links: Partial<Record<'a' | 'b', PeerLink>> = {};
+  const make = (self: 'a' | 'b', other: 'a' | 'b', initiator: boolean) =>
+    new PeerLink({
+      remoteId: other,
+      polite: !initiator,
+      initiator,
+      RTCPeerConnection: wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection,
+      configuration: { iceServers: [] },
+      sendSignal: async (signal) => {
+        if (drop(self, signal)) return;
+        setTimeout(() => links[other]?.handleSignal(signal), 5);
+      },
+      onTrack: () => undefined,
+      onMessage: (data) => received[self].push(data),
+      onStateChange: () => undefined,
+      onError: (error) => errors.push(error),
+      negotiationRetryMs: 500,
+    });
+  links.a = make('a', 'b', true);
+  links.b = make('b', 'a', false);
+  return { a: links.a, b: links.b, received, errors };
+}
+
+describe('PeerLink negotiation (@roamhq/wrtc)', function () {
+  this.timeout(20000);
+  const open: PeerLink[] = [];
+  afterEach(() => {
+    for (const link of open.splice(0)) link.close();
+  });
+
+  it('connects when the initiator offer is lost: the initiator sends it again', async () => {
+    let offersDropped = 0;
+    const { a, b, received, errors } = linkPair((from, signal) => {
+      if (from === 'a' && signal.description?.type === 'offer' && offersDropped === 0) {
+        offersDropped++;
+        return true;
+      }
+      return false;
+    });
+    open.push(a, b);
+    a.send('over the reliable channel', true);
+    await waitFor(() => received.b.length === 1, 15000, 'message after a lost offer');
+    expect(offersDropped).to.equal(1);
+    expect(received.b).to.deep.equal(['over the reliable channel']);
+    expect(a.counters.renegotiations).to.be.greaterThan(0);
+    expect(a.counters.offersSent).to.be.greaterThan(1);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('connects when negotiationneeded never fires on the initiator: the retry timer negotiates', async () => {
+    const { a, b, received, errors } = linkPair(() => false);
+    a.pc.onnegotiationneeded = null; // the event is queued, not yet handled: it is never handled now
+    open.push(a, b);
+    a.send('after a missed negotiationneeded', true);
+    await waitFor(() => received.b.length === 1, 15000, 'message through the retry');
+    expect(a.pc.connectionState).to.equal('connected');
+    expect(a.counters.renegotiations + b.counters.renegotiations).to.be.greaterThan(0);
+    expect(received.b).to.deep.equal(['after a missed negotiationneeded']);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('a negotiated link stops its retry timer and answers each offer once', async () => {
+    const { a, b, errors } = linkPair(() => false);
+    open.push(a, b);
+    await waitFor(() => a.reliableOpen && b.reliableOpen, 15000, 'channels open');
+    await new Promise((r) => setTimeout(r, 1500)); // three retry periods
+    expect(a.counters.renegotiations).to.equal(0);
+    expect(b.counters.renegotiations).to.equal(0);
+    expect(b.counters.answersSent).to.equal(a.counters.offersSent);
+    expect(errors).to.deep.equal([]);
+  });
+});
