@@ -3,11 +3,12 @@ import { Emitter } from './Emitter.js';
 import { SwitchboardError } from './errors.js';
 import { InboundSequencer } from './InboundSequencer.js';
 import { MigrationMonitor, type MigrationReport } from './MigrationMonitor.js';
+import { VideoGapMeter, type VideoPathCounters, type VideoSample } from './VideoGapMeter.js';
 import { SentHistory } from './SentHistory.js';
 import { PeerLink } from './PeerLink.js';
 import { summarizeLink, type QualitySample } from './quality.js';
 import { DefaultReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
-import { SfuSession } from './SfuSession.js';
+import { loadMediasoupClient, SfuSession } from './SfuSession.js';
 import { SignalClient, type Credentials } from './SignalClient.js';
 
 /** Room events, as a string enum (LiveKit's style); listener signatures are in RoomEventCallbacks. */
@@ -46,6 +47,8 @@ export interface ParticipantMediaStats {
   videoBytes: number;
   framesDecoded: number;
   framesByPath: { mesh: number; sfu: number };
+  /** Decoded-video counters per path, with the browser's inter-frame delay sums where it reports them. */
+  videoByPath: { mesh: VideoPathCounters; sfu: VideoPathCounters };
 }
 
 export interface RoomEventCallbacks {
@@ -84,7 +87,11 @@ export interface RoomOptions {
   statsIntervalMs?: number;
   /** Extra socket.io-client options (for example transports). */
   socketOptions?: Record<string, unknown>;
-  /** How long a migration may keep the old topology before closing it anyway, ms (default 10000). */
+  /**
+   * How long a migration may keep the old topology before closing it anyway, ms (default
+   * 30000). A healthy hand-over takes a second or two; the deadline is for a peer that never
+   * confirms, and closing the old path earlier only turns a slow hand-over into a black tile.
+   */
   migrationTimeoutMs?: number;
 }
 
@@ -181,7 +188,14 @@ const senderKey = (identity: string, epoch: string): string => `${identity}\u000
 
 const notMuted = (): { audio: boolean; video: boolean } => ({ audio: false, video: false });
 
-type InboundStat = { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number };
+type InboundStat = {
+  type: string;
+  kind?: string;
+  bytesReceived?: number;
+  framesDecoded?: number;
+  totalInterFrameDelay?: number;
+  totalSquaredInterFrameDelay?: number;
+};
 
 /** Inbound media that flows, not just negotiated: audio arriving, video decoding (bytes alone may still wait for a key frame). */
 const isFlowing = (stat: InboundStat): boolean =>
@@ -364,33 +378,68 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   /**
    * Inbound media per participant over both paths (mesh link and SFU consumers): totals, and
-   * decoded video frames per path (a path's counter restarts when its connection is replaced).
+   * decoded-video counters per path (a path's counters restart when its connection is replaced).
    */
   async getParticipantStats(): Promise<Map<string, ParticipantMediaStats>> {
+    const noReport = () => new Map() as unknown as RTCStatsReport;
+    // All getStats calls at once: each waits behind the browser's SDP work during a migration.
+    const perParticipant = await Promise.all(
+      [...this.participants.values()].map(async (participant) => {
+        const link = this.links.get(participant.id);
+        const [mesh, sfu] = await Promise.all([
+          link ? link.pc.getStats().then((r) => [r], () => [noReport()]) : Promise.resolve([]),
+          this.sfu ? this.sfu.statsFrom(participant.id).catch(() => []) : Promise.resolve([]),
+        ]);
+        return [participant.identity, { mesh, sfu }] as const;
+      }),
+    );
     const result = new Map<string, ParticipantMediaStats>();
-    for (const participant of this.participants.values()) {
-      const totals: ParticipantMediaStats = { audioBytes: 0, videoBytes: 0, framesDecoded: 0, framesByPath: { mesh: 0, sfu: 0 } };
-      const link = this.links.get(participant.id);
-      const paths: Array<[keyof ParticipantMediaStats['framesByPath'], RTCStatsReport[]]> = [
-        ['mesh', link ? [await link.pc.getStats().catch(() => new Map() as unknown as RTCStatsReport)] : []],
-        ['sfu', this.sfu ? await this.sfu.statsFrom(participant.id).catch(() => []) : []],
-      ];
-      for (const [path, reports] of paths) {
-        for (const report of reports) {
-          report.forEach((stat: { type: string; kind?: string; bytesReceived?: number; framesDecoded?: number }) => {
+    for (const [identity, reports] of perParticipant) {
+      const totals: ParticipantMediaStats = {
+        audioBytes: 0,
+        videoBytes: 0,
+        framesDecoded: 0,
+        framesByPath: { mesh: 0, sfu: 0 },
+        videoByPath: { mesh: { frames: 0 }, sfu: { frames: 0 } },
+      };
+      for (const path of ['mesh', 'sfu'] as const) {
+        const video = totals.videoByPath[path];
+        for (const report of reports[path]) {
+          report.forEach((stat: InboundStat) => {
             if (stat.type !== 'inbound-rtp') return;
             if (stat.kind === 'audio') totals.audioBytes += stat.bytesReceived ?? 0;
-            if (stat.kind === 'video') {
-              totals.videoBytes += stat.bytesReceived ?? 0;
-              totals.framesDecoded += stat.framesDecoded ?? 0;
-              totals.framesByPath[path] += stat.framesDecoded ?? 0;
+            if (stat.kind !== 'video') return;
+            totals.videoBytes += stat.bytesReceived ?? 0;
+            video.frames += stat.framesDecoded ?? 0;
+            if (stat.totalInterFrameDelay !== undefined) {
+              video.interFrameDelay = (video.interFrameDelay ?? 0) + stat.totalInterFrameDelay;
+              video.squaredInterFrameDelay = (video.squaredInterFrameDelay ?? 0) + (stat.totalSquaredInterFrameDelay ?? 0);
             }
           });
         }
+        totals.framesByPath[path] = video.frames;
+        totals.framesDecoded += video.frames;
       }
-      result.set(participant.identity, totals);
+      result.set(identity, totals);
     }
     return result;
+  }
+
+  /**
+   * The longest time any remote participant's video decoded no new frame over the next
+   * `durationMs` (the measure migrations report as their media gap), for apps that want a
+   * baseline on their own machine.
+   */
+  async measureVideoGap(durationMs: number): Promise<number> {
+    const meter = new VideoGapMeter(() => this.videoSample());
+    await new Promise((resolve) => setTimeout(resolve, durationMs));
+    return meter.finish();
+  }
+
+  private async videoSample(): Promise<VideoSample> {
+    const sample: VideoSample = new Map();
+    for (const [identity, stats] of await this.getParticipantStats()) sample.set(identity, stats.videoByPath);
+    return sample;
   }
 
   private assertConnected(): void {
@@ -440,6 +489,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
     }
     // The newcomer is the impolite initiator towards everyone already there.
     for (const info of ack.peers) this.link(this.upsertParticipant(info), { initiator: true });
+    this.prefetchSfuClient();
+  }
+
+  /** One more participant would promote the room: fetch mediasoup-client now, not during the hand-over. */
+  private prefetchSfuClient(): void {
+    const config = this.config;
+    if (this.mode !== 'mesh' || !config || config.mode_policy === 'mesh') return;
+    if (this.participants.size + 2 > config.mesh_threshold) void loadMediasoupClient().catch(() => undefined);
   }
 
   private listen(signal: SignalClient): void {
@@ -458,6 +515,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
         // It joined after us: we are owed its data from its first message on.
         this.joinedAfterUs.add(participant.identity);
         if (this.mode === 'mesh') this.link(participant, { initiator: false });
+        this.prefetchSfuClient();
       }),
     );
     socket.on(
@@ -515,6 +573,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     );
     socket.on('room_updated', ({ config }) => {
       this.config = config;
+      this.prefetchSfuClient();
     });
     socket.on('kicked', ({ reason }) => {
       this.terminalError = new SwitchboardError('forbidden', `kicked: ${reason}`);
@@ -826,11 +885,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   private startMigration(to: RoomMode, rebuild: boolean): void {
     this.stopMigration();
-    this.monitor = new MigrationMonitor(to, () => this.getParticipantStats());
+    this.monitor = new MigrationMonitor(to, () => this.videoSample());
     if (rebuild) return this.finishMigration();
     this.migrationTimer = setInterval(() => void this.stepMigration(to), 150);
     // Independent of the steps, so a step stuck on a slow getStats() cannot hold the old topology.
-    this.migrationDeadline = setTimeout(() => this.forceMigrationEnd(to), this.options.migrationTimeoutMs ?? 10_000);
+    this.migrationDeadline = setTimeout(() => this.forceMigrationEnd(to), this.options.migrationTimeoutMs ?? 30_000);
   }
 
   private stopMigration(): void {

@@ -1,5 +1,6 @@
 import type { types as msc } from 'mediasoup-client';
 import type { SfuInfo, SfuProducerInfo } from '../protocol/events.js';
+import { SwitchboardError } from './errors.js';
 import type { SignalClient } from './SignalClient.js';
 
 type MediasoupClient = typeof import('mediasoup-client');
@@ -175,7 +176,7 @@ export class SfuSession {
     void (async () => {
       const transport = this.recvTransport as msc.Transport;
       if (info.kind === 'data') {
-        const ack = await this.options.signal.request('sfu:consume_data', { transport_id: transport.id, producer_id: info.producer_id });
+        const ack = await this.requestPatiently(() => this.options.signal.request('sfu:consume_data', { transport_id: transport.id, producer_id: info.producer_id }));
         const dataConsumer = await transport.consumeData({
           id: ack.consumer.id,
           dataProducerId: ack.consumer.data_producer_id,
@@ -192,11 +193,13 @@ export class SfuSession {
         }
         return;
       }
-      const ack = await this.options.signal.request('sfu:consume', {
-        transport_id: transport.id,
-        producer_id: info.producer_id,
-        rtp_capabilities: (this.device as msc.Device).rtpCapabilities,
-      });
+      const ack = await this.requestPatiently(() =>
+        this.options.signal.request('sfu:consume', {
+          transport_id: transport.id,
+          producer_id: info.producer_id,
+          rtp_capabilities: (this.device as msc.Device).rtpCapabilities,
+        }),
+      );
       const consumer = await transport.consume({
         id: ack.consumer.id,
         producerId: ack.consumer.producer_id,
@@ -204,7 +207,7 @@ export class SfuSession {
         rtpParameters: ack.consumer.rtp_parameters as msc.RtpParameters,
       });
       entry.consumer = consumer;
-      await this.options.signal.request('sfu:resume', { consumer_id: consumer.id });
+      await this.requestPatiently(() => this.options.signal.request('sfu:resume', { consumer_id: consumer.id }));
       this.options.onTrack(info.peer_id, info.producer_id, consumer.track);
     })().catch((error: unknown) => {
       this.consumed.delete(info.producer_id);
@@ -232,6 +235,22 @@ export class SfuSession {
     this.consumed.clear();
     this.sendTransport?.close();
     this.recvTransport?.close();
+  }
+
+  /**
+   * A consume or resume the server did not answer in time (a starved server, a lost ack) is
+   * asked again: a consumer left paused would keep a participant black for good. Resuming twice
+   * is harmless; a consume asked twice may leave one extra paused consumer, closed with the
+   * transport.
+   */
+  private async requestPatiently<T>(request: () => Promise<T>, attempts = 3): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await request();
+      } catch (error) {
+        if (this.closed || attempt >= attempts || !(error instanceof SwitchboardError) || error.code !== 'timeout') throw error;
+      }
+    }
   }
 
   private serial<T>(operation: () => Promise<T>): Promise<T> {

@@ -1,6 +1,8 @@
 /** Switchboard client SDK: one API for mesh and SFU rooms. */
 export { Room, RoomEvent, ConnectionState, RemoteParticipant } from './Room.js';
 export type { RoomOptions, RoomEventCallbacks, LocalParticipant, DataPayload, DataInfo, WebRtcImplementation, ParticipantMediaStats } from './Room.js';
+export type { VideoPathCounters } from './VideoGapMeter.js';
+export type { MigrationReport } from './MigrationMonitor.js';
 export { SwitchboardError } from './errors.js';
 export type { AnonymousCredentials, Credentials } from './SignalClient.js';
 export type { SwitchboardErrorCode, ClientErrorCode } from './errors.js';

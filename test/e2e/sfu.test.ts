@@ -70,24 +70,11 @@ async function expectTilesPlaying(page: Page, count: number): Promise<void> {
 
 /**
  * The largest time any remote participant's video decoded no new frame on this page over
- * `ms`, sampled every 100 ms as the SDK's migration monitor does: the steady-state baseline
- * the migration gaps compare with on this machine.
+ * `ms`, measured as the SDK measures a migration's gap: the steady-state baseline the
+ * migration gaps compare with on this machine.
  */
-async function steadyGap(page: Page, ms: number): Promise<number> {
-  return page.evaluate(async (duration) => {
-    const last = new Map<string, { frames: number; at: number }>();
-    let worst = 0;
-    for (const end = Date.now() + duration; Date.now() < end; ) {
-      const now = Date.now();
-      for (const [identity, stats] of await window.switchboardRoom.getParticipantStats()) {
-        const seen = last.get(identity);
-        if (seen) worst = Math.max(worst, now - seen.at);
-        if (!seen || stats.framesDecoded > seen.frames) last.set(identity, { frames: stats.framesDecoded, at: now });
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return worst;
-  }, ms);
+function steadyGap(page: Page, ms: number): Promise<number> {
+  return page.evaluate((duration) => window.switchboardRoom.measureVideoGap(duration), ms);
 }
 
 /** Records the numbered messages that arrive on a page, per sender. */

@@ -7,6 +7,7 @@ export interface PageRoom {
   localParticipant: { identity: string; name: string };
   lastMigration: { to: string; durationMs: number; mediaGapMs: number } | null;
   getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number; framesByPath: { mesh: number; sfu: number } }>>;
+  measureVideoGap(durationMs: number): Promise<number>;
   send(payload: unknown): void;
   on(event: string, listener: (...args: unknown[]) => void): void;
   publish(source: MediaStream): Promise<void>;

@@ -1,0 +1,132 @@
+/** Decoded-video counters of one path (mesh link or SFU consumers) of one remote participant. */
+export interface VideoPathCounters {
+  /** framesDecoded, summed over the path's video receivers. */
+  frames: number;
+  /** totalInterFrameDelay (seconds), summed likewise; undefined where the browser does not report it. */
+  interFrameDelay?: number;
+  /** totalSquaredInterFrameDelay (seconds squared). */
+  squaredInterFrameDelay?: number;
+}
+
+/** Per remote participant (identity), per path name. */
+export type VideoSample = Map<string, Record<string, VideoPathCounters>>;
+
+/**
+ * The largest of n non-negative values whose sum and sum of squares are known, at most
+ * (Samuelson's inequality): mean + sqrt((n - 1) / n * (sumSquares - sum^2 / n)). The bound is
+ * reached when one value stands out and the others are equal, which is what a stall among
+ * regular frames looks like.
+ */
+export function largestValueBound(n: number, sum: number, sumSquares: number): number {
+  if (n <= 0) return 0;
+  const spread = Math.max(0, sumSquares - (sum * sum) / n);
+  return sum / n + Math.sqrt(((n - 1) / n) * spread);
+}
+
+interface Seen {
+  paths: Record<string, VideoPathCounters>;
+  /** When a sample last showed new frames. */
+  progressAt: number;
+}
+
+/**
+ * Measures the longest time each remote participant's video decoded no new frame, over
+ * whichever path carries it, and reports the largest.
+ *
+ * Sampling alone cannot do it on a busy client: getStats waits behind SDP work, so a sample
+ * can come seconds late while frames kept arriving. Between two samples of a path that was
+ * already decoding, the browser's own counters (totalInterFrameDelay and its squares, updated
+ * per frame in the media pipeline) bound the longest inter-frame delay of that interval, so a
+ * late sample no longer reads as a gap. Where they are missing, or only a path that just
+ * started progressed (a new SFU consumer), the time since the previous progress counts, as a
+ * sampler sees it (an upper bound).
+ */
+export class VideoGapMeter {
+  private readonly seen = new Map<string, Seen>();
+  private largestMs = 0;
+  private readonly timer: ReturnType<typeof setInterval>;
+  private sampling: Promise<void> | null = null;
+  /** Participants that progressed on a path in the latest sample, by path. */
+  private lastProgressed = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly sample: () => Promise<VideoSample>,
+    intervalMs = 100,
+  ) {
+    this.timer = setInterval(() => void this.tick(), intervalMs);
+  }
+
+  /** Stops sampling (after one last sample) and returns the largest gap in ms. */
+  async finish(): Promise<number> {
+    clearInterval(this.timer);
+    await this.tick();
+    // A video still stalled at the end counts up to now.
+    const now = Date.now();
+    for (const { progressAt } of this.seen.values()) this.largestMs = Math.max(this.largestMs, now - progressAt);
+    return Math.round(this.largestMs);
+  }
+
+  /**
+   * Resolves once one sample shows every participant seen so far progressing on `path`
+   * (media runs on the new topology), or after `capMs`.
+   */
+  async flowingOn(path: string, capMs: number): Promise<void> {
+    for (const deadline = Date.now() + capMs; Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const progressed = this.lastProgressed.get(path);
+      if (this.seen.size > 0 && [...this.seen.keys()].every((identity) => progressed?.has(identity))) return;
+    }
+  }
+
+  private tick(): Promise<void> {
+    this.sampling ??= this.measure().finally(() => {
+      this.sampling = null;
+    });
+    return this.sampling;
+  }
+
+  private async measure(): Promise<void> {
+    let sample: VideoSample;
+    try {
+      sample = await this.sample();
+    } catch {
+      return; // a sample during teardown can fail; the next one counts
+    }
+    const now = Date.now();
+    const progressedByPath = new Map<string, Set<string>>();
+    // A participant who left has no gap.
+    for (const identity of this.seen.keys()) if (!sample.has(identity)) this.seen.delete(identity);
+    for (const [identity, paths] of sample) {
+      const seen = this.seen.get(identity);
+      if (!seen) {
+        // Before the first frame there is nothing to measure a gap against.
+        if (Object.values(paths).some((p) => p.frames > 0)) this.seen.set(identity, { paths, progressAt: now });
+        continue;
+      }
+      let bound = Infinity;
+      let progressed = false;
+      for (const [path, counters] of Object.entries(paths)) {
+        const before = seen.paths[path];
+        // A path whose counter went back (a replaced connection) starts over.
+        const restarted = !before || counters.frames < before.frames;
+        const frames = restarted ? counters.frames : counters.frames - before.frames;
+        if (frames <= 0) continue;
+        progressed = true;
+        const onPath = progressedByPath.get(path) ?? new Set<string>();
+        progressedByPath.set(path, onPath.add(identity));
+        // Only a path that was decoding already has a delay before each of these frames.
+        if (restarted || before.frames === 0 || counters.interFrameDelay === undefined || before.interFrameDelay === undefined) continue;
+        const sum = counters.interFrameDelay - before.interFrameDelay;
+        const squares = (counters.squaredInterFrameDelay ?? 0) - (before.squaredInterFrameDelay ?? 0);
+        bound = Math.min(bound, largestValueBound(frames, sum, squares) * 1000);
+      }
+      if (progressed) {
+        // A path that was decoding already bounds the gap; otherwise the sampler's view does.
+        this.largestMs = Math.max(this.largestMs, Number.isFinite(bound) ? bound : now - seen.progressAt);
+        seen.progressAt = now;
+      }
+      seen.paths = paths;
+    }
+    this.lastProgressed = progressedByPath;
+  }
+}

@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import { largestValueBound, VideoGapMeter, type VideoPathCounters, type VideoSample } from '../../client-sdk/src/VideoGapMeter.js';
+
+/**
+ * A video path as the browser counts it: frames decoded at given times (ms), with the
+ * inter-frame delay sums getStats reports (seconds).
+ */
+function counters(frameTimes: number[], upTo: number): VideoPathCounters {
+  const seen = frameTimes.filter((t) => t <= upTo);
+  let sum = 0;
+  let squares = 0;
+  for (let i = 1; i < seen.length; i++) {
+    const delay = ((seen[i] as number) - (seen[i - 1] as number)) / 1000;
+    sum += delay;
+    squares += delay * delay;
+  }
+  return { frames: seen.length, interFrameDelay: sum, squaredInterFrameDelay: squares };
+}
+
+const every = (from: number, to: number, step: number) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
+
+/**
+ * Drives a meter with samples taken at `sampleTimes` on a virtual clock: each sample reads
+ * the paths of each participant as they stood at that time.
+ */
+async function measure(sampleTimes: number[], paths: Record<string, Record<string, number[]>>, finishAt: number, leftAt: Record<string, number> = {}): Promise<number> {
+  let now = 0;
+  const realNow = Date.now;
+  Date.now = () => now;
+  try {
+    const queue = [...sampleTimes];
+    const meter = new VideoGapMeter(async () => {
+      const sample: VideoSample = new Map();
+      for (const [identity, byPath] of Object.entries(paths)) {
+        if (now >= (leftAt[identity] ?? Infinity)) continue;
+        sample.set(identity, Object.fromEntries(Object.entries(byPath).map(([path, times]) => [path, counters(times, now)])));
+      }
+      return sample;
+    }, 1_000_000);
+    for (const at of queue) {
+      now = at;
+      await (meter as unknown as { tick(): Promise<void> }).tick();
+    }
+    now = finishAt;
+    return await meter.finish();
+  } finally {
+    Date.now = realNow;
+  }
+}
+
+describe('VideoGapMeter', () => {
+  it('bounds the largest of n values by their sum and sum of squares (Samuelson), tight for one outlier', () => {
+    // 9 delays of 66 ms and one of 2000 ms.
+    const values = [...Array(9).fill(0.066), 2];
+    const sum = values.reduce((a, b) => a + b, 0);
+    const squares = values.reduce((a, b) => a + b * b, 0);
+    expect(largestValueBound(values.length, sum, squares)).to.be.closeTo(2, 1e-9);
+    // Equal values: the bound is the value itself.
+    expect(largestValueBound(5, 0.5, 0.05)).to.be.closeTo(0.1, 1e-9);
+    expect(largestValueBound(0, 0, 0)).to.equal(0);
+  });
+
+  it('a sample that comes 3 s late over steady frames is not a gap', async () => {
+    const frames = every(0, 6000, 66); // 15 fps throughout
+    const gap = await measure([100, 200, 300, 3300, 3400, 6000], { alice: { mesh: frames } }, 6000);
+    expect(gap).to.be.lessThan(100);
+  });
+
+  it('a real stall between samples is measured by its length, not by the sampling', async () => {
+    const frames = [...every(0, 1000, 66), ...every(2200, 6000, 66)]; // no frame from 990 to 2200
+    const gap = await measure([500, 4000, 6000], { alice: { mesh: frames } }, 6000);
+    expect(gap).to.be.within(1150, 1250);
+  });
+
+  it('a hand-over from mesh to a new SFU consumer counts from the last progress (the sampler view) until the new path is decoding', async () => {
+    const mesh = every(0, 1000, 66);
+    const sfu = every(1500, 6000, 66); // the mesh stopped at ~990, the SFU starts at 1500
+    const gap = await measure(every(100, 6000, 100), { alice: { mesh, sfu } }, 6000);
+    expect(gap).to.be.within(500, 700);
+  });
+
+  it('keeps the largest gap over participants, forgets a participant who left, and counts a stall still open at the end', async () => {
+    const steady = every(0, 6000, 66);
+    const stallsAtEnd = every(0, 4000, 66);
+    expect(await measure(every(100, 6000, 100), { alice: { mesh: steady }, bob: { mesh: stallsAtEnd } }, 6000)).to.be.within(1900, 2100);
+    // carol's frames stop at 2000 because she left at 2000: no gap.
+    const gone = every(0, 2000, 66);
+    expect(await measure(every(100, 6000, 100), { alice: { mesh: steady }, carol: { mesh: gone } }, 6000, { carol: 2050 })).to.be.lessThan(200);
+  });
+});
