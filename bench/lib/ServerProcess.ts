@@ -1,15 +1,24 @@
 /**
  * A benchmark server in a child process (bench/servers/main.ts), optionally pinned to a core
- * with taskset, driven over IPC: CPU and memory usage, GC, CPU profiles, close.
+ * with taskset, driven over IPC: CPU and memory usage, GC, CPU profiles, close. Load
+ * generators that need a process of their own (a TURN stream, a share of the density
+ * benchmark's idle clients) run and are driven the same way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { procCpuSeconds, procRssBytes, tasksetAvailable, trackChild, treeCpuSeconds } from './processes.js';
 
-/** Servers (bench/servers/main.ts), and the TURN stream generator (bench/servers/turnStream.ts). */
-export type ServerKind = 'switchboard' | 'switchboard-inline-turn' | 'baseline' | 'turn-stream';
+/**
+ * Servers (bench/servers/main.ts), the TURN stream generator (bench/servers/turnStream.ts)
+ * and the density benchmark's client generator (bench/servers/densityClients.ts).
+ */
+export type ServerKind = 'switchboard' | 'switchboard-inline-turn' | 'baseline' | 'turn-stream' | 'density-clients';
 
-export type ToServer = { id: number; cmd: 'usage' | 'gc' | 'gcStats' | 'addresses' | 'profileStart' | 'profileStop' | 'streamStart' | 'streamStop' | 'close'; args?: unknown };
+export type ToServer = {
+  id: number;
+  cmd: 'usage' | 'gc' | 'gcStats' | 'addresses' | 'profileStart' | 'profileStop' | 'streamStart' | 'streamStop' | 'loadClients' | 'connectClients' | 'closeClients' | 'close';
+  args?: unknown;
+};
 
 export type FromServer =
   | { type: 'ready'; url: string; port: number; turnPort?: number; devApiSecret?: string; pid: number }
@@ -41,7 +50,11 @@ export interface StartOptions {
 }
 
 const ENTRY = fileURLToPath(new URL('../servers/main.ts', import.meta.url));
-const STREAM_ENTRY = fileURLToPath(new URL('../servers/turnStream.ts', import.meta.url));
+/** Kinds that are not a server, and the script each runs. */
+const GENERATOR_ENTRIES: Partial<Record<ServerKind, string>> = {
+  'turn-stream': fileURLToPath(new URL('../servers/turnStream.ts', import.meta.url)),
+  'density-clients': fileURLToPath(new URL('../servers/densityClients.ts', import.meta.url)),
+};
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export class ServerProcess {
@@ -76,7 +89,7 @@ export class ServerProcess {
 
   /** Starts a server and resolves once it listens. */
   static async start(options: StartOptions): Promise<ServerProcess> {
-    const nodeArgs = ['--import', 'tsx', '--expose-gc', ...(options.nodeArgs ?? []), options.kind === 'turn-stream' ? STREAM_ENTRY : ENTRY, options.kind, JSON.stringify(options.env ?? {})];
+    const nodeArgs = ['--import', 'tsx', '--expose-gc', ...(options.nodeArgs ?? []), GENERATOR_ENTRIES[options.kind] ?? ENTRY, options.kind, JSON.stringify(options.env ?? {})];
     const pin = options.cpus && tasksetAvailable() ? ['-c', options.cpus] : null;
     const child = pin
       ? spawn('taskset', [...pin, process.execPath, ...nodeArgs], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
