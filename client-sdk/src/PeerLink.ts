@@ -124,6 +124,12 @@ export class PeerLink {
     for (const sender of this.senders.values()) void sender.replaceTrack(null).catch(() => undefined);
   }
 
+  /** Sends our tracks on this link again (a promotion that turned back before the link closed). */
+  resumeMedia(): void {
+    if (this.closed) return;
+    for (const [track, sender] of this.senders) if (sender.track !== track) void sender.replaceTrack(track).catch(() => undefined);
+  }
+
   /** Sends on the reliable or the lossy channel. Reliable messages wait for the channel to open. */
   send(data: string, reliable: boolean): void {
     if (this.closed) return;

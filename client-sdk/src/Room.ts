@@ -150,6 +150,8 @@ interface Envelope {
   c?: ControlKind;
   /** With sfu-produced: our producer ids on the SFU. */
   p?: string[];
+  /** With sfu-produced: 1 while only the media producers are listed (the data producers follow). */
+  m?: number;
   /** With sync: the identity of the sender asked to resend (with `e`, its epoch, `q`, from where, and `u`, up to where, exclusive). */
   s?: string;
   u?: number;
@@ -160,11 +162,13 @@ interface Envelope {
 }
 
 /**
- * Migration hand-shakes. To the SFU: `sfu-produced` (mesh; the producers to expect from me),
- * `sfu-ready` (mesh; I receive you over the SFU), `bye` (mesh; my last data on this link).
+ * Migration hand-shakes. To the SFU: `sfu-produced` (mesh; the producers to expect from me:
+ * first the media ones with m=1, then all), `sfu-media-ready` (mesh; your media reaches me over
+ * the SFU, stop sending it on this link), `sfu-ready` (mesh; I receive all of you over the SFU,
+ * data included), `bye` (mesh; my last data on this link).
  * To the mesh: `mesh-ready` (mesh; I receive you over the mesh), `sfu-bye` (SFU; my last data there).
  */
-type ControlKind = 'sfu-produced' | 'sfu-ready' | 'bye' | 'mesh-ready' | 'sfu-bye' | SyncKind;
+type ControlKind = 'sfu-produced' | 'sfu-media-ready' | 'sfu-ready' | 'bye' | 'mesh-ready' | 'sfu-bye' | SyncKind;
 
 /**
  * The safety net of exactly-once data: a receiver that misses reliable messages of a sender
@@ -217,6 +221,9 @@ interface PendingSync {
 interface HandOver {
   /** To the SFU: the producer ids the peer announced over the mesh. */
   expected: string[] | null;
+  /** To the SFU: `expected` lists the peer's media producers only (its data producers follow). */
+  mediaOnly: boolean;
+  mediaReadySent: boolean;
   readySent: boolean;
   readyReceived: boolean;
   byeSent: boolean;
@@ -731,8 +738,13 @@ export class Room extends Emitter<RoomEventCallbacks> {
     }
     const state = this.handOver.get(participant.id);
     if (!state) return;
-    if (envelope.c === 'sfu-produced') state.expected = Array.isArray(envelope.p) ? envelope.p.map(String) : [];
-    else if (envelope.c === 'sfu-ready' || envelope.c === 'mesh-ready') state.readyReceived = true;
+    if (envelope.c === 'sfu-produced') {
+      state.expected = Array.isArray(envelope.p) ? envelope.p.map(String) : [];
+      state.mediaOnly = envelope.m === 1;
+    } else if (envelope.c === 'sfu-media-ready') {
+      // The peer gets our media over the SFU: one encoder less while everyone decodes twice.
+      if (this.mode === 'sfu') this.links.get(participant.id)?.stopMedia();
+    } else if (envelope.c === 'sfu-ready' || envelope.c === 'mesh-ready') state.readyReceived = true;
     else if (envelope.c === 'bye') state.byeReceived = true;
   }
 
@@ -847,6 +859,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
       .start()
       .then(async () => {
         for (const track of this.localTracks.keys()) await session.produce(track);
+        // Media first: a peer that receives it over the SFU lets us stop sending it on the link
+        // long before the data producers (slow to set up) are there too.
+        const mediaIds = session.producerIds();
+        if (session.dataWanted) for (const peerId of this.handOver.keys()) this.control(peerId, 'sfu-produced', { p: mediaIds, m: 1 });
         await session.startData();
         // Tell every mesh peer which producers to expect from us before it lets the mesh go.
         const ids = session.producerIds();
@@ -861,7 +877,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.handOver.clear();
     for (const [peerId, link] of this.links) {
       if (link.pc.connectionState === 'connected' && link.reliableOpen) {
-        this.handOver.set(peerId, { expected: null, readySent: false, readyReceived: false, byeSent: false, byeReceived: false });
+        this.handOver.set(peerId, { expected: null, mediaOnly: false, mediaReadySent: false, readySent: false, readyReceived: false, byeSent: false, byeReceived: false });
       } else {
         // Nothing flows on a link that is still connecting (a peer who joined just now): no hand-over.
         const participant = this.participantsById.get(peerId);
@@ -876,9 +892,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.handOver.clear();
     const selfId = this.localParticipant?.id ?? '';
     for (const participant of this.participants.values()) {
-      this.handOver.set(participant.id, { expected: null, readySent: false, readyReceived: false, byeSent: false, byeReceived: false });
-      // Both sides build the link at once; the lower id initiates, so exactly one offers.
-      this.link(participant, { initiator: selfId < participant.id });
+      this.handOver.set(participant.id, { expected: null, mediaOnly: false, mediaReadySent: false, readySent: false, readyReceived: false, byeSent: false, byeReceived: false });
+      // Both sides build the link at once; the lower id initiates, so exactly one offers. A link
+      // still open from a promotion that turned back may have stopped its media: send it again.
+      this.link(participant, { initiator: selfId < participant.id }).resumeMedia();
     }
     this.startMigration('mesh', false);
   }
@@ -887,7 +904,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.stopMigration();
     this.monitor = new MigrationMonitor(to, () => this.videoSample());
     if (rebuild) return this.finishMigration();
-    this.migrationTimer = setInterval(() => void this.stepMigration(to), 150);
+    this.migrationTimer = setInterval(() => void this.stepMigration(to), 250);
     // Independent of the steps, so a step stuck on a slow getStats() cannot hold the old topology.
     this.migrationDeadline = setTimeout(() => this.forceMigrationEnd(to), this.options.migrationTimeoutMs ?? 30_000);
   }
@@ -899,7 +916,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.migrationDeadline = null;
   }
 
-  /** One step of the hand-over state machine; runs every 100 ms while migrating. */
+  /** One step of the hand-over state machine; runs every 250 ms while migrating. */
   private async stepMigration(to: RoomMode): Promise<void> {
     if (this.migrationBusy) return;
     this.migrationBusy = true;
@@ -925,8 +942,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
         continue;
       }
       if (!state.readySent && state.expected && (await this.receivingOverSfu(peerId, state.expected))) {
-        state.readySent = true;
-        this.control(peerId, 'sfu-ready');
+        if (!state.mediaReadySent) {
+          state.mediaReadySent = true;
+          this.control(peerId, 'sfu-media-ready');
+        }
+        if (!state.mediaOnly) {
+          state.readySent = true;
+          this.control(peerId, 'sfu-ready');
+        }
       }
       // The peer receives us over the SFU: no more mesh media (saves an encoder per peer while
       // everyone is busy decoding twice), then our last mesh data, then only the SFU.

@@ -99,6 +99,11 @@ export class SfuSession {
     else reliable.on('open', flush);
   }
 
+  /** True when this client will create data producers (startData() does something). */
+  get dataWanted(): boolean {
+    return this.options.canPublishData && this.sendTransport !== null;
+  }
+
   /** True once data sent now reaches every consumer (our reliable producer is open). */
   get dataReady(): boolean {
     return this.reliable !== null;

@@ -23,6 +23,12 @@ export function largestValueBound(n: number, sum: number, sumSquares: number): n
   return sum / n + Math.sqrt(((n - 1) / n) * spread);
 }
 
+/**
+ * How often the meter samples. The browser's counters bound each interval's longest delay, so
+ * sampling often buys nothing; and every getStats costs the busy page during a migration.
+ */
+const SAMPLE_INTERVAL_MS = 500;
+
 interface Seen {
   paths: Record<string, VideoPathCounters>;
   /** When a sample last showed new frames. */
@@ -51,7 +57,7 @@ export class VideoGapMeter {
 
   constructor(
     private readonly sample: () => Promise<VideoSample>,
-    intervalMs = 100,
+    intervalMs = SAMPLE_INTERVAL_MS,
   ) {
     this.timer = setInterval(() => void this.tick(), intervalMs);
   }

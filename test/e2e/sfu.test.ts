@@ -217,8 +217,9 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     const fifth = await openPage('grow', 'p5');
     pages.push(fifth);
     await startSequence(fifth);
+    // 60 s: the SDK keeps a link up to 30 s when its peer is slow to confirm (a starved page).
     for (const page of pages) {
-      await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 30000 });
+      await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000 });
     }
     expect(t.server.rooms.get('dev', 'grow')?.mode).to.equal('sfu');
     for (const page of pages) await expectVideoFrom(page, 4);
@@ -237,7 +238,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     for (const page of leaving) leftSenders.push(await stopSequence(page));
     for (const page of leaving) await page.close();
     for (const page of pages) {
-      await page.waitForFunction(() => window.switchboardRoom.mode === 'mesh' && window.switchboardRoom.lastMigration?.to === 'mesh', undefined, { timeout: 30000 });
+      await page.waitForFunction(() => window.switchboardRoom.mode === 'mesh' && window.switchboardRoom.lastMigration?.to === 'mesh', undefined, { timeout: 60000 });
     }
     for (const page of pages) await expectVideoFrom(page, 2);
     for (const page of pages) await expectTilesPlaying(page, 2);
@@ -289,7 +290,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     const room = t.server.rooms.get('dev', 'crash');
     if (!room) throw new Error('no room');
     t.server.rooms.updateConfig(room, { mode_policy: 'sfu' });
-    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 30000 });
+    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000 });
     for (const page of pages) await expectVideoFrom(page, 2);
     const pid = [...(t.server.sfu?.roomsByWorker() ?? [])].find(([, keys]) => keys.includes('dev/crash'))?.[0];
     expect(pid).to.be.a('number');
@@ -324,7 +325,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       body: JSON.stringify({ mesh_threshold: 2 }),
     });
     expect(response.status, await response.clone().text()).to.equal(200);
-    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 30000 });
+    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000 });
     for (const page of pages) await expectVideoFrom(page, 2);
     for (const page of pages) await page.close();
   });
