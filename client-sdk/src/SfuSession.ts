@@ -136,11 +136,39 @@ export class SfuSession {
     return ids;
   }
 
-  /** Inbound stats of every media consumer of one peer. */
+  /**
+   * Inbound stats of every media consumer of one peer: one report per consumer, holding its
+   * inbound-rtp entry. All consumers share one getStats of the receive transport (taken at most
+   * every 200 ms): a consumer's own getStats walks the whole peer connection too, and a dozen of
+   * them per sample slowed the SDP work of a busy page by seconds during a migration.
+   */
   async statsFrom(peerId: string): Promise<RTCStatsReport[]> {
-    const reports: RTCStatsReport[] = [];
-    for (const c of this.consumed.values()) if (c.peerId === peerId && c.consumer && !c.consumer.closed) reports.push(await c.consumer.getStats());
-    return reports;
+    const consumers = [...this.consumed.values()].flatMap((c) => (c.peerId === peerId && c.consumer && !c.consumer.closed ? [c.consumer] : []));
+    if (consumers.length === 0 || !this.recvTransport) return [];
+    const report = await this.recvTransportStats();
+    const byTrack = new Map<string, RTCStatsReport>();
+    let unnamed = false;
+    report.forEach((stat: { type: string; trackIdentifier?: string }) => {
+      if (stat.type !== 'inbound-rtp') return;
+      if (stat.trackIdentifier) byTrack.set(stat.trackIdentifier, new Map([['inbound', stat]]) as unknown as RTCStatsReport);
+      else unnamed = true;
+    });
+    // A browser without trackIdentifier: ask each consumer. Otherwise a consumer without an
+    // entry has received nothing yet.
+    if (unnamed) return Promise.all(consumers.map((consumer) => consumer.getStats()));
+    return consumers.map((consumer) => byTrack.get(consumer.track.id) ?? (new Map() as unknown as RTCStatsReport));
+  }
+
+  private recvStats: { at: number; report: Promise<RTCStatsReport> } | null = null;
+
+  private recvTransportStats(): Promise<RTCStatsReport> {
+    const now = Date.now();
+    if (!this.recvStats || now - this.recvStats.at > 200) {
+      const report = (this.recvTransport as msc.Transport).getStats();
+      report.catch(() => undefined);
+      this.recvStats = { at: now, report };
+    }
+    return this.recvStats.report;
   }
 
   async produce(track: MediaStreamTrack): Promise<void> {
