@@ -86,6 +86,9 @@ describe('benchmarks: smoke run at tiny sizes', function () {
       positive(m.perCpuS, 'handshakes+joins per CPU-second');
       expect(Object.keys(m.addresses), 'source addresses the server saw').to.have.length(2);
     }
+    // The smoke run's larger size goes over two generator processes, the way 20k does.
+    const largest = results.reduce((a, b) => (b.size > a.size ? b : a));
+    for (const m of [...largest.baseline, ...largest.switchboard]) expect(m.loadGenerators, `generator processes for ${largest.size} clients`).to.have.length(2);
   });
 
   it('join: connect -> join ack -> first relayed signal percentiles on both servers', async () => {
