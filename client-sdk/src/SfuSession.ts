@@ -40,6 +40,12 @@ interface Consumed {
   dataConsumer?: msc.DataConsumer;
 }
 
+/** A failed consume is made again this many times in all, this long apart. */
+const CONSUME_ATTEMPTS = 5;
+const CONSUME_RETRY_MS = 1000;
+/** Errors a second consume would meet again: the producer is gone, or we may not consume it. */
+const FINAL_CONSUME_ERRORS = new Set(['forbidden', 'not_found', 'payload_invalid', 'not_in_room', 'sfu_unavailable']);
+
 /**
  * This client's presence on the room's SFU router: a send and a receive transport,
  * producers for local tracks and data (reliable and lossy), and a consumer for every
@@ -59,6 +65,8 @@ export class SfuSession {
   private readonly pendingReliable: string[] = [];
   /** Remote producers consumed, by producer id. */
   private readonly consumed = new Map<string, Consumed>();
+  /** Remote producers that closed (a consume retry must not bring them back). */
+  private readonly closedProducers = new Set<string>();
   /** Remote producers announced before the receive transport existed. */
   private readonly backlog: SfuProducerInfo[] = [];
   private queue: Promise<unknown> = Promise.resolve();
@@ -194,8 +202,8 @@ export class SfuSession {
   }
 
   /** A remote producer to consume (from the initial list or sfu:new_producer). */
-  consume(info: SfuProducerInfo): void {
-    if (this.closed || this.consumed.has(info.producer_id)) return;
+  consume(info: SfuProducerInfo, attempt = 1): void {
+    if (this.closed || this.consumed.has(info.producer_id) || this.closedProducers.has(info.producer_id)) return;
     if (!this.recvTransport) {
       this.backlog.push(info);
       return;
@@ -243,13 +251,24 @@ export class SfuSession {
       await this.requestPatiently(() => this.options.signal.request('sfu:resume', { consumer_id: consumer.id }));
       this.options.onTrack(info.peer_id, info.producer_id, consumer.track);
     })().catch((error: unknown) => {
+      if (this.consumed.get(info.producer_id) !== entry || this.closed) return; // closed meanwhile
       this.consumed.delete(info.producer_id);
-      if (!this.closed) this.options.onError(error);
+      entry.consumer?.close();
+      entry.dataConsumer?.close();
+      // A consume that failed on the way (an ack later than the request timeout on a starved
+      // page or server) is made again: otherwise this peer's media or data never reaches us.
+      const code = error instanceof SwitchboardError ? error.code : 'internal';
+      if (attempt < CONSUME_ATTEMPTS && !FINAL_CONSUME_ERRORS.has(code)) {
+        setTimeout(() => this.consume(info, attempt + 1), CONSUME_RETRY_MS);
+        return;
+      }
+      this.options.onError(error);
     });
   }
 
   /** A remote producer closed. */
   producerClosed(info: SfuProducerInfo): void {
+    this.closedProducers.add(info.producer_id);
     const entry = this.consumed.get(info.producer_id);
     if (!entry) return;
     this.consumed.delete(info.producer_id);
