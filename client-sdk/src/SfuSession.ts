@@ -248,12 +248,17 @@ export class SfuSession {
         rtpParameters: ack.consumer.rtp_parameters as msc.RtpParameters,
       });
       entry.consumer = consumer;
-      await this.requestPatiently(() => this.options.signal.request('sfu:resume', { consumer_id: consumer.id }));
+      // Subscribed now: the track goes live when the resumed consumer's media arrives. (A resume
+      // whose ack is late may already have taken effect on the server.)
       this.options.onTrack(info.peer_id, info.producer_id, consumer.track);
+      await this.requestPatiently(() => this.options.signal.request('sfu:resume', { consumer_id: consumer.id }));
     })().catch((error: unknown) => {
       if (this.consumed.get(info.producer_id) !== entry || this.closed) return; // closed meanwhile
       this.consumed.delete(info.producer_id);
-      entry.consumer?.close();
+      if (entry.consumer) {
+        entry.consumer.close();
+        this.options.onTrackEnded(info.peer_id, info.producer_id, entry.consumer.track);
+      }
       entry.dataConsumer?.close();
       // A consume that failed on the way (an ack later than the request timeout on a starved
       // page or server) is made again: otherwise this peer's media or data never reaches us.

@@ -53,7 +53,7 @@ async function expectVideoFrom(page: Page, count: number, timeoutMs = 60000): Pr
 
 /** Every remote participant's tile plays a live video track that the SDK still lists as subscribed. */
 async function expectTilesPlaying(page: Page, count: number): Promise<void> {
-  const tiles = await page.evaluate(() =>
+  const read = () => page.evaluate(() =>
     [...window.switchboardRoom.participants.values()].map((p) => {
       const video = document.querySelector<HTMLVideoElement>(`.tile[data-identity="${CSS.escape(p.identity)}"] video`);
       const shown = (video?.srcObject as MediaStream | null)?.getVideoTracks() ?? [];
@@ -64,6 +64,12 @@ async function expectTilesPlaying(page: Page, count: number): Promise<void> {
       };
     }),
   );
+  // A tile gets its track when the SDK subscribes it; give a busy page a few seconds.
+  let tiles = await read();
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline && !(tiles.length === count && tiles.every((t) => t.live)); ) {
+    await new Promise((r) => setTimeout(r, 500));
+    tiles = await read();
+  }
   expect(tiles, 'tiles').to.have.length(count);
   for (const tile of tiles) expect(tile.live, `live subscribed video in the tile of ${tile.identity}`).to.equal(true);
 }
