@@ -202,7 +202,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     openPages.clear();
   });
   const openPage = async (room: string, name: string, extra = ''): Promise<Page> => {
-    const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=320x240${extra}`, { width: 960, height: 600 });
+    const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=160x120${extra}`, { width: 960, height: 600 });
     openPages.add(page);
     return page;
   };
