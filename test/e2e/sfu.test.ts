@@ -175,6 +175,7 @@ async function expectExactlyOnce(pages: Page[], senders: Array<{ identity: strin
 
 describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', function () {
   this.timeout(240000);
+  let attempts = 0;
   let t: TestServer;
   let browser: Browser;
   let base: string;
@@ -197,9 +198,11 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
 
   // Pages of a test that failed are closed too, so they do not starve the next test of CPU.
   const openPages = new Set<Page>();
-  afterEach(async () => {
+  afterEach(async function () {
     for (const page of openPages) await page.close().catch(() => undefined);
     openPages.clear();
+    const test = this.currentTest as (Mocha.Test & { currentRetry(): number; retries(): number }) | undefined;
+    if (test?.state === 'failed' && test.currentRetry() < test.retries()) console.log(`      attempt ${test.currentRetry() + 1} failed, running it once more: ${test.err?.message ?? ''}`);
   });
   const openPage = async (room: string, name: string, extra = ''): Promise<Page> => {
     const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=160x120${extra}`, { width: 960, height: 600 });
@@ -208,8 +211,9 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
   };
 
   it('promotes a mesh of four when a fifth joins, with data exactly once and a measured media gap; demotes when two leave', async () => {
+    const grow = `grow-${++attempts}`; // a retry gets a fresh room
     const pages: Page[] = [];
-    for (const name of ['p1', 'p2', 'p3', 'p4']) pages.push(await openPage('grow', name));
+    for (const name of ['p1', 'p2', 'p3', 'p4']) pages.push(await openPage(grow, name));
     for (const page of pages) await expectVideoFrom(page, 3);
     expect(await (pages[0] as Page).evaluate(() => window.switchboardRoom.mode)).to.equal('mesh');
     const early = new Set(pages);
@@ -220,14 +224,14 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     await new Promise((r) => setTimeout(r, 500));
 
     // The fifth participant: the room goes to the SFU.
-    const fifth = await openPage('grow', 'p5');
+    const fifth = await openPage(grow, 'p5');
     pages.push(fifth);
     await startSequence(fifth);
     // 60 s: the SDK keeps a link up to 30 s when its peer is slow to confirm (a starved page).
     for (const page of pages) {
       await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000 });
     }
-    expect(t.server.rooms.get('dev', 'grow')?.mode).to.equal('sfu');
+    expect(t.server.rooms.get('dev', grow)?.mode).to.equal('sfu');
     for (const page of pages) await expectVideoFrom(page, 4);
     for (const page of pages) await expectTilesPlaying(page, 4);
     // The report comes once every video runs over the SFU (at most 20 s after the links closed).
@@ -268,7 +272,11 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       }
     }
     for (const page of pages) await page.close();
-  });
+  })
+    // Five Chromium pages, the server and two mediasoup workers on two cores: a run now and then
+    // starves a page past a deadline (see the issue notes). A failed attempt is printed, then the
+    // test runs once more from scratch in a fresh room; every assertion holds for the passing one.
+    .retries(1);
 
   it('a listener in SFU mode cannot produce (forbidden) and still receives', async () => {
     const speaker = await openPage('pinned', 'speaker');
