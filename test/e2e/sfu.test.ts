@@ -313,7 +313,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     t.server.rooms.updateConfig(room, { mode_policy: 'sfu' });
     for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000 });
     for (const page of pages) await expectVideoFrom(page, 2);
-    const pid = [...(t.server.sfu?.roomsByWorker() ?? [])].find(([, keys]) => keys.includes('dev/crash'))?.[0];
+    const pid = [...(t.server.sfu?.roomsByWorker() ?? [])].find(([, keys]) => keys.includes(`dev/${fresh('crash')}`))?.[0];
     expect(pid).to.be.a('number');
     process.kill(pid as number, 'SIGKILL');
     const killedAt = Date.now();
