@@ -9,11 +9,8 @@
 import type { Socket } from 'socket.io-client';
 import { closeClients } from '../lib/signaling.js';
 import { connectBatch, type ClientBatch } from '../lib/idleClients.js';
-import type { FromServer, ToServer } from '../lib/ServerProcess.js';
-
-function send(message: FromServer): void {
-  process.send?.(message);
-}
+import { serveCommands } from '../lib/childCommands.js';
+import type { ToServer } from '../lib/ServerProcess.js';
 
 const sockets: Socket[] = [];
 let batch: ClientBatch | undefined;
@@ -37,15 +34,4 @@ async function handle(message: ToServer): Promise<unknown> {
   }
 }
 
-process.on('message', (message: ToServer) => {
-  handle(message).then(
-    (result) => {
-      send({ type: 'reply', id: message.id, result });
-      if (message.cmd === 'close') setImmediate(() => process.exit(0));
-    },
-    (error: Error) => send({ type: 'reply', id: message.id, error: error.message }),
-  );
-});
-// The parent went away: do not linger.
-process.on('disconnect', () => process.exit(0));
-send({ type: 'ready', url: '', port: 0, pid: process.pid });
+serveCommands(handle, { url: '', port: 0 });

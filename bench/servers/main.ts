@@ -17,7 +17,8 @@ import { createServer, type SwitchboardServer } from '../../server/index.js';
 import { TurnCounters } from '../../turn/TurnCounters.js';
 import { TurnRelay } from '../../turn/TurnRelay.js';
 import { BENCH_TENANT, benchConfig, turnEnv } from '../lib/benchConfig.js';
-import type { FromServer, ServerKind, ToServer } from '../lib/ServerProcess.js';
+import { serveCommands } from '../lib/childCommands.js';
+import type { ServerKind, ToServer } from '../lib/ServerProcess.js';
 
 const kind = process.argv[2] as ServerKind;
 const overrides = JSON.parse(process.argv[3] ?? '{}') as Record<string, string>;
@@ -101,10 +102,6 @@ async function startBaseline(): Promise<Running> {
   };
 }
 
-function send(message: FromServer): void {
-  process.send?.(message);
-}
-
 let profiler: Session | undefined;
 
 /** GC pauses since the last 'gcStats' request (both servers observe them the same way). */
@@ -167,21 +164,7 @@ async function handle(running: Running, message: ToServer): Promise<unknown> {
 async function main(): Promise<void> {
   const running =
     kind === 'baseline' ? await startBaseline() : await startSwitchboard(kind === 'switchboard-inline-turn' ? { ...overrides, TURN_ENABLED: 'false' } : overrides, kind === 'switchboard-inline-turn');
-  process.on('message', (message: ToServer) => {
-    handle(running, message).then(
-      (result) => {
-        send({ type: 'reply', id: message.id, result });
-        if (message.cmd === 'close') setImmediate(() => process.exit(0));
-      },
-      (error: Error) => send({ type: 'reply', id: message.id, error: error.message }),
-    );
-  });
-  // The parent went away: do not linger.
-  process.on('disconnect', () => {
-    void running.close().finally(() => process.exit(0));
-    setTimeout(() => process.exit(0), 3_000).unref();
-  });
-  send({ type: 'ready', url: running.url, port: running.port, turnPort: running.turnPort, devApiSecret: running.devApiSecret, pid: process.pid });
+  serveCommands((message) => handle(running, message), { url: running.url, port: running.port, turnPort: running.turnPort, devApiSecret: running.devApiSecret }, () => running.close());
 }
 
 main().catch((error: unknown) => {

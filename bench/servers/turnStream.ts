@@ -4,13 +4,10 @@
  * {address, port, secret, flows}), then streams ChannelData at the rate asked over IPC.
  */
 import { TurnFlows, type TurnEndpoint } from '../lib/turnLoad.js';
-import type { FromServer, ToServer } from '../lib/ServerProcess.js';
+import { serveCommands } from '../lib/childCommands.js';
+import type { ToServer } from '../lib/ServerProcess.js';
 
 const spec = JSON.parse(process.argv[3] ?? '{}') as TurnEndpoint & { flows: number };
-
-function send(message: FromServer): void {
-  process.send?.(message);
-}
 
 async function main(): Promise<void> {
   const flows = await TurnFlows.open(spec, spec.flows);
@@ -44,17 +41,7 @@ async function main(): Promise<void> {
         throw new Error(`unknown command ${message.cmd}`);
     }
   };
-  process.on('message', (message: ToServer) => {
-    handle(message).then(
-      (result) => {
-        send({ type: 'reply', id: message.id, result });
-        if (message.cmd === 'close') setImmediate(() => process.exit(0));
-      },
-      (error: Error) => send({ type: 'reply', id: message.id, error: error.message }),
-    );
-  });
-  process.on('disconnect', () => process.exit(0));
-  send({ type: 'ready', url: '', port: spec.port, pid: process.pid });
+  serveCommands(handle, { url: '', port: spec.port });
 }
 
 main().catch((error: unknown) => {
