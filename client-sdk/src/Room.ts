@@ -2,6 +2,7 @@ import type { Grants, IceServer, JoinResult, LinkQuality, Metadata, PeerInfo, Ro
 import { Emitter } from './Emitter.js';
 import { SwitchboardError } from './errors.js';
 import { InboundSequencer } from './InboundSequencer.js';
+import { inboundStats, isFlowing } from './inboundStats.js';
 import { MigrationMonitor, type MigrationReport } from './MigrationMonitor.js';
 import { VideoGapMeter, type VideoPathCounters, type VideoSample } from './VideoGapMeter.js';
 import { SentHistory } from './SentHistory.js';
@@ -192,19 +193,6 @@ const senderKey = (identity: string, epoch: string): string => `${identity}\u000
 
 const notMuted = (): { audio: boolean; video: boolean } => ({ audio: false, video: false });
 
-type InboundStat = {
-  type: string;
-  kind?: string;
-  bytesReceived?: number;
-  framesDecoded?: number;
-  totalInterFrameDelay?: number;
-  totalSquaredInterFrameDelay?: number;
-};
-
-/** Inbound media that flows, not just negotiated: audio arriving, video decoding (bytes alone may still wait for a key frame). */
-const isFlowing = (stat: InboundStat): boolean =>
-  stat.type === 'inbound-rtp' && (stat.kind === 'video' ? (stat.framesDecoded ?? 0) > 0 : (stat.bytesReceived ?? 0) > 0);
-
 /** A sync request of ours, waiting for its `synced`. */
 interface PendingSync {
   identity: string;
@@ -388,13 +376,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
    * decoded-video counters per path (a path's counters restart when its connection is replaced).
    */
   async getParticipantStats(): Promise<Map<string, ParticipantMediaStats>> {
-    const noReport = () => new Map() as unknown as RTCStatsReport;
     // All getStats calls at once: each waits behind the browser's SDP work during a migration.
     const perParticipant = await Promise.all(
       [...this.participants.values()].map(async (participant) => {
         const link = this.links.get(participant.id);
         const [mesh, sfu] = await Promise.all([
-          link ? link.pc.getStats().then((r) => [r], () => [noReport()]) : Promise.resolve([]),
+          link ? link.pc.getStats().then((report) => [inboundStats(report)], () => []) : Promise.resolve([]),
           this.sfu ? this.sfu.statsFrom(participant.id).catch(() => []) : Promise.resolve([]),
         ]);
         return [participant.identity, { mesh, sfu }] as const;
@@ -411,18 +398,15 @@ export class Room extends Emitter<RoomEventCallbacks> {
       };
       for (const path of ['mesh', 'sfu'] as const) {
         const video = totals.videoByPath[path];
-        for (const report of reports[path]) {
-          report.forEach((stat: InboundStat) => {
-            if (stat.type !== 'inbound-rtp') return;
-            if (stat.kind === 'audio') totals.audioBytes += stat.bytesReceived ?? 0;
-            if (stat.kind !== 'video') return;
-            totals.videoBytes += stat.bytesReceived ?? 0;
-            video.frames += stat.framesDecoded ?? 0;
-            if (stat.totalInterFrameDelay !== undefined) {
-              video.interFrameDelay = (video.interFrameDelay ?? 0) + stat.totalInterFrameDelay;
-              video.squaredInterFrameDelay = (video.squaredInterFrameDelay ?? 0) + (stat.totalSquaredInterFrameDelay ?? 0);
-            }
-          });
+        for (const stat of reports[path].flat()) {
+          if (stat.kind === 'audio') totals.audioBytes += stat.bytesReceived ?? 0;
+          if (stat.kind !== 'video') continue;
+          totals.videoBytes += stat.bytesReceived ?? 0;
+          video.frames += stat.framesDecoded ?? 0;
+          if (stat.totalInterFrameDelay !== undefined) {
+            video.interFrameDelay = (video.interFrameDelay ?? 0) + stat.totalInterFrameDelay;
+            video.squaredInterFrameDelay = (video.squaredInterFrameDelay ?? 0) + (stat.totalSquaredInterFrameDelay ?? 0);
+          }
         }
         totals.framesByPath[path] = video.frames;
         totals.framesDecoded += video.frames;
@@ -973,14 +957,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (!expected.every((id) => consumed.has(id))) return false;
     // Media must be flowing (not just negotiated) before the mesh copy goes: audio arriving,
     // video decoding (bytes alone may still be waiting for the first key frame).
-    for (const report of await sfu.statsFrom(peerId)) {
-      let flowing = false;
-      report.forEach((stat: InboundStat) => {
-        if (isFlowing(stat)) flowing = true;
-      });
-      if (!flowing) return false;
-    }
-    return true;
+    return (await sfu.statsFrom(peerId)).every((consumerStats) => consumerStats.some(isFlowing));
   }
 
   private async stepToMesh(): Promise<void> {
@@ -1012,19 +989,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private async receivingOverMesh(peerId: string, link: PeerLink): Promise<boolean> {
     if (link.pc.connectionState !== 'connected' || !link.reliableOpen) return false;
     // Every media kind we get from this peer over the SFU must also flow over the link.
-    const kinds = new Set((await this.sfu?.statsFrom(peerId).catch(() => []))?.flatMap((report) => {
-      const found: string[] = [];
-      report.forEach((stat: { type: string; kind?: string }) => {
-        if (stat.type === 'inbound-rtp' && stat.kind) found.push(stat.kind);
-      });
-      return found;
-    }) ?? []);
+    const overSfu = ((await this.sfu?.statsFrom(peerId).catch(() => [])) ?? []).flat();
+    const kinds = new Set(overSfu.flatMap((stat) => (stat.kind ? [stat.kind] : [])));
     if (kinds.size === 0) return true;
-    const report = await link.pc.getStats();
-    const flowing = new Set<string>();
-    report.forEach((stat: InboundStat) => {
-      if (stat.kind && isFlowing(stat)) flowing.add(stat.kind);
-    });
+    const flowing = new Set(inboundStats(await link.pc.getStats()).flatMap((stat) => (stat.kind && isFlowing(stat) ? [stat.kind] : [])));
     return [...kinds].every((kind) => flowing.has(kind));
   }
 

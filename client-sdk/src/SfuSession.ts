@@ -1,6 +1,7 @@
 import type { types as msc } from 'mediasoup-client';
 import type { SfuInfo, SfuProducerInfo } from '../protocol/events.js';
 import { SwitchboardError } from './errors.js';
+import { inboundStats, type InboundStat } from './inboundStats.js';
 import type { SignalClient } from './SignalClient.js';
 
 type MediasoupClient = typeof import('mediasoup-client');
@@ -145,26 +146,20 @@ export class SfuSession {
   }
 
   /**
-   * Inbound stats of every media consumer of one peer: one report per consumer, holding its
-   * inbound-rtp entry. All consumers share one getStats of the receive transport (taken at most
-   * every 200 ms): a consumer's own getStats walks the whole peer connection too, and a dozen of
-   * them per sample slowed the SDP work of a busy page by seconds during a migration.
+   * Inbound stats of every media consumer of one peer: one list per consumer, holding its
+   * inbound-rtp entry (empty: nothing received yet). All consumers share one getStats of the
+   * receive transport (taken at most every 200 ms): a consumer's own getStats walks the whole
+   * peer connection too, and a dozen of them per sample slowed the SDP work of a busy page by
+   * seconds during a migration.
    */
-  async statsFrom(peerId: string): Promise<RTCStatsReport[]> {
+  async statsFrom(peerId: string): Promise<InboundStat[][]> {
     const consumers = [...this.consumed.values()].flatMap((c) => (c.peerId === peerId && c.consumer && !c.consumer.closed ? [c.consumer] : []));
     if (consumers.length === 0 || !this.recvTransport) return [];
-    const report = await this.recvTransportStats();
-    const byTrack = new Map<string, RTCStatsReport>();
-    let unnamed = false;
-    report.forEach((stat: { type: string; trackIdentifier?: string }) => {
-      if (stat.type !== 'inbound-rtp') return;
-      if (stat.trackIdentifier) byTrack.set(stat.trackIdentifier, new Map([['inbound', stat]]) as unknown as RTCStatsReport);
-      else unnamed = true;
-    });
-    // A browser without trackIdentifier: ask each consumer. Otherwise a consumer without an
-    // entry has received nothing yet.
-    if (unnamed) return Promise.all(consumers.map((consumer) => consumer.getStats()));
-    return consumers.map((consumer) => byTrack.get(consumer.track.id) ?? (new Map() as unknown as RTCStatsReport));
+    const inbound = inboundStats(await this.recvTransportStats());
+    // A browser without trackIdentifier: ask each consumer (each call walks the whole
+    // transport, so only then).
+    if (inbound.some((stat) => !stat.trackIdentifier)) return Promise.all(consumers.map(async (consumer) => inboundStats(await consumer.getStats())));
+    return consumers.map((consumer) => inbound.filter((stat) => stat.trackIdentifier === consumer.track.id));
   }
 
   private recvStats: { at: number; report: Promise<RTCStatsReport> } | null = null;
