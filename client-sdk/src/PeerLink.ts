@@ -13,7 +13,10 @@ export interface PeerLinkOptions {
   onMessage: (data: string, reliable: boolean) => void;
   onStateChange: (state: RTCPeerConnectionState) => void;
   onError: (error: unknown) => void;
-  /** How long a link may wait for its first remote description before it (re)offers. */
+  /**
+   * How long a link may wait for its first remote description before it (re)offers; also the
+   * period of the check that restarts ICE when it has not started two periods after negotiating.
+   */
   negotiationRetryMs?: number;
 }
 
@@ -24,6 +27,8 @@ export interface PeerLinkCounters {
   descriptionsReceived: number;
   candidatesReceived: number;
   renegotiations: number;
+  /** ICE restarts this side asked for because ICE never started after negotiating. */
+  iceRestarts: number;
   errors: number;
 }
 
@@ -38,15 +43,19 @@ const NEGOTIATION_RETRY_MS = 4000;
  * A link that has no remote description after `negotiationRetryMs` negotiates again: the
  * initiator sends its offer once more, the other side offers itself (perfect negotiation
  * settles a collision). An offer that got lost on the way, or a negotiationneeded that never
- * fired, then cannot leave the two peers waiting for each other forever.
+ * fired, then cannot leave the two peers waiting for each other forever. Likewise a link that
+ * negotiated but whose ICE has not started (state `new`: no usable remote candidate arrived)
+ * for two more periods restarts ICE, with fresh credentials and candidates.
  */
 export class PeerLink {
   readonly pc: RTCPeerConnection;
   /** Remote tracks received on this link (not those of the same peer over the SFU). */
   readonly remoteTracks = new Set<MediaStreamTrack>();
   closed = false;
-  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesReceived: 0, renegotiations: 0, errors: 0 };
+  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesReceived: 0, renegotiations: 0, iceRestarts: 0, errors: 0 };
   private readonly negotiationTimer: ReturnType<typeof setInterval>;
+  /** Consecutive checks that found the link negotiated with ICE still `new`. */
+  private iceIdleChecks = 0;
   private queue: Promise<void> = Promise.resolve();
   private ignoreOffer = false;
   private readonly earlyCandidates: IceCandidate[] = [];
@@ -79,7 +88,7 @@ export class PeerLink {
       this.adopt(pc.createDataChannel('reliable', { ordered: true }));
       this.adopt(pc.createDataChannel('lossy', { ordered: false, maxRetransmits: 0 }));
     }
-    this.negotiationTimer = setInterval(() => this.renegotiateIfStuck(), options.negotiationRetryMs ?? NEGOTIATION_RETRY_MS);
+    this.negotiationTimer = setInterval(() => this.checkNegotiation(), options.negotiationRetryMs ?? NEGOTIATION_RETRY_MS);
   }
 
   /** True when the remote side has gone: the reliable channel closed or the connection failed. */
@@ -169,18 +178,34 @@ export class PeerLink {
     await this.sendLocalDescription();
   }
 
-  /** No remote description yet: send our offer again, or offer ourselves. */
-  private renegotiateIfStuck(): void {
-    if (this.pc.remoteDescription) {
+  /**
+   * Runs every `negotiationRetryMs` until ICE connects. No remote description yet: send our
+   * offer again, or offer ourselves. Negotiated but ICE still `new` two checks in a row: restart
+   * ICE (either side may; perfect negotiation settles two restarts at once).
+   */
+  private checkNegotiation(): void {
+    const pc = this.pc;
+    if (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed') {
       clearInterval(this.negotiationTimer);
       return;
     }
-    this.enqueue(async () => {
-      if (this.pc.remoteDescription) return;
-      this.counters.renegotiations++;
-      if (this.pc.signalingState === 'have-local-offer') await this.sendLocalDescription();
-      else await this.makeOffer(false);
-    });
+    if (!pc.remoteDescription) {
+      this.enqueue(async () => {
+        if (this.pc.remoteDescription) return;
+        this.counters.renegotiations++;
+        if (this.pc.signalingState === 'have-local-offer') await this.sendLocalDescription();
+        else await this.makeOffer(false);
+      });
+      return;
+    }
+    // Checking (ICE at work) or failed (restarted from onconnectionstatechange): not ours.
+    const idle = pc.iceConnectionState === 'new' && pc.signalingState === 'stable';
+    this.iceIdleChecks = idle ? this.iceIdleChecks + 1 : 0;
+    if (this.iceIdleChecks < 2) return;
+    this.iceIdleChecks = 0;
+    this.counters.iceRestarts++;
+    if (typeof pc.restartIce === 'function') pc.restartIce();
+    else this.enqueue(() => this.makeOffer(true));
   }
 
   private async applyDescription(description: SessionDescription): Promise<void> {

@@ -10,7 +10,7 @@ type Signal = { description?: SessionDescription; candidate?: IceCandidate };
  * Two real PeerLinks (@roamhq/wrtc) wired back to back, with a signal path the test controls:
  * `drop` decides which signals never arrive.
  */
-function linkPair(drop: (from: 'a' | 'b', signal: Signal) => boolean) {
+function linkPair(drop: (from: 'a' | 'b', signal: Signal) => boolean, rewrite: (signal: Signal) => Signal = (signal) => signal) {
   /** What each side received. */
   const received: Record<'a' | 'b', string[]> = { a: [], b: [] };
   const errors: unknown[] = [];
@@ -24,7 +24,8 @@ function linkPair(drop: (from: 'a' | 'b', signal: Signal) => boolean) {
       configuration: { iceServers: [] },
       sendSignal: async (signal) => {
         if (drop(self, signal)) return;
-        setTimeout(() => links[other]?.handleSignal(signal), 5);
+        const delivered = rewrite(signal);
+        setTimeout(() => links[other]?.handleSignal(delivered), 5);
       },
       onTrack: () => undefined,
       onMessage: (data) => received[self].push(data),
@@ -83,6 +84,33 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
     expect(a.counters.renegotiations).to.equal(0);
     expect(b.counters.renegotiations).to.equal(0);
     expect(b.counters.answersSent).to.equal(a.counters.offersSent);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('restarts ICE when a negotiated link never starts ICE (every candidate of the first generation lost)', async () => {
+    // Until a side restarts ICE, no candidate reaches the other: neither trickled nor inside a description.
+    let restarted = false;
+    const stripCandidates = (sdp: string) => sdp.split('\r\n').filter((line) => !line.startsWith('a=candidate:')).join('\r\n');
+    const { a, b, received, errors } = linkPair(
+      (_from, signal) => !restarted && signal.candidate !== undefined,
+      (signal) => (restarted || !signal.description ? signal : { description: { ...signal.description, sdp: stripCandidates(signal.description.sdp ?? '') } }),
+    );
+    open.push(a, b);
+    const watch = setInterval(() => {
+      restarted ||= a.counters.iceRestarts + b.counters.iceRestarts > 0;
+    }, 20);
+    try {
+      // Negotiated, and ICE stays new without candidates.
+      await waitFor(() => a.pc.signalingState === 'stable' && a.pc.remoteDescription !== null && b.pc.remoteDescription !== null, 10000, 'negotiated');
+      expect(a.pc.iceConnectionState).to.equal('new');
+      a.send('after an ICE restart', true);
+      await waitFor(() => received.b.length === 1, 15000, 'message after the ICE restart');
+    } finally {
+      clearInterval(watch);
+    }
+    expect(restarted).to.equal(true);
+    expect(a.pc.connectionState).to.equal('connected');
+    expect(received.b).to.deep.equal(['after an ICE restart']);
     expect(errors).to.deep.equal([]);
   });
 });
