@@ -207,19 +207,28 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
 
   // Pages of a test that failed are closed too, so they do not starve the next test of CPU.
   const openPages = new Set<Page>();
-  afterEach(async function () {
+  afterEach(async () => {
     for (const page of openPages) await page.close().catch(() => undefined);
     openPages.clear();
-    const test = this.currentTest as (Mocha.Test & { currentRetry(): number; retries(): number }) | undefined;
-    if (test?.state === 'failed' && test.currentRetry() < test.retries()) console.log(`      attempt ${test.currentRetry() + 1} failed, running it once more: ${test.err?.message ?? ''}`);
   });
+  /** A test body that prints its failure when mocha will retry it (mocha reports only the last attempt). */
+  const printingFailure = (body: () => Promise<void>) =>
+    async function (this: Mocha.Context): Promise<void> {
+      try {
+        await body();
+      } catch (error) {
+        const test = this.test as Mocha.Test & { currentRetry(): number; retries(): number };
+        if (test.currentRetry() < test.retries()) console.log(`      attempt ${test.currentRetry() + 1} failed, running it once more: ${(error as Error).message}`);
+        throw error;
+      }
+    };
   const openPage = async (room: string, name: string, extra = ''): Promise<Page> => {
     const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=160x120${extra}`, { width: 960, height: 600 });
     openPages.add(page);
     return page;
   };
 
-  it('promotes a mesh of four when a fifth joins, with data exactly once and a measured media gap; demotes when two leave', async () => {
+  it('promotes a mesh of four when a fifth joins, with data exactly once and a measured media gap; demotes when two leave', printingFailure(async () => {
     const grow = fresh('grow');
     const pages: Page[] = [];
     for (const name of ['p1', 'p2', 'p3', 'p4']) pages.push(await openPage(grow, name));
@@ -281,9 +290,9 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       }
     }
     for (const page of pages) await page.close();
-  });
+  }));
 
-  it('a listener in SFU mode cannot produce (forbidden) and still receives', async () => {
+  it('a listener in SFU mode cannot produce (forbidden) and still receives', printingFailure(async () => {
     const speaker = await openPage(fresh('pinned'), 'speaker');
     const room = t.server.rooms.get('dev', fresh('pinned'));
     if (!room) throw new Error('no room');
@@ -304,9 +313,9 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     expect(code).to.equal('forbidden');
     await speaker.close();
     await listener.close();
-  });
+  }));
 
-  it('recovers from kill -9 of the room\'s worker: media flows again on every page within 5 s', async () => {
+  it('recovers from kill -9 of the room\'s worker: media flows again on every page within 5 s', printingFailure(async () => {
     const pages = [await openPage(fresh('crash'), 'c1'), await openPage(fresh('crash'), 'c2'), await openPage(fresh('crash'), 'c3')];
     const room = t.server.rooms.get('dev', fresh('crash'));
     if (!room) throw new Error('no room');
@@ -334,9 +343,9 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     console.log(`      media flowing again on every page ${recoveryMs} ms after kill -9 (target 5000 ms)`);
     expect(recoveryMs).to.be.lessThan(5000);
     for (const page of pages) await page.close();
-  });
+  }));
 
-  it('PUT mesh_threshold 2 on a live three-peer mesh room promotes it', async () => {
+  it('PUT mesh_threshold 2 on a live three-peer mesh room promotes it', printingFailure(async () => {
     const pages = [await openPage(fresh('put'), 'u1'), await openPage(fresh('put'), 'u2'), await openPage(fresh('put'), 'u3')];
     for (const page of pages) await expectVideoFrom(page, 2);
     const secret = /api_secret=(\S+)/.exec(t.server.config.bootNotices.join('\n'))?.[1];
@@ -349,5 +358,5 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000 });
     for (const page of pages) await expectVideoFrom(page, 2);
     for (const page of pages) await page.close();
-  });
+  }));
 });
