@@ -12,6 +12,7 @@ import type { Peer } from '../rooms/Peer.js';
 import type { Room } from '../rooms/Room.js';
 import type { RoomManager } from '../rooms/RoomManager.js';
 import type { Store } from '../store/Store.js';
+import { EventWindow } from './EventWindow.js';
 import { sdpSendsMedia } from './sdp.js';
 import { channels, type AppServer, type AppSocket } from './types.js';
 
@@ -53,7 +54,7 @@ function connectError(error: unknown): Error & { data: unknown } {
 export class SignalingGateway {
   private readonly logger: Logger;
   private readonly handshakeLimiter: RateLimiterMemory;
-  private readonly eventLimiter: RateLimiterMemory;
+  private readonly eventsPerSocketPerSecond: number;
   private readonly strikeLimiter: RateLimiterMemory;
   private readonly handlers = new Map<string, Handler<ClientEventName>>();
 
@@ -61,7 +62,7 @@ export class SignalingGateway {
     this.logger = options.logger.child({ module: 'signaling' });
     const limits = options.config.rateLimits;
     this.handshakeLimiter = new RateLimiterMemory({ keyPrefix: 'hs', points: limits.handshakesPerIpPerMinute, duration: 60 });
-    this.eventLimiter = new RateLimiterMemory({ keyPrefix: 'ev', points: limits.eventsPerSocketPerSecond, duration: 1 });
+    this.eventsPerSocketPerSecond = limits.eventsPerSocketPerSecond;
     this.strikeLimiter = new RateLimiterMemory({ keyPrefix: 'st', points: limits.strikesBeforeDisconnect, duration: 60 });
 
     this.register('join', (socket, payload) => this.join(socket, payload));
@@ -179,23 +180,21 @@ export class SignalingGateway {
     this.options.metrics.socketsConnected.inc();
     socket.join(channels.token(socket.data.identity.jti));
 
-    // Every inbound packet passes the per-socket rate limit before any handler runs.
+    // Every inbound packet passes the per-socket rate limit before any handler runs
+    // (synchronously: a fixed window per socket, see EventWindow).
+    const events = new EventWindow(this.eventsPerSocketPerSecond, 1000);
     socket.use((packet, next) => {
-      this.eventLimiter.consume(socket.id).then(
-        () => next(),
-        () => {
-          this.options.metrics.rateLimited.inc({ limiter: 'events' });
-          const ack = packet.at(-1);
-          const error = { code: 'rate_limited', message: 'too many events; slow down' } as const;
-          if (typeof ack === 'function') ack({ ok: false, error });
-          else socket.emit('error', error);
-          this.strikeLimiter.consume(socket.id).catch(() => {
-            log.warn('socket kept flooding after rate limiting; disconnecting');
-            socket.data.closeReason = 'rate_limited';
-            socket.disconnect(true);
-          });
-        },
-      );
+      if (events.take()) return next();
+      this.options.metrics.rateLimited.inc({ limiter: 'events' });
+      const ack = packet.at(-1);
+      const error = { code: 'rate_limited', message: 'too many events; slow down' } as const;
+      if (typeof ack === 'function') ack({ ok: false, error });
+      else socket.emit('error', error);
+      this.strikeLimiter.consume(socket.id).catch(() => {
+        log.warn('socket kept flooding after rate limiting; disconnecting');
+        socket.data.closeReason = 'rate_limited';
+        socket.disconnect(true);
+      });
     });
 
     for (const [event, handler] of this.handlers) {
@@ -212,7 +211,6 @@ export class SignalingGateway {
       const peer = socket.data.peer;
       const room = peer ? this.roomOf(socket) : undefined;
       if (peer && room) this.options.rooms.removePeer(room, peer, socket.data.closeReason ?? disconnectReason(reason));
-      this.eventLimiter.delete(socket.id).catch(() => undefined);
       this.strikeLimiter.delete(socket.id).catch(() => undefined);
       log.debug({ reason }, 'socket disconnected');
     });

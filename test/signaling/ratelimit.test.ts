@@ -57,6 +57,23 @@ describe('rate limits', () => {
     expect(underFlood.p50).to.be.lessThan(Math.max(50, baseline.p50 * 10));
   });
 
+  it('refuses exactly the events over RATE_LIMIT_EVENTS_PER_SEC in a window, and serves again in the next', async function () {
+    this.timeout(20000);
+    t = await startServer({ RATE_LIMIT_EVENTS_PER_SEC: '20', RATE_LIMIT_STRIKES: '100000' });
+    const sender = await t.join({ room: 'count', user: 's' });
+    const burst = async (count: number) => {
+      const acks = await Promise.all(Array.from({ length: count }, () => emitAck(sender.client, 'signal', { to: 'p_none', candidate: { candidate: '' } })));
+      return acks.map((ack) => (ack.ok ? 'ok' : ack.error.code));
+    };
+    // The join opened a window; start from a fresh one.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await burst(30)).to.deep.equal([...Array<string>(20).fill('peer_not_found'), ...Array<string>(10).fill('rate_limited')]);
+    const limited = (await t.server.metrics.rateLimited.get()).values.find((v) => v.labels.limiter === 'events');
+    expect(limited?.value).to.equal(10);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await burst(21)).to.deep.equal([...Array<string>(20).fill('peer_not_found'), 'rate_limited']);
+  });
+
   it('disconnects a socket that keeps flooding after being rate limited', async function () {
     this.timeout(20000);
     t = await startServer({ RATE_LIMIT_EVENTS_PER_SEC: '20', RATE_LIMIT_STRIKES: '30' });
