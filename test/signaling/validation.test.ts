@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { clientEventSchemas, describeIssues } from '../../client-sdk/protocol/schemas.js';
 import { emitAck, nextEvent, startServer, type TestServer } from '../helpers/server.js';
 
 describe('payload validation at the socket boundary', () => {
@@ -49,6 +50,47 @@ describe('payload validation at the socket boundary', () => {
       a.client.close();
     });
   }
+
+  it('relays everyday signals without zod (the quick check) and words a refusal with zod as before', async () => {
+    const a = await t.join({ room: 'v-quick', user: 'alice' });
+    const b = await t.join({ room: 'v-quick', user: 'bob' });
+    const schema = clientEventSchemas.signal;
+    let zodCalls = 0;
+    const safeParse = schema.safeParse;
+    schema.safeParse = ((payload: unknown) => {
+      zodCalls++;
+      return safeParse(payload);
+    }) as typeof schema.safeParse;
+    try {
+      const everyday = [
+        { to: b.ack.self.id, description: { type: 'offer', sdp: 'v=0\r\n' } },
+        { to: b.ack.self.id, candidate: { candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'abcd' } },
+        { to: b.ack.self.id, candidate: { candidate: '' } },
+      ];
+      for (const payload of everyday) {
+        const relayed = nextEvent(b.client, 'signal');
+        expect(await emitAck(a.client, 'signal', payload)).to.deep.equal({ ok: true });
+        const { to: _to, ...rest } = payload;
+        expect(await relayed).to.deep.equal({ from: a.ack.self.id, ...rest });
+      }
+      expect(zodCalls).to.equal(0);
+
+      const refused = [
+        { to: b.ack.self.id, candidate: { candidate: '', foo: 1 } },
+        { to: b.ack.self.id, description: { type: 'offer', sdp: '' } },
+        { to: b.ack.self.id, candidate: { candidate: '' }, description: { type: 'rollback' } },
+      ];
+      for (const payload of refused) {
+        const expected = safeParse(payload);
+        expect(expected.success).to.equal(false);
+        const ack = await emitAck(a.client, 'signal', payload);
+        expect(ack).to.deep.equal({ ok: false, error: { code: 'payload_invalid', message: describeIssues(expected.error!) } });
+      }
+      expect(zodCalls).to.equal(refused.length);
+    } finally {
+      schema.safeParse = safeParse;
+    }
+  });
 
   it('answers an unknown event with an error event and keeps the socket', async () => {
     const a = await t.join({ room: 'v2' });
