@@ -446,6 +446,11 @@ export class TurnClient {
     });
   }
 
+  /**
+   * Closes the socket, first releasing (Refresh, LIFETIME 0, not waiting for the answer) any
+   * allocation this client holds: otherwise it outlives the client, and a later client that
+   * gets the same ephemeral port from the OS meets it as 437 Allocation Mismatch.
+   */
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
@@ -454,7 +459,12 @@ export class TurnClient {
       pending.reject(new Error('client closed'));
     }
     this.pending.clear();
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+    const release = this.key ? this.buildRequest(Method.Refresh, [attrs.lifetime(0)], randomBytes(12)) : null;
+    return new Promise((resolve) => {
+      const shut = () => this.socket.close(() => resolve());
+      if (release) this.socket.send(release, this.server.port, this.server.address, shut);
+      else shut();
+    });
   }
 
   private onMessage(buf: Buffer): void {
