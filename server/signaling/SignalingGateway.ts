@@ -9,9 +9,9 @@ import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';
 import type { Peer } from '../rooms/Peer.js';
-import type { Room } from '../rooms/Room.js';
+import { Room } from '../rooms/Room.js';
 import type { RoomManager } from '../rooms/RoomManager.js';
-import type { Store } from '../store/Store.js';
+import type { Store, TenantRecord } from '../store/Store.js';
 import { EventWindow } from './EventWindow.js';
 import { sdpSendsMedia } from './sdp.js';
 import { isPlainSignal } from './signalShape.js';
@@ -35,7 +35,12 @@ export interface SignalingGatewayOptions {
 
 type Schemas = typeof clientEventSchemas;
 type Payload<E extends ClientEventName> = z.output<Schemas[E]>;
-export type Handler<E extends ClientEventName> = (socket: AppSocket, payload: Payload<E>) => Promise<object> | object;
+/** A handler's extra ack fields; void for a bare `{ ok: true }`. */
+export type Handler<E extends ClientEventName> = (socket: AppSocket, payload: Payload<E>) => Promise<object | void> | object | void;
+
+/** The ack of a handler with nothing to add (signal, leave, ...): one shared object, only ever serialized. */
+const OK_ACK = Object.freeze({ ok: true as const });
+type Ack = (response: object) => void;
 
 /**
  * Checks ahead of zod that accept a subset of what the event's schema accepts (and need no
@@ -146,9 +151,7 @@ export class SignalingGateway {
     if (fields.token === undefined && fields.room !== undefined && this.options.config.auth.anonymousRooms) {
       const tenant = await this.options.store.tenants.get(this.options.config.auth.anonymousTenant);
       if (!tenant) throw new AppError('internal', 'ANONYMOUS_TENANT names an unknown tenant');
-      socket.data.identity = this.anonymousIdentity(fields);
-      socket.data.tenant = tenant;
-      socket.data.peer = null;
+      this.authenticated(socket, this.anonymousIdentity(fields), tenant);
       return;
     }
     const identity = this.options.tokens.verify(fields.token);
@@ -156,8 +159,13 @@ export class SignalingGateway {
     if (await this.options.store.tokens.isRevoked(identity.jti)) throw new AppError('token_revoked', 'token was revoked');
     const tenant = await this.options.store.tenants.get(identity.tenantId);
     if (!tenant) throw new AppError('token_invalid', 'token names an unknown tenant');
+    this.authenticated(socket, identity, tenant);
+  }
+
+  private authenticated(socket: AppSocket, identity: VerifiedToken, tenant: TenantRecord): void {
     socket.data.identity = identity;
     socket.data.tenant = tenant;
+    socket.data.roomKey = Room.keyOf(tenant.tenant_id, identity.roomId);
     socket.data.peer = null;
   }
 
@@ -187,10 +195,16 @@ export class SignalingGateway {
     this.options.metrics.socketsConnected.inc();
     socket.join(channels.token(socket.data.identity.jti));
 
-    // Every inbound packet passes the per-socket rate limit before any handler runs
-    // (synchronously: a fixed window per socket, see EventWindow).
+    // Every inbound packet passes here before any handler runs: an unknown event is answered
+    // with an error (and still counted), then the per-socket rate limit (synchronously: a fixed
+    // window per socket, see EventWindow). One middleware and no onAny listener (socket.io copies
+    // the onAny listener array and applies each listener for every packet).
     const events = new EventWindow(this.eventsPerSocketPerSecond, 1000);
     socket.use((packet, next) => {
+      const event: unknown = packet[0];
+      if (typeof event !== 'string' || !this.handlers.has(event)) {
+        socket.emit('error', { code: 'payload_invalid', message: 'unknown event' });
+      }
       if (events.take()) return next();
       this.options.metrics.rateLimited.inc({ limiter: 'events' });
       const ack = packet.at(-1);
@@ -205,13 +219,8 @@ export class SignalingGateway {
     });
 
     for (const [event, handler] of this.handlers) {
-      socket.on(event as ClientEventName, (...args: unknown[]) => void this.dispatch(socket, event as ClientEventName, handler, args, log));
+      socket.on(event as ClientEventName, (...args: unknown[]) => this.dispatch(socket, event as ClientEventName, handler, args, log));
     }
-    socket.onAny((event: unknown) => {
-      if (typeof event !== 'string' || !this.handlers.has(event)) {
-        socket.emit('error', { code: 'payload_invalid', message: 'unknown event' });
-      }
-    });
 
     socket.on('disconnect', (reason) => {
       this.options.metrics.socketsConnected.dec();
@@ -223,20 +232,18 @@ export class SignalingGateway {
     });
   }
 
-  private async dispatch(socket: AppSocket, event: ClientEventName, handler: Handler<ClientEventName>, args: unknown[], log: Logger): Promise<void> {
-    const ack = typeof args.at(-1) === 'function' ? (args.pop() as (response: object) => void) : undefined;
+  private dispatch(socket: AppSocket, event: ClientEventName, handler: Handler<ClientEventName>, args: unknown[], log: Logger): void {
+    const ack = typeof args.at(-1) === 'function' ? (args.pop() as Ack) : undefined;
     try {
       const pending = handler(socket, this.payload(event, args));
-      // Most handlers (signal above all) answer synchronously: no extra turn of the microtask queue.
-      const result = pending instanceof Promise ? await pending : pending;
-      this.okCounter(event).inc();
-      ack?.({ ok: true, ...result });
+      // Most handlers (signal above all) answer synchronously: no promise, no turn of the microtask queue.
+      if (pending instanceof Promise) {
+        pending.then((result) => this.succeeded(event, ack, result)).catch((error: unknown) => this.failed(socket, event, ack, error, log));
+      } else {
+        this.succeeded(event, ack, pending);
+      }
     } catch (error) {
-      if (!(error instanceof AppError)) log.error({ err: error, event }, 'handler failed');
-      const wire = toWireError(error);
-      this.options.metrics.events.inc({ event, result: wire.code });
-      if (ack) ack({ ok: false, error: wire });
-      else socket.emit('error', wire);
+      this.failed(socket, event, ack, error, log);
     }
   }
 
@@ -248,6 +255,19 @@ export class SignalingGateway {
     const parsed = clientEventSchemas[event].safeParse(payload);
     if (!parsed.success) throw new AppError('payload_invalid', describeIssues(parsed.error));
     return parsed.data as Payload<ClientEventName>;
+  }
+
+  private succeeded(event: ClientEventName, ack: Ack | undefined, result: object | void): void {
+    this.okCounter(event).inc();
+    ack?.(result ? { ok: true, ...result } : OK_ACK);
+  }
+
+  private failed(socket: AppSocket, event: ClientEventName, ack: Ack | undefined, error: unknown, log: Logger): void {
+    if (!(error instanceof AppError)) log.error({ err: error, event }, 'handler failed');
+    const wire = toWireError(error);
+    this.options.metrics.events.inc({ event, result: wire.code });
+    if (ack) ack({ ok: false, error: wire });
+    else socket.emit('error', wire);
   }
 
   /** The events{event, result="ok"} counter child, bound once per event (label lookup is per call otherwise). */
@@ -262,7 +282,7 @@ export class SignalingGateway {
   private readonly okCounters = new Map<ClientEventName, { inc(): void }>();
 
   private roomOf(socket: AppSocket): Room | undefined {
-    return this.options.rooms.get(socket.data.tenant.tenant_id, socket.data.identity.roomId);
+    return this.options.rooms.getByKey(socket.data.roomKey);
   }
 
   /** The caller's peer and room, or not_in_room. */
@@ -290,16 +310,16 @@ export class SignalingGateway {
     };
   }
 
-  private signal(socket: AppSocket, payload: Payload<'signal'>): object {
+  private signal(socket: AppSocket, payload: Payload<'signal'>): void {
     const { peer, room } = this.joined(socket);
     const target = room.peers.get(payload.to);
     if (!target || target === peer) throw new AppError('peer_not_found', 'no such peer in this room');
-    if (payload.description?.sdp && !peer.grants.canPublish && sdpSendsMedia(payload.description.sdp)) {
+    const { description } = payload;
+    if (description?.sdp && !peer.grants.canPublish && sdpSendsMedia(description.sdp)) {
       throw new AppError('forbidden', 'token does not grant canPublish: offer/answer must not send audio or video');
     }
     this.options.metrics.signalsRelayed.inc();
-    target.socket.emit('signal', { from: peer.id, ...(payload.description ? { description: payload.description } : { candidate: payload.candidate }) });
-    return {};
+    target.socket.emit('signal', description ? { from: peer.id, description } : { from: peer.id, candidate: payload.candidate });
   }
 
   private leave(socket: AppSocket): object {

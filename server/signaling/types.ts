@@ -11,6 +11,8 @@ export type InterServerEvents = Record<string, never>;
 export interface SocketData {
   identity: VerifiedToken;
   tenant: TenantRecord;
+  /** The key of the socket's room (Room.keyOf of its tenant and its token's room), computed once at the handshake. */
+  roomKey: string;
   /** Set while the socket is joined to its room. */
   peer: Peer | null;
   /** Why the server is disconnecting this socket, for peer_left and the session record. */
