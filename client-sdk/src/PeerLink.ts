@@ -29,6 +29,10 @@ export interface PeerLinkCounters {
   renegotiations: number;
   /** ICE restarts this side asked for because ICE never started after negotiating. */
   iceRestarts: number;
+  /** Remote candidates the connection refused (those of an ignored offer or an older ICE generation). */
+  candidatesRefused: number;
+  /** Why the last refused candidate was refused. */
+  lastCandidateError?: string;
   errors: number;
 }
 
@@ -52,7 +56,7 @@ export class PeerLink {
   /** Remote tracks received on this link (not those of the same peer over the SFU). */
   readonly remoteTracks = new Set<MediaStreamTrack>();
   closed = false;
-  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesReceived: 0, renegotiations: 0, iceRestarts: 0, errors: 0 };
+  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesReceived: 0, renegotiations: 0, iceRestarts: 0, candidatesRefused: 0, errors: 0 };
   private readonly negotiationTimer: ReturnType<typeof setInterval>;
   /** Consecutive checks that found the link negotiated with ICE still `new`. */
   private iceIdleChecks = 0;
@@ -231,9 +235,11 @@ export class PeerLink {
     }
     try {
       await this.pc.addIceCandidate(candidate as RTCIceCandidateInit);
-    } catch {
+    } catch (error) {
       // Candidates of an offer we ignored or rolled back, or of an older ICE generation, fail
       // harmlessly; ICE goes on with the others.
+      this.counters.candidatesRefused++;
+      this.counters.lastCandidateError = `${String(error)} (${candidate.candidate.split(' ').slice(4, 8).join(' ')}, ufrag ${candidate.usernameFragment ?? '?'})`;
     }
   }
 
