@@ -129,7 +129,7 @@ export interface Config {
     sctpSendBufferBytes: number;
     maxProducersPerPeer: number;
     maxTransportsPerPeer: number;
-    /** How long clients keep the old topology while migrating, before falling back to closing it. */
+    /** How long clients keep the old topology while migrating at most (the SDK's migrationTimeoutMs); a demoted room's router stays this long plus 5 s. */
     migrationTimeoutMs: number;
   };
   shutdownTimeoutMs: number;
@@ -212,7 +212,7 @@ const envSchema = z.object({
   SFU_SCTP_SEND_BUFFER_BYTES: int(262_144, 268_435_456).default(8_388_608),
   SFU_MAX_PRODUCERS_PER_PEER: int(1, 64).default(6),
   SFU_MAX_TRANSPORTS_PER_PEER: int(2, 16).default(4),
-  SFU_MIGRATION_TIMEOUT_MS: int(1000, 120_000).default(10_000),
+  SFU_MIGRATION_TIMEOUT_MS: int(1000, 300_000).default(30_000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   SHUTDOWN_DRAIN_MS: int(0, 600_000).default(0),
 });
