@@ -8,7 +8,7 @@ export class SentHistory {
   private chars = 0;
 
   constructor(
-    private readonly maxMessages = 1024,
+    private readonly maxMessages = 8192,
     private readonly maxChars = 4 * 1024 * 1024,
   ) {}
 

@@ -112,4 +112,11 @@ describe('SentHistory', () => {
     for (let seq = 1; seq <= 4; seq++) byChars.add(seq, 'abcd');
     expect(byChars.range(0)).to.deep.equal(['abcd', 'abcd']);
   });
+
+  it('holds the last 8192 messages by default: a 60 s hand-over at 20 messages/s (1200) fits many times over', () => {
+    const h = new SentHistory();
+    const message = JSON.stringify({ s: 1, d: 'x'.repeat(80) });
+    for (let seq = 1; seq <= 10_000; seq++) h.add(seq, message);
+    expect(h.oldest(10_001)).to.equal(10_000 - 8192 + 1);
+  });
 });
