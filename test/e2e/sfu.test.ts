@@ -59,7 +59,36 @@ async function expectVideoFrom(page: Page, count: number, timeoutMs = 60000): Pr
     await new Promise((r) => setTimeout(r, 500));
     after = await sample();
   }
+  if (!progressed()) console.log(`      video stalled on ${await videoStates(page).catch((e: Error) => `(no states: ${e.message})`)}`);
   for (const [identity, frames] of Object.entries(after)) expect(frames - (before[identity] ?? 0), `new frames from ${identity} within 10 s`).to.be.greaterThan(3);
+}
+
+/** A page's inbound video per remote participant and path: packets, frames, key frames, PLIs (why a video stalls). */
+function videoStates(page: Page): Promise<string> {
+  return page.evaluate(async () => {
+    type Stat = { type: string; kind?: string; trackIdentifier?: string; packetsReceived?: number; packetsLost?: number; framesReceived?: number; framesDecoded?: number; keyFramesDecoded?: number; pliCount?: number; nackCount?: number; framesDropped?: number };
+    const room = window.switchboardRoom as unknown as {
+      localParticipant: { identity: string };
+      participantsById: Map<string, { identity: string }>;
+      links: Map<string, { pc: RTCPeerConnection }>;
+      sfu: { recvTransport?: { getStats(): Promise<RTCStatsReport> }; consumed: Map<string, { peerId: string; consumer?: { track: MediaStreamTrack; paused: boolean } }> } | null;
+    };
+    // No named functions in here: tsx would wrap them in a __name() helper the page lacks.
+    const lines: string[] = [];
+    const reports: Array<[string, RTCStatsReport, { track: MediaStreamTrack; paused: boolean } | null]> = [];
+    for (const [peerId, link] of room.links) reports.push([`${room.participantsById.get(peerId)?.identity} mesh`, await link.pc.getStats(), null]);
+    const recv = room.sfu?.recvTransport ? await room.sfu.recvTransport.getStats() : null;
+    for (const { peerId, consumer } of room.sfu?.consumed.values() ?? []) {
+      if (recv && consumer && consumer.track.kind === 'video') reports.push([`${room.participantsById.get(peerId)?.identity} sfu (paused ${consumer.paused}, track ${consumer.track.readyState}${consumer.track.muted ? ' muted' : ''})`, recv, consumer]);
+    }
+    for (const [label, report, consumer] of reports) {
+      for (const stat of (report as unknown as Map<string, Stat>).values()) {
+        if (stat.type !== 'inbound-rtp' || stat.kind !== 'video' || (consumer && stat.trackIdentifier !== consumer.track.id)) continue;
+        lines.push(`${label}: pkts ${stat.packetsReceived} lost ${stat.packetsLost} frames ${stat.framesReceived}/${stat.framesDecoded} key ${stat.keyFramesDecoded} pli ${stat.pliCount} nack ${stat.nackCount} dropped ${stat.framesDropped}`);
+      }
+    }
+    return `${room.localParticipant.identity}: ${lines.join('; ')}`;
+  });
 }
 
 /** Every remote participant's tile plays a live video track that the SDK still lists as subscribed. */
