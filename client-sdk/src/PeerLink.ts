@@ -25,6 +25,8 @@ export interface PeerLinkCounters {
   offersSent: number;
   answersSent: number;
   descriptionsReceived: number;
+  /** Local candidates gathered and sent (none at all: this connection never gathered). */
+  candidatesSent: number;
   candidatesReceived: number;
   renegotiations: number;
   /** ICE restarts this side asked for because ICE never started after negotiating. */
@@ -56,7 +58,7 @@ export class PeerLink {
   /** Remote tracks received on this link (not those of the same peer over the SFU). */
   readonly remoteTracks = new Set<MediaStreamTrack>();
   closed = false;
-  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesReceived: 0, renegotiations: 0, iceRestarts: 0, candidatesRefused: 0, errors: 0 };
+  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesSent: 0, candidatesReceived: 0, renegotiations: 0, iceRestarts: 0, candidatesRefused: 0, errors: 0 };
   private readonly negotiationTimer: ReturnType<typeof setInterval>;
   /** Consecutive checks that found the link negotiated with ICE still `new`. */
   private iceIdleChecks = 0;
@@ -74,6 +76,7 @@ export class PeerLink {
     this.pc = pc;
     pc.onicecandidate = ({ candidate }) => {
       if (!candidate || !candidate.candidate) return;
+      this.counters.candidatesSent++;
       options
         .sendSignal({ candidate: { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex, usernameFragment: candidate.usernameFragment } })
         .catch((error: unknown) => options.onError(error));

@@ -20,7 +20,7 @@ const openPages = new Set<Page>();
 function linkStates(page: Page): Promise<string> {
   return page.evaluate(() => {
     const room = window.switchboardRoom as unknown as { mode: string; localParticipant: { identity: string; id: string }; links: Map<string, { pc: RTCPeerConnection; counters: object }> };
-    const links = [...room.links].map(([id, l]) => `${id}:${l.pc.connectionState}/${l.pc.iceConnectionState}/${l.pc.signalingState}/${l.pc.getReceivers().map((r) => r.track.kind).join('+')} ${JSON.stringify(l.counters)}`);
+    const links = [...room.links].map(([id, l]) => `${id}:${l.pc.connectionState}/${l.pc.iceConnectionState}/${l.pc.signalingState}/gathering ${l.pc.iceGatheringState}/${l.pc.getReceivers().map((r) => r.track.kind).join('+')} ${JSON.stringify(l.counters)}`);
     return `${room.localParticipant.identity} (${room.localParticipant.id}) mode=${room.mode} links=[${links.join(', ')}] last error: ${document.getElementById('error')?.textContent || 'none'}`;
   });
 }
