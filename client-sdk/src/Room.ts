@@ -842,7 +842,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
     session
       .start()
       .then(async () => {
-        for (const track of this.localTracks.keys()) await session.produce(track);
+        // Video first: each produce is an SDP round of seconds on a busy page, and video is
+        // what peers wait for before the hand-over (a stalled tile shows; audio goes on over the
+        // mesh until the link closes).
+        const tracks = [...this.localTracks.keys()].sort((a, b) => Number(a.kind !== 'video') - Number(b.kind !== 'video'));
+        for (const track of tracks) await session.produce(track);
         // Media first: a peer that receives it over the SFU lets us stop sending it on the link
         // long before the data producers (slow to set up) are there too.
         const mediaIds = session.producerIds();
