@@ -18,6 +18,12 @@ export interface PeerLinkOptions {
    * period of the check that restarts ICE when it has not started two periods after negotiating.
    */
   negotiationRetryMs?: number;
+  /**
+   * ICE restarts did not help: the connection never started ICE after MAX_ICE_RESTARTS of them
+   * (seen in Chromium: a connection that never gathers a single candidate). The owner replaces
+   * the link with a new connection; without this callback the link keeps restarting ICE.
+   */
+  onStuck?: () => void;
 }
 
 /** Counts of what a link did, for diagnostics (tests print them when a link never connects). */
@@ -39,6 +45,16 @@ export interface PeerLinkCounters {
 }
 
 const NEGOTIATION_RETRY_MS = 4000;
+/** ICE restarts of a link whose ICE never starts before it counts as stuck (`onStuck`). */
+const MAX_ICE_RESTARTS = 2;
+
+/** The DTLS fingerprint lines of an SDP: they differ between two peer connections. */
+export function sdpFingerprint(sdp: string | undefined): string {
+  return (sdp ?? '')
+    .split(/\r?\n/)
+    .filter((line) => line.startsWith('a=fingerprint:'))
+    .join(',');
+}
 
 /**
  * The mesh connection to one remote peer: perfect negotiation (MDN's pattern) with every
@@ -51,7 +67,8 @@ const NEGOTIATION_RETRY_MS = 4000;
  * settles a collision). An offer that got lost on the way, or a negotiationneeded that never
  * fired, then cannot leave the two peers waiting for each other forever. Likewise a link that
  * negotiated but whose ICE has not started (state `new`: no usable remote candidate arrived)
- * for two more periods restarts ICE, with fresh credentials and candidates.
+ * for two more periods restarts ICE, with fresh credentials and candidates; after
+ * MAX_ICE_RESTARTS in vain it reports itself stuck (`onStuck`) for its owner to replace.
  */
 export class PeerLink {
   readonly pc: RTCPeerConnection;
@@ -112,6 +129,17 @@ export class PeerLink {
     return this.options.remoteId;
   }
 
+  get initiator(): boolean {
+    return this.options.initiator;
+  }
+
+  /** True when `description` is an offer from another peer connection than the one we negotiated with (the peer replaced its link). */
+  isFromNewConnection(description: SessionDescription): boolean {
+    const current = this.pc.remoteDescription;
+    if (description.type !== 'offer' || !current) return false;
+    return sdpFingerprint(description.sdp) !== sdpFingerprint(current.sdp);
+  }
+
   /** Handles a description or candidate from the remote peer, in arrival order. */
   handleSignal(signal: { description?: SessionDescription; candidate?: IceCandidate }): void {
     if (signal.candidate) this.counters.candidatesReceived++;
@@ -152,6 +180,11 @@ export class PeerLink {
     const channel = reliable ? this.reliable : this.lossy;
     if (channel?.readyState === 'open') channel.send(data);
     else if (reliable) this.pendingReliable.push(data);
+  }
+
+  /** Reliable messages still waiting for the channel to open, handed over to a replacing link. */
+  takePendingReliable(): string[] {
+    return this.pendingReliable.splice(0);
   }
 
   close(): void {
@@ -210,6 +243,11 @@ export class PeerLink {
     this.iceIdleChecks = idle ? this.iceIdleChecks + 1 : 0;
     if (this.iceIdleChecks < 2) return;
     this.iceIdleChecks = 0;
+    if (this.counters.iceRestarts >= MAX_ICE_RESTARTS && this.options.onStuck) {
+      clearInterval(this.negotiationTimer);
+      this.options.onStuck();
+      return;
+    }
     this.counters.iceRestarts++;
     if (typeof pc.restartIce === 'function') pc.restartIce();
     else this.enqueue(() => this.makeOffer(true));

@@ -541,6 +541,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
           if (this.mode !== 'mesh') return;
           link = this.link(this.upsertParticipant({ id: message.from, user_id: message.from, name: '', metadata: {} }, false), { initiator: false });
         }
+        const participant = this.participantsById.get(message.from);
+        if (message.description && participant && link.isFromNewConnection(message.description)) {
+          // The peer replaced a stuck link: a new connection on our side too.
+          link = this.replaceLink(participant, false);
+        }
         link.handleSignal(message);
       }),
     );
@@ -636,9 +641,31 @@ export class Room extends Emitter<RoomEventCallbacks> {
       onMessage: (data, reliable) => this.onData(participant, data, reliable, 'mesh'),
       onStateChange: () => undefined,
       onError: (error) => this.emit(RoomEvent.Error, SwitchboardError.from(error, 'internal')),
+      onStuck: () => this.replaceStuckLink(remoteId),
     });
     this.links.set(remoteId, link);
     for (const [track, stream] of this.localTracks) link.addTrack(track, stream);
+    return link;
+  }
+
+  /**
+   * A link whose ICE never started, ICE restarts included, gets a new peer connection. The
+   * initiator replaces its side; the peer follows when the new connection's offer arrives
+   * (another DTLS fingerprint). Data in flight on the old link is refilled by sync.
+   */
+  private replaceStuckLink(peerId: string): void {
+    const link = this.links.get(peerId);
+    const participant = this.participantsById.get(peerId);
+    if (!link || !participant || !link.initiator || this.mode !== 'mesh') return;
+    this.replaceLink(participant, true);
+  }
+
+  /** Closes the link to `participant` and builds a new one; reliable messages it never sent go on the new one. */
+  private replaceLink(participant: RemoteParticipant, initiator: boolean): PeerLink {
+    const unsent = this.links.get(participant.id)?.takePendingReliable() ?? [];
+    this.closeLink(participant);
+    const link = this.link(participant, { initiator });
+    for (const data of unsent) link.send(data, true);
     return link;
   }
 

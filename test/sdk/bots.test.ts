@@ -180,4 +180,46 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     expect(alice.participants.get('bob')?.id).to.equal(bob.localParticipant?.id);
     expect(refreshed, 'token refresher calls').to.be.at.least(1);
   });
+
+  it('replaces a mesh link whose connection never starts ICE, ICE restarts included (both sides get new connections)', async function () {
+    this.timeout(90000);
+    // Each bot's first connection behaves like the stuck Chromium connections seen in CI: no
+    // candidate ever reaches its ICE agent (none announced, the peer's ignored), so ICE stays new.
+    const stuckFirst = () => {
+      let created = 0;
+      const stuck: RTCPeerConnection[] = [];
+      const Base = wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection;
+      const strip = (d: RTCSessionDescriptionInit) => ({ type: d.type, sdp: (d.sdp ?? '').split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n') });
+      class FirstStuck extends Base {
+        constructor(configuration?: RTCConfiguration) {
+          super(configuration);
+          if (created++ > 0) return;
+          stuck.push(this);
+          const dispatch = this.dispatchEvent.bind(this);
+          this.dispatchEvent = (event: Event) => (event.type === 'icecandidate' ? true : dispatch(event));
+          this.addIceCandidate = async () => undefined;
+          const setRemote = this.setRemoteDescription.bind(this);
+          this.setRemoteDescription = (d: RTCSessionDescriptionInit) => setRemote(strip(d));
+        }
+      }
+      return { webrtc: { RTCPeerConnection: FirstStuck as unknown as typeof RTCPeerConnection }, stuck };
+    };
+    const a = stuckFirst();
+    const b = stuckFirst();
+    const alice = await connect('stuck', 'alice', 'guest', { webrtc: a.webrtc });
+    const received: string[] = [];
+    alice.on(RoomEvent.Data, (payload) => received.push(String(payload)));
+    const bob = await connect('stuck', 'bob', 'guest', { webrtc: b.webrtc });
+    bob.send('through the second connection');
+    await waitFor(() => received.length === 1, 60000, 'data after the link was replaced');
+    expect(received).to.deep.equal(['through the second connection']);
+    // Both first connections were given up (closed), and the links now run on new ones.
+    expect(a.stuck[0]?.connectionState).to.equal('closed');
+    expect(b.stuck[0]?.connectionState).to.equal('closed');
+    const links = (room: Room) => (room as unknown as { links: Map<string, { pc: RTCPeerConnection; counters: { iceRestarts: number } }> }).links;
+    const bobLink = [...links(bob).values()][0];
+    expect(bobLink?.pc).to.not.equal(b.stuck[0]);
+    expect(bobLink?.pc.connectionState).to.equal('connected');
+    expect([...links(alice).values()][0]?.pc).to.not.equal(a.stuck[0]);
+  });
 });
