@@ -48,12 +48,14 @@ const NEGOTIATION_RETRY_MS = 4000;
 /** ICE restarts of a link whose ICE never starts before it counts as stuck (`onStuck`). */
 const MAX_ICE_RESTARTS = 2;
 
-/** The DTLS fingerprint lines of an SDP: they differ between two peer connections. */
+/**
+ * The DTLS certificate fingerprints of an SDP (each distinct one once, sorted): they differ
+ * between two peer connections and stay the same across renegotiations of one, whatever the
+ * number of m-sections (each repeats the fingerprint).
+ */
 export function sdpFingerprint(sdp: string | undefined): string {
-  return (sdp ?? '')
-    .split(/\r?\n/)
-    .filter((line) => line.startsWith('a=fingerprint:'))
-    .join(',');
+  const lines = (sdp ?? '').split(/\r?\n/).filter((line) => line.startsWith('a=fingerprint:'));
+  return [...new Set(lines)].sort().join(',');
 }
 
 /**

@@ -1,7 +1,7 @@
 import wrtc from '@roamhq/wrtc';
 import { expect } from 'chai';
 import type { IceCandidate, SessionDescription } from '../../client-sdk/protocol/events.js';
-import { PeerLink } from '../../client-sdk/src/PeerLink.js';
+import { PeerLink, sdpFingerprint } from '../../client-sdk/src/PeerLink.js';
 import { waitFor } from '../helpers/server.js';
 
 type Signal = { description?: SessionDescription; candidate?: IceCandidate };
@@ -111,6 +111,28 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
     expect(restarted).to.equal(true);
     expect(a.pc.connectionState).to.equal('connected');
     expect(received.b).to.deep.equal(['after an ICE restart']);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('tells an offer of a replacing connection (other DTLS certificate) from a renegotiation that adds m-sections', async () => {
+    const { a, b, errors } = linkPair(() => false);
+    open.push(a, b);
+    await waitFor(() => a.reliableOpen && b.reliableOpen, 15000, 'channels open');
+    // The same connection, more m-sections (each repeats the fingerprint): not a new connection.
+    a.pc.addTransceiver('audio');
+    a.pc.addTransceiver('video');
+    const renegotiation = await a.pc.createOffer();
+    expect((renegotiation.sdp?.match(/^m=/gm) ?? []).length).to.be.greaterThan((b.pc.remoteDescription?.sdp?.match(/^m=/gm) ?? []).length);
+    expect(sdpFingerprint(renegotiation.sdp)).to.equal(sdpFingerprint(b.pc.remoteDescription?.sdp));
+    expect(b.isFromNewConnection({ type: 'offer', sdp: renegotiation.sdp ?? '' })).to.equal(false);
+    // Another connection: a new certificate.
+    const other = new wrtc.RTCPeerConnection();
+    other.createDataChannel('reliable');
+    const replacing = await other.createOffer();
+    other.close();
+    expect(b.isFromNewConnection({ type: 'offer', sdp: replacing.sdp ?? '' })).to.equal(true);
+    // Answers never count (they answer our own offers).
+    expect(b.isFromNewConnection({ type: 'answer', sdp: replacing.sdp ?? '' })).to.equal(false);
     expect(errors).to.deep.equal([]);
   });
 });
