@@ -5,6 +5,14 @@ import { emitAck, type TestClient } from './server.js';
 
 export const { RTCPeerConnection } = wrtc;
 
+/** An SDP without its `a=candidate` lines (a description whose candidates never reach the peer). */
+export function withoutCandidates(sdp: string | undefined): string {
+  return (sdp ?? '')
+    .split('\r\n')
+    .filter((line) => !line.startsWith('a=candidate:'))
+    .join('\r\n');
+}
+
 /** Wires a peer connection to the hub: local candidates and descriptions go out as `signal` to `remoteId`. */
 export function wirePeer(client: TestClient, remoteId: string, iceServers: IceServer[] = [], policy: RTCIceTransportPolicy = 'all'): RTCPeerConnection {
   const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: policy });

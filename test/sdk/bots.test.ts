@@ -2,6 +2,7 @@ import wrtc from '@roamhq/wrtc';
 import { expect } from 'chai';
 import { ConnectionState, Room, RoomEvent, SwitchboardError, type DataPayload } from '../../client-sdk/src/index.js';
 import { emitAck, startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { withoutCandidates } from '../helpers/wrtc.js';
 
 const webrtc = { RTCPeerConnection: wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection };
 
@@ -189,7 +190,6 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
       let created = 0;
       const stuck: RTCPeerConnection[] = [];
       const Base = wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection;
-      const strip = (d: RTCSessionDescriptionInit) => ({ type: d.type, sdp: (d.sdp ?? '').split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n') });
       class FirstStuck extends Base {
         constructor(configuration?: RTCConfiguration) {
           super(configuration);
@@ -199,7 +199,7 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
           this.dispatchEvent = (event: Event) => (event.type === 'icecandidate' ? true : dispatch(event));
           this.addIceCandidate = async () => undefined;
           const setRemote = this.setRemoteDescription.bind(this);
-          this.setRemoteDescription = (d: RTCSessionDescriptionInit) => setRemote(strip(d));
+          this.setRemoteDescription = (d: RTCSessionDescriptionInit) => setRemote({ type: d.type, sdp: withoutCandidates(d.sdp) });
         }
       }
       return { webrtc: { RTCPeerConnection: FirstStuck as unknown as typeof RTCPeerConnection }, stuck };

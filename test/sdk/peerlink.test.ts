@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import type { IceCandidate, SessionDescription } from '../../client-sdk/protocol/events.js';
 import { PeerLink, sdpFingerprint } from '../../client-sdk/src/PeerLink.js';
 import { waitFor } from '../helpers/server.js';
+import { withoutCandidates } from '../helpers/wrtc.js';
 
 type Signal = { description?: SessionDescription; candidate?: IceCandidate };
 
@@ -76,10 +77,16 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  /** A pair with nothing dropped, once both reliable channels are open. */
+  const openPair = async () => {
+    const pair = linkPair(() => false);
+    open.push(pair.a, pair.b);
+    await waitFor(() => pair.a.reliableOpen && pair.b.reliableOpen, 15000, 'channels open');
+    return pair;
+  };
+
   it('a negotiated link stops its retry timer and answers each offer once', async () => {
-    const { a, b, errors } = linkPair(() => false);
-    open.push(a, b);
-    await waitFor(() => a.reliableOpen && b.reliableOpen, 15000, 'channels open');
+    const { a, b, errors } = await openPair();
     await new Promise((r) => setTimeout(r, 1500)); // three retry periods
     expect(a.counters.renegotiations).to.equal(0);
     expect(b.counters.renegotiations).to.equal(0);
@@ -90,10 +97,9 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
   it('restarts ICE when a negotiated link never starts ICE (every candidate of the first generation lost)', async () => {
     // Until a side restarts ICE, no candidate reaches the other: neither trickled nor inside a description.
     let restarted = false;
-    const stripCandidates = (sdp: string) => sdp.split('\r\n').filter((line) => !line.startsWith('a=candidate:')).join('\r\n');
     const { a, b, received, errors } = linkPair(
       (_from, signal) => !restarted && signal.candidate !== undefined,
-      (signal) => (restarted || !signal.description ? signal : { description: { ...signal.description, sdp: stripCandidates(signal.description.sdp ?? '') } }),
+      (signal) => (restarted || !signal.description ? signal : { description: { ...signal.description, sdp: withoutCandidates(signal.description.sdp) } }),
     );
     open.push(a, b);
     const watch = setInterval(() => {
@@ -115,9 +121,7 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
   });
 
   it('tells an offer of a replacing connection (other DTLS certificate) from a renegotiation that adds m-sections', async () => {
-    const { a, b, errors } = linkPair(() => false);
-    open.push(a, b);
-    await waitFor(() => a.reliableOpen && b.reliableOpen, 15000, 'channels open');
+    const { a, b, errors } = await openPair();
     // The same connection, more m-sections (each repeats the fingerprint): not a new connection.
     a.pc.addTransceiver('audio');
     a.pc.addTransceiver('video');
