@@ -290,10 +290,11 @@ export class SfuSession {
   }
 
   /**
-   * A consume or resume the server did not answer in time (a starved server, a lost ack) is
-   * asked again: a consumer left paused would keep a participant black for good. Resuming twice
-   * is harmless; a consume asked twice may leave one extra paused consumer, closed with the
-   * transport.
+   * A request the server did not answer in time (a starved server or page, a lost ack) is
+   * asked again: a consumer left paused would keep a participant black for good, a producer
+   * never created would keep us out of everyone's SFU view. Resuming twice is harmless, connect
+   * and produce are idempotent on the server; a consume asked twice may leave one extra paused
+   * consumer, closed with the transport.
    */
   private async requestPatiently<T>(request: () => Promise<T>, attempts = 3): Promise<T> {
     for (let attempt = 1; ; attempt++) {
@@ -325,19 +326,22 @@ export class SfuSession {
       iceTransportPolicy: this.options.forceRelay ? ('relay' as const) : ('all' as const),
     };
     const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
+    // The server answers a repeated connect, produce or produce_data like the first (the same
+    // producer), so a late answer is asked for again instead of breaking the session for good.
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {
-      signal.request('sfu:connect_transport', { transport_id: transport.id, dtls_parameters: dtlsParameters }).then(() => callback(), errback);
+      this.requestPatiently(() => signal.request('sfu:connect_transport', { transport_id: transport.id, dtls_parameters: dtlsParameters })).then(() => callback(), errback);
     });
     if (direction === 'send') {
       transport.on('produce', ({ kind, rtpParameters }, callback, errback) => {
-        signal
-          .request('sfu:produce', { transport_id: transport.id, kind, rtp_parameters: rtpParameters })
-          .then(({ producer_id }) => callback({ id: producer_id }), errback);
+        this.requestPatiently(() => signal.request('sfu:produce', { transport_id: transport.id, kind, rtp_parameters: rtpParameters })).then(
+          ({ producer_id }) => callback({ id: producer_id }),
+          errback,
+        );
       });
       transport.on('producedata', ({ sctpStreamParameters, label, protocol }, callback, errback) => {
-        signal
-          .request('sfu:produce_data', { transport_id: transport.id, sctp_stream_parameters: sctpStreamParameters, label: label ?? '', protocol: protocol ?? '' })
-          .then(({ producer_id }) => callback({ id: producer_id }), errback);
+        this.requestPatiently(() =>
+          signal.request('sfu:produce_data', { transport_id: transport.id, sctp_stream_parameters: sctpStreamParameters, label: label ?? '', protocol: protocol ?? '' }),
+        ).then(({ producer_id }) => callback({ id: producer_id }), errback);
       });
     }
     return transport;

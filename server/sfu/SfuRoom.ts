@@ -13,8 +13,29 @@ class SfuPeer {
   readonly dataProducers = new Map<string, ms.DataProducer>();
   readonly consumers = new Map<string, ms.Consumer>();
   readonly dataConsumers = new Map<string, ms.DataConsumer>();
+  /** Connects and producer creations by what identifies them (see once()). */
+  private readonly requests = new Map<string, Promise<unknown>>();
 
   constructor(readonly id: string, readonly announced: boolean) {}
+
+  /**
+   * Runs `create` once per key: a client whose answer came later than its request timeout asks
+   * again, and gets the first request's result (or waits for it) instead of a second producer
+   * or a refused second connect. A failure is forgotten, so it can be asked again; `forget`
+   * drops a key whose object is gone.
+   */
+  once<T>(key: string, create: () => Promise<T>): Promise<T> {
+    const known = this.requests.get(key);
+    if (known) return known as Promise<T>;
+    const result = create();
+    this.requests.set(key, result);
+    result.catch(() => this.requests.delete(key));
+    return result;
+  }
+
+  forget(key: string): void {
+    this.requests.delete(key);
+  }
 
   transport(id: string): ms.WebRtcTransport {
     const transport = this.transports.get(id);
@@ -116,7 +137,10 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     }
     if (direction === 'send') await transport.setMaxIncomingBitrate(this.config.maxIncomingBitrate);
     peer.transports.set(transport.id, transport);
-    transport.observer.on('close', () => peer.transports.delete(transport.id));
+    transport.observer.on('close', () => {
+      peer.transports.delete(transport.id);
+      peer.forget(`connect:${transport.id}`);
+    });
     return {
       id: transport.id,
       iceParameters: transport.iceParameters,
@@ -126,18 +150,29 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     };
   }
 
+  /** Idempotent: a repeated connect of the same transport answers like the first. */
   async connectTransport(peerId: string, transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void> {
-    await this.existingPeer(peerId).transport(transportId).connect({ dtlsParameters });
+    const peer = this.existingPeer(peerId);
+    const transport = peer.transport(transportId);
+    await peer.once(`connect:${transportId}`, () => transport.connect({ dtlsParameters }));
   }
 
   /** A producer for a peer; `paused` while a room admin has that kind muted. */
   async produce(peerId: string, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters, appData: Record<string, unknown>, paused = false): Promise<string> {
     const peer = this.existingPeer(peerId);
+    // One producer per m-section of the client's transport: asked again, the same one answers.
+    const key = `produce:${transportId}:${rtpParameters.mid ?? Math.random()}`;
+    return peer.once(key, () => this.createProducer(peer, key, transportId, kind, rtpParameters, appData, paused));
+  }
+
+  private async createProducer(peer: SfuPeer, key: string, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters, appData: Record<string, unknown>, paused: boolean): Promise<string> {
+    const peerId = peer.id;
     if (peer.producers.size + peer.dataProducers.size >= this.config.maxProducersPerPeer) throw new AppError('quota_exceeded', `at most ${this.config.maxProducersPerPeer} producers per peer`);
     const producer = await peer.transport(transportId).produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } });
     peer.producers.set(producer.id, producer);
     const info: SfuProducerInfo = { peer_id: peerId, producer_id: producer.id, kind };
     producer.observer.on('close', () => {
+      peer.forget(key);
       peer.producers.delete(producer.id);
       if (peer.announced && !this.closed) this.emit('producer_removed', info);
     });
@@ -158,11 +193,19 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
 
   async produceData(peerId: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters, label: string, protocol: string): Promise<string> {
     const peer = this.existingPeer(peerId);
+    // One data producer per SCTP stream of the client's transport: asked again, the same one answers.
+    const key = `produce_data:${transportId}:${sctpStreamParameters.streamId}`;
+    return peer.once(key, () => this.createDataProducer(peer, key, transportId, sctpStreamParameters, label, protocol));
+  }
+
+  private async createDataProducer(peer: SfuPeer, key: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters, label: string, protocol: string): Promise<string> {
+    const peerId = peer.id;
     if (peer.producers.size + peer.dataProducers.size >= this.config.maxProducersPerPeer) throw new AppError('quota_exceeded', `at most ${this.config.maxProducersPerPeer} producers per peer`);
     const dataProducer = await peer.transport(transportId).produceData({ sctpStreamParameters, label, protocol, appData: { peerId } });
     peer.dataProducers.set(dataProducer.id, dataProducer);
     const info: SfuProducerInfo = { peer_id: peerId, producer_id: dataProducer.id, kind: 'data' };
     dataProducer.observer.on('close', () => {
+      peer.forget(key);
       peer.dataProducers.delete(dataProducer.id);
       if (peer.announced && !this.closed) this.emit('producer_removed', info);
     });

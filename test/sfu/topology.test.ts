@@ -199,6 +199,44 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     }
   });
 
+  it('answers a repeated connect, produce or produce_data like the first (a client whose answer came late asks again)', async () => {
+    const again = await t.join({ room: 's', user: 'again' });
+    const transport = await transportOf(again.client, 'send');
+    const fingerprint = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, '0').toUpperCase()).join(':');
+    const dtls = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: fingerprint }] };
+    const connects = await Promise.all([1, 2].map(() => emitAck(again.client, 'sfu:connect_transport', { transport_id: transport.id, dtls_parameters: dtls })));
+    expect(connects.map((ack) => ack.ok), JSON.stringify(connects)).to.deep.equal([true, true]);
+
+    const announced: SfuProducerInfo[] = [];
+    host.client.on('sfu:new_producer', (info: SfuProducerInfo) => {
+      if (info.peer_id === again.ack.self.id) announced.push(info);
+    });
+    const produce = (mid: string, ssrc: number) => emitAck(again.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: { ...VP8, mid, encodings: [{ ssrc }] } });
+    const idOf = (ack: { ok: boolean }) => {
+      expect(ack.ok, JSON.stringify(ack)).to.equal(true);
+      return (ack as unknown as { producer_id: string }).producer_id;
+    };
+    const [first, repeated] = (await Promise.all([produce('0', 5551), produce('0', 5551)])).map(idOf);
+    expect(repeated, 'the same m-section asked twice').to.equal(first);
+    expect(idOf(await produce('0', 5551)), 'asked a third time, after the first answer').to.equal(first);
+    const other = idOf(await produce('1', 6661));
+    expect(other).to.not.equal(first);
+
+    const produceData = () => emitAck(again.client, 'sfu:produce_data', { transport_id: transport.id, sctp_stream_parameters: { streamId: 3, ordered: true }, label: 'reliable' });
+    const [data, dataRepeated] = (await Promise.all([produceData(), produceData()])).map(idOf);
+    expect(dataRepeated, 'the same SCTP stream asked twice').to.equal(data);
+
+    await waitFor(() => announced.length >= 3, 5000, 'producers announced');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(announced.map((info) => info.producer_id).sort(), 'each producer announced once').to.deep.equal([first, other, data].sort());
+
+    // A producer that was closed is not answered again: the same m-section produces anew.
+    expect((await emitAck(again.client, 'sfu:close_producer', { producer_id: first })).ok).to.equal(true);
+    const reproduced = idOf(await produce('0', 7771));
+    expect(reproduced).to.not.equal(first);
+    again.client.close();
+  });
+
   it('limits transports per peer', async () => {
     const fresh = await t.join({ room: 's', user: 'limits' });
     for (let i = 0; i < 4; i++) await transportOf(fresh.client, 'recv');
