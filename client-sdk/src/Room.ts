@@ -153,6 +153,8 @@ interface Envelope {
   p?: string[];
   /** With sfu-produced: 1 while only the media producers are listed (the data producers follow). */
   m?: number;
+  /** With sfu-produced (the full list): which of `p` are data producers. */
+  dp?: string[];
   /** With sync: the identity of the sender asked to resend (with `e`, its epoch, `q`, from where, and `u`, up to where, exclusive). */
   s?: string;
   u?: number;
@@ -164,12 +166,13 @@ interface Envelope {
 
 /**
  * Migration hand-shakes. To the SFU: `sfu-produced` (mesh; the producers to expect from me:
- * first the media ones with m=1, then all), `sfu-media-ready` (mesh; your media reaches me over
- * the SFU, stop sending it on this link), `sfu-ready` (mesh; I receive all of you over the SFU,
- * data included), `bye` (mesh; my last data on this link).
+ * first the media ones with m=1, then all, with the data ones in dp), `sfu-media-ready` (mesh;
+ * your media reaches me over the SFU, stop sending it on this link), `sfu-data-ready` (mesh; I
+ * receive your data over the SFU), `sfu-ready` (mesh; I receive all of you over the SFU, data
+ * included), `bye` (mesh; my last data on this link).
  * To the mesh: `mesh-ready` (mesh; I receive you over the mesh), `sfu-bye` (SFU; my last data there).
  */
-type ControlKind = 'sfu-produced' | 'sfu-media-ready' | 'sfu-ready' | 'bye' | 'mesh-ready' | 'sfu-bye' | SyncKind;
+type ControlKind = 'sfu-produced' | 'sfu-media-ready' | 'sfu-data-ready' | 'sfu-ready' | 'bye' | 'mesh-ready' | 'sfu-bye' | SyncKind;
 
 /**
  * The safety net of exactly-once data: a receiver that misses reliable messages of a sender
@@ -205,13 +208,30 @@ interface PendingSync {
   askedAt: number;
 }
 
+const newHandOver = (): HandOver => ({
+  expected: null,
+  mediaOnly: false,
+  expectedData: null,
+  mediaReadySent: false,
+  dataReadySent: false,
+  dataReadyReceived: false,
+  readySent: false,
+  readyReceived: false,
+  byeSent: false,
+  byeReceived: false,
+});
+
 /** Migration bookkeeping for one remote participant. */
 interface HandOver {
   /** To the SFU: the producer ids the peer announced over the mesh. */
   expected: string[] | null;
   /** To the SFU: `expected` lists the peer's media producers only (its data producers follow). */
   mediaOnly: boolean;
+  /** To the SFU: the peer's data producer ids (null until its full list came). */
+  expectedData: string[] | null;
   mediaReadySent: boolean;
+  dataReadySent: boolean;
+  dataReadyReceived: boolean;
   readySent: boolean;
   readyReceived: boolean;
   byeSent: boolean;
@@ -262,6 +282,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private readonly handOver = new Map<string, HandOver>();
   private migrationTimer: ReturnType<typeof setInterval> | null = null;
   private migrationDeadline: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * To the SFU, past the deadline: the links carry no more media but stay up for data until
+   * both sides receive each other's data over the SFU (or a second deadline passes).
+   */
+  private migrationOverdue = false;
   private monitor: MigrationMonitor | null = null;
   /** The last migration this client went through. */
   lastMigration: MigrationReport | null = null;
@@ -752,10 +777,15 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (envelope.c === 'sfu-produced') {
       state.expected = Array.isArray(envelope.p) ? envelope.p.map(String) : [];
       state.mediaOnly = envelope.m === 1;
+      if (!state.mediaOnly) state.expectedData = Array.isArray(envelope.dp) ? envelope.dp.map(String) : [];
     } else if (envelope.c === 'sfu-media-ready') {
       // The peer gets our media over the SFU: one encoder less while everyone decodes twice.
       if (this.mode === 'sfu') this.links.get(participant.id)?.stopMedia();
-    } else if (envelope.c === 'sfu-ready' || envelope.c === 'mesh-ready') state.readyReceived = true;
+    } else if (envelope.c === 'sfu-data-ready') state.dataReadyReceived = true;
+    else if (envelope.c === 'sfu-ready' || envelope.c === 'mesh-ready') {
+      state.readyReceived = true;
+      state.dataReadyReceived = true;
+    }
     else if (envelope.c === 'bye') state.byeReceived = true;
   }
 
@@ -881,7 +911,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
         await session.startData();
         // Tell every mesh peer which producers to expect from us before it lets the mesh go.
         const ids = session.producerIds();
-        for (const peerId of this.handOver.keys()) this.control(peerId, 'sfu-produced', { p: ids });
+        const dataIds = session.dataProducerIds();
+        for (const peerId of this.handOver.keys()) this.control(peerId, 'sfu-produced', { p: ids, dp: dataIds });
       })
       .catch((error: unknown) => {
         if (session === this.sfu) this.emit(RoomEvent.Error, SwitchboardError.from(error, 'sfu_unavailable'));
@@ -892,7 +923,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.handOver.clear();
     for (const [peerId, link] of this.links) {
       if (link.pc.connectionState === 'connected' && link.reliableOpen) {
-        this.handOver.set(peerId, { expected: null, mediaOnly: false, mediaReadySent: false, readySent: false, readyReceived: false, byeSent: false, byeReceived: false });
+        this.handOver.set(peerId, newHandOver());
       } else {
         // Nothing flows on a link that is still connecting (a peer who joined just now): no hand-over.
         const participant = this.participantsById.get(peerId);
@@ -907,7 +938,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.handOver.clear();
     const selfId = this.localParticipant?.id ?? '';
     for (const participant of this.participants.values()) {
-      this.handOver.set(participant.id, { expected: null, mediaOnly: false, mediaReadySent: false, readySent: false, readyReceived: false, byeSent: false, byeReceived: false });
+      this.handOver.set(participant.id, newHandOver());
       // Both sides build the link at once; the lower id initiates, so exactly one offers. A link
       // still open from a promotion that turned back may have stopped its media: send it again.
       this.link(participant, { initiator: selfId < participant.id }).resumeMedia();
@@ -929,6 +960,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (this.migrationDeadline) clearTimeout(this.migrationDeadline);
     this.migrationTimer = null;
     this.migrationDeadline = null;
+    this.migrationOverdue = false;
   }
 
   /** One step of the hand-over state machine; runs every 250 ms while migrating. */
@@ -956,6 +988,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
         if (link && participant) this.closeLink(participant);
         continue;
       }
+      if (!state.dataReadySent && state.expectedData && state.expectedData.every((id) => sfu.consumedFrom(peerId).has(id))) {
+        state.dataReadySent = true;
+        this.control(peerId, 'sfu-data-ready');
+      }
       if (!state.readySent && state.expected && (await this.receivingOverSfu(peerId, state.expected))) {
         if (!state.mediaReadySent) {
           state.mediaReadySent = true;
@@ -967,13 +1003,16 @@ export class Room extends Emitter<RoomEventCallbacks> {
         }
       }
       // The peer receives us over the SFU: no more mesh media (saves an encoder per peer while
-      // everyone is busy decoding twice), then our last mesh data, then only the SFU.
-      if (state.readyReceived && !state.byeSent && (sfu.dataReady || !this.localParticipant?.grants.canPublishData)) {
+      // everyone is busy decoding twice), then our last mesh data, then only the SFU. Past the
+      // deadline the media is gone already and data is all that counts.
+      const peerReceivesUs = state.readyReceived || (this.migrationOverdue && state.dataReadyReceived);
+      if (peerReceivesUs && !state.byeSent && (sfu.dataReady || !this.localParticipant?.grants.canPublishData)) {
         state.byeSent = true;
         link.stopMedia();
         this.control(peerId, 'bye');
       }
-      if (state.readySent && state.byeSent && state.byeReceived) {
+      const weReceivePeer = state.readySent || (this.migrationOverdue && state.dataReadySent);
+      if (weReceivePeer && state.byeSent && state.byeReceived) {
         this.handOver.delete(peerId);
         this.closeLinkLater(peerId);
       }
@@ -1027,9 +1066,23 @@ export class Room extends Emitter<RoomEventCallbacks> {
     return [...kinds].every((kind) => flowing.has(kind));
   }
 
-  /** The migration ran out of time: close the old topology anyway (fallback). */
+  /**
+   * The migration ran out of time: close the old topology anyway (fallback). To the SFU in two
+   * steps: first the links' media stops (the hand-over of media is over, its report is made)
+   * while data stays on every link whose peer does not receive our data over the SFU yet, or
+   * whose data we do not; a second deadline later the rest closes too. A page too starved to
+   * decode video in time is usually also late to open its SFU data consumers, and closing the
+   * link then loses the data in between.
+   */
   private forceMigrationEnd(to: RoomMode): void {
     if (!this.migrationTimer) return;
+    if (to === 'sfu' && !this.migrationOverdue) {
+      this.migrationOverdue = true;
+      for (const peerId of this.handOver.keys()) this.links.get(peerId)?.stopMedia();
+      this.reportMigration();
+      this.migrationDeadline = setTimeout(() => this.forceMigrationEnd(to), this.options.migrationTimeoutMs ?? 30_000);
+      return;
+    }
     if (to === 'sfu') {
       // Our last data on each link, so a peer still listening there knows nothing more comes.
       for (const [peerId, state] of this.handOver) {
@@ -1051,6 +1104,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
       this.sfu = null;
       setTimeout(() => session.close(), 300);
     }
+    this.reportMigration();
+  }
+
+  /** Ends the migration's measurement: its report goes to lastMigration and to the server. */
+  private reportMigration(): void {
     const monitor = this.monitor;
     this.monitor = null;
     if (!monitor) return;

@@ -126,8 +126,12 @@ export class SfuSession {
    * would be lost to it.
    */
   producerIds(): string[] {
-    const data = [this.reliableProducer, this.lossy].filter((p): p is msc.DataProducer => p !== null);
-    return [...[...this.producers.values()].map((p) => p.id), ...data.map((p) => p.id)];
+    return [...[...this.producers.values()].map((p) => p.id), ...this.dataProducerIds()];
+  }
+
+  /** Our data producer ids (reliable and lossy), from their creation on. */
+  dataProducerIds(): string[] {
+    return [this.reliableProducer, this.lossy].flatMap((p) => (p ? [p.id] : []));
   }
 
   /**

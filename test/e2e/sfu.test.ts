@@ -342,6 +342,50 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     for (const page of pages) await page.close();
   }));
 
+  it('past the migration deadline, keeps mesh links for data until both sides receive each other\'s data over the SFU; data exactly once', printingFailure(async () => {
+    const room = fresh('late');
+    const pages = [await openPage(room, 'l1'), await openPage(room, 'l2'), await openPage(room, 'l3')];
+    for (const page of pages) await expectVideoFrom(page, 2);
+    // A short deadline, and l1's SFU data consumers held back (a page too starved to set them up in time).
+    for (const page of pages) await page.evaluate(() => ((window.switchboardRoom as unknown as { options: { migrationTimeoutMs: number } }).options.migrationTimeoutMs = 4000));
+    await (pages[0] as Page).evaluate(() => {
+      const w = window as unknown as { holding: boolean };
+      const signal = (window.switchboardRoom as unknown as { signal: { request: (event: string, payload: unknown) => Promise<unknown> } }).signal;
+      const original = signal.request.bind(signal);
+      w.holding = true;
+      signal.request = (event, payload) =>
+        event === 'sfu:consume_data' && w.holding
+          ? new Promise((go) => {
+              const timer = setInterval(() => {
+                if (w.holding) return;
+                clearInterval(timer);
+                go(undefined);
+              }, 50);
+            }).then(() => original(event, payload))
+          : original(event, payload);
+    });
+    for (const page of pages) await recordSequence(page);
+    for (const page of pages) await sendSequence(page);
+    const live = t.server.rooms.get('dev', room);
+    if (!live) throw new Error('no room');
+    t.server.rooms.updateConfig(live, { mode_policy: 'sfu' });
+
+    // l1's deadline passes (its migration report is made then): its links are still up, for data.
+    const l1 = pages[0] as Page;
+    await l1.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.lastMigration?.to === 'sfu', undefined, { timeout: 30000 });
+    expect(await l1.evaluate(() => window.switchboardRoom.links.size), 'l1 links past the deadline').to.equal(2);
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const page of pages) expect(await page.evaluate(() => window.switchboardRoom.links.size), 'links a second past the deadline').to.be.greaterThan(0);
+    await l1.evaluate(() => ((window as unknown as { holding: boolean }).holding = false));
+    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.links.size === 0, undefined, { timeout: 30000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    const senders = [];
+    for (const page of pages) senders.push(await stopSequence(page));
+    await settle(pages, senders);
+    await expectExactlyOnce(pages, senders, new Set(pages));
+    for (const page of pages) await page.close();
+  }));
+
   it('a listener in SFU mode cannot produce (forbidden) and still receives', printingFailure(async () => {
     const speaker = await openPage(fresh('pinned'), 'speaker');
     const room = t.server.rooms.get('dev', fresh('pinned'));
