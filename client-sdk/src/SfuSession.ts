@@ -318,7 +318,9 @@ export class SfuSession {
 
   private async createTransport(direction: 'send' | 'recv'): Promise<msc.Transport> {
     const { signal } = this.options;
-    const { transport: info } = await signal.request('sfu:create_transport', { direction });
+    // Asked again when the answer is late: a transport the first request may have created is
+    // left unused on the router (it counts towards the per-peer limit, and closes with the router).
+    const { transport: info } = await this.requestPatiently(() => signal.request('sfu:create_transport', { direction }));
     const device = this.device as msc.Device;
     const options = {
       id: info.id,
