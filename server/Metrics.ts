@@ -40,6 +40,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly sfuRequestDuration = new Histogram({
+    name: 'switchboard_sfu_request_duration_seconds',
+    help: 'Time from an sfu:* request to its answer (a mediasoup worker round trip or more), by event',
+    labelNames: ['event'] as const,
+    buckets: [0.005, 0.025, 0.1, 0.5, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+
   readonly migrations = new Counter({
     name: 'switchboard_migrations_total',
     help: 'Topology changes, by target mode and reason',

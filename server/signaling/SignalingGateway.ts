@@ -38,6 +38,9 @@ type Payload<E extends ClientEventName> = z.output<Schemas[E]>;
 /** A handler's extra ack fields; void for a bare `{ ok: true }`. */
 export type Handler<E extends ClientEventName> = (socket: AppSocket, payload: Payload<E>) => Promise<object | void> | object | void;
 
+/** An sfu:* request slower than this is logged (the SDK gives up on an answer after 10 s). */
+const SLOW_REQUEST_SECONDS = 5;
+
 /** The ack of a handler with nothing to add (signal, leave, ...): one shared object, only ever serialized. */
 const OK_ACK = Object.freeze({ ok: true as const });
 type Ack = (response: object) => void;
@@ -238,6 +241,13 @@ export class SignalingGateway {
       const pending = handler(socket, this.payload(event, args));
       // Most handlers (signal above all) answer synchronously: no promise, no turn of the microtask queue.
       if (pending instanceof Promise) {
+        if (event.startsWith('sfu:')) {
+          const timer = this.options.metrics.sfuRequestDuration.startTimer({ event });
+          void pending.finally(() => {
+            const seconds = timer();
+            if (seconds > SLOW_REQUEST_SECONDS) log.warn({ event, seconds }, 'slow SFU request');
+          }).catch(() => undefined);
+        }
         pending.then((result) => this.succeeded(event, ack, result)).catch((error: unknown) => this.failed(socket, event, ack, error, log));
       } else {
         this.succeeded(event, ack, pending);

@@ -123,6 +123,21 @@ function steadyGap(page: Page, ms: number): Promise<number> {
   return page.evaluate((duration) => window.switchboardRoom.measureVideoGap(duration), ms);
 }
 
+/** The server's answer times of sfu:* requests so far: per event, how many, the mean, and how many took over 2 s. */
+async function sfuRequestTimes(t: TestServer): Promise<string> {
+  const { values } = await t.server.metrics.sfuRequestDuration.get();
+  const byEvent = new Map<string, { count: number; sum: number; within2s: number }>();
+  for (const { labels, value, metricName } of values) {
+    const event = String(labels.event);
+    const entry = byEvent.get(event) ?? { count: 0, sum: 0, within2s: 0 };
+    byEvent.set(event, entry);
+    if (metricName?.endsWith('_count')) entry.count = value;
+    else if (metricName?.endsWith('_sum')) entry.sum = value;
+    else if (labels.le === 2) entry.within2s = value;
+  }
+  return [...byEvent].map(([event, e]) => `${event.slice(4)} ${e.count}x mean ${Math.round((e.sum / Math.max(e.count, 1)) * 1000)} ms, ${e.count - e.within2s} over 2 s`).join('; ');
+}
+
 /** Records the numbered messages that arrive on a page, per sender. */
 async function recordSequence(page: Page): Promise<void> {
   await page.evaluate(() => {
@@ -259,6 +274,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       } catch (error) {
         const test = this.test as Mocha.Test & { currentRetry(): number; retries(): number };
         if (test.currentRetry() < test.retries()) console.log(`      attempt ${test.currentRetry() + 1} failed, running it once more: ${(error as Error).message}`);
+        console.log(`      server answer times of SFU requests so far: ${await sfuRequestTimes(t)}`);
         throw error;
       }
     };
@@ -297,6 +313,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     const gaps = await Promise.all(pages.slice(0, 4).map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
     const gapText = gaps.map((g, i) => `p${i + 1} ${g?.mediaGapMs ?? '?'} ms (migration ${g?.durationMs ?? '?'} ms)`).join(', ');
     console.log(`      largest inbound video gap during promotion per page: ${gapText}; target < 500 ms`);
+    console.log(`      server answer times of SFU requests: ${await sfuRequestTimes(t)}`);
     for (const g of gaps) expect(g?.to).to.equal('sfu');
     await fifth.screenshot({ path: artifactPath('demo-sfu-five-participants.png') });
     expect(await fifth.locator('#mode').textContent()).to.equal('SFU');

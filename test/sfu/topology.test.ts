@@ -132,6 +132,8 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     expect(transport.iceCandidates.map((c) => c.ip)).to.include('127.0.0.1');
     expect(transport.dtlsParameters).to.have.property('fingerprints');
     expect(transport.sctpParameters).to.have.property('port');
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).to.match(/switchboard_sfu_request_duration_seconds_count\{event="sfu:create_transport"\} [1-9]/);
   });
 
   it('produces for a publisher and announces the producer to the others, not to itself', async () => {
