@@ -115,7 +115,10 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
       try {
         // ?res=320x240 picks a smaller camera size (many pages on one machine).
         const [width, height] = (params.get('res') || '640x480').split('x').map(Number);
-        localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width, height, frameRate: 15 } });
+        // ?rawaudio=1 turns the browser's audio processing (echo cancellation, noise suppression,
+        // gain control) off: many pages on one machine spend a third of a core on it.
+        const audio = params.get('rawaudio') === '1' ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false } : true;
+        localStream = await navigator.mediaDevices.getUserMedia({ audio, video: { width, height, frameRate: 15 } });
         $('local-video').srcObject = localStream;
         await room.publish(localStream);
       } catch (error) {

@@ -123,7 +123,7 @@ function steadyGap(page: Page, ms: number): Promise<number> {
   return page.evaluate((duration) => window.switchboardRoom.measureVideoGap(duration), ms);
 }
 
-/** The server's answer times of sfu:* requests so far: per event, how many, the mean, and how many took over 2 s. */
+/** The server's answer times of sfu:* requests so far (per event: how many, the mean, how many took over 2 s), and its dropped data messages. */
 async function sfuRequestTimes(t: TestServer): Promise<string> {
   const { values } = await t.server.metrics.sfuRequestDuration.get();
   const byEvent = new Map<string, { count: number; sum: number; within2s: number }>();
@@ -135,7 +135,9 @@ async function sfuRequestTimes(t: TestServer): Promise<string> {
     else if (metricName?.endsWith('_sum')) entry.sum = value;
     else if (labels.le === 2) entry.within2s = value;
   }
-  return [...byEvent].map(([event, e]) => `${event.slice(4)} ${e.count}x mean ${Math.round((e.sum / Math.max(e.count, 1)) * 1000)} ms, ${e.count - e.within2s} over 2 s`).join('; ');
+  const times = [...byEvent].map(([event, e]) => `${event.slice(4)} ${e.count}x mean ${Math.round((e.sum / Math.max(e.count, 1)) * 1000)} ms, ${e.count - e.within2s} over 2 s`);
+  const dropped = (await t.server.metrics.sfuDataDropped.get()).values[0]?.value ?? 0;
+  return `${times.join('; ')}; data messages the SFU dropped for full SCTP buffers: ${dropped}`;
 }
 
 /** Records the numbered messages that arrive on a page, per sender. */
@@ -279,7 +281,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       }
     };
   const openPage = async (room: string, name: string, extra = ''): Promise<Page> => {
-    const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=160x120${extra}`, { width: 960, height: 600 });
+    const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=160x120&rawaudio=1${extra}`, { width: 960, height: 600 });
     openPages.add(page);
     return page;
   };
