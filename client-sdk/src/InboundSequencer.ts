@@ -34,8 +34,25 @@ export class InboundSequencer<T> {
     state.buffer.set(seq, message);
     if (seq !== state.expected && state.gapSince === null) state.gapSince = this.now();
     this.drain(state, deliver);
-    if (state.buffer.size > 0 && state.gapSince !== null && this.now() - state.gapSince > this.gapTimeoutMs) {
-      // A message was lost for good (both paths failed); do not hold the rest back forever.
+    this.expireGap(state, deliver);
+  }
+
+  /**
+   * Delivers what holes older than the gap timeout hold back, for every sender: called on a
+   * timer, so a sender that went quiet after a hole does not keep its last messages back.
+   */
+  expire(deliver: (message: T) => void): void {
+    for (const state of this.senders.values()) this.expireGap(state, deliver);
+  }
+
+  /**
+   * Delivers everything held back from a sender, in order, skipping the holes (it left: nobody
+   * can fill them any more). Its sequence goes on from there, so a sender that comes back with
+   * the same epoch is neither replayed nor held back.
+   */
+  release(sender: string, deliver: (message: T) => void): void {
+    const state = this.senders.get(sender);
+    while (state && state.buffer.size > 0) {
       state.expected = Math.min(...state.buffer.keys());
       this.drain(state, deliver);
     }
@@ -81,9 +98,12 @@ export class InboundSequencer<T> {
     this.drain(state, deliver);
   }
 
-  /** Forgets a sender (it left). */
-  forget(sender: string): void {
-    this.senders.delete(sender);
+  private expireGap(state: SenderState<T>, deliver: (message: T) => void): void {
+    if (state.buffer.size > 0 && state.gapSince !== null && this.now() - state.gapSince > this.gapTimeoutMs) {
+      // A message was lost for good (both paths failed); do not hold the rest back forever.
+      state.expected = Math.min(...state.buffer.keys());
+      this.drain(state, deliver);
+    }
   }
 
   private drain(state: SenderState<T>, deliver: (message: T) => void): void {

@@ -639,7 +639,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.sfuByeFrom.delete(participant.id);
     this.syncAnsweredAt.delete(participant.id);
     this.participantsById.delete(participant.id);
-    if (this.participants.get(participant.identity) === participant) this.participants.delete(participant.identity);
+    if (this.participants.get(participant.identity) === participant) {
+      this.participants.delete(participant.identity);
+      // Gone: what its holes held back can only come now (before ParticipantLeft).
+      const epoch = this.epochByIdentity.get(participant.identity);
+      if (epoch) this.sequencer.release(senderKey(participant.identity, epoch), (m) => this.deliver(m));
+    }
     this.emit(RoomEvent.ParticipantLeft, participant);
   }
 
@@ -793,6 +798,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   /** Every SYNC_CHECK_MS: ask for holes older than that, repeat unanswered requests. */
   private checkSyncs(): void {
+    this.sequencer.expire((m) => this.deliver(m));
     for (const { sender, expected, next } of this.sequencer.gaps(SYNC_CHECK_MS)) {
       const [identity, epoch] = sender.split('\u0000') as [string, string];
       this.requestSync(identity, epoch, expected, next);

@@ -58,6 +58,37 @@ describe('InboundSequencer', () => {
   });
 });
 
+describe('InboundSequencer.expire and release', () => {
+  it('expire() delivers what an old hole holds back without waiting for a later message', () => {
+    let now = 0;
+    const out: number[] = [];
+    const s = new InboundSequencer<number>(1000, () => now);
+    for (const seq of [1, 3, 4]) s.accept('a', seq, true, seq, (m) => out.push(m));
+    s.expire((m) => out.push(m));
+    expect(out, 'the hole is young').to.deep.equal([1]);
+    now = 1500;
+    s.expire((m) => out.push(m));
+    expect(out).to.deep.equal([1, 3, 4]);
+    s.accept('a', 5, true, 5, (m) => out.push(m));
+    expect(out).to.deep.equal([1, 3, 4, 5]);
+  });
+
+  it('release() delivers everything held back from a sender that left, in order across several holes, and its sequence goes on', () => {
+    const out: number[] = [];
+    const s = new InboundSequencer<number>();
+    for (const seq of [1, 2, 5, 6, 9]) s.accept('a', seq, true, seq, (m) => out.push(m));
+    s.accept('b', 1, true, 100, (m) => out.push(m));
+    s.accept('b', 3, true, 300, (m) => out.push(m));
+    expect(out).to.deep.equal([1, 2, 100]);
+    s.release('a', (m) => out.push(m));
+    expect(out, 'b is held back still').to.deep.equal([1, 2, 100, 5, 6, 9]);
+    expect(s.gaps(0).map((g) => g.sender)).to.deep.equal(['b']);
+    // Back with the same epoch: neither replayed nor held back.
+    for (const seq of [9, 6, 10]) s.accept('a', seq, true, seq, (m) => out.push(m));
+    expect(out).to.deep.equal([1, 2, 100, 5, 6, 9, 10]);
+  });
+});
+
 describe('InboundSequencer.expectFrom', () => {
   it('holds a new sender back until its sequence is complete from the given number', () => {
     const out: number[] = [];
