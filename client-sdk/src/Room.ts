@@ -190,6 +190,8 @@ const SYNC_RETRY_MS = 500;
 const SYNC_GIVE_UP_MS = 30_000;
 /** At most this many messages per answer: resends must not flood a receiver that is already behind. */
 const SYNC_MAX_RESEND = 256;
+/** A message resent over the SFU (to every receiver) is not resent there again within this time. */
+const SYNC_RESEND_WINDOW_MS = 1000;
 
 /** The sequencer's key of one sender: identity and data epoch (sequence numbers restart with an epoch). */
 const senderKey = (identity: string, epoch: string): string => `${identity}\u0000${epoch}`;
@@ -856,10 +858,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const overSfu = this.sfu && !this.sfuByeSent ? this.sfu : null;
     const answer = JSON.stringify({ c: 'synced', t: [participant.identity], n: envelope.n, o: this.sentHistory.oldest(this.reliableSeq + 1) });
     const to = typeof envelope.u === 'number' ? envelope.u : Infinity;
-    for (const text of [...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND), answer]) {
-      overSfu?.send(text, true);
-      overLink?.send(text, true);
-    }
+    // The link reaches the asker alone; the SFU reaches everyone, so there each message goes
+    // again at most once per SYNC_RESEND_WINDOW_MS, whoever asks.
+    if (overLink) for (const text of [...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND), answer]) overLink.send(text, true);
+    if (overSfu) for (const text of [...this.sentHistory.rangeToResend(envelope.q, to, SYNC_MAX_RESEND, now, SYNC_RESEND_WINDOW_MS), answer]) overSfu.send(text, true);
   }
 
   /** A new SFU data consumer of a peer: it cannot have received what the peer sent before it existed. */

@@ -4,7 +4,7 @@
  * them again. Bounded by count and by total characters; the oldest go first.
  */
 export class SentHistory {
-  private readonly entries: Array<{ seq: number; text: string }> = [];
+  private readonly entries: Array<{ seq: number; text: string; resentAt?: number }> = [];
   private chars = 0;
 
   constructor(
@@ -31,6 +31,24 @@ export class SentHistory {
     for (const entry of this.entries) {
       if (found.length >= limit) break;
       if (entry.seq >= from && entry.seq < to) found.push(entry.text);
+    }
+    return found;
+  }
+
+  /**
+   * Like range(), without the messages resent within the last `windowMs`; the ones returned
+   * count as resent at `now`. For a path that carries a resend to every receiver (the SFU):
+   * one copy per window serves every peer that asks (a peer still missing it asks again),
+   * where a copy per asker and per retry flooded receivers that were already behind (a run
+   * with tens of thousands of messages dropped for full SCTP buffers).
+   */
+  rangeToResend(from: number, to: number, limit: number, now: number, windowMs: number): string[] {
+    const found: string[] = [];
+    for (const entry of this.entries) {
+      if (found.length >= limit) break;
+      if (entry.seq < from || entry.seq >= to || (entry.resentAt !== undefined && now - entry.resentAt < windowMs)) continue;
+      entry.resentAt = now;
+      found.push(entry.text);
     }
     return found;
   }
