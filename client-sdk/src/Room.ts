@@ -147,6 +147,8 @@ interface Envelope {
   r?: 0 | 1;
   /** Target identities; absent means everyone. */
   t?: string[];
+  /** A batch: whole envelopes (as sent), handled one by one (resends of a sync answer). */
+  b?: string[];
   d?: unknown;
   c?: ControlKind;
   /** With sfu-produced: our producer ids on the SFU. */
@@ -192,6 +194,34 @@ const SYNC_GIVE_UP_MS = 30_000;
 const SYNC_MAX_RESEND = 256;
 /** A message resent over the SFU (to every receiver) is not resent there again within this time. */
 const SYNC_RESEND_WINDOW_MS = 1000;
+
+/** At most this many characters of envelopes in one batch message (SCTP messages up to 256 KiB pass everywhere). */
+const BATCH_MAX_CHARS = 32 * 1024;
+
+/**
+ * Envelopes packed into as few messages as fit BATCH_MAX_CHARS ({b: [...]}): mediasoup's SCTP
+ * association queues at most 512 chunks for a receiver (usrsctp's default) and drops the rest,
+ * so 256 resent messages one by one overflow a receiver that is behind, while a batch is a few
+ * chunks. One envelope is sent as it is.
+ */
+function batches(texts: string[]): string[] {
+  const out: string[] = [];
+  let batch: string[] = [];
+  let chars = 0;
+  const flush = () => {
+    if (batch.length === 1) out.push(batch[0] as string);
+    else if (batch.length > 1) out.push(JSON.stringify({ b: batch }));
+    batch = [];
+    chars = 0;
+  };
+  for (const text of texts) {
+    if (chars + text.length > BATCH_MAX_CHARS) flush();
+    batch.push(text);
+    chars += text.length;
+  }
+  flush();
+  return out;
+}
 
 /** The sequencer's key of one sender: identity and data epoch (sequence numbers restart with an epoch). */
 const senderKey = (identity: string, epoch: string): string => `${identity}\u0000${epoch}`;
@@ -720,11 +750,16 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.emit(RoomEvent.TrackSubscribed, track, participant, stream);
   }
 
-  private onData(participant: RemoteParticipant, text: string, reliable: boolean, via: 'mesh' | 'sfu'): void {
+  private onData(participant: RemoteParticipant, text: string, reliable: boolean, via: 'mesh' | 'sfu', inBatch = false): void {
     let envelope: Envelope;
     try {
       envelope = JSON.parse(text) as Envelope;
     } catch {
+      return;
+    }
+    if (Array.isArray(envelope.b)) {
+      // One level only: a batch inside a batch is ignored.
+      if (!inBatch) for (const inner of envelope.b) if (typeof inner === 'string') this.onData(participant, inner, reliable, via, true);
       return;
     }
     if (envelope.c) {
@@ -860,8 +895,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const to = typeof envelope.u === 'number' ? envelope.u : Infinity;
     // The link reaches the asker alone; the SFU reaches everyone, so there each message goes
     // again at most once per SYNC_RESEND_WINDOW_MS, whoever asks.
-    if (overLink) for (const text of [...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND), answer]) overLink.send(text, true);
-    if (overSfu) for (const text of [...this.sentHistory.rangeToResend(envelope.q, to, SYNC_MAX_RESEND, now, SYNC_RESEND_WINDOW_MS), answer]) overSfu.send(text, true);
+    if (overLink) for (const text of batches([...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND), answer])) overLink.send(text, true);
+    if (overSfu) for (const text of batches([...this.sentHistory.rangeToResend(envelope.q, to, SYNC_MAX_RESEND, now, SYNC_RESEND_WINDOW_MS), answer])) overSfu.send(text, true);
   }
 
   /** A new SFU data consumer of a peer: it cannot have received what the peer sent before it existed. */

@@ -70,8 +70,10 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     if (!link) throw new Error('no link');
     const send = link.send.bind(link);
     const dropped = new Set<string>();
+    const batched: string[] = [];
     link.send = (text, reliable) => {
       const lost = /"n":([23])\}/.exec(text)?.[1];
+      if (text.startsWith('{"b":')) batched.push(text);
       if (lost && !dropped.has(lost)) dropped.add(lost); // the first copy only: the resend goes through
       else send(text, reliable);
     };
@@ -79,6 +81,9 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     await waitFor(() => got.length === 5, 5000, 'the lost messages, resent');
     expect([...dropped]).to.deep.equal(['2', '3']);
     expect(got).to.deep.equal([1, 2, 3, 4, 5]);
+    // The resends and the answer went as one batch message (a few SCTP chunks, not one per message).
+    expect(batched.length, 'batched resends').to.be.greaterThan(0);
+    expect((JSON.parse(batched[0] as string) as { b: string[] }).b.map((inner) => (JSON.parse(inner) as { d?: { n: number }; c?: string }).d?.n ?? (JSON.parse(inner) as { c: string }).c)).to.include.members([2, 3, 'synced']);
   });
 
   it('disables its tracks of the kind a room admin muted, and enables them again on unmute', async () => {
