@@ -934,6 +934,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
         const participant = this.participantsById.get(peerId);
         if (participant) this.onData(participant, data, reliable, 'sfu');
       },
+      // Everything sent before our producer opened goes at once: batched, or it overflows the SFU's queues to receivers.
+      pack: batches,
       onDataReady: () => undefined,
       onDataConsumerOpen: (peerId) => this.onDataConsumerOpen(peerId),
       onError: (error) => this.emit(RoomEvent.Error, SwitchboardError.from(error, 'internal')),

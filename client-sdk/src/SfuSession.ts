@@ -27,6 +27,8 @@ export interface SfuSessionOptions {
   /** A remote producer closed (its consumer is gone). */
   onTrackEnded: (peerId: string, producerId: string, track: MediaStreamTrack) => void;
   onMessage: (peerId: string, data: string, reliable: boolean) => void;
+  /** Packs reliable messages queued before our data producer opened into fewer messages to send at once. */
+  pack: (queued: string[]) => string[];
   /** Our reliable data producer is open: queued messages were flushed. */
   onDataReady: () => void;
   /** A reliable data consumer of a remote peer opened: from now on we receive what it sends. */
@@ -101,7 +103,7 @@ export class SfuSession {
     this.reliableProducer = reliable;
     const flush = () => {
       this.reliable = reliable;
-      for (const data of this.pendingReliable.splice(0)) reliable.send(data);
+      for (const data of this.options.pack(this.pendingReliable.splice(0))) reliable.send(data);
       this.options.onDataReady();
     };
     if (reliable.readyState === 'open') flush();
