@@ -200,9 +200,10 @@ const BATCH_MAX_CHARS = 32 * 1024;
 
 /**
  * Envelopes packed into as few messages as fit BATCH_MAX_CHARS ({b: [...]}): mediasoup's SCTP
- * association queues at most 512 chunks for a receiver (usrsctp's default) and drops the rest,
- * so 256 resent messages one by one overflow a receiver that is behind, while a batch is a few
- * chunks. One envelope is sent as it is.
+ * association queues a bounded number of chunks for a receiver (usrsctp's per-association
+ * chunk limit; 512 by its defaults as far as we know) and drops the rest, so 256 resent
+ * messages one by one overflow a receiver that is behind, while a batch is a few chunks. One
+ * envelope is sent as it is.
  */
 function batches(texts: string[]): string[] {
   const out: string[] = [];
