@@ -147,7 +147,7 @@ interface Envelope {
   r?: 0 | 1;
   /** Target identities; absent means everyone. */
   t?: string[];
-  /** A batch: whole envelopes (as sent), handled one by one (resends of a sync answer). */
+  /** A batch: whole envelopes (as sent), handled one by one (a sync answer's resends, the backlog flushed when our SFU data producer opens). */
   b?: string[];
   d?: unknown;
   c?: ControlKind;
