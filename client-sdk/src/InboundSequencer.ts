@@ -52,10 +52,7 @@ export class InboundSequencer<T> {
    */
   release(sender: string, deliver: (message: T) => void): void {
     const state = this.senders.get(sender);
-    while (state && state.buffer.size > 0) {
-      state.expected = Math.min(...state.buffer.keys());
-      this.drain(state, deliver);
-    }
+    while (state && state.buffer.size > 0) this.skipHole(state, deliver);
   }
 
   /** The next sequence number expected from a sender, or null before its first reliable message. */
@@ -99,11 +96,14 @@ export class InboundSequencer<T> {
   }
 
   private expireGap(state: SenderState<T>, deliver: (message: T) => void): void {
-    if (state.buffer.size > 0 && state.gapSince !== null && this.now() - state.gapSince > this.gapTimeoutMs) {
-      // A message was lost for good (both paths failed); do not hold the rest back forever.
-      state.expected = Math.min(...state.buffer.keys());
-      this.drain(state, deliver);
-    }
+    // A message was lost for good (both paths failed); do not hold the rest back forever.
+    if (state.buffer.size > 0 && state.gapSince !== null && this.now() - state.gapSince > this.gapTimeoutMs) this.skipHole(state, deliver);
+  }
+
+  /** Gives up on the first hole: delivers from the oldest message held back on. */
+  private skipHole(state: SenderState<T>, deliver: (message: T) => void): void {
+    state.expected = Math.min(...state.buffer.keys());
+    this.drain(state, deliver);
   }
 
   private drain(state: SenderState<T>, deliver: (message: T) => void): void {

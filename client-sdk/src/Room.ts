@@ -1034,9 +1034,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
         if (link && participant) this.closeLink(participant);
         continue;
       }
-      if (!state.dataReadySent && state.expectedData && state.expectedData.every((id) => sfu.consumedFrom(peerId).has(id))) {
-        state.dataReadySent = true;
-        this.control(peerId, 'sfu-data-ready');
+      if (!state.dataReadySent && state.expectedData) {
+        const consumed = sfu.consumedFrom(peerId);
+        if (state.expectedData.every((id) => consumed.has(id))) {
+          state.dataReadySent = true;
+          this.control(peerId, 'sfu-data-ready');
+        }
       }
       if (!state.readySent && state.expected && (await this.receivingOverSfu(peerId, state.expected))) {
         if (!state.mediaReadySent) {

@@ -1,10 +1,17 @@
+interface HistoryEntry {
+  seq: number;
+  text: string;
+  /** When the message last went out again on a path to every receiver (rangeToResend). */
+  resentAt?: number;
+}
+
 /**
  * The last reliable messages this client sent, kept so a peer that missed some during a
  * migration or an SFU rebuild (its new data consumer opened after we sent them) can ask for
  * them again. Bounded by count and by total characters; the oldest go first.
  */
 export class SentHistory {
-  private readonly entries: Array<{ seq: number; text: string; resentAt?: number }> = [];
+  private readonly entries: HistoryEntry[] = [];
   private chars = 0;
 
   constructor(
@@ -27,12 +34,7 @@ export class SentHistory {
 
   /** Messages numbered from `from` (inclusive) to `to` (exclusive; open without it), oldest first, at most `limit`. */
   range(from: number, to = Infinity, limit = Infinity): string[] {
-    const found: string[] = [];
-    for (const entry of this.entries) {
-      if (found.length >= limit) break;
-      if (entry.seq >= from && entry.seq < to) found.push(entry.text);
-    }
-    return found;
+    return this.select(from, to, limit, () => true);
   }
 
   /**
@@ -43,12 +45,19 @@ export class SentHistory {
    * with tens of thousands of messages dropped for full SCTP buffers).
    */
   rangeToResend(from: number, to: number, limit: number, now: number, windowMs: number): string[] {
+    return this.select(from, to, limit, (entry) => {
+      if (entry.resentAt !== undefined && now - entry.resentAt < windowMs) return false;
+      entry.resentAt = now;
+      return true;
+    });
+  }
+
+  /** Texts of the entries in [from, to) that `take` accepts, oldest first, at most `limit`. */
+  private select(from: number, to: number, limit: number, take: (entry: HistoryEntry) => boolean): string[] {
     const found: string[] = [];
     for (const entry of this.entries) {
       if (found.length >= limit) break;
-      if (entry.seq < from || entry.seq >= to || (entry.resentAt !== undefined && now - entry.resentAt < windowMs)) continue;
-      entry.resentAt = now;
-      found.push(entry.text);
+      if (entry.seq >= from && entry.seq < to && take(entry)) found.push(entry.text);
     }
     return found;
   }
