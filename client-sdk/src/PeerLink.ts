@@ -41,12 +41,26 @@ export interface PeerLinkCounters {
   candidatesRefused: number;
   /** Why the last refused candidate was refused. */
   lastCandidateError?: string;
+  /** Answers dropped because they answer another offer than the one we wait on (a repeated or overtaken offer). */
+  staleAnswers: number;
+  /** Offers sent again because their answer had not come two retry periods later. */
+  offersRepeated: number;
   errors: number;
 }
 
 const NEGOTIATION_RETRY_MS = 4000;
 /** ICE restarts of a link whose ICE never starts before it counts as stuck (`onStuck`). */
 const MAX_ICE_RESTARTS = 2;
+
+/**
+ * The m-sections of an SDP, in order (their mids; the m= lines where there are none). An
+ * answer has exactly its offer's.
+ */
+export function sdpSections(sdp: string | undefined): string {
+  const lines = (sdp ?? '').split(/\r?\n/);
+  const mids = lines.filter((line) => line.startsWith('a=mid:'));
+  return (mids.length > 0 ? mids : lines.filter((line) => line.startsWith('m='))).join(',');
+}
 
 /**
  * The DTLS certificate fingerprints of an SDP (each distinct one once, sorted): they differ
@@ -77,8 +91,10 @@ export class PeerLink {
   /** Remote tracks received on this link (not those of the same peer over the SFU). */
   readonly remoteTracks = new Set<MediaStreamTrack>();
   closed = false;
-  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesSent: 0, candidatesReceived: 0, renegotiations: 0, iceRestarts: 0, candidatesRefused: 0, errors: 0 };
+  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesSent: 0, candidatesReceived: 0, renegotiations: 0, iceRestarts: 0, candidatesRefused: 0, staleAnswers: 0, offersRepeated: 0, errors: 0 };
   private readonly negotiationTimer: ReturnType<typeof setInterval>;
+  /** Sends our latest offer again when its answer has not come (see sendLocalDescription). */
+  private offerWatch: ReturnType<typeof setTimeout> | null = null;
   /** Consecutive checks that found the link negotiated with ICE still `new`. */
   private iceIdleChecks = 0;
   private queue: Promise<void> = Promise.resolve();
@@ -193,6 +209,7 @@ export class PeerLink {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.negotiationTimer);
+    if (this.offerWatch) clearTimeout(this.offerWatch);
     this.reliable?.close();
     this.lossy?.close();
     this.pc.close();
@@ -257,8 +274,16 @@ export class PeerLink {
 
   private async applyDescription(description: SessionDescription): Promise<void> {
     this.counters.descriptionsReceived++;
-    // An answer to an offer we no longer wait for (an offer sent twice is answered twice).
-    if (description.type === 'answer' && this.pc.signalingState !== 'have-local-offer') return;
+    if (description.type === 'answer') {
+      // An answer to an offer we no longer wait for (an offer sent twice is answered twice).
+      if (this.pc.signalingState !== 'have-local-offer') return;
+      // Or to an earlier offer while a newer one waits (a late answer to a repeated offer
+      // after the link renegotiated): applying it fails, and the newer offer's answer follows.
+      if (sdpSections(description.sdp) !== sdpSections(this.pc.localDescription?.sdp)) {
+        this.counters.staleAnswers++;
+        return;
+      }
+    }
     const collision = description.type === 'offer' && this.pc.signalingState !== 'stable';
     this.ignoreOffer = !this.options.polite && collision;
     if (this.ignoreOffer) return;
@@ -288,9 +313,30 @@ export class PeerLink {
 
   private async sendLocalDescription(): Promise<void> {
     const local = this.pc.localDescription;
-    if (local?.type === 'offer') this.counters.offersSent++;
-    else if (local?.type === 'answer') this.counters.answersSent++;
+    if (local?.type === 'offer') {
+      this.counters.offersSent++;
+      this.watchOffer(local.sdp);
+    } else if (local?.type === 'answer') this.counters.answersSent++;
     if (local) await this.options.sendSignal({ description: { type: local.type, sdp: local.sdp } });
+  }
+
+  /**
+   * An offer whose answer has not come two retry periods later (lost, or dropped as stale on
+   * a busy page) is sent again; the peer answers a repeated offer again. Without it a lost
+   * answer to a renegotiation would leave the link in have-local-offer for good, and nothing
+   * added since would ever be negotiated.
+   */
+  private watchOffer(sdp: string): void {
+    if (this.offerWatch) clearTimeout(this.offerWatch);
+    this.offerWatch = setTimeout(
+      () =>
+        this.enqueue(async () => {
+          if (this.pc.signalingState !== 'have-local-offer' || this.pc.localDescription?.sdp !== sdp) return;
+          this.counters.offersRepeated++;
+          await this.sendLocalDescription();
+        }),
+      2 * (this.options.negotiationRetryMs ?? NEGOTIATION_RETRY_MS),
+    );
   }
 
   private restartIce(): void {

@@ -120,6 +120,57 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  it('drops an answer to an earlier offer that arrives while a newer offer waits, and applies the right one', async () => {
+    const answers: Signal[] = [];
+    let hold = false;
+    const held: Signal[] = [];
+    const { a, b, errors } = linkPair((from, signal) => {
+      if (from !== 'b' || signal.description?.type !== 'answer') return false;
+      answers.push(signal);
+      if (hold) held.push(signal);
+      return hold;
+    });
+    open.push(a, b);
+    await waitFor(() => a.reliableOpen && b.reliableOpen, 15000, 'channels open');
+    const first = answers[0] as Signal;
+    // The link renegotiates (a new m-section); its answer is held back.
+    hold = true;
+    a.pc.addTransceiver('audio');
+    await waitFor(() => held.length === 1 && a.pc.signalingState === 'have-local-offer', 10000, 'the renegotiation answered');
+    // The first answer arrives once more (a repeated offer answered twice): it answers another offer.
+    a.handleSignal(first);
+    await waitFor(() => a.counters.staleAnswers === 1, 5000, 'the stale answer dropped');
+    expect(a.pc.signalingState).to.equal('have-local-offer');
+    hold = false;
+    a.handleSignal(held[0] as Signal);
+    await waitFor(() => a.pc.signalingState === 'stable', 5000, 'the right answer applied');
+    expect(a.pc.getTransceivers().map((t) => t.mid)).to.deep.equal(b.pc.getTransceivers().map((t) => t.mid));
+    expect(a.counters.staleAnswers).to.equal(1);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('sends an unanswered renegotiation offer again (its answer lost)', async () => {
+    let lost = 0;
+    let dropNext = false;
+    const { a, b, errors } = linkPair((from, signal) => {
+      if (!dropNext || from !== 'b' || signal.description?.type !== 'answer') return false;
+      dropNext = false;
+      lost++;
+      return true;
+    });
+    open.push(a, b);
+    await waitFor(() => a.reliableOpen && b.reliableOpen, 15000, 'channels open');
+    dropNext = true;
+    a.pc.addTransceiver('video');
+    await waitFor(() => lost === 1, 10000, 'the answer lost');
+    expect(a.pc.signalingState).to.equal('have-local-offer');
+    // Two retry periods (500 ms here) later the offer goes again, and its answer arrives.
+    await waitFor(() => a.pc.signalingState === 'stable', 10000, 'the offer repeated and answered');
+    expect(a.counters.offersRepeated).to.equal(1);
+    expect(a.pc.getTransceivers().map((t) => t.mid)).to.deep.equal(b.pc.getTransceivers().map((t) => t.mid));
+    expect(errors).to.deep.equal([]);
+  });
+
   it('tells an offer of a replacing connection (other DTLS certificate) from a renegotiation that adds m-sections', async () => {
     const { a, b, errors } = await openPair();
     // The same connection, more m-sections (each repeats the fingerprint): not a new connection.
