@@ -1,6 +1,7 @@
 /** Debian's Chromium driven by playwright-core, with fake camera and microphone. */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import './page-globals.js';
 
@@ -11,9 +12,22 @@ export function browserUnavailableReason(): string | null {
   return existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (apt-get install chromium; scripts/setup.sh does it)`;
 }
 
+/**
+ * As root, Chromium runs its audio threads at real-time priority (SCHED_RR), which an ordinary
+ * user's browser does not get; with several pages on two cores they starve every other thread
+ * (signaling sockets lost for missed pings, SDP answers taking seconds). Root runs it through
+ * scripts/chromium-without-realtime.sh (setpriv without CAP_SYS_NICE): normal priority, as a user's.
+ */
+const WITHOUT_REALTIME = fileURLToPath(new URL('../../scripts/chromium-without-realtime.sh', import.meta.url));
+
+function chromiumExecutable(): string {
+  const root = process.getuid?.() === 0;
+  return root && existsSync('/usr/bin/setpriv') && existsSync(WITHOUT_REALTIME) ? WITHOUT_REALTIME : CHROMIUM;
+}
+
 export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: chromiumExecutable(),
     args: [
       '--no-sandbox',
       '--disable-gpu',
