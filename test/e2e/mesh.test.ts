@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, browserUnavailableReason, buildSdk, inboundBytes, launchBrowser, openDemoPage } from '../helpers/browser.js';
@@ -18,6 +19,43 @@ async function waitForMedia(page: Page, count: number, timeoutMs = 30000): Promi
     count,
     { timeout: timeoutMs, polling: 200 },
   );
+}
+
+/** Every thread of the Chromium processes this test process started: name and scheduling policy (0: SCHED_OTHER). */
+function chromiumThreads(): { name: string; policy: number }[] {
+  const parents = new Map<number, number>();
+  const stat = (path: string): string[] | null => {
+    try {
+      const text = readFileSync(path, 'utf8');
+      return [text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), ...text.slice(text.lastIndexOf(')') + 2).split(' ')];
+    } catch {
+      return null; // gone meanwhile
+    }
+  };
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    const fields = stat(`/proc/${entry}/stat`);
+    if (fields) parents.set(Number(entry), Number(fields[2]));
+  }
+  const isOurs = (pid: number): boolean => {
+    for (let p = parents.get(pid); p !== undefined && p > 1; p = parents.get(p)) if (p === process.pid) return true;
+    return false;
+  };
+  const threads: { name: string; policy: number }[] = [];
+  for (const pid of parents.keys()) {
+    if (!isOurs(pid) || !/chrom/i.test(stat(`/proc/${pid}/stat`)?.[0] ?? '')) continue;
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const tid of tids) {
+      // Field 41 of stat is the scheduling policy (the name is field 2).
+      const fields = stat(`/proc/${pid}/task/${tid}/stat`);
+      if (fields) threads.push({ name: fields[0] as string, policy: Number(fields[39]) });
+    }
+  }
+  return threads;
 }
 
 async function identityOf(page: Page): Promise<string> {
@@ -120,6 +158,24 @@ describe('browser e2e: the mesh in Chromium (fake media)', function () {
   });
 
   const openPage = (room: string, name: string, extra = ''): Promise<Page> => openDemoPage(browser, base, `room=${room}&name=${name}${extra}`, undefined, errors);
+
+  it('Chromium runs at normal priority: none of its threads is real-time (as root its audio threads would be, and starve the other pages)', async () => {
+    const page = await openPage('priority', 'solo');
+    // The fake microphone and the audio output run (threads that ask for real-time priority).
+    await page.evaluate(async () => {
+      const context = new AudioContext();
+      const oscillator = context.createOscillator();
+      oscillator.connect(context.destination);
+      oscillator.start();
+      await context.resume();
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const threads = chromiumThreads();
+    expect(threads.filter((t) => /^Audio/.test(t.name)).length, 'audio threads found').to.be.greaterThan(0);
+    const realtime = threads.filter((t) => t.policy !== 0);
+    expect(realtime.map((t) => `${t.name} (policy ${t.policy})`)).to.deep.equal([]);
+    await page.close();
+  });
 
   it('three pages receive each other\'s audio and video, data arrives exactly once, and the demo shows it', async () => {
     await threePages(openPage, 'trio', 'demo-three-participants.png');
