@@ -187,6 +187,11 @@ type ControlKind = 'sfu-produced' | 'sfu-media-ready' | 'sfu-data-ready' | 'sfu-
  * stops after SYNC_GIVE_UP_MS; the sequencer drops the copies.
  */
 type SyncKind = 'sync' | 'synced';
+/**
+ * A failed SFU session start (transports refused or unanswered, device load failed) is retried
+ * with a new connection at most this many times in a row.
+ */
+const MAX_SFU_START_RESTARTS = 2;
 const SYNC_CHECK_MS = 250;
 const SYNC_RETRY_MS = 500;
 const SYNC_GIVE_UP_MS = 30_000;
@@ -309,6 +314,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private sfu: SfuSession | null = null;
   /** We sent sfu-bye: data no longer goes over the SFU. */
   private sfuByeSent = false;
+  /** SFU session starts that failed in a row (each restarted with a new connection). */
+  private failedSfuStarts = 0;
   /** Peers that sent us sfu-bye (their last data over the SFU). */
   private readonly sfuByeFrom = new Set<string>();
   /** Migration state per remote peer id, while a migration runs. */
@@ -959,10 +966,26 @@ export class Room extends Emitter<RoomEventCallbacks> {
         const ids = session.producerIds();
         const dataIds = session.dataProducerIds();
         for (const peerId of this.handOver.keys()) this.control(peerId, 'sfu-produced', { p: ids, dp: dataIds });
+        if (session === this.sfu) this.failedSfuStarts = 0;
       })
       .catch((error: unknown) => {
-        if (session === this.sfu) this.emit(RoomEvent.Error, SwitchboardError.from(error, 'sfu_unavailable'));
+        if (session !== this.sfu) return;
+        this.emit(RoomEvent.Error, SwitchboardError.from(error, 'sfu_unavailable'));
+        this.restartFailedSfuStart();
       });
+  }
+
+  /**
+   * The SFU session did not start: this client would stay off the SFU until the room changes
+   * mode. The server may hold half of the session (transports whose answers were lost, count
+   * against the per-peer limit), and only a new connection clears it: reconnect, so the server
+   * drops the old peer with everything it had on the SFU and the new join starts a new session
+   * (peers see the same participant come back, as after any reconnect).
+   */
+  private restartFailedSfuStart(): void {
+    if (this.failedSfuStarts >= MAX_SFU_START_RESTARTS || !this.reconnectPolicy || this.state !== ConnectionState.Connected || this.mode !== 'sfu') return;
+    this.failedSfuStarts++;
+    this.onSignalingLost('sfu session failed to start');
   }
 
   private migrateToSfu(info: SfuInfo, rebuild: boolean): void {

@@ -429,6 +429,50 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     await listener.close();
   }));
 
+  it('a page whose SFU session fails to start reconnects, leaves nothing behind on the server, and joins the SFU', printingFailure(async () => {
+    const room = fresh('restart');
+    const pages = [await openPage(room, 'f1'), await openPage(room, 'f2'), await openPage(room, 'f3')];
+    for (const page of pages) await expectVideoFrom(page, 2);
+    const f1 = pages[0] as Page;
+    const oldId = await f1.evaluate(() => window.switchboardRoom.localParticipant.id);
+    // f1's first sfu:create_transport reaches the server, but its answer is lost as an error
+    // (the session cannot start; the server holds a transport the page never learns about).
+    await f1.evaluate(() => {
+      const w = window as unknown as { states: string[]; sfuErrors: string[] };
+      w.states = [];
+      w.sfuErrors = [];
+      const room = window.switchboardRoom as unknown as { signal: { request: (event: string, payload: unknown) => Promise<unknown> }; on: (e: string, f: (x: unknown) => void) => void };
+      room.on('connectionStateChanged', (state) => w.states.push(String(state)));
+      room.on('error', (error) => w.sfuErrors.push(String((error as { code?: string }).code)));
+      const signal = room.signal;
+      const original = signal.request.bind(signal);
+      let refused = 0;
+      signal.request = (event, payload) =>
+        event === 'sfu:create_transport' && refused++ === 0
+          ? original(event, payload).then(() => {
+              throw new Error('answer lost (test)');
+            })
+          : original(event, payload);
+    });
+    const live = t.server.rooms.get('dev', room);
+    if (!live) throw new Error('no room');
+    t.server.rooms.updateConfig(live, { mode_policy: 'sfu' });
+    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000, polling: 200 });
+    for (const page of pages) await expectVideoFrom(page, 2);
+    const seen = await f1.evaluate(() => {
+      const w = window as unknown as { states: string[]; sfuErrors: string[] };
+      return { states: w.states, sfuErrors: w.sfuErrors };
+    });
+    expect(seen.sfuErrors, 'the failed start is reported').to.include('sfu_unavailable');
+    expect(seen.states, 'f1 reconnected').to.include.members(['reconnecting', 'connected']);
+    const newId = await f1.evaluate(() => window.switchboardRoom.localParticipant.id);
+    expect(newId).to.not.equal(oldId);
+    const sfuRoom = t.server.sfu?.get(`dev/${room}`);
+    expect(sfuRoom?.transportCount(oldId), 'transports of the failed session').to.equal(0);
+    expect(sfuRoom?.transportCount(newId)).to.equal(2);
+    for (const page of pages) await page.close();
+  }));
+
   it('recovers from kill -9 of the room\'s worker: media flows again on every page within 5 s', printingFailure(async () => {
     const pages = [await openPage(fresh('crash'), 'c1'), await openPage(fresh('crash'), 'c2'), await openPage(fresh('crash'), 'c3')];
     const room = t.server.rooms.get('dev', fresh('crash'));
