@@ -1,8 +1,9 @@
 /**
- * 5. Topology crossover: per-client uplink bitrate and CPU for rooms of 2..5 in mesh and in
- * SFU mode, from Chromium's getStats on the demo page (fake camera, 320x240 at 15 fps,
+ * 5. Topology crossover: per-client uplink bitrate and CPU for rooms of 2..8 in mesh and in
+ * SFU mode, from Chromium's getStats on the demo page (fake camera, 160x120 at 15 fps by default,
  * plus the fake microphone), so operators can choose mesh_threshold; plus the media gap of
- * a promotion (the SDK's lastMigration.mediaGapMs when a fifth peer joins a mesh of four).
+ * a promotion (the SDK's lastMigration.mediaGapMs when a fifth peer joins a mesh of four),
+ * against the same measure in the steady mesh of four, with where the CPU went in both.
  * Each room is created through the API with its mode pinned (mode: mesh | sfu) before the
  * pages join. Nothing is pinned to cores here: browsers, the server and its mediasoup
  * worker share the machine, as they would on one host. Skipped with BENCH_BROWSER=0.
@@ -11,7 +12,7 @@ import type { Browser, Page } from 'playwright-core';
 import { browserUnavailableReason, buildSdk, launchBrowser } from '../test/helpers/browser.js';
 import type { BenchContext } from './lib/context.js';
 import { envList, envNumber } from './lib/env.js';
-import { descendants, machineFacts, processName, procCpuSeconds } from './lib/processes.js';
+import { chromiumProcessType, descendants, machineCpuSeconds, machineFacts, processName, procCpuSeconds } from './lib/processes.js';
 import { markdownTable, type HeadlineRow, type RenderMeta, type Section } from './lib/report.js';
 import type { ServerProcess } from './lib/ServerProcess.js';
 import { sleep } from './lib/signaling.js';
@@ -20,17 +21,24 @@ import { lineChart } from './lib/svg.js';
 
 export interface TopologyOptions {
   sizes: number[];
+  /**
+   * Camera size of every page (the demo's `res`). 160x120 by default: at 320x240 eight pages on
+   * two cores could not encode and decode a mesh of 7 or 8 (pages missed their signaling pings).
+   * Absent in results written before 2026-11-30's fifth session (320x240 then).
+   */
+  resolution?: string;
   warmupMs: number;
   measureMs: number;
   rounds: number;
   promotion: boolean;
-  /** Time allowed for pages to connect and see every other participant's video. */
+  /** Time allowed for pages to connect and see every other participant's video (rooms of up to 5; larger rooms get 15 s more per page). */
   setupTimeoutMs: number;
 }
 
 export function topologyOptions(): TopologyOptions {
   return {
-    sizes: envList('BENCH_BROWSER_SIZES', [2, 3, 4, 5]),
+    sizes: envList('BENCH_BROWSER_SIZES', [2, 3, 4, 5, 6, 7, 8]),
+    resolution: process.env.BENCH_BROWSER_RES ?? '160x120',
     warmupMs: envNumber('BENCH_BROWSER_WARMUP_MS', 5000),
     measureMs: envNumber('BENCH_BROWSER_MEASURE_MS', 6000),
     rounds: envNumber('BENCH_BROWSER_ROUNDS', 1),
@@ -99,12 +107,13 @@ class Pages {
   constructor(
     private readonly browser: Browser,
     private readonly base: string,
+    private readonly resolution: string,
   ) {}
 
   async join(room: string, name: string, timeoutMs: number): Promise<Page> {
     const page = await this.browser.newPage({ viewport: { width: 640, height: 480 } });
     this.open.push(page);
-    await page.goto(`${this.base}/?room=${encodeURIComponent(room)}&name=${name}&res=320x240`);
+    await page.goto(`${this.base}/?room=${encodeURIComponent(room)}&name=${name}&res=${this.resolution}`);
     await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: timeoutMs });
     return page;
   }
@@ -149,19 +158,20 @@ async function createRoom(server: ServerProcess, room: string, mode: 'mesh' | 's
 
 async function measureRoom(server: ServerProcess, pages: Pages, mode: Mode, size: number, options: TopologyOptions, tag: string): Promise<TopologyMeasurement> {
   const room = `topo-${mode}-${size}-${tag}`;
+  const setupTimeoutMs = options.setupTimeoutMs + Math.max(0, size - 5) * 15_000;
   await createRoom(server, room, mode);
   const list: Page[] = [];
-  for (let i = 0; i < size; i++) list.push(await pages.join(room, `p${i + 1}`, options.setupTimeoutMs));
+  for (let i = 0; i < size; i++) list.push(await pages.join(room, `p${i + 1}`, setupTimeoutMs));
   await waitUntil(
     async () => {
       const states = await Promise.all(list.map((p) => p.evaluate(() => ({ mode: window.switchboardRoom.mode, links: window.switchboardRoom.links.size }))));
       return states.every((s) => s.mode === mode && s.links === (mode === 'mesh' ? size - 1 : 0));
     },
-    options.setupTimeoutMs,
+    setupTimeoutMs,
     `${size} pages in ${mode} mode`,
     list,
   );
-  await waitUntil(async () => (await Promise.all(list.map((p) => framesFromAll(p, size - 1)))).every(Boolean), options.setupTimeoutMs, 'video from every participant', list);
+  await waitUntil(async () => (await Promise.all(list.map((p) => framesFromAll(p, size - 1)))).every(Boolean), setupTimeoutMs, 'video from every participant', list);
   await sleep(options.warmupMs);
   const before = await Promise.all(list.map(sample));
   const chrome0 = chromiumCpuSeconds();
@@ -187,6 +197,53 @@ async function measureRoom(server: ServerProcess, pages: Pages, mode: Mode, size
 export interface PromotionResult {
   gapsMs: number[];
   durationsMs: number[];
+  /** The same measure on the same four pages in the steady mesh of four, over 4 s, before the fifth joins. */
+  steadyGapsMs?: number[];
+  /** Where the CPU went in the steady mesh of four and during the hand-over (fifth join to the last link closed). */
+  steadyCpu?: CpuProfile;
+  handOverCpu?: CpuProfile;
+}
+
+/** CPU use over a window: percent of one core per group, and the whole machine's busy share. */
+export interface CpuProfile {
+  seconds: number;
+  /** Percent of one core, by group (Chromium by process type, the server, its mediasoup worker, this driver). */
+  groups: Record<string, number>;
+  /** Busy share of all cores, percent (everything on the machine). */
+  machineBusyPct: number;
+}
+
+interface CpuSnapshot {
+  at: number;
+  byPid: Map<number, { group: string; seconds: number }>;
+  machine: { busy: number; total: number };
+}
+
+/** CPU seconds so far of every process this benchmark started, grouped by what it does. */
+function cpuSnapshot(server: ServerProcess): CpuSnapshot {
+  const byPid = new Map<number, { group: string; seconds: number }>();
+  for (const pid of descendants(process.pid)) {
+    let group: string;
+    if (pid === server.pid) group = 'Switchboard server (Node)';
+    else if (/mediasoup/i.test(processName(pid))) group = 'mediasoup worker';
+    else if (/chrom/i.test(processName(pid))) group = `Chromium ${chromiumProcessType(pid)}`;
+    else continue;
+    byPid.set(pid, { group, seconds: procCpuSeconds(pid) });
+  }
+  byPid.set(process.pid, { group: 'benchmark driver (Node)', seconds: procCpuSeconds(process.pid) });
+  return { at: performance.now(), byPid, machine: machineCpuSeconds() };
+}
+
+/** What was spent between two snapshots (a process started in between counts from zero). */
+function cpuProfile(before: CpuSnapshot, after: CpuSnapshot): CpuProfile {
+  const seconds = (after.at - before.at) / 1000;
+  const groups: Record<string, number> = {};
+  for (const [pid, { group, seconds: cpu }] of after.byPid) {
+    const spent = cpu - (before.byPid.get(pid)?.seconds ?? 0);
+    groups[group] = (groups[group] ?? 0) + (spent / seconds) * 100;
+  }
+  const total = after.machine.total - before.machine.total;
+  return { seconds, groups, machineBusyPct: total > 0 ? ((after.machine.busy - before.machine.busy) / total) * 100 : Number.NaN };
 }
 
 async function measurePromotion(server: ServerProcess, pages: Pages, options: TopologyOptions, tag: string): Promise<PromotionResult> {
@@ -196,6 +253,11 @@ async function measurePromotion(server: ServerProcess, pages: Pages, options: To
   for (let i = 0; i < 4; i++) early.push(await pages.join(room, `p${i + 1}`, options.setupTimeoutMs));
   await waitUntil(async () => (await Promise.all(early.map((p) => framesFromAll(p, 3)))).every(Boolean), options.setupTimeoutMs, 'video in the mesh of four', early);
   await sleep(2000);
+  // The baseline: the same measure with no migration, and where the CPU goes meanwhile.
+  const steadyStart = cpuSnapshot(server);
+  const steadyGapsMs = await Promise.all(early.map((p) => p.evaluate(() => window.switchboardRoom.measureVideoGap(4000))));
+  const steadyCpu = cpuProfile(steadyStart, cpuSnapshot(server));
+  const handOverStart = cpuSnapshot(server);
   const fifth = await pages.join(room, 'p5', options.setupTimeoutMs);
   const all = [...early, fifth];
   await waitUntil(
@@ -204,10 +266,11 @@ async function measurePromotion(server: ServerProcess, pages: Pages, options: To
     'promotion to the SFU',
     all,
   );
+  const handOverCpu = cpuProfile(handOverStart, cpuSnapshot(server));
   await waitUntil(async () => (await Promise.all(early.map((p) => p.evaluate(() => window.switchboardRoom.lastMigration?.to === 'sfu')))).every(Boolean), options.setupTimeoutMs, 'migration reports', all);
   const reports = await Promise.all(early.map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
   await pages.closeAll();
-  return { gapsMs: reports.map((r) => r?.mediaGapMs ?? Number.NaN), durationsMs: reports.map((r) => r?.durationMs ?? Number.NaN) };
+  return { gapsMs: reports.map((r) => r?.mediaGapMs ?? Number.NaN), durationsMs: reports.map((r) => r?.durationMs ?? Number.NaN), steadyGapsMs, steadyCpu, handOverCpu };
 }
 
 export async function runTopology(ctx: BenchContext, options: TopologyOptions = topologyOptions()): Promise<Section> {
@@ -222,7 +285,7 @@ export async function runTopology(ctx: BenchContext, options: TopologyOptions = 
     { cpus: null },
   );
   const browser = await launchBrowser();
-  const pages = new Pages(browser, server.url.replace('127.0.0.1', 'localhost'));
+  const pages = new Pages(browser, server.url.replace('127.0.0.1', 'localhost'), options.resolution ?? '160x120');
   const measurements: TopologyMeasurement[] = [];
   const promotions: PromotionResult[] = [];
   const failures: string[] = [];
@@ -255,7 +318,7 @@ export async function runTopology(ctx: BenchContext, options: TopologyOptions = 
         const p = await attempt(`promotion-r${round}`, (tag) => measurePromotion(server, pages, options, tag));
         if (!p) continue;
         promotions.push(p);
-        ctx.log(`topology round ${round + 1}/${options.rounds} promotion 4 -> 5: media gap ${p.gapsMs.map((g) => fmt(g)).join(', ')} ms; migration ${p.durationsMs.map((d) => fmt(d)).join(', ')} ms`);
+        ctx.log(`topology round ${round + 1}/${options.rounds} promotion 4 -> 5: media gap ${p.gapsMs.map((g) => fmt(g)).join(', ')} ms (steady mesh of 4: ${(p.steadyGapsMs ?? []).map((g) => fmt(g)).join(', ')} ms); machine busy ${fmt(p.steadyCpu?.machineBusyPct ?? Number.NaN)}% steady, ${fmt(p.handOverCpu?.machineBusyPct ?? Number.NaN)}% in the hand-over; migration ${p.durationsMs.map((d) => fmt(d)).join(', ')} ms`);
       }
     }
   } finally {
@@ -275,6 +338,7 @@ export interface TopologyData {
 /** The section, from the figures (also used to rebuild RESULTS.md from results/topology.json). */
 export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
   const { options, measurements, promotions } = data;
+  const resolution = options.resolution ?? '320x240';
   const failures = data.failures ?? [];
   const { wallS } = meta;
   const machine = { ...meta.machine, pinning: 'nothing pinned: browsers, server and mediasoup worker share every core' };
@@ -298,7 +362,7 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
   const durations = summarize(promotions.flatMap((p) => p.durationsMs));
   const lines: string[] = [];
   lines.push(
-    `Chromium (Debian's, headless, fake camera 320x240 at 15 fps and fake microphone) loads the demo page once per participant; each room is created through \`POST /api/v1/rooms\` with \`mode\` pinned to mesh or sfu, and measured after every page decodes video from every other one and a ${options.warmupMs / 1000} s warm-up, over ${options.measureMs / 1000} s. Uplink/downlink: RTP bytes (payload + headers) from \`outbound-rtp\`/\`inbound-rtp\` over every peer connection of the page (mesh links, or the SFU's send and receive transports), averaged over the room's clients. Browser CPU: every Chromium process, divided by the room size (so it includes the shared browser and GPU processes). Server CPU: the Switchboard process and its mediasoup worker. Nothing is pinned; on ${machine.cores} cores the browsers compete with each other and with the SFU, so CPU-constrained encoders may lower their bitrate in larger meshes. ${options.rounds} round(s).`,
+    `Chromium (Debian's, headless, run without real-time thread priority as an ordinary user's browser is; fake camera ${resolution} at 15 fps and fake microphone) loads the demo page once per participant; each room is created through \`POST /api/v1/rooms\` with \`mode\` pinned to mesh or sfu, and measured after every page decodes video from every other one and a ${options.warmupMs / 1000} s warm-up, over ${options.measureMs / 1000} s. Uplink/downlink: RTP bytes (payload + headers) from \`outbound-rtp\`/\`inbound-rtp\` over every peer connection of the page (mesh links, or the SFU's send and receive transports), averaged over the room's clients. Browser CPU: every Chromium process, divided by the room size (so it includes the shared browser and GPU processes). Server CPU: the Switchboard process and its mediasoup worker. Nothing is pinned; on ${machine.cores} cores the browsers compete with each other and with the SFU, so CPU-constrained encoders may lower their bitrate in larger meshes. ${options.rounds} round(s).`,
   );
   lines.push('');
   lines.push(markdownTable(['clients', 'uplink kbps per client mesh / SFU', 'downlink kbps per client mesh / SFU', 'browser CPU % per client mesh / SFU', 'server CPU % mesh / SFU'], rows));
@@ -307,7 +371,39 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
     lines.push(
       `Promotion (a fifth participant joins a mesh of four, MESH_THRESHOLD=4): the largest gap in inbound video on the four earlier pages (\`lastMigration.mediaGapMs\`) was ${fmtSummary(gaps)} ms (median, range over ${gaps.rounds} pages), and the migration took ${fmtSummary(durations)} ms (\`lastMigration.durationMs\`). The e2e target for the gap is < 500 ms.`,
     );
-    headline.push({ metric: 'promotion media gap ms (median of pages; max)', baseline: '', switchboard: `${fmt(gaps.median)} (max ${fmt(gaps.max)})`, ratio: '', target: '< 500', verdict: Number.isFinite(gaps.max) ? (gaps.max < 500 ? 'met' : 'missed') : 'n/a' });
+    const steady = summarize(promotions.flatMap((p) => p.steadyGapsMs ?? []));
+    const steadyText = steady.rounds > 0 ? fmt(steady.median) : '';
+    headline.push({
+      metric: 'largest video gap ms: steady mesh of 4 (baseline) vs promotion (median of pages; max)',
+      baseline: steadyText,
+      switchboard: `${fmt(gaps.median)} (max ${fmt(gaps.max)})`,
+      ratio: steady.rounds > 0 && steady.median > 0 ? `${(gaps.median / steady.median).toFixed(2)}x` : '',
+      target: '< 500',
+      verdict: Number.isFinite(gaps.max) ? (gaps.max < 500 ? 'met' : 'missed') : 'n/a',
+    });
+    if (steady.rounds > 0) {
+      lines.push('');
+      lines.push(
+        `Baseline for the gap: the same measure (\`room.measureVideoGap(4000)\`) on the same four pages in the steady mesh of four just before the fifth joined, no migration: ${fmtSummary(steady)} ms. It is the gap this machine's load causes by itself; the promotion adds the SFU's setup, a second encoder per page and the fifth page's start on top.`,
+      );
+    }
+    const profiled = promotions.filter((p) => p.steadyCpu && p.handOverCpu);
+    if (profiled.length) {
+      const groupNames = [...new Set(profiled.flatMap((p) => [...Object.keys(p.steadyCpu?.groups ?? {}), ...Object.keys(p.handOverCpu?.groups ?? {})]))];
+      const median = (pick: (p: PromotionResult) => number | undefined) => summarize(profiled.map(pick).filter((v): v is number => v !== undefined && Number.isFinite(v)));
+      const cpuRows = groupNames
+        .map((group) => ({ group, steady: median((p) => p.steadyCpu?.groups[group] ?? 0), handOver: median((p) => p.handOverCpu?.groups[group] ?? 0) }))
+        .filter((r) => r.steady.median >= 0.5 || r.handOver.median >= 0.5)
+        .sort((a, b) => b.handOver.median - a.handOver.median)
+        .map((r) => [r.group, fmtSummary(r.steady), fmtSummary(r.handOver)]);
+      cpuRows.push(['**whole machine busy, % of all cores**', fmtSummary(median((p) => p.steadyCpu?.machineBusyPct)), fmtSummary(median((p) => p.handOverCpu?.machineBusyPct))]);
+      lines.push('');
+      lines.push(
+        `Where the CPU went (the profile of the promotion, from /proc: user + system time per process, grouped by Chromium process type; % of one core, ${machine.cores} cores in all): in the steady mesh of four over the baseline's 4 s, and during the hand-over, from the fifth page's start to every page in SFU mode with its mesh links closed (${fmtSummary(median((p) => p.handOverCpu?.seconds))} s).`,
+      );
+      lines.push('');
+      lines.push(markdownTable(['process group', 'steady mesh of 4, % of a core', 'hand-over, % of a core'], cpuRows));
+    }
   }
   if (failures.length) {
     lines.push('');
@@ -318,7 +414,7 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
       file: 'topology-uplink.svg',
       title: 'Uplink per client, mesh vs SFU',
       svg: lineChart({
-        title: 'Uplink per client by room size (Chromium, 320x240 @ 15 fps + audio)',
+        title: `Uplink per client by room size (Chromium, ${resolution} @ 15 fps + audio)`,
         xLabel: 'participants in the room',
         yLabel: 'uplink kbps per client',
         series: (['mesh', 'sfu'] as const).map((mode) => ({

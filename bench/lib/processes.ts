@@ -166,6 +166,34 @@ export function processName(pid: number): string {
   }
 }
 
+/**
+ * What a Chromium process does, from its command line: "renderer", "gpu-process",
+ * "utility:AudioService", ... ("browser" for the main process, which has no --type).
+ */
+export function chromiumProcessType(pid: number): string {
+  let args: string;
+  try {
+    // Chromium rewrites its child processes' argv into one space-separated string.
+    args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return 'gone';
+  }
+  const value = (flag: string) => new RegExp(`(?:^| )--${flag}=(\\S+)`).exec(args)?.[1];
+  const type = value('type');
+  if (!type) return 'browser';
+  const sub = value('utility-sub-type');
+  return sub ? `${type}:${sub.split('.').pop()}` : type;
+}
+
+/** Busy and total CPU seconds of the whole machine (every core), from /proc/stat. */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  // user nice system idle iowait irq softirq steal (guest time is inside user already)
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy: busy / CLOCK_TICKS, total: (busy + idle + iowait) / CLOCK_TICKS };
+}
+
 /** CPU seconds of `pid` and every live descendant. */
 export function treeCpuSeconds(pid: number): number {
   return [pid, ...descendants(pid)].reduce((sum, p) => sum + procCpuSeconds(p), 0);

@@ -1,5 +1,6 @@
 /**
- * Smoke run of every benchmark in bench/ at tiny sizes (the browser one excepted): each
+ * Smoke run of every benchmark in bench/ at tiny sizes (the browser one: a room of two in
+ * each mode and one promotion, skipped where Chromium is missing): each
  * completes, produces sane numbers, renders its RESULTS.md section, and leaves no server,
  * coturn or stream process behind. Numbers are never asserted against targets here.
  */
@@ -17,7 +18,9 @@ import { liveChildren, processAlive } from '../../bench/lib/processes.js';
 import type { Section } from '../../bench/lib/report.js';
 import { renderResults, saveSection, writeResults } from '../../bench/lib/results.js';
 import { runRelay, type RelayMeasurement } from '../../bench/relay.js';
+import { runTopology, type TopologyData } from '../../bench/topology.js';
 import { runTurn, type LadderResult } from '../../bench/turn.js';
+import { browserUnavailableReason } from '../helpers/browser.js';
 
 const positive = (value: number, what: string): void => {
   expect(Number.isFinite(value) && value > 0, `${what} = ${value}`).to.equal(true);
@@ -128,6 +131,31 @@ describe('benchmarks: smoke run at tiny sizes', function () {
     expect(data.lazy.length, 'a lazily imported chunk').to.be.greaterThan(0);
     for (const f of [...data.core, data.iife]) expect(f.gzip).to.be.within(1, f.min);
     expect(data.iife.gzip).to.be.greaterThan(data.core.reduce((sum, f) => sum + f.gzip, 0));
+  });
+
+  it('topology: a room of two in mesh and SFU mode in Chromium, and a promotion with its gap and CPU profile', async function () {
+    const unavailable = browserUnavailableReason();
+    if (unavailable) {
+      console.log(`      skipped: ${unavailable}`);
+      this.skip();
+    }
+    this.timeout(240_000);
+    const section = await runTopology(ctx, { sizes: [2], resolution: '160x120', warmupMs: 500, measureMs: 1500, rounds: 1, promotion: true, setupTimeoutMs: 60_000 });
+    sections.push(section);
+    const data = section.data as TopologyData;
+    expect(data.failures ?? []).to.deep.equal([]);
+    expect(data.measurements.map((m) => m.mode).sort()).to.deep.equal(['mesh', 'sfu']);
+    for (const m of data.measurements) {
+      positive(m.uplinkKbps, `${m.mode} uplink`);
+      positive(m.downlinkKbps, `${m.mode} downlink`);
+      positive(m.clientCpuPct, `${m.mode} browser CPU`);
+    }
+    const promotion = data.promotions[0];
+    expect(promotion?.gapsMs).to.have.length(4);
+    for (const gap of [...(promotion?.gapsMs ?? []), ...(promotion?.steadyGapsMs ?? [])]) positive(gap, 'video gap');
+    positive(promotion?.handOverCpu?.groups['Chromium renderer'] ?? 0, 'renderer CPU in the hand-over');
+    positive(promotion?.handOverCpu?.machineBusyPct ?? 0, 'machine busy in the hand-over');
+    expect(section.markdown).to.include('Where the CPU went');
   });
 
   it('renders RESULTS.md and the SVG plots from the sections (into a temporary directory)', () => {
