@@ -1,5 +1,5 @@
 import type { RoomMode } from '../protocol/events.js';
-import { VideoGapMeter, type VideoSample } from './VideoGapMeter.js';
+import { VideoGapMeter, type FreezeSummary, type VideoSample } from './VideoGapMeter.js';
 
 /** How a migration went, as this client saw it. */
 export interface MigrationReport {
@@ -11,6 +11,11 @@ export interface MigrationReport {
    * until every participant's video runs on the new topology (or 20 s after the old one closed).
    */
   mediaGapMs: number;
+  /**
+   * The browser's freeze counters (inbound-rtp freezeCount, totalFreezesDuration) over the same
+   * window, summed over participants and paths: a second view of the gap that needs no bound.
+   */
+  freezes: FreezeSummary;
 }
 
 /** After the old topology closed, how long to wait for every video to run on the new one. */
@@ -35,6 +40,7 @@ export class MigrationMonitor {
   async finish(): Promise<MigrationReport> {
     const durationMs = Date.now() - this.started;
     await this.meter.flowingOn(this.to, SETTLE_CAP_MS);
-    return { to: this.to, durationMs, mediaGapMs: await this.meter.finish() };
+    const mediaGapMs = await this.meter.finish();
+    return { to: this.to, durationMs, mediaGapMs, freezes: this.meter.freezes };
   }
 }

@@ -472,6 +472,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
             video.interFrameDelay = (video.interFrameDelay ?? 0) + stat.totalInterFrameDelay;
             video.squaredInterFrameDelay = (video.squaredInterFrameDelay ?? 0) + (stat.totalSquaredInterFrameDelay ?? 0);
           }
+          if (stat.freezeCount !== undefined) {
+            video.freezes = (video.freezes ?? 0) + stat.freezeCount;
+            video.freezesDuration = (video.freezesDuration ?? 0) + (stat.totalFreezesDuration ?? 0);
+          }
         }
         totals.framesByPath[path] = video.frames;
         totals.framesDecoded += video.frames;

@@ -6,6 +6,18 @@ export interface VideoPathCounters {
   interFrameDelay?: number;
   /** totalSquaredInterFrameDelay (seconds squared). */
   squaredInterFrameDelay?: number;
+  /** freezeCount, summed likewise; undefined where the browser does not report it. */
+  freezes?: number;
+  /** totalFreezesDuration (seconds), summed likewise. */
+  freezesDuration?: number;
+}
+
+/** The browser's own freeze accounting over a measurement: how many, how long in all, the longest one known exactly. */
+export interface FreezeSummary {
+  count: number;
+  totalMs: number;
+  /** The longest freeze that was alone in its sample interval (its length is then exact); 0 if none. */
+  longestSingleMs: number;
 }
 
 /** Per remote participant (identity), per path name. */
@@ -52,6 +64,7 @@ export class VideoGapMeter {
   private largestMs = 0;
   private readonly timer: ReturnType<typeof setInterval>;
   private sampling: Promise<void> | null = null;
+  private readonly freezeSummary: FreezeSummary = { count: 0, totalMs: 0, longestSingleMs: 0 };
   /** Participants that progressed on a path in the latest sample, by path. */
   private lastProgressed = new Map<string, Set<string>>();
 
@@ -70,6 +83,11 @@ export class VideoGapMeter {
     const now = Date.now();
     for (const { progressAt } of this.seen.values()) this.largestMs = Math.max(this.largestMs, now - progressAt);
     return Math.round(this.largestMs);
+  }
+
+  /** Freezes the browser counted on every path while the meter ran (a second view of the gap, without bounds). */
+  get freezes(): FreezeSummary {
+    return { ...this.freezeSummary };
   }
 
   /**
@@ -115,6 +133,13 @@ export class VideoGapMeter {
         const before = seen.paths[path];
         // A path whose counter went back (a replaced connection) starts over.
         const restarted = !before || counters.frames < before.frames;
+        if (!restarted && counters.freezes !== undefined && before.freezes !== undefined && counters.freezes > before.freezes) {
+          const count = counters.freezes - before.freezes;
+          const ms = ((counters.freezesDuration ?? 0) - (before.freezesDuration ?? 0)) * 1000;
+          this.freezeSummary.count += count;
+          this.freezeSummary.totalMs += ms;
+          if (count === 1) this.freezeSummary.longestSingleMs = Math.max(this.freezeSummary.longestSingleMs, ms);
+        }
         const frames = restarted ? counters.frames : counters.frames - before.frames;
         if (frames <= 0) continue;
         progressed = true;

@@ -9,6 +9,10 @@ export interface InboundStat {
   framesDecoded?: number;
   totalInterFrameDelay?: number;
   totalSquaredInterFrameDelay?: number;
+  /** Video freezes the browser counted (an inter-frame delay over max(3 x average, average + 150 ms)). */
+  freezeCount?: number;
+  /** Their total duration, seconds. */
+  totalFreezesDuration?: number;
 }
 
 /** The inbound-rtp entries of a report. */

@@ -5,7 +5,7 @@ export interface PageRoom {
   links: Map<string, unknown>;
   participants: Map<string, { identity: string; tracks: Map<string, MediaStreamTrack> }>;
   localParticipant: { identity: string; name: string };
-  lastMigration: { to: string; durationMs: number; mediaGapMs: number } | null;
+  lastMigration: { to: string; durationMs: number; mediaGapMs: number; freezes: { count: number; totalMs: number; longestSingleMs: number } } | null;
   getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number; framesByPath: { mesh: number; sfu: number } }>>;
   measureVideoGap(durationMs: number): Promise<number>;
   send(payload: unknown): void;

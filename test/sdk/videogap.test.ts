@@ -79,6 +79,23 @@ describe('VideoGapMeter', () => {
     expect(gap).to.be.within(500, 700);
   });
 
+  it('sums the browser\'s own freeze counters per path, knows a freeze alone in its interval exactly, and ignores a restarted path', async () => {
+    const samples: Array<Record<string, VideoPathCounters>> = [
+      { mesh: { frames: 10, freezes: 0, freezesDuration: 0 } },
+      { mesh: { frames: 20, freezes: 1, freezesDuration: 0.4 } }, // one freeze of 400 ms
+      { mesh: { frames: 30, freezes: 3, freezesDuration: 1.0 } }, // two more, 600 ms in all
+      { mesh: { frames: 5, freezes: 0, freezesDuration: 0 }, sfu: { frames: 4, freezes: 0, freezesDuration: 0 } }, // replaced connection
+      { mesh: { frames: 12, freezes: 1, freezesDuration: 0.25 }, sfu: { frames: 9, freezes: 1, freezesDuration: 0.3 } },
+    ];
+    let next = 0;
+    const meter = new VideoGapMeter(async () => new Map([['alice', samples[Math.min(next++, samples.length - 1)] as Record<string, VideoPathCounters>]]), 1_000_000);
+    for (let i = 0; i < samples.length; i++) await (meter as unknown as { tick(): Promise<void> }).tick();
+    await meter.finish();
+    expect(meter.freezes.count).to.equal(5);
+    expect(meter.freezes.totalMs).to.be.closeTo(1550, 1e-6);
+    expect(meter.freezes.longestSingleMs).to.be.closeTo(400, 1e-6);
+  });
+
   it('keeps the largest gap over participants, forgets a participant who left, and counts a stall still open at the end', async () => {
     const steady = every(0, 6000, 66);
     const stallsAtEnd = every(0, 4000, 66);
