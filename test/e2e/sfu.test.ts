@@ -28,7 +28,7 @@ function linkStates(page: Page): Promise<string> {
 /** Every other participant's video frames decode on this page (over whichever path is up). */
 // 60 s: a link whose ICE checks starve on this machine reaches "failed" after ~30 s, and the SDK's ICE restart then heals it.
 async function expectVideoFrom(page: Page, count: number, timeoutMs = 60000): Promise<void> {
-  await page.waitForFunction((n) => window.switchboardRoom.participants.size === n, count, { timeout: timeoutMs });
+  await page.waitForFunction((n) => window.switchboardRoom.participants.size === n, count, { timeout: timeoutMs, polling: 250 });
   const sample = () => page.evaluate(async () => Object.fromEntries([...(await window.switchboardRoom.getParticipantStats())].map(([id, s]) => [id, s.framesDecoded])));
   await waitFor(
     async () => {
@@ -305,13 +305,13 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     await startSequence(fifth);
     // 90 s: the SDK keeps a link up to 30 s when its peer is slow to confirm, and a starved page is slow to notice.
     for (const page of pages) {
-      await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 90000 });
+      await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 90000, polling: 250 });
     }
     expect(t.server.rooms.get('dev', grow)?.mode).to.equal('sfu');
     for (const page of pages) await expectVideoFrom(page, 4);
     for (const page of pages) await expectTilesPlaying(page, 4);
     // The report comes once every video runs over the SFU (at most 20 s after the links closed).
-    for (const page of pages.slice(0, 4)) await page.waitForFunction(() => window.switchboardRoom.lastMigration?.to === 'sfu', undefined, { timeout: 30000 });
+    for (const page of pages.slice(0, 4)) await page.waitForFunction(() => window.switchboardRoom.lastMigration?.to === 'sfu', undefined, { timeout: 30000, polling: 250 });
     const gaps = await Promise.all(pages.slice(0, 4).map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
     const gapText = gaps.map((g, i) => `p${i + 1} ${g?.mediaGapMs ?? '?'} ms (migration ${g?.durationMs ?? '?'} ms; browser freezes ${g?.freezes.count ?? '?'}, ${Math.round(g?.freezes.totalMs ?? 0)} ms in all, longest alone ${Math.round(g?.freezes.longestSingleMs ?? 0)} ms)`).join(', ');
     console.log(`      largest inbound video gap during promotion per page: ${gapText}; target < 500 ms`);
@@ -327,7 +327,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     for (const page of leaving) leftSenders.push(await stopSequence(page));
     for (const page of leaving) await page.close();
     for (const page of pages) {
-      await page.waitForFunction(() => window.switchboardRoom.mode === 'mesh' && window.switchboardRoom.lastMigration?.to === 'mesh', undefined, { timeout: 90000 });
+      await page.waitForFunction(() => window.switchboardRoom.mode === 'mesh' && window.switchboardRoom.lastMigration?.to === 'mesh', undefined, { timeout: 90000, polling: 250 });
     }
     for (const page of pages) await expectVideoFrom(page, 2);
     for (const page of pages) await expectTilesPlaying(page, 2);
@@ -397,7 +397,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     expect(linksPastDeadline[0], 'l1 links past the deadline').to.equal(2);
     expect(linksPastDeadline.slice(1), 'l2 and l3 keep their link to l1').to.satisfy((sizes: number[]) => sizes.every((n) => n >= 1));
     await l1.evaluate(() => ((window as unknown as { holding: boolean }).holding = false));
-    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.links.size === 0, undefined, { timeout: 30000 });
+    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.links.size === 0, undefined, { timeout: 30000, polling: 250 });
     await new Promise((r) => setTimeout(r, 1000));
     const senders = [];
     for (const page of pages) senders.push(await stopSequence(page));
@@ -411,7 +411,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     const room = t.server.rooms.get('dev', fresh('pinned'));
     if (!room) throw new Error('no room');
     t.server.rooms.updateConfig(room, { mode_policy: 'sfu' });
-    await speaker.waitForFunction(() => window.switchboardRoom.mode === 'sfu', undefined, { timeout: 20000 });
+    await speaker.waitForFunction(() => window.switchboardRoom.mode === 'sfu', undefined, { timeout: 20000, polling: 250 });
     const listener = await openPage(fresh('pinned'), 'listener', '&role=listener');
     expect(await listener.evaluate(() => window.switchboardRoom.mode)).to.equal('sfu');
     await expectVideoFrom(listener, 1);
@@ -478,7 +478,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     const room = t.server.rooms.get('dev', fresh('crash'));
     if (!room) throw new Error('no room');
     t.server.rooms.updateConfig(room, { mode_policy: 'sfu' });
-    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000 });
+    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000, polling: 250 });
     for (const page of pages) await expectVideoFrom(page, 2);
     const pid = [...(t.server.sfu?.roomsByWorker() ?? [])].find(([, keys]) => keys.includes(`dev/${fresh('crash')}`))?.[0];
     expect(pid).to.be.a('number');
@@ -513,7 +513,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       body: JSON.stringify({ mesh_threshold: 2 }),
     });
     expect(response.status, await response.clone().text()).to.equal(200);
-    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000 });
+    for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, { timeout: 60000, polling: 250 });
     for (const page of pages) await expectVideoFrom(page, 2);
     for (const page of pages) await page.close();
   }));
