@@ -223,10 +223,11 @@ interface CpuSnapshot {
 function cpuSnapshot(server: ServerProcess): CpuSnapshot {
   const byPid = new Map<number, { group: string; seconds: number }>();
   for (const pid of descendants(process.pid)) {
+    const name = processName(pid);
     let group: string;
     if (pid === server.pid) group = 'Switchboard server (Node)';
-    else if (/mediasoup/i.test(processName(pid))) group = 'mediasoup worker';
-    else if (/chrom/i.test(processName(pid))) group = `Chromium ${chromiumProcessType(pid)}`;
+    else if (/mediasoup/i.test(name)) group = 'mediasoup worker';
+    else if (/chrom/i.test(name)) group = `Chromium ${chromiumProcessType(pid)}`;
     else continue;
     byPid.set(pid, { group, seconds: procCpuSeconds(pid) });
   }

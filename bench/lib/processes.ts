@@ -69,10 +69,10 @@ const PAGE_SIZE = (() => {
   return Number.isFinite(size) && size > 0 ? size : 4096;
 })();
 
-/** Fields of /proc/<pid>/stat after the command name (field 3 onwards), or null when gone. */
-function statFields(pid: number): string[] | null {
+/** Fields of /proc/<pid>/stat (or of one thread's) after the command name (field 3 onwards), or null when gone. */
+function statFields(pid: number, tid?: number): string[] | null {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const text = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     return text.slice(text.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
@@ -183,6 +183,27 @@ export function chromiumProcessType(pid: number): string {
   if (!type) return 'browser';
   const sub = value('utility-sub-type');
   return sub ? `${type}:${sub.split('.').pop()}` : type;
+}
+
+/** Every thread of a process: its name and scheduling policy (stat field 41; 0 is SCHED_OTHER). Empty when gone. */
+export function processThreads(pid: number): { name: string; policy: number }[] {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  return tids.flatMap((tid) => {
+    const fields = statFields(pid, Number(tid));
+    if (!fields) return [];
+    let name = '';
+    try {
+      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      return [];
+    }
+    return [{ name, policy: Number(fields[38]) }];
+  });
 }
 
 /** Busy and total CPU seconds of the whole machine (every core), from /proc/stat. */

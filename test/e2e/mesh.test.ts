@@ -1,6 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
+import { descendants, processName, processThreads } from '../../bench/lib/processes.js';
 import { artifactPath, browserUnavailableReason, buildSdk, inboundBytes, launchBrowser, openDemoPage } from '../helpers/browser.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
@@ -23,39 +23,9 @@ async function waitForMedia(page: Page, count: number, timeoutMs = 30000): Promi
 
 /** Every thread of the Chromium processes this test process started: name and scheduling policy (0: SCHED_OTHER). */
 function chromiumThreads(): { name: string; policy: number }[] {
-  const parents = new Map<number, number>();
-  const stat = (path: string): string[] | null => {
-    try {
-      const text = readFileSync(path, 'utf8');
-      return [text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), ...text.slice(text.lastIndexOf(')') + 2).split(' ')];
-    } catch {
-      return null; // gone meanwhile
-    }
-  };
-  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    const fields = stat(`/proc/${entry}/stat`);
-    if (fields) parents.set(Number(entry), Number(fields[2]));
-  }
-  const isOurs = (pid: number): boolean => {
-    for (let p = parents.get(pid); p !== undefined && p > 1; p = parents.get(p)) if (p === process.pid) return true;
-    return false;
-  };
-  const threads: { name: string; policy: number }[] = [];
-  for (const pid of parents.keys()) {
-    if (!isOurs(pid) || !/chrom/i.test(stat(`/proc/${pid}/stat`)?.[0] ?? '')) continue;
-    let tids: string[] = [];
-    try {
-      tids = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue; // gone meanwhile
-    }
-    for (const tid of tids) {
-      // Field 41 of stat is the scheduling policy (the name is field 2).
-      const fields = stat(`/proc/${pid}/task/${tid}/stat`);
-      if (fields) threads.push({ name: fields[0] as string, policy: Number(fields[39]) });
-    }
-  }
-  return threads;
+  return descendants(process.pid)
+    .filter((pid) => /chrom/i.test(processName(pid)))
+    .flatMap(processThreads);
 }
 
 async function identityOf(page: Page): Promise<string> {
