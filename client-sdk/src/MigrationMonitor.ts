@@ -1,5 +1,5 @@
 import type { RoomMode } from '../protocol/events.js';
-import { VideoGapMeter, type FreezeSummary, type VideoSample } from './VideoGapMeter.js';
+import { VideoGapMeter, type FreezeSummary, type GapSource, type VideoSample } from './VideoGapMeter.js';
 
 /** How a migration went, as this client saw it. */
 export interface MigrationReport {
@@ -11,11 +11,15 @@ export interface MigrationReport {
    * until every participant's video runs on the new topology (or 20 s after the old one closed).
    */
   mediaGapMs: number;
+  /** What measured `mediaGapMs` (see GapSource): which path stalled, or a hand-over between paths. */
+  mediaGapFrom: GapSource;
   /**
    * The browser's freeze counters (inbound-rtp freezeCount, totalFreezesDuration) over the same
    * window, summed over participants and paths: a second view of the gap that needs no bound.
    */
   freezes: FreezeSummary;
+  /** The same, per path ('mesh', 'sfu'). */
+  freezesByPath: Record<string, FreezeSummary>;
 }
 
 /** After the old topology closed, how long to wait for every video to run on the new one. */
@@ -41,6 +45,6 @@ export class MigrationMonitor {
     const durationMs = Date.now() - this.started;
     await this.meter.flowingOn(this.to, SETTLE_CAP_MS);
     const mediaGapMs = await this.meter.finish();
-    return { to: this.to, durationMs, mediaGapMs, freezes: this.meter.freezes };
+    return { to: this.to, durationMs, mediaGapMs, mediaGapFrom: this.meter.largestFrom, freezes: this.meter.freezes, freezesByPath: this.meter.freezesByPath };
   }
 }

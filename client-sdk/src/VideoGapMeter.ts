@@ -20,6 +20,14 @@ export interface FreezeSummary {
   longestSingleMs: number;
 }
 
+/**
+ * What measured a gap: the name of the path whose counters bounded it (it was decoding all
+ * along and one of its inter-frame delays was that long), 'between-samples' (no path that was
+ * decoding progressed, e.g. the hand-over to a path that just started: the time between
+ * progress), 'stalled-at-end' (still no new frame when the meter stopped), 'none' (no gap).
+ */
+export type GapSource = string;
+
 /** Per remote participant (identity), per path name. */
 export type VideoSample = Map<string, Record<string, VideoPathCounters>>;
 
@@ -65,6 +73,8 @@ export class VideoGapMeter {
   private readonly timer: ReturnType<typeof setInterval>;
   private sampling: Promise<void> | null = null;
   private readonly freezeSummary: FreezeSummary = { count: 0, totalMs: 0, longestSingleMs: 0 };
+  private readonly freezeSummaryByPath = new Map<string, FreezeSummary>();
+  private largestSource: GapSource = 'none';
   /** Participants that progressed on a path in the latest sample, by path. */
   private lastProgressed = new Map<string, Set<string>>();
 
@@ -81,8 +91,24 @@ export class VideoGapMeter {
     await this.tick();
     // A video still stalled at the end counts up to now.
     const now = Date.now();
-    for (const { progressAt } of this.seen.values()) this.largestMs = Math.max(this.largestMs, now - progressAt);
+    for (const { progressAt } of this.seen.values()) this.raise(now - progressAt, 'stalled-at-end');
     return Math.round(this.largestMs);
+  }
+
+  /** What measured the largest gap: a path's own counters, or the time between progress. */
+  get largestFrom(): GapSource {
+    return this.largestSource;
+  }
+
+  /** The freezes of `freezes`, per path. */
+  get freezesByPath(): Record<string, FreezeSummary> {
+    return Object.fromEntries([...this.freezeSummaryByPath].map(([path, summary]) => [path, { ...summary }]));
+  }
+
+  private raise(ms: number, source: GapSource): void {
+    if (ms <= this.largestMs) return;
+    this.largestMs = ms;
+    this.largestSource = source;
   }
 
   /** Freezes the browser counted on every path while the meter ran (a second view of the gap, without bounds). */
@@ -128,6 +154,7 @@ export class VideoGapMeter {
         continue;
       }
       let bound = Infinity;
+      let boundPath = '';
       let progressed = false;
       for (const [path, counters] of Object.entries(paths)) {
         const before = seen.paths[path];
@@ -136,9 +163,13 @@ export class VideoGapMeter {
         if (!restarted && counters.freezes !== undefined && before.freezes !== undefined && counters.freezes > before.freezes) {
           const count = counters.freezes - before.freezes;
           const ms = ((counters.freezesDuration ?? 0) - (before.freezesDuration ?? 0)) * 1000;
-          this.freezeSummary.count += count;
-          this.freezeSummary.totalMs += ms;
-          if (count === 1) this.freezeSummary.longestSingleMs = Math.max(this.freezeSummary.longestSingleMs, ms);
+          const onPath = this.freezeSummaryByPath.get(path) ?? { count: 0, totalMs: 0, longestSingleMs: 0 };
+          this.freezeSummaryByPath.set(path, onPath);
+          for (const summary of [this.freezeSummary, onPath]) {
+            summary.count += count;
+            summary.totalMs += ms;
+            if (count === 1) summary.longestSingleMs = Math.max(summary.longestSingleMs, ms);
+          }
         }
         const frames = restarted ? counters.frames : counters.frames - before.frames;
         if (frames <= 0) continue;
@@ -149,11 +180,13 @@ export class VideoGapMeter {
         if (restarted || before.frames === 0 || counters.interFrameDelay === undefined || before.interFrameDelay === undefined) continue;
         const sum = counters.interFrameDelay - before.interFrameDelay;
         const squares = (counters.squaredInterFrameDelay ?? 0) - (before.squaredInterFrameDelay ?? 0);
-        bound = Math.min(bound, largestValueBound(frames, sum, squares) * 1000);
+        const pathBound = largestValueBound(frames, sum, squares) * 1000;
+        if (pathBound < bound) [bound, boundPath] = [pathBound, path];
       }
       if (progressed) {
         // A path that was decoding already bounds the gap; otherwise the sampler's view does.
-        this.largestMs = Math.max(this.largestMs, Number.isFinite(bound) ? bound : now - seen.progressAt);
+        if (Number.isFinite(bound)) this.raise(bound, boundPath);
+        else this.raise(now - seen.progressAt, 'between-samples');
         seen.progressAt = now;
       }
       seen.paths = paths;

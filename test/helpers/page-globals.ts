@@ -1,3 +1,10 @@
+/** The browser's freeze counters over a migration, as the SDK reports them. */
+interface FreezeSummary {
+  count: number;
+  totalMs: number;
+  longestSingleMs: number;
+}
+
 /** What the e2e tests read and set inside demo pages (the demo exposes its Room as window.switchboardRoom). */
 export interface PageRoom {
   mode: string;
@@ -5,7 +12,7 @@ export interface PageRoom {
   links: Map<string, unknown>;
   participants: Map<string, { identity: string; tracks: Map<string, MediaStreamTrack> }>;
   localParticipant: { identity: string; name: string };
-  lastMigration: { to: string; durationMs: number; mediaGapMs: number; freezes: { count: number; totalMs: number; longestSingleMs: number } } | null;
+  lastMigration: { to: string; durationMs: number; mediaGapMs: number; mediaGapFrom: string; freezes: FreezeSummary; freezesByPath: Record<string, FreezeSummary> } | null;
   getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number; framesByPath: { mesh: number; sfu: number } }>>;
   measureVideoGap(durationMs: number): Promise<number>;
   send(payload: unknown): void;

@@ -24,6 +24,11 @@ const every = (from: number, to: number, step: number) => Array.from({ length: M
  * the paths of each participant as they stood at that time.
  */
 async function measure(sampleTimes: number[], paths: Record<string, Record<string, number[]>>, finishAt: number, leftAt: Record<string, number> = {}): Promise<number> {
+  return (await measureWithSource(sampleTimes, paths, finishAt, leftAt)).gapMs;
+}
+
+/** `measure`, with what measured the gap (the meter's largestFrom). */
+async function measureWithSource(sampleTimes: number[], paths: Record<string, Record<string, number[]>>, finishAt: number, leftAt: Record<string, number> = {}): Promise<{ gapMs: number; from: string }> {
   let now = 0;
   const realNow = Date.now;
   Date.now = () => now;
@@ -42,7 +47,8 @@ async function measure(sampleTimes: number[], paths: Record<string, Record<strin
       await (meter as unknown as { tick(): Promise<void> }).tick();
     }
     now = finishAt;
-    return await meter.finish();
+    const gapMs = await meter.finish();
+    return { gapMs, from: meter.largestFrom };
   } finally {
     Date.now = realNow;
   }
@@ -68,15 +74,17 @@ describe('VideoGapMeter', () => {
 
   it('a real stall between samples is measured by its length, not by the sampling', async () => {
     const frames = [...every(0, 1000, 66), ...every(2200, 6000, 66)]; // no frame from 990 to 2200
-    const gap = await measure([500, 4000, 6000], { alice: { mesh: frames } }, 6000);
-    expect(gap).to.be.within(1150, 1250);
+    const { gapMs, from } = await measureWithSource([500, 4000, 6000], { alice: { mesh: frames } }, 6000);
+    expect(gapMs).to.be.within(1150, 1250);
+    expect(from).to.equal('mesh');
   });
 
   it('a hand-over from mesh to a new SFU consumer counts from the last progress (the sampler view) until the new path is decoding', async () => {
     const mesh = every(0, 1000, 66);
     const sfu = every(1500, 6000, 66); // the mesh stopped at ~990, the SFU starts at 1500
-    const gap = await measure(every(100, 6000, 100), { alice: { mesh, sfu } }, 6000);
-    expect(gap).to.be.within(500, 700);
+    const { gapMs, from } = await measureWithSource(every(100, 6000, 100), { alice: { mesh, sfu } }, 6000);
+    expect(gapMs).to.be.within(500, 700);
+    expect(from).to.equal('between-samples');
   });
 
   it('sums the browser\'s own freeze counters per path, knows a freeze alone in its interval exactly, and ignores a restarted path', async () => {
@@ -94,12 +102,32 @@ describe('VideoGapMeter', () => {
     expect(meter.freezes.count).to.equal(5);
     expect(meter.freezes.totalMs).to.be.closeTo(1550, 1e-6);
     expect(meter.freezes.longestSingleMs).to.be.closeTo(400, 1e-6);
+    const byPath = meter.freezesByPath;
+    expect(byPath.mesh?.count).to.equal(4);
+    expect(byPath.mesh?.totalMs).to.be.closeTo(1250, 1e-6);
+    expect(byPath.sfu?.count).to.equal(1);
+    expect(byPath.sfu?.longestSingleMs).to.be.closeTo(300, 1e-6);
+  });
+
+  it('names the path whose stall set the gap when both paths decode', async () => {
+    // Both paths decode; the SFU copy stalls from 2000 to 3000 while the mesh copy runs on: the mesh bounds every interval.
+    const mesh = every(0, 6000, 66);
+    const sfu = [...every(500, 2000, 66), ...every(3000, 6000, 66)];
+    const both = await measureWithSource(every(100, 6000, 500), { alice: { mesh, sfu } }, 6000);
+    expect(both.gapMs).to.be.lessThan(150);
+    expect(both.from).to.equal('mesh');
+    // The mesh copy is gone at 1500; the SFU copy's stall is the gap.
+    const sfuOnly = await measureWithSource(every(100, 6000, 500), { alice: { mesh: every(0, 1500, 66), sfu } }, 6000);
+    expect(sfuOnly.gapMs).to.be.within(900, 1100);
+    expect(sfuOnly.from).to.equal('sfu');
   });
 
   it('keeps the largest gap over participants, forgets a participant who left, and counts a stall still open at the end', async () => {
     const steady = every(0, 6000, 66);
     const stallsAtEnd = every(0, 4000, 66);
-    expect(await measure(every(100, 6000, 100), { alice: { mesh: steady }, bob: { mesh: stallsAtEnd } }, 6000)).to.be.within(1900, 2100);
+    const stalled = await measureWithSource(every(100, 6000, 100), { alice: { mesh: steady }, bob: { mesh: stallsAtEnd } }, 6000);
+    expect(stalled.gapMs).to.be.within(1900, 2100);
+    expect(stalled.from).to.equal('stalled-at-end');
     // carol's frames stop at 2000 because she left at 2000: no gap.
     const gone = every(0, 2000, 66);
     expect(await measure(every(100, 6000, 100), { alice: { mesh: steady }, carol: { mesh: gone } }, 6000, { carol: 2050 })).to.be.lessThan(200);
