@@ -2,7 +2,7 @@ import type { Grants, IceServer, JoinResult, LinkQuality, Metadata, PeerInfo, Ro
 import { Emitter } from './Emitter.js';
 import { SwitchboardError } from './errors.js';
 import { InboundSequencer } from './InboundSequencer.js';
-import { inboundStats, isFlowing, SteadyFlow } from './inboundStats.js';
+import { inboundStats, isFlowing } from './inboundStats.js';
 import { MigrationMonitor, type MigrationReport } from './MigrationMonitor.js';
 import { VideoGapMeter, type VideoPathCounters, type VideoSample } from './VideoGapMeter.js';
 import { SentHistory } from './SentHistory.js';
@@ -246,16 +246,6 @@ interface PendingSync {
   askedAt: number;
 }
 
-/**
- * To the SFU, a peer's media counts as received once every consumer of it has decoded (video)
- * or received (audio) without a pause over SFU_PAUSE_MS for SFU_STEADY_MS, or has flowed for
- * SFU_STEADY_CAP_MS. On the first frame alone, a copy that stalls right after its first key
- * frame left nothing playing for about a second once the mesh copy stopped.
- */
-const SFU_STEADY_MS = 1000;
-const SFU_PAUSE_MS = 400;
-const SFU_STEADY_CAP_MS = 4000;
-
 const newHandOver = (): HandOver => ({
   expected: null,
   mediaOnly: false,
@@ -267,7 +257,6 @@ const newHandOver = (): HandOver => ({
   readyReceived: false,
   byeSent: false,
   byeReceived: false,
-  sfuFlow: new SteadyFlow(SFU_STEADY_MS, SFU_PAUSE_MS, SFU_STEADY_CAP_MS),
 });
 
 /** Migration bookkeeping for one remote participant. */
@@ -285,8 +274,6 @@ interface HandOver {
   readyReceived: boolean;
   byeSent: boolean;
   byeReceived: boolean;
-  /** To the SFU: whether the peer's media runs steadily over its consumers. */
-  sfuFlow: SteadyFlow;
 }
 
 /**
@@ -1081,7 +1068,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
           this.control(peerId, 'sfu-data-ready');
         }
       }
-      if (!state.readySent && state.expected && (await this.receivingOverSfu(peerId, state.expected, state.sfuFlow))) {
+      if (!state.readySent && state.expected && (await this.receivingOverSfu(peerId, state.expected))) {
         if (!state.mediaReadySent) {
           state.mediaReadySent = true;
           this.control(peerId, 'sfu-media-ready');
@@ -1109,14 +1096,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (this.handOver.size === 0) this.finishMigration();
   }
 
-  private async receivingOverSfu(peerId: string, expected: string[], flow: SteadyFlow): Promise<boolean> {
+  private async receivingOverSfu(peerId: string, expected: string[]): Promise<boolean> {
     const sfu = this.sfu;
     if (!sfu) return false;
     const consumed = sfu.consumedFrom(peerId);
     if (!expected.every((id) => consumed.has(id))) return false;
-    // Media must be flowing (not just negotiated), and steadily, before the mesh copy goes:
-    // audio arriving, video decoding (bytes alone may still be waiting for the first key frame).
-    return flow.observe(await sfu.statsFrom(peerId));
+    // Media must be flowing (not just negotiated) before the mesh copy goes: audio arriving,
+    // video decoding (bytes alone may still be waiting for the first key frame).
+    return (await sfu.statsFrom(peerId)).every((consumerStats) => consumerStats.some(isFlowing));
   }
 
   private async stepToMesh(): Promise<void> {
