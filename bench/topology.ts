@@ -11,7 +11,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { browserUnavailableReason, buildSdk, launchBrowser } from '../test/helpers/browser.js';
 import type { BenchContext } from './lib/context.js';
-import { envList, envNumber } from './lib/env.js';
+import { envFlag, envList, envNumber } from './lib/env.js';
 import { chromiumProcessType, descendants, machineCpuSeconds, machineFacts, processName, procCpuSeconds } from './lib/processes.js';
 import { markdownTable, type HeadlineRow, type RenderMeta, type Section } from './lib/report.js';
 import type { ServerProcess } from './lib/ServerProcess.js';
@@ -21,6 +21,8 @@ import { lineChart } from './lib/svg.js';
 
 export interface TopologyOptions {
   sizes: number[];
+  /** Which topologies to measure at each size (both by default; BENCH_BROWSER_MODES=mesh for meshes only). */
+  modes?: Mode[];
   /**
    * Camera size of every page (the demo's `res`). 160x120 by default: at 320x240 eight pages on
    * two cores could not encode and decode a mesh of 7 or 8 (pages missed their signaling pings).
@@ -31,18 +33,19 @@ export interface TopologyOptions {
   measureMs: number;
   rounds: number;
   promotion: boolean;
-  /** Time allowed for pages to connect and see every other participant's video (rooms of up to 5; larger rooms get 15 s more per page). */
+  /** Time allowed for pages to connect and see every other participant's video (rooms of up to 5; larger rooms get 15 s more per page; meshes over 5 join one page at a time within it). */
   setupTimeoutMs: number;
 }
 
 export function topologyOptions(): TopologyOptions {
   return {
     sizes: envList('BENCH_BROWSER_SIZES', [2, 3, 4, 5, 6, 7, 8]),
+    modes: (process.env.BENCH_BROWSER_MODES ?? 'mesh,sfu').split(',').filter((m): m is Mode => m === 'mesh' || m === 'sfu'),
     resolution: process.env.BENCH_BROWSER_RES ?? '160x120',
     warmupMs: envNumber('BENCH_BROWSER_WARMUP_MS', 5000),
     measureMs: envNumber('BENCH_BROWSER_MEASURE_MS', 6000),
     rounds: envNumber('BENCH_BROWSER_ROUNDS', 1),
-    promotion: true,
+    promotion: envFlag('BENCH_BROWSER_PROMOTION', true),
     setupTimeoutMs: 60_000,
   };
 }
@@ -64,11 +67,18 @@ export interface TopologyMeasurement {
 interface PageSample {
   up: number;
   down: number;
+  /** When the page read its counters (ms since the epoch, the middle of its getStats calls). */
+  at: number;
 }
 
-/** Media bytes sent and received (RTP payload + headers) over every connection of the page. */
+/**
+ * Media bytes sent and received (RTP payload + headers) over every connection of the page,
+ * with the time the page read them: a starved page can take seconds to answer, so rates are
+ * taken over each page's own interval, not the benchmark's.
+ */
 async function sample(page: Page): Promise<PageSample> {
   return page.evaluate(async () => {
+    const startedAt = Date.now();
     type Transport = { getStats(): Promise<RTCStatsReport> } | null;
     const room = window.switchboardRoom as unknown as { links: Map<string, { pc: RTCPeerConnection }>; sfu: { sendTransport: Transport; recvTransport: Transport } | null };
     const reports: RTCStatsReport[] = [];
@@ -83,7 +93,7 @@ async function sample(page: Page): Promise<PageSample> {
         if (s.type === 'inbound-rtp') down += (s.bytesReceived ?? 0) + (s.headerBytesReceived ?? 0);
       });
     }
-    return { up, down };
+    return { up, down, at: (startedAt + Date.now()) / 2 };
   });
 }
 
@@ -161,7 +171,16 @@ async function measureRoom(server: ServerProcess, pages: Pages, mode: Mode, size
   const setupTimeoutMs = options.setupTimeoutMs + Math.max(0, size - 5) * 15_000;
   await createRoom(server, room, mode);
   const list: Page[] = [];
-  for (let i = 0; i < size; i++) list.push(await pages.join(room, `p${i + 1}`, setupTimeoutMs));
+  const setupDeadline = Date.now() + setupTimeoutMs;
+  for (let i = 0; i < size; i++) {
+    list.push(await pages.join(room, `p${i + 1}`, setupTimeoutMs));
+    // Past 5 pages, a mesh joins one page at a time (each waits until everyone decodes
+    // everyone): all links negotiating at once on two cores starve the pages of their pings.
+    if (mode === 'mesh' && size > 5) {
+      const joined = [...list];
+      await waitUntil(async () => (await Promise.all(joined.map((p) => framesFromAll(p, joined.length - 1)))).every(Boolean), Math.max(0, setupDeadline - Date.now()), `video between the first ${joined.length} pages`, joined);
+    }
+  }
   await waitUntil(
     async () => {
       const states = await Promise.all(list.map((p) => p.evaluate(() => ({ mode: window.switchboardRoom.mode, links: window.switchboardRoom.links.size }))));
@@ -182,7 +201,12 @@ async function measureRoom(server: ServerProcess, pages: Pages, mode: Mode, size
   const chrome1 = chromiumCpuSeconds();
   const server1 = server.procCpuSeconds(true);
   const seconds = (performance.now() - t0) / 1000;
-  const kbps = (pick: (s: PageSample) => number): number => list.reduce((sum, _, i) => sum + ((pick(after[i] as PageSample) - pick(before[i] as PageSample)) * 8) / seconds / 1000, 0) / size;
+  // bytes * 8 / ms = kbit/s, per page over its own interval.
+  const kbps = (pick: (s: PageSample) => number): number =>
+    list.reduce((sum, _, i) => {
+      const [a, b] = [before[i] as PageSample, after[i] as PageSample];
+      return sum + ((pick(b) - pick(a)) * 8) / (b.at - a.at);
+    }, 0) / size;
   await pages.closeAll();
   return {
     mode,
@@ -306,8 +330,8 @@ export async function runTopology(ctx: BenchContext, options: TopologyOptions = 
   try {
     for (let round = 0; round < options.rounds; round++) {
       for (const size of options.sizes) {
-        const modes: Mode[] = (size + round) % 2 === 0 ? ['mesh', 'sfu'] : ['sfu', 'mesh'];
-        for (const mode of modes) {
+        const order: Mode[] = (size + round) % 2 === 0 ? ['mesh', 'sfu'] : ['sfu', 'mesh'];
+        for (const mode of order.filter((m) => (options.modes ?? ['mesh', 'sfu']).includes(m))) {
           const m = await attempt(`${mode}-${size}-r${round}`, (tag) => measureRoom(server, pages, mode, size, options, tag));
           if (!m) continue;
           measurements.push(m);
