@@ -117,7 +117,8 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
         const [width, height] = (params.get('res') || '640x480').split('x').map(Number);
         // ?rawaudio=1 turns the browser's audio processing (echo cancellation, noise suppression,
         // gain control) off: many pages on one machine spend a third of a core on it.
-        const audio = params.get('rawaudio') === '1' ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false } : true;
+        // ?audio=0 sends video only.
+        const audio = params.get('audio') === '0' ? false : params.get('rawaudio') === '1' ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false } : true;
         localStream = await navigator.mediaDevices.getUserMedia({ audio, video: { width, height, frameRate: 15 } });
         $('local-video').srcObject = localStream;
         await room.publish(localStream);

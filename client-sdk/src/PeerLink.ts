@@ -45,7 +45,10 @@ export interface PeerLinkCounters {
   staleAnswers: number;
   /** Offers sent again because their answer had not come two retry periods later. */
   offersRepeated: number;
+  /** Negotiation steps that failed (each also goes to onError). */
   errors: number;
+  /** Why the last one failed. */
+  lastError?: string;
 }
 
 const NEGOTIATION_RETRY_MS = 4000;
@@ -116,7 +119,9 @@ export class PeerLink {
         .sendSignal({ candidate: { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex, usernameFragment: candidate.usernameFragment } })
         .catch((error: unknown) => options.onError(error));
     };
-    pc.onnegotiationneeded = () => this.enqueue(() => this.makeOffer(false));
+    // The first offer is the initiator's (see below); the other side offers once it has one,
+    // or after a retry period without it (checkNegotiation).
+    pc.onnegotiationneeded = () => this.enqueue(() => (options.initiator || this.pc.remoteDescription ? this.makeOffer(false) : Promise.resolve()));
     pc.ontrack = ({ track, streams }) => {
       this.remoteTracks.add(track);
       options.onTrack(track, streams[0]);
@@ -129,6 +134,14 @@ export class PeerLink {
     if (options.initiator) {
       this.adopt(pc.createDataChannel('reliable', { ordered: true }));
       this.adopt(pc.createDataChannel('lossy', { ordered: false, maxRetransmits: 0 }));
+      // An audio and a video section in the first offer, whatever either side publishes (our
+      // addTrack reuses them, and so does the peer's). Chromium 148+ refuses a later offer that
+      // brings a kind the first one lacked when the first offer came from the other side: its
+      // header-extension ids collide across the bundle ("RTP extension ID reassignment not
+      // supported", "codec collision for header extension id"), so a page sending audio and
+      // video and one sending video only never got each other's audio.
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
     }
     this.negotiationTimer = setInterval(() => this.checkNegotiation(), options.negotiationRetryMs ?? NEGOTIATION_RETRY_MS);
   }
@@ -223,6 +236,7 @@ export class PeerLink {
       } catch (error) {
         if (this.closed) return;
         this.counters.errors++;
+        this.counters.lastError = String(error).slice(0, 300);
         this.options.onError(error);
       }
     });

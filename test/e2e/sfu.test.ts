@@ -27,6 +27,16 @@ function linkStates(page: Page): Promise<string> {
 
 /** Every other participant's video frames decode on this page (over whichever path is up). */
 // 60 s: a link whose ICE checks starve on this machine reaches "failed" after ~30 s, and the SDK's ICE restart then heals it.
+/** The page receives `identity`'s audio, bytes growing (over whichever path the room uses now). */
+async function expectAudioFrom(page: Page, identity: string, timeoutMs = 20000): Promise<void> {
+  const bytes = () => page.evaluate(async (id) => (await window.switchboardRoom.getParticipantStats()).get(id)?.audioBytes ?? 0, identity);
+  const before = await bytes();
+  await waitFor(async () => {
+    await new Promise((r) => setTimeout(r, 250));
+    return (await bytes()) > before + 2000;
+  }, timeoutMs, `audio from ${identity} growing`);
+}
+
 async function expectVideoFrom(page: Page, count: number, timeoutMs = 60000): Promise<void> {
   await page.waitForFunction((n) => window.switchboardRoom.participants.size === n, count, { timeout: timeoutMs, polling: 250 });
   const sample = () => page.evaluate(async () => Object.fromEntries([...(await window.switchboardRoom.getParticipantStats())].map(([id, s]) => [id, s.framesDecoded])));
@@ -286,10 +296,15 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     return page;
   };
 
+  // p1 sends audio and video, the others video only (`audio=0`). Five pages' audio (capture, Opus
+  // and playing four remote streams each) made the two cores the bottleneck of every hand-over:
+  // with all five sending audio the machine was 90% busy and the hand-over took 9-19 s; video
+  // only on four of them, ~65% and 3 s. One audio sender still checks audio across both moves.
   it('promotes a mesh of four when a fifth joins, with data exactly once and a measured media gap; demotes when two leave', printingFailure(async () => {
     const grow = fresh('grow');
     const pages: Page[] = [];
-    for (const name of ['p1', 'p2', 'p3', 'p4']) pages.push(await openPage(grow, name));
+    for (const name of ['p1', 'p2', 'p3', 'p4']) pages.push(await openPage(grow, name, name === 'p1' ? '' : '&audio=0'));
+    const audioSender = await (pages[0] as Page).evaluate(() => window.switchboardRoom.localParticipant.identity);
     for (const page of pages) await expectVideoFrom(page, 3);
     expect(await (pages[0] as Page).evaluate(() => window.switchboardRoom.mode)).to.equal('mesh');
     const early = new Set(pages);
@@ -300,7 +315,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     await new Promise((r) => setTimeout(r, 500));
 
     // The fifth participant: the room goes to the SFU.
-    const fifth = await openPage(grow, 'p5');
+    const fifth = await openPage(grow, 'p5', '&audio=0');
     pages.push(fifth);
     await startSequence(fifth);
     // 90 s: the SDK keeps a link up to 30 s when its peer is slow to confirm, and a starved page is slow to notice.
@@ -310,6 +325,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     expect(t.server.rooms.get('dev', grow)?.mode).to.equal('sfu');
     for (const page of pages) await expectVideoFrom(page, 4);
     for (const page of pages) await expectTilesPlaying(page, 4);
+    for (const page of pages.slice(1)) await expectAudioFrom(page, audioSender);
     // The report comes once every video runs over the SFU (at most 20 s after the links closed).
     for (const page of pages.slice(0, 4)) await page.waitForFunction(() => window.switchboardRoom.lastMigration?.to === 'sfu', undefined, { timeout: 30000, polling: 250 });
     const gaps = await Promise.all(pages.slice(0, 4).map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
@@ -334,6 +350,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     }
     for (const page of pages) await expectVideoFrom(page, 2);
     for (const page of pages) await expectTilesPlaying(page, 2);
+    for (const page of pages.slice(1)) await expectAudioFrom(page, audioSender);
     const demotionGaps = await Promise.all(pages.map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
     console.log(`      largest inbound video gap during demotion per page: ${demotionGaps.map((g) => `${g?.mediaGapMs} ms`).join(', ')}`);
     await new Promise((r) => setTimeout(r, 1000));
