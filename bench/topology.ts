@@ -29,6 +29,8 @@ export interface TopologyOptions {
    * Absent in results written before 2026-11-30's fifth session (320x240 then).
    */
   resolution?: string;
+  /** Whether pages send audio (BENCH_BROWSER_AUDIO=0: video only). Absent in results written before 2026-12-01 (audio on). */
+  audio?: boolean;
   warmupMs: number;
   measureMs: number;
   rounds: number;
@@ -42,6 +44,7 @@ export function topologyOptions(): TopologyOptions {
     sizes: envList('BENCH_BROWSER_SIZES', [2, 3, 4, 5, 6, 7, 8]),
     modes: (process.env.BENCH_BROWSER_MODES ?? 'mesh,sfu').split(',').filter((m): m is Mode => m === 'mesh' || m === 'sfu'),
     resolution: process.env.BENCH_BROWSER_RES ?? '160x120',
+    audio: envFlag('BENCH_BROWSER_AUDIO', true),
     warmupMs: envNumber('BENCH_BROWSER_WARMUP_MS', 5000),
     measureMs: envNumber('BENCH_BROWSER_MEASURE_MS', 6000),
     rounds: envNumber('BENCH_BROWSER_ROUNDS', 1),
@@ -118,12 +121,13 @@ class Pages {
     private readonly browser: Browser,
     private readonly base: string,
     private readonly resolution: string,
+    private readonly audio = true,
   ) {}
 
   async join(room: string, name: string, timeoutMs: number): Promise<Page> {
     const page = await this.browser.newPage({ viewport: { width: 640, height: 480 } });
     this.open.push(page);
-    await page.goto(`${this.base}/?room=${encodeURIComponent(room)}&name=${name}&res=${this.resolution}`);
+    await page.goto(`${this.base}/?room=${encodeURIComponent(room)}&name=${name}&res=${this.resolution}${this.audio ? '' : '&audio=0'}`);
     await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: timeoutMs });
     return page;
   }
@@ -310,7 +314,7 @@ export async function runTopology(ctx: BenchContext, options: TopologyOptions = 
     { cpus: null },
   );
   const browser = await launchBrowser();
-  const pages = new Pages(browser, server.url.replace('127.0.0.1', 'localhost'), options.resolution ?? '160x120');
+  const pages = new Pages(browser, server.url.replace('127.0.0.1', 'localhost'), options.resolution ?? '160x120', options.audio ?? true);
   const measurements: TopologyMeasurement[] = [];
   const promotions: PromotionResult[] = [];
   const failures: string[] = [];
@@ -387,7 +391,7 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
   const durations = summarize(promotions.flatMap((p) => p.durationsMs));
   const lines: string[] = [];
   lines.push(
-    `Chromium (Debian's, headless, run without real-time thread priority as an ordinary user's browser is; fake camera ${resolution} at 15 fps and fake microphone) loads the demo page once per participant; each room is created through \`POST /api/v1/rooms\` with \`mode\` pinned to mesh or sfu, and measured after every page decodes video from every other one and a ${options.warmupMs / 1000} s warm-up, over ${options.measureMs / 1000} s. Uplink/downlink: RTP bytes (payload + headers) from \`outbound-rtp\`/\`inbound-rtp\` over every peer connection of the page (mesh links, or the SFU's send and receive transports), averaged over the room's clients. Browser CPU: every Chromium process, divided by the room size (so it includes the shared browser and GPU processes). Server CPU: the Switchboard process and its mediasoup worker. Nothing is pinned; on ${machine.cores} cores the browsers compete with each other and with the SFU, so CPU-constrained encoders may lower their bitrate in larger meshes. ${options.rounds} round(s).`,
+    `Chromium (Debian's, headless, run without real-time thread priority as an ordinary user's browser is; fake camera ${resolution} at 15 fps${options.audio === false ? ', no microphone' : ' and fake microphone'}) loads the demo page once per participant; each room is created through \`POST /api/v1/rooms\` with \`mode\` pinned to mesh or sfu, and measured after every page decodes video from every other one and a ${options.warmupMs / 1000} s warm-up, over ${options.measureMs / 1000} s. Uplink/downlink: RTP bytes (payload + headers) from \`outbound-rtp\`/\`inbound-rtp\` over every peer connection of the page (mesh links, or the SFU's send and receive transports), averaged over the room's clients. Browser CPU: every Chromium process, divided by the room size (so it includes the shared browser and GPU processes). Server CPU: the Switchboard process and its mediasoup worker. Nothing is pinned; on ${machine.cores} cores the browsers compete with each other and with the SFU, so CPU-constrained encoders may lower their bitrate in larger meshes. ${options.rounds} round(s).`,
   );
   lines.push('');
   lines.push(markdownTable(['clients', 'uplink kbps per client mesh / SFU', 'downlink kbps per client mesh / SFU', 'browser CPU % per client mesh / SFU', 'server CPU % mesh / SFU'], rows));
@@ -439,7 +443,7 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
       file: 'topology-uplink.svg',
       title: 'Uplink per client, mesh vs SFU',
       svg: lineChart({
-        title: `Uplink per client by room size (Chromium, ${resolution} @ 15 fps + audio)`,
+        title: `Uplink per client by room size (Chromium, ${resolution} @ 15 fps${options.audio === false ? ', video only' : ' + audio'})`,
         xLabel: 'participants in the room',
         yLabel: 'uplink kbps per client',
         series: (['mesh', 'sfu'] as const).map((mode) => ({
