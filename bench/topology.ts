@@ -121,7 +121,7 @@ class Pages {
     private readonly browser: Browser,
     private readonly base: string,
     private readonly resolution: string,
-    private readonly audio = true,
+    private readonly audio: boolean,
   ) {}
 
   async join(room: string, name: string, timeoutMs: number): Promise<Page> {

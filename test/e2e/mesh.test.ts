@@ -182,8 +182,8 @@ describe('browser e2e: the mesh in Chromium (fake media)', function () {
       const first = await openPage(room, 'first', order === 'av first' ? '' : '&audio=0');
       const second = await openPage(room, 'second', order === 'av first' ? '&audio=0' : '');
       const [av, videoOnly] = order === 'av first' ? [first, second] : [second, first];
-      await expectMediaGrowing(videoOnly, [await identityOf(av)]);
       const avIdentity = await identityOf(av);
+      await expectMediaGrowing(videoOnly, [avIdentity]);
       const fromVideoOnly = await identityOf(videoOnly);
       await waitFor(async () => ((await inboundBytes(av))[fromVideoOnly]?.video ?? 0) > 5000, 30000, `${order}: video from the video-only page`);
       expect((await inboundBytes(av))[fromVideoOnly]?.audio ?? 0, `${order}: no audio from the video-only page`).to.equal(0);

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, browserUnavailableReason, buildSdk, launchBrowser, openDemoPage } from '../helpers/browser.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+import type { FreezeSummary } from '../../client-sdk/src/VideoGapMeter.js';
 
 
 const SFU_ENV = {
@@ -25,8 +26,6 @@ function linkStates(page: Page): Promise<string> {
   });
 }
 
-/** Every other participant's video frames decode on this page (over whichever path is up). */
-// 60 s: a link whose ICE checks starve on this machine reaches "failed" after ~30 s, and the SDK's ICE restart then heals it.
 /** The page receives `identity`'s audio, bytes growing (over whichever path the room uses now). */
 async function expectAudioFrom(page: Page, identity: string, timeoutMs = 20000): Promise<void> {
   const bytes = () => page.evaluate(async (id) => (await window.switchboardRoom.getParticipantStats()).get(id)?.audioBytes ?? 0, identity);
@@ -37,6 +36,8 @@ async function expectAudioFrom(page: Page, identity: string, timeoutMs = 20000):
   }, timeoutMs, `audio from ${identity} growing`);
 }
 
+/** Every other participant's video frames decode on this page (over whichever path is up). */
+// 60 s: a link whose ICE checks starve on this machine reaches "failed" after ~30 s, and the SDK's ICE restart then heals it.
 async function expectVideoFrom(page: Page, count: number, timeoutMs = 60000): Promise<void> {
   await page.waitForFunction((n) => window.switchboardRoom.participants.size === n, count, { timeout: timeoutMs, polling: 250 });
   const sample = () => page.evaluate(async () => Object.fromEntries([...(await window.switchboardRoom.getParticipantStats())].map(([id, s]) => [id, s.framesDecoded])));
@@ -329,7 +330,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     // The report comes once every video runs over the SFU (at most 20 s after the links closed).
     for (const page of pages.slice(0, 4)) await page.waitForFunction(() => window.switchboardRoom.lastMigration?.to === 'sfu', undefined, { timeout: 30000, polling: 250 });
     const gaps = await Promise.all(pages.slice(0, 4).map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
-    const freezeText = (f: { count: number; totalMs: number; longestSingleMs: number } | undefined) => `${f?.count ?? 0}, ${Math.round(f?.totalMs ?? 0)} ms in all, longest alone ${Math.round(f?.longestSingleMs ?? 0)} ms`;
+    const freezeText = (f: FreezeSummary | undefined) => `${f?.count ?? 0}, ${Math.round(f?.totalMs ?? 0)} ms in all, longest alone ${Math.round(f?.longestSingleMs ?? 0)} ms`;
     const gapText = gaps
       .map((g, i) => `p${i + 1} ${g?.mediaGapMs ?? '?'} ms from ${g?.mediaGapFrom ?? '?'} (migration ${g?.durationMs ?? '?'} ms; browser freezes on mesh ${freezeText(g?.freezesByPath.mesh)}; on sfu ${freezeText(g?.freezesByPath.sfu)})`)
       .join(', ');

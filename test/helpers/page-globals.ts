@@ -1,9 +1,4 @@
-/** The browser's freeze counters over a migration, as the SDK reports them. */
-interface FreezeSummary {
-  count: number;
-  totalMs: number;
-  longestSingleMs: number;
-}
+import type { MigrationReport } from '../../client-sdk/src/MigrationMonitor.js';
 
 /** What the e2e tests read and set inside demo pages (the demo exposes its Room as window.switchboardRoom). */
 export interface PageRoom {
@@ -12,7 +7,7 @@ export interface PageRoom {
   links: Map<string, unknown>;
   participants: Map<string, { identity: string; tracks: Map<string, MediaStreamTrack> }>;
   localParticipant: { identity: string; name: string };
-  lastMigration: { to: string; durationMs: number; mediaGapMs: number; mediaGapFrom: string; freezes: FreezeSummary; freezesByPath: Record<string, FreezeSummary> } | null;
+  lastMigration: MigrationReport | null;
   getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number; framesByPath: { mesh: number; sfu: number } }>>;
   measureVideoGap(durationMs: number): Promise<number>;
   send(payload: unknown): void;
