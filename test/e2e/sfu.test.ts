@@ -144,7 +144,7 @@ async function sfuRequestTimes(t: TestServer): Promise<string> {
     byEvent.set(event, entry);
     if (metricName?.endsWith('_count')) entry.count = value;
     else if (metricName?.endsWith('_sum')) entry.sum = value;
-    else if (labels.le === 2) entry.within2s = value;
+    else if ((labels as Record<string, string | number>).le === 2) entry.within2s = value; // histogram buckets carry le
   }
   const times = [...byEvent].map(([event, e]) => `${event.slice(4)} ${e.count}x mean ${Math.round((e.sum / Math.max(e.count, 1)) * 1000)} ms, ${e.count - e.within2s} over 2 s`);
   const dropped = (await t.server.metrics.sfuDataDropped.get()).values[0]?.value ?? 0;

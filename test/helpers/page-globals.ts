@@ -6,7 +6,7 @@ export interface PageRoom {
   state: string;
   links: Map<string, unknown>;
   participants: Map<string, { identity: string; tracks: Map<string, MediaStreamTrack> }>;
-  localParticipant: { identity: string; name: string };
+  localParticipant: { id: string; identity: string; name: string };
   lastMigration: MigrationReport | null;
   getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number; framesByPath: { mesh: number; sfu: number } }>>;
   measureVideoGap(durationMs: number): Promise<number>;
