@@ -36,6 +36,7 @@ const RENDERERS: Record<string, (data: unknown, meta: RenderMeta) => Section> = 
   join: (data, meta) => renderJoin(data as JoinData, meta),
   turn: (data, meta) => renderTurn(data as TurnData, meta),
   topology: (data, meta) => renderTopology(data as TopologyData, meta),
+  'topology-video': (data, meta) => renderTopology(data as TopologyData, meta),
   bundle: (data, meta) => renderBundle(data as BundleResult, meta),
 };
 

@@ -469,5 +469,17 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
       }),
     },
   ];
-  return { name: 'topology', title: '5. Topology crossover (mesh vs SFU)', machine, wallS, headline, markdown: lines.join('\n'), plots, data: { ...data, failures } };
+  // A video-only run (BENCH_BROWSER_AUDIO=0) is its own section, next to the run with audio.
+  const videoOnly = options.audio === false;
+  const name = videoOnly ? 'topology-video' : 'topology';
+  return {
+    name,
+    title: videoOnly ? '5b. Topology crossover, video only (mesh vs SFU)' : '5. Topology crossover (mesh vs SFU)',
+    machine,
+    wallS,
+    headline: videoOnly ? headline.map((row) => ({ ...row, metric: `${row.metric}, video only` })) : headline,
+    markdown: lines.join('\n'),
+    plots: plots.map((plot) => ({ ...plot, file: plot.file.replace(/^topology/, name) })),
+    data: { ...data, failures },
+  };
 }
