@@ -60,7 +60,7 @@ export function renderResults(sections: StoredSection[], notes: Record<string, s
   }
   out.push('## Summary');
   out.push('');
-  const rows = sections.flatMap((s) => headlineRows(s.headline).map((row) => [s.title.replace(/^\d+\.\s*/, ''), ...row]));
+  const rows = sections.flatMap((s) => headlineRows(s.headline).map((row) => [s.title.replace(/^\d+[a-z]?\.\s*/, ''), ...row]));
   out.push(markdownTable(['benchmark', ...HEADLINE_HEADER], rows));
   out.push('');
   for (const section of sections) {
