@@ -14,6 +14,11 @@ export interface MigrationReport {
   /** What measured `mediaGapMs` (see GapSource): which path stalled, or a hand-over between paths. */
   mediaGapFrom: GapSource;
   /**
+   * Whose video it was: the remote participant's identity ('' when no gap). A participant who
+   * joined during the migration (the one who caused a promotion) counts from their first frame.
+   */
+  mediaGapOf: string;
+  /**
    * The browser's freeze counters (inbound-rtp freezeCount, totalFreezesDuration) over the same
    * window, summed over participants and paths: a second view of the gap that needs no bound.
    */
@@ -45,6 +50,6 @@ export class MigrationMonitor {
     const durationMs = Date.now() - this.started;
     await this.meter.flowingOn(this.to, SETTLE_CAP_MS);
     const mediaGapMs = await this.meter.finish();
-    return { to: this.to, durationMs, mediaGapMs, mediaGapFrom: this.meter.largestFrom, freezes: this.meter.freezes, freezesByPath: this.meter.freezesByPath };
+    return { to: this.to, durationMs, mediaGapMs, mediaGapFrom: this.meter.largestFrom, mediaGapOf: this.meter.largestOf, freezes: this.meter.freezes, freezesByPath: this.meter.freezesByPath };
   }
 }

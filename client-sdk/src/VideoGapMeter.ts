@@ -75,6 +75,7 @@ export class VideoGapMeter {
   private readonly freezeSummary: FreezeSummary = { count: 0, totalMs: 0, longestSingleMs: 0 };
   private readonly freezeSummaryByPath = new Map<string, FreezeSummary>();
   private largestSource: GapSource = 'none';
+  private largestIdentity = '';
   /** Participants that progressed on a path in the latest sample, by path. */
   private lastProgressed = new Map<string, Set<string>>();
 
@@ -91,7 +92,7 @@ export class VideoGapMeter {
     await this.tick();
     // A video still stalled at the end counts up to now.
     const now = Date.now();
-    for (const { progressAt } of this.seen.values()) this.raise(now - progressAt, 'stalled-at-end');
+    for (const [identity, { progressAt }] of this.seen) this.raise(now - progressAt, 'stalled-at-end', identity);
     return Math.round(this.largestMs);
   }
 
@@ -100,15 +101,21 @@ export class VideoGapMeter {
     return this.largestSource;
   }
 
+  /** The remote participant (identity) whose video had the largest gap; '' if none. */
+  get largestOf(): string {
+    return this.largestIdentity;
+  }
+
   /** The freezes of `freezes`, per path. */
   get freezesByPath(): Record<string, FreezeSummary> {
     return Object.fromEntries([...this.freezeSummaryByPath].map(([path, summary]) => [path, { ...summary }]));
   }
 
-  private raise(ms: number, source: GapSource): void {
+  private raise(ms: number, source: GapSource, identity: string): void {
     if (ms <= this.largestMs) return;
     this.largestMs = ms;
     this.largestSource = source;
+    this.largestIdentity = identity;
   }
 
   /** Freezes the browser counted on every path while the meter ran (a second view of the gap, without bounds). */
@@ -185,8 +192,8 @@ export class VideoGapMeter {
       }
       if (progressed) {
         // A path that was decoding already bounds the gap; otherwise the sampler's view does.
-        if (Number.isFinite(bound)) this.raise(bound, boundPath);
-        else this.raise(now - seen.progressAt, 'between-samples');
+        if (Number.isFinite(bound)) this.raise(bound, boundPath, identity);
+        else this.raise(now - seen.progressAt, 'between-samples', identity);
         seen.progressAt = now;
       }
       seen.paths = paths;

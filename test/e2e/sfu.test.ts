@@ -330,9 +330,10 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     // The report comes once every video runs over the SFU (at most 20 s after the links closed).
     for (const page of pages.slice(0, 4)) await page.waitForFunction(() => window.switchboardRoom.lastMigration?.to === 'sfu', undefined, { timeout: 30000, polling: 250 });
     const gaps = await Promise.all(pages.slice(0, 4).map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
+    const identities = new Map(await Promise.all(pages.map(async (page, i) => [await page.evaluate(() => window.switchboardRoom.localParticipant.identity), `p${i + 1}`] as const)));
     const freezeText = (f: FreezeSummary | undefined) => `${f?.count ?? 0}, ${Math.round(f?.totalMs ?? 0)} ms in all, longest alone ${Math.round(f?.longestSingleMs ?? 0)} ms`;
     const gapText = gaps
-      .map((g, i) => `p${i + 1} ${g?.mediaGapMs ?? '?'} ms from ${g?.mediaGapFrom ?? '?'} (migration ${g?.durationMs ?? '?'} ms; browser freezes on mesh ${freezeText(g?.freezesByPath.mesh)}; on sfu ${freezeText(g?.freezesByPath.sfu)})`)
+      .map((g, i) => `p${i + 1} ${g?.mediaGapMs ?? '?'} ms from ${g?.mediaGapFrom ?? '?'} on ${identities.get(g?.mediaGapOf ?? '') ?? (g?.mediaGapOf || '?')}'s video (migration ${g?.durationMs ?? '?'} ms; browser freezes on mesh ${freezeText(g?.freezesByPath.mesh)}; on sfu ${freezeText(g?.freezesByPath.sfu)})`)
       .join(', ');
     console.log(`      largest inbound video gap during promotion per page: ${gapText}; target < 500 ms`);
     // The same measure in the steady SFU room of five (no migration): the gap this machine's

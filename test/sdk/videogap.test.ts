@@ -27,8 +27,8 @@ async function measure(sampleTimes: number[], paths: Record<string, Record<strin
   return (await measureWithSource(sampleTimes, paths, finishAt, leftAt)).gapMs;
 }
 
-/** `measure`, with what measured the gap (the meter's largestFrom). */
-async function measureWithSource(sampleTimes: number[], paths: Record<string, Record<string, number[]>>, finishAt: number, leftAt: Record<string, number> = {}): Promise<{ gapMs: number; from: string }> {
+/** `measure`, with what measured the gap and whose video had it (the meter's largestFrom, largestOf). */
+async function measureWithSource(sampleTimes: number[], paths: Record<string, Record<string, number[]>>, finishAt: number, leftAt: Record<string, number> = {}): Promise<{ gapMs: number; from: string; of: string }> {
   let now = 0;
   const realNow = Date.now;
   Date.now = () => now;
@@ -48,7 +48,7 @@ async function measureWithSource(sampleTimes: number[], paths: Record<string, Re
     }
     now = finishAt;
     const gapMs = await meter.finish();
-    return { gapMs, from: meter.largestFrom };
+    return { gapMs, from: meter.largestFrom, of: meter.largestOf };
   } finally {
     Date.now = realNow;
   }
@@ -128,6 +128,12 @@ describe('VideoGapMeter', () => {
     const stalled = await measureWithSource(every(100, 6000, 100), { alice: { mesh: steady }, bob: { mesh: stallsAtEnd } }, 6000);
     expect(stalled.gapMs).to.be.within(1900, 2100);
     expect(stalled.from).to.equal('stalled-at-end');
+    expect(stalled.of).to.equal('bob');
+    // A participant whose SFU copy stalls while another's plays: the gap is named after the one who stalled.
+    const dave = [...every(0, 2000, 66), ...every(2600, 6000, 66)];
+    const named = await measureWithSource(every(100, 6000, 500), { alice: { sfu: steady }, dave: { sfu: dave } }, 6000);
+    expect(named.gapMs).to.be.within(550, 700);
+    expect(named.of).to.equal('dave');
     // carol's frames stop at 2000 because she left at 2000: no gap.
     const gone = every(0, 2000, 66);
     expect(await measure(every(100, 6000, 100), { alice: { mesh: steady }, carol: { mesh: gone } }, 6000, { carol: 2050 })).to.be.lessThan(200);
