@@ -16,9 +16,9 @@ import { ServerPool, type BenchContext } from '../../bench/lib/context.js';
 import { coturnUnavailableReason } from '../../bench/lib/coturn.js';
 import { liveChildren, processAlive } from '../../bench/lib/processes.js';
 import type { Section } from '../../bench/lib/report.js';
-import { renderResults, saveSection, writeResults } from '../../bench/lib/results.js';
+import { loadSections, renderResults, saveSection, writeResults } from '../../bench/lib/results.js';
 import { runRelay, type RelayMeasurement } from '../../bench/relay.js';
-import { runTopology, type TopologyData } from '../../bench/topology.js';
+import { renderTopology, runTopology, type TopologyData } from '../../bench/topology.js';
 import { runTurn, type LadderResult } from '../../bench/turn.js';
 import { browserUnavailableReason } from '../helpers/browser.js';
 
@@ -168,6 +168,20 @@ describe('benchmarks: smoke run at tiny sizes', function () {
       expect(markdown).to.include('## Machine');
       for (const plot of sections.flatMap((s) => s.plots)) expect(readFileSync(join(dir, plot.file), 'utf8')).to.match(/^<svg[\s\S]*<\/svg>$/);
       expect(renderResults([])).to.include('# Switchboard benchmark results');
+      // A video-only topology run is its own section beside the run with audio, with its own plots.
+      const topology = sections.find((s) => s.name === 'topology');
+      if (topology) {
+        const data = topology.data as TopologyData;
+        const videoOnly = renderTopology({ ...data, options: { ...data.options, audio: false } }, { machine: topology.machine, wallS: topology.wallS, rounds: 1, pin: false });
+        expect(videoOnly.name).to.equal('topology-video');
+        expect(videoOnly.plots.map((plot) => plot.file)).to.deep.equal(['topology-video-uplink.svg', 'topology-video-cpu.svg']);
+        saveSection(videoOnly, dir);
+        writeResults(dir, join(dir, 'RESULTS.md'));
+        const both = readFileSync(join(dir, 'RESULTS.md'), 'utf8');
+        expect(both).to.include(`## ${topology.title}`).and.to.include(`## ${videoOnly.title}`).and.to.include('(results/topology-video-uplink.svg)');
+        expect(both).to.include('| Topology crossover, video only (mesh vs SFU) | uplink kbps per client, room of 2 (baseline: mesh), video only |');
+        expect(loadSections(dir).map((s) => s.name)).to.include.members(['topology', 'topology-video']);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
