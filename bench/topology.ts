@@ -371,6 +371,10 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
   const failures = data.failures ?? [];
   const { wallS } = meta;
   const machine = { ...meta.machine, pinning: 'nothing pinned: browsers, server and mediasoup worker share every core' };
+  // A video-only run (BENCH_BROWSER_AUDIO=0) is its own section, next to the run with audio.
+  const videoOnly = options.audio === false;
+  const name = videoOnly ? 'topology-video' : 'topology';
+  const metricSuffix = videoOnly ? ', video only' : '';
   const rows: string[][] = [];
   const headline: HeadlineRow[] = [];
   const of = (mode: Mode, size: number): TopologyMeasurement[] => measurements.filter((m) => m.mode === mode && m.size === size);
@@ -385,13 +389,13 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
       `${fmtSummary(summarize(mesh.map((m) => m.clientCpuPct)))} / ${fmtSummary(summarize(sfu.map((m) => m.clientCpuPct)))}`,
       `${fmtSummary(summarize(mesh.map((m) => m.serverCpuPct)))} / ${fmtSummary(summarize(sfu.map((m) => m.serverCpuPct)))}`,
     ]);
-    headline.push({ metric: `uplink kbps per client, room of ${size} (baseline: mesh)`, baseline: fmt(up.mesh.median), switchboard: fmt(up.sfu.median), ratio: up.mesh.median > 0 ? `${(up.sfu.median / up.mesh.median).toFixed(2)}x` : 'n/a', target: '', verdict: '' });
+    headline.push({ metric: `uplink kbps per client, room of ${size} (baseline: mesh)${metricSuffix}`, baseline: fmt(up.mesh.median), switchboard: fmt(up.sfu.median), ratio: up.mesh.median > 0 ? `${(up.sfu.median / up.mesh.median).toFixed(2)}x` : 'n/a', target: '', verdict: '' });
   }
   const gaps = summarize(promotions.flatMap((p) => p.gapsMs));
   const durations = summarize(promotions.flatMap((p) => p.durationsMs));
   const lines: string[] = [];
   lines.push(
-    `Chromium (Debian's, headless, run without real-time thread priority as an ordinary user's browser is; fake camera ${resolution} at 15 fps${options.audio === false ? ', no microphone' : ' and fake microphone'}) loads the demo page once per participant; each room is created through \`POST /api/v1/rooms\` with \`mode\` pinned to mesh or sfu, and measured after every page decodes video from every other one and a ${options.warmupMs / 1000} s warm-up, over ${options.measureMs / 1000} s. Uplink/downlink: RTP bytes (payload + headers) from \`outbound-rtp\`/\`inbound-rtp\` over every peer connection of the page (mesh links, or the SFU's send and receive transports), averaged over the room's clients. Browser CPU: every Chromium process, divided by the room size (so it includes the shared browser and GPU processes). Server CPU: the Switchboard process and its mediasoup worker. Nothing is pinned; on ${machine.cores} cores the browsers compete with each other and with the SFU, so CPU-constrained encoders may lower their bitrate in larger meshes. ${options.rounds} round(s).`,
+    `Chromium (Debian's, headless, run without real-time thread priority as an ordinary user's browser is; fake camera ${resolution} at 15 fps${videoOnly ? ', no microphone' : ' and fake microphone'}) loads the demo page once per participant; each room is created through \`POST /api/v1/rooms\` with \`mode\` pinned to mesh or sfu, and measured after every page decodes video from every other one and a ${options.warmupMs / 1000} s warm-up, over ${options.measureMs / 1000} s. Uplink/downlink: RTP bytes (payload + headers) from \`outbound-rtp\`/\`inbound-rtp\` over every peer connection of the page (mesh links, or the SFU's send and receive transports), averaged over the room's clients. Browser CPU: every Chromium process, divided by the room size (so it includes the shared browser and GPU processes). Server CPU: the Switchboard process and its mediasoup worker. Nothing is pinned; on ${machine.cores} cores the browsers compete with each other and with the SFU, so CPU-constrained encoders may lower their bitrate in larger meshes. ${options.rounds} round(s).`,
   );
   lines.push('');
   lines.push(markdownTable(['clients', 'uplink kbps per client mesh / SFU', 'downlink kbps per client mesh / SFU', 'browser CPU % per client mesh / SFU', 'server CPU % mesh / SFU'], rows));
@@ -403,7 +407,7 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
     const steady = summarize(promotions.flatMap((p) => p.steadyGapsMs ?? []));
     const steadyText = steady.rounds > 0 ? fmt(steady.median) : '';
     headline.push({
-      metric: 'largest video gap ms: steady mesh of 4 (baseline) vs promotion (median of pages; max)',
+      metric: `largest video gap ms: steady mesh of 4 (baseline) vs promotion (median of pages; max)${metricSuffix}`,
       baseline: steadyText,
       switchboard: `${fmt(gaps.median)} (max ${fmt(gaps.max)})`,
       ratio: steady.rounds > 0 && steady.median > 0 ? `${(gaps.median / steady.median).toFixed(2)}x` : '',
@@ -440,10 +444,10 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
   }
   const plots = [
     {
-      file: 'topology-uplink.svg',
+      file: `${name}-uplink.svg`,
       title: 'Uplink per client, mesh vs SFU',
       svg: lineChart({
-        title: `Uplink per client by room size (Chromium, ${resolution} @ 15 fps${options.audio === false ? ', video only' : ' + audio'})`,
+        title: `Uplink per client by room size (Chromium, ${resolution} @ 15 fps${videoOnly ? ', video only' : ' + audio'})`,
         xLabel: 'participants in the room',
         yLabel: 'uplink kbps per client',
         series: (['mesh', 'sfu'] as const).map((mode) => ({
@@ -456,7 +460,7 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
       }),
     },
     {
-      file: 'topology-cpu.svg',
+      file: `${name}-cpu.svg`,
       title: 'Browser CPU per client, mesh vs SFU',
       svg: lineChart({
         title: 'Browser CPU per client by room size',
@@ -469,17 +473,6 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
       }),
     },
   ];
-  // A video-only run (BENCH_BROWSER_AUDIO=0) is its own section, next to the run with audio.
-  const videoOnly = options.audio === false;
-  const name = videoOnly ? 'topology-video' : 'topology';
-  return {
-    name,
-    title: videoOnly ? '5b. Topology crossover, video only (mesh vs SFU)' : '5. Topology crossover (mesh vs SFU)',
-    machine,
-    wallS,
-    headline: videoOnly ? headline.map((row) => ({ ...row, metric: `${row.metric}, video only` })) : headline,
-    markdown: lines.join('\n'),
-    plots: plots.map((plot) => ({ ...plot, file: plot.file.replace(/^topology/, name) })),
-    data: { ...data, failures },
-  };
+  const title = videoOnly ? '5b. Topology crossover, video only (mesh vs SFU)' : '5. Topology crossover (mesh vs SFU)';
+  return { name, title, machine, wallS, headline, markdown: lines.join('\n'), plots, data: { ...data, failures } };
 }

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { descendants, processName, processThreads } from '../../bench/lib/processes.js';
-import { artifactPath, browserUnavailableReason, buildSdk, inboundBytes, launchBrowser, openDemoPage } from '../helpers/browser.js';
+import { artifactPath, browserUnavailableReason, buildSdk, identityOf, inboundBytes, launchBrowser, openDemoPage } from '../helpers/browser.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
 
@@ -26,10 +26,6 @@ function chromiumThreads(): { name: string; policy: number }[] {
   return descendants(process.pid)
     .filter((pid) => /chrom/i.test(processName(pid)))
     .flatMap(processThreads);
-}
-
-async function identityOf(page: Page): Promise<string> {
-  return page.evaluate(() => window.switchboardRoom.localParticipant.identity);
 }
 
 /** Asserts inbound audio and video bytes grow from every other page over about 1.5 s. */

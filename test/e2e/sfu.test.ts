@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
-import { artifactPath, browserUnavailableReason, buildSdk, launchBrowser, openDemoPage } from '../helpers/browser.js';
+import { artifactPath, browserUnavailableReason, buildSdk, identityOf, launchBrowser, openDemoPage } from '../helpers/browser.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 import type { FreezeSummary } from '../../client-sdk/src/VideoGapMeter.js';
 
@@ -220,7 +220,7 @@ async function settle(pages: Page[], senders: Array<{ identity: string; sent: nu
 /** Each receiver got each sender's messages exactly once and in order (from its first one on). */
 async function expectExactlyOnce(pages: Page[], senders: Array<{ identity: string; sent: number }>, fromStart: Set<Page>): Promise<void> {
   for (const page of pages) {
-    const self = await page.evaluate(() => window.switchboardRoom.localParticipant.identity);
+    const self = await identityOf(page);
     const received = await page.evaluate(() => window.seqReceived);
     for (const sender of senders) {
       if (sender.identity === self) continue;
@@ -305,7 +305,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     const grow = fresh('grow');
     const pages: Page[] = [];
     for (const name of ['p1', 'p2', 'p3', 'p4']) pages.push(await openPage(grow, name, name === 'p1' ? '' : '&audio=0'));
-    const audioSender = await (pages[0] as Page).evaluate(() => window.switchboardRoom.localParticipant.identity);
+    const audioSender = await identityOf(pages[0] as Page);
     for (const page of pages) await expectVideoFrom(page, 3);
     expect(await (pages[0] as Page).evaluate(() => window.switchboardRoom.mode)).to.equal('mesh');
     const early = new Set(pages);
@@ -330,7 +330,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     // The report comes once every video runs over the SFU (at most 20 s after the links closed).
     for (const page of pages.slice(0, 4)) await page.waitForFunction(() => window.switchboardRoom.lastMigration?.to === 'sfu', undefined, { timeout: 30000, polling: 250 });
     const gaps = await Promise.all(pages.slice(0, 4).map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
-    const identities = new Map(await Promise.all(pages.map(async (page, i) => [await page.evaluate(() => window.switchboardRoom.localParticipant.identity), `p${i + 1}`] as const)));
+    const identities = new Map(await Promise.all(pages.map(async (page, i) => [await identityOf(page), `p${i + 1}`] as const)));
     const freezeText = (f: FreezeSummary | undefined) => `${f?.count ?? 0}, ${Math.round(f?.totalMs ?? 0)} ms in all, longest alone ${Math.round(f?.longestSingleMs ?? 0)} ms`;
     const gapText = gaps
       .map((g, i) => `p${i + 1} ${g?.mediaGapMs ?? '?'} ms from ${g?.mediaGapFrom ?? '?'} on ${identities.get(g?.mediaGapOf ?? '') ?? (g?.mediaGapOf || '?')}'s video (migration ${g?.durationMs ?? '?'} ms; browser freezes on mesh ${freezeText(g?.freezesByPath.mesh)}; on sfu ${freezeText(g?.freezesByPath.sfu)})`)
@@ -366,7 +366,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     await expectExactlyOnce(pages, senders, early);
     // Messages of the two who left, up to their departure: exactly once and in order too.
     for (const page of pages) {
-      const self = await page.evaluate(() => window.switchboardRoom.localParticipant.identity);
+      const self = await identityOf(page);
       const received = await page.evaluate(() => window.seqReceived);
       for (const sender of leftSenders) {
         const list = received[sender.identity] ?? [];

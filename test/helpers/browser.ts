@@ -71,6 +71,11 @@ export function pageErrors(page: Page): string[] {
   return errors;
 }
 
+/** The identity of the page's local participant. */
+export async function identityOf(page: Page): Promise<string> {
+  return page.evaluate(() => window.switchboardRoom.localParticipant.identity);
+}
+
 /** Inbound RTP bytes per remote identity and kind, read in the page from the SDK's room. */
 export async function inboundBytes(page: Page): Promise<Record<string, { audio: number; video: number }>> {
   return page.evaluate(async () => {
