@@ -84,6 +84,9 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     const record = await this.options.store.rooms.get(tenant.tenant_id, identity.roomId);
     if (record?.expires_at && record.expires_at.getTime() <= Date.now()) throw new AppError('room_not_found', 'room has expired');
     // Everything below is synchronous: no other join can interleave between checks and insert.
+    // A peer must never hold a dead socket (it would stay in the room with nobody behind it).
+    if (socket.disconnected) throw new AppError('not_in_room', 'socket disconnected while joining');
+    if (socket.data.peer) throw new AppError('already_joined', 'already joined');
     let room = this.get(tenant.tenant_id, identity.roomId);
     if (!room) {
       if (!record && !tenant.limits.auto_create_rooms) throw new AppError('room_not_found', 'room does not exist');
@@ -91,12 +94,19 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
       room = this.create(tenant.tenant_id, identity.roomId, this.resolveConfig(tenant, record));
       if (record?.expires_at) this.setExpiry(room, record.expires_at);
     }
-    if (socket.disconnected) throw new AppError('not_in_room', 'socket disconnected while joining');
 
     const previous = room.peerByUser(identity.userId);
-    if (room.config.locked && !identity.grants.roomAdmin) throw new AppError('room_locked', 'room is locked');
-    const occupied = room.size - (previous ? 1 : 0);
-    if (occupied >= room.config.max_participants) throw new AppError('room_full', `room is full (${room.config.max_participants} participants)`);
+    const refusal =
+      room.config.locked && !identity.grants.roomAdmin
+        ? new AppError('room_locked', 'room is locked')
+        : room.size - (previous ? 1 : 0) >= room.config.max_participants
+          ? new AppError('room_full', `room is full (${room.config.max_participants} participants)`)
+          : null;
+    if (refusal) {
+      // A room this join just started (a stored locked room) must not outlive the refusal.
+      if (room.size === 0) this.scheduleEmptyClose(room);
+      throw refusal;
+    }
     if (previous) this.removePeer(room, previous, 'duplicate_identity', { kick: true });
 
     const peer = new Peer(socket, identity.userId, identity.name, identity.grants, identity.jti, metadata ?? identity.metadata);

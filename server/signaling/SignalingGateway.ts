@@ -304,11 +304,19 @@ export class SignalingGateway {
   }
 
   private async join(socket: AppSocket, payload: Payload<'join'>): Promise<object> {
-    if (socket.data.peer) throw new AppError('already_joined', 'already joined');
+    // Claimed before the first await: a second join on this socket while this one waits for the store is refused.
+    if (socket.data.peer || socket.data.joining) throw new AppError('already_joined', 'already joined');
+    socket.data.joining = true;
     const { identity, tenant } = socket.data;
     if (identity.anonymous) this.logger.warn({ tenant: tenant.tenant_id, room: identity.roomId, user: identity.userId }, 'anonymous join (ANONYMOUS_ROOMS is on)');
     const endTimer = this.options.metrics.joinDuration.startTimer();
-    const { room, peer } = await this.options.rooms.admit(socket, identity, tenant, payload?.metadata as Record<string, JsonValue> | undefined);
+    let admitted;
+    try {
+      admitted = await this.options.rooms.admit(socket, identity, tenant, payload?.metadata as Record<string, JsonValue> | undefined);
+    } finally {
+      socket.data.joining = false;
+    }
+    const { room, peer } = admitted;
     endTimer();
     const sfu = room.mode === 'sfu' ? this.options.sfuJoinInfo?.(room, peer) : undefined;
     return {

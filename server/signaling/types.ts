@@ -15,6 +15,8 @@ export interface SocketData {
   roomKey: string;
   /** Set while the socket is joined to its room. */
   peer: Peer | null;
+  /** True while a join of this socket is under way (between its check and its admission). */
+  joining?: boolean;
   /** Why the server is disconnecting this socket, for peer_left and the session record. */
   closeReason?: string;
 }

@@ -1,0 +1,74 @@
+import { expect } from 'chai';
+import WebSocket from 'ws';
+import { PollingSession } from '../helpers/engineio.js';
+import { emitAck, startServer, waitFor, type TestServer } from '../helpers/server.js';
+
+/** Every peer of every live room holds a connected socket that knows it as its peer. */
+function expectNoGhosts(t: TestServer, tenantId: string, roomId: string, expectedSize: number): void {
+  const room = t.server.rooms.get(tenantId, roomId);
+  expect(room?.size ?? 0, 'participants').to.equal(expectedSize);
+  for (const peer of room?.peers.values() ?? []) {
+    expect(peer.socket.connected, `peer ${peer.id} socket connected`).to.equal(true);
+    expect(peer.socket.data.peer).to.equal(peer);
+  }
+}
+
+describe('concurrent requests on one socket', () => {
+  let t: TestServer;
+  afterEach(async () => t?.close());
+
+  it('answers the second of two joins in one polling POST with already_joined and leaves no ghost', async () => {
+    t = await startServer();
+    const token = t.mint({ room: 'twice', user: 'alice' });
+    const session = await PollingSession.connect(t.url, { token });
+    await session.send(['420["join",{}]', '421["join",{}]']);
+    const acks = await session.acks([0, 1]);
+    const results = [acks.get(0), acks.get(1)] as Array<{ ok: boolean; error?: { code: string } }>;
+    expect(results.filter((ack) => ack.ok)).to.have.length(1);
+    expect(results.find((ack) => !ack.ok)?.error?.code).to.equal('already_joined');
+    expectNoGhosts(t, 't1', 'twice', 1);
+
+    await session.close();
+    await waitFor(() => (t.server.rooms.get('t1', 'twice')?.size ?? 0) === 0, 5000, 'the peer to leave');
+    const sessions = await t.server.store.sessions.list('t1', { limit: 10 });
+    expect(sessions.items).to.have.length(1);
+    await waitFor(async () => (await t.server.store.sessions.list('t1', { limit: 10 })).items.every((s) => s.disconnected_at !== null), 5000, 'the session to close');
+  });
+
+  it('answers the second of two joins sent back to back over WebSocket with already_joined', async () => {
+    t = await startServer();
+    for (let round = 0; round < 5; round++) {
+      const token = t.mint({ room: 'frames', user: `u${round}` });
+      const ws = new WebSocket(`${t.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+      const acks = new Map<number, { ok: boolean; error?: { code: string } }>();
+      ws.on('message', (data: Buffer) => {
+        const text = data.toString();
+        if (text.startsWith('0')) ws.send(`40${JSON.stringify({ token })}`);
+        else if (text.startsWith('40')) {
+          ws.send('420["join",{}]');
+          ws.send('421["join",{}]');
+        } else if (text.startsWith('43')) {
+          const match = /^43(\d+)(.*)$/s.exec(text);
+          if (match) acks.set(Number(match[1]), (JSON.parse(match[2]) as Array<{ ok: boolean; error?: { code: string } }>)[0]);
+        }
+      });
+      await waitFor(() => acks.size === 2, 5000, 'both acks');
+      expect([...acks.values()].filter((ack) => ack.ok)).to.have.length(1);
+      expect([...acks.values()].find((ack) => !ack.ok)?.error?.code).to.equal('already_joined');
+      expectNoGhosts(t, 't1', 'frames', round + 1);
+    }
+  });
+
+  it('a join refused by a stored locked room leaves no live room behind', async () => {
+    t = await startServer();
+    const now = new Date();
+    await t.server.store.rooms.create({
+      tenant_id: 't1', room_id: 'locked', name: 'locked', description: '', max_participants: null, mesh_threshold: null,
+      mode: 'auto', locked: true, metadata: {}, expires_at: null, created_at: now, updated_at: now,
+    });
+    const client = await t.connect(t.mint({ room: 'locked', user: 'bob' }));
+    const ack = await emitAck(client, 'join', {});
+    expect(ack.ok ? 'ok' : ack.error.code).to.equal('room_locked');
+    await waitFor(() => t.server.rooms.liveRoomCount('t1') === 0, 5000, 'the refused room to close');
+  });
+});
