@@ -137,6 +137,10 @@ export interface Config {
   shutdownDrainMs: number;
   /** Lines main.ts prints at boot (dev-mode generated credentials). Empty in production. */
   bootNotices: string[];
+    /** Consumers (media and data) one peer may hold. */
+    maxConsumersPerPeer: number;
+    /** SFU transports one tenant may hold on this node, so no tenant can take every port. */
+    maxTransportsPerTenant: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -222,6 +226,8 @@ const tenantLimitsSchema = z.strictObject({
   max_rooms: int(1, 1_000_000).optional(),
   max_participants: int(1, 10_000).optional(),
   mesh_threshold: int(1, 1000).optional(),
+  SFU_MAX_CONSUMERS_PER_PEER: int(1, 10_000).default(500),
+  SFU_MAX_TRANSPORTS_PER_TENANT: int(1, 1_000_000).optional(),
   max_token_lifetime_s: int(60, 30 * 24 * 3600).optional(),
   auto_create_rooms: z.boolean().optional(),
 });
@@ -480,6 +486,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
+      maxConsumersPerPeer: e.SFU_MAX_CONSUMERS_PER_PEER,
+      // Half the port range by default: one tenant alone can never exhaust it.
+      maxTransportsPerTenant: e.SFU_MAX_TRANSPORTS_PER_TENANT ?? Math.max(1, Math.floor((e.SFU_MAX_PORT - e.SFU_MIN_PORT + 1) / 2)),
     for (const child of Object.values(value)) deepFreeze(child);
   }
   return value;

@@ -147,7 +147,7 @@ export class TopologyController {
     if (!sfu) return;
     state.busy = true;
     try {
-      const sfuRoom = await sfu.open(room.key);
+      const sfuRoom = await sfu.open(room.key, room.tenantId);
       if (room.closed) {
         sfu.close(sfuRoom);
         return;
@@ -169,7 +169,7 @@ export class TopologyController {
     if (!sfu || room.closed || room.mode !== 'sfu') return;
     state.busy = true;
     try {
-      const sfuRoom = await sfu.open(room.key);
+      const sfuRoom = await sfu.open(room.key, room.tenantId);
       if (room.closed) {
         sfu.close(sfuRoom);
         return;

@@ -6,6 +6,8 @@ import type { Logger } from '../logger.js';
 import { TypedEmitter } from '../TypedEmitter.js';
 import type { PoolWorker } from './WorkerPool.js';
 
+type Slot = 'transports' | 'producers' | 'consumers';
+
 /** What one peer owns on the router. Every id a peer sends is looked up here, so nobody can touch another peer's objects. */
 class SfuPeer {
   readonly transports = new Map<string, ms.WebRtcTransport>();
@@ -15,8 +17,30 @@ class SfuPeer {
   readonly dataConsumers = new Map<string, ms.DataConsumer>();
   /** Connects and producer creations by what identifies them (see once()). */
   private readonly requests = new Map<string, Promise<unknown>>();
+  /** Creations still awaiting mediasoup, per limit: they count against it like live objects. */
+  private readonly pending: Record<Slot, number> = { transports: 0, producers: 0, consumers: 0 };
 
   constructor(readonly id: string, readonly announced: boolean) {}
+
+  private held(slot: Slot): number {
+    if (slot === 'transports') return this.transports.size;
+    if (slot === 'producers') return this.producers.size + this.dataProducers.size;
+    return this.consumers.size + this.dataConsumers.size;
+  }
+
+  /**
+   * Runs `create` holding one slot of a per-peer limit. The slot is taken before the first
+   * await, so requests sent together without waiting for acks cannot pass the limit together.
+   */
+  async withSlot<T>(slot: Slot, limit: number, create: () => Promise<T>): Promise<T> {
+    if (this.held(slot) + this.pending[slot] >= limit) throw new AppError('quota_exceeded', `at most ${limit} ${slot} per peer`);
+    this.pending[slot]++;
+    try {
+      return await create();
+    } finally {
+      this.pending[slot]--;
+    }
+  }
 
   /**
    * Runs `create` once per key: a client whose answer came later than its request timeout asks
@@ -48,6 +72,33 @@ class SfuPeer {
   }
 }
 
+/** SFU transports per tenant on this node, so one tenant cannot take every port. */
+export class TenantTransportBudget {
+  private readonly used = new Map<string, number>();
+
+  constructor(private readonly limit: number) {}
+
+  /** Takes one transport of the tenant's budget, or throws quota_exceeded. */
+  take(tenantId: string): void {
+    const used = this.used.get(tenantId) ?? 0;
+    if (used >= this.limit) throw new AppError('quota_exceeded', `at most ${this.limit} SFU transports per tenant`);
+    this.used.set(tenantId, used + 1);
+  }
+
+  release(tenantId: string): void {
+    const used = (this.used.get(tenantId) ?? 0) - 1;
+    if (used > 0) this.used.set(tenantId, used);
+    else this.used.delete(tenantId);
+  }
+
+  usedBy(tenantId: string): number {
+    return this.used.get(tenantId) ?? 0;
+  }
+}
+
+/** mediasoup's error when the port range has no free port (PortManager). */
+const NO_FREE_PORT = /no more available ports/i;
+
 export type SfuRoomEvents = {
   producer_added: [producer: SfuProducerInfo];
   producer_removed: [producer: SfuProducerInfo];
@@ -75,9 +126,11 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
 
   constructor(
     readonly key: string,
+    readonly tenantId: string,
     readonly router: ms.Router,
     readonly worker: PoolWorker,
     private readonly config: Config['sfu'],
+    private readonly tenantTransports: TenantTransportBudget,
     logger: Logger,
   ) {
     super(logger);
@@ -116,38 +169,59 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
 
   async createTransport(peerId: string, announced: boolean, direction: 'send' | 'recv'): Promise<SfuTransportInfo> {
     const peer = this.peer(peerId, announced);
-    if (peer.transports.size >= this.config.maxTransportsPerPeer) throw new AppError('quota_exceeded', `at most ${this.config.maxTransportsPerPeer} transports per peer`);
-    const transport = await this.router.createWebRtcTransport({
-      listenIps: [{ ip: this.config.listenIp, ...(this.config.announcedIp ? { announcedIp: this.config.announcedIp } : {}) }],
-      enableUdp: true,
-      enableTcp: true,
-      preferUdp: true,
-      enableSctp: true,
-      numSctpStreams: { OS: 1024, MIS: 1024 },
-      // mediasoup drops data messages once this fills, and usrsctp accounts ~2 KB per small
-      // message: the 256 KiB default holds about a second of a busy room's chat for a receiver
-      // that falls behind.
-      sctpSendBufferSize: this.config.sctpSendBufferBytes,
-      initialAvailableOutgoingBitrate: 1_000_000,
-      appData: { peerId, direction },
+    return peer.withSlot('transports', this.config.maxTransportsPerPeer, async () => {
+      this.tenantTransports.take(this.tenantId);
+      let transport: ms.WebRtcTransport;
+      try {
+        transport = await this.newTransport(peerId, direction);
+      } catch (error) {
+        this.tenantTransports.release(this.tenantId);
+        throw error;
+      }
+      transport.observer.once('close', () => this.tenantTransports.release(this.tenantId));
+      if (this.closed || !this.peers.has(peerId)) {
+        transport.close();
+        throw new AppError('not_in_room', 'left the SFU while creating a transport');
+      }
+      if (direction === 'send') await transport.setMaxIncomingBitrate(this.config.maxIncomingBitrate);
+      peer.transports.set(transport.id, transport);
+      transport.observer.on('close', () => {
+        peer.transports.delete(transport.id);
+        peer.forget(`connect:${transport.id}`);
+      });
+      return {
+        id: transport.id,
+        iceParameters: transport.iceParameters,
+        iceCandidates: transport.iceCandidates,
+        dtlsParameters: transport.dtlsParameters,
+        sctpParameters: transport.sctpParameters,
+      };
     });
-    if (this.closed || !this.peers.has(peerId)) {
-      transport.close();
-      throw new AppError('not_in_room', 'left the SFU while creating a transport');
+  }
+
+  private async newTransport(peerId: string, direction: 'send' | 'recv'): Promise<ms.WebRtcTransport> {
+    try {
+      return await this.router.createWebRtcTransport({
+        listenIps: [{ ip: this.config.listenIp, ...(this.config.announcedIp ? { announcedIp: this.config.announcedIp } : {}) }],
+        enableUdp: true,
+        enableTcp: true,
+        preferUdp: true,
+        enableSctp: true,
+        numSctpStreams: { OS: 1024, MIS: 1024 },
+        // mediasoup drops data messages once this fills, and usrsctp accounts ~2 KB per small
+        // message: the 256 KiB default holds about a second of a busy room's chat for a receiver
+        // that falls behind.
+        sctpSendBufferSize: this.config.sctpSendBufferBytes,
+        initialAvailableOutgoingBitrate: 1_000_000,
+        appData: { peerId, direction },
+      });
+    } catch (error) {
+      if (error instanceof Error && NO_FREE_PORT.test(error.message)) {
+        this.logger.warn({ peer: peerId }, 'no free SFU port (SFU_MIN_PORT..SFU_MAX_PORT is exhausted)');
+        throw new AppError('unavailable', 'no free SFU port; try again later');
+      }
+      throw error;
     }
-    if (direction === 'send') await transport.setMaxIncomingBitrate(this.config.maxIncomingBitrate);
-    peer.transports.set(transport.id, transport);
-    transport.observer.on('close', () => {
-      peer.transports.delete(transport.id);
-      peer.forget(`connect:${transport.id}`);
-    });
-    return {
-      id: transport.id,
-      iceParameters: transport.iceParameters,
-      iceCandidates: transport.iceCandidates,
-      dtlsParameters: transport.dtlsParameters,
-      sctpParameters: transport.sctpParameters,
-    };
   }
 
   /** Idempotent: a repeated connect of the same transport answers like the first. */
@@ -167,8 +241,8 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
 
   private async createProducer(peer: SfuPeer, key: string, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters, appData: Record<string, unknown>, paused: boolean): Promise<string> {
     const peerId = peer.id;
-    if (peer.producers.size + peer.dataProducers.size >= this.config.maxProducersPerPeer) throw new AppError('quota_exceeded', `at most ${this.config.maxProducersPerPeer} producers per peer`);
-    const producer = await peer.transport(transportId).produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } });
+    const transport = peer.transport(transportId);
+    const producer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () => transport.produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } }));
     peer.producers.set(producer.id, producer);
     const info: SfuProducerInfo = { peer_id: peerId, producer_id: producer.id, kind };
     producer.observer.on('close', () => {
@@ -200,8 +274,8 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
 
   private async createDataProducer(peer: SfuPeer, key: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters, label: string, protocol: string): Promise<string> {
     const peerId = peer.id;
-    if (peer.producers.size + peer.dataProducers.size >= this.config.maxProducersPerPeer) throw new AppError('quota_exceeded', `at most ${this.config.maxProducersPerPeer} producers per peer`);
-    const dataProducer = await peer.transport(transportId).produceData({ sctpStreamParameters, label, protocol, appData: { peerId } });
+    const transport = peer.transport(transportId);
+    const dataProducer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () => transport.produceData({ sctpStreamParameters, label, protocol, appData: { peerId } }));
     peer.dataProducers.set(dataProducer.id, dataProducer);
     const info: SfuProducerInfo = { peer_id: peerId, producer_id: dataProducer.id, kind: 'data' };
     dataProducer.observer.on('close', () => {
@@ -213,31 +287,64 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     return dataProducer.id;
   }
 
+  /**
+   * A consumer of one producer of this room. One per producer and transport: asked again
+   * (a client retrying after its request timeout), the same consumer answers.
+   */
   async consume(peerId: string, transportId: string, producerId: string, rtpCapabilities: ms.RtpCapabilities): Promise<SfuConsumerInfo> {
     const peer = this.existingPeer(peerId);
     const transport = peer.transport(transportId);
+    if (!this.hasProducer(producerId, 'media')) throw new AppError('not_found', 'no such producer in this room');
     if (!this.router.canConsume({ producerId, rtpCapabilities })) throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
-    // Paused until the client has its consumer ready (then sfu:resume), so no keyframe is lost.
-    const consumer = await transport.consume({ producerId, rtpCapabilities, paused: true });
-    peer.consumers.set(consumer.id, consumer);
-    consumer.observer.on('close', () => peer.consumers.delete(consumer.id));
-    return { id: consumer.id, producer_id: producerId, kind: consumer.kind, rtp_parameters: consumer.rtpParameters };
+    const key = `consume:${transportId}:${producerId}`;
+    return peer.once(key, () =>
+      peer.withSlot('consumers', this.config.maxConsumersPerPeer, async () => {
+        // Paused until the client has its consumer ready (then sfu:resume), so no keyframe is lost.
+        const consumer = await transport.consume({ producerId, rtpCapabilities, paused: true });
+        peer.consumers.set(consumer.id, consumer);
+        consumer.observer.on('close', () => {
+          peer.forget(key);
+          peer.consumers.delete(consumer.id);
+        });
+        return { id: consumer.id, producer_id: producerId, kind: consumer.kind, rtp_parameters: consumer.rtpParameters };
+      }),
+    );
   }
 
+  /** A consumer of one data producer of this room; one per data producer and transport, like consume(). */
   async consumeData(peerId: string, transportId: string, dataProducerId: string): Promise<SfuDataConsumerInfo> {
     const peer = this.existingPeer(peerId);
-    const dataConsumer = await peer.transport(transportId).consumeData({ dataProducerId });
-    peer.dataConsumers.set(dataConsumer.id, dataConsumer);
-    // A slow receiver's buffer overflowed: the SDK's sync asks the sender again for what it lost.
-    dataConsumer.on('sctpsendbufferfull', () => this.emit('data_dropped'));
-    dataConsumer.observer.on('close', () => peer.dataConsumers.delete(dataConsumer.id));
-    return {
-      id: dataConsumer.id,
-      data_producer_id: dataProducerId,
-      sctp_stream_parameters: dataConsumer.sctpStreamParameters,
-      label: dataConsumer.label,
-      protocol: dataConsumer.protocol,
-    };
+    const transport = peer.transport(transportId);
+    if (!this.hasProducer(dataProducerId, 'data')) throw new AppError('not_found', 'no such data producer in this room');
+    const key = `consume_data:${transportId}:${dataProducerId}`;
+    return peer.once(key, () =>
+      peer.withSlot('consumers', this.config.maxConsumersPerPeer, async () => {
+        const dataConsumer = await transport.consumeData({ dataProducerId });
+        peer.dataConsumers.set(dataConsumer.id, dataConsumer);
+        // A slow receiver's buffer overflowed: the SDK's sync asks the sender again for what it lost.
+        dataConsumer.on('sctpsendbufferfull', () => this.emit('data_dropped'));
+        dataConsumer.observer.on('close', () => {
+          peer.forget(key);
+          peer.dataConsumers.delete(dataConsumer.id);
+        });
+        return {
+          id: dataConsumer.id,
+          data_producer_id: dataProducerId,
+          sctp_stream_parameters: dataConsumer.sctpStreamParameters,
+          label: dataConsumer.label,
+          protocol: dataConsumer.protocol,
+        };
+      }),
+    );
+  }
+
+  /** Whether a live producer of that id belongs to a peer of this room (ids from clients are never trusted). */
+  private hasProducer(producerId: string, kind: 'media' | 'data'): boolean {
+    for (const peer of this.peers.values()) {
+      const producer = kind === 'media' ? peer.producers.get(producerId) : peer.dataProducers.get(producerId);
+      if (producer && !producer.closed) return true;
+    }
+    return false;
   }
 
   async resume(peerId: string, consumerId: string): Promise<void> {

@@ -2,7 +2,7 @@ import type { Config } from '../../config/index.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import { MEDIA_CODECS, SfuRoom } from './SfuRoom.js';
+import { MEDIA_CODECS, SfuRoom, TenantTransportBudget } from './SfuRoom.js';
 import { WorkerPool, type PoolWorker } from './WorkerPool.js';
 
 export { SfuRoom } from './SfuRoom.js';
@@ -21,12 +21,15 @@ export type SfuServiceEvents = {
 export class SfuService extends TypedEmitter<SfuServiceEvents> {
   readonly pool: WorkerPool;
   private readonly rooms = new Map<string, SfuRoom>();
+  /** Transports per tenant across every router of this node. */
+  readonly tenantTransports: TenantTransportBudget;
   private readonly logger: Logger;
 
   constructor(private readonly options: { config: Config['sfu']; logger: Logger }) {
     super(options.logger);
     this.logger = options.logger.child({ module: 'sfu' });
     this.pool = new WorkerPool(options);
+    this.tenantTransports = new TenantTransportBudget(options.config.maxTransportsPerTenant);
     this.pool.on('workerdied', (worker) => this.onWorkerDied(worker));
   }
 
@@ -44,7 +47,7 @@ export class SfuService extends TypedEmitter<SfuServiceEvents> {
   }
 
   /** Creates the room's router (or returns the live one). */
-  async open(roomKey: string): Promise<SfuRoom> {
+  async open(roomKey: string, tenantId: string): Promise<SfuRoom> {
     const existing = this.get(roomKey);
     if (existing) return existing;
     const worker = this.pool.leastLoaded();
@@ -63,7 +66,7 @@ export class SfuService extends TypedEmitter<SfuServiceEvents> {
       worker.routers--;
       return raced;
     }
-    const room = new SfuRoom(roomKey, router, worker, this.options.config, this.options.logger);
+    const room = new SfuRoom(roomKey, tenantId, router, worker, this.options.config, this.tenantTransports, this.options.logger);
     room.on('data_dropped', () => this.emit('data_dropped'));
     this.rooms.set(roomKey, room);
     this.logger.info({ room: roomKey, worker: worker.worker.pid }, 'SFU router opened');
