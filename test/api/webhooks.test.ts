@@ -1,10 +1,14 @@
 import { expect } from 'chai';
+import { lookup } from 'node:dns/promises';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import { classifyAddress } from '../../server/net/AddressPolicy.js';
 import { signWebhook, verifyWebhook } from '../../server/webhooks/signature.js';
 import type { WebhookEvent } from '../../server/webhooks/WebhookDispatcher.js';
 import { WebhookUrlPolicy } from '../../server/webhooks/WebhookUrlPolicy.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { ADDRESS_TABLE, DENIED_CASES, inCidr, urlHost } from '../net/addressTable.js';
 import { call, createTenant, joinVia, sleep, type ApiTenant } from './helpers.js';
 
 interface Received {
@@ -52,6 +56,39 @@ class Receiver {
 }
 
 const SECRET = 'whsec_test_0123456789abcdef';
+
+/** Host forms that name a denied address, with the class the refusal names. */
+const DENIED_URLS: Array<[url: string, cls: string]> = [
+  // Numeric IPv4 forms: the URL parser turns them into dotted quads.
+  ['http://2130706433/', 'loopback'],
+  ['http://0x7f.1/', 'loopback'],
+  ['http://0x7f000001/', 'loopback'],
+  ['http://017700000001/', 'loopback'],
+  ['http://0177.0.0.1/', 'loopback'],
+  ['http://127.1/', 'loopback'],
+  ['http://127.0.0.1./', 'loopback'],
+  ['http://0/', 'unspecified'],
+  ['http://2852039166/latest/meta-data', 'link-local'],
+  ['http://0xa9.0xfe.0xa9.0xfe/', 'link-local'],
+  // Bracketed IPv6 forms, IPv4-carrying ones included.
+  ['http://[::127.0.0.1]:8080/hooks', 'loopback'],
+  ['http://[64:ff9b::7f00:1]/', 'loopback'],
+  ['http://[64:ff9b::a9fe:a9fe]/', 'link-local'],
+  ['http://[2002:7f00:1::1]/', 'loopback'],
+  ['http://[::ffff:7f00:1]/', 'loopback'],
+  ['http://[0:0:0:0:0:0:0:1]/', 'loopback'],
+  ['http://[fd00::1]/', 'private'],
+  // localhost names (RFC 6761), trailing dots and encodings included.
+  ['http://localhost/', 'loopback'],
+  ['http://localhost./', 'loopback'],
+  ['http://LOCALHOST../', 'loopback'],
+  ['http://api.localhost/', 'loopback'],
+  ['http://api.localhost./', 'loopback'],
+  ['http://%6c%6f%63%61%6c%68%6f%73%74/', 'loopback'],
+  ['http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/', 'loopback'],
+];
+
+const ACCEPTED_URLS = ['https://hooks.example.com/x', 'https://hooks.example.com./x', 'https://localhost.example.com/', 'https://notlocalhost/', 'http://8.8.8.8:8080/', 'http://[2606:4700::1111]/', 'http://[64:ff9b::808:808]/'];
 const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
 
 describe('api: webhooks', () => {
@@ -195,14 +232,105 @@ describe('api: webhooks', () => {
     const policy = new WebhookUrlPolicy();
     const error = await new Promise<Error | null>((resolve) => policy.lookup('localhost', { all: true }, (e) => resolve(e)));
     expect(error?.message).to.match(/denied address/);
-    expect(policy.isAddressAllowed('8.8.8.8')).to.equal(true);
-    expect(policy.isAddressAllowed('2606:4700::1111')).to.equal(true);
-    for (const address of ['127.0.0.1', '10.0.0.1', '172.16.5.4', '192.168.1.1', '100.64.0.1', '169.254.169.254', '0.0.0.0', '224.0.0.1', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1']) {
-      expect(policy.isAddressAllowed(address), address).to.equal(false);
-    }
     const allowing = new WebhookUrlPolicy({ allowedCidrs: ['10.1.0.0/16'] });
     expect(allowing.isAddressAllowed('10.1.2.3')).to.equal(true);
     expect(allowing.isAddressAllowed('10.2.0.1')).to.equal(false);
     expect(new WebhookUrlPolicy({ allowPrivateNetworks: true }).problem('http://localhost:1/x')).to.equal(null);
+  });
+
+  it('delivers to the address it checked: a host name resolving to loopback is refused, and delivered once loopback is allowed', async function () {
+    const host = os.hostname();
+    const resolved = await lookup(host, { all: true }).catch(() => []);
+    if (resolved.length === 0 || !resolved.every((r) => classifyAddress(r.address) === 'loopback' && r.family === 4)) {
+      console.log(`      skipped: ${host} does not resolve to IPv4 loopback only`);
+      this.skip();
+    }
+    receiver = new Receiver();
+    const port = new URL(await receiver.start()).port;
+    const hostUrl = `http://${host}:${port}/hooks`;
+    // Default policy: the name passes the URL check; the resolved address is refused.
+    t = await startServer({}, { webhooks: { maxAttempts: 1 } });
+    a = await createTenant(t);
+    expect((await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url: hostUrl, secret: SECRET } })).status).to.equal(200);
+    await joinVia(t, a, { room_id: 'rebind', user_id: 'u' });
+    await waitFor(() => t.server.webhooks.stats.failed >= 2, 5000, 'refused deliveries');
+    expect(t.server.webhooks.stats.attempts).to.be.greaterThan(0);
+    expect(receiver.received).to.deep.equal([]);
+    await t.close();
+    // Loopback allowed: the same URL reaches the receiver.
+    t = await startServer({}, { webhooks: { allowedCidrs: ['127.0.0.0/8'] } });
+    a = await createTenant(t);
+    await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url: hostUrl, secret: SECRET } });
+    await joinVia(t, a, { room_id: 'rebind', user_id: 'u' });
+    await waitFor(() => receiver.events('participant_joined').length === 1, 5000, 'delivery by host name');
+  });
+
+  describe('URL policy: the shared address table (test/net/addressTable.ts)', () => {
+    const policy = new WebhookUrlPolicy();
+
+    for (const { address, verdict } of ADDRESS_TABLE) {
+      it(`${verdict ? `refuses ${address} (${verdict})` : `allows ${address}`} as a resolved address and as a URL host`, () => {
+        expect(policy.isAddressAllowed(address)).to.equal(verdict === null);
+        const problem = policy.problem(`http://${urlHost(address)}:8080/hooks`);
+        if (verdict) expect(problem).to.equal(`webhook URL points to a denied address (${verdict})`);
+        else expect(problem).to.equal(null);
+      });
+    }
+
+    for (const { address, verdict, cidr } of DENIED_CASES) {
+      it(`allows ${address} (${verdict}) once ${cidr} is in WEBHOOK_ALLOWED_CIDRS, and no denied address outside it`, () => {
+        const allowing = new WebhookUrlPolicy({ allowedCidrs: [cidr] });
+        expect(allowing.isAddressAllowed(address)).to.equal(true);
+        expect(allowing.problem(`http://${urlHost(address)}/`)).to.equal(null);
+        for (const other of DENIED_CASES.filter((c) => !inCidr(c.address, cidr))) expect(allowing.isAddressAllowed(other.address), other.address).to.equal(false);
+      });
+    }
+  });
+
+  describe('URL policy: host forms decided when the URL is set', () => {
+    const policy = new WebhookUrlPolicy();
+
+    for (const [url, cls] of DENIED_URLS) {
+      it(`refuses ${url} (${cls})`, () => {
+        expect(policy.problem(url)).to.equal(`webhook URL points to a denied address (${cls})`);
+      });
+    }
+
+    for (const url of ACCEPTED_URLS) {
+      it(`accepts ${url}`, () => {
+        expect(policy.problem(url)).to.equal(null);
+      });
+    }
+
+    it('answers PUT /api/v1/webhook with 400 payload_invalid for each of them, and keeps the previous URL', async function () {
+      this.timeout(10_000);
+      t = await startServer();
+      a = await createTenant(t);
+      const kept = 'https://hooks.example.com/x';
+      expect((await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url: kept } })).status).to.equal(200);
+      for (const [url, cls] of DENIED_URLS) {
+        const refused = await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url } });
+        expect(refused.status, url).to.equal(400);
+        expect(refused.body.error.code, url).to.equal('payload_invalid');
+        expect(refused.body.error.message, url).to.include(`(${cls})`);
+      }
+      expect((await t.server.store.tenants.get(a.tenant_id))?.webhook?.url).to.equal(kept);
+    });
+
+    it('refuses them again at send time, before connecting, when one got stored', async () => {
+      receiver = new Receiver();
+      const port = new URL(await receiver.start()).port;
+      t = await startServer({}, { webhooks: { maxAttempts: 1 } });
+      a = await createTenant(t);
+      let failed = 0;
+      for (const [index, url] of [`http://localhost.:${port}/hooks`, `http://[::127.0.0.1]:${port}/hooks`, `http://[64:ff9b::7f00:1]:${port}/hooks`].entries()) {
+        await t.server.store.tenants.update(a.tenant_id, { webhook: { url, secret: SECRET } });
+        await joinVia(t, a, { room_id: `stored-${index}`, user_id: 'u' });
+        failed += 2;
+        await waitFor(() => t.server.webhooks.stats.failed >= failed, 2000, `refused deliveries to ${url}`);
+      }
+      expect(t.server.webhooks.stats.attempts).to.equal(0);
+      expect(receiver.received).to.deep.equal([]);
+    });
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The peer policy as a client meets it: CreatePermission, ChannelBind and Send towards every
- * denied address class get 403 (or are dropped, for Send) under the default policy, and go
+ * denied address of the shared table (test/net/addressTable.ts) get 403 (or are dropped, for Send) under the default policy, and go
  * through once TURN_ALLOWED_PEER_CIDRS lists the range.
  */
 import dgram from 'node:dgram';
@@ -9,9 +9,11 @@ import { createTurnCredentials } from '../../turn/credentials.js';
 import { canonicalIp, classifyAddress, interfaceAddresses } from '../../turn/PeerPolicy.js';
 import type { TurnServer } from '../../turn/TurnServer.js';
 import { AttrType, integrityValid, TurnClient, UdpPeer, type TransportAddress } from '../helpers/stun.js';
-import { DENIED_SAMPLES, MAPPED_SAMPLES, startTurn, TURN_SECRET, waitFor } from './support.js';
+import { DENIED_CASES } from '../net/addressTable.js';
+import { startTurn, TURN_SECRET, waitFor } from './support.js';
 
-const EXTERNAL_IP = '198.51.100.7';
+// A public address: this server's own addresses are refused even outside the denied ranges.
+const EXTERNAL_IP = '1.0.0.7';
 
 describe('TURN peer policy over the wire', function () {
   this.timeout(30_000);
@@ -45,33 +47,33 @@ describe('TURN peer policy over the wire', function () {
       await server?.close();
     });
 
-    it('refuses CreatePermission to every denied class and its IPv4-mapped forms with a signed 403', async () => {
-      for (const { address, cls } of [...DENIED_SAMPLES, ...MAPPED_SAMPLES]) {
+    it('refuses CreatePermission to every denied address of the table (IPv4-carrying IPv6 forms included) with a signed 403', async () => {
+      for (const { address, verdict } of DENIED_CASES) {
         const res = await c.createPermission(address);
-        expect(res.errorCode, `${address} (${cls})`).to.equal(403);
+        expect(res.errorCode, `${address} (${verdict})`).to.equal(403);
         expect(integrityValid(res.raw, c.integrityKey as Buffer)).to.equal(true);
       }
     });
 
-    it('refuses ChannelBind to every denied class with 403', async () => {
+    it('refuses ChannelBind to every denied address of the table with 403', async () => {
       let channel = 0x4000;
-      for (const { address, cls } of [...DENIED_SAMPLES, ...MAPPED_SAMPLES]) {
+      for (const { address, verdict } of DENIED_CASES) {
         const res = await c.channelBind(channel++, { address, port: 5000 });
-        expect(res.errorCode, `${address} (${cls})`).to.equal(403);
+        expect(res.errorCode, `${address} (${verdict})`).to.equal(403);
       }
     });
 
     it('drops Send indications towards denied peers and counts them', async () => {
       const before = server.stats().refusals.peer_forbidden;
-      const targets = ['127.0.0.1', '10.0.0.1', '169.254.169.254', '100.64.0.1', '224.0.0.1'];
+      const targets = ['127.0.0.1', '10.0.0.1', '169.254.169.254', '100.64.0.1', '224.0.0.1', '64:ff9b::7f00:1', '198.51.100.1'];
       for (const address of targets) c.sendIndication({ address, port: 9 }, Buffer.from('x'));
       await waitFor(() => server.stats().refusals.peer_forbidden >= before + targets.length, 'peer_forbidden counted');
     });
 
     it('is all or nothing: one denied peer in a CreatePermission installs none', async () => {
-      expect((await c.createPermission('198.51.100.1', '10.0.0.1')).errorCode).to.equal(403);
+      expect((await c.createPermission('1.0.0.9', '10.0.0.1')).errorCode).to.equal(403);
       const before = server.stats().refusals.no_permission;
-      c.sendIndication({ address: '198.51.100.1', port: 9 }, Buffer.from('x'));
+      c.sendIndication({ address: '1.0.0.9', port: 9 }, Buffer.from('x'));
       await waitFor(() => server.stats().refusals.no_permission === before + 1, 'no_permission counted');
     });
 
@@ -95,23 +97,23 @@ describe('TURN peer policy over the wire', function () {
     });
 
     it('allows public peers', async () => {
-      expect((await c.createPermission('198.51.100.1', '203.0.113.9')).isSuccess).to.equal(true);
-      expect((await c.channelBind(0x4000, { address: '198.51.100.1', port: 3478 })).isSuccess).to.equal(true);
+      expect((await c.createPermission('1.0.0.9', '8.8.8.8')).isSuccess).to.equal(true);
+      expect((await c.channelBind(0x4000, { address: '1.0.0.9', port: 3478 })).isSuccess).to.equal(true);
     });
   });
 
   describe('with TURN_ALLOWED_PEER_CIDRS', () => {
-    const v4 = DENIED_SAMPLES.filter((s) => !s.address.includes(':'));
+    const v4 = DENIED_CASES.filter((s) => !s.address.includes(':'));
 
-    it('accepts every IPv4 class once its range is allow-listed, and relays there', async () => {
+    it('accepts every denied IPv4 address once its range is allow-listed, and relays there', async () => {
       const cidrs = [...new Set(v4.map((s) => s.cidr))].join(',');
       const server = await startTurn({ TURN_ALLOWED_PEER_CIDRS: cidrs });
       try {
         const { c, relayed } = await allocated(server);
         let channel = 0x4000;
-        for (const { address, cls } of v4) {
-          expect((await c.createPermission(address)).isSuccess, `${address} (${cls})`).to.equal(true);
-          expect((await c.channelBind(channel++, { address, port: 5000 })).isSuccess, `${address} (${cls})`).to.equal(true);
+        for (const { address, verdict } of v4) {
+          expect((await c.createPermission(address)).isSuccess, `${address} (${verdict})`).to.equal(true);
+          expect((await c.channelBind(channel++, { address, port: 5000 })).isSuccess, `${address} (${verdict})`).to.equal(true);
         }
         const p = await UdpPeer.open();
         peers.push(p);
@@ -124,7 +126,7 @@ describe('TURN peer policy over the wire', function () {
       }
     });
 
-    it('accepts IPv6 classes and IPv4-mapped forms once allow-listed, on an IPv6 relay, and relays there', async function () {
+    it('accepts every denied IPv6 address (IPv4-carrying forms included) once allow-listed, on an IPv6 relay, and relays there', async function () {
       const probe = dgram.createSocket('udp6');
       const hasIpv6 = await new Promise<boolean>((resolve) => {
         probe.once('error', () => resolve(false));
@@ -135,16 +137,16 @@ describe('TURN peer policy over the wire', function () {
         console.log('      skipped: no IPv6 loopback (::1) on this host');
         this.skip();
       }
-      const cidrs = [...new Set(DENIED_SAMPLES.map((s) => s.cidr)), '::/96', '64:ff9b::/96', '2002::/16'].join(',');
+      const cidrs = [...new Set(DENIED_CASES.map((s) => s.cidr))].join(',');
       const server = await startTurn({ TURN_LISTEN_IP: '::1', TURN_RELAY_IP: '::1', TURN_ALLOWED_PEER_CIDRS: cidrs });
       try {
         const { c, relayed } = await allocated(server, '::1');
         expect(canonicalIp(relayed.address)).to.equal('::1');
-        for (const { address, cls } of [...DENIED_SAMPLES.filter((s) => s.address.includes(':')), ...MAPPED_SAMPLES]) {
-          expect((await c.createPermission(address)).isSuccess, `${address} (${cls})`).to.equal(true);
+        for (const { address, verdict } of DENIED_CASES.filter((s) => s.address.includes(':'))) {
+          expect((await c.createPermission(address)).isSuccess, `${address} (${verdict})`).to.equal(true);
         }
         // IPv4 peers cannot be reached from an IPv6 relay: 443 Peer Address Family Mismatch.
-        expect((await c.createPermission('198.51.100.1')).errorCode).to.equal(443);
+        expect((await c.createPermission('1.0.0.9')).errorCode).to.equal(443);
         // Data flows over IPv6 both ways, as ChannelData and as Send/Data indications.
         const p = await UdpPeer.open('::1');
         peers.push(p);
