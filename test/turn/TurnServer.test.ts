@@ -205,7 +205,7 @@ describe('TurnServer', function () {
 
     it('authenticates every request, not just Allocate', async () => {
       const { c } = await allocated(server);
-      const unsigned = await c.request(Method.CreatePermission, (tid) => [attrs.xorPeerAddress({ address: '198.51.100.1', port: 0 }, tid)], { sign: false });
+      const unsigned = await c.request(Method.CreatePermission, (tid) => [attrs.xorPeerAddress({ address: '1.0.0.9', port: 0 }, tid)], { sign: false });
       expect(unsigned.errorCode).to.equal(401);
       const refresh = await c.request(Method.Refresh, [attrs.lifetime(600)], { sign: false });
       expect(refresh.errorCode).to.equal(401);
@@ -223,7 +223,7 @@ describe('TurnServer', function () {
       );
       expect((await c.exchange(tid, raw)).errorCode).to.equal(441);
       // The owner still can (a public peer: this server has the default policy).
-      expect((await c.createPermission('198.51.100.1')).isSuccess).to.equal(true);
+      expect((await c.createPermission('1.0.0.9')).isSuccess).to.equal(true);
     });
 
     it('stops accepting requests once the credentials expire, even on a live allocation', async () => {
