@@ -90,6 +90,10 @@ export interface Config {
     strikesBeforeDisconnect: number;
     httpPerIpPerMinute: number;
     /** POST /api/v1/tokens and /tokens/revoke per tenant. */
+    /** An Engine.IO session that has not completed the Socket.IO CONNECT (auth) within this is closed. */
+    connectTimeoutMs: number;
+    /** Engine.IO sessions one address may hold before their Socket.IO CONNECT; more are refused (403). */
+    pendingSessionsPerIp: number;
     tokensPerTenantPerMinute: number;
     /** Admin API calls per client IP (counted before the key check). */
     adminPerIpPerMinute: number;
@@ -192,6 +196,8 @@ const envSchema = z.object({
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
   TURN_ENABLED: bool.default(true),
   TURN_PORT: port.default(3478),
+  SOCKET_CONNECT_TIMEOUT_MS: int(100, 60_000).default(5_000),
+  SOCKET_PENDING_SESSIONS_PER_IP: int(1, 100_000).default(50),
   TURN_LISTEN_IP: ipv4or6.default('0.0.0.0'),
   TURN_RELAY_IP: ipv4or6.optional(),
   TURN_EXTERNAL_IP: ipv4or6.optional(),
@@ -435,7 +441,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxParticipants: e.MAX_PARTICIPANTS,
       emptyTimeoutMs: e.ROOM_EMPTY_TIMEOUT_MS,
     },
-    socket: { pingIntervalMs: e.SOCKET_PING_INTERVAL_MS, pingTimeoutMs: e.SOCKET_PING_TIMEOUT_MS, maxPayloadBytes: e.SOCKET_MAX_PAYLOAD_BYTES },
+    socket: {
+      pingIntervalMs: e.SOCKET_PING_INTERVAL_MS,
+      pingTimeoutMs: e.SOCKET_PING_TIMEOUT_MS,
+      maxPayloadBytes: e.SOCKET_MAX_PAYLOAD_BYTES,
+      connectTimeoutMs: e.SOCKET_CONNECT_TIMEOUT_MS,
+      pendingSessionsPerIp: e.SOCKET_PENDING_SESSIONS_PER_IP,
+    },
     rateLimits: {
       handshakesPerIpPerMinute: e.RATE_LIMIT_HANDSHAKES_PER_MIN,
       eventsPerSocketPerSecond: e.RATE_LIMIT_EVENTS_PER_SEC,

@@ -17,6 +17,7 @@ import { RoomManager } from './rooms/RoomManager.js';
 import { TopologyController } from './rooms/TopologyController.js';
 import { SessionRecorder } from './sessions/SessionRecorder.js';
 import { SfuService } from './sfu/SfuService.js';
+import { PendingSessionLimiter } from './signaling/PendingSessionLimiter.js';
 import { SignalingGateway } from './signaling/SignalingGateway.js';
 import type { AppServer } from './signaling/types.js';
 import { createStore } from './store/index.js';
@@ -141,15 +142,23 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
 
   const originAllowed = originChecker(config.http.corsOrigins);
   const io: AppServer = new SocketIoServer(httpServer, {
+  const pendingSessions = new PendingSessionLimiter(config.socket.pendingSessionsPerIp);
     serveClient: false,
     maxHttpBufferSize: config.socket.maxPayloadBytes,
     pingInterval: config.socket.pingIntervalMs,
     pingTimeout: config.socket.pingTimeoutMs,
     cors: { origin: (origin, callback) => callback(null, originAllowed(origin)) },
-    // Refused before any Socket.IO work: foreign browser origins (403).
-    allowRequest: (req, callback) => callback(null, originAllowed(req.headers.origin)),
+    connectTimeout: config.socket.connectTimeoutMs,
+    // Refused before any Socket.IO work (403): foreign browser origins, and an address holding
+    // too many sessions that have not authenticated yet.
+    allowRequest: (req, callback) => {
+      if (!originAllowed(req.headers.origin)) return callback('origin not allowed', false);
+      if (!pendingSessions.allows(req)) return callback('too many unauthenticated sessions from this address', false);
+      callback(null, true);
+    },
   });
 
+  pendingSessions.attach(io);
   const rooms = new RoomManager({ io, store, defaults: config.rooms, logger });
   metrics.observeRooms(rooms);
   sessions.attach(rooms);

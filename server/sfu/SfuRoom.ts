@@ -99,6 +99,22 @@ export class TenantTransportBudget {
 /** mediasoup's error when the port range has no free port (PortManager). */
 const NO_FREE_PORT = /no more available ports/i;
 
+/**
+ * A mediasoup call on parameters a client sent (past our schema checks): mediasoup refusing
+ * them (unsupported codec, an SSRC already in use, ...) is the client's error, answered
+ * payload_invalid and not logged as a server failure.
+ */
+async function withClientParameters<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof AppError || !(error instanceof Error)) throw error;
+    // A transport closed between the lookup and the call (peer left, router gone).
+    if (error.name === 'InvalidStateError') throw new AppError('not_found', 'that SFU transport was closed');
+    throw new AppError('payload_invalid', `the SFU refused these parameters: ${error.message.slice(0, 200)}`);
+  }
+}
+
 export type SfuRoomEvents = {
   producer_added: [producer: SfuProducerInfo];
   producer_removed: [producer: SfuProducerInfo];
@@ -228,7 +244,7 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
   async connectTransport(peerId: string, transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void> {
     const peer = this.existingPeer(peerId);
     const transport = peer.transport(transportId);
-    await peer.once(`connect:${transportId}`, () => transport.connect({ dtlsParameters }));
+    await peer.once(`connect:${transportId}`, () => withClientParameters(() => transport.connect({ dtlsParameters })));
   }
 
   /** A producer for a peer; `paused` while a room admin has that kind muted. */
@@ -242,7 +258,7 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
   private async createProducer(peer: SfuPeer, key: string, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters, appData: Record<string, unknown>, paused: boolean): Promise<string> {
     const peerId = peer.id;
     const transport = peer.transport(transportId);
-    const producer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () => transport.produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } }));
+    const producer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () => withClientParameters(() => transport.produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } })));
     peer.producers.set(producer.id, producer);
     const info: SfuProducerInfo = { peer_id: peerId, producer_id: producer.id, kind };
     producer.observer.on('close', () => {
@@ -275,7 +291,7 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
   private async createDataProducer(peer: SfuPeer, key: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters, label: string, protocol: string): Promise<string> {
     const peerId = peer.id;
     const transport = peer.transport(transportId);
-    const dataProducer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () => transport.produceData({ sctpStreamParameters, label, protocol, appData: { peerId } }));
+    const dataProducer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () => withClientParameters(() => transport.produceData({ sctpStreamParameters, label, protocol, appData: { peerId } })));
     peer.dataProducers.set(dataProducer.id, dataProducer);
     const info: SfuProducerInfo = { peer_id: peerId, producer_id: dataProducer.id, kind: 'data' };
     dataProducer.observer.on('close', () => {
@@ -295,12 +311,18 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     const peer = this.existingPeer(peerId);
     const transport = peer.transport(transportId);
     if (!this.hasProducer(producerId, 'media')) throw new AppError('not_found', 'no such producer in this room');
-    if (!this.router.canConsume({ producerId, rtpCapabilities })) throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
+    let consumable = false;
+    try {
+      consumable = this.router.canConsume({ producerId, rtpCapabilities });
+    } catch {
+      // Malformed capabilities: refused below like incompatible ones.
+    }
+    if (!consumable) throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
     const key = `consume:${transportId}:${producerId}`;
     return peer.once(key, () =>
       peer.withSlot('consumers', this.config.maxConsumersPerPeer, async () => {
         // Paused until the client has its consumer ready (then sfu:resume), so no keyframe is lost.
-        const consumer = await transport.consume({ producerId, rtpCapabilities, paused: true });
+        const consumer = await withClientParameters(() => transport.consume({ producerId, rtpCapabilities, paused: true }));
         peer.consumers.set(consumer.id, consumer);
         consumer.observer.on('close', () => {
           peer.forget(key);
@@ -319,7 +341,7 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     const key = `consume_data:${transportId}:${dataProducerId}`;
     return peer.once(key, () =>
       peer.withSlot('consumers', this.config.maxConsumersPerPeer, async () => {
-        const dataConsumer = await transport.consumeData({ dataProducerId });
+        const dataConsumer = await withClientParameters(() => transport.consumeData({ dataProducerId }));
         peer.dataConsumers.set(dataConsumer.id, dataConsumer);
         // A slow receiver's buffer overflowed: the SDK's sync asks the sender again for what it lost.
         dataConsumer.on('sctpsendbufferfull', () => this.emit('data_dropped'));

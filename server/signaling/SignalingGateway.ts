@@ -203,19 +203,25 @@ export class SignalingGateway {
     // window per socket, see EventWindow). One middleware and no onAny listener (socket.io copies
     // the onAny listener array and applies each listener for every packet).
     const events = new EventWindow(this.eventsPerSocketPerSecond, 1000);
+    let refused = 0;
     socket.use((packet, next) => {
+      // Packets read in the same chunk as a disconnect still arrive here: drop them.
+      if (socket.disconnected) return;
       const event: unknown = packet[0];
       if (typeof event !== 'string' || !this.handlers.has(event)) {
         socket.emit('error', { code: 'payload_invalid', message: 'unknown event' });
       }
       if (events.take()) return next();
       this.options.metrics.rateLimited.inc({ limiter: 'events' });
+      refused++;
       const ack = packet.at(-1);
       const error = { code: 'rate_limited', message: 'too many events; slow down' } as const;
       if (typeof ack === 'function') ack({ ok: false, error });
       else socket.emit('error', error);
       this.strikeLimiter.consume(socket.id).catch(() => {
-        log.warn('socket kept flooding after rate limiting; disconnecting');
+        // One line per socket, however many of its events were refused.
+        if (socket.data.closeReason === 'rate_limited') return;
+        log.warn({ refused }, 'socket kept flooding after rate limiting; disconnecting');
         socket.data.closeReason = 'rate_limited';
         socket.disconnect(true);
       });

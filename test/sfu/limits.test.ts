@@ -164,4 +164,31 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     expect(codes([consume, consumeData])).to.deep.equal(['not_found', 'not_found']);
     expect(lines.filter((line) => (JSON.parse(line) as { level: number }).level >= 50)).to.deep.equal([]);
   });
+
+  it('answers payload_invalid for parameters mediasoup refuses, and logs no error for them', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    t = await startServer(SFU_ENV, { logger: createLogger('info', sink) });
+    await sfuRoom(t, 'params');
+    const { client } = await joinSfu(t, 'params', 'alice');
+    const sendTransport = await transport(client, 'send');
+    const recvTransport = await transport(client, 'recv');
+    const first = (await emitAck(client, 'sfu:produce', { transport_id: sendTransport, kind: 'video', rtp_parameters: videoParameters(0) })) as unknown as Ack;
+    expect(first.ok).to.equal(true);
+    const sameSsrc = { ...videoParameters(1), encodings: [{ ssrc: 11110000 }] };
+    const unknownCodec = { ...videoParameters(2), codecs: [{ mimeType: 'video/NOPE', payloadType: 101, clockRate: 90000 }] };
+    const acks = [
+      (await emitAck(client, 'sfu:produce', { transport_id: sendTransport, kind: 'video', rtp_parameters: sameSsrc })) as unknown as Ack,
+      (await emitAck(client, 'sfu:produce', { transport_id: sendTransport, kind: 'video', rtp_parameters: unknownCodec })) as unknown as Ack,
+      (await emitAck(client, 'sfu:consume', { transport_id: recvTransport, producer_id: first.producer_id, rtp_capabilities: { codecs: [{ kind: 'video' }] } })) as unknown as Ack,
+    ];
+    expect(codes(acks)).to.deep.equal(['payload_invalid', 'payload_invalid', 'payload_invalid']);
+    expect(lines.filter((line) => (JSON.parse(line) as { level: number }).level >= 50)).to.deep.equal([]);
+  });
 });
+
