@@ -168,10 +168,47 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     await waitFor(() => sfuRoom()?.producerPaused(guestId, first) === false && sfuRoom()?.producerPaused(guestId, second) === false, 5000, 'producers resumed');
   });
 
-  it('refuses produce to a listener (canPublish false) with forbidden', async () => {
+  it('refuses produce without canPublish, produce_data without canPublishData and consume without canSubscribe (forbidden); consume_data only needs a joined peer', async () => {
     const transport = await transportOf(listener.client, 'send');
     const ack = await emitAck(listener.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: VP8 });
     expect(ack.ok === false && ack.error.code).to.equal('forbidden');
+
+    // Something to consume: a video and a data producer of the guest (who has every grant).
+    const guestSend = await transportOf(guest.client, 'send');
+    const video = await emitAck(guest.client, 'sfu:produce', { transport_id: guestSend.id, kind: 'video', rtp_parameters: { ...VP8, mid: 'g', encodings: [{ ssrc: 8881 }] } });
+    const data = await emitAck(guest.client, 'sfu:produce_data', { transport_id: guestSend.id, sctp_stream_parameters: { streamId: 9, ordered: true }, label: 'chat' });
+    expect([video.ok, data.ok], JSON.stringify([video, data])).to.deep.equal([true, true]);
+    const videoId = (video as unknown as { producer_id: string }).producer_id;
+    const dataId = (data as unknown as { producer_id: string }).producer_id;
+
+    const noData = await t.join({ room: 's', user: 'no-data', grants: { canPublishData: false } });
+    const noSubscribe = await t.join({ room: 's', user: 'no-subscribe', grants: { canSubscribe: false } });
+    const capabilities = noSubscribe.ack.sfu?.router_rtp_capabilities;
+    expect(capabilities, 'join ack of an SFU room').to.be.an('object');
+    try {
+      const noDataSend = await transportOf(noData.client, 'send');
+      const refusedData = await emitAck(noData.client, 'sfu:produce_data', { transport_id: noDataSend.id, sctp_stream_parameters: { streamId: 1, ordered: true } });
+      expect(refusedData.ok === false && refusedData.error.code).to.equal('forbidden');
+      // The same peer may still produce media (canPublish is its own grant).
+      const allowedVideo = await emitAck(noData.client, 'sfu:produce', { transport_id: noDataSend.id, kind: 'video', rtp_parameters: { ...VP8, encodings: [{ ssrc: 8882 }] } });
+      expect(allowedVideo.ok, JSON.stringify(allowedVideo)).to.equal(true);
+
+      const noSubscribeRecv = await transportOf(noSubscribe.client, 'recv');
+      const refusedConsume = await emitAck(noSubscribe.client, 'sfu:consume', { transport_id: noSubscribeRecv.id, producer_id: videoId, rtp_capabilities: capabilities });
+      expect(refusedConsume.ok === false && refusedConsume.error.code).to.equal('forbidden');
+      // Data is not a subscription (README: consume_data needs a joined peer; the SDK consumes
+      // data without canSubscribe, and LiveKit delivers data to every participant).
+      const dataConsumer = await emitAck(noSubscribe.client, 'sfu:consume_data', { transport_id: noSubscribeRecv.id, producer_id: dataId });
+      expect(dataConsumer.ok, JSON.stringify(dataConsumer)).to.equal(true);
+
+      // Control: the same consume with canSubscribe works, so forbidden above is the grant.
+      const listenerRecv = await transportOf(listener.client, 'recv');
+      const consumed = await emitAck(listener.client, 'sfu:consume', { transport_id: listenerRecv.id, producer_id: videoId, rtp_capabilities: capabilities });
+      expect(consumed.ok, JSON.stringify(consumed)).to.equal(true);
+    } finally {
+      noData.client.close();
+      noSubscribe.client.close();
+    }
   });
 
   it('refuses to touch another peer\'s transport or consumer (not_found)', async () => {
