@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { collect, emitAck, nextEvent, startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { collect, emitAck, nextEvent, startServer, waitFor, type TestClient, type TestServer } from '../helpers/server.js';
+import { call } from '../api/helpers.js';
 
 describe('rooms and presence', () => {
   let t: TestServer;
@@ -179,5 +180,45 @@ describe('rooms and presence', () => {
     const unmuted = nextEvent<{ id: string; muted?: object }>(late.client, 'peer_updated');
     expect((await emitAck(host.client, 'admin:mute', { peer_id: guestId, kind: 'audio', muted: false })).ok).to.equal(true);
     expect((await unmuted).muted).to.equal(undefined);
+  });
+
+  /** Joins and answers with the client and the ack's error code (null when it joined). */
+  const tryJoin = async (room: string, user: string, tenant: string): Promise<{ client: TestClient; code: string | null }> => {
+    const client = await t.connect(t.mint({ room, user, tenant }));
+    const ack = await emitAck(client, 'join', {});
+    return { client, code: ack.ok ? null : ack.error.code };
+  };
+  const joinCode = async (room: string, user: string, tenant: string): Promise<string | null> => (await tryJoin(room, user, tenant)).code;
+
+  it('with auto_create_rooms false, joins only rooms that are stored (room_not_found otherwise)', async () => {
+    await t.addTenant('strict', { auto_create_rooms: false });
+    expect(await joinCode('nowhere', 'alice', 'strict')).to.equal('room_not_found');
+    expect(t.server.rooms.get('strict', 'nowhere')).to.equal(undefined);
+    const stored = await call(t, 'POST', '/api/v1/rooms', { secret: 'secret-strict', body: { room_id: 'stored' } });
+    expect(stored.status, JSON.stringify(stored.body)).to.equal(201);
+    expect(await joinCode('stored', 'alice', 'strict')).to.equal(null);
+    expect(t.server.rooms.get('strict', 'stored')?.size).to.equal(1);
+    // Another tenant's stored room of the same id does not count.
+    expect(await joinCode('stored', 'bob', 't2')).to.equal(null);
+    await t.addTenant('strict2', { auto_create_rooms: false });
+    expect(await joinCode('stored', 'carol', 'strict2')).to.equal('room_not_found');
+  });
+
+  it('refuses the (max_rooms+1)-th live room with quota_exceeded, and admits a new one once a room closed', async () => {
+    await t.addTenant('small', { max_rooms: 2 });
+    const first = await t.join({ room: 'r1', user: 'alice', tenant: 'small' });
+    await t.join({ room: 'r2', user: 'bob', tenant: 'small' });
+    expect(await joinCode('r3', 'carol', 'small')).to.equal('quota_exceeded');
+    expect(t.server.rooms.get('small', 'r3')).to.equal(undefined);
+    // A live room takes more peers: the quota counts rooms, not joins; other tenants are not affected.
+    const dave = await tryJoin('r1', 'dave', 'small');
+    expect(dave.code).to.equal(null);
+    expect(await joinCode('r3', 'erin', 't2')).to.equal(null);
+    // r1 empties, closes after its grace period, and frees its place.
+    first.client.close();
+    dave.client.close();
+    await waitFor(() => t.server.rooms.get('small', 'r1') === undefined, 5000, 'r1 closed');
+    expect(await joinCode('r3', 'carol', 'small')).to.equal(null);
+    expect(await joinCode('r4', 'frank', 'small')).to.equal('quota_exceeded');
   });
 });
