@@ -71,6 +71,34 @@ export function pageErrors(page: Page): string[] {
   return errors;
 }
 
+/** Uncaught exceptions (pageerror) of the pages opened through openDemoPage, not yet reported. */
+const uncaughtPageErrors: string[] = [];
+
+/** Records a page's uncaught exceptions; the root afterEach below fails the running test on them. */
+export function failOnPageErrors(page: Page, label: string): void {
+  page.on('pageerror', (error) => uncaughtPageErrors.push(`${label}: ${error.stack ?? error.message}`));
+}
+
+/** Takes (and clears) the uncaught page exceptions recorded so far. */
+export function takeUncaughtPageErrors(): string[] {
+  return uncaughtPageErrors.splice(0);
+}
+
+// Root hooks, registered when a spec loads this module (bench/ loads it outside mocha). An
+// uncaught exception in a page fails the test it happened in: the hook's error() fails that
+// test and lets the suite go on, where a throwing afterEach would skip the suite's other tests.
+if (typeof afterEach === 'function' && typeof after === 'function') {
+  afterEach(function () {
+    const errors = takeUncaughtPageErrors();
+    if (errors.length > 0) (this.test as Mocha.Hook).error(new Error(`uncaught exception in a page:\n${errors.join('\n')}`));
+  });
+  // Exceptions after the last test (pages closing in an after hook) still fail the run.
+  after(() => {
+    const errors = takeUncaughtPageErrors();
+    if (errors.length > 0) throw new Error(`uncaught exception in a page after the last test:\n${errors.join('\n')}`);
+  });
+}
+
 /** The identity of the page's local participant. */
 export async function identityOf(page: Page): Promise<string> {
   return page.evaluate(() => window.switchboardRoom.localParticipant.identity);
@@ -95,6 +123,7 @@ export async function inboundBytes(page: Page): Promise<Record<string, { audio: 
 /** Opens the demo page with a query (room, name, options) and waits until its room is connected. */
 export async function openDemoPage(browser: Browser, base: string, query: string, viewport = { width: 1280, height: 800 }, errors?: string[][]): Promise<Page> {
   const page = await browser.newPage({ viewport });
+  failOnPageErrors(page, query);
   if (errors) errors.push(pageErrors(page));
   await page.goto(`${base}/?${query}`);
   await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 30000 });
