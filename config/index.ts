@@ -72,6 +72,14 @@ export interface Config {
   tenants: DeclaredTenant[];
   defaultTenantLimits: TenantLimitsConfig;
   store: { mongodbUri: string | undefined };
+  /** This server's name in session records (NODE_ID; a random id per boot when unset). */
+  nodeId: string;
+  sessions: {
+    /** How often open sessions' last_seen_at is refreshed. */
+    heartbeatMs: number;
+    /** An open session not seen for this long is taken as lost (three heartbeats). */
+    staleAfterMs: number;
+  };
   rooms: {
     meshThreshold: number;
     demoteDelayMs: number;
@@ -179,6 +187,8 @@ const envSchema = z.object({
   ANONYMOUS_TENANT: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a tenant id (letters, digits, _ and -)').default('dev'),
   DEV_TOKEN_ROUTE: bool.optional(),
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional(),
+  NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _, . or -').optional(),
+  SESSION_HEARTBEAT_MS: int(1000, 3_600_000).default(30_000),
   MESH_THRESHOLD: int(1, 1000).default(4),
   DEMOTE_DELAY_MS: int(0, 3_600_000).default(10_000),
   MAX_PARTICIPANTS: int(1, 10_000).default(100),
@@ -435,6 +445,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       auto_create_rooms: true,
     },
     store: { mongodbUri: e.MONGODB_URI },
+    nodeId: e.NODE_ID ?? `node-${randomBytes(6).toString('hex')}`,
+    sessions: { heartbeatMs: e.SESSION_HEARTBEAT_MS, staleAfterMs: 3 * e.SESSION_HEARTBEAT_MS },
     rooms: {
       meshThreshold: e.MESH_THRESHOLD,
       demoteDelayMs: e.DEMOTE_DELAY_MS,

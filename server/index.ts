@@ -67,7 +67,7 @@ export interface SwitchboardServer {
 /** The one place that builds and wires every service. */
 export async function createServer(config: Readonly<Config>, options: CreateServerOptions = {}): Promise<SwitchboardServer> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = options.store ?? (await createStore(config));
+  const store = options.store ?? (await createStore(config, logger));
   await store.init();
   for (const declared of config.tenants) {
     if (await store.tenants.get(declared.tenant_id)) continue;
@@ -84,7 +84,8 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
 
   const tokens = TokenService.fromConfig(config.auth);
 
-  const sessions = new SessionRecorder({ store, logger });
+  const sessions = new SessionRecorder({ store, logger, nodeId: config.nodeId, heartbeatMs: config.sessions.heartbeatMs });
+  await sessions.start();
   // Config gives the SSRF allow-list; options (tests, embedding) may override it and tune delivery.
   const { allowPrivateNetworks = config.webhooks.allowPrivateNetworks, allowedCidrs = config.webhooks.allowedCidrs, ...webhookDelivery } = options.webhooks ?? {};
   const webhooks = new WebhookDispatcher({ store, logger, policy: new WebhookUrlPolicy({ allowPrivateNetworks, allowedCidrs }), settings: webhookDelivery });

@@ -109,8 +109,8 @@ export class SignalingGateway {
    * Disconnects every live socket of a revoked token, on this node and (through the
    * adapter) any other. The store already refuses the jti for new handshakes.
    */
-  disconnectToken(jti: string, code: 'token_revoked' = 'token_revoked'): void {
-    const channel = channels.token(jti);
+  disconnectToken(tenantId: string, jti: string, code: 'token_revoked' = 'token_revoked'): void {
+    const channel = channels.token(tenantId, jti);
     this.options.io.to(channel).emit('error', { code, message: 'token was revoked' });
     for (const socket of this.localSockets(channel)) socket.data.closeReason = 'revoked';
     this.options.io.in(channel).disconnectSockets(true);
@@ -159,7 +159,7 @@ export class SignalingGateway {
     }
     const identity = this.options.tokens.verify(fields.token);
     if (!identity.grants.roomJoin) throw new AppError('forbidden', 'token does not grant roomJoin');
-    if (await this.options.store.tokens.isRevoked(identity.jti)) throw new AppError('token_revoked', 'token was revoked');
+    if (await this.options.store.tokens.isRevoked(identity.tenantId, identity.jti)) throw new AppError('token_revoked', 'token was revoked');
     const tenant = await this.options.store.tenants.get(identity.tenantId);
     if (!tenant) throw new AppError('token_invalid', 'token names an unknown tenant');
     this.authenticated(socket, identity, tenant);
@@ -196,7 +196,7 @@ export class SignalingGateway {
   private onConnection(socket: AppSocket): void {
     const log = this.logger.child({ socket: socket.id, tenant: socket.data.tenant.tenant_id, room: socket.data.identity.roomId });
     this.options.metrics.socketsConnected.inc();
-    socket.join(channels.token(socket.data.identity.jti));
+    socket.join(channels.token(socket.data.identity.tenantId, socket.data.identity.jti));
 
     // Every inbound packet passes here before any handler runs: an unknown event is answered
     // with an error (and still counted), then the per-socket rate limit (synchronously: a fixed

@@ -27,5 +27,6 @@ export type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, Inter
 /** Socket.IO room names. Kept in one place so cross-node actions address the same names. */
 export const channels = {
   room: (roomKey: string) => `room:${roomKey}`,
-  token: (jti: string) => `jti:${jti}`,
+  /** Per token; jtis are a tenant's, so the tenant is part of the name. */
+  token: (tenantId: string, jti: string) => `jti:${JSON.stringify([tenantId, jti])}`,
 } as const;

@@ -1,5 +1,11 @@
 import { AppError } from '../errors.js';
+import { roomCursor, sessionCursor, type SessionKey } from './cursor.js';
 import {
+  DEFAULT_SESSION_STALE_MS,
+  DEFAULT_TOKEN_GRACE_MS,
+  LOST_REASON,
+  settledSession,
+  staleBefore,
   summarizeUsage,
   type Page,
   type RoomPatch,
@@ -7,6 +13,7 @@ import {
   type SessionFilter,
   type SessionRecord,
   type Store,
+  type StoreOptions,
   type TenantLimits,
   type TenantRecord,
   type TokenRecord,
@@ -74,7 +81,9 @@ const sessionFields = (r: SessionRecord): SessionRecord =>
     jti: r.jti,
     peer_id: r.peer_id,
     address: r.address,
+    node_id: r.node_id,
     connected_at: r.connected_at,
+    last_seen_at: r.last_seen_at,
     disconnected_at: r.disconnected_at,
     duration_ms: r.duration_ms,
     disconnect_reason: r.disconnect_reason,
@@ -95,43 +104,35 @@ function pageLimit(limit: number): number {
   return limit;
 }
 
-/** Cursor = the sort key of the last item returned, base64url JSON so callers treat it as opaque. */
-const encodeCursor = (key: unknown[]): string => Buffer.from(JSON.stringify(key)).toString('base64url');
-function decodeCursor(cursor: unknown, valid: (key: unknown[]) => boolean): unknown[] | null {
-  if (cursor === undefined || cursor === null || cursor === '') return null;
-  let key: unknown;
-  try {
-    key = typeof cursor === 'string' ? JSON.parse(Buffer.from(cursor, 'base64url').toString()) : undefined;
-  } catch {
-    key = undefined;
-  }
-  if (!Array.isArray(key) || !valid(key)) throw new AppError('payload_invalid', 'cursor is not valid');
-  return key;
-}
-
 /**
  * Keyset pagination over items sorted by `compareKey`: a page starts after the cursor's key,
  * so inserts and deletes between pages neither repeat nor skip the remaining items.
  */
-function paginate<T>(sorted: T[], limit: number, after: unknown[] | null, keyOf: (item: T) => unknown[], compareKey: (a: unknown[], b: unknown[]) => number): Page<T> {
+function paginate<T, K>(sorted: T[], limit: number, after: K | null, keyOf: (item: T) => K, compareKey: (a: K, b: K) => number, encode: (key: K) => string): Page<T> {
   const size = pageLimit(limit);
   const start = after === null ? 0 : sorted.findIndex((item) => compareKey(keyOf(item), after) > 0);
   const rest = start === -1 ? [] : sorted.slice(start);
   const items = rest.slice(0, size);
   const last = items.at(-1);
-  return { items: items.map(clone), next: rest.length > size && last !== undefined ? encodeCursor(keyOf(last)) : null };
+  return { items: items.map(clone), next: rest.length > size && last !== undefined ? encode(keyOf(last)) : null };
 }
 
 const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-const roomKey = (room: RoomRecord): unknown[] => [room.room_id];
-const compareRoomKeys = (a: unknown[], b: unknown[]): number => compareStrings(String(a[0]), String(b[0]));
-const sessionKey = (session: SessionRecord): unknown[] => [session.connected_at.getTime(), session.session_id];
-const compareSessionKeys = (a: unknown[], b: unknown[]): number => Number(a[0]) - Number(b[0]) || compareStrings(String(a[1]), String(b[1]));
+const sessionKey = (session: SessionRecord): SessionKey => ({ connectedAt: session.connected_at, sessionId: session.session_id });
+const compareSessionKeys = (a: SessionKey, b: SessionKey): number => a.connectedAt.getTime() - b.connectedAt.getTime() || compareStrings(a.sessionId, b.sessionId);
+/** Token records are per tenant: the same jti under two tenants is two records. */
+const tokenKey = (tenantId: string, jti: string): string => `${tenantId}\u0000${jti}`;
+
+export interface MemoryStoreOptions extends StoreOptions {
+  /** How often expired token records are swept (ms, default 60 s). */
+  tokenSweepIntervalMs?: number;
+}
 
 /**
  * The embedded default store: everything in process memory, lost on restart. Values are
  * cloned in and out so callers cannot mutate stored state by accident.
- * Expired token records are swept lazily (the in-memory twin of Mongo's TTL index).
+ * Token records past expires_at + grace are swept lazily and ignored on read (the in-memory
+ * twin of Mongo's TTL index).
  */
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
@@ -140,12 +141,22 @@ export class MemoryStore implements Store {
   private readonly tenantIdBySecretHash = new Map<string, string>();
   /** tenant -> room id -> record */
   private readonly roomsByTenant = new Map<string, Map<string, RoomRecord>>();
-  private readonly tokensByJti = new Map<string, TokenRecord>();
+  /** tenant + jti (tokenKey) -> record */
+  private readonly tokensByKey = new Map<string, TokenRecord>();
   private readonly sessionsById = new Map<string, SessionRecord>();
   /** tenant -> sessions in insertion order */
   private readonly sessionsByTenant = new Map<string, SessionRecord[]>();
   private lastTokenSweep = Date.now();
   private closed = false;
+  private readonly tokenGraceMs: number;
+  private readonly sessionStaleMs: number;
+  private readonly tokenSweepIntervalMs: number;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.tokenGraceMs = options.tokenGraceMs ?? DEFAULT_TOKEN_GRACE_MS;
+    this.sessionStaleMs = options.sessionStaleMs ?? DEFAULT_SESSION_STALE_MS;
+    this.tokenSweepIntervalMs = options.tokenSweepIntervalMs ?? 60_000;
+  }
 
   readonly tenants = {
     create: async (record: TenantRecord): Promise<void> => {
@@ -192,9 +203,9 @@ export class MemoryStore implements Store {
     },
     /** Pages in room_id order. */
     list: async (tenantId: string, limit: number, cursor?: string | null): Promise<Page<RoomRecord>> => {
-      const after = decodeCursor(cursor, (key) => key.length === 1 && typeof key[0] === 'string');
+      const after = roomCursor.decode(cursor);
       const sorted = [...(this.roomsByTenant.get(tenantId)?.values() ?? [])].sort((a, b) => compareStrings(a.room_id, b.room_id));
-      return paginate(sorted, limit, after, roomKey, compareRoomKeys);
+      return paginate(sorted, limit, after, (room) => room.room_id, compareStrings, roomCursor.encode);
     },
     count: async (tenantId: string): Promise<number> => this.roomsByTenant.get(tenantId)?.size ?? 0,
     update: async (tenantId: string, roomId: string, patch: RoomPatch): Promise<RoomRecord | null> => {
@@ -209,22 +220,23 @@ export class MemoryStore implements Store {
   readonly tokens = {
     record: async (record: TokenRecord): Promise<void> => {
       this.sweepTokens();
-      if (this.tokensByJti.has(record.jti)) throw new AppError('conflict', 'jti already recorded');
-      this.tokensByJti.set(record.jti, tokenFields(record));
+      const key = tokenKey(record.tenant_id, record.jti);
+      if (this.liveToken(key)) throw new AppError('conflict', 'jti already recorded');
+      this.tokensByKey.set(key, tokenFields(record));
     },
     get: async (tenantId: string, jti: string): Promise<TokenRecord | null> => {
-      const record = this.tokensByJti.get(jti);
-      return record && record.tenant_id === tenantId ? clone(record) : null;
+      const record = this.liveToken(tokenKey(tenantId, jti));
+      return record ? clone(record) : null;
     },
     revoke: async (tenantId: string, jti: string, expiresAt: Date): Promise<void> => {
-      const existing = this.tokensByJti.get(jti);
+      this.sweepTokens();
+      const key = tokenKey(tenantId, jti);
+      const existing = this.liveToken(key);
       if (existing) {
-        // A jti of another tenant is not ours to revoke; behave as if unknown.
-        if (existing.tenant_id !== tenantId) throw new AppError('not_found', 'token not found');
         existing.revoked_at ??= new Date();
         return;
       }
-      this.tokensByJti.set(jti, {
+      this.tokensByKey.set(key, {
         jti,
         tenant_id: tenantId,
         room_id: '',
@@ -235,7 +247,7 @@ export class MemoryStore implements Store {
         created_at: new Date(),
       });
     },
-    isRevoked: async (jti: string): Promise<boolean> => Boolean(this.tokensByJti.get(jti)?.revoked_at),
+    isRevoked: async (tenantId: string, jti: string): Promise<boolean> => Boolean(this.liveToken(tokenKey(tenantId, jti))?.revoked_at),
   };
 
   readonly sessions = {
@@ -259,27 +271,43 @@ export class MemoryStore implements Store {
     },
     close: async (sessionId: string, at: Date, reason: string): Promise<void> => {
       const session = this.sessionsById.get(sessionId);
-      if (!session || session.disconnected_at) return;
-      const open = session.segments.at(-1);
-      if (open && open.to === null) open.to = new Date(at);
-      session.disconnected_at = new Date(at);
-      session.duration_ms = at.getTime() - session.connected_at.getTime();
-      session.disconnect_reason = reason;
+      if (session) this.closeSession(session, at, reason);
+    },
+    touch: async (sessionIds: readonly string[], at: Date): Promise<void> => {
+      for (const id of sessionIds) {
+        const session = this.sessionsById.get(id);
+        if (session && !session.disconnected_at) session.last_seen_at = new Date(at);
+      }
+    },
+    closeLost: async (nodeId: string, now: Date): Promise<number> => {
+      const stale = staleBefore(now, this.sessionStaleMs);
+      let closed = 0;
+      for (const session of this.sessionsById.values()) {
+        if (session.disconnected_at || (session.node_id !== nodeId && session.last_seen_at >= stale)) continue;
+        this.closeSession(session, session.last_seen_at, LOST_REASON);
+        closed += 1;
+      }
+      return closed;
     },
     /** Pages in (connected_at, session_id) order. */
     list: async (tenantId: string, filter: SessionFilter): Promise<Page<SessionRecord>> => {
-      const after = decodeCursor(filter.cursor, (key) => key.length === 2 && Number.isFinite(key[0]) && typeof key[1] === 'string');
-      const matching = (this.sessionsByTenant.get(tenantId) ?? []).filter(
-        (s) =>
-          (filter.room_id === undefined || s.room_id === filter.room_id) &&
-          (filter.to === undefined || s.connected_at < filter.to) &&
-          (filter.from === undefined || s.disconnected_at === null || s.disconnected_at >= filter.from),
-      );
+      const after = sessionCursor.decode(filter.cursor);
+      const stale = staleBefore(new Date(), this.sessionStaleMs);
+      const matching = (this.sessionsByTenant.get(tenantId) ?? [])
+        .map((s) => settledSession(s, stale))
+        .filter(
+          (s) =>
+            (filter.room_id === undefined || s.room_id === filter.room_id) &&
+            (filter.to === undefined || s.connected_at < filter.to) &&
+            (filter.from === undefined || s.disconnected_at === null || s.disconnected_at >= filter.from),
+        );
       matching.sort((a, b) => compareSessionKeys(sessionKey(a), sessionKey(b)));
-      return paginate(matching, filter.limit, after, sessionKey, compareSessionKeys);
+      return paginate(matching, filter.limit, after, sessionKey, compareSessionKeys, sessionCursor.encode);
     },
     usage: async (tenantId: string, from: Date, to: Date): Promise<UsageRow[]> => {
-      return summarizeUsage(this.sessionsByTenant.get(tenantId) ?? [], from, to, new Date());
+      const now = new Date();
+      const stale = staleBefore(now, this.sessionStaleMs);
+      return summarizeUsage((this.sessionsByTenant.get(tenantId) ?? []).map((s) => settledSession(s, stale)), from, to, now);
     },
   };
 
@@ -303,11 +331,35 @@ export class MemoryStore implements Store {
     return rooms;
   }
 
-  /** Drops token records past their expiry; a revoked jti cannot outlive its token anyway. */
+  /** Only the first close counts; the open segment ends at `at`. */
+  private closeSession(session: SessionRecord, at: Date, reason: string): void {
+    if (session.disconnected_at) return;
+    const open = session.segments.at(-1);
+    if (open && open.to === null) open.to = new Date(at);
+    session.disconnected_at = new Date(at);
+    session.duration_ms = at.getTime() - session.connected_at.getTime();
+    session.disconnect_reason = reason;
+  }
+
+  /**
+   * A token record lives until its token's exp plus the grace: the verifier accepts the token
+   * for the clock tolerance after exp, so a revocation must last as long.
+   */
+  private isPurgeable(record: TokenRecord, now: number): boolean {
+    return record.expires_at.getTime() + this.tokenGraceMs <= now;
+  }
+
+  /** The record under `key` unless it is past its purge time. */
+  private liveToken(key: string): TokenRecord | undefined {
+    const record = this.tokensByKey.get(key);
+    return record && !this.isPurgeable(record, Date.now()) ? record : undefined;
+  }
+
+  /** Drops token records past their purge time. */
   private sweepTokens(): void {
     const now = Date.now();
-    if (now - this.lastTokenSweep < 60_000) return;
+    if (now - this.lastTokenSweep < this.tokenSweepIntervalMs) return;
     this.lastTokenSweep = now;
-    for (const [jti, record] of this.tokensByJti) if (record.expires_at.getTime() < now) this.tokensByJti.delete(jti);
+    for (const [key, record] of this.tokensByKey) if (this.isPurgeable(record, now)) this.tokensByKey.delete(key);
   }
 }

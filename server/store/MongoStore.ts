@@ -1,8 +1,14 @@
 import mongoose, { Schema, type Connection, type Model } from 'mongoose';
 import type { RoomMode } from '../../client-sdk/protocol/events.js';
+import type { Logger } from '../logger.js';
 import { AppError } from '../errors.js';
+import { roomCursor, sessionCursor } from './cursor.js';
 import {
-  summarizeUsage,
+  DEFAULT_SESSION_STALE_MS,
+  DEFAULT_TOKEN_GRACE_MS,
+  LOST_REASON,
+  settledSession,
+  staleBefore,
   type ModeSegment,
   type RoomPatch,
   type RoomRecord,
@@ -11,6 +17,7 @@ import {
   type SessionRecord,
   type SessionStore,
   type Store,
+  type StoreOptions,
   type TenantLimits,
   type TenantRecord,
   type TenantStore,
@@ -20,17 +27,30 @@ import {
   type WebhookConfig,
 } from './Store.js';
 
-export interface MongoStoreOptions {
-  /** How long the driver looks for a reachable server before an operation fails (ms, default 5000). */
+export interface MongoStoreOptions extends StoreOptions {
+  /**
+   * How long the driver looks for a reachable server before an operation fails (ms, default
+   * 30000, the driver's): longer than a replica-set election, so writes wait one out.
+   */
   serverSelectionTimeoutMS?: number;
+  /** Receives driver disconnects, reconnects and errors. */
+  logger?: Logger;
 }
 
-/** A token record as stored: revoked_at is absent until revoked (so revoke() can use $min). */
-export type StoredToken = Omit<TokenRecord, 'revoked_at'> & { revoked_at?: Date };
+/**
+ * A token record as stored: revoked_at is absent until revoked (so revoke() can use $min);
+ * purge_at (expires_at + grace) is what the TTL index deletes on.
+ */
+export type StoredToken = Omit<TokenRecord, 'revoked_at'> & { revoked_at?: Date; purge_at: Date };
 
-/** A session as stored: duration_ms and open segment ends are derived on read; current_mode guards changeMode. */
+/**
+ * A session as stored: duration_ms and open segment ends are derived on read; current_mode
+ * guards changeMode; ended_at is disconnected_at, or OPEN_END while open, so one index on
+ * (tenant_id, ended_at, connected_at) serves every overlap query.
+ */
 export interface StoredSession extends Omit<SessionRecord, 'duration_ms'> {
   current_mode: RoomMode | null;
+  ended_at: Date;
 }
 
 /** The models of one MongoStore, one per record type. */
@@ -41,7 +61,14 @@ export interface MongoStoreModels {
   sessions: Model<StoredSession>;
 }
 
-const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5_000;
+const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 30_000;
+/** The database used when the URI names none (mongodb+srv://host/?...), rather than the driver's "test". */
+const DEFAULT_DATABASE = 'switchboard';
+/** ended_at of an open session: after every real instant, so `ended_at >= from` holds while open. */
+export const OPEN_END = new Date('9999-12-31T00:00:00.000Z');
+/** Indexes of earlier versions that contradict the current ones (global jti uniqueness, TTL at exp). */
+const LEGACY_TOKEN_INDEXES = ['jti_1', 'expires_at_1'];
+const INDEX_NOT_FOUND = 27;
 /** ping() answers within this bound even while the server is unreachable (/ready must not hang). */
 const PING_TIMEOUT_MS = 2_000;
 const DUPLICATE_KEY = 11000;
@@ -126,12 +153,15 @@ function createModels(connection: Connection): MongoStoreModels {
       // Absent until revoked (read back as null), so revoke() can set it with $min.
       revoked_at: { type: Date },
       created_at: { type: Date, required: true },
+      purge_at: { type: Date, required: true },
     },
     { ...SCHEMA_OPTIONS, collection: 'tokens' },
   );
-  tokens.index({ jti: 1 }, { unique: true });
-  // TTL: MongoDB drops a token record (revoked or not) once its token has expired.
-  tokens.index({ expires_at: 1 }, { expireAfterSeconds: 0 });
+  // A jti is a tenant's: another tenant's record of the same jti is a different record.
+  tokens.index({ tenant_id: 1, jti: 1 }, { unique: true });
+  // TTL: MongoDB drops a token record (revoked or not) once its token can no longer verify:
+  // purge_at is exp plus the clock tolerance the verifier grants.
+  tokens.index({ purge_at: 1 }, { expireAfterSeconds: 0 });
 
   // A segment's `to` is stored only when given at open(); otherwise it ends where the next
   // segment starts, or at disconnected_at (see toSession). That keeps changeMode and close
@@ -149,8 +179,11 @@ function createModels(connection: Connection): MongoStoreModels {
       jti: { type: String, default: '' },
       peer_id: { type: String, default: '' },
       address: { type: String, default: '' },
+      node_id: { type: String, default: '' },
       connected_at: { type: Date, required: true },
+      last_seen_at: { type: Date, required: true },
       disconnected_at: { type: Date, default: null },
+      ended_at: { type: Date, required: true },
       disconnect_reason: { type: String, default: null },
       segments: { type: [segment], default: () => [] },
       /** Mode of the open segment while connected, else null: the guard of changeMode. */
@@ -162,6 +195,11 @@ function createModels(connection: Connection): MongoStoreModels {
   // session_id ends both compound keys so list() pages on (connected_at, session_id) from the index.
   sessions.index({ tenant_id: 1, room_id: 1, connected_at: 1, session_id: 1 });
   sessions.index({ tenant_id: 1, connected_at: 1, session_id: 1 });
+  // Overlap with [from, to): ended_at >= from and connected_at < to, both bounds from the index.
+  sessions.index({ tenant_id: 1, ended_at: 1, connected_at: 1 });
+  // closeLost(): open sessions (ended_at = OPEN_END) by node, and by last heartbeat.
+  sessions.index({ node_id: 1, ended_at: 1 });
+  sessions.index({ ended_at: 1, last_seen_at: 1 });
 
   return {
     tenants: connection.model<TenantRecord>('Tenant', tenants),
@@ -193,41 +231,6 @@ function pageLimit(value: unknown): number {
 function roomMode(value: unknown): RoomMode {
   if (!ROOM_MODES.includes(value as RoomMode)) throw new AppError('payload_invalid', 'mode must be mesh or sfu');
   return value as RoomMode;
-}
-
-// ---- cursors: base64url JSON of the last key returned; opaque to callers ----
-
-function encodeCursor(key: unknown[]): string {
-  return Buffer.from(JSON.stringify(key)).toString('base64url');
-}
-
-function decodeCursor(cursor: unknown): unknown[] | null {
-  if (cursor === undefined || cursor === null || cursor === '') return null;
-  if (typeof cursor !== 'string') throw new AppError('payload_invalid', 'cursor is not valid');
-  try {
-    const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString());
-    if (Array.isArray(key)) return key;
-  } catch {
-    // fall through
-  }
-  throw new AppError('payload_invalid', 'cursor is not valid');
-}
-
-function roomCursor(cursor: unknown): string | null {
-  const key = decodeCursor(cursor);
-  if (key === null) return null;
-  if (key.length !== 1 || typeof key[0] !== 'string') throw new AppError('payload_invalid', 'cursor is not valid');
-  return key[0];
-}
-
-function sessionCursor(cursor: unknown): { connectedAt: Date; sessionId: string } | null {
-  const key = decodeCursor(cursor);
-  if (key === null) return null;
-  const [ms, sessionId] = key;
-  if (key.length !== 2 || typeof ms !== 'number' || !Number.isFinite(ms) || typeof sessionId !== 'string') {
-    throw new AppError('payload_invalid', 'cursor is not valid');
-  }
-  return { connectedAt: new Date(ms), sessionId };
 }
 
 // ---- records: every value in and out is mapped field by field, so nothing undeclared
@@ -276,9 +279,10 @@ function toRoom(doc: RoomRecord): RoomRecord {
   };
 }
 
-function toTokenDoc(record: TokenRecord): StoredToken {
+function toTokenDoc(record: TokenRecord, graceMs: number): StoredToken {
   const { revoked_at: revokedAt, ...rest } = toToken(record);
-  return revokedAt ? { ...rest, revoked_at: revokedAt } : rest;
+  const purgeAt = new Date(date(rest.expires_at, 'expires_at').getTime() + graceMs);
+  return revokedAt ? { ...rest, revoked_at: revokedAt, purge_at: purgeAt } : { ...rest, purge_at: purgeAt };
 }
 
 function toToken(doc: TokenRecord | StoredToken): TokenRecord {
@@ -297,7 +301,11 @@ function toToken(doc: TokenRecord | StoredToken): TokenRecord {
 function toStoredSession(record: SessionRecord): StoredSession {
   const { duration_ms: _derived, ...rest } = toSession(record);
   const last = rest.segments.at(-1);
-  return { ...rest, current_mode: !rest.disconnected_at && last && last.to === null ? last.mode : null };
+  return {
+    ...rest,
+    current_mode: !rest.disconnected_at && last && last.to === null ? last.mode : null,
+    ended_at: rest.disconnected_at ?? OPEN_END,
+  };
 }
 
 /** Segments with every `to` filled in: stored, else the next segment's start, else the disconnection. */
@@ -320,7 +328,9 @@ function toSession(doc: Omit<SessionRecord, 'duration_ms'> & { duration_ms?: num
     jti: doc.jti,
     peer_id: doc.peer_id,
     address: doc.address,
+    node_id: doc.node_id ?? '',
     connected_at: doc.connected_at,
+    last_seen_at: doc.last_seen_at ?? doc.connected_at,
     disconnected_at: disconnectedAt,
     duration_ms: disconnectedAt ? disconnectedAt.getTime() - doc.connected_at.getTime() : null,
     disconnect_reason: doc.disconnect_reason ?? null,
@@ -352,6 +362,13 @@ function writeError(error: unknown, conflictMessage: string): unknown {
   return error;
 }
 
+/** The database a URI names, or DEFAULT_DATABASE when its path is empty. */
+export function databaseNameOf(uri: string): string {
+  const match = /^mongodb(?:\+srv)?:\/\/[^/?]*(?:\/([^?]*))?/.exec(uri);
+  const name = match?.[1] ? decodeURIComponent(match[1]) : '';
+  return name || DEFAULT_DATABASE;
+}
+
 /** Host part of a MongoDB URI, for error messages: no credentials, no query options. */
 function describeUri(uri: string): string {
   const match = /^(mongodb(?:\+srv)?:\/\/)(?:[^@/]*@)?([^/?]*)/.exec(uri);
@@ -361,8 +378,8 @@ function describeUri(uri: string): string {
 /**
  * The MongoDB store (selected by MONGODB_URI), through mongoose on its own connection.
  * Writes that depend on current state (revoke, changeMode, close) are each one atomic
- * update with plain operators and a guard in the filter: no read-modify-write, and no
- * aggregation-pipeline updates, so MongoDB-compatible servers without them work too.
+ * update with plain operators and a guard in the filter: no read-modify-write. closeLost()
+ * and the start-up migration use update pipelines and usage() an aggregation (MongoDB 4.2+).
  */
 export class MongoStore implements Store {
   readonly kind = 'mongo' as const;
@@ -372,6 +389,8 @@ export class MongoStore implements Store {
   readonly models: MongoStoreModels;
   private readonly uri: string;
   private readonly serverSelectionTimeoutMS: number;
+  private readonly tokenGraceMs: number;
+  private readonly sessionStaleMs: number;
   private initializing: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
@@ -381,10 +400,20 @@ export class MongoStore implements Store {
     }
     this.uri = uri;
     this.serverSelectionTimeoutMS = options.serverSelectionTimeoutMS ?? DEFAULT_SERVER_SELECTION_TIMEOUT_MS;
+    this.tokenGraceMs = options.tokenGraceMs ?? DEFAULT_TOKEN_GRACE_MS;
+    this.sessionStaleMs = options.sessionStaleMs ?? DEFAULT_SESSION_STALE_MS;
     // Not connected until init(); created now so models (and their indexes) exist up front.
     this.connection = mongoose.createConnection();
     this.connection.set('sanitizeFilter', true);
     this.models = createModels(this.connection);
+    const log = options.logger?.child({ module: 'mongo', host: describeUri(uri) });
+    if (log) {
+      // Writes during an outage wait for server selection, then fail and are logged by their
+      // callers; these lines say why.
+      this.connection.on('disconnected', () => log.warn('MongoDB disconnected'));
+      this.connection.on('reconnected', () => log.info('MongoDB reconnected'));
+      this.connection.on('error', (error: unknown) => log.error({ err: error }, 'MongoDB connection error'));
+    }
   }
 
   readonly tenants: TenantStore = {
@@ -447,7 +476,7 @@ export class MongoStore implements Store {
     /** Pages in room_id order; the cursor is the last room_id, so inserts and deletes between pages skip nothing. */
     list: async (tenantId, limit, cursor) => {
       const size = pageLimit(limit);
-      const after = roomCursor(cursor);
+      const after = roomCursor.decode(cursor);
       const filter = {
         tenant_id: str(tenantId, 'tenant_id'),
         ...(after === null ? {} : { room_id: mongoose.trusted({ $gt: after }) }),
@@ -459,7 +488,7 @@ export class MongoStore implements Store {
         .lean<RoomRecord[]>();
       const items = docs.slice(0, size).map(toRoom);
       const last = items.at(-1);
-      return { items, next: docs.length > size && last ? encodeCursor([last.room_id]) : null };
+      return { items, next: docs.length > size && last ? roomCursor.encode(last.room_id) : null };
     },
     count: async (tenantId) => this.models.rooms.countDocuments({ tenant_id: str(tenantId, 'tenant_id') }),
     update: async (tenantId, roomId, patch) => {
@@ -483,7 +512,7 @@ export class MongoStore implements Store {
 
   readonly tokens: TokenStore = {
     record: async (record) => {
-      const doc = toTokenDoc(record);
+      const doc = toTokenDoc(record, this.tokenGraceMs);
       str(doc.jti, 'jti');
       str(doc.tenant_id, 'tenant_id');
       try {
@@ -501,28 +530,25 @@ export class MongoStore implements Store {
       const filter = { jti: str(jti, 'jti'), tenant_id: str(tenantId, 'tenant_id') };
       const expires = date(expiresAt, 'expiresAt');
       const now = new Date();
-      // One upsert: $min sets revoked_at when absent and keeps an earlier one; a token minted
-      // elsewhere gets a record. A jti of another tenant makes the insert collide (11000).
+      // One upsert on (tenant_id, jti): $min sets revoked_at when absent and keeps an earlier
+      // one; a token minted elsewhere gets a record. $max keeps the revocation at least until
+      // this token can no longer verify.
       const update = {
         $min: { revoked_at: now },
+        $max: { purge_at: new Date(expires.getTime() + this.tokenGraceMs) },
         $setOnInsert: { room_id: '', user_id: '', token_sha256: '', expires_at: expires, created_at: now },
       };
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.models.tokens.updateOne(filter, update, { upsert: true });
-          return;
-        } catch (error) {
-          if (!isDuplicateKey(error)) throw error;
-          // Either the jti belongs to another tenant (not ours to revoke) or a concurrent
-          // upsert of the same jti won the race (then the retry matches it).
-          const owner = await this.models.tokens.findOne({ jti: filter.jti }, { tenant_id: 1, _id: 0 }).lean<Pick<TokenRecord, 'tenant_id'>>();
-          if (attempt > 0 || !owner || owner.tenant_id !== filter.tenant_id) throw new AppError('not_found', 'token not found');
-        }
+      try {
+        await this.models.tokens.updateOne(filter, update, { upsert: true });
+      } catch (error) {
+        // Two concurrent upserts of one (tenant, jti): the loser's retry matches the winner's record.
+        if (!isDuplicateKey(error)) throw error;
+        await this.models.tokens.updateOne(filter, update);
       }
     },
-    isRevoked: async (jti) => {
-      const found = await this.models.tokens.exists({ jti: str(jti, 'jti'), revoked_at: mongoose.trusted({ $ne: null }) });
-      return found !== null;
+    isRevoked: async (tenantId, jti) => {
+      const filter = { tenant_id: str(tenantId, 'tenant_id'), jti: str(jti, 'jti'), revoked_at: mongoose.trusted({ $ne: null }) };
+      return (await this.models.tokens.exists(filter)) !== null;
     },
   };
 
@@ -550,21 +576,56 @@ export class MongoStore implements Store {
     },
     close: async (sessionId, at, reason) => {
       // Only the first close counts; the open segment and duration_ms derive from disconnected_at.
+      const when = date(at, 'at');
       await this.models.sessions.updateOne(
         { session_id: str(sessionId, 'session_id'), disconnected_at: null },
-        { $set: { disconnected_at: date(at, 'at'), disconnect_reason: str(reason, 'reason'), current_mode: null } },
+        { $set: { disconnected_at: when, ended_at: when, disconnect_reason: str(reason, 'reason'), current_mode: null } },
       );
+    },
+    touch: async (sessionIds, at) => {
+      if (!Array.isArray(sessionIds)) throw new AppError('payload_invalid', 'sessionIds must be an array');
+      const ids = sessionIds.map((id) => str(id, 'session_id'));
+      if (ids.length === 0) return;
+      await this.models.sessions.updateMany(
+        { session_id: mongoose.trusted({ $in: ids }), ended_at: OPEN_END },
+        { $set: { last_seen_at: date(at, 'at') } },
+      );
+    },
+    closeLost: async (nodeId, now) => {
+      const stale = staleBefore(date(now, 'now'), this.sessionStaleMs);
+      // Each one ends at its own last_seen_at: an update pipeline reads it from the document.
+      const closeAtLastSeen = [
+        { $set: { disconnected_at: '$last_seen_at', ended_at: '$last_seen_at', disconnect_reason: LOST_REASON, current_mode: null } },
+      ];
+      let closed = 0;
+      for (const filter of [
+        { node_id: str(nodeId, 'node_id'), ended_at: OPEN_END },
+        { ended_at: OPEN_END, last_seen_at: mongoose.trusted({ $lt: stale }) },
+      ]) {
+        const result = await this.models.sessions.updateMany(filter, closeAtLastSeen, { updatePipeline: true });
+        closed += result.modifiedCount;
+      }
+      return closed;
     },
     /** Pages in (connected_at, session_id) order; the cursor is the last pair returned. */
     list: async (tenantId, filter: SessionFilter) => {
       const size = pageLimit(filter.limit);
-      const after = sessionCursor(filter.cursor);
+      const after = sessionCursor.decode(filter.cursor);
+      const stale = staleBefore(new Date(), this.sessionStaleMs);
       const query: Record<string, unknown> = { tenant_id: str(tenantId, 'tenant_id') };
       const and: object[] = [];
       if (filter.room_id !== undefined) query.room_id = str(filter.room_id, 'room_id');
-      if (filter.to !== undefined) query.connected_at = mongoose.trusted({ $lt: date(filter.to, 'to') });
+      // Top-level bounds on connected_at (the cursor's as well), so every page starts from the index.
+      const connectedAt: Record<string, Date> = {};
+      if (filter.to !== undefined) connectedAt.$lt = date(filter.to, 'to');
+      if (after) connectedAt.$gte = after.connectedAt;
+      if (Object.keys(connectedAt).length > 0) query.connected_at = mongoose.trusted(connectedAt);
       if (filter.from !== undefined) {
-        and.push({ $or: [{ disconnected_at: null }, { disconnected_at: mongoose.trusted({ $gte: date(filter.from, 'from') }) }] });
+        const from = date(filter.from, 'from');
+        query.ended_at = mongoose.trusted({ $gte: from });
+        // A stale open session ended at its last_seen_at: drop it when that is before `from`.
+        const bound = from < stale ? from : stale;
+        and.push({ $or: [{ ended_at: mongoose.trusted({ $lt: OPEN_END }) }, { last_seen_at: mongoose.trusted({ $gte: bound }) }] });
       }
       if (after) {
         and.push({
@@ -580,26 +641,60 @@ export class MongoStore implements Store {
         .sort({ connected_at: 1, session_id: 1 })
         .limit(size + 1)
         .lean<StoredSession[]>();
-      const items = docs.slice(0, size).map(toSession);
+      const items = docs.slice(0, size).map((doc) => settledSession(toSession(doc), stale));
       const last = items.at(-1);
-      return { items, next: docs.length > size && last ? encodeCursor([last.connected_at.getTime(), last.session_id]) : null };
+      return { items, next: docs.length > size && last ? sessionCursor.encode({ connectedAt: last.connected_at, sessionId: last.session_id }) : null };
     },
     usage: async (tenantId, from, to): Promise<UsageRow[]> => {
       const start = date(from, 'from');
       const end = date(to, 'to');
-      // Only sessions overlapping [from, to): connected before `to`, still open or left after `from`.
-      const overlapping = await this.models.sessions
-        .find(
-          {
-            tenant_id: str(tenantId, 'tenant_id'),
-            connected_at: mongoose.trusted({ $lt: end }),
-            $or: [{ disconnected_at: null }, { disconnected_at: mongoose.trusted({ $gte: start }) }],
+      const now = new Date();
+      const stale = staleBefore(now, this.sessionStaleMs);
+      const rows = await this.models.sessions.aggregate<{ _id: { room_id: string; mode: RoomMode }; ms: number }>([
+        // Overlapping [from, to), both bounds on the (tenant_id, ended_at, connected_at) index.
+        { $match: { tenant_id: str(tenantId, 'tenant_id'), ended_at: { $gte: start }, connected_at: { $lt: end } } },
+        // Where the session ends: its close, else its last heartbeat when stale, else now.
+        {
+          $project: {
+            _id: 0,
+            room_id: 1,
+            segments: 1,
+            end: { $cond: [{ $lt: ['$ended_at', OPEN_END] }, '$ended_at', { $cond: [{ $lt: ['$last_seen_at', stale] }, '$last_seen_at', now] }] },
           },
-          { _id: 0, room_id: 1, segments: 1, disconnected_at: 1 },
-        )
-        .lean<Pick<StoredSession, 'room_id' | 'segments' | 'disconnected_at'>[]>();
-      const sessions = overlapping.map((doc) => ({ room_id: doc.room_id, segments: toSegments(doc.segments, doc.disconnected_at) }));
-      return summarizeUsage(sessions, start, end, new Date());
+        },
+        // Each segment ends at its stored `to`, else where the next one starts, else at the session's end (as toSegments).
+        {
+          $project: {
+            room_id: 1,
+            segments: {
+              $map: {
+                input: { $range: [0, { $size: '$segments' }] },
+                as: 'i',
+                in: {
+                  $let: {
+                    vars: { seg: { $arrayElemAt: ['$segments', '$$i'] }, next: { $arrayElemAt: ['$segments', { $add: ['$$i', 1] }] } },
+                    in: { mode: '$$seg.mode', from: '$$seg.from', to: { $ifNull: ['$$seg.to', { $ifNull: ['$$next.from', '$end'] }] } },
+                  },
+                },
+              },
+            },
+          },
+        },
+        { $unwind: '$segments' },
+        // Milliseconds of the segment inside [from, to).
+        {
+          $project: {
+            room_id: 1,
+            mode: '$segments.mode',
+            ms: { $max: [0, { $subtract: [{ $min: ['$segments.to', end] }, { $max: ['$segments.from', start] }] }] },
+          },
+        },
+        { $match: { ms: { $gt: 0 } } },
+        { $group: { _id: { room_id: '$room_id', mode: '$mode' }, ms: { $sum: '$ms' } } },
+      ]);
+      return rows
+        .map((row) => ({ room_id: row._id.room_id, mode: row._id.mode, participant_minutes: row.ms / 60_000 }))
+        .sort((a, b) => a.room_id.localeCompare(b.room_id) || a.mode.localeCompare(b.mode));
     },
   };
 
@@ -644,6 +739,7 @@ export class MongoStore implements Store {
   private async connect(): Promise<void> {
     try {
       await this.connection.openUri(this.uri, {
+        dbName: databaseNameOf(this.uri),
         serverSelectionTimeoutMS: this.serverSelectionTimeoutMS,
         sanitizeFilter: true,
         autoIndex: false,
@@ -655,10 +751,34 @@ export class MongoStore implements Store {
       throw new Error(`[MongoStore:init] cannot connect to ${describeUri(this.uri)}: ${reason}`, { cause: error });
     }
     try {
+      for (const name of LEGACY_TOKEN_INDEXES) {
+        await this.models.tokens.collection.dropIndex(name).catch((error: unknown) => {
+          if ((error as { code?: unknown }).code !== INDEX_NOT_FOUND && (error as { codeName?: unknown }).codeName !== 'NamespaceNotFound') throw error;
+        });
+      }
       for (const model of Object.values(this.models) as Model<unknown>[]) await model.createIndexes();
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new Error(`[MongoStore:init] cannot declare indexes: ${reason}`, { cause: error });
     }
+    try {
+      await this.migrate();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`[MongoStore:init] cannot migrate records: ${reason}`, { cause: error });
+    }
+  }
+
+  /** Fills the fields earlier versions did not store; a no-op once done. */
+  private async migrate(): Promise<void> {
+    const missing = mongoose.trusted({ $exists: false });
+    await this.models.tokens.updateMany({ purge_at: missing }, [{ $set: { purge_at: { $add: ['$expires_at', this.tokenGraceMs] } } }], { updatePipeline: true });
+    // Open sessions of earlier versions have no heartbeat: last seen at connection, so they are
+    // stale and closeLost() ends them there rather than counting them up to now.
+    await this.models.sessions.updateMany(
+      { ended_at: missing },
+      [{ $set: { ended_at: { $ifNull: ['$disconnected_at', OPEN_END] }, last_seen_at: { $ifNull: ['$last_seen_at', '$connected_at'] }, node_id: { $ifNull: ['$node_id', ''] } } }],
+      { updatePipeline: true },
+    );
   }
 }

@@ -77,7 +77,11 @@ export interface SessionRecord {
   jti: string;
   peer_id: string;
   address: string;
+  /** The server node that recorded the session (NODE_ID); it closes its own lost sessions at start-up. */
+  node_id: string;
   connected_at: Date;
+  /** The last heartbeat of the recording node while the session was open. */
+  last_seen_at: Date;
   disconnected_at: Date | null;
   duration_ms: number | null;
   disconnect_reason: string | null;
@@ -130,11 +134,13 @@ export interface TokenStore {
   record(record: TokenRecord): Promise<void>;
   get(tenantId: string, jti: string): Promise<TokenRecord | null>;
   /**
-   * Marks jti revoked for this tenant, creating the record if the token was minted
-   * elsewhere (CLI, another node). Kept until expires_at, then it may be dropped (TTL).
+   * Marks (tenant, jti) revoked, creating the record if the token was minted elsewhere (CLI,
+   * another node). Never touches another tenant's record of the same jti. Kept until
+   * expires_at plus the store's token grace (the verifier's clock tolerance), then it may be
+   * dropped (TTL), so the token cannot come back while it still verifies.
    */
   revoke(tenantId: string, jti: string, expiresAt: Date): Promise<void>;
-  isRevoked(jti: string): Promise<boolean>;
+  isRevoked(tenantId: string, jti: string): Promise<boolean>;
 }
 
 export interface SessionStore {
@@ -142,9 +148,57 @@ export interface SessionStore {
   /** Closes the open segment and starts one in the new mode. */
   changeMode(sessionId: string, mode: RoomMode, at: Date): Promise<void>;
   close(sessionId: string, at: Date, reason: string): Promise<void>;
+  /** Heartbeat: sets last_seen_at of these sessions (those still open) in one call. */
+  touch(sessionIds: readonly string[], at: Date): Promise<void>;
+  /**
+   * Start-up of node `nodeId` at `now`: closes, at their last_seen_at with reason 'lost', the
+   * open sessions of that node (it just started, so none of them is live) and every open
+   * session that is stale (see staleBefore). Returns how many it closed.
+   */
+  closeLost(nodeId: string, now: Date): Promise<number>;
+  /**
+   * Oldest first. An open session that is stale reads as ended at its last_seen_at
+   * (reason 'lost'), an open one that is not as still open.
+   */
   list(tenantId: string, filter: SessionFilter): Promise<Page<SessionRecord>>;
-  /** Participant-minutes per room and mode overlapping [from, to). */
+  /** Participant-minutes per room and mode overlapping [from, to); open sessions count up to now, stale ones up to last_seen_at. */
   usage(tenantId: string, from: Date, to: Date): Promise<UsageRow[]>;
+}
+
+/** Tuning shared by both stores. */
+export interface StoreOptions {
+  /** How long a token record outlives its token's exp (ms): the verifier's clock tolerance. */
+  tokenGraceMs?: number;
+  /** An open session whose last_seen_at is older than this (ms) is taken as lost. */
+  sessionStaleMs?: number;
+}
+
+/** TOKEN_CLOCK_TOLERANCE_S's default. */
+export const DEFAULT_TOKEN_GRACE_MS = 30_000;
+/** Three missed heartbeats at SESSION_HEARTBEAT_MS's default. */
+export const DEFAULT_SESSION_STALE_MS = 90_000;
+/** disconnect_reason of a session whose close never arrived. */
+export const LOST_REASON = 'lost';
+
+/** Before this instant a last_seen_at is stale. */
+export function staleBefore(now: Date, staleMs: number): Date {
+  return new Date(now.getTime() - staleMs);
+}
+
+/**
+ * The session as readers see it: an open session last seen before `stale` reads as ended at
+ * its last_seen_at (each segment ending there at the latest); any other is returned as is.
+ */
+export function settledSession(session: SessionRecord, stale: Date): SessionRecord {
+  if (session.disconnected_at !== null || session.last_seen_at >= stale) return session;
+  const end = session.last_seen_at;
+  return {
+    ...session,
+    disconnected_at: end,
+    duration_ms: Math.max(0, end.getTime() - session.connected_at.getTime()),
+    disconnect_reason: LOST_REASON,
+    segments: session.segments.map((s) => (s.to !== null ? s : { ...s, to: s.from > end ? s.from : end })),
+  };
 }
 
 export interface Store {

@@ -121,7 +121,7 @@ export function storeContents(store: object): string {
 
 /** All token records of the memory store (through its private map). */
 export function tokenRecordCount(store: object): number {
-  const map = (store as { tokensByJti?: Map<string, unknown> }).tokensByJti;
+  const map = (store as { tokensByKey?: Map<string, unknown> }).tokensByKey;
   if (!(map instanceof Map)) throw new Error('not a MemoryStore');
   return map.size;
 }

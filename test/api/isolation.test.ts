@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { collect, emitAck, nextEvent, startServer, type TestServer } from '../helpers/server.js';
+import { collect, emitAck, expectConnectError, nextEvent, startServer, type TestServer } from '../helpers/server.js';
 import { call, createTenant, joinVia, sleep, storeContents, tokenRecordCount, type ApiTenant } from './helpers.js';
 
 describe('api: tenant isolation', () => {
@@ -30,7 +30,6 @@ describe('api: tenant isolation', () => {
       ['DELETE', '/api/v1/rooms/secret-room', undefined, 404, 'not_found'],
       ['GET', '/api/v1/rooms/secret-room/participants', undefined, 404, 'not_found'],
       ['DELETE', '/api/v1/rooms/secret-room/participants/alice', undefined, 404, 'peer_not_found'],
-      ['POST', '/api/v1/tokens/revoke', { jti: alice.minted.jti }, 404, 'not_found'],
     ];
     for (const [method, path, body, status, code] of matrix) {
       const response = await asB(method, path, body);
@@ -38,9 +37,11 @@ describe('api: tenant isolation', () => {
       expect(response.body.error.code, `${method} ${path}`).to.equal(code);
       expect(JSON.stringify(response.body)).to.not.include('gold');
     }
+    // Revocation is scoped to the caller: B's revocation of A's jti is B's alone (200, as for any jti unknown to B).
+    expect((await asB('POST', '/api/v1/tokens/revoke', { jti: alice.minted.jti })).status).to.equal(200);
     const sessions = await asB('GET', '/api/v1/sessions');
     expect(sessions.body.sessions).to.deep.equal([]);
-    const usage = await asB('GET', `/api/v1/usage?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z`);
+    const usage = await asB('GET', `/api/v1/usage?from=${new Date(Date.now() - 3600_000).toISOString()}&to=${new Date(Date.now() + 3600_000).toISOString()}`);
     expect(usage.body.by_room).to.deep.equal([]);
 
     // Nothing happened to A's room or participant.
@@ -49,7 +50,7 @@ describe('api: tenant isolation', () => {
     expect(closed).to.deep.equal([]);
     expect(updated).to.deep.equal([]);
     expect(alice.client.connected).to.equal(true);
-    expect(await t.server.store.tokens.isRevoked(alice.minted.jti)).to.equal(false);
+    expect(await t.server.store.tokens.isRevoked(a.tenant_id, alice.minted.jti)).to.equal(false);
     const room = await call(t, 'GET', '/api/v1/rooms/secret-room', { secret: a.api_secret });
     expect(room.body).to.deep.include({ locked: false, live: true, num_participants: 1 });
     expect((await call(t, 'GET', '/api/v1/sessions', { secret: a.api_secret })).body.sessions).to.have.length(1);
@@ -82,8 +83,31 @@ describe('api: tenant isolation', () => {
     const roomA = await call(t, 'GET', '/api/v1/rooms/x', { secret: a.api_secret });
     expect(roomA.body).to.deep.include({ max_participants: 1, locked: false, live: true, num_participants: 1 });
     expect(roomA.body.participants.map((p: { user_id: string }) => p.user_id)).to.deep.equal(['same-user']);
-    expect(await t.server.store.tokens.isRevoked(alice.minted.jti)).to.equal(false);
-    expect(await t.server.store.tokens.isRevoked(bob.minted.jti)).to.equal(true);
+    expect(await t.server.store.tokens.isRevoked(a.tenant_id, alice.minted.jti)).to.equal(false);
+    expect(await t.server.store.tokens.isRevoked(b.tenant_id, bob.minted.jti)).to.equal(true);
+  });
+
+  it("A revoking B's CLI-minted jti neither disconnects B nor refuses B's token; B can still revoke it", async () => {
+    // Minted with the signing key (as the CLI does): no record of it in the store.
+    const cli = t.server.tokens.mint({ tenantId: b.tenant_id, roomId: 'cli', userId: 'bot', name: 'bot', grants: t.server.config.roles.guest as never, ttlS: 600 });
+    const bot = await t.connect(cli.token);
+    expect((await emitAck(bot, 'join', {})).ok).to.equal(true);
+    const errors = collect(bot, 'error');
+
+    const byA = await call(t, 'POST', '/api/v1/tokens/revoke', { secret: a.api_secret, body: { jti: cli.jti } });
+    expect(byA.status).to.equal(200);
+    await sleep(200);
+    expect(bot.connected, "A's revocation must not disconnect B's socket").to.equal(true);
+    expect(errors).to.deep.equal([]);
+    expect(await t.server.store.tokens.isRevoked(b.tenant_id, cli.jti)).to.equal(false);
+    const again = await t.connect(cli.token);
+    expect(again.connected, "B's token still connects").to.equal(true);
+    again.close();
+
+    const gone = nextEvent(bot, 'disconnect');
+    expect((await call(t, 'POST', '/api/v1/tokens/revoke', { secret: b.api_secret, body: { jti: cli.jti } })).status).to.equal(200);
+    await gone;
+    expect((await expectConnectError(t.connect(cli.token))).message).to.equal('token_revoked');
   });
 });
 

@@ -92,7 +92,7 @@ describe('handshake authentication', () => {
     const disconnected = new Promise<string>((resolve) => client.once('disconnect', resolve));
     const errorEvent = new Promise<{ code: string }>((resolve) => client.once('error', resolve));
     await t.server.store.tokens.revoke('t1', jti, new Date(exp * 1000));
-    t.server.gateway.disconnectToken(jti);
+    t.server.gateway.disconnectToken('t1', jti);
     expect((await errorEvent).code).to.equal('token_revoked');
     expect(await disconnected).to.equal('io server disconnect');
     await refusedWith(token, 'token_revoked');

@@ -1,6 +1,7 @@
 /**
  * The one contract every Store implementation must pass (MemoryStore, MongoStore).
- * `makeStore` returns a new store that is not yet initialized; the suite calls init().
+ * `makeStore` returns a new store that is not yet initialized, with the default options
+ * (token grace, session staleness); the suite calls init().
  * Every test uses fresh ids (random suffixes), so the suite can run against a shared
  * database that already holds other data.
  */
@@ -8,7 +9,7 @@ import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { RoomMode } from '../../client-sdk/protocol/events.js';
 import { AppError } from '../../server/errors.js';
-import type { RoomRecord, SessionRecord, Store, TenantRecord, TokenRecord, UsageRow } from '../../server/store/Store.js';
+import { DEFAULT_SESSION_STALE_MS, DEFAULT_TOKEN_GRACE_MS, type RoomRecord, type SessionRecord, type Store, type TenantRecord, type TokenRecord, type UsageRow } from '../../server/store/Store.js';
 
 const MINUTE = 60_000;
 
@@ -85,7 +86,10 @@ export function sessionRecord(tenantId: string, roomId: string, connectedAt: Dat
     jti: freshId('jti'),
     peer_id: freshId('peer'),
     address: '127.0.0.1',
+    node_id: 'node-test',
     connected_at: connectedAt,
+    // Seen just now: open sessions are live unless a test says otherwise.
+    last_seen_at: new Date(),
     disconnected_at: null,
     duration_ms: null,
     disconnect_reason: null,
@@ -435,15 +439,29 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.rooms.get(b, 'x'), 'update by B must not create B\'s room').to.equal(null);
       });
 
-      it('tokens.get with the wrong tenant is null; revoking another tenant\'s jti is not_found and revokes nothing', async function () {
+      it('tokens.get with the wrong tenant is null; B revoking A\'s recorded jti revokes it for B only', async function () {
         const a = await newTenant();
         const b = await newTenant();
         const token = tokenRecord(a);
         await store.tokens.record(token);
         expect(await store.tokens.get(b, token.jti)).to.equal(null);
-        await expectAppError(store.tokens.revoke(b, token.jti, token.expires_at), 'not_found');
-        expect(await store.tokens.isRevoked(token.jti)).to.equal(false);
+        await store.tokens.revoke(b, token.jti, token.expires_at);
+        expect(await store.tokens.isRevoked(a, token.jti)).to.equal(false);
+        expect(await store.tokens.isRevoked(b, token.jti)).to.equal(true);
         expect(await store.tokens.get(a, token.jti)).to.deep.equal(token);
+      });
+
+      it('a jti minted outside the store (CLI) and revoked by B stays valid for A, and A can still revoke it', async function () {
+        const a = await newTenant();
+        const b = await newTenant();
+        const jti = freshId('jti');
+        const expiresAt = new Date(Date.now() + 30 * MINUTE);
+        await store.tokens.revoke(b, jti, expiresAt);
+        expect(await store.tokens.isRevoked(a, jti)).to.equal(false);
+        expect(await store.tokens.get(a, jti)).to.equal(null);
+        await store.tokens.revoke(a, jti, expiresAt);
+        expect(await store.tokens.isRevoked(a, jti)).to.equal(true);
+        expect(await store.tokens.get(a, jti)).to.deep.include({ jti, tenant_id: a });
       });
 
       it('B\'s session list and usage never include A\'s sessions', async function () {
@@ -469,21 +487,23 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.tokens.get(tenantId, freshId('jti'))).to.equal(null);
       });
 
-      it('a duplicate jti is a conflict, whichever tenant records it', async function () {
+      it('a duplicate jti within a tenant is a conflict; another tenant\'s record of that jti is a separate record', async function () {
         const tenantId = await newTenant();
         const token = tokenRecord(tenantId);
         await store.tokens.record(token);
         await expectAppError(store.tokens.record({ ...token, user_id: 'other' }), 'conflict');
-        await expectAppError(store.tokens.record({ ...token, tenant_id: await newTenant() }), 'conflict');
+        const other = { ...token, tenant_id: await newTenant(), user_id: 'other' };
+        await store.tokens.record(other);
         expect(await store.tokens.get(tenantId, token.jti)).to.deep.equal(token);
+        expect(await store.tokens.get(other.tenant_id, token.jti)).to.deep.equal(other);
       });
 
       it('isRevoked is false for a recorded token and for an unknown jti', async function () {
         const tenantId = await newTenant();
         const token = tokenRecord(tenantId);
         await store.tokens.record(token);
-        expect(await store.tokens.isRevoked(token.jti)).to.equal(false);
-        expect(await store.tokens.isRevoked(freshId('jti'))).to.equal(false);
+        expect(await store.tokens.isRevoked(tenantId, token.jti)).to.equal(false);
+        expect(await store.tokens.isRevoked(tenantId, freshId('jti'))).to.equal(false);
       });
 
       it('revoke of a recorded token marks it once and keeps the rest of the record', async function () {
@@ -492,7 +512,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await store.tokens.record(token);
         const before = Date.now();
         await store.tokens.revoke(tenantId, token.jti, new Date(Date.now() + 999 * MINUTE));
-        expect(await store.tokens.isRevoked(token.jti)).to.equal(true);
+        expect(await store.tokens.isRevoked(tenantId, token.jti)).to.equal(true);
         const revoked = await store.tokens.get(tenantId, token.jti);
         expect(revoked?.revoked_at).to.be.instanceOf(Date);
         expect(revoked?.revoked_at?.getTime()).to.be.at.least(before - 1000);
@@ -508,13 +528,30 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const jti = freshId('jti');
         const expiresAt = new Date(Date.now() + 30 * MINUTE);
         await store.tokens.revoke(tenantId, jti, expiresAt);
-        expect(await store.tokens.isRevoked(jti)).to.equal(true);
+        expect(await store.tokens.isRevoked(tenantId, jti)).to.equal(true);
         const record = await store.tokens.get(tenantId, jti);
         expect(record).to.deep.include({ jti, tenant_id: tenantId, expires_at: expiresAt });
         expect(record?.revoked_at).to.be.instanceOf(Date);
         // Minting that jti afterwards is a conflict: the revocation is not overwritten.
         await expectAppError(store.tokens.record(tokenRecord(tenantId, { jti })), 'conflict');
-        expect(await store.tokens.isRevoked(jti)).to.equal(true);
+        expect(await store.tokens.isRevoked(tenantId, jti)).to.equal(true);
+      });
+
+      it('a revocation outlives its token\'s exp by the token grace (the verifier\'s clock tolerance)', async function () {
+        const tenantId = await newTenant();
+        // Expired a second ago: the token still verifies for the clock tolerance, so it must stay refused.
+        const expiresAt = new Date(Date.now() - 1000);
+        const recorded = tokenRecord(tenantId, { expires_at: expiresAt });
+        await store.tokens.record(recorded);
+        await store.tokens.revoke(tenantId, recorded.jti, expiresAt);
+        const unknown = freshId('jti');
+        await store.tokens.revoke(tenantId, unknown, expiresAt);
+        // Writes after the revocation (MemoryStore sweeps expired records on writes).
+        await store.tokens.record(tokenRecord(tenantId));
+        await store.tokens.revoke(tenantId, freshId('jti'), new Date(Date.now() + MINUTE));
+        expect(DEFAULT_TOKEN_GRACE_MS).to.be.greaterThan(1000);
+        expect(await store.tokens.isRevoked(tenantId, recorded.jti)).to.equal(true);
+        expect(await store.tokens.isRevoked(tenantId, unknown)).to.equal(true);
       });
     });
 
@@ -588,8 +625,17 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       });
 
       it('changeMode and close of an unknown session resolve without effect', async function () {
-        await store.sessions.changeMode(freshId('session'), 'sfu', new Date());
-        await store.sessions.close(freshId('session'), new Date(), 'left');
+        const tenantId = await newTenant();
+        const session = sessionRecord(tenantId, 'room', new Date(Date.now() - MINUTE));
+        await store.sessions.open(session);
+        const unknown = freshId('session');
+        expect(await store.sessions.changeMode(unknown, 'sfu', new Date())).to.equal(undefined);
+        expect(await store.sessions.close(unknown, new Date(), 'left')).to.equal(undefined);
+        expect(await store.sessions.touch([unknown], new Date())).to.equal(undefined);
+        // Nothing was created under that id, and the tenant's one session is unchanged.
+        expect(await store.sessions.list(tenantId, { limit: 10 })).to.deep.equal({ items: [session], next: null });
+        await store.sessions.open(sessionRecord(tenantId, 'room', new Date(), { session_id: unknown }));
+        expect((await getSession(tenantId, unknown))?.disconnected_at).to.equal(null);
       });
 
       it('list filters by room_id and by overlap with [from, to)', async function () {
@@ -664,6 +710,18 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await expectAppError(store.sessions.list(tenantId, { limit: 0 }), 'payload_invalid');
       });
 
+      it('list refuses cursors it did not write (out-of-range time, wrong types or length) with payload_invalid', async function () {
+        const tenantId = await newTenant();
+        await store.sessions.open(sessionRecord(tenantId, 'room', new Date()));
+        const cursorOf = (key: unknown): string => Buffer.from(JSON.stringify(key)).toString('base64url');
+        for (const key of [[1e20, 'x'], [1.5, 'x'], [-9e15, 'x'], ['1', 'x'], [1, 2], [1, 'x', 'y'], [1], { 0: 1, 1: 'x' }]) {
+          await expectAppError(store.sessions.list(tenantId, { limit: 2, cursor: cursorOf(key) }), 'payload_invalid');
+        }
+        await expectAppError(store.rooms.list(tenantId, 2, cursorOf([5])), 'payload_invalid');
+        // A well-formed key of a real time works.
+        expect((await store.sessions.list(tenantId, { limit: 2, cursor: cursorOf([0, '']) })).items).to.have.lengthOf(1);
+      });
+
       it('usage: 10 min in mesh then 5 min in sfu is 10 and 5 participant-minutes', async function () {
         const tenantId = await newTenant();
         const t0 = new Date('2024-07-01T12:00:00.000Z');
@@ -707,6 +765,78 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await store.sessions.open(sessionRecord(tenantId, 'live', start));
         const rows = await store.sessions.usage(tenantId, new Date(Date.now() - 60 * MINUTE), new Date(Date.now() + 60 * MINUTE));
         expect(usageOf(rows, 'live', 'mesh')).to.be.closeTo(3, 0.1);
+      });
+
+      it('an open session not seen within the staleness bound counts as ended at its last_seen_at (usage and list)', async function () {
+        const tenantId = await newTenant();
+        const now = Date.now();
+        const start = new Date(now - 30 * MINUTE);
+        const lastSeen = new Date(now - 20 * MINUTE);
+        expect(20 * MINUTE).to.be.greaterThan(DEFAULT_SESSION_STALE_MS);
+        const lost = sessionRecord(tenantId, 'crashed', start, { last_seen_at: lastSeen });
+        await store.sessions.open(lost);
+        await store.sessions.changeMode(lost.session_id, 'sfu', minutesAfter(start, 4));
+        const rows = await store.sessions.usage(tenantId, new Date(now - 60 * MINUTE), new Date(now + MINUTE));
+        expect(usageOf(rows, 'crashed', 'mesh')).to.be.closeTo(4, 1e-9);
+        expect(usageOf(rows, 'crashed', 'sfu')).to.be.closeTo(6, 1e-9);
+        const listed = await getSession(tenantId, lost.session_id);
+        expect(listed).to.deep.include({ disconnected_at: lastSeen, duration_ms: 10 * MINUTE, disconnect_reason: 'lost' });
+        expect(listed?.segments.at(-1)?.to).to.deep.equal(lastSeen);
+        // It ended before this window, so the window neither lists nor counts it.
+        const later = { from: new Date(now - 10 * MINUTE), to: new Date(now + MINUTE) };
+        expect((await store.sessions.list(tenantId, { limit: 10, ...later })).items).to.deep.equal([]);
+        expect(await store.sessions.usage(tenantId, later.from, later.to)).to.deep.equal([]);
+        // A heartbeat makes it live again: counted up to now.
+        await store.sessions.touch([lost.session_id], new Date());
+        expect((await getSession(tenantId, lost.session_id))?.disconnected_at).to.equal(null);
+        const live = await store.sessions.usage(tenantId, new Date(now - 60 * MINUTE), new Date(now + MINUTE));
+        expect(usageOf(live, 'crashed', 'sfu')).to.be.closeTo(26, 0.1);
+      });
+
+      it('touch sets last_seen_at of open sessions only', async function () {
+        const tenantId = await newTenant();
+        const t0 = new Date(Date.now() - 10 * MINUTE);
+        const open = sessionRecord(tenantId, 'r', t0, { last_seen_at: t0 });
+        const closed = sessionRecord(tenantId, 'r', t0, { last_seen_at: t0 });
+        await store.sessions.open(open);
+        await store.sessions.open(closed);
+        await store.sessions.close(closed.session_id, minutesAfter(t0, 1), 'left');
+        const at = new Date(Date.now() - 1000);
+        await store.sessions.touch([open.session_id, closed.session_id], at);
+        expect((await getSession(tenantId, open.session_id))?.last_seen_at).to.deep.equal(at);
+        expect((await getSession(tenantId, closed.session_id))?.last_seen_at).to.deep.equal(t0);
+        await store.sessions.touch([], new Date());
+      });
+
+      it('closeLost closes this node\'s open sessions and stale ones of any node at their last_seen_at, and no others', async function () {
+        const tenantId = await newTenant();
+        const now = new Date();
+        const t0 = new Date(now.getTime() - 60 * MINUTE);
+        const node = freshId('node');
+        const recent = new Date(now.getTime() - 5000);
+        const longAgo = minutesAfter(t0, 10);
+        const sessions = {
+          ownFresh: sessionRecord(tenantId, 'r', t0, { node_id: node, last_seen_at: recent }),
+          ownStale: sessionRecord(tenantId, 'r', t0, { node_id: node, last_seen_at: longAgo }),
+          otherStale: sessionRecord(tenantId, 'r', t0, { node_id: freshId('node'), last_seen_at: longAgo }),
+          otherFresh: sessionRecord(tenantId, 'r', t0, { node_id: freshId('node'), last_seen_at: recent }),
+          ownClosed: sessionRecord(tenantId, 'r', t0, { node_id: node, last_seen_at: longAgo }),
+        };
+        for (const session of Object.values(sessions)) await store.sessions.open(session);
+        await store.sessions.close(sessions.ownClosed.session_id, minutesAfter(t0, 5), 'left');
+        expect(await store.sessions.closeLost(node, now)).to.be.at.least(3);
+        const read = async (key: keyof typeof sessions) => getSession(tenantId, sessions[key].session_id);
+        expect(await read('ownFresh')).to.deep.include({ disconnected_at: recent, disconnect_reason: 'lost', duration_ms: recent.getTime() - t0.getTime() });
+        expect(await read('ownStale')).to.deep.include({ disconnected_at: longAgo, disconnect_reason: 'lost' });
+        expect(await read('otherStale')).to.deep.include({ disconnected_at: longAgo, disconnect_reason: 'lost' });
+        expect((await read('otherFresh'))?.disconnected_at).to.equal(null);
+        expect(await read('ownClosed')).to.deep.include({ disconnected_at: minutesAfter(t0, 5), disconnect_reason: 'left' });
+        // Closed for good: a later heartbeat does not reopen it, and usage counts up to last_seen_at.
+        await store.sessions.touch([sessions.ownFresh.session_id], new Date());
+        expect((await read('ownFresh'))?.disconnected_at).to.deep.equal(recent);
+        const rows = await store.sessions.usage(tenantId, t0, new Date(now.getTime() + MINUTE));
+        const expected = (recent.getTime() - t0.getTime() + 2 * 10 * MINUTE + 5 * MINUTE) / MINUTE;
+        expect(usageOf(rows, 'r', 'mesh')).to.be.closeTo(expected + (Date.now() - t0.getTime()) / MINUTE, 0.05);
       });
     });
 
@@ -821,7 +951,8 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(nothing(await refusedOr(store.rooms.update(tenantId, INJECTED, { locked: true })))).to.equal(true);
         expect(nothing(await refusedOr(store.rooms.delete(tenantId, INJECTED)))).to.equal(true);
         expect(nothing(await refusedOr(store.tokens.get(tenantId, INJECTED)))).to.equal(true);
-        expect(nothing(await refusedOr(store.tokens.isRevoked(INJECTED)))).to.equal(true);
+        expect(nothing(await refusedOr(store.tokens.isRevoked(INJECTED, token.jti)))).to.equal(true);
+        expect(nothing(await refusedOr(store.tokens.isRevoked(tenantId, INJECTED)))).to.equal(true);
         const listed = await refusedOr(store.rooms.list(INJECTED, 10));
         expect(listed === 'refused' || listed.items.length === 0).to.equal(true);
         const counted = await refusedOr(store.rooms.count(INJECTED));

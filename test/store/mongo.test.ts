@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { AppError } from '../../server/errors.js';
-import { MongoStore } from '../../server/store/MongoStore.js';
+import { databaseNameOf, MongoStore } from '../../server/store/MongoStore.js';
 import type { RoomRecord, TenantRecord, TokenRecord } from '../../server/store/Store.js';
 import { expectAppError, freshId, roomRecord, sessionRecord, storeContract, tenantRecord, tokenRecord } from './contract.js';
 
@@ -69,13 +69,27 @@ describe('MongoStore without a server', function () {
     expect(findIndex(tenants, ['api_secret_sha256'])?.[1]).to.include({ unique: true });
     expect(findIndex(indexesOf(store, 'rooms'), ['tenant_id', 'room_id'])?.[1]).to.include({ unique: true });
     const tokens = indexesOf(store, 'tokens');
-    expect(findIndex(tokens, ['jti'])?.[1]).to.include({ unique: true });
-    expect(findIndex(tokens, ['expires_at'])?.[1]).to.include({ expireAfterSeconds: 0 });
+    // A jti is unique per tenant only: another tenant's record of it is a different record.
+    expect(findIndex(tokens, ['tenant_id', 'jti'])?.[1]).to.include({ unique: true });
+    expect(findIndex(tokens, ['jti'])).to.equal(undefined);
+    // TTL on purge_at (exp + clock tolerance), not on expires_at: a revocation lasts while the token verifies.
+    expect(findIndex(tokens, ['purge_at'])?.[1]).to.include({ expireAfterSeconds: 0 });
+    expect(findIndex(tokens, ['expires_at'])).to.equal(undefined);
     const sessions = indexesOf(store, 'sessions');
     expect(findIndex(sessions, ['session_id'])?.[1]).to.include({ unique: true });
     // Compound keys serve (tenant, room, time) and (tenant, time) queries; session_id breaks ties for paging.
     expect(findIndex(sessions, ['tenant_id', 'room_id', 'connected_at', 'session_id'])).to.not.equal(undefined);
     expect(findIndex(sessions, ['tenant_id', 'connected_at', 'session_id'])).to.not.equal(undefined);
+    // Overlap queries (usage, sessions?from=) bound both ends from one index.
+    expect(findIndex(sessions, ['tenant_id', 'ended_at', 'connected_at'])).to.not.equal(undefined);
+  });
+
+  it('uses the database the URI names, else "switchboard" (never the driver\'s "test")', function () {
+    expect(databaseNameOf('mongodb+srv://user:pw@cluster0.example.net/?retryWrites=true&w=majority')).to.equal('switchboard');
+    expect(databaseNameOf('mongodb://127.0.0.1:27017')).to.equal('switchboard');
+    expect(databaseNameOf('mongodb://127.0.0.1:27017/')).to.equal('switchboard');
+    expect(databaseNameOf('mongodb://a:1,b:2/app?replicaSet=rs0')).to.equal('app');
+    expect(databaseNameOf('mongodb://u:p@h/my%2Ddb?authSource=admin')).to.equal('my-db');
   });
 
   it('uses its own connection, never mongoose\'s global one', async function () {
@@ -109,7 +123,11 @@ describe('MongoStore without a server', function () {
     await expectAppError(store.tenants.getByApiKey(injected), 'payload_invalid');
     await expectAppError(store.rooms.get('t', injected), 'payload_invalid');
     await expectAppError(store.rooms.delete(injected, 'x'), 'payload_invalid');
-    await expectAppError(store.tokens.isRevoked(injected), 'payload_invalid');
+    await expectAppError(store.tokens.isRevoked('t', injected), 'payload_invalid');
+    await expectAppError(store.tokens.isRevoked(injected, 'j'), 'payload_invalid');
+    await expectAppError(store.sessions.touch([injected], new Date()), 'payload_invalid');
+    await expectAppError(store.sessions.closeLost(injected, new Date()), 'payload_invalid');
+    await expectAppError(store.sessions.list('t', { limit: 10, cursor: Buffer.from('[1e20,"x"]').toString('base64url') }), 'payload_invalid');
     await expectAppError(store.sessions.list('t', { limit: 10, room_id: injected }), 'payload_invalid');
     await expectAppError(store.rooms.list('t', 0), 'payload_invalid');
     await expectAppError(store.rooms.list('t', 10, 'garbage'), 'payload_invalid');
@@ -241,13 +259,72 @@ if (mongodbUri) {
       }
     });
 
+    it('drops the indexes of earlier versions and fills purge_at, ended_at and last_seen_at of their records', async function () {
+      // A database of its own: the contract's records (one jti under two tenants) would break the old unique index.
+      const legacyUri = withDatabase(mongodbUri, `${database}_legacy`);
+      const store = new MongoStore(legacyUri);
+      try {
+        await store.init();
+        const tenantId = freshId('tenant');
+        const exp = new Date(Date.now() + 60_000);
+        const connected = new Date(Date.now() - 3_600_000);
+        const tokens = store.models.tokens.collection;
+        const sessions = store.models.sessions.collection;
+        await tokens.createIndex({ jti: 1 }, { unique: true, name: 'jti_1' });
+        await tokens.createIndex({ expires_at: 1 }, { expireAfterSeconds: 0, name: 'expires_at_1' });
+        await tokens.insertOne({ jti: freshId('jti'), tenant_id: tenantId, room_id: '', user_id: '', token_sha256: '', expires_at: exp, revoked_at: new Date(), created_at: new Date() });
+        await sessions.insertOne({ session_id: freshId('s'), tenant_id: tenantId, room_id: 'r', connected_at: connected, disconnected_at: null, segments: [{ mode: 'mesh', from: connected, to: null }], current_mode: 'mesh' });
+        await store.close();
+        const again = new MongoStore(legacyUri);
+        try {
+          await again.init();
+          const names = (await again.models.tokens.collection.indexes()).map((index) => index.name);
+          expect(names).to.not.include.members(['jti_1', 'expires_at_1']);
+          const token = await again.models.tokens.collection.findOne({ tenant_id: tenantId });
+          expect(token?.purge_at).to.deep.equal(new Date(exp.getTime() + 30_000));
+          const session = await again.models.sessions.collection.findOne({ tenant_id: tenantId });
+          expect(session).to.deep.include({ last_seen_at: connected });
+          expect(session?.ended_at).to.be.instanceOf(Date);
+          // Last seen at connection, an hour ago: it counts as ended there, not up to now.
+          expect(await again.sessions.usage(tenantId, new Date(connected.getTime() - 60_000), new Date())).to.deep.equal([]);
+          await again.connection.dropDatabase();
+        } finally {
+          await again.close();
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('stores purge_at = exp + token grace on every token record (the TTL field)', async function () {
+      const store = new MongoStore(uri, { tokenGraceMs: 45_000 });
+      try {
+        await store.init();
+        const tenantId = freshId('tenant');
+        const token = tokenRecord(tenantId);
+        await store.tokens.record(token);
+        const cliJti = freshId('jti');
+        const exp = new Date(Date.now() + 120_000);
+        await store.tokens.revoke(tenantId, cliJti, exp);
+        const raw = store.models.tokens.collection;
+        expect((await raw.findOne({ tenant_id: tenantId, jti: token.jti }))?.purge_at).to.deep.equal(new Date(token.expires_at.getTime() + 45_000));
+        expect((await raw.findOne({ tenant_id: tenantId, jti: cliJti }))?.purge_at).to.deep.equal(new Date(exp.getTime() + 45_000));
+      } finally {
+        await store.close();
+      }
+    });
+
     it('creates the declared indexes in the database', async function () {
       const store = new MongoStore(uri);
       try {
         await store.init();
         const tokens = await store.models.tokens.collection.indexes();
-        expect(tokens.find((index) => index.key.expires_at === 1)).to.include({ expireAfterSeconds: 0 });
-        expect(tokens.find((index) => index.key.jti === 1)).to.include({ unique: true });
+        expect(tokens.find((index) => index.key.purge_at === 1)).to.include({ expireAfterSeconds: 0 });
+        expect(tokens.find((index) => index.key.tenant_id === 1 && index.key.jti === 1)).to.include({ unique: true });
+        // The indexes of earlier versions (global jti, TTL at exp) are gone.
+        expect(tokens.map((index) => JSON.stringify(index.key))).to.not.include.members(['{"jti":1}', '{"expires_at":1}']);
+        const sessions = await store.models.sessions.collection.indexes();
+        expect(sessions.map((index) => JSON.stringify(index.key))).to.include('{"tenant_id":1,"ended_at":1,"connected_at":1}');
         const rooms = await store.models.rooms.collection.indexes();
         expect(rooms.find((index) => index.key.tenant_id === 1 && index.key.room_id === 1)).to.include({ unique: true });
         const tenants = await store.models.tenants.collection.indexes();

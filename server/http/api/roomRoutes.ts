@@ -2,6 +2,7 @@
 import type { RoomConfigInfo } from '../../../client-sdk/protocol/events.js';
 import { AppError } from '../../errors.js';
 import type { Room } from '../../rooms/Room.js';
+import { roomCursor } from '../../store/cursor.js';
 import type { RoomPatch, RoomRecord, TenantRecord } from '../../store/Store.js';
 import type { ApiContext } from './context.js';
 import { defineRoute, type ApiRoute } from './routes.js';
@@ -132,13 +133,13 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       responses: { 200: { description: 'a page of rooms', schema: roomListResponse } },
       async handle({ query, tenant }) {
         if (query.live === 'true') {
-          const after = query.cursor ? Buffer.from(query.cursor, 'base64url').toString('utf8') : null;
+          const after = roomCursor.decode(query.cursor);
           const live = ctx.rooms.liveRooms(tenant.tenant_id).filter((room) => after === null || room.id > after);
           const page = live.slice(0, query.limit ?? DEFAULT_PAGE);
           const rooms = [];
           for (const room of page) rooms.push(roomView(ctx.rooms, tenant, await ctx.store.rooms.get(tenant.tenant_id, room.id), room, false));
           const last = page.at(-1);
-          return { status: 200, body: { rooms, next_cursor: live.length > page.length && last ? Buffer.from(last.id, 'utf8').toString('base64url') : null } };
+          return { status: 200, body: { rooms, next_cursor: live.length > page.length && last ? roomCursor.encode(last.id) : null } };
         }
         const page = await ctx.store.rooms.list(tenant.tenant_id, query.limit ?? DEFAULT_PAGE, query.cursor ?? null);
         const rooms = page.items.map((record) => roomView(ctx.rooms, tenant, record, liveRoom(tenant, record.room_id), false));
@@ -264,7 +265,7 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
         await ctx.store.tokens.revoke(tenant.tenant_id, peer.jti, peer.socket.data.identity.expiresAt);
         // The peer may have left while the revocation was written.
         if (room.peers.get(peer.id) === peer) ctx.rooms.removePeer(room, peer, 'kicked', { kick: true });
-        ctx.gateway.disconnectToken(peer.jti);
+        ctx.gateway.disconnectToken(tenant.tenant_id, peer.jti);
         return { status: 204 };
       },
     }),

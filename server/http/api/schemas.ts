@@ -58,6 +58,11 @@ export const roomListQuery = pageQuery.extend({
 export const participantsQuery = z.strictObject({
   include_hidden: z.enum(['true', 'false']).optional().describe('also list hidden participants (recorders), marked hidden: true'),
 });
+/** The widest [from, to) of /usage and /sessions: bounds the sessions one request reads. */
+export const MAX_WINDOW_DAYS = 31;
+const MAX_WINDOW_MS = MAX_WINDOW_DAYS * 24 * 3600 * 1000;
+const windowMessage = `from and to must be at most ${MAX_WINDOW_DAYS} days apart`;
+
 export const sessionsQuery = z
   .strictObject({
     room_id: externalId.optional(),
@@ -66,10 +71,12 @@ export const sessionsQuery = z
     limit: limitQuery,
     cursor: cursorQuery,
   })
-  .refine((q) => !q.from || !q.to || Date.parse(q.from) < Date.parse(q.to), { message: 'from must be before to', path: ['from'] });
+  .refine((q) => !q.from || !q.to || Date.parse(q.from) < Date.parse(q.to), { message: 'from must be before to', path: ['from'] })
+  .refine((q) => !q.from || !q.to || Date.parse(q.to) - Date.parse(q.from) <= MAX_WINDOW_MS, { message: windowMessage, path: ['to'] });
 export const usageQuery = z
   .strictObject({ from: isoDateTime, to: isoDateTime })
-  .refine((q) => Date.parse(q.from) < Date.parse(q.to), { message: 'from must be before to', path: ['from'] });
+  .refine((q) => Date.parse(q.from) < Date.parse(q.to), { message: 'from must be before to', path: ['from'] })
+  .refine((q) => Date.parse(q.to) - Date.parse(q.from) <= MAX_WINDOW_MS, { message: windowMessage, path: ['to'] });
 
 // ---- request bodies ----
 export const createTenantBody = z.strictObject({

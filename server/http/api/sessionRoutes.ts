@@ -1,7 +1,7 @@
 /** Tenant: session audit records and usage. */
 import type { ApiContext } from './context.js';
 import { defineRoute, type ApiRoute } from './routes.js';
-import { sessionListResponse, sessionsQuery, usageQuery, usageResponse } from './schemas.js';
+import { MAX_WINDOW_DAYS, sessionListResponse, sessionsQuery, usageQuery, usageResponse } from './schemas.js';
 import { sessionView, usageView } from './views.js';
 
 const DEFAULT_PAGE = 50;
@@ -14,6 +14,9 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
       path: '/api/v1/sessions',
       tag: 'sessions',
       summary: 'Sessions (join -> leave), oldest first, optionally of one room and overlapping [from, to)',
+      description:
+        `from and to, when both given, at most ${MAX_WINDOW_DAYS} days apart (else 400 payload_invalid). ` +
+        "A session whose server stopped heartbeating (crash) reads as ended at its last heartbeat with disconnect_reason 'lost'.",
       auth: 'tenant',
       query: sessionsQuery,
       responses: { 200: { description: 'a page of sessions', schema: sessionListResponse } },
@@ -34,7 +37,9 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
       path: '/api/v1/usage',
       tag: 'sessions',
       summary: 'Participant-minutes over [from, to), in total, by mode and by room',
-      description: 'Sessions still open count up to now. Values are rounded to 0.001 minute.',
+      description:
+        `from and to at most ${MAX_WINDOW_DAYS} days apart (else 400 payload_invalid). Sessions still open count up to now; ` +
+        "a session whose server stopped heartbeating (crash) counts up to its last heartbeat. Values are rounded to 0.001 minute.",
       auth: 'tenant',
       query: usageQuery,
       responses: { 200: { description: 'usage', schema: usageResponse } },

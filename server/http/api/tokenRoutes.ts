@@ -82,18 +82,19 @@ export function tokenRoutes(ctx: ApiContext): ApiRoute[] {
       summary: 'Revoke a token by jti',
       description:
         'Live sockets of the token are disconnected at once (error token_revoked) and it can never connect again. ' +
-        "A jti this server never minted (e.g. from the CLI) is recorded as revoked for the calling tenant; another tenant's jti answers 404.",
+        'Revocation is scoped to the calling tenant: a jti this server never minted for it (e.g. from the CLI) is recorded as revoked ' +
+        "for the calling tenant only, and another tenant's token with that jti is not affected. The answer is 200 either way, " +
+        "so it tells nothing about other tenants' tokens.",
       auth: 'tenant',
       limiter: 'tokens',
       body: revokeTokenBody,
-      errors: ['not_found'],
       responses: { 200: { description: 'revoked', schema: revokeResponse } },
       async handle({ body, tenant }) {
         const record = await ctx.store.tokens.get(tenant.tenant_id, body.jti);
         // Unknown jti: keep the revocation as long as any token could live.
         const expiresAt = record?.expires_at ?? new Date(Date.now() + (ctx.config.auth.maxTokenLifetimeS + ctx.config.auth.clockToleranceS) * 1000);
         await ctx.store.tokens.revoke(tenant.tenant_id, body.jti, expiresAt);
-        ctx.gateway.disconnectToken(body.jti);
+        ctx.gateway.disconnectToken(tenant.tenant_id, body.jti);
         return { status: 200, body: { jti: body.jti, revoked: true } };
       },
     }),
