@@ -90,6 +90,10 @@ export interface Config {
     pingIntervalMs: number;
     pingTimeoutMs: number;
     maxPayloadBytes: number;
+    /** An Engine.IO session that has not completed the Socket.IO CONNECT (auth) within this is closed. */
+    connectTimeoutMs: number;
+    /** Engine.IO sessions one address may hold before their Socket.IO CONNECT; more are refused (403). */
+    pendingSessionsPerIp: number;
   };
   rateLimits: {
     handshakesPerIpPerMinute: number;
@@ -98,10 +102,6 @@ export interface Config {
     strikesBeforeDisconnect: number;
     httpPerIpPerMinute: number;
     /** POST /api/v1/tokens and /tokens/revoke per tenant. */
-    /** An Engine.IO session that has not completed the Socket.IO CONNECT (auth) within this is closed. */
-    connectTimeoutMs: number;
-    /** Engine.IO sessions one address may hold before their Socket.IO CONNECT; more are refused (403). */
-    pendingSessionsPerIp: number;
     tokensPerTenantPerMinute: number;
     /** Admin API calls per client IP (counted before the key check). */
     adminPerIpPerMinute: number;
@@ -141,6 +141,12 @@ export interface Config {
     sctpSendBufferBytes: number;
     maxProducersPerPeer: number;
     maxTransportsPerPeer: number;
+    /** Consumers (media and data) one peer may hold. */
+    maxConsumersPerPeer: number;
+    /** A transport whose ICE/DTLS has not connected this long after the client's connect is reported (log, client error). */
+    transportConnectTimeoutMs: number;
+    /** SFU transports one tenant may hold on this node, so no tenant can take every port. */
+    maxTransportsPerTenant: number;
     /** How long clients keep the old topology while migrating at most (the SDK's migrationTimeoutMs); a demoted room's router stays this long plus 5 s. */
     migrationTimeoutMs: number;
   };
@@ -149,10 +155,8 @@ export interface Config {
   shutdownDrainMs: number;
   /** Lines main.ts prints at boot (dev-mode generated credentials). Empty in production. */
   bootNotices: string[];
-    /** Consumers (media and data) one peer may hold. */
-    maxConsumersPerPeer: number;
-    /** SFU transports one tenant may hold on this node, so no tenant can take every port. */
-    maxTransportsPerTenant: number;
+  /** Settings the server guessed or could not know, logged as warnings at boot (production too). */
+  bootWarnings: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -196,6 +200,8 @@ const envSchema = z.object({
   SOCKET_PING_INTERVAL_MS: int(100, 600_000).default(25_000),
   SOCKET_PING_TIMEOUT_MS: int(100, 600_000).default(20_000),
   SOCKET_MAX_PAYLOAD_BYTES: int(16 * 1024, 16 * 1024 * 1024).default(512 * 1024),
+  SOCKET_CONNECT_TIMEOUT_MS: int(100, 60_000).default(5_000),
+  SOCKET_PENDING_SESSIONS_PER_IP: int(1, 100_000).default(50),
   RATE_LIMIT_HANDSHAKES_PER_MIN: int(1, 1_000_000).default(120),
   RATE_LIMIT_EVENTS_PER_SEC: int(1, 1_000_000).default(200),
   RATE_LIMIT_STRIKES: int(1, 1_000_000).default(100),
@@ -206,8 +212,6 @@ const envSchema = z.object({
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
   TURN_ENABLED: bool.default(true),
   TURN_PORT: port.default(3478),
-  SOCKET_CONNECT_TIMEOUT_MS: int(100, 60_000).default(5_000),
-  SOCKET_PENDING_SESSIONS_PER_IP: int(1, 100_000).default(50),
   TURN_LISTEN_IP: ipv4or6.default('0.0.0.0'),
   TURN_RELAY_IP: ipv4or6.optional(),
   TURN_EXTERNAL_IP: ipv4or6.optional(),
@@ -232,6 +236,9 @@ const envSchema = z.object({
   SFU_SCTP_SEND_BUFFER_BYTES: int(262_144, 268_435_456).default(8_388_608),
   SFU_MAX_PRODUCERS_PER_PEER: int(1, 64).default(6),
   SFU_MAX_TRANSPORTS_PER_PEER: int(2, 16).default(4),
+  SFU_MAX_CONSUMERS_PER_PEER: int(1, 10_000).default(500),
+  SFU_TRANSPORT_CONNECT_TIMEOUT_MS: int(1000, 120_000).default(15_000),
+  SFU_MAX_TRANSPORTS_PER_TENANT: int(1, 1_000_000).optional(),
   SFU_MIGRATION_TIMEOUT_MS: int(1000, 300_000).default(30_000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   SHUTDOWN_DRAIN_MS: int(0, 600_000).default(0),
@@ -242,8 +249,6 @@ const tenantLimitsSchema = z.strictObject({
   max_rooms: int(1, 1_000_000).optional(),
   max_participants: int(1, 10_000).optional(),
   mesh_threshold: int(1, 1000).optional(),
-  SFU_MAX_CONSUMERS_PER_PEER: int(1, 10_000).default(500),
-  SFU_MAX_TRANSPORTS_PER_TENANT: int(1, 1_000_000).optional(),
   max_token_lifetime_s: int(60, 30 * 24 * 3600).optional(),
   auto_create_rooms: z.boolean().optional(),
 });
@@ -408,6 +413,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const webhookCidrs = cidrList('WEBHOOK_ALLOWED_CIDRS', e.WEBHOOK_ALLOWED_CIDRS, problems);
 
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  const bootWarnings: string[] = [];
+  const reachable = reachableAddresses(publicUrl, os.networkInterfaces());
+  const guessing = (e.SFU_ENABLED && !e.SFU_ANNOUNCED_IP && UNSPECIFIED.has(e.SFU_LISTEN_IP)) || (e.TURN_ENABLED && !e.TURN_RELAY_IP && UNSPECIFIED.has(e.TURN_LISTEN_IP));
+  if (guessing && reachable.warning) bootWarnings.push(reachable.warning);
   let corsOrigins = e.CORS_ORIGINS ?? [];
   if (corsOrigins.length === 0) corsOrigins = production ? [new URL(publicUrl).origin] : ['*'];
   for (const origin of corsOrigins) {
@@ -473,7 +482,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       enabled: e.TURN_ENABLED,
       port: e.TURN_PORT,
       listenIp: e.TURN_LISTEN_IP,
-      relayIp: e.TURN_RELAY_IP ?? (e.TURN_LISTEN_IP === '0.0.0.0' ? '127.0.0.1' : e.TURN_LISTEN_IP),
+      relayIp: e.TURN_RELAY_IP ?? (UNSPECIFIED.has(e.TURN_LISTEN_IP) ? reachable.local : e.TURN_LISTEN_IP),
       externalIp: e.TURN_EXTERNAL_IP,
       realm: e.TURN_REALM,
       secret: turnSecret,
@@ -491,18 +500,23 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       enabled: e.SFU_ENABLED,
       workers: e.SFU_WORKERS ?? Math.max(1, os.availableParallelism()),
       listenIp: e.SFU_LISTEN_IP,
-      announcedIp: e.SFU_ANNOUNCED_IP,
+      announcedIp: e.SFU_ANNOUNCED_IP ?? (UNSPECIFIED.has(e.SFU_LISTEN_IP) ? reachable.announced : undefined),
       minPort: e.SFU_MIN_PORT,
       maxPort: e.SFU_MAX_PORT,
       maxIncomingBitrate: e.SFU_MAX_INCOMING_BITRATE,
       sctpSendBufferBytes: e.SFU_SCTP_SEND_BUFFER_BYTES,
       maxProducersPerPeer: e.SFU_MAX_PRODUCERS_PER_PEER,
       maxTransportsPerPeer: e.SFU_MAX_TRANSPORTS_PER_PEER,
+      maxConsumersPerPeer: e.SFU_MAX_CONSUMERS_PER_PEER,
+      transportConnectTimeoutMs: e.SFU_TRANSPORT_CONNECT_TIMEOUT_MS,
+      // Half the port range by default: one tenant alone can never exhaust it.
+      maxTransportsPerTenant: e.SFU_MAX_TRANSPORTS_PER_TENANT ?? Math.max(1, Math.floor((e.SFU_MAX_PORT - e.SFU_MIN_PORT + 1) / 2)),
       migrationTimeoutMs: e.SFU_MIGRATION_TIMEOUT_MS,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     bootNotices,
+    bootWarnings,
   };
   return deepFreeze(config);
 }
@@ -510,15 +524,38 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
-      maxConsumersPerPeer: e.SFU_MAX_CONSUMERS_PER_PEER,
-      // Half the port range by default: one tenant alone can never exhaust it.
-      maxTransportsPerTenant: e.SFU_MAX_TRANSPORTS_PER_TENANT ?? Math.max(1, Math.floor((e.SFU_MAX_PORT - e.SFU_MIN_PORT + 1) / 2)),
     for (const child of Object.values(value)) deepFreeze(child);
   }
   return value;
 }
 
 /** A config for tests and embedding: the given env over quiet, loopback-only defaults. */
+const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+
+/**
+ * The addresses media goes to when SFU_ANNOUNCED_IP / TURN_RELAY_IP are not set and the
+ * services listen on every interface: 127.0.0.1 when PUBLIC_URL is this machine (a dev run),
+ * else the host's first non-internal IPv4 (announced: PUBLIC_URL's own IP when it is one).
+ * `warning` says when that is a guess the operator should confirm.
+ */
+export function reachableAddresses(publicUrl: string, interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>): { announced: string; local: string; warning: string | null } {
+  const host = new URL(publicUrl).hostname.replace(/^\[|\]$/g, '');
+  if (host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '::1') return { announced: '127.0.0.1', local: '127.0.0.1', warning: null };
+  const hostAddress = Object.values(interfaces)
+    .flat()
+    .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+  const literal = z.ipv4().safeParse(host).success && !UNSPECIFIED.has(host) ? host : undefined;
+  if (!hostAddress) {
+    return {
+      announced: literal ?? '127.0.0.1',
+      local: '127.0.0.1',
+      warning: `PUBLIC_URL is ${publicUrl} but this host has no non-internal IPv4 address: SFU and TURN media use 127.0.0.1 and reach no other machine; set SFU_ANNOUNCED_IP and TURN_RELAY_IP`,
+    };
+  }
+  const announced = literal ?? hostAddress;
+  return { announced, local: hostAddress, warning: `SFU_ANNOUNCED_IP / TURN_RELAY_IP not set: media is announced on ${announced} (relays bind ${hostAddress}); set them to the address browsers reach` };
+}
+
 export function testConfig(overrides: Env = {}): Readonly<Config> {
   return loadConfig({
     NODE_ENV: 'test',

@@ -60,6 +60,7 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly sfuRebuilds = new Counter({ name: 'switchboard_sfu_rebuilds_total', help: 'SFU routers rebuilt after a worker died', registers: [this.registry] });
+  readonly sfuTransportFailures = new Counter({ name: 'switchboard_sfu_transport_failures_total', help: 'SFU transports whose ICE/DTLS did not connect in time after the client connected them', registers: [this.registry] });
   readonly migrationDuration = new Histogram({
     name: 'switchboard_migration_duration_seconds',
     help: 'Client-measured time from mode_changed to the old topology closed',

@@ -67,6 +67,7 @@ export interface SwitchboardServer {
 /** The one place that builds and wires every service. */
 export async function createServer(config: Readonly<Config>, options: CreateServerOptions = {}): Promise<SwitchboardServer> {
   const logger = options.logger ?? createLogger(config.logLevel);
+  for (const warning of config.bootWarnings) logger.warn(warning);
   const store = options.store ?? (await createStore(config, logger));
   await store.init();
   for (const declared of config.tenants) {
@@ -142,14 +143,14 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   const httpServer = createHttpServer(app);
 
   const originAllowed = originChecker(config.http.corsOrigins);
-  const io: AppServer = new SocketIoServer(httpServer, {
   const pendingSessions = new PendingSessionLimiter(config.socket.pendingSessionsPerIp);
+  const io: AppServer = new SocketIoServer(httpServer, {
     serveClient: false,
     maxHttpBufferSize: config.socket.maxPayloadBytes,
     pingInterval: config.socket.pingIntervalMs,
     pingTimeout: config.socket.pingTimeoutMs,
-    cors: { origin: (origin, callback) => callback(null, originAllowed(origin)) },
     connectTimeout: config.socket.connectTimeoutMs,
+    cors: { origin: (origin, callback) => callback(null, originAllowed(origin)) },
     // Refused before any Socket.IO work (403): foreign browser origins, and an address holding
     // too many sessions that have not authenticated yet.
     allowRequest: (req, callback) => {
@@ -158,8 +159,8 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
       callback(null, true);
     },
   });
-
   pendingSessions.attach(io);
+
   const rooms = new RoomManager({ io, store, defaults: config.rooms, logger });
   metrics.observeRooms(rooms);
   sessions.attach(rooms);

@@ -334,6 +334,9 @@ export class SfuSession {
       iceTransportPolicy: this.options.forceRelay ? ('relay' as const) : ('all' as const),
     };
     const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
+    transport.on('connectionstatechange', (state) => {
+      if (state === 'failed' && !this.closed) this.options.onError(new SwitchboardError('media_failed', `the SFU ${direction} transport failed to connect (ICE/DTLS): no media over the SFU`));
+    });
     // The server answers a repeated connect, produce or produce_data like the first (the same
     // producer), so a late answer is asked for again instead of breaking the session for good.
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {

@@ -9,7 +9,9 @@ export type ClientErrorCode =
   /** The room is not connected (before connect, after leave, or while reconnecting). */
   | 'not_connected'
   /** No WebRTC implementation was found (pass options.webrtc in Node). */
-  | 'webrtc_unavailable';
+  | 'webrtc_unavailable'
+  /** A media transport (the SFU's) failed to connect: ICE or DTLS did not get through. */
+  | 'media_failed';
 
 export type SwitchboardErrorCode = ErrorCode | ClientErrorCode;
 

@@ -210,6 +210,15 @@ export class TopologyController {
       (socketId ? this.options.io.to(channel).except(socketId) : this.options.io.to(channel)).emit('sfu:new_producer', info);
     });
     sfuRoom.on('producer_removed', (info) => this.options.io.to(channel).emit('sfu:producer_closed', info));
+    sfuRoom.on('transport_failed', (failure) => {
+      const peer = room.peers.get(failure.peerId);
+      this.options.metrics.sfuTransportFailures.inc();
+      this.logger.warn(
+        { room: room.key, peer: failure.peerId, user: peer?.userId, direction: failure.direction, iceState: failure.iceState, dtlsState: failure.dtlsState, announcedIp: this.options.config.sfu.announcedIp ?? null },
+        'an SFU transport did not connect: the client gets no media over the SFU (check SFU_ANNOUNCED_IP and that browsers reach the SFU ports)',
+      );
+      peer?.socket.emit('error', { code: 'unavailable', message: `media could not reach the SFU: the ${failure.direction} transport did not connect (ICE ${failure.iceState}, DTLS ${failure.dtlsState})` });
+    });
   }
 
   private setMode(room: Room, mode: RoomMode, reason: string, sfuRoom?: SfuRoom): void {

@@ -115,8 +115,18 @@ async function withClientParameters<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Why a client's transport carries no media: its ICE/DTLS state when the wait ended. */
+export interface TransportFailure {
+  peerId: string;
+  direction: string;
+  iceState: string;
+  dtlsState: string;
+}
+
 export type SfuRoomEvents = {
   producer_added: [producer: SfuProducerInfo];
+  /** A transport the client connected did not reach DTLS connected in time (or failed). */
+  transport_failed: [failure: TransportFailure];
   producer_removed: [producer: SfuProducerInfo];
   /** mediasoup dropped a data message for a consumer whose SCTP send buffer was full. */
   data_dropped: [];
@@ -244,7 +254,34 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
   async connectTransport(peerId: string, transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void> {
     const peer = this.existingPeer(peerId);
     const transport = peer.transport(transportId);
-    await peer.once(`connect:${transportId}`, () => withClientParameters(() => transport.connect({ dtlsParameters })));
+    await peer.once(`connect:${transportId}`, async () => {
+      await withClientParameters(() => transport.connect({ dtlsParameters }));
+      this.watchConnection(peerId, transport);
+    });
+  }
+
+  /**
+   * A participant must not sit in an SFU room without media and nobody knowing: a transport
+   * whose DTLS has not connected within the timeout after the client's connect (or failed) is
+   * reported once (the server logs it and tells the client).
+   */
+  private watchConnection(peerId: string, transport: ms.WebRtcTransport): void {
+    const direction = String((transport.appData as { direction?: string }).direction ?? '');
+    let reported = false;
+    const report = () => {
+      if (reported || transport.closed) return;
+      reported = true;
+      this.emit('transport_failed', { peerId, direction, iceState: transport.iceState, dtlsState: transport.dtlsState });
+    };
+    const timer = setTimeout(() => {
+      if (transport.dtlsState !== 'connected') report();
+    }, this.config.transportConnectTimeoutMs);
+    timer.unref();
+    transport.on('dtlsstatechange', (state) => {
+      if (state === 'failed') report();
+      if (state === 'connected' || state === 'failed' || state === 'closed') clearTimeout(timer);
+    });
+    transport.observer.once('close', () => clearTimeout(timer));
   }
 
   /** A producer for a peer; `paused` while a room admin has that kind muted. */
