@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io as ioClient } from 'socket.io-client';
-import { ConfigError, loadConfig, testConfig } from '../../config/index.js';
+import { ConfigError, loadConfig, reachableAddresses, testConfig } from '../../config/index.js';
 import { createServer } from '../../server/index.js';
 
 const KEY = 'k1:0123456789abcdef0123456789abcdef';
@@ -77,6 +77,33 @@ describe('config', () => {
     expect(config.sfu.workers).to.equal(3);
     expect(config.bootNotices).to.deep.equal([]);
     expect(config.auth.devTokenRoute).to.equal(false);
+  });
+
+  it('announces media where browsers reach it when SFU_ANNOUNCED_IP and TURN_RELAY_IP are not set', () => {
+    const lan = { lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }], eth0: [{ address: 'fe80::1', family: 'IPv6', internal: false }, { address: '10.1.2.3', family: 'IPv4', internal: false }] } as never;
+    const loopbackOnly = { lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }] } as never;
+    // A dev run (PUBLIC_URL on this machine): loopback, nothing to warn about.
+    expect(reachableAddresses('http://localhost:8080', lan)).to.deep.equal({ announced: '127.0.0.1', local: '127.0.0.1', warning: null });
+    expect(reachableAddresses('http://127.0.0.1:8080', lan).announced).to.equal('127.0.0.1');
+    // A named host: the host's first non-internal IPv4, with a warning to confirm it.
+    const named = reachableAddresses('https://rtc.example.com', lan);
+    expect([named.announced, named.local]).to.deep.equal(['10.1.2.3', '10.1.2.3']);
+    expect(named.warning).to.match(/10\.1\.2\.3/);
+    // PUBLIC_URL's own IP is what browsers reach (a NATed host); relays still bind a local address.
+    expect(reachableAddresses('http://203.0.113.7:8080', lan)).to.include({ announced: '203.0.113.7', local: '10.1.2.3' });
+    // Nothing but loopback: say that media reaches no other machine.
+    expect(reachableAddresses('https://rtc.example.com', loopbackOnly).warning).to.match(/no non-internal IPv4/);
+
+    const defaults = loadConfig({});
+    expect(defaults.sfu.announcedIp).to.equal('127.0.0.1');
+    expect(defaults.turn.relayIp).to.equal('127.0.0.1');
+    expect(defaults.bootWarnings).to.deep.equal([]);
+    const named2 = loadConfig({ PUBLIC_URL: 'https://rtc.example.com' });
+    expect(named2.sfu.announcedIp).to.be.a('string').and.not.equal('0.0.0.0');
+    expect(named2.bootWarnings).to.have.length(1);
+    const explicit = loadConfig({ PUBLIC_URL: 'https://rtc.example.com', SFU_ANNOUNCED_IP: '198.51.100.5', TURN_RELAY_IP: '127.0.0.1' });
+    expect([explicit.sfu.announcedIp, explicit.bootWarnings.length]).to.deep.equal(['198.51.100.5', 0]);
+    expect(loadConfig({ SFU_LISTEN_IP: '127.0.0.1' }).sfu.announcedIp).to.equal(undefined);
   });
 
   it('parses webhook and API limit settings, and reports bad CIDRs', () => {
