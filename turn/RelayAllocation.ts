@@ -45,6 +45,8 @@ export interface RelayAllocationOptions {
   advertisedAddress: string;
   family: 4 | 6;
   nodeAllocation: NodeTurn.Allocation;
+  /** RESERVATION-TOKEN of the port reserved next to this one (EVEN-PORT with the R bit). */
+  reservationToken?: Buffer;
 }
 
 export class RelayAllocation {
@@ -59,6 +61,8 @@ export class RelayAllocation {
   readonly advertisedAddress: string;
   readonly family: 4 | 6;
   readonly nodeAllocation: NodeTurn.Allocation;
+  /** RESERVATION-TOKEN of the port reserved next to this one, repeated in answers to retransmissions. */
+  readonly reservationToken: Buffer | undefined;
   /** By canonical peer IP (what Node reports in rinfo.address). */
   readonly permissions = new Map<string, Permission>();
   readonly channels = new Map<number, Channel>();
@@ -77,6 +81,7 @@ export class RelayAllocation {
     this.advertisedAddress = options.advertisedAddress;
     this.family = options.family;
     this.nodeAllocation = options.nodeAllocation;
+    this.reservationToken = options.reservationToken;
   }
 
   get clientKey(): string {

@@ -8,12 +8,16 @@
  * - authenticates with TURN REST API credentials derived from TURN_SECRET (no static users,
  *   no "none" auth), checks MESSAGE-INTEGRITY in constant time before node-turn sees a
  *   request, and replaces node-turn's Math.random nonces with stateless crypto ones;
- * - replaces the Allocate, Refresh, CreatePermission and ChannelBind handlers (peer policy,
- *   quotas, lifetime cap, and fixes for node-turn's broken Refresh and unsigned replies);
+ * - replaces the Allocate, Refresh, CreatePermission, ChannelBind and Binding handlers (peer
+ *   policy, quotas, lifetime cap, and fixes for node-turn's broken Refresh and unsigned replies),
+ *   each first checking the request's attributes as coturn does (requestChecks.ts: 420 with
+ *   UNKNOWN-ATTRIBUTES, 400, REQUESTED-ADDRESS-FAMILY), and serves EVEN-PORT's port
+ *   reservations (RESERVATION-TOKEN); request methods it does not serve get 400 once
+ *   authenticated, so every request gets an answer;
  * - relays data itself: ChannelData (which node-turn drops), Send indications, and peer
  *   datagrams back as ChannelData or Data indications, with O(1) lookups per packet.
  */
-import { createHash, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import Address from 'node-turn/lib/address.js';
@@ -27,6 +31,7 @@ import { expectedTurnPassword, parseTurnUsername, type TurnSettings } from './cr
 import { NonceIssuer } from './NonceIssuer.js';
 import { canonicalIp, interfaceAddresses, parseIp, PeerPolicy } from './PeerPolicy.js';
 import { RelayAllocation, type Permission } from './RelayAllocation.js';
+import { checkAllocate, checkRequest } from './requestChecks.js';
 import {
   channelDataHead,
   classOf,
@@ -64,6 +69,10 @@ const NONCE_TTL_S = 3600;
 const SOFTWARE = 'switchboard';
 /** Random relay ports tried before answering 508 (ranges this small or smaller are scanned whole). */
 const PORT_ATTEMPTS = 64;
+/** How long the port after an EVEN-PORT (R bit) allocation stays reserved for its token (RFC 5766 §6.2: about 30 s). */
+const RESERVATION_MS = 30_000;
+/** Request methods with a handler; node-turn would leave the others unanswered. */
+const SERVED_METHODS: ReadonlySet<number> = new Set([StunMethod.binding, StunMethod.allocate, StunMethod.refresh, StunMethod.createPermission, StunMethod.channelBind]);
 /** Kernel buffers of the listening socket, which carries every client's traffic (the kernel caps it at net.core.rmem_max/wmem_max). */
 const LISTEN_BUFFER_BYTES = 4 * 1024 * 1024;
 const LOG_WINDOW_MS = 10_000;
@@ -86,6 +95,24 @@ interface ClientTransport extends NodeTurn.Transport {
   clientPort: number;
 }
 
+/** A request as node-turn parsed it, with its datagram for the checks node-turn cannot do. */
+interface ControlMessage extends NodeTurn.Message {
+  datagram: Buffer;
+}
+
+/** The relay port after an EVEN-PORT allocation's, held for the RESERVATION-TOKEN handed out with it. */
+interface Reservation {
+  socket: Socket;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** The relay socket(s) for a new allocation. */
+interface RelaySockets {
+  socket: Socket;
+  /** Bound to the next port for EVEN-PORT with the R bit. */
+  reserved: Socket | undefined;
+}
+
 /** node-turn's Address expands "a:b::c" wrongly; give it all eight IPv6 groups. */
 function expandIp(address: string): string {
   if (!address.includes(':')) return address;
@@ -97,35 +124,49 @@ function expandIp(address: string): string {
 }
 
 let attributesPatched = false;
-const ATTR_EVEN_PORT = 0x0018;
+const ATTR_UNKNOWN_ATTRIBUTES = 0x000a;
+const ATTR_RESERVATION_TOKEN = 0x0022;
+/** Attributes written from a Buffer value as they are (node-turn writes a single type, or a string). */
+const RAW_ATTRIBUTES = new Set([ATTR_UNKNOWN_ATTRIBUTES, ATTR_RESERVATION_TOKEN]);
 
 /**
- * node-turn's attribute parser throws on any attribute it does not know, dropping the whole
- * request; RFC 5389 §7.3 says unknown comprehension-optional attributes (0x8000-0xFFFF) are
- * ignored. It also throws on every EVEN-PORT (it calls a bit reader its buffer slice lacks).
+ * node-turn's attribute parser throws on every attribute it cannot read: unknown types
+ * (REQUESTED-ADDRESS-FAMILY, any 0x7fff), RESERVATION-TOKEN (it reads 8 bytes as one integer),
+ * EVEN-PORT (a bit reader its buffer slice lacks) and values of the wrong length. The throw
+ * dropped the whole request unanswered. Such an attribute is now kept without a value: the
+ * request goes on to authentication, and requestChecks.ts reads it from the datagram and answers
+ * (420, 400, or serves it).
  */
-function patchAttributeParsing(): void {
+function patchAttributes(): void {
   if (attributesPatched) return;
   attributesPatched = true;
   const read = Attribute.prototype.read;
   Attribute.prototype.read = function (this: NodeTurn.Attribute, data: Buffer): void {
     try {
       read.call(this, data);
-    } catch (error) {
-      if (this.type === ATTR_EVEN_PORT && this.length >= 1 && data.length >= 5) {
-        // The R bit: reserve the next port too (not supported; the even port is still given).
-        this.value = ((data[4] as number) & 0x80) !== 0;
-        this.name = 'even-port';
-        return;
-      }
-      if (this.type !== null && this.type >= 0x8000 && this.length + 4 <= data.length) {
-        this.value = undefined;
-        this.name = 'unknown';
-        return;
-      }
-      throw error;
+    } catch {
+      // read() set type and length before it threw (the caller guarantees the 4-byte header).
+      this.value = undefined;
+      this.name = 'unparsed';
     }
   };
+  const toBuffer = Attribute.prototype.toBuffer;
+  Attribute.prototype.toBuffer = function (this: NodeTurn.Attribute): Buffer {
+    if (this.type === null || !RAW_ATTRIBUTES.has(this.type) || !Buffer.isBuffer(this.value)) return toBuffer.call(this);
+    const head = Buffer.alloc(4);
+    head.writeUInt16BE(this.type, 0);
+    head.writeUInt16BE(this.value.length, 2);
+    return Buffer.concat([head, this.value, PADDING[this.padding] as Buffer]);
+  };
+}
+
+/** Adds an attribute whose value is written as given (see RAW_ATTRIBUTES). */
+function addRawAttribute(msg: NodeTurn.Message, name: 'unknown-attributes' | 'reservation-token', value: Buffer): void {
+  const attribute = new Attribute(msg, name, value);
+  attribute.length = value.length;
+  attribute.padding = (4 - (value.length & 3)) & 3;
+  msg.attributes.push(attribute);
+  msg.length += 4 + attribute.length + attribute.padding;
 }
 
 function bindUdp(type: 'udp4' | 'udp6', address: string, port: number, bufferBytes?: number): Promise<Socket> {
@@ -160,6 +201,8 @@ export class TurnRelay {
   /** By relay port, for relay-to-relay delivery without a trip through the kernel. */
   private readonly byRelayPort = new Map<number, RelayAllocation>();
   private readonly pendingClients = new Set<string>();
+  /** By RESERVATION-TOKEN (hex). */
+  private readonly reservations = new Map<string, Reservation>();
   private readonly perUser = new Map<string, number>();
   /** Live plus being-created allocations (what the total quota counts). */
   private allocationCount = 0;
@@ -172,7 +215,7 @@ export class TurnRelay {
   private closed = false;
 
   constructor(options: TurnRelayOptions) {
-    patchAttributeParsing();
+    patchAttributes();
     this.settings = options.settings;
     this.counters = options.counters;
     this.log = options.log;
@@ -215,6 +258,8 @@ export class TurnRelay {
     this.server.refresh.refresh = (msg, reply) => this.guard(reply, () => this.onRefresh(msg, reply));
     this.server.createPermission.createPermission = (msg, reply) => this.guard(reply, () => this.onCreatePermission(msg, reply));
     this.server.channelBind.channelBind = (msg, reply) => this.guard(reply, () => this.onChannelBind(msg, reply));
+    this.server.removeAllListeners('binding');
+    this.server.on('binding', (msg, reply) => this.guard(reply, () => this.onBinding(msg, reply)));
     // Send indications never reach node-turn: onSendIndication relays them with the policy.
     this.server.send.send = () => undefined;
   }
@@ -254,6 +299,7 @@ export class TurnRelay {
     if (this.closed) return;
     this.closed = true;
     for (const allocation of [...this.byClient.values()]) this.release(allocation, 'shutdown');
+    for (const token of [...this.reservations.keys()]) this.dropReservation(token);
     const socket = this.socket;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
@@ -270,7 +316,8 @@ export class TurnRelay {
         if (first < 0x80) this.onChannelData(buf, rinfo);
         return;
       }
-      if (buf.length < STUN_HEADER_BYTES || buf.readUInt32BE(4) !== MAGIC_COOKIE) return;
+      // RFC 5389 §7.3: not a STUN message (or a truncated one); nothing to answer.
+      if (buf.length < STUN_HEADER_BYTES || buf.readUInt32BE(4) !== MAGIC_COOKIE || STUN_HEADER_BYTES + buf.readUInt16BE(2) > buf.length) return;
       const type = buf.readUInt16BE(0);
       if (type === SEND_INDICATION) this.onSendIndication(buf, rinfo);
       else this.onControl(buf, rinfo, type);
@@ -361,8 +408,22 @@ export class TurnRelay {
     if (classOf(type) !== StunClass.request) return;
     const method = methodOf(type);
     if (method !== StunMethod.binding && !this.authenticate(buf, rinfo, method)) return;
-    const msg = new Message(this.server, this.clientTransport(rinfo));
-    if (msg.read(buf)) this.server.emit('message', msg);
+    const msg = new Message(this.server, this.clientTransport(rinfo)) as ControlMessage;
+    if (!msg.read(buf)) return;
+    msg.datagram = buf;
+    if (SERVED_METHODS.has(method)) this.server.emit('message', msg);
+    else this.onUnservedMethod(msg);
+  }
+
+  /**
+   * A request method without a handler here (Send or Data as a request, RFC 6062's TCP methods,
+   * anything unknown): node-turn would never answer it. As coturn: authenticate, then 400.
+   */
+  private onUnservedMethod(msg: ControlMessage): void {
+    if (msg.getAttribute('fingerprint') === false) return;
+    this.server.authentification.auth(msg, (error, reply) => {
+      if (!error) rejectSigned(reply, 400, 'Bad Request');
+    });
   }
 
   private clientTransport(rinfo: RemoteInfo): ClientTransport {
@@ -428,9 +489,8 @@ export class TurnRelay {
       return rejectSigned(reply, 437, 'Allocation Mismatch');
     }
     if (this.pendingClients.has(clientKey)) return reply.discard();
-    const requested = msg.getAttribute('requested-transport');
-    if (requested === undefined) return rejectSigned(reply, 400, 'Bad Request');
-    if (requested !== CONSTANTS.TRANSPORT.PROTOCOL.UDP) return rejectSigned(reply, 442, 'Unsupported Transport Protocol');
+    const request = checkAllocate((msg as ControlMessage).datagram, this.relayFamily);
+    if ('code' in request) return rejectSigned(reply, request.code, request.reason, request.unknown);
     const user = msg.user as NodeTurn.User;
     const userId = parseTurnUsername(user.username)?.userId as string;
     const s = this.settings;
@@ -443,8 +503,14 @@ export class TurnRelay {
       this.refuse('quota_user', { client: clientKey, user: userId });
       return rejectSigned(reply, 486, 'Allocation Quota Reached');
     }
+    let sockets: Promise<RelaySockets>;
+    if (request.reservationToken) {
+      const reserved = this.takeReservation(request.reservationToken.toString('hex'));
+      // RFC 5766 §6.2 says 508; coturn answers 404, and the contract holds both servers to it.
+      if (!reserved) return rejectSigned(reply, 404, 'Reservation Token not found');
+      sockets = Promise.resolve({ socket: reserved, reserved: undefined });
+    } else sockets = this.bindRelaySockets(request.evenPort, request.reservePair);
     const lifetime = this.lifetimeFor(msg.getAttribute('lifetime') as number | undefined);
-    const evenPort = msg.getAttribute('even-port') !== undefined;
 
     this.pendingClients.add(clientKey);
     this.allocationCount += 1;
@@ -454,20 +520,23 @@ export class TurnRelay {
       this.allocationCount -= 1;
       this.decrementUser(userId);
     };
-    this.bindRelaySocket(evenPort).then(
-      (socket) => {
+    sockets.then(
+      ({ socket, reserved }) => {
         if (this.closed) {
           socket.close();
+          reserved?.close();
           unreserve();
           return;
         }
         this.pendingClients.delete(clientKey);
         try {
-          const allocation = this.createAllocation(msg, socket, userId, lifetime);
+          const token = reserved ? this.reserve(reserved) : undefined;
+          const allocation = this.createAllocation(msg, socket, userId, lifetime, token);
           this.replyAllocated(reply, allocation);
         } catch (error) {
           this.log('error', { err: (error as Error).message }, 'turn allocation failed');
           socket.close();
+          reserved?.close();
           this.allocationCount -= 1;
           this.decrementUser(userId);
           reply.reject(500, 'Server Error');
@@ -481,7 +550,7 @@ export class TurnRelay {
     );
   }
 
-  private createAllocation(msg: NodeTurn.Message, socket: Socket, userId: string, lifetime: number): RelayAllocation {
+  private createAllocation(msg: NodeTurn.Message, socket: Socket, userId: string, lifetime: number, reservationToken: Buffer | undefined): RelayAllocation {
     const transport = msg.transport as ClientTransport;
     // node-turn's Allocation registers the 5-tuple (for its dispatch and 441 checks) and
     // computes XOR-RELAYED-ADDRESS. Its relay listener and expiry timer are replaced: the
@@ -489,6 +558,7 @@ export class TurnRelay {
     const nodeAllocation = new Allocation(msg, [socket], lifetime);
     clearTimeout(nodeAllocation.timer);
     socket.removeAllListeners('message');
+    socket.removeAllListeners('error');
     const relayPort = socket.address().port;
     const allocation = new RelayAllocation({
       clientAddress: transport.clientAddress,
@@ -501,6 +571,7 @@ export class TurnRelay {
       advertisedAddress: canonicalIp(this.settings.externalIp ?? this.settings.relayIp) as string,
       family: this.relayFamily,
       nodeAllocation,
+      reservationToken,
     });
     allocation.setLifetime(lifetime, () => this.release(allocation, 'expired'));
     socket.on('message', (data, rinfo) => this.onPeerPacket(allocation, data, rinfo.address, rinfo.port));
@@ -516,8 +587,38 @@ export class TurnRelay {
     reply.addAttribute('xor-relayed-address', allocation.nodeAllocation.relayedTransportAddress);
     reply.addAttribute('lifetime', allocation.lifetimeS);
     reply.addAttribute('xor-mapped-address', allocation.nodeAllocation.mappedAddress);
+    if (allocation.reservationToken) addRawAttribute(reply, 'reservation-token', allocation.reservationToken);
     reply.addAttribute('software', SOFTWARE);
     reply.addAttribute('message-integrity');
+    reply.resolve();
+  }
+
+  /** Holds `socket` (the port after an EVEN-PORT allocation's) for RESERVATION_MS; returns its token. */
+  private reserve(socket: Socket): Buffer {
+    const token = randomBytes(8);
+    const key = token.toString('hex');
+    socket.on('error', (error) => this.logLimited('socket', 'debug', { err: error.message }, 'turn reserved socket error'));
+    this.reservations.set(key, { socket, timer: setTimeout(() => this.dropReservation(key), RESERVATION_MS) });
+    return token;
+  }
+
+  /** The reserved socket for a token, now the caller's; undefined when unknown, expired or spent. */
+  private takeReservation(key: string): Socket | undefined {
+    const reservation = this.reservations.get(key);
+    if (!reservation) return undefined;
+    this.reservations.delete(key);
+    clearTimeout(reservation.timer);
+    return reservation.socket;
+  }
+
+  private dropReservation(key: string): void {
+    this.takeReservation(key)?.close();
+  }
+
+  private onBinding(msg: NodeTurn.Message, reply: NodeTurn.Message): void {
+    const refusal = checkRequest((msg as ControlMessage).datagram, StunMethod.binding, this.relayFamily);
+    if (refusal) return rejectSigned(reply, refusal.code, refusal.reason, refusal.unknown);
+    reply.addAttribute('xor-mapped-address', msg.transport.src);
     reply.resolve();
   }
 
@@ -525,6 +626,8 @@ export class TurnRelay {
   private onRefresh(msg: NodeTurn.Message, reply: NodeTurn.Message): void {
     const allocation = this.allocationOf(msg);
     if (!allocation) return rejectSigned(reply, 437, 'Allocation Mismatch');
+    const refusal = checkRequest((msg as ControlMessage).datagram, StunMethod.refresh, allocation.family);
+    if (refusal) return rejectSigned(reply, refusal.code, refusal.reason, refusal.unknown);
     const requested = msg.getAttribute('lifetime') as number | undefined;
     let lifetime = 0;
     if (requested === 0) this.release(allocation, 'deallocated');
@@ -541,6 +644,8 @@ export class TurnRelay {
   private onCreatePermission(msg: NodeTurn.Message, reply: NodeTurn.Message): void {
     const allocation = this.allocationOf(msg);
     if (!allocation) return rejectSigned(reply, 437, 'Allocation Mismatch');
+    const refusal = checkRequest((msg as ControlMessage).datagram, StunMethod.createPermission, allocation.family);
+    if (refusal) return rejectSigned(reply, refusal.code, refusal.reason, refusal.unknown);
     const peers = msg.getAttributes('xor-peer-address') as NodeTurn.Address[];
     if (peers.length === 0) return rejectSigned(reply, 400, 'Bad Request');
     const granted: Array<{ address: string; relayPortsOnly: boolean }> = [];
@@ -568,6 +673,8 @@ export class TurnRelay {
   private onChannelBind(msg: NodeTurn.Message, reply: NodeTurn.Message): void {
     const allocation = this.allocationOf(msg);
     if (!allocation) return rejectSigned(reply, 437, 'Allocation Mismatch');
+    const refusal = checkRequest((msg as ControlMessage).datagram, StunMethod.channelBind, allocation.family);
+    if (refusal) return rejectSigned(reply, refusal.code, refusal.reason, refusal.unknown);
     const number = msg.getAttribute('channel-number') as number | undefined;
     const peer = msg.getAttribute('xor-peer-address') as NodeTurn.Address | undefined;
     if (number === undefined || !peer || number < 0x4000 || number > 0x7ffe) return rejectSigned(reply, 400, 'Bad Request');
@@ -601,25 +708,44 @@ export class TurnRelay {
     return Math.max(fallback, Math.min(requested, max));
   }
 
-  private async bindRelaySocket(evenPort: boolean): Promise<Socket> {
-    const { minPort, maxPort, relayIp } = this.settings;
+  /**
+   * Binds a free relay port: any, an even one (EVEN-PORT), or an even one whose successor is
+   * free too (the R bit: `reserved` holds that one).
+   */
+  private async bindRelaySockets(evenPort: boolean, reservePair: boolean): Promise<RelaySockets> {
+    const { minPort, maxPort } = this.settings;
     const first = evenPort ? minPort + (minPort & 1) : minPort;
+    const last = reservePair ? maxPort - 1 : maxPort;
     const step = evenPort ? 2 : 1;
-    const count = Math.floor((maxPort - first) / step) + 1;
+    const count = Math.floor((last - first) / step) + 1;
     if (count <= 0) throw new Error('no relay port in range');
     const scanAll = count <= PORT_ATTEMPTS * 4;
     const offset = randomInt(count);
     const attempts = scanAll ? count : PORT_ATTEMPTS;
     for (let i = 0; i < attempts; i++) {
       const port = first + step * (scanAll ? (offset + i) % count : randomInt(count));
-      if (port === this.boundPort || this.byRelayPort.has(port)) continue;
-      try {
-        return await bindUdp(this.relayFamily === 6 ? 'udp6' : 'udp4', relayIp, port);
-      } catch {
-        // taken; try another
-      }
+      if (!this.relayPortFree(port) || (reservePair && !this.relayPortFree(port + 1))) continue;
+      const socket = await this.bindRelayPort(port);
+      if (!socket) continue;
+      if (!reservePair) return { socket, reserved: undefined };
+      const reserved = await this.bindRelayPort(port + 1);
+      if (reserved) return { socket, reserved };
+      socket.close();
     }
     throw new Error('no free relay port');
+  }
+
+  private relayPortFree(port: number): boolean {
+    return port !== this.boundPort && !this.byRelayPort.has(port);
+  }
+
+  /** The bound socket, or undefined when the port is taken. */
+  private async bindRelayPort(port: number): Promise<Socket | undefined> {
+    try {
+      return await bindUdp(this.relayFamily === 6 ? 'udp6' : 'udp4', this.settings.relayIp, port);
+    } catch {
+      return undefined;
+    }
   }
 
   private release(allocation: RelayAllocation, why: string): void {
@@ -628,6 +754,9 @@ export class TurnRelay {
     this.byRelayPort.delete(allocation.relayPort);
     delete this.server.allocations[allocation.nodeAllocation.fiveTuple];
     allocation.close();
+    // A reservation lives no longer than the allocation it was made with: every client's
+    // reserved ports stay within its allocation quota.
+    if (allocation.reservationToken) this.dropReservation(allocation.reservationToken.toString('hex'));
     this.allocationCount -= 1;
     this.decrementUser(allocation.userId);
     this.counters.setActiveAllocations(this.byClient.size);
@@ -666,11 +795,19 @@ export class TurnRelay {
   }
 }
 
-/** An error response carrying MESSAGE-INTEGRITY (node-turn's reject() never signs). */
-function rejectSigned(reply: NodeTurn.Message, code: number, reason: string): void {
-  if (!reply.user) return reply.reject(code, reason);
+/**
+ * An error response, carrying MESSAGE-INTEGRITY when the request was authenticated (node-turn's
+ * reject() never signs) and UNKNOWN-ATTRIBUTES for a 420.
+ */
+function rejectSigned(reply: NodeTurn.Message, code: number, reason: string, unknown?: number[]): void {
   reply.class = CONSTANTS.CLASS.ERROR;
   reply.addAttribute('error-code', { code, reason });
+  if (unknown && unknown.length > 0) {
+    const types = Buffer.alloc(unknown.length * 2);
+    unknown.forEach((type, i) => types.writeUInt16BE(type, i * 2));
+    addRawAttribute(reply, 'unknown-attributes', types);
+  }
+  // node-turn leaves MESSAGE-INTEGRITY out when the reply has no user (Binding, failed auth).
   reply.addAttribute('message-integrity');
   const buf = reply.toBuffer();
   reply.transport.socket.send(buf, reply.transport.dst.port, reply.transport.dst.address);

@@ -33,6 +33,9 @@ declare namespace NodeTurn {
     transactionID: string;
     useFingerprint: boolean;
     user: User | null;
+    /** Body length so far (attributes added with addAttribute count in it). */
+    length: number;
+    attributes: Attribute[];
     read(buf: Buffer): boolean;
     reply(): Message;
     addAttribute(name: string, value?: unknown): void;
@@ -59,6 +62,8 @@ declare namespace NodeTurn {
     credentials: Record<string, string | undefined>;
     generateNonce(): string;
     checkNonce(nonce: string): boolean;
+    /** Long-term credential check; answers the failures (401, 400, 438, 441) itself. */
+    auth(msg: Message, callback: (error: Error | null, reply: Message) => void): void;
   }
 
   type Handler = (msg: Message, reply: Message) => void;
@@ -75,6 +80,8 @@ declare namespace NodeTurn {
     channelBind: { channelBind: Handler };
     send: { send: Handler };
     emit(event: 'message', msg: Message): boolean;
+    on(event: 'binding', listener: Handler): void;
+    removeAllListeners(event: 'binding'): void;
   }
 
   interface ServerOptions {
@@ -129,7 +136,8 @@ declare module 'node-turn/lib/allocation.js' {
 
 declare module 'node-turn/lib/attribute.js' {
   const Attribute: {
-    prototype: NodeTurn.Attribute & { read(this: NodeTurn.Attribute, data: Buffer): void };
+    new (msg: NodeTurn.Message, name: string, value: unknown): NodeTurn.Attribute;
+    prototype: NodeTurn.Attribute & { read(this: NodeTurn.Attribute, data: Buffer): void; toBuffer(this: NodeTurn.Attribute): Buffer };
   };
   export = Attribute;
 }

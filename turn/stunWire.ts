@@ -15,12 +15,27 @@ export const StunClass = { request: 0, indication: 1, success: 2, error: 3 } as 
 export const StunMethod = { binding: 0x001, allocate: 0x003, refresh: 0x004, send: 0x006, data: 0x007, createPermission: 0x008, channelBind: 0x009 } as const;
 
 export const Attr = {
+  changeRequest: 0x0003,
   username: 0x0006,
   messageIntegrity: 0x0008,
+  unknownAttributes: 0x000a,
+  channelNumber: 0x000c,
+  lifetime: 0x000d,
   xorPeerAddress: 0x0012,
   data: 0x0013,
+  realm: 0x0014,
+  nonce: 0x0015,
+  requestedAddressFamily: 0x0017,
+  evenPort: 0x0018,
+  requestedTransport: 0x0019,
+  dontFragment: 0x001a,
+  reservationToken: 0x0022,
+  priority: 0x0024,
   fingerprint: 0x8028,
 } as const;
+
+/** RFC 5389 §15: types below this must be understood (or the request refused with 420). */
+export const COMPREHENSION_OPTIONAL = 0x8000;
 
 /** STUN message type for a method and class (the class bits are interleaved with the method). */
 export function stunType(method: number, cls: number): number {
@@ -68,6 +83,35 @@ export function scanRequest(buf: Buffer): RequestScan {
     off += 4 + ((len + 3) & ~3);
   }
   return scan;
+}
+
+/** Where one attribute's value sits in a datagram. */
+export interface AttributeRef {
+  type: number;
+  /** Offset of the value (after the 4-byte attribute header). */
+  offset: number;
+  length: number;
+}
+
+/**
+ * The attributes of a STUN message in order, bounded by the header length and the datagram.
+ * Those after MESSAGE-INTEGRITY other than FINGERPRINT are left out: RFC 5389 §15.4 says
+ * they are ignored.
+ */
+export function listAttributes(buf: Buffer): AttributeRef[] {
+  const list: AttributeRef[] = [];
+  const end = Math.min(buf.length, STUN_HEADER_BYTES + buf.readUInt16BE(2));
+  let integrity = false;
+  let off = STUN_HEADER_BYTES;
+  while (off + 4 <= end) {
+    const type = buf.readUInt16BE(off);
+    const length = buf.readUInt16BE(off + 2);
+    if (off + 4 + length > end) break;
+    if (!integrity || type === Attr.fingerprint) list.push({ type, offset: off + 4, length });
+    if (type === Attr.messageIntegrity) integrity = true;
+    off += 4 + ((length + 3) & ~3);
+  }
+  return list;
 }
 
 /** Checks MESSAGE-INTEGRITY (HMAC-SHA1 over the message up to it) in constant time. */

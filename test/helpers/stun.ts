@@ -18,6 +18,7 @@ export const AttrType = {
   Username: 0x0006,
   MessageIntegrity: 0x0008,
   ErrorCode: 0x0009,
+  UnknownAttributes: 0x000a,
   ChannelNumber: 0x000c,
   Lifetime: 0x000d,
   XorPeerAddress: 0x0012,
@@ -25,9 +26,12 @@ export const AttrType = {
   Realm: 0x0014,
   Nonce: 0x0015,
   XorRelayedAddress: 0x0016,
+  RequestedAddressFamily: 0x0017,
   EvenPort: 0x0018,
   RequestedTransport: 0x0019,
+  DontFragment: 0x001a,
   XorMappedAddress: 0x0020,
+  ReservationToken: 0x0022,
   Software: 0x8022,
   Fingerprint: 0x8028,
 } as const;
@@ -213,6 +217,11 @@ export const attrs = {
   xorPeerAddress: (peer: TransportAddress, transactionId: Buffer): StunAttribute => ({ type: AttrType.XorPeerAddress, value: xorAddressValue(peer, transactionId) }),
   data: (data: Buffer): StunAttribute => ({ type: AttrType.Data, value: data }),
   software: (s: string): StunAttribute => ({ type: AttrType.Software, value: Buffer.from(s) }),
+  /** EVEN-PORT (RFC 5766 §14.6); `reserve` sets the R bit (reserve the next port too). */
+  evenPort: (reserve: boolean): StunAttribute => ({ type: AttrType.EvenPort, value: Buffer.from([reserve ? 0x80 : 0x00]) }),
+  reservationToken: (token: Buffer): StunAttribute => ({ type: AttrType.ReservationToken, value: token }),
+  /** REQUESTED-ADDRESS-FAMILY (RFC 6156 §4.1.1): 0x01 IPv4, 0x02 IPv6. */
+  requestedAddressFamily: (family: number): StunAttribute => ({ type: AttrType.RequestedAddressFamily, value: Buffer.from([family, 0, 0, 0]) }),
   raw: (type: number, value: Buffer): StunAttribute => ({ type, value }),
 };
 
@@ -254,6 +263,14 @@ export class StunResponse {
 
   string(type: number): string | undefined {
     return this.attr(type)?.toString('utf8');
+  }
+
+  /** The attribute types listed in UNKNOWN-ATTRIBUTES (empty when there is none). */
+  get unknownAttributes(): number[] {
+    const value = this.attr(AttrType.UnknownAttributes) ?? Buffer.alloc(0);
+    const types: number[] = [];
+    for (let off = 0; off + 2 <= value.length; off += 2) types.push(value.readUInt16BE(off));
+    return types;
   }
 
   uint32(type: number): number | undefined {
