@@ -244,12 +244,8 @@ async function expectExactlyOnce(pages: Page[], senders: Array<{ identity: strin
 
 describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', function () {
   this.timeout(300000);
-  // Five Chromium pages, the server and two mediasoup workers on two cores: a run now and then
-  // starves a page past a deadline (see the issue notes). A failed attempt is printed, then the
-  // test runs once more from scratch in fresh rooms; every assertion holds for the passing one.
-  this.retries(1);
   let attempts = 0;
-  /** A room name of this attempt (a retry must not meet the rooms of the failed one). */
+  /** A room name of this test (no test meets another's rooms). */
   const fresh = (name: string): string => `${name}-${attempts}`;
   beforeEach(() => {
     attempts++;
@@ -279,14 +275,12 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     for (const page of openPages) await page.close().catch(() => undefined);
     openPages.clear();
   });
-  /** A test body that prints its failure when mocha will retry it (mocha reports only the last attempt). */
+  /** A test body that prints the server's SFU request times when it fails (why a page waited). */
   const printingFailure = (body: () => Promise<void>) =>
-    async function (this: Mocha.Context): Promise<void> {
+    async function (): Promise<void> {
       try {
         await body();
       } catch (error) {
-        const test = this.test as Mocha.Test & { currentRetry(): number; retries(): number };
-        if (test.currentRetry() < test.retries()) console.log(`      attempt ${test.currentRetry() + 1} failed, running it once more: ${(error as Error).message}`);
         console.log(`      server answer times of SFU requests so far: ${await sfuRequestTimes(t)}`);
         throw error;
       }
@@ -508,20 +502,34 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
     for (const page of pages) await expectVideoFrom(page, 2);
     const pid = [...(t.server.sfu?.roomsByWorker() ?? [])].find(([, keys]) => keys.includes(`dev/${fresh('crash')}`))?.[0];
     expect(pid).to.be.a('number');
+    for (const page of pages) {
+      await page.evaluate(() => {
+        const w = window as unknown as { modeReasons: string[] };
+        w.modeReasons = [];
+        window.switchboardRoom.on('modeChanged', (...args: unknown[]) => {
+          w.modeReasons.push(String(args[1]));
+        });
+      });
+    }
     process.kill(pid as number, 'SIGKILL');
     const killedAt = Date.now();
-    const frames = (page: Page) => page.evaluate(async () => [...(await window.switchboardRoom.getParticipantStats()).values()].map((s) => s.framesDecoded));
-    await new Promise((r) => setTimeout(r, 300));
-    const after = await Promise.all(pages.map(frames));
-    // Flowing again: every remote's frame count rises above what it was right after the crash.
+    // Frames decoded over the SFU per remote identity; the new consumers' counters start again from 0.
+    const frames = (page: Page) => page.evaluate(async () => Object.fromEntries([...(await window.switchboardRoom.getParticipantStats())].map(([id, s]) => [id, s.framesByPath.sfu])));
+    // Every page hears of the new router first (frames decoded before that are the dead worker's last ones).
+    for (const page of pages) await page.waitForFunction(() => (window as unknown as { modeReasons: string[] }).modeReasons.includes('sfu_restart'), undefined, { timeout: 15000, polling: 100 });
+    // Then flowing again: two samples in a row in which every remote's count rose by more than 5
+    // on every page (a counter that restarted reads lower, so it cannot pass for growth).
+    let previous = await Promise.all(pages.map(frames));
     await waitFor(
       async () => {
-        await new Promise((r) => setTimeout(r, 150)); // getStats on every page is not free: poll gently
+        await new Promise((r) => setTimeout(r, 500)); // getStats on every page is not free: poll gently
         const now = await Promise.all(pages.map(frames));
-        return now.every((list, i) => list.length === 2 && list.every((f, j) => f > ((after[i] ?? [])[j] ?? 0) + 5 || ((after[i] ?? [])[j] ?? 0) > f));
+        const flowing = now.every((byId, i) => Object.keys(byId).length === 2 && Object.entries(byId).every(([id, f]) => f > ((previous[i] ?? {})[id] ?? Infinity) + 5));
+        previous = now;
+        return flowing;
       },
       15000,
-      'media flowing again after the worker died',
+      'decoded frames growing again after the worker died',
     );
     const recoveryMs = Date.now() - killedAt;
     console.log(`      media flowing again on every page ${recoveryMs} ms after kill -9 (target 5000 ms)`);
