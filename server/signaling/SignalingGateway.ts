@@ -5,6 +5,7 @@ import type { ClientEventName, IceServer, JsonValue, SfuInfo } from '../../clien
 import { anonymousAuth, clientEventSchemas, describeIssues } from '../../client-sdk/protocol/schemas.js';
 import { DEFAULT_ROLES, NO_GRANTS, type Config } from '../../config/index.js';
 import type { TokenService, VerifiedToken } from '../auth/TokenService.js';
+import type { WireError } from '../../client-sdk/protocol/errors.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';
@@ -208,16 +209,17 @@ export class SignalingGateway {
       // Packets read in the same chunk as a disconnect still arrive here: drop them.
       if (socket.disconnected) return;
       const event: unknown = packet[0];
-      if (typeof event !== 'string' || !this.handlers.has(event)) {
-        socket.emit('error', { code: 'payload_invalid', message: 'unknown event' });
+      const ack = packet.at(-1);
+      const refuse = (error: WireError) => (typeof ack === 'function' ? ack({ ok: false, error }) : socket.emit('error', error));
+      if (events.take()) {
+        if (typeof event === 'string' && this.handlers.has(event)) return next();
+        // An unknown event counts against the limit too, and is answered (its ack as well).
+        refuse({ code: 'payload_invalid', message: 'unknown event' });
+        return;
       }
-      if (events.take()) return next();
       this.options.metrics.rateLimited.inc({ limiter: 'events' });
       refused++;
-      const ack = packet.at(-1);
-      const error = { code: 'rate_limited', message: 'too many events; slow down' } as const;
-      if (typeof ack === 'function') ack({ ok: false, error });
-      else socket.emit('error', error);
+      refuse({ code: 'rate_limited', message: 'too many events; slow down' });
       this.strikeLimiter.consume(socket.id).catch(() => {
         // One line per socket, however many of its events were refused.
         if (socket.data.closeReason === 'rate_limited') return;
