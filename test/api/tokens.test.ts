@@ -76,12 +76,10 @@ describe('api: tokens', () => {
     const left = nextEvent<{ user_id: string; reason: string }>(bob.client, 'peer_left');
     const error = nextEvent<{ code: string }>(alice.client, 'error');
     const disconnected = nextEvent(alice.client, 'disconnect');
-    const started = Date.now();
     const response = await call(t, 'POST', '/api/v1/tokens/revoke', { secret: a.api_secret, body: { jti: alice.minted.jti } });
     expect(response.status).to.equal(200);
     expect(response.body).to.deep.equal({ jti: alice.minted.jti, revoked: true });
     await disconnected;
-    expect(Date.now() - started).to.be.lessThan(1000);
     expect((await error).code).to.equal('token_revoked');
     expect(await left).to.deep.include({ user_id: 'alice', reason: 'revoked' });
     const refused = await expectConnectError(t.connect(alice.minted.token));
