@@ -331,7 +331,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   /** The last migration this client went through. */
   lastMigration: MigrationReport | null = null;
   private leaving = false;
-  private terminalError: SwitchboardError | null = null;
+  /** Why the room cannot go on (kicked, closed, token refused); `reported` once the app got it as an error event. */
+  private terminalError: { error: SwitchboardError; reported: boolean } | null = null;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   /** Room events received while a join is in flight; null once the join is applied. */
   private beforeJoin: Array<() => void> | null = null;
@@ -641,14 +642,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
       this.prefetchSfuClient();
     });
     socket.on('kicked', ({ reason }) => {
-      this.terminalError = new SwitchboardError('forbidden', `kicked: ${reason}`);
+      this.terminalError = { error: new SwitchboardError('forbidden', `kicked: ${reason}`), reported: false };
     });
     socket.on('room_closed', ({ reason }) => {
-      this.terminalError = new SwitchboardError('not_connected', `room closed: ${reason}`);
+      this.terminalError = { error: new SwitchboardError('not_connected', `room closed: ${reason}`), reported: false };
     });
     socket.on('error', (error) => {
       const wrapped = SwitchboardError.from(error, 'internal');
-      if (TERMINAL_CODES.has(wrapped.code)) this.terminalError = wrapped;
+      if (TERMINAL_CODES.has(wrapped.code)) this.terminalError = { error: wrapped, reported: true };
       this.emit(RoomEvent.Error, wrapped);
     });
     socket.on('disconnect', (reason) => {
@@ -703,9 +704,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
       RTCPeerConnection: this.RTCPeerConnectionImpl,
       configuration: { iceServers: this.iceServers as RTCIceServer[], iceTransportPolicy: this.options.forceRelay ? 'relay' : 'all' },
       sendSignal: async (signal) => {
+        const connection = this.signal;
         try {
-          await this.signal?.request('signal', { to: remoteId, ...signal });
+          await connection?.request('signal', { to: remoteId, ...signal });
         } catch (error) {
+          // The connection that carried it was replaced or closed meanwhile: its answer no longer matters.
+          if (connection !== this.signal) return;
           const wrapped = SwitchboardError.from(error, 'internal');
           // The peer left meanwhile: nothing to tell the app.
           if (wrapped.code !== 'peer_not_found' && wrapped.code !== 'not_connected') this.emit(RoomEvent.Error, wrapped);
@@ -1212,7 +1216,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.sfu = null;
     for (const participant of this.participants.values()) this.closeLink(participant);
     if (this.terminalError || !this.reconnectPolicy) {
-      if (this.terminalError) this.emit(RoomEvent.Error, this.terminalError);
+      if (this.terminalError && !this.terminalError.reported) this.emit(RoomEvent.Error, this.terminalError.error);
       this.teardown();
       this.setState(ConnectionState.Disconnected);
       return;

@@ -54,7 +54,7 @@ describe('SDK terminal paths (@roamhq/wrtc)', function () {
   const pair = async (roomId: string) => {
     const alice = await connect(roomId, 'alice');
     const bob = await connect(roomId, 'bob');
-    // Connected links, so no signal request is in flight when the room ends: the SDK today turns such a cut request into a late 'timeout' error event.
+    // Connected links: the tests below are about the end, not the negotiation.
     const connected = (pcs: RTCPeerConnection[]) => pcs.some((pc) => pc.connectionState === 'connected');
     await waitFor(() => alice.room.participants.has('bob') && connected(alice.pcs) && connected(bob.pcs), 15000, 'alice and bob linked');
     return { alice, bob };
@@ -98,6 +98,19 @@ describe('SDK terminal paths (@roamhq/wrtc)', function () {
     expect(t.server.rooms.get('t1', 'closing')).to.equal(undefined);
   });
 
+  it('a room closed while its links still negotiate reports the close once, and no late error of the signals it cut', async () => {
+    const alice = await connect('midway', 'alice', { requestTimeoutMs: 500 });
+    const seen = watch(alice.room);
+    await connect('midway', 'bob', { requestTimeoutMs: 500 });
+    // No wait for the links: offers and candidates are still on their way.
+    const deleted = await call(t, 'DELETE', '/api/v1/rooms/midway', { secret: 'secret-t1' });
+    expect(deleted.status).to.equal(204);
+    await waitFor(() => alice.room.state === ConnectionState.Disconnected, 10000, 'alice disconnected');
+    // Longer than the request timeout: a cut request would have reported by now.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(seen.errors.map((e) => [e.code, e.message])).to.deep.equal([['not_connected', 'room closed: deleted']]);
+  });
+
   it('token revoked: error token_revoked, disconnected, no reconnect, links closed; the other participant stays', async () => {
     const { alice, bob } = await pair('revoke');
     const seen = watch(bob.room);
@@ -107,8 +120,8 @@ describe('SDK terminal paths (@roamhq/wrtc)', function () {
     expect(revoked.status, JSON.stringify(revoked.body)).to.equal(200);
     await waitFor(() => bob.room.state === ConnectionState.Disconnected, 10000, 'bob disconnected');
     expect(seen.states).to.deep.equal([ConnectionState.Disconnected]);
-    // Only token_revoked (today the SDK emits it twice: from the server's error event and again when the socket drops).
-    expect([...new Set(seen.errors.map((e) => e.code))]).to.deep.equal(['token_revoked']);
+    // Once: from the server's error event, not again when the socket drops.
+    expect(seen.errors.map((e) => e.code)).to.deep.equal(['token_revoked']);
     expect(await left).to.equal('bob');
     expectClosed(bob.pcs, 'bob');
     expect(alice.room.state).to.equal(ConnectionState.Connected);
