@@ -14,7 +14,7 @@ describe('api: tokens', () => {
     await t.close();
   });
 
-  it('mints a token exactly as DESIGN.md says, records only its hash, and the token joins', async () => {
+  it('mints a token with the documented fields, records only its hash, and the token joins', async () => {
     const before = Date.now();
     const response = await call(t, 'POST', '/api/v1/tokens', {
       secret: a.api_secret,

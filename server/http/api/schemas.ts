@@ -1,7 +1,7 @@
 /**
  * Schemas of the HTTP API: request bodies, queries and path parameters (strict: unknown keys,
  * operator objects and wrong types are refused), and the response shapes documented in the
- * OpenAPI document. Field names follow DESIGN.md (snake_case).
+ * OpenAPI document. Field names are snake_case, as on the wire.
  */
 import { z } from 'zod';
 import { ErrorCodes } from '../../../client-sdk/protocol/errors.js';

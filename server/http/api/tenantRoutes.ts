@@ -67,7 +67,7 @@ export function tenantRoutes(ctx: ApiContext): ApiRoute[] {
       tag: 'webhooks',
       summary: "Set the tenant's webhook URL and signing secret",
       description:
-        'Addition to DESIGN.md. Events: room_started, room_finished, participant_joined, participant_left, mode_changed. ' +
+        'Addition to the core contract. Events: room_started, room_finished, participant_joined, participant_left, mode_changed. ' +
         'Each POST carries X-Switchboard-Timestamp and X-Switchboard-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>. ' +
         'The secret is generated when not given and returned only in this response.',
       auth: 'tenant',

@@ -30,7 +30,7 @@ export function tokenRoutes(ctx: ApiContext): ApiRoute[] {
       description:
         'duration defaults to 3600 s and is capped by the tenant max_token_lifetime_s and the server TOKEN_MAX_LIFETIME_S. ' +
         'The token is recorded by jti and sha256 only. Response carries Cache-Control: no-store. ' +
-        'user_id, jti and grants in the response are additions to DESIGN.md.',
+        'user_id, jti and grants in the response are additions to the core contract.',
       auth: 'tenant',
       limiter: 'tokens',
       body: createTokenBody,
