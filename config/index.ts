@@ -265,6 +265,9 @@ const fileTenantSchema = z
   .refine((t) => Boolean(t.api_secret) !== Boolean(t.api_secret_sha256), 'give exactly one of api_secret or api_secret_sha256');
 
 /** Keys the config file may hold besides the environment names. */
+/** Every setting name the environment (or CONFIG_FILE) may carry. */
+export const SETTING_NAMES: readonly string[] = Object.keys(envSchema.shape);
+
 const fileExtrasSchema = z.strictObject({
   roles: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/), partialGrants).optional(),
   tenants: z.array(fileTenantSchema).max(10_000).optional(),

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io as ioClient } from 'socket.io-client';
-import { ConfigError, loadConfig, reachableAddresses, testConfig } from '../../config/index.js';
+import { ConfigError, loadConfig, reachableAddresses, SETTING_NAMES, testConfig } from '../../config/index.js';
 import { createServer } from '../../server/index.js';
 
 const KEY = 'k1:0123456789abcdef0123456789abcdef';
@@ -104,6 +104,12 @@ describe('config', () => {
     const explicit = loadConfig({ PUBLIC_URL: 'https://rtc.example.com', SFU_ANNOUNCED_IP: '198.51.100.5', TURN_RELAY_IP: '127.0.0.1' });
     expect([explicit.sfu.announcedIp, explicit.bootWarnings.length]).to.deep.equal(['198.51.100.5', 0]);
     expect(loadConfig({ SFU_LISTEN_IP: '127.0.0.1' }).sfu.announcedIp).to.equal(undefined);
+  });
+
+  it('.env.example names only real settings', () => {
+    const names = [...readFileSync('.env.example', 'utf8').matchAll(/^#? ?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]);
+    expect(names.length).to.be.greaterThan(20);
+    expect(names.filter((name) => !SETTING_NAMES.includes(name as string))).to.deep.equal([]);
   });
 
   it('parses webhook and API limit settings, and reports bad CIDRs', () => {
