@@ -198,6 +198,9 @@ export class SignalingGateway {
     const log = this.logger.child({ socket: socket.id, tenant: socket.data.tenant.tenant_id, room: socket.data.identity.roomId });
     this.options.metrics.socketsConnected.inc();
     socket.join(channels.token(socket.data.identity.tenantId, socket.data.identity.jti));
+    // A revocation written after the handshake's check found no socket in the token's channel to
+    // disconnect: look again now that this one is in it. Joins wait for the answer.
+    if (!socket.data.identity.anonymous) socket.data.revocationChecked = this.recheckRevocation(socket, log);
 
     // Every inbound packet passes here before any handler runs: an unknown event is answered
     // with an error (and still counted), then the per-socket rate limit (synchronously: a fixed
@@ -241,6 +244,21 @@ export class SignalingGateway {
       this.strikeLimiter.delete(socket.id).catch(() => undefined);
       log.debug({ reason }, 'socket disconnected');
     });
+  }
+
+  private async recheckRevocation(socket: AppSocket, log: Logger): Promise<void> {
+    const { tenantId, jti } = socket.data.identity;
+    let revoked: boolean;
+    try {
+      revoked = await this.options.store.tokens.isRevoked(tenantId, jti);
+    } catch (error) {
+      log.error({ err: error }, 'could not re-check the token revocation; disconnecting');
+      revoked = true;
+    }
+    if (!revoked || socket.disconnected) return;
+    socket.data.closeReason = 'revoked';
+    socket.emit('error', { code: 'token_revoked', message: 'token was revoked' });
+    socket.disconnect(true);
   }
 
   private dispatch(socket: AppSocket, event: ClientEventName, handler: Handler<ClientEventName>, args: unknown[], log: Logger): void {
@@ -320,6 +338,7 @@ export class SignalingGateway {
     const endTimer = this.options.metrics.joinDuration.startTimer();
     let admitted;
     try {
+      await socket.data.revocationChecked;
       admitted = await this.options.rooms.admit(socket, identity, tenant, payload?.metadata as Record<string, JsonValue> | undefined);
     } finally {
       socket.data.joining = false;

@@ -17,6 +17,8 @@ export interface SocketData {
   peer: Peer | null;
   /** True while a join of this socket is under way (between its check and its admission). */
   joining?: boolean;
+  /** Settles once the token was checked for a revocation written during the handshake. */
+  revocationChecked?: Promise<void>;
   /** Why the server is disconnecting this socket, for peer_left and the session record. */
   closeReason?: string;
 }

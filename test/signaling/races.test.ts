@@ -1,6 +1,9 @@
 import { expect } from 'chai';
 import WebSocket from 'ws';
+import { MemoryStore } from '../../server/store/MemoryStore.js';
+import { call } from '../api/helpers.js';
 import { PollingSession } from '../helpers/engineio.js';
+import { holdNextCall } from '../helpers/heldCall.js';
 import { emitAck, startServer, waitFor, type TestServer } from '../helpers/server.js';
 
 /** Every peer of every live room holds a connected socket that knows it as its peer. */
@@ -70,5 +73,30 @@ describe('concurrent requests on one socket', () => {
     const ack = await emitAck(client, 'join', {});
     expect(ack.ok ? 'ok' : ack.error.code).to.equal('room_locked');
     await waitFor(() => t.server.rooms.liveRoomCount('t1') === 0, 5000, 'the refused room to close');
+  });
+});
+
+const jtiOf = (token: string): string => (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { jti: string }).jti;
+
+describe('revocations while the store answers', () => {
+  let t: TestServer;
+  let store: MemoryStore;
+  beforeEach(async () => {
+    store = new MemoryStore();
+    t = await startServer({}, { store });
+  });
+  afterEach(async () => t?.close());
+
+  it('a token revoked while its handshake waits for the store does not stay connected', async () => {
+    const token = t.mint({ room: 'handshake', user: 'carol' });
+    // The handshake reads the tenant after its revocation check: the revocation lands in between.
+    const held = holdNextCall(store.tenants, 'get', (id) => id === 't1');
+    const connecting = t.connect(token);
+    await held.reached;
+    expect((await call(t, 'POST', '/api/v1/tokens/revoke', { secret: 'secret-t1', body: { jti: jtiOf(token) } })).status).to.equal(200);
+    held.release();
+    const client = await connecting.catch(() => null);
+    if (client) await waitFor(() => client.disconnected, 3000, 'the revoked socket to be disconnected');
+    expect(t.server.io.sockets.sockets.size, 'server sockets').to.equal(0);
   });
 });

@@ -1,0 +1,30 @@
+/**
+ * Holds one call of a store method open until the test releases it: the round trip a remote
+ * store (MongoDB) takes between a read and what the caller does with it, stretched so a test
+ * can act inside that window. The in-memory store answers within the same turn, so without
+ * this nothing else could run there.
+ */
+export interface HeldCall {
+  /** Resolves when the held call arrived (it has not reached the store yet). */
+  readonly reached: Promise<void>;
+  /** Lets the held call through to the store. */
+  release(): void;
+}
+
+/** Holds the next call of `target[method]` whose arguments match; later calls pass straight through. */
+export function holdNextCall<T extends object, K extends keyof T>(target: T, method: K, matches: (...args: unknown[]) => boolean = () => true): HeldCall {
+  const original = target[method] as unknown as (...args: unknown[]) => Promise<unknown>;
+  let arrived!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let taken = false;
+  (target as Record<K, unknown>)[method] = async (...args: unknown[]) => {
+    if (taken || !matches(...args)) return original(...args);
+    taken = true;
+    arrived();
+    await released;
+    return original(...args);
+  };
+  return { reached, release };
+}
