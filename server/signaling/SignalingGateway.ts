@@ -404,6 +404,8 @@ export class SignalingGateway {
     // A kicked token cannot rejoin: its jti is revoked until it expires.
     await this.options.store.tokens.revoke(room.tenantId, target.jti, target.socket.data.identity.expiresAt);
     this.options.rooms.removePeer(room, target, payload.reason ?? 'kicked', { kick: true });
+    // The kick is of the token: a session it reopened while the revocation was written ends too.
+    this.disconnectToken(room.tenantId, target.jti);
     return {};
   }
 

@@ -4,7 +4,7 @@ import { MemoryStore } from '../../server/store/MemoryStore.js';
 import { call } from '../api/helpers.js';
 import { PollingSession } from '../helpers/engineio.js';
 import { holdNextCall } from '../helpers/heldCall.js';
-import { emitAck, startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { emitAck, nextEvent, startServer, waitFor, type TestClient, type TestServer } from '../helpers/server.js';
 
 /** Every peer of every live room holds a connected socket that knows it as its peer. */
 function expectNoGhosts(t: TestServer, tenantId: string, roomId: string, expectedSize: number): void {
@@ -98,5 +98,41 @@ describe('revocations while the store answers', () => {
     const client = await connecting.catch(() => null);
     if (client) await waitFor(() => client.disconnected, 3000, 'the revoked socket to be disconnected');
     expect(t.server.io.sockets.sockets.size, 'server sockets').to.equal(0);
+  });
+
+  it('admin:kick also ends a session the target reopened with the same token while the revocation was written', async () => {
+    const host = await t.join({ room: 'kick', user: 'host', role: 'host' });
+    const token = t.mint({ room: 'kick', user: 'guest' });
+    const first = await t.connect(token);
+    expect((await emitAck(first, 'join', {})).ok).to.equal(true);
+    const target = t.server.rooms.get('t1', 'kick')?.peerByUser('guest');
+
+    const held = holdNextCall(store.tokens, 'revoke');
+    const kick = emitAck(host.client, 'admin:kick', { peer_id: target?.id });
+    await held.reached;
+    const again = await t.connect(token);
+    expect((await emitAck(again, 'join', {})).ok, 'rejoin before the revocation is written').to.equal(true);
+    held.release();
+    expect(await kick).to.deep.equal({ ok: true });
+
+    await waitFor(() => again.disconnected, 3000, 'the reopened session of the kicked token to end');
+    const room = t.server.rooms.get('t1', 'kick');
+    expect([...(room?.peers.values() ?? [])].map((peer) => peer.userId)).to.deep.equal(['host']);
+  });
+
+  it('admin:kick leaves alone a session the target opened with a new token while the revocation was written', async () => {
+    const host = await t.join({ room: 'kick2', user: 'host', role: 'host' });
+    const first = await t.join({ room: 'kick2', user: 'guest' });
+    const held = holdNextCall(store.tokens, 'revoke');
+    const kick = emitAck(host.client, 'admin:kick', { peer_id: first.ack.self.id });
+    await held.reached;
+    // The integrator's backend minted a new token for that user: the kick was of the old one.
+    const fresh: TestClient = (await t.join({ room: 'kick2', user: 'guest' })).client;
+    const kicked = nextEvent(fresh, 'kicked', 500).then(() => true, () => false);
+    held.release();
+    expect(await kick).to.deep.equal({ ok: true });
+    expect(await kicked, 'new session kicked').to.equal(false);
+    expect(fresh.connected).to.equal(true);
+    expect(t.server.rooms.get('t1', 'kick2')?.peerByUser('guest')?.socket.connected).to.equal(true);
   });
 });
