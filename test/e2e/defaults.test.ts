@@ -1,8 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
-import { createLogger } from '../../server/logger.js';
+import { capturedLogger } from '../helpers/logs.js';
 import { browserUnavailableReason, buildSdk, identityOf, launchBrowser, openDemoPage } from '../helpers/browser.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
@@ -92,17 +91,11 @@ describe('browser e2e: a newcomer\'s run (npm start on its defaults)', function 
 
   it('a page whose SFU transport cannot connect shows an error, and the server logs it', async () => {
     buildSdk();
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
+    const { lines, logger } = capturedLogger();
     // Candidates on 127.0.0.2, where nothing listens: ICE cannot succeed.
     const t: TestServer = await startServer(
       { SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1', SFU_ANNOUNCED_IP: '127.0.0.2', MESH_THRESHOLD: '1', SFU_TRANSPORT_CONNECT_TIMEOUT_MS: '3000' },
-      { logger: createLogger('info', sink) },
+      { logger },
     );
     try {
       for (let i = 1; i <= 2; i++) pages.push(await openDemoPage(browser as Browser, t.url, `room=nomedia&name=v${i}&audio=0`));

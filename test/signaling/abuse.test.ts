@@ -1,20 +1,8 @@
-import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import WebSocket from 'ws';
-import { createLogger } from '../../server/logger.js';
 import { PollingRefused, PollingSession } from '../helpers/engineio.js';
+import { capturedLogger } from '../helpers/logs.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
-
-function logSink(): { lines: string[]; sink: Writable } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { lines, sink };
-}
 
 /** Opens raw sessions at once; resolves with the opened ones and the HTTP statuses of the refused ones. */
 async function openMany(url: string, count: number): Promise<{ opened: PollingSession[]; refused: number[] }> {
@@ -60,8 +48,8 @@ describe('sessions that never authenticate, and floods', function () {
   });
 
   it('logs one line for a socket that keeps flooding, however many events it sent', async () => {
-    const { lines, sink } = logSink();
-    t = await startServer({ RATE_LIMIT_EVENTS_PER_SEC: '10', RATE_LIMIT_STRIKES: '5' }, { logger: createLogger('info', sink) });
+    const { lines, logger } = capturedLogger();
+    t = await startServer({ RATE_LIMIT_EVENTS_PER_SEC: '10', RATE_LIMIT_STRIKES: '5' }, { logger });
     const token = t.mint({ room: 'flood', user: 'f' });
     const ws = new WebSocket(`${t.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
     const closed = new Promise<void>((resolve) => ws.on('close', () => resolve()));
