@@ -38,6 +38,8 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
   private readonly logger: Logger;
   /** Pending expiry closes, by room key (one timer per live room with an expiry; no scans). */
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  /** Admissions reading a room's stored record, by room key; recordChanged marks them. */
+  private readonly recordReads = new Map<string, Set<{ changed: boolean }>>();
 
   constructor(private readonly options: RoomManagerOptions) {
     super(options.logger);
@@ -81,7 +83,22 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
    * replaces an older connection of the same user (LiveKit's duplicate identity rule).
    */
   async admit(socket: AppSocket, identity: VerifiedToken, tenant: TenantRecord, metadata: Metadata | undefined): Promise<{ room: Room; peer: Peer }> {
-    const record = await this.options.store.rooms.get(tenant.tenant_id, identity.roomId);
+    // Read again while a change of the record was reported during the read (see recordChanged).
+    // The check runs in this function's own continuation, in the same turn as the insert below.
+    const key = Room.keyOf(tenant.tenant_id, identity.roomId);
+    let record: RoomRecord | null;
+    for (;;) {
+      const read = { changed: false };
+      const reads = this.recordReads.get(key) ?? new Set();
+      this.recordReads.set(key, reads.add(read));
+      try {
+        record = await this.options.store.rooms.get(tenant.tenant_id, identity.roomId);
+      } finally {
+        reads.delete(read);
+        if (reads.size === 0 && this.recordReads.get(key) === reads) this.recordReads.delete(key);
+      }
+      if (!read.changed) break;
+    }
     if (record?.expires_at && record.expires_at.getTime() <= Date.now()) throw new AppError('room_not_found', 'room has expired');
     // Everything below is synchronous: no other join can interleave between checks and insert.
     // A peer must never hold a dead socket (it would stay in the room with nobody behind it).
@@ -118,6 +135,16 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     this.logger.debug({ room: room.key, peer: peer.id }, 'peer joined');
     this.emit('peer_joined', room, peer);
     return { room, peer };
+  }
+
+  /**
+   * Tells admissions under way that the room's stored record was created, changed or deleted.
+   * Call it right after the store write and before applying the change to the live room, in
+   * the same turn: an admission that read the record before then reads it again, so it never
+   * starts a live room from a record that is gone or stale.
+   */
+  recordChanged(tenantId: string, roomId: string): void {
+    for (const read of this.recordReads.get(Room.keyOf(tenantId, roomId)) ?? []) read.changed = true;
   }
 
   /**

@@ -5,14 +5,19 @@
  * this nothing else could run there.
  */
 export interface HeldCall {
-  /** Resolves when the held call arrived (it has not reached the store yet). */
+  /** Resolves when the held call arrived (before the store saw it, or after it answered: see holdNextCall). */
   readonly reached: Promise<void>;
   /** Lets the held call through to the store. */
   release(): void;
 }
 
-/** Holds the next call of `target[method]` whose arguments match; later calls pass straight through. */
-export function holdNextCall<T extends object, K extends keyof T>(target: T, method: K, matches: (...args: unknown[]) => boolean = () => true): HeldCall {
+/**
+ * Holds the next call of `target[method]` whose arguments match; later calls pass straight
+ * through. With `answered`, the store runs the call at once and its answer is held (a read
+ * whose reply is on its way back); otherwise the call reaches the store on release (a write
+ * still on its way there).
+ */
+export function holdNextCall<T extends object, K extends keyof T>(target: T, method: K, matches: (...args: unknown[]) => boolean = () => true, answered = false): HeldCall {
   const original = target[method] as unknown as (...args: unknown[]) => Promise<unknown>;
   let arrived!: () => void;
   let release!: () => void;
@@ -22,9 +27,10 @@ export function holdNextCall<T extends object, K extends keyof T>(target: T, met
   (target as Record<K, unknown>)[method] = async (...args: unknown[]) => {
     if (taken || !matches(...args)) return original(...args);
     taken = true;
+    const answer = answered ? original(...args) : undefined;
     arrived();
     await released;
-    return original(...args);
+    return answer ?? original(...args);
   };
   return { reached, release };
 }

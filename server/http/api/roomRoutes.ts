@@ -75,6 +75,7 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
 
   /** Applies the changed settings to the live room at once (peers get room_updated), and re-arms its expiry. */
   function applyToLive(tenant: TenantRecord, record: RoomRecord, patch: RoomPatch): void {
+    ctx.rooms.recordChanged(tenant.tenant_id, record.room_id);
     const room = ctx.rooms.get(tenant.tenant_id, record.room_id);
     if (!room) return;
     const resolved = ctx.rooms.resolveConfig(tenant, record);
@@ -224,6 +225,7 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       responses: { 204: { description: 'deleted' } },
       async handle({ params, tenant }) {
         const deleted = await ctx.store.rooms.delete(tenant.tenant_id, params.roomId);
+        ctx.rooms.recordChanged(tenant.tenant_id, params.roomId);
         const live = liveRoom(tenant, params.roomId);
         if (live) ctx.rooms.close(live, 'deleted');
         if (!deleted && !live) throw new AppError('not_found', 'no such room');
