@@ -60,7 +60,8 @@ export class TopologyController {
     sfu?.on('rooms_lost', (keys) => {
       for (const key of keys) {
         const room = rooms.getByKey(key);
-        if (room && room.mode === 'sfu') void this.rebuild(room, Date.now());
+        // The lost router may be a demoted one still retiring: rebuild only a room whose own router is gone.
+        if (room && room.mode === 'sfu' && this.states.get(key)?.sfuRoom?.closed !== false) void this.rebuild(room, Date.now());
       }
     });
     this.registerHandlers(options.gateway);

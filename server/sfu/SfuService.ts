@@ -8,7 +8,7 @@ import { WorkerPool, type PoolWorker } from './WorkerPool.js';
 export { SfuRoom } from './SfuRoom.js';
 
 export type SfuServiceEvents = {
-  /** Routers lost with a dead worker: these room keys need a new router. */
+  /** Routers lost with a dead worker: these room keys had one (current or retiring) on it. */
   rooms_lost: [roomKeys: string[]];
   /** A data message was dropped on its way to a consumer: that peer's SCTP send buffer was full. */
   data_dropped: [];
@@ -20,7 +20,8 @@ export type SfuServiceEvents = {
  */
 export class SfuService extends TypedEmitter<SfuServiceEvents> {
   readonly pool: WorkerPool;
-  private readonly rooms = new Map<string, SfuRoom>();
+  /** Every open router; a room key can have two while a demoted router waits to retire. */
+  private readonly rooms = new Set<SfuRoom>();
   /** Transports per tenant across every router of this node. */
   readonly tenantTransports: TenantTransportBudget;
   private readonly logger: Logger;
@@ -41,15 +42,19 @@ export class SfuService extends TypedEmitter<SfuServiceEvents> {
     return this.pool.aliveCount > 0;
   }
 
+  /** The newest open router of a room (diagnostics and tests). */
   get(roomKey: string): SfuRoom | undefined {
-    const room = this.rooms.get(roomKey);
-    return room && !room.closed ? room : undefined;
+    let newest: SfuRoom | undefined;
+    for (const room of this.rooms) if (room.key === roomKey && !room.closed) newest = room;
+    return newest;
   }
 
-  /** Creates the room's router (or returns the live one). */
+  /**
+   * Creates a router for a room. It is the caller's alone: two callers for one key (a promotion
+   * of a room that closed meanwhile and one of the room reopened under its name, or a demoted
+   * router still retiring) never share one, so closing one cannot take the other's.
+   */
   async open(roomKey: string, tenantId: string): Promise<SfuRoom> {
-    const existing = this.get(roomKey);
-    if (existing) return existing;
     const worker = this.pool.leastLoaded();
     if (!worker) throw new AppError('sfu_unavailable', 'no live SFU worker');
     worker.routers++;
@@ -60,29 +65,23 @@ export class SfuService extends TypedEmitter<SfuServiceEvents> {
       worker.routers--;
       throw error;
     }
-    const raced = this.get(roomKey);
-    if (raced) {
-      router.close();
-      worker.routers--;
-      return raced;
-    }
     const room = new SfuRoom(roomKey, tenantId, router, worker, this.options.config, this.tenantTransports, this.options.logger);
     room.on('data_dropped', () => this.emit('data_dropped'));
-    this.rooms.set(roomKey, room);
+    this.rooms.add(room);
     this.logger.info({ room: roomKey, worker: worker.worker.pid }, 'SFU router opened');
     return room;
   }
 
-  /** Closes a room's router, if this is still the live one. */
+  /** Closes a router. */
   close(room: SfuRoom): void {
-    if (this.rooms.get(room.key) === room) this.rooms.delete(room.key);
+    this.rooms.delete(room);
     room.close();
   }
 
   /** Live routers per worker pid (diagnostics and tests). */
   roomsByWorker(): Map<number, string[]> {
     const result = new Map<number, string[]>();
-    for (const room of this.rooms.values()) {
+    for (const room of this.rooms) {
       if (room.closed) continue;
       const list = result.get(room.worker.worker.pid) ?? [];
       list.push(room.key);
@@ -92,24 +91,24 @@ export class SfuService extends TypedEmitter<SfuServiceEvents> {
   }
 
   stop(): void {
-    for (const room of this.rooms.values()) room.close();
+    for (const room of this.rooms) room.close();
     this.rooms.clear();
     this.pool.close();
     this.removeAllListeners();
   }
 
   private onWorkerDied(worker: PoolWorker): void {
-    const lost: string[] = [];
-    for (const [key, room] of this.rooms) {
+    const lost = new Set<string>();
+    for (const room of this.rooms) {
       if (room.worker !== worker) continue;
-      this.rooms.delete(key);
+      this.rooms.delete(room);
       room.close();
-      lost.push(key);
+      lost.add(room.key);
     }
     worker.routers = 0;
-    if (lost.length) {
-      this.logger.warn({ rooms: lost.length }, 'rooms lost their SFU router with a dead worker');
-      this.emit('rooms_lost', lost);
+    if (lost.size) {
+      this.logger.warn({ rooms: lost.size }, 'rooms lost their SFU router with a dead worker');
+      this.emit('rooms_lost', [...lost]);
     }
   }
 }

@@ -25,12 +25,12 @@ export function holdNextCall<T extends object, K extends keyof T>(target: T, met
   const released = new Promise<void>((resolve) => (release = resolve));
   let taken = false;
   (target as Record<K, unknown>)[method] = async (...args: unknown[]) => {
-    if (taken || !matches(...args)) return original(...args);
+    if (taken || !matches(...args)) return original.apply(target, args);
     taken = true;
-    const answer = answered ? original(...args) : undefined;
+    const answer = answered ? original.apply(target, args) : undefined;
     arrived();
     await released;
-    return answer ?? original(...args);
+    return answer ?? original.apply(target, args);
   };
   return { reached, release };
 }

@@ -136,3 +136,49 @@ describe('revocations while the store answers', () => {
     expect(t.server.rooms.get('t1', 'kick2')?.peerByUser('guest')?.socket.connected).to.equal(true);
   });
 });
+
+describe('SFU promotions racing closes and demotions (real mediasoup)', function () {
+  this.timeout(30000);
+  let t: TestServer;
+  const SFU_ENV = { SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1' };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+  afterEach(async () => t?.close());
+
+  it('a room closed while its promotion waits for mediasoup leaves the router of the room reopened under its name alone', async () => {
+    t = await startServer(SFU_ENV);
+    expect((await call(t, 'POST', '/api/v1/rooms', { secret: 'secret-t1', body: { room_id: 'pinned', mode: 'sfu' } })).status).to.equal(201);
+    const worker = t.server.sfu?.pool.leastLoaded()?.worker;
+    if (!worker) throw new Error('no SFU worker');
+    const held = holdNextCall(worker, 'createRouter', () => true, true);
+    const first = await t.join({ room: 'pinned', user: 'first' });
+    await held.reached;
+    first.client.close();
+    await waitFor(() => t.server.rooms.get('t1', 'pinned') === undefined, 3000, 'the emptied room to close');
+    const second = await t.join({ room: 'pinned', user: 'second' });
+    await waitFor(() => t.server.rooms.get('t1', 'pinned')?.mode === 'sfu', 5000, 'the reopened room on the SFU');
+    held.release();
+    await sleep(200);
+    const ack = await emitAck(second.client, 'sfu:create_transport', { direction: 'recv' });
+    expect(ack.ok, JSON.stringify(ack)).to.equal(true);
+  });
+
+  it('a room promoted again soon after a demotion keeps its router when the demoted one retires', async () => {
+    t = await startServer({ ...SFU_ENV, MESH_THRESHOLD: '2', DEMOTE_DELAY_MS: '100', SFU_MIGRATION_TIMEOUT_MS: '1000' });
+    const mode = () => t.server.rooms.get('t1', 'again')?.mode;
+    const a = await t.join({ room: 'again', user: 'a' });
+    const b = await t.join({ room: 'again', user: 'b' });
+    const c = await t.join({ room: 'again', user: 'c' });
+    await waitFor(() => mode() === 'sfu', 5000, 'promotion');
+    b.client.close();
+    c.client.close();
+    await waitFor(() => mode() === 'mesh', 5000, 'demotion');
+    const demotedAt = Date.now();
+    await t.join({ room: 'again', user: 'd' });
+    await t.join({ room: 'again', user: 'e' });
+    await waitFor(() => mode() === 'sfu', 5000, 'the second promotion');
+    // The demoted router is kept for the migration timeout plus 5 s.
+    await sleep(demotedAt + 6_500 - Date.now());
+    const ack = await emitAck(a.client, 'sfu:create_transport', { direction: 'recv' });
+    expect(ack.ok, JSON.stringify(ack)).to.equal(true);
+  });
+});
