@@ -51,7 +51,7 @@ export class PollingSession {
       for (const packet of await this.poll()) {
         if (packet === '2') await this.send(['3']);
         const ack = /^43(\d+)(.*)$/s.exec(packet);
-        if (ack && ids.includes(Number(ack[1]))) found.set(Number(ack[1]), (JSON.parse(ack[2]) as unknown[])[0]);
+        if (ack && ids.includes(Number(ack[1]))) found.set(Number(ack[1]), (JSON.parse(ack[2] ?? 'null') as unknown[])[0]);
       }
     }
     return found;

@@ -52,7 +52,7 @@ describe('concurrent requests on one socket', () => {
           ws.send('421["join",{}]');
         } else if (text.startsWith('43')) {
           const match = /^43(\d+)(.*)$/s.exec(text);
-          if (match) acks.set(Number(match[1]), (JSON.parse(match[2]) as Array<{ ok: boolean; error?: { code: string } }>)[0]);
+          if (match) acks.set(Number(match[1]), (JSON.parse(match[2] ?? 'null') as Array<{ ok: boolean; error?: { code: string } }>)[0] ?? { ok: false });
         }
       });
       await waitFor(() => acks.size === 2, 5000, 'both acks');
