@@ -10,8 +10,8 @@ export interface ReceivedWebhook {
   at: number;
 }
 
-/** What the receiver answers; `attempt` counts requests carrying the same event id, from 1. */
-export type WebhookAnswer = (event: WebhookEvent, attempt: number) => { status: number; headers?: Record<string, string> };
+/** What the receiver answers (null: it never answers); `attempt` counts requests carrying the same event id, from 1. */
+export type WebhookAnswer = (event: WebhookEvent, attempt: number) => { status: number; headers?: Record<string, string> } | null;
 
 export class WebhookReceiver {
   readonly received: ReceivedWebhook[] = [];
@@ -26,8 +26,9 @@ export class WebhookReceiver {
         const raw = Buffer.concat(chunks).toString('utf8');
         const event = JSON.parse(raw) as WebhookEvent;
         this.received.push({ headers: req.headers, raw, event, at: Date.now() });
-        const { status, headers = {} } = this.answer(event, this.attemptsOf(event.id));
-        res.writeHead(status, headers);
+        const answer = this.answer(event, this.attemptsOf(event.id));
+        if (!answer) return;
+        res.writeHead(answer.status, answer.headers ?? {});
         res.end();
       });
     });
