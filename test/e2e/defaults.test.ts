@@ -32,7 +32,8 @@ async function expectSfuVideoFromAll(page: Page, others: string[]): Promise<void
 function npmStart(): Promise<{ child: ChildProcess; port: number; output: () => string }> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PORT: '0', TURN_PORT: '0' };
   if (process.env.MEDIASOUP_WORKER_BIN) env.MEDIASOUP_WORKER_BIN = process.env.MEDIASOUP_WORKER_BIN;
-  const child = spawn('npm', ['start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: npm runs the server as a child, and the whole group is stopped at the end.
+  const child = spawn('npm', ['start'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`npm start did not listen within 60 s:\n${output}`)), 60000);
@@ -51,6 +52,13 @@ function npmStart(): Promise<{ child: ChildProcess; port: number; output: () => 
       reject(new Error(`npm start exited with ${code}:\n${output}`));
     });
   });
+}
+
+/** Stops npm and the server it started (SIGTERM to the process group, as a terminal's Ctrl-C would), and waits for npm. */
+async function stop(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  process.kill(-(child.pid as number), 'SIGTERM');
+  await exited;
 }
 
 describe('browser e2e: a newcomer\'s run (npm start on its defaults)', function () {
@@ -84,8 +92,7 @@ describe('browser e2e: a newcomer\'s run (npm start on its defaults)', function 
       for (const [index, page] of pages.entries()) await expectSfuVideoFromAll(page, identities.filter((_, i) => i !== index));
       for (const page of pages) expect(await page.textContent('#error')).to.equal('');
     } finally {
-      server.child.kill('SIGTERM');
-      await new Promise((resolve) => server.child.once('exit', resolve));
+      await stop(server.child);
     }
   });
 
