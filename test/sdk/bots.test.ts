@@ -2,9 +2,9 @@ import wrtc from '@roamhq/wrtc';
 import { expect } from 'chai';
 import { ConnectionState, Room, RoomEvent, SwitchboardError, type DataPayload } from '../../client-sdk/src/index.js';
 import { emitAck, startServer, waitFor, type TestServer } from '../helpers/server.js';
-import { withoutCandidates } from '../helpers/wrtc.js';
+import { withoutCandidates, WrtcPeerConnection } from '../helpers/wrtc.js';
 
-const webrtc = { RTCPeerConnection: wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection };
+const webrtc = { RTCPeerConnection: WrtcPeerConnection };
 
 describe('SDK with Node bots (@roamhq/wrtc)', function () {
   this.timeout(30000);
@@ -194,7 +194,7 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     const stuckFirst = () => {
       let created = 0;
       const stuck: RTCPeerConnection[] = [];
-      const Base = wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection;
+      const Base = WrtcPeerConnection;
       class FirstStuck extends Base {
         constructor(configuration?: RTCConfiguration) {
           super(configuration);

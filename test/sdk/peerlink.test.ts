@@ -1,9 +1,8 @@
-import wrtc from '@roamhq/wrtc';
 import { expect } from 'chai';
 import type { IceCandidate, SessionDescription } from '../../client-sdk/protocol/events.js';
 import { PeerLink, sdpFingerprint } from '../../client-sdk/src/PeerLink.js';
 import { waitFor } from '../helpers/server.js';
-import { withoutCandidates } from '../helpers/wrtc.js';
+import { withoutCandidates, WrtcPeerConnection } from '../helpers/wrtc.js';
 
 type Signal = { description?: SessionDescription; candidate?: IceCandidate };
 
@@ -21,7 +20,7 @@ function linkPair(drop: (from: 'a' | 'b', signal: Signal) => boolean, rewrite: (
       remoteId: other,
       polite: !initiator,
       initiator,
-      RTCPeerConnection: wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection,
+      RTCPeerConnection: WrtcPeerConnection,
       configuration: { iceServers: [] },
       sendSignal: async (signal) => {
         if (drop(self, signal)) return;
@@ -181,7 +180,7 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
     expect(sdpFingerprint(renegotiation.sdp)).to.equal(sdpFingerprint(b.pc.remoteDescription?.sdp));
     expect(b.isFromNewConnection({ type: 'offer', sdp: renegotiation.sdp ?? '' })).to.equal(false);
     // Another connection: a new certificate.
-    const other = new wrtc.RTCPeerConnection();
+    const other = new WrtcPeerConnection();
     other.createDataChannel('reliable');
     const replacing = await other.createOffer();
     other.close();

@@ -1,9 +1,9 @@
-import wrtc from '@roamhq/wrtc';
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Room } from '../../client-sdk/src/index.js';
 import { emitAck, expectConnectError, startServer, type TestServer } from '../helpers/server.js';
+import { WrtcPeerConnection } from '../helpers/wrtc.js';
 
 /** Anonymous/demo rooms: {room, name} instead of a token, only when ANONYMOUS_ROOMS is on. */
 describe('anonymous rooms (ANONYMOUS_ROOMS)', () => {
@@ -58,7 +58,7 @@ describe('anonymous rooms (ANONYMOUS_ROOMS)', () => {
     });
 
     it('the SDK joins with {room, name} instead of a token', async () => {
-      const room = await Room.connect(t.url, { room: 'demo-sdk', name: 'Dee' }, { webrtc: { RTCPeerConnection: wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection }, statsIntervalMs: 0 });
+      const room = await Room.connect(t.url, { room: 'demo-sdk', name: 'Dee' }, { webrtc: { RTCPeerConnection: WrtcPeerConnection }, statsIntervalMs: 0 });
       try {
         expect(room.roomId).to.equal('demo-sdk');
         expect(room.localParticipant?.identity).to.match(/^anonymous-/);

@@ -3,15 +3,12 @@
  * server with the ice_servers buildIceServers hands out: the data channel carries 1 MB and
  * the selected candidate pair is relay on both ends.
  */
-import wrtc from '@roamhq/wrtc';
 import { expect } from 'chai';
 import { testConfig } from '../../config/index.js';
 import { createLogger } from '../../server/logger.js';
 import { buildIceServers } from '../../turn/credentials.js';
 import { TurnServer } from '../../turn/TurnServer.js';
-import { selectedPairTypes, sendBulk } from '../helpers/wrtc.js';
-
-const { RTCPeerConnection } = wrtc;
+import { selectedPairTypes, sendBulk, WrtcPeerConnection } from '../helpers/wrtc.js';
 
 const SECRET = 'wrtc-test-secret-0123456789-0123456789';
 const TOTAL_BYTES = 1024 * 1024;
@@ -58,8 +55,8 @@ describe('TURN with real WebRTC peers (relay only)', function () {
     const iceServersB = buildIceServers(config.turn, 'bob');
     expect(iceServersA[0]?.urls).to.equal(`turn:127.0.0.1:${server.port}?transport=udp`);
 
-    const a = new RTCPeerConnection({ iceServers: iceServersA, iceTransportPolicy: 'relay' });
-    const b = new RTCPeerConnection({ iceServers: iceServersB, iceTransportPolicy: 'relay' });
+    const a = new WrtcPeerConnection({ iceServers: iceServersA, iceTransportPolicy: 'relay' });
+    const b = new WrtcPeerConnection({ iceServers: iceServersB, iceTransportPolicy: 'relay' });
     peers.push(a, b);
     // Direct in-process signaling: candidates and descriptions handed over as they appear.
     a.onicecandidate = ({ candidate }) => {
