@@ -1,14 +1,15 @@
-import wrtc from '@roamhq/wrtc';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import { ConnectionState, Room, RoomEvent, type ReconnectContext, type RoomOptions, type SwitchboardError } from '../../client-sdk/src/index.js';
 import { call } from '../api/helpers.js';
 import { emitAck, startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { WrtcPeerConnection } from '../helpers/wrtc.js';
 
 /** A WebRTC implementation that remembers every peer connection it made (also in `all`, for the final clean-up). */
 function trackedWebrtc(all: RTCPeerConnection[]): { webrtc: NonNullable<RoomOptions['webrtc']>; pcs: RTCPeerConnection[] } {
   const pcs: RTCPeerConnection[] = [];
-  const Base = wrtc.RTCPeerConnection as unknown as typeof RTCPeerConnection;
+  // wrtc's own description getters race its signaling thread (a native crash): the helper's subclass serves them from JavaScript.
+  const Base = WrtcPeerConnection as unknown as typeof RTCPeerConnection;
   class Tracked extends Base {
     constructor(configuration?: RTCConfiguration) {
       super(configuration);
