@@ -110,7 +110,8 @@ interface TenantQueue {
   inFlight: number;
 }
 
-type AttemptResult = { ok: true } | { ok: false; retry: boolean; problem: string };
+/** `retryAfterMs`: the receiver's Retry-After (429, 503), which the next attempt waits at least. */
+type AttemptResult = { ok: true } | { ok: false; retry: boolean; problem: string; retryAfterMs?: number };
 
 const USER_AGENT = 'Switchboard-Webhooks/1';
 
@@ -255,7 +256,9 @@ export class WebhookDispatcher {
       log.debug({ attempt, problem: last.problem }, 'webhook attempt failed');
       if (!last.retry || attempt === this.settings.maxAttempts) break;
       const backoff = Math.min(this.settings.maxBackoffMs, this.settings.initialBackoffMs * 2 ** (attempt - 1));
-      await this.sleep(backoff / 2 + Math.random() * (backoff / 2));
+      const jittered = backoff / 2 + Math.random() * (backoff / 2);
+      // A receiver's Retry-After is honoured up to the longest backoff (a delivery holds one of its tenant's slots while it waits).
+      await this.sleep(Math.min(this.settings.maxBackoffMs, Math.max(jittered, last.retryAfterMs ?? 0)));
     }
     this.stats.failed++;
     log.warn({ problem: last.ok ? undefined : last.problem }, 'webhook not delivered');
@@ -300,10 +303,11 @@ export class WebhookDispatcher {
         const status = response.statusCode ?? 0;
         if (status >= 200 && status < 300) finish({ ok: true });
         // Redirects are not followed (they could point inside the network); other 4xx are final.
-        else finish({ ok: false, retry: status >= 500 || status === 408 || status === 429, problem: `HTTP ${status}` });
+        else finish({ ok: false, retry: status >= 500 || status === 408 || status === 429, problem: `HTTP ${status}`, retryAfterMs: retryAfterMs(response.headers['retry-after']) });
         request.destroy();
       });
-      request.on('error', (error) => finish({ ok: false, retry: !this.aborted, problem: error.message }));
+      // A host the address policy refused at connect time stays refused: no retry.
+      request.on('error', (error) => finish({ ok: false, retry: !this.aborted && (error as NodeJS.ErrnoException).code !== 'EADDRNOTALLOWED', problem: error.message }));
       request.end(body);
     });
   }
@@ -334,4 +338,12 @@ function roomInfo(room: Room): WebhookRoomInfo {
 
 function participantInfo(peer: Peer): WebhookParticipantInfo {
   return { ...peer.info(), joined_at: peer.joinedAt.toISOString(), hidden: peer.hidden };
+}
+
+/** A Retry-After header (seconds, or an HTTP date) in milliseconds from now; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | undefined, now = Date.now()): number | undefined {
+  if (!header) return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { retryAfterMs } from '../../server/webhooks/WebhookDispatcher.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 import { WebhookReceiver } from '../helpers/webhookReceiver.js';
 import { call, createTenant, joinVia, type ApiTenant } from './helpers.js';
@@ -79,4 +80,30 @@ describe('api: webhook delivery by receiver answer', function () {
     expect(receiver.received).to.have.length(events);
     expect(target.received, 'requests at the redirect target').to.deep.equal([]);
   });
+
+  it('waits at least the receiver\'s Retry-After before the next attempt', async () => {
+    const receiver = new WebhookReceiver();
+    receivers.push(receiver);
+    const url = await receiver.start();
+    t = await startServer({}, { webhooks: { allowedCidrs: ['127.0.0.0/8'], maxAttempts: 2, initialBackoffMs: 20, maxBackoffMs: 5000, timeoutMs: 2000 } });
+    a = await createTenant(t);
+    expect((await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url, secret: SECRET } })).status).to.equal(200);
+    receiver.answer = (_event, attempt) => (attempt === 1 ? { status: 429, headers: { 'retry-after': '1' } } : { status: 204 });
+    await joinVia(t, a, { room_id: 'later', user_id: 'u' });
+    await waitFor(() => t.server.webhooks.stats.delivered === 2, 10000, 'both events delivered on their second attempt');
+    for (const name of ['room_started', 'participant_joined']) {
+      const [first, second] = receiver.events(name);
+      // A lower bound only: the dispatcher's own backoff here is 10-20 ms.
+      expect((second?.at ?? 0) - (first?.at ?? 0), `${name}: gap between attempts`).to.be.at.least(1000);
+    }
+  });
+
+  it('reads Retry-After in seconds or as an HTTP date', () => {
+    const now = Date.parse('2026-12-06T10:00:00Z');
+    expect(retryAfterMs('3', now)).to.equal(3000);
+    expect(retryAfterMs('Sun, 06 Dec 2026 10:00:05 GMT', now)).to.equal(5000);
+    expect(retryAfterMs('Sun, 06 Dec 2026 09:00:00 GMT', now)).to.equal(0);
+    expect([retryAfterMs(undefined, now), retryAfterMs('soon', now)]).to.deep.equal([undefined, undefined]);
+  });
 });
+
