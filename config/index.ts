@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { Grants } from '../client-sdk/protocol/events.js';
-import { partialGrants } from '../client-sdk/protocol/schemas.js';
+import type { Grants } from '../protocol/events.js';
+import { partialGrants } from '../protocol/schemas.js';
 import { DEFAULT_ROLES, NO_GRANTS } from './roles.js';
 
 export { DEFAULT_ROLES, NO_GRANTS } from './roles.js';

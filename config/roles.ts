@@ -1,4 +1,4 @@
-import type { Grants } from '../client-sdk/protocol/events.js';
+import type { Grants } from '../protocol/events.js';
 
 /** No permission at all: every grant a token does not name is false. */
 export const NO_GRANTS: Grants = {

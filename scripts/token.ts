@@ -4,8 +4,8 @@
  * Prints the token alone on stdout, so it can be captured: TOKEN=$(npm run -s token -- ...).
  */
 import { parseArgs } from 'node:util';
-import type { Grants } from '../client-sdk/protocol/events.js';
-import { externalId } from '../client-sdk/protocol/schemas.js';
+import type { Grants } from '../protocol/events.js';
+import { externalId } from '../protocol/schemas.js';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { TokenService } from '../server/auth/TokenService.js';
 

@@ -1,4 +1,4 @@
-import { ErrorCodes, type ErrorCode, type WireError } from '../client-sdk/protocol/errors.js';
+import { ErrorCodes, type ErrorCode, type WireError } from '../protocol/errors.js';
 
 /**
  * The one error type the server raises on purpose: a stable code from the closed list, a

@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { Server as SocketIoServer } from 'socket.io';
-import type { IceServer } from '../client-sdk/protocol/events.js';
+import type { IceServer } from '../protocol/events.js';
 import { buildIceServers } from '../turn/credentials.js';
 import { TurnServer } from '../turn/TurnServer.js';
 import type { Config } from '../config/index.js';

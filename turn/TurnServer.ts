@@ -16,7 +16,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { IceServer } from '../client-sdk/protocol/events.js';
+import type { IceServer } from '../protocol/events.js';
 import type { Logger } from '../server/logger.js';
 import { buildIceServers, type TurnSettings } from './credentials.js';
 import { TurnCounters, type TurnStats } from './TurnCounters.js';

@@ -6,7 +6,7 @@
  * them, which is what lets operators swap the bundled relay for coturn by config alone.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { IceServer } from '../client-sdk/protocol/events.js';
+import type { IceServer } from '../protocol/events.js';
 import type { Config } from '../config/index.js';
 
 export type TurnSettings = Config['turn'];

@@ -5,7 +5,7 @@
  * RATE_LIMIT_HANDSHAKES_PER_MIN and RATE_LIMIT_STRIKES at 1,000,000 (the schema's maximum).
  * The limiter itself still runs on every event, as in production.
  */
-import type { Grants } from '../../client-sdk/protocol/events.js';
+import type { Grants } from '../../protocol/events.js';
 import { DEFAULT_ROLES, testConfig, type Config } from '../../config/index.js';
 import { TokenService } from '../../server/auth/TokenService.js';
 

@@ -1,4 +1,4 @@
-import type { RoomMode } from '../protocol/events.js';
+import type { RoomMode } from '../../protocol/events.js';
 import { VideoGapMeter, type FreezeSummary, type GapSource, type VideoSample } from './VideoGapMeter.js';
 
 /** How a migration went, as this client saw it. */

@@ -1,4 +1,4 @@
-import type { IceCandidate, SessionDescription } from '../protocol/events.js';
+import type { IceCandidate, SessionDescription } from '../../protocol/events.js';
 
 export interface PeerLinkOptions {
   remoteId: string;

@@ -1,4 +1,4 @@
-import type { Grants, IceServer, JoinResult, LinkQuality, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SfuInfo, SignalMessage } from '../protocol/events.js';
+import type { Grants, IceServer, JoinResult, LinkQuality, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SfuInfo, SignalMessage } from '../../protocol/events.js';
 import { Emitter } from './Emitter.js';
 import { SwitchboardError } from './errors.js';
 import { InboundSequencer } from './InboundSequencer.js';

@@ -1,5 +1,5 @@
 import type { types as msc } from 'mediasoup-client';
-import type { SfuInfo, SfuProducerInfo } from '../protocol/events.js';
+import type { SfuInfo, SfuProducerInfo } from '../../protocol/events.js';
 import { SwitchboardError } from './errors.js';
 import { inboundStats, type InboundStat } from './inboundStats.js';
 import type { SignalClient } from './SignalClient.js';

@@ -1,5 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
-import type { AckResponse, ClientToServerEvents, ServerToClientEvents } from '../protocol/events.js';
+import type { AckResponse, ClientToServerEvents, ServerToClientEvents } from '../../protocol/events.js';
 import { SwitchboardError } from './errors.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;

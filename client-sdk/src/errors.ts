@@ -1,4 +1,4 @@
-import { isErrorCode, type ErrorCode } from '../protocol/errors.js';
+import { isErrorCode, type ErrorCode } from '../../protocol/errors.js';
 
 /** Codes the SDK raises itself, next to the server's codes. */
 export type ClientErrorCode =

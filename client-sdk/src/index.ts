@@ -8,5 +8,5 @@ export type { AnonymousCredentials, Credentials } from './SignalClient.js';
 export type { SwitchboardErrorCode, ClientErrorCode } from './errors.js';
 export { DefaultReconnectPolicy } from './ReconnectPolicy.js';
 export type { ReconnectPolicy, ReconnectContext } from './ReconnectPolicy.js';
-export type { ErrorCode } from '../protocol/errors.js';
-export type { Grants, Metadata, RoomMode, PeerInfo, IceServer } from '../protocol/events.js';
+export type { ErrorCode } from '../../protocol/errors.js';
+export type { Grants, Metadata, RoomMode, PeerInfo, IceServer } from '../../protocol/events.js';

@@ -1,4 +1,4 @@
-import type { LinkQuality } from '../protocol/events.js';
+import type { LinkQuality } from '../../protocol/events.js';
 
 /** Counters from one getStats() sample, kept to compute rates at the next sample. */
 export interface QualitySample {

@@ -1,8 +1,8 @@
 import { createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
-import type { Grants, Metadata } from '../../client-sdk/protocol/events.js';
-import { externalId, partialGrants, safeJsonObject } from '../../client-sdk/protocol/schemas.js';
+import type { Grants, Metadata } from '../../protocol/events.js';
+import { externalId, partialGrants, safeJsonObject } from '../../protocol/schemas.js';
 import { NO_GRANTS, type Config, type SigningKey } from '../../config/index.js';
 import { AppError } from '../errors.js';
 

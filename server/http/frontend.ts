@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import { z } from 'zod';
-import { displayName, externalId, describeIssues } from '../../client-sdk/protocol/schemas.js';
+import { displayName, externalId, describeIssues } from '../../protocol/schemas.js';
 import { AppError } from '../errors.js';
 
 /** The package root (holds package.json), from src (tsx) or dist (built) alike. */

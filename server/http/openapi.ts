@@ -6,7 +6,7 @@
  * that every express route is documented).
  */
 import { z } from 'zod';
-import { ErrorCodes, type ErrorCode } from '../../client-sdk/protocol/errors.js';
+import { ErrorCodes, type ErrorCode } from '../../protocol/errors.js';
 import { routeErrors, type ApiRoute } from './api/routes.js';
 import { errorResponse } from './api/schemas.js';
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Grants, LinkQuality, Metadata, PeerInfo } from '../../client-sdk/protocol/events.js';
+import type { Grants, LinkQuality, Metadata, PeerInfo } from '../../protocol/events.js';
 import type { AppSocket } from '../signaling/types.js';
 
 /** One joined connection: a user in a room over one socket. */

@@ -1,4 +1,4 @@
-import type { PeerInfo, RoomConfigInfo, RoomMode } from '../../client-sdk/protocol/events.js';
+import type { PeerInfo, RoomConfigInfo, RoomMode } from '../../protocol/events.js';
 import type { Peer } from './Peer.js';
 
 /** A live room: its peers (by id and by user), resolved config and current topology. */

@@ -1,4 +1,4 @@
-import type { Metadata, RoomConfigInfo } from '../../client-sdk/protocol/events.js';
+import type { Metadata, RoomConfigInfo } from '../../protocol/events.js';
 import type { Config } from '../../config/index.js';
 import type { VerifiedToken } from '../auth/TokenService.js';
 import { AppError } from '../errors.js';

@@ -1,4 +1,4 @@
-import type { RoomMode, SfuInfo } from '../../client-sdk/protocol/events.js';
+import type { RoomMode, SfuInfo } from '../../protocol/events.js';
 import type { Config } from '../../config/index.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';

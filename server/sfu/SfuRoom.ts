@@ -1,5 +1,5 @@
 import type { types as ms } from 'mediasoup';
-import type { SfuConsumerInfo, SfuDataConsumerInfo, SfuProducerInfo, SfuTransportInfo } from '../../client-sdk/protocol/events.js';
+import type { SfuConsumerInfo, SfuDataConsumerInfo, SfuProducerInfo, SfuTransportInfo } from '../../protocol/events.js';
 import type { Config } from '../../config/index.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';

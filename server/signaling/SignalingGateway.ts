@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { z } from 'zod';
-import type { ClientEventName, IceServer, JsonValue, SfuInfo } from '../../client-sdk/protocol/events.js';
-import { anonymousAuth, clientEventSchemas, describeIssues } from '../../client-sdk/protocol/schemas.js';
+import type { ClientEventName, IceServer, JsonValue, SfuInfo } from '../../protocol/events.js';
+import { anonymousAuth, clientEventSchemas, describeIssues } from '../../protocol/schemas.js';
 import { DEFAULT_ROLES, NO_GRANTS, type Config } from '../../config/index.js';
 import type { TokenService, VerifiedToken } from '../auth/TokenService.js';
-import type { WireError } from '../../client-sdk/protocol/errors.js';
+import type { WireError } from '../../protocol/errors.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';

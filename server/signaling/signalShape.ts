@@ -1,5 +1,5 @@
-import type { IceCandidate, SessionDescription, SignalRequest } from '../../client-sdk/protocol/events.js';
-import { Limits } from '../../client-sdk/protocol/schemas.js';
+import type { IceCandidate, SessionDescription, SignalRequest } from '../../protocol/events.js';
+import { Limits } from '../../protocol/schemas.js';
 
 /**
  * A hand-written check of the two everyday `signal` shapes, run ahead of zod on the relay's

@@ -1,5 +1,5 @@
 import type { Server, Socket } from 'socket.io';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../client-sdk/protocol/events.js';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../protocol/events.js';
 import type { VerifiedToken } from '../auth/TokenService.js';
 import type { Peer } from '../rooms/Peer.js';
 import type { TenantRecord } from '../store/Store.js';

@@ -1,5 +1,5 @@
 import mongoose, { Schema, type Connection, type Model } from 'mongoose';
-import type { RoomMode } from '../../client-sdk/protocol/events.js';
+import type { RoomMode } from '../../protocol/events.js';
 import type { Logger } from '../logger.js';
 import { AppError } from '../errors.js';
 import { roomCursor, sessionCursor } from './cursor.js';

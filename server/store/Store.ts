@@ -5,7 +5,7 @@
  * isolation is enforced here and not left to callers' filters.
  * Records hold hashes, never API secrets or tokens.
  */
-import type { Metadata, RoomMode, RoomModePolicy } from '../../client-sdk/protocol/events.js';
+import type { Metadata, RoomMode, RoomModePolicy } from '../../protocol/events.js';
 
 export interface TenantLimits {
   max_rooms: number;

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import http, { type ClientRequest } from 'node:http';
 import https from 'node:https';
-import type { Metadata, RoomConfigInfo, RoomMode } from '../../client-sdk/protocol/events.js';
+import type { Metadata, RoomConfigInfo, RoomMode } from '../../protocol/events.js';
 import type { Logger } from '../logger.js';
 import type { Peer } from '../rooms/Peer.js';
 import type { Room } from '../rooms/Room.js';

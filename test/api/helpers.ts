@@ -1,6 +1,6 @@
 /** Helpers for the HTTP API tests: real fetch against a real server on 127.0.0.1:0. */
 import { expect } from 'chai';
-import type { JoinResult } from '../../client-sdk/protocol/events.js';
+import type { JoinResult } from '../../protocol/events.js';
 import { emitAck, type TestClient, type TestServer } from '../helpers/server.js';
 
 export interface ApiResponse<T = Record<string, unknown>> {

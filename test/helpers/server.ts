@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { io as ioClient, type Socket as ClientSocket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import jwt from 'jsonwebtoken';
-import type { AckResponse, ClientToServerEvents, Grants, JoinResult, ServerToClientEvents } from '../../client-sdk/protocol/events.js';
+import type { AckResponse, ClientToServerEvents, Grants, JoinResult, ServerToClientEvents } from '../../protocol/events.js';
 import { DEFAULT_ROLES, sha256Hex, testConfig } from '../../config/index.js';
 import { createServer, type CreateServerOptions, type SwitchboardServer } from '../../server/index.js';
 import type { TenantRecord } from '../../server/store/Store.js';

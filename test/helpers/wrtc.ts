@@ -1,6 +1,6 @@
 /** A real WebRTC peer in Node (@roamhq/wrtc) whose offer/answer/candidates travel through a Switchboard socket. */
 import wrtc from '@roamhq/wrtc';
-import type { IceServer, SignalMessage } from '../../client-sdk/protocol/events.js';
+import type { IceServer, SignalMessage } from '../../protocol/events.js';
 import { emitAck, type TestClient } from './server.js';
 
 type Description = { type: RTCSdpType; sdp: string };

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { IceCandidate, SessionDescription } from '../../client-sdk/protocol/events.js';
+import type { IceCandidate, SessionDescription } from '../../protocol/events.js';
 import { PeerLink, sdpFingerprint } from '../../client-sdk/src/PeerLink.js';
 import { waitFor } from '../helpers/server.js';
 import { withoutCandidates, WrtcPeerConnection } from '../helpers/wrtc.js';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { ModeChangedMessage } from '../../client-sdk/protocol/events.js';
+import type { ModeChangedMessage } from '../../protocol/events.js';
 import { capturedLogger } from '../helpers/logs.js';
 import { emitAck, nextEvent, startServer, type TestClient, type TestServer } from '../helpers/server.js';
 

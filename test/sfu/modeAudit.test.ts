@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { ModeChangedMessage } from '../../client-sdk/protocol/events.js';
+import type { ModeChangedMessage } from '../../protocol/events.js';
 import { call, createTenant, joinVia, type ApiTenant } from '../api/helpers.js';
 import { nextEvent, startServer, waitFor, type TestServer } from '../helpers/server.js';
 import { WebhookReceiver } from '../helpers/webhookReceiver.js';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { ModeChangedMessage, SfuProducerInfo } from '../../client-sdk/protocol/events.js';
+import type { ModeChangedMessage, SfuProducerInfo } from '../../protocol/events.js';
 import { emitAck, nextEvent, startServer, waitFor, type TestClient, type TestServer } from '../helpers/server.js';
 
 const SFU_ENV = { SFU_ENABLED: 'true', SFU_WORKERS: '2', SFU_LISTEN_IP: '127.0.0.1', DEMOTE_DELAY_MS: '300' };

@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { isErrorCode } from '../../client-sdk/protocol/errors.js';
+import { isErrorCode } from '../../protocol/errors.js';
 import { startServer, waitFor, type TestClient, type TestServer } from '../helpers/server.js';
 
 const TENANT = 'prop';

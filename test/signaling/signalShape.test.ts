@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Limits, signalPayload } from '../../client-sdk/protocol/schemas.js';
+import { Limits, signalPayload } from '../../protocol/schemas.js';
 import { isPlainSignal } from '../../server/signaling/signalShape.js';
 
 /**

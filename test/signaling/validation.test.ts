@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { clientEventSchemas, describeIssues } from '../../client-sdk/protocol/schemas.js';
+import { clientEventSchemas, describeIssues } from '../../protocol/schemas.js';
 import { emitAck, nextEvent, startServer, type TestServer } from '../helpers/server.js';
 
 describe('payload validation at the socket boundary', () => {

@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { RoomMode } from '../../client-sdk/protocol/events.js';
+import type { RoomMode } from '../../protocol/events.js';
 import { AppError } from '../../server/errors.js';
 import { DEFAULT_SESSION_STALE_MS, DEFAULT_TOKEN_GRACE_MS, type RoomRecord, type SessionRecord, type Store, type TenantRecord, type TokenRecord, type UsageRow } from '../../server/store/Store.js';
 

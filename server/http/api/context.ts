@@ -1,4 +1,4 @@
-import type { IceServer } from '../../../client-sdk/protocol/events.js';
+import type { IceServer } from '../../../protocol/events.js';
 import type { Config } from '../../../config/index.js';
 import type { TokenService } from '../../auth/TokenService.js';
 import type { Logger } from '../../logger.js';

@@ -1,5 +1,5 @@
 /** Tenant: rooms (stored and live) and their live participants. */
-import type { RoomConfigInfo } from '../../../client-sdk/protocol/events.js';
+import type { RoomConfigInfo } from '../../../protocol/events.js';
 import { AppError } from '../../errors.js';
 import type { Room } from '../../rooms/Room.js';
 import { roomCursor } from '../../store/cursor.js';

@@ -7,7 +7,7 @@
  */
 import type { Express, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
-import type { ErrorCode } from '../../../client-sdk/protocol/errors.js';
+import type { ErrorCode } from '../../../protocol/errors.js';
 import { AppError } from '../../errors.js';
 import type { TenantRecord } from '../../store/Store.js';
 import { asyncHandler } from '../app.js';

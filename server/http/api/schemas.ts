@@ -4,8 +4,8 @@
  * OpenAPI document. Field names are snake_case, as on the wire.
  */
 import { z } from 'zod';
-import { ErrorCodes } from '../../../client-sdk/protocol/errors.js';
-import { displayName, externalId, Limits, partialGrants, safeJsonObject } from '../../../client-sdk/protocol/schemas.js';
+import { ErrorCodes } from '../../../protocol/errors.js';
+import { displayName, externalId, Limits, partialGrants, safeJsonObject } from '../../../protocol/schemas.js';
 
 const MAX_PAGE = 100;
 /** 30 days: longer than any server maximum; the effective cap is applied by the handler. */

@@ -1,6 +1,6 @@
 /** Tenant: mint and revoke join tokens. */
 import { randomBytes } from 'node:crypto';
-import type { Grants, Metadata } from '../../../client-sdk/protocol/events.js';
+import type { Grants, Metadata } from '../../../protocol/events.js';
 import { NO_GRANTS, sha256Hex } from '../../../config/index.js';
 import { AppError } from '../../errors.js';
 import type { ApiContext } from './context.js';

@@ -1,5 +1,5 @@
 /** JSON representations of rooms, participants, sessions and usage (dates as ISO 8601). */
-import type { RoomMode } from '../../../client-sdk/protocol/events.js';
+import type { RoomMode } from '../../../protocol/events.js';
 import type { Peer } from '../../rooms/Peer.js';
 import type { Room } from '../../rooms/Room.js';
 import type { RoomManager } from '../../rooms/RoomManager.js';
