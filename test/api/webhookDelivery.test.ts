@@ -22,11 +22,11 @@ describe('api: webhook delivery by receiver answer', function () {
     for (const receiver of receivers.splice(0)) await receiver.close();
   });
 
-  async function setUp(): Promise<WebhookReceiver> {
+  async function setUp(delivery: { maxAttempts: number; maxBackoffMs: number } = { maxAttempts: 3, maxBackoffMs: 50 }): Promise<WebhookReceiver> {
     const receiver = new WebhookReceiver();
     receivers.push(receiver);
     const url = await receiver.start();
-    t = await startServer({}, { webhooks: { allowedCidrs: ['127.0.0.0/8'], maxAttempts: 3, initialBackoffMs: 20, maxBackoffMs: 50, timeoutMs: 2000 } });
+    t = await startServer({}, { webhooks: { allowedCidrs: ['127.0.0.0/8'], initialBackoffMs: 20, timeoutMs: 2000, ...delivery } });
     a = await createTenant(t);
     expect((await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url, secret: SECRET } })).status).to.equal(200);
     return receiver;
@@ -82,12 +82,7 @@ describe('api: webhook delivery by receiver answer', function () {
   });
 
   it('waits at least the receiver\'s Retry-After before the next attempt', async () => {
-    const receiver = new WebhookReceiver();
-    receivers.push(receiver);
-    const url = await receiver.start();
-    t = await startServer({}, { webhooks: { allowedCidrs: ['127.0.0.0/8'], maxAttempts: 2, initialBackoffMs: 20, maxBackoffMs: 5000, timeoutMs: 2000 } });
-    a = await createTenant(t);
-    expect((await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url, secret: SECRET } })).status).to.equal(200);
+    const receiver = await setUp({ maxAttempts: 2, maxBackoffMs: 5000 });
     receiver.answer = (_event, attempt) => (attempt === 1 ? { status: 429, headers: { 'retry-after': '1' } } : { status: 204 });
     await joinVia(t, a, { room_id: 'later', user_id: 'u' });
     await waitFor(() => t.server.webhooks.stats.delivered === 2, 10000, 'both events delivered on their second attempt');
