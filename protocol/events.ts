@@ -1,9 +1,16 @@
 /**
  * The Socket.IO wire protocol: typed event maps shared by the server and the SDK.
- * Every payload named here is schema-checked by the server (see schemas.ts) before a
- * handler runs. Acks are always the last argument.
+ * Client->server payload types are derived from the zod schemas in schemas.ts, which the
+ * server applies before a handler runs, so the declared types and the checks cannot drift.
+ * Every client event has exactly one ack body type (ClientEventAcks). Acks are always the
+ * last argument.
  */
+import type { z } from 'zod';
 import type { WireError } from './errors.js';
+import type * as schemas from './schemas.js';
+import type { JsonValue, Metadata } from './schemas.js';
+
+export type { JsonValue, Metadata };
 
 /** Permissions carried by a token (LiveKit-style). Missing grants are false. */
 export interface Grants {
@@ -25,8 +32,6 @@ export interface Grants {
 
 export type GrantName = keyof Grants;
 
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
-export type Metadata = { [key: string]: JsonValue };
 
 export type RoomMode = 'mesh' | 'sfu';
 /** The operator's pin: auto switches by threshold; mesh/sfu stay put. */
@@ -104,24 +109,12 @@ export interface JoinResult {
   sfu?: SfuInfo;
 }
 
-export interface SessionDescription {
-  type: 'offer' | 'answer' | 'pranswer' | 'rollback';
-  sdp?: string;
-}
+export type SessionDescription = z.output<typeof schemas.sessionDescription>;
+export type IceCandidate = z.output<typeof schemas.iceCandidate>;
+/** A signal as a client sends it: to one peer, a description or a candidate. */
+export type SignalRequest = z.output<typeof schemas.signalPayload>;
 
-export interface IceCandidate {
-  candidate: string;
-  sdpMid?: string | null;
-  sdpMLineIndex?: number | null;
-  usernameFragment?: string | null;
-}
-
-export interface SignalRequest {
-  to: string;
-  description?: SessionDescription;
-  candidate?: IceCandidate;
-}
-
+/** A signal as the addressee receives it. */
 export interface SignalMessage {
   from: string;
   description?: SessionDescription;
@@ -130,6 +123,11 @@ export interface SignalMessage {
 
 export type AckResponse<T extends object = object> = ({ ok: true } & T) | { ok: false; error: WireError };
 export type Ack<T extends object = object> = (response: AckResponse<T>) => void;
+
+/** What a client reports periodically (getStats) and once after a migration. */
+export type StatsReport = z.output<typeof schemas.statsPayload>;
+/** Quality of one link as the client measures it; peer_id is the remote peer id, or "sfu". */
+export type LinkQuality = StatsReport['links'][number];
 
 export interface PeerLeftMessage {
   id: string;
@@ -142,44 +140,6 @@ export interface ModeChangedMessage {
   reason: string;
   /** Present when mode is sfu (also when the SFU router was rebuilt after a worker died). */
   sfu?: SfuInfo;
-}
-
-/** Quality of one link as the client measures it (getStats), sent periodically. */
-export interface LinkQuality {
-  /** The remote peer id, or "sfu". */
-  peer_id: string;
-  rtt_ms?: number;
-  /** Fraction of inbound packets lost since the previous report, 0..1. */
-  packet_loss?: number;
-  bitrate_in_kbps?: number;
-  bitrate_out_kbps?: number;
-  /** Local candidate type of the selected pair: host, srflx, prflx or relay. */
-  candidate_type?: string;
-}
-
-export interface StatsReport {
-  links: LinkQuality[];
-  /** Sent once after a migration: how long it took and the largest inbound video gap. */
-  migration?: { to: RoomMode; duration_ms: number; media_gap_ms: number };
-}
-
-export interface ClientToServerEvents {
-  join: (payload: { metadata?: Metadata } | undefined, ack: Ack<JoinResult>) => void;
-  signal: (payload: SignalRequest, ack: Ack) => void;
-  leave: (payload: object | undefined, ack: Ack) => void;
-  update_metadata: (payload: { metadata: Metadata }, ack: Ack<{ self: PeerInfo }>) => void;
-  stats: (payload: StatsReport, ack: Ack) => void;
-  'sfu:create_transport': (payload: { direction: 'send' | 'recv' }, ack: Ack<{ transport: SfuTransportInfo }>) => void;
-  'sfu:connect_transport': (payload: { transport_id: string; dtls_parameters: unknown }, ack: Ack) => void;
-  'sfu:produce': (payload: { transport_id: string; kind: 'audio' | 'video'; rtp_parameters: unknown; app_data?: Metadata }, ack: Ack<{ producer_id: string }>) => void;
-  'sfu:produce_data': (payload: { transport_id: string; sctp_stream_parameters: unknown; label?: string; protocol?: string }, ack: Ack<{ producer_id: string }>) => void;
-  'sfu:consume': (payload: { transport_id: string; producer_id: string; rtp_capabilities: unknown }, ack: Ack<{ consumer: SfuConsumerInfo }>) => void;
-  'sfu:consume_data': (payload: { transport_id: string; producer_id: string }, ack: Ack<{ consumer: SfuDataConsumerInfo }>) => void;
-  'sfu:resume': (payload: { consumer_id: string }, ack: Ack) => void;
-  'sfu:close_producer': (payload: { producer_id: string }, ack: Ack) => void;
-  'admin:kick': (payload: { peer_id: string; reason?: string }, ack: Ack) => void;
-  'admin:lock': (payload: { locked: boolean }, ack: Ack<{ locked: boolean }>) => void;
-  'admin:mute': (payload: { peer_id: string; kind: 'audio' | 'video'; muted: boolean }, ack: Ack) => void;
 }
 
 export interface ServerToClientEvents {
@@ -196,5 +156,50 @@ export interface ServerToClientEvents {
   error: (error: WireError) => void;
 }
 
-/** Names of the client->server events, for the server's handler registry. */
-export type ClientEventName = keyof ClientToServerEvents;
+type ClientEventSchemas = typeof schemas.clientEventSchemas;
+
+/** Names of the client->server events; each has a schema and an ack body. */
+export type ClientEventName = keyof ClientEventSchemas;
+
+/** What a client may send as event E's payload (the schema's input). */
+export type ClientEventRequest<E extends ClientEventName> = z.input<ClientEventSchemas[E]>;
+
+/** Event E's payload as a server handler receives it, once the schema accepted it. */
+export type ClientEventPayload<E extends ClientEventName> = z.output<ClientEventSchemas[E]>;
+
+/** The ack of an event that answers nothing but success. */
+export type EmptyAck = Record<string, never>;
+
+/** The body of each client event's successful ack (next to `ok: true`). */
+export interface ClientEventAcks {
+  join: JoinResult;
+  signal: EmptyAck;
+  leave: EmptyAck;
+  update_metadata: { self: PeerInfo };
+  stats: EmptyAck;
+  'sfu:create_transport': { transport: SfuTransportInfo };
+  'sfu:connect_transport': EmptyAck;
+  'sfu:produce': { producer_id: string };
+  'sfu:produce_data': { producer_id: string };
+  'sfu:consume': { consumer: SfuConsumerInfo };
+  'sfu:consume_data': { consumer: SfuDataConsumerInfo };
+  'sfu:resume': EmptyAck;
+  'sfu:close_producer': EmptyAck;
+  'admin:kick': EmptyAck;
+  'admin:lock': { locked: boolean };
+  'admin:mute': EmptyAck;
+}
+
+export type ClientEventAck<E extends ClientEventName> = ClientEventAcks[E];
+
+// Compile-time checks: a mismatch below fails `tsc` ("does not satisfy the constraint 'true'").
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
+type Holds<T extends true> = T;
+/** Every event with a schema has an ack type, and the reverse. */
+export type AcksCoverEveryEvent = Holds<SameKeys<ClientEventAcks, ClientEventSchemas>>;
+/** Grants name exactly the grants a token or role may carry. */
+export type GrantsMatchSchema = Holds<SameKeys<Grants, z.output<typeof schemas.partialGrants>>>;
+
+export type ClientToServerEvents = {
+  [E in ClientEventName]: (payload: ClientEventRequest<E>, ack: Ack<ClientEventAck<E>>) => void;
+};

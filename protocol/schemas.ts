@@ -5,6 +5,10 @@
  */
 import { z } from 'zod';
 
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+/** A JSON object of user data (participant metadata, producer app data). */
+export type Metadata = { [key: string]: JsonValue };
+
 /** Limits that bound memory per message; documented in the README. */
 export const Limits = {
   idLength: 128,
@@ -50,9 +54,9 @@ function jsonProblem(value: unknown, depth: number, maxDepth: number): string | 
  * A JSON object of bounded size and depth with safe keys (user metadata). Checked on the raw
  * value: copying into a record first would silently turn a "__proto__" key into a prototype.
  */
-export function safeJsonObject(maxBytes: number = Limits.metadataBytes, maxDepth: number = Limits.metadataDepth) {
+export function safeJsonObject<Output extends object = Metadata>(maxBytes: number = Limits.metadataBytes, maxDepth: number = Limits.metadataDepth) {
   return z
-    .custom<Record<string, unknown>>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'must be a JSON object')
+    .custom<Output>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'must be a JSON object')
     .superRefine((value, ctx) => {
       const problem = jsonProblem(value, 0, maxDepth);
       if (problem) {
@@ -142,7 +146,8 @@ export const statsPayload = z.strictObject({
 // SFU payloads. mediasoup validates RTP details itself; these bound shapes and sizes and refuse
 // operator keys, so nothing unbounded or unexpected reaches the worker.
 const mediasoupId = z.string().min(1).max(64);
-const boundedRecord = (maxBytes: number) => safeJsonObject(maxBytes, 8);
+/** mediasoup's own parameter objects: JSON checked like metadata, typed as mediasoup declares them. */
+const boundedRecord = (maxBytes: number) => safeJsonObject<Record<string, unknown>>(maxBytes, 8);
 
 const dtlsParameters = z.strictObject({
   role: z.enum(['auto', 'client', 'server']).optional(),

@@ -350,8 +350,15 @@ export class SfuSession {
         );
       });
       transport.on('producedata', ({ sctpStreamParameters, label, protocol }, callback, errback) => {
+        // mediasoup-client always assigns the stream id of a data channel it opens.
+        const { streamId } = sctpStreamParameters;
+        if (streamId === undefined) {
+          errback(new Error('the data producer has no SCTP stream id'));
+          return;
+        }
+        const sctp_stream_parameters = { ...sctpStreamParameters, streamId };
         this.requestPatiently(() =>
-          signal.request('sfu:produce_data', { transport_id: transport.id, sctp_stream_parameters: sctpStreamParameters, label: label ?? '', protocol: protocol ?? '' }),
+          signal.request('sfu:produce_data', { transport_id: transport.id, sctp_stream_parameters, label: label ?? '', protocol: protocol ?? '' }),
         ).then(({ producer_id }) => callback({ id: producer_id }), errback);
       });
     }
