@@ -64,7 +64,7 @@ export function densityOptions(smoke: boolean): DensityOptions {
 
 /** Descriptors a load-generator process keeps for itself (modules, IPC, stdio), besides one per client. */
 const GENERATOR_OWN_DESCRIPTORS = 500;
-/** Headroom a server keeps for its own descriptors besides one per client (26 when idle, here). */
+/** Headroom a server keeps for its own descriptors besides one per client (an idle server holds a few dozen). */
 const SERVER_OWN_DESCRIPTORS = 200;
 
 /** How a requested size is measured on this machine. */

@@ -24,12 +24,12 @@ export interface TopologyOptions {
   /** Which topologies to measure at each size (both by default; BENCH_BROWSER_MODES=mesh for meshes only). */
   modes?: Mode[];
   /**
-   * Camera size of every page (the demo's `res`). 160x120 by default: at 320x240 eight pages on
-   * two cores could not encode and decode a mesh of 7 or 8 (pages missed their signaling pings).
-   * Absent in results written before 2026-11-30's fifth session (320x240 then).
+   * Camera size of every page (the demo's `res`). 160x120 by default: two cores cannot encode
+   * and decode a mesh of 7 or 8 pages at 320x240 (bench/notes/topology-history.md).
+   * Absent in older stored results, which were all measured at 320x240.
    */
   resolution?: string;
-  /** Whether pages send audio (BENCH_BROWSER_AUDIO=0: video only). Absent in results written before 2026-12-01 (audio on). */
+  /** Whether pages send audio (BENCH_BROWSER_AUDIO=0: video only). Absent in older stored results, which were all measured with audio. */
   audio?: boolean;
   warmupMs: number;
   measureMs: number;

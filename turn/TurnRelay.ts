@@ -132,8 +132,8 @@ const RAW_ATTRIBUTES = new Set([ATTR_UNKNOWN_ATTRIBUTES, ATTR_RESERVATION_TOKEN]
 /**
  * node-turn's attribute parser throws on every attribute it cannot read: unknown types
  * (REQUESTED-ADDRESS-FAMILY, any 0x7fff), RESERVATION-TOKEN (it reads 8 bytes as one integer),
- * EVEN-PORT (a bit reader its buffer slice lacks) and values of the wrong length. The throw
- * dropped the whole request unanswered. Such an attribute is now kept without a value: the
+ * EVEN-PORT (a bit reader its buffer slice lacks) and values of the wrong length, and the throw
+ * would drop the whole request unanswered. So such an attribute is kept without a value: the
  * request goes on to authentication, and requestChecks.ts reads it from the datagram and answers
  * (420, 400, or serves it).
  */

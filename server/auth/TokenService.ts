@@ -72,7 +72,8 @@ const requiredClaims = z.object({
 export class TokenService {
   /**
    * Keys as KeyObjects: given a string, jsonwebtoken first tries to parse it as a PEM public
-   * key on every call (about a millisecond each), which a KeyObject skips.
+   * key on every call, a cost paid per handshake (bench/notes/join-history.md), which a
+   * KeyObject skips.
    */
   private readonly secretsByKid: Map<string, KeyObject>;
   private readonly signingSecret: KeyObject;
