@@ -1,0 +1,32 @@
+/** The HTTP server (REST API, demo page, Socket.IO's transport). */
+import { z } from 'zod';
+import { bool, int, listOf, port, setting } from '../setting.js';
+
+const isOrigin = (entry: string): boolean => entry === '*' || /^https?:\/\/[^/\s]+$/.test(entry);
+
+export const httpSettings = {
+  /** Listen address. */
+  host: setting('HOST', z.string().min(1).default('0.0.0.0')),
+  /** HTTP and Socket.IO port; 0 takes a free one. */
+  port: setting('PORT', port.default(8080)),
+  /** Public base URL (ws_url in token responses), without a trailing slash; resolved to http://localhost:PORT when unset. */
+  publicUrl: setting(
+    'PUBLIC_URL',
+    z
+      .url({ protocol: /^https?$/ })
+      .transform((url) => url.replace(/\/+$/, ''))
+      .optional(),
+  ),
+  /**
+   * Allowed browser origins; ['*'] allows any. Requests without Origin (non-browser) pass.
+   * Empty resolves to ['*'] in development, PUBLIC_URL's origin in production.
+   */
+  corsOrigins: setting(
+    'CORS_ORIGINS',
+    listOf(isOrigin, (entry) => `"${entry.slice(0, 100)}" must be an origin like https://app.example.com, or *`).default(() => []),
+  ),
+  /** JSON body limit. */
+  bodyLimitBytes: setting('HTTP_BODY_LIMIT_BYTES', int(1024, 10 * 1024 * 1024).default(64 * 1024)),
+  /** Trust X-Forwarded-* (behind a reverse proxy). */
+  trustProxy: setting('TRUST_PROXY', bool.default(false)),
+};

@@ -1,0 +1,13 @@
+/** Rooms and their topology (mesh until MESH_THRESHOLD, then the SFU). Tenants and rooms may override the first three. */
+import { int, setting } from '../setting.js';
+
+export const roomSettings = {
+  /** Participants above which a room moves to the SFU. */
+  meshThreshold: setting('MESH_THRESHOLD', int(1, 1000).default(4)),
+  /** Time at or below threshold - 1 before a room returns to mesh. */
+  demoteDelayMs: setting('DEMOTE_DELAY_MS', int(0, 3_600_000).default(10_000)),
+  /** Default room size limit. */
+  maxParticipants: setting('MAX_PARTICIPANTS', int(1, 10_000).default(100)),
+  /** Grace before an empty room closes. */
+  emptyTimeoutMs: setting('ROOM_EMPTY_TIMEOUT_MS', int(0, 24 * 3_600_000).default(20_000)),
+};
