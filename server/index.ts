@@ -10,6 +10,7 @@ import type { Config } from '../config/index.js';
 import { TokenService } from './auth/TokenService.js';
 import { mountApi, type ApiRateLimits } from './http/api/index.js';
 import { createHttpApp } from './http/app.js';
+import type { FrontendOptions } from './http/frontend.js';
 import { originChecker } from './http/origins.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './Metrics.js';
@@ -17,9 +18,10 @@ import { RoomManager } from './rooms/RoomManager.js';
 import { TopologyController } from './rooms/TopologyController.js';
 import { SessionRecorder } from './sessions/SessionRecorder.js';
 import { SfuService } from './sfu/SfuService.js';
+import { broadcastRoomEvents, broadcastTopologyEvents } from './signaling/broadcasts.js';
 import { PendingSessionLimiter } from './signaling/PendingSessionLimiter.js';
 import { SignalingGateway } from './signaling/SignalingGateway.js';
-import type { AppServer } from './signaling/types.js';
+import type { AppServer, AppSocket, SocketRooms, SocketTopology } from './signaling/types.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/Store.js';
 import { WebhookDispatcher, type WebhookSettings } from './webhooks/WebhookDispatcher.js';
@@ -48,27 +50,104 @@ export interface SwitchboardServer {
   readonly io: AppServer;
   readonly store: Store;
   readonly tokens: TokenService;
-  readonly rooms: RoomManager;
+  readonly rooms: SocketRooms;
   readonly gateway: SignalingGateway;
-  /** Session audit records; the SFU work calls sessions.roomModeChanged(room). */
+  /** Session audit records; every mode change calls sessions.roomModeChanged(room). */
   readonly sessions: SessionRecorder;
-  /** Tenant webhooks; the SFU work calls webhooks.modeChanged(room, reason). */
+  /** Tenant webhooks; every mode change calls webhooks.modeChanged(room, reason). */
   readonly webhooks: WebhookDispatcher;
   readonly metrics: Metrics;
   /** The bundled TURN server, or null when TURN_ENABLED=false. */
   readonly turn: TurnServer | null;
   /** The mediasoup SFU, or null when SFU_ENABLED=false. */
   readonly sfu: SfuService | null;
-  readonly topology: TopologyController;
+  readonly topology: SocketTopology;
   /** Graceful shutdown: /ready turns false, peers are told, everything closes by the deadline. Idempotent. */
   close(): Promise<void>;
 }
 
-/** The one place that builds and wires every service. */
+/** The one place that builds and wires every service, in dependency order. */
 export async function createServer(config: Readonly<Config>, options: CreateServerOptions = {}): Promise<SwitchboardServer> {
   const logger = options.logger ?? createLogger(config.logLevel);
   for (const warning of config.bootWarnings) logger.warn(warning);
-  const store = options.store ?? (await createStore(config, logger));
+  const store = await openStore(config, logger, options.store);
+  const tokens = TokenService.fromConfig(config.auth);
+  const sessions = await startSessionRecorder(config, store, logger);
+  const webhooks = createWebhookDispatcher(config, store, logger, options.webhooks);
+  const metrics = new Metrics();
+  // TURN starts before the HTTP server listens, so every ice_servers list points at a live relay.
+  const turn = await startTurn(config, logger, metrics);
+  const iceServers = (userId: string): IceServer[] => (turn ? turn.iceServers(userId) : buildIceServers(config.turn, userId));
+  const sfu = await startSfu(config, logger, metrics);
+
+  const sockets = createSocketServer(config);
+  const io = sockets.io;
+  const rooms = createRooms({ io, config, store, logger, metrics, sessions, webhooks });
+  const topology = createTopology({ io, rooms, sfu, config, logger, metrics, sessions, webhooks });
+  const shutdown = { started: false };
+  const gateway = new SignalingGateway({ io, config, tokens, store, rooms, topology, logger, metrics, iceServers, isShuttingDown: () => shutdown.started });
+
+  const app = createHttpApp({
+    config,
+    logger,
+    metrics,
+    frontend: frontendOptions(config, tokens),
+    mount: (expressApp) => {
+      mountApi(expressApp, {
+        config,
+        logger,
+        store,
+        tokens,
+        webhooks,
+        rooms,
+        gateway,
+        iceServers,
+        rateLimits: {
+          tokensPerTenantPerMinute: config.rateLimits.tokensPerTenantPerMinute,
+          adminPerIpPerMinute: config.rateLimits.adminPerIpPerMinute,
+          ...options.apiRateLimits,
+        },
+      });
+    },
+    readiness: async () => {
+      const storeOk = await store.ping().catch(() => false);
+      const sfuOk = !config.sfu.enabled || Boolean(sfu?.alive);
+      const checks = { store: storeOk, sfu: sfuOk, accepting: !shutdown.started };
+      return { ready: storeOk && sfuOk && !shutdown.started, checks };
+    },
+  });
+  const httpServer = createHttpServer(app);
+  sockets.attach(httpServer);
+  const { port, url } = await listen(httpServer, config.http);
+  logger.info({ url }, 'switchboard listening');
+
+  const close = once(async () => {
+    shutdown.started = true;
+    logger.info('shutting down');
+    if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
+    const orderly = (async () => {
+      rooms.closeAll('server_shutdown');
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+    })();
+    await Promise.race([orderly, deadline]);
+    httpServer.closeAllConnections();
+    await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    topology.close();
+    sfu?.stop();
+    await turn?.close();
+    await Promise.all([sessions.close(), webhooks.close()]);
+    await store.close();
+    rooms.removeAllListeners();
+    logger.info('shut down');
+  });
+
+  return { url, port, config, logger, httpServer, app, io, store, tokens, rooms, gateway, metrics, sessions, webhooks, turn, sfu, topology, close };
+}
+
+/** The store, initialized, with every tenant the config declares. */
+async function openStore(config: Readonly<Config>, logger: Logger, given: Store | undefined): Promise<Store> {
+  const store = given ?? (await createStore(config, logger));
   await store.init();
   for (const declared of config.tenants) {
     if (await store.tenants.get(declared.tenant_id)) continue;
@@ -82,69 +161,45 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
       created_at: new Date(),
     });
   }
+  return store;
+}
 
-  const tokens = TokenService.fromConfig(config.auth);
-
+async function startSessionRecorder(config: Readonly<Config>, store: Store, logger: Logger): Promise<SessionRecorder> {
   const sessions = new SessionRecorder({ store, logger, nodeId: config.nodeId, heartbeatMs: config.sessions.heartbeatMs });
   await sessions.start();
+  return sessions;
+}
+
+function createWebhookDispatcher(config: Readonly<Config>, store: Store, logger: Logger, settings: WebhookSettings = {}): WebhookDispatcher {
   // Config gives the SSRF allow-list; options (tests, embedding) may override it and tune delivery.
-  const { allowPrivateNetworks = config.webhooks.allowPrivateNetworks, allowedCidrs = config.webhooks.allowedCidrs, ...webhookDelivery } = options.webhooks ?? {};
-  const webhooks = new WebhookDispatcher({ store, logger, policy: new WebhookUrlPolicy({ allowPrivateNetworks, allowedCidrs }), settings: webhookDelivery });
+  const { allowPrivateNetworks = config.webhooks.allowPrivateNetworks, allowedCidrs = config.webhooks.allowedCidrs, ...delivery } = settings;
+  return new WebhookDispatcher({ store, logger, policy: new WebhookUrlPolicy({ allowPrivateNetworks, allowedCidrs }), settings: delivery });
+}
 
-  let shuttingDown = false;
-  const metrics = new Metrics();
-  const devTenant = config.tenants[0]?.tenant_id;
-  const app = createHttpApp({
-    config,
-    logger,
-    metrics,
-    frontend: {
-      roles: Object.keys(config.roles),
-      devToken:
-        config.auth.devTokenRoute && devTenant
-          ? ({ room, name, role, user }) => {
-              const userId = user ?? `${name.replace(/[^A-Za-z0-9_]/g, '').slice(0, 32) || 'guest'}-${randomBytes(3).toString('hex')}`;
-              const grants = config.roles[role] ?? config.roles.guest;
-              if (!grants) throw new Error(`role ${role} is not configured`);
-              const minted = tokens.mint({ tenantId: devTenant, roomId: room, userId, name, grants, ttlS: 3600 });
-              return { token: minted.token, expires_at: minted.expiresAt.toISOString() };
-            }
-          : null,
-    },
-    // API handlers read rooms, gateway and iceServers at request time: those are built after the HTTP server.
-    mount: (expressApp) => {
-      mountApi(expressApp, {
-        config,
-        logger,
-        store,
-        tokens,
-        webhooks,
-        get rooms() {
-          return rooms;
-        },
-        get gateway() {
-          return gateway;
-        },
-        iceServers: (userId) => iceServers(userId),
-        rateLimits: {
-          tokensPerTenantPerMinute: config.rateLimits.tokensPerTenantPerMinute,
-          adminPerIpPerMinute: config.rateLimits.adminPerIpPerMinute,
-          ...options.apiRateLimits,
-        },
-      });
-    },
-    readiness: async () => {
-      const storeOk = await store.ping().catch(() => false);
-      const sfuOk = !config.sfu.enabled || Boolean(sfu?.alive);
-      const checks = { store: storeOk, sfu: sfuOk, accepting: !shuttingDown };
-      return { ready: storeOk && sfuOk && !shuttingDown, checks };
-    },
-  });
-  const httpServer = createHttpServer(app);
+async function startTurn(config: Readonly<Config>, logger: Logger, metrics: Metrics): Promise<TurnServer | null> {
+  if (!config.turn.enabled) return null;
+  const turn = new TurnServer({ config: config.turn, logger });
+  await turn.start();
+  metrics.observeTurn(() => turn.stats());
+  return turn;
+}
 
+async function startSfu(config: Readonly<Config>, logger: Logger, metrics: Metrics): Promise<SfuService | null> {
+  if (!config.sfu.enabled) return null;
+  const sfu = new SfuService({ config: config.sfu, logger });
+  await sfu.start();
+  sfu.on('data_dropped', () => metrics.sfuDataDropped.inc());
+  return sfu;
+}
+
+/**
+ * The Socket.IO server, attached to the HTTP server later by `attach`: Engine.IO takes over the
+ * HTTP server's request listeners when it attaches, so the HTTP app must be that listener first.
+ */
+function createSocketServer(config: Readonly<Config>): { io: AppServer; attach(httpServer: HttpServer): void } {
   const originAllowed = originChecker(config.http.corsOrigins);
   const pendingSessions = new PendingSessionLimiter(config.socket.pendingSessionsPerIp);
-  const io: AppServer = new SocketIoServer(httpServer, {
+  const io: AppServer = new SocketIoServer({
     serveClient: false,
     maxHttpBufferSize: config.socket.maxPayloadBytes,
     pingInterval: config.socket.pingIntervalMs,
@@ -159,83 +214,81 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
       callback(null, true);
     },
   });
-  pendingSessions.attach(io);
+  return {
+    io,
+    attach(httpServer) {
+      io.attach(httpServer);
+      pendingSessions.attach(io);
+    },
+  };
+}
 
-  const rooms = new RoomManager({ io, store, defaults: config.rooms, logger });
+/** What observes the rooms and their topology: clients (through Socket.IO), metrics, session records and webhooks. */
+interface RoomObservers {
+  io: AppServer;
+  config: Readonly<Config>;
+  logger: Logger;
+  metrics: Metrics;
+  sessions: SessionRecorder;
+  webhooks: WebhookDispatcher;
+}
+
+/** The live rooms, with their clients told first of every change, then metrics, session records and webhooks. */
+function createRooms({ io, config, store, logger, metrics, sessions, webhooks }: RoomObservers & { store: Store }): SocketRooms {
+  const rooms = new RoomManager<AppSocket>({ store, defaults: config.rooms, logger });
+  broadcastRoomEvents(io, rooms);
   metrics.observeRooms(rooms);
   sessions.attach(rooms);
   webhooks.attach(rooms);
-  // TURN starts before the HTTP server listens, so every ice_servers list points at a live relay.
-  const turn = config.turn.enabled ? new TurnServer({ config: config.turn, logger }) : null;
-  await turn?.start();
-  if (turn) metrics.observeTurn(() => turn.stats());
-  const iceServers = (userId: string): IceServer[] => (turn ? turn.iceServers(userId) : buildIceServers(config.turn, userId));
-  let topology: TopologyController | null = null;
-  const gateway = new SignalingGateway({
-    io,
-    config,
-    tokens,
-    store,
-    rooms,
-    logger,
-    metrics,
-    iceServers,
-    isShuttingDown: () => shuttingDown,
-    sfuJoinInfo: (room, peer) => topology?.joinInfo(room, peer),
-  });
-  const sfu = config.sfu.enabled ? new SfuService({ config: config.sfu, logger }) : null;
-  await sfu?.start();
-  sfu?.on('data_dropped', () => metrics.sfuDataDropped.inc());
-  topology = new TopologyController({
-    io,
-    rooms,
-    gateway,
-    sfu,
-    config,
-    logger,
-    metrics,
-    onModeChanged: (room, reason) => {
-      sessions.roomModeChanged(room);
-      webhooks.modeChanged(room, reason);
-    },
-  });
+  return rooms;
+}
 
+/** The topology policy, with its mode changes told to clients, then to session records and webhooks. */
+function createTopology(options: RoomObservers & { rooms: SocketRooms; sfu: SfuService | null }): SocketTopology {
+  const { io, rooms, sfu, config, logger, metrics, sessions, webhooks } = options;
+  const topology = new TopologyController({ rooms, sfu, config, logger, metrics });
+  broadcastTopologyEvents({ io, topology, config, logger, metrics });
+  topology.on('mode_changed', (room, reason) => {
+    sessions.roomModeChanged(room);
+    webhooks.modeChanged(room, reason);
+  });
+  return topology;
+}
+
+/** The demo page's options: the dev token route mints tokens of the first declared tenant when enabled. */
+function frontendOptions(config: Readonly<Config>, tokens: TokenService): FrontendOptions {
+  const devTenant = config.tenants[0]?.tenant_id;
+  return {
+    roles: Object.keys(config.roles),
+    devToken:
+      config.auth.devTokenRoute && devTenant
+        ? ({ room, name, role, user }) => {
+            const userId = user ?? `${name.replace(/[^A-Za-z0-9_]/g, '').slice(0, 32) || 'guest'}-${randomBytes(3).toString('hex')}`;
+            const grants = config.roles[role] ?? config.roles.guest;
+            if (!grants) throw new Error(`role ${role} is not configured`);
+            const minted = tokens.mint({ tenantId: devTenant, roomId: room, userId, name, grants, ttlS: 3600 });
+            return { token: minted.token, expires_at: minted.expiresAt.toISOString() };
+          }
+        : null,
+  };
+}
+
+/** Listens on the configured address; the URL names a loopback host when bound to every interface. */
+async function listen(httpServer: HttpServer, http: Config['http']): Promise<{ port: number; url: string }> {
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
-    httpServer.listen(config.http.port, config.http.host, () => {
+    httpServer.listen(http.port, http.host, () => {
       httpServer.off('error', reject);
       resolve();
     });
   });
   const port = (httpServer.address() as AddressInfo).port;
-  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info({ url }, 'switchboard listening');
+  const host = http.host === '0.0.0.0' || http.host === '::' ? '127.0.0.1' : http.host;
+  return { port, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}` };
+}
 
-  let closing: Promise<void> | null = null;
-  const close = (): Promise<void> => {
-    closing ??= (async () => {
-      shuttingDown = true;
-      logger.info('shutting down');
-      if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
-      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
-      const orderly = (async () => {
-        rooms.closeAll('server_shutdown');
-        await new Promise<void>((resolve) => io.close(() => resolve()));
-      })();
-      await Promise.race([orderly, deadline]);
-      httpServer.closeAllConnections();
-      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-      topology?.close();
-      sfu?.stop();
-      await turn?.close();
-      await Promise.all([sessions.close(), webhooks.close()]);
-      await store.close();
-      rooms.removeAllListeners();
-      logger.info('shut down');
-    })();
-    return closing;
-  };
-
-  return { url, port, config, logger, httpServer, app, io, store, tokens, rooms, gateway, metrics, sessions, webhooks, turn, sfu, topology, close };
+/** The first call runs `run`; every later call gets that first call's promise. */
+function once(run: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return () => (running ??= run());
 }

@@ -1,9 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import type { Grants, LinkQuality, Metadata, PeerInfo } from '../../protocol/events.js';
-import type { AppSocket } from '../signaling/types.js';
+import type { VerifiedToken } from '../auth/TokenService.js';
 
-/** One joined connection: a user in a room over one socket. */
-export class Peer {
+/**
+ * What observers of rooms (session records, the HTTP API) read of the connection a peer is on.
+ * The signaling layer's socket is one. Rooms carry the connection and never use it: the
+ * signaling layer sends on it and closes it, on the rooms' events.
+ */
+export interface PeerConnection {
+  /** The client's address, as the handshake saw it. */
+  readonly handshake: { readonly address: string };
+  /** What the handshake verified. */
+  readonly data: { readonly identity: VerifiedToken };
+}
+
+/**
+ * One joined connection: a user in a room over one connection. `Connection` is the type of
+ * that connection (the signaling layer's socket type); rooms only pass it along.
+ */
+export class Peer<Connection extends PeerConnection = PeerConnection> {
   /** Server-assigned id; signals are addressed to it. Not the socket id, which is not ours to leak. */
   readonly id = `p_${randomBytes(9).toString('base64url')}`;
   readonly joinedAt = new Date();
@@ -14,7 +29,7 @@ export class Peer {
   readonly adminMuted = { audio: false, video: false };
 
   constructor(
-    readonly socket: AppSocket,
+    readonly socket: Connection,
     readonly userId: string,
     readonly name: string,
     readonly grants: Grants,

@@ -1,14 +1,17 @@
 import type { PeerInfo, RoomConfigInfo, RoomMode } from '../../protocol/events.js';
-import type { Peer } from './Peer.js';
+import type { Peer, PeerConnection } from './Peer.js';
 
-/** A live room: its peers (by id and by user), resolved config and current topology. */
-export class Room {
+/**
+ * A live room: its peers (by id and by user), resolved config and current topology.
+ * `Connection` is the type of its peers' connections (see Peer).
+ */
+export class Room<Connection extends PeerConnection = PeerConnection> {
   readonly key: string;
   readonly createdAt = new Date();
   mode: RoomMode = 'mesh';
   closed = false;
-  readonly peers = new Map<string, Peer>();
-  private readonly peersByUser = new Map<string, Peer>();
+  readonly peers = new Map<string, Peer<Connection>>();
+  private readonly peersByUser = new Map<string, Peer<Connection>>();
   /** Pending close while empty (grace period). */
   emptyTimer: NodeJS.Timeout | null = null;
 
@@ -29,23 +32,23 @@ export class Room {
     return this.peers.size;
   }
 
-  add(peer: Peer): void {
+  add(peer: Peer<Connection>): void {
     this.peers.set(peer.id, peer);
     this.peersByUser.set(peer.userId, peer);
   }
 
-  remove(peer: Peer): boolean {
+  remove(peer: Peer<Connection>): boolean {
     if (!this.peers.delete(peer.id)) return false;
     if (this.peersByUser.get(peer.userId) === peer) this.peersByUser.delete(peer.userId);
     return true;
   }
 
-  peerByUser(userId: string): Peer | undefined {
+  peerByUser(userId: string): Peer<Connection> | undefined {
     return this.peersByUser.get(userId);
   }
 
   /** Peers others may see (hidden peers excluded), optionally without one. */
-  visiblePeers(except?: Peer): PeerInfo[] {
+  visiblePeers(except?: Peer<Connection>): PeerInfo[] {
     const list: PeerInfo[] = [];
     for (const peer of this.peers.values()) if (peer !== except && !peer.hidden) list.push(peer.info());
     return list;

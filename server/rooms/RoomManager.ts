@@ -3,38 +3,64 @@ import type { Config } from '../../config/index.js';
 import type { VerifiedToken } from '../auth/TokenService.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { channels, type AppServer, type AppSocket } from '../signaling/types.js';
 import type { RoomRecord, Store, TenantRecord } from '../store/Store.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import { Peer } from './Peer.js';
+import { Peer, type PeerConnection } from './Peer.js';
 import { Room } from './Room.js';
 
-export type RoomManagerEvents = {
-  room_started: [room: Room];
-  room_finished: [room: Room, reason: string];
-  peer_joined: [room: Room, peer: Peer];
-  peer_left: [room: Room, peer: Peer, reason: string];
-  room_updated: [room: Room];
+/** How a peer left its room, which decides what becomes of its connection. */
+export type PeerExit =
+  /** It left, or its connection dropped: a connection still open stays open. */
+  | 'left'
+  /** It was removed (kick, duplicate identity): its connection is told the reason and closed. */
+  | 'kicked'
+  /** Its room closed (room_closing came first): its connection is closed. */
+  | 'room_closed';
+
+export type RoomManagerEvents<Connection extends PeerConnection = PeerConnection> = {
+  room_started: [room: Room<Connection>];
+  /** close() began: every peer leaves next (peer_left with exit room_closed), then room_finished. */
+  room_closing: [room: Room<Connection>, reason: string];
+  room_finished: [room: Room<Connection>, reason: string];
+  peer_joined: [room: Room<Connection>, peer: Peer<Connection>];
+  peer_left: [room: Room<Connection>, peer: Peer<Connection>, reason: string, exit: PeerExit];
+  /** A peer changed its own metadata. */
+  peer_updated: [room: Room<Connection>, peer: Peer<Connection>];
+  room_updated: [room: Room<Connection>];
   /** A room admin muted or unmuted a peer's audio or video. */
-  peer_muted: [room: Room, peer: Peer, kind: 'audio' | 'video', muted: boolean];
+  peer_muted: [room: Room<Connection>, peer: Peer<Connection>, kind: 'audio' | 'video', muted: boolean];
 };
 
 export interface RoomManagerOptions {
-  io: AppServer;
   store: Store;
   defaults: Config['rooms'];
   logger: Logger;
 }
 
+/** A connection asking to join the room its token names. */
+export interface Admission<Connection> {
+  connection: Connection;
+  identity: VerifiedToken;
+  tenant: TenantRecord;
+  /** The peer's metadata; the token's when undefined. */
+  metadata: Metadata | undefined;
+  /**
+   * Called after the stored room was read, in the same turn as the peer's insert: throws to
+   * call the admission off (its connection closed or joined another way meanwhile).
+   */
+  confirm(): void;
+}
+
 /**
  * Owns every live room of this node. All lookups are by key; nothing here scans all rooms
  * on a per-message path. Room state changes go through these methods so observers
- * (sessions, webhooks, metrics) see one stream of events.
+ * (signaling, sessions, webhooks, metrics, topology) see one stream of events; rooms never
+ * talk to clients themselves. `Connection` is the type of the peers' connections (see Peer).
  */
-export class RoomManager extends TypedEmitter<RoomManagerEvents> {
-  private readonly rooms = new Map<string, Room>();
+export class RoomManager<Connection extends PeerConnection = PeerConnection> extends TypedEmitter<RoomManagerEvents<Connection>> {
+  private readonly rooms = new Map<string, Room<Connection>>();
   /** Live rooms by tenant, then room id (counts for quotas, listings for the API). */
-  private readonly liveRoomsByTenant = new Map<string, Map<string, Room>>();
+  private readonly liveRoomsByTenant = new Map<string, Map<string, Room<Connection>>>();
   private readonly logger: Logger;
   /** Pending expiry closes, by room key (one timer per live room with an expiry; no scans). */
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
@@ -46,11 +72,11 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     this.logger = options.logger.child({ module: 'rooms' });
   }
 
-  get(tenantId: string, roomId: string): Room | undefined {
+  get(tenantId: string, roomId: string): Room<Connection> | undefined {
     return this.rooms.get(Room.keyOf(tenantId, roomId));
   }
 
-  getByKey(key: string): Room | undefined {
+  getByKey(key: string): Room<Connection> | undefined {
     return this.rooms.get(key);
   }
 
@@ -63,7 +89,7 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
   }
 
   /** A tenant's live rooms, in room id order. */
-  liveRooms(tenantId: string): Room[] {
+  liveRooms(tenantId: string): Room<Connection>[] {
     return [...(this.liveRoomsByTenant.get(tenantId)?.values() ?? [])].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
@@ -78,11 +104,12 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
   }
 
   /**
-   * Admits a socket into the room named by its token: creates the live room if needed
+   * Admits a connection into the room named by its token: creates the live room if needed
    * (when the room is stored or the tenant auto-creates rooms), enforces lock and size, and
    * replaces an older connection of the same user (LiveKit's duplicate identity rule).
    */
-  async admit(socket: AppSocket, identity: VerifiedToken, tenant: TenantRecord, metadata: Metadata | undefined): Promise<{ room: Room; peer: Peer }> {
+  async admit(admission: Admission<Connection>): Promise<{ room: Room<Connection>; peer: Peer<Connection> }> {
+    const { identity, tenant } = admission;
     // Read again while a change of the record was reported during the read (see recordChanged).
     // The check runs in this function's own continuation, in the same turn as the insert below.
     const key = Room.keyOf(tenant.tenant_id, identity.roomId);
@@ -101,9 +128,8 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     }
     if (record?.expires_at && record.expires_at.getTime() <= Date.now()) throw new AppError('room_not_found', 'room has expired');
     // Everything below is synchronous: no other join can interleave between checks and insert.
-    // A peer must never hold a dead socket (it would stay in the room with nobody behind it).
-    if (socket.disconnected) throw new AppError('not_in_room', 'socket disconnected while joining');
-    if (socket.data.peer) throw new AppError('already_joined', 'already joined');
+    // A peer must never hold a dead connection (it would stay in the room with nobody behind it).
+    admission.confirm();
     let room = this.get(tenant.tenant_id, identity.roomId);
     if (!room) {
       if (!record && !tenant.limits.auto_create_rooms) throw new AppError('room_not_found', 'room does not exist');
@@ -126,12 +152,9 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     }
     if (previous) this.removePeer(room, previous, 'duplicate_identity', { kick: true });
 
-    const peer = new Peer(socket, identity.userId, identity.name, identity.grants, identity.jti, metadata ?? identity.metadata);
+    const peer = new Peer(admission.connection, identity.userId, identity.name, identity.grants, identity.jti, admission.metadata ?? identity.metadata);
     this.cancelEmptyTimer(room);
     room.add(peer);
-    socket.data.peer = peer;
-    socket.join(channels.room(room.key));
-    if (!peer.hidden) socket.to(channels.room(room.key)).emit('peer_joined', peer.info());
     this.logger.debug({ room: room.key, peer: peer.id }, 'peer joined');
     this.emit('peer_joined', room, peer);
     return { room, peer };
@@ -147,46 +170,42 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     for (const read of this.recordReads.get(Room.keyOf(tenantId, roomId)) ?? []) read.changed = true;
   }
 
-  /**
-   * Takes a peer out of its room and tells the others. With kick, the peer's socket is
-   * told why and disconnected.
-   */
-  removePeer(room: Room, peer: Peer, reason: string, options: { kick?: boolean } = {}): void {
+  /** Takes a peer out of its room. With kick, its connection is to be told why and closed (exit kicked). */
+  removePeer(room: Room<Connection>, peer: Peer<Connection>, reason: string, options: { kick?: boolean } = {}): void {
     if (!room.remove(peer)) return;
-    const socket = peer.socket;
-    if (socket.data.peer === peer) socket.data.peer = null;
-    socket.leave(channels.room(room.key));
-    if (!peer.hidden) this.options.io.to(channels.room(room.key)).emit('peer_left', { id: peer.id, user_id: peer.userId, reason });
     this.logger.debug({ room: room.key, peer: peer.id, reason }, 'peer left');
-    this.emit('peer_left', room, peer, reason);
-    if (options.kick && socket.connected) {
-      socket.data.closeReason = reason;
-      socket.emit('kicked', { reason });
-      socket.disconnect(true);
-    }
+    this.emit('peer_left', room, peer, reason, options.kick ? 'kicked' : 'left');
     if (room.size === 0) this.scheduleEmptyClose(room);
   }
 
-  /** Applies a config change to a live room and tells its peers. */
-  updateConfig(room: Room, patch: Partial<RoomConfigInfo>): void {
+  /** Replaces a peer's own metadata. */
+  updateMetadata(room: Room<Connection>, peer: Peer<Connection>, metadata: Metadata): void {
+    peer.metadata = metadata;
+    this.emit('peer_updated', room, peer);
+  }
+
+  /** A room admin's mute (or unmute) of a peer's audio or video. */
+  setMuted(room: Room<Connection>, peer: Peer<Connection>, kind: 'audio' | 'video', muted: boolean): void {
+    peer.adminMuted[kind] = muted;
+    this.emit('peer_muted', room, peer, kind, muted);
+  }
+
+  /** Applies a config change to a live room. */
+  updateConfig(room: Room<Connection>, patch: Partial<RoomConfigInfo>): void {
     room.config = { ...room.config, ...patch };
-    this.options.io.to(channels.room(room.key)).emit('room_updated', { config: room.config });
     this.emit('room_updated', room);
   }
 
-  /** Closes a live room: every peer gets room_closed and is disconnected. Idempotent. */
-  close(room: Room, reason: string): void {
+  /** Closes a live room: room_closing, then every peer leaves (exit room_closed), then room_finished. Idempotent. */
+  close(room: Room<Connection>, reason: string): void {
     if (room.closed) return;
     room.closed = true;
     this.setExpiry(room, null);
     this.cancelEmptyTimer(room);
-    this.options.io.to(channels.room(room.key)).emit('room_closed', { reason });
+    this.emit('room_closing', room, reason);
     for (const peer of [...room.peers.values()]) {
       room.remove(peer);
-      peer.socket.data.peer = null;
-      this.emit('peer_left', room, peer, reason);
-      peer.socket.data.closeReason = reason;
-      peer.socket.disconnect(true);
+      this.emit('peer_left', room, peer, reason, 'room_closed');
     }
     this.rooms.delete(room.key);
     const live = this.liveRoomsByTenant.get(room.tenantId);
@@ -200,7 +219,7 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
    * Closes the live room with reason "expired" at expiresAt; re-arming replaces the previous
    * timer and null clears it. A past instant closes it now.
    */
-  setExpiry(room: Room, expiresAt: Date | null): void {
+  setExpiry(room: Room<Connection>, expiresAt: Date | null): void {
     const previous = this.expiryTimers.get(room.key);
     if (previous) clearTimeout(previous);
     this.expiryTimers.delete(room.key);
@@ -224,8 +243,8 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     for (const room of [...this.rooms.values()]) this.close(room, reason);
   }
 
-  private create(tenantId: string, roomId: string, config: RoomConfigInfo): Room {
-    const room = new Room(tenantId, roomId, config);
+  private create(tenantId: string, roomId: string, config: RoomConfigInfo): Room<Connection> {
+    const room = new Room<Connection>(tenantId, roomId, config);
     this.rooms.set(room.key, room);
     let live = this.liveRoomsByTenant.get(tenantId);
     if (!live) this.liveRoomsByTenant.set(tenantId, (live = new Map()));
@@ -235,7 +254,7 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     return room;
   }
 
-  private scheduleEmptyClose(room: Room): void {
+  private scheduleEmptyClose(room: Room<Connection>): void {
     if (room.emptyTimer || room.closed) return;
     room.emptyTimer = setTimeout(() => {
       room.emptyTimer = null;
@@ -244,7 +263,7 @@ export class RoomManager extends TypedEmitter<RoomManagerEvents> {
     room.emptyTimer.unref();
   }
 
-  private cancelEmptyTimer(room: Room): void {
+  private cancelEmptyTimer(room: Room<Connection>): void {
     if (room.emptyTimer) clearTimeout(room.emptyTimer);
     room.emptyTimer = null;
   }

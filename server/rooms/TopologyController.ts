@@ -1,27 +1,30 @@
-import type { RoomMode, SfuInfo } from '../../protocol/events.js';
+import type { RoomMode } from '../../protocol/events.js';
 import type { Config } from '../../config/index.js';
-import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';
 import type { SfuRoom, SfuService } from '../sfu/SfuService.js';
-import type { Handler, SignalingGateway } from '../signaling/SignalingGateway.js';
-import { channels, type AppServer, type AppSocket } from '../signaling/types.js';
-import type { Peer } from './Peer.js';
+import { TypedEmitter } from '../TypedEmitter.js';
+import type { PeerConnection } from './Peer.js';
 import type { Room } from './Room.js';
 import type { RoomManager } from './RoomManager.js';
 
-export interface TopologyControllerOptions {
-  io: AppServer;
-  rooms: RoomManager;
-  gateway: SignalingGateway;
+export interface TopologyControllerOptions<Connection extends PeerConnection> {
+  rooms: RoomManager<Connection>;
   /** null when SFU_ENABLED=false: rooms stay mesh. */
   sfu: SfuService | null;
   config: Readonly<Config>;
   logger: Logger;
   metrics: Metrics;
-  /** Called after every mode change (sessions audit, webhooks). */
-  onModeChanged?: (room: Room, reason: string) => void;
 }
+
+export type TopologyEvents<Connection extends PeerConnection = PeerConnection> = {
+  /**
+   * The room changed topology (room.mode is the new one), or its router was replaced (reason
+   * sfu_restart). `sfuRoom` is the new router the room is on (it emits the room's producer and
+   * transport events); null when the room went back to a mesh.
+   */
+  mode_changed: [room: Room<Connection>, reason: string, sfuRoom: SfuRoom | null];
+};
 
 /** Per-room topology state that is not the room's business. */
 interface TopologyState {
@@ -36,15 +39,16 @@ const REBUILD_RETRY_MS = 250;
 /**
  * Decides each room's topology and moves it: promotion to the SFU when the participant count
  * exceeds mesh_threshold, demotion after the count stayed at or below threshold-1 for
- * DEMOTE_DELAY_MS (hysteresis), pins by mode policy, re-evaluation on any change. Clients do
- * the make-before-break migration when they receive mode_changed. Also serves the sfu:*
- * requests, checking grants and ownership.
+ * DEMOTE_DELAY_MS (hysteresis), pins by mode policy, re-evaluation on any change. Each move
+ * is a mode_changed event; clients do the make-before-break migration when the signaling
+ * layer relays it to them.
  */
-export class TopologyController {
+export class TopologyController<Connection extends PeerConnection = PeerConnection> extends TypedEmitter<TopologyEvents<Connection>> {
   private readonly states = new Map<string, TopologyState>();
   private readonly logger: Logger;
 
-  constructor(private readonly options: TopologyControllerOptions) {
+  constructor(private readonly options: TopologyControllerOptions<Connection>) {
+    super(options.logger);
     this.logger = options.logger.child({ module: 'topology' });
     const { rooms, sfu } = options;
     rooms.on('peer_joined', (room) => this.evaluate(room));
@@ -64,18 +68,16 @@ export class TopologyController {
         if (room && room.mode === 'sfu' && this.states.get(key)?.sfuRoom?.closed !== false) void this.rebuild(room, Date.now());
       }
     });
-    this.registerHandlers(options.gateway);
   }
 
-  /** The SFU part of a join ack for a room on the SFU. */
-  joinInfo(room: Room, peer: Peer): SfuInfo | undefined {
-    const sfuRoom = this.state(room).sfuRoom;
-    if (!sfuRoom || sfuRoom.closed) return undefined;
-    return { router_rtp_capabilities: sfuRoom.rtpCapabilities, producers: sfuRoom.producers(peer.id) };
+  /** The open router the room is on, if it is on the SFU. */
+  routerOf(room: Room<Connection>): SfuRoom | undefined {
+    const sfuRoom = this.states.get(room.key)?.sfuRoom;
+    return sfuRoom && !sfuRoom.closed ? sfuRoom : undefined;
   }
 
   /** The mode the room should be in now. */
-  desiredMode(room: Room): RoomMode {
+  desiredMode(room: Room<Connection>): RoomMode {
     if (!this.options.sfu?.alive) return 'mesh';
     const policy = room.config.mode_policy;
     if (policy !== 'auto') return policy;
@@ -86,7 +88,7 @@ export class TopologyController {
   }
 
   /** Re-evaluates a room after any change (joins, leaves, config updates). */
-  evaluate(room: Room): void {
+  evaluate(room: Room<Connection>): void {
     if (room.closed) return;
     const state = this.state(room);
     if (state.busy) return; // re-evaluated when the move finishes
@@ -120,7 +122,7 @@ export class TopologyController {
     this.states.clear();
   }
 
-  private state(room: Room): TopologyState {
+  private state(room: Room<Connection>): TopologyState {
     let state = this.states.get(room.key);
     if (!state) {
       state = { sfuRoom: null, demoteTimer: null, busy: false };
@@ -129,7 +131,7 @@ export class TopologyController {
     return state;
   }
 
-  private forget(room: Room): void {
+  private forget(room: Room<Connection>): void {
     const state = this.states.get(room.key);
     if (!state) return;
     this.cancelDemotion(state);
@@ -142,7 +144,7 @@ export class TopologyController {
     state.demoteTimer = null;
   }
 
-  private async promote(room: Room, reason: string): Promise<void> {
+  private async promote(room: Room<Connection>, reason: string): Promise<void> {
     const state = this.state(room);
     const sfu = this.options.sfu;
     if (!sfu) return;
@@ -153,7 +155,7 @@ export class TopologyController {
         sfu.close(sfuRoom);
         return;
       }
-      this.attach(room, state, sfuRoom);
+      state.sfuRoom = sfuRoom;
       this.setMode(room, 'sfu', reason, sfuRoom);
     } catch (error) {
       this.logger.error({ err: error, room: room.key }, 'promotion to the SFU failed; the room stays a mesh');
@@ -164,7 +166,7 @@ export class TopologyController {
   }
 
   /** A room's router died with its worker: a new router, and clients re-migrate onto it. */
-  private async rebuild(room: Room, since: number): Promise<void> {
+  private async rebuild(room: Room<Connection>, since: number): Promise<void> {
     const state = this.state(room);
     const sfu = this.options.sfu;
     if (!sfu || room.closed || room.mode !== 'sfu') return;
@@ -175,7 +177,7 @@ export class TopologyController {
         sfu.close(sfuRoom);
         return;
       }
-      this.attach(room, state, sfuRoom);
+      state.sfuRoom = sfuRoom;
       this.setMode(room, 'sfu', 'sfu_restart', sfuRoom);
       this.options.metrics.sfuRebuilds.inc();
       state.busy = false;
@@ -192,7 +194,7 @@ export class TopologyController {
     }
   }
 
-  private demote(room: Room, reason: string): void {
+  private demote(room: Room<Connection>, reason: string): void {
     const state = this.state(room);
     const retiring = state.sfuRoom;
     state.sfuRoom = null;
@@ -203,87 +205,15 @@ export class TopologyController {
     }
   }
 
-  private attach(room: Room, state: TopologyState, sfuRoom: SfuRoom): void {
-    state.sfuRoom = sfuRoom;
-    const channel = channels.room(room.key);
-    sfuRoom.on('producer_added', (info) => {
-      const socketId = room.peers.get(info.peer_id)?.socket.id;
-      (socketId ? this.options.io.to(channel).except(socketId) : this.options.io.to(channel)).emit('sfu:new_producer', info);
-    });
-    sfuRoom.on('producer_removed', (info) => this.options.io.to(channel).emit('sfu:producer_closed', info));
-    sfuRoom.on('transport_failed', (failure) => {
-      const peer = room.peers.get(failure.peerId);
-      this.options.metrics.sfuTransportFailures.inc();
-      this.logger.warn(
-        { room: room.key, peer: failure.peerId, user: peer?.userId, direction: failure.direction, iceState: failure.iceState, dtlsState: failure.dtlsState, announcedIp: this.options.config.sfu.announcedIp ?? null },
-        'an SFU transport did not connect: the client gets no media over the SFU (check SFU_ANNOUNCED_IP and that browsers reach the SFU ports)',
-      );
-      peer?.socket.emit('error', { code: 'unavailable', message: `media could not reach the SFU: the ${failure.direction} transport did not connect (ICE ${failure.iceState}, DTLS ${failure.dtlsState})` });
-    });
-  }
-
-  private setMode(room: Room, mode: RoomMode, reason: string, sfuRoom?: SfuRoom): void {
+  private setMode(room: Room<Connection>, mode: RoomMode, reason: string, sfuRoom?: SfuRoom): void {
     const previous = room.mode;
     room.mode = mode;
-    const sfu = sfuRoom ? { router_rtp_capabilities: sfuRoom.rtpCapabilities, producers: sfuRoom.producers() } : undefined;
-    this.options.io.to(channels.room(room.key)).emit('mode_changed', { mode, reason, ...(sfu ? { sfu } : {}) });
     if (previous !== mode) {
       this.options.metrics.roomsActive.dec({ mode: previous });
       this.options.metrics.roomsActive.inc({ mode });
       this.options.metrics.migrations.inc({ to: mode, reason });
     }
     this.logger.info({ room: room.key, mode, reason, peers: room.size }, 'room topology changed');
-    this.options.onModeChanged?.(room, reason);
-  }
-
-  /** The caller's SFU room, or sfu_unavailable. */
-  private sfuOf(socket: AppSocket): { peer: Peer; room: Room; sfuRoom: SfuRoom } {
-    const { peer, room } = this.options.gateway.joined(socket);
-    const sfuRoom = this.states.get(room.key)?.sfuRoom;
-    if (!sfuRoom || sfuRoom.closed) throw new AppError('sfu_unavailable', 'the room is not on the SFU');
-    return { peer, room, sfuRoom };
-  }
-
-  private registerHandlers(gateway: SignalingGateway): void {
-    const on = <E extends Parameters<SignalingGateway['register']>[0]>(event: E, handler: Handler<E>) => gateway.register(event, handler);
-    on('sfu:create_transport', async (socket, payload) => {
-      const { peer, sfuRoom } = this.sfuOf(socket);
-      return { transport: await sfuRoom.createTransport(peer.id, !peer.hidden, payload.direction) };
-    });
-    on('sfu:connect_transport', async (socket, payload) => {
-      const { peer, sfuRoom } = this.sfuOf(socket);
-      await sfuRoom.connectTransport(peer.id, payload.transport_id, payload.dtls_parameters as never);
-      return {};
-    });
-    on('sfu:produce', async (socket, payload) => {
-      const { peer, sfuRoom } = this.sfuOf(socket);
-      if (!peer.grants.canPublish) throw new AppError('forbidden', 'token does not grant canPublish');
-      const paused = peer.adminMuted[payload.kind];
-      return { producer_id: await sfuRoom.produce(peer.id, payload.transport_id, payload.kind, payload.rtp_parameters as never, payload.app_data ?? {}, paused) };
-    });
-    on('sfu:produce_data', async (socket, payload) => {
-      const { peer, sfuRoom } = this.sfuOf(socket);
-      if (!peer.grants.canPublishData) throw new AppError('forbidden', 'token does not grant canPublishData');
-      return { producer_id: await sfuRoom.produceData(peer.id, payload.transport_id, payload.sctp_stream_parameters as never, payload.label ?? '', payload.protocol ?? '') };
-    });
-    on('sfu:consume', async (socket, payload) => {
-      const { peer, sfuRoom } = this.sfuOf(socket);
-      if (!peer.grants.canSubscribe) throw new AppError('forbidden', 'token does not grant canSubscribe');
-      return { consumer: await sfuRoom.consume(peer.id, payload.transport_id, payload.producer_id, payload.rtp_capabilities as never) };
-    });
-    on('sfu:consume_data', async (socket, payload) => {
-      const { peer, sfuRoom } = this.sfuOf(socket);
-      return { consumer: await sfuRoom.consumeData(peer.id, payload.transport_id, payload.producer_id) };
-    });
-    on('sfu:resume', async (socket, payload) => {
-      const { peer, sfuRoom } = this.sfuOf(socket);
-      await sfuRoom.resume(peer.id, payload.consumer_id);
-      return {};
-    });
-    on('sfu:close_producer', (socket, payload) => {
-      const { peer, sfuRoom } = this.sfuOf(socket);
-      sfuRoom.closeProducer(peer.id, payload.producer_id);
-      return {};
-    });
+    this.emit('mode_changed', room, reason, sfuRoom ?? null);
   }
 }

@@ -1,5 +1,5 @@
 import type { types as ms } from 'mediasoup';
-import type { SfuConsumerInfo, SfuDataConsumerInfo, SfuProducerInfo, SfuTransportInfo } from '../../protocol/events.js';
+import type { ClientEventPayload, SfuConsumerInfo, SfuDataConsumerInfo, SfuInfo, SfuProducerInfo, SfuTransportInfo } from '../../protocol/events.js';
 import type { Config } from '../../config/index.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -115,6 +115,24 @@ async function withClientParameters<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The RTP capabilities a client sends with sfu:consume, as its schema bounds them. */
+export type ClientRtpCapabilities = ClientEventPayload<'sfu:consume'>['rtp_capabilities'];
+
+/**
+ * A client's capabilities as mediasoup types them, or null when a header extension lacks a
+ * field mediasoup requires (mediasoup refuses such capabilities too). mediasoup checks every
+ * other field itself.
+ */
+function mediasoupCapabilities({ headerExtensions, ...capabilities }: ClientRtpCapabilities): ms.RtpCapabilities | null {
+  if (!headerExtensions) return capabilities;
+  const typed = headerExtensions.filter(isHeaderExtension);
+  return typed.length === headerExtensions.length ? { ...capabilities, headerExtensions: typed } : null;
+}
+
+function isHeaderExtension(extension: Record<string, unknown>): extension is ms.RtpHeaderExtension {
+  return (extension.kind === 'audio' || extension.kind === 'video') && typeof extension.uri === 'string' && typeof extension.preferredId === 'number';
+}
+
 /** Why a client's transport carries no media: its ICE/DTLS state when the wait ended. */
 export interface TransportFailure {
   peerId: string;
@@ -181,6 +199,11 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
       for (const dataProducer of peer.dataProducers.values()) list.push({ peer_id: peer.id, producer_id: dataProducer.id, kind: 'data' });
     }
     return list;
+  }
+
+  /** What a client needs to use this router: its capabilities and the producers of every other peer. */
+  info(exceptPeerId?: string): SfuInfo {
+    return { router_rtp_capabilities: this.rtpCapabilities, producers: this.producers(exceptPeerId) };
   }
 
   /** Whether a peer's media producer is paused (admin mute), or undefined if it has no such producer. */
@@ -344,17 +367,12 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
    * A consumer of one producer of this room. One per producer and transport: asked again
    * (a client retrying after its request timeout), the same consumer answers.
    */
-  async consume(peerId: string, transportId: string, producerId: string, rtpCapabilities: ms.RtpCapabilities): Promise<SfuConsumerInfo> {
+  async consume(peerId: string, transportId: string, producerId: string, clientCapabilities: ClientRtpCapabilities): Promise<SfuConsumerInfo> {
     const peer = this.existingPeer(peerId);
     const transport = peer.transport(transportId);
     if (!this.hasProducer(producerId, 'media')) throw new AppError('not_found', 'no such producer in this room');
-    let consumable = false;
-    try {
-      consumable = this.router.canConsume({ producerId, rtpCapabilities });
-    } catch {
-      // Malformed capabilities: refused below like incompatible ones.
-    }
-    if (!consumable) throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
+    const rtpCapabilities = mediasoupCapabilities(clientCapabilities);
+    if (!rtpCapabilities || !this.canConsume(producerId, rtpCapabilities)) throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
     const key = `consume:${transportId}:${producerId}`;
     return peer.once(key, () =>
       peer.withSlot('consumers', this.config.maxConsumersPerPeer, async () => {
@@ -395,6 +413,15 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
         };
       }),
     );
+  }
+
+  /** Whether these capabilities can consume the producer; malformed ones cannot. */
+  private canConsume(producerId: string, rtpCapabilities: ms.RtpCapabilities): boolean {
+    try {
+      return this.router.canConsume({ producerId, rtpCapabilities });
+    } catch {
+      return false;
+    }
   }
 
   /** Whether a live producer of that id belongs to a peer of this room (ids from clients are never trusted). */
