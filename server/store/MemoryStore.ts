@@ -1,5 +1,5 @@
 import { AppError } from '../errors.js';
-import { roomCursor, sessionCursor, type SessionKey } from './cursor.js';
+import { pageAfter, roomOrder, sessionKeyOf, sessionOrder } from './paging.js';
 import {
   DEFAULT_SESSION_STALE_MS,
   DEFAULT_TOKEN_GRACE_MS,
@@ -99,27 +99,8 @@ function pickPatch<T extends object>(patch: T, keys: readonly (keyof T)[]): Part
 const TENANT_PATCH_KEYS = ['name', 'limits', 'webhook'] as const;
 const ROOM_PATCH_KEYS = ['name', 'description', 'max_participants', 'mesh_threshold', 'mode', 'locked', 'metadata', 'expires_at'] as const;
 
-function pageLimit(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 1) throw new AppError('payload_invalid', 'limit must be a positive integer');
-  return limit;
-}
-
-/**
- * Keyset pagination over items sorted by `compareKey`: a page starts after the cursor's key,
- * so inserts and deletes between pages neither repeat nor skip the remaining items.
- */
-function paginate<T, K>(sorted: T[], limit: number, after: K | null, keyOf: (item: T) => K, compareKey: (a: K, b: K) => number, encode: (key: K) => string): Page<T> {
-  const size = pageLimit(limit);
-  const start = after === null ? 0 : sorted.findIndex((item) => compareKey(keyOf(item), after) > 0);
-  const rest = start === -1 ? [] : sorted.slice(start);
-  const items = rest.slice(0, size);
-  const last = items.at(-1);
-  return { items: items.map(clone), next: rest.length > size && last !== undefined ? encode(keyOf(last)) : null };
-}
-
-const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-const sessionKey = (session: SessionRecord): SessionKey => ({ connectedAt: session.connected_at, sessionId: session.session_id });
-const compareSessionKeys = (a: SessionKey, b: SessionKey): number => a.connectedAt.getTime() - b.connectedAt.getTime() || compareStrings(a.sessionId, b.sessionId);
+/** Pages leave the store as copies, like every record it returns. */
+const clonePage = <T>(page: Page<T>): Page<T> => ({ items: page.items.map(clone), next: page.next });
 /** Token records are per tenant: the same jti under two tenants is two records. */
 const tokenKey = (tenantId: string, jti: string): string => `${tenantId}\u0000${jti}`;
 
@@ -203,9 +184,8 @@ export class MemoryStore implements Store {
     },
     /** Pages in room_id order. */
     list: async (tenantId: string, limit: number, cursor?: string | null): Promise<Page<RoomRecord>> => {
-      const after = roomCursor.decode(cursor);
-      const sorted = [...(this.roomsByTenant.get(tenantId)?.values() ?? [])].sort((a, b) => compareStrings(a.room_id, b.room_id));
-      return paginate(sorted, limit, after, (room) => room.room_id, compareStrings, roomCursor.encode);
+      const sorted = [...(this.roomsByTenant.get(tenantId)?.values() ?? [])].sort((a, b) => roomOrder.compare(a.room_id, b.room_id));
+      return clonePage(pageAfter(sorted, limit, cursor, roomOrder, (room) => room.room_id));
     },
     count: async (tenantId: string): Promise<number> => this.roomsByTenant.get(tenantId)?.size ?? 0,
     update: async (tenantId: string, roomId: string, patch: RoomPatch): Promise<RoomRecord | null> => {
@@ -291,7 +271,6 @@ export class MemoryStore implements Store {
     },
     /** Pages in (connected_at, session_id) order. */
     list: async (tenantId: string, filter: SessionFilter): Promise<Page<SessionRecord>> => {
-      const after = sessionCursor.decode(filter.cursor);
       const stale = staleBefore(new Date(), this.sessionStaleMs);
       const matching = (this.sessionsByTenant.get(tenantId) ?? [])
         .map((s) => settledSession(s, stale))
@@ -301,8 +280,8 @@ export class MemoryStore implements Store {
             (filter.to === undefined || s.connected_at < filter.to) &&
             (filter.from === undefined || s.disconnected_at === null || s.disconnected_at >= filter.from),
         );
-      matching.sort((a, b) => compareSessionKeys(sessionKey(a), sessionKey(b)));
-      return paginate(matching, filter.limit, after, sessionKey, compareSessionKeys, sessionCursor.encode);
+      matching.sort((a, b) => sessionOrder.compare(sessionKeyOf(a), sessionKeyOf(b)));
+      return clonePage(pageAfter(matching, filter.limit, filter.cursor, sessionOrder, sessionKeyOf));
     },
     usage: async (tenantId: string, from: Date, to: Date): Promise<UsageRow[]> => {
       const now = new Date();

@@ -2,7 +2,7 @@ import mongoose, { Schema, type Connection, type Model } from 'mongoose';
 import type { RoomMode } from '../../protocol/events.js';
 import type { Logger } from '../logger.js';
 import { AppError } from '../errors.js';
-import { roomCursor, sessionCursor } from './cursor.js';
+import { pageOfRows, pageSize, roomOrder, sessionKeyOf, sessionOrder } from './paging.js';
 import {
   DEFAULT_SESSION_STALE_MS,
   DEFAULT_TOKEN_GRACE_MS,
@@ -219,12 +219,6 @@ function str(value: unknown, what: string): string {
 
 function date(value: unknown, what: string): Date {
   if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new AppError('payload_invalid', `${what} must be a valid Date`);
-  return value;
-}
-
-function pageLimit(value: unknown): number {
-  // Mongo reads limit(0) as "no limit": refuse it rather than return everything.
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new AppError('payload_invalid', 'limit must be a positive integer');
   return value;
 }
 
@@ -475,8 +469,8 @@ export class MongoStore implements Store {
     },
     /** Pages in room_id order; the cursor is the last room_id, so inserts and deletes between pages skip nothing. */
     list: async (tenantId, limit, cursor) => {
-      const size = pageLimit(limit);
-      const after = roomCursor.decode(cursor);
+      const size = pageSize(limit);
+      const after = roomOrder.decode(cursor);
       const filter = {
         tenant_id: str(tenantId, 'tenant_id'),
         ...(after === null ? {} : { room_id: mongoose.trusted({ $gt: after }) }),
@@ -486,9 +480,7 @@ export class MongoStore implements Store {
         .sort({ room_id: 1 })
         .limit(size + 1)
         .lean<RoomRecord[]>();
-      const items = docs.slice(0, size).map(toRoom);
-      const last = items.at(-1);
-      return { items, next: docs.length > size && last ? roomCursor.encode(last.room_id) : null };
+      return pageOfRows(docs.map(toRoom), size, roomOrder, (room) => room.room_id);
     },
     count: async (tenantId) => this.models.rooms.countDocuments({ tenant_id: str(tenantId, 'tenant_id') }),
     update: async (tenantId, roomId, patch) => {
@@ -609,8 +601,8 @@ export class MongoStore implements Store {
     },
     /** Pages in (connected_at, session_id) order; the cursor is the last pair returned. */
     list: async (tenantId, filter: SessionFilter) => {
-      const size = pageLimit(filter.limit);
-      const after = sessionCursor.decode(filter.cursor);
+      const size = pageSize(filter.limit);
+      const after = sessionOrder.decode(filter.cursor);
       const stale = staleBefore(new Date(), this.sessionStaleMs);
       const query: Record<string, unknown> = { tenant_id: str(tenantId, 'tenant_id') };
       const and: object[] = [];
@@ -641,9 +633,8 @@ export class MongoStore implements Store {
         .sort({ connected_at: 1, session_id: 1 })
         .limit(size + 1)
         .lean<StoredSession[]>();
-      const items = docs.slice(0, size).map((doc) => settledSession(toSession(doc), stale));
-      const last = items.at(-1);
-      return { items, next: docs.length > size && last ? sessionCursor.encode({ connectedAt: last.connected_at, sessionId: last.session_id }) : null };
+      const sessions = docs.map((doc) => settledSession(toSession(doc), stale));
+      return pageOfRows(sessions, size, sessionOrder, sessionKeyOf);
     },
     usage: async (tenantId, from, to): Promise<UsageRow[]> => {
       const start = date(from, 'from');

@@ -2,7 +2,7 @@
 import type { RoomConfigInfo } from '../../../protocol/events.js';
 import { AppError } from '../../errors.js';
 import type { Room } from '../../rooms/Room.js';
-import { roomCursor } from '../../store/cursor.js';
+import { DEFAULT_PAGE_SIZE, pageAfter, roomOrder } from '../../store/paging.js';
 import type { RoomPatch, RoomRecord, TenantRecord } from '../../store/Store.js';
 import type { ApiContext } from './context.js';
 import { defineRoute, type ApiRoute } from './routes.js';
@@ -18,8 +18,6 @@ import {
   updateRoomBody,
 } from './schemas.js';
 import { participantsOf, roomView } from './views.js';
-
-const DEFAULT_PAGE = 50;
 
 type RoomFields = Partial<{
   name: string;
@@ -134,15 +132,12 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       responses: { 200: { description: 'a page of rooms', schema: roomListResponse } },
       async handle({ query, tenant }) {
         if (query.live === 'true') {
-          const after = roomCursor.decode(query.cursor);
-          const live = ctx.rooms.liveRooms(tenant.tenant_id).filter((room) => after === null || room.id > after);
-          const page = live.slice(0, query.limit ?? DEFAULT_PAGE);
+          const page = pageAfter(ctx.rooms.liveRooms(tenant.tenant_id), query.limit ?? DEFAULT_PAGE_SIZE, query.cursor, roomOrder, (room) => room.id);
           const rooms = [];
-          for (const room of page) rooms.push(roomView(ctx.rooms, tenant, await ctx.store.rooms.get(tenant.tenant_id, room.id), room, false));
-          const last = page.at(-1);
-          return { status: 200, body: { rooms, next_cursor: live.length > page.length && last ? roomCursor.encode(last.id) : null } };
+          for (const room of page.items) rooms.push(roomView(ctx.rooms, tenant, await ctx.store.rooms.get(tenant.tenant_id, room.id), room, false));
+          return { status: 200, body: { rooms, next_cursor: page.next } };
         }
-        const page = await ctx.store.rooms.list(tenant.tenant_id, query.limit ?? DEFAULT_PAGE, query.cursor ?? null);
+        const page = await ctx.store.rooms.list(tenant.tenant_id, query.limit ?? DEFAULT_PAGE_SIZE, query.cursor ?? null);
         const rooms = page.items.map((record) => roomView(ctx.rooms, tenant, record, liveRoom(tenant, record.room_id), false));
         return { status: 200, body: { rooms, next_cursor: page.next } };
       },

@@ -6,8 +6,8 @@
 import { z } from 'zod';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { displayName, externalId, Limits, partialGrants, safeJsonObject } from '../../../protocol/schemas.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../store/paging.js';
 
-const MAX_PAGE = 100;
 /** 30 days: longer than any server maximum; the effective cap is applied by the handler. */
 const MAX_DURATION_S = 30 * 24 * 3600;
 
@@ -41,9 +41,9 @@ const limitQuery = z
   .string()
   .regex(/^\d{1,3}$/, 'must be an integer')
   .transform(Number)
-  .pipe(z.number().int().min(1).max(MAX_PAGE))
+  .pipe(z.number().int().min(1).max(MAX_PAGE_SIZE))
   .optional()
-  .describe(`page size, 1-${MAX_PAGE} (default 50)`);
+  .describe(`page size, 1-${MAX_PAGE_SIZE} (default ${DEFAULT_PAGE_SIZE})`);
 const cursorQuery = z
   .string()
   .max(512)

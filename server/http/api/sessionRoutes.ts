@@ -1,10 +1,9 @@
 /** Tenant: session audit records and usage. */
+import { DEFAULT_PAGE_SIZE } from '../../store/paging.js';
 import type { ApiContext } from './context.js';
 import { defineRoute, type ApiRoute } from './routes.js';
 import { MAX_WINDOW_DAYS, sessionListResponse, sessionsQuery, usageQuery, usageResponse } from './schemas.js';
 import { sessionView, usageView } from './views.js';
-
-const DEFAULT_PAGE = 50;
 
 export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
   return [
@@ -25,7 +24,7 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
           ...(query.room_id !== undefined ? { room_id: query.room_id } : {}),
           ...(query.from !== undefined ? { from: new Date(query.from) } : {}),
           ...(query.to !== undefined ? { to: new Date(query.to) } : {}),
-          limit: query.limit ?? DEFAULT_PAGE,
+          limit: query.limit ?? DEFAULT_PAGE_SIZE,
           cursor: query.cursor ?? null,
         });
         return { status: 200, body: { sessions: page.items.map(sessionView), next_cursor: page.next } };
