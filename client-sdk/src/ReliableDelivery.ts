@@ -1,0 +1,258 @@
+import { systemClock, type Cancel, type Clock } from './clock.js';
+import { batches, decodePayload, encodeControl, encodeData, type DataInfo, type DataPayload, type Envelope } from './DataEnvelope.js';
+import { InboundSequencer } from './InboundSequencer.js';
+import { SentHistory } from './SentHistory.js';
+
+/*
+ * The safety net of exactly-once data: a receiver that misses reliable messages of a sender
+ * (a hole in its sequence, or a new SFU data consumer of that sender, which cannot have
+ * received what was sent before it existed) asks `sync` {s: sender, e: epoch, q: from, n};
+ * the sender resends what it still holds of [q, u) on every path it has, then answers
+ * `synced` {t: [asker], n, o: the oldest number it still holds} on the same paths. The asker
+ * repeats until answered (SCTP on the SFU drops messages to a receiver that fell far behind,
+ * so requests, resends and answers can all be lost), gives up on what is older than `o`, and
+ * stops after SYNC_GIVE_UP_MS; the sequencer drops the copies.
+ */
+export const SYNC_CHECK_MS = 250;
+export const SYNC_RETRY_MS = 500;
+export const SYNC_GIVE_UP_MS = 30_000;
+/** At most this many messages per answer: resends must not flood a receiver that is already behind. */
+export const SYNC_MAX_RESEND = 256;
+/** A message resent over the SFU (to every receiver) is not resent there again within this time. */
+export const SYNC_RESEND_WINDOW_MS = 1000;
+/** How long a hole may hold back a sender's later messages when no sync fills it (the sender vanished, or kept ignoring us). */
+export const HOLE_TIMEOUT_MS = 30_000;
+
+/** A remote participant as delivery knows it: its connection id (changes on reconnect) and its stable identity. */
+export interface DataSender {
+  readonly id: string;
+  readonly identity: string;
+}
+
+/** One way out: a mesh link to one peer, or our SFU data producer (which reaches every peer). */
+export interface DataRoute {
+  send(text: string, reliable: boolean): void;
+}
+
+/** What delivery needs of the room's paths and participants. */
+export interface DeliveryPaths {
+  /** Our identity in the room; null before the join. */
+  selfIdentity(): string | null;
+  /** The connection id of the participant with this identity; null when it is not in the room. */
+  peerIdOf(identity: string): string | null;
+  /** May we send data at all (a sync request over the SFU needs our data producer). */
+  canPublishData(): boolean;
+  /** Our SFU data path while our data goes there; null without an SFU session or after our sfu-bye. */
+  sfu(): DataRoute | null;
+  /** Peer ids of the mesh links. */
+  meshPeerIds(): Iterable<string>;
+  /**
+   * The mesh link to one peer. For 'data' only while it carries our data (not after our `bye`
+   * on it); for 'control' as long as it is open.
+   */
+  mesh(peerId: string, purpose: 'data' | 'control'): DataRoute | null;
+}
+
+export interface ReliableDeliveryOptions {
+  clock?: Clock;
+  /** This sender's epoch; random by default (a new Room instance restarts its sequence numbers in a new epoch). */
+  epoch?: string;
+  /** A sync request's nonce; random by default. */
+  nonce?: () => string;
+}
+
+/** A message held by the sequencer until its turn. */
+interface Inbound<S> {
+  sender: S;
+  envelope: Envelope;
+  reliable: boolean;
+}
+
+/** A sync request of ours, waiting for its `synced`. */
+interface PendingSync {
+  identity: string;
+  epoch: string;
+  from: number;
+  /** The end of the hole (exclusive); null asks for everything from `from` on. */
+  to: number | null;
+  nonce: string;
+  since: number;
+  askedAt: number;
+}
+
+const randomId = (): string => Math.random().toString(36).slice(2, 10);
+
+/** The sequencer's key of one sender: identity and data epoch (sequence numbers restart with an epoch). */
+const senderKey = (identity: string, epoch: string): string => `${identity}\u0000${epoch}`;
+
+/**
+ * Data messages in and out: numbering and sending on every open path, the history of our
+ * reliable messages, per-sender ordering and de-duplication of what arrives, and the sync
+ * protocol that refills holes. Reliable messages reach the app exactly once and in order per
+ * sender; lossy ones at most once.
+ */
+export class ReliableDelivery<S extends DataSender> {
+  readonly epoch: string;
+  private reliableSeq = 0;
+  private lossySeq = 0;
+  /** Our last reliable messages, for peers that ask to have them again (sync). */
+  private readonly sentHistory = new SentHistory();
+  /** Our open sync requests, by sequencer key. */
+  private readonly pendingSyncs = new Map<string, PendingSync>();
+  /** Identities that joined after us: their reliable data is owed to us from sequence 1. */
+  private readonly joinedAfterUs = new Set<string>();
+  /** The latest data epoch seen from each remote identity. */
+  private readonly epochByIdentity = new Map<string, string>();
+  /** When we last answered a sync of each asker, by peer id (answers are spaced out). */
+  private readonly syncAnsweredAt = new Map<string, number>();
+  private readonly sequencer: InboundSequencer<Inbound<S>>;
+  private readonly clock: Clock;
+  private readonly nonce: () => string;
+  private stopChecks: Cancel | null = null;
+
+  constructor(
+    private readonly paths: DeliveryPaths,
+    /** Hands a message to the app (targets already filtered). */
+    private readonly deliverToApp: (sender: S, payload: DataPayload, info: DataInfo) => void,
+    options: ReliableDeliveryOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.epoch = options.epoch ?? randomId();
+    this.nonce = options.nonce ?? randomId;
+    this.sequencer = new InboundSequencer<Inbound<S>>(HOLE_TIMEOUT_MS, () => this.clock.now());
+  }
+
+  /** Starts the periodic sync check (every SYNC_CHECK_MS). */
+  start(): void {
+    this.stopChecks?.();
+    this.stopChecks = this.clock.repeat(SYNC_CHECK_MS, () => this.checkSyncs(), { background: true });
+  }
+
+  /** Stops the sync check and forgets our open requests. */
+  stop(): void {
+    this.stopChecks?.();
+    this.stopChecks = null;
+    this.pendingSyncs.clear();
+  }
+
+  /**
+   * Sends a message on every path that carries our data (receivers de-duplicate); targets
+   * filter on arrival, so every receiver sees each sender's sequence without gaps.
+   */
+  send(payload: DataPayload, reliable: boolean, to?: string[]): void {
+    const seq = reliable ? ++this.reliableSeq : ++this.lossySeq;
+    const text = encodeData(payload, { epoch: this.epoch, seq, reliable, to });
+    if (reliable) this.sentHistory.add(seq, text);
+    this.paths.sfu()?.send(text, reliable);
+    for (const peerId of this.paths.meshPeerIds()) this.paths.mesh(peerId, 'data')?.send(text, reliable);
+  }
+
+  /** A received data envelope, `sync` or `synced`; other envelopes are ignored. `reliable`: the channel it came on. */
+  receive(sender: S, envelope: Envelope, reliable: boolean): void {
+    if (envelope.c === 'sync') this.answerSync(sender, envelope);
+    else if (envelope.c === 'synced') this.onSynced(envelope);
+    else if (!envelope.c) this.receiveData(sender, envelope, reliable);
+  }
+
+  /** A participant joined after us: we are owed its data from its first message on. */
+  joinedAfter(identity: string): void {
+    this.joinedAfterUs.add(identity);
+  }
+
+  /** A participant connection is gone: its sync answers need no more spacing. */
+  forgetPeer(peerId: string): void {
+    this.syncAnsweredAt.delete(peerId);
+  }
+
+  /** A participant left the room: what its holes held back can only come now. */
+  senderLeft(identity: string): void {
+    const epoch = this.epochByIdentity.get(identity);
+    if (epoch) this.sequencer.release(senderKey(identity, epoch), (m) => this.deliver(m));
+  }
+
+  /** A new SFU data consumer of a peer: it cannot have received what the peer sent before it existed. */
+  dataConsumerOpened(identity: string): void {
+    const epoch = this.epochByIdentity.get(identity);
+    if (!epoch) return; // Nothing received from it yet: its stream starts wherever we join it.
+    const expected = this.sequencer.expected(senderKey(identity, epoch));
+    if (expected !== null) this.requestSync(identity, epoch, expected, null);
+  }
+
+  private receiveData(sender: S, envelope: Envelope, reliable: boolean): void {
+    if (typeof envelope.q !== 'number' || typeof envelope.e !== 'string') return;
+    const isReliable = envelope.r === undefined ? reliable : envelope.r === 1;
+    this.epochByIdentity.set(sender.identity, envelope.e);
+    const key = senderKey(sender.identity, envelope.e);
+    // Its first messages may have gone out before any path to us was up (an SFU data consumer
+    // opens after the producer): a hole from 1 that the sync check asks for.
+    if (isReliable && this.joinedAfterUs.has(sender.identity) && this.sequencer.expected(key) === null) this.sequencer.expectFrom(key, 1);
+    this.sequencer.accept(key, envelope.q, isReliable, { sender, envelope, reliable: isReliable }, (m) => this.deliver(m));
+  }
+
+  private deliver({ sender, envelope, reliable }: Inbound<S>): void {
+    const self = this.paths.selfIdentity();
+    if (envelope.t && (!self || !envelope.t.includes(self))) return;
+    this.deliverToApp(sender, decodePayload(envelope), { reliable, seq: envelope.q as number });
+  }
+
+  /** Every SYNC_CHECK_MS: ask for holes older than that, repeat unanswered requests. */
+  private checkSyncs(): void {
+    this.sequencer.expire((m) => this.deliver(m));
+    for (const { sender, expected, next } of this.sequencer.gaps(SYNC_CHECK_MS)) {
+      const [identity, epoch] = sender.split('\u0000') as [string, string];
+      this.requestSync(identity, epoch, expected, next);
+    }
+    const now = this.clock.now();
+    for (const [key, pending] of this.pendingSyncs) {
+      if (now - pending.since > SYNC_GIVE_UP_MS || this.paths.peerIdOf(pending.identity) === null) this.pendingSyncs.delete(key);
+      else if (now - pending.askedAt >= SYNC_RETRY_MS) this.askSync(pending);
+    }
+  }
+
+  /** Asks a sender to resend [from, to) (unless the same request is already open). */
+  private requestSync(identity: string, epoch: string, from: number, to: number | null): void {
+    const key = senderKey(identity, epoch);
+    const open = this.pendingSyncs.get(key);
+    if (open && open.from === from && open.to === to) return;
+    const pending: PendingSync = { identity, epoch, from, to, nonce: this.nonce(), since: this.clock.now(), askedAt: 0 };
+    this.pendingSyncs.set(key, pending);
+    this.askSync(pending);
+  }
+
+  /** Sends a request over every path to its sender: its mesh link (even after our `bye` on it) and the SFU. */
+  private askSync(pending: PendingSync): void {
+    pending.askedAt = this.clock.now();
+    const peerId = this.paths.peerIdOf(pending.identity);
+    if (peerId === null) return;
+    const text = encodeControl('sync', { s: pending.identity, e: pending.epoch, q: pending.from, ...(pending.to === null ? {} : { u: pending.to }), n: pending.nonce });
+    if (this.paths.canPublishData()) this.paths.sfu()?.send(text, true);
+    this.paths.mesh(peerId, 'control')?.send(text, true);
+  }
+
+  private onSynced(envelope: Envelope): void {
+    const self = this.paths.selfIdentity();
+    if (!self || !envelope.t?.includes(self)) return;
+    for (const [key, pending] of this.pendingSyncs) {
+      if (pending.nonce !== envelope.n) continue;
+      this.pendingSyncs.delete(key);
+      // What the sender no longer holds is lost for good: stop holding later messages back for it.
+      if (typeof envelope.o === 'number') this.sequencer.skipTo(key, envelope.o, (m) => this.deliver(m));
+    }
+  }
+
+  /** A sync for us (the SFU path carries everyone's requests to everyone): resend, then answer. */
+  private answerSync(asker: S, envelope: Envelope): void {
+    if (envelope.s !== this.paths.selfIdentity() || envelope.e !== this.epoch || typeof envelope.q !== 'number' || typeof envelope.n !== 'string') return;
+    const now = this.clock.now();
+    if (now - (this.syncAnsweredAt.get(asker.id) ?? 0) < SYNC_CHECK_MS) return;
+    this.syncAnsweredAt.set(asker.id, now);
+    const overLink = this.paths.mesh(asker.id, 'data');
+    const overSfu = this.paths.sfu();
+    const answer = encodeControl('synced', { t: [asker.identity], n: envelope.n, o: this.sentHistory.oldest(this.reliableSeq + 1) });
+    const to = typeof envelope.u === 'number' ? envelope.u : Infinity;
+    // The link reaches the asker alone; the SFU reaches everyone, so there each message goes
+    // again at most once per SYNC_RESEND_WINDOW_MS, whoever asks.
+    if (overLink) for (const text of batches([...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND), answer])) overLink.send(text, true);
+    if (overSfu) for (const text of batches([...this.sentHistory.rangeToResend(envelope.q, to, SYNC_MAX_RESEND, now, SYNC_RESEND_WINDOW_MS), answer])) overSfu.send(text, true);
+  }
+}

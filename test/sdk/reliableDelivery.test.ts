@@ -1,0 +1,319 @@
+import { expect } from 'chai';
+import { isSyncKind, unpack, type DataPath, type DataPayload, type Envelope } from '../../client-sdk/src/DataEnvelope.js';
+import { ReliableDelivery, SYNC_CHECK_MS, SYNC_RETRY_MS, type DataRoute, type DataSender } from '../../client-sdk/src/ReliableDelivery.js';
+import { FakeClock } from './fakeClock.js';
+
+/** One message on the fake network. */
+interface Wire {
+  from: Peer;
+  to: Peer;
+  path: DataPath;
+  text: string;
+  reliable: boolean;
+}
+
+interface Delivered {
+  from: string;
+  payload: DataPayload;
+  seq: number;
+  reliable: boolean;
+}
+
+/** A participant on the fake network: its delivery, and what reached its app. */
+class Peer implements DataSender {
+  readonly delivered: Delivered[] = [];
+  readonly delivery: ReliableDelivery<DataSender>;
+  /** Peer ids whose mesh link no longer carries our data (our bye went). */
+  readonly byeSentTo = new Set<string>();
+
+  constructor(
+    private readonly network: Network,
+    readonly id: string,
+    readonly identity: string,
+    epoch: string,
+  ) {
+    let nonces = 0;
+    this.delivery = new ReliableDelivery<DataSender>(
+      {
+        selfIdentity: () => this.identity,
+        peerIdOf: (identity) => network.byIdentity(identity)?.id ?? null,
+        canPublishData: () => true,
+        sfu: () => (network.sfuOpen ? this.route('sfu', null) : null),
+        meshPeerIds: () => (network.meshOpen ? network.others(this).map((peer) => peer.id) : []),
+        mesh: (peerId, purpose) => {
+          if (!network.meshOpen || !network.byId(peerId)) return null;
+          return purpose === 'control' || !this.byeSentTo.has(peerId) ? this.route('mesh', peerId) : null;
+        },
+      },
+      (sender, payload, info) => this.delivered.push({ from: sender.identity, payload, seq: info.seq, reliable: info.reliable }),
+      { clock: network.clock, epoch, nonce: () => `${identity}-${++nonces}` },
+    );
+  }
+
+  /** The numbers (`{n}` payloads) delivered from one sender, in delivery order. */
+  numbersFrom(identity: string): number[] {
+    return this.delivered.filter((d) => d.from === identity).map((d) => (d.payload as { n: number }).n);
+  }
+
+  /** A path out: the mesh link to one peer, or the SFU to everyone else. */
+  private route(path: DataPath, peerId: string | null): DataRoute {
+    return {
+      send: (text, reliable) => {
+        const targets = peerId === null ? this.network.others(this) : [this.network.byId(peerId) as Peer];
+        for (const to of targets) this.network.transmit({ from: this, to, path, text, reliable });
+      },
+    };
+  }
+}
+
+/**
+ * Peers joined by a mesh link each and an SFU. Messages wait in flight until `flush`; `filter`
+ * drops, holds back or duplicates them on the way.
+ */
+class Network {
+  readonly clock = new FakeClock();
+  readonly peers: Peer[] = [];
+  meshOpen = true;
+  sfuOpen = false;
+  /** Everything sent, in order (dropped messages included). */
+  readonly log: Wire[] = [];
+  private inFlight: Wire[] = [];
+  /** What happens to a message on the way: 'drop', 'hold' (kept in flight until released), or 'pass'. */
+  filter: (wire: Wire) => 'drop' | 'hold' | 'pass' = () => 'pass';
+  private held: Wire[] = [];
+
+  join(id: string, identity: string, epoch: string): Peer {
+    const peer = new Peer(this, id, identity, epoch);
+    this.peers.push(peer);
+    return peer;
+  }
+
+  leave(peer: Peer): void {
+    this.peers.splice(this.peers.indexOf(peer), 1);
+  }
+
+  byId(id: string): Peer | undefined {
+    return this.peers.find((peer) => peer.id === id);
+  }
+
+  byIdentity(identity: string): Peer | undefined {
+    return this.peers.find((peer) => peer.identity === identity);
+  }
+
+  others(self: Peer): Peer[] {
+    return this.peers.filter((peer) => peer !== self);
+  }
+
+  transmit(wire: Wire): void {
+    this.log.push(wire);
+    const fate = this.filter(wire);
+    if (fate === 'pass') this.inFlight.push(wire);
+    else if (fate === 'hold') this.held.push(wire);
+  }
+
+  /** Delivers what is in flight (and what that makes the receivers send), in order. */
+  flush(): void {
+    while (this.inFlight.length > 0) this.receive(this.inFlight.shift() as Wire);
+  }
+
+  /** Delivers the messages held back so far, then flushes. */
+  release(): void {
+    this.inFlight.push(...this.held.splice(0));
+    this.flush();
+  }
+
+  /** Hands a copy of a message to its receiver once more, as if a path delivered it again. */
+  redeliver(wire: Wire): void {
+    this.receive(wire);
+    this.flush();
+  }
+
+  /** The envelopes of everything sent so far, with who sent them and where. */
+  envelopes(): Array<{ wire: Wire; envelope: Envelope }> {
+    return this.log.flatMap((wire) => unpack(wire.text).map((envelope) => ({ wire, envelope })));
+  }
+
+  /** The sync requests sent so far. */
+  syncRequests(): Array<{ wire: Wire; envelope: Envelope }> {
+    return this.envelopes().filter(({ envelope }) => envelope.c === 'sync');
+  }
+
+  private receive(wire: Wire): void {
+    if (!this.peers.includes(wire.to)) return;
+    const sender: DataSender = { id: wire.from.id, identity: wire.from.identity };
+    for (const envelope of unpack(wire.text)) if (!envelope.c || isSyncKind(envelope.c)) wire.to.delivery.receive(sender, envelope, wire.reliable);
+  }
+}
+
+/** The data envelope of a wire message, when it is one. */
+const dataOf = (wire: Wire): Envelope | undefined => unpack(wire.text).find((envelope) => envelope.c === undefined && typeof envelope.q === 'number');
+
+describe('ReliableDelivery (fake paths, fake clock)', () => {
+  let network: Network;
+  let alice: Peer;
+  let bob: Peer;
+
+  beforeEach(() => {
+    network = new Network();
+    alice = network.join('a1', 'alice', 'epoch-a');
+    bob = network.join('b1', 'bob', 'epoch-b');
+    for (const peer of network.peers) peer.delivery.start();
+  });
+
+  afterEach(() => {
+    for (const peer of network.peers) peer.delivery.stop();
+  });
+
+  it('loss: a hole older than the sync check makes the receiver ask for it, and the resend fills it in order', async () => {
+    let dropped = false;
+    network.filter = (wire) => {
+      if (!dropped && wire.from === alice && dataOf(wire)?.q === 3) {
+        dropped = true;
+        return 'drop';
+      }
+      return 'pass';
+    };
+    for (let n = 1; n <= 5; n++) alice.delivery.send({ n }, true);
+    network.flush();
+    expect(bob.numbersFrom('alice'), 'held back behind the hole').to.deep.equal([1, 2]);
+
+    await network.clock.advance(SYNC_CHECK_MS - 1);
+    expect(network.syncRequests(), 'no request before the hole is SYNC_CHECK_MS old').to.have.length(0);
+
+    await network.clock.advance(1);
+    const requests = network.syncRequests();
+    expect(requests).to.have.length(1);
+    const [{ wire, envelope }] = requests as [{ wire: Wire; envelope: Envelope }];
+    expect({ from: wire.from.identity, to: wire.to.identity, path: wire.path }).to.deep.equal({ from: 'bob', to: 'alice', path: 'mesh' });
+    expect(envelope).to.include({ s: 'alice', e: 'epoch-a', q: 3, u: 4 });
+
+    network.flush();
+    expect(bob.numbersFrom('alice')).to.deep.equal([1, 2, 3, 4, 5]);
+    expect(bob.delivered.map((d) => d.seq)).to.deep.equal([1, 2, 3, 4, 5]);
+    // The answer resent the hole only, then said it was done.
+    const answer = network.log.filter((w) => w.from === alice && w.to === bob).at(-1) as Wire;
+    expect(unpack(answer.text).map((e) => e.c ?? e.q)).to.deep.equal([3, 'synced']);
+
+    await network.clock.advance(5 * SYNC_RETRY_MS);
+    expect(network.syncRequests(), 'answered: not asked again').to.have.length(1);
+  });
+
+  it('loss: an unanswered request is repeated every SYNC_RETRY_MS with the same nonce until answered', async () => {
+    let requestsDropped = 0;
+    let lost = false;
+    network.filter = (wire) => {
+      if (!lost && wire.from === alice && dataOf(wire)?.q === 2) {
+        lost = true;
+        return 'drop';
+      }
+      if (wire.from === bob && unpack(wire.text)[0]?.c === 'sync' && requestsDropped < 2) {
+        requestsDropped++;
+        return 'drop';
+      }
+      return 'pass';
+    };
+    for (let n = 1; n <= 3; n++) alice.delivery.send({ n }, true);
+    network.flush();
+    await network.clock.advance(SYNC_CHECK_MS);
+    network.flush();
+    expect(network.syncRequests()).to.have.length(1);
+    await network.clock.advance(SYNC_RETRY_MS - SYNC_CHECK_MS);
+    expect(network.syncRequests(), 'not repeated before SYNC_RETRY_MS').to.have.length(1);
+    await network.clock.advance(SYNC_CHECK_MS);
+    network.flush();
+    expect(network.syncRequests()).to.have.length(2);
+    expect(bob.numbersFrom('alice')).to.deep.equal([1]);
+    await network.clock.advance(SYNC_RETRY_MS);
+    network.flush();
+    const nonces = network.syncRequests().map(({ envelope }) => envelope.n);
+    expect(nonces).to.have.length(3);
+    expect(new Set(nonces).size, 'one request, asked three times').to.equal(1);
+    expect(bob.numbersFrom('alice')).to.deep.equal([1, 2, 3]);
+  });
+
+  it('duplicates: every message comes over the mesh and the SFU, and is resent once more; each is delivered once', () => {
+    network.sfuOpen = true;
+    for (let n = 1; n <= 4; n++) alice.delivery.send({ n }, true);
+    alice.delivery.send({ n: 100 }, false);
+    const copies = network.log.filter((wire) => wire.to === bob);
+    expect(copies.map((wire) => wire.path)).to.include.members(['mesh', 'sfu']);
+    expect(copies, 'two copies of each of five messages').to.have.length(10);
+    network.flush();
+    for (const wire of copies) network.redeliver(wire);
+    expect(bob.numbersFrom('alice')).to.deep.equal([1, 2, 3, 4, 100]);
+    expect(bob.delivered.map((d) => d.reliable)).to.deep.equal([true, true, true, true, false]);
+  });
+
+  it('reorder: a message that overtakes an earlier one waits for it, and no sync is asked when the earlier one comes in time', async () => {
+    network.filter = (wire) => (dataOf(wire)?.q === 2 ? 'hold' : 'pass');
+    for (let n = 1; n <= 4; n++) alice.delivery.send({ n }, true);
+    network.flush();
+    expect(bob.numbersFrom('alice')).to.deep.equal([1]);
+    await network.clock.advance(SYNC_CHECK_MS / 2);
+    network.filter = () => 'pass';
+    network.release();
+    expect(bob.numbersFrom('alice')).to.deep.equal([1, 2, 3, 4]);
+    await network.clock.advance(4 * SYNC_CHECK_MS);
+    expect(network.syncRequests()).to.have.length(0);
+  });
+
+  it('targets: a message for others is not delivered, yet holds its place in the sequence', () => {
+    const carol = network.join('c1', 'carol', 'epoch-c');
+    alice.delivery.send({ n: 1 }, true, ['carol']);
+    alice.delivery.send({ n: 2 }, true);
+    network.flush();
+    expect(bob.numbersFrom('alice')).to.deep.equal([2]);
+    expect(carol.numbersFrom('alice')).to.deep.equal([1, 2]);
+  });
+
+  it('sender epoch change: a new instance of the same identity starts again from 1, its holes are asked of the new epoch, and a request naming another epoch goes unanswered', async () => {
+    for (let n = 1; n <= 3; n++) alice.delivery.send({ n }, true);
+    network.flush();
+    expect(bob.numbersFrom('alice')).to.deep.equal([1, 2, 3]);
+
+    // Alice comes back as a new Room: a new connection id and a new epoch; bob hears she joined.
+    alice.delivery.stop();
+    network.leave(alice);
+    const alice2 = network.join('a2', 'alice', 'epoch-a2');
+    alice2.delivery.start();
+    bob.delivery.joinedAfter('alice');
+    // Her first message is lost on the way: bob is owed it from 1.
+    network.filter = (wire) => (wire.from === alice2 && dataOf(wire)?.q === 1 && dataOf(wire)?.e === 'epoch-a2' ? 'drop' : 'pass');
+    alice2.delivery.send({ n: 10 }, true);
+    alice2.delivery.send({ n: 11 }, true);
+    network.flush();
+    expect(bob.numbersFrom('alice'), 'the new epoch is held back behind its first message').to.deep.equal([1, 2, 3]);
+
+    await network.clock.advance(SYNC_CHECK_MS);
+    const request = network.syncRequests().at(-1);
+    expect(request?.wire.to.id).to.equal('a2');
+    expect(request?.envelope).to.include({ s: 'alice', e: 'epoch-a2', q: 1, u: 2 });
+    network.filter = () => 'pass';
+    network.flush();
+    expect(bob.numbersFrom('alice')).to.deep.equal([1, 2, 3, 10, 11]);
+    expect(bob.delivered.map((d) => d.seq)).to.deep.equal([1, 2, 3, 1, 2]);
+
+    // A request for the old epoch is not for this instance (answers to one asker are SYNC_CHECK_MS apart).
+    await network.clock.advance(SYNC_CHECK_MS);
+    const sentBefore = network.log.length;
+    alice2.delivery.receive({ id: bob.id, identity: bob.identity }, { c: 'sync', s: 'alice', e: 'epoch-a', q: 1, n: 'old' }, true);
+    expect(network.log.length, 'no answer to a request naming another epoch').to.equal(sentBefore);
+    alice2.delivery.receive({ id: bob.id, identity: bob.identity }, { c: 'sync', s: 'alice', e: 'epoch-a2', q: 1, n: 'new' }, true);
+    expect(network.log.length, 'an answer to one naming its own').to.be.greaterThan(sentBefore);
+  });
+
+  it('a link that got our bye carries no more data, but still carries sync requests to its peer', async () => {
+    network.sfuOpen = true;
+    bob.delivery.joinedAfter('alice');
+    bob.byeSentTo.add(alice.id);
+    network.filter = (wire) => (wire.path === 'sfu' && wire.from === alice && dataOf(wire)?.q === 1 ? 'drop' : 'pass');
+    bob.delivery.send({ n: 1 }, true);
+    expect(network.log.filter((wire) => wire.from === bob).map((wire) => wire.path)).to.deep.equal(['sfu']);
+    alice.byeSentTo.add(bob.id);
+    alice.delivery.send({ n: 1 }, true);
+    alice.delivery.send({ n: 2 }, true);
+    network.flush();
+    await network.clock.advance(SYNC_CHECK_MS);
+    expect(network.syncRequests().map(({ wire }) => wire.path).sort()).to.deep.equal(['mesh', 'sfu']);
+  });
+});
