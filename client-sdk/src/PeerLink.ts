@@ -1,4 +1,5 @@
 import type { IceCandidate, SessionDescription } from '../../protocol/events.js';
+import { inboundStats, type InboundStat } from './inboundStats.js';
 
 export interface PeerLinkOptions {
   remoteId: string;
@@ -154,6 +155,16 @@ export class PeerLink {
   /** True once the reliable data channel is open. */
   get reliableOpen(): boolean {
     return this.reliable?.readyState === 'open';
+  }
+
+  /** True when connected with the reliable channel open: data and media flow on this link. */
+  get established(): boolean {
+    return this.pc.connectionState === 'connected' && this.reliableOpen;
+  }
+
+  /** The inbound-rtp entries of this link's stats. */
+  async inboundStats(): Promise<InboundStat[]> {
+    return inboundStats(await this.pc.getStats());
   }
 
   get remoteId(): string {
