@@ -1,6 +1,11 @@
 /** Switchboard client SDK: one API for mesh and SFU rooms. */
-export { Room, RoomEvent, ConnectionState, RemoteParticipant } from './Room.js';
-export type { RoomOptions, RoomEventCallbacks, LocalParticipant, DataPayload, DataInfo, WebRtcImplementation, ParticipantMediaStats } from './Room.js';
+export { Room } from './Room.js';
+export { RoomEvent, ConnectionState } from './RoomTypes.js';
+export type { RoomOptions, RoomEventCallbacks, WebRtcImplementation } from './RoomTypes.js';
+export { RemoteParticipant } from './Participant.js';
+export type { LocalParticipant } from './Participant.js';
+export type { DataPayload, DataInfo } from './DataEnvelope.js';
+export type { ParticipantMediaStats } from './participantStats.js';
 export type { VideoPathCounters } from './VideoGapMeter.js';
 export type { MigrationReport } from './MigrationMonitor.js';
 export { SwitchboardError } from './errors.js';

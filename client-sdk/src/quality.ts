@@ -1,4 +1,5 @@
 import type { LinkQuality } from '../../protocol/events.js';
+import { systemClock, type Cancel, type Clock } from './clock.js';
 
 /** Counters from one getStats() sample, kept to compute rates at the next sample. */
 export interface QualitySample {
@@ -50,4 +51,54 @@ export function summarizeLink(peerId: string, report: RTCStatsReport, previous: 
     if (received + lost > 0) quality.packet_loss = Math.min(1, Math.max(0, lost / (received + lost)));
   }
   return { quality, sample };
+}
+
+/** What the quality reporter reads and sends through. */
+export interface QualityReporterHost {
+  /** The mesh links, by remote peer id. */
+  links(): ReadonlyMap<string, { readonly pc: { getStats(): Promise<RTCStatsReport> } }>;
+  /** Reports are sent only while this holds (connected). */
+  active(): boolean;
+  /** Sends one summary to the server (undefined: no connection to send on). */
+  send(links: LinkQuality[]): Promise<unknown> | undefined;
+}
+
+/** Sends the periodic quality summary (RTT, loss, bitrates, candidate type per link). */
+export class QualityReporter {
+  private readonly samples = new Map<string, QualitySample>();
+  private cancel: Cancel | null = null;
+
+  constructor(
+    private readonly host: QualityReporterHost,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  /** Reports every `intervalMs` (0 or less: never). */
+  start(intervalMs: number): void {
+    if (intervalMs <= 0) return;
+    this.cancel = this.clock.repeat(intervalMs, () => void this.report(), { background: true });
+  }
+
+  stop(): void {
+    this.cancel?.();
+    this.cancel = null;
+  }
+
+  private async report(): Promise<void> {
+    if (!this.host.active()) return;
+    const now = this.clock.now();
+    const links: LinkQuality[] = [];
+    const current = this.host.links();
+    for (const [peerId, link] of current) {
+      try {
+        const { quality, sample } = summarizeLink(peerId, await link.pc.getStats(), this.samples.get(peerId), now);
+        this.samples.set(peerId, sample);
+        links.push(quality);
+      } catch {
+        // A link closing meanwhile has no stats.
+      }
+    }
+    for (const peerId of this.samples.keys()) if (!current.has(peerId)) this.samples.delete(peerId);
+    await this.host.send(links)?.catch(() => undefined);
+  }
 }

@@ -1,0 +1,82 @@
+import type { JoinResult, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SfuInfo, SfuProducerInfo, SignalMessage } from '../../protocol/events.js';
+import { SwitchboardError } from './errors.js';
+import { SignalClient, type Credentials } from './SignalClient.js';
+
+/** Server codes after which reconnecting cannot help. */
+export const TERMINAL_CODES = new Set(['token_revoked', 'token_invalid', 'token_expired', 'token_missing', 'forbidden', 'room_not_found', 'room_locked', 'room_full']);
+
+/** The room's new mode, why, and with 'sfu' the SFU to join. */
+export interface ModeChange {
+  mode: RoomMode;
+  reason: string;
+  sfu?: SfuInfo;
+}
+
+/** What the room does with the events of one signaling connection. */
+export interface RoomEventHandlers {
+  /** The join was acknowledged on `signal`; room events that came meanwhile run right after. */
+  joined(signal: SignalClient, ack: JoinResult): void;
+  peerJoined(info: PeerInfo): void;
+  peerLeft(id: string): void;
+  peerUpdated(info: PeerInfo): void;
+  signal(message: SignalMessage): void;
+  modeChanged(change: ModeChange): void;
+  newProducer(info: SfuProducerInfo): void;
+  producerClosed(info: SfuProducerInfo): void;
+  roomUpdated(config: RoomConfigInfo): void;
+  /** The room cannot go on for us once this connection ends; `reported`: the app already got it as an error. */
+  ended(error: SwitchboardError, reported: boolean): void;
+  error(error: SwitchboardError): void;
+  disconnected(signal: SignalClient, reason: string): void;
+}
+
+export interface JoinOptions {
+  requestTimeoutMs: number;
+  socketOptions?: Record<string, unknown>;
+  metadata?: Metadata;
+}
+
+/**
+ * Opens a signaling connection and joins the room. Room events that arrive before the join
+ * ack is applied wait for it (ws may deliver the ack and a peer's first offer in one tick),
+ * then run in arrival order. A connection whose join fails is closed, and the error thrown.
+ */
+export async function joinRoom(url: string, credentials: Credentials, options: JoinOptions, handlers: RoomEventHandlers): Promise<void> {
+  const signal = new SignalClient(url, credentials, { requestTimeoutMs: options.requestTimeoutMs, socketOptions: options.socketOptions });
+  let beforeJoin: Array<() => void> | null = [];
+  /** Runs a room event now, or after the join ack while the join is in flight. */
+  const ordered =
+    <A extends unknown[]>(handler: (...args: A) => void) =>
+    (...args: A) => {
+      if (beforeJoin) beforeJoin.push(() => handler(...args));
+      else handler(...args);
+    };
+  try {
+    await signal.connect();
+    const socket = signal.socket;
+    socket.on('peer_joined', ordered((info: PeerInfo) => handlers.peerJoined(info)));
+    socket.on('peer_left', ordered(({ id }: { id: string }) => handlers.peerLeft(id)));
+    socket.on('peer_updated', ordered((info: PeerInfo) => handlers.peerUpdated(info)));
+    socket.on('signal', ordered((message: SignalMessage) => handlers.signal(message)));
+    socket.on('mode_changed', ordered(({ mode, reason, sfu }: ModeChange) => handlers.modeChanged({ mode, reason, sfu })));
+    socket.on('sfu:new_producer', ordered((info: SfuProducerInfo) => handlers.newProducer(info)));
+    socket.on('sfu:producer_closed', ordered((info: SfuProducerInfo) => handlers.producerClosed(info)));
+    socket.on('room_updated', ({ config }) => handlers.roomUpdated(config));
+    socket.on('kicked', ({ reason }) => handlers.ended(new SwitchboardError('forbidden', `kicked: ${reason}`), false));
+    socket.on('room_closed', ({ reason }) => handlers.ended(new SwitchboardError('not_connected', `room closed: ${reason}`), false));
+    socket.on('error', (error) => {
+      const wrapped = SwitchboardError.from(error, 'internal');
+      if (TERMINAL_CODES.has(wrapped.code)) handlers.ended(wrapped, true);
+      handlers.error(wrapped);
+    });
+    socket.on('disconnect', (reason) => handlers.disconnected(signal, String(reason)));
+    const ack: JoinResult = await signal.request('join', options.metadata ? { metadata: options.metadata } : {});
+    handlers.joined(signal, ack);
+    const waiting = beforeJoin;
+    beforeJoin = null;
+    for (const run of waiting) run();
+  } catch (error) {
+    signal.close();
+    throw SwitchboardError.from(error);
+  }
+}

@@ -1,0 +1,70 @@
+import type { Metadata, RoomMode } from '../../protocol/events.js';
+import type { DataInfo, DataPayload } from './DataEnvelope.js';
+import type { SwitchboardError } from './errors.js';
+import type { RemoteParticipant } from './Participant.js';
+import type { ReconnectPolicy } from './ReconnectPolicy.js';
+
+/** Room events, as a string enum (LiveKit's style); listener signatures are in RoomEventCallbacks. */
+export enum RoomEvent {
+  ParticipantJoined = 'participantJoined',
+  ParticipantLeft = 'participantLeft',
+  ParticipantUpdated = 'participantUpdated',
+  TrackSubscribed = 'trackSubscribed',
+  TrackUnsubscribed = 'trackUnsubscribed',
+  Data = 'data',
+  ModeChanged = 'modeChanged',
+  MutedByAdmin = 'mutedByAdmin',
+  ConnectionStateChanged = 'connectionStateChanged',
+  Error = 'error',
+}
+
+export enum ConnectionState {
+  Connecting = 'connecting',
+  Connected = 'connected',
+  Reconnecting = 'reconnecting',
+  Disconnected = 'disconnected',
+}
+
+export interface RoomEventCallbacks {
+  participantJoined: (participant: RemoteParticipant) => void;
+  participantLeft: (participant: RemoteParticipant) => void;
+  participantUpdated: (participant: RemoteParticipant) => void;
+  trackSubscribed: (track: MediaStreamTrack, participant: RemoteParticipant, stream: MediaStream | undefined) => void;
+  trackUnsubscribed: (track: MediaStreamTrack, participant: RemoteParticipant) => void;
+  data: (payload: DataPayload, participant: RemoteParticipant, info: DataInfo) => void;
+  modeChanged: (mode: RoomMode, reason: string) => void;
+  /** A room admin muted (or unmuted) this client's audio or video; the SDK disabled (re-enabled) those tracks. */
+  mutedByAdmin: (kind: 'audio' | 'video', muted: boolean) => void;
+  connectionStateChanged: (state: ConnectionState) => void;
+  error: (error: SwitchboardError) => void;
+}
+
+/** A WebRTC implementation: the browser's by default, @roamhq/wrtc in Node. */
+export interface WebRtcImplementation {
+  RTCPeerConnection: typeof RTCPeerConnection;
+}
+
+export interface RoomOptions {
+  /** Inject a WebRTC implementation (Node bots: `import wrtc from '@roamhq/wrtc'`). */
+  webrtc?: WebRtcImplementation;
+  /** Relay every connection through TURN (iceTransportPolicy "relay"). */
+  forceRelay?: boolean;
+  /** Reconnect schedule after a signaling drop; null never reconnects. */
+  reconnectPolicy?: ReconnectPolicy | null;
+  /** Called before each reconnect attempt for a fresh token (long sessions). */
+  tokenRefresher?: () => Promise<string>;
+  /** Metadata announced on join. */
+  metadata?: Metadata;
+  /** Timeout of each request to the server, ms (default 10000). */
+  requestTimeoutMs?: number;
+  /** Interval of the quality summary sent to the server, ms (default 10000; 0 disables). */
+  statsIntervalMs?: number;
+  /** Extra socket.io-client options (for example transports). */
+  socketOptions?: Record<string, unknown>;
+  /**
+   * How long a migration may keep the old topology before closing it anyway, ms (default
+   * 30000). A healthy hand-over takes a second or two; the deadline is for a peer that never
+   * confirms, and closing the old path earlier only turns a slow hand-over into a black tile.
+   */
+  migrationTimeoutMs?: number;
+}
