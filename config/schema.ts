@@ -17,6 +17,10 @@ import { defaultTenantLimits, fileOnlySchema, type FileOnlyValues } from './sect
 /** Input: setting values by name, and the file's roles and tenants. Issue paths start with "settings" or "file". */
 const sourcesSchema = z.object({ settings: settingsSchema, file: fileOnlySchema });
 
+/**
+ * The Config from parsed values. zod runs it only once every value parsed, so cross-field
+ * problems are looked for then; any found is an issue and no Config is built.
+ */
 function resolveConfig({ settings, file }: { settings: ParsedSettings; file: FileOnlyValues }, ctx: z.RefinementCtx) {
   const problems = [...productionRefusals(settings), ...portRangeProblems(settings)];
   for (const { setting, message } of problems) ctx.addIssue({ code: 'custom', path: ['settings', setting], message });
@@ -62,12 +66,16 @@ function resolveConfig({ settings, file }: { settings: ParsedSettings; file: Fil
     webhooks: settings.webhooks,
     turn: {
       ...turn,
+      /** TURN_RELAY_IP, else the address mediaAddresses() found relays bind. */
       relayIp: media.turnRelayIp,
+      /** TURN_SECRET, else one generated for this run. */
       secret: secrets.turnSecret,
     },
     sfu: {
       ...sfu,
+      /** SFU_ANNOUNCED_IP, else the address mediaAddresses() found browsers reach; unset for a specific listen address. */
       announcedIp: media.sfuAnnouncedIp,
+      /** SFU_MAX_TRANSPORTS_PER_TENANT, else half the SFU port range. */
       maxTransportsPerTenant: transportsPerTenant(sfu),
     },
     /** Lines main.ts prints at boot (dev-mode generated credentials). Empty in production. */
