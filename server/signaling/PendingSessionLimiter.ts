@@ -33,7 +33,7 @@ export class PendingSessionLimiter {
       this.pending.add(session);
       session.once('close', () => this.settle(session));
     });
-    io.on('connection', (socket) => this.settle(socket.conn as unknown as EngineSocket));
+    io.on('connection', (socket) => this.settle(socket.conn));
   }
 
   /** Sessions of this address still waiting for their CONNECT (tests, diagnostics). */
