@@ -178,7 +178,18 @@ export const rtpParameters = z.strictObject({
 
 export const rtpCapabilities = z.looseObject({
   codecs: z.array(z.looseObject({ mimeType: z.string().max(64), kind: z.enum(['audio', 'video']), clockRate: z.number().int() })).max(64).optional(),
-  headerExtensions: z.array(boundedRecord(512)).max(64).optional(),
+  headerExtensions: z
+    .array(
+      z.strictObject({
+        kind: z.enum(['audio', 'video']),
+        uri: z.string().max(256),
+        preferredId: z.number().int().min(1).max(255),
+        preferredEncrypt: z.boolean().optional(),
+        direction: z.enum(['sendrecv', 'sendonly', 'recvonly', 'inactive']).optional(),
+      }),
+    )
+    .max(64)
+    .optional(),
 });
 
 export const sctpStreamParameters = z.strictObject({

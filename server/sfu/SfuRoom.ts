@@ -118,21 +118,6 @@ async function withClientParameters<T>(call: () => Promise<T>): Promise<T> {
 /** The RTP capabilities a client sends with sfu:consume, as its schema bounds them. */
 export type ClientRtpCapabilities = ClientEventPayload<'sfu:consume'>['rtp_capabilities'];
 
-/**
- * A client's capabilities as mediasoup types them, or null when a header extension lacks a
- * field mediasoup requires (mediasoup refuses such capabilities too). mediasoup checks every
- * other field itself.
- */
-function mediasoupCapabilities({ headerExtensions, ...capabilities }: ClientRtpCapabilities): ms.RtpCapabilities | null {
-  if (!headerExtensions) return capabilities;
-  const typed = headerExtensions.filter(isHeaderExtension);
-  return typed.length === headerExtensions.length ? { ...capabilities, headerExtensions: typed } : null;
-}
-
-function isHeaderExtension(extension: Record<string, unknown>): extension is ms.RtpHeaderExtension {
-  return (extension.kind === 'audio' || extension.kind === 'video') && typeof extension.uri === 'string' && typeof extension.preferredId === 'number';
-}
-
 /** Why a client's transport carries no media: its ICE/DTLS state when the wait ended. */
 export interface TransportFailure {
   peerId: string;
@@ -367,12 +352,11 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
    * A consumer of one producer of this room. One per producer and transport: asked again
    * (a client retrying after its request timeout), the same consumer answers.
    */
-  async consume(peerId: string, transportId: string, producerId: string, clientCapabilities: ClientRtpCapabilities): Promise<SfuConsumerInfo> {
+  async consume(peerId: string, transportId: string, producerId: string, rtpCapabilities: ClientRtpCapabilities): Promise<SfuConsumerInfo> {
     const peer = this.existingPeer(peerId);
     const transport = peer.transport(transportId);
     if (!this.hasProducer(producerId, 'media')) throw new AppError('not_found', 'no such producer in this room');
-    const rtpCapabilities = mediasoupCapabilities(clientCapabilities);
-    if (!rtpCapabilities || !this.canConsume(producerId, rtpCapabilities)) throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
+    if (!this.canConsume(producerId, rtpCapabilities)) throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
     const key = `consume:${transportId}:${producerId}`;
     return peer.once(key, () =>
       peer.withSlot('consumers', this.config.maxConsumersPerPeer, async () => {

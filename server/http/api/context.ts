@@ -8,11 +8,7 @@ import type { Store } from '../../store/Store.js';
 import type { WebhookDispatcher } from '../../webhooks/WebhookDispatcher.js';
 import type { ApiRateLimits } from './rateLimits.js';
 
-/**
- * What the API handlers use. createServer builds the HTTP app before the Socket.IO services
- * that attach to its server, so handlers read these members at request time (createServer
- * passes getters); never copy them out at mount time.
- */
+/** What the API handlers use: the services createServer built before mounting the API. */
 export interface ApiContext {
   readonly config: Readonly<Config>;
   readonly logger: Logger;
