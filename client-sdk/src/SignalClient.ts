@@ -1,12 +1,15 @@
 import { io, type Socket } from 'socket.io-client';
-import type { AckResponse, ClientToServerEvents, ServerToClientEvents } from '../../protocol/events.js';
+import type {
+  AckResponse,
+  ClientEventAck,
+  ClientEventName,
+  ClientEventRequest,
+  ClientToServerEvents,
+  ServerToClientEvents,
+} from '../../protocol/events.js';
 import { SwitchboardError } from './errors.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-
-type AckOf<E extends keyof ClientToServerEvents> = Parameters<ClientToServerEvents[E]>[1] extends (response: infer R) => void ? R : never;
-type ResultOf<E extends keyof ClientToServerEvents> = Extract<AckOf<E>, { ok: true }>;
-type PayloadOf<E extends keyof ClientToServerEvents> = Parameters<ClientToServerEvents[E]>[0];
 
 export interface SignalClientOptions {
   requestTimeoutMs: number;
@@ -61,19 +64,20 @@ export class SignalClient {
   }
 
   /** Sends a request and resolves with the ack's result; rejects with a SwitchboardError. */
-  async request<E extends keyof ClientToServerEvents>(event: E, payload: PayloadOf<E>): Promise<ResultOf<E>> {
+  async request<E extends ClientEventName>(event: E, payload: ClientEventRequest<E>): Promise<{ ok: true } & ClientEventAck<E>> {
     if (!this.socket.connected) throw new SwitchboardError('not_connected', 'signaling is not connected');
-    let response: AckResponse<object>;
+    let response: AckResponse<ClientEventAck<E>>;
     try {
+      // socket.io-client's typed emitWithAck cannot resolve a generic event's ack; this is the same call, typed from the ack map.
       const emitter = this.socket.timeout(this.options.requestTimeoutMs) as unknown as {
-        emitWithAck(event: string, payload: unknown): Promise<AckResponse<object>>;
+        emitWithAck(event: E, payload: ClientEventRequest<E>): Promise<AckResponse<ClientEventAck<E>>>;
       };
       response = await emitter.emitWithAck(event, payload);
     } catch {
       throw new SwitchboardError('timeout', `no answer to ${event}`);
     }
     if (!response.ok) throw SwitchboardError.from(response.error, 'internal');
-    return response as ResultOf<E>;
+    return response;
   }
 
   close(): void {
