@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SigningKey } from './sections/auth.js';
 import type { ParsedSettings } from './sections/index.js';
+import { selectedStore } from './sections/store.js';
 import { sha256Hex, type DeclaredTenant } from './sections/tenants.js';
 
 const randomSecret = (): string => randomBytes(32).toString('base64url');
@@ -17,7 +18,8 @@ export interface BootstrappedSecrets {
 
 /**
  * Outside production, generates what is unset: a signing key "dev", the admin API key, and,
- * without MongoDB or declared tenants, a tenant "dev"; bootNotices tell how to use them.
+ * on the in-memory store without declared tenants, a tenant "dev" (a persistent store keeps the
+ * first run's); bootNotices tell how to use them.
  * An unset TURN secret is generated in every mode (production refuses to start without one
  * while TURN is on, productionRefusals), so TURN credentials are never signed with a known value.
  */
@@ -44,7 +46,7 @@ export function bootstrapSecrets(
     bootNotices.push(`dev mode: ADMIN_API_KEY=${adminApiKey}`);
   }
 
-  if (tenants.length === 0 && !store.mongodbUri && development) {
+  if (tenants.length === 0 && selectedStore(store) === 'memory' && development) {
     const apiSecret = randomSecret();
     tenants.push({ tenant_id: 'dev', name: 'Development tenant', api_key: 'dev', api_secret_sha256: sha256Hex(apiSecret) });
     bootNotices.push(`dev mode: tenant "dev" with api_key=dev api_secret=${apiSecret}`);

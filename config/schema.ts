@@ -7,11 +7,11 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { bootstrapSecrets } from './bootstrap.js';
-import { portRangeProblems, productionRefusals } from './checks.js';
+import { portRangeProblems, productionRefusals, storeSelectionProblems } from './checks.js';
 import { mediaAddresses } from './mediaAddresses.js';
 import { settingsSchema, type ParsedSettings } from './sections/index.js';
 import { transportsPerTenant } from './sections/sfu.js';
-import { staleAfterMs } from './sections/store.js';
+import { selectedStore, staleAfterMs } from './sections/store.js';
 import { defaultTenantLimits, fileOnlySchema, type FileOnlyValues } from './sections/tenants.js';
 
 /** Input: setting values by name, and the file's roles and tenants. Issue paths start with "settings" or "file". */
@@ -22,7 +22,7 @@ const sourcesSchema = z.object({ settings: settingsSchema, file: fileOnlySchema 
  * problems are looked for then; any found is an issue and no Config is built.
  */
 function resolveConfig({ settings, file }: { settings: ParsedSettings; file: FileOnlyValues }, ctx: z.RefinementCtx) {
-  const problems = [...productionRefusals(settings), ...portRangeProblems(settings)];
+  const problems = [...productionRefusals(settings), ...storeSelectionProblems(settings), ...portRangeProblems(settings)];
   for (const { setting, message } of problems) ctx.addIssue({ code: 'custom', path: ['settings', setting], message });
   if (problems.length > 0) return z.NEVER;
 
@@ -54,7 +54,11 @@ function resolveConfig({ settings, file }: { settings: ParsedSettings; file: Fil
     /** Tenants from CONFIG_FILE (or development's "dev" tenant). */
     tenants: secrets.tenants,
     defaultTenantLimits: defaultTenantLimits(settings),
-    store: settings.store,
+    store: {
+      ...settings.store,
+      /** STORE, else mongodb with MONGODB_URI, else redis with REDIS_URL, else memory. */
+      kind: selectedStore(settings.store),
+    },
     sessions: {
       ...settings.sessions,
       /** An open session not seen for this long is taken as lost. */

@@ -138,6 +138,38 @@ describe('config', () => {
     expect(text).to.include('SIGNING_KEYS').and.include('TURN_SECRET').and.include('CORS_ORIGINS');
   });
 
+  it('selects the store: STORE, else MongoDB with MONGODB_URI, else Redis with REDIS_URL, else memory', () => {
+    const mongo = 'mongodb://127.0.0.1:27017/sb';
+    const redis = 'redis://127.0.0.1:6379/0';
+    expect(loadConfig({}).store.kind).to.equal('memory');
+    expect(loadConfig({ MONGODB_URI: mongo }).store.kind).to.equal('mongodb');
+    expect(loadConfig({ REDIS_URL: redis }).store).to.deep.include({ kind: 'redis', redisUrl: redis });
+    expect(loadConfig({ REDIS_URL: 'rediss://user:pw@cache.example.com:6380' }).store.kind).to.equal('redis');
+    expect(loadConfig({ MONGODB_URI: mongo, REDIS_URL: redis }).store.kind).to.equal('mongodb');
+    expect(loadConfig({ STORE: 'redis', MONGODB_URI: mongo, REDIS_URL: redis }).store.kind).to.equal('redis');
+    expect(loadConfig({ STORE: 'memory', REDIS_URL: redis }).store.kind).to.equal('memory');
+    // Development's generated "dev" tenant only on the in-memory store: a persistent one keeps the first run's.
+    expect(loadConfig({ REDIS_URL: redis }).tenants).to.deep.equal([]);
+    expect(loadConfig({ STORE: 'memory', REDIS_URL: redis }).tenants.map((t) => t.tenant_id)).to.deep.equal(['dev']);
+  });
+
+  it('reports a STORE without its URL, an unknown STORE and a REDIS_URL that is not redis:// or rediss://', () => {
+    expect(problemsOf({ STORE: 'redis' })).to.deep.equal(['STORE: redis needs REDIS_URL (redis:// or rediss://)']);
+    expect(problemsOf({ STORE: 'mongodb', REDIS_URL: 'redis://127.0.0.1:6379' })).to.deep.equal(['STORE: mongodb needs MONGODB_URI (mongodb:// or mongodb+srv://)']);
+    expect(problemsOf({ STORE: 'postgres' }).join('\n')).to.match(/^STORE: must be one of memory, mongodb, redis$/);
+    expect(problemsOf({ REDIS_URL: 'http://127.0.0.1:6379' }).join('\n')).to.include('REDIS_URL: must start with redis:// or rediss://');
+  });
+
+  it('refuses production on the in-memory store when REDIS_URL is set', () => {
+    const production = { NODE_ENV: 'production', SIGNING_KEYS: KEY, TURN_ENABLED: 'false', CORS_ORIGINS: 'https://a.example.com' };
+    const refused = problemsOf({ ...production, REDIS_URL: 'redis://127.0.0.1:6379', STORE: 'memory' });
+    expect(refused).to.have.length(1);
+    expect(refused[0]).to.match(/^STORE: memory is not allowed when NODE_ENV=production and REDIS_URL is set/);
+    expect(loadConfig({ ...production, REDIS_URL: 'redis://127.0.0.1:6379' }).store.kind).to.equal('redis');
+    // Without REDIS_URL production may still run on memory, as before.
+    expect(loadConfig({ ...production, STORE: 'memory' }).store.kind).to.equal('memory');
+  });
+
   it('refuses short or duplicate signing keys without echoing the secret', () => {
     const text = problemsOf({ SIGNING_KEYS: 'a:tooshortsecret,a:0123456789abcdef0123456789abcdef' }).join('\n');
     expect(text).to.include('at least 32 bytes').and.include('appears twice');
