@@ -1,6 +1,7 @@
 /**
- * The persistence contract. Two implementations share one contract suite
- * (test/store/contract.ts): MemoryStore (embedded default) and MongoStore (MONGODB_URI).
+ * The persistence contract. Three implementations share one contract suite
+ * (test/store/contract.ts): MemoryStore (embedded default), MongoStore (MONGODB_URI) and
+ * RedisStore (REDIS_URL).
  * Every method is scoped by tenant where the data belongs to a tenant, so tenant
  * isolation is enforced here and not left to callers' filters.
  * Records hold hashes, never API secrets or tokens.
@@ -202,7 +203,7 @@ export function settledSession(session: SessionRecord, stale: Date): SessionReco
 }
 
 export interface Store {
-  readonly kind: 'memory' | 'mongo';
+  readonly kind: 'memory' | 'mongo' | 'redis';
   readonly tenants: TenantStore;
   readonly rooms: RoomStore;
   readonly tokens: TokenStore;

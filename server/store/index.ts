@@ -1,6 +1,7 @@
 import type { Config } from '../../config/index.js';
 import type { Logger } from '../logger.js';
 import { MemoryStore } from './MemoryStore.js';
+import { RedisStore } from './RedisStore.js';
 import type { Store, StoreOptions } from './Store.js';
 
 export type * from './Store.js';
@@ -11,12 +12,24 @@ export function storeOptionsOf(config: Pick<Config, 'auth' | 'sessions'>): Requi
   return { tokenGraceMs: config.auth.clockToleranceS * 1000, sessionStaleMs: config.sessions.staleAfterMs };
 }
 
-/** MongoDB when MONGODB_URI is set, else the in-memory store. mongoose loads only when used. */
+/**
+ * The store config.store.kind names (STORE, else MongoDB with MONGODB_URI, else Redis with
+ * REDIS_URL, else in memory); the config has checked that the chosen store's URL is set.
+ * mongoose loads only when used. The Redis store is imported statically: its errors are then
+ * the server's AppError under any loader (tsx loads a test's static imports as CommonJS and
+ * dynamic ones as ESM, two module instances).
+ */
 export async function createStore(config: Pick<Config, 'store' | 'auth' | 'sessions'>, logger?: Logger): Promise<Store> {
   const options = storeOptionsOf(config);
-  if (config.store.mongodbUri) {
+  const { kind, mongodbUri, redisUrl } = config.store;
+  if (kind === 'mongodb') {
+    if (!mongodbUri) throw new Error('[createStore] STORE=mongodb needs MONGODB_URI');
     const { MongoStore } = await import('./MongoStore.js');
-    return new MongoStore(config.store.mongodbUri, { ...options, logger });
+    return new MongoStore(mongodbUri, { ...options, logger });
+  }
+  if (kind === 'redis') {
+    if (!redisUrl) throw new Error('[createStore] STORE=redis needs REDIS_URL');
+    return new RedisStore(redisUrl, { ...options, logger });
   }
   return new MemoryStore(options);
 }
