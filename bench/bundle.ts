@@ -114,12 +114,37 @@ export async function runBundle(ctx: BenchContext): Promise<Section> {
 export function renderBundle(result: BundleResult, meta: RenderMeta): Section {
   const withSfu = [...result.core, ...result.lazy];
   const rows: string[][] = [
-    ['core ESM (entry + static chunks)', result.core.map((f) => `\`${f.file}\``).join(', '), kb(total(result.core, 'min')), kb(total(result.core, 'gzip')), kb(total(result.core, 'brotli'))],
-    ['lazy SFU chunk (mediasoup-client)', result.lazy.map((f) => `\`${f.file}\``).join(', '), kb(total(result.lazy, 'min')), kb(total(result.lazy, 'gzip')), kb(total(result.lazy, 'brotli'))],
+    [
+      'core ESM (entry + static chunks)',
+      result.core.map((f) => `\`${f.file}\``).join(', '),
+      kb(total(result.core, 'min')),
+      kb(total(result.core, 'gzip')),
+      kb(total(result.core, 'brotli')),
+    ],
+    [
+      'lazy SFU chunk (mediasoup-client)',
+      result.lazy.map((f) => `\`${f.file}\``).join(', '),
+      kb(total(result.lazy, 'min')),
+      kb(total(result.lazy, 'gzip')),
+      kb(total(result.lazy, 'brotli')),
+    ],
     ['core + SFU chunk', '', kb(total(withSfu, 'min')), kb(total(withSfu, 'gzip')), kb(total(withSfu, 'brotli'))],
-    ['IIFE (one file, mediasoup-client included)', `\`${result.iife.file}\``, kb(result.iife.min), kb(result.iife.gzip), kb(result.iife.brotli)],
+    [
+      'IIFE (one file, mediasoup-client included)',
+      `\`${result.iife.file}\``,
+      kb(result.iife.min),
+      kb(result.iife.gzip),
+      kb(result.iife.brotli),
+    ],
   ];
-  if (result.socketIoClient) rows.push(['reference: socket.io-client alone', `\`${result.socketIoClient.file}\``, kb(result.socketIoClient.min), kb(result.socketIoClient.gzip), kb(result.socketIoClient.brotli)]);
+  if (result.socketIoClient)
+    rows.push([
+      'reference: socket.io-client alone',
+      `\`${result.socketIoClient.file}\``,
+      kb(result.socketIoClient.min),
+      kb(result.socketIoClient.gzip),
+      kb(result.socketIoClient.brotli),
+    ]);
   const headline: HeadlineRow[] = [
     {
       metric: 'SDK core ESM min+gzip KiB (baseline: socket.io-client alone)',
@@ -129,7 +154,14 @@ export function renderBundle(result: BundleResult, meta: RenderMeta): Section {
       target: '',
       verdict: '',
     },
-    { metric: 'SDK core + mediasoup-client chunk min+gzip KiB', baseline: '', switchboard: fmt(total(withSfu, 'gzip') / 1024), ratio: '', target: '', verdict: '' },
+    {
+      metric: 'SDK core + mediasoup-client chunk min+gzip KiB',
+      baseline: '',
+      switchboard: fmt(total(withSfu, 'gzip') / 1024),
+      ratio: '',
+      target: '',
+      verdict: '',
+    },
     { metric: 'SDK IIFE min+gzip KiB', baseline: '', switchboard: fmt(result.iife.gzip / 1024), ratio: '', target: '', verdict: '' },
   ];
   const lines = [
@@ -137,5 +169,14 @@ export function renderBundle(result: BundleResult, meta: RenderMeta): Section {
     '',
     markdownTable(['part', 'files', 'min', 'min+gzip', 'min+brotli'], rows),
   ];
-  return { name: 'bundle', title: '6. SDK bundle size', machine: { ...meta.machine, pinning: 'no server involved (file sizes)' }, wallS: meta.wallS, headline, markdown: lines.join('\n'), plots: [], data: result };
+  return {
+    name: 'bundle',
+    title: '6. SDK bundle size',
+    machine: { ...meta.machine, pinning: 'no server involved (file sizes)' },
+    wallS: meta.wallS,
+    headline,
+    markdown: lines.join('\n'),
+    plots: [],
+    data: result,
+  };
 }

@@ -49,7 +49,17 @@ export interface DensityOptions {
 
 export function densityOptions(smoke: boolean): DensityOptions {
   // 20 clients in the runner's process, 40 split over 2 child generators: both paths stay tested.
-  if (smoke) return { sizes: [20, 40], roomSize: 4, concurrency: 10, sources: 2, settleMs: 100, freshServers: false, profileClients: 0, clientsPerProcess: 20 };
+  if (smoke)
+    return {
+      sizes: [20, 40],
+      roomSize: 4,
+      concurrency: 10,
+      sources: 2,
+      settleMs: 100,
+      freshServers: false,
+      profileClients: 0,
+      clientsPerProcess: 20,
+    };
   return {
     sizes: envList('BENCH_DENSITY_SIZES', [5000, 10000, 20000]),
     roomSize: envNumber('BENCH_DENSITY_ROOM', 4),
@@ -90,7 +100,9 @@ export function planSize(requested: number, clientsPerProcess: number, openFiles
 
 /** A size as printed: the clients connected, and why when it is not the size asked for. */
 export function sizeLabel(result: { size: number; requested?: number }, openFilesLimit: number | undefined): string {
-  return result.requested === undefined ? String(result.size) : `${result.size} (${result.requested} does not fit the ${openFilesLimit ?? '?'}-descriptor limit)`;
+  return result.requested === undefined
+    ? String(result.size)
+    : `${result.size} (${result.requested} does not fit the ${openFilesLimit ?? '?'}-descriptor limit)`;
 }
 
 export interface DensityMeasurement {
@@ -151,7 +163,9 @@ export async function measureDensity(
     const cpu0 = server.procCpuSeconds();
     const t0 = performance.now();
     const loadGenerators = split.length
-      ? await Promise.all(split.map(({ generator }) => generator.request<BatchReport>('connectClients', undefined, GENERATOR_CONNECT_TIMEOUT_MS)))
+      ? await Promise.all(
+          split.map(({ generator }) => generator.request<BatchReport>('connectClients', undefined, GENERATOR_CONNECT_TIMEOUT_MS)),
+        )
       : [await connectBatch(whole, sockets)];
     const t1 = performance.now();
     const cpu1 = server.procCpuSeconds();
@@ -190,7 +204,12 @@ class GeneratorPool {
     if (processes <= 1) return [];
     const missing = processes - this.started.length;
     // On the load generator's core, with the runner, when pinned.
-    if (missing > 0) this.started.push(...(await Promise.all(Array.from({ length: missing }, () => this.ctx.servers.fresh('density-clients', {}, { cpus: this.ctx.pin ? LOAD_CPUS : null })))));
+    if (missing > 0)
+      this.started.push(
+        ...(await Promise.all(
+          Array.from({ length: missing }, () => this.ctx.servers.fresh('density-clients', {}, { cpus: this.ctx.pin ? LOAD_CPUS : null })),
+        )),
+      );
     return this.started.slice(0, processes);
   }
 
@@ -218,9 +237,18 @@ export async function runDensity(ctx: BenchContext, options: DensityOptions = de
   const results: SizeResult[] = [];
   for (const requested of options.sizes) {
     const plan = planSize(requested, options.clientsPerProcess, openFilesLimit);
-    if (plan.requested !== undefined) ctx.log(`density: ${sizeLabel(plan, openFilesLimit)}: a server holds one descriptor per client besides its own, within the open-files limit it inherits from this process; measuring ${plan.size}`);
+    if (plan.requested !== undefined)
+      ctx.log(
+        `density: ${sizeLabel(plan, openFilesLimit)}: a server holds one descriptor per client besides its own, within the open-files limit it inherits from this process; measuring ${plan.size}`,
+      );
     if (results.some((r) => r.size === plan.size)) continue;
-    results.push({ size: plan.size, ...(plan.requested !== undefined ? { requested: plan.requested } : {}), processes: plan.processes, baseline: [], switchboard: [] });
+    results.push({
+      size: plan.size,
+      ...(plan.requested !== undefined ? { requested: plan.requested } : {}),
+      processes: plan.processes,
+      baseline: [],
+      switchboard: [],
+    });
   }
   const generators = new GeneratorPool(ctx);
   let profiles: { baseline: ProfileSummary; switchboard: ProfileSummary } | null = null;
@@ -232,9 +260,13 @@ export async function runDensity(ctx: BenchContext, options: DensityOptions = de
           const server = options.freshServers ? await ctx.servers.fresh(which) : await ctx.servers.get(which);
           try {
             const split = await generators.take(result.processes ?? 1);
-            const m = await measureDensity(server, which === 'baseline' ? 'bare' : 'switchboard', result.size, options, tokens, { generators: split });
+            const m = await measureDensity(server, which === 'baseline' ? 'bare' : 'switchboard', result.size, options, tokens, {
+              generators: split,
+            });
             result[which].push(m);
-            const splitNote = split.length ? `, ${split.length} generator processes (${(m.loadGenerators ?? []).map((g) => `${g.clients} in ${fmt(g.wallS)} s`).join(', ')})` : '';
+            const splitNote = split.length
+              ? `, ${split.length} generator processes (${(m.loadGenerators ?? []).map((g) => `${g.clients} in ${fmt(g.wallS)} s`).join(', ')})`
+              : '';
             ctx.log(
               `density round ${round + 1}/${ctx.rounds} ${sizeLabel(result, openFilesLimit)} clients ${which}: ${fmt(m.rssPerConn / 1024)} KiB RSS/conn, ${fmt(m.heapPerConn / 1024)} KiB heap/conn, ${fmt(m.perS)} handshakes+joins/s, ${fmt(m.perCpuS)} per CPU-s, sources ${Object.keys(m.addresses).length}${splitNote}`,
             );
@@ -251,7 +283,10 @@ export async function runDensity(ctx: BenchContext, options: DensityOptions = de
         const server = await ctx.servers.fresh(which);
         const file = join(tmpdir(), `switchboard-bench-density-${which}-${process.pid}.cpuprofile`);
         try {
-          await measureDensity(server, which === 'baseline' ? 'bare' : 'switchboard', plan.size, options, tokens, { generators: await generators.take(plan.processes), profileFile: file });
+          await measureDensity(server, which === 'baseline' ? 'bare' : 'switchboard', plan.size, options, tokens, {
+            generators: await generators.take(plan.processes),
+            profileFile: file,
+          });
           summaries[which] = summarizeProfile(file);
         } finally {
           rmSync(file, { force: true });
@@ -265,7 +300,10 @@ export async function runDensity(ctx: BenchContext, options: DensityOptions = de
   }
   // JSON has no Infinity: the limit is stored only where there is one.
   const limit = Number.isFinite(openFilesLimit) ? { openFilesLimit } : {};
-  return renderDensity({ options, results, profiles, rounds: ctx.rounds, ...limit }, { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin });
+  return renderDensity(
+    { options, results, profiles, rounds: ctx.rounds, ...limit },
+    { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin },
+  );
 }
 
 /**
@@ -274,7 +312,9 @@ export async function runDensity(ctx: BenchContext, options: DensityOptions = de
  */
 function softOpenFilesLimit(): number {
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     const soft = line ? Number(line.split(/\s{2,}/)[1]) : NaN;
     return Number.isFinite(soft) ? soft : Infinity;
   } catch {
@@ -312,14 +352,37 @@ export function renderDensity(data: DensityData, meta: RenderMeta): Section {
       rateS: summarize(s.map((m) => m.perS)),
       cpuB: summarize(b.map((m) => m.perCpuS)),
       cpuS: summarize(s.map((m) => m.perCpuS)),
-      rssRatio: ratioSummary(s.map((m) => m.rssPerConn), b.map((m) => m.rssPerConn)),
-      rateRatio: ratioSummary(s.map((m) => m.perS), b.map((m) => m.perS)),
-      cpuRatio: ratioSummary(s.map((m) => m.perCpuS), b.map((m) => m.perCpuS)),
+      rssRatio: ratioSummary(
+        s.map((m) => m.rssPerConn),
+        b.map((m) => m.rssPerConn),
+      ),
+      rateRatio: ratioSummary(
+        s.map((m) => m.perS),
+        b.map((m) => m.perS),
+      ),
+      cpuRatio: ratioSummary(
+        s.map((m) => m.perCpuS),
+        b.map((m) => m.perCpuS),
+      ),
       sources: Math.max(0, ...[...b, ...s].map((m) => Object.keys(m.addresses).length)),
     };
     const label = sizeLabel(r, data.openFilesLimit);
-    headline.push({ metric: `RSS KiB per idle client, ${label}`, baseline: fmt(out.rssB.median), switchboard: fmt(out.rssS.median), ratio: fmtSummary(out.rssRatio, 2), target: '', verdict: '' });
-    headline.push({ metric: `handshakes+joins per CPU-s, ${label}`, baseline: fmt(out.cpuB.median), switchboard: fmt(out.cpuS.median), ratio: fmtSummary(out.cpuRatio, 2), target: '', verdict: '' });
+    headline.push({
+      metric: `RSS KiB per idle client, ${label}`,
+      baseline: fmt(out.rssB.median),
+      switchboard: fmt(out.rssS.median),
+      ratio: fmtSummary(out.rssRatio, 2),
+      target: '',
+      verdict: '',
+    });
+    headline.push({
+      metric: `handshakes+joins per CPU-s, ${label}`,
+      baseline: fmt(out.cpuB.median),
+      switchboard: fmt(out.cpuS.median),
+      ratio: fmtSummary(out.cpuRatio, 2),
+      target: '',
+      verdict: '',
+    });
     rows.push([
       label,
       `${fmtSummary(out.rssB)} / ${fmtSummary(out.rssS)}`,
@@ -340,7 +403,17 @@ export function renderDensity(data: DensityData, meta: RenderMeta): Section {
   lines.push('');
   lines.push(
     markdownTable(
-      ['clients', 'RSS KiB/conn b / S', 'RSS ratio', 'heap KiB/conn b / S', 'handshakes+joins/s b / S', 'rate ratio', 'per server CPU-s b / S', 'CPU ratio', 'source addresses seen'],
+      [
+        'clients',
+        'RSS KiB/conn b / S',
+        'RSS ratio',
+        'heap KiB/conn b / S',
+        'handshakes+joins/s b / S',
+        'rate ratio',
+        'per server CPU-s b / S',
+        'CPU ratio',
+        'source addresses seen',
+      ],
       rows,
     ),
   );
@@ -369,7 +442,16 @@ export function renderDensity(data: DensityData, meta: RenderMeta): Section {
       }),
     },
   ];
-  return { name: 'density', title: '2. Connection density', machine, wallS, headline, markdown: lines.join('\n'), plots: summaries.length > 1 ? plots : [], data: { ...data, rounds } };
+  return {
+    name: 'density',
+    title: '2. Connection density',
+    machine,
+    wallS,
+    headline,
+    markdown: lines.join('\n'),
+    plots: summaries.length > 1 ? plots : [],
+    data: { ...data, rounds },
+  };
 }
 
 /** How sizes split over child load generators were measured (empty when none was). */

@@ -49,7 +49,12 @@ export interface JoinMeasurement {
 
 let runCounter = 0;
 
-export async function measureJoin(server: ServerProcess, protocol: Protocol, options: JoinOptions, tokens: BenchTokens): Promise<JoinMeasurement> {
+export async function measureJoin(
+  server: ServerProcess,
+  protocol: Protocol,
+  options: JoinOptions,
+  tokens: BenchTokens,
+): Promise<JoinMeasurement> {
   const run = `${process.pid}-${++runCounter}`;
   const total = Math.max(1, Math.round((options.rate * options.durationMs) / 1000)) + options.warmupJoins;
   const target = { protocol, url: server.url };
@@ -125,14 +130,22 @@ export async function runJoin(ctx: BenchContext, options: JoinOptions = joinOpti
   for (let round = 0; round < ctx.rounds; round++) {
     const order = round % 2 === 0 ? (['baseline', 'switchboard'] as const) : (['switchboard', 'baseline'] as const);
     for (const which of order) {
-      const m = await measureJoin(which === 'baseline' ? baseline : switchboard, which === 'baseline' ? 'bare' : 'switchboard', options, tokens);
+      const m = await measureJoin(
+        which === 'baseline' ? baseline : switchboard,
+        which === 'baseline' ? 'bare' : 'switchboard',
+        options,
+        tokens,
+      );
       results[which].push(m);
       ctx.log(
         `join round ${round + 1}/${ctx.rounds} ${which}: ${m.joins} joins at ${fmt(m.ratePerS)}/s; connect p50 ${fmt(m.connect.p50)} p99 ${fmt(m.connect.p99)} ms; join ack p50 ${fmt(m.joinAck.p50)} p99 ${fmt(m.joinAck.p99)} ms; first signal p50 ${fmt(m.firstSignal.p50)} p99 ${fmt(m.firstSignal.p99)} ms; ${fmt(m.cpuMsPerJoin)} CPU-ms/join`,
       );
     }
   }
-  return renderJoin({ options, results, rounds: ctx.rounds }, { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin });
+  return renderJoin(
+    { options, results, rounds: ctx.rounds },
+    { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin },
+  );
 }
 
 export interface JoinData {
@@ -161,12 +174,32 @@ export function renderJoin(data: JoinData, meta: RenderMeta): Section {
         results.baseline.map((m) => pick(m)[q]),
       );
       rows.push([stage, q, fmtSummary(b), fmtSummary(s), fmtSummary(r, 2)]);
-      if (stage === 'first relayed signal') headline.push({ metric: `join -> first signal ${q} ms at ${options.rate}/s`, baseline: fmt(b.median), switchboard: fmt(s.median), ratio: fmtSummary(r, 2), target: '', verdict: '' });
+      if (stage === 'first relayed signal')
+        headline.push({
+          metric: `join -> first signal ${q} ms at ${options.rate}/s`,
+          baseline: fmt(b.median),
+          switchboard: fmt(s.median),
+          ratio: fmtSummary(r, 2),
+          target: '',
+          verdict: '',
+        });
     }
   }
   const cpuB = summarize(results.baseline.map((m) => m.cpuMsPerJoin));
   const cpuS = summarize(results.switchboard.map((m) => m.cpuMsPerJoin));
-  rows.push(['server CPU per newcomer (ms)', '', fmtSummary(cpuB), fmtSummary(cpuS), fmtSummary(ratioSummary(results.switchboard.map((m) => m.cpuMsPerJoin), results.baseline.map((m) => m.cpuMsPerJoin)), 2)]);
+  rows.push([
+    'server CPU per newcomer (ms)',
+    '',
+    fmtSummary(cpuB),
+    fmtSummary(cpuS),
+    fmtSummary(
+      ratioSummary(
+        results.switchboard.map((m) => m.cpuMsPerJoin),
+        results.baseline.map((m) => m.cpuMsPerJoin),
+      ),
+      2,
+    ),
+  ]);
 
   const lines: string[] = [];
   lines.push(
@@ -175,6 +208,17 @@ export function renderJoin(data: JoinData, meta: RenderMeta): Section {
   lines.push('');
   lines.push(markdownTable(['stage (cumulative)', 'percentile', 'bare Socket.IO ms', 'Switchboard ms', 'ratio'], rows));
   lines.push('');
-  lines.push("No numeric target is set for join latency; the ratio shows what authentication, room admission and the join ack's contents (the peers, the ICE servers) add to a join. TURN and the SFU are off in this benchmark.");
-  return { name: 'join', title: '3. Join latency', machine: meta.machine, wallS: meta.wallS, headline, markdown: lines.join('\n'), plots: [], data: { ...data, rounds } };
+  lines.push(
+    "No numeric target is set for join latency; the ratio shows what authentication, room admission and the join ack's contents (the peers, the ICE servers) add to a join. TURN and the SFU are off in this benchmark.",
+  );
+  return {
+    name: 'join',
+    title: '3. Join latency',
+    machine: meta.machine,
+    wallS: meta.wallS,
+    headline,
+    markdown: lines.join('\n'),
+    plots: [],
+    data: { ...data, rounds },
+  };
 }

@@ -40,7 +40,17 @@ export interface RelayOptions {
 }
 
 export function relayOptions(smoke: boolean): RelayOptions {
-  if (smoke) return { roomSizes: [2, 6], payloads: [300, 3000], warmupMs: 50, throughputMs: 300, inFlight: 16, latencyRate: 200, latencyMs: 200, profileMs: 0 };
+  if (smoke)
+    return {
+      roomSizes: [2, 6],
+      payloads: [300, 3000],
+      warmupMs: 50,
+      throughputMs: 300,
+      inFlight: 16,
+      latencyRate: 200,
+      latencyMs: 200,
+      profileMs: 0,
+    };
   return {
     roomSizes: envList('BENCH_RELAY_ROOMS', [2, 6]),
     payloads: envList('BENCH_RELAY_PAYLOADS', [300, 3000]),
@@ -143,7 +153,10 @@ async function joinRoom(server: ServerProcess, protocol: Protocol, size: number,
   try {
     for (let i = 0; i < size; i++) clients.push(await connectAndJoin({ protocol, url: server.url }, room, tokens));
   } catch (error) {
-    await closeClients(clients.map((c) => c.socket), 0);
+    await closeClients(
+      clients.map((c) => c.socket),
+      0,
+    );
     throw error;
   }
   return clients;
@@ -185,7 +198,14 @@ async function openLoop(driver: RelayDriver, size: number, rate: number, duratio
   });
 }
 
-export async function measureRelay(server: ServerProcess, protocol: Protocol, size: number, payloadBytes: number, options: RelayOptions, tokens: BenchTokens): Promise<RelayMeasurement> {
+export async function measureRelay(
+  server: ServerProcess,
+  protocol: Protocol,
+  size: number,
+  payloadBytes: number,
+  options: RelayOptions,
+  tokens: BenchTokens,
+): Promise<RelayMeasurement> {
   const clients = await joinRoom(server, protocol, size, tokens);
   try {
     const payloads = new PayloadFactory(payloadBytes, (clients[1] as JoinedClient).id);
@@ -258,7 +278,12 @@ export async function measureSignalLatency(
 }
 
 /** A CPU profile of the server during the closed loop (room of 2, smallest payload). */
-async function profileServer(server: ServerProcess, protocol: Protocol, options: RelayOptions, tokens: BenchTokens): Promise<ProfileSummary> {
+async function profileServer(
+  server: ServerProcess,
+  protocol: Protocol,
+  options: RelayOptions,
+  tokens: BenchTokens,
+): Promise<ProfileSummary> {
   const clients = await joinRoom(server, protocol, 2, tokens);
   const file = join(tmpdir(), `switchboard-bench-${protocol}-${process.pid}.cpuprofile`);
   try {
@@ -290,7 +315,8 @@ export async function runRelay(ctx: BenchContext, options: RelayOptions = relayO
   const tokens = new BenchTokens();
   const [baseline, switchboard] = await Promise.all([ctx.servers.get('baseline'), ctx.servers.get('switchboard')]);
   const cases: CaseResult[] = [];
-  for (const size of options.roomSizes) for (const payload of options.payloads) cases.push({ size, payload, baseline: [], switchboard: [] });
+  for (const size of options.roomSizes)
+    for (const payload of options.payloads) cases.push({ size, payload, baseline: [], switchboard: [] });
 
   for (let round = 0; round < ctx.rounds; round++) {
     for (const c of cases) {
@@ -308,9 +334,15 @@ export async function runRelay(ctx: BenchContext, options: RelayOptions = relayO
 
   let profiles: { baseline: ProfileSummary; switchboard: ProfileSummary } | null = null;
   if (options.profileMs > 0) {
-    profiles = { baseline: await profileServer(baseline, 'bare', options, tokens), switchboard: await profileServer(switchboard, 'switchboard', options, tokens) };
+    profiles = {
+      baseline: await profileServer(baseline, 'bare', options, tokens),
+      switchboard: await profileServer(switchboard, 'switchboard', options, tokens),
+    };
   }
-  return renderRelay({ options, cases, profiles, rounds: ctx.rounds }, { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin });
+  return renderRelay(
+    { options, cases, profiles, rounds: ctx.rounds },
+    { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin },
+  );
 }
 
 export interface RelayData {
@@ -330,8 +362,14 @@ export function renderRelay(data: RelayData, meta: RenderMeta): Section {
   const missed: string[] = [];
   const summaries = cases.map((c) => {
     const get = (list: RelayMeasurement[], f: (m: RelayMeasurement) => number): number[] => list.map(f);
-    const tput = ratioSummary(get(c.switchboard, (m) => m.perCpuS), get(c.baseline, (m) => m.perCpuS));
-    const p99 = ratioSummary(get(c.switchboard, (m) => m.latency.p99), get(c.baseline, (m) => m.latency.p99));
+    const tput = ratioSummary(
+      get(c.switchboard, (m) => m.perCpuS),
+      get(c.baseline, (m) => m.perCpuS),
+    );
+    const p99 = ratioSummary(
+      get(c.switchboard, (m) => m.latency.p99),
+      get(c.baseline, (m) => m.latency.p99),
+    );
     const label = `room ${c.size}, ${c.payload >= 1000 ? `${c.payload / 1000} KB` : `${c.payload} B`}`;
     const s = {
       label,
@@ -361,8 +399,22 @@ export function renderRelay(data: RelayData, meta: RenderMeta): Section {
     const p99Verdict = verdict(p99.median, 1.2, 'atMost');
     if (tputVerdict === 'missed') missed.push(`throughput per CPU-second in ${label} (${fmtRatio(tput.median)})`);
     if (p99Verdict === 'missed') missed.push(`p99 latency in ${label} (${fmtRatio(p99.median)})`);
-    headline.push({ metric: `relay msg/CPU-s, ${label}`, baseline: fmt(s.baselineCpu.median), switchboard: fmt(s.switchboardCpu.median), ratio: fmtSummary(tput, 2), target: '>= 0.85', verdict: tputVerdict });
-    headline.push({ metric: `relay p99 ms, ${label}`, baseline: fmt(s.baselineP99.median), switchboard: fmt(s.switchboardP99.median), ratio: fmtSummary(p99, 2), target: '<= 1.2', verdict: p99Verdict });
+    headline.push({
+      metric: `relay msg/CPU-s, ${label}`,
+      baseline: fmt(s.baselineCpu.median),
+      switchboard: fmt(s.switchboardCpu.median),
+      ratio: fmtSummary(tput, 2),
+      target: '>= 0.85',
+      verdict: tputVerdict,
+    });
+    headline.push({
+      metric: `relay p99 ms, ${label}`,
+      baseline: fmt(s.baselineP99.median),
+      switchboard: fmt(s.switchboardP99.median),
+      ratio: fmtSummary(p99, 2),
+      target: '<= 1.2',
+      verdict: p99Verdict,
+    });
     rows.push([
       label,
       String(s.bytes),
@@ -381,12 +433,30 @@ export function renderRelay(data: RelayData, meta: RenderMeta): Section {
 
   const lines: string[] = [];
   lines.push(
-    `Each case, each round: fresh clients join a room on each server (order alternating by round), then (a) an open loop sends ${options.latencyRate} signals/s in total for ${options.latencyMs / 1000} s after a ${options.warmupMs} ms warm-up (latency: send -> relayed \`signal\` at the target), and (b) a closed loop keeps ${options.inFlight} signals in flight per room for ${options.throughputMs / 1000} s after a ${options.warmupMs} ms warm-up (throughput). Every signal carries an ack on both servers, as the SDK sends them. Switchboard runs its full path (per-socket rate limit, payload check: the hand-written \`signal\` shape check, zod for anything it does not take, grant checks, metrics, pino at info to /dev/null); its limits are raised so they never cap the measurement (${Object.entries(RAISED_LIMITS).map(([k, v]) => `${k}=${v}`).join(', ')}); refused acks are counted below. The baseline is a bare Socket.IO ${'4.8'} relay: \`socket.on('signal', (m, ack) => { io.to(m.to).emit('signal', {from, ...}); ack({ ok: true }) })\`, no auth, no checks. ${rounds} rounds; figures are the median with the range (min–max) across rounds; a ratio is the ratio of the two medians, with the range of the per-round ratios (each round measures both servers back to back).`,
+    `Each case, each round: fresh clients join a room on each server (order alternating by round), then (a) an open loop sends ${options.latencyRate} signals/s in total for ${options.latencyMs / 1000} s after a ${options.warmupMs} ms warm-up (latency: send -> relayed \`signal\` at the target), and (b) a closed loop keeps ${options.inFlight} signals in flight per room for ${options.throughputMs / 1000} s after a ${options.warmupMs} ms warm-up (throughput). Every signal carries an ack on both servers, as the SDK sends them. Switchboard runs its full path (per-socket rate limit, payload check: the hand-written \`signal\` shape check, zod for anything it does not take, grant checks, metrics, pino at info to /dev/null); its limits are raised so they never cap the measurement (${Object.entries(
+      RAISED_LIMITS,
+    )
+      .map(([k, v]) => `${k}=${v}`)
+      .join(
+        ', ',
+      )}); refused acks are counted below. The baseline is a bare Socket.IO ${'4.8'} relay: \`socket.on('signal', (m, ack) => { io.to(m.to).emit('signal', {from, ...}); ack({ ok: true }) })\`, no auth, no checks. ${rounds} rounds; figures are the median with the range (min–max) across rounds; a ratio is the ratio of the two medians, with the range of the per-round ratios (each round measures both servers back to back).`,
   );
   lines.push('');
   lines.push(
     markdownTable(
-      ['case', 'payload bytes (JSON)', 'baseline msg/CPU-s', 'Switchboard msg/CPU-s', 'ratio (target >= 0.85)', 'msg/s wall b / S', 'server CPU % b / S', 'p50 ms b / S', 'p99 ms b / S', 'p99 ratio (target <= 1.2)', 'GC pauses in the latency window, count (longest ms) b / S'],
+      [
+        'case',
+        'payload bytes (JSON)',
+        'baseline msg/CPU-s',
+        'Switchboard msg/CPU-s',
+        'ratio (target >= 0.85)',
+        'msg/s wall b / S',
+        'server CPU % b / S',
+        'p50 ms b / S',
+        'p99 ms b / S',
+        'p99 ratio (target <= 1.2)',
+        'GC pauses in the latency window, count (longest ms) b / S',
+      ],
       rows,
     ),
   );
@@ -403,7 +473,9 @@ export function renderRelay(data: RelayData, meta: RenderMeta): Section {
   else lines.push('**All relay targets met.**');
   if (profiles) {
     lines.push('');
-    lines.push(`### Where the server CPU goes (V8 CPU profile of each server, room of 2, ${options.payloads[0]} B, closed loop, ${options.profileMs / 1000} s)`);
+    lines.push(
+      `### Where the server CPU goes (V8 CPU profile of each server, room of 2, ${options.payloads[0]} B, closed loop, ${options.profileMs / 1000} s)`,
+    );
     lines.push('');
     lines.push(profileMarkdown(profiles.baseline, profiles.switchboard));
   }
@@ -417,11 +489,30 @@ export function renderRelay(data: RelayData, meta: RenderMeta): Section {
         yLabel: 'relayed messages / CPU-s',
         categories: summaries.map((s) => s.label),
         series: [
-          { name: 'bare Socket.IO', values: summaries.map((s) => s.baselineCpu.median), mins: summaries.map((s) => s.baselineCpu.min), maxs: summaries.map((s) => s.baselineCpu.max) },
-          { name: 'Switchboard', values: summaries.map((s) => s.switchboardCpu.median), mins: summaries.map((s) => s.switchboardCpu.min), maxs: summaries.map((s) => s.switchboardCpu.max) },
+          {
+            name: 'bare Socket.IO',
+            values: summaries.map((s) => s.baselineCpu.median),
+            mins: summaries.map((s) => s.baselineCpu.min),
+            maxs: summaries.map((s) => s.baselineCpu.max),
+          },
+          {
+            name: 'Switchboard',
+            values: summaries.map((s) => s.switchboardCpu.median),
+            mins: summaries.map((s) => s.switchboardCpu.min),
+            maxs: summaries.map((s) => s.switchboardCpu.max),
+          },
         ],
       }),
     },
   ];
-  return { name: 'relay', title: '1. Signaling relay', machine, wallS, headline, markdown: lines.join('\n'), plots, data: { ...data, rounds } };
+  return {
+    name: 'relay',
+    title: '1. Signaling relay',
+    machine,
+    wallS,
+    headline,
+    markdown: lines.join('\n'),
+    plots,
+    data: { ...data, rounds },
+  };
 }

@@ -46,7 +46,12 @@ function renderStored(): void {
     const render = RENDERERS[stored.name];
     if (!render) continue;
     const storedPin = (stored.data as { pin?: boolean }).pin;
-    const meta: RenderMeta = { machine: stored.machine, wallS: stored.wallS, rounds: 0, pin: storedPin ?? /^(server|relay) on core/.test(stored.machine.pinning) };
+    const meta: RenderMeta = {
+      machine: stored.machine,
+      wallS: stored.wallS,
+      rounds: 0,
+      pin: storedPin ?? /^(server|relay) on core/.test(stored.machine.pinning),
+    };
     saveSection(render(stored.data, meta));
     console.log(`re-rendered ${stored.name}`);
   }
@@ -75,7 +80,10 @@ async function main(): Promise<void> {
       continue;
     }
     const ctx: BenchContext = { rounds: envNumber('BENCH_ROUNDS', 3), pin, smoke: false, servers: new ServerPool(pin), log };
-    const placement = name === 'topology' || name === 'bundle' ? '' : ` (${ctx.rounds} rounds${pin ? ', server on core 0, load generator on core 1' : ', not pinned'})`;
+    const placement =
+      name === 'topology' || name === 'bundle'
+        ? ''
+        : ` (${ctx.rounds} rounds${pin ? ', server on core 0, load generator on core 1' : ', not pinned'})`;
     log(`${name}: starting${placement}`);
     try {
       const section = await withAffinity(pin && bench.pinGenerator ? LOAD_CPUS : null, () => bench.run(ctx));
@@ -93,7 +101,12 @@ async function main(): Promise<void> {
   }
   if (sections.length) {
     console.log(`\nSummary (${Math.round((Date.now() - started) / 1000)} s)\n`);
-    console.log(textTable(['benchmark', ...HEADLINE_HEADER], sections.flatMap((s) => headlineRows(s.headline).map((r) => [s.name, ...r]))));
+    console.log(
+      textTable(
+        ['benchmark', ...HEADLINE_HEADER],
+        sections.flatMap((s) => headlineRows(s.headline).map((r) => [s.name, ...r])),
+      ),
+    );
     console.log('\nwrote bench/RESULTS.md and bench/results/');
   }
   const leftover = liveChildren();

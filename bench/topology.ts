@@ -83,7 +83,10 @@ async function sample(page: Page): Promise<PageSample> {
   return page.evaluate(async () => {
     const startedAt = Date.now();
     type Transport = { getStats(): Promise<RTCStatsReport> } | null;
-    const room = window.switchboardRoom as unknown as { links: Map<string, { pc: RTCPeerConnection }>; sfu: { sendTransport: Transport; recvTransport: Transport } | null };
+    const room = window.switchboardRoom as unknown as {
+      links: Map<string, { pc: RTCPeerConnection }>;
+      sfu: { sendTransport: Transport; recvTransport: Transport } | null;
+    };
     const reports: RTCStatsReport[] = [];
     for (const link of room.links.values()) reports.push(await link.pc.getStats());
     if (room.sfu?.sendTransport) reports.push(await room.sfu.sendTransport.getStats());
@@ -91,10 +94,12 @@ async function sample(page: Page): Promise<PageSample> {
     let up = 0;
     let down = 0;
     for (const report of reports) {
-      report.forEach((s: { type: string; bytesSent?: number; headerBytesSent?: number; bytesReceived?: number; headerBytesReceived?: number }) => {
-        if (s.type === 'outbound-rtp') up += (s.bytesSent ?? 0) + (s.headerBytesSent ?? 0);
-        if (s.type === 'inbound-rtp') down += (s.bytesReceived ?? 0) + (s.headerBytesReceived ?? 0);
-      });
+      report.forEach(
+        (s: { type: string; bytesSent?: number; headerBytesSent?: number; bytesReceived?: number; headerBytesReceived?: number }) => {
+          if (s.type === 'outbound-rtp') up += (s.bytesSent ?? 0) + (s.headerBytesSent ?? 0);
+          if (s.type === 'inbound-rtp') down += (s.bytesReceived ?? 0) + (s.headerBytesReceived ?? 0);
+        },
+      );
     }
     return { up, down, at: (startedAt + Date.now()) / 2 };
   });
@@ -167,10 +172,18 @@ async function createRoom(server: ServerProcess, room: string, mode: 'mesh' | 's
     headers: { authorization: `Bearer ${server.info.devApiSecret}`, 'content-type': 'application/json' },
     body: JSON.stringify({ room_id: room, mode }),
   });
-  if (response.status !== 201 && response.status !== 200) throw new Error(`POST /api/v1/rooms ${room}: ${response.status} ${await response.text()}`);
+  if (response.status !== 201 && response.status !== 200)
+    throw new Error(`POST /api/v1/rooms ${room}: ${response.status} ${await response.text()}`);
 }
 
-async function measureRoom(server: ServerProcess, pages: Pages, mode: Mode, size: number, options: TopologyOptions, tag: string): Promise<TopologyMeasurement> {
+async function measureRoom(
+  server: ServerProcess,
+  pages: Pages,
+  mode: Mode,
+  size: number,
+  options: TopologyOptions,
+  tag: string,
+): Promise<TopologyMeasurement> {
   const room = `topo-${mode}-${size}-${tag}`;
   const setupTimeoutMs = options.setupTimeoutMs + Math.max(0, size - 5) * 15_000;
   await createRoom(server, room, mode);
@@ -182,19 +195,31 @@ async function measureRoom(server: ServerProcess, pages: Pages, mode: Mode, size
     // everyone): all links negotiating at once on two cores starve the pages of their pings.
     if (mode === 'mesh' && size > 5) {
       const joined = [...list];
-      await waitUntil(async () => (await Promise.all(joined.map((p) => framesFromAll(p, joined.length - 1)))).every(Boolean), Math.max(0, setupDeadline - Date.now()), `video between the first ${joined.length} pages`, joined);
+      await waitUntil(
+        async () => (await Promise.all(joined.map((p) => framesFromAll(p, joined.length - 1)))).every(Boolean),
+        Math.max(0, setupDeadline - Date.now()),
+        `video between the first ${joined.length} pages`,
+        joined,
+      );
     }
   }
   await waitUntil(
     async () => {
-      const states = await Promise.all(list.map((p) => p.evaluate(() => ({ mode: window.switchboardRoom.mode, links: window.switchboardRoom.links.size }))));
+      const states = await Promise.all(
+        list.map((p) => p.evaluate(() => ({ mode: window.switchboardRoom.mode, links: window.switchboardRoom.links.size }))),
+      );
       return states.every((s) => s.mode === mode && s.links === (mode === 'mesh' ? size - 1 : 0));
     },
     setupTimeoutMs,
     `${size} pages in ${mode} mode`,
     list,
   );
-  await waitUntil(async () => (await Promise.all(list.map((p) => framesFromAll(p, size - 1)))).every(Boolean), setupTimeoutMs, 'video from every participant', list);
+  await waitUntil(
+    async () => (await Promise.all(list.map((p) => framesFromAll(p, size - 1)))).every(Boolean),
+    setupTimeoutMs,
+    'video from every participant',
+    list,
+  );
   await sleep(options.warmupMs);
   const before = await Promise.all(list.map(sample));
   const chrome0 = chromiumCpuSeconds();
@@ -280,7 +305,12 @@ async function measurePromotion(server: ServerProcess, pages: Pages, options: To
   await createRoom(server, room, 'auto');
   const early: Page[] = [];
   for (let i = 0; i < 4; i++) early.push(await pages.join(room, `p${i + 1}`, options.setupTimeoutMs));
-  await waitUntil(async () => (await Promise.all(early.map((p) => framesFromAll(p, 3)))).every(Boolean), options.setupTimeoutMs, 'video in the mesh of four', early);
+  await waitUntil(
+    async () => (await Promise.all(early.map((p) => framesFromAll(p, 3)))).every(Boolean),
+    options.setupTimeoutMs,
+    'video in the mesh of four',
+    early,
+  );
   await sleep(2000);
   // The baseline: the same measure with no migration, and where the CPU goes meanwhile.
   const steadyStart = cpuSnapshot(server);
@@ -290,16 +320,32 @@ async function measurePromotion(server: ServerProcess, pages: Pages, options: To
   const fifth = await pages.join(room, 'p5', options.setupTimeoutMs);
   const all = [...early, fifth];
   await waitUntil(
-    async () => (await Promise.all(all.map((p) => p.evaluate(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0)))).every(Boolean),
+    async () =>
+      (
+        await Promise.all(
+          all.map((p) => p.evaluate(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0)),
+        )
+      ).every(Boolean),
     options.setupTimeoutMs,
     'promotion to the SFU',
     all,
   );
   const handOverCpu = cpuProfile(handOverStart, cpuSnapshot(server));
-  await waitUntil(async () => (await Promise.all(early.map((p) => p.evaluate(() => window.switchboardRoom.lastMigration?.to === 'sfu')))).every(Boolean), options.setupTimeoutMs, 'migration reports', all);
+  await waitUntil(
+    async () => (await Promise.all(early.map((p) => p.evaluate(() => window.switchboardRoom.lastMigration?.to === 'sfu')))).every(Boolean),
+    options.setupTimeoutMs,
+    'migration reports',
+    all,
+  );
   const reports = await Promise.all(early.map((p) => p.evaluate(() => window.switchboardRoom.lastMigration)));
   await pages.closeAll();
-  return { gapsMs: reports.map((r) => r?.mediaGapMs ?? Number.NaN), durationsMs: reports.map((r) => r?.durationMs ?? Number.NaN), steadyGapsMs, steadyCpu, handOverCpu };
+  return {
+    gapsMs: reports.map((r) => r?.mediaGapMs ?? Number.NaN),
+    durationsMs: reports.map((r) => r?.durationMs ?? Number.NaN),
+    steadyGapsMs,
+    steadyCpu,
+    handOverCpu,
+  };
 }
 
 export async function runTopology(ctx: BenchContext, options: TopologyOptions = topologyOptions()): Promise<Section> {
@@ -310,7 +356,14 @@ export async function runTopology(ctx: BenchContext, options: TopologyOptions = 
   buildSdk();
   const server = await ctx.servers.get(
     'switchboard',
-    { SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1', MESH_THRESHOLD: '4', DEMOTE_DELAY_MS: '1500', ROOM_EMPTY_TIMEOUT_MS: '1000' },
+    {
+      SFU_ENABLED: 'true',
+      SFU_WORKERS: '1',
+      SFU_LISTEN_IP: '127.0.0.1',
+      MESH_THRESHOLD: '4',
+      DEMOTE_DELAY_MS: '1500',
+      ROOM_EMPTY_TIMEOUT_MS: '1000',
+    },
     { cpus: null },
   );
   const browser = await launchBrowser();
@@ -339,7 +392,9 @@ export async function runTopology(ctx: BenchContext, options: TopologyOptions = 
           const m = await attempt(`${mode}-${size}-r${round}`, (tag) => measureRoom(server, pages, mode, size, options, tag));
           if (!m) continue;
           measurements.push(m);
-          ctx.log(`topology round ${round + 1}/${options.rounds} ${mode} ${size}: uplink ${fmt(m.uplinkKbps)} kbps, downlink ${fmt(m.downlinkKbps)} kbps, browser CPU ${fmt(m.clientCpuPct)}% per client, server CPU ${fmt(m.serverCpuPct)}%`);
+          ctx.log(
+            `topology round ${round + 1}/${options.rounds} ${mode} ${size}: uplink ${fmt(m.uplinkKbps)} kbps, downlink ${fmt(m.downlinkKbps)} kbps, browser CPU ${fmt(m.clientCpuPct)}% per client, server CPU ${fmt(m.serverCpuPct)}%`,
+          );
           await sleep(500);
         }
       }
@@ -347,14 +402,19 @@ export async function runTopology(ctx: BenchContext, options: TopologyOptions = 
         const p = await attempt(`promotion-r${round}`, (tag) => measurePromotion(server, pages, options, tag));
         if (!p) continue;
         promotions.push(p);
-        ctx.log(`topology round ${round + 1}/${options.rounds} promotion 4 -> 5: media gap ${p.gapsMs.map((g) => fmt(g)).join(', ')} ms (steady mesh of 4: ${(p.steadyGapsMs ?? []).map((g) => fmt(g)).join(', ')} ms); machine busy ${fmt(p.steadyCpu?.machineBusyPct ?? Number.NaN)}% steady, ${fmt(p.handOverCpu?.machineBusyPct ?? Number.NaN)}% in the hand-over; migration ${p.durationsMs.map((d) => fmt(d)).join(', ')} ms`);
+        ctx.log(
+          `topology round ${round + 1}/${options.rounds} promotion 4 -> 5: media gap ${p.gapsMs.map((g) => fmt(g)).join(', ')} ms (steady mesh of 4: ${(p.steadyGapsMs ?? []).map((g) => fmt(g)).join(', ')} ms); machine busy ${fmt(p.steadyCpu?.machineBusyPct ?? Number.NaN)}% steady, ${fmt(p.handOverCpu?.machineBusyPct ?? Number.NaN)}% in the hand-over; migration ${p.durationsMs.map((d) => fmt(d)).join(', ')} ms`,
+        );
       }
     }
   } finally {
     await pages.closeAll();
     await browser.close();
   }
-  return renderTopology({ options, measurements, promotions, failures }, { machine, wallS: (performance.now() - started) / 1000, rounds: options.rounds, pin: false });
+  return renderTopology(
+    { options, measurements, promotions, failures },
+    { machine, wallS: (performance.now() - started) / 1000, rounds: options.rounds, pin: false },
+  );
 }
 
 export interface TopologyData {
@@ -389,7 +449,14 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
       `${fmtSummary(summarize(mesh.map((m) => m.clientCpuPct)))} / ${fmtSummary(summarize(sfu.map((m) => m.clientCpuPct)))}`,
       `${fmtSummary(summarize(mesh.map((m) => m.serverCpuPct)))} / ${fmtSummary(summarize(sfu.map((m) => m.serverCpuPct)))}`,
     ]);
-    headline.push({ metric: `uplink kbps per client, room of ${size} (baseline: mesh)${metricSuffix}`, baseline: fmt(up.mesh.median), switchboard: fmt(up.sfu.median), ratio: up.mesh.median > 0 ? `${(up.sfu.median / up.mesh.median).toFixed(2)}x` : 'n/a', target: '', verdict: '' });
+    headline.push({
+      metric: `uplink kbps per client, room of ${size} (baseline: mesh)${metricSuffix}`,
+      baseline: fmt(up.mesh.median),
+      switchboard: fmt(up.sfu.median),
+      ratio: up.mesh.median > 0 ? `${(up.sfu.median / up.mesh.median).toFixed(2)}x` : 'n/a',
+      target: '',
+      verdict: '',
+    });
   }
   const gaps = summarize(promotions.flatMap((p) => p.gapsMs));
   const durations = summarize(promotions.flatMap((p) => p.durationsMs));
@@ -398,7 +465,18 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
     `Chromium (Debian's, headless, run without real-time thread priority as an ordinary user's browser is; fake camera ${resolution} at 15 fps${videoOnly ? ', no microphone' : ' and fake microphone'}) loads the demo page once per participant; each room is created through \`POST /api/v1/rooms\` with \`mode\` pinned to mesh or sfu, and measured after every page decodes video from every other one and a ${options.warmupMs / 1000} s warm-up, over ${options.measureMs / 1000} s. Uplink/downlink: RTP bytes (payload + headers) from \`outbound-rtp\`/\`inbound-rtp\` over every peer connection of the page (mesh links, or the SFU's send and receive transports), averaged over the room's clients. Browser CPU: every Chromium process, divided by the room size (so it includes the shared browser and GPU processes). Server CPU: the Switchboard process and its mediasoup worker. Nothing is pinned; on ${machine.cores} cores the browsers compete with each other and with the SFU, so CPU-constrained encoders may lower their bitrate in larger meshes. ${options.rounds} round(s).`,
   );
   lines.push('');
-  lines.push(markdownTable(['clients', 'uplink kbps per client mesh / SFU', 'downlink kbps per client mesh / SFU', 'browser CPU % per client mesh / SFU', 'server CPU % mesh / SFU'], rows));
+  lines.push(
+    markdownTable(
+      [
+        'clients',
+        'uplink kbps per client mesh / SFU',
+        'downlink kbps per client mesh / SFU',
+        'browser CPU % per client mesh / SFU',
+        'server CPU % mesh / SFU',
+      ],
+      rows,
+    ),
+  );
   lines.push('');
   if (promotions.length) {
     lines.push(
@@ -422,14 +500,25 @@ export function renderTopology(data: TopologyData, meta: RenderMeta): Section {
     }
     const profiled = promotions.filter((p) => p.steadyCpu && p.handOverCpu);
     if (profiled.length) {
-      const groupNames = [...new Set(profiled.flatMap((p) => [...Object.keys(p.steadyCpu?.groups ?? {}), ...Object.keys(p.handOverCpu?.groups ?? {})]))];
-      const median = (pick: (p: PromotionResult) => number | undefined) => summarize(profiled.map(pick).filter((v): v is number => v !== undefined && Number.isFinite(v)));
+      const groupNames = [
+        ...new Set(profiled.flatMap((p) => [...Object.keys(p.steadyCpu?.groups ?? {}), ...Object.keys(p.handOverCpu?.groups ?? {})])),
+      ];
+      const median = (pick: (p: PromotionResult) => number | undefined) =>
+        summarize(profiled.map(pick).filter((v): v is number => v !== undefined && Number.isFinite(v)));
       const cpuRows = groupNames
-        .map((group) => ({ group, steady: median((p) => p.steadyCpu?.groups[group] ?? 0), handOver: median((p) => p.handOverCpu?.groups[group] ?? 0) }))
+        .map((group) => ({
+          group,
+          steady: median((p) => p.steadyCpu?.groups[group] ?? 0),
+          handOver: median((p) => p.handOverCpu?.groups[group] ?? 0),
+        }))
         .filter((r) => r.steady.median >= 0.5 || r.handOver.median >= 0.5)
         .sort((a, b) => b.handOver.median - a.handOver.median)
         .map((r) => [r.group, fmtSummary(r.steady), fmtSummary(r.handOver)]);
-      cpuRows.push(['**whole machine busy, % of all cores**', fmtSummary(median((p) => p.steadyCpu?.machineBusyPct)), fmtSummary(median((p) => p.handOverCpu?.machineBusyPct))]);
+      cpuRows.push([
+        '**whole machine busy, % of all cores**',
+        fmtSummary(median((p) => p.steadyCpu?.machineBusyPct)),
+        fmtSummary(median((p) => p.handOverCpu?.machineBusyPct)),
+      ]);
       lines.push('');
       lines.push(
         `Where the CPU went (the profile of the promotion, from /proc: user + system time per process, grouped by Chromium process type; % of one core, ${machine.cores} cores in all): in the steady mesh of four over the baseline's 4 s, and during the hand-over, from the fifth page's start to every page in SFU mode with its mesh links closed (${fmtSummary(median((p) => p.handOverCpu?.seconds))} s).`,

@@ -51,7 +51,24 @@ export interface TurnOptions {
 
 export function turnOptions(smoke: boolean): TurnOptions {
   if (smoke) {
-    return { payloads: [120, 1200], flows: 2, stepMs: 200, startRate: 1000, growth: 2, maxSteps: 2, refineSteps: 0, maxLoss: 0.01, allocations: 6, allocationConcurrency: 3, streamRate: 1000, streamPayload: 1200, signalRate: 100, signalMs: 300, drainMs: 50, warmupMs: 100 };
+    return {
+      payloads: [120, 1200],
+      flows: 2,
+      stepMs: 200,
+      startRate: 1000,
+      growth: 2,
+      maxSteps: 2,
+      refineSteps: 0,
+      maxLoss: 0.01,
+      allocations: 6,
+      allocationConcurrency: 3,
+      streamRate: 1000,
+      streamPayload: 1200,
+      signalRate: 100,
+      signalMs: 300,
+      drainMs: 50,
+      warmupMs: 100,
+    };
   }
   return {
     payloads: envList('BENCH_TURN_PAYLOADS', [120, 1200]),
@@ -174,7 +191,9 @@ const RELAY_BUSY = 0.8;
 
 /** Kernel drops at each ladder's first lossy step, "relay / generator (of lost)", median over rounds. */
 function dropsAtFirstLoss(ladders: LadderResult[]): string {
-  const firsts = ladders.map((l) => l.steps.filter((s) => !s.ok).sort((a, b) => a.offered - b.offered)[0]).filter((s): s is TurnStep => s?.relayDrops !== undefined);
+  const firsts = ladders
+    .map((l) => l.steps.filter((s) => !s.ok).sort((a, b) => a.offered - b.offered)[0])
+    .filter((s): s is TurnStep => s?.relayDrops !== undefined);
   if (!firsts.length) return 'n/a';
   const relay = summarize(firsts.map((s) => s.relayDrops ?? Number.NaN)).median;
   const generator = summarize(firsts.map((s) => s.generatorDrops ?? Number.NaN)).median;
@@ -212,7 +231,9 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
   let streamRate = options.streamRate;
   try {
     coturn = coturnMissing ? null : await startCoturn(pinned);
-    const backends: Array<{ name: Backend; endpoint: TurnEndpoint; pid: number }> = [{ name: 'bundled', endpoint: bundled, pid: bundledServer.pid }];
+    const backends: Array<{ name: Backend; endpoint: TurnEndpoint; pid: number }> = [
+      { name: 'bundled', endpoint: bundled, pid: bundledServer.pid },
+    ];
     if (coturn) backends.push({ name: 'coturn', endpoint: coturn, pid: coturn.pid });
 
     await withAffinity(ctx.pin ? LOAD_CPUS : null, async () => {
@@ -232,24 +253,31 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
           const burst = await allocationBurst(backend.endpoint, options.allocations, options.allocationConcurrency);
           const cpuMs = (procCpuSeconds(backend.pid) - cpu0) * 1000;
           allocations[backend.name].push({ perS: burst.perS, cpuMsPerAllocation: cpuMs / options.allocations, failures: burst.failures });
-          ctx.log(`turn round ${round + 1}/${ctx.rounds} ${backend.name}: ${fmt(burst.perS)} allocations/s, ${fmt(cpuMs / options.allocations)} CPU-ms each, ${burst.failures} failed`);
+          ctx.log(
+            `turn round ${round + 1}/${ctx.rounds} ${backend.name}: ${fmt(burst.perS)} allocations/s, ${fmt(cpuMs / options.allocations)} CPU-ms each, ${burst.failures} failed`,
+          );
         }
       }
     });
 
     // Isolation: the server may use every core; so may the stream process and the generator.
     const bundledCapacity = summarize(capacity.bundled.filter((r) => r.payload === options.streamPayload).map((r) => r.capacityPps)).median;
-    if (Number.isFinite(bundledCapacity) && bundledCapacity > 0) streamRate = Math.min(options.streamRate, Math.round(bundledCapacity * 0.6));
+    if (Number.isFinite(bundledCapacity) && bundledCapacity > 0)
+      streamRate = Math.min(options.streamRate, Math.round(bundledCapacity * 0.6));
     setAffinity(bundledServer.pid, allCpus());
     const inlineServer = await ctx.servers.get('switchboard-inline-turn', turnEnv(), { cpus: null });
     const inline: TurnEndpoint = { address: '127.0.0.1', port: inlineServer.info.turnPort as number, secret: BENCH_TURN_SECRET };
-    const streams = await Promise.all([ctx.servers.fresh('turn-stream', { ...bundled, flows: 2 }, { cpus: null }), ctx.servers.fresh('turn-stream', { ...inline, flows: 2 }, { cpus: null })]);
+    const streams = await Promise.all([
+      ctx.servers.fresh('turn-stream', { ...bundled, flows: 2 }, { cpus: null }),
+      ctx.servers.fresh('turn-stream', { ...inline, flows: 2 }, { cpus: null }),
+    ]);
     const [toWorker, toInline] = streams as [ServerProcess, ServerProcess];
     const warmupMs = options.warmupMs ?? 300;
     const signal = { size: 2, payload: 300, rate: options.signalRate, durationMs: options.signalMs, warmupMs };
     try {
       // Warm both servers' signaling paths (JIT) before anything is recorded.
-      for (const server of [bundledServer, inlineServer]) await measureSignalLatency(server, 'switchboard', { ...signal, durationMs: Math.min(1000, signal.durationMs) }, tokens);
+      for (const server of [bundledServer, inlineServer])
+        await measureSignalLatency(server, 'switchboard', { ...signal, durationMs: Math.min(1000, signal.durationMs) }, tokens);
       for (let round = 0; round < ctx.rounds; round++) {
         const underStream = async (stream: ServerProcess, server: ServerProcess) => {
           await stream.request('streamStart', { rate: streamRate, payload: options.streamPayload });
@@ -301,7 +329,12 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
   const { options, capacity, allocations, isolation } = data;
   const results = data;
   const { wallS } = meta;
-  const machine = { ...meta.machine, pinning: meta.pin ? 'relay on core 0, load generator on core 1 for capacity and allocations; nothing pinned for the isolation part' : 'not pinned' };
+  const machine = {
+    ...meta.machine,
+    pinning: meta.pin
+      ? 'relay on core 0, load generator on core 1 for capacity and allocations; nothing pinned for the isolation part'
+      : 'not pinned',
+  };
   const rounds = data.rounds ?? isolation.length;
   const headline: HeadlineRow[] = [];
   const lines: string[] = [];
@@ -324,8 +357,12 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
       b.map((r) => r.capacityPps),
       c.map((r) => r.capacityPps),
     );
-    const bound = (list: LadderResult[]): string => (list.some((r) => r.generatorBound) ? ' (generator could not send faster: at least)' : '');
-    for (const [backend, list] of [['coturn', c], ['bundled', b]] as const) {
+    const bound = (list: LadderResult[]): string =>
+      list.some((r) => r.generatorBound) ? ' (generator could not send faster: at least)' : '';
+    for (const [backend, list] of [
+      ['coturn', c],
+      ['bundled', b],
+    ] as const) {
       if (!list.length) continue;
       rows.push([
         `${payload} B`,
@@ -338,7 +375,9 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
         dropsAtFirstLoss(list),
       ]);
       if (summarize(list.map((r) => relayCpuAtFirstLoss(r, options))).median < RELAY_BUSY) {
-        const firsts = list.map((l) => l.steps.filter((s) => !s.ok).sort((x, y) => x.offered - y.offered)[0]).filter((s): s is TurnStep => s?.relayDrops !== undefined);
+        const firsts = list
+          .map((l) => l.steps.filter((s) => !s.ok).sort((x, y) => x.offered - y.offered)[0])
+          .filter((s): s is TurnStep => s?.relayDrops !== undefined);
         const where =
           firsts.length === 0
             ? 'drop counters not recorded in this run'
@@ -356,7 +395,14 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     series[1]?.values.push(perCpuB.median);
     series[1]?.mins.push(perCpuB.min);
     series[1]?.maxs.push(perCpuB.max);
-    headline.push({ metric: `TURN packets/s at < 1% loss, ${payload} B (baseline: coturn)`, baseline: fmt(pps.coturn.median), switchboard: fmt(pps.bundled.median), ratio: fmtSummary(ratio, 2), target: '', verdict: '' });
+    headline.push({
+      metric: `TURN packets/s at < 1% loss, ${payload} B (baseline: coturn)`,
+      baseline: fmt(pps.coturn.median),
+      switchboard: fmt(pps.bundled.median),
+      ratio: fmtSummary(ratio, 2),
+      target: '',
+      verdict: '',
+    });
     const perCpu = { bundled: b.map((r) => 1e6 / r.cpuUsPerPacket), coturn: c.map((r) => 1e6 / r.cpuUsPerPacket) };
     headline.push({
       metric: `TURN packets per relay CPU-second, ${payload} B (baseline: coturn)`,
@@ -367,7 +413,21 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
       verdict: '',
     });
   }
-  lines.push(markdownTable(['payload', 'relay', 'delivered packets/s at < 1% loss', 'Mbit/s (payload)', 'relay CPU µs per packet', 'packets per relay CPU-second', 'relay CPU % of a core, first lossy step and its drain', 'where the kernel dropped, first lossy step: relay / generator sockets (of packets lost)'], rows));
+  lines.push(
+    markdownTable(
+      [
+        'payload',
+        'relay',
+        'delivered packets/s at < 1% loss',
+        'Mbit/s (payload)',
+        'relay CPU µs per packet',
+        'packets per relay CPU-second',
+        'relay CPU % of a core, first lossy step and its drain',
+        'where the kernel dropped, first lossy step: relay / generator sockets (of packets lost)',
+      ],
+      rows,
+    ),
+  );
   lines.push('');
   lines.push(
     relayIdleAtLoss.length
@@ -384,7 +444,14 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
   lines.push(
     `Allocations (${options.allocations} fresh clients per round, ${options.allocationConcurrency} in flight, each the full 401 challenge + signed Allocate, released afterwards): coturn ${fmtSummary(allocC)}/s (${fmtSummary(summarize(allocations.coturn.map((a) => a.cpuMsPerAllocation)))} CPU-ms each, allocation and release, from /proc's 10 ms clock ticks), bundled ${fmtSummary(allocB)}/s (${fmtSummary(summarize(allocations.bundled.map((a) => a.cpuMsPerAllocation)))} CPU-ms each); ratio ${fmtSummary(allocRatio, 2)}. Failed allocations: ${[...allocations.bundled, ...allocations.coturn].reduce((sum, a) => sum + a.failures, 0)}.`,
   );
-  headline.push({ metric: 'TURN allocations/s (baseline: coturn)', baseline: fmt(allocC.median), switchboard: fmt(allocB.median), ratio: fmtSummary(allocRatio, 2), target: '', verdict: '' });
+  headline.push({
+    metric: 'TURN allocations/s (baseline: coturn)',
+    baseline: fmt(allocC.median),
+    switchboard: fmt(allocB.median),
+    ratio: fmtSummary(allocRatio, 2),
+    target: '',
+    verdict: '',
+  });
   lines.push('');
 
   const idle = summarize(isolation.map((r) => r.idle.p99));
@@ -409,13 +476,39 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
       ['variant', 'signaling p50 ms', 'signaling p99 ms', 'p99 / no stream', 'stream loss'],
       [
         ['no TURN stream', fmtSummary(summarize(isolation.map((r) => r.idle.p50))), fmtSummary(idle), '1.00x', ''],
-        ['stream via the worker-thread relay (shipped)', fmtSummary(summarize(isolation.map((r) => r.worker.p50))), fmtSummary(worker), fmtSummary(workerRatio, 2), `${fmt(summarize(isolation.map((r) => r.worker.streamLoss * 100)).median)}%`],
-        ['stream via a relay on the signaling thread (counterfactual)', fmtSummary(summarize(isolation.map((r) => r.inline.p50))), fmtSummary(inline), fmtSummary(inlineRatio, 2), `${fmt(summarize(isolation.map((r) => r.inline.streamLoss * 100)).median)}%`],
+        [
+          'stream via the worker-thread relay (shipped)',
+          fmtSummary(summarize(isolation.map((r) => r.worker.p50))),
+          fmtSummary(worker),
+          fmtSummary(workerRatio, 2),
+          `${fmt(summarize(isolation.map((r) => r.worker.streamLoss * 100)).median)}%`,
+        ],
+        [
+          'stream via a relay on the signaling thread (counterfactual)',
+          fmtSummary(summarize(isolation.map((r) => r.inline.p50))),
+          fmtSummary(inline),
+          fmtSummary(inlineRatio, 2),
+          `${fmt(summarize(isolation.map((r) => r.inline.streamLoss * 100)).median)}%`,
+        ],
       ],
     ),
   );
-  headline.push({ metric: 'signaling p99 ms: idle vs TURN stream (worker thread)', baseline: fmt(idle.median), switchboard: fmt(worker.median), ratio: fmtSummary(workerRatio, 2), target: '', verdict: '' });
-  headline.push({ metric: 'signaling p99 ms: idle vs TURN stream (relay on signaling thread)', baseline: fmt(idle.median), switchboard: fmt(inline.median), ratio: fmtSummary(inlineRatio, 2), target: '', verdict: '' });
+  headline.push({
+    metric: 'signaling p99 ms: idle vs TURN stream (worker thread)',
+    baseline: fmt(idle.median),
+    switchboard: fmt(worker.median),
+    ratio: fmtSummary(workerRatio, 2),
+    target: '',
+    verdict: '',
+  });
+  headline.push({
+    metric: 'signaling p99 ms: idle vs TURN stream (relay on signaling thread)',
+    baseline: fmt(idle.median),
+    switchboard: fmt(inline.median),
+    ratio: fmtSummary(inlineRatio, 2),
+    target: '',
+    verdict: '',
+  });
 
   const plots = [
     {
@@ -430,5 +523,14 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
       }),
     },
   ];
-  return { name: 'turn', title: '4. TURN relay', machine, wallS, headline, markdown: lines.join('\n'), plots, data: { ...data, rounds, pin: meta.pin } };
+  return {
+    name: 'turn',
+    title: '4. TURN relay',
+    machine,
+    wallS,
+    headline,
+    markdown: lines.join('\n'),
+    plots,
+    data: { ...data, rounds, pin: meta.pin },
+  };
 }

@@ -32,7 +32,6 @@ export interface Grants {
 
 export type GrantName = keyof Grants;
 
-
 export type RoomMode = 'mesh' | 'sfu';
 /** The operator's pin: auto switches by threshold; mesh/sfu stay put. */
 export type RoomModePolicy = 'auto' | 'mesh' | 'sfu';

@@ -54,7 +54,10 @@ function jsonProblem(value: unknown, depth: number, maxDepth: number): string | 
  * A JSON object of bounded size and depth with safe keys (user metadata). Checked on the raw
  * value: copying into a record first would silently turn a "__proto__" key into a prototype.
  */
-export function safeJsonObject<Output extends object = Metadata>(maxBytes: number = Limits.metadataBytes, maxDepth: number = Limits.metadataDepth) {
+export function safeJsonObject<Output extends object = Metadata>(
+  maxBytes: number = Limits.metadataBytes,
+  maxDepth: number = Limits.metadataDepth,
+) {
   return z
     .custom<Output>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'must be a JSON object')
     .superRefine((value, ctx) => {
@@ -89,12 +92,14 @@ export const partialGrants = z.strictObject({
   canUpdateOwnMetadata: z.boolean().optional(),
 });
 
-export const sessionDescription = z.strictObject({
-  type: z.enum(['offer', 'answer', 'pranswer', 'rollback']),
-  sdp: z.string().max(Limits.sdpBytes).optional(),
-}).refine((d) => d.type === 'rollback' || (typeof d.sdp === 'string' && d.sdp.length > 0), {
-  message: 'sdp is required unless type is rollback',
-});
+export const sessionDescription = z
+  .strictObject({
+    type: z.enum(['offer', 'answer', 'pranswer', 'rollback']),
+    sdp: z.string().max(Limits.sdpBytes).optional(),
+  })
+  .refine((d) => d.type === 'rollback' || (typeof d.sdp === 'string' && d.sdp.length > 0), {
+    message: 'sdp is required unless type is rollback',
+  });
 
 export const iceCandidate = z.strictObject({
   // "" is the end-of-candidates marker.
@@ -139,7 +144,11 @@ export const statsPayload = z.strictObject({
     )
     .max(256),
   migration: z
-    .strictObject({ to: z.enum(['mesh', 'sfu']), duration_ms: z.number().min(0).max(600_000), media_gap_ms: z.number().min(0).max(600_000) })
+    .strictObject({
+      to: z.enum(['mesh', 'sfu']),
+      duration_ms: z.number().min(0).max(600_000),
+      media_gap_ms: z.number().min(0).max(600_000),
+    })
     .optional(),
 });
 
@@ -152,7 +161,12 @@ const boundedRecord = (maxBytes: number) => safeJsonObject<Record<string, unknow
 const dtlsParameters = z.strictObject({
   role: z.enum(['auto', 'client', 'server']).optional(),
   fingerprints: z
-    .array(z.strictObject({ algorithm: z.enum(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512']), value: z.string().regex(/^[0-9A-Fa-f:]{8,200}$/) }))
+    .array(
+      z.strictObject({
+        algorithm: z.enum(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512']),
+        value: z.string().regex(/^[0-9A-Fa-f:]{8,200}$/),
+      }),
+    )
     .min(1)
     .max(8),
 });
@@ -163,7 +177,10 @@ const rtpCodec = z.looseObject({
   clockRate: z.number().int().min(1).max(1_000_000),
   channels: z.number().int().min(1).max(8).optional(),
   parameters: boundedRecord(2048).optional(),
-  rtcpFeedback: z.array(z.strictObject({ type: z.string().max(32), parameter: z.string().max(32).optional() })).max(16).optional(),
+  rtcpFeedback: z
+    .array(z.strictObject({ type: z.string().max(32), parameter: z.string().max(32).optional() }))
+    .max(16)
+    .optional(),
 });
 
 export const rtpParameters = z.strictObject({
@@ -171,13 +188,21 @@ export const rtpParameters = z.strictObject({
   /** Sent by mediasoup-client >= 3.17 ("<stream id> <track id>"). */
   msid: z.string().max(256).optional(),
   codecs: z.array(rtpCodec).min(1).max(16),
-  headerExtensions: z.array(z.looseObject({ uri: z.string().max(256), id: z.number().int().min(1).max(255) })).max(24).optional(),
+  headerExtensions: z
+    .array(z.looseObject({ uri: z.string().max(256), id: z.number().int().min(1).max(255) }))
+    .max(24)
+    .optional(),
   encodings: z.array(boundedRecord(1024)).max(8).optional(),
-  rtcp: z.strictObject({ cname: z.string().max(128).optional(), reducedSize: z.boolean().optional(), mux: z.boolean().optional() }).optional(),
+  rtcp: z
+    .strictObject({ cname: z.string().max(128).optional(), reducedSize: z.boolean().optional(), mux: z.boolean().optional() })
+    .optional(),
 });
 
 export const rtpCapabilities = z.looseObject({
-  codecs: z.array(z.looseObject({ mimeType: z.string().max(64), kind: z.enum(['audio', 'video']), clockRate: z.number().int() })).max(64).optional(),
+  codecs: z
+    .array(z.looseObject({ mimeType: z.string().max(64), kind: z.enum(['audio', 'video']), clockRate: z.number().int() }))
+    .max(64)
+    .optional(),
   headerExtensions: z
     .array(
       z.strictObject({

@@ -9,9 +9,24 @@ if (!existsSync(entry)) {
   console.log(`build-sdk: ${entry} does not exist yet; nothing to bundle`);
   process.exit(0);
 }
-const common = { entryPoints: [entry], bundle: true, minify: true, sourcemap: true, target: ['es2020'], platform: 'browser', logLevel: 'info' };
+const common = {
+  entryPoints: [entry],
+  bundle: true,
+  minify: true,
+  sourcemap: true,
+  target: ['es2020'],
+  platform: 'browser',
+  logLevel: 'info',
+};
 // ESM with code splitting: mediasoup-client becomes a chunk loaded only when a room enters SFU mode.
-await build({ ...common, format: 'esm', splitting: true, outdir: 'dist/sdk/esm', entryNames: 'switchboard', chunkNames: 'chunks/[name]-[hash]' });
+await build({
+  ...common,
+  format: 'esm',
+  splitting: true,
+  outdir: 'dist/sdk/esm',
+  entryNames: 'switchboard',
+  chunkNames: 'chunks/[name]-[hash]',
+});
 // IIFE for <script> tags (window.Switchboard): one file, mediasoup-client included.
 await build({ ...common, format: 'iife', globalName: 'Switchboard', outfile: 'dist/sdk/switchboard.js' });
 if (process.argv.includes('--types')) {

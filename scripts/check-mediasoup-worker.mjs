@@ -30,9 +30,7 @@ try {
   console.log(`router id: ${router.id}`);
   console.log(`router codecs: ${router.rtpCapabilities.codecs.map((c) => c.mimeType).join(', ')}`);
   console.log(
-    `transport id: ${transport.id} ice candidates: ${transport.iceCandidates
-      .map((c) => `${c.protocol}/${c.ip}:${c.port}`)
-      .join(' ')}`,
+    `transport id: ${transport.id} ice candidates: ${transport.iceCandidates.map((c) => `${c.protocol}/${c.ip}:${c.port}`).join(' ')}`,
   );
   transport.close();
   worker.close();

@@ -54,7 +54,8 @@ function nodeFlags() {
   if (!fs.existsSync(rc)) return [];
   const config = JSON.parse(fs.readFileSync(rc, 'utf8'));
   // mocha adds a config's spec to the files it is given: both processes would run every file.
-  if (config.spec) throw new Error('.mocharc.json has a "spec": scripts/test.mjs chooses the files of each mocha process, so the config must not');
+  if (config.spec)
+    throw new Error('.mocharc.json has a "spec": scripts/test.mjs chooses the files of each mocha process, so the config must not');
   const options = config['node-option'] ?? [];
   return (Array.isArray(options) ? options : [options]).map((option) => `--${option}`);
 }
@@ -110,7 +111,11 @@ const files = testFiles();
 const wrtcFiles = files.filter(usesWrtc);
 const groups = [
   { name: 'main', files: files.filter((file) => !wrtcFiles.includes(file)), why: 'every test file that does not load @roamhq/wrtc' },
-  { name: 'wrtc', files: wrtcFiles, why: 'the files that load @roamhq/wrtc, on their own: a native crash there cannot end the other tests' },
+  {
+    name: 'wrtc',
+    files: wrtcFiles,
+    why: 'the files that load @roamhq/wrtc, on their own: a native crash there cannot end the other tests',
+  },
 ].filter((group) => group.files.length > 0);
 
 // Ctrl-C reaches the mocha processes too (same process group); this script then stops.
@@ -136,8 +141,16 @@ for (const r of results) {
     const number = os.constants.signals[r.signal] ?? 0;
     signalNumber ||= number;
     failed += 1; // the process's death counts as one failure: the tests after it never ran
-    const during = !r.counts ? 'while loading the test files' : c.current ? `during "${c.current}"` : c.ended ? 'after its last test' : 'between two tests';
-    console.log(`[npm test] ${r.name}: the mocha process (pid ${r.pid}) DIED OF SIGNAL ${r.signal} (${number}) ${during}; the tests after it did not run. This run fails (counted as 1 failed); nothing is retried.`);
+    const during = !r.counts
+      ? 'while loading the test files'
+      : c.current
+        ? `during "${c.current}"`
+        : c.ended
+          ? 'after its last test'
+          : 'between two tests';
+    console.log(
+      `[npm test] ${r.name}: the mocha process (pid ${r.pid}) DIED OF SIGNAL ${r.signal} (${number}) ${during}; the tests after it did not run. This run fails (counted as 1 failed); nothing is retried.`,
+    );
     console.log(`[npm test] ${r.name}: before that, ${c.passes} passed, ${c.failures} failed${pending}`);
     let core = findCore(r.pid, r.started);
     if (core && path.basename(core) === 'core') {
@@ -148,7 +161,9 @@ for (const r of results) {
     if (core) printBacktrace(core);
   } else if (!r.counts?.ended || (r.code !== 0 && c.failures === 0)) {
     failed += 1; // mocha stopped on an error of its own (a file that does not load, a bad option), or never ran
-    console.log(`[npm test] ${r.name}: mocha exited with status ${r.code} before the end of its run (it could not run the files); counted as 1 failed`);
+    console.log(
+      `[npm test] ${r.name}: mocha exited with status ${r.code} before the end of its run (it could not run the files); counted as 1 failed`,
+    );
   } else {
     console.log(`[npm test] ${r.name}: ${c.passes} passed, ${c.failures} failed${pending}`);
   }

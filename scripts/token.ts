@@ -34,7 +34,9 @@ try {
   throw error;
 }
 if (config.bootNotices.some((n) => n.includes('SIGNING_KEYS'))) {
-  fail('SIGNING_KEYS is not set: a token signed with a throw-away key would not verify anywhere. Export the SIGNING_KEYS the server uses (in dev mode the server prints it at boot).');
+  fail(
+    'SIGNING_KEYS is not set: a token signed with a throw-away key would not verify anywhere. Export the SIGNING_KEYS the server uses (in dev mode the server prints it at boot).',
+  );
 }
 if (!values.room || !externalId.safeParse(values.room).success) fail('--room is required (letters, digits, _ . : @ -)');
 if (!values.user || !externalId.safeParse(values.user).success) fail('--user is required (letters, digits, _ . : @ -)');
@@ -52,5 +54,12 @@ const ttlS = Number(values.ttl);
 if (!Number.isInteger(ttlS) || ttlS < 60) fail('--ttl must be a whole number of seconds >= 60');
 
 const tokens = TokenService.fromConfig(config.auth);
-const minted = tokens.mint({ tenantId: values.tenant, roomId: values.room, userId: values.user, name: values.name ?? values.user, grants: { ...preset, ...extra }, ttlS });
+const minted = tokens.mint({
+  tenantId: values.tenant,
+  roomId: values.room,
+  userId: values.user,
+  name: values.name ?? values.user,
+  grants: { ...preset, ...extra },
+  ttlS,
+});
 process.stdout.write(`${minted.token}\n`);

@@ -10,7 +10,11 @@ import type { RoomManager } from './rooms/RoomManager.js';
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly socketsConnected = new Gauge({ name: 'switchboard_sockets_connected', help: 'Connected Socket.IO clients', registers: [this.registry] });
+  readonly socketsConnected = new Gauge({
+    name: 'switchboard_sockets_connected',
+    help: 'Connected Socket.IO clients',
+    registers: [this.registry],
+  });
   readonly handshakes = new Counter({
     name: 'switchboard_handshakes_total',
     help: 'Socket.IO handshakes by result (ok or the error code)',
@@ -23,14 +27,23 @@ export class Metrics {
     labelNames: ['event', 'result'] as const,
     registers: [this.registry],
   });
-  readonly signalsRelayed = new Counter({ name: 'switchboard_signals_relayed_total', help: 'SDP and ICE messages relayed between peers', registers: [this.registry] });
+  readonly signalsRelayed = new Counter({
+    name: 'switchboard_signals_relayed_total',
+    help: 'SDP and ICE messages relayed between peers',
+    registers: [this.registry],
+  });
   readonly rateLimited = new Counter({
     name: 'switchboard_rate_limited_total',
     help: 'Refusals by rate limiters',
     labelNames: ['limiter'] as const,
     registers: [this.registry],
   });
-  readonly roomsActive = new Gauge({ name: 'switchboard_rooms_active', help: 'Live rooms by mode', labelNames: ['mode'] as const, registers: [this.registry] });
+  readonly roomsActive = new Gauge({
+    name: 'switchboard_rooms_active',
+    help: 'Live rooms by mode',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
   readonly peersActive = new Gauge({ name: 'switchboard_peers_active', help: 'Joined peers', registers: [this.registry] });
   readonly roomsStarted = new Counter({ name: 'switchboard_rooms_started_total', help: 'Rooms started', registers: [this.registry] });
   readonly joinDuration = new Histogram({
@@ -56,11 +69,19 @@ export class Metrics {
   });
   readonly sfuDataDropped = new Counter({
     name: 'switchboard_sfu_data_dropped_total',
-    help: 'Data messages the SFU dropped because a receiver\'s SCTP send buffer was full (the SDK asks the sender again)',
+    help: "Data messages the SFU dropped because a receiver's SCTP send buffer was full (the SDK asks the sender again)",
     registers: [this.registry],
   });
-  readonly sfuRebuilds = new Counter({ name: 'switchboard_sfu_rebuilds_total', help: 'SFU routers rebuilt after a worker died', registers: [this.registry] });
-  readonly sfuTransportFailures = new Counter({ name: 'switchboard_sfu_transport_failures_total', help: 'SFU transports whose ICE/DTLS did not connect in time after the client connected them', registers: [this.registry] });
+  readonly sfuRebuilds = new Counter({
+    name: 'switchboard_sfu_rebuilds_total',
+    help: 'SFU routers rebuilt after a worker died',
+    registers: [this.registry],
+  });
+  readonly sfuTransportFailures = new Counter({
+    name: 'switchboard_sfu_transport_failures_total',
+    help: 'SFU transports whose ICE/DTLS did not connect in time after the client connected them',
+    registers: [this.registry],
+  });
   readonly migrationDuration = new Histogram({
     name: 'switchboard_migration_duration_seconds',
     help: 'Client-measured time from mode_changed to the old topology closed',
@@ -107,7 +128,14 @@ export class Metrics {
   /** Exposes the bundled TURN server's counters (read at scrape time from shared memory). */
   observeTurn(stats: () => TurnStats): void {
     const registers = [this.registry];
-    new Gauge({ name: 'switchboard_turn_allocations_active', help: 'Active TURN allocations', registers, collect() { this.set(stats().activeAllocations); } });
+    new Gauge({
+      name: 'switchboard_turn_allocations_active',
+      help: 'Active TURN allocations',
+      registers,
+      collect() {
+        this.set(stats().activeAllocations);
+      },
+    });
     new Counter({
       name: 'switchboard_turn_relayed_bytes_total',
       help: 'Payload bytes relayed by the bundled TURN server',

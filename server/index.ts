@@ -85,7 +85,18 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   const rooms = createRooms({ io, config, store, logger, metrics, sessions, webhooks });
   const topology = createTopology({ io, rooms, sfu, config, logger, metrics, sessions, webhooks });
   const shutdown = { started: false };
-  const gateway = new SignalingGateway({ io, config, tokens, store, rooms, topology, logger, metrics, iceServers, isShuttingDown: () => shutdown.started });
+  const gateway = new SignalingGateway({
+    io,
+    config,
+    tokens,
+    store,
+    rooms,
+    topology,
+    logger,
+    metrics,
+    iceServers,
+    isShuttingDown: () => shutdown.started,
+  });
 
   const app = createHttpApp({
     config,
@@ -142,7 +153,26 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     logger.info('shut down');
   });
 
-  return { url, port, config, logger, httpServer, app, io, store, tokens, rooms, gateway, metrics, sessions, webhooks, turn, sfu, topology, close };
+  return {
+    url,
+    port,
+    config,
+    logger,
+    httpServer,
+    app,
+    io,
+    store,
+    tokens,
+    rooms,
+    gateway,
+    metrics,
+    sessions,
+    webhooks,
+    turn,
+    sfu,
+    topology,
+    close,
+  };
 }
 
 /** The store, initialized, with every tenant the config declares. */
@@ -170,9 +200,18 @@ async function startSessionRecorder(config: Readonly<Config>, store: Store, logg
   return sessions;
 }
 
-function createWebhookDispatcher(config: Readonly<Config>, store: Store, logger: Logger, settings: WebhookSettings = {}): WebhookDispatcher {
+function createWebhookDispatcher(
+  config: Readonly<Config>,
+  store: Store,
+  logger: Logger,
+  settings: WebhookSettings = {},
+): WebhookDispatcher {
   // Config gives the SSRF allow-list; options (tests, embedding) may override it and tune delivery.
-  const { allowPrivateNetworks = config.webhooks.allowPrivateNetworks, allowedCidrs = config.webhooks.allowedCidrs, ...delivery } = settings;
+  const {
+    allowPrivateNetworks = config.webhooks.allowPrivateNetworks,
+    allowedCidrs = config.webhooks.allowedCidrs,
+    ...delivery
+  } = settings;
   return new WebhookDispatcher({ store, logger, policy: new WebhookUrlPolicy({ allowPrivateNetworks, allowedCidrs }), settings: delivery });
 }
 

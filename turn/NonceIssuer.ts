@@ -19,7 +19,10 @@ export class NonceIssuer {
 
   /** A fresh nonce (56 hex characters, well under STUN's 128). */
   issue(nowMs: number = Date.now()): string {
-    const body = Math.floor(nowMs / 1000 + this.ttlS).toString(16).padStart(EXPIRY_HEX, '0') + randomBytes(RANDOM_HEX / 2).toString('hex');
+    const body =
+      Math.floor(nowMs / 1000 + this.ttlS)
+        .toString(16)
+        .padStart(EXPIRY_HEX, '0') + randomBytes(RANDOM_HEX / 2).toString('hex');
     return body + this.mac(body).toString('hex');
   }
 

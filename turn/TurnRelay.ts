@@ -72,7 +72,13 @@ const PORT_ATTEMPTS = 64;
 /** How long the port after an EVEN-PORT (R bit) allocation stays reserved for its token (RFC 5766 §6.2: about 30 s). */
 const RESERVATION_MS = 30_000;
 /** Request methods with a handler; node-turn would leave the others unanswered. */
-const SERVED_METHODS: ReadonlySet<number> = new Set([StunMethod.binding, StunMethod.allocate, StunMethod.refresh, StunMethod.createPermission, StunMethod.channelBind]);
+const SERVED_METHODS: ReadonlySet<number> = new Set([
+  StunMethod.binding,
+  StunMethod.allocate,
+  StunMethod.refresh,
+  StunMethod.createPermission,
+  StunMethod.channelBind,
+]);
 /** Kernel buffers of the listening socket, which carries every client's traffic (the kernel caps it at net.core.rmem_max/wmem_max). */
 const LISTEN_BUFFER_BYTES = 4 * 1024 * 1024;
 const LOG_WINDOW_MS = 10_000;
@@ -317,12 +323,18 @@ export class TurnRelay {
         return;
       }
       // RFC 5389 §7.3: not a STUN message (or a truncated one); nothing to answer.
-      if (buf.length < STUN_HEADER_BYTES || buf.readUInt32BE(4) !== MAGIC_COOKIE || STUN_HEADER_BYTES + buf.readUInt16BE(2) > buf.length) return;
+      if (buf.length < STUN_HEADER_BYTES || buf.readUInt32BE(4) !== MAGIC_COOKIE || STUN_HEADER_BYTES + buf.readUInt16BE(2) > buf.length)
+        return;
       const type = buf.readUInt16BE(0);
       if (type === SEND_INDICATION) this.onSendIndication(buf, rinfo);
       else this.onControl(buf, rinfo, type);
     } catch (error) {
-      this.logLimited('dropped', 'debug', { client: `${rinfo.address}:${rinfo.port}`, err: (error as Error).message }, 'turn datagram dropped');
+      this.logLimited(
+        'dropped',
+        'debug',
+        { client: `${rinfo.address}:${rinfo.port}`, err: (error as Error).message },
+        'turn datagram dropped',
+      );
     }
   }
 
@@ -349,17 +361,34 @@ export class TurnRelay {
     if (permission === undefined || permission.expiresAt < Date.now()) {
       // Permissions only exist for peers the policy allowed; classify the miss for the counters.
       const verdict = this.policy.check(send.address, send.port);
-      this.refuse(verdict.allowed ? 'no_permission' : 'peer_forbidden', { client: allocation.clientKey, user: allocation.userId, peer: send.address });
+      this.refuse(verdict.allowed ? 'no_permission' : 'peer_forbidden', {
+        client: allocation.clientKey,
+        user: allocation.userId,
+        peer: send.address,
+      });
       return;
     }
     if (permission.relayPortsOnly && !this.policy.isRelayPort(send.port)) {
-      this.refuse('peer_forbidden', { client: allocation.clientKey, user: allocation.userId, peer: `${send.address}:${send.port}`, class: 'server' });
+      this.refuse('peer_forbidden', {
+        client: allocation.clientKey,
+        user: allocation.userId,
+        peer: `${send.address}:${send.port}`,
+        class: 'server',
+      });
       return;
     }
     this.relayToPeer(allocation, buf, send.dataOffset, send.dataLength, send.address, send.port, permission);
   }
 
-  private relayToPeer(allocation: RelayAllocation, buf: Buffer, offset: number, length: number, address: string, port: number, permission: Permission): void {
+  private relayToPeer(
+    allocation: RelayAllocation,
+    buf: Buffer,
+    offset: number,
+    length: number,
+    address: string,
+    port: number,
+    permission: Permission,
+  ): void {
     this.counters.relayed(length);
     if (permission.selfRelay) {
       // Relay to relay on this server: hand the datagram to the other allocation directly,
@@ -397,7 +426,10 @@ export class TurnRelay {
       socket.send([channelDataHead(channel.number, data.length), data], allocation.clientPort, allocation.clientAddress);
       return;
     }
-    const head = allocation.family === 4 ? dataIndicationHead(permission.addressBytes, port, data.length) : dataIndicationHeadIpv6(permission.addressBytes, port, data.length);
+    const head =
+      allocation.family === 4
+        ? dataIndicationHead(permission.addressBytes, port, data.length)
+        : dataIndicationHeadIpv6(permission.addressBytes, port, data.length);
     socket.send([head, data, PADDING[(4 - (data.length & 3)) & 3]], allocation.clientPort, allocation.clientAddress);
   }
 
@@ -427,7 +459,12 @@ export class TurnRelay {
   }
 
   private clientTransport(rinfo: RemoteInfo): ClientTransport {
-    const transport = new Transport(CONSTANTS.TRANSPORT.PROTOCOL.UDP, new Address(expandIp(rinfo.address), rinfo.port), this.localAddress as NodeTurn.Address, this.socket as Socket) as ClientTransport;
+    const transport = new Transport(
+      CONSTANTS.TRANSPORT.PROTOCOL.UDP,
+      new Address(expandIp(rinfo.address), rinfo.port),
+      this.localAddress as NodeTurn.Address,
+      this.socket as Socket,
+    ) as ClientTransport;
     transport.clientAddress = rinfo.address;
     transport.clientPort = rinfo.port;
     return transport;
@@ -446,7 +483,9 @@ export class TurnRelay {
     const username = buf.toString('utf8', scan.usernameOffset, scan.usernameOffset + scan.usernameLength);
     const expected = expectedTurnPassword(this.settings.secret, username);
     if (!expected.ok) {
-      this.refuse(expected.reason === 'expired' ? 'credentials_expired' : 'credentials_invalid', { client: `${rinfo.address}:${rinfo.port}` });
+      this.refuse(expected.reason === 'expired' ? 'credentials_expired' : 'credentials_invalid', {
+        client: `${rinfo.address}:${rinfo.port}`,
+      });
       return true;
     }
     const key = createHash('md5').update(`${username}:${this.settings.realm}:${expected.password}`).digest();
@@ -550,7 +589,13 @@ export class TurnRelay {
     );
   }
 
-  private createAllocation(msg: NodeTurn.Message, socket: Socket, userId: string, lifetime: number, reservationToken: Buffer | undefined): RelayAllocation {
+  private createAllocation(
+    msg: NodeTurn.Message,
+    socket: Socket,
+    userId: string,
+    lifetime: number,
+    reservationToken: Buffer | undefined,
+  ): RelayAllocation {
     const transport = msg.transport as ClientTransport;
     // node-turn's Allocation registers the 5-tuple (for its dispatch and 441 checks) and
     // computes XOR-RELAYED-ADDRESS. Its relay listener and expiry timer are replaced: the
@@ -575,7 +620,9 @@ export class TurnRelay {
     });
     allocation.setLifetime(lifetime, () => this.release(allocation, 'expired'));
     socket.on('message', (data, rinfo) => this.onPeerPacket(allocation, data, rinfo.address, rinfo.port));
-    socket.on('error', (error) => this.logLimited('socket', 'debug', { client: allocation.clientKey, err: error.message }, 'turn relay socket error'));
+    socket.on('error', (error) =>
+      this.logLimited('socket', 'debug', { client: allocation.clientKey, err: error.message }, 'turn relay socket error'),
+    );
     this.byClient.set(allocation.clientKey, allocation);
     this.byRelayPort.set(relayPort, allocation);
     this.counters.setActiveAllocations(this.byClient.size);
@@ -682,7 +729,12 @@ export class TurnRelay {
     if (address === null) return rejectSigned(reply, 400, 'Bad Request');
     const verdict = this.policy.check(address, peer.port);
     if (!verdict.allowed) {
-      this.refuse('peer_forbidden', { client: allocation.clientKey, user: allocation.userId, peer: `${address}:${peer.port}`, class: verdict.reason });
+      this.refuse('peer_forbidden', {
+        client: allocation.clientKey,
+        user: allocation.userId,
+        peer: `${address}:${peer.port}`,
+        class: verdict.reason,
+      });
       return rejectSigned(reply, 403, 'Forbidden');
     }
     if ((isIP(address) === 6 ? 6 : 4) !== allocation.family) return rejectSigned(reply, 443, 'Peer Address Family Mismatch');
@@ -784,7 +836,8 @@ export class TurnRelay {
     const now = Date.now();
     let window = this.logWindows.get(key);
     if (!window || now - window.start >= LOG_WINDOW_MS) {
-      if (window && window.suppressed > 0) this.log(level, { key, suppressed: window.suppressed }, 'turn log lines suppressed in the last window');
+      if (window && window.suppressed > 0)
+        this.log(level, { key, suppressed: window.suppressed }, 'turn log lines suppressed in the last window');
       window = { start: now, logged: 0, suppressed: 0 };
       this.logWindows.set(key, window);
     }

@@ -19,9 +19,7 @@ export interface TurnCredentials {
   expiresAt: number;
 }
 
-export type CredentialCheck =
-  | { ok: true; userId: string; expiresAt: number }
-  | { ok: false; reason: 'malformed' | 'expired' | 'mismatch' };
+export type CredentialCheck = { ok: true; userId: string; expiresAt: number } | { ok: false; reason: 'malformed' | 'expired' | 'mismatch' };
 
 /** Usernames longer than this are refused before any HMAC work (STUN allows 513 bytes). */
 const MAX_USERNAME_BYTES = 512;

@@ -120,7 +120,12 @@ declare module 'node-turn/lib/message.js' {
 }
 
 declare module 'node-turn/lib/transport.js' {
-  const Transport: new (protocol: number, src: NodeTurn.Address, dst: NodeTurn.Address, socket: import('node:dgram').Socket) => NodeTurn.Transport;
+  const Transport: new (
+    protocol: number,
+    src: NodeTurn.Address,
+    dst: NodeTurn.Address,
+    socket: import('node:dgram').Socket,
+  ) => NodeTurn.Transport;
   export = Transport;
 }
 

@@ -40,7 +40,18 @@ const CREDENTIAL_ATTRIBUTES: number[] = [Attr.username, Attr.messageIntegrity, A
 
 const UNDERSTOOD: ReadonlyMap<number, ReadonlySet<number>> = new Map<number, ReadonlySet<number>>([
   [StunMethod.binding, new Set(CREDENTIAL_ATTRIBUTES)],
-  [StunMethod.allocate, new Set([...CREDENTIAL_ATTRIBUTES, Attr.requestedTransport, Attr.lifetime, Attr.evenPort, Attr.reservationToken, Attr.requestedAddressFamily, Attr.dontFragment])],
+  [
+    StunMethod.allocate,
+    new Set([
+      ...CREDENTIAL_ATTRIBUTES,
+      Attr.requestedTransport,
+      Attr.lifetime,
+      Attr.evenPort,
+      Attr.reservationToken,
+      Attr.requestedAddressFamily,
+      Attr.dontFragment,
+    ]),
+  ],
   [StunMethod.refresh, new Set([...CREDENTIAL_ATTRIBUTES, Attr.lifetime, Attr.requestedAddressFamily])],
   [StunMethod.createPermission, new Set([...CREDENTIAL_ATTRIBUTES, Attr.xorPeerAddress])],
   [StunMethod.channelBind, new Set([...CREDENTIAL_ATTRIBUTES, Attr.channelNumber, Attr.xorPeerAddress])],
@@ -58,7 +69,11 @@ function understands(method: number, buf: Buffer, attr: AttributeRef): boolean {
  * Walks the attributes in order: understood ones go to `check` (which returns an error to stop
  * the walk), the other comprehension-required ones are collected.
  */
-function walk(buf: Buffer, method: number, check: (attr: AttributeRef) => RequestRefusal | null): { unknown: number[]; error: RequestRefusal | null } {
+function walk(
+  buf: Buffer,
+  method: number,
+  check: (attr: AttributeRef) => RequestRefusal | null,
+): { unknown: number[]; error: RequestRefusal | null } {
   const unknown: number[] = [];
   for (const attr of listAttributes(buf)) {
     if (understands(method, buf, attr)) {

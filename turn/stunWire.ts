@@ -12,7 +12,15 @@ export const MAGIC_COOKIE = 0x2112a442;
 export const STUN_HEADER_BYTES = 20;
 
 export const StunClass = { request: 0, indication: 1, success: 2, error: 3 } as const;
-export const StunMethod = { binding: 0x001, allocate: 0x003, refresh: 0x004, send: 0x006, data: 0x007, createPermission: 0x008, channelBind: 0x009 } as const;
+export const StunMethod = {
+  binding: 0x001,
+  allocate: 0x003,
+  refresh: 0x004,
+  send: 0x006,
+  data: 0x007,
+  createPermission: 0x008,
+  channelBind: 0x009,
+} as const;
 
 export const Attr = {
   changeRequest: 0x0003,

@@ -16,7 +16,19 @@ export type ServerKind = 'switchboard' | 'switchboard-inline-turn' | 'baseline' 
 
 export type ToServer = {
   id: number;
-  cmd: 'usage' | 'gc' | 'gcStats' | 'addresses' | 'profileStart' | 'profileStop' | 'streamStart' | 'streamStop' | 'loadClients' | 'connectClients' | 'closeClients' | 'close';
+  cmd:
+    | 'usage'
+    | 'gc'
+    | 'gcStats'
+    | 'addresses'
+    | 'profileStart'
+    | 'profileStop'
+    | 'streamStart'
+    | 'streamStop'
+    | 'loadClients'
+    | 'connectClients'
+    | 'closeClients'
+    | 'close';
   args?: unknown;
 };
 
@@ -82,14 +94,23 @@ export class ServerProcess {
       else waiter.resolve(message.result);
     });
     child.once('exit', (code, signal) => {
-      for (const [, waiter] of this.pending) waiter.reject(new Error(`[${kind}] server exited (${code ?? signal}): ${stderr().slice(-500)}`));
+      for (const [, waiter] of this.pending)
+        waiter.reject(new Error(`[${kind}] server exited (${code ?? signal}): ${stderr().slice(-500)}`));
       this.pending.clear();
     });
   }
 
   /** Starts a server and resolves once it listens. */
   static async start(options: StartOptions): Promise<ServerProcess> {
-    const nodeArgs = ['--import', 'tsx', '--expose-gc', ...(options.nodeArgs ?? []), GENERATOR_ENTRIES[options.kind] ?? ENTRY, options.kind, JSON.stringify(options.env ?? {})];
+    const nodeArgs = [
+      '--import',
+      'tsx',
+      '--expose-gc',
+      ...(options.nodeArgs ?? []),
+      GENERATOR_ENTRIES[options.kind] ?? ENTRY,
+      options.kind,
+      JSON.stringify(options.env ?? {}),
+    ];
     const pin = options.cpus && tasksetAvailable() ? ['-c', options.cpus] : null;
     const child = pin
       ? spawn('taskset', [...pin, process.execPath, ...nodeArgs], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })

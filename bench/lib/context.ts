@@ -45,7 +45,11 @@ export class ServerPool {
   }
 
   /** A new server just for the caller (close it with release()). */
-  async fresh(kind: ServerKind, env: StartOptions['env'] = {}, options: { cpus?: string | null; nodeArgs?: string[] } = {}): Promise<ServerProcess> {
+  async fresh(
+    kind: ServerKind,
+    env: StartOptions['env'] = {},
+    options: { cpus?: string | null; nodeArgs?: string[] } = {},
+  ): Promise<ServerProcess> {
     const cpus = options.cpus === undefined ? (this.pin ? SERVER_CPUS : null) : options.cpus;
     const server = await ServerProcess.start({ kind, env, cpus, nodeArgs: options.nodeArgs });
     this.owned.add(server);

@@ -44,7 +44,9 @@ export async function connectBatch(batch: ClientBatch, sockets: Socket[]): Promi
       const i = next++;
       // The baseline ignores credentials; Switchboard refuses an empty token, so a missing one fails loudly.
       const token = batch.tokens[i - batch.first] ?? '';
-      const joined = await connectAndJoin(batch.target, roomOfClient(batch, i), token, { localAddress: batch.sources.length ? batch.sources[i % batch.sources.length] : undefined });
+      const joined = await connectAndJoin(batch.target, roomOfClient(batch, i), token, {
+        localAddress: batch.sources.length ? batch.sources[i % batch.sources.length] : undefined,
+      });
       sockets.push(joined.socket);
     }
   };

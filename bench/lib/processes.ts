@@ -261,6 +261,10 @@ export function machineFacts(pinned: boolean): MachineFacts {
     node: process.version,
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     loadAverage: [load[0] ?? 0, load[1] ?? 0, load[2] ?? 0].map((v) => Math.round(v * 100) / 100) as [number, number, number],
-    pinning: pinned ? `server on core ${SERVER_CPUS}, load generator on core ${LOAD_CPUS} (taskset)` : canPin() ? 'not pinned (disabled)' : 'not pinned (needs taskset and 2 cores)',
+    pinning: pinned
+      ? `server on core ${SERVER_CPUS}, load generator on core ${LOAD_CPUS} (taskset)`
+      : canPin()
+        ? 'not pinned (disabled)'
+        : 'not pinned (needs taskset and 2 cores)',
   };
 }

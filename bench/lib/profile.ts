@@ -102,7 +102,9 @@ export function profileMarkdown(baseline: ProfileSummary, switchboard: ProfileSu
     .filter(([name]) => !(name in baselineShares) && !name.startsWith('('))
     .sort((a, b) => b[1] - a[1]);
   const ownPct = own.reduce((sum, [, pct]) => sum + pct, 0);
-  const top = switchboard.functions.slice(0, functions).map((f) => `| \`${f.name.replace(/\|/g, '\\|')}\` | ${f.selfMs.toFixed(1)} | ${f.pct.toFixed(1)} |`);
+  const top = switchboard.functions
+    .slice(0, functions)
+    .map((f) => `| \`${f.name.replace(/\|/g, '\\|')}\` | ${f.selfMs.toFixed(1)} | ${f.pct.toFixed(1)} |`);
   return [
     `Self time by package or source file, in percent of busy (non-idle) time (busy: baseline ${baseline.busyMs.toFixed(0)} ms, Switchboard ${switchboard.busyMs.toFixed(0)} ms of CPU in the profiled window; "(native)" is V8/C++ code without a JavaScript frame: socket writes, crypto, JSON):`,
     '',

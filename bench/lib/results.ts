@@ -17,7 +17,10 @@ export const SECTION_ORDER = ['relay', 'density', 'join', 'turn', 'topology', 't
 export function saveSection(section: Section, dir = RESULTS_DIR): void {
   mkdirSync(dir, { recursive: true });
   for (const plot of section.plots) writeFileSync(join(dir, plot.file), plot.svg);
-  writeFileSync(join(dir, `${section.name}.json`), `${JSON.stringify({ ...section, plots: section.plots.map(({ file, title }) => ({ file, title })) }, null, 1)}\n`);
+  writeFileSync(
+    join(dir, `${section.name}.json`),
+    `${JSON.stringify({ ...section, plots: section.plots.map(({ file, title }) => ({ file, title })) }, null, 1)}\n`,
+  );
 }
 
 type StoredSection = Omit<Section, 'plots'> & { plots: Array<{ file: string; title: string }> };
@@ -47,15 +50,20 @@ export function renderResults(sections: StoredSection[], notes: Record<string, s
     const m = latest.machine;
     out.push('## Machine');
     out.push('');
-    out.push(markdownTable(['fact', 'value'], [
-      ['date (latest section)', m.date],
-      ['cores', `${m.cores} (${m.cpuModel})`],
-      ['memory', `${m.memoryGiB} GiB (${m.freeMemoryGiB} GiB free at the start)`],
-      ['Node.js', m.node],
-      ['OS', m.os],
-      ['load average at the start (1/5/15 min)', m.loadAverage.join(' / ')],
-      ['placement', 'per section (first line of each); servers in their own processes, pinned with taskset where noted'],
-    ]));
+    out.push(
+      markdownTable(
+        ['fact', 'value'],
+        [
+          ['date (latest section)', m.date],
+          ['cores', `${m.cores} (${m.cpuModel})`],
+          ['memory', `${m.memoryGiB} GiB (${m.freeMemoryGiB} GiB free at the start)`],
+          ['Node.js', m.node],
+          ['OS', m.os],
+          ['load average at the start (1/5/15 min)', m.loadAverage.join(' / ')],
+          ['placement', 'per section (first line of each); servers in their own processes, pinned with taskset where noted'],
+        ],
+      ),
+    );
     out.push('');
   }
   out.push('## Summary');

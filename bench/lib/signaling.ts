@@ -65,7 +65,11 @@ export function connectClient(target: SignalTarget, token: string | undefined, o
 /** Emits with an ack callback; rejects after the timeout. */
 export function ask<T>(socket: Socket, event: string, payload: unknown, timeoutMs = 20_000): Promise<T> {
   return new Promise((resolve, reject) => {
-    socket.timeout(timeoutMs).emit(event, payload, (error: Error | null, response: T) => (error ? reject(new Error(`${event}: ${error.message}`)) : resolve(response)));
+    socket
+      .timeout(timeoutMs)
+      .emit(event, payload, (error: Error | null, response: T) =>
+        error ? reject(new Error(`${event}: ${error.message}`)) : resolve(response),
+      );
   });
 }
 
@@ -73,7 +77,12 @@ export function ask<T>(socket: Socket, event: string, payload: unknown, timeoutM
  * Connects and joins `room` (Switchboard: with a token minted now, or the one given); the
  * timings start when this is called.
  */
-export async function connectAndJoin(target: SignalTarget, room: string, credentials: BenchTokens | string, options: ConnectOptions = {}): Promise<JoinedClient> {
+export async function connectAndJoin(
+  target: SignalTarget,
+  room: string,
+  credentials: BenchTokens | string,
+  options: ConnectOptions = {},
+): Promise<JoinedClient> {
   const start = performance.now();
   const token = target.protocol !== 'switchboard' ? undefined : typeof credentials === 'string' ? credentials : credentials.mint(room);
   const socket = await connectClient(target, token, options);
@@ -109,7 +118,9 @@ const SDP_BODY =
   'a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CD:87:32:BE:DD:8C:66:A5:8E:50:55:EA:15:DC:4E:5A:17:C2:51:54\r\n' +
   'a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n';
 
-export type SignalPayload = { to: string; candidate: { candidate: string; sdpMid: string; sdpMLineIndex: number } } | { to: string; description: { type: 'offer'; sdp: string } };
+export type SignalPayload =
+  | { to: string; candidate: { candidate: string; sdpMid: string; sdpMLineIndex: number } }
+  | { to: string; description: { type: 'offer'; sdp: string } };
 
 /**
  * Builds signal payloads of about `bytes` bytes of JSON (as the client sends them): ICE
@@ -125,7 +136,9 @@ export class PayloadFactory {
   ) {
     this.large = bytes > 900;
     const probe = JSON.stringify(this.build(sampleTo, 1e9, ''));
-    this.padding = this.large ? 'a=x-pad:'.padEnd(Math.max(0, bytes - probe.length - 2), 'x') + '\r\n' : ' x-pad '.padEnd(Math.max(0, bytes - probe.length), 'x');
+    this.padding = this.large
+      ? 'a=x-pad:'.padEnd(Math.max(0, bytes - probe.length - 2), 'x') + '\r\n'
+      : ' x-pad '.padEnd(Math.max(0, bytes - probe.length), 'x');
   }
 
   /** The JSON size of a payload as sent (the sequence number makes it vary by a few bytes). */

@@ -25,7 +25,12 @@ export interface Percentiles {
 }
 
 export function percentiles(samples: readonly number[]): Percentiles {
-  return { n: samples.length, p50: quantile(samples, 0.5), p99: quantile(samples, 0.99), max: samples.length ? Math.max(...samples) : Number.NaN };
+  return {
+    n: samples.length,
+    p50: quantile(samples, 0.5),
+    p99: quantile(samples, 0.99),
+    max: samples.length ? Math.max(...samples) : Number.NaN,
+  };
 }
 
 /** One figure across rounds: the median, and the range as the spread. */

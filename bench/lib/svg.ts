@@ -99,15 +99,30 @@ export function lineChart(options: { title: string; xLabel: string; yLabel: stri
   options.series.forEach((series, i) => {
     const color = COLORS[i % COLORS.length];
     const points = series.points.filter((p) => Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
-    if (points.length > 1) body.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ')}"/>`);
+    if (points.length > 1)
+      body.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="2" points="${points.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ')}"/>`,
+      );
     for (const p of points) {
       if (p.yMin !== undefined && p.yMax !== undefined && Number.isFinite(p.yMin) && Number.isFinite(p.yMax)) {
-        body.push(`<line x1="${x(p.x).toFixed(1)}" x2="${x(p.x).toFixed(1)}" y1="${y(p.yMin).toFixed(1)}" y2="${y(p.yMax).toFixed(1)}" stroke="${color}"/>`);
+        body.push(
+          `<line x1="${x(p.x).toFixed(1)}" x2="${x(p.x).toFixed(1)}" y1="${y(p.yMin).toFixed(1)}" y2="${y(p.yMax).toFixed(1)}" stroke="${color}"/>`,
+        );
       }
-      body.push(`<circle cx="${x(p.x).toFixed(1)}" cy="${y(p.y).toFixed(1)}" r="4" fill="${color}"><title>${esc(series.name)}: ${p.x} -> ${p.y.toFixed(1)}</title></circle>`);
+      body.push(
+        `<circle cx="${x(p.x).toFixed(1)}" cy="${y(p.y).toFixed(1)}" r="4" fill="${color}"><title>${esc(series.name)}: ${p.x} -> ${p.y.toFixed(1)}</title></circle>`,
+      );
     }
   });
-  return frame(options.title, options.xLabel, options.yLabel, yTicks, yMax, body, options.series.map((s) => s.name));
+  return frame(
+    options.title,
+    options.xLabel,
+    options.yLabel,
+    yTicks,
+    yMax,
+    body,
+    options.series.map((s) => s.name),
+  );
 }
 
 /** Grouped bars: one group per category, one bar per series (error bars from mins/maxs). */
@@ -123,13 +138,17 @@ export function barChart(options: { title: string; yLabel: string; xLabel?: stri
   const body: string[] = [];
   options.categories.forEach((category, c) => {
     const gx = MARGIN.left + c * groupW + groupW * 0.15;
-    body.push(`<text x="${(MARGIN.left + c * groupW + groupW / 2).toFixed(1)}" y="${MARGIN.top + plotH + 18}" text-anchor="middle">${esc(category)}</text>`);
+    body.push(
+      `<text x="${(MARGIN.left + c * groupW + groupW / 2).toFixed(1)}" y="${MARGIN.top + plotH + 18}" text-anchor="middle">${esc(category)}</text>`,
+    );
     options.series.forEach((series, s) => {
       const v = series.values[c] ?? Number.NaN;
       if (!Number.isFinite(v)) return;
       const bx = gx + s * barW;
       const color = COLORS[s % COLORS.length];
-      body.push(`<rect x="${bx.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(MARGIN.top + plotH - y(v)).toFixed(1)}" fill="${color}"><title>${esc(series.name)} ${esc(category)}: ${v.toFixed(1)}</title></rect>`);
+      body.push(
+        `<rect x="${bx.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(MARGIN.top + plotH - y(v)).toFixed(1)}" fill="${color}"><title>${esc(series.name)} ${esc(category)}: ${v.toFixed(1)}</title></rect>`,
+      );
       const lo = series.mins?.[c];
       const hi = series.maxs?.[c];
       if (lo !== undefined && hi !== undefined && Number.isFinite(lo) && Number.isFinite(hi)) {
@@ -138,5 +157,13 @@ export function barChart(options: { title: string; yLabel: string; xLabel?: stri
       }
     });
   });
-  return frame(options.title, options.xLabel ?? '', options.yLabel, yTicks, yMax, body, options.series.map((s) => s.name));
+  return frame(
+    options.title,
+    options.xLabel ?? '',
+    options.yLabel,
+    yTicks,
+    yMax,
+    body,
+    options.series.map((s) => s.name),
+  );
 }

@@ -28,7 +28,11 @@ interface Flow {
 }
 
 /** Allocates and releases `count` allocations with `concurrency` in flight; returns allocations per second. */
-export async function allocationBurst(endpoint: TurnEndpoint, count: number, concurrency: number): Promise<{ perS: number; failures: number }> {
+export async function allocationBurst(
+  endpoint: TurnEndpoint,
+  count: number,
+  concurrency: number,
+): Promise<{ perS: number; failures: number }> {
   const clients: TurnClient[] = [];
   let failures = 0;
   let next = 0;
@@ -36,7 +40,10 @@ export async function allocationBurst(endpoint: TurnEndpoint, count: number, con
   const worker = async (): Promise<void> => {
     while (next < count) {
       next += 1;
-      const client = await TurnClient.open({ address: endpoint.address, port: endpoint.port }, createTurnCredentials(endpoint.secret, user(), 3600));
+      const client = await TurnClient.open(
+        { address: endpoint.address, port: endpoint.port },
+        createTurnCredentials(endpoint.secret, user(), 3600),
+      );
       clients.push(client);
       const response = await client.allocate().catch(() => null);
       if (!response?.isSuccess) failures += 1;
@@ -74,13 +81,17 @@ export class TurnFlows {
         peer.on('message', () => {
           flow.received += 1;
         });
-        const client = await TurnClient.open({ address: endpoint.address, port: endpoint.port }, createTurnCredentials(endpoint.secret, user(), 3600));
+        const client = await TurnClient.open(
+          { address: endpoint.address, port: endpoint.port },
+          createTurnCredentials(endpoint.secret, user(), 3600),
+        );
         flow.client = client;
         client.socket.setSendBufferSize(BUFFER_BYTES);
         // A send the kernel refuses (ENOBUFS) must not crash the run; it shows up as loss.
         client.socket.on('error', () => undefined);
         const allocation = await client.allocate();
-        if (!allocation.isSuccess || !allocation.xorAddress(AttrType.XorRelayedAddress)) throw new Error(`allocate failed: ${allocation.errorCode}`);
+        if (!allocation.isSuccess || !allocation.xorAddress(AttrType.XorRelayedAddress))
+          throw new Error(`allocate failed: ${allocation.errorCode}`);
         const { port } = peer.address();
         const bound = await client.channelBind(CHANNEL, { address: '127.0.0.1', port } satisfies TransportAddress);
         if (!bound.isSuccess) throw new Error(`channel bind failed: ${bound.errorCode}`);

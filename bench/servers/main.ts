@@ -134,7 +134,8 @@ async function handle(running: Running, message: ToServer): Promise<unknown> {
     }
     case 'addresses': {
       const counts: Record<string, number> = {};
-      for (const socket of running.io.sockets.sockets.values()) counts[socket.handshake.address] = (counts[socket.handshake.address] ?? 0) + 1;
+      for (const socket of running.io.sockets.sockets.values())
+        counts[socket.handshake.address] = (counts[socket.handshake.address] ?? 0) + 1;
       return counts;
     }
     case 'profileStart': {
@@ -163,8 +164,17 @@ async function handle(running: Running, message: ToServer): Promise<unknown> {
 
 async function main(): Promise<void> {
   const running =
-    kind === 'baseline' ? await startBaseline() : await startSwitchboard(kind === 'switchboard-inline-turn' ? { ...overrides, TURN_ENABLED: 'false' } : overrides, kind === 'switchboard-inline-turn');
-  serveCommands((message) => handle(running, message), { url: running.url, port: running.port, turnPort: running.turnPort, devApiSecret: running.devApiSecret }, () => running.close());
+    kind === 'baseline'
+      ? await startBaseline()
+      : await startSwitchboard(
+          kind === 'switchboard-inline-turn' ? { ...overrides, TURN_ENABLED: 'false' } : overrides,
+          kind === 'switchboard-inline-turn',
+        );
+  serveCommands(
+    (message) => handle(running, message),
+    { url: running.url, port: running.port, turnPort: running.turnPort, devApiSecret: running.devApiSecret },
+    () => running.close(),
+  );
 }
 
 main().catch((error: unknown) => {

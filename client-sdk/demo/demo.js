@@ -67,7 +67,12 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     const response = await fetch('/dev/token', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ room: roomId, name, user: `${name.replace(/[^A-Za-z0-9_]/g, '').slice(0, 32) || 'guest'}-${userId}`, role: params.get('role') || 'guest' }),
+      body: JSON.stringify({
+        room: roomId,
+        name,
+        user: `${name.replace(/[^A-Za-z0-9_]/g, '').slice(0, 32) || 'guest'}-${userId}`,
+        role: params.get('role') || 'guest',
+      }),
     });
     const body = await response.json();
     if (!response.ok) throw body.error;
@@ -118,7 +123,12 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
         // ?rawaudio=1 turns the browser's audio processing (echo cancellation, noise suppression,
         // gain control) off: many pages on one machine spend a third of a core on it.
         // ?audio=0 sends video only.
-        const audio = params.get('audio') === '0' ? false : params.get('rawaudio') === '1' ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false } : true;
+        const audio =
+          params.get('audio') === '0'
+            ? false
+            : params.get('rawaudio') === '1'
+              ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
+              : true;
         localStream = await navigator.mediaDevices.getUserMedia({ audio, video: { width, height, frameRate: 15 } });
         $('local-video').srcObject = localStream;
         await room.publish(localStream);

@@ -119,7 +119,8 @@ export function encodeData(payload: DataPayload, header: { epoch: string; seq: n
 }
 
 /** The payload of a data envelope, as the sender passed it. */
-export const decodePayload = (envelope: Envelope): DataPayload => (envelope.k === 'b' ? fromBase64(String(envelope.d)) : (envelope.d as DataPayload));
+export const decodePayload = (envelope: Envelope): DataPayload =>
+  envelope.k === 'b' ? fromBase64(String(envelope.d)) : (envelope.d as DataPayload);
 
 /** A control message's text: `{c, ...fields}`. */
 export const encodeControl = (kind: ControlKind, fields: Partial<Envelope> = {}): string => JSON.stringify({ c: kind, ...fields });

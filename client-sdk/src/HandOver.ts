@@ -333,7 +333,12 @@ export class HandOver {
   /** The link is up and every media kind we get from the peer over the SFU also flows on it. */
   private async receivingOverMesh(peerId: string, link: HandOverLink): Promise<boolean> {
     if (!link.established) return false;
-    const overSfu = ((await this.host.sfu()?.statsFrom(peerId).catch(() => [])) ?? []).flat();
+    const overSfu = (
+      (await this.host
+        .sfu()
+        ?.statsFrom(peerId)
+        .catch(() => [])) ?? []
+    ).flat();
     const kinds = new Set(overSfu.flatMap((stat) => (stat.kind ? [stat.kind] : [])));
     if (kinds.size === 0) return true;
     const flowing = new Set((await link.inboundStats()).flatMap((stat) => (stat.kind && isFlowing(stat) ? [stat.kind] : [])));
@@ -352,7 +357,11 @@ export class HandOver {
     const migration = this.migration;
     if (migration.phase === 'idle') return;
     if (migration.phase === 'to-sfu') {
-      this.migration = { phase: 'to-sfu-overdue', cancelSteps: migration.cancelSteps, cancelDeadline: this.clock.delay(this.host.timeoutMs(), () => this.deadlinePassed()) };
+      this.migration = {
+        phase: 'to-sfu-overdue',
+        cancelSteps: migration.cancelSteps,
+        cancelDeadline: this.clock.delay(this.host.timeoutMs(), () => this.deadlinePassed()),
+      };
       for (const peerId of this.peers.keys()) this.links.get(peerId)?.stopMedia();
       this.report();
       return;

@@ -62,7 +62,8 @@ export class InboundSequencer<T> {
 
   /** Makes a new sender's reliable sequence start at `seq` rather than at its first message seen. */
   expectFrom(sender: string, seq: number): void {
-    if (!this.senders.has(sender)) this.senders.set(sender, { expected: seq, buffer: new Map(), gapSince: null, lossySeen: new Set(), lossyOrder: [] });
+    if (!this.senders.has(sender))
+      this.senders.set(sender, { expected: seq, buffer: new Map(), gapSince: null, lossySeen: new Set(), lossyOrder: [] });
   }
 
   /**
@@ -73,7 +74,8 @@ export class InboundSequencer<T> {
     const now = this.now();
     const found: Array<{ sender: string; expected: number; next: number }> = [];
     for (const [sender, state] of this.senders) {
-      if (state.gapSince !== null && now - state.gapSince >= minAgeMs) found.push({ sender, expected: state.expected, next: Math.min(...state.buffer.keys()) });
+      if (state.gapSince !== null && now - state.gapSince >= minAgeMs)
+        found.push({ sender, expected: state.expected, next: Math.min(...state.buffer.keys()) });
     }
     return found;
   }

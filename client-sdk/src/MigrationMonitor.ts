@@ -50,6 +50,14 @@ export class MigrationMonitor {
     const durationMs = Date.now() - this.started;
     await this.meter.flowingOn(this.to, SETTLE_CAP_MS);
     const mediaGapMs = await this.meter.finish();
-    return { to: this.to, durationMs, mediaGapMs, mediaGapFrom: this.meter.largestFrom, mediaGapOf: this.meter.largestOf, freezes: this.meter.freezes, freezesByPath: this.meter.freezesByPath };
+    return {
+      to: this.to,
+      durationMs,
+      mediaGapMs,
+      mediaGapFrom: this.meter.largestFrom,
+      mediaGapOf: this.meter.largestOf,
+      freezes: this.meter.freezes,
+      freezesByPath: this.meter.freezesByPath,
+    };
   }
 }

@@ -95,7 +95,19 @@ export class PeerLink {
   /** Remote tracks received on this link (not those of the same peer over the SFU). */
   readonly remoteTracks = new Set<MediaStreamTrack>();
   closed = false;
-  readonly counters: PeerLinkCounters = { offersSent: 0, answersSent: 0, descriptionsReceived: 0, candidatesSent: 0, candidatesReceived: 0, renegotiations: 0, iceRestarts: 0, candidatesRefused: 0, staleAnswers: 0, offersRepeated: 0, errors: 0 };
+  readonly counters: PeerLinkCounters = {
+    offersSent: 0,
+    answersSent: 0,
+    descriptionsReceived: 0,
+    candidatesSent: 0,
+    candidatesReceived: 0,
+    renegotiations: 0,
+    iceRestarts: 0,
+    candidatesRefused: 0,
+    staleAnswers: 0,
+    offersRepeated: 0,
+    errors: 0,
+  };
   private readonly negotiationTimer: ReturnType<typeof setInterval>;
   /** Sends our latest offer again when its answer has not come (see sendLocalDescription). */
   private offerWatch: ReturnType<typeof setTimeout> | null = null;
@@ -117,12 +129,20 @@ export class PeerLink {
       if (!candidate || !candidate.candidate) return;
       this.counters.candidatesSent++;
       options
-        .sendSignal({ candidate: { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex, usernameFragment: candidate.usernameFragment } })
+        .sendSignal({
+          candidate: {
+            candidate: candidate.candidate,
+            sdpMid: candidate.sdpMid,
+            sdpMLineIndex: candidate.sdpMLineIndex,
+            usernameFragment: candidate.usernameFragment,
+          },
+        })
         .catch((error: unknown) => options.onError(error));
     };
     // The first offer is the initiator's (see below); the other side offers once it has one,
     // or after a retry period without it (checkNegotiation).
-    pc.onnegotiationneeded = () => this.enqueue(() => (options.initiator || this.pc.remoteDescription ? this.makeOffer(false) : Promise.resolve()));
+    pc.onnegotiationneeded = () =>
+      this.enqueue(() => (options.initiator || this.pc.remoteDescription ? this.makeOffer(false) : Promise.resolve()));
     pc.ontrack = ({ track, streams }) => {
       this.remoteTracks.add(track);
       options.onTrack(track, streams[0]);

@@ -224,7 +224,13 @@ export class ReliableDelivery<S extends DataSender> {
     pending.askedAt = this.clock.now();
     const peerId = this.paths.peerIdOf(pending.identity);
     if (peerId === null) return;
-    const text = encodeControl('sync', { s: pending.identity, e: pending.epoch, q: pending.from, ...(pending.to === null ? {} : { u: pending.to }), n: pending.nonce });
+    const text = encodeControl('sync', {
+      s: pending.identity,
+      e: pending.epoch,
+      q: pending.from,
+      ...(pending.to === null ? {} : { u: pending.to }),
+      n: pending.nonce,
+    });
     if (this.paths.canPublishData()) this.paths.sfu()?.send(text, true);
     this.paths.mesh(peerId, 'control')?.send(text, true);
   }
@@ -242,7 +248,13 @@ export class ReliableDelivery<S extends DataSender> {
 
   /** A sync for us (the SFU path carries everyone's requests to everyone): resend, then answer. */
   private answerSync(asker: S, envelope: Envelope): void {
-    if (envelope.s !== this.paths.selfIdentity() || envelope.e !== this.epoch || typeof envelope.q !== 'number' || typeof envelope.n !== 'string') return;
+    if (
+      envelope.s !== this.paths.selfIdentity() ||
+      envelope.e !== this.epoch ||
+      typeof envelope.q !== 'number' ||
+      typeof envelope.n !== 'string'
+    )
+      return;
     const now = this.clock.now();
     if (now - (this.syncAnsweredAt.get(asker.id) ?? 0) < SYNC_CHECK_MS) return;
     this.syncAnsweredAt.set(asker.id, now);
@@ -252,7 +264,10 @@ export class ReliableDelivery<S extends DataSender> {
     const to = typeof envelope.u === 'number' ? envelope.u : Infinity;
     // The link reaches the asker alone; the SFU reaches everyone, so there each message goes
     // again at most once per SYNC_RESEND_WINDOW_MS, whoever asks.
-    if (overLink) for (const text of batches([...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND), answer])) overLink.send(text, true);
-    if (overSfu) for (const text of batches([...this.sentHistory.rangeToResend(envelope.q, to, SYNC_MAX_RESEND, now, SYNC_RESEND_WINDOW_MS), answer])) overSfu.send(text, true);
+    if (overLink)
+      for (const text of batches([...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND), answer])) overLink.send(text, true);
+    if (overSfu)
+      for (const text of batches([...this.sentHistory.rangeToResend(envelope.q, to, SYNC_MAX_RESEND, now, SYNC_RESEND_WINDOW_MS), answer]))
+        overSfu.send(text, true);
   }
 }

@@ -83,7 +83,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
       measure: (to) => new MigrationMonitor(to, () => this.videoSample()),
       reported: (report) => {
         this.lastMigration = report;
-        void this.signal?.request('stats', { links: [], migration: { to: report.to, duration_ms: report.durationMs, media_gap_ms: report.mediaGapMs } }).catch(() => undefined);
+        void this.signal
+          ?.request('stats', { links: [], migration: { to: report.to, duration_ms: report.durationMs, media_gap_ms: report.mediaGapMs } })
+          .catch(() => undefined);
       },
     },
     {
@@ -202,7 +204,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
       [...this.participants.values()].map(async (participant) => {
         const link = this.links.get(participant.id);
         const [mesh, sfu] = await Promise.all([
-          link ? link.inboundStats().then((stats) => [stats], () => []) : Promise.resolve([]),
+          link
+            ? link.inboundStats().then(
+                (stats) => [stats],
+                () => [],
+              )
+            : Promise.resolve([]),
           this.sfu ? this.sfu.statsFrom(participant.id).catch(() => []) : Promise.resolve([]),
         ]);
         return [participant.identity, participantMediaStats({ mesh, sfu })] as const;
@@ -281,7 +288,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
         // Late signals of a link we closed (the room left the mesh) are dropped; in a mesh, a
         // hidden peer (a recorder) can negotiate without having been announced.
         if (this.mode !== 'mesh') return;
-        link = this.link(this.upsertParticipant({ id: message.from, user_id: message.from, name: '', metadata: {} }, false), { initiator: false });
+        link = this.link(this.upsertParticipant({ id: message.from, user_id: message.from, name: '', metadata: {} }, false), {
+          initiator: false,
+        });
       }
       const participant = this.participantsById.get(message.from);
       if (message.description && participant && link.isFromNewConnection(message.description)) {
@@ -320,7 +329,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.mode = ack.room.mode;
     this.config = ack.room.config;
     this.iceServers = ack.ice_servers;
-    this.localParticipant = { id: ack.self.id, identity: ack.self.user_id, name: ack.self.name, metadata: ack.self.metadata, grants: ack.self.grants, muted: notMuted() };
+    this.localParticipant = {
+      id: ack.self.id,
+      identity: ack.self.user_id,
+      name: ack.self.name,
+      metadata: ack.self.metadata,
+      grants: ack.self.grants,
+      muted: notMuted(),
+    };
     const present = new Set(ack.peers.map((p) => p.user_id));
     for (const participant of [...this.participants.values()]) if (!present.has(participant.identity)) this.removeParticipant(participant);
     if (ack.room.mode === 'sfu' && ack.sfu) {
@@ -504,7 +520,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
       onError: (error) => this.emit(RoomEvent.Error, SwitchboardError.from(error, 'internal')),
     });
     this.sfu = session;
-    bringUpSfu(session, () => this.localTracks.keys(), (producers, dataProducers) => this.handOver.announce(producers, dataProducers))
+    bringUpSfu(
+      session,
+      () => this.localTracks.keys(),
+      (producers, dataProducers) => this.handOver.announce(producers, dataProducers),
+    )
       .then(() => {
         if (session === this.sfu) this.failedSfuStarts = 0;
       })
@@ -523,7 +543,13 @@ export class Room extends Emitter<RoomEventCallbacks> {
    * (peers see the same participant come back, as after any reconnect).
    */
   private restartFailedSfuStart(): void {
-    if (this.failedSfuStarts >= MAX_SFU_START_RESTARTS || !this.reconnectPolicy || this.state !== ConnectionState.Connected || this.mode !== 'sfu') return;
+    if (
+      this.failedSfuStarts >= MAX_SFU_START_RESTARTS ||
+      !this.reconnectPolicy ||
+      this.state !== ConnectionState.Connected ||
+      this.mode !== 'sfu'
+    )
+      return;
     this.failedSfuStarts++;
     this.onSignalingLost('sfu session failed to start');
   }

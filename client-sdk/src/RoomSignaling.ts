@@ -1,9 +1,27 @@
-import type { JoinResult, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SfuInfo, SfuProducerInfo, SignalMessage } from '../../protocol/events.js';
+import type {
+  JoinResult,
+  Metadata,
+  PeerInfo,
+  RoomConfigInfo,
+  RoomMode,
+  SfuInfo,
+  SfuProducerInfo,
+  SignalMessage,
+} from '../../protocol/events.js';
 import { SwitchboardError } from './errors.js';
 import { SignalClient, type Credentials } from './SignalClient.js';
 
 /** Server codes after which reconnecting cannot help. */
-export const TERMINAL_CODES = new Set(['token_revoked', 'token_invalid', 'token_expired', 'token_missing', 'forbidden', 'room_not_found', 'room_locked', 'room_full']);
+export const TERMINAL_CODES = new Set([
+  'token_revoked',
+  'token_invalid',
+  'token_expired',
+  'token_missing',
+  'forbidden',
+  'room_not_found',
+  'room_locked',
+  'room_full',
+]);
 
 /** The room's new mode, why, and with 'sfu' the SFU to join. */
 export interface ModeChange {
@@ -54,13 +72,34 @@ export async function joinRoom(url: string, credentials: Credentials, options: J
   try {
     await signal.connect();
     const socket = signal.socket;
-    socket.on('peer_joined', ordered((info: PeerInfo) => handlers.peerJoined(info)));
-    socket.on('peer_left', ordered(({ id }: { id: string }) => handlers.peerLeft(id)));
-    socket.on('peer_updated', ordered((info: PeerInfo) => handlers.peerUpdated(info)));
-    socket.on('signal', ordered((message: SignalMessage) => handlers.signal(message)));
-    socket.on('mode_changed', ordered(({ mode, reason, sfu }: ModeChange) => handlers.modeChanged({ mode, reason, sfu })));
-    socket.on('sfu:new_producer', ordered((info: SfuProducerInfo) => handlers.newProducer(info)));
-    socket.on('sfu:producer_closed', ordered((info: SfuProducerInfo) => handlers.producerClosed(info)));
+    socket.on(
+      'peer_joined',
+      ordered((info: PeerInfo) => handlers.peerJoined(info)),
+    );
+    socket.on(
+      'peer_left',
+      ordered(({ id }: { id: string }) => handlers.peerLeft(id)),
+    );
+    socket.on(
+      'peer_updated',
+      ordered((info: PeerInfo) => handlers.peerUpdated(info)),
+    );
+    socket.on(
+      'signal',
+      ordered((message: SignalMessage) => handlers.signal(message)),
+    );
+    socket.on(
+      'mode_changed',
+      ordered(({ mode, reason, sfu }: ModeChange) => handlers.modeChanged({ mode, reason, sfu })),
+    );
+    socket.on(
+      'sfu:new_producer',
+      ordered((info: SfuProducerInfo) => handlers.newProducer(info)),
+    );
+    socket.on(
+      'sfu:producer_closed',
+      ordered((info: SfuProducerInfo) => handlers.producerClosed(info)),
+    );
     socket.on('room_updated', ({ config }) => handlers.roomUpdated(config));
     socket.on('kicked', ({ reason }) => handlers.ended(new SwitchboardError('forbidden', `kicked: ${reason}`), false));
     socket.on('room_closed', ({ reason }) => handlers.ended(new SwitchboardError('not_connected', `room closed: ${reason}`), false));

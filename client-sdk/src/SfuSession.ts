@@ -10,7 +10,9 @@ let loading: Promise<MediasoupClient> | null = null;
 /** mediasoup-client is loaded only when a room first goes to the SFU (a separate chunk in the ESM build). */
 export function loadMediasoupClient(): Promise<MediasoupClient> {
   // mediasoup-client is CommonJS: bundlers may hand its exports over as `default`.
-  loading ??= import('mediasoup-client').then((module) => ((module as { Device?: unknown }).Device ? module : (module as unknown as { default: MediasoupClient }).default));
+  loading ??= import('mediasoup-client').then((module) =>
+    (module as { Device?: unknown }).Device ? module : (module as unknown as { default: MediasoupClient }).default,
+  );
   return loading;
 }
 
@@ -88,7 +90,10 @@ export class SfuSession {
     if (this.closed) return;
     this.device = device;
     const wantsSend = this.options.canPublish || this.options.canPublishData;
-    const [sendTransport, recvTransport] = await Promise.all([wantsSend ? this.createTransport('send') : null, this.createTransport('recv')]);
+    const [sendTransport, recvTransport] = await Promise.all([
+      wantsSend ? this.createTransport('send') : null,
+      this.createTransport('recv'),
+    ]);
     this.sendTransport = sendTransport;
     this.recvTransport = recvTransport;
     if (this.closed) return;
@@ -159,12 +164,15 @@ export class SfuSession {
    * seconds during a migration.
    */
   async statsFrom(peerId: string): Promise<InboundStat[][]> {
-    const consumers = [...this.consumed.values()].flatMap((c) => (c.peerId === peerId && c.consumer && !c.consumer.closed ? [c.consumer] : []));
+    const consumers = [...this.consumed.values()].flatMap((c) =>
+      c.peerId === peerId && c.consumer && !c.consumer.closed ? [c.consumer] : [],
+    );
     if (consumers.length === 0 || !this.recvTransport) return [];
     const inbound = inboundStats(await this.recvTransportStats());
     // A browser without trackIdentifier: ask each consumer (each call walks the whole
     // transport, so only then).
-    if (inbound.some((stat) => !stat.trackIdentifier)) return Promise.all(consumers.map(async (consumer) => inboundStats(await consumer.getStats())));
+    if (inbound.some((stat) => !stat.trackIdentifier))
+      return Promise.all(consumers.map(async (consumer) => inboundStats(await consumer.getStats())));
     return consumers.map((consumer) => inbound.filter((stat) => stat.trackIdentifier === consumer.track.id));
   }
 
@@ -218,7 +226,9 @@ export class SfuSession {
     void (async () => {
       const transport = this.recvTransport as msc.Transport;
       if (info.kind === 'data') {
-        const ack = await this.requestPatiently(() => this.options.signal.request('sfu:consume_data', { transport_id: transport.id, producer_id: info.producer_id }));
+        const ack = await this.requestPatiently(() =>
+          this.options.signal.request('sfu:consume_data', { transport_id: transport.id, producer_id: info.producer_id }),
+        );
         const dataConsumer = await transport.consumeData({
           id: ack.consumer.id,
           dataProducerId: ack.consumer.data_producer_id,
@@ -289,7 +299,8 @@ export class SfuSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const [producerId, entry] of this.consumed) if (entry.consumer) this.options.onTrackEnded(entry.peerId, producerId, entry.consumer.track);
+    for (const [producerId, entry] of this.consumed)
+      if (entry.consumer) this.options.onTrackEnded(entry.peerId, producerId, entry.consumer.track);
     this.consumed.clear();
     this.sendTransport?.close();
     this.recvTransport?.close();
@@ -335,19 +346,23 @@ export class SfuSession {
     };
     const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
     transport.on('connectionstatechange', (state) => {
-      if (state === 'failed' && !this.closed) this.options.onError(new SwitchboardError('media_failed', `the SFU ${direction} transport failed to connect (ICE/DTLS): no media over the SFU`));
+      if (state === 'failed' && !this.closed)
+        this.options.onError(
+          new SwitchboardError('media_failed', `the SFU ${direction} transport failed to connect (ICE/DTLS): no media over the SFU`),
+        );
     });
     // The server answers a repeated connect, produce or produce_data like the first (the same
     // producer), so a late answer is asked for again instead of breaking the session for good.
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {
-      this.requestPatiently(() => signal.request('sfu:connect_transport', { transport_id: transport.id, dtls_parameters: dtlsParameters })).then(() => callback(), errback);
+      this.requestPatiently(() =>
+        signal.request('sfu:connect_transport', { transport_id: transport.id, dtls_parameters: dtlsParameters }),
+      ).then(() => callback(), errback);
     });
     if (direction === 'send') {
       transport.on('produce', ({ kind, rtpParameters }, callback, errback) => {
-        this.requestPatiently(() => signal.request('sfu:produce', { transport_id: transport.id, kind, rtp_parameters: rtpParameters })).then(
-          ({ producer_id }) => callback({ id: producer_id }),
-          errback,
-        );
+        this.requestPatiently(() =>
+          signal.request('sfu:produce', { transport_id: transport.id, kind, rtp_parameters: rtpParameters }),
+        ).then(({ producer_id }) => callback({ id: producer_id }), errback);
       });
       transport.on('producedata', ({ sctpStreamParameters, label, protocol }, callback, errback) => {
         // mediasoup-client always assigns the stream id of a data channel it opens.
@@ -358,7 +373,12 @@ export class SfuSession {
         }
         const sctp_stream_parameters = { ...sctpStreamParameters, streamId };
         this.requestPatiently(() =>
-          signal.request('sfu:produce_data', { transport_id: transport.id, sctp_stream_parameters, label: label ?? '', protocol: protocol ?? '' }),
+          signal.request('sfu:produce_data', {
+            transport_id: transport.id,
+            sctp_stream_parameters,
+            label: label ?? '',
+            protocol: protocol ?? '',
+          }),
         ).then(({ producer_id }) => callback({ id: producer_id }), errback);
       });
     }

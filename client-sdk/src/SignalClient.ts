@@ -30,7 +30,11 @@ export type Credentials = string | AnonymousCredentials;
 export class SignalClient {
   readonly socket: ClientSocket;
 
-  constructor(url: string, credentials: Credentials, private readonly options: SignalClientOptions) {
+  constructor(
+    url: string,
+    credentials: Credentials,
+    private readonly options: SignalClientOptions,
+  ) {
     const auth = typeof credentials === 'string' ? { token: credentials } : { room: credentials.room, name: credentials.name };
     // Reconnection is the Room's job (it needs to rejoin and rebuild peers), not socket.io's.
     this.socket = io(url, { auth, reconnection: false, forceNew: true, transports: ['websocket'], ...options.socketOptions });

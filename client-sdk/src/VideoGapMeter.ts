@@ -128,7 +128,7 @@ export class VideoGapMeter {
    * (media runs on the new topology), or after `capMs`.
    */
   async flowingOn(path: string, capMs: number): Promise<void> {
-    for (const deadline = Date.now() + capMs; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + capMs; Date.now() < deadline;) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       const progressed = this.lastProgressed.get(path);
       if (this.seen.size > 0 && [...this.seen.keys()].every((identity) => progressed?.has(identity))) return;

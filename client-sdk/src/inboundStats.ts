@@ -25,4 +25,5 @@ export function inboundStats(report: RTCStatsReport): InboundStat[] {
 }
 
 /** Inbound media that flows, not just negotiated: audio arriving, video decoding (bytes alone may still wait for a key frame). */
-export const isFlowing = (stat: InboundStat): boolean => (stat.kind === 'video' ? (stat.framesDecoded ?? 0) > 0 : (stat.bytesReceived ?? 0) > 0);
+export const isFlowing = (stat: InboundStat): boolean =>
+  stat.kind === 'video' ? (stat.framesDecoded ?? 0) > 0 : (stat.bytesReceived ?? 0) > 0;

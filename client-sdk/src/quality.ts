@@ -13,7 +13,12 @@ export interface QualitySample {
 type Stat = Record<string, unknown> & { type: string; id: string };
 
 /** Summarizes a getStats() report of one link (RTT, loss, bitrates, candidate type). */
-export function summarizeLink(peerId: string, report: RTCStatsReport, previous: QualitySample | undefined, now: number): { quality: LinkQuality; sample: QualitySample } {
+export function summarizeLink(
+  peerId: string,
+  report: RTCStatsReport,
+  previous: QualitySample | undefined,
+  now: number,
+): { quality: LinkQuality; sample: QualitySample } {
   const stats: Stat[] = [];
   report.forEach((value: Stat) => stats.push(value));
   const byId = new Map(stats.map((s) => [s.id, s]));
@@ -39,7 +44,8 @@ export function summarizeLink(peerId: string, report: RTCStatsReport, previous: 
   if (pair && typeof pair.currentRoundTripTime === 'number') quality.rtt_ms = Math.round(pair.currentRoundTripTime * 1000);
   const local = pair ? byId.get(String(pair.localCandidateId)) : undefined;
   const candidateType = local?.candidateType;
-  if (candidateType === 'host' || candidateType === 'srflx' || candidateType === 'prflx' || candidateType === 'relay') quality.candidate_type = candidateType;
+  if (candidateType === 'host' || candidateType === 'srflx' || candidateType === 'prflx' || candidateType === 'relay')
+    quality.candidate_type = candidateType;
   if (previous) {
     const seconds = (now - previous.at) / 1000;
     if (seconds > 0) {

@@ -151,14 +151,18 @@ export class TokenService {
 
     const parsed = requiredClaims.safeParse(payload);
     if (!parsed.success) {
-      const missing = parsed.error.issues.map((i) => i.path.join('.') || 'claims').slice(0, 5).join(', ');
+      const missing = parsed.error.issues
+        .map((i) => i.path.join('.') || 'claims')
+        .slice(0, 5)
+        .join(', ');
       throw new AppError('token_invalid', `token claims missing or invalid: ${missing}`);
     }
     const claims = parsed.data;
     const nowS = Date.now() / 1000;
     const tolerance = this.options.clockToleranceS;
     if (claims.iat > nowS + tolerance) throw new AppError('token_invalid', 'token is issued in the future');
-    if (claims.exp - claims.iat > this.options.maxLifetimeS + tolerance) throw new AppError('token_invalid', 'token lifetime exceeds the maximum');
+    if (claims.exp - claims.iat > this.options.maxLifetimeS + tolerance)
+      throw new AppError('token_invalid', 'token lifetime exceeds the maximum');
 
     return {
       jti: claims.jti,

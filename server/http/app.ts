@@ -78,7 +78,11 @@ export function createHttpApp(options: HttpAppOptions): Express {
     let appError: AppError | undefined = error instanceof AppError ? error : undefined;
     // body-parser errors: bad JSON, too large, wrong charset.
     const type = (error as { type?: string } | null)?.type;
-    if (!appError && typeof type === 'string' && type.startsWith('entity.')) appError = new AppError('payload_invalid', type === 'entity.too.large' ? 'request body is too large' : 'request body is not valid JSON');
+    if (!appError && typeof type === 'string' && type.startsWith('entity.'))
+      appError = new AppError(
+        'payload_invalid',
+        type === 'entity.too.large' ? 'request body is too large' : 'request body is not valid JSON',
+      );
     if (!appError) log.error({ err: error, method: req.method, path: req.path }, 'request failed');
     const wire = appError ? appError.toWire() : toWireError(error);
     if (appError?.retryAfterS) res.setHeader('Retry-After', String(appError.retryAfterS));

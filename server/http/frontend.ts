@@ -19,7 +19,8 @@ export function projectRoot(): string {
 
 export interface FrontendOptions {
   /** Mints a demo token, or null when the dev token route is off (production). */
-  devToken: ((request: { room: string; name: string; role: string; user?: string | undefined }) => { token: string; expires_at: string }) | null;
+  devToken:
+    ((request: { room: string; name: string; role: string; user?: string | undefined }) => { token: string; expires_at: string }) | null;
   roles: readonly string[];
 }
 
@@ -37,7 +38,12 @@ export function mountFrontend(app: Express, options: FrontendOptions): void {
 
   if (!options.devToken) return;
   const mint = options.devToken;
-  const body = z.strictObject({ room: externalId, name: displayName.max(64), user: externalId.optional(), role: z.enum(options.roles as [string, ...string[]]).default('guest') });
+  const body = z.strictObject({
+    room: externalId,
+    name: displayName.max(64),
+    user: externalId.optional(),
+    role: z.enum(options.roles as [string, ...string[]]).default('guest'),
+  });
   app.post('/dev/token', (req, res, next) => {
     const parsed = body.safeParse(req.body);
     if (!parsed.success) return next(new AppError('payload_invalid', describeIssues(parsed.error)));

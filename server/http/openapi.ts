@@ -26,7 +26,10 @@ interface InfrastructureRoute {
 
 const text = (description: string): JsonObject => ({ description, content: { 'text/plain': { schema: { type: 'string' } } } });
 const json = (description: string, schema: JsonObject): JsonObject => ({ description, content: { 'application/json': { schema } } });
-const readiness = { type: 'object', properties: { status: { enum: ['ready', 'not_ready'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } } } };
+const readiness = {
+  type: 'object',
+  properties: { status: { enum: ['ready', 'not_ready'] }, checks: { type: 'object', additionalProperties: { type: 'boolean' } } },
+};
 
 /** Routes registered outside the route table: app.ts (health, readiness, metrics) and frontend.ts (demo). */
 export const INFRASTRUCTURE_ROUTES: readonly InfrastructureRoute[] = [
@@ -62,7 +65,8 @@ export const INFRASTRUCTURE_ROUTES: readonly InfrastructureRoute[] = [
     method: 'post',
     path: '/dev/token',
     operationId: 'devToken',
-    summary: "Dev mode only (DEV_TOKEN_ROUTE, never in production): a demo token for the dev tenant, so the demo page works without a backend",
+    summary:
+      'Dev mode only (DEV_TOKEN_ROUTE, never in production): a demo token for the dev tenant, so the demo page works without a backend',
     requestBody: {
       required: true,
       content: {
@@ -77,7 +81,10 @@ export const INFRASTRUCTURE_ROUTES: readonly InfrastructureRoute[] = [
       },
     },
     responses: {
-      201: json('minted', { type: 'object', properties: { token: { type: 'string' }, expires_at: { type: 'string', format: 'date-time' } } }),
+      201: json('minted', {
+        type: 'object',
+        properties: { token: { type: 'string' }, expires_at: { type: 'string', format: 'date-time' } },
+      }),
       400: { description: 'payload_invalid', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
     },
   },
@@ -133,7 +140,9 @@ function operation(route: ApiRoute): JsonObject {
     tags: [route.tag],
     security,
     parameters: [...parameters(route.params, 'path'), ...parameters(route.query, 'query')],
-    ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.body, 'input') } } } } : {}),
+    ...(route.body
+      ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.body, 'input') } } } }
+      : {}),
     responses,
   };
 }

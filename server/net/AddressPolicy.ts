@@ -39,7 +39,20 @@ type RangeClass = Exclude<AddressClass, 'invalid'> | 'public';
  */
 const RANGES: ReadonlyArray<readonly [RangeClass, readonly string[]]> = [
   // Anycast services inside reserved blocks (PCP, TURN, AMT, AS112, ORCHIDv2, drone ids).
-  ['public', ['192.0.0.9/32', '192.0.0.10/32', '2001:1::1/128', '2001:1::2/128', '2001:1::3/128', '2001:3::/32', '2001:4:112::/48', '2001:20::/28', '2001:30::/28']],
+  [
+    'public',
+    [
+      '192.0.0.9/32',
+      '192.0.0.10/32',
+      '2001:1::1/128',
+      '2001:1::2/128',
+      '2001:1::3/128',
+      '2001:3::/32',
+      '2001:4:112::/48',
+      '2001:20::/28',
+      '2001:30::/28',
+    ],
+  ],
   // 0.0.0.0/8 is "this network": connecting to 0.0.0.0 reaches the local host.
   ['unspecified', ['0.0.0.0/8', '::/128']],
   ['loopback', ['127.0.0.0/8', '::1/128']],
@@ -84,7 +97,8 @@ function addCidr(list: BlockList, text: string): void {
   const bits = family === 4 ? 32 : 128;
   const prefixText = slash < 0 ? String(bits) : text.slice(slash + 1);
   const prefix = Number(prefixText);
-  if (family === 0 || address.includes('%') || !/^\d{1,3}$/.test(prefixText) || prefix > bits) throw new TypeError(`[AddressPolicy] invalid CIDR "${text}"`);
+  if (family === 0 || address.includes('%') || !/^\d{1,3}$/.test(prefixText) || prefix > bits)
+    throw new TypeError(`[AddressPolicy] invalid CIDR "${text}"`);
   list.addSubnet(address, prefix, family === 4 ? 'ipv4' : 'ipv6');
 }
 
@@ -106,11 +120,20 @@ export function parseIp(text: string): Uint8Array | null {
   let tail4: number[] = [];
   const lastColon = head.lastIndexOf(':');
   if (head.includes('.', lastColon)) {
-    tail4 = head.slice(lastColon + 1).split('.').map(Number);
+    tail4 = head
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number);
     head = head.slice(0, lastColon + 1) + '0:0';
   }
   const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
-  const groups = (s: string | undefined): number[] => (s ? s.split(':').filter((g) => g !== '').map((g) => parseInt(g, 16)) : []);
+  const groups = (s: string | undefined): number[] =>
+    s
+      ? s
+          .split(':')
+          .filter((g) => g !== '')
+          .map((g) => parseInt(g, 16))
+      : [];
   const l = groups(left);
   const r = groups(right);
   const all = right === undefined ? l : [...l, ...new Array<number>(8 - l.length - r.length).fill(0), ...r];

@@ -133,7 +133,8 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     let room = this.get(tenant.tenant_id, identity.roomId);
     if (!room) {
       if (!record && !tenant.limits.auto_create_rooms) throw new AppError('room_not_found', 'room does not exist');
-      if (this.liveRoomCount(tenant.tenant_id) >= tenant.limits.max_rooms) throw new AppError('quota_exceeded', 'tenant live room limit reached');
+      if (this.liveRoomCount(tenant.tenant_id) >= tenant.limits.max_rooms)
+        throw new AppError('quota_exceeded', 'tenant live room limit reached');
       room = this.create(tenant.tenant_id, identity.roomId, this.resolveConfig(tenant, record));
       if (record?.expires_at) this.setExpiry(room, record.expires_at);
     }
@@ -152,7 +153,14 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     }
     if (previous) this.removePeer(room, previous, 'duplicate_identity', { kick: true });
 
-    const peer = new Peer(admission.connection, identity.userId, identity.name, identity.grants, identity.jti, admission.metadata ?? identity.metadata);
+    const peer = new Peer(
+      admission.connection,
+      identity.userId,
+      identity.name,
+      identity.grants,
+      identity.jti,
+      admission.metadata ?? identity.metadata,
+    );
     this.cancelEmptyTimer(room);
     room.add(peer);
     this.logger.debug({ room: room.key, peer: peer.id }, 'peer joined');
@@ -230,10 +238,13 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
       return;
     }
     // setTimeout overflows past 2^31-1 ms (~24.8 days): wait in steps and re-check.
-    const timer = setTimeout(() => {
-      this.expiryTimers.delete(room.key);
-      this.setExpiry(room, expiresAt);
-    }, Math.min(delay, 2 ** 31 - 1));
+    const timer = setTimeout(
+      () => {
+        this.expiryTimers.delete(room.key);
+        this.setExpiry(room, expiresAt);
+      },
+      Math.min(delay, 2 ** 31 - 1),
+    );
     timer.unref();
     this.expiryTimers.set(room.key, timer);
   }

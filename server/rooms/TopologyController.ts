@@ -58,7 +58,9 @@ export class TopologyController<Connection extends PeerConnection = PeerConnecti
     });
     rooms.on('room_updated', (room) => this.evaluate(room));
     rooms.on('peer_muted', (room, peer, kind, muted) => {
-      this.state(room).sfuRoom?.setMuted(peer.id, kind, muted).catch((error: unknown) => this.logger.warn({ err: error, room: room.key }, 'could not apply an admin mute on the SFU'));
+      this.state(room)
+        .sfuRoom?.setMuted(peer.id, kind, muted)
+        .catch((error: unknown) => this.logger.warn({ err: error, room: room.key }, 'could not apply an admin mute on the SFU'));
     });
     rooms.on('room_finished', (room) => this.forget(room));
     sfu?.on('rooms_lost', (keys) => {

@@ -161,9 +161,11 @@ export class SessionRecorder {
   }
 
   private write(session: LiveSession, operation: (store: Store) => Promise<void>, what: string): void {
-    const next = session.chain.then(() => operation(this.options.store)).catch((error: unknown) => {
-      this.logger.error({ err: error, session: session.sessionId, operation: what }, 'session write failed');
-    });
+    const next = session.chain
+      .then(() => operation(this.options.store))
+      .catch((error: unknown) => {
+        this.logger.error({ err: error, session: session.sessionId, operation: what }, 'session write failed');
+      });
     session.chain = next;
     this.pending.add(next);
     void next.finally(() => this.pending.delete(next));

@@ -1,5 +1,12 @@
 import type { types as ms } from 'mediasoup';
-import type { ClientEventPayload, SfuConsumerInfo, SfuDataConsumerInfo, SfuInfo, SfuProducerInfo, SfuTransportInfo } from '../../protocol/events.js';
+import type {
+  ClientEventPayload,
+  SfuConsumerInfo,
+  SfuDataConsumerInfo,
+  SfuInfo,
+  SfuProducerInfo,
+  SfuTransportInfo,
+} from '../../protocol/events.js';
 import type { Config } from '../../config/index.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -20,7 +27,10 @@ class SfuPeer {
   /** Creations still awaiting mediasoup, per limit: they count against it like live objects. */
   private readonly pending: Record<Slot, number> = { transports: 0, producers: 0, consumers: 0 };
 
-  constructor(readonly id: string, readonly announced: boolean) {}
+  constructor(
+    readonly id: string,
+    readonly announced: boolean,
+  ) {}
 
   private held(slot: Slot): number {
     if (slot === 'transports') return this.transports.size;
@@ -140,7 +150,12 @@ export const MEDIA_CODECS: ms.RtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
   { kind: 'video', mimeType: 'video/VP8', clockRate: 90000, parameters: { 'x-google-start-bitrate': 600 } },
   { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 2 } },
-  { kind: 'video', mimeType: 'video/H264', clockRate: 90000, parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1 } },
+  {
+    kind: 'video',
+    mimeType: 'video/H264',
+    clockRate: 90000,
+    parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1 },
+  },
 ];
 
 /**
@@ -293,17 +308,34 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
   }
 
   /** A producer for a peer; `paused` while a room admin has that kind muted. */
-  async produce(peerId: string, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters, appData: Record<string, unknown>, paused = false): Promise<string> {
+  async produce(
+    peerId: string,
+    transportId: string,
+    kind: ms.MediaKind,
+    rtpParameters: ms.RtpParameters,
+    appData: Record<string, unknown>,
+    paused = false,
+  ): Promise<string> {
     const peer = this.existingPeer(peerId);
     // One producer per m-section of the client's transport: asked again, the same one answers.
     const key = `produce:${transportId}:${rtpParameters.mid ?? Math.random()}`;
     return peer.once(key, () => this.createProducer(peer, key, transportId, kind, rtpParameters, appData, paused));
   }
 
-  private async createProducer(peer: SfuPeer, key: string, transportId: string, kind: ms.MediaKind, rtpParameters: ms.RtpParameters, appData: Record<string, unknown>, paused: boolean): Promise<string> {
+  private async createProducer(
+    peer: SfuPeer,
+    key: string,
+    transportId: string,
+    kind: ms.MediaKind,
+    rtpParameters: ms.RtpParameters,
+    appData: Record<string, unknown>,
+    paused: boolean,
+  ): Promise<string> {
     const peerId = peer.id;
     const transport = peer.transport(transportId);
-    const producer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () => withClientParameters(() => transport.produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } })));
+    const producer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () =>
+      withClientParameters(() => transport.produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } })),
+    );
     peer.producers.set(producer.id, producer);
     const info: SfuProducerInfo = { peer_id: peerId, producer_id: producer.id, kind };
     producer.observer.on('close', () => {
@@ -326,17 +358,32 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     }
   }
 
-  async produceData(peerId: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters, label: string, protocol: string): Promise<string> {
+  async produceData(
+    peerId: string,
+    transportId: string,
+    sctpStreamParameters: ms.SctpStreamParameters,
+    label: string,
+    protocol: string,
+  ): Promise<string> {
     const peer = this.existingPeer(peerId);
     // One data producer per SCTP stream of the client's transport: asked again, the same one answers.
     const key = `produce_data:${transportId}:${sctpStreamParameters.streamId}`;
     return peer.once(key, () => this.createDataProducer(peer, key, transportId, sctpStreamParameters, label, protocol));
   }
 
-  private async createDataProducer(peer: SfuPeer, key: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters, label: string, protocol: string): Promise<string> {
+  private async createDataProducer(
+    peer: SfuPeer,
+    key: string,
+    transportId: string,
+    sctpStreamParameters: ms.SctpStreamParameters,
+    label: string,
+    protocol: string,
+  ): Promise<string> {
     const peerId = peer.id;
     const transport = peer.transport(transportId);
-    const dataProducer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () => withClientParameters(() => transport.produceData({ sctpStreamParameters, label, protocol, appData: { peerId } })));
+    const dataProducer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () =>
+      withClientParameters(() => transport.produceData({ sctpStreamParameters, label, protocol, appData: { peerId } })),
+    );
     peer.dataProducers.set(dataProducer.id, dataProducer);
     const info: SfuProducerInfo = { peer_id: peerId, producer_id: dataProducer.id, kind: 'data' };
     dataProducer.observer.on('close', () => {
@@ -356,7 +403,8 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     const peer = this.existingPeer(peerId);
     const transport = peer.transport(transportId);
     if (!this.hasProducer(producerId, 'media')) throw new AppError('not_found', 'no such producer in this room');
-    if (!this.canConsume(producerId, rtpCapabilities)) throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
+    if (!this.canConsume(producerId, rtpCapabilities))
+      throw new AppError('payload_invalid', 'cannot consume that producer with these capabilities');
     const key = `consume:${transportId}:${producerId}`;
     return peer.once(key, () =>
       peer.withSlot('consumers', this.config.maxConsumersPerPeer, async () => {

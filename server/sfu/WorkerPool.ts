@@ -79,7 +79,9 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.logger.error({ pid: worker.pid, index, err: error }, 'mediasoup worker died; replacing it');
       this.emit('workerdied', entry);
       setTimeout(() => {
-        this.spawn(index).catch((spawnError: unknown) => this.logger.error({ err: spawnError, index }, 'could not replace a mediasoup worker'));
+        this.spawn(index).catch((spawnError: unknown) =>
+          this.logger.error({ err: spawnError, index }, 'could not replace a mediasoup worker'),
+        );
       }, RESPAWN_DELAY_MS).unref();
     });
   }

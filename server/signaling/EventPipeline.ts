@@ -12,7 +12,10 @@ import { isPlainSignal } from './signalShape.js';
 import type { AppSocket } from './types.js';
 
 /** The handler of client event E: gets E's validated payload and answers E's ack body, or throws (an AppError for the client). */
-export type ClientEventHandler<E extends ClientEventName> = (socket: AppSocket, payload: ClientEventPayload<E>) => ClientEventAck<E> | Promise<ClientEventAck<E>>;
+export type ClientEventHandler<E extends ClientEventName> = (
+  socket: AppSocket,
+  payload: ClientEventPayload<E>,
+) => ClientEventAck<E> | Promise<ClientEventAck<E>>;
 
 /** Exactly one handler per client event. */
 export type ClientEventHandlers = { [E in ClientEventName]: ClientEventHandler<E> };
@@ -110,7 +113,13 @@ export class EventPipeline {
     socket.on(name, (...args: unknown[]) => this.dispatch(socket, event, handler, args, log));
   }
 
-  private dispatch<E extends ClientEventName>(socket: AppSocket, event: E, handler: ClientEventHandler<E>, args: unknown[], log: Logger): void {
+  private dispatch<E extends ClientEventName>(
+    socket: AppSocket,
+    event: E,
+    handler: ClientEventHandler<E>,
+    args: unknown[],
+    log: Logger,
+  ): void {
     const ack = typeof args.at(-1) === 'function' ? (args.pop() as AckCallback) : undefined;
     try {
       const answer = handler(socket, this.payload(event, args));

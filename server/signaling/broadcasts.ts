@@ -88,9 +88,20 @@ function broadcastRouterEvents(room: SocketRoom, sfuRoom: SfuRoom, options: Topo
     const peer = room.peers.get(failure.peerId);
     metrics.sfuTransportFailures.inc();
     logger.warn(
-      { room: room.key, peer: failure.peerId, user: peer?.userId, direction: failure.direction, iceState: failure.iceState, dtlsState: failure.dtlsState, announcedIp: options.config.sfu.announcedIp ?? null },
+      {
+        room: room.key,
+        peer: failure.peerId,
+        user: peer?.userId,
+        direction: failure.direction,
+        iceState: failure.iceState,
+        dtlsState: failure.dtlsState,
+        announcedIp: options.config.sfu.announcedIp ?? null,
+      },
       'an SFU transport did not connect: the client gets no media over the SFU (check SFU_ANNOUNCED_IP and that browsers reach the SFU ports)',
     );
-    peer?.socket.emit('error', { code: 'unavailable', message: `media could not reach the SFU: the ${failure.direction} transport did not connect (ICE ${failure.iceState}, DTLS ${failure.dtlsState})` });
+    peer?.socket.emit('error', {
+      code: 'unavailable',
+      message: `media could not reach the SFU: the ${failure.direction} transport did not connect (ICE ${failure.iceState}, DTLS ${failure.dtlsState})`,
+    });
   });
 }

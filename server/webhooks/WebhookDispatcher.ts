@@ -144,8 +144,12 @@ export class WebhookDispatcher {
     this.unsubscribers.push(
       rooms.on('room_started', (room) => this.enqueue(this.event('room_started', room))),
       rooms.on('room_finished', (room, reason) => this.enqueue({ ...this.event('room_finished', room), reason })),
-      rooms.on('peer_joined', (room, peer) => this.enqueue({ ...this.event('participant_joined', room), participant: participantInfo(peer) })),
-      rooms.on('peer_left', (room, peer, reason) => this.enqueue({ ...this.event('participant_left', room), participant: participantInfo(peer), reason })),
+      rooms.on('peer_joined', (room, peer) =>
+        this.enqueue({ ...this.event('participant_joined', room), participant: participantInfo(peer) }),
+      ),
+      rooms.on('peer_left', (room, peer, reason) =>
+        this.enqueue({ ...this.event('participant_left', room), participant: participantInfo(peer), reason }),
+      ),
     );
   }
 
@@ -296,18 +300,29 @@ export class WebhookDispatcher {
           [SIGNATURE_HEADER]: signWebhook(hook.secret, timestamp, body),
         },
       });
-      const timer = setTimeout(() => request.destroy(new Error(`no response within ${this.settings.timeoutMs} ms`)), this.settings.timeoutMs);
+      const timer = setTimeout(
+        () => request.destroy(new Error(`no response within ${this.settings.timeoutMs} ms`)),
+        this.settings.timeoutMs,
+      );
       this.requests.add(request);
       request.on('response', (response) => {
         response.resume();
         const status = response.statusCode ?? 0;
         if (status >= 200 && status < 300) finish({ ok: true });
         // Redirects are not followed (they could point inside the network); other 4xx are final.
-        else finish({ ok: false, retry: status >= 500 || status === 408 || status === 429, problem: `HTTP ${status}`, retryAfterMs: retryAfterMs(response.headers['retry-after']) });
+        else
+          finish({
+            ok: false,
+            retry: status >= 500 || status === 408 || status === 429,
+            problem: `HTTP ${status}`,
+            retryAfterMs: retryAfterMs(response.headers['retry-after']),
+          });
         request.destroy();
       });
       // A host the address policy refused at connect time stays refused: no retry.
-      request.on('error', (error) => finish({ ok: false, retry: !this.aborted && (error as NodeJS.ErrnoException).code !== 'EADDRNOTALLOWED', problem: error.message }));
+      request.on('error', (error) =>
+        finish({ ok: false, retry: !this.aborted && (error as NodeJS.ErrnoException).code !== 'EADDRNOTALLOWED', problem: error.message }),
+      );
       request.end(body);
     });
   }
@@ -333,7 +348,13 @@ export class WebhookDispatcher {
 }
 
 function roomInfo(room: Room): WebhookRoomInfo {
-  return { room_id: room.id, mode: room.mode, num_participants: room.size, started_at: room.createdAt.toISOString(), config: { ...room.config } };
+  return {
+    room_id: room.id,
+    mode: room.mode,
+    num_participants: room.size,
+    started_at: room.createdAt.toISOString(),
+    config: { ...room.config },
+  };
 }
 
 function participantInfo(peer: Peer): WebhookParticipantInfo {

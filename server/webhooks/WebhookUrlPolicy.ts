@@ -66,18 +66,22 @@ export class WebhookUrlPolicy {
 
   /** A dns lookup for http.request that refuses hosts resolving to a denied address. */
   readonly lookup: LookupFunction = (hostname, options, callback) => {
-    dnsLookup(hostname, options as LookupOptions, (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => {
-      if (error) {
-        callback(error, '', 0);
-        return;
-      }
-      const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address];
-      const refused = addresses.find((a) => !this.isAddressAllowed(a));
-      if (refused !== undefined) {
-        callback(Object.assign(new Error(`webhook host ${hostname} resolves to a denied address`), { code: 'EADDRNOTALLOWED' }), '', 0);
-        return;
-      }
-      (callback as (error: null, address: string | LookupAddress[], family?: number) => void)(null, address, family);
-    });
+    dnsLookup(
+      hostname,
+      options as LookupOptions,
+      (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => {
+        if (error) {
+          callback(error, '', 0);
+          return;
+        }
+        const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address];
+        const refused = addresses.find((a) => !this.isAddressAllowed(a));
+        if (refused !== undefined) {
+          callback(Object.assign(new Error(`webhook host ${hostname} resolves to a denied address`), { code: 'EADDRNOTALLOWED' }), '', 0);
+          return;
+        }
+        (callback as (error: null, address: string | LookupAddress[], family?: number) => void)(null, address, family);
+      },
+    );
   };
 }

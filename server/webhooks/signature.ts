@@ -34,7 +34,8 @@ export function verifyWebhook(
   options: { nowMs?: number; toleranceS?: number } = {},
 ): WebhookCheck {
   const { signature, timestamp } = headers;
-  if (!signature || !timestamp || !/^\d{1,12}$/.test(timestamp) || !/^sha256=[0-9a-f]{64}$/.test(signature)) return { ok: false, reason: 'malformed' };
+  if (!signature || !timestamp || !/^\d{1,12}$/.test(timestamp) || !/^sha256=[0-9a-f]{64}$/.test(signature))
+    return { ok: false, reason: 'malformed' };
   const nowS = (options.nowMs ?? Date.now()) / 1000;
   if (Math.abs(nowS - Number(timestamp)) > (options.toleranceS ?? DEFAULT_TOLERANCE_S)) return { ok: false, reason: 'stale' };
   const expected = Buffer.from(signWebhook(secret, Number(timestamp), rawBody));

@@ -68,7 +68,11 @@ export async function mintToken(t: TestServer, tenant: ApiTenant, body: Record<s
 }
 
 /** Mints over HTTP, connects and joins. */
-export async function joinVia(t: TestServer, tenant: ApiTenant, body: Record<string, unknown>): Promise<{ client: TestClient; ack: JoinResult; minted: MintedToken }> {
+export async function joinVia(
+  t: TestServer,
+  tenant: ApiTenant,
+  body: Record<string, unknown>,
+): Promise<{ client: TestClient; ack: JoinResult; minted: MintedToken }> {
   const minted = await mintToken(t, tenant, body);
   const client = await t.connect(minted.token);
   const ack = await emitAck(client, 'join', {});

@@ -16,7 +16,10 @@ describe('api: tenant isolation', () => {
   });
 
   it("B can neither list, read, change, delete nor kick anything of A's", async () => {
-    expect((await call(t, 'POST', '/api/v1/rooms', { secret: a.api_secret, body: { room_id: 'secret-room', metadata: { plan: 'gold' } } })).status).to.equal(201);
+    expect(
+      (await call(t, 'POST', '/api/v1/rooms', { secret: a.api_secret, body: { room_id: 'secret-room', metadata: { plan: 'gold' } } }))
+        .status,
+    ).to.equal(201);
     const alice = await joinVia(t, a, { room_id: 'secret-room', user_id: 'alice' });
     const kicked = collect(alice.client, 'kicked');
     const closed = collect(alice.client, 'room_closed');
@@ -41,7 +44,10 @@ describe('api: tenant isolation', () => {
     expect((await asB('POST', '/api/v1/tokens/revoke', { jti: alice.minted.jti })).status).to.equal(200);
     const sessions = await asB('GET', '/api/v1/sessions');
     expect(sessions.body.sessions).to.deep.equal([]);
-    const usage = await asB('GET', `/api/v1/usage?from=${new Date(Date.now() - 3600_000).toISOString()}&to=${new Date(Date.now() + 3600_000).toISOString()}`);
+    const usage = await asB(
+      'GET',
+      `/api/v1/usage?from=${new Date(Date.now() - 3600_000).toISOString()}&to=${new Date(Date.now() + 3600_000).toISOString()}`,
+    );
     expect(usage.body.by_room).to.deep.equal([]);
 
     // Nothing happened to A's room or participant.
@@ -57,7 +63,9 @@ describe('api: tenant isolation', () => {
   });
 
   it('A\'s room "x" and B\'s room "x" are different rooms with no cross-talk', async () => {
-    expect((await call(t, 'POST', '/api/v1/rooms', { secret: a.api_secret, body: { room_id: 'x', max_participants: 1 } })).status).to.equal(201);
+    expect((await call(t, 'POST', '/api/v1/rooms', { secret: a.api_secret, body: { room_id: 'x', max_participants: 1 } })).status).to.equal(
+      201,
+    );
     expect((await call(t, 'POST', '/api/v1/rooms', { secret: b.api_secret, body: { room_id: 'x', locked: false } })).status).to.equal(201);
     const alice = await joinVia(t, a, { room_id: 'x', user_id: 'same-user' });
     const aliceJoins = collect(alice.client, 'peer_joined');
@@ -89,7 +97,14 @@ describe('api: tenant isolation', () => {
 
   it("A revoking B's CLI-minted jti neither disconnects B nor refuses B's token; B can still revoke it", async () => {
     // Minted with the signing key (as the CLI does): no record of it in the store.
-    const cli = t.server.tokens.mint({ tenantId: b.tenant_id, roomId: 'cli', userId: 'bot', name: 'bot', grants: t.server.config.roles.guest as never, ttlS: 600 });
+    const cli = t.server.tokens.mint({
+      tenantId: b.tenant_id,
+      roomId: 'cli',
+      userId: 'bot',
+      name: 'bot',
+      grants: t.server.config.roles.guest as never,
+      ttlS: 600,
+    });
     const bot = await t.connect(cli.token);
     expect((await emitAck(bot, 'join', {})).ok).to.equal(true);
     const errors = collect(bot, 'error');
@@ -154,17 +169,26 @@ describe('api: operator injection and malformed input', () => {
       expect(response.body.error.code).to.equal('payload_invalid');
       expect(response.body).to.not.have.property('token');
     }
-    const proto = await call(t, 'POST', '/api/v1/tokens', { secret: a.api_secret, rawBody: '{"room_id":"r","user_name":"x","metadata":{"__proto__":{"admin":true}}}' });
+    const proto = await call(t, 'POST', '/api/v1/tokens', {
+      secret: a.api_secret,
+      rawBody: '{"room_id":"r","user_name":"x","metadata":{"__proto__":{"admin":true}}}',
+    });
     expect(proto.status).to.equal(400);
     expect(tokenRecordCount(t.server.store)).to.equal(before);
 
-    const rooms: unknown[] = [{ room_id: { $gt: '' } }, { room_id: 'r', metadata: { $inc: 1 } }, { room_id: 'r', max_participants: { $gt: 0 } }, { room_id: 'r', mode: 'mesh', $set: {} }, { room_id: 'r', expires_at: 'tomorrow' }];
+    const rooms: unknown[] = [
+      { room_id: { $gt: '' } },
+      { room_id: 'r', metadata: { $inc: 1 } },
+      { room_id: 'r', max_participants: { $gt: 0 } },
+      { room_id: 'r', mode: 'mesh', $set: {} },
+      { room_id: 'r', expires_at: 'tomorrow' },
+    ];
     for (const body of rooms) {
       const response = await call(t, 'POST', '/api/v1/rooms', { secret: a.api_secret, body });
       expect(response.status, JSON.stringify(body)).to.equal(400);
       expect(response.body.error.code).to.equal('payload_invalid');
     }
-    expect((await t.server.store.rooms.count(a.tenant_id))).to.equal(0);
+    expect(await t.server.store.rooms.count(a.tenant_id)).to.equal(0);
     const put = await call(t, 'PUT', '/api/v1/rooms/r', { secret: a.api_secret, body: { locked: { $ne: false } } });
     expect(put.body.error.code).to.equal('payload_invalid');
     const revoke = await call(t, 'POST', '/api/v1/tokens/revoke', { secret: a.api_secret, body: { jti: { $ne: null } } });

@@ -14,7 +14,8 @@ function expressRoutes(t: TestServer): { method: string; path: string }[] {
   for (const layer of app.router.stack) {
     if (!layer.route) continue;
     const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
-    for (const path of paths) for (const [method, on] of Object.entries(layer.route.methods)) if (on && method !== '_all') routes.push({ method, path });
+    for (const path of paths)
+      for (const [method, on] of Object.entries(layer.route.methods)) if (on && method !== '_all') routes.push({ method, path });
   }
   return routes;
 }
@@ -45,7 +46,9 @@ describe('api: OpenAPI document', () => {
     const registered = expressRoutes(t);
     expect(registered.length).to.be.greaterThan(15);
     for (const { method, path } of registered) {
-      expect(document.paths[openApiPath(path)]?.[method], `${method.toUpperCase()} ${path} is not in the OpenAPI document`).to.be.an('object');
+      expect(document.paths[openApiPath(path)]?.[method], `${method.toUpperCase()} ${path} is not in the OpenAPI document`).to.be.an(
+        'object',
+      );
     }
     // The other direction: documented API routes are all served (metrics and dev routes may be off by config).
     const served = new Set(registered.map(({ method, path }) => `${method} ${openApiPath(path)}`));

@@ -140,7 +140,10 @@ describe('api: rooms', () => {
     await as('POST', '/api/v1/rooms', { room_id: 'cfg' });
     const alice = await joinVia(t, a, { room_id: 'cfg', user_id: 'alice' });
     await joinVia(t, a, { room_id: 'cfg', user_id: 'bob' });
-    const updates = collect<{ config: { max_participants: number; locked: boolean; mesh_threshold: number } }>(alice.client, 'room_updated');
+    const updates = collect<{ config: { max_participants: number; locked: boolean; mesh_threshold: number } }>(
+      alice.client,
+      'room_updated',
+    );
 
     const full = await as('PUT', '/api/v1/rooms/cfg', { max_participants: 2 });
     expect(full.body).to.deep.include({ max_participants: 2, live: true });

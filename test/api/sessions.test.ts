@@ -32,13 +32,23 @@ describe('api: sessions and usage', () => {
     const leftAt = Date.now();
     bob.client.close();
     await t.server.sessions.flush();
-    await waitFor(async () => (await as('/api/v1/sessions')).body.sessions.every((s: { disconnected_at: string | null }) => s.disconnected_at !== null), 5000, 'closed sessions');
+    await waitFor(
+      async () => (await as('/api/v1/sessions')).body.sessions.every((s: { disconnected_at: string | null }) => s.disconnected_at !== null),
+      5000,
+      'closed sessions',
+    );
     const closedBy = Date.now();
 
     const sessions = (await as('/api/v1/sessions?room_id=audit')).body.sessions as Record<string, unknown>[];
     expect(sessions.map((s) => s.user_id)).to.deep.equal(['alice', 'bob']);
     const [aliceSession, bobSession] = sessions as [Record<string, any>, Record<string, any>]; // eslint-disable-line @typescript-eslint/no-explicit-any
-    expect(aliceSession).to.deep.include({ room_id: 'audit', user_id: 'alice', jti: alice.minted.jti, peer_id: alice.ack.self.id, disconnect_reason: 'left' });
+    expect(aliceSession).to.deep.include({
+      room_id: 'audit',
+      user_id: 'alice',
+      jti: alice.minted.jti,
+      peer_id: alice.ack.self.id,
+      disconnect_reason: 'left',
+    });
     expect(aliceSession.address).to.match(/127\.0\.0\.1/);
     // Bounds from the order of events, not from how fast this machine is: alice was joined
     // through both sleeps, and left before her leave was acknowledged.
@@ -99,7 +109,7 @@ describe('api: sessions and usage', () => {
     expect(usage.by_room[0].by_mode.sfu).to.equal(usage.by_mode.sfu);
   });
 
-  it('never makes a join wait for a slow store write, and keeps each session\'s writes in order', async () => {
+  it("never makes a join wait for a slow store write, and keeps each session's writes in order", async () => {
     const store = new MemoryStore();
     const open = store.sessions.open;
     const order: string[] = [];

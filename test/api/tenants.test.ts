@@ -51,7 +51,13 @@ describe('api: tenants and credentials', () => {
   it('answers 401 unauthorized for a missing, malformed or wrong tenant secret', async () => {
     t = await startServer();
     const a = await createTenant(t);
-    for (const headers of [{} as Record<string, string>, { authorization: `Basic ${a.api_secret}` }, { authorization: 'Bearer' }, { authorization: `Bearer ${a.api_secret}x` }, { authorization: `Bearer ${'x'.repeat(5000)}` }]) {
+    for (const headers of [
+      {} as Record<string, string>,
+      { authorization: `Basic ${a.api_secret}` },
+      { authorization: 'Bearer' },
+      { authorization: `Bearer ${a.api_secret}x` },
+      { authorization: `Bearer ${'x'.repeat(5000)}` },
+    ]) {
       const response = await call(t, 'GET', '/api/v1/rooms', { headers });
       expect(response.status, JSON.stringify(headers).slice(0, 80)).to.equal(401);
       expect(response.body.error.code).to.equal('unauthorized');
@@ -82,7 +88,14 @@ describe('api: tenants and credentials', () => {
 
   it('validates the tenant body strictly', async () => {
     t = await startServer();
-    for (const body of [{}, { name: { $ne: null } }, { name: 'x', extra: 1 }, { name: 'x', limits: { max_rooms: 0 } }, { name: 'x', limits: { $set: 1 } }, { name: ['x'] }]) {
+    for (const body of [
+      {},
+      { name: { $ne: null } },
+      { name: 'x', extra: 1 },
+      { name: 'x', limits: { max_rooms: 0 } },
+      { name: 'x', limits: { $set: 1 } },
+      { name: ['x'] },
+    ]) {
       const response = await call(t, 'POST', '/api/v1/tenants', { secret: adminKey(t), body });
       expect(response.status, JSON.stringify(body)).to.equal(400);
       expect(response.body.error.code).to.equal('payload_invalid');
@@ -135,12 +148,27 @@ describe('api: tenants and credentials', () => {
     const read = await call(t, 'GET', '/api/v1/webhook', { secret: a.api_secret });
     expect(read.body).to.deep.equal({ webhook: { url: 'https://hooks.example.com/sb' } });
 
-    for (const url of ['ftp://example.com/x', 'file:///etc/passwd', 'javascript:alert(1)', 'http://127.0.0.1:9/x', 'http://[::1]/x', 'http://10.1.2.3/x', 'http://169.254.169.254/latest', 'http://[::ffff:127.0.0.1]/x', 'http://localhost:8080/x', 'https://user:pass@example.com/x', 'not a url']) {
+    for (const url of [
+      'ftp://example.com/x',
+      'file:///etc/passwd',
+      'javascript:alert(1)',
+      'http://127.0.0.1:9/x',
+      'http://[::1]/x',
+      'http://10.1.2.3/x',
+      'http://169.254.169.254/latest',
+      'http://[::ffff:127.0.0.1]/x',
+      'http://localhost:8080/x',
+      'https://user:pass@example.com/x',
+      'not a url',
+    ]) {
       const refused = await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url } });
       expect(refused.status, url).to.equal(400);
       expect(refused.body.error.code).to.equal('payload_invalid');
     }
-    const refusedAtCreation = await call(t, 'POST', '/api/v1/tenants', { secret: adminKey(t), body: { name: 'x', webhook: { url: 'gopher://x' } } });
+    const refusedAtCreation = await call(t, 'POST', '/api/v1/tenants', {
+      secret: adminKey(t),
+      body: { name: 'x', webhook: { url: 'gopher://x' } },
+    });
     expect(refusedAtCreation.status).to.equal(400);
 
     expect((await call(t, 'DELETE', '/api/v1/webhook', { secret: a.api_secret })).status).to.equal(204);

@@ -34,7 +34,14 @@ describe('api: tokens', () => {
     expect(identity).to.deep.include({ tenantId: a.tenant_id, roomId: 'standup', userId: 'alice', name: 'Alice', jti: body.jti });
     expect(identity.metadata).to.deep.equal({ color: 'blue' });
     const record = await t.server.store.tokens.get(a.tenant_id, body.jti);
-    expect(record).to.deep.include({ jti: body.jti, tenant_id: a.tenant_id, room_id: 'standup', user_id: 'alice', token_sha256: sha256Hex(body.token), revoked_at: null });
+    expect(record).to.deep.include({
+      jti: body.jti,
+      tenant_id: a.tenant_id,
+      room_id: 'standup',
+      user_id: 'alice',
+      token_sha256: sha256Hex(body.token),
+      revoked_at: null,
+    });
 
     const client = await t.connect(body.token);
     const ack = await emitAck(client, 'join', {});
@@ -55,9 +62,15 @@ describe('api: tokens', () => {
 
     const host = await call(t, 'POST', '/api/v1/tokens', { secret: a.api_secret, body: { room_id: 'r', user_name: 'h', role: 'host' } });
     expect(host.body.grants).to.deep.equal(t.server.config.roles.host);
-    const hostNoAdmin = await call(t, 'POST', '/api/v1/tokens', { secret: a.api_secret, body: { room_id: 'r', user_name: 'h', role: 'host', grants: { roomAdmin: false } } });
+    const hostNoAdmin = await call(t, 'POST', '/api/v1/tokens', {
+      secret: a.api_secret,
+      body: { room_id: 'r', user_name: 'h', role: 'host', grants: { roomAdmin: false } },
+    });
     expect(hostNoAdmin.body.grants).to.deep.equal({ ...t.server.config.roles.host, roomAdmin: false });
-    const explicit = await call(t, 'POST', '/api/v1/tokens', { secret: a.api_secret, body: { room_id: 'r', user_name: 'e', grants: { roomJoin: true, canSubscribe: true } } });
+    const explicit = await call(t, 'POST', '/api/v1/tokens', {
+      secret: a.api_secret,
+      body: { room_id: 'r', user_name: 'e', grants: { roomJoin: true, canSubscribe: true } },
+    });
     expect(explicit.body.grants).to.deep.equal({
       roomJoin: true,
       canSubscribe: true,
@@ -86,11 +99,20 @@ describe('api: tokens', () => {
     expect(refused.message).to.equal('token_revoked');
     expect(bob.client.connected).to.equal(true);
     // Idempotent.
-    expect((await call(t, 'POST', '/api/v1/tokens/revoke', { secret: a.api_secret, body: { jti: alice.minted.jti } })).status).to.equal(200);
+    expect((await call(t, 'POST', '/api/v1/tokens/revoke', { secret: a.api_secret, body: { jti: alice.minted.jti } })).status).to.equal(
+      200,
+    );
   });
 
   it('revokes a jti minted outside the API (CLI) for the calling tenant', async () => {
-    const token = t.server.tokens.mint({ tenantId: a.tenant_id, roomId: 'cli', userId: 'bot', name: 'bot', grants: t.server.config.roles.guest as never, ttlS: 600 });
+    const token = t.server.tokens.mint({
+      tenantId: a.tenant_id,
+      roomId: 'cli',
+      userId: 'bot',
+      name: 'bot',
+      grants: t.server.config.roles.guest as never,
+      ttlS: 600,
+    });
     const client = await t.connect(token.token);
     const gone = nextEvent(client, 'disconnect');
     expect((await call(t, 'POST', '/api/v1/tokens/revoke', { secret: a.api_secret, body: { jti: token.jti } })).status).to.equal(200);

@@ -22,7 +22,9 @@ describe('api: webhook delivery by receiver answer', function () {
     for (const receiver of receivers.splice(0)) await receiver.close();
   });
 
-  async function setUp(delivery: { maxAttempts: number; maxBackoffMs: number } = { maxAttempts: 3, maxBackoffMs: 50 }): Promise<WebhookReceiver> {
+  async function setUp(
+    delivery: { maxAttempts: number; maxBackoffMs: number } = { maxAttempts: 3, maxBackoffMs: 50 },
+  ): Promise<WebhookReceiver> {
     const receiver = new WebhookReceiver();
     receivers.push(receiver);
     const url = await receiver.start();
@@ -62,7 +64,8 @@ describe('api: webhook delivery by receiver answer', function () {
       for (const r of got) byId.set(r.event.id, [...(byId.get(r.event.id) ?? []), r.raw]);
       expect(byId.size, `events of s${status}`).to.equal(2);
       // The retry carries the same event (same id, same body) as the first attempt.
-      for (const bodies of byId.values()) expect(bodies.length === 2 && bodies[0] === bodies[1], `s${status}: two identical attempts`).to.equal(true);
+      for (const bodies of byId.values())
+        expect(bodies.length === 2 && bodies[0] === bodies[1], `s${status}: two identical attempts`).to.equal(true);
     }
   });
 
@@ -81,7 +84,7 @@ describe('api: webhook delivery by receiver answer', function () {
     expect(target.received, 'requests at the redirect target').to.deep.equal([]);
   });
 
-  it('waits at least the receiver\'s Retry-After before the next attempt', async () => {
+  it("waits at least the receiver's Retry-After before the next attempt", async () => {
     const receiver = await setUp({ maxAttempts: 2, maxBackoffMs: 5000 });
     receiver.answer = (_event, attempt) => (attempt === 1 ? { status: 429, headers: { 'retry-after': '1' } } : { status: 204 });
     await joinVia(t, a, { room_id: 'later', user_id: 'u' });
@@ -101,4 +104,3 @@ describe('api: webhook delivery by receiver answer', function () {
     expect([retryAfterMs(undefined, now), retryAfterMs('soon', now)]).to.deep.equal([undefined, undefined]);
   });
 });
-

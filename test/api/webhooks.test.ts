@@ -42,7 +42,15 @@ const DENIED_URLS: Array<[url: string, cls: string]> = [
   ['http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/', 'loopback'],
 ];
 
-const ACCEPTED_URLS = ['https://hooks.example.com/x', 'https://hooks.example.com./x', 'https://localhost.example.com/', 'https://notlocalhost/', 'http://8.8.8.8:8080/', 'http://[2606:4700::1111]/', 'http://[64:ff9b::808:808]/'];
+const ACCEPTED_URLS = [
+  'https://hooks.example.com/x',
+  'https://hooks.example.com./x',
+  'https://localhost.example.com/',
+  'https://notlocalhost/',
+  'http://8.8.8.8:8080/',
+  'http://[2606:4700::1111]/',
+  'http://[64:ff9b::808:808]/',
+];
 const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
 
 describe('api: webhooks', () => {
@@ -82,16 +90,37 @@ describe('api: webhooks', () => {
     await sleep(100);
 
     const names = receiver.received.map((r) => r.event.event);
-    expect([...names].sort()).to.deep.equal(['mode_changed', 'participant_joined', 'participant_joined', 'participant_left', 'participant_left', 'room_finished', 'room_started']);
+    expect([...names].sort()).to.deep.equal([
+      'mode_changed',
+      'participant_joined',
+      'participant_joined',
+      'participant_left',
+      'participant_left',
+      'room_finished',
+      'room_started',
+    ]);
     for (const r of receiver.received) {
       expect(r.headers['content-type']).to.equal('application/json');
       expect(r.headers['x-switchboard-event']).to.equal(r.event.event);
       expect(r.headers['x-switchboard-delivery']).to.equal(r.event.id);
-      const check = verifyWebhook(SECRET, r.raw, { signature: r.headers['x-switchboard-signature'] as string, timestamp: r.headers['x-switchboard-timestamp'] as string });
+      const check = verifyWebhook(SECRET, r.raw, {
+        signature: r.headers['x-switchboard-signature'] as string,
+        timestamp: r.headers['x-switchboard-timestamp'] as string,
+      });
       expect(check).to.deep.equal({ ok: true });
       // Tampering with the body, the timestamp or the secret breaks the signature.
-      expect(verifyWebhook(SECRET, r.raw.replace('hooked', 'hacked'), { signature: r.headers['x-switchboard-signature'] as string, timestamp: r.headers['x-switchboard-timestamp'] as string }).ok).to.equal(false);
-      expect(verifyWebhook('another-secret-000', r.raw, { signature: r.headers['x-switchboard-signature'] as string, timestamp: r.headers['x-switchboard-timestamp'] as string }).ok).to.equal(false);
+      expect(
+        verifyWebhook(SECRET, r.raw.replace('hooked', 'hacked'), {
+          signature: r.headers['x-switchboard-signature'] as string,
+          timestamp: r.headers['x-switchboard-timestamp'] as string,
+        }).ok,
+      ).to.equal(false);
+      expect(
+        verifyWebhook('another-secret-000', r.raw, {
+          signature: r.headers['x-switchboard-signature'] as string,
+          timestamp: r.headers['x-switchboard-timestamp'] as string,
+        }).ok,
+      ).to.equal(false);
       expect(r.event.tenant_id).to.equal(a.tenant_id);
       expect(r.event.room.room_id).to.equal('hooked');
       expect(Date.parse(r.event.created_at)).to.be.closeTo(Date.now(), 10_000);
@@ -114,8 +143,14 @@ describe('api: webhooks', () => {
     const signature = signWebhook(SECRET, ts, body);
     expect(verifyWebhook(SECRET, body, { signature, timestamp: String(ts) }).ok).to.equal(true);
     expect(verifyWebhook(SECRET, body, { signature, timestamp: String(ts + 1) })).to.deep.equal({ ok: false, reason: 'mismatch' });
-    expect(verifyWebhook(SECRET, body, { signature, timestamp: String(ts) }, { nowMs: (ts + 301) * 1000 })).to.deep.equal({ ok: false, reason: 'stale' });
-    expect(verifyWebhook(SECRET, body, { signature: 'sha256=zz', timestamp: String(ts) })).to.deep.equal({ ok: false, reason: 'malformed' });
+    expect(verifyWebhook(SECRET, body, { signature, timestamp: String(ts) }, { nowMs: (ts + 301) * 1000 })).to.deep.equal({
+      ok: false,
+      reason: 'stale',
+    });
+    expect(verifyWebhook(SECRET, body, { signature: 'sha256=zz', timestamp: String(ts) })).to.deep.equal({
+      ok: false,
+      reason: 'malformed',
+    });
   });
 
   for (const behaviour of ['fail', 'hang'] as const) {
@@ -140,7 +175,9 @@ describe('api: webhooks', () => {
       // The receiver was being hit (and failing) before these joins finished, and every join went
       // through; how fast is for bench/, printed here for the reader.
       expect(receiver.received.length).to.be.greaterThan(0);
-      console.log(`      join median ${median(baseline)} ms without a webhook, ${median(during)} ms with a receiver that ${behaviour === 'fail' ? 'fails' : 'hangs'}`);
+      console.log(
+        `      join median ${median(baseline)} ms without a webhook, ${median(during)} ms with a receiver that ${behaviour === 'fail' ? 'fails' : 'hangs'}`,
+      );
 
       // Every event of the first room is attempted maxAttempts times, same id, growing gaps.
       const firstId = receiver.events('room_started')[0]?.event.id;
@@ -149,7 +186,13 @@ describe('api: webhooks', () => {
       const gaps = attempts.slice(1).map((r, i) => r.at - (attempts[i] as ReceivedWebhook).at);
       const floor = behaviour === 'hang' ? 300 : 0;
       expect(gaps[0]).to.be.at.least(floor + 40);
-      for (const r of attempts) expect(verifyWebhook(SECRET, r.raw, { signature: r.headers['x-switchboard-signature'] as string, timestamp: r.headers['x-switchboard-timestamp'] as string }).ok).to.equal(true);
+      for (const r of attempts)
+        expect(
+          verifyWebhook(SECRET, r.raw, {
+            signature: r.headers['x-switchboard-signature'] as string,
+            timestamp: r.headers['x-switchboard-timestamp'] as string,
+          }).ok,
+        ).to.equal(true);
       await waitFor(() => t.server.webhooks.stats.failed >= 1, 10_000, 'a failed event');
       await sleep(800);
       expect(receiver.received.filter((r) => r.event.id === firstId)).to.have.length(4);
@@ -207,7 +250,9 @@ describe('api: webhooks', () => {
     // The refusal is final: with four attempts allowed, each event is tried once.
     t = await startServer({}, { webhooks: { maxAttempts: 4, initialBackoffMs: 20, maxBackoffMs: 50 } });
     a = await createTenant(t);
-    expect((await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url: hostUrl, secret: SECRET } })).status).to.equal(200);
+    expect((await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url: hostUrl, secret: SECRET } })).status).to.equal(
+      200,
+    );
     await joinVia(t, a, { room_id: 'rebind', user_id: 'u' });
     await waitFor(() => t.server.webhooks.stats.failed >= 2, 5000, 'refused deliveries');
     expect(t.server.webhooks.stats.attempts).to.equal(2);
@@ -238,7 +283,8 @@ describe('api: webhooks', () => {
         const allowing = new WebhookUrlPolicy({ allowedCidrs: [cidr] });
         expect(allowing.isAddressAllowed(address)).to.equal(true);
         expect(allowing.problem(`http://${urlHost(address)}/`)).to.equal(null);
-        for (const other of DENIED_CASES.filter((c) => !inCidr(c.address, cidr))) expect(allowing.isAddressAllowed(other.address), other.address).to.equal(false);
+        for (const other of DENIED_CASES.filter((c) => !inCidr(c.address, cidr)))
+          expect(allowing.isAddressAllowed(other.address), other.address).to.equal(false);
       });
     }
   });
@@ -279,7 +325,11 @@ describe('api: webhooks', () => {
       t = await startServer({}, { webhooks: { maxAttempts: 1 } });
       a = await createTenant(t);
       let failed = 0;
-      for (const [index, url] of [`http://localhost.:${port}/hooks`, `http://[::127.0.0.1]:${port}/hooks`, `http://[64:ff9b::7f00:1]:${port}/hooks`].entries()) {
+      for (const [index, url] of [
+        `http://localhost.:${port}/hooks`,
+        `http://[::127.0.0.1]:${port}/hooks`,
+        `http://[64:ff9b::7f00:1]:${port}/hooks`,
+      ].entries()) {
         await t.server.store.tenants.update(a.tenant_id, { webhook: { url, secret: SECRET } });
         await joinVia(t, a, { room_id: `stored-${index}`, user_id: 'u' });
         failed += 2;

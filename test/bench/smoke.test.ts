@@ -57,13 +57,18 @@ describe('benchmarks: smoke run at tiny sizes', function () {
     while (pids.some(processAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     console.log(`      benchmark smoke run: ${((Date.now() - started) / 1000).toFixed(1)} s, ${pids.length} server processes started`);
     expect(pids.filter(processAlive), 'server processes still running').to.deep.equal([]);
-    expect(liveChildren().map((c) => c.pid), 'child processes still running').to.deep.equal([]);
+    expect(
+      liveChildren().map((c) => c.pid),
+      'child processes still running',
+    ).to.deep.equal([]);
   });
 
   it('relay: both servers relay every message in rooms of 2 and 6, with a finite throughput ratio', async () => {
     const section = await runRelay(ctx);
     sections.push(section);
-    const { cases } = section.data as { cases: Array<{ size: number; payload: number; baseline: RelayMeasurement[]; switchboard: RelayMeasurement[] }> };
+    const { cases } = section.data as {
+      cases: Array<{ size: number; payload: number; baseline: RelayMeasurement[]; switchboard: RelayMeasurement[] }>;
+    };
     expect(cases.map((c) => `${c.size}/${c.payload}`)).to.deep.equal(['2/300', '2/3000', '6/300', '6/3000']);
     for (const c of cases) {
       for (const m of [...c.baseline, ...c.switchboard]) {
@@ -82,7 +87,9 @@ describe('benchmarks: smoke run at tiny sizes', function () {
   it('density: idle clients connect from several source addresses; per-connection memory and rates are finite', async () => {
     const section = await runDensity(ctx);
     sections.push(section);
-    const { results } = section.data as { results: Array<{ size: number; baseline: DensityMeasurement[]; switchboard: DensityMeasurement[] }> };
+    const { results } = section.data as {
+      results: Array<{ size: number; baseline: DensityMeasurement[]; switchboard: DensityMeasurement[] }>;
+    };
     for (const m of results.flatMap((r) => [...r.baseline, ...r.switchboard])) {
       expect(Number.isFinite(m.rssPerConn), 'RSS per connection').to.equal(true);
       positive(m.perS, 'handshakes+joins per second');
@@ -91,7 +98,8 @@ describe('benchmarks: smoke run at tiny sizes', function () {
     }
     // The smoke run's larger size goes over two generator processes, the way 20k does.
     const largest = results.reduce((a, b) => (b.size > a.size ? b : a));
-    for (const m of [...largest.baseline, ...largest.switchboard]) expect(m.loadGenerators, `generator processes for ${largest.size} clients`).to.have.length(2);
+    for (const m of [...largest.baseline, ...largest.switchboard])
+      expect(m.loadGenerators, `generator processes for ${largest.size} clients`).to.have.length(2);
   });
 
   it('join: connect -> join ack -> first relayed signal percentiles on both servers', async () => {
@@ -109,24 +117,37 @@ describe('benchmarks: smoke run at tiny sizes', function () {
   it('turn: the bundled relay (and coturn, where installed) deliver ChannelData, allocate, and signaling keeps flowing under a stream', async () => {
     const section = await runTurn(ctx);
     sections.push(section);
-    const data = section.data as { capacity: Record<'bundled' | 'coturn', LadderResult[]>; allocations: Record<'bundled' | 'coturn', Array<{ perS: number; failures: number }>>; isolation: Array<{ idle: { p99: number }; worker: { p99: number }; inline: { p99: number } }> };
+    const data = section.data as {
+      capacity: Record<'bundled' | 'coturn', LadderResult[]>;
+      allocations: Record<'bundled' | 'coturn', Array<{ perS: number; failures: number }>>;
+      isolation: Array<{ idle: { p99: number }; worker: { p99: number }; inline: { p99: number } }>;
+    };
     const backends = coturnUnavailableReason() ? (['bundled'] as const) : (['bundled', 'coturn'] as const);
     if (backends.length === 1) console.log(`      coturn part skipped: ${coturnUnavailableReason()}`);
     for (const backend of backends) {
       expect(data.capacity[backend], backend).to.have.length(2);
-      for (const ladder of data.capacity[backend]) expect(ladder.steps.reduce((sum, s) => sum + s.received, 0), `${backend} ${ladder.payload} B delivered`).to.be.greaterThan(0);
+      for (const ladder of data.capacity[backend])
+        expect(
+          ladder.steps.reduce((sum, s) => sum + s.received, 0),
+          `${backend} ${ladder.payload} B delivered`,
+        ).to.be.greaterThan(0);
       for (const a of data.allocations[backend]) {
         positive(a.perS, `${backend} allocations/s`);
         expect(a.failures).to.equal(0);
       }
     }
-    for (const round of data.isolation) for (const p99 of [round.idle.p99, round.worker.p99, round.inline.p99]) positive(p99, 'signaling p99');
+    for (const round of data.isolation)
+      for (const p99 of [round.idle.p99, round.worker.p99, round.inline.p99]) positive(p99, 'signaling p99');
   });
 
   it('bundle: measures the core, the lazy mediasoup-client chunk and the IIFE', async () => {
     const section = await runBundle(ctx);
     sections.push(section);
-    const data = section.data as { core: Array<{ gzip: number; min: number }>; lazy: Array<{ gzip: number }>; iife: { gzip: number; min: number } };
+    const data = section.data as {
+      core: Array<{ gzip: number; min: number }>;
+      lazy: Array<{ gzip: number }>;
+      iife: { gzip: number; min: number };
+    };
     expect(data.core.length).to.be.greaterThan(0);
     expect(data.lazy.length, 'a lazily imported chunk').to.be.greaterThan(0);
     for (const f of [...data.core, data.iife]) expect(f.gzip).to.be.within(1, f.min);
@@ -140,7 +161,15 @@ describe('benchmarks: smoke run at tiny sizes', function () {
       this.skip();
     }
     this.timeout(240_000);
-    const section = await runTopology(ctx, { sizes: [2], resolution: '160x120', warmupMs: 500, measureMs: 1500, rounds: 1, promotion: true, setupTimeoutMs: 60_000 });
+    const section = await runTopology(ctx, {
+      sizes: [2],
+      resolution: '160x120',
+      warmupMs: 500,
+      measureMs: 1500,
+      rounds: 1,
+      promotion: true,
+      setupTimeoutMs: 60_000,
+    });
     sections.push(section);
     const data = section.data as TopologyData;
     expect(data.failures ?? []).to.deep.equal([]);
@@ -166,20 +195,29 @@ describe('benchmarks: smoke run at tiny sizes', function () {
       const markdown = readFileSync(join(dir, 'RESULTS.md'), 'utf8');
       for (const section of sections) expect(markdown).to.include(`## ${section.title}`);
       expect(markdown).to.include('## Machine');
-      for (const plot of sections.flatMap((s) => s.plots)) expect(readFileSync(join(dir, plot.file), 'utf8')).to.match(/^<svg[\s\S]*<\/svg>$/);
+      for (const plot of sections.flatMap((s) => s.plots))
+        expect(readFileSync(join(dir, plot.file), 'utf8')).to.match(/^<svg[\s\S]*<\/svg>$/);
       expect(renderResults([])).to.include('# Switchboard benchmark results');
       // A video-only topology run is its own section beside the run with audio, with its own plots.
       const topology = sections.find((s) => s.name === 'topology');
       if (topology) {
         const data = topology.data as TopologyData;
-        const videoOnly = renderTopology({ ...data, options: { ...data.options, audio: false } }, { machine: topology.machine, wallS: topology.wallS, rounds: 1, pin: false });
+        const videoOnly = renderTopology(
+          { ...data, options: { ...data.options, audio: false } },
+          { machine: topology.machine, wallS: topology.wallS, rounds: 1, pin: false },
+        );
         expect(videoOnly.name).to.equal('topology-video');
         expect(videoOnly.plots.map((plot) => plot.file)).to.deep.equal(['topology-video-uplink.svg', 'topology-video-cpu.svg']);
         saveSection(videoOnly, dir);
         writeResults(dir, join(dir, 'RESULTS.md'));
         const both = readFileSync(join(dir, 'RESULTS.md'), 'utf8');
-        expect(both).to.include(`## ${topology.title}`).and.to.include(`## ${videoOnly.title}`).and.to.include('(results/topology-video-uplink.svg)');
-        expect(both).to.include('| Topology crossover, video only (mesh vs SFU) | uplink kbps per client, room of 2 (baseline: mesh), video only |');
+        expect(both)
+          .to.include(`## ${topology.title}`)
+          .and.to.include(`## ${videoOnly.title}`)
+          .and.to.include('(results/topology-video-uplink.svg)');
+        expect(both).to.include(
+          '| Topology crossover, video only (mesh vs SFU) | uplink kbps per client, room of 2 (baseline: mesh), video only |',
+        );
         expect(loadSections(dir).map((s) => s.name)).to.include.members(['topology', 'topology-video']);
       }
     } finally {

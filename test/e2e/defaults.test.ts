@@ -7,22 +7,33 @@ import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
 /** Frames of each remote participant's video decoded over the SFU, read in the page. */
 function sfuFrames(page: Page): Promise<Record<string, number>> {
-  return page.evaluate(async () => Object.fromEntries([...(await window.switchboardRoom.getParticipantStats())].map(([identity, stats]) => [identity, stats.framesByPath.sfu])));
+  return page.evaluate(async () =>
+    Object.fromEntries(
+      [...(await window.switchboardRoom.getParticipantStats())].map(([identity, stats]) => [identity, stats.framesByPath.sfu]),
+    ),
+  );
 }
 
 /** Every other page's video decodes on this page over the SFU, and keeps decoding. */
 async function expectSfuVideoFromAll(page: Page, others: string[]): Promise<void> {
-  await waitFor(async () => {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const frames = await sfuFrames(page);
-    return others.every((identity) => (frames[identity] ?? 0) > 0);
-  }, 60000, `SFU video from ${others.join(', ')} on ${await identityOf(page)}`).catch(async (error: Error) => {
-    throw new Error(`${error.message}; frames over the SFU: ${JSON.stringify(await sfuFrames(page))}; page error: ${await page.textContent('#error')}`);
+  await waitFor(
+    async () => {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const frames = await sfuFrames(page);
+      return others.every((identity) => (frames[identity] ?? 0) > 0);
+    },
+    60000,
+    `SFU video from ${others.join(', ')} on ${await identityOf(page)}`,
+  ).catch(async (error: Error) => {
+    throw new Error(
+      `${error.message}; frames over the SFU: ${JSON.stringify(await sfuFrames(page))}; page error: ${await page.textContent('#error')}`,
+    );
   });
   const before = await sfuFrames(page);
   await new Promise((resolve) => setTimeout(resolve, 3000));
   const after = await sfuFrames(page);
-  for (const identity of others) expect((after[identity] ?? 0) - (before[identity] ?? 0), `new SFU frames from ${identity}`).to.be.greaterThan(3);
+  for (const identity of others)
+    expect((after[identity] ?? 0) - (before[identity] ?? 0), `new SFU frames from ${identity}`).to.be.greaterThan(3);
 }
 
 /**
@@ -61,7 +72,7 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-describe('browser e2e: a newcomer\'s run (npm start on its defaults)', function () {
+describe("browser e2e: a newcomer's run (npm start on its defaults)", function () {
   this.timeout(240000);
   let browser: Browser | null = null;
   const pages: Page[] = [];
@@ -82,14 +93,19 @@ describe('browser e2e: a newcomer\'s run (npm start on its defaults)', function 
   });
   after(async () => browser?.close());
 
-  it('five demo tabs on `npm start` defaults: the room is promoted and every tab plays every other tab\'s video over the SFU', async () => {
+  it("five demo tabs on `npm start` defaults: the room is promoted and every tab plays every other tab's video over the SFU", async () => {
     const server = await npmStart();
     try {
       const base = `http://localhost:${server.port}`;
       for (let i = 1; i <= 5; i++) pages.push(await openDemoPage(browser as Browser, base, `room=newcomer&name=u${i}&audio=0`));
-      for (const page of pages) await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu', undefined, { timeout: 60000, polling: 250 });
+      for (const page of pages)
+        await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu', undefined, { timeout: 60000, polling: 250 });
       const identities = await Promise.all(pages.map(identityOf));
-      for (const [index, page] of pages.entries()) await expectSfuVideoFromAll(page, identities.filter((_, i) => i !== index));
+      for (const [index, page] of pages.entries())
+        await expectSfuVideoFromAll(
+          page,
+          identities.filter((_, i) => i !== index),
+        );
       for (const page of pages) expect(await page.textContent('#error')).to.equal('');
     } finally {
       await stop(server.child);
@@ -101,15 +117,29 @@ describe('browser e2e: a newcomer\'s run (npm start on its defaults)', function 
     const { lines, logger } = capturedLogger();
     // Candidates on 127.0.0.2, where nothing listens: ICE cannot succeed.
     const t: TestServer = await startServer(
-      { SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1', SFU_ANNOUNCED_IP: '127.0.0.2', MESH_THRESHOLD: '1', SFU_TRANSPORT_CONNECT_TIMEOUT_MS: '3000' },
+      {
+        SFU_ENABLED: 'true',
+        SFU_WORKERS: '1',
+        SFU_LISTEN_IP: '127.0.0.1',
+        SFU_ANNOUNCED_IP: '127.0.0.2',
+        MESH_THRESHOLD: '1',
+        SFU_TRANSPORT_CONNECT_TIMEOUT_MS: '3000',
+      },
       { logger },
     );
     try {
       for (let i = 1; i <= 2; i++) pages.push(await openDemoPage(browser as Browser, t.url, `room=nomedia&name=v${i}&audio=0`));
       for (const page of pages) {
-        await page.waitForFunction(() => /unavailable|media_failed/.test(document.getElementById('error')?.textContent ?? ''), undefined, { timeout: 30000, polling: 250 });
+        await page.waitForFunction(() => /unavailable|media_failed/.test(document.getElementById('error')?.textContent ?? ''), undefined, {
+          timeout: 30000,
+          polling: 250,
+        });
       }
-      await waitFor(() => lines.some((line) => line.includes('an SFU transport did not connect')), 10000, 'the server to log the transport');
+      await waitFor(
+        () => lines.some((line) => line.includes('an SFU transport did not connect')),
+        10000,
+        'the server to log the transport',
+      );
       const metrics = await (await fetch(`${t.url}/metrics`)).text();
       expect(metrics).to.match(/switchboard_sfu_transport_failures_total [1-9]/);
     } finally {

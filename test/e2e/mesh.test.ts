@@ -1,9 +1,16 @@
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { descendants, processName, processThreads } from '../../bench/lib/processes.js';
-import { artifactPath, browserUnavailableReason, buildSdk, identityOf, inboundBytes, launchBrowser, openDemoPage } from '../helpers/browser.js';
+import {
+  artifactPath,
+  browserUnavailableReason,
+  buildSdk,
+  identityOf,
+  inboundBytes,
+  launchBrowser,
+  openDemoPage,
+} from '../helpers/browser.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
-
 
 /** Waits until the page's room sees `count` participants, each with audio and video tracks. */
 async function waitForMedia(page: Page, count: number, timeoutMs = 30000): Promise<void> {
@@ -67,38 +74,57 @@ async function collectData(page: Page): Promise<void> {
  * them, and a page that closes is gone from the others.
  */
 async function threePages(openPage: (room: string, name: string) => Promise<Page>, room: string, screenshot: string): Promise<void> {
-    const pages = [await openPage(room, 'ann'), await openPage(room, 'ben'), await openPage(room, 'cy')];
-    for (const page of pages) await waitForMedia(page, 2);
-    const identities = await Promise.all(pages.map(identityOf));
-    for (const [i, page] of pages.entries()) await expectMediaGrowing(page, identities.filter((_, j) => j !== i));
+  const pages = [await openPage(room, 'ann'), await openPage(room, 'ben'), await openPage(room, 'cy')];
+  for (const page of pages) await waitForMedia(page, 2);
+  const identities = await Promise.all(pages.map(identityOf));
+  for (const [i, page] of pages.entries())
+    await expectMediaGrowing(
+      page,
+      identities.filter((_, j) => j !== i),
+    );
 
-    for (const page of pages) await collectData(page);
-    for (const [i, page] of pages.entries()) await page.evaluate((text) => window.switchboardRoom.send({ type: 'probe', text }), `hello from ${i}`);
-    await waitFor(async () => (await Promise.all(pages.map((p) => p.evaluate(() => window.received.length)))).every((n) => n >= 2), 15000, 'data on every page');
-    await new Promise((r) => setTimeout(r, 500));
-    for (const [i, page] of pages.entries()) {
-      const received = await page.evaluate(() => window.received);
-      const expected = pages.map((_, j) => j).filter((j) => j !== i).map((j) => ({ from: identities[j], text: `hello from ${j}` }));
-      expect(received.sort((a, b) => a.text.localeCompare(b.text)), `page ${i}`).to.deep.equal(expected);
-    }
-
-    // The demo itself: one video per remote participant, the mode badge, the participant list.
-    const first = pages[0] as Page;
-    expect(await first.locator('.tile.remote video').count()).to.equal(2);
-    expect(await first.locator('#mode').textContent()).to.equal('mesh');
-    expect(await first.locator('#participants li').count()).to.equal(3);
-    await first.waitForFunction(() => [...document.querySelectorAll<HTMLVideoElement>('.tile video')].every((v) => v.videoWidth > 0), undefined, { timeout: 15000 });
-    await first.screenshot({ path: artifactPath(screenshot) });
-
-    // A page that closes is gone from the others: participantLeft, connection torn down.
-    const leaving = identities[2] as string;
-    await (pages[2] as Page).close();
-    for (const page of pages.slice(0, 2)) {
-      await page.waitForFunction((id) => !window.switchboardRoom.participants.has(id), leaving, { timeout: 15000 });
-      expect(await page.locator('.tile.remote').count()).to.equal(1);
-    }
-    for (const page of pages.slice(0, 2)) await page.close();
+  for (const page of pages) await collectData(page);
+  for (const [i, page] of pages.entries())
+    await page.evaluate((text) => window.switchboardRoom.send({ type: 'probe', text }), `hello from ${i}`);
+  await waitFor(
+    async () => (await Promise.all(pages.map((p) => p.evaluate(() => window.received.length)))).every((n) => n >= 2),
+    15000,
+    'data on every page',
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  for (const [i, page] of pages.entries()) {
+    const received = await page.evaluate(() => window.received);
+    const expected = pages
+      .map((_, j) => j)
+      .filter((j) => j !== i)
+      .map((j) => ({ from: identities[j], text: `hello from ${j}` }));
+    expect(
+      received.sort((a, b) => a.text.localeCompare(b.text)),
+      `page ${i}`,
+    ).to.deep.equal(expected);
   }
+
+  // The demo itself: one video per remote participant, the mode badge, the participant list.
+  const first = pages[0] as Page;
+  expect(await first.locator('.tile.remote video').count()).to.equal(2);
+  expect(await first.locator('#mode').textContent()).to.equal('mesh');
+  expect(await first.locator('#participants li').count()).to.equal(3);
+  await first.waitForFunction(
+    () => [...document.querySelectorAll<HTMLVideoElement>('.tile video')].every((v) => v.videoWidth > 0),
+    undefined,
+    { timeout: 15000 },
+  );
+  await first.screenshot({ path: artifactPath(screenshot) });
+
+  // A page that closes is gone from the others: participantLeft, connection torn down.
+  const leaving = identities[2] as string;
+  await (pages[2] as Page).close();
+  for (const page of pages.slice(0, 2)) {
+    await page.waitForFunction((id) => !window.switchboardRoom.participants.has(id), leaving, { timeout: 15000 });
+    expect(await page.locator('.tile.remote').count()).to.equal(1);
+  }
+  for (const page of pages.slice(0, 2)) await page.close();
+}
 
 describe('browser e2e: the mesh in Chromium (fake media)', function () {
   this.timeout(120000);
@@ -123,7 +149,8 @@ describe('browser e2e: the mesh in Chromium (fake media)', function () {
     await t?.close();
   });
 
-  const openPage = (room: string, name: string, extra = ''): Promise<Page> => openDemoPage(browser, base, `room=${room}&name=${name}${extra}`, undefined, errors);
+  const openPage = (room: string, name: string, extra = ''): Promise<Page> =>
+    openDemoPage(browser, base, `room=${room}&name=${name}${extra}`, undefined, errors);
 
   it('Chromium runs at normal priority: none of its threads is real-time (as root its audio threads would be, and starve the other pages)', async () => {
     const page = await openPage('priority', 'solo');
@@ -143,7 +170,7 @@ describe('browser e2e: the mesh in Chromium (fake media)', function () {
     await page.close();
   });
 
-  it('three pages receive each other\'s audio and video, data arrives exactly once, and the demo shows it', async () => {
+  it("three pages receive each other's audio and video, data arrives exactly once, and the demo shows it", async () => {
     await threePages(openPage, 'trio', 'demo-three-participants.png');
   });
 
@@ -158,7 +185,9 @@ describe('browser e2e: the mesh in Chromium (fake media)', function () {
       window.switchboardRoom.on('connectionStateChanged', (s) => (window as unknown as { states: string[] }).states.push(String(s)));
     });
     t.server.rooms.get('dev', 'heal')?.peerByUser(idA)?.socket.conn.close();
-    await a.waitForFunction(() => (window as unknown as { states: string[] }).states.includes('reconnecting'), undefined, { timeout: 10000 });
+    await a.waitForFunction(() => (window as unknown as { states: string[] }).states.includes('reconnecting'), undefined, {
+      timeout: 10000,
+    });
     await a.waitForFunction(() => window.switchboardRoom.state === 'connected', undefined, { timeout: 20000 });
     await waitForMedia(a, 1);
     await waitForMedia(b, 1);
@@ -174,18 +203,32 @@ describe('browser e2e: the mesh in Chromium (fake media)', function () {
 
   it('a page sending audio and video and one sending video only get what the other sends, whichever joins first', async () => {
     // Chromium 148+ refused the audio once the video-only page's offer had set the header-extension ids.
-    for (const [order, room] of [['av first', 'asym-a'], ['video-only first', 'asym-b']] as const) {
+    for (const [order, room] of [
+      ['av first', 'asym-a'],
+      ['video-only first', 'asym-b'],
+    ] as const) {
       const first = await openPage(room, 'first', order === 'av first' ? '' : '&audio=0');
       const second = await openPage(room, 'second', order === 'av first' ? '&audio=0' : '');
       const [av, videoOnly] = order === 'av first' ? [first, second] : [second, first];
       const avIdentity = await identityOf(av);
       await expectMediaGrowing(videoOnly, [avIdentity]);
       const fromVideoOnly = await identityOf(videoOnly);
-      await waitFor(async () => ((await inboundBytes(av))[fromVideoOnly]?.video ?? 0) > 5000, 30000, `${order}: video from the video-only page`);
+      await waitFor(
+        async () => ((await inboundBytes(av))[fromVideoOnly]?.video ?? 0) > 5000,
+        30000,
+        `${order}: video from the video-only page`,
+      );
       expect((await inboundBytes(av))[fromVideoOnly]?.audio ?? 0, `${order}: no audio from the video-only page`).to.equal(0);
       for (const page of [av, videoOnly]) {
-        const linkErrors = await page.evaluate(() => [...(window.switchboardRoom.links as unknown as Map<string, { counters: { errors: number; lastError?: string } }>).values()].map((l) => l.counters));
-        expect(linkErrors.map((c) => c.errors), `${order}: negotiation errors ${JSON.stringify(linkErrors)} (${avIdentity})`).to.deep.equal([0]);
+        const linkErrors = await page.evaluate(() =>
+          [...(window.switchboardRoom.links as unknown as Map<string, { counters: { errors: number; lastError?: string } }>).values()].map(
+            (l) => l.counters,
+          ),
+        );
+        expect(
+          linkErrors.map((c) => c.errors),
+          `${order}: negotiation errors ${JSON.stringify(linkErrors)} (${avIdentity})`,
+        ).to.deep.equal([0]);
       }
       await first.close();
       await second.close();

@@ -121,7 +121,13 @@ export async function inboundBytes(page: Page): Promise<Record<string, { audio: 
 }
 
 /** Opens the demo page with a query (room, name, options) and waits until its room is connected. */
-export async function openDemoPage(browser: Browser, base: string, query: string, viewport = { width: 1280, height: 800 }, errors?: string[][]): Promise<Page> {
+export async function openDemoPage(
+  browser: Browser,
+  base: string,
+  query: string,
+  viewport = { width: 1280, height: 800 },
+  errors?: string[][],
+): Promise<Page> {
   const page = await browser.newPage({ viewport });
   failOnPageErrors(page, query);
   if (errors) errors.push(pageErrors(page));

@@ -28,7 +28,9 @@ export const README_DENIED_PEERS = [
 /** Why coturn cannot run here, or null when it can. */
 export function coturnUnavailableReason(): string | null {
   const probe = spawnSync('turnserver', ['--version'], { encoding: 'utf8', timeout: 10_000 });
-  return probe.error ? `coturn's turnserver is not installed (${(probe.error as NodeJS.ErrnoException).code}); apt-get install -y coturn` : null;
+  return probe.error
+    ? `coturn's turnserver is not installed (${(probe.error as NodeJS.ErrnoException).code}); apt-get install -y coturn`
+    : null;
 }
 
 export interface CoturnOptions {
@@ -109,7 +111,9 @@ export async function startCoturn(options: CoturnOptions): Promise<RunningCoturn
   };
   // Ready once it answers a STUN Binding request (the client retransmits for ~12 s).
   const probe = await TurnClient.open({ address: '127.0.0.1', port });
-  const ready = await Promise.race([probe.request(Method.Binding, [], { sign: false }).then(() => true), exited.then(() => false)]).catch(() => false);
+  const ready = await Promise.race([probe.request(Method.Binding, [], { sign: false }).then(() => true), exited.then(() => false)]).catch(
+    () => false,
+  );
   await probe.close();
   if (!ready || child.pid === undefined) {
     await close();

@@ -17,7 +17,12 @@ export interface HeldCall {
  * whose reply is on its way back); otherwise the call reaches the store on release (a write
  * still on its way there).
  */
-export function holdNextCall<T extends object, K extends keyof T>(target: T, method: K, matches: (...args: unknown[]) => boolean = () => true, answered = false): HeldCall {
+export function holdNextCall<T extends object, K extends keyof T>(
+  target: T,
+  method: K,
+  matches: (...args: unknown[]) => boolean = () => true,
+  answered = false,
+): HeldCall {
   const original = target[method] as unknown as (...args: unknown[]) => Promise<unknown>;
   let arrived!: () => void;
   let release!: () => void;

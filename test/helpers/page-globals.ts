@@ -8,7 +8,9 @@ export interface PageRoom {
   participants: Map<string, { identity: string; tracks: Map<string, MediaStreamTrack> }>;
   localParticipant: { id: string; identity: string; name: string };
   lastMigration: MigrationReport | null;
-  getParticipantStats(): Promise<Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number; framesByPath: { mesh: number; sfu: number } }>>;
+  getParticipantStats(): Promise<
+    Map<string, { audioBytes: number; videoBytes: number; framesDecoded: number; framesByPath: { mesh: number; sfu: number } }>
+  >;
   measureVideoGap(durationMs: number): Promise<number>;
   send(payload: unknown): void;
   on(event: string, listener: (...args: unknown[]) => void): void;

@@ -106,7 +106,9 @@ export async function startServer(env: Record<string, string> = {}, options: Cre
 
 /** Emits with an ack and resolves with the response (or rejects after a timeout). */
 export function emitAck(client: TestClient, event: string, ...args: unknown[]): Promise<AckResponse<Record<string, unknown>>> {
-  return (client.timeout(5000) as unknown as { emitWithAck(event: string, ...args: unknown[]): Promise<AckResponse<Record<string, unknown>>> }).emitWithAck(event, ...args);
+  return (
+    client.timeout(5000) as unknown as { emitWithAck(event: string, ...args: unknown[]): Promise<AckResponse<Record<string, unknown>>> }
+  ).emitWithAck(event, ...args);
 }
 
 /** Resolves with the next occurrence of an event (or rejects after a timeout). */
@@ -162,7 +164,9 @@ export function validClaims(overrides: Record<string, unknown> = {}): Record<str
 }
 
 /** Expects a promise to reject with a connect_error carrying the given code. */
-export async function expectConnectError(promise: Promise<unknown>): Promise<{ message: string; data?: { code: string; message: string } }> {
+export async function expectConnectError(
+  promise: Promise<unknown>,
+): Promise<{ message: string; data?: { code: string; message: string } }> {
   try {
     await promise;
   } catch (error) {

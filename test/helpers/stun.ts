@@ -10,7 +10,15 @@ import { isIP } from 'node:net';
 
 export const MAGIC_COOKIE = 0x2112a442;
 
-export const Method = { Binding: 0x001, Allocate: 0x003, Refresh: 0x004, Send: 0x006, Data: 0x007, CreatePermission: 0x008, ChannelBind: 0x009 } as const;
+export const Method = {
+  Binding: 0x001,
+  Allocate: 0x003,
+  Refresh: 0x004,
+  Send: 0x006,
+  Data: 0x007,
+  CreatePermission: 0x008,
+  ChannelBind: 0x009,
+} as const;
 export const Class = { Request: 0, Indication: 1, Success: 2, Error: 3 } as const;
 
 export const AttrType = {
@@ -100,7 +108,9 @@ export function encodeStun(message: StunMessage, options: { key?: Buffer; finger
   message.transactionId.copy(header, 8);
   if (options.key) {
     header.writeUInt16BE(body.length + 24, 2);
-    const mac = createHmac('sha1', options.key).update(Buffer.concat([header, body])).digest();
+    const mac = createHmac('sha1', options.key)
+      .update(Buffer.concat([header, body]))
+      .digest();
     body = Buffer.concat([body, encodeAttribute({ type: AttrType.MessageIntegrity, value: mac })]);
   }
   if (options.fingerprint) {
@@ -145,7 +155,9 @@ export function integrityValid(raw: Buffer, key: Buffer): boolean | undefined {
     if (type === AttrType.MessageIntegrity) {
       const header = Buffer.from(raw.subarray(0, 20));
       header.writeUInt16BE(off - 20 + 24, 2);
-      const mac = createHmac('sha1', key).update(Buffer.concat([header, raw.subarray(20, off)])).digest();
+      const mac = createHmac('sha1', key)
+        .update(Buffer.concat([header, raw.subarray(20, off)]))
+        .digest();
       return mac.equals(raw.subarray(off + 4, off + 24));
     }
     off += 4 + len + pad4(len);
@@ -160,7 +172,12 @@ function addressBytes(address: string): Buffer {
   let tail = Buffer.alloc(0);
   const lastColon = text.lastIndexOf(':');
   if (text.includes('.', lastColon)) {
-    tail = Buffer.from(text.slice(lastColon + 1).split('.').map(Number));
+    tail = Buffer.from(
+      text
+        .slice(lastColon + 1)
+        .split('.')
+        .map(Number),
+    );
     text = text.slice(0, lastColon + 1) + 'ffff:ffff';
   }
   const [left = '', right] = text.split('::');
@@ -213,15 +230,24 @@ export const attrs = {
   nonce: (s: string): StunAttribute => ({ type: AttrType.Nonce, value: Buffer.from(s) }),
   requestedTransport: (protocol = 17): StunAttribute => ({ type: AttrType.RequestedTransport, value: Buffer.from([protocol, 0, 0, 0]) }),
   lifetime: (seconds: number): StunAttribute => ({ type: AttrType.Lifetime, value: u32(seconds) }),
-  channelNumber: (channel: number): StunAttribute => ({ type: AttrType.ChannelNumber, value: Buffer.from([channel >> 8, channel & 0xff, 0, 0]) }),
-  xorPeerAddress: (peer: TransportAddress, transactionId: Buffer): StunAttribute => ({ type: AttrType.XorPeerAddress, value: xorAddressValue(peer, transactionId) }),
+  channelNumber: (channel: number): StunAttribute => ({
+    type: AttrType.ChannelNumber,
+    value: Buffer.from([channel >> 8, channel & 0xff, 0, 0]),
+  }),
+  xorPeerAddress: (peer: TransportAddress, transactionId: Buffer): StunAttribute => ({
+    type: AttrType.XorPeerAddress,
+    value: xorAddressValue(peer, transactionId),
+  }),
   data: (data: Buffer): StunAttribute => ({ type: AttrType.Data, value: data }),
   software: (s: string): StunAttribute => ({ type: AttrType.Software, value: Buffer.from(s) }),
   /** EVEN-PORT (RFC 5766 §14.6); `reserve` sets the R bit (reserve the next port too). */
   evenPort: (reserve: boolean): StunAttribute => ({ type: AttrType.EvenPort, value: Buffer.from([reserve ? 0x80 : 0x00]) }),
   reservationToken: (token: Buffer): StunAttribute => ({ type: AttrType.ReservationToken, value: token }),
   /** REQUESTED-ADDRESS-FAMILY (RFC 6156 §4.1.1): 0x01 IPv4, 0x02 IPv6. */
-  requestedAddressFamily: (family: number): StunAttribute => ({ type: AttrType.RequestedAddressFamily, value: Buffer.from([family, 0, 0, 0]) }),
+  requestedAddressFamily: (family: number): StunAttribute => ({
+    type: AttrType.RequestedAddressFamily,
+    value: Buffer.from([family, 0, 0, 0]),
+  }),
   raw: (type: number, value: Buffer): StunAttribute => ({ type, value }),
 };
 
@@ -346,7 +372,11 @@ export class TurnClient {
   }
 
   /** Sends a request and waits for its response (retransmitting). Signed once a key is known, unless `sign` is false. */
-  async request(method: number, attributes: StunAttribute[] | ((tid: Buffer) => StunAttribute[]), options: { sign?: boolean; fingerprint?: boolean } = {}): Promise<StunResponse> {
+  async request(
+    method: number,
+    attributes: StunAttribute[] | ((tid: Buffer) => StunAttribute[]),
+    options: { sign?: boolean; fingerprint?: boolean } = {},
+  ): Promise<StunResponse> {
     for (let attempt = 0; ; attempt++) {
       const transactionId = randomBytes(12);
       const list = typeof attributes === 'function' ? attributes(transactionId) : attributes;
@@ -361,11 +391,19 @@ export class TurnClient {
   }
 
   /** Encodes a request, adding USERNAME, REALM, NONCE and MESSAGE-INTEGRITY once a key is known (unless `sign` is false). */
-  buildRequest(method: number, attributes: StunAttribute[], transactionId: Buffer, options: { sign?: boolean; fingerprint?: boolean } = {}): Buffer {
+  buildRequest(
+    method: number,
+    attributes: StunAttribute[],
+    transactionId: Buffer,
+    options: { sign?: boolean; fingerprint?: boolean } = {},
+  ): Buffer {
     const { credentials, realm, nonce, key } = this;
     const signed = (options.sign ?? true) && key && credentials && realm !== undefined && nonce !== undefined;
     const all = signed ? [...attributes, attrs.username(credentials.username), attrs.realm(realm), attrs.nonce(nonce)] : attributes;
-    return encodeStun({ method, cls: Class.Request, transactionId, attributes: all }, { key: signed ? key : undefined, fingerprint: options.fingerprint });
+    return encodeStun(
+      { method, cls: Class.Request, transactionId, attributes: all },
+      { key: signed ? key : undefined, fingerprint: options.fingerprint },
+    );
   }
 
   /** Sends an encoded request with transaction id `transactionId` and waits for the response (retransmitting). */
@@ -434,7 +472,14 @@ export class TurnClient {
   /** A Send indication (unauthenticated by design). */
   sendIndication(peer: TransportAddress, data: Buffer): void {
     const transactionId = randomBytes(12);
-    this.sendRaw(encodeStun({ method: Method.Send, cls: Class.Indication, transactionId, attributes: [attrs.xorPeerAddress(peer, transactionId), attrs.data(data)] }));
+    this.sendRaw(
+      encodeStun({
+        method: Method.Send,
+        cls: Class.Indication,
+        transactionId,
+        attributes: [attrs.xorPeerAddress(peer, transactionId), attrs.data(data)],
+      }),
+    );
   }
 
   sendChannelData(channel: number, data: Buffer, pad = true): void {

@@ -55,7 +55,8 @@ export class WrtcPeerConnection extends NativeBacked {
 
   override async setLocalDescription(description?: RTCLocalSessionDescriptionInit): Promise<void> {
     // Without an SDP, wrtc sets its last created offer or answer, which this class cannot see.
-    if (!description?.type || (description.type !== 'rollback' && !description.sdp)) throw new Error('test/helpers/wrtc.ts: setLocalDescription needs the description (wrtc would set an SDP this class cannot serve)');
+    if (!description?.type || (description.type !== 'rollback' && !description.sdp))
+      throw new Error('test/helpers/wrtc.ts: setLocalDescription needs the description (wrtc would set an SDP this class cannot serve)');
     const { type } = description;
     const sdp = description.sdp ?? '';
     await super.setLocalDescription(description);
@@ -108,10 +109,19 @@ export function withoutCandidates(sdp: string | undefined): string {
 }
 
 /** Wires a peer connection to the hub: local candidates and descriptions go out as `signal` to `remoteId`. */
-export function wirePeer(client: TestClient, remoteId: string, iceServers: IceServer[] = [], policy: RTCIceTransportPolicy = 'all'): WrtcPeerConnection {
+export function wirePeer(
+  client: TestClient,
+  remoteId: string,
+  iceServers: IceServer[] = [],
+  policy: RTCIceTransportPolicy = 'all',
+): WrtcPeerConnection {
   const pc = new WrtcPeerConnection({ iceServers, iceTransportPolicy: policy });
   pc.onicecandidate = ({ candidate }) => {
-    if (candidate) void emitAck(client, 'signal', { to: remoteId, candidate: { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex } });
+    if (candidate)
+      void emitAck(client, 'signal', {
+        to: remoteId,
+        candidate: { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex },
+      });
   };
   client.on('signal', (message: SignalMessage) => {
     if (message.from !== remoteId) return;
@@ -146,8 +156,10 @@ export async function selectedPairTypes(pc: globalThis.RTCPeerConnection): Promi
   const stats = new Map<string, Record<string, unknown>>();
   report.forEach((value: Record<string, unknown>) => stats.set(value.id as string, value));
   let pairId: string | undefined;
-  for (const s of stats.values()) if (s.type === 'transport' && typeof s.selectedCandidatePairId === 'string') pairId = s.selectedCandidatePairId;
-  if (!pairId) for (const s of stats.values()) if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) pairId = s.id as string;
+  for (const s of stats.values())
+    if (s.type === 'transport' && typeof s.selectedCandidatePairId === 'string') pairId = s.selectedCandidatePairId;
+  if (!pairId)
+    for (const s of stats.values()) if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) pairId = s.id as string;
   const pair = pairId ? stats.get(pairId) : undefined;
   if (!pair) return {};
   return {
@@ -160,7 +172,7 @@ export async function selectedPairTypes(pc: globalThis.RTCPeerConnection): Promi
 export async function sendBulk(channel: RTCDataChannel, total: number): Promise<void> {
   channel.bufferedAmountLowThreshold = 256 * 1024;
   const chunk = new Uint8Array(16 * 1024).fill(7);
-  for (let sent = 0; sent < total; ) {
+  for (let sent = 0; sent < total;) {
     if (channel.bufferedAmount > 1024 * 1024) {
       await new Promise<void>((resolve) => (channel.onbufferedamountlow = () => resolve()));
       continue;

@@ -13,7 +13,8 @@ export interface AddressCase {
   cidr?: string;
 }
 
-const denied = (verdict: AddressClass, cidr: string, ...addresses: string[]): AddressCase[] => addresses.map((address) => ({ address, verdict, cidr }));
+const denied = (verdict: AddressClass, cidr: string, ...addresses: string[]): AddressCase[] =>
+  addresses.map((address) => ({ address, verdict, cidr }));
 const reachable = (...addresses: string[]): AddressCase[] => addresses.map((address) => ({ address, verdict: null }));
 
 export const ADDRESS_TABLE: readonly AddressCase[] = [
@@ -76,8 +77,31 @@ export const ADDRESS_TABLE: readonly AddressCase[] = [
   ...denied('link-local', '2002::/16', '2002:a9fe:a9fe::1'),
   // Reachable: public addresses, range edges, anycast services inside reserved blocks, and
   // IPv4-carrying forms of public IPv4 addresses.
-  ...reachable('8.8.8.8', '1.1.1.1', '100.63.255.255', '100.128.0.0', '172.15.255.255', '172.32.0.0', '169.253.0.1', '223.255.255.255', '198.17.255.255', '198.20.0.0', '192.0.3.1', '192.0.0.9', '192.0.0.10'),
-  ...reachable('2001:4860:4860::8888', '2606:4700::1111', '2001:200::1', '2001:3::1', '2001:1::1', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1'),
+  ...reachable(
+    '8.8.8.8',
+    '1.1.1.1',
+    '100.63.255.255',
+    '100.128.0.0',
+    '172.15.255.255',
+    '172.32.0.0',
+    '169.253.0.1',
+    '223.255.255.255',
+    '198.17.255.255',
+    '198.20.0.0',
+    '192.0.3.1',
+    '192.0.0.9',
+    '192.0.0.10',
+  ),
+  ...reachable(
+    '2001:4860:4860::8888',
+    '2606:4700::1111',
+    '2001:200::1',
+    '2001:3::1',
+    '2001:1::1',
+    '::ffff:8.8.8.8',
+    '64:ff9b::808:808',
+    '2002:808:808::1',
+  ),
 ];
 
 /** Entries refused under the default policy, each with the allow-list entry that reopens it. */

@@ -74,7 +74,8 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     link.send = (text, reliable) => {
       const lost = /"n":([23])\}/.exec(text)?.[1];
       if (text.startsWith('{"b":')) batched.push(text);
-      if (lost && !dropped.has(lost)) dropped.add(lost); // the first copy only: the resend goes through
+      if (lost && !dropped.has(lost))
+        dropped.add(lost); // the first copy only: the resend goes through
       else send(text, reliable);
     };
     for (let n = 2; n <= 5; n++) alice.send({ n });
@@ -83,7 +84,11 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     expect(got).to.deep.equal([1, 2, 3, 4, 5]);
     // The resends and the answer went as one batch message (a few SCTP chunks, not one per message).
     expect(batched.length, 'batched resends').to.be.greaterThan(0);
-    expect((JSON.parse(batched[0] as string) as { b: string[] }).b.map((inner) => (JSON.parse(inner) as { d?: { n: number }; c?: string }).d?.n ?? (JSON.parse(inner) as { c: string }).c)).to.include.members([2, 3, 'synced']);
+    expect(
+      (JSON.parse(batched[0] as string) as { b: string[] }).b.map(
+        (inner) => (JSON.parse(inner) as { d?: { n: number }; c?: string }).d?.n ?? (JSON.parse(inner) as { c: string }).c,
+      ),
+    ).to.include.members([2, 3, 'synced']);
   });
 
   it('disables its tracks of the kind a room admin muted, and enables them again on unmute', async () => {
@@ -142,7 +147,11 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     const b = await connect('quality', 'b', 'guest', { statsIntervalMs: 300 });
     b.send('warm up');
     const peerA = () => t.server.rooms.get('t1', 'quality')?.peerByUser('a');
-    await waitFor(() => (peerA()?.quality?.links.length ?? 0) > 0 && peerA()?.quality?.links[0]?.rtt_ms !== undefined, 15000, 'quality report');
+    await waitFor(
+      () => (peerA()?.quality?.links.length ?? 0) > 0 && peerA()?.quality?.links[0]?.rtt_ms !== undefined,
+      15000,
+      'quality report',
+    );
     const link = peerA()?.quality?.links[0];
     expect(link?.peer_id).to.equal(b.localParticipant?.id);
     expect(link?.candidate_type).to.equal('host');
@@ -221,7 +230,8 @@ describe('SDK with Node bots (@roamhq/wrtc)', function () {
     // Both first connections were given up (closed), and the links now run on new ones.
     expect(a.stuck[0]?.connectionState).to.equal('closed');
     expect(b.stuck[0]?.connectionState).to.equal('closed');
-    const links = (room: Room) => (room as unknown as { links: Map<string, { pc: RTCPeerConnection; counters: { iceRestarts: number } }> }).links;
+    const links = (room: Room) =>
+      (room as unknown as { links: Map<string, { pc: RTCPeerConnection; counters: { iceRestarts: number } }> }).links;
     const bobLink = [...links(bob).values()][0];
     expect(bobLink?.pc).to.not.equal(b.stuck[0]);
     expect(bobLink?.pc.connectionState).to.equal('connected');

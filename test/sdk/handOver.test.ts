@@ -1,12 +1,24 @@
 import { expect } from 'chai';
 import type { RoomMode } from '../../protocol/events.js';
 import type { Envelope, HandOverKind } from '../../client-sdk/src/DataEnvelope.js';
-import { CLOSE_GRACE_MS, HAND_OVER_STEP_MS, HandOver, type HandOverLink, type HandOverLinks, type HandOverSfu } from '../../client-sdk/src/HandOver.js';
+import {
+  CLOSE_GRACE_MS,
+  HAND_OVER_STEP_MS,
+  HandOver,
+  type HandOverLink,
+  type HandOverLinks,
+  type HandOverSfu,
+} from '../../client-sdk/src/HandOver.js';
 import type { InboundStat } from '../../client-sdk/src/inboundStats.js';
 import type { MigrationReport } from '../../client-sdk/src/MigrationMonitor.js';
 import { FakeClock, settle } from './fakeClock.js';
 
-const video = (framesDecoded: number): InboundStat => ({ type: 'inbound-rtp', kind: 'video', framesDecoded, bytesReceived: framesDecoded * 1000 });
+const video = (framesDecoded: number): InboundStat => ({
+  type: 'inbound-rtp',
+  kind: 'video',
+  framesDecoded,
+  bytesReceived: framesDecoded * 1000,
+});
 
 class FakeLink implements HandOverLink {
   dead = false;
@@ -117,7 +129,15 @@ function setUp(mode: RoomMode, timeoutMs = 30_000) {
       timeoutMs: () => timeoutMs,
       measure: (to) => {
         measured.push(to);
-        const report: () => MigrationReport = () => ({ to, durationMs: clock.now(), mediaGapMs: 0, mediaGapFrom: '', mediaGapOf: '', freezes: { count: 0, totalMs: 0, longestSingleMs: 0 }, freezesByPath: {} });
+        const report: () => MigrationReport = () => ({
+          to,
+          durationMs: clock.now(),
+          mediaGapMs: 0,
+          mediaGapFrom: '',
+          mediaGapOf: '',
+          freezes: { count: 0, totalMs: 0, longestSingleMs: 0 },
+          freezesByPath: {},
+        });
         return { finish: async () => report() };
       },
       reported: (report) => reports.push(report),
@@ -126,12 +146,13 @@ function setUp(mode: RoomMode, timeoutMs = 30_000) {
     clock,
   );
   /** A hand-shake from a peer. */
-  const from = (peerId: string, kind: HandOverKind, fields: Partial<Envelope> = {}, via: 'mesh' | 'sfu' = 'mesh') => handOver.receive(peerId, { c: kind, ...fields }, via);
+  const from = (peerId: string, kind: HandOverKind, fields: Partial<Envelope> = {}, via: 'mesh' | 'sfu' = 'mesh') =>
+    handOver.receive(peerId, { c: kind, ...fields }, via);
   return { clock, links, sfu, room, handOver, measured, reports, from };
 }
 
 describe('HandOver (fake links and SFU session, fake clock)', () => {
-  it('to the SFU: hand-shakes both ways, then our bye, the peer\'s bye, the link closes after the grace and the migration is reported', async () => {
+  it("to the SFU: hand-shakes both ways, then our bye, the peer's bye, the link closes after the grace and the migration is reported", async () => {
     const { clock, links, sfu, handOver, reports, from } = setUp('sfu');
     const b = links.open('b', true);
     const connecting = links.open('c', true);
@@ -166,7 +187,10 @@ describe('HandOver (fake links and SFU session, fake clock)', () => {
     expect(handOver.phase).to.equal('to-sfu');
     expect(reports).to.have.length(0);
     await clock.advance(2 * HAND_OVER_STEP_MS);
-    expect(b.controls.filter((kind) => kind === 'bye'), 'one bye, waiting for the peer\'s').to.have.length(1);
+    expect(
+      b.controls.filter((kind) => kind === 'bye'),
+      "one bye, waiting for the peer's",
+    ).to.have.length(1);
     expect(b.mediaStops).to.equal(1);
 
     from('b', 'bye');
@@ -193,7 +217,10 @@ describe('HandOver (fake links and SFU session, fake clock)', () => {
     await clock.advance(1);
     expect(handOver.phase).to.equal('to-sfu-overdue');
     expect(b.mediaStops, 'no more media on the link').to.equal(1);
-    expect(reports.map((r) => r.to), 'the media hand-over is over: reported').to.deep.equal(['sfu']);
+    expect(
+      reports.map((r) => r.to),
+      'the media hand-over is over: reported',
+    ).to.deep.equal(['sfu']);
     expect(reports[0]?.durationMs).to.equal(timeoutMs);
     expect(handOver.linkCarriesData('b'), 'data still goes on the link').to.equal(true);
     expect(b.controls).to.not.include('bye');
@@ -212,7 +239,7 @@ describe('HandOver (fake links and SFU session, fake clock)', () => {
     expect(clock.pending).to.equal(0);
   });
 
-  it('to the SFU past the deadline: a link retires once both sides receive each other\'s data over the SFU, before the second deadline', async () => {
+  it("to the SFU past the deadline: a link retires once both sides receive each other's data over the SFU, before the second deadline", async () => {
     const timeoutMs = 2000;
     const { clock, links, sfu, handOver, from } = setUp('sfu', timeoutMs);
     const b = links.open('b', true);
@@ -236,7 +263,7 @@ describe('HandOver (fake links and SFU session, fake clock)', () => {
     expect(links.closed).to.deep.equal(['b']);
   });
 
-  it('to the mesh: mesh-ready both ways, our sfu-bye, the peer\'s sfu-bye over the SFU; the SFU closes after the grace', async () => {
+  it("to the mesh: mesh-ready both ways, our sfu-bye, the peer's sfu-bye over the SFU; the SFU closes after the grace", async () => {
     const { clock, links, sfu, room, handOver, reports, from } = setUp('mesh');
     links.participants = ['b', 'z'];
     sfu.stats.set('b', [[video(30)]]);
@@ -260,7 +287,7 @@ describe('HandOver (fake links and SFU session, fake clock)', () => {
     await clock.advance(HAND_OVER_STEP_MS);
     expect(sfu.sent).to.deep.equal([{ c: 'sfu-bye' }]);
     expect(handOver.sfuCarriesData).to.equal(false);
-    expect(handOver.phase, 'b\'s last data over the SFU has not come').to.equal('to-mesh');
+    expect(handOver.phase, "b's last data over the SFU has not come").to.equal('to-mesh');
 
     from('b', 'sfu-bye', {}, 'sfu');
     await clock.advance(HAND_OVER_STEP_MS);

@@ -98,7 +98,10 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
     let restarted = false;
     const { a, b, received, errors } = linkPair(
       (_from, signal) => !restarted && signal.candidate !== undefined,
-      (signal) => (restarted || !signal.description ? signal : { description: { ...signal.description, sdp: withoutCandidates(signal.description.sdp) } }),
+      (signal) =>
+        restarted || !signal.description
+          ? signal
+          : { description: { ...signal.description, sdp: withoutCandidates(signal.description.sdp) } },
     );
     open.push(a, b);
     const watch = setInterval(() => {
@@ -106,7 +109,11 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
     }, 20);
     try {
       // Negotiated, and ICE stays new without candidates.
-      await waitFor(() => a.pc.signalingState === 'stable' && a.pc.remoteDescription !== null && b.pc.remoteDescription !== null, 10000, 'negotiated');
+      await waitFor(
+        () => a.pc.signalingState === 'stable' && a.pc.remoteDescription !== null && b.pc.remoteDescription !== null,
+        10000,
+        'negotiated',
+      );
       expect(a.pc.iceConnectionState).to.equal('new');
       a.send('after an ICE restart', true);
       await waitFor(() => received.b.length === 1, 15000, 'message after the ICE restart');

@@ -141,12 +141,14 @@ class Network {
   private receive(wire: Wire): void {
     if (!this.peers.includes(wire.to)) return;
     const sender: DataSender = { id: wire.from.id, identity: wire.from.identity };
-    for (const envelope of unpack(wire.text)) if (!envelope.c || isSyncKind(envelope.c)) wire.to.delivery.receive(sender, envelope, wire.reliable);
+    for (const envelope of unpack(wire.text))
+      if (!envelope.c || isSyncKind(envelope.c)) wire.to.delivery.receive(sender, envelope, wire.reliable);
   }
 }
 
 /** The data envelope of a wire message, when it is one. */
-const dataOf = (wire: Wire): Envelope | undefined => unpack(wire.text).find((envelope) => envelope.c === undefined && typeof envelope.q === 'number');
+const dataOf = (wire: Wire): Envelope | undefined =>
+  unpack(wire.text).find((envelope) => envelope.c === undefined && typeof envelope.q === 'number');
 
 describe('ReliableDelivery (fake paths, fake clock)', () => {
   let network: Network;
@@ -314,6 +316,11 @@ describe('ReliableDelivery (fake paths, fake clock)', () => {
     alice.delivery.send({ n: 2 }, true);
     network.flush();
     await network.clock.advance(SYNC_CHECK_MS);
-    expect(network.syncRequests().map(({ wire }) => wire.path).sort()).to.deep.equal(['mesh', 'sfu']);
+    expect(
+      network
+        .syncRequests()
+        .map(({ wire }) => wire.path)
+        .sort(),
+    ).to.deep.equal(['mesh', 'sfu']);
   });
 });

@@ -139,7 +139,15 @@ describe('SentHistory', () => {
     const h = new SentHistory();
     for (let seq = 1; seq <= 10; seq++) h.add(seq, `m${seq}`);
     expect(h.rangeToResend(3, 6, 256, 1000, 1000)).to.deep.equal(['m3', 'm4', 'm5']);
-    expect(h.rangeToResend(1, Infinity, 256, 1500, 1000), 'a second asker within the window').to.deep.equal(['m1', 'm2', 'm6', 'm7', 'm8', 'm9', 'm10']);
+    expect(h.rangeToResend(1, Infinity, 256, 1500, 1000), 'a second asker within the window').to.deep.equal([
+      'm1',
+      'm2',
+      'm6',
+      'm7',
+      'm8',
+      'm9',
+      'm10',
+    ]);
     expect(h.rangeToResend(1, Infinity, 2, 1900, 1000), 'all resent lately').to.deep.equal([]);
     expect(h.rangeToResend(1, Infinity, 3, 2000, 1000), 'after the window, up to the limit').to.deep.equal(['m3', 'm4', 'm5']);
     expect(h.range(1, 4), 'range() is not paced').to.deep.equal(['m1', 'm2', 'm3']);

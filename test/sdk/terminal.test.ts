@@ -1,6 +1,13 @@
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
-import { ConnectionState, Room, RoomEvent, type ReconnectContext, type RoomOptions, type SwitchboardError } from '../../client-sdk/src/index.js';
+import {
+  ConnectionState,
+  Room,
+  RoomEvent,
+  type ReconnectContext,
+  type RoomOptions,
+  type SwitchboardError,
+} from '../../client-sdk/src/index.js';
 import { call } from '../api/helpers.js';
 import { emitAck, startServer, waitFor, type TestServer } from '../helpers/server.js';
 import { WrtcPeerConnection } from '../helpers/wrtc.js';
@@ -40,7 +47,11 @@ describe('SDK terminal paths (@roamhq/wrtc)', function () {
   const rooms: Room[] = [];
   const allPcs: RTCPeerConnection[] = [];
 
-  const connect = async (room: string, user: string, options: RoomOptions = {}): Promise<{ room: Room; pcs: RTCPeerConnection[]; token: string }> => {
+  const connect = async (
+    room: string,
+    user: string,
+    options: RoomOptions = {},
+  ): Promise<{ room: Room; pcs: RTCPeerConnection[]; token: string }> => {
     const { webrtc, pcs } = trackedWebrtc(allPcs);
     const token = t.mint({ room, user });
     const r = await Room.connect(t.url, token, { webrtc, statsIntervalMs: 0, ...options });
@@ -49,7 +60,10 @@ describe('SDK terminal paths (@roamhq/wrtc)', function () {
   };
   /** Every peer connection of a Room is closed. */
   const expectClosed = (pcs: RTCPeerConnection[], who: string): void => {
-    expect(pcs.map((pc) => pc.signalingState), `${who}'s peer connections`).to.deep.equal(pcs.map(() => 'closed'));
+    expect(
+      pcs.map((pc) => pc.signalingState),
+      `${who}'s peer connections`,
+    ).to.deep.equal(pcs.map(() => 'closed'));
   };
   /** Two SDK rooms that see each other, with a mesh link between them. */
   const pair = async (roomId: string) => {
@@ -75,7 +89,9 @@ describe('SDK terminal paths (@roamhq/wrtc)', function () {
     const seen = watch(bob.room);
     const left = new Promise<string>((resolve) => alice.room.once(RoomEvent.ParticipantLeft, (p) => resolve(p.identity)));
     const admin = await t.join({ room: 'kick', user: 'admin', role: 'host', grants: { hidden: true } });
-    expect(await emitAck(admin.client, 'admin:kick', { peer_id: bob.room.localParticipant?.id, reason: 'spam' })).to.deep.equal({ ok: true });
+    expect(await emitAck(admin.client, 'admin:kick', { peer_id: bob.room.localParticipant?.id, reason: 'spam' })).to.deep.equal({
+      ok: true,
+    });
     await waitFor(() => bob.room.state === ConnectionState.Disconnected, 10000, 'bob disconnected');
     expect(seen.states).to.deep.equal([ConnectionState.Disconnected]);
     expect(seen.errors.map((e) => [e.code, e.message])).to.deep.equal([['forbidden', 'kicked: spam']]);
@@ -90,10 +106,20 @@ describe('SDK terminal paths (@roamhq/wrtc)', function () {
     const seenB = watch(bob.room);
     const deleted = await call(t, 'DELETE', '/api/v1/rooms/closing', { secret: 'secret-t1' });
     expect(deleted.status).to.equal(204);
-    await waitFor(() => alice.room.state === ConnectionState.Disconnected && bob.room.state === ConnectionState.Disconnected, 10000, 'both disconnected');
-    for (const [who, seen, pcs] of [['alice', seenA, alice.pcs], ['bob', seenB, bob.pcs]] as const) {
+    await waitFor(
+      () => alice.room.state === ConnectionState.Disconnected && bob.room.state === ConnectionState.Disconnected,
+      10000,
+      'both disconnected',
+    );
+    for (const [who, seen, pcs] of [
+      ['alice', seenA, alice.pcs],
+      ['bob', seenB, bob.pcs],
+    ] as const) {
       expect(seen.states, who).to.deep.equal([ConnectionState.Disconnected]);
-      expect(seen.errors.map((e) => [e.code, e.message]), who).to.deep.equal([['not_connected', 'room closed: deleted']]);
+      expect(
+        seen.errors.map((e) => [e.code, e.message]),
+        who,
+      ).to.deep.equal([['not_connected', 'room closed: deleted']]);
       expectClosed(pcs, who);
     }
     expect(t.server.rooms.get('t1', 'closing')).to.equal(undefined);

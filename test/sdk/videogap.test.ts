@@ -17,18 +17,29 @@ function counters(frameTimes: number[], upTo: number): VideoPathCounters {
   return { frames: seen.length, interFrameDelay: sum, squaredInterFrameDelay: squares };
 }
 
-const every = (from: number, to: number, step: number) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
+const every = (from: number, to: number, step: number) =>
+  Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
 
 /**
  * Drives a meter with samples taken at `sampleTimes` on a virtual clock: each sample reads
  * the paths of each participant as they stood at that time.
  */
-async function measure(sampleTimes: number[], paths: Record<string, Record<string, number[]>>, finishAt: number, leftAt: Record<string, number> = {}): Promise<number> {
+async function measure(
+  sampleTimes: number[],
+  paths: Record<string, Record<string, number[]>>,
+  finishAt: number,
+  leftAt: Record<string, number> = {},
+): Promise<number> {
   return (await measureWithSource(sampleTimes, paths, finishAt, leftAt)).gapMs;
 }
 
 /** `measure`, with what measured the gap and whose video had it (the meter's largestFrom, largestOf). */
-async function measureWithSource(sampleTimes: number[], paths: Record<string, Record<string, number[]>>, finishAt: number, leftAt: Record<string, number> = {}): Promise<{ gapMs: number; from: string; of: string }> {
+async function measureWithSource(
+  sampleTimes: number[],
+  paths: Record<string, Record<string, number[]>>,
+  finishAt: number,
+  leftAt: Record<string, number> = {},
+): Promise<{ gapMs: number; from: string; of: string }> {
   let now = 0;
   const realNow = Date.now;
   Date.now = () => now;
@@ -87,7 +98,7 @@ describe('VideoGapMeter', () => {
     expect(from).to.equal('between-samples');
   });
 
-  it('sums the browser\'s own freeze counters per path, knows a freeze alone in its interval exactly, and ignores a restarted path', async () => {
+  it("sums the browser's own freeze counters per path, knows a freeze alone in its interval exactly, and ignores a restarted path", async () => {
     const samples: Array<Record<string, VideoPathCounters>> = [
       { mesh: { frames: 10, freezes: 0, freezesDuration: 0 } },
       { mesh: { frames: 20, freezes: 1, freezesDuration: 0.4 } }, // one freeze of 400 ms
@@ -96,7 +107,10 @@ describe('VideoGapMeter', () => {
       { mesh: { frames: 12, freezes: 1, freezesDuration: 0.25 }, sfu: { frames: 9, freezes: 1, freezesDuration: 0.3 } },
     ];
     let next = 0;
-    const meter = new VideoGapMeter(async () => new Map([['alice', samples[Math.min(next++, samples.length - 1)] as Record<string, VideoPathCounters>]]), 1_000_000);
+    const meter = new VideoGapMeter(
+      async () => new Map([['alice', samples[Math.min(next++, samples.length - 1)] as Record<string, VideoPathCounters>]]),
+      1_000_000,
+    );
     for (let i = 0; i < samples.length; i++) await (meter as unknown as { tick(): Promise<void> }).tick();
     await meter.finish();
     expect(meter.freezes.count).to.equal(5);
@@ -136,6 +150,8 @@ describe('VideoGapMeter', () => {
     expect(named.of).to.equal('dave');
     // carol's frames stop at 2000 because she left at 2000: no gap.
     const gone = every(0, 2000, 66);
-    expect(await measure(every(100, 6000, 100), { alice: { mesh: steady }, carol: { mesh: gone } }, 6000, { carol: 2050 })).to.be.lessThan(200);
+    expect(await measure(every(100, 6000, 100), { alice: { mesh: steady }, carol: { mesh: gone } }, 6000, { carol: 2050 })).to.be.lessThan(
+      200,
+    );
   });
 });

@@ -11,13 +11,28 @@ type Ack = { ok: boolean; error?: { code: string }; [key: string]: unknown };
 async function sfuRoom(t: TestServer, roomId: string, tenantId = 't1'): Promise<void> {
   const now = new Date();
   await t.server.store.rooms.create({
-    tenant_id: tenantId, room_id: roomId, name: roomId, description: '', max_participants: null, mesh_threshold: null,
-    mode: 'sfu', locked: false, metadata: {}, expires_at: null, created_at: now, updated_at: now,
+    tenant_id: tenantId,
+    room_id: roomId,
+    name: roomId,
+    description: '',
+    max_participants: null,
+    mesh_threshold: null,
+    mode: 'sfu',
+    locked: false,
+    metadata: {},
+    expires_at: null,
+    created_at: now,
+    updated_at: now,
   });
 }
 
 /** Joins a room pinned to the SFU and waits until the server says it is there. */
-async function joinSfu(t: TestServer, roomId: string, user: string, tenant = 't1'): Promise<{ client: TestClient; rtpCapabilities: unknown }> {
+async function joinSfu(
+  t: TestServer,
+  roomId: string,
+  user: string,
+  tenant = 't1',
+): Promise<{ client: TestClient; rtpCapabilities: unknown }> {
   const client = await t.connect(t.mint({ room: roomId, user, tenant }));
   const changed = nextEvent<ModeChangedMessage>(client, 'mode_changed').catch(() => null);
   const ack = (await emitAck(client, 'join', {})) as unknown as Ack & { sfu?: { router_rtp_capabilities: unknown } };
@@ -60,7 +75,11 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     t = await startServer({ ...SFU_ENV, SFU_MAX_TRANSPORTS_PER_PEER: '4' });
     await sfuRoom(t, 'flood');
     const { client } = await joinSfu(t, 'flood', 'alice');
-    const acks = await burst(client, 'sfu:create_transport', Array.from({ length: 60 }, (_, i) => ({ direction: i % 2 ? 'send' : 'recv' })));
+    const acks = await burst(
+      client,
+      'sfu:create_transport',
+      Array.from({ length: 60 }, (_, i) => ({ direction: i % 2 ? 'send' : 'recv' })),
+    );
     expect(count(acks, 'ok')).to.equal(4);
     expect(count(acks, 'quota_exceeded')).to.equal(56);
     const peerId = t.server.rooms.get('t1', 'flood')?.peerByUser('alice')?.id ?? '';
@@ -72,8 +91,16 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     await sfuRoom(t, 'produce');
     const { client } = await joinSfu(t, 'produce', 'alice');
     const transportId = await transport(client, 'send');
-    const media = burst(client, 'sfu:produce', Array.from({ length: 20 }, (_, i) => ({ transport_id: transportId, kind: 'video', rtp_parameters: videoParameters(i) })));
-    const data = burst(client, 'sfu:produce_data', Array.from({ length: 20 }, (_, i) => ({ transport_id: transportId, sctp_stream_parameters: { streamId: i, ordered: true } })));
+    const media = burst(
+      client,
+      'sfu:produce',
+      Array.from({ length: 20 }, (_, i) => ({ transport_id: transportId, kind: 'video', rtp_parameters: videoParameters(i) })),
+    );
+    const data = burst(
+      client,
+      'sfu:produce_data',
+      Array.from({ length: 20 }, (_, i) => ({ transport_id: transportId, sctp_stream_parameters: { streamId: i, ordered: true } })),
+    );
     const acks = [...(await media), ...(await data)];
     expect(count(acks, 'ok'), codes(acks).join(',')).to.equal(3);
     expect(count(acks, 'quota_exceeded')).to.equal(37);
@@ -84,15 +111,27 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     await sfuRoom(t, 'consume');
     const sender = await joinSfu(t, 'consume', 'sender');
     const sendTransport = await transport(sender.client, 'send');
-    const produced = await burst(sender.client, 'sfu:produce', [0, 1, 2, 3, 4].map((i) => ({ transport_id: sendTransport, kind: 'video', rtp_parameters: videoParameters(i) })));
+    const produced = await burst(
+      sender.client,
+      'sfu:produce',
+      [0, 1, 2, 3, 4].map((i) => ({ transport_id: sendTransport, kind: 'video', rtp_parameters: videoParameters(i) })),
+    );
     expect(codes(produced)).to.deep.equal(['ok', 'ok', 'ok', 'ok', 'ok']);
     const producerIds = produced.map((ack) => ack.producer_id as string);
 
     const receiver = await joinSfu(t, 'consume', 'receiver');
     const recvTransport = await transport(receiver.client, 'recv');
-    const request = (producerId: string) => ({ transport_id: recvTransport, producer_id: producerId, rtp_capabilities: receiver.rtpCapabilities });
+    const request = (producerId: string) => ({
+      transport_id: recvTransport,
+      producer_id: producerId,
+      rtp_capabilities: receiver.rtpCapabilities,
+    });
     // The same producer asked for many times at once: one consumer, the same answer every time.
-    const repeated = await burst(receiver.client, 'sfu:consume', Array.from({ length: 10 }, () => request(producerIds[0]!)));
+    const repeated = await burst(
+      receiver.client,
+      'sfu:consume',
+      Array.from({ length: 10 }, () => request(producerIds[0]!)),
+    );
     expect(codes(repeated)).to.deep.equal(Array(10).fill('ok'));
     expect(new Set(repeated.map((ack) => (ack.consumer as { id: string }).id)).size).to.equal(1);
     const others = await burst(receiver.client, 'sfu:consume', producerIds.slice(1).map(request));
@@ -108,10 +147,20 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     const a = await joinSfu(t, 'big', 'a');
     const b = await joinSfu(t, 'big', 'b');
     const acks = [
-      ...(await Promise.all([
-        burst(a.client, 'sfu:create_transport', Array.from({ length: 4 }, () => ({ direction: 'recv' }))),
-        burst(b.client, 'sfu:create_transport', Array.from({ length: 4 }, () => ({ direction: 'recv' }))),
-      ])).flat(),
+      ...(
+        await Promise.all([
+          burst(
+            a.client,
+            'sfu:create_transport',
+            Array.from({ length: 4 }, () => ({ direction: 'recv' })),
+          ),
+          burst(
+            b.client,
+            'sfu:create_transport',
+            Array.from({ length: 4 }, () => ({ direction: 'recv' })),
+          ),
+        ])
+      ).flat(),
     ];
     expect(count(acks, 'ok')).to.equal(5);
     expect(count(acks, 'quota_exceeded')).to.equal(3);
@@ -120,7 +169,11 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     // Transports closed with a leaving peer go back to the tenant's budget.
     a.client.close();
     const c = await joinSfu(t, 'big', 'c');
-    const again = await burst(c.client, 'sfu:create_transport', Array.from({ length: 4 }, () => ({ direction: 'recv' })));
+    const again = await burst(
+      c.client,
+      'sfu:create_transport',
+      Array.from({ length: 4 }, () => ({ direction: 'recv' })),
+    );
     expect(count(again, 'ok')).to.be.at.least(1);
     expect(t.server.sfu?.tenantTransports.usedBy('t1')).to.equal(5);
   });
@@ -132,28 +185,48 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     const acks: Ack[] = [];
     for (const user of ['a', 'b']) {
       const { client } = await joinSfu(t, 'ports', user);
-      acks.push(...(await burst(client, 'sfu:create_transport', Array.from({ length: 4 }, () => ({ direction: 'recv' })))));
+      acks.push(
+        ...(await burst(
+          client,
+          'sfu:create_transport',
+          Array.from({ length: 4 }, () => ({ direction: 'recv' })),
+        )),
+      );
     }
     expect(count(acks, 'ok'), codes(acks).join(',')).to.be.at.most(3);
     expect(count(acks, 'unavailable'), codes(acks).join(',')).to.be.at.least(5);
     expect(count(acks, 'internal')).to.equal(0);
   });
 
-  it('answers not_found for another room\'s producers, and logs no error for it', async () => {
+  it("answers not_found for another room's producers, and logs no error for it", async () => {
     const log = capturedLogger();
     t = await startServer(SFU_ENV, { logger: log.logger });
     await sfuRoom(t, 'r1');
     await sfuRoom(t, 'r2');
     const owner = await joinSfu(t, 'r1', 'owner');
     const sendTransport = await transport(owner.client, 'send');
-    const media = (await emitAck(owner.client, 'sfu:produce', { transport_id: sendTransport, kind: 'video', rtp_parameters: videoParameters(0) })) as unknown as Ack;
-    const data = (await emitAck(owner.client, 'sfu:produce_data', { transport_id: sendTransport, sctp_stream_parameters: { streamId: 1, ordered: true } })) as unknown as Ack;
+    const media = (await emitAck(owner.client, 'sfu:produce', {
+      transport_id: sendTransport,
+      kind: 'video',
+      rtp_parameters: videoParameters(0),
+    })) as unknown as Ack;
+    const data = (await emitAck(owner.client, 'sfu:produce_data', {
+      transport_id: sendTransport,
+      sctp_stream_parameters: { streamId: 1, ordered: true },
+    })) as unknown as Ack;
     expect([media.ok, data.ok]).to.deep.equal([true, true]);
 
     const intruder = await joinSfu(t, 'r2', 'intruder');
     const recvTransport = await transport(intruder.client, 'recv');
-    const consume = (await emitAck(intruder.client, 'sfu:consume', { transport_id: recvTransport, producer_id: media.producer_id, rtp_capabilities: intruder.rtpCapabilities })) as unknown as Ack;
-    const consumeData = (await emitAck(intruder.client, 'sfu:consume_data', { transport_id: recvTransport, producer_id: data.producer_id })) as unknown as Ack;
+    const consume = (await emitAck(intruder.client, 'sfu:consume', {
+      transport_id: recvTransport,
+      producer_id: media.producer_id,
+      rtp_capabilities: intruder.rtpCapabilities,
+    })) as unknown as Ack;
+    const consumeData = (await emitAck(intruder.client, 'sfu:consume_data', {
+      transport_id: recvTransport,
+      producer_id: data.producer_id,
+    })) as unknown as Ack;
     expect(codes([consume, consumeData])).to.deep.equal(['not_found', 'not_found']);
     expect(log.errors()).to.deep.equal([]);
   });
@@ -165,17 +238,28 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     const { client } = await joinSfu(t, 'params', 'alice');
     const sendTransport = await transport(client, 'send');
     const recvTransport = await transport(client, 'recv');
-    const first = (await emitAck(client, 'sfu:produce', { transport_id: sendTransport, kind: 'video', rtp_parameters: videoParameters(0) })) as unknown as Ack;
+    const first = (await emitAck(client, 'sfu:produce', {
+      transport_id: sendTransport,
+      kind: 'video',
+      rtp_parameters: videoParameters(0),
+    })) as unknown as Ack;
     expect(first.ok).to.equal(true);
     const sameSsrc = { ...videoParameters(1), encodings: [{ ssrc: 11110000 }] };
     const unknownCodec = { ...videoParameters(2), codecs: [{ mimeType: 'video/NOPE', payloadType: 101, clockRate: 90000 }] };
     const acks = [
       (await emitAck(client, 'sfu:produce', { transport_id: sendTransport, kind: 'video', rtp_parameters: sameSsrc })) as unknown as Ack,
-      (await emitAck(client, 'sfu:produce', { transport_id: sendTransport, kind: 'video', rtp_parameters: unknownCodec })) as unknown as Ack,
-      (await emitAck(client, 'sfu:consume', { transport_id: recvTransport, producer_id: first.producer_id, rtp_capabilities: { codecs: [{ kind: 'video' }] } })) as unknown as Ack,
+      (await emitAck(client, 'sfu:produce', {
+        transport_id: sendTransport,
+        kind: 'video',
+        rtp_parameters: unknownCodec,
+      })) as unknown as Ack,
+      (await emitAck(client, 'sfu:consume', {
+        transport_id: recvTransport,
+        producer_id: first.producer_id,
+        rtp_capabilities: { codecs: [{ kind: 'video' }] },
+      })) as unknown as Ack,
     ];
     expect(codes(acks)).to.deep.equal(['payload_invalid', 'payload_invalid', 'payload_invalid']);
     expect(log.errors()).to.deep.equal([]);
   });
 });
-

@@ -30,9 +30,14 @@ describe('SFU mode changes reach sessions and webhooks (real mediasoup workers)'
   beforeEach(async () => {
     receiver = new WebhookReceiver();
     const url = (receiverUrl = await receiver.start());
-    t = await startServer({ SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1', DEMOTE_DELAY_MS: '300' }, { webhooks: { allowedCidrs: ['127.0.0.0/8'] } });
+    t = await startServer(
+      { SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1', DEMOTE_DELAY_MS: '300' },
+      { webhooks: { allowedCidrs: ['127.0.0.0/8'] } },
+    );
     a = await createTenant(t);
-    expect((await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url, secret: 'whsec_mode_0123456789abcdef' } })).status).to.equal(200);
+    expect(
+      (await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url, secret: 'whsec_mode_0123456789abcdef' } })).status,
+    ).to.equal(200);
   });
   afterEach(async () => {
     await t?.close();
@@ -98,11 +103,16 @@ describe('SFU mode changes reach sessions and webhooks (real mediasoup workers)'
       expect(modes(session), user).to.deep.equal(['mesh', 'sfu']);
       expect(session?.disconnected_at, user).to.be.a('string');
       expectContiguous(session);
-      expect(Date.parse(session?.disconnected_at as string)).to.be.at.most(Date.parse(afterDemotion.get('alice')?.segments[2]?.from as string));
+      expect(Date.parse(session?.disconnected_at as string)).to.be.at.most(
+        Date.parse(afterDemotion.get('alice')?.segments[2]?.from as string),
+      );
     }
 
     await waitFor(() => receiver.events('mode_changed').length === 2, 10000, 'mode_changed webhook (demotion)');
-    const down = receiver.events('mode_changed').map((r) => r.event).find((e) => e.room.mode === 'mesh');
+    const down = receiver
+      .events('mode_changed')
+      .map((r) => r.event)
+      .find((e) => e.room.mode === 'mesh');
     expect(down).to.deep.include({ tenant_id: a.tenant_id, reason: 'threshold' });
     expect(down?.room).to.deep.include({ room_id: 'grow', mode: 'mesh', num_participants: 1 });
     expect(t.server.webhooks.stats.failed).to.equal(0);
@@ -110,7 +120,10 @@ describe('SFU mode changes reach sessions and webhooks (real mediasoup workers)'
 
   it('a tenant created with mesh_threshold 1 has its join-made (never stored) rooms promoted by the second join', async () => {
     a = await createTenant(t, { name: 'low', limits: { mesh_threshold: 1 } });
-    expect((await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url: receiverUrl, secret: 'whsec_mode_0123456789abcdef' } })).status).to.equal(200);
+    expect(
+      (await call(t, 'PUT', '/api/v1/webhook', { secret: a.api_secret, body: { url: receiverUrl, secret: 'whsec_mode_0123456789abcdef' } }))
+        .status,
+    ).to.equal(200);
     const alice = await joinVia(t, a, { room_id: 'grow', user_id: 'alice' });
     const promoted = nextEvent<ModeChangedMessage>(alice.client, 'mode_changed', 10000);
     await joinVia(t, a, { room_id: 'grow', user_id: 'bob' });

@@ -121,7 +121,13 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
   const transportOf = async (client: TestClient, direction: 'send' | 'recv') => {
     const ack = await emitAck(client, 'sfu:create_transport', { direction });
     if (!ack.ok) throw new Error(ack.error.code);
-    return ack.transport as { id: string; iceParameters: unknown; iceCandidates: Array<{ ip: string }>; dtlsParameters: unknown; sctpParameters: unknown };
+    return ack.transport as {
+      id: string;
+      iceParameters: unknown;
+      iceCandidates: Array<{ ip: string }>;
+      dtlsParameters: unknown;
+      sctpParameters: unknown;
+    };
   };
   const VP8 = { codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000 }], encodings: [{ ssrc: 1111 }], rtcp: { cname: 'x' } };
 
@@ -144,16 +150,24 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     const ack = await emitAck(guest.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: VP8 });
     expect(ack.ok, JSON.stringify(ack)).to.equal(true);
     const info = await announced;
-    expect(info).to.deep.equal({ peer_id: guest.ack.self.id, producer_id: (ack as unknown as { producer_id: string }).producer_id, kind: 'video' });
+    expect(info).to.deep.equal({
+      peer_id: guest.ack.self.id,
+      producer_id: (ack as unknown as { producer_id: string }).producer_id,
+      kind: 'video',
+    });
     await new Promise((r) => setTimeout(r, 100));
     expect(selfSeen).to.deep.equal([]);
   });
 
-  it('pauses a peer\'s producers of the kind a room admin muted, including ones created while muted, and resumes them', async () => {
+  it("pauses a peer's producers of the kind a room admin muted, including ones created while muted, and resumes them", async () => {
     const transport = await transportOf(guest.client, 'send');
     const guestId = guest.ack.self.id;
     const produce = async (ssrc: number) => {
-      const ack = await emitAck(guest.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: { ...VP8, encodings: [{ ssrc }] } });
+      const ack = await emitAck(guest.client, 'sfu:produce', {
+        transport_id: transport.id,
+        kind: 'video',
+        rtp_parameters: { ...VP8, encodings: [{ ssrc }] },
+      });
       if (!ack.ok) throw new Error(ack.error.code);
       return (ack as unknown as { producer_id: string }).producer_id;
     };
@@ -165,7 +179,11 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     const second = await produce(3331);
     expect(sfuRoom()?.producerPaused(guestId, second), 'created while muted').to.equal(true);
     expect((await emitAck(host.client, 'admin:mute', { peer_id: guestId, kind: 'video', muted: false })).ok).to.equal(true);
-    await waitFor(() => sfuRoom()?.producerPaused(guestId, first) === false && sfuRoom()?.producerPaused(guestId, second) === false, 5000, 'producers resumed');
+    await waitFor(
+      () => sfuRoom()?.producerPaused(guestId, first) === false && sfuRoom()?.producerPaused(guestId, second) === false,
+      5000,
+      'producers resumed',
+    );
   });
 
   it('refuses produce without canPublish, produce_data without canPublishData and consume without canSubscribe (forbidden); consume_data only needs a joined peer', async () => {
@@ -175,8 +193,16 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
 
     // Something to consume: a video and a data producer of the guest (who has every grant).
     const guestSend = await transportOf(guest.client, 'send');
-    const video = await emitAck(guest.client, 'sfu:produce', { transport_id: guestSend.id, kind: 'video', rtp_parameters: { ...VP8, mid: 'g', encodings: [{ ssrc: 8881 }] } });
-    const data = await emitAck(guest.client, 'sfu:produce_data', { transport_id: guestSend.id, sctp_stream_parameters: { streamId: 9, ordered: true }, label: 'chat' });
+    const video = await emitAck(guest.client, 'sfu:produce', {
+      transport_id: guestSend.id,
+      kind: 'video',
+      rtp_parameters: { ...VP8, mid: 'g', encodings: [{ ssrc: 8881 }] },
+    });
+    const data = await emitAck(guest.client, 'sfu:produce_data', {
+      transport_id: guestSend.id,
+      sctp_stream_parameters: { streamId: 9, ordered: true },
+      label: 'chat',
+    });
     expect([video.ok, data.ok], JSON.stringify([video, data])).to.deep.equal([true, true]);
     const videoId = (video as unknown as { producer_id: string }).producer_id;
     const dataId = (data as unknown as { producer_id: string }).producer_id;
@@ -187,14 +213,25 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     expect(capabilities, 'join ack of an SFU room').to.be.an('object');
     try {
       const noDataSend = await transportOf(noData.client, 'send');
-      const refusedData = await emitAck(noData.client, 'sfu:produce_data', { transport_id: noDataSend.id, sctp_stream_parameters: { streamId: 1, ordered: true } });
+      const refusedData = await emitAck(noData.client, 'sfu:produce_data', {
+        transport_id: noDataSend.id,
+        sctp_stream_parameters: { streamId: 1, ordered: true },
+      });
       expect(refusedData.ok === false && refusedData.error.code).to.equal('forbidden');
       // The same peer may still produce media (canPublish is its own grant).
-      const allowedVideo = await emitAck(noData.client, 'sfu:produce', { transport_id: noDataSend.id, kind: 'video', rtp_parameters: { ...VP8, encodings: [{ ssrc: 8882 }] } });
+      const allowedVideo = await emitAck(noData.client, 'sfu:produce', {
+        transport_id: noDataSend.id,
+        kind: 'video',
+        rtp_parameters: { ...VP8, encodings: [{ ssrc: 8882 }] },
+      });
       expect(allowedVideo.ok, JSON.stringify(allowedVideo)).to.equal(true);
 
       const noSubscribeRecv = await transportOf(noSubscribe.client, 'recv');
-      const refusedConsume = await emitAck(noSubscribe.client, 'sfu:consume', { transport_id: noSubscribeRecv.id, producer_id: videoId, rtp_capabilities: capabilities });
+      const refusedConsume = await emitAck(noSubscribe.client, 'sfu:consume', {
+        transport_id: noSubscribeRecv.id,
+        producer_id: videoId,
+        rtp_capabilities: capabilities,
+      });
       expect(refusedConsume.ok === false && refusedConsume.error.code).to.equal('forbidden');
       // Data is not a subscription (README: consume_data needs a joined peer; the SDK consumes
       // data without canSubscribe, and LiveKit delivers data to every participant).
@@ -203,7 +240,11 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
 
       // Control: the same consume with canSubscribe works, so forbidden above is the grant.
       const listenerRecv = await transportOf(listener.client, 'recv');
-      const consumed = await emitAck(listener.client, 'sfu:consume', { transport_id: listenerRecv.id, producer_id: videoId, rtp_capabilities: capabilities });
+      const consumed = await emitAck(listener.client, 'sfu:consume', {
+        transport_id: listenerRecv.id,
+        producer_id: videoId,
+        rtp_capabilities: capabilities,
+      });
       expect(consumed.ok, JSON.stringify(consumed)).to.equal(true);
     } finally {
       noData.client.close();
@@ -211,7 +252,7 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     }
   });
 
-  it('refuses to touch another peer\'s transport or consumer (not_found)', async () => {
+  it("refuses to touch another peer's transport or consumer (not_found)", async () => {
     const hostTransport = await transportOf(host.client, 'recv');
     const dtls = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: 'AB:CD:EF:01:23:45:67:89' }] };
     const connect = await emitAck(guest.client, 'sfu:connect_transport', { transport_id: hostTransport.id, dtls_parameters: dtls });
@@ -243,14 +284,24 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     const transport = await transportOf(again.client, 'send');
     const fingerprint = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, '0').toUpperCase()).join(':');
     const dtls = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: fingerprint }] };
-    const connects = await Promise.all([1, 2].map(() => emitAck(again.client, 'sfu:connect_transport', { transport_id: transport.id, dtls_parameters: dtls })));
-    expect(connects.map((ack) => ack.ok), JSON.stringify(connects)).to.deep.equal([true, true]);
+    const connects = await Promise.all(
+      [1, 2].map(() => emitAck(again.client, 'sfu:connect_transport', { transport_id: transport.id, dtls_parameters: dtls })),
+    );
+    expect(
+      connects.map((ack) => ack.ok),
+      JSON.stringify(connects),
+    ).to.deep.equal([true, true]);
 
     const announced: SfuProducerInfo[] = [];
     host.client.on('sfu:new_producer', (info: SfuProducerInfo) => {
       if (info.peer_id === again.ack.self.id) announced.push(info);
     });
-    const produce = (mid: string, ssrc: number) => emitAck(again.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: { ...VP8, mid, encodings: [{ ssrc }] } });
+    const produce = (mid: string, ssrc: number) =>
+      emitAck(again.client, 'sfu:produce', {
+        transport_id: transport.id,
+        kind: 'video',
+        rtp_parameters: { ...VP8, mid, encodings: [{ ssrc }] },
+      });
     const idOf = (ack: { ok: boolean }) => {
       expect(ack.ok, JSON.stringify(ack)).to.equal(true);
       return (ack as unknown as { producer_id: string }).producer_id;
@@ -261,7 +312,12 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     const other = idOf(await produce('1', 6661));
     expect(other).to.not.equal(first);
 
-    const produceData = () => emitAck(again.client, 'sfu:produce_data', { transport_id: transport.id, sctp_stream_parameters: { streamId: 3, ordered: true }, label: 'reliable' });
+    const produceData = () =>
+      emitAck(again.client, 'sfu:produce_data', {
+        transport_id: transport.id,
+        sctp_stream_parameters: { streamId: 3, ordered: true },
+        label: 'reliable',
+      });
     const [data, dataRepeated] = (await Promise.all([produceData(), produceData()])).map(idOf);
     expect(dataRepeated, 'the same SCTP stream asked twice').to.equal(data);
 

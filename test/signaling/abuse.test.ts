@@ -29,10 +29,14 @@ describe('sessions that never authenticate, and floods', function () {
     expect(refused).to.deep.equal(Array(20).fill(403));
 
     // The server closes sessions that sent no CONNECT: their next poll finds them gone.
-    await waitFor(async () => {
-      const answers = await Promise.allSettled(opened.map((session) => session.poll()));
-      return answers.every((answer) => answer.status === 'rejected' || answer.value.includes('1'));
-    }, 10000, 'unauthenticated sessions to be closed');
+    await waitFor(
+      async () => {
+        const answers = await Promise.allSettled(opened.map((session) => session.poll()));
+        return answers.every((answer) => answer.status === 'rejected' || answer.value.includes('1'));
+      },
+      10000,
+      'unauthenticated sessions to be closed',
+    );
     const later = await openMany(t.url, 5);
     expect(later.opened).to.have.length(5);
     await Promise.all(later.opened.map((session) => session.close()));

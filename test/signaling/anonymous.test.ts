@@ -49,7 +49,14 @@ describe('anonymous rooms (ANONYMOUS_ROOMS)', () => {
       const self = ack.self as { user_id: string; name: string; grants: Record<string, boolean> };
       expect(self.name).to.equal('Ann');
       expect(self.user_id).to.match(/^anonymous-/);
-      expect(self.grants).to.include({ roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true, roomAdmin: false, hidden: false });
+      expect(self.grants).to.include({
+        roomJoin: true,
+        canPublish: true,
+        canSubscribe: true,
+        canPublishData: true,
+        roomAdmin: false,
+        hidden: false,
+      });
       // A token holder of the same tenant and room sees the anonymous peer.
       const { ack: member } = await t.join({ room: 'demo', user: 'bob', tenant: 't1' });
       expect(member.peers.map((p) => p.name)).to.deep.equal(['Ann']);
@@ -58,7 +65,11 @@ describe('anonymous rooms (ANONYMOUS_ROOMS)', () => {
     });
 
     it('the SDK joins with {room, name} instead of a token', async () => {
-      const room = await Room.connect(t.url, { room: 'demo-sdk', name: 'Dee' }, { webrtc: { RTCPeerConnection: WrtcPeerConnection }, statsIntervalMs: 0 });
+      const room = await Room.connect(
+        t.url,
+        { room: 'demo-sdk', name: 'Dee' },
+        { webrtc: { RTCPeerConnection: WrtcPeerConnection }, statsIntervalMs: 0 },
+      );
       try {
         expect(room.roomId).to.equal('demo-sdk');
         expect(room.localParticipant?.identity).to.match(/^anonymous-/);
@@ -72,7 +83,12 @@ describe('anonymous rooms (ANONYMOUS_ROOMS)', () => {
       const withToken = await t.connect(t.mint({ room: 'demo2', user: 'carol' }));
       const ack = await emitAck(withToken, 'join', {});
       expect(ack.ok && (ack.self as { user_id: string }).user_id).to.equal('carol');
-      for (const auth of [{ room: '$where', name: 'x' }, { room: 'ok', name: '' }, { room: 'ok', name: 'x'.repeat(500) }, { room: { $ne: null }, name: 'x' }]) {
+      for (const auth of [
+        { room: '$where', name: 'x' },
+        { room: 'ok', name: '' },
+        { room: 'ok', name: 'x'.repeat(500) },
+        { room: { $ne: null }, name: 'x' },
+      ]) {
         const error = await expectConnectError(t.connect(undefined, { auth }));
         expect(error.message, JSON.stringify(auth)).to.equal('payload_invalid');
       }

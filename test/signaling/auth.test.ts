@@ -47,12 +47,14 @@ describe('handshake authentication', () => {
     const error = await expectConnectError(t.connect(undefined, { auth: { token: { $ne: null } } }));
     expect(error.message).to.equal('token_missing');
   });
-  it('refuses a bad signature', () => refusedWith(signRaw(validClaims(), { secret: 'another-secret-that-is-long-enough-xxxx' }), 'token_invalid'));
+  it('refuses a bad signature', () =>
+    refusedWith(signRaw(validClaims(), { secret: 'another-secret-that-is-long-enough-xxxx' }), 'token_invalid'));
   it('refuses alg "none"', () => {
     const none = jwt.sign(validClaims(), '', { algorithm: 'none', keyid: 'k1' } as jwt.SignOptions);
     return refusedWith(none, 'token_invalid');
   });
-  it('refuses HS512 even with the right secret (algorithm pinned)', () => refusedWith(signRaw(validClaims(), { algorithm: 'HS512' }), 'token_invalid'));
+  it('refuses HS512 even with the right secret (algorithm pinned)', () =>
+    refusedWith(signRaw(validClaims(), { algorithm: 'HS512' }), 'token_invalid'));
   it('refuses an unknown kid', () => refusedWith(signRaw(validClaims(), { keyid: 'nope' }), 'token_invalid'));
   it('refuses a token without kid', () => {
     const token = jwt.sign(validClaims(), 'test-secret-0123456789-0123456789-abcdef', { algorithm: 'HS256' });
@@ -75,7 +77,8 @@ describe('handshake authentication', () => {
     const now = Math.floor(Date.now() / 1000);
     return refusedWith(signRaw(validClaims({ iat: now, exp: now + 30 * 24 * 3600 })), 'token_invalid');
   });
-  it('refuses a token without the roomJoin grant with forbidden', () => refusedWith(signRaw(validClaims({ grants: { canPublish: true } })), 'forbidden'));
+  it('refuses a token without the roomJoin grant with forbidden', () =>
+    refusedWith(signRaw(validClaims({ grants: { canPublish: true } })), 'forbidden'));
   it('refuses a token of an unknown tenant', () => refusedWith(signRaw(validClaims({ tid: 'ghost' })), 'token_invalid'));
 
   it('refuses a token in the query string, even alongside a valid auth token', async () => {

@@ -23,14 +23,19 @@ const USERS = [
 ];
 
 type Action =
-  | { type: 'join' | 'join_twice' | 'leave' | 'stats' | 'metadata' | 'create_transport' | 'garbage' | 'unknown' | 'reconnect' | 'disconnect' }
+  | {
+      type:
+        'join' | 'join_twice' | 'leave' | 'stats' | 'metadata' | 'create_transport' | 'garbage' | 'unknown' | 'reconnect' | 'disconnect';
+    }
   | { type: 'signal' | 'kick' | 'mute'; target: number }
   | { type: 'lock'; locked: boolean };
 type Command = { client: number; action: Action };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
   fc.constantFrom(
-    ...(['join', 'join_twice', 'leave', 'stats', 'metadata', 'create_transport', 'garbage', 'unknown', 'reconnect', 'disconnect'] as const).map((type) => ({ type })),
+    ...(
+      ['join', 'join_twice', 'leave', 'stats', 'metadata', 'create_transport', 'garbage', 'unknown', 'reconnect', 'disconnect'] as const
+    ).map((type) => ({ type })),
   ),
   fc.record({ type: fc.constantFrom('signal' as const, 'kick' as const, 'mute' as const), target: fc.nat(USERS.length) }),
   fc.record({ type: fc.constant('lock' as const), locked: fc.boolean() }),
@@ -71,10 +76,15 @@ class Harness {
       const onDisconnect = () => done('disconnected');
       const timer = setTimeout(() => done('no answer'), 5000);
       client.on('disconnect', onDisconnect);
-      (client as unknown as { emit(event: string, ...args: unknown[]): void }).emit(event, ...args, (ack: { ok: boolean; error?: { code: string }; self?: { id: string } }) => {
-        if (event === 'join' && ack.ok && ack.self) this.peerIds[USERS.findIndex((u) => u.user === (ack.self as { user_id?: string }).user_id)] = ack.self.id;
-        done(ack.ok ? 'ok' : (ack.error?.code ?? 'malformed ack'));
-      });
+      (client as unknown as { emit(event: string, ...args: unknown[]): void }).emit(
+        event,
+        ...args,
+        (ack: { ok: boolean; error?: { code: string }; self?: { id: string } }) => {
+          if (event === 'join' && ack.ok && ack.self)
+            this.peerIds[USERS.findIndex((u) => u.user === (ack.self as { user_id?: string }).user_id)] = ack.self.id;
+          done(ack.ok ? 'ok' : (ack.error?.code ?? 'malformed ack'));
+        },
+      );
     });
   }
 
@@ -108,7 +118,11 @@ class Harness {
         requests.push(this.request(client, 'sfu:create_transport', { direction: 'recv' }));
         break;
       case 'garbage':
-        requests.push(this.request(client, 'join', 'not an object'), this.request(client, 'sfu:consume', { transport_id: 5 }), this.request(client, 'signal', { to: target }));
+        requests.push(
+          this.request(client, 'join', 'not an object'),
+          this.request(client, 'sfu:consume', { transport_id: 5 }),
+          this.request(client, 'signal', { to: target }),
+        );
         break;
       case 'unknown':
         requests.push(this.request(client, 'no_such_event', {}));
@@ -165,7 +179,13 @@ describe('socket protocol under random concurrent requests (property)', function
     await fc.assert(
       fc.asyncProperty(batches, async (sequence) => {
         runs++;
-        const t = await startServer({ SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1', MESH_THRESHOLD: '2', SFU_MAX_TRANSPORTS_PER_PEER: String(MAX_TRANSPORTS_PER_PEER) });
+        const t = await startServer({
+          SFU_ENABLED: 'true',
+          SFU_WORKERS: '1',
+          SFU_LISTEN_IP: '127.0.0.1',
+          MESH_THRESHOLD: '2',
+          SFU_MAX_TRANSPORTS_PER_PEER: String(MAX_TRANSPORTS_PER_PEER),
+        });
         try {
           await t.addTenant(TENANT, LIMITS);
           const harness = new Harness(t);
@@ -180,12 +200,17 @@ describe('socket protocol under random concurrent requests (property)', function
           for (const outcome of harness.outcomes) {
             expect(outcome.result, `${outcome.event} was answered`).to.not.equal('no answer');
             expect(outcome.result, `${outcome.event} failed with an expected code`).to.not.equal('internal');
-            if (outcome.result !== 'ok' && outcome.result !== 'disconnected') expect(isErrorCode(outcome.result), `${outcome.event}: ${outcome.result} is a listed code`).to.equal(true);
+            if (outcome.result !== 'ok' && outcome.result !== 'disconnected')
+              expect(isErrorCode(outcome.result), `${outcome.event}: ${outcome.result} is a listed code`).to.equal(true);
           }
 
           for (const client of harness.clients) client?.close();
           await waitFor(() => t.server.rooms.liveRooms(TENANT).every((room) => room.size === 0), 5000, 'every peer gone');
-          await waitFor(async () => (await t.server.store.sessions.list(TENANT, { limit: 500 })).items.every((s) => s.disconnected_at !== null), 5000, 'every session closed');
+          await waitFor(
+            async () => (await t.server.store.sessions.list(TENANT, { limit: 500 })).items.every((s) => s.disconnected_at !== null),
+            5000,
+            'every session closed',
+          );
         } finally {
           await t.close();
         }

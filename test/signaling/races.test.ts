@@ -35,7 +35,11 @@ describe('concurrent requests on one socket', () => {
     await waitFor(() => (t.server.rooms.get('t1', 'twice')?.size ?? 0) === 0, 5000, 'the peer to leave');
     const sessions = await t.server.store.sessions.list('t1', { limit: 10 });
     expect(sessions.items).to.have.length(1);
-    await waitFor(async () => (await t.server.store.sessions.list('t1', { limit: 10 })).items.every((s) => s.disconnected_at !== null), 5000, 'the session to close');
+    await waitFor(
+      async () => (await t.server.store.sessions.list('t1', { limit: 10 })).items.every((s) => s.disconnected_at !== null),
+      5000,
+      'the session to close',
+    );
   });
 
   it('answers the second of two joins sent back to back over WebSocket with already_joined', async () => {
@@ -52,7 +56,11 @@ describe('concurrent requests on one socket', () => {
           ws.send('421["join",{}]');
         } else if (text.startsWith('43')) {
           const match = /^43(\d+)(.*)$/s.exec(text);
-          if (match) acks.set(Number(match[1]), (JSON.parse(match[2] ?? 'null') as Array<{ ok: boolean; error?: { code: string } }>)[0] ?? { ok: false });
+          if (match)
+            acks.set(
+              Number(match[1]),
+              (JSON.parse(match[2] ?? 'null') as Array<{ ok: boolean; error?: { code: string } }>)[0] ?? { ok: false },
+            );
         }
       });
       await waitFor(() => acks.size === 2, 5000, 'both acks');
@@ -66,8 +74,18 @@ describe('concurrent requests on one socket', () => {
     t = await startServer();
     const now = new Date();
     await t.server.store.rooms.create({
-      tenant_id: 't1', room_id: 'locked', name: 'locked', description: '', max_participants: null, mesh_threshold: null,
-      mode: 'auto', locked: true, metadata: {}, expires_at: null, created_at: now, updated_at: now,
+      tenant_id: 't1',
+      room_id: 'locked',
+      name: 'locked',
+      description: '',
+      max_participants: null,
+      mesh_threshold: null,
+      mode: 'auto',
+      locked: true,
+      metadata: {},
+      expires_at: null,
+      created_at: now,
+      updated_at: now,
     });
     const client = await t.connect(t.mint({ room: 'locked', user: 'bob' }));
     const ack = await emitAck(client, 'join', {});
@@ -76,7 +94,8 @@ describe('concurrent requests on one socket', () => {
   });
 });
 
-const jtiOf = (token: string): string => (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { jti: string }).jti;
+const jtiOf = (token: string): string =>
+  (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { jti: string }).jti;
 
 describe('revocations while the store answers', () => {
   let t: TestServer;
@@ -128,7 +147,10 @@ describe('revocations while the store answers', () => {
     await held.reached;
     // The integrator's backend minted a new token for that user: the kick was of the old one.
     const fresh: TestClient = (await t.join({ room: 'kick2', user: 'guest' })).client;
-    const kicked = nextEvent(fresh, 'kicked', 500).then(() => true, () => false);
+    const kicked = nextEvent(fresh, 'kicked', 500).then(
+      () => true,
+      () => false,
+    );
     held.release();
     expect(await kick).to.deep.equal({ ok: true });
     expect(await kicked, 'new session kicked').to.equal(false);
@@ -146,7 +168,9 @@ describe('SFU promotions racing closes and demotions (real mediasoup)', function
 
   it('a room closed while its promotion waits for mediasoup leaves the router of the room reopened under its name alone', async () => {
     t = await startServer(SFU_ENV);
-    expect((await call(t, 'POST', '/api/v1/rooms', { secret: 'secret-t1', body: { room_id: 'pinned', mode: 'sfu' } })).status).to.equal(201);
+    expect((await call(t, 'POST', '/api/v1/rooms', { secret: 'secret-t1', body: { room_id: 'pinned', mode: 'sfu' } })).status).to.equal(
+      201,
+    );
     const worker = t.server.sfu?.pool.leastLoaded()?.worker;
     if (!worker) throw new Error('no SFU worker');
     const held = holdNextCall(worker, 'createRouter', () => true, true);

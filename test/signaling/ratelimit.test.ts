@@ -31,7 +31,7 @@ describe('rate limits', () => {
     await t?.close();
   });
 
-  it('answers a flooding socket with rate_limited while another client\'s relays all go through', async function () {
+  it("answers a flooding socket with rate_limited while another client's relays all go through", async function () {
     this.timeout(30000);
     t = await startServer({ RATE_LIMIT_EVENTS_PER_SEC: '100', RATE_LIMIT_STRIKES: '100000' });
     const quietA = await t.join({ room: 'calm', user: 'a' });
@@ -59,7 +59,9 @@ describe('rate limits', () => {
     // machine breaks any fixed bound). The gate is the outcome: every one of the quiet client's
     // 40 relays was accepted and delivered (relayLatencies checks each) while the flood ran and
     // was being refused.
-    console.log(`      relay latency p50/p99: quiet ${baseline.p50.toFixed(1)}/${baseline.p99.toFixed(1)} ms, during flood ${underFlood.p50.toFixed(1)}/${underFlood.p99.toFixed(1)} ms; ${limited} events rate_limited`);
+    console.log(
+      `      relay latency p50/p99: quiet ${baseline.p50.toFixed(1)}/${baseline.p99.toFixed(1)} ms, during flood ${underFlood.p50.toFixed(1)}/${underFlood.p99.toFixed(1)} ms; ${limited} events rate_limited`,
+    );
     expect(limited).to.be.greaterThan(100);
     expect(limitedDuring, 'flood events refused while the quiet client relayed').to.be.greaterThan(0);
   });
@@ -69,7 +71,9 @@ describe('rate limits', () => {
     t = await startServer({ RATE_LIMIT_EVENTS_PER_SEC: '20', RATE_LIMIT_STRIKES: '100000' });
     const sender = await t.join({ room: 'count', user: 's' });
     const burst = async (count: number) => {
-      const acks = await Promise.all(Array.from({ length: count }, () => emitAck(sender.client, 'signal', { to: 'p_none', candidate: { candidate: '' } })));
+      const acks = await Promise.all(
+        Array.from({ length: count }, () => emitAck(sender.client, 'signal', { to: 'p_none', candidate: { candidate: '' } })),
+      );
       return acks.map((ack) => (ack.ok ? 'ok' : ack.error.code));
     };
     // The join opened a window; start from a fresh one.

@@ -49,7 +49,12 @@ describe('signal relay', () => {
     await emitAck(b.client, 'signal', { to: a.ack.self.id, description: answer });
     expect(await gotAnswer).to.deep.equal({ from: b.ack.self.id, description: answer });
 
-    const candidate = { candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'abcd' };
+    const candidate = {
+      candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host',
+      sdpMid: '0',
+      sdpMLineIndex: 0,
+      usernameFragment: 'abcd',
+    };
     const gotCandidate = nextEvent(b.client, 'signal');
     await emitAck(a.client, 'signal', { to: b.ack.self.id, candidate });
     expect(await gotCandidate).to.deep.equal({ from: a.ack.self.id, candidate });
@@ -70,7 +75,10 @@ describe('signal relay', () => {
     const host = await t.join({ room: 'listen', user: 'host', role: 'host' });
     const listener = await t.join({ room: 'listen', user: 'listener', role: 'listener' });
     for (const direction of ['sendrecv', 'sendonly']) {
-      const ack = await emitAck(listener.client, 'signal', { to: host.ack.self.id, description: { type: 'offer', sdp: AUDIO_VIDEO_OFFER(direction) } });
+      const ack = await emitAck(listener.client, 'signal', {
+        to: host.ack.self.id,
+        description: { type: 'offer', sdp: AUDIO_VIDEO_OFFER(direction) },
+      });
       expect(ack.ok === false && ack.error.code, direction).to.equal('forbidden');
     }
     // No direction attribute means sendrecv.
@@ -79,7 +87,10 @@ describe('signal relay', () => {
     expect(implicitAck.ok === false && implicitAck.error.code).to.equal('forbidden');
 
     const received = nextEvent(host.client, 'signal');
-    const recvOnly = await emitAck(listener.client, 'signal', { to: host.ack.self.id, description: { type: 'answer', sdp: AUDIO_VIDEO_OFFER('recvonly') } });
+    const recvOnly = await emitAck(listener.client, 'signal', {
+      to: host.ack.self.id,
+      description: { type: 'answer', sdp: AUDIO_VIDEO_OFFER('recvonly') },
+    });
     expect(recvOnly).to.deep.equal({ ok: true });
     await received;
   });

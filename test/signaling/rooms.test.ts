@@ -153,7 +153,7 @@ describe('rooms and presence', () => {
     expect(error).to.equal('token_revoked');
   });
 
-  it('lets a roomAdmin mute a peer\'s audio or video: everyone, the peer included, sees it in peer_updated', async () => {
+  it("lets a roomAdmin mute a peer's audio or video: everyone, the peer included, sees it in peer_updated", async () => {
     const host = await t.join({ room: 'mute', user: 'host', role: 'host' });
     const guest = await t.join({ room: 'mute', user: 'guest' });
     const other = await t.join({ room: 'mute', user: 'other' });
@@ -163,7 +163,11 @@ describe('rooms and presence', () => {
     expect(refused.ok === false && refused.error.code).to.equal('forbidden');
     const unknown = await emitAck(host.client, 'admin:mute', { peer_id: 'p_nobody', kind: 'audio', muted: true });
     expect(unknown.ok === false && unknown.error.code).to.equal('peer_not_found');
-    for (const bad of [{ peer_id: guestId, kind: 'screen', muted: true }, { peer_id: guestId, kind: 'audio' }, { peer_id: { $ne: null }, kind: 'audio', muted: true }]) {
+    for (const bad of [
+      { peer_id: guestId, kind: 'screen', muted: true },
+      { peer_id: guestId, kind: 'audio' },
+      { peer_id: { $ne: null }, kind: 'audio', muted: true },
+    ]) {
       const ack = await emitAck(host.client, 'admin:mute', bad);
       expect(ack.ok === false && ack.error.code, JSON.stringify(bad)).to.equal('payload_invalid');
     }
@@ -171,7 +175,8 @@ describe('rooms and presence', () => {
     const seenByGuest = nextEvent<{ id: string; muted?: object }>(guest.client, 'peer_updated');
     const seenByOther = nextEvent<{ id: string; muted?: object }>(other.client, 'peer_updated');
     expect(await emitAck(host.client, 'admin:mute', { peer_id: guestId, kind: 'audio', muted: true })).to.deep.equal({ ok: true });
-    for (const seen of [await seenByGuest, await seenByOther]) expect(seen).to.deep.include({ id: guestId, muted: { audio: true, video: false } });
+    for (const seen of [await seenByGuest, await seenByOther])
+      expect(seen).to.deep.include({ id: guestId, muted: { audio: true, video: false } });
     // A newcomer sees the mute in the join ack's peer list (the room holds 3: one leaves first).
     expect((await emitAck(other.client, 'leave')).ok).to.equal(true);
     const late = await t.join({ room: 'mute', user: 'late' });

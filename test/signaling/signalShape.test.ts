@@ -8,7 +8,8 @@ import { isPlainSignal } from '../../server/signaling/signalShape.js';
  * must accept the shapes the SDK actually sends (or the relay takes zod's slow path).
  */
 const sdp = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n';
-const candidateLine = 'candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag EsAw network-cost 999';
+const candidateLine =
+  'candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag EsAw network-cost 999';
 
 /** What browsers and the SDK send: the quick check must take all of these. */
 const everyday: Array<[string, unknown]> = [
@@ -17,8 +18,14 @@ const everyday: Array<[string, unknown]> = [
   ['pranswer', { to: 'p_abc', description: { type: 'pranswer', sdp } }],
   ['rollback without sdp', { to: 'p_abc', description: { type: 'rollback' } }],
   ['rollback with empty sdp', { to: 'p_abc', description: { type: 'rollback', sdp: '' } }],
-  ['candidate (RTCIceCandidate.toJSON)', { to: 'p_abc', candidate: { candidate: candidateLine, sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'EsAw' } }],
-  ['candidate with nulls', { to: 'p_abc', candidate: { candidate: candidateLine, sdpMid: null, sdpMLineIndex: null, usernameFragment: null } }],
+  [
+    'candidate (RTCIceCandidate.toJSON)',
+    { to: 'p_abc', candidate: { candidate: candidateLine, sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'EsAw' } },
+  ],
+  [
+    'candidate with nulls',
+    { to: 'p_abc', candidate: { candidate: candidateLine, sdpMid: null, sdpMLineIndex: null, usernameFragment: null } },
+  ],
   ['candidate, line only', { to: 'p_abc', candidate: { candidate: candidateLine } }],
   ['end-of-candidates', { to: 'p_abc', candidate: { candidate: '' } }],
   ['end-of-candidates with mid', { to: 'p_abc', candidate: { candidate: '', sdpMid: '1', sdpMLineIndex: 1 } }],
@@ -145,6 +152,8 @@ describe('signal quick check (ahead of zod)', () => {
     // Some mutations stay valid (and are taken), many do not; a few valid ones are left to zod.
     expect(cases).to.be.greaterThan(500);
     expect(quick).to.be.greaterThan(50);
-    console.log(`      ${cases} mutated payloads: ${quick} taken by the quick check, ${zodOnly} valid but left to zod, ${cases - quick - zodOnly} refused by both`);
+    console.log(
+      `      ${cases} mutated payloads: ${quick} taken by the quick check, ${zodOnly} valid but left to zod, ${cases - quick - zodOnly} refused by both`,
+    );
   });
 });

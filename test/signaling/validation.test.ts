@@ -21,7 +21,11 @@ describe('payload validation at the socket boundary', () => {
     ['signal: missing to', 'signal', [{ candidate: { candidate: '' } }]],
     ['signal: wrong type of to', 'signal', [{ to: 7, candidate: { candidate: '' } }]],
     ['signal: $-operator as to', 'signal', [{ to: { $ne: null }, candidate: { candidate: '' } }]],
-    ['signal: both description and candidate', 'signal', [{ to: 'p_x', candidate: { candidate: '' }, description: { type: 'offer', sdp: 'v=0' } }]],
+    [
+      'signal: both description and candidate',
+      'signal',
+      [{ to: 'p_x', candidate: { candidate: '' }, description: { type: 'offer', sdp: 'v=0' } }],
+    ],
     ['signal: neither description nor candidate', 'signal', [{ to: 'p_x' }]],
     ['signal: unknown description type', 'signal', [{ to: 'p_x', description: { type: 'hack', sdp: 'v=0' } }]],
     ['signal: offer without sdp', 'signal', [{ to: 'p_x', description: { type: 'offer' } }]],
@@ -64,7 +68,15 @@ describe('payload validation at the socket boundary', () => {
     try {
       const everyday = [
         { to: b.ack.self.id, description: { type: 'offer', sdp: 'v=0\r\n' } },
-        { to: b.ack.self.id, candidate: { candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host', sdpMid: '0', sdpMLineIndex: 0, usernameFragment: 'abcd' } },
+        {
+          to: b.ack.self.id,
+          candidate: {
+            candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host',
+            sdpMid: '0',
+            sdpMLineIndex: 0,
+            usernameFragment: 'abcd',
+          },
+        },
         { to: b.ack.self.id, candidate: { candidate: '' } },
       ];
       for (const payload of everyday) {

@@ -27,7 +27,8 @@ describe('PeerPolicy', () => {
       it(`allows ${address} (${verdict}) once ${cidr} is allow-listed, and no denied address outside it`, () => {
         const policy = new PeerPolicy({ allowedCidrs: [cidr] });
         expect(policy.check(address)).to.deep.equal({ allowed: true, relayPortsOnly: false });
-        for (const other of DENIED_CASES.filter((c) => !inCidr(c.address, cidr))) expect(policy.check(other.address).allowed, other.address).to.equal(false);
+        for (const other of DENIED_CASES.filter((c) => !inCidr(c.address, cidr)))
+          expect(policy.check(other.address).allowed, other.address).to.equal(false);
       });
     }
 

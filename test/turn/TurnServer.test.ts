@@ -11,7 +11,18 @@ import { testConfig } from '../../config/index.js';
 import { createLogger } from '../../server/logger.js';
 import { createTurnCredentials, type TurnCredentials } from '../../turn/credentials.js';
 import { TurnServer } from '../../turn/TurnServer.js';
-import { AttrType, attrs, Class, encodeStun, integrityValid, longTermKey, Method, TurnClient, UdpPeer, type TransportAddress } from '../helpers/stun.js';
+import {
+  AttrType,
+  attrs,
+  Class,
+  encodeStun,
+  integrityValid,
+  longTermKey,
+  Method,
+  TurnClient,
+  UdpPeer,
+  type TransportAddress,
+} from '../helpers/stun.js';
 import { startTurn, TURN_REALM, TURN_SECRET, turnSettings, waitFor } from './support.js';
 
 const CHANNEL = 0x4000;
@@ -71,7 +82,10 @@ describe('TurnServer', function () {
     it('rejects start() when the port is taken, and when TURN is disabled', async () => {
       const squatter = dgram.createSocket('udp4');
       await new Promise<void>((resolve) => squatter.bind(0, '127.0.0.1', () => resolve()));
-      const server = new TurnServer({ config: turnSettings({ TURN_PORT: String(squatter.address().port) }), logger: createLogger('silent') });
+      const server = new TurnServer({
+        config: turnSettings({ TURN_PORT: String(squatter.address().port) }),
+        logger: createLogger('silent'),
+      });
       try {
         let error: Error | undefined;
         await server.start().catch((e: Error) => (error = e));
@@ -95,7 +109,11 @@ describe('TurnServer', function () {
         expect(worker, 'the relay runs in a worker thread').to.be.instanceOf(Worker);
         await worker?.terminate();
         const c = await client(server, creds('alice'));
-        await waitFor(async () => (await c.allocate().catch(() => undefined))?.isSuccess === true, 'an allocation on the restarted relay', 20_000);
+        await waitFor(
+          async () => (await c.allocate().catch(() => undefined))?.isSuccess === true,
+          'an allocation on the restarted relay',
+          20_000,
+        );
         expect(server.port).to.equal(port);
         expect(server.stats().activeAllocations).to.equal(1);
       } finally {
@@ -122,7 +140,10 @@ describe('TurnServer', function () {
         expect((await (await client(server, expired)).allocate()).errorCode).to.equal(401);
         secrets.push(owner.nonce as string);
         const reasons = (): unknown[] => lines.map((l) => JSON.parse(l) as { reason?: string }).map((l) => l.reason);
-        await waitFor(() => ['peer_forbidden', 'quota_user', 'credentials_invalid', 'credentials_expired'].every((r) => reasons().includes(r)), 'one log line per refusal reason');
+        await waitFor(
+          () => ['peer_forbidden', 'quota_user', 'credentials_invalid', 'credentials_expired'].every((r) => reasons().includes(r)),
+          'one log line per refusal reason',
+        );
         const forbidden = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.reason === 'peer_forbidden');
         expect(forbidden).to.include({ level: 40, module: 'turn', user: 'log-user', peer: '169.254.169.254', class: 'link-local' });
       } finally {
@@ -197,7 +218,10 @@ describe('TurnServer', function () {
     });
 
     it('has no static users and no "none" auth', async () => {
-      for (const credentials of [{ username: 'username', credential: 'password' }, { username: 'alice', credential: '' }]) {
+      for (const credentials of [
+        { username: 'username', credential: 'password' },
+        { username: 'alice', credential: '' },
+      ]) {
         const c = await client(server, credentials);
         expect((await c.allocate()).errorCode).to.equal(401);
       }
@@ -205,7 +229,9 @@ describe('TurnServer', function () {
 
     it('authenticates every request, not just Allocate', async () => {
       const { c } = await allocated(server);
-      const unsigned = await c.request(Method.CreatePermission, (tid) => [attrs.xorPeerAddress({ address: '1.0.0.9', port: 0 }, tid)], { sign: false });
+      const unsigned = await c.request(Method.CreatePermission, (tid) => [attrs.xorPeerAddress({ address: '1.0.0.9', port: 0 }, tid)], {
+        sign: false,
+      });
       expect(unsigned.errorCode).to.equal(401);
       const refresh = await c.request(Method.Refresh, [attrs.lifetime(600)], { sign: false });
       expect(refresh.errorCode).to.equal(401);
@@ -217,7 +243,12 @@ describe('TurnServer', function () {
           method: Method.Refresh,
           cls: Class.Request,
           transactionId: tid,
-          attributes: [attrs.lifetime(600), attrs.username(mallory.username), attrs.realm(c.realm as string), attrs.nonce(c.nonce as string)],
+          attributes: [
+            attrs.lifetime(600),
+            attrs.username(mallory.username),
+            attrs.realm(c.realm as string),
+            attrs.nonce(c.nonce as string),
+          ],
         },
         { key: longTermKey(mallory.username, c.realm as string, mallory.credential) },
       );
@@ -257,7 +288,7 @@ describe('TurnServer', function () {
       await server?.close();
     });
 
-    it('relays ChannelData to the peer and the peer\'s answer back as ChannelData', async () => {
+    it("relays ChannelData to the peer and the peer's answer back as ChannelData", async () => {
       const { c, relayed } = await allocated(server);
       const p = await peer();
       const bind = await c.channelBind(CHANNEL, p.address);
@@ -265,7 +296,13 @@ describe('TurnServer', function () {
       expect(integrityValid(bind.raw, c.integrityKey as Buffer)).to.equal(true);
       const before = server.stats();
 
-      for (const [size, pad] of [[1, true], [5, false], [100, true], [1199, false], [1200, true]] as const) {
+      for (const [size, pad] of [
+        [1, true],
+        [5, false],
+        [100, true],
+        [1199, false],
+        [1200, true],
+      ] as const) {
         const payload = randomBytes(size);
         c.sendChannelData(CHANNEL, payload, pad);
         const got = await p.next();
@@ -374,7 +411,14 @@ describe('TurnServer', function () {
       expect((await c.channelBind(0x4000, { address: '127.0.0.1', port: 0 })).errorCode).to.equal(403);
       expect((await c.createPermission('127.0.0.1')).isSuccess).to.equal(true);
       c.sendIndication({ address: '127.0.0.1', port: 0 }, Buffer.from('port zero'));
-      for (const junk of [Buffer.from([0x40]), Buffer.from([0x40, 0x00, 0xff, 0xff, 1]), Buffer.from([0x00, 0x16, 0x00, 0x08]), randomBytes(19), Buffer.alloc(20), randomBytes(1500)]) {
+      for (const junk of [
+        Buffer.from([0x40]),
+        Buffer.from([0x40, 0x00, 0xff, 0xff, 1]),
+        Buffer.from([0x00, 0x16, 0x00, 0x08]),
+        randomBytes(19),
+        Buffer.alloc(20),
+        randomBytes(1500),
+      ]) {
         c.sendRaw(junk);
       }
       const truncated = Buffer.from(c.buildRequest(Method.Refresh, [attrs.lifetime(600)], randomBytes(12)).subarray(0, 30));

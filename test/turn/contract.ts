@@ -29,7 +29,16 @@ export const CONTRACT_SETTINGS = {
 };
 
 /** IPv4 peers every backend must refuse (coturn: the denied-peer-ip ranges of turn/README.md). */
-export const CONTRACT_DENIED_PEERS = ['10.0.0.1', '172.16.0.1', '192.168.1.1', '100.64.0.1', '169.254.169.254', '224.0.0.1', '0.1.2.3', '240.0.0.1'];
+export const CONTRACT_DENIED_PEERS = [
+  '10.0.0.1',
+  '172.16.0.1',
+  '192.168.1.1',
+  '100.64.0.1',
+  '169.254.169.254',
+  '224.0.0.1',
+  '0.1.2.3',
+  '240.0.0.1',
+];
 
 /**
  * Registers the contract suite. `start` runs in before() and may call `this.skip()` (after
@@ -204,9 +213,17 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
       const requests: Array<[string, Promise<StunResponse>, number]> = [
         ['Refresh', c.request(Method.Refresh, [attrs.lifetime(600), UNKNOWN]), 0x7fff],
         ['CreatePermission', c.request(Method.CreatePermission, (tid) => [peerAddress(tid), UNKNOWN]), 0x7fff],
-        ['ChannelBind', c.request(Method.ChannelBind, (tid) => [attrs.channelNumber(0x4000), attrs.xorPeerAddress(p.address, tid), UNKNOWN]), 0x7fff],
+        [
+          'ChannelBind',
+          c.request(Method.ChannelBind, (tid) => [attrs.channelNumber(0x4000), attrs.xorPeerAddress(p.address, tid), UNKNOWN]),
+          0x7fff,
+        ],
         ['Refresh with EVEN-PORT', c.request(Method.Refresh, [attrs.evenPort(false)]), AttrType.EvenPort],
-        ['CreatePermission with LIFETIME', c.request(Method.CreatePermission, (tid) => [peerAddress(tid), attrs.lifetime(600)]), AttrType.Lifetime],
+        [
+          'CreatePermission with LIFETIME',
+          c.request(Method.CreatePermission, (tid) => [peerAddress(tid), attrs.lifetime(600)]),
+          AttrType.Lifetime,
+        ],
       ];
       for (const [what, pending, type] of requests) {
         const res = await pending;
@@ -287,11 +304,19 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
     it('answers malformed attribute values with 400', async () => {
       const c = await challenged();
       expectError(await c.allocate([attrs.raw(AttrType.Lifetime, Buffer.alloc(0))]), 400, c, 'Allocate: empty LIFETIME');
-      expectError(await c.request(Method.Allocate, [attrs.raw(AttrType.RequestedTransport, Buffer.alloc(0))]), 400, c, 'Allocate: empty REQUESTED-TRANSPORT');
+      expectError(
+        await c.request(Method.Allocate, [attrs.raw(AttrType.RequestedTransport, Buffer.alloc(0))]),
+        400,
+        c,
+        'Allocate: empty REQUESTED-TRANSPORT',
+      );
       expect((await c.allocate()).isSuccess).to.equal(true);
       expectError(await c.request(Method.Refresh, [attrs.raw(AttrType.Lifetime, Buffer.alloc(0))]), 400, c, 'Refresh: empty LIFETIME');
       const p = await peer();
-      const bind = await c.request(Method.ChannelBind, (tid) => [attrs.raw(AttrType.ChannelNumber, Buffer.alloc(0)), attrs.xorPeerAddress(p.address, tid)]);
+      const bind = await c.request(Method.ChannelBind, (tid) => [
+        attrs.raw(AttrType.ChannelNumber, Buffer.alloc(0)),
+        attrs.xorPeerAddress(p.address, tid),
+      ]);
       expectError(bind, 400, c, 'ChannelBind: empty CHANNEL-NUMBER');
     });
 

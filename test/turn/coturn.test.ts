@@ -24,7 +24,12 @@ function skipWithoutCoturn(context: Mocha.Context): void {
 }
 
 function startCoturn(): Promise<TurnBackend> {
-  return startSharedCoturn({ secret: SECRET, realm: REALM, userQuota: CONTRACT_SETTINGS.userQuota, allowedPeer: CONTRACT_SETTINGS.allowedPeer });
+  return startSharedCoturn({
+    secret: SECRET,
+    realm: REALM,
+    userQuota: CONTRACT_SETTINGS.userQuota,
+    allowedPeer: CONTRACT_SETTINGS.allowedPeer,
+  });
 }
 
 describeTurnContract('coturn (use-auth-secret, static-auth-secret = TURN_SECRET)', async function () {
@@ -50,12 +55,19 @@ describe('switching to coturn by config alone', function () {
 
   it('relays for the ice_servers a TURN_ENABLED=false config hands out', async () => {
     const port = coturn?.port as number;
-    const turn = testConfig({ TURN_ENABLED: 'false', TURN_SECRET: SECRET, TURN_EXTERNAL_URLS: `turn:127.0.0.1:${port}?transport=udp` }).turn;
+    const turn = testConfig({
+      TURN_ENABLED: 'false',
+      TURN_SECRET: SECRET,
+      TURN_EXTERNAL_URLS: `turn:127.0.0.1:${port}?transport=udp`,
+    }).turn;
     const servers = buildIceServers(turn, 'bob');
     expect(servers).to.have.length(1);
     const [external] = servers;
     expect(external?.urls).to.deep.equal([`turn:127.0.0.1:${port}?transport=udp`]);
-    const c = await TurnClient.open({ address: '127.0.0.1', port }, { username: external?.username as string, credential: external?.credential as string });
+    const c = await TurnClient.open(
+      { address: '127.0.0.1', port },
+      { username: external?.username as string, credential: external?.credential as string },
+    );
     closers.push(() => c.close());
     const res = await c.allocate();
     expect(res.isSuccess, `allocate: ${res.errorCode}`).to.equal(true);

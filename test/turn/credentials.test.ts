@@ -33,7 +33,11 @@ describe('TURN REST API credentials', () => {
   it('keeps user ids that contain colons whole', () => {
     const creds = createTurnCredentials(SECRET, 'tenant:alice', 60, NOW);
     expect(parseTurnUsername(creds.username)?.userId).to.equal('tenant:alice');
-    expect(verifyTurnCredentials(SECRET, creds.username, creds.credential, NOW)).to.deep.equal({ ok: true, userId: 'tenant:alice', expiresAt: NOW / 1000 + 60 });
+    expect(verifyTurnCredentials(SECRET, creds.username, creds.credential, NOW)).to.deep.equal({
+      ok: true,
+      userId: 'tenant:alice',
+      expiresAt: NOW / 1000 + 60,
+    });
   });
 
   it('refuses an empty user id', () => {
@@ -48,9 +52,18 @@ describe('TURN REST API credentials', () => {
     // Forged: another secret, a changed user id, a changed expiry, a truncated password.
     const other = createTurnCredentials('another-secret-0123456789-0123456789', 'alice', 600, NOW);
     expect(verifyTurnCredentials(SECRET, other.username, other.credential, NOW)).to.deep.equal({ ok: false, reason: 'mismatch' });
-    expect(verifyTurnCredentials(SECRET, creds.username.replace('alice', 'mallory'), creds.credential, NOW)).to.deep.equal({ ok: false, reason: 'mismatch' });
-    expect(verifyTurnCredentials(SECRET, `${NOW / 1000 + 99_999}:alice`, creds.credential, NOW)).to.deep.equal({ ok: false, reason: 'mismatch' });
-    expect(verifyTurnCredentials(SECRET, creds.username, creds.credential.slice(0, -2), NOW)).to.deep.equal({ ok: false, reason: 'mismatch' });
+    expect(verifyTurnCredentials(SECRET, creds.username.replace('alice', 'mallory'), creds.credential, NOW)).to.deep.equal({
+      ok: false,
+      reason: 'mismatch',
+    });
+    expect(verifyTurnCredentials(SECRET, `${NOW / 1000 + 99_999}:alice`, creds.credential, NOW)).to.deep.equal({
+      ok: false,
+      reason: 'mismatch',
+    });
+    expect(verifyTurnCredentials(SECRET, creds.username, creds.credential.slice(0, -2), NOW)).to.deep.equal({
+      ok: false,
+      reason: 'mismatch',
+    });
     // Malformed: a static-user name, no user id, a non-numeric expiry, an oversized username.
     for (const username of ['alice', '1700000600:', ':alice', 'soon:alice', `1700000600:${'x'.repeat(600)}`]) {
       expect(verifyTurnCredentials(SECRET, username, 'whatever', NOW)).to.deep.equal({ ok: false, reason: 'malformed' });
@@ -85,11 +98,17 @@ describe('TURN REST API credentials', () => {
 
     it('falls back to the relay IP, brackets IPv6, and takes the real port when given', () => {
       expect(buildIceServers(turnConfig({ TURN_RELAY_IP: '192.0.2.7' }), 'u', NOW)[0]?.urls).to.equal('turn:192.0.2.7:3478?transport=udp');
-      expect(buildIceServers(turnConfig({ TURN_EXTERNAL_IP: '2001:db8::7' }), 'u', NOW, 40000)[0]?.urls).to.equal('turn:[2001:db8::7]:40000?transport=udp');
+      expect(buildIceServers(turnConfig({ TURN_EXTERNAL_IP: '2001:db8::7' }), 'u', NOW, 40000)[0]?.urls).to.equal(
+        'turn:[2001:db8::7]:40000?transport=udp',
+      );
     });
 
     it('hands out only external TURN and STUN when the bundled server is disabled', () => {
-      const turn = turnConfig({ TURN_ENABLED: 'false', TURN_EXTERNAL_URLS: 'turn:coturn.example.com:3478', STUN_URLS: 'stun:stun.example.com' });
+      const turn = turnConfig({
+        TURN_ENABLED: 'false',
+        TURN_EXTERNAL_URLS: 'turn:coturn.example.com:3478',
+        STUN_URLS: 'stun:stun.example.com',
+      });
       const servers = buildIceServers(turn, 'alice', NOW);
       expect(servers).to.have.length(2);
       expect(servers[0]?.urls).to.deep.equal(['turn:coturn.example.com:3478']);

@@ -90,9 +90,18 @@ describe('TurnServer interop', function () {
     it('answers 400 to a truncated XOR-PEER-ADDRESS and to a second CHANNEL-NUMBER, and binds nothing', async () => {
       const c = await client(server);
       expect((await c.allocate()).isSuccess).to.equal(true);
-      expectError(await c.request(Method.CreatePermission, [attrs.raw(AttrType.XorPeerAddress, Buffer.from([0, 1, 0, 0]))]), 400, c, 'short XOR-PEER-ADDRESS');
+      expectError(
+        await c.request(Method.CreatePermission, [attrs.raw(AttrType.XorPeerAddress, Buffer.from([0, 1, 0, 0]))]),
+        400,
+        c,
+        'short XOR-PEER-ADDRESS',
+      );
       const peer = { address: '127.0.0.1', port: 40_000 };
-      const twice = await c.request(Method.ChannelBind, (tid) => [attrs.channelNumber(0x4000), attrs.channelNumber(0x4001), attrs.xorPeerAddress(peer, tid)]);
+      const twice = await c.request(Method.ChannelBind, (tid) => [
+        attrs.channelNumber(0x4000),
+        attrs.channelNumber(0x4001),
+        attrs.xorPeerAddress(peer, tid),
+      ]);
       expectError(twice, 400, c, 'two CHANNEL-NUMBERs');
       // Neither channel was bound to the peer: 0x4001 can take it.
       expect((await c.channelBind(0x4001, peer)).isSuccess).to.equal(true);

@@ -34,4 +34,3 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
-

@@ -50,7 +50,13 @@ describe('TURN with real WebRTC peers (relay only)', function () {
   });
 
   it('moves 1 MB over a data channel on a relay-relay candidate pair', async () => {
-    const config = testConfig({ TURN_ENABLED: 'true', TURN_PORT: String(server.port), TURN_LISTEN_IP: '127.0.0.1', TURN_RELAY_IP: '127.0.0.1', TURN_SECRET: SECRET });
+    const config = testConfig({
+      TURN_ENABLED: 'true',
+      TURN_PORT: String(server.port),
+      TURN_LISTEN_IP: '127.0.0.1',
+      TURN_RELAY_IP: '127.0.0.1',
+      TURN_SECRET: SECRET,
+    });
     const iceServersA = buildIceServers(config.turn, 'alice');
     const iceServersB = buildIceServers(config.turn, 'bob');
     expect(iceServersA[0]?.urls).to.equal(`turn:127.0.0.1:${server.port}?transport=udp`);
@@ -87,7 +93,7 @@ describe('TURN with real WebRTC peers (relay only)', function () {
     await a.setRemoteDescription(b.localDescription as RTCSessionDescriptionInit);
     await opened;
 
-        await sendBulk(channel, TOTAL_BYTES);
+    await sendBulk(channel, TOTAL_BYTES);
     await done;
     expect(received).to.equal(TOTAL_BYTES);
 

@@ -42,16 +42,14 @@ export function tenantAuth(store: Store): RequestHandler {
       return;
     }
     const digest = sha256Hex(secret);
-    store.tenants
-      .getBySecretHash(digest)
-      .then((tenant) => {
-        if (!tenant || !sameDigest(digest, tenant.api_secret_sha256)) {
-          next(unauthorized(res, 'API secret is not valid'));
-          return;
-        }
-        res.locals.tenant = tenant;
-        next();
-      }, next);
+    store.tenants.getBySecretHash(digest).then((tenant) => {
+      if (!tenant || !sameDigest(digest, tenant.api_secret_sha256)) {
+        next(unauthorized(res, 'API secret is not valid'));
+        return;
+      }
+      res.locals.tenant = tenant;
+      next();
+    }, next);
   };
 }
 

@@ -126,15 +126,23 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       path: '/api/v1/rooms',
       tag: 'rooms',
       summary: 'List stored rooms, or with live=true the live ones (room_id order), with their live state',
-      description: 'Without live=true, rooms created by a join (auto_create_rooms) and never stored are not listed; live=true lists every live room of the tenant, stored or not, like LiveKit ListRooms.',
+      description:
+        'Without live=true, rooms created by a join (auto_create_rooms) and never stored are not listed; live=true lists every live room of the tenant, stored or not, like LiveKit ListRooms.',
       auth: 'tenant',
       query: roomListQuery,
       responses: { 200: { description: 'a page of rooms', schema: roomListResponse } },
       async handle({ query, tenant }) {
         if (query.live === 'true') {
-          const page = pageAfter(ctx.rooms.liveRooms(tenant.tenant_id), query.limit ?? DEFAULT_PAGE_SIZE, query.cursor, roomOrder, (room) => room.id);
+          const page = pageAfter(
+            ctx.rooms.liveRooms(tenant.tenant_id),
+            query.limit ?? DEFAULT_PAGE_SIZE,
+            query.cursor,
+            roomOrder,
+            (room) => room.id,
+          );
           const rooms = [];
-          for (const room of page.items) rooms.push(roomView(ctx.rooms, tenant, await ctx.store.rooms.get(tenant.tenant_id, room.id), room, false));
+          for (const room of page.items)
+            rooms.push(roomView(ctx.rooms, tenant, await ctx.store.rooms.get(tenant.tenant_id, room.id), room, false));
           return { status: 200, body: { rooms, next_cursor: page.next } };
         }
         const page = await ctx.store.rooms.list(tenant.tenant_id, query.limit ?? DEFAULT_PAGE_SIZE, query.cursor ?? null);
@@ -148,7 +156,8 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       path: '/api/v1/rooms',
       tag: 'rooms',
       summary: 'Create a room',
-      description: 'If a live room of that id exists (created by a join), its settings apply to it at once. Counts against the tenant max_rooms.',
+      description:
+        'If a live room of that id exists (created by a join), its settings apply to it at once. Counts against the tenant max_rooms.',
       auth: 'tenant',
       body: createRoomBody,
       errors: ['conflict', 'quota_exceeded'],

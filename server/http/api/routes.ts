@@ -78,9 +78,12 @@ export interface ApiRoute {
 }
 
 /** Declares a route; the handler's input is typed from the schemas. */
-export function defineRoute<A extends AuthKind, BS extends z.ZodType | undefined = undefined, QS extends z.ZodType | undefined = undefined, PS extends z.ZodType | undefined = undefined>(
-  spec: RouteSpec<A, BS, QS, PS>,
-): ApiRoute {
+export function defineRoute<
+  A extends AuthKind,
+  BS extends z.ZodType | undefined = undefined,
+  QS extends z.ZodType | undefined = undefined,
+  PS extends z.ZodType | undefined = undefined,
+>(spec: RouteSpec<A, BS, QS, PS>): ApiRoute {
   return spec as unknown as ApiRoute;
 }
 

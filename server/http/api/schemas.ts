@@ -12,7 +12,10 @@ import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../store/paging.js';
 const MAX_DURATION_S = 30 * 24 * 3600;
 
 /** A JSON object of bounded size with safe keys (see safeJsonObject). */
-export const metadataSchema = safeJsonObject().meta({ type: 'object', description: `JSON object, at most ${Limits.metadataBytes} bytes and ${Limits.metadataDepth} levels; no $-prefixed, dotted, NUL or prototype keys` });
+export const metadataSchema = safeJsonObject().meta({
+  type: 'object',
+  description: `JSON object, at most ${Limits.metadataBytes} bytes and ${Limits.metadataDepth} levels; no $-prefixed, dotted, NUL or prototype keys`,
+});
 
 export const isoDateTime = z.iso.datetime({ offset: true }).describe('ISO 8601 date-time, e.g. 2030-01-01T00:00:00Z');
 
@@ -89,18 +92,30 @@ export const createTokenBody = z.strictObject({
   room_id: externalId,
   user_id: externalId.optional().describe('generated when absent'),
   user_name: displayName,
-  duration: z.number().int().min(1).max(MAX_DURATION_S).optional().describe('seconds (default 3600), capped by the tenant and server maximum token lifetime'),
+  duration: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_DURATION_S)
+    .optional()
+    .describe('seconds (default 3600), capped by the tenant and server maximum token lifetime'),
   role: z
     .string()
     .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a role name')
     .optional()
-    .describe('grant preset from the server config (host, presenter, guest, listener, recorder, ...); guest when neither role nor grants is given'),
+    .describe(
+      'grant preset from the server config (host, presenter, guest, listener, recorder, ...); guest when neither role nor grants is given',
+    ),
   grants: grantsSchema.optional(),
   metadata: metadataSchema.optional(),
 });
 
 export const revokeTokenBody = z.strictObject({
-  jti: z.string().min(8).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'must be a token id'),
+  jti: z
+    .string()
+    .min(8)
+    .max(128)
+    .regex(/^[A-Za-z0-9_.:-]+$/, 'must be a token id'),
 });
 
 const roomFields = {
@@ -135,7 +150,11 @@ const limitsOut = z.object({
   auto_create_rooms: z.boolean(),
 });
 const jsonObject = z.record(z.string(), z.unknown());
-const iceServerOut = z.object({ urls: z.union([z.string(), z.array(z.string())]), username: z.string().optional(), credential: z.string().optional() });
+const iceServerOut = z.object({
+  urls: z.union([z.string(), z.array(z.string())]),
+  username: z.string().optional(),
+  credential: z.string().optional(),
+});
 
 export const errorResponse = z.object({
   error: z.object({ code: z.enum(Object.keys(ErrorCodes) as [keyof typeof ErrorCodes]), message: z.string() }),

@@ -38,7 +38,7 @@ export function sessionRoutes(ctx: ApiContext): ApiRoute[] {
       summary: 'Participant-minutes over [from, to), in total, by mode and by room',
       description:
         `from and to at most ${MAX_WINDOW_DAYS} days apart (else 400 payload_invalid). Sessions still open count up to now; ` +
-        "a session whose server stopped heartbeating (crash) counts up to its last heartbeat. Values are rounded to 0.001 minute.",
+        'a session whose server stopped heartbeating (crash) counts up to its last heartbeat. Values are rounded to 0.001 minute.',
       auth: 'tenant',
       query: usageQuery,
       responses: { 200: { description: 'usage', schema: usageResponse } },

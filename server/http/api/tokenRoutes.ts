@@ -92,7 +92,8 @@ export function tokenRoutes(ctx: ApiContext): ApiRoute[] {
       async handle({ body, tenant }) {
         const record = await ctx.store.tokens.get(tenant.tenant_id, body.jti);
         // Unknown jti: keep the revocation as long as any token could live.
-        const expiresAt = record?.expires_at ?? new Date(Date.now() + (ctx.config.auth.maxTokenLifetimeS + ctx.config.auth.clockToleranceS) * 1000);
+        const expiresAt =
+          record?.expires_at ?? new Date(Date.now() + (ctx.config.auth.maxTokenLifetimeS + ctx.config.auth.clockToleranceS) * 1000);
         await ctx.store.tokens.revoke(tenant.tenant_id, body.jti, expiresAt);
         ctx.gateway.disconnectToken(tenant.tenant_id, body.jti);
         return { status: 200, body: { jti: body.jti, revoked: true } };

@@ -20,7 +20,13 @@ export function participantsOf(room: Room | undefined, includeHidden: boolean): 
  * Limits and lock are effective values: the live room's config while it is live (admin:lock
  * included), else what a join would resolve from the room, the tenant and the server defaults.
  */
-export function roomView(rooms: RoomManager, tenant: TenantRecord, record: RoomRecord | null, live: Room | undefined, withParticipants: boolean): Record<string, unknown> {
+export function roomView(
+  rooms: RoomManager,
+  tenant: TenantRecord,
+  record: RoomRecord | null,
+  live: Room | undefined,
+  withParticipants: boolean,
+): Record<string, unknown> {
   const config = live?.config ?? rooms.resolveConfig(tenant, record);
   const roomId = record?.room_id ?? live?.id ?? '';
   const view: Record<string, unknown> = {

@@ -27,12 +27,19 @@ export function sessionHandlers(options: SessionHandlerOptions): Pick<ClientEven
       if (socket.data.peer || socket.data.joining) throw new AppError('already_joined', 'already joined');
       socket.data.joining = true;
       const { identity, tenant } = socket.data;
-      if (identity.anonymous) logger.warn({ tenant: tenant.tenant_id, room: identity.roomId, user: identity.userId }, 'anonymous join (ANONYMOUS_ROOMS is on)');
+      if (identity.anonymous)
+        logger.warn({ tenant: tenant.tenant_id, room: identity.roomId, user: identity.userId }, 'anonymous join (ANONYMOUS_ROOMS is on)');
       const endTimer = metrics.joinDuration.startTimer();
       let admitted;
       try {
         await socket.data.revocationChecked;
-        admitted = await rooms.admit({ connection: socket, identity, tenant, metadata: payload?.metadata, confirm: () => stillJoining(socket) });
+        admitted = await rooms.admit({
+          connection: socket,
+          identity,
+          tenant,
+          metadata: payload?.metadata,
+          confirm: () => stillJoining(socket),
+        });
       } finally {
         socket.data.joining = false;
       }

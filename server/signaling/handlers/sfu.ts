@@ -41,13 +41,30 @@ export function sfuHandlers(options: SfuHandlerOptions): Pick<ClientEventHandler
       const { peer, sfuRoom } = onRouter(socket);
       if (!peer.grants.canPublish) throw new AppError('forbidden', 'token does not grant canPublish');
       const paused = peer.adminMuted[payload.kind];
-      return { producer_id: await sfuRoom.produce(peer.id, payload.transport_id, payload.kind, payload.rtp_parameters, payload.app_data ?? {}, paused) };
+      return {
+        producer_id: await sfuRoom.produce(
+          peer.id,
+          payload.transport_id,
+          payload.kind,
+          payload.rtp_parameters,
+          payload.app_data ?? {},
+          paused,
+        ),
+      };
     },
 
     async 'sfu:produce_data'(socket, payload) {
       const { peer, sfuRoom } = onRouter(socket);
       if (!peer.grants.canPublishData) throw new AppError('forbidden', 'token does not grant canPublishData');
-      return { producer_id: await sfuRoom.produceData(peer.id, payload.transport_id, payload.sctp_stream_parameters, payload.label ?? '', payload.protocol ?? '') };
+      return {
+        producer_id: await sfuRoom.produceData(
+          peer.id,
+          payload.transport_id,
+          payload.sctp_stream_parameters,
+          payload.label ?? '',
+          payload.protocol ?? '',
+        ),
+      };
     },
 
     async 'sfu:consume'(socket, payload) {
