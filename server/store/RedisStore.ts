@@ -164,7 +164,11 @@ export class RedisStore implements Store {
       this.run('tenants.create', async (redis) => {
         const fields = tenantHash(record);
         const tenantId = str(record.tenant_id, 'tenant_id');
-        const keys = [this.keys.tenant(tenantId), this.keys.tenantByApiKey(str(record.api_key, 'api_key')), this.keys.tenantBySecretHash(str(record.api_secret_sha256, 'api_secret_sha256'))];
+        const keys = [
+          this.keys.tenant(tenantId),
+          this.keys.tenantByApiKey(str(record.api_key, 'api_key')),
+          this.keys.tenantBySecretHash(str(record.api_secret_sha256, 'api_secret_sha256')),
+        ];
         const created = await redis.sbCreateTenant(...keys, tenantId, ...hashArgs(fields));
         if (created !== 1) throw new AppError('conflict', 'tenant already exists');
       }),
@@ -192,7 +196,12 @@ export class RedisStore implements Store {
       this.run('rooms.create', async (redis) => {
         const tenantId = str(record.tenant_id, 'tenant_id');
         const roomId = str(record.room_id, 'room_id');
-        const created = await redis.sbCreateRoom(this.keys.room(tenantId, roomId), this.keys.roomIds(tenantId), roomId, ...hashArgs(roomHash(record)));
+        const created = await redis.sbCreateRoom(
+          this.keys.room(tenantId, roomId),
+          this.keys.roomIds(tenantId),
+          roomId,
+          ...hashArgs(roomHash(record)),
+        );
         if (created !== 1) throw new AppError('conflict', `room "${roomId}" already exists`);
       }),
     get: (tenantId, roomId) =>
@@ -209,7 +218,10 @@ export class RedisStore implements Store {
         const ids = await redis.zrange(this.keys.roomIds(tenant), after === null ? '-' : `(${after}`, '+', 'BYLEX', 'LIMIT', 0, size + 1);
         // The next cursor comes from the ids, so a room deleted meanwhile shortens the page but never ends the listing early.
         const page = pageOfRows(ids, size, roomOrder, (id) => id);
-        const hashes = await this.readHashes(redis, page.items.map((id) => this.keys.room(tenant, id)));
+        const hashes = await this.readHashes(
+          redis,
+          page.items.map((id) => this.keys.room(tenant, id)),
+        );
         return { items: hashes.filter((hash) => Object.keys(hash).length > 0).map(roomOfHash), next: page.next };
       }),
     count: (tenantId) => this.run('rooms.count', (redis) => redis.zcard(this.keys.roomIds(str(tenantId, 'tenant_id')))),
@@ -223,7 +235,9 @@ export class RedisStore implements Store {
       this.run('rooms.delete', async (redis) => {
         const tenant = str(tenantId, 'tenant_id');
         const room = str(roomId, 'room_id');
-        const [deleted] = pipelineValues(await redis.multi().del(this.keys.room(tenant, room)).zrem(this.keys.roomIds(tenant), room).exec());
+        const [deleted] = pipelineValues(
+          await redis.multi().del(this.keys.room(tenant, room)).zrem(this.keys.roomIds(tenant), room).exec(),
+        );
         return deleted === 1;
       }),
   };
@@ -249,11 +263,22 @@ export class RedisStore implements Store {
         const id = str(jti, 'jti');
         const expires = date(expiresAt, 'expiresAt');
         const now = new Date();
-        const fields = tokenHash({ jti: id, tenant_id: tenant, room_id: '', user_id: '', token_sha256: '', expires_at: expires, created_at: now });
+        const fields = tokenHash({
+          jti: id,
+          tenant_id: tenant,
+          room_id: '',
+          user_id: '',
+          token_sha256: '',
+          expires_at: expires,
+          created_at: now,
+        });
         await redis.sbRevokeToken(this.keys.token(tenant, id), expires.getTime() + this.tokenGraceMs, now.getTime(), ...hashArgs(fields));
       }),
     isRevoked: (tenantId, jti) =>
-      this.run('tokens.isRevoked', async (redis) => (await redis.hexists(this.keys.token(str(tenantId, 'tenant_id'), str(jti, 'jti')), 'revoked_at')) === 1),
+      this.run(
+        'tokens.isRevoked',
+        async (redis) => (await redis.hexists(this.keys.token(str(tenantId, 'tenant_id'), str(jti, 'jti')), 'revoked_at')) === 1,
+      ),
   };
 
   readonly sessions: SessionStore = {
@@ -278,7 +303,15 @@ export class RedisStore implements Store {
           this.keys.nodeSessions(nodeId),
         ];
         const locator = JSON.stringify(locatorOf(record));
-        const opened = await redis.sbOpenSession(...keys, locator, member, sessionId, lastSeen, disconnectedAt, ...hashArgs(sessionHash(record)));
+        const opened = await redis.sbOpenSession(
+          ...keys,
+          locator,
+          member,
+          sessionId,
+          lastSeen,
+          disconnectedAt,
+          ...hashArgs(sessionHash(record)),
+        );
         if (opened !== 1) throw new AppError('conflict', 'session already exists');
       }),
     changeMode: (sessionId, mode, at) =>
@@ -311,7 +344,14 @@ export class RedisStore implements Store {
             const locator = locators[i];
             if (!locator) return;
             const member = sessionMember({ connectedAt: new Date(locator.connected_at), sessionId: id });
-            pipeline.sbTouchSession(this.keys.session(locator.tenant_id, id), this.keys.openSessions(locator.tenant_id), this.keys.allOpenSessions(), when, member, id);
+            pipeline.sbTouchSession(
+              this.keys.session(locator.tenant_id, id),
+              this.keys.openSessions(locator.tenant_id),
+              this.keys.allOpenSessions(),
+              when,
+              member,
+              id,
+            );
           });
           if (pipeline.length > 0) pipelineValues(await pipeline.exec());
         }
@@ -357,7 +397,9 @@ export class RedisStore implements Store {
           members = await redis.zrange(listKey, lowest, highest, 'BYLEX', 'LIMIT', 0, size + 1);
         } else {
           members = (await this.overlapping(redis, tenant, from, stale)).filter(
-            (member) => (lowest === '-' || compareMembers(member, lowest.slice(1)) > 0) && (highest === '+' || compareMembers(member, highest.slice(1)) < 0),
+            (member) =>
+              (lowest === '-' || compareMembers(member, lowest.slice(1)) > 0) &&
+              (highest === '+' || compareMembers(member, highest.slice(1)) < 0),
           );
           if (roomId !== undefined) members = await this.membersOf(redis, listKey, members);
           members.sort(compareMembers);
@@ -463,7 +505,8 @@ export class RedisStore implements Store {
       );
       const version = redisVersionOf(info);
       const major = Number(version?.split('.')[0]);
-      if (!(major >= MIN_REDIS_MAJOR)) throw new Error(`Redis ${MIN_REDIS_MAJOR}.0 or later is required, the server runs ${version ?? 'an unknown version'}`);
+      if (!(major >= MIN_REDIS_MAJOR))
+        throw new Error(`Redis ${MIN_REDIS_MAJOR}.0 or later is required, the server runs ${version ?? 'an unknown version'}`);
     } catch (error) {
       redis.disconnect();
       throw new Error(`[RedisStore:init] cannot use ${where}: ${this.failureOf(redis, error)}`, { cause: error });
@@ -514,7 +557,10 @@ export class RedisStore implements Store {
 
   /** The sessions of these keys, in that order (none is ever deleted). */
   private async readSessions(redis: Redis, tenantId: string, keys: readonly SessionKey[]): Promise<SessionRecord[]> {
-    const hashes = await this.readHashes(redis, keys.map((key) => this.keys.session(tenantId, key.sessionId)));
+    const hashes = await this.readHashes(
+      redis,
+      keys.map((key) => this.keys.session(tenantId, key.sessionId)),
+    );
     return hashes.filter((hash) => Object.keys(hash).length > 0).map(sessionOfHash);
   }
 

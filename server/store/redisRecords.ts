@@ -75,7 +75,8 @@ class StoredHash {
 
   object(name: string): Record<string, unknown> {
     const value = this.value(name);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`[RedisStore] stored ${this.what} field ${name} is not an object`);
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new Error(`[RedisStore] stored ${this.what} field ${name} is not an object`);
     return value as Record<string, unknown>;
   }
 
@@ -316,5 +317,10 @@ export function locatorOf(record: SessionRecord): SessionLocator {
 
 export function parseLocator(text: string): SessionLocator {
   const h = new StoredHash(stringifyValues(JSON.parse(text) as Record<string, unknown>), 'session locator');
-  return { tenant_id: h.string('tenant_id'), room_id: h.string('room_id'), node_id: h.string('node_id'), connected_at: h.number('connected_at') };
+  return {
+    tenant_id: h.string('tenant_id'),
+    room_id: h.string('room_id'),
+    node_id: h.string('node_id'),
+    connected_at: h.number('connected_at'),
+  };
 }

@@ -109,7 +109,22 @@ export async function startRedis(): Promise<RedisServer> {
 
 async function startOnce(port: number): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'sb-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--daemonize',
+    'no',
+    '--loglevel',
+    'warning',
+  ];
   const watchdog = spawn('/bin/sh', ['-c', WATCHDOG, REDIS_SERVER, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
   let output = '';
   let redisPid: number | null = null;

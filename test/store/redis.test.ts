@@ -154,7 +154,7 @@ if (unavailable) {
         await Promise.all([a.init(), b.init()]);
       });
 
-      it('each sees the other\'s writes: tenants, rooms, tokens and sessions', async function () {
+      it("each sees the other's writes: tenants, rooms, tokens and sessions", async function () {
         const tenant = tenantRecord();
         await a.tenants.create(tenant);
         expect(await b.tenants.get(tenant.tenant_id)).to.deep.equal(tenant);
@@ -197,7 +197,10 @@ if (unavailable) {
         };
         for (let round = 0; round < 20; round++) {
           const tenantId = freshId('tenant');
-          await outcome([a.tenants.create(tenantRecord({ tenant_id: tenantId })), b.tenants.create(tenantRecord({ tenant_id: tenantId, name: 'Other' }))]);
+          await outcome([
+            a.tenants.create(tenantRecord({ tenant_id: tenantId })),
+            b.tenants.create(tenantRecord({ tenant_id: tenantId, name: 'Other' })),
+          ]);
           const apiKey = freshId('key');
           await outcome([a.tenants.create(tenantRecord({ api_key: apiKey })), b.tenants.create(tenantRecord({ api_key: apiKey }))]);
           await outcome([a.rooms.create(roomRecord(tenantId, 'race')), b.rooms.create(roomRecord(tenantId, 'race', { name: 'other' }))]);
@@ -216,7 +219,7 @@ if (unavailable) {
         expect(await a.rooms.get(tenantId, 'r')).to.deep.include({ name: 'from a', locked: true });
       });
 
-      it('a session closed by one node stays closed for the other; closeLost of one node leaves the other\'s live sessions', async function () {
+      it("a session closed by one node stays closed for the other; closeLost of one node leaves the other's live sessions", async function () {
         const tenantId = freshId('tenant');
         const nodeA = freshId('node');
         const nodeB = freshId('node');
@@ -229,17 +232,23 @@ if (unavailable) {
         expect(await a.sessions.closeLost(nodeA, new Date())).to.be.at.least(1);
         await a.sessions.touch([onA.session_id, onB.session_id], new Date());
         const items = (await b.sessions.list(tenantId, { limit: 10 })).items;
-        expect(items.find((s) => s.session_id === onA.session_id)).to.deep.include({ disconnect_reason: 'lost', disconnected_at: onA.last_seen_at });
+        expect(items.find((s) => s.session_id === onA.session_id)).to.deep.include({
+          disconnect_reason: 'lost',
+          disconnected_at: onA.last_seen_at,
+        });
         expect(items.find((s) => s.session_id === onB.session_id)?.disconnected_at).to.equal(null);
       });
     });
 
     describe('keys', function () {
-      it('all carry the store\'s prefix, and every record key the tenant id; no key holds a plain secret', async function () {
+      it("all carry the store's prefix, and every record key the tenant id; no key holds a plain secret", async function () {
         const keyPrefix = freshPrefix();
         const store = newStore({ keyPrefix });
         await store.init();
-        const tenant = { ...tenantRecord({ webhook: { url: 'https://hooks.example.com/k', secret: 'whsec-k' } }), api_secret: 'plain-secret' } as TenantRecord;
+        const tenant = {
+          ...tenantRecord({ webhook: { url: 'https://hooks.example.com/k', secret: 'whsec-k' } }),
+          api_secret: 'plain-secret',
+        } as TenantRecord;
         const tenantId = tenant.tenant_id;
         await store.tenants.create(tenant);
         await store.rooms.create({ ...roomRecord(tenantId, 'room/with:colon'), token: 'plain-token' } as RoomRecord);
@@ -253,7 +262,13 @@ if (unavailable) {
         const space = `${keyPrefix}t:${tenantId}:`;
         const global = keys.filter((key) => !key.startsWith(space));
         // Lookups that arrive without a tenant: they hold ids only.
-        expect(global.map((key) => key.slice(keyPrefix.length).split(':')[0])).to.have.members(['tenant-key', 'tenant-secret', 'session', 'sessions', 'node']);
+        expect(global.map((key) => key.slice(keyPrefix.length).split(':')[0])).to.have.members([
+          'tenant-key',
+          'tenant-secret',
+          'session',
+          'sessions',
+          'node',
+        ]);
         expect(keys).to.include.members([
           `${space}tenant`,
           `${space}rooms`,
@@ -267,7 +282,11 @@ if (unavailable) {
           const type = await raw.type(key);
           const dump = type === 'hash' ? JSON.stringify(await raw.hgetall(key)) : type === 'string' ? ((await raw.get(key)) ?? '') : '';
           expect(dump, key).to.not.match(/plain-secret|plain-token/);
-          if (type === 'hash') expect(Object.keys(await raw.hgetall(key)).filter((field) => /^(api_)?secret$|^token$/.test(field)), key).to.deep.equal([]);
+          if (type === 'hash')
+            expect(
+              Object.keys(await raw.hgetall(key)).filter((field) => /^(api_)?secret$|^token$/.test(field)),
+              key,
+            ).to.deep.equal([]);
         }
       });
 
@@ -321,7 +340,9 @@ if (unavailable) {
           for (const operation of operations) {
             const outcome = await settlesWithin(operation, 5000);
             expect(outcome.error).to.be.an('error').and.not.be.instanceOf(AppError);
-            expect(String((outcome.error as Error).message)).to.match(new RegExp(`^\\[RedisStore:[a-z.A-Z]+\\] redis://127\\.0\\.0\\.1:${own.port} failed: `));
+            expect(String((outcome.error as Error).message)).to.match(
+              new RegExp(`^\\[RedisStore:[a-z.A-Z]+\\] redis://127\\.0\\.0\\.1:${own.port} failed: `),
+            );
           }
           const closed = await settlesWithin(storeOnOwn.close(), 3000);
           expect(closed.error).to.equal(undefined);
@@ -358,7 +379,11 @@ if (unavailable) {
         const created = await api(first.url, 'POST', '/api/v1/tenants', admin, { name: 'Acme' });
         expect(created.status, JSON.stringify(created.body)).to.equal(201);
         const secret = created.body.api_secret as string;
-        const room = await api(first.url, 'POST', '/api/v1/rooms', secret, { room_id: 'standup', name: 'Daily standup', metadata: { team: 'rtc' } });
+        const room = await api(first.url, 'POST', '/api/v1/rooms', secret, {
+          room_id: 'standup',
+          name: 'Daily standup',
+          metadata: { team: 'rtc' },
+        });
         expect(room.status, JSON.stringify(room.body)).to.equal(201);
 
         second = await createServer(testConfig({ SIGNING_KEYS: `${TEST_KID}:${TEST_SECRET}`, ...env }));
