@@ -12,7 +12,13 @@ export interface Problem {
  * Production does not start on development conveniences: it needs signing keys, a TURN secret
  * (TURN on), named browser origins, and, where a Redis is configured, records kept in it.
  */
-export function productionRefusals({ server, http, auth, turn, store }: Pick<ParsedSettings, 'server' | 'http' | 'auth' | 'turn' | 'store'>): Problem[] {
+export function productionRefusals({
+  server,
+  http,
+  auth,
+  turn,
+  store,
+}: Pick<ParsedSettings, 'server' | 'http' | 'auth' | 'turn' | 'store'>): Problem[] {
   if (server.nodeEnv !== 'production') return [];
   const problems: Problem[] = [];
   if (!auth.signingKeys)
@@ -21,13 +27,18 @@ export function productionRefusals({ server, http, auth, turn, store }: Pick<Par
     problems.push({ setting: 'TURN_SECRET', message: 'required when NODE_ENV=production and TURN_ENABLED=true' });
   if (http.corsOrigins.includes('*')) problems.push({ setting: 'CORS_ORIGINS', message: '"*" is not allowed when NODE_ENV=production' });
   if (store.redisUrl && selectedStore(store) === 'memory')
-    problems.push({ setting: 'STORE', message: 'memory is not allowed when NODE_ENV=production and REDIS_URL is set: records would live in one process only; use STORE=redis' });
+    problems.push({
+      setting: 'STORE',
+      message:
+        'memory is not allowed when NODE_ENV=production and REDIS_URL is set: records would live in one process only; use STORE=redis',
+    });
   return problems;
 }
 
 /** STORE names a store whose URL is set. */
 export function storeSelectionProblems({ store }: Pick<ParsedSettings, 'store'>): Problem[] {
-  if (store.kind === 'mongodb' && !store.mongodbUri) return [{ setting: 'STORE', message: 'mongodb needs MONGODB_URI (mongodb:// or mongodb+srv://)' }];
+  if (store.kind === 'mongodb' && !store.mongodbUri)
+    return [{ setting: 'STORE', message: 'mongodb needs MONGODB_URI (mongodb:// or mongodb+srv://)' }];
   if (store.kind === 'redis' && !store.redisUrl) return [{ setting: 'STORE', message: 'redis needs REDIS_URL (redis:// or rediss://)' }];
   return [];
 }

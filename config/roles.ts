@@ -13,7 +13,15 @@ export const NO_GRANTS: Grants = {
 
 /** Named grant presets. Operators may override or add presets in the config file (`roles`). */
 export const DEFAULT_ROLES: Record<string, Grants> = {
-  host: { ...NO_GRANTS, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true, roomAdmin: true, canUpdateOwnMetadata: true },
+  host: {
+    ...NO_GRANTS,
+    roomJoin: true,
+    canPublish: true,
+    canSubscribe: true,
+    canPublishData: true,
+    roomAdmin: true,
+    canUpdateOwnMetadata: true,
+  },
   presenter: { ...NO_GRANTS, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true, canUpdateOwnMetadata: true },
   guest: { ...NO_GRANTS, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true },
   listener: { ...NO_GRANTS, roomJoin: true, canSubscribe: true, canPublishData: true },

@@ -29,7 +29,11 @@ export const storeSettings = {
 };
 
 /** The store a server uses: STORE when set, else the first whose URL is set (MongoDB before Redis), else memory. */
-export function selectedStore(store: { kind?: StoreKind | undefined; mongodbUri?: string | undefined; redisUrl?: string | undefined }): StoreKind {
+export function selectedStore(store: {
+  kind?: StoreKind | undefined;
+  mongodbUri?: string | undefined;
+  redisUrl?: string | undefined;
+}): StoreKind {
   if (store.kind) return store.kind;
   if (store.mongodbUri) return 'mongodb';
   if (store.redisUrl) return 'redis';

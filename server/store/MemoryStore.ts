@@ -141,7 +141,10 @@ export class MemoryStore implements Store {
 
   readonly tenants = {
     create: async (record: TenantRecord): Promise<void> => {
-      const taken = this.tenantsById.has(record.tenant_id) || this.tenantIdByApiKey.has(record.api_key) || this.tenantIdBySecretHash.has(record.api_secret_sha256);
+      const taken =
+        this.tenantsById.has(record.tenant_id) ||
+        this.tenantIdByApiKey.has(record.api_key) ||
+        this.tenantIdBySecretHash.has(record.api_secret_sha256);
       if (taken) {
         throw new AppError('conflict', 'tenant already exists');
       }
@@ -286,7 +289,12 @@ export class MemoryStore implements Store {
     usage: async (tenantId: string, from: Date, to: Date): Promise<UsageRow[]> => {
       const now = new Date();
       const stale = staleBefore(now, this.sessionStaleMs);
-      return summarizeUsage((this.sessionsByTenant.get(tenantId) ?? []).map((s) => settledSession(s, stale)), from, to, now);
+      return summarizeUsage(
+        (this.sessionsByTenant.get(tenantId) ?? []).map((s) => settledSession(s, stale)),
+        from,
+        to,
+        now,
+      );
     },
   };
 

@@ -104,7 +104,10 @@ function createModels(connection: Connection): MongoStoreModels {
     },
     { _id: false, strict: true },
   );
-  const webhook = new Schema({ url: { type: String, required: true }, secret: { type: String, required: true } }, { _id: false, strict: true });
+  const webhook = new Schema(
+    { url: { type: String, required: true }, secret: { type: String, required: true } },
+    { _id: false, strict: true },
+  );
   const tenants = new Schema(
     {
       tenant_id: { type: String, required: true },
@@ -431,7 +434,9 @@ export class MongoStore implements Store {
       return doc ? toTenant(doc) : null;
     },
     getBySecretHash: async (secretSha256) => {
-      const doc = await this.models.tenants.findOne({ api_secret_sha256: str(secretSha256, 'api_secret_sha256') }, PROJECTION).lean<TenantRecord>();
+      const doc = await this.models.tenants
+        .findOne({ api_secret_sha256: str(secretSha256, 'api_secret_sha256') }, PROJECTION)
+        .lean<TenantRecord>();
       return doc ? toTenant(doc) : null;
     },
     update: async (tenantId, patch) => {
@@ -650,7 +655,9 @@ export class MongoStore implements Store {
             _id: 0,
             room_id: 1,
             segments: 1,
-            end: { $cond: [{ $lt: ['$ended_at', OPEN_END] }, '$ended_at', { $cond: [{ $lt: ['$last_seen_at', stale] }, '$last_seen_at', now] }] },
+            end: {
+              $cond: [{ $lt: ['$ended_at', OPEN_END] }, '$ended_at', { $cond: [{ $lt: ['$last_seen_at', stale] }, '$last_seen_at', now] }],
+            },
           },
         },
         // Each segment ends at its stored `to`, else where the next one starts, else at the session's end (as toSegments).
@@ -744,7 +751,8 @@ export class MongoStore implements Store {
     try {
       for (const name of LEGACY_TOKEN_INDEXES) {
         await this.models.tokens.collection.dropIndex(name).catch((error: unknown) => {
-          if ((error as { code?: unknown }).code !== INDEX_NOT_FOUND && (error as { codeName?: unknown }).codeName !== 'NamespaceNotFound') throw error;
+          if ((error as { code?: unknown }).code !== INDEX_NOT_FOUND && (error as { codeName?: unknown }).codeName !== 'NamespaceNotFound')
+            throw error;
         });
       }
       for (const model of Object.values(this.models) as Model<unknown>[]) await model.createIndexes();
@@ -763,12 +771,22 @@ export class MongoStore implements Store {
   /** Fills the fields earlier versions did not store; a no-op once done. */
   private async migrate(): Promise<void> {
     const missing = mongoose.trusted({ $exists: false });
-    await this.models.tokens.updateMany({ purge_at: missing }, [{ $set: { purge_at: { $add: ['$expires_at', this.tokenGraceMs] } } }], { updatePipeline: true });
+    await this.models.tokens.updateMany({ purge_at: missing }, [{ $set: { purge_at: { $add: ['$expires_at', this.tokenGraceMs] } } }], {
+      updatePipeline: true,
+    });
     // Open sessions of earlier versions have no heartbeat: last seen at connection, so they are
     // stale and closeLost() ends them there rather than counting them up to now.
     await this.models.sessions.updateMany(
       { ended_at: missing },
-      [{ $set: { ended_at: { $ifNull: ['$disconnected_at', OPEN_END] }, last_seen_at: { $ifNull: ['$last_seen_at', '$connected_at'] }, node_id: { $ifNull: ['$node_id', ''] } } }],
+      [
+        {
+          $set: {
+            ended_at: { $ifNull: ['$disconnected_at', OPEN_END] },
+            last_seen_at: { $ifNull: ['$last_seen_at', '$connected_at'] },
+            node_id: { $ifNull: ['$node_id', ''] },
+          },
+        },
+      ],
       { updatePipeline: true },
     );
   }

@@ -49,7 +49,9 @@ export interface RoomRecord {
   updated_at: Date;
 }
 
-export type RoomPatch = Partial<Pick<RoomRecord, 'name' | 'description' | 'max_participants' | 'mesh_threshold' | 'mode' | 'locked' | 'metadata' | 'expires_at'>>;
+export type RoomPatch = Partial<
+  Pick<RoomRecord, 'name' | 'description' | 'max_participants' | 'mesh_threshold' | 'mode' | 'locked' | 'metadata' | 'expires_at'>
+>;
 
 export interface TokenRecord {
   jti: string;
@@ -221,7 +223,12 @@ export function overlapMs(aFrom: Date, aTo: Date, bFrom: Date, bTo: Date): numbe
 }
 
 /** Sums segment overlaps into usage rows; shared by both stores so the arithmetic is one. */
-export function summarizeUsage(sessions: Iterable<Pick<SessionRecord, 'room_id' | 'segments'>>, from: Date, to: Date, now: Date): UsageRow[] {
+export function summarizeUsage(
+  sessions: Iterable<Pick<SessionRecord, 'room_id' | 'segments'>>,
+  from: Date,
+  to: Date,
+  now: Date,
+): UsageRow[] {
   const totals = new Map<string, UsageRow>();
   for (const session of sessions) {
     for (const segment of session.segments) {

@@ -52,7 +52,9 @@ describe('config', () => {
     expect(config.auth.signingKeys).to.have.length(1);
     expect(config.auth.signingKeys[0]?.secret.length).to.be.at.least(32);
     expect(config.tenants.map((t) => t.tenant_id)).to.deep.equal(['dev']);
-    expect(config.bootNotices.join('\n')).to.match(/SIGNING_KEYS=dev:/).and.match(/api_secret=/);
+    expect(config.bootNotices.join('\n'))
+      .to.match(/SIGNING_KEYS=dev:/)
+      .and.match(/api_secret=/);
     expect(Object.isFrozen(config.http)).to.equal(true);
   });
 
@@ -80,7 +82,13 @@ describe('config', () => {
   });
 
   it('announces media where browsers reach it when SFU_ANNOUNCED_IP and TURN_RELAY_IP are not set', () => {
-    const lan = { lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }], eth0: [{ address: 'fe80::1', family: 'IPv6', internal: false }, { address: '10.1.2.3', family: 'IPv4', internal: false }] } as never;
+    const lan = {
+      lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }],
+      eth0: [
+        { address: 'fe80::1', family: 'IPv6', internal: false },
+        { address: '10.1.2.3', family: 'IPv4', internal: false },
+      ],
+    } as never;
     const loopbackOnly = { lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }] } as never;
     // A dev run (PUBLIC_URL on this machine): loopback, nothing to warn about.
     expect(reachableAddresses('http://localhost:8080', lan)).to.deep.equal({ announced: '127.0.0.1', local: '127.0.0.1', warning: null });
@@ -113,7 +121,11 @@ describe('config', () => {
   });
 
   it('parses webhook and API limit settings, and reports bad CIDRs', () => {
-    const config = loadConfig({ WEBHOOK_ALLOWED_CIDRS: '10.1.2.0/24, 192.168.0.0/16', RATE_LIMIT_TOKENS_PER_MIN: '50', RATE_LIMIT_ADMIN_PER_MIN: '5' });
+    const config = loadConfig({
+      WEBHOOK_ALLOWED_CIDRS: '10.1.2.0/24, 192.168.0.0/16',
+      RATE_LIMIT_TOKENS_PER_MIN: '50',
+      RATE_LIMIT_ADMIN_PER_MIN: '5',
+    });
     expect(config.webhooks).to.deep.equal({ allowedCidrs: ['10.1.2.0/24', '192.168.0.0/16'], allowPrivateNetworks: false });
     expect(config.rateLimits).to.include({ tokensPerTenantPerMinute: 50, adminPerIpPerMinute: 5 });
     expect(problemsOf({ WEBHOOK_ALLOWED_CIDRS: '10.0.0.0/99' }).join('\n')).to.include('WEBHOOK_ALLOWED_CIDRS');
@@ -155,7 +167,9 @@ describe('config', () => {
 
   it('reports a STORE without its URL, an unknown STORE and a REDIS_URL that is not redis:// or rediss://', () => {
     expect(problemsOf({ STORE: 'redis' })).to.deep.equal(['STORE: redis needs REDIS_URL (redis:// or rediss://)']);
-    expect(problemsOf({ STORE: 'mongodb', REDIS_URL: 'redis://127.0.0.1:6379' })).to.deep.equal(['STORE: mongodb needs MONGODB_URI (mongodb:// or mongodb+srv://)']);
+    expect(problemsOf({ STORE: 'mongodb', REDIS_URL: 'redis://127.0.0.1:6379' })).to.deep.equal([
+      'STORE: mongodb needs MONGODB_URI (mongodb:// or mongodb+srv://)',
+    ]);
     expect(problemsOf({ STORE: 'postgres' }).join('\n')).to.match(/^STORE: must be one of memory, mongodb, redis$/);
     expect(problemsOf({ REDIS_URL: 'http://127.0.0.1:6379' }).join('\n')).to.include('REDIS_URL: must start with redis:// or rediss://');
   });
@@ -215,10 +229,14 @@ describe('config', () => {
     this.timeout(30000);
     const env = { SIGNING_KEYS: `k1:${'c'.repeat(40)}` };
     const minted = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/token.ts', '--room', 'cli-room', '--user', 'cli-user', '--role', 'host', '--tenant', 'dev'], {
-        env: { PATH: process.env.PATH ?? '', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'scripts/token.ts', '--room', 'cli-room', '--user', 'cli-user', '--role', 'host', '--tenant', 'dev'],
+        {
+          env: { PATH: process.env.PATH ?? '', ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -244,7 +262,10 @@ describe('config', () => {
   it('npm run token refuses to sign with a throw-away key', async function () {
     this.timeout(30000);
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/token.ts', '--room', 'r', '--user', 'u'], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/token.ts', '--room', 'r', '--user', 'u'], {
+        env: { PATH: process.env.PATH ?? '' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let err = '';
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.on('exit', (c) => resolve({ code: c, stderr: err }));

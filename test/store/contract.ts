@@ -9,7 +9,16 @@ import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { RoomMode } from '../../protocol/events.js';
 import { AppError } from '../../server/errors.js';
-import { DEFAULT_SESSION_STALE_MS, DEFAULT_TOKEN_GRACE_MS, type RoomRecord, type SessionRecord, type Store, type TenantRecord, type TokenRecord, type UsageRow } from '../../server/store/Store.js';
+import {
+  DEFAULT_SESSION_STALE_MS,
+  DEFAULT_TOKEN_GRACE_MS,
+  type RoomRecord,
+  type SessionRecord,
+  type Store,
+  type TenantRecord,
+  type TokenRecord,
+  type UsageRow,
+} from '../../server/store/Store.js';
 
 const MINUTE = 60_000;
 
@@ -345,7 +354,10 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const survivors = ids.filter((id) => !firstIds.includes(id) && id !== pendingVictim);
         expect(rest.filter((id) => id !== 'r0-new')).to.have.members(survivors);
         expect(rest).to.not.include.members([pendingVictim]);
-        expect(rest.filter((id) => firstIds.includes(id)), 'no room repeats').to.deep.equal([]);
+        expect(
+          rest.filter((id) => firstIds.includes(id)),
+          'no room repeats',
+        ).to.deep.equal([]);
       });
 
       it('list refuses a malformed cursor and a non-positive limit with payload_invalid', async function () {
@@ -425,7 +437,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.rooms.count(a)).to.equal(1);
       });
 
-      it('B cannot get, list, count, update or delete A\'s room', async function () {
+      it("B cannot get, list, count, update or delete A's room", async function () {
         const a = await newTenant();
         const b = await newTenant();
         const roomA = roomRecord(a, 'x');
@@ -436,10 +448,10 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.rooms.update(b, 'x', { name: 'pwned', locked: true })).to.equal(null);
         expect(await store.rooms.delete(b, 'x')).to.equal(false);
         expect(await store.rooms.get(a, 'x')).to.deep.equal(roomA);
-        expect(await store.rooms.get(b, 'x'), 'update by B must not create B\'s room').to.equal(null);
+        expect(await store.rooms.get(b, 'x'), "update by B must not create B's room").to.equal(null);
       });
 
-      it('tokens.get with the wrong tenant is null; B revoking A\'s recorded jti revokes it for B only', async function () {
+      it("tokens.get with the wrong tenant is null; B revoking A's recorded jti revokes it for B only", async function () {
         const a = await newTenant();
         const b = await newTenant();
         const token = tokenRecord(a);
@@ -464,7 +476,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.tokens.get(a, jti)).to.deep.include({ jti, tenant_id: a });
       });
 
-      it('B\'s session list and usage never include A\'s sessions', async function () {
+      it("B's session list and usage never include A's sessions", async function () {
         const a = await newTenant();
         const b = await newTenant();
         const start = new Date(Date.now() - 30 * MINUTE);
@@ -487,7 +499,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.tokens.get(tenantId, freshId('jti'))).to.equal(null);
       });
 
-      it('a duplicate jti within a tenant is a conflict; another tenant\'s record of that jti is a separate record', async function () {
+      it("a duplicate jti within a tenant is a conflict; another tenant's record of that jti is a separate record", async function () {
         const tenantId = await newTenant();
         const token = tokenRecord(tenantId);
         await store.tokens.record(token);
@@ -537,7 +549,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.tokens.isRevoked(tenantId, jti)).to.equal(true);
       });
 
-      it('a revocation outlives its token\'s exp by the token grace (the verifier\'s clock tolerance)', async function () {
+      it("a revocation outlives its token's exp by the token grace (the verifier's clock tolerance)", async function () {
         const tenantId = await newTenant();
         // Expired a second ago: the token still verifies for the clock tolerance, so it must stay refused.
         const expiresAt = new Date(Date.now() - 1000);
@@ -703,7 +715,9 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const r = await store.sessions.list(tenantId, { limit: 2, room_id: 'room', from: t0, to: minutesAfter(t0, 4) });
         expect(r.items).to.have.lengthOf(2);
         const r2 = await store.sessions.list(tenantId, { limit: 2, room_id: 'room', from: t0, to: minutesAfter(t0, 4), cursor: r.next });
-        const r3 = r2.next ? await store.sessions.list(tenantId, { limit: 2, room_id: 'room', from: t0, to: minutesAfter(t0, 4), cursor: r2.next }) : { items: [], next: null };
+        const r3 = r2.next
+          ? await store.sessions.list(tenantId, { limit: 2, room_id: 'room', from: t0, to: minutesAfter(t0, 4), cursor: r2.next })
+          : { items: [], next: null };
         expect([...r.items, ...r2.items, ...r3.items]).to.have.lengthOf(6); // offsets 0, 1, 1, 3, 3, 3
         expect(r3.next).to.equal(null);
         await expectAppError(store.sessions.list(tenantId, { limit: 2, cursor: 'garbage' }), 'payload_invalid');
@@ -808,7 +822,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await store.sessions.touch([], new Date());
       });
 
-      it('closeLost closes this node\'s open sessions and stale ones of any node at their last_seen_at, and no others', async function () {
+      it("closeLost closes this node's open sessions and stale ones of any node at their last_seen_at, and no others", async function () {
         const tenantId = await newTenant();
         const now = new Date();
         const t0 = new Date(now.getTime() - 60 * MINUTE);
@@ -826,7 +840,11 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         await store.sessions.close(sessions.ownClosed.session_id, minutesAfter(t0, 5), 'left');
         expect(await store.sessions.closeLost(node, now)).to.be.at.least(3);
         const read = async (key: keyof typeof sessions) => getSession(tenantId, sessions[key].session_id);
-        expect(await read('ownFresh')).to.deep.include({ disconnected_at: recent, disconnect_reason: 'lost', duration_ms: recent.getTime() - t0.getTime() });
+        expect(await read('ownFresh')).to.deep.include({
+          disconnected_at: recent,
+          disconnect_reason: 'lost',
+          duration_ms: recent.getTime() - t0.getTime(),
+        });
         expect(await read('ownStale')).to.deep.include({ disconnected_at: longAgo, disconnect_reason: 'lost' });
         expect(await read('otherStale')).to.deep.include({ disconnected_at: longAgo, disconnect_reason: 'lost' });
         expect((await read('otherFresh'))?.disconnected_at).to.equal(null);

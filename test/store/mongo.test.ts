@@ -92,7 +92,7 @@ describe('MongoStore without a server', function () {
     expect(databaseNameOf('mongodb://u:p@h/my%2Ddb?authSource=admin')).to.equal('my-db');
   });
 
-  it('uses its own connection, never mongoose\'s global one', async function () {
+  it("uses its own connection, never mongoose's global one", async function () {
     const store = newStore();
     const mongoose = (await import('mongoose')).default;
     expect(store.connection).to.not.equal(mongoose.connection);
@@ -127,7 +127,10 @@ describe('MongoStore without a server', function () {
     await expectAppError(store.tokens.isRevoked(injected, 'j'), 'payload_invalid');
     await expectAppError(store.sessions.touch([injected], new Date()), 'payload_invalid');
     await expectAppError(store.sessions.closeLost(injected, new Date()), 'payload_invalid');
-    await expectAppError(store.sessions.list('t', { limit: 10, cursor: Buffer.from('[1e20,"x"]').toString('base64url') }), 'payload_invalid');
+    await expectAppError(
+      store.sessions.list('t', { limit: 10, cursor: Buffer.from('[1e20,"x"]').toString('base64url') }),
+      'payload_invalid',
+    );
     await expectAppError(store.sessions.list('t', { limit: 10, room_id: injected }), 'payload_invalid');
     await expectAppError(store.rooms.list('t', 0), 'payload_invalid');
     await expectAppError(store.rooms.list('t', 10, 'garbage'), 'payload_invalid');
@@ -236,7 +239,10 @@ if (mongodbUri) {
       const store = new MongoStore(uri);
       try {
         await store.init();
-        const tenant = { ...tenantRecord({ webhook: { url: 'https://hooks.example.com/r', secret: 'whsec-raw' } }), api_secret: 'plain-secret' } as TenantRecord;
+        const tenant = {
+          ...tenantRecord({ webhook: { url: 'https://hooks.example.com/r', secret: 'whsec-raw' } }),
+          api_secret: 'plain-secret',
+        } as TenantRecord;
         await store.tenants.create(tenant);
         await store.rooms.create({ ...roomRecord(tenant.tenant_id, 'r'), token: 'plain-token' } as RoomRecord);
         await store.tokens.record({ ...tokenRecord(tenant.tenant_id), token: 'plain-token' } as TokenRecord);
@@ -248,7 +254,9 @@ if (mongodbUri) {
           for (const doc of raw) {
             const keys = Object.keys(doc);
             expect(keys).to.not.include('__v');
-            const secretLike = keys.filter((key) => !key.endsWith('_sha256') && /^(secret|token|password)|(secret|token|password)$/i.test(key));
+            const secretLike = keys.filter(
+              (key) => !key.endsWith('_sha256') && /^(secret|token|password)|(secret|token|password)$/i.test(key),
+            );
             expect(secretLike).to.deep.equal([]);
             expect(JSON.stringify(doc)).to.not.match(/plain-secret|plain-token/);
           }
@@ -271,8 +279,25 @@ if (mongodbUri) {
         const sessions = store.models.sessions.collection;
         await tokens.createIndex({ jti: 1 }, { unique: true, name: 'jti_1' });
         await tokens.createIndex({ expires_at: 1 }, { expireAfterSeconds: 0, name: 'expires_at_1' });
-        await tokens.insertOne({ jti: freshId('jti'), tenant_id: tenantId, room_id: '', user_id: '', token_sha256: '', expires_at: exp, revoked_at: new Date(), created_at: new Date() });
-        await sessions.insertOne({ session_id: freshId('s'), tenant_id: tenantId, room_id: 'r', connected_at: connected, disconnected_at: null, segments: [{ mode: 'mesh', from: connected, to: null }], current_mode: 'mesh' });
+        await tokens.insertOne({
+          jti: freshId('jti'),
+          tenant_id: tenantId,
+          room_id: '',
+          user_id: '',
+          token_sha256: '',
+          expires_at: exp,
+          revoked_at: new Date(),
+          created_at: new Date(),
+        });
+        await sessions.insertOne({
+          session_id: freshId('s'),
+          tenant_id: tenantId,
+          room_id: 'r',
+          connected_at: connected,
+          disconnected_at: null,
+          segments: [{ mode: 'mesh', from: connected, to: null }],
+          current_mode: 'mesh',
+        });
         await store.close();
         const again = new MongoStore(legacyUri);
         try {
@@ -306,7 +331,9 @@ if (mongodbUri) {
         const exp = new Date(Date.now() + 120_000);
         await store.tokens.revoke(tenantId, cliJti, exp);
         const raw = store.models.tokens.collection;
-        expect((await raw.findOne({ tenant_id: tenantId, jti: token.jti }))?.purge_at).to.deep.equal(new Date(token.expires_at.getTime() + 45_000));
+        expect((await raw.findOne({ tenant_id: tenantId, jti: token.jti }))?.purge_at).to.deep.equal(
+          new Date(token.expires_at.getTime() + 45_000),
+        );
         expect((await raw.findOne({ tenant_id: tenantId, jti: cliJti }))?.purge_at).to.deep.equal(new Date(exp.getTime() + 45_000));
       } finally {
         await store.close();
@@ -327,7 +354,10 @@ if (mongodbUri) {
         const rooms = await store.models.rooms.collection.indexes();
         expect(rooms.find((index) => index.key.tenant_id === 1 && index.key.room_id === 1)).to.include({ unique: true });
         const tenants = await store.models.tenants.collection.indexes();
-        expect(tenants.filter((index) => index.unique).map((index) => Object.keys(index.key)[0])).to.include.members(['tenant_id', 'api_key']);
+        expect(tenants.filter((index) => index.unique).map((index) => Object.keys(index.key)[0])).to.include.members([
+          'tenant_id',
+          'api_key',
+        ]);
       } finally {
         await store.close();
       }
