@@ -1,6 +1,8 @@
 import { AppError } from '../errors.js';
 import { pageAfter, roomOrder, sessionKeyOf, sessionOrder } from './paging.js';
 import {
+  changedTenantFields,
+  declaredTenantFields,
   DEFAULT_SESSION_STALE_MS,
   DEFAULT_TOKEN_GRACE_MS,
   LOST_REASON,
@@ -16,6 +18,7 @@ import {
   type StoreOptions,
   type TenantLimits,
   type TenantRecord,
+  type TenantUpsertResult,
   type TokenRecord,
   type UsageRow,
   type WebhookConfig,
@@ -172,6 +175,31 @@ export class MemoryStore implements Store {
       if (set.webhook !== undefined) set.webhook = webhookFields(set.webhook);
       Object.assign(record, set);
       return clone(record);
+    },
+    // Synchronous from the checks to the last write: no other call can run in between.
+    upsert: async (record: TenantRecord): Promise<TenantUpsertResult> => {
+      const declared = tenantFields(record);
+      const heldByOther = (owner: string | undefined): boolean => owner !== undefined && owner !== declared.tenant_id;
+      if (
+        heldByOther(this.tenantIdByApiKey.get(declared.api_key)) ||
+        heldByOther(this.tenantIdBySecretHash.get(declared.api_secret_sha256))
+      ) {
+        throw new AppError('conflict', 'another tenant uses this api_key or api_secret_sha256');
+      }
+      const stored = this.tenantsById.get(declared.tenant_id);
+      if (!stored) {
+        this.tenantsById.set(declared.tenant_id, declared);
+        this.tenantIdByApiKey.set(declared.api_key, declared.tenant_id);
+        this.tenantIdBySecretHash.set(declared.api_secret_sha256, declared.tenant_id);
+        return { created: true, changed: [] };
+      }
+      const changed = changedTenantFields(stored, declared);
+      this.tenantIdByApiKey.delete(stored.api_key);
+      this.tenantIdBySecretHash.delete(stored.api_secret_sha256);
+      this.tenantIdByApiKey.set(declared.api_key, declared.tenant_id);
+      this.tenantIdBySecretHash.set(declared.api_secret_sha256, declared.tenant_id);
+      Object.assign(stored, declaredTenantFields(declared));
+      return { created: false, changed };
     },
   };
 

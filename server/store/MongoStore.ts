@@ -4,6 +4,8 @@ import type { Logger } from '../logger.js';
 import { AppError } from '../errors.js';
 import { pageOfRows, pageSize, roomOrder, sessionKeyOf, sessionOrder } from './paging.js';
 import {
+  changedTenantFields,
+  declaredTenantFields,
   DEFAULT_SESSION_STALE_MS,
   DEFAULT_TOKEN_GRACE_MS,
   LOST_REASON,
@@ -72,6 +74,8 @@ const INDEX_NOT_FOUND = 27;
 /** ping() answers within this bound even while the server is unreachable (/ready must not hang). */
 const PING_TIMEOUT_MS = 2_000;
 const DUPLICATE_KEY = 11000;
+/** How often tenants.upsert runs when a concurrent upsert inserted the same tenant_id first (one retry suffices). */
+const UPSERT_ATTEMPTS = 3;
 const ROOM_MODES: readonly RoomMode[] = ['mesh', 'sfu'];
 /** Never return Mongo's bookkeeping fields; records are mapped field by field anyway. */
 const PROJECTION = { _id: 0 } as const;
@@ -349,6 +353,18 @@ function isDuplicateKey(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === DUPLICATE_KEY;
 }
 
+/** The indexed fields a duplicate-key error names ([] for any other error). */
+function duplicateKeyFields(error: unknown): string[] {
+  if (!isDuplicateKey(error)) return [];
+  const { keyPattern, keyValue, message } = error as { keyPattern?: unknown; keyValue?: unknown; message?: unknown };
+  for (const named of [keyPattern, keyValue]) {
+    if (typeof named === 'object' && named !== null && Object.keys(named).length > 0) return Object.keys(named);
+  }
+  // Servers that name only the index in the message: "... index: tenant_id_1 dup key: ...".
+  const index = typeof message === 'string' ? /index: (\S+) dup key/.exec(message)?.[1] : undefined;
+  return index ? index.split(/_-?1(?:_|$)/).filter(Boolean) : [];
+}
+
 /** Maps a failed write: duplicate key -> conflict, schema violations -> payload_invalid. */
 function writeError(error: unknown, conflictMessage: string): unknown {
   if (isDuplicateKey(error)) return new AppError('conflict', conflictMessage);
@@ -452,6 +468,35 @@ export class MongoStore implements Store {
         return doc ? toTenant(doc) : null;
       } catch (error) {
         throw writeError(error, 'tenant already exists');
+      }
+    },
+    /*
+     * One findOneAndUpdate with upsert: the single-document write is atomic, the unique indexes
+     * refuse another tenant's api_key or secret hash (nothing written), and the document as it
+     * was before the write tells what changed. Two upserts racing to insert the same tenant_id
+     * can meet its unique index (when the server does not retry that itself); the loser then
+     * runs again and updates the record the winner inserted.
+     */
+    upsert: async (record) => {
+      const doc = toTenant(record);
+      const tenantId = str(doc.tenant_id, 'tenant_id');
+      str(doc.api_key, 'api_key');
+      str(doc.api_secret_sha256, 'api_secret_sha256');
+      const declared = declaredTenantFields(doc);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const before = await this.models.tenants
+            .findOneAndUpdate(
+              { tenant_id: tenantId },
+              { $set: declared, $setOnInsert: { webhook: doc.webhook, created_at: doc.created_at } },
+              { upsert: true, returnDocument: 'before', runValidators: true, projection: PROJECTION },
+            )
+            .lean<TenantRecord>();
+          return before ? { created: false, changed: changedTenantFields(toTenant(before), declared) } : { created: true, changed: [] };
+        } catch (error) {
+          if (attempt < UPSERT_ATTEMPTS && duplicateKeyFields(error).includes('tenant_id')) continue;
+          throw writeError(error, 'another tenant uses this api_key or api_secret_sha256');
+        }
       }
     },
   };

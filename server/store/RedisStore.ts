@@ -4,8 +4,9 @@
  * layout is in redisKeys.ts, the record encoding in redisRecords.ts.
  *
  * Atomicity: each write that checks and changes several keys (create with its unique indexes,
- * revoke, open, changeMode, close, touch) is one Lua script (redisScripts.ts); a delete is one
- * MULTI. Listings read sorted sets by range, never by scanning the key space.
+ * a tenant upsert with its moved lookups, revoke, open, changeMode, close, touch) is one Lua
+ * script (redisScripts.ts); a delete is one MULTI. Listings read sorted sets by range, never
+ * by scanning the key space.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RoomMode } from '../../protocol/events.js';
@@ -23,16 +24,19 @@ import {
   roomPatchHash,
   segmentJson,
   sessionHash,
+  storedString,
   sessionOfHash,
   tenantHash,
   tenantOfHash,
   tenantPatchHash,
+  tenantUpsertHashes,
   tokenHash,
   tokenOfHash,
   type SessionLocator,
 } from './redisRecords.js';
 import { defineScripts } from './redisScripts.js';
 import {
+  changedTenantFields,
   DEFAULT_SESSION_STALE_MS,
   DEFAULT_TOKEN_GRACE_MS,
   LOST_REASON,
@@ -71,6 +75,12 @@ const MIN_REDIS_MAJOR = 7;
 /** How many records one pipeline reads or writes. */
 const BATCH = 500;
 const ROOM_MODES: readonly RoomMode[] = ['mesh', 'sfu'];
+/**
+ * How often tenants.upsert reads and tries again while concurrent upserts rotate the same
+ * tenant's credentials; each round lets at least one of them through, so this bounds how many
+ * nodes may rotate one tenant at the same instant.
+ */
+const UPSERT_ATTEMPTS = 10;
 
 // ---- input checks: ids reach key names only as strings ----
 
@@ -188,6 +198,48 @@ export class RedisStore implements Store {
         const key = this.keys.tenant(str(tenantId, 'tenant_id'));
         const pairs = await redis.sbUpdateHash(key, ...hashArgs(tenantPatchHash(patch)));
         return pairs ? tenantOfHash(hashOfPairs(pairs)) : null;
+      }),
+    /*
+     * Reads the stored credentials (to name their lookups), then one script checks they are
+     * unchanged and creates or updates with the lookups moved. A write between the read and the
+     * script (a concurrent upsert rotating them) makes the script change nothing and answer
+     * "stale"; the next attempt reads again.
+     */
+    upsert: (record) =>
+      this.run('tenants.upsert', async (redis) => {
+        const tenantId = str(record.tenant_id, 'tenant_id');
+        const key = this.keys.tenant(tenantId);
+        const declaredLookups = [
+          this.keys.tenantByApiKey(str(record.api_key, 'api_key')),
+          this.keys.tenantBySecretHash(str(record.api_secret_sha256, 'api_secret_sha256')),
+        ];
+        const { declared, createOnly } = tenantUpsertHashes(record);
+        const declaredArgs = hashArgs(declared);
+        for (let attempt = 1; attempt <= UPSERT_ATTEMPTS; attempt++) {
+          const [storedKey = null, storedSecret = null] = await redis.hmget(key, 'api_key', 'api_secret_sha256');
+          const storedLookups =
+            storedKey === null && storedSecret === null
+              ? declaredLookups
+              : [
+                  this.keys.tenantByApiKey(storedString(storedKey ?? '', 'api_key')),
+                  this.keys.tenantBySecretHash(storedString(storedSecret ?? '', 'api_secret_sha256')),
+                ];
+          const [outcome, ...before] = await redis.sbUpsertTenant(
+            key,
+            ...declaredLookups,
+            ...storedLookups,
+            tenantId,
+            storedKey ?? '',
+            storedSecret ?? '',
+            declaredArgs.length,
+            ...declaredArgs,
+            ...hashArgs(createOnly),
+          );
+          if (outcome === 'created') return { created: true, changed: [] };
+          if (outcome === 'updated') return { created: false, changed: changedTenantFields(tenantOfHash(hashOfPairs(before)), record) };
+          if (outcome === 'conflict') throw new AppError('conflict', 'another tenant uses this api_key or api_secret_sha256');
+        }
+        throw new Error(`the tenant's credentials kept changing during ${UPSERT_ATTEMPTS} attempts`);
       }),
   };
 

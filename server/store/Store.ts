@@ -113,13 +113,58 @@ export interface UsageRow {
   participant_minutes: number;
 }
 
+/**
+ * The fields a tenant declared in CONFIG_FILE owns: upsert sets them, and the file wins over
+ * whatever the store holds. webhook (set by the tenant through the API) and created_at (the
+ * first creation) are not among them.
+ */
+export const DECLARED_TENANT_FIELDS = ['name', 'api_key', 'api_secret_sha256', 'limits'] as const;
+export type DeclaredTenantField = (typeof DECLARED_TENANT_FIELDS)[number];
+
+export interface TenantUpsertResult {
+  /** True when no tenant had this tenant_id and the record was created as given. */
+  created: boolean;
+  /** The declared fields whose stored values differed and were replaced, in DECLARED_TENANT_FIELDS order; [] when created. */
+  changed: DeclaredTenantField[];
+}
+
+/** The declared fields of a record, and nothing else. */
+export function declaredTenantFields(record: TenantRecord): Pick<TenantRecord, DeclaredTenantField> {
+  return { name: record.name, api_key: record.api_key, api_secret_sha256: record.api_secret_sha256, limits: record.limits };
+}
+
+const sameLimits = (a: TenantLimits, b: TenantLimits): boolean =>
+  a.max_rooms === b.max_rooms &&
+  a.max_participants === b.max_participants &&
+  a.mesh_threshold === b.mesh_threshold &&
+  a.max_token_lifetime_s === b.max_token_lifetime_s &&
+  a.auto_create_rooms === b.auto_create_rooms;
+
+/** The declared fields of `declared` that differ from `stored`; shared by the stores so "changed" means one thing. */
+export function changedTenantFields(stored: TenantRecord, declared: Pick<TenantRecord, DeclaredTenantField>): DeclaredTenantField[] {
+  return DECLARED_TENANT_FIELDS.filter((field) =>
+    field === 'limits' ? !sameLimits(stored.limits, declared.limits) : stored[field] !== declared[field],
+  );
+}
+
 export interface TenantStore {
+  /** Throws AppError conflict if the tenant_id, api_key or api_secret_sha256 is taken. */
   create(record: TenantRecord): Promise<void>;
   get(tenantId: string): Promise<TenantRecord | null>;
   getByApiKey(apiKey: string): Promise<TenantRecord | null>;
   /** The tenant whose API secret hashes to this sha256 hex (how Bearer API calls find their tenant). */
   getBySecretHash(secretSha256: string): Promise<TenantRecord | null>;
   update(tenantId: string, patch: Partial<Pick<TenantRecord, 'name' | 'limits' | 'webhook'>>): Promise<TenantRecord | null>;
+  /**
+   * Reconciles a declared tenant (CONFIG_FILE) in one atomic step: creates `record` as given
+   * when its tenant_id is absent, else sets its DECLARED_TENANT_FIELDS and keeps the stored
+   * webhook and created_at. A changed api_key or api_secret_sha256 moves the lookups with it:
+   * getByApiKey / getBySecretHash find the tenant by the new values only, never by the old.
+   * Throws AppError conflict, changing nothing, when another tenant holds the api_key or the
+   * api_secret_sha256. Concurrent upserts of one tenant (nodes booting together) all succeed
+   * and leave one record.
+   */
+  upsert(record: TenantRecord): Promise<TenantUpsertResult>;
 }
 
 export interface RoomStore {

@@ -6,7 +6,17 @@
  */
 import type { JsonValue, Metadata, RoomMode, RoomModePolicy } from '../../protocol/events.js';
 import { AppError } from '../errors.js';
-import type { ModeSegment, RoomPatch, RoomRecord, SessionRecord, TenantLimits, TenantRecord, TokenRecord, WebhookConfig } from './Store.js';
+import {
+  DECLARED_TENANT_FIELDS,
+  type ModeSegment,
+  type RoomPatch,
+  type RoomRecord,
+  type SessionRecord,
+  type TenantLimits,
+  type TenantRecord,
+  type TokenRecord,
+  type WebhookConfig,
+} from './Store.js';
 
 /** A record as hash fields: field name -> JSON value. */
 export type HashFields = Record<string, JsonValue>;
@@ -121,6 +131,26 @@ export function tenantHash(record: TenantRecord): HashFields {
     webhook: webhookFields(record.webhook),
     created_at: ms(record.created_at),
   };
+}
+
+/**
+ * A tenant upsert's hash fields: the declared ones (DECLARED_TENANT_FIELDS), set on create and
+ * on update, and the rest of the record, set only when the upsert creates it.
+ */
+export function tenantUpsertHashes(record: TenantRecord): { declared: HashFields; createOnly: HashFields } {
+  const all = tenantHash(record);
+  const declared: HashFields = {};
+  const createOnly: HashFields = {};
+  for (const [name, value] of Object.entries(all)) {
+    if ((DECLARED_TENANT_FIELDS as readonly string[]).includes(name)) declared[name] = value;
+    else createOnly[name] = value;
+  }
+  return { declared, createOnly };
+}
+
+/** A string field as HGET/HMGET return it (its JSON text), as the string. */
+export function storedString(text: string, what: string): string {
+  return new StoredHash({ [what]: text }, 'tenant').string(what);
 }
 
 /** The fields a tenant update may set: name, limits, webhook (undefined: unchanged). */

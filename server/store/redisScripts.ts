@@ -15,6 +15,15 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     /** KEYS tenant, by-api-key, by-secret; ARGV tenant id, then field/value pairs. 1 created, 0 taken. */
     sbCreateTenant(...args: Arg[]): Result<number, Context>;
+    /**
+     * KEYS tenant, by-api-key, by-secret (the declared ones), by-api-key, by-secret (of the stored
+     * record as the caller read it; the declared ones when it read none); ARGV tenant id, the
+     * stored api_key and api_secret_sha256 as read (JSON texts, "" for none), the count of
+     * declared field/value arguments, the declared pairs, then the pairs set only on create.
+     * ["created"], ["updated", the hash's name/value pairs before the update], ["conflict"], or
+     * ["stale"] when the stored credentials are no longer those read (nothing changed).
+     */
+    sbUpsertTenant(...args: Arg[]): Result<string[], Context>;
     /** KEYS hash; ARGV field/value pairs. The whole hash after the update, or null when it does not exist. */
     sbUpdateHash(...args: Arg[]): Result<string[] | null, Context>;
     /** KEYS room, room ids; ARGV room id, then field/value pairs. 1 created, 0 taken. */
@@ -46,6 +55,31 @@ const SCRIPTS = {
       redis.call('SET', KEYS[2], ARGV[1])
       redis.call('SET', KEYS[3], ARGV[1])
       return 1`,
+  },
+  // The old lookups are named by the caller (a script touches only its KEYS), so the script
+  // first checks that the record still holds the credentials they were derived from. A lookup
+  // held by another tenant refuses the whole upsert before anything is written.
+  sbUpsertTenant: {
+    numberOfKeys: 5,
+    lua: `
+      local stored = redis.call('HMGET', KEYS[1], 'api_key', 'api_secret_sha256')
+      if (stored[1] or '') ~= ARGV[2] or (stored[2] or '') ~= ARGV[3] then return {'stale'} end
+      for i = 2, 3 do
+        local owner = redis.call('GET', KEYS[i])
+        if owner and owner ~= ARGV[1] then return {'conflict'} end
+      end
+      if not stored[1] then
+        redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+        redis.call('SET', KEYS[2], ARGV[1])
+        redis.call('SET', KEYS[3], ARGV[1])
+        return {'created'}
+      end
+      local before = redis.call('HGETALL', KEYS[1])
+      redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + tonumber(ARGV[4])))
+      redis.call('DEL', KEYS[4], KEYS[5])
+      redis.call('SET', KEYS[2], ARGV[1])
+      redis.call('SET', KEYS[3], ARGV[1])
+      return {'updated', unpack(before)}`,
   },
   sbUpdateHash: {
     numberOfKeys: 1,

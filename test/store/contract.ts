@@ -270,6 +270,142 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       });
     });
 
+    describe('tenants.upsert (declared tenants)', function () {
+      const newLimits = { max_rooms: 3, max_participants: 7, mesh_threshold: 2, max_token_lifetime_s: 600, auto_create_rooms: false };
+      const newSecretHash = (): string => randomBytes(32).toString('hex');
+
+      /** The tenant each lookup finds, by id (null: none). */
+      async function lookups(apiKey: string, secretHash: string): Promise<{ byKey: string | null; bySecret: string | null }> {
+        const byKey = await store.tenants.getByApiKey(apiKey);
+        const bySecret = await store.tenants.getBySecretHash(secretHash);
+        return { byKey: byKey?.tenant_id ?? null, bySecret: bySecret?.tenant_id ?? null };
+      }
+
+      it('creates an absent tenant as given, found by its api key and secret hash', async function () {
+        const tenant = tenantRecord({ webhook: { url: 'https://hooks.example.com/u', secret: 'whsec-u' } });
+        expect(await store.tenants.upsert(tenant)).to.deep.equal({ created: true, changed: [] });
+        expect(await store.tenants.get(tenant.tenant_id)).to.deep.equal(tenant);
+        expect(await lookups(tenant.api_key, tenant.api_secret_sha256)).to.deep.equal({
+          byKey: tenant.tenant_id,
+          bySecret: tenant.tenant_id,
+        });
+      });
+
+      it('sets the declared name and limits, names what changed, and keeps the webhook and created_at', async function () {
+        const tenant = tenantRecord({ webhook: { url: 'https://hooks.example.com/v', secret: 'whsec-v' } });
+        await store.tenants.create(tenant);
+        const declared = { ...tenant, name: 'Renamed', limits: newLimits, webhook: null, created_at: new Date() };
+        expect(await store.tenants.upsert(declared)).to.deep.equal({ created: false, changed: ['name', 'limits'] });
+        expect(await store.tenants.get(tenant.tenant_id)).to.deep.equal({ ...tenant, name: 'Renamed', limits: newLimits });
+      });
+
+      it('reports no change when the stored tenant already matches the declaration', async function () {
+        const tenant = tenantRecord();
+        await store.tenants.upsert(tenant);
+        expect(await store.tenants.upsert({ ...tenant, limits: { ...tenant.limits } })).to.deep.equal({ created: false, changed: [] });
+        expect(await store.tenants.get(tenant.tenant_id)).to.deep.equal(tenant);
+      });
+
+      it('rotates the api key and secret hash: the old ones find nothing, the new ones find the tenant', async function () {
+        const tenant = tenantRecord({ webhook: { url: 'https://hooks.example.com/w', secret: 'whsec-w' } });
+        await store.tenants.create(tenant);
+        const rotated = { ...tenant, api_key: freshId('key'), api_secret_sha256: newSecretHash() };
+        expect(await store.tenants.upsert(rotated)).to.deep.equal({ created: false, changed: ['api_key', 'api_secret_sha256'] });
+        expect(await lookups(tenant.api_key, tenant.api_secret_sha256)).to.deep.equal({ byKey: null, bySecret: null });
+        expect(await lookups(rotated.api_key, rotated.api_secret_sha256)).to.deep.equal({
+          byKey: tenant.tenant_id,
+          bySecret: tenant.tenant_id,
+        });
+        expect(await store.tenants.get(tenant.tenant_id)).to.deep.equal(rotated);
+        // The old credentials are free again: another tenant may take them.
+        const successor = tenantRecord({ api_key: tenant.api_key, api_secret_sha256: tenant.api_secret_sha256 });
+        await store.tenants.create(successor);
+        expect(await lookups(tenant.api_key, tenant.api_secret_sha256)).to.deep.equal({
+          byKey: successor.tenant_id,
+          bySecret: successor.tenant_id,
+        });
+      });
+
+      it("rotating onto another tenant's api key or secret hash is a conflict and changes nothing", async function () {
+        const owner = tenantRecord();
+        const tenant = tenantRecord();
+        await store.tenants.create(owner);
+        await store.tenants.create(tenant);
+        const ontoKey = { ...tenant, name: 'Taken key', limits: newLimits, api_key: owner.api_key, api_secret_sha256: newSecretHash() };
+        await expectAppError(store.tenants.upsert(ontoKey), 'conflict');
+        const ontoSecret = { ...tenant, name: 'Taken secret', api_key: freshId('key'), api_secret_sha256: owner.api_secret_sha256 };
+        await expectAppError(store.tenants.upsert(ontoSecret), 'conflict');
+        expect(await store.tenants.get(tenant.tenant_id)).to.deep.equal(tenant);
+        expect(await store.tenants.get(owner.tenant_id)).to.deep.equal(owner);
+        expect(await lookups(owner.api_key, owner.api_secret_sha256)).to.deep.equal({ byKey: owner.tenant_id, bySecret: owner.tenant_id });
+        expect(await lookups(tenant.api_key, tenant.api_secret_sha256)).to.deep.equal({
+          byKey: tenant.tenant_id,
+          bySecret: tenant.tenant_id,
+        });
+        expect(await lookups(ontoKey.api_key, ontoSecret.api_secret_sha256)).to.deep.equal({
+          byKey: owner.tenant_id,
+          bySecret: owner.tenant_id,
+        });
+        expect(await store.tenants.getBySecretHash(ontoKey.api_secret_sha256)).to.equal(null);
+        expect(await store.tenants.getByApiKey(ontoSecret.api_key)).to.equal(null);
+      });
+
+      it("creating with another tenant's api key or secret hash is a conflict and creates nothing", async function () {
+        const owner = tenantRecord();
+        await store.tenants.create(owner);
+        const withKey = tenantRecord({ api_key: owner.api_key });
+        await expectAppError(store.tenants.upsert(withKey), 'conflict');
+        const withSecret = tenantRecord({ api_secret_sha256: owner.api_secret_sha256 });
+        await expectAppError(store.tenants.upsert(withSecret), 'conflict');
+        expect(await store.tenants.get(withKey.tenant_id)).to.equal(null);
+        expect(await store.tenants.get(withSecret.tenant_id)).to.equal(null);
+        expect(await store.tenants.getBySecretHash(withKey.api_secret_sha256)).to.equal(null);
+        expect(await store.tenants.getByApiKey(withSecret.api_key)).to.equal(null);
+        expect(await lookups(owner.api_key, owner.api_secret_sha256)).to.deep.equal({ byKey: owner.tenant_id, bySecret: owner.tenant_id });
+      });
+
+      it('concurrent upserts of one declared tenant all succeed and leave one record, created once', async function () {
+        const tenant = tenantRecord();
+        const results = await Promise.all(Array.from({ length: 4 }, () => store.tenants.upsert({ ...tenant, created_at: new Date() })));
+        expect(results.filter((result) => result.created)).to.have.length(1);
+        for (const result of results) expect(result.changed).to.deep.equal([]);
+        const stored = await store.tenants.get(tenant.tenant_id);
+        expect({ ...stored, created_at: null }).to.deep.equal({ ...tenant, created_at: null });
+        expect(await lookups(tenant.api_key, tenant.api_secret_sha256)).to.deep.equal({
+          byKey: tenant.tenant_id,
+          bySecret: tenant.tenant_id,
+        });
+      });
+
+      it('concurrent rotations to different credentials all succeed; only the stored credentials find the tenant', async function () {
+        const tenant = tenantRecord();
+        await store.tenants.create(tenant);
+        const declarations = Array.from({ length: 4 }, (_, i) => ({
+          ...tenant,
+          name: `Rotation ${i}`,
+          api_key: freshId('key'),
+          api_secret_sha256: newSecretHash(),
+        }));
+        await Promise.all(declarations.map((declared) => store.tenants.upsert(declared)));
+        const stored = await store.tenants.get(tenant.tenant_id);
+        const winner = declarations.find((declared) => declared.name === stored?.name);
+        expect(stored).to.deep.equal(winner);
+        for (const declared of [tenant, ...declarations]) {
+          const expected = declared === winner ? tenant.tenant_id : null;
+          expect(await lookups(declared.api_key, declared.api_secret_sha256)).to.deep.equal({ byKey: expected, bySecret: expected });
+        }
+      });
+
+      it('keeps nothing of the record passed in beyond the call', async function () {
+        const tenant = tenantRecord();
+        await store.tenants.upsert(tenant);
+        const expected = structuredClone(tenant);
+        tenant.limits.max_rooms = 999;
+        tenant.name = 'Mutated';
+        expect(await store.tenants.get(tenant.tenant_id)).to.deep.equal(expected);
+      });
+    });
+
     describe('rooms', function () {
       it('create then get returns the same record, every field type included', async function () {
         const tenantId = await newTenant();

@@ -138,6 +138,87 @@ describe('MongoStore without a server', function () {
     await expectAppError(store.sessions.usage('t', new Date('nope'), new Date()), 'payload_invalid');
   });
 
+  it('tenants.upsert refuses operator objects in ids before any query (payload_invalid)', async function () {
+    const store = newStore();
+    const injected = { $gt: '' } as unknown as string;
+    await expectAppError(store.tenants.upsert(tenantRecord({ tenant_id: injected })), 'payload_invalid');
+    await expectAppError(store.tenants.upsert(tenantRecord({ api_key: injected })), 'payload_invalid');
+    await expectAppError(store.tenants.upsert(tenantRecord({ api_secret_sha256: injected })), 'payload_invalid');
+  });
+
+  describe('tenants.upsert against a stubbed model (the contract suite runs it on a real server)', function () {
+    interface Call {
+      filter: unknown;
+      update: unknown;
+      options: Record<string, unknown>;
+    }
+    /** Replaces the tenants model's findOneAndUpdate: each call takes the next reply (a document, null, or an error to throw). */
+    function stubFindOneAndUpdate(store: MongoStore, replies: (TenantRecord | null | Error)[]): Call[] {
+      const calls: Call[] = [];
+      const model = store.models.tenants as unknown as { findOneAndUpdate: (...args: unknown[]) => { lean: () => Promise<unknown> } };
+      model.findOneAndUpdate = (filter, update, options) => {
+        calls.push({ filter, update, options: options as Record<string, unknown> });
+        const reply = replies.shift();
+        return {
+          lean: async () => {
+            if (reply instanceof Error) throw reply;
+            return reply === undefined ? null : structuredClone(reply);
+          },
+        };
+      };
+      return calls;
+    }
+    const duplicateKey = (message: string, fields: Record<string, unknown> = {}): Error =>
+      Object.assign(new Error(`E11000 duplicate key error collection: switchboard.tenants ${message}`), { code: 11000, ...fields });
+
+    it('is one findOneAndUpdate that sets the declared fields and sets webhook and created_at only on insert', async function () {
+      const store = newStore();
+      const tenant = tenantRecord({ webhook: { url: 'https://hooks.example.com/m', secret: 'whsec-m' } });
+      const calls = stubFindOneAndUpdate(store, [null]);
+      expect(await store.tenants.upsert(tenant)).to.deep.equal({ created: true, changed: [] });
+      expect(calls).to.have.lengthOf(1);
+      expect(calls[0]?.filter).to.deep.equal({ tenant_id: tenant.tenant_id });
+      expect(calls[0]?.update).to.deep.equal({
+        $set: { name: tenant.name, api_key: tenant.api_key, api_secret_sha256: tenant.api_secret_sha256, limits: tenant.limits },
+        $setOnInsert: { webhook: tenant.webhook, created_at: tenant.created_at },
+      });
+      expect(calls[0]?.options).to.include({ upsert: true, returnDocument: 'before' });
+    });
+
+    it('names the declared fields that differ from the document as it was before the write', async function () {
+      const store = newStore();
+      const stored = tenantRecord();
+      const declared = { ...stored, name: 'Renamed', api_key: freshId('key'), limits: { ...stored.limits, max_rooms: 1 } };
+      stubFindOneAndUpdate(store, [stored]);
+      expect(await store.tenants.upsert(declared)).to.deep.equal({ created: false, changed: ['name', 'api_key', 'limits'] });
+    });
+
+    it('runs again when a concurrent upsert inserted the tenant_id first (by keyPattern or by the index in the message)', async function () {
+      const tenant = tenantRecord();
+      for (const raced of [
+        duplicateKey('index: tenant_id_1 dup key: { tenant_id: "x" }', { keyPattern: { tenant_id: 1 } }),
+        duplicateKey('index: tenant_id_1 dup key: { tenant_id: "x" }'),
+      ]) {
+        const store = newStore();
+        const calls = stubFindOneAndUpdate(store, [raced, tenant]);
+        expect(await store.tenants.upsert(tenant)).to.deep.equal({ created: false, changed: [] });
+        expect(calls).to.have.lengthOf(2);
+      }
+    });
+
+    it("is a conflict, without a retry, when the api key or secret hash is another tenant's", async function () {
+      for (const taken of [
+        duplicateKey('index: api_key_1 dup key: { api_key: "k" }', { keyPattern: { api_key: 1 } }),
+        duplicateKey('index: api_secret_sha256_1 dup key: { api_secret_sha256: "h" }'),
+      ]) {
+        const store = newStore();
+        const calls = stubFindOneAndUpdate(store, [taken, null]);
+        await expectAppError(store.tenants.upsert(tenantRecord()), 'conflict');
+        expect(calls).to.have.lengthOf(1);
+      }
+    });
+  });
+
   it('fails fast, not hanging, when used before init()', async function () {
     const store = newStore();
     const outcome = await settlesWithin(store.rooms.get('t', 'r'), 1000);

@@ -212,6 +212,29 @@ if (unavailable) {
         }
       });
 
+      it('concurrent upserts of one declared tenant from both succeed, one creating; rotations from both leave one set of lookups', async function () {
+        for (let round = 0; round < 20; round++) {
+          const tenant = tenantRecord();
+          const [fromA, fromB] = await Promise.all([a.tenants.upsert(tenant), b.tenants.upsert({ ...tenant, created_at: new Date() })]);
+          expect([fromA?.created, fromB?.created].filter(Boolean)).to.have.lengthOf(1);
+          expect(await b.tenants.get(tenant.tenant_id)).to.deep.equal(fromA?.created ? tenant : await a.tenants.get(tenant.tenant_id));
+
+          const rotations = ['a', 'b'].map((node) => ({
+            ...tenant,
+            name: node,
+            api_key: freshId('key'),
+            api_secret_sha256: freshId('hash'),
+          }));
+          await Promise.all([a.tenants.upsert(rotations[0] as TenantRecord), b.tenants.upsert(rotations[1] as TenantRecord)]);
+          const stored = await a.tenants.get(tenant.tenant_id);
+          for (const declared of [tenant, ...rotations]) {
+            const expected = declared.name === stored?.name ? tenant.tenant_id : undefined;
+            expect((await b.tenants.getByApiKey(declared.api_key))?.tenant_id).to.equal(expected);
+            expect((await b.tenants.getBySecretHash(declared.api_secret_sha256))?.tenant_id).to.equal(expected);
+          }
+        }
+      });
+
       it('concurrent updates of different fields of one room from both keep both changes', async function () {
         const tenantId = freshId('tenant');
         await a.rooms.create(roomRecord(tenantId, 'r'));
@@ -288,6 +311,24 @@ if (unavailable) {
               key,
             ).to.deep.equal([]);
         }
+      });
+
+      it('a rotating upsert deletes the old api key and secret lookups and leaves exactly the new ones', async function () {
+        const keyPrefix = freshPrefix();
+        const store = newStore({ keyPrefix });
+        await store.init();
+        const tenant = tenantRecord();
+        await store.tenants.upsert(tenant);
+        const rotated = { ...tenant, api_key: freshId('key'), api_secret_sha256: randomBytes(32).toString('hex') };
+        await store.tenants.upsert(rotated);
+        expect(await keysUnder(raw, keyPrefix)).to.deep.equal(
+          [
+            store.keys.tenant(tenant.tenant_id),
+            store.keys.tenantByApiKey(rotated.api_key),
+            store.keys.tenantBySecretHash(rotated.api_secret_sha256),
+          ].sort(),
+        );
+        expect(await raw.get(store.keys.tenantByApiKey(rotated.api_key))).to.equal(tenant.tenant_id);
       });
 
       it('gives token records a TTL of exp + token grace', async function () {
