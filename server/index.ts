@@ -175,21 +175,35 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   };
 }
 
-/** The store, initialized, with every tenant the config declares. */
+/**
+ * The store, initialized, with every tenant the config declares reconciled by upsert: the
+ * file's name, credentials and limits win over the stored ones (the webhook is the tenant's
+ * own). Nodes booting together upsert the same tenants and all succeed. Logs name the changed
+ * fields, never their values.
+ */
 async function openStore(config: Readonly<Config>, logger: Logger, given: Store | undefined): Promise<Store> {
   const store = given ?? (await createStore(config, logger));
   await store.init();
   for (const declared of config.tenants) {
-    if (await store.tenants.get(declared.tenant_id)) continue;
-    await store.tenants.create({
-      tenant_id: declared.tenant_id,
-      name: declared.name ?? declared.tenant_id,
-      api_key: declared.api_key,
-      api_secret_sha256: declared.api_secret_sha256,
-      limits: { ...config.defaultTenantLimits, ...declared.limits },
-      webhook: null,
-      created_at: new Date(),
-    });
+    const tenant = declared.tenant_id;
+    const { created, changed } = await store.tenants
+      .upsert({
+        tenant_id: tenant,
+        name: declared.name ?? tenant,
+        api_key: declared.api_key,
+        api_secret_sha256: declared.api_secret_sha256,
+        limits: { ...config.defaultTenantLimits, ...declared.limits },
+        webhook: null,
+        created_at: new Date(),
+      })
+      .catch((error: unknown) => {
+        throw new Error(`declared tenant "${tenant}" cannot be stored: ${error instanceof Error ? error.message : String(error)}`, {
+          cause: error,
+        });
+      });
+    if (created) logger.info({ tenant }, 'declared tenant created');
+    else if (changed.length > 0)
+      logger.info({ tenant, changed }, `declared tenant updated: ${changed.join(', ')} changed in the config file`);
   }
   return store;
 }
