@@ -11,6 +11,7 @@
  *   listing, so listing costs O(live nodes), never a scan of the key space.
  */
 import type { Redis } from 'ioredis';
+import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { TypedEmitter } from '../TypedEmitter.js';
 import { assertNodeId, ClusterKeys, DEFAULT_CLUSTER_PREFIX } from './keys.js';
@@ -146,7 +147,12 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
 
   /** This node's entry as its next heartbeat writes it. */
   entry(): NodeInfo {
-    const load = this.load();
+    let load = 0;
+    try {
+      load = this.load();
+    } catch (error) {
+      this.logger?.debug({ err: asError(error).message }, 'the load callback threw; 0 is reported');
+    }
     return {
       id: this.nodeId,
       url: this.url,
@@ -166,7 +172,10 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
     const generation = this.generation;
     await this.writeEntry();
     if (this.timer || generation !== this.generation) return;
-    this.timer = setInterval(() => void this.beat(), this.heartbeatMs);
+    // A tick while a heartbeat is still in flight (Redis slow or down) is skipped: beats never pile up.
+    this.timer = setInterval(() => {
+      if (this.beating === null) void this.beat();
+    }, this.heartbeatMs);
   }
 
   /** Stops the heartbeats and removes this node's entry (best effort: when Redis is unreachable the TTL removes it). */
@@ -215,18 +224,29 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
     if (this.beating === run) this.beating = null;
   }
 
-  /** Every live node's entry (this one included), ordered by id. */
+  /** Every live node's entry (this one included), ordered by id. Fails with `unavailable` when Redis cannot answer. */
   async liveNodes(): Promise<NodeInfo[]> {
-    const entries = await this.redis.sbcLiveNodes(this.keys.nodes(), this.keys.nodePrefix);
+    let entries: string[];
+    try {
+      entries = await this.redis.sbcLiveNodes(this.keys.nodes(), this.keys.nodePrefix);
+    } catch (error) {
+      throw new AppError('unavailable', `cluster: cannot list nodes: ${asError(error).message}`);
+    }
     return entries
       .map(parseNodeInfo)
       .filter((entry): entry is NodeInfo => entry !== null)
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  /** A node's entry, or null when it has none (never registered, stopped, or expired: dead). */
+  /** A node's entry, or null when it has none (never registered, stopped, or expired: dead). Fails with `unavailable` when Redis cannot answer. */
   async node(nodeId: string): Promise<NodeInfo | null> {
-    const json = await this.redis.get(this.keys.node(nodeId));
+    const key = this.keys.node(nodeId);
+    let json: string | null;
+    try {
+      json = await this.redis.get(key);
+    } catch (error) {
+      throw new AppError('unavailable', `cluster: cannot read node ${nodeId}: ${asError(error).message}`);
+    }
     return json === null ? null : parseNodeInfo(json);
   }
 

@@ -330,7 +330,12 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
           this.logger?.debug({ err: error ? error.message : 'malformed answer', leases: chunk.length }, 'lease renewal failed');
           return;
         }
-        this.applyRenewal(chunk, reply as ScriptReply);
+        try {
+          this.applyRenewal(chunk, reply as ScriptReply);
+        } catch (applyError) {
+          // Only a script/code mismatch gets here; the timer must survive it.
+          this.logger?.error({ err: reasonOf(applyError) }, 'lease renewal answer not understood');
+        }
       });
     }
     this.checkCertainty();
