@@ -59,7 +59,7 @@ export interface HeldLease {
 export interface RoomLeasesEvents extends Record<string, unknown[]> {
   /** The room is no longer ours: stop acting for it at once. `by` is the new owner (null when unknown). */
   lost: [roomKey: RoomKey, info: { by: string | null; epoch: number }];
-  /** No renewal has succeeded for longer than the lease may live: another node may own the room now. */
+  /** Another node may own the room now: no renewal within the lease TTL, or this node's registry entry expired (dead to the others). */
   uncertain: [roomKey: RoomKey, info: { epoch: number }];
   /** A renewal succeeded again after `uncertain`. */
   confirmed: [roomKey: RoomKey, info: { epoch: number }];
