@@ -10,6 +10,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RoomMode } from '../../protocol/events.js';
+import { describeRedisUrl } from '../cluster/connection.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { pageOfRows, pageSize, roomOrder, sessionOrder, type SessionKey } from './paging.js';
@@ -97,12 +98,6 @@ function date(value: unknown, what: string): Date {
 function roomMode(value: unknown): RoomMode {
   if (!ROOM_MODES.includes(value as RoomMode)) throw new AppError('payload_invalid', 'mode must be mesh or sfu');
   return value as RoomMode;
-}
-
-/** Scheme, host and port of a Redis URL, for messages: no credentials, no database or options. */
-export function describeRedisUrl(url: string): string {
-  const match = /^(rediss?:\/\/)(?:[^@/]*@)?([^/?#]*)/.exec(url);
-  return match ? `${match[1]}${match[2]}` : 'the configured Redis URL';
 }
 
 /** The version INFO server reports, e.g. "7.0.15". */
