@@ -1,7 +1,7 @@
 /** Tenant: rooms (stored and live) and their live participants. */
 import type { RoomConfigInfo } from '../../../protocol/events.js';
+import { LocalLiveRooms, type LiveRoomView, type LiveRooms } from '../../cluster/LiveRooms.js';
 import { AppError } from '../../errors.js';
-import type { Room } from '../../rooms/Room.js';
 import { DEFAULT_PAGE_SIZE, pageAfter, roomOrder } from '../../store/paging.js';
 import type { RoomPatch, RoomRecord, TenantRecord } from '../../store/Store.js';
 import type { ApiContext } from './context.js';
@@ -70,25 +70,38 @@ function roomPatch(tenant: TenantRecord, fields: RoomFields): RoomPatch {
 
 export function roomRoutes(ctx: ApiContext): ApiRoute[] {
   const creations = new TenantSerializer();
+  // Live rooms wherever they run (the owner node in a cluster); this node's own rooms when the server wires none.
+  const live: LiveRooms =
+    ctx.liveRooms ??
+    new LocalLiveRooms({
+      rooms: ctx.rooms,
+      store: ctx.store,
+      disconnectToken: (tenantId, jti) => ctx.gateway.disconnectToken(tenantId, jti),
+    });
 
-  /** Applies the changed settings to the live room at once (peers get room_updated), and re-arms its expiry. */
-  function applyToLive(tenant: TenantRecord, record: RoomRecord, patch: RoomPatch): void {
-    ctx.rooms.recordChanged(tenant.tenant_id, record.room_id);
-    const room = ctx.rooms.get(tenant.tenant_id, record.room_id);
-    if (!room) return;
+  /**
+   * Applies the changed settings to the live room at once (peers get room_updated), and re-arms
+   * its expiry. Called right after the store write. The live room after it, or null.
+   */
+  function applyToLive(tenant: TenantRecord, record: RoomRecord, patch: RoomPatch): Promise<LiveRoomView | null> {
     const resolved = ctx.rooms.resolveConfig(tenant, record);
     const config: Partial<RoomConfigInfo> = {};
     if (patch.max_participants !== undefined) config.max_participants = resolved.max_participants;
     if (patch.mesh_threshold !== undefined) config.mesh_threshold = resolved.mesh_threshold;
     if (patch.mode !== undefined) config.mode_policy = resolved.mode_policy;
     if (patch.locked !== undefined) config.locked = resolved.locked;
-    const changed = (Object.keys(config) as (keyof RoomConfigInfo)[]).some((key) => config[key] !== room.config[key]);
-    if (changed) ctx.rooms.updateConfig(room, config);
-    if (patch.expires_at !== undefined) ctx.rooms.setExpiry(room, patch.expires_at);
+    return live.apply(tenant.tenant_id, record.room_id, {
+      config,
+      ...(patch.expires_at !== undefined ? { expiresAt: patch.expires_at } : {}),
+    });
   }
 
-  /** Stores a new room record (quota-checked) and applies it to a live room of that id. */
-  function createRecord(tenant: TenantRecord, roomId: string, fields: RoomFields): Promise<RoomRecord> {
+  /** Stores a new room record (quota-checked) and applies it to a live room of that id; with the live room after it. */
+  function createRecord(
+    tenant: TenantRecord,
+    roomId: string,
+    fields: RoomFields,
+  ): Promise<{ record: RoomRecord; live: LiveRoomView | null }> {
     const patch = roomPatch(tenant, fields);
     return creations.run(tenant.tenant_id, async () => {
       if ((await ctx.store.rooms.count(tenant.tenant_id)) >= tenant.limits.max_rooms) {
@@ -110,13 +123,8 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
         updated_at: now,
       };
       await ctx.store.rooms.create(record);
-      applyToLive(tenant, record, patch);
-      return record;
+      return { record, live: await applyToLive(tenant, record, patch) };
     });
-  }
-
-  function liveRoom(tenant: TenantRecord, roomId: string): Room | undefined {
-    return ctx.rooms.get(tenant.tenant_id, roomId);
   }
 
   return [
@@ -134,19 +142,27 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       async handle({ query, tenant }) {
         if (query.live === 'true') {
           const page = pageAfter(
-            ctx.rooms.liveRooms(tenant.tenant_id),
+            await live.roomIds(tenant.tenant_id),
             query.limit ?? DEFAULT_PAGE_SIZE,
             query.cursor,
             roomOrder,
-            (room) => room.id,
+            (roomId) => roomId,
           );
+          // In a cluster a listed id may have stopped being live: it is left out of the page.
+          const summaries = await live.summaries(tenant.tenant_id, page.items);
           const rooms = [];
-          for (const room of page.items)
-            rooms.push(roomView(ctx.rooms, tenant, await ctx.store.rooms.get(tenant.tenant_id, room.id), room, false));
+          for (const roomId of page.items) {
+            const summary = summaries.get(roomId);
+            if (summary) rooms.push(roomView(ctx.rooms, tenant, await ctx.store.rooms.get(tenant.tenant_id, roomId), summary, false));
+          }
           return { status: 200, body: { rooms, next_cursor: page.next } };
         }
         const page = await ctx.store.rooms.list(tenant.tenant_id, query.limit ?? DEFAULT_PAGE_SIZE, query.cursor ?? null);
-        const rooms = page.items.map((record) => roomView(ctx.rooms, tenant, record, liveRoom(tenant, record.room_id), false));
+        const summaries = await live.summaries(
+          tenant.tenant_id,
+          page.items.map((record) => record.room_id),
+        );
+        const rooms = page.items.map((record) => roomView(ctx.rooms, tenant, record, summaries.get(record.room_id) ?? null, false));
         return { status: 200, body: { rooms, next_cursor: page.next } };
       },
     }),
@@ -164,8 +180,8 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       responses: { 201: { description: 'created', schema: roomResponse } },
       async handle({ body, tenant }) {
         const { room_id: roomId, ...fields } = body;
-        const record = await createRecord(tenant, roomId, fields);
-        return { status: 201, body: roomView(ctx.rooms, tenant, record, liveRoom(tenant, roomId), true) };
+        const created = await createRecord(tenant, roomId, fields);
+        return { status: 201, body: roomView(ctx.rooms, tenant, created.record, created.live, true) };
       },
     }),
     defineRoute({
@@ -180,9 +196,9 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       responses: { 200: { description: 'the room', schema: roomResponse } },
       async handle({ params, tenant }) {
         const record = await ctx.store.rooms.get(tenant.tenant_id, params.roomId);
-        const live = liveRoom(tenant, params.roomId);
-        if (!record && !live) throw new AppError('not_found', 'no such room');
-        return { status: 200, body: roomView(ctx.rooms, tenant, record, live, true) };
+        const room = await live.get(tenant.tenant_id, params.roomId);
+        if (!record && !room) throw new AppError('not_found', 'no such room');
+        return { status: 200, body: roomView(ctx.rooms, tenant, record, room, true) };
       },
     }),
     defineRoute({
@@ -202,19 +218,18 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       responses: { 200: { description: 'the updated room', schema: roomResponse } },
       async handle({ params, body, tenant }) {
         const existing = await ctx.store.rooms.get(tenant.tenant_id, params.roomId);
-        let record: RoomRecord;
+        let result: { record: RoomRecord; live: LiveRoomView | null };
         if (existing) {
           const patch = roomPatch(tenant, body);
           const updated = await ctx.store.rooms.update(tenant.tenant_id, params.roomId, patch);
           if (!updated) throw new AppError('not_found', 'no such room');
-          applyToLive(tenant, updated, patch);
-          record = updated;
-        } else if (liveRoom(tenant, params.roomId)) {
-          record = await createRecord(tenant, params.roomId, body);
+          result = { record: updated, live: await applyToLive(tenant, updated, patch) };
+        } else if (await live.get(tenant.tenant_id, params.roomId)) {
+          result = await createRecord(tenant, params.roomId, body);
         } else {
           throw new AppError('not_found', 'no such room');
         }
-        return { status: 200, body: roomView(ctx.rooms, tenant, record, liveRoom(tenant, params.roomId), true) };
+        return { status: 200, body: roomView(ctx.rooms, tenant, result.record, result.live, true) };
       },
     }),
     defineRoute({
@@ -229,10 +244,8 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       responses: { 204: { description: 'deleted' } },
       async handle({ params, tenant }) {
         const deleted = await ctx.store.rooms.delete(tenant.tenant_id, params.roomId);
-        ctx.rooms.recordChanged(tenant.tenant_id, params.roomId);
-        const live = liveRoom(tenant, params.roomId);
-        if (live) ctx.rooms.close(live, 'deleted');
-        if (!deleted && !live) throw new AppError('not_found', 'no such room');
+        const wasLive = await live.close(tenant.tenant_id, params.roomId, 'deleted');
+        if (!deleted && !wasLive) throw new AppError('not_found', 'no such room');
         return { status: 204 };
       },
     }),
@@ -249,9 +262,9 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       errors: ['not_found'],
       responses: { 200: { description: 'participants', schema: participantsResponse } },
       async handle({ params, query, tenant }) {
-        const live = liveRoom(tenant, params.roomId);
-        if (!live && !(await ctx.store.rooms.get(tenant.tenant_id, params.roomId))) throw new AppError('not_found', 'no such room');
-        return { status: 200, body: { participants: participantsOf(live, query.include_hidden === 'true') } };
+        const room = await live.get(tenant.tenant_id, params.roomId);
+        if (!room && !(await ctx.store.rooms.get(tenant.tenant_id, params.roomId))) throw new AppError('not_found', 'no such room');
+        return { status: 200, body: { participants: participantsOf(room, query.include_hidden === 'true') } };
       },
     }),
     defineRoute({
@@ -265,13 +278,7 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       errors: ['peer_not_found'],
       responses: { 204: { description: 'kicked' } },
       async handle({ params, tenant }) {
-        const room = liveRoom(tenant, params.roomId);
-        const peer = room?.peerByUser(params.userId);
-        if (!room || !peer) throw new AppError('peer_not_found', 'no such participant in this room');
-        await ctx.store.tokens.revoke(tenant.tenant_id, peer.jti, peer.socket.data.identity.expiresAt);
-        // The peer may have left while the revocation was written.
-        if (room.peers.get(peer.id) === peer) ctx.rooms.removePeer(room, peer, 'kicked', { kick: true });
-        ctx.gateway.disconnectToken(tenant.tenant_id, peer.jti);
+        await live.kick(tenant.tenant_id, params.roomId, params.userId);
         return { status: 204 };
       },
     }),

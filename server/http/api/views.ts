@@ -1,18 +1,13 @@
 /** JSON representations of rooms, participants, sessions and usage (dates as ISO 8601). */
 import type { RoomMode } from '../../../protocol/events.js';
-import type { Peer } from '../../rooms/Peer.js';
-import type { Room } from '../../rooms/Room.js';
+import type { LiveRoomSummary, LiveRoomView, ParticipantView } from '../../cluster/LiveRooms.js';
 import type { RoomManager } from '../../rooms/RoomManager.js';
 import type { RoomRecord, SessionRecord, TenantRecord, UsageRow } from '../../store/Store.js';
 
-export function participantView(peer: Peer): Record<string, unknown> {
-  return { ...peer.info(), joined_at: peer.joinedAt.toISOString(), hidden: peer.hidden };
-}
-
 /** Live participants; hidden ones (recorders) only when asked for. */
-export function participantsOf(room: Room | undefined, includeHidden: boolean): Record<string, unknown>[] {
+export function participantsOf(room: LiveRoomView | null, includeHidden: boolean): ParticipantView[] {
   if (!room) return [];
-  return [...room.peers.values()].filter((peer) => includeHidden || !peer.hidden).map(participantView);
+  return room.participants.filter((participant) => includeHidden || !participant.hidden);
 }
 
 /**
@@ -24,11 +19,12 @@ export function roomView(
   rooms: RoomManager,
   tenant: TenantRecord,
   record: RoomRecord | null,
-  live: Room | undefined,
+  live: LiveRoomSummary | LiveRoomView | null,
+  /** Adds the visible participants (of a LiveRoomView; a summary has none). */
   withParticipants: boolean,
 ): Record<string, unknown> {
   const config = live?.config ?? rooms.resolveConfig(tenant, record);
-  const roomId = record?.room_id ?? live?.id ?? '';
+  const roomId = record?.room_id ?? live?.room_id ?? '';
   const view: Record<string, unknown> = {
     room_id: roomId,
     name: record?.name ?? roomId,
@@ -39,14 +35,14 @@ export function roomView(
     locked: config.locked,
     metadata: record?.metadata ?? {},
     expires_at: record?.expires_at?.toISOString() ?? null,
-    created_at: (record?.created_at ?? live?.createdAt ?? new Date()).toISOString(),
-    updated_at: (record?.updated_at ?? live?.createdAt ?? new Date()).toISOString(),
+    created_at: record?.created_at.toISOString() ?? live?.created_at ?? new Date().toISOString(),
+    updated_at: record?.updated_at.toISOString() ?? live?.created_at ?? new Date().toISOString(),
     stored: record !== null,
-    live: live !== undefined,
+    live: live !== null,
     current_mode: live?.mode ?? null,
-    num_participants: live?.size ?? 0,
+    num_participants: live?.num_participants ?? 0,
   };
-  if (withParticipants) view.participants = participantsOf(live, false);
+  if (withParticipants) view.participants = live && 'participants' in live ? participantsOf(live, false) : [];
   return view;
 }
 
