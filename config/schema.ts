@@ -64,6 +64,14 @@ function resolveConfig({ settings, file }: { settings: ParsedSettings; file: Fil
       /** An open session not seen for this long is taken as lost. */
       staleAfterMs: staleAfterMs(settings.sessions.heartbeatMs),
     },
+    cluster: {
+      ...settings.cluster,
+      /** REDIS_URL set: this node joins the cluster on it (registry, room leases, Socket.IO's Redis adapter); unset: one node, as before. */
+      enabled: settings.store.redisUrl !== undefined,
+      redisUrl: settings.store.redisUrl,
+      /** A registry entry outlives its last heartbeat by three intervals. */
+      nodeTtlMs: 3 * settings.cluster.heartbeatMs,
+    },
     rooms: settings.rooms,
     socket: settings.socket,
     rateLimits: settings.rateLimits,

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { readSection, shapeOf, type Section, type SectionValues } from '../setting.js';
 import { authSettings } from './auth.js';
+import { clusterSettings } from './cluster.js';
 import { httpSettings } from './http.js';
 import { rateLimitSettings } from './rateLimits.js';
 import { roomSettings } from './rooms.js';
@@ -22,6 +23,7 @@ const SECTIONS = {
   auth: authSettings,
   store: storeSettings,
   sessions: sessionSettings,
+  cluster: clusterSettings,
   rooms: roomSettings,
   socket: socketSettings,
   rateLimits: rateLimitSettings,

@@ -7,7 +7,10 @@ export const serverSettings = {
   /** production requires keys and secrets (productionRefusals) and turns the development conveniences off. */
   nodeEnv: setting('NODE_ENV', z.enum(['development', 'production', 'test']).default('development')),
   logLevel: setting('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
-  /** This server's name in session records (NODE_ID; a random id per boot when unset). */
+  /**
+   * This server's name in session records and in the cluster (NODE_ID; a random id per boot when unset). The
+   * pattern is server/cluster/keys.ts' NODE_ID_PATTERN: a node id is a Redis key segment and part of "<node>:<epoch>".
+   */
   nodeId: setting(
     'NODE_ID',
     z
