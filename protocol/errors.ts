@@ -41,6 +41,8 @@ export const ErrorCodes = {
   sfu_unavailable: 503,
   /** The server is shutting down. */
   shutting_down: 503,
+  /** Cluster: another node serves this room; connect_error data carries its `ws_url` (the SDK follows it once). */
+  wrong_node: 421,
   /** A server resource is exhausted for now (e.g. every SFU port is taken): try again later. */
   unavailable: 503,
   /** Anything unexpected; details are in the server log, not in the response. */

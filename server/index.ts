@@ -8,6 +8,8 @@ import { buildIceServers } from '../turn/credentials.js';
 import { TurnServer } from '../turn/TurnServer.js';
 import type { Config } from '../config/index.js';
 import { TokenService } from './auth/TokenService.js';
+import { Cluster, type SocketAdapterFactory } from './cluster/Cluster.js';
+import { memoryLimiters, redisLimiters } from './cluster/rateLimiters.js';
 import { mountApi, type ApiRateLimits } from './http/api/index.js';
 import { createHttpApp } from './http/app.js';
 import type { FrontendOptions } from './http/frontend.js';
@@ -62,6 +64,8 @@ export interface SwitchboardServer {
   /** The mediasoup SFU, or null when SFU_ENABLED=false. */
   readonly sfu: SfuService | null;
   readonly topology: SocketTopology;
+  /** This node's cluster membership (registry, leases, bus), or null without REDIS_URL. */
+  readonly cluster: Cluster | null;
   /** Graceful shutdown: /ready turns false, peers are told, everything closes by the deadline. Idempotent. */
   close(): Promise<void>;
 }
@@ -80,7 +84,16 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   const iceServers = (userId: string): IceServer[] => (turn ? turn.iceServers(userId) : buildIceServers(config.turn, userId));
   const sfu = await startSfu(config, logger, metrics);
 
-  const sockets = createSocketServer(config);
+  const httpServer = createHttpServer();
+  // Bound before the services that need this node's address (its cluster registry entry); no
+  // request is served before the app and Socket.IO attach below, in the same turn in a single node.
+  const { port, url } = await listen(httpServer, config.http);
+  const cluster = config.cluster.enabled
+    ? new Cluster({ config, publicUrl: advertisedUrl(config, url), load: () => io.of('/').sockets.size, logger })
+    : null;
+  const limiters = cluster ? redisLimiters(cluster.redis, cluster.prefix) : memoryLimiters;
+
+  const sockets = createSocketServer(config, cluster?.adapter);
   const io = sockets.io;
   const rooms = createRooms({ io, config, store, logger, metrics, sessions, webhooks });
   const topology = createTopology({ io, rooms, sfu, config, logger, metrics, sessions, webhooks });
@@ -96,12 +109,15 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     metrics,
     iceServers,
     isShuttingDown: () => shutdown.started,
+    limiters,
+    cluster,
   });
 
   const app = createHttpApp({
     config,
     logger,
     metrics,
+    limiters,
     frontend: frontendOptions(config, tokens),
     mount: (expressApp) => {
       mountApi(expressApp, {
@@ -116,6 +132,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
         rateLimits: {
           tokensPerTenantPerMinute: config.rateLimits.tokensPerTenantPerMinute,
           adminPerIpPerMinute: config.rateLimits.adminPerIpPerMinute,
+          counters: limiters,
           ...options.apiRateLimits,
         },
       });
@@ -127,23 +144,31 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
       return { ready: storeOk && sfuOk && !shutdown.started, checks };
     },
   });
-  const httpServer = createHttpServer(app);
+  httpServer.on('request', app);
   sockets.attach(httpServer);
-  const { port, url } = await listen(httpServer, config.http);
-  logger.info({ url }, 'switchboard listening');
+  await startCluster(cluster, httpServer);
+  logger.info({ url, node: config.nodeId, cluster: cluster !== null }, 'switchboard listening');
 
   const close = once(async () => {
     shutdown.started = true;
     logger.info('shutting down');
+    // A cluster node stops taking rooms first: placement and handshakes send clients elsewhere.
+    await cluster?.drain().catch(() => undefined);
     if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
     const orderly = (async () => {
-      rooms.closeAll('server_shutdown');
+      // With another node serving, rooms move rather than end: leases are released first, so
+      // the clients' reconnections land on a node that can claim them; nobody hears room_closed.
+      if (cluster && (await cluster.otherServingNodes()).length > 0) {
+        await cluster.releaseLeases();
+        rooms.dropAll('moved');
+      } else rooms.closeAll('server_shutdown');
       await new Promise<void>((resolve) => io.close(() => resolve()));
     })();
     await Promise.race([orderly, deadline]);
     httpServer.closeAllConnections();
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    await cluster?.stop();
     topology.close();
     sfu?.stop();
     await turn?.close();
@@ -171,6 +196,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     turn,
     sfu,
     topology,
+    cluster,
     close,
   };
 }
@@ -249,11 +275,16 @@ async function startSfu(config: Readonly<Config>, logger: Logger, metrics: Metri
  * The Socket.IO server, attached to the HTTP server later by `attach`: Engine.IO takes over the
  * HTTP server's request listeners when it attaches, so the HTTP app must be that listener first.
  */
-function createSocketServer(config: Readonly<Config>): { io: AppServer; attach(httpServer: HttpServer): void } {
+function createSocketServer(
+  config: Readonly<Config>,
+  adapter: SocketAdapterFactory | undefined,
+): { io: AppServer; attach(httpServer: HttpServer): void } {
   const originAllowed = originChecker(config.http.corsOrigins);
   const pendingSessions = new PendingSessionLimiter(config.socket.pendingSessionsPerIp);
   const io: AppServer = new SocketIoServer({
     serveClient: false,
+    // The Redis adapter in a cluster (what crosses nodes: revocations); the in-memory one otherwise.
+    ...(adapter ? { adapter } : {}),
     maxHttpBufferSize: config.socket.maxPayloadBytes,
     pingInterval: config.socket.pingIntervalMs,
     pingTimeout: config.socket.pingTimeoutMs,
@@ -291,6 +322,8 @@ function createRooms({ io, config, store, logger, metrics, sessions, webhooks }:
   const rooms = new RoomManager<AppSocket>({ store, defaults: config.rooms, logger });
   broadcastRoomEvents(io, rooms);
   metrics.observeRooms(rooms);
+  // A room that moved to another node is no longer active here (it did not finish: no room_finished).
+  rooms.on('room_dropped', (room) => metrics.roomsActive.dec({ mode: room.mode }));
   sessions.attach(rooms);
   webhooks.attach(rooms);
   return rooms;
@@ -338,6 +371,27 @@ async function listen(httpServer: HttpServer, http: Config['http']): Promise<{ p
   const port = (httpServer.address() as AddressInfo).port;
   const host = http.host === '0.0.0.0' || http.host === '::' ? '127.0.0.1' : http.host;
   return { port, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}` };
+}
+
+/**
+ * The URL this node registers as its url and ws_url: PUBLIC_URL, except that the default one
+ * of a server on PORT=0 (http://localhost:0) is replaced by the address it actually listens on.
+ */
+function advertisedUrl(config: Readonly<Config>, listeningUrl: string): string {
+  return new URL(config.http.publicUrl).port === '0' ? listeningUrl : config.http.publicUrl;
+}
+
+/** Registers the node and starts its leases and bus; a node that cannot reach Redis does not start (its port is closed again). */
+async function startCluster(cluster: Cluster | null, httpServer: HttpServer): Promise<void> {
+  if (!cluster) return;
+  try {
+    await cluster.start();
+  } catch (error) {
+    await cluster.stop();
+    httpServer.closeAllConnections();
+    await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    throw new Error(`cannot join the cluster: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
 }
 
 /** The first call runs `run`; every later call gets that first call's promise. */

@@ -1,8 +1,8 @@
 import cors from 'cors';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Config } from '../../config/index.js';
+import type { RateLimiterFactory } from '../cluster/rateLimiters.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';
@@ -14,6 +14,8 @@ export interface HttpAppOptions {
   logger: Logger;
   metrics: Metrics;
   frontend: FrontendOptions;
+  /** Where the per-IP /api counters live (memory, or Redis in a cluster). */
+  limiters: RateLimiterFactory;
   /** Liveness of dependencies for /ready. */
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>;
   /** Routers mounted under /api/v1 and at the root, by later capabilities (API, SDK, demo). */
@@ -38,7 +40,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
   const originAllowed = originChecker(config.http.corsOrigins);
   app.use(cors({ origin: (origin, callback) => callback(null, originAllowed(origin)), maxAge: 600 }));
 
-  const limiter = new RateLimiterMemory({ keyPrefix: 'http', points: config.rateLimits.httpPerIpPerMinute, duration: 60 });
+  const limiter = options.limiters({ keyPrefix: 'http', points: config.rateLimits.httpPerIpPerMinute, duration: 60 });
   app.use('/api', (req, res, next) => {
     limiter.consume(req.ip ?? 'unknown').then(
       () => next(),

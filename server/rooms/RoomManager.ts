@@ -15,13 +15,17 @@ export type PeerExit =
   /** It was removed (kick, duplicate identity): its connection is told the reason and closed. */
   | 'kicked'
   /** Its room closed (room_closing came first): its connection is closed. */
-  | 'room_closed';
+  | 'room_closed'
+  /** Its room stopped on this node without ending (it moved to another node): its connection is closed, nobody is told. */
+  | 'moved';
 
 export type RoomManagerEvents<Connection extends PeerConnection = PeerConnection> = {
   room_started: [room: Room<Connection>];
   /** close() began: every peer leaves next (peer_left with exit room_closed), then room_finished. */
   room_closing: [room: Room<Connection>, reason: string];
   room_finished: [room: Room<Connection>, reason: string];
+  /** drop(): the room stopped on this node without ending (every peer left first with exit moved); no room_finished. */
+  room_dropped: [room: Room<Connection>, reason: string];
   peer_joined: [room: Room<Connection>, peer: Peer<Connection>];
   peer_left: [room: Room<Connection>, peer: Peer<Connection>, reason: string, exit: PeerExit];
   /** A peer changed its own metadata. */
@@ -215,12 +219,33 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
       room.remove(peer);
       this.emit('peer_left', room, peer, reason, 'room_closed');
     }
-    this.rooms.delete(room.key);
-    const live = this.liveRoomsByTenant.get(room.tenantId);
-    live?.delete(room.id);
-    if (live?.size === 0) this.liveRoomsByTenant.delete(room.tenantId);
+    this.forget(room);
     this.logger.info({ room: room.key, reason }, 'room closed');
     this.emit('room_finished', room, reason);
+  }
+
+  /**
+   * Stops a live room on this node without ending it (its lease moved to another node, which
+   * serves it from now on): every peer leaves with exit `moved`, then room_dropped. No
+   * room_closing or room_finished: the room goes on elsewhere. Idempotent.
+   */
+  drop(room: Room<Connection>, reason: string): void {
+    if (room.closed) return;
+    room.closed = true;
+    this.setExpiry(room, null);
+    this.cancelEmptyTimer(room);
+    for (const peer of [...room.peers.values()]) {
+      room.remove(peer);
+      this.emit('peer_left', room, peer, reason, 'moved');
+    }
+    this.forget(room);
+    this.logger.info({ room: room.key, reason }, 'room dropped: it moved to another node');
+    this.emit('room_dropped', room, reason);
+  }
+
+  /** Drops every room (a cluster node shutting down while other nodes serve). */
+  dropAll(reason: string): void {
+    for (const room of [...this.rooms.values()]) this.drop(room, reason);
   }
 
   /**
@@ -263,6 +288,13 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     this.logger.info({ room: room.key }, 'room started');
     this.emit('room_started', room);
     return room;
+  }
+
+  private forget(room: Room<Connection>): void {
+    this.rooms.delete(room.key);
+    const live = this.liveRoomsByTenant.get(room.tenantId);
+    live?.delete(room.id);
+    if (live?.size === 0) this.liveRoomsByTenant.delete(room.tenantId);
   }
 
   private scheduleEmptyClose(room: Room<Connection>): void {

@@ -63,6 +63,7 @@ export class TopologyController<Connection extends PeerConnection = PeerConnecti
         .catch((error: unknown) => this.logger.warn({ err: error, room: room.key }, 'could not apply an admin mute on the SFU'));
     });
     rooms.on('room_finished', (room) => this.forget(room));
+    rooms.on('room_dropped', (room) => this.forget(room));
     sfu?.on('rooms_lost', (keys) => {
       for (const key of keys) {
         const room = rooms.getByKey(key);

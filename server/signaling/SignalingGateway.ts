@@ -1,8 +1,11 @@
 import type { IceServer } from '../../protocol/events.js';
 import type { Config } from '../../config/index.js';
 import type { TokenService } from '../auth/TokenService.js';
+import type { Cluster } from '../cluster/Cluster.js';
+import type { RateLimiterFactory } from '../cluster/rateLimiters.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';
+import { Room } from '../rooms/Room.js';
 import type { Store } from '../store/Store.js';
 import { EventPipeline, type ClientEventHandlers } from './EventPipeline.js';
 import { adminHandlers } from './handlers/admin.js';
@@ -23,14 +26,21 @@ export interface SignalingGatewayOptions {
   metrics: Metrics;
   /** ICE servers (with fresh TURN credentials) for a user. */
   iceServers: (userId: string) => IceServer[];
-  /** True once shutdown began: new handshakes are refused. */
+  /** True once shutdown began: new handshakes are refused (in a cluster, sent to another node). */
   isShuttingDown: () => boolean;
+  /** Where the handshake rate-limit counters live. */
+  limiters: RateLimiterFactory;
+  /** This node's cluster membership; null on a single node. */
+  cluster: Cluster | null;
 }
 
 /**
  * The Socket.IO side: every connection passes the handshake middleware, then its events go
  * through the EventPipeline to one handler each (handlers/: session, admin, sfu). A socket's
  * disconnect takes its peer out of its room.
+ *
+ * In a cluster, a room's lease is held while its live room or one of its sockets is on this
+ * node (Cluster.ownership); a room whose lease another node took stops here at once.
  */
 export class SignalingGateway {
   private readonly logger: Logger;
@@ -45,19 +55,71 @@ export class SignalingGateway {
       ...sfuHandlers({ rooms, topology }),
     };
     this.pipeline = new EventPipeline({ handlers, limits: config.rateLimits, metrics });
-    io.use(handshakeMiddleware({ config, tokens: options.tokens, store: options.store, metrics, isShuttingDown: options.isShuttingDown }));
+    io.use(
+      handshakeMiddleware({
+        config,
+        tokens: options.tokens,
+        store: options.store,
+        metrics,
+        isShuttingDown: options.isShuttingDown,
+        limiters: options.limiters,
+        placement: options.cluster,
+      }),
+    );
     io.on('connection', (socket) => this.onConnection(socket));
+    if (options.cluster) this.joinCluster(options.cluster);
+  }
+
+  /** Where clients of a room should connect (the token response's ws_url): this node's PUBLIC_URL, or in a cluster the room's node. */
+  wsUrlFor(tenantId: string, roomId: string): Promise<string> {
+    const { cluster, config } = this.options;
+    return cluster ? cluster.placement(tenantId, roomId) : Promise.resolve(config.http.publicUrl);
   }
 
   /**
    * Disconnects every live socket of a revoked token, on this node and (through the
-   * adapter) any other. The store already refuses the jti for new handshakes.
+   * adapter) any other. The store already refuses the jti for new handshakes. The adapter
+   * delivers the three messages in order, so other nodes mark their sockets before the disconnect.
    */
   disconnectToken(tenantId: string, jti: string, code: 'token_revoked' = 'token_revoked'): void {
+    const { io, cluster } = this.options;
     const channel = channels.token(tenantId, jti);
-    this.options.io.to(channel).emit('error', { code, message: 'token was revoked' });
-    for (const socket of this.localSockets(channel)) socket.data.closeReason = 'revoked';
-    this.options.io.in(channel).disconnectSockets(true);
+    io.to(channel).emit('error', { code, message: 'token was revoked' });
+    this.markRevoked(tenantId, jti);
+    if (cluster) io.serverSideEmit('token_revoked', tenantId, jti);
+    io.in(channel).disconnectSockets(true);
+  }
+
+  private markRevoked(tenantId: string, jti: string): void {
+    for (const socket of this.localSockets(channels.token(tenantId, jti))) socket.data.closeReason = 'revoked';
+  }
+
+  /** Leases follow the rooms and sockets of this node; revocations and lost rooms from the cluster act here. */
+  private joinCluster(cluster: Cluster): void {
+    const { io, rooms } = this.options;
+    rooms.on('room_started', (room) => cluster.ownership.retain(room.tenantId, room.id));
+    rooms.on('room_finished', (room) => cluster.ownership.unretain(room.tenantId, room.id));
+    rooms.on('room_dropped', (room) => cluster.ownership.unretain(room.tenantId, room.id));
+    io.on('token_revoked', (tenantId, jti) => this.markRevoked(tenantId, jti));
+    cluster.onRoomLost((tenantId, roomId, by) => this.stopRoomHere(tenantId, roomId, by));
+  }
+
+  /**
+   * Another node took the room's lease: stop acting for it at once. Its peers and the sockets
+   * still joining it are disconnected without room_closed (they reconnect and are sent to the
+   * new owner); the room is dropped without ending (RoomManager.drop).
+   */
+  private stopRoomHere(tenantId: string, roomId: string, by: string | null): void {
+    const { io, rooms } = this.options;
+    this.logger.warn({ tenant: tenantId, room: roomId, by }, 'room lease lost: the room stops on this node');
+    const room = rooms.get(tenantId, roomId);
+    if (room) rooms.drop(room, 'moved');
+    const key = Room.keyOf(tenantId, roomId);
+    for (const socket of io.of('/').sockets.values()) {
+      if (socket.data.roomKey !== key) continue;
+      socket.data.closeReason ??= 'moved';
+      socket.disconnect(true);
+    }
   }
 
   private *localSockets(channel: string): Iterable<AppSocket> {
@@ -72,6 +134,8 @@ export class SignalingGateway {
   private onConnection(socket: AppSocket): void {
     const log = this.logger.child({ socket: socket.id, tenant: socket.data.tenant.tenant_id, room: socket.data.identity.roomId });
     this.options.metrics.socketsConnected.inc();
+    const { tenant, identity } = socket.data;
+    this.options.cluster?.ownership.retain(tenant.tenant_id, identity.roomId);
     socket.join(channels.token(socket.data.identity.tenantId, socket.data.identity.jti));
     // A revocation written after the handshake's check found no socket in the token's channel to
     // disconnect: look again now that this one is in it. Joins wait for the answer.
@@ -79,6 +143,7 @@ export class SignalingGateway {
     this.pipeline.serve(socket, log);
     socket.on('disconnect', (reason) => {
       this.options.metrics.socketsConnected.dec();
+      this.options.cluster?.ownership.unretain(tenant.tenant_id, identity.roomId);
       const peer = socket.data.peer;
       const room = roomOf(this.options.rooms, socket);
       if (peer && room) this.options.rooms.removePeer(room, peer, socket.data.closeReason ?? disconnectReason(reason));

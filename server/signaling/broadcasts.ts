@@ -11,26 +11,30 @@ import { channels, type AppServer, type SocketRoom, type SocketRooms, type Socke
  * Subscribe it before anything else subscribes to the rooms. Listeners run in subscription
  * order, so clients hear of a change before other observers act on it: the mode_changed of a
  * demotion a leave causes goes out after that leave's peer_left.
+ *
+ * Every emit here is local (io.local, socket.local, socket.emit): all the peers of a room are on
+ * its owner node, and with the Redis adapter a non-local emit is published to Redis as well.
  */
 export function broadcastRoomEvents(io: AppServer, rooms: SocketRooms): void {
   rooms.on('peer_joined', (room, peer) => {
     const socket = peer.socket;
     socket.data.peer = peer;
     socket.join(channels.room(room.key));
-    if (!peer.hidden) socket.to(channels.room(room.key)).emit('peer_joined', peer.info());
+    if (!peer.hidden) socket.local.to(channels.room(room.key)).emit('peer_joined', peer.info());
   });
 
   rooms.on('peer_left', (room, peer, reason, exit) => {
     const socket = peer.socket;
     if (socket.data.peer === peer) socket.data.peer = null;
-    if (exit === 'room_closed') {
-      // The room heard room_closed already; every socket of it is disconnected.
+    if (exit === 'room_closed' || exit === 'moved') {
+      // room_closed: the room heard room_closed already. moved: nobody is told; the client
+      // reconnects and is sent to the room's new node. Either way every socket of it is disconnected.
       socket.data.closeReason = reason;
       socket.disconnect(true);
       return;
     }
     socket.leave(channels.room(room.key));
-    if (!peer.hidden) io.to(channels.room(room.key)).emit('peer_left', { id: peer.id, user_id: peer.userId, reason });
+    if (!peer.hidden) io.local.to(channels.room(room.key)).emit('peer_left', { id: peer.id, user_id: peer.userId, reason });
     if (exit === 'kicked' && socket.connected) {
       socket.data.closeReason = reason;
       socket.emit('kicked', { reason });
@@ -39,19 +43,19 @@ export function broadcastRoomEvents(io: AppServer, rooms: SocketRooms): void {
   });
 
   rooms.on('peer_updated', (room, peer) => {
-    if (!peer.hidden) peer.socket.to(channels.room(room.key)).emit('peer_updated', peer.info());
+    if (!peer.hidden) peer.socket.local.to(channels.room(room.key)).emit('peer_updated', peer.info());
   });
 
   // An admin mute is news for the muted peer too: its SDK disables its tracks in a mesh.
   rooms.on('peer_muted', (room, peer) => {
     const info = peer.info();
-    if (!peer.hidden) peer.socket.to(channels.room(room.key)).emit('peer_updated', info);
+    if (!peer.hidden) peer.socket.local.to(channels.room(room.key)).emit('peer_updated', info);
     peer.socket.emit('peer_updated', info);
   });
 
-  rooms.on('room_updated', (room) => io.to(channels.room(room.key)).emit('room_updated', { config: room.config }));
+  rooms.on('room_updated', (room) => io.local.to(channels.room(room.key)).emit('room_updated', { config: room.config }));
 
-  rooms.on('room_closing', (room, reason) => io.to(channels.room(room.key)).emit('room_closed', { reason }));
+  rooms.on('room_closing', (room, reason) => io.local.to(channels.room(room.key)).emit('room_closed', { reason }));
 }
 
 export interface TopologyBroadcastOptions {
@@ -71,7 +75,7 @@ export function broadcastTopologyEvents(options: TopologyBroadcastOptions): void
   const { io, topology } = options;
   topology.on('mode_changed', (room, reason, sfuRoom) => {
     if (sfuRoom) broadcastRouterEvents(room, sfuRoom, options);
-    io.to(channels.room(room.key)).emit('mode_changed', { mode: room.mode, reason, ...(sfuRoom ? { sfu: sfuRoom.info() } : {}) });
+    io.local.to(channels.room(room.key)).emit('mode_changed', { mode: room.mode, reason, ...(sfuRoom ? { sfu: sfuRoom.info() } : {}) });
   });
 }
 
@@ -81,9 +85,9 @@ function broadcastRouterEvents(room: SocketRoom, sfuRoom: SfuRoom, options: Topo
   const channel = channels.room(room.key);
   sfuRoom.on('producer_added', (info) => {
     const socketId = room.peers.get(info.peer_id)?.socket.id;
-    (socketId ? io.to(channel).except(socketId) : io.to(channel)).emit('sfu:new_producer', info);
+    (socketId ? io.local.to(channel).except(socketId) : io.local.to(channel)).emit('sfu:new_producer', info);
   });
-  sfuRoom.on('producer_removed', (info) => io.to(channel).emit('sfu:producer_closed', info));
+  sfuRoom.on('producer_removed', (info) => io.local.to(channel).emit('sfu:producer_closed', info));
   sfuRoom.on('transport_failed', (failure) => {
     const peer = room.peers.get(failure.peerId);
     metrics.sfuTransportFailures.inc();

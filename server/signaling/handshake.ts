@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { anonymousAuth, describeIssues } from '../../protocol/schemas.js';
 import { DEFAULT_ROLES, NO_GRANTS, type Config } from '../../config/index.js';
 import type { TokenService, VerifiedToken } from '../auth/TokenService.js';
+import { redirectOf } from '../cluster/Cluster.js';
+import type { RateLimiterFactory } from '../cluster/rateLimiters.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Metrics } from '../Metrics.js';
 import { Room } from '../rooms/Room.js';
@@ -14,8 +16,18 @@ export interface HandshakeOptions {
   tokens: TokenService;
   store: Store;
   metrics: Metrics;
-  /** True once shutdown began: new handshakes are refused. */
+  /** True once shutdown began: new handshakes are refused (in a cluster, sent to another node). */
   isShuttingDown: () => boolean;
+  /** Where the per-address handshake counters live (memory, or Redis in a cluster). */
+  limiters: RateLimiterFactory;
+  /** In a cluster: accepts a connection only where its room's lease is (see Cluster.admitConnection); null on a single node. */
+  placement: RoomPlacement | null;
+}
+
+/** The cluster's side of a handshake. */
+export interface RoomPlacement {
+  /** Resolves once this node holds the room's lease; rejects with wrong_node (and a ws_url), unavailable or shutting_down. */
+  admitConnection(tenantId: string, roomId: string, options: { draining: boolean }): Promise<void>;
 }
 
 type Middleware = Parameters<AppServer['use']>[0];
@@ -24,19 +36,21 @@ type Middleware = Parameters<AppServer['use']>[0];
 const TOKEN_QUERY_KEYS = ['token', 'access_token', 'jwt', 'auth', 'authorization'];
 const JWT_SHAPE = /^eyJ[\w-]*\.[\w-]*\.[\w-]*$/;
 
-/** connect_error carries err.message = code and err.data = {code, message}. */
+/** connect_error carries err.message = code and err.data = {code, message}; wrong_node adds the ws_url to connect to. */
 function connectError(error: unknown): Error & { data: unknown } {
   const wire = toWireError(error);
-  return Object.assign(new Error(wire.code), { data: wire });
+  const wsUrl = redirectOf(error);
+  return Object.assign(new Error(wire.code), { data: wsUrl === null ? wire : { ...wire, ws_url: wsUrl } });
 }
 
 /**
  * The Socket.IO middleware every connection passes before it connects: a per-address rate
  * limit, no token in the URL, then the token (or an anonymous identity on demo rooms), its
- * revocation and its tenant. A connected socket's data holds its identity, tenant and room key.
+ * revocation and its tenant, and in a cluster the room's lease (last: only a connection that
+ * would be accepted claims a room). A connected socket's data holds its identity, tenant and room key.
  */
 export function handshakeMiddleware(options: HandshakeOptions): Middleware {
-  const limiter = new RateLimiterMemory({ keyPrefix: 'hs', points: options.config.rateLimits.handshakesPerIpPerMinute, duration: 60 });
+  const limiter = options.limiters({ keyPrefix: 'hs', points: options.config.rateLimits.handshakesPerIpPerMinute, duration: 60 });
   return (socket, next) => {
     authenticate(socket, options, limiter).then(
       () => {
@@ -52,9 +66,9 @@ export function handshakeMiddleware(options: HandshakeOptions): Middleware {
   };
 }
 
-async function authenticate(socket: AppSocket, options: HandshakeOptions, limiter: RateLimiterMemory): Promise<void> {
-  const { config, store } = options;
-  if (options.isShuttingDown()) throw new AppError('shutting_down', 'server is shutting down');
+async function authenticate(socket: AppSocket, options: HandshakeOptions, limiter: RateLimiterAbstract): Promise<void> {
+  const { config, store, placement } = options;
+  if (options.isShuttingDown() && !placement) throw new AppError('shutting_down', 'server is shutting down');
   try {
     await limiter.consume(socket.handshake.address);
   } catch (error) {
@@ -75,7 +89,9 @@ async function authenticate(socket: AppSocket, options: HandshakeOptions, limite
   if (fields.token === undefined && fields.room !== undefined && config.auth.anonymousRooms) {
     const tenant = await store.tenants.get(config.auth.anonymousTenant);
     if (!tenant) throw new AppError('internal', 'ANONYMOUS_TENANT names an unknown tenant');
-    authenticated(socket, anonymousIdentity(config, fields), tenant);
+    const identity = anonymousIdentity(config, fields);
+    await placement?.admitConnection(tenant.tenant_id, identity.roomId, { draining: options.isShuttingDown() });
+    authenticated(socket, identity, tenant);
     return;
   }
   const identity = options.tokens.verify(fields.token);
@@ -83,6 +99,7 @@ async function authenticate(socket: AppSocket, options: HandshakeOptions, limite
   if (await store.tokens.isRevoked(identity.tenantId, identity.jti)) throw new AppError('token_revoked', 'token was revoked');
   const tenant = await store.tenants.get(identity.tenantId);
   if (!tenant) throw new AppError('token_invalid', 'token names an unknown tenant');
+  await placement?.admitConnection(tenant.tenant_id, identity.roomId, { draining: options.isShuttingDown() });
   authenticated(socket, identity, tenant);
 }
 

@@ -7,8 +7,11 @@ import type { RoomManager } from '../rooms/RoomManager.js';
 import type { TopologyController } from '../rooms/TopologyController.js';
 import type { TenantRecord } from '../store/Store.js';
 
-/** Events between server nodes (Redis adapter); none yet. */
-export type InterServerEvents = Record<string, never>;
+/** Events between server nodes (serverSideEmit through the Redis adapter). */
+export interface InterServerEvents {
+  /** A token was revoked on another node: its sockets here are about to be disconnected (the reason peers see is `revoked`). */
+  token_revoked: (tenantId: string, jti: string) => void;
+}
 
 /** What the handshake establishes for each socket. */
 export interface SocketData {

@@ -4,7 +4,8 @@
  * its IPs), the admin API per client IP (checked before the key, so guessing is slow too).
  */
 import type { RequestHandler } from 'express';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { memoryLimiters, type RateLimiterFactory } from '../../cluster/rateLimiters.js';
 import { AppError } from '../../errors.js';
 import { tenantOf, type LimiterName, type RouteGuards } from './routes.js';
 
@@ -13,14 +14,17 @@ export interface ApiRateLimits {
   tokensPerTenantPerMinute: number;
   /** Admin API calls per client IP per minute. */
   adminPerIpPerMinute: number;
+  /** Where the counters live: memory on one node, Redis in a cluster (limits then hold across nodes). */
+  counters: RateLimiterFactory;
 }
 
 export const DEFAULT_API_RATE_LIMITS: Readonly<ApiRateLimits> = {
   tokensPerTenantPerMinute: 300,
   adminPerIpPerMinute: 30,
+  counters: memoryLimiters,
 };
 
-function limiterMiddleware(limiter: RateLimiterMemory, keyOf: (...args: Parameters<RequestHandler>) => string): RequestHandler {
+function limiterMiddleware(limiter: RateLimiterAbstract, keyOf: (...args: Parameters<RequestHandler>) => string): RequestHandler {
   return (req, res, next) => {
     limiter.consume(keyOf(req, res, next)).then(
       () => next(),
@@ -40,8 +44,8 @@ function limiterMiddleware(limiter: RateLimiterMemory, keyOf: (...args: Paramete
 /** The limiters the route table names. */
 export function createApiLimiters(limits: Partial<ApiRateLimits> = {}): RouteGuards['limiters'] {
   const settings = { ...DEFAULT_API_RATE_LIMITS, ...limits };
-  const tokens = new RateLimiterMemory({ keyPrefix: 'api-tokens', points: settings.tokensPerTenantPerMinute, duration: 60 });
-  const admin = new RateLimiterMemory({ keyPrefix: 'api-admin', points: settings.adminPerIpPerMinute, duration: 60 });
+  const tokens = settings.counters({ keyPrefix: 'api-tokens', points: settings.tokensPerTenantPerMinute, duration: 60 });
+  const admin = settings.counters({ keyPrefix: 'api-admin', points: settings.adminPerIpPerMinute, duration: 60 });
   const limiters: Record<LimiterName, { keyedBy: 'ip' | 'tenant'; handler: RequestHandler }> = {
     tokens: { keyedBy: 'tenant', handler: limiterMiddleware(tokens, (_req, res) => tenantOf(res).tenant_id) },
     admin: { keyedBy: 'ip', handler: limiterMiddleware(admin, (req) => req.ip ?? 'unknown') },

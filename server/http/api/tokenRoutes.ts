@@ -30,7 +30,8 @@ export function tokenRoutes(ctx: ApiContext): ApiRoute[] {
       description:
         'duration defaults to 3600 s and is capped by the tenant max_token_lifetime_s and the server TOKEN_MAX_LIFETIME_S. ' +
         'The token is recorded by jti and sha256 only. Response carries Cache-Control: no-store. ' +
-        'user_id, jti and grants in the response are additions to the core contract.',
+        'user_id, jti and grants in the response are additions to the core contract. ' +
+        "In a cluster, ws_url is the room's node: its live owner, else the least loaded serving node (nothing is claimed here).",
       auth: 'tenant',
       limiter: 'tokens',
       body: createTokenBody,
@@ -68,7 +69,7 @@ export function tokenRoutes(ctx: ApiContext): ApiRoute[] {
             user_name: body.user_name,
             jti: minted.jti,
             grants,
-            ws_url: ctx.config.http.publicUrl,
+            ws_url: await ctx.gateway.wsUrlFor(tenant.tenant_id, body.room_id),
             ice_servers: ctx.iceServers(userId),
           },
         };
