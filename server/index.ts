@@ -9,6 +9,7 @@ import { TurnServer } from '../turn/TurnServer.js';
 import type { Config } from '../config/index.js';
 import { TokenService } from './auth/TokenService.js';
 import { Cluster, type SocketAdapterFactory } from './cluster/Cluster.js';
+import { ClusterLiveRooms } from './cluster/LiveRooms.js';
 import { memoryLimiters, redisLimiters } from './cluster/rateLimiters.js';
 import { mountApi, type ApiRateLimits } from './http/api/index.js';
 import { createHttpApp } from './http/app.js';
@@ -112,6 +113,20 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     limiters,
     cluster,
   });
+  // The HTTP API's room operations run on each room's owner node (single node: the API's own LocalLiveRooms).
+  const liveRooms = cluster
+    ? new ClusterLiveRooms({
+        rooms,
+        store,
+        disconnectToken: (tenantId, jti) => gateway.disconnectToken(tenantId, jti),
+        nodeId: cluster.nodeId,
+        leases: cluster.leases,
+        bus: cluster.bus,
+        redis: cluster.redis,
+        prefix: cluster.prefix,
+        logger,
+      })
+    : undefined;
 
   const app = createHttpApp({
     config,
@@ -128,6 +143,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
         webhooks,
         rooms,
         gateway,
+        liveRooms,
         iceServers,
         rateLimits: {
           tokensPerTenantPerMinute: config.rateLimits.tokensPerTenantPerMinute,
@@ -147,6 +163,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   httpServer.on('request', app);
   sockets.attach(httpServer);
   await startCluster(cluster, httpServer);
+  liveRooms?.start();
   logger.info({ url, node: config.nodeId, cluster: cluster !== null }, 'switchboard listening');
 
   const close = once(async () => {
@@ -168,6 +185,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     await Promise.race([orderly, deadline]);
     httpServer.closeAllConnections();
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    liveRooms?.stop();
     await cluster?.stop();
     topology.close();
     sfu?.stop();
