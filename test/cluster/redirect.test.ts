@@ -112,6 +112,41 @@ describe('cluster: a room lives on one node; clients that reach another are redi
     }
   });
 
+  it('a lease lost to another node: the room stops here at once, without room_closed; the client is sent to the new owner', async function () {
+    cluster = await startCluster(redis.url, 2);
+    const [a, b] = cluster.nodes;
+    if (!a?.server.cluster || !b) throw new Error('two nodes');
+    const token = cluster.mint({ room: 'taken', user: 'carol' });
+    const client = await cluster.connect(a.url, { token });
+    expect((await emitAck(client, 'join', {})).ok).to.equal(true);
+    const closedEvents: unknown[] = [];
+    client.on('room_closed', (event) => closedEvents.push(event));
+    const finished: string[] = [];
+    a.server.rooms.on('room_finished', (room) => finished.push(room.key));
+    const disconnected = new Promise<string>((resolve) => client.once('disconnect', (reason) => resolve(String(reason))));
+
+    // Node b takes the room over with a higher epoch (as after a partition): a's next renewal finds out.
+    const key = roomKey('t1', 'taken');
+    const epoch = a.server.cluster.leases.epochOf(key) ?? 0;
+    const raw = new Redis(redis.url);
+    try {
+      await raw.set(new ClusterKeys().lease(key), `${b.id}:${epoch + 1}`, 'PX', 10_000);
+    } finally {
+      raw.disconnect();
+    }
+    await a.server.cluster.leases.renewNow();
+    expect(await disconnected).to.equal('io server disconnect');
+    expect(a.server.rooms.get('t1', 'taken')).to.equal(undefined);
+    expect(closedEvents).to.deep.equal([]);
+    expect(finished).to.deep.equal([]);
+    await a.server.sessions.flush();
+    const [session] = (await a.server.store.sessions.list('t1', { room_id: 'taken', limit: 10 })).items;
+    expect(session).to.deep.include({ user_id: 'carol', disconnect_reason: 'moved' });
+
+    const refusal = await expectConnectError(cluster.connect(a.url, { token }));
+    expect(refusal.data).to.deep.include({ code: 'wrong_node', ws_url: b.url });
+  });
+
   it('a connection whose join never comes does not keep the lease: it is released a grace period after the socket left', async function () {
     cluster = await startCluster(redis.url, 1);
     const [a] = cluster.nodes;

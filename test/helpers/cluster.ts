@@ -58,6 +58,7 @@ export async function startCluster(redisUrl: string, count: number, env: Record<
     SIGNING_KEYS: `${TEST_KID}:${TEST_SECRET}`,
     ROOM_EMPTY_TIMEOUT_MS: '100',
     REDIS_URL: redisUrl,
+    ADMIN_API_KEY: CLUSTER_ADMIN_KEY,
     ...FAST_CLUSTER_ENV,
     ...env,
   };
@@ -144,4 +145,31 @@ export async function connectFollowing(
     if ((error as ConnectRefusal).message !== 'wrong_node' || !target) throw error;
     return { client: await cluster.connect(target, auth), url: target, redirected: true };
   }
+}
+
+/** The admin key every node of startCluster shares. */
+export const CLUSTER_ADMIN_KEY = 'cluster-admin-key-0123456789-0123456789';
+
+export interface HttpAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** One JSON call to a node's HTTP API. */
+export async function callNode(
+  node: ClusterNode,
+  method: string,
+  path: string,
+  options: { secret?: string; body?: unknown } = {},
+): Promise<HttpAnswer> {
+  const headers: Record<string, string> = {};
+  if (options.secret !== undefined) headers.authorization = `Bearer ${options.secret}`;
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${node.url}${path}`, {
+    method,
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
