@@ -1,5 +1,6 @@
 import { AppError } from '../errors.js';
 import { pageAfter, roomOrder, sessionKeyOf, sessionOrder } from './paging.js';
+import { limitsFields, webhookFields } from './records.js';
 import {
   changedTenantFields,
   declaredTenantFields,
@@ -16,12 +17,10 @@ import {
   type SessionRecord,
   type Store,
   type StoreOptions,
-  type TenantLimits,
   type TenantRecord,
   type TenantUpsertResult,
   type TokenRecord,
   type UsageRow,
-  type WebhookConfig,
 } from './Store.js';
 
 const clone = <T>(value: T): T => structuredClone(value);
@@ -41,14 +40,6 @@ const tenantFields = (r: TenantRecord): TenantRecord =>
     webhook: webhookFields(r.webhook),
     created_at: r.created_at,
   });
-const limitsFields = (l: TenantLimits): TenantLimits => ({
-  max_rooms: l.max_rooms,
-  max_participants: l.max_participants,
-  mesh_threshold: l.mesh_threshold,
-  max_token_lifetime_s: l.max_token_lifetime_s,
-  auto_create_rooms: l.auto_create_rooms,
-});
-const webhookFields = (w: WebhookConfig | null): WebhookConfig | null => (w ? { url: w.url, secret: w.secret } : null);
 const roomFields = (r: RoomRecord): RoomRecord =>
   clone({
     tenant_id: r.tenant_id,

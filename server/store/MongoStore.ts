@@ -3,6 +3,8 @@ import type { RoomMode } from '../../protocol/events.js';
 import type { Logger } from '../logger.js';
 import { AppError } from '../errors.js';
 import { pageOfRows, pageSize, roomOrder, sessionKeyOf, sessionOrder } from './paging.js';
+// Ids reach queries only as strings: str() refuses operator objects; sanitizeFilter is the second line of defence.
+import { date, limitsFields, roomMode, ROOM_MODES, str, webhookFields } from './records.js';
 import {
   changedTenantFields,
   declaredTenantFields,
@@ -20,13 +22,11 @@ import {
   type SessionStore,
   type Store,
   type StoreOptions,
-  type TenantLimits,
   type TenantRecord,
   type TenantStore,
   type TokenRecord,
   type TokenStore,
   type UsageRow,
-  type WebhookConfig,
 } from './Store.js';
 
 export interface MongoStoreOptions extends StoreOptions {
@@ -76,7 +76,6 @@ const PING_TIMEOUT_MS = 2_000;
 const DUPLICATE_KEY = 11000;
 /** How often tenants.upsert runs when a concurrent upsert inserted the same tenant_id first (one retry suffices). */
 const UPSERT_ATTEMPTS = 3;
-const ROOM_MODES: readonly RoomMode[] = ['mesh', 'sfu'];
 /** Never return Mongo's bookkeeping fields; records are mapped field by field anyway. */
 const PROJECTION = { _id: 0 } as const;
 
@@ -216,40 +215,8 @@ function createModels(connection: Connection): MongoStoreModels {
   };
 }
 
-// ---- input checks: ids reach queries only as strings (operator objects are refused here;
-// sanitizeFilter is the second line of defence) ----
-
-function str(value: unknown, what: string): string {
-  if (typeof value !== 'string') throw new AppError('payload_invalid', `${what} must be a string`);
-  return value;
-}
-
-function date(value: unknown, what: string): Date {
-  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new AppError('payload_invalid', `${what} must be a valid Date`);
-  return value;
-}
-
-function roomMode(value: unknown): RoomMode {
-  if (!ROOM_MODES.includes(value as RoomMode)) throw new AppError('payload_invalid', 'mode must be mesh or sfu');
-  return value as RoomMode;
-}
-
 // ---- records: every value in and out is mapped field by field, so nothing undeclared
 // (an API secret spread in by mistake, Mongo's _id) is ever stored or returned ----
-
-function toLimits(limits: TenantLimits): TenantLimits {
-  return {
-    max_rooms: limits.max_rooms,
-    max_participants: limits.max_participants,
-    mesh_threshold: limits.mesh_threshold,
-    max_token_lifetime_s: limits.max_token_lifetime_s,
-    auto_create_rooms: limits.auto_create_rooms,
-  };
-}
-
-function toWebhook(webhook: WebhookConfig | null | undefined): WebhookConfig | null {
-  return webhook ? { url: webhook.url, secret: webhook.secret } : null;
-}
 
 function toTenant(doc: TenantRecord): TenantRecord {
   return {
@@ -257,8 +224,8 @@ function toTenant(doc: TenantRecord): TenantRecord {
     name: doc.name,
     api_key: doc.api_key,
     api_secret_sha256: doc.api_secret_sha256,
-    limits: toLimits(doc.limits),
-    webhook: toWebhook(doc.webhook),
+    limits: limitsFields(doc.limits),
+    webhook: webhookFields(doc.webhook),
     created_at: doc.created_at,
   };
 }
@@ -457,8 +424,8 @@ export class MongoStore implements Store {
     },
     update: async (tenantId, patch) => {
       const set: Partial<TenantRecord> = pickPatch(patch, TENANT_PATCH_KEYS);
-      if (set.limits) set.limits = toLimits(set.limits);
-      if (set.webhook !== undefined) set.webhook = toWebhook(set.webhook);
+      if (set.limits) set.limits = limitsFields(set.limits);
+      if (set.webhook !== undefined) set.webhook = webhookFields(set.webhook);
       const filter = { tenant_id: str(tenantId, 'tenant_id') };
       if (Object.keys(set).length === 0) return this.tenants.get(tenantId);
       try {

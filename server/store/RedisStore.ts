@@ -9,7 +9,6 @@
  * by scanning the key space.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import type { RoomMode } from '../../protocol/events.js';
 import { describeRedisUrl } from '../cluster/connection.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -36,6 +35,7 @@ import {
   type SessionLocator,
 } from './redisRecords.js';
 import { defineScripts } from './redisScripts.js';
+import { date, roomMode, str } from './records.js';
 import {
   changedTenantFields,
   DEFAULT_SESSION_STALE_MS,
@@ -75,30 +75,12 @@ const PING_TIMEOUT_MS = 2_000;
 const MIN_REDIS_MAJOR = 7;
 /** How many records one pipeline reads or writes. */
 const BATCH = 500;
-const ROOM_MODES: readonly RoomMode[] = ['mesh', 'sfu'];
 /**
  * How often tenants.upsert reads and tries again while concurrent upserts rotate the same
  * tenant's credentials; each round lets at least one of them through, so this bounds how many
  * nodes may rotate one tenant at the same instant.
  */
 const UPSERT_ATTEMPTS = 10;
-
-// ---- input checks: ids reach key names only as strings ----
-
-function str(value: unknown, what: string): string {
-  if (typeof value !== 'string') throw new AppError('payload_invalid', `${what} must be a string`);
-  return value;
-}
-
-function date(value: unknown, what: string): Date {
-  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new AppError('payload_invalid', `${what} must be a valid Date`);
-  return value;
-}
-
-function roomMode(value: unknown): RoomMode {
-  if (!ROOM_MODES.includes(value as RoomMode)) throw new AppError('payload_invalid', 'mode must be mesh or sfu');
-  return value as RoomMode;
-}
 
 /** The version INFO server reports, e.g. "7.0.15". */
 function redisVersionOf(info: string): string | null {

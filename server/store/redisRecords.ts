@@ -6,16 +6,15 @@
  */
 import type { JsonValue, Metadata, RoomMode, RoomModePolicy } from '../../protocol/events.js';
 import { AppError } from '../errors.js';
+import { limitsFields, webhookFields } from './records.js';
 import {
   DECLARED_TENANT_FIELDS,
   type ModeSegment,
   type RoomPatch,
   type RoomRecord,
   type SessionRecord,
-  type TenantLimits,
   type TenantRecord,
   type TokenRecord,
-  type WebhookConfig,
 } from './Store.js';
 
 /** A record as hash fields: field name -> JSON value. */
@@ -106,20 +105,6 @@ function ms(date: Date): number {
 const nullableMs = (date: Date | null | undefined): number | null => (date === null || date === undefined ? null : ms(date));
 
 // ---- tenants ----
-
-function limitsFields(limits: TenantLimits): { [K in keyof TenantLimits]: TenantLimits[K] } {
-  return {
-    max_rooms: limits.max_rooms,
-    max_participants: limits.max_participants,
-    mesh_threshold: limits.mesh_threshold,
-    max_token_lifetime_s: limits.max_token_lifetime_s,
-    auto_create_rooms: limits.auto_create_rooms,
-  };
-}
-
-function webhookFields(webhook: WebhookConfig | null | undefined): { url: string; secret: string } | null {
-  return webhook ? { url: webhook.url, secret: webhook.secret } : null;
-}
 
 export function tenantHash(record: TenantRecord): HashFields {
   return {
