@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { AppError } from '../../server/errors.js';
 import { databaseNameOf, MongoStore } from '../../server/store/MongoStore.js';
 import type { RoomRecord, TenantRecord, TokenRecord } from '../../server/store/Store.js';
+import { settlesWithin, withBlackHole } from '../helpers/deadlines.js';
 import { expectAppError, freshId, roomRecord, sessionRecord, storeContract, tenantRecord, tokenRecord } from './contract.js';
 
 /** Nothing listens on port 1: connecting is refused at once, like a database that is down. */
@@ -19,24 +19,6 @@ function withDatabase(uri: string, database: string): string {
   if (authority?.includes('@') && !params.has('authSource')) params.set('authSource', originalDb || 'admin');
   const search = params.toString();
   return `${scheme}${authority}/${database}${search ? `?${search}` : ''}`;
-}
-
-/** Asserts `promise` settles within `ms`, and returns how long it took. */
-async function settlesWithin<T>(promise: Promise<T>, ms: number): Promise<{ value?: T; error?: unknown; elapsed: number }> {
-  const started = Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    const value = await Promise.race([promise, timeout]);
-    return { value, elapsed: Date.now() - started };
-  } catch (error) {
-    if (error instanceof Error && error.message.startsWith('did not settle')) throw error;
-    return { error, elapsed: Date.now() - started };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 type IndexSpec = [Record<string, unknown>, Record<string, unknown>];
@@ -247,23 +229,13 @@ describe('MongoStore without a server', function () {
   });
 
   it('init() and ping() give up on a server that accepts connections but never answers', async function () {
-    const sockets = new Set<Socket>();
-    const blackHole = createServer((socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
-    try {
-      const { port } = blackHole.address() as AddressInfo;
+    await withBlackHole(async (port) => {
       const store = newStore(`mongodb://127.0.0.1:${port}/switchboard`, 500);
       const init = await settlesWithin(store.init(), 3000);
       expect(String((init.error as Error).message)).to.include('[MongoStore:init]');
       expect((await settlesWithin(store.ping(), 3000)).value).to.equal(false);
       await store.close();
-    } finally {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => blackHole.close(resolve));
-    }
+    });
   });
 
   it('close() is idempotent whether or not init() ever ran, and init() after close() rejects', async function () {

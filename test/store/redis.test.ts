@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { testConfig } from '../../config/index.js';
 import { AppError } from '../../server/errors.js';
@@ -8,30 +7,13 @@ import { createServer } from '../../server/index.js';
 import { describeRedisUrl } from '../../server/cluster/connection.js';
 import { RedisStore, type RedisStoreOptions } from '../../server/store/RedisStore.js';
 import type { RoomRecord, TenantRecord, TokenRecord } from '../../server/store/Store.js';
+import { settlesWithin, withBlackHole } from '../helpers/deadlines.js';
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { startServer, TEST_KID, TEST_SECRET, type TestServer } from '../helpers/server.js';
 import { expectAppError, freshId, roomRecord, sessionRecord, storeContract, tenantRecord, tokenRecord } from './contract.js';
 
 /** A prefix no other store of this run uses. */
 const freshPrefix = (): string => `sbtest-${randomBytes(4).toString('hex')}:`;
-
-/** Settles `promise` within `ms` (else fails the test), returning its value or error and how long it took. */
-async function settlesWithin<T>(promise: Promise<T>, ms: number): Promise<{ value?: T; error?: unknown; elapsed: number }> {
-  const started = Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    const value = await Promise.race([promise, timeout]);
-    return { value, elapsed: Date.now() - started };
-  } catch (error) {
-    if (error instanceof Error && error.message.startsWith('did not settle')) throw error;
-    return { error, elapsed: Date.now() - started };
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Every key under a prefix (SCAN: test inspection only; the store itself never scans). */
 async function keysUnder(raw: Redis, prefix: string): Promise<string[]> {
@@ -74,23 +56,13 @@ describe('RedisStore without a server', function () {
   });
 
   it('init() gives up on a server that accepts connections but never answers', async function () {
-    const sockets = new Set<Socket>();
-    const blackHole = createTcpServer((socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
-    try {
-      const { port } = blackHole.address() as AddressInfo;
+    await withBlackHole(async (port) => {
       const store = new RedisStore(`redis://127.0.0.1:${port}`, { connectTimeoutMs: 300, commandTimeoutMs: 300 });
       const init = await settlesWithin(store.init(), 5000);
       expect(String((init.error as Error).message)).to.include('[RedisStore:init]');
       expect(await store.ping()).to.equal(false);
       await store.close();
-    } finally {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => blackHole.close(resolve));
-    }
+    });
   });
 
   it('close() is idempotent whether or not init() ran, and init() after close() rejects', async function () {
