@@ -1,11 +1,10 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { parseBusMessage } from '../../server/cluster/ClusterBus.js';
-import { ClusterKeys } from '../../server/cluster/keys.js';
 import { AppError } from '../../server/errors.js';
 import { capturedLogger } from '../helpers/logs.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
-import { delay, freshPrefix, startBus, waitUntil, type TestBus } from './nodes.js';
+import { delay, rejection, startBus, waitUntil, type TestBus } from './nodes.js';
+import { clusterSuite } from './setup.js';
 
 /** The request kinds these tests use. */
 type Kinds = {
@@ -16,51 +15,9 @@ type Kinds = {
   silent: { payload: Record<string, never>; answer: null };
 };
 
-async function rejection(promise: Promise<unknown>): Promise<AppError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(AppError);
-    return error as AppError;
-  }
-  throw new Error('expected a rejection');
-}
-
 describe('cluster: ClusterBus', function () {
-  let server: RedisServer;
-  let raw: Redis;
-  let prefix: string;
-  let buses: TestBus<Kinds>[] = [];
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    server = await startRedis();
-    raw = new Redis(server.url);
-  });
-
-  after(async function () {
-    raw?.disconnect();
-    await server?.stop();
-  });
-
-  beforeEach(function () {
-    prefix = freshPrefix();
-  });
-
-  afterEach(async function () {
-    await Promise.all(buses.map((bus) => bus.close()));
-    buses = [];
-  });
-
-  const start = async (id: string, options: Parameters<typeof startBus>[3] = {}): Promise<TestBus<Kinds>> => {
-    const bus = await startBus<Kinds>(server.url, id, prefix, options);
-    buses.push(bus);
-    return bus;
-  };
+  const suite = clusterSuite();
+  const start = (id: string, options?: Parameters<typeof startBus>[3]): Promise<TestBus<Kinds>> => suite.startBus<Kinds>(id, options);
 
   const serveEcho = (node: TestBus<Kinds>): void => {
     node.bus.handle('echo', ({ n }, { from }) => ({ n, by: node.bus.nodeId, from }));
@@ -94,7 +51,6 @@ describe('cluster: ClusterBus', function () {
     const b = await start('node-b');
     serveEcho(b);
     await b.close();
-    buses = buses.filter((bus) => bus !== b);
     const started = Date.now();
     const error = await rejection(a.bus.request('node-b', 'echo', { n: 1 }, { timeoutMs: 2_000 }));
     expect(error.code).to.equal('unavailable');
@@ -184,7 +140,7 @@ describe('cluster: ClusterBus', function () {
       calls++;
       return value;
     });
-    const channel = new ClusterKeys(prefix).busChannel('node-a');
+    const channel = suite.keys.busChannel('node-a');
     // A request to b whose answer a is waiting for, while garbage (and a forged reply) arrives.
     b.bus.handle('slow', async ({ n, ms }) => {
       await delay(ms);
@@ -207,7 +163,7 @@ describe('cluster: ClusterBus', function () {
       JSON.stringify({ v: 1, type: 'shout', id: 'x', from: 'node-b' }),
       'x'.repeat(1024 * 1024 + 1),
     ];
-    for (const message of garbage) await raw.publish(channel, message);
+    for (const message of garbage) await suite.raw.publish(channel, message);
     expect(await pending).to.deep.equal({ n: 5 });
     expect(calls).to.equal(0);
     const dropped = lines
@@ -225,9 +181,9 @@ describe('cluster: ClusterBus', function () {
     const b = await start('node-b');
     let requestId: string | null = null;
     // A raw listener on b's channel sees a's request (and its id) without answering it.
-    const spy = new Redis(server.url);
+    const spy = new Redis(suite.server.url);
     try {
-      await spy.subscribe(new ClusterKeys(prefix).busChannel('node-b'));
+      await spy.subscribe(suite.keys.busChannel('node-b'));
       spy.on('message', (_channel: string, text: string) => {
         const message = parseBusMessage(text);
         if (typeof message !== 'string') requestId = message.id;
@@ -239,7 +195,7 @@ describe('cluster: ClusterBus', function () {
       const pending = a.bus.request('node-b', 'slow', { n: 1, ms: 300 }, { timeoutMs: 3_000 });
       await waitUntil(() => requestId !== null, 'the spy saw the request');
       const forged = { v: 1, type: 'reply', id: requestId, from: 'node-c', ok: true, answer: { n: 666 } };
-      await raw.publish(new ClusterKeys(prefix).busChannel('node-a'), JSON.stringify(forged));
+      await suite.raw.publish(suite.keys.busChannel('node-a'), JSON.stringify(forged));
       expect(await pending).to.deep.equal({ n: 1 });
     } finally {
       spy.disconnect();

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { closeRedisConnection, createRedisConnection, describeRedisUrl, retryDelay } from '../../server/cluster/connection.js';
+import { settlesWithin } from '../helpers/deadlines.js';
 import { capturedLogger } from '../helpers/logs.js';
-import { redisUnavailable } from '../helpers/redis.js';
-import { delay, FAST_CONNECTION, freshPrefix, startBus, waitUntil, type TestBus } from './nodes.js';
-import { startRestartableRedis, type RestartableRedis } from './restartableRedis.js';
+import { delay, FAST_CONNECTION, waitUntil } from './nodes.js';
+import { clusterSuite } from './setup.js';
 
 interface LogLine {
   level: number;
@@ -13,21 +13,6 @@ interface LogLine {
 }
 
 const parse = (lines: string[]): LogLine[] => lines.map((line) => JSON.parse(line) as LogLine);
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<{ error: unknown; elapsed: number }> {
-  const started = Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms)));
-  try {
-    await Promise.race([promise, late]);
-    return { error: null, elapsed: Date.now() - started };
-  } catch (error) {
-    if (error instanceof Error && error.message.startsWith('did not settle')) throw error;
-    return { error, elapsed: Date.now() - started };
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe('cluster: Redis connections', function () {
   it('describeRedisUrl keeps scheme, host and port only', function () {
@@ -63,32 +48,19 @@ describe('cluster: Redis connections', function () {
 
   describe('against a redis-server that is killed and started again', function () {
     this.timeout(20_000);
-    let server: RestartableRedis;
-
-    before(async function () {
-      const unavailable = redisUnavailable();
-      if (unavailable) {
-        console.log(`      skipped: ${unavailable}`);
-        this.skip();
-      }
-      server = await startRestartableRedis();
-    });
-
-    after(async function () {
-      await server?.stop();
-    });
+    const suite = clusterSuite({ raw: 'none' });
 
     it('one warn line on loss, one info line on recovery; commands fail within the timeout meanwhile and work again after', async function () {
       const { logger, lines } = capturedLogger('info');
-      const redis = createRedisConnection(server.url, { ...FAST_CONNECTION, name: 'test', logger });
+      const redis = createRedisConnection(suite.server.url, { ...FAST_CONNECTION, name: 'test', logger });
       try {
         expect(await redis.set('k', 'v')).to.equal('OK');
-        await server.kill();
+        await suite.server.kill();
         const outcome = await settlesWithin(redis.get('k'), 3_000);
         expect(outcome.error).to.be.an('error');
         expect(outcome.elapsed).to.be.below(2_000);
         await delay(500);
-        await server.restart();
+        await suite.server.restart();
         await waitUntil(async () => (await redis.get('k').catch(() => 'down')) === null, 'the new empty server answers', 5_000);
         const logged = parse(lines).map((line) => `${line.level} ${line.msg}`);
         expect(logged).to.deep.equal(['40 redis connection lost; reconnecting', '30 redis connection restored']);
@@ -98,25 +70,17 @@ describe('cluster: Redis connections', function () {
     });
 
     it('the bus answers again after a restart (the subscriber subscribes again by itself)', async function () {
-      const prefix = freshPrefix();
       type Kinds = { ping: { payload: { n: number }; answer: { n: number } } };
-      const buses: TestBus<Kinds>[] = [];
-      try {
-        const a = await startBus<Kinds>(server.url, 'node-a', prefix);
-        buses.push(a);
-        const b = await startBus<Kinds>(server.url, 'node-b', prefix);
-        buses.push(b);
-        b.bus.handle('ping', ({ n }) => ({ n: n + 1 }));
-        expect(await a.bus.request('node-b', 'ping', { n: 1 })).to.deep.equal({ n: 2 });
-        await server.restart();
-        await waitUntil(
-          async () => (await a.bus.request('node-b', 'ping', { n: 2 }, { timeoutMs: 300 }).catch(() => null))?.n === 3,
-          'node-b answers again',
-          5_000,
-        );
-      } finally {
-        for (const bus of buses) await bus.close();
-      }
+      const a = await suite.startBus<Kinds>('node-a');
+      const b = await suite.startBus<Kinds>('node-b');
+      b.bus.handle('ping', ({ n }) => ({ n: n + 1 }));
+      expect(await a.bus.request('node-b', 'ping', { n: 1 })).to.deep.equal({ n: 2 });
+      await suite.server.restart();
+      await waitUntil(
+        async () => (await a.bus.request('node-b', 'ping', { n: 2 }, { timeoutMs: 300 }).catch(() => null))?.n === 3,
+        'node-b answers again',
+        5_000,
+      );
     });
   });
 });

@@ -1,20 +1,8 @@
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
 import { ClusterKeys, parseRoomKey, roomKey, type RoomKey } from '../../server/cluster/keys.js';
 import { RoomLeases, type ClaimResult } from '../../server/cluster/RoomLeases.js';
-import { AppError } from '../../server/errors.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
-import { FAST, freshPrefix, startNode, waitUntil, type TestNode } from './nodes.js';
-
-async function rejection(promise: Promise<unknown>): Promise<AppError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(AppError);
-    return error as AppError;
-  }
-  throw new Error('expected a rejection');
-}
+import { FAST, rejection, waitUntil, type TestNode } from './nodes.js';
+import { clusterSuite } from './setup.js';
 
 describe('cluster: room keys', function () {
   it('are tenant-scoped and unambiguous, and parse back', function () {
@@ -35,45 +23,12 @@ describe('cluster: room keys', function () {
 });
 
 describe('cluster: RoomLeases', function () {
-  let server: RedisServer;
-  let raw: Redis;
-  let nodes: TestNode[] = [];
-  let prefix: string;
-  let keys: ClusterKeys;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    server = await startRedis();
-    raw = new Redis(server.url);
-  });
-
-  after(async function () {
-    raw?.disconnect();
-    await server?.stop();
-  });
-
-  beforeEach(function () {
-    prefix = freshPrefix();
-    keys = new ClusterKeys(prefix);
-  });
-
-  afterEach(async function () {
-    await Promise.all(nodes.map((node) => node.close()));
-    nodes = [];
-  });
-
-  const start = async (id: string, options: { leaseTtlMs?: number; renewIntervalMs?: number } = {}): Promise<TestNode> => {
-    const node = await startNode(server.url, id, { prefix, ...options });
-    nodes.push(node);
-    return node;
-  };
+  const suite = clusterSuite();
+  const start = (id: string, options: { leaseTtlMs?: number; renewIntervalMs?: number } = {}): Promise<TestNode> =>
+    suite.startNode(id, options);
 
   /** The lease value Redis holds for a room. */
-  const leaseOf = (key: RoomKey) => raw.get(keys.lease(key));
+  const leaseOf = (key: RoomKey) => suite.raw.get(suite.keys.lease(key));
 
   it('3 nodes x 20 concurrent claims of one room, 20 times: one owner each time, every other claim answered with it', async function () {
     const cluster = [await start('n1'), await start('n2'), await start('n3')];
@@ -125,7 +80,7 @@ describe('cluster: RoomLeases', function () {
     const { epoch } = await a.leases.claim(key);
     await new Promise((resolve) => setTimeout(resolve, FAST.leaseTtlMs * 2.5));
     expect(await leaseOf(key)).to.equal(`node-a:${epoch}`);
-    const ttl = await raw.pttl(keys.lease(key));
+    const ttl = await suite.raw.pttl(suite.keys.lease(key));
     expect(ttl).to.be.within(FAST.leaseTtlMs - FAST.renewIntervalMs * 2, FAST.leaseTtlMs);
     expect(a.events).to.deep.equal([]);
   });
@@ -194,7 +149,7 @@ describe('cluster: RoomLeases', function () {
       expect(staleA.held()).to.deep.equal([]);
       expect(await staleA.release(key)).to.equal(false);
       // The compare-and-set release of the old epoch cannot delete the new owner's lease.
-      expect(await a.redis.sbcRelease(keys.lease(key), `node-a:${epoch}`)).to.equal(0);
+      expect(await a.redis.sbcRelease(suite.keys.lease(key), `node-a:${epoch}`)).to.equal(0);
       expect(await leaseOf(key)).to.equal(`node-b:${epoch + 1}`);
       // a's own leases saw no loss: it gave the room away.
       expect(a.events).to.deep.equal([]);

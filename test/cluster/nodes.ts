@@ -2,6 +2,7 @@
  * Several cluster "nodes" in one test process: each has its own Redis connections, registry,
  * leases and (optionally) bus, under a key prefix of the test's own, with fast timings.
  */
+import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ClusterBus, type RequestKinds } from '../../server/cluster/ClusterBus.js';
@@ -14,6 +15,7 @@ import {
 import type { RoomKey } from '../../server/cluster/keys.js';
 import { NodeRegistry } from '../../server/cluster/NodeRegistry.js';
 import { RoomLeases } from '../../server/cluster/RoomLeases.js';
+import { AppError } from '../../server/errors.js';
 import type { Logger } from '../../server/logger.js';
 
 /** Timings a few times faster than production's, still far above a loaded machine's scheduling delays. */
@@ -37,6 +39,17 @@ export const freshPrefix = (): string => `sbtest-${randomBytes(4).toString('hex'
 
 export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The AppError `promise` rejects with; fails when it resolves or rejects with anything else. */
+export async function rejection(promise: Promise<unknown>): Promise<AppError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).to.be.instanceOf(AppError);
+    return error as AppError;
+  }
+  throw new Error('expected a rejection');
+}
+
 /** Polls until `condition` holds; fails with `what` after timeoutMs. Returns how long it took. */
 export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<number> {
   const started = Date.now();
@@ -45,6 +58,12 @@ export async function waitUntil(condition: () => boolean | Promise<boolean>, wha
     await delay(20);
   }
   return Date.now() - started;
+}
+
+/** `close` run once: later calls get the first call's promise. */
+function once(close: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () => (closing ??= close());
 }
 
 export interface LeaseEvent {
@@ -65,7 +84,7 @@ export interface TestNode {
   /** Every lease event, in order. */
   events: LeaseEvent[];
   load: number;
-  /** Stops heartbeats and renewals, removes its registry entry when it can, closes its connections. */
+  /** Stops heartbeats and renewals, removes its registry entry when it can, closes its connections; idempotent. */
   close(): Promise<void>;
 }
 
@@ -113,12 +132,12 @@ export async function startNode(url: string, id: string, options: NodeOptions): 
     leases,
     events,
     load: options.load ?? 0,
-    close: async () => {
+    close: once(async () => {
       await leases.stop();
       await registry.stop();
       await closeRedisConnection(redis);
       await closeRedisConnection(registryRedis);
-    },
+    }),
   };
   await registry.start();
   leases.start();
@@ -127,6 +146,7 @@ export async function startNode(url: string, id: string, options: NodeOptions): 
 
 export interface TestBus<Kinds extends RequestKinds> {
   bus: ClusterBus<Kinds>;
+  /** Closes the bus and its connections; idempotent. */
   close(): Promise<void>;
 }
 
@@ -150,10 +170,10 @@ export async function startBus<Kinds extends RequestKinds>(
   await bus.start();
   return {
     bus,
-    close: async () => {
+    close: once(async () => {
       await bus.close();
       await closeRedisConnection(redis);
       await closeRedisConnection(subscriber);
-    },
+    }),
   };
 }

@@ -1,50 +1,16 @@
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
 import { closeRedisConnection, createRedisConnection } from '../../server/cluster/connection.js';
-import { ClusterKeys } from '../../server/cluster/keys.js';
 import { NodeRegistry } from '../../server/cluster/NodeRegistry.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
-import { delay, FAST, FAST_CONNECTION, freshPrefix, startNode, waitUntil, type TestNode } from './nodes.js';
+import { delay, FAST, FAST_CONNECTION, waitUntil, type TestNode } from './nodes.js';
+import { clusterSuite } from './setup.js';
 
 describe('cluster: NodeRegistry', function () {
-  let server: RedisServer;
-  let raw: Redis;
-  let nodes: TestNode[] = [];
-  let prefix: string;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    server = await startRedis();
-    raw = new Redis(server.url);
-  });
-
-  after(async function () {
-    raw?.disconnect();
-    await server?.stop();
-  });
-
-  beforeEach(function () {
-    prefix = freshPrefix();
-  });
-
-  afterEach(async function () {
-    await Promise.all(nodes.map((node) => node.close()));
-    nodes = [];
-  });
-
-  const start = async (id: string, load: number): Promise<TestNode> => {
-    const node = await startNode(server.url, id, { prefix, load });
-    nodes.push(node);
-    return node;
-  };
+  const suite = clusterSuite();
+  const start = (id: string, load: number): Promise<TestNode> => suite.startNode(id, { load });
 
   it('refuses node ids that cannot be key segments', function () {
     for (const nodeId of ['', 'a:b', 'a b', 'x'.repeat(65), 'ü', 'a%3A']) {
-      expect(() => new NodeRegistry({ nodeId, url: 'http://x', wsUrl: 'ws://x', load: () => 0, redis: raw })).to.throw(/node id/);
+      expect(() => new NodeRegistry({ nodeId, url: 'http://x', wsUrl: 'ws://x', load: () => 0, redis: suite.raw })).to.throw(/node id/);
     }
   });
 
@@ -86,8 +52,8 @@ describe('cluster: NodeRegistry', function () {
   it('a node whose heartbeats stop (no cleanup) expires after its TTL and leaves the index', async function () {
     const a = await start('node-a', 0);
     const b = await start('node-b', 0);
-    const index = new ClusterKeys(prefix).nodes();
-    expect(await raw.zcard(index)).to.equal(2);
+    const index = suite.keys.nodes();
+    expect(await suite.raw.zcard(index)).to.equal(2);
 
     // kill -9 of b's heartbeat path: its connection drops, nothing is removed.
     const killedAt = Date.now();
@@ -97,7 +63,7 @@ describe('cluster: NodeRegistry', function () {
     expect(Date.now() - killedAt).to.be.at.most(FAST.nodeTtlMs + 500);
     expect((await a.registry.liveNodes()).map((node) => node.id)).to.deep.equal(['node-a']);
     // The listing pruned b from the index.
-    expect(await raw.zrange(index, 0, -1)).to.deep.equal(['node-a']);
+    expect(await suite.raw.zrange(index, 0, -1)).to.deep.equal(['node-a']);
     // a's own entry lives on through its heartbeats, long past one TTL.
     await delay(FAST.nodeTtlMs * 2);
     expect(await a.registry.node('node-a')).to.not.equal(null);
@@ -109,12 +75,12 @@ describe('cluster: NodeRegistry', function () {
     await b.registry.stop();
     expect(await a.registry.node('node-b')).to.equal(null);
     expect((await a.registry.liveNodes()).map((node) => node.id)).to.deep.equal(['node-a']);
-    expect(await raw.zrange(new ClusterKeys(prefix).nodes(), 0, -1)).to.deep.equal(['node-a']);
+    expect(await suite.raw.zrange(suite.keys.nodes(), 0, -1)).to.deep.equal(['node-a']);
   });
 
   it('start() rejects when Redis cannot be reached, and then no heartbeat runs', async function () {
     const redis = createRedisConnection('redis://127.0.0.1:1', { ...FAST_CONNECTION, name: 'nowhere' });
-    const registry = new NodeRegistry({ nodeId: 'node-x', url: 'http://x', wsUrl: 'ws://x', load: () => 0, redis, prefix });
+    const registry = new NodeRegistry({ nodeId: 'node-x', url: 'http://x', wsUrl: 'ws://x', load: () => 0, redis, prefix: suite.prefix });
     const started = Date.now();
     let failure: unknown = null;
     await registry.start().catch((error: unknown) => (failure = error));

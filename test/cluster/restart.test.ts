@@ -1,51 +1,18 @@
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
-import { ClusterKeys, roomKey, type RoomKey } from '../../server/cluster/keys.js';
+import { roomKey, type RoomKey } from '../../server/cluster/keys.js';
 import type { ClaimResult } from '../../server/cluster/RoomLeases.js';
 import { AppError } from '../../server/errors.js';
 import { capturedLogger } from '../helpers/logs.js';
-import { redisUnavailable } from '../helpers/redis.js';
-import { delay, FAST, freshPrefix, startNode, waitUntil, type TestNode } from './nodes.js';
-import { startRestartableRedis, type RestartableRedis } from './restartableRedis.js';
+import { delay, FAST, waitUntil, type TestNode } from './nodes.js';
+import { clusterSuite } from './setup.js';
 
 describe('cluster: a Redis restart (SIGKILL, then a new empty redis-server on the same port)', function () {
   this.timeout(30_000);
-  let redis: RestartableRedis;
-  let raw: Redis;
-  let nodes: TestNode[] = [];
-  let prefix: string;
-  let keys: ClusterKeys;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRestartableRedis();
-    // Inspection only: reconnects quickly, never queues a command for long.
-    raw = new Redis(redis.url, { retryStrategy: () => 50, maxRetriesPerRequest: 1, commandTimeout: 500 });
-    raw.on('error', () => undefined);
-  });
-
-  after(async function () {
-    raw?.disconnect();
-    await redis?.stop();
-  });
-
-  beforeEach(function () {
-    prefix = freshPrefix();
-    keys = new ClusterKeys(prefix);
-  });
-
-  afterEach(async function () {
-    await Promise.all(nodes.map((node) => node.close()));
-    nodes = [];
-  });
+  const suite = clusterSuite({ raw: 'tolerant' });
 
   const leaseValues = async (rooms: readonly RoomKey[]): Promise<(string | null)[]> => {
     try {
-      return await raw.mget(rooms.map((key) => keys.lease(key)));
+      return await suite.raw.mget(rooms.map((key) => suite.keys.lease(key)));
     } catch {
       return rooms.map(() => 'unreachable');
     }
@@ -53,7 +20,8 @@ describe('cluster: a Redis restart (SIGKILL, then a new empty redis-server on th
 
   it('held leases come back with their owners and epochs within a few renewal periods; no room has two owners; a later claim gets a higher epoch', async function () {
     const { logger, lines } = capturedLogger('info');
-    for (const id of ['node-a', 'node-b', 'node-c']) nodes.push(await startNode(redis.url, id, { prefix, logger }));
+    const nodes: TestNode[] = [];
+    for (const id of ['node-a', 'node-b', 'node-c']) nodes.push(await suite.startNode(id, { logger }));
     const [a, b] = nodes as [TestNode, TestNode, TestNode];
 
     // Each node owns 4 rooms.
@@ -70,7 +38,7 @@ describe('cluster: a Redis restart (SIGKILL, then a new empty redis-server on th
     const expected = rooms.map((key) => `${owned.get(key)!.owner.id}:${owned.get(key)!.epoch}`);
     expect(await leaseValues(rooms)).to.deep.equal(expected);
 
-    await redis.kill();
+    await suite.server.kill();
     // While Redis is down: rooms stay held, and a claim fails fast with a clear code.
     const started = Date.now();
     let failure: unknown = null;
@@ -86,7 +54,7 @@ describe('cluster: a Redis restart (SIGKILL, then a new empty redis-server on th
       expect(uncertain.sort()).to.deep.equal(rooms.filter((key) => owned.get(key)!.owner === node).sort());
     }
 
-    await redis.restart();
+    await suite.server.restart();
     const restartedAt = Date.now();
     await waitUntil(async () => JSON.stringify(await leaseValues(rooms)) === JSON.stringify(expected), 'every lease is back', 5_000);
     const backMs = Date.now() - restartedAt;
@@ -100,7 +68,7 @@ describe('cluster: a Redis restart (SIGKILL, then a new empty redis-server on th
       expect(holders.map((node) => node.id)).to.deep.equal([owned.get(key)!.owner.id]);
       expect(holders[0]!.leases.epochOf(key)).to.equal(owned.get(key)!.epoch);
       // The fencing counter came back with the lease.
-      expect(Number(await raw.get(keys.epoch(key)))).to.equal(owned.get(key)!.epoch);
+      expect(Number(await suite.raw.get(suite.keys.epoch(key)))).to.equal(owned.get(key)!.epoch);
     }
     for (const node of nodes) {
       expect(node.events.filter((event) => event.event === 'lost')).to.deep.equal([]);
@@ -133,13 +101,12 @@ describe('cluster: a Redis restart (SIGKILL, then a new empty redis-server on th
 
   it('a room whose lease vanished is claimed by another node before its owner re-asserts it: the claimer gets a higher epoch, the old owner fires lost, one owner remains', async function () {
     // node-a renews rarely, so node-b's claim surely comes first; the test renews it by hand.
-    const a = await startNode(redis.url, 'node-a', { prefix, leaseTtlMs: 60_000, renewIntervalMs: 20_000 });
-    const b = await startNode(redis.url, 'node-b', { prefix });
-    nodes.push(a, b);
+    const a = await suite.startNode('node-a', { leaseTtlMs: 60_000, renewIntervalMs: 20_000 });
+    const b = await suite.startNode('node-b');
     const key = roomKey('tenant', 'contested');
     const claimedByA = await a.leases.claim(key);
 
-    await redis.restart();
+    await suite.server.restart();
     // The lease and its counter are gone with Redis' data; node-b claims once it is registered again.
     await waitUntil(async () => (await b.registry.node('node-b').catch(() => null)) !== null, 'node-b is registered again', 5_000);
     let claimedByB: ClaimResult | null = null;
@@ -161,6 +128,6 @@ describe('cluster: a Redis restart (SIGKILL, then a new empty redis-server on th
     ]);
     expect(a.leases.held()).to.deep.equal([]);
     expect(b.leases.held()).to.deep.equal([{ roomKey: key, epoch: claimedByB!.epoch }]);
-    expect(await raw.get(keys.lease(key))).to.equal(`node-b:${claimedByB!.epoch}`);
+    expect(await suite.raw.get(suite.keys.lease(key))).to.equal(`node-b:${claimedByB!.epoch}`);
   });
 });

@@ -1,10 +1,12 @@
 /**
  * A throw-away redis-server for tests: Debian's binary on a free 127.0.0.1 port, nothing
- * persisted (--save '' --appendonly no, working directory in a temporary folder).
+ * persisted (--save '' --appendonly no, working directory in a temporary folder). A test can
+ * also kill it (SIGKILL) and start it again, empty, on the same port: what a Redis restart
+ * without persistence looks like to its clients.
  *
- * redis-server runs under a small sh watchdog that holds a pipe from this process: when the
- * pipe closes (stop(), or this process exiting or being killed by any signal) the watchdog
- * kills redis-server and waits for it, so no redis-server outlives its test run.
+ * Each redis-server runs under a small sh watchdog that holds a pipe from this process: when
+ * the pipe closes (stop(), kill(), or this process exiting or being killed by any signal) the
+ * watchdog kills redis-server and waits for it, so no redis-server outlives its test run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -27,6 +29,13 @@ export interface RedisServer {
   readonly running: boolean;
   /** Stops redis-server and waits until it has exited; idempotent. */
   stop(): Promise<void>;
+  /** SIGKILL to redis-server (a crash: no shutdown); resolves once the port no longer accepts connections. */
+  kill(): Promise<void>;
+  /**
+   * Starts a new, empty redis-server on the same port, after killing the running one (as kill()
+   * does) if there is one; resolves once it accepts connections.
+   */
+  restart(): Promise<void>;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -49,6 +58,8 @@ function killHard(watchdog: ChildProcess, redisPid: number | null): void {
   }
   watchdog.kill('SIGKILL');
 }
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A port nothing listened on a moment ago. */
 async function freePort(): Promise<number> {
@@ -78,18 +89,28 @@ function accepts(port: number): Promise<boolean> {
 
 /**
  * The watchdog: starts redis-server with its arguments ("$@") without the pipe, prints its pid,
- * then blocks reading fd 3, the pipe from this process; on EOF it stops redis-server (TERM:
- * with nothing to save it exits at once) and waits for it.
+ * then blocks reading fd 3, the pipe from this process. A line "KILL" (kill()) makes it
+ * SIGKILL redis-server; EOF alone (stop(), or this process gone) makes it stop redis-server
+ * with TERM (with nothing to save it exits at once). Either way it waits for it.
  */
 const WATCHDOG = `
 "$0" "$@" </dev/null 3<&- &
 child=$!
 echo "redis-pid $child"
-read -r _ <&3
-kill -TERM "$child" 2>/dev/null
+signal=TERM
+read -r line <&3 && [ "$line" = KILL ] && signal=KILL
+kill -"$signal" "$child" 2>/dev/null
 wait "$child"
 exit 0
 `;
+
+/** One redis-server process, with its watchdog. */
+interface Incarnation {
+  /** Whether it has exited. */
+  readonly exited: boolean;
+  /** Ends it (SIGKILL when `hard`, else TERM) and waits until it has exited; the first call decides. */
+  end(hard: boolean): Promise<void>;
+}
 
 /**
  * Starts a redis-server; rejects (after cleaning up) when none accepts connections within 10 s.
@@ -98,16 +119,49 @@ exit 0
 export async function startRedis(): Promise<RedisServer> {
   const unavailable = redisUnavailable();
   if (unavailable) throw new Error(unavailable);
+  let port: number;
+  let current: Incarnation;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(await freePort());
+      port = await freePort();
+      current = await launch(port);
+      break;
     } catch (error) {
       if (attempt >= 3) throw error;
     }
   }
+
+  const kill = async (): Promise<void> => {
+    await current.end(true);
+    if (await accepts(port)) throw new Error(`port ${port} still accepts connections after redis-server was killed`);
+  };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get running() {
+      return !current.exited;
+    },
+    stop: () => current.end(false),
+    kill,
+    restart: async () => {
+      await kill();
+      current = await launch(port);
+    },
+  };
 }
 
-async function startOnce(port: number): Promise<RedisServer> {
+/** Whether the port stops accepting connections (its redis-server has exited) within `ms`. */
+async function closesWithin(port: number, ms: number): Promise<boolean> {
+  const started = Date.now();
+  while (await accepts(port)) {
+    if (Date.now() - started > ms) return false;
+    await delay(50);
+  }
+  return true;
+}
+
+/** Starts redis-server on the port and waits until it accepts connections (rejects, after cleaning up, when it does not). */
+async function launch(port: number): Promise<Incarnation> {
   const dir = mkdtempSync(join(tmpdir(), 'sb-redis-'));
   const args = [
     '--port',
@@ -126,6 +180,8 @@ async function startOnce(port: number): Promise<RedisServer> {
     'warning',
   ];
   const watchdog = spawn('/bin/sh', ['-c', WATCHDOG, REDIS_SERVER, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  const pipe = watchdog.stdio[3] as Socket;
+  pipe.on('error', () => undefined); // EPIPE once the watchdog is gone: nothing left to tell it
   let output = '';
   let redisPid: number | null = null;
   running.set(watchdog, () => redisPid);
@@ -145,11 +201,11 @@ async function startOnce(port: number): Promise<RedisServer> {
     }),
   );
 
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      const pipe = watchdog.stdio[3];
-      if (pipe && 'destroy' in pipe) pipe.destroy();
+  let ending: Promise<void> | null = null;
+  const end = (hard: boolean): Promise<void> => {
+    ending ??= (async () => {
+      if (hard && !exited) pipe.end('KILL\n');
+      else pipe.destroy();
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
@@ -161,26 +217,24 @@ async function startOnce(port: number): Promise<RedisServer> {
       clearTimeout(timer);
       await exit;
       // The watchdog is gone; wait until the port no longer answers (redis-server has exited).
-      for (let i = 0; i < 50 && (await accepts(port)); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      await closesWithin(port, STOP_TIMEOUT_MS);
     })();
-    return stopping;
+    return ending;
   };
 
   const started = Date.now();
   while (!(await accepts(port))) {
     if (exited || Date.now() - started > START_TIMEOUT_MS) {
-      await stop();
+      await end(false);
       throw new Error(`redis-server did not start on port ${port}: ${output.trim().slice(-2000)}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await delay(50);
   }
 
   return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    get running() {
-      return !exited;
+    get exited() {
+      return exited;
     },
-    stop,
+    end,
   };
 }
