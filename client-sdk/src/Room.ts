@@ -40,6 +40,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
   lastMigration: MigrationReport | null = null;
 
   private signal: SignalClient | null = null;
+  /**
+   * The node this room last joined on (the URL given, or the one a cluster redirected to):
+   * reconnections try it first; after a failed attempt they go back to the URL the
+   * application gave (a load balancer, or any node, which redirects to the room's node).
+   */
+  private nodeUrl: string | null = null;
   private readonly links = new Map<string, PeerLink>();
   private readonly participantsById = new Map<string, RemoteParticipant>();
   private readonly localTracks = new Map<MediaStreamTrack, MediaStream | undefined>();
@@ -250,10 +256,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.emit(RoomEvent.ConnectionStateChanged, state);
   }
 
-  /** Connects the signaling socket, joins, and links to every peer in the join ack. */
-  private establish(): Promise<void> {
+  /** Connects the signaling socket (to the room's node when known), joins, and links to every peer in the join ack. */
+  private async establish(): Promise<void> {
     const { requestTimeoutMs = 10_000, socketOptions, metadata } = this.options;
-    return joinRoom(this.url, this.token, { requestTimeoutMs, socketOptions, metadata }, this.roomEvents);
+    this.nodeUrl = await joinRoom(this.nodeUrl ?? this.url, this.token, { requestTimeoutMs, socketOptions, metadata }, this.roomEvents);
   }
 
   /** The room events of the signaling connection. */
@@ -589,6 +595,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
           this.emit(RoomEvent.Error, wrapped);
           break;
         }
+        // The node may be gone: the next attempt goes through the application's URL.
+        this.nodeUrl = null;
       }
     }
     this.teardown();

@@ -55,12 +55,54 @@ export interface JoinOptions {
 }
 
 /**
- * Opens a signaling connection and joins the room. Room events that arrive before the join
- * ack is applied wait for it (ws may deliver the ack and a peer's first offer in one tick),
- * then run in arrival order. A connection whose join fails is closed, and the error thrown.
+ * Connects a signaling socket to `url`, following one cluster redirect: a `wrong_node` refusal
+ * names the node serving the room (ws_url), which is tried once with the same credentials. A
+ * second redirect is not followed (the nodes disagree about the room, e.g. while it moves):
+ * it fails with `wrong_node`. Resolves with the connected client and the URL it reached.
  */
-export async function joinRoom(url: string, credentials: Credentials, options: JoinOptions, handlers: RoomEventHandlers): Promise<void> {
-  const signal = new SignalClient(url, credentials, { requestTimeoutMs: options.requestTimeoutMs, socketOptions: options.socketOptions });
+export async function connectSignal(
+  url: string,
+  credentials: Credentials,
+  options: Pick<JoinOptions, 'requestTimeoutMs' | 'socketOptions'>,
+): Promise<{ signal: SignalClient; url: string }> {
+  const open = async (target: string) => {
+    const signal = new SignalClient(target, credentials, {
+      requestTimeoutMs: options.requestTimeoutMs,
+      socketOptions: options.socketOptions,
+    });
+    await signal.connect();
+    return { signal, url: target };
+  };
+  let redirect: string;
+  try {
+    return await open(url);
+  } catch (error) {
+    const refused = SwitchboardError.from(error);
+    if (refused.code !== 'wrong_node' || !refused.wsUrl) throw refused;
+    redirect = refused.wsUrl;
+  }
+  try {
+    return await open(redirect);
+  } catch (error) {
+    const refused = SwitchboardError.from(error);
+    if (refused.code !== 'wrong_node') throw refused;
+    throw new SwitchboardError(
+      'wrong_node',
+      `redirected twice (${url} -> ${redirect} -> ${refused.wsUrl ?? 'another node'}): not following a second redirect`,
+      refused.wsUrl,
+    );
+  }
+}
+
+/**
+ * Opens a signaling connection (following one cluster redirect) and joins the room. Room
+ * events that arrive before the join ack is applied wait for it (ws may deliver the ack and a
+ * peer's first offer in one tick), then run in arrival order. A connection whose join fails is
+ * closed, and the error thrown. Resolves with the URL of the node it joined on.
+ */
+export async function joinRoom(url: string, credentials: Credentials, options: JoinOptions, handlers: RoomEventHandlers): Promise<string> {
+  const connected = await connectSignal(url, credentials, options);
+  const signal = connected.signal;
   let beforeJoin: Array<() => void> | null = [];
   /** Runs a room event now, or after the join ack while the join is in flight. */
   const ordered =
@@ -70,7 +112,6 @@ export async function joinRoom(url: string, credentials: Credentials, options: J
       else handler(...args);
     };
   try {
-    await signal.connect();
     const socket = signal.socket;
     socket.on(
       'peer_joined',
@@ -114,6 +155,7 @@ export async function joinRoom(url: string, credentials: Credentials, options: J
     const waiting = beforeJoin;
     beforeJoin = null;
     for (const run of waiting) run();
+    return connected.url;
   } catch (error) {
     signal.close();
     throw SwitchboardError.from(error);

@@ -20,6 +20,8 @@ export class SwitchboardError extends Error {
   constructor(
     readonly code: SwitchboardErrorCode,
     message: string,
+    /** wrong_node: the URL of the node serving the room (the connect_error's ws_url). */
+    readonly wsUrl?: string,
   ) {
     super(message);
     this.name = 'SwitchboardError';
@@ -28,9 +30,10 @@ export class SwitchboardError extends Error {
   /** Builds an error from a server wire error or a connect_error. */
   static from(value: unknown, fallback: SwitchboardErrorCode = 'connection_failed'): SwitchboardError {
     if (value instanceof SwitchboardError) return value;
-    const record = (value ?? {}) as { code?: unknown; message?: unknown; data?: { code?: unknown; message?: unknown } };
+    const record = (value ?? {}) as { code?: unknown; message?: unknown; data?: { code?: unknown; message?: unknown; ws_url?: unknown } };
     const code = record.data?.code ?? record.code ?? record.message;
     const message = String(record.data?.message ?? record.message ?? 'unknown error');
-    return new SwitchboardError(isErrorCode(code) ? code : fallback, message);
+    const wsUrl = typeof record.data?.ws_url === 'string' ? record.data.ws_url : undefined;
+    return new SwitchboardError(isErrorCode(code) ? code : fallback, message, wsUrl);
   }
 }
