@@ -192,7 +192,9 @@ export class Cluster {
       this.ownership.claimed(key);
       return;
     }
-    const claim = await this.leases.claim(key);
+    const claim = await this.leases.claim(key).catch((error: unknown) => {
+      throw new AppError('unavailable', `cluster: this room cannot be placed now (Redis does not answer); try again: ${reason(error)}`);
+    });
     if (!claim.mine) throw new WrongNodeError(claim.ws_url, claim.owner);
     this.ownership.claimed(key);
   }

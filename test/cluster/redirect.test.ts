@@ -177,3 +177,41 @@ describe('cluster: REDIS_URL unset keeps the single node', function () {
     }
   });
 });
+
+describe('cluster: Redis unreachable (issue 17)', function () {
+  this.timeout(30_000);
+
+  it('a room this node owns keeps working and accepts joins; a claim that cannot be answered is refused with unavailable, within seconds', async function () {
+    const unavailable = redisUnavailable();
+    if (unavailable) this.skip();
+    const redis = await startRedis();
+    // The in-memory store keeps records here, so only the cluster depends on Redis.
+    const cluster = await startCluster(redis.url, 1, { STORE: 'memory' });
+    try {
+      const [a] = cluster.nodes;
+      if (!a) throw new Error('one node');
+      const alice = await cluster.connect(a.url, { token: cluster.mint({ room: 'kept', user: 'alice' }) });
+      const aliceJoin = await emitAck(alice, 'join', {});
+      expect(aliceJoin.ok).to.equal(true);
+      await redis.stop();
+
+      const bob = await cluster.connect(a.url, { token: cluster.mint({ room: 'kept', user: 'bob' }) });
+      const bobJoin = await emitAck(bob, 'join', {});
+      expect(bobJoin.ok, JSON.stringify(bobJoin)).to.equal(true);
+      const aliceId = (aliceJoin as unknown as { self: { id: string } }).self.id;
+      const atAlice = received(alice);
+      await sendSignals(bob, aliceId, 20, 'b');
+      for (let i = 0; i < 50 && atAlice.length < 20; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(atAlice).to.have.length(20);
+
+      const started = Date.now();
+      const refusal = await expectConnectError(cluster.connect(a.url, { token: cluster.mint({ room: 'new-room' }) }));
+      expect(refusal.message).to.equal('unavailable');
+      expect(refusal.data?.message).to.match(/cluster/);
+      expect(Date.now() - started).to.be.below(6000);
+    } finally {
+      await Promise.all(cluster.nodes.map((_, i) => cluster.stopNode(i)));
+      await redis.stop();
+    }
+  });
+});
