@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { ClusterKeys, roomKey } from '../../server/cluster/keys.js';
+import { ConfigError, loadConfig } from '../../config/index.js';
+import { assertNodeId, ClusterKeys, roomKey } from '../../server/cluster/keys.js';
 import { connectFollowing, startCluster, type ConnectRefusal, type TestCluster } from '../helpers/cluster.js';
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { emitAck, expectConnectError, startServer, type TestClient } from '../helpers/server.js';
@@ -159,6 +160,32 @@ describe('cluster: a room lives on one node; clients that reach another are redi
     for (let i = 0; i < 400 && a.server.cluster.leases.epochOf(key) !== null; i++) await new Promise((r) => setTimeout(r, 25));
     expect(a.server.cluster.leases.epochOf(key)).to.equal(null);
     expect(await a.server.cluster.leases.owner(key)).to.equal(null);
+  });
+});
+
+describe('cluster: settings', function () {
+  it('the cluster is on exactly when REDIS_URL is set; heartbeat and lease timings parse; NODE_ID is a cluster node id', function () {
+    expect(loadConfig({}).cluster).to.deep.include({ enabled: false, heartbeatMs: 1000, roomLeaseMs: 10_000, nodeTtlMs: 3000 });
+    const clustered = loadConfig({
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      CLUSTER_HEARTBEAT_MS: '200',
+      ROOM_LEASE_MS: '3000',
+      NODE_ID: 'eu-1.a',
+    });
+    expect(clustered.cluster).to.deep.include({
+      enabled: true,
+      redisUrl: 'redis://127.0.0.1:6379',
+      heartbeatMs: 200,
+      nodeTtlMs: 600,
+      roomLeaseMs: 3000,
+    });
+    expect(assertNodeId(clustered.nodeId)).to.equal('eu-1.a');
+    for (const bad of ['a:b', 'a%b', 'x'.repeat(65), 'é']) {
+      expect(() => loadConfig({ NODE_ID: bad }), bad).to.throw(ConfigError);
+      expect(() => assertNodeId(bad), bad).to.throw();
+    }
+    expect(() => loadConfig({ CLUSTER_HEARTBEAT_MS: '10' })).to.throw(ConfigError, /CLUSTER_HEARTBEAT_MS/);
+    expect(() => loadConfig({ ROOM_LEASE_MS: 'soon' })).to.throw(ConfigError, /ROOM_LEASE_MS/);
   });
 });
 
