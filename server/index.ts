@@ -408,7 +408,8 @@ async function startCluster(cluster: Cluster | null, httpServer: HttpServer): Pr
     await cluster.stop();
     httpServer.closeAllConnections();
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    throw new Error(`cannot join the cluster: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`cannot join the cluster on ${cluster.redisAddress}: ${reason}`, { cause: error });
   }
 }
 

@@ -81,6 +81,8 @@ const DEFAULT_IDLE_LEASE_GRACE_MS = 5_000;
 export class Cluster {
   readonly nodeId: string;
   readonly prefix: string;
+  /** Scheme, host and port of REDIS_URL (never its credentials), for messages. */
+  readonly redisAddress: string;
   /** The command connection (registry, leases, bus publishing); others may send commands on it, never close it. */
   readonly redis: Redis;
   readonly registry: NodeRegistry;
@@ -105,6 +107,7 @@ export class Cluster {
     this.nodeId = config.nodeId;
     this.prefix = options.prefix ?? DEFAULT_CLUSTER_PREFIX;
     this.publicUrl = options.publicUrl;
+    this.redisAddress = describeRedisUrl(redisUrl);
     this.logger = options.logger.child({ module: 'cluster', node: this.nodeId });
     const connection = (name: string): RedisConnectionOptions => ({
       ...options.connection,
@@ -113,8 +116,8 @@ export class Cluster {
     });
     this.redis = createRedisConnection(redisUrl, connection('commands'));
     this.busSubscriber = createSubscriberConnection(redisUrl, connection('bus'));
-    this.adapterPublisher = guardPublishes(createRedisConnection(redisUrl, connection('adapter-pub')), this.logger);
-    this.adapterSubscriber = createSubscriberConnection(redisUrl, connection('adapter-sub'));
+    this.adapterPublisher = guardUnawaited(createRedisConnection(redisUrl, connection('adapter-pub')), this.logger);
+    this.adapterSubscriber = guardUnawaited(createSubscriberConnection(redisUrl, connection('adapter-sub')), this.logger);
     this.registry = new NodeRegistry({
       nodeId: this.nodeId,
       url: options.publicUrl,
@@ -145,7 +148,7 @@ export class Cluster {
       graceMs: options.idleLeaseGraceMs ?? DEFAULT_IDLE_LEASE_GRACE_MS,
       logger: this.logger,
     });
-    this.logger.info({ redis: describeRedisUrl(redisUrl), url: options.publicUrl }, 'joining the cluster');
+    this.logger.info({ redis: this.redisAddress, url: options.publicUrl }, 'joining the cluster');
   }
 
   /** Registers this node (first heartbeat), starts lease renewals and the bus. Rejects when Redis cannot be reached. */
@@ -257,18 +260,23 @@ export class Cluster {
 
 const reason = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/** The commands the Redis adapter sends without awaiting their answer. */
+const UNAWAITED_BY_ADAPTER = ['publish', 'subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe'] as const;
+
 /**
- * The adapter publishes without awaiting the answer: a publish that fails (Redis down) must
- * not become an unhandled rejection, which would end the process. It is logged at debug level
- * (the connection logs the outage itself once).
+ * The adapter sends these commands without awaiting them: one that fails (Redis down at boot,
+ * during an outage or at shutdown) must not become an unhandled rejection, which would end the
+ * process. Failures are logged at debug level (the connection logs the outage itself once).
  */
-function guardPublishes(redis: Redis, logger: Logger): Redis {
-  const publish = redis.publish.bind(redis) as (channel: string | Buffer, message: string | Buffer) => Promise<number>;
-  const guarded = (channel: string | Buffer, message: string | Buffer): Promise<number> =>
-    publish(channel, message).catch((error: unknown) => {
-      logger.debug({ err: reason(error) }, 'adapter publish failed');
-      return 0;
-    });
-  redis.publish = guarded as Redis['publish'];
+function guardUnawaited(redis: Redis, logger: Logger): Redis {
+  const methods = redis as unknown as Record<(typeof UNAWAITED_BY_ADAPTER)[number], (...args: unknown[]) => Promise<unknown>>;
+  for (const name of UNAWAITED_BY_ADAPTER) {
+    const original = methods[name].bind(redis);
+    methods[name] = (...args) =>
+      original(...args).catch((error: unknown) => {
+        logger.debug({ err: reason(error), command: name }, 'adapter command failed');
+        return undefined;
+      });
+  }
   return redis;
 }
