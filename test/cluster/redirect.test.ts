@@ -82,6 +82,18 @@ describe('cluster: a room lives on one node; clients that reach another are redi
     expect(atAlice).to.deep.equal(expected('b'));
   });
 
+  it('anonymous/demo rooms are placed the same way: wrong_node towards the owner', async function () {
+    cluster = await startCluster(redis.url, 2, { ANONYMOUS_ROOMS: 'true', ANONYMOUS_TENANT: 't1' });
+    const [a, b] = cluster.nodes;
+    if (!a || !b) throw new Error('two nodes');
+    const first = await cluster.connect(a.url, { room: 'demo', name: 'Ann' });
+    expect((await emitAck(first, 'join', {})).ok).to.equal(true);
+    const refusal = await expectConnectError(cluster.connect(b.url, { room: 'demo', name: 'Ben' }));
+    expect(refusal.data).to.deep.include({ code: 'wrong_node', ws_url: a.url });
+    const followed = await connectFollowing(cluster, b.url, { room: 'demo', name: 'Ben' });
+    expect((await emitAck(followed.client, 'join', {})).ok).to.equal(true);
+  });
+
   it('a room with no live owner is claimed by the node the client reached', async function () {
     cluster = await startCluster(redis.url, 2);
     const [, b] = cluster.nodes;
