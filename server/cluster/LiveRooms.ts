@@ -357,6 +357,8 @@ export class ClusterLiveRooms implements LiveRooms {
       ),
       local.rooms.on('room_started', (room) => void this.publish(room.tenantId, room.id)),
       local.rooms.on('room_finished', (room) => void this.unpublish(room.tenantId, room.id)),
+      // Dropped = moved: the set keeps the room while its new owner holds the lease.
+      local.rooms.on('room_dropped', (room) => void this.unpublish(room.tenantId, room.id)),
     );
     this.timer = setInterval(() => void this.resync(), this.resyncIntervalMs);
     this.timer.unref();

@@ -4,7 +4,6 @@ import type { Config } from '../../config/index.js';
 import type { VerifiedToken } from '../../server/auth/TokenService.js';
 import { roomKey } from '../../server/cluster/keys.js';
 import { ClusterLiveRooms, type LiveRoomKinds } from '../../server/cluster/LiveRooms.js';
-import { AppError } from '../../server/errors.js';
 import type { Peer } from '../../server/rooms/Peer.js';
 import type { Room } from '../../server/rooms/Room.js';
 import { RoomManager } from '../../server/rooms/RoomManager.js';
@@ -13,7 +12,7 @@ import type { TenantRecord } from '../../server/store/Store.js';
 import { holdNextCall } from '../helpers/heldCall.js';
 import { capturedLogger } from '../helpers/logs.js';
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
-import { delay, freshPrefix, startBus, startNode, waitUntil, type TestBus, type TestNode } from './nodes.js';
+import { delay, freshPrefix, rejection, startBus, startNode, waitUntil, type TestBus, type TestNode } from './nodes.js';
 
 /** Another subsystem's requests on the same bus: ClusterLiveRooms takes a bus of more kinds than its own. */
 type OtherKinds = { 'other.ping': { payload: { n: number }; answer: number } };
@@ -70,16 +69,6 @@ interface LiveNode {
   left: string[];
   updated: string[];
   close(): Promise<void>;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AppError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(AppError);
-    return error as AppError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('cluster: LiveRooms across nodes', function () {
@@ -427,13 +416,20 @@ describe('cluster: LiveRooms across nodes', function () {
     const setKey = a.live.tenantSetKey(tenant.tenant_id);
     await waitUntil(async () => (await raw.zscore(setKey, 'm1')) !== null, 'm1 listed');
 
-    // Hand-over to B (drain); B runs the room, then A's copy closes.
+    // Hand-over to B (drain); B runs the room, A drops its copy (and a copy that closed would be the same).
     await a.node.leases.handOver(roomKey(tenant.tenant_id, 'm1'), 'node-b');
     await joinOn(b, 'm1', ['u1']);
-    a.rooms.close(a.rooms.get(tenant.tenant_id, 'm1') as Room, 'moved');
+    a.rooms.drop(a.rooms.get(tenant.tenant_id, 'm1') as Room, 'moved');
     await delay(100);
     expect(await raw.zscore(setKey, 'm1')).to.not.equal(null);
     expect((await a.live.get(tenant.tenant_id, 'm1'))?.participants.map((p) => p.user_id)).to.deep.equal(['u1']);
+
+    // A room dropped while no node holds its lease leaves the set at once.
+    await joinOn(a, 'd1', ['u1']);
+    await waitUntil(async () => (await raw.zscore(setKey, 'd1')) !== null, 'd1 listed');
+    await a.node.leases.release(roomKey(tenant.tenant_id, 'd1'));
+    a.rooms.drop(a.rooms.get(tenant.tenant_id, 'd1') as Room, 'lost');
+    await waitUntil(async () => (await raw.zscore(setKey, 'd1')) === null, 'd1 to leave the set');
 
     // Redis lost the set: the owner writes its rooms again.
     await raw.del(setKey);
