@@ -321,7 +321,7 @@ export class ClusterLiveRooms implements LiveRooms {
     this.logger = options.logger?.child({ module: 'live-rooms' });
   }
 
-  /** The sorted set of a tenant's live rooms (the keys.ts layout's "live:" segment). */
+  /** The sorted set of a tenant's live rooms: <prefix>cluster:live:<tenant>, a segment no other cluster key uses (see keys.ts). */
   tenantSetKey(tenantId: string): string {
     return `${this.keys.space}live:${encodeURIComponent(tenantId)}`;
   }
