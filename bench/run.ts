@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- name ...]`: runs the benchmarks (all, or the named ones: relay, density,
- * join, turn, topology, bundle), prints a summary table, and rewrites bench/RESULTS.md and
+ * join, turn, topology, bundle, cluster), prints a summary table, and rewrites bench/RESULTS.md and
  * bench/results/. `npm run bench -- --render` only rebuilds RESULTS.md and the plots from
  * the stored bench/results/*.json (after a change to how results are presented). Servers run in child processes pinned to core 0 and this process (the load
  * generator) to core 1 when taskset and two cores are available (BENCH_PIN=0 turns that off).
@@ -8,6 +8,7 @@
  * BENCH_* variables documented in bench/README.md.
  */
 import { renderBundle, runBundle, type BundleResult } from './bundle.js';
+import { redisUnavailableReason, renderCluster, runCluster, type ClusterData } from './cluster.js';
 import { ServerPool, type BenchContext } from './lib/context.js';
 import { envFlag, envNumber } from './lib/env.js';
 import { canPin, LOAD_CPUS, liveChildren, withAffinity } from './lib/processes.js';
@@ -28,6 +29,8 @@ const BENCHMARKS: Record<string, { run: (ctx: BenchContext) => Promise<Section>;
   // Browsers and the SFU share both cores; nothing is pinned.
   topology: { run: runTopology, pinGenerator: false },
   bundle: { run: runBundle, pinGenerator: false },
+  // Two nodes and redis-server on the server core, the generator on the other.
+  cluster: { run: runCluster, pinGenerator: true },
 };
 
 const RENDERERS: Record<string, (data: unknown, meta: RenderMeta) => Section> = {
@@ -38,6 +41,7 @@ const RENDERERS: Record<string, (data: unknown, meta: RenderMeta) => Section> = 
   topology: (data, meta) => renderTopology(data as TopologyData, meta),
   'topology-video': (data, meta) => renderTopology(data as TopologyData, meta),
   bundle: (data, meta) => renderBundle(data as BundleResult, meta),
+  cluster: (data, meta) => renderCluster(data as ClusterData, meta),
 };
 
 /** Rebuilds every stored section with the current rendering code. */
@@ -77,6 +81,11 @@ async function main(): Promise<void> {
     if (!bench) continue;
     if (name === 'topology' && !envFlag('BENCH_BROWSER', true)) {
       log('topology: skipped (BENCH_BROWSER=0)');
+      continue;
+    }
+    const noRedis = name === 'cluster' ? redisUnavailableReason() : null;
+    if (noRedis) {
+      log(`cluster: skipped (${noRedis})`);
       continue;
     }
     const ctx: BenchContext = { rounds: envNumber('BENCH_ROUNDS', 3), pin, smoke: false, servers: new ServerPool(pin), log };

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { runBundle } from '../../bench/bundle.js';
+import { redisUnavailableReason, runCluster, type ClusterData } from '../../bench/cluster.js';
 import { runDensity, type DensityMeasurement } from '../../bench/density.js';
 import { runJoin, type JoinMeasurement } from '../../bench/join.js';
 import { turnEnv } from '../../bench/lib/benchConfig.js';
@@ -152,6 +153,38 @@ describe('benchmarks: smoke run at tiny sizes', function () {
     expect(data.lazy.length, 'a lazily imported chunk').to.be.greaterThan(0);
     for (const f of [...data.core, data.iife]) expect(f.gzip).to.be.within(1, f.min);
     expect(data.iife.gzip).to.be.greaterThan(data.core.reduce((sum, f) => sum + f.gzip, 0));
+  });
+
+  it('cluster: two nodes on a redis-server relay in rooms on both, and redirected newcomers join through wrong_node', async function () {
+    const unavailable = redisUnavailableReason();
+    if (unavailable) {
+      console.log(`      skipped: ${unavailable}`);
+      this.skip();
+    }
+    this.timeout(120_000);
+    const section = await runCluster(ctx);
+    sections.push(section);
+    const data = section.data as ClusterData;
+    for (const c of data.relay) {
+      for (const m of [...c.one, ...c.two, ...c.split]) {
+        positive(m.perCpuS, 'messages per CPU-second of the set-up');
+        expect(m.lost, 'lost messages').to.equal(0);
+        expect(m.errors, 'refused acks').to.equal(0);
+      }
+      for (const m of c.two) {
+        expect(m.processLabels).to.deep.equal(['node A', 'node B', 'redis-server']);
+        positive(m.processUtil[0] ?? 0, 'node A CPU');
+        positive(m.processUtil[1] ?? 0, 'node B CPU');
+        expect(m.redisUsPerMsg, 'Redis CPU per message').to.be.at.least(0);
+      }
+    }
+    for (const m of data.join.redirected) {
+      expect(m.redirects, 'every redirected newcomer got wrong_node once').to.equal(m.total);
+      positive(m.redirect?.p50 ?? 0, 'wrong_node p50');
+      expect(m.firstSignal.p50).to.be.at.least(m.connect.p50);
+    }
+    for (const m of data.join.direct) expect(m.redirects, 'direct newcomers are not redirected').to.equal(0);
+    expect(section.headline.map((h) => h.target)).to.include.members(['>= 0.9', '<= 2']);
   });
 
   it('topology: a room of two in mesh and SFU mode in Chromium, and a promotion with its gap and CPU profile', async function () {
