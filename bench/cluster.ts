@@ -559,12 +559,8 @@ export async function runCluster(ctx: BenchContext, options: ClusterBenchOptions
   const nodes: ServerProcess[] = [];
   try {
     const redisVersion = /^redis_version:(\S+)/m.exec(await redis.control.info('server'))?.[1] ?? '?';
-    // bench/servers/main.ts stores the bench tenant with tenants.create, which refuses a tenant
-    // the shared Redis store already holds: the first node's record is removed before the second
-    // node starts and stores the same record again.
     const keys = new RedisKeys();
     nodes.push(await startNode(ctx, redis, `bench-a-${process.pid}`));
-    await redis.control.del(keys.tenant(BENCH_TENANT), keys.tenantByApiKey(`key-${BENCH_TENANT}`), keys.tenantBySecretHash('0'.repeat(64)));
     nodes.push(await startNode(ctx, redis, `bench-b-${process.pid}`));
     if ((await redis.control.exists(keys.tenant(BENCH_TENANT))) !== 1) throw new Error('the bench tenant is not in the Redis store');
     const [a, b] = nodes as [ServerProcess, ServerProcess];

@@ -35,7 +35,8 @@ interface Running {
 async function startSwitchboard(env: Record<string, string>, inlineTurn: boolean): Promise<Running> {
   const config = benchConfig(env);
   const server: SwitchboardServer = await createServer(config);
-  await server.store.tenants.create({
+  // upsert: the nodes of the cluster benchmark share one Redis store.
+  await server.store.tenants.upsert({
     tenant_id: BENCH_TENANT,
     name: BENCH_TENANT,
     api_key: `key-${BENCH_TENANT}`,
