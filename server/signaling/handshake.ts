@@ -87,7 +87,7 @@ async function authenticate(socket: AppSocket, options: HandshakeOptions, limite
   const auth: unknown = socket.handshake.auth;
   const fields = auth && typeof auth === 'object' ? (auth as Record<string, unknown>) : {};
   if (fields.token === undefined && fields.room !== undefined && config.auth.anonymousRooms) {
-    const tenant = await store.tenants.get(config.auth.anonymousTenant);
+    const tenant = await fromStore(store.tenants.get(config.auth.anonymousTenant));
     if (!tenant) throw new AppError('internal', 'ANONYMOUS_TENANT names an unknown tenant');
     const identity = anonymousIdentity(config, fields);
     await placement?.admitConnection(tenant.tenant_id, identity.roomId, { draining: options.isShuttingDown() });
@@ -96,11 +96,25 @@ async function authenticate(socket: AppSocket, options: HandshakeOptions, limite
   }
   const identity = options.tokens.verify(fields.token);
   if (!identity.grants.roomJoin) throw new AppError('forbidden', 'token does not grant roomJoin');
-  if (await store.tokens.isRevoked(identity.tenantId, identity.jti)) throw new AppError('token_revoked', 'token was revoked');
-  const tenant = await store.tenants.get(identity.tenantId);
+  if (await fromStore(store.tokens.isRevoked(identity.tenantId, identity.jti))) throw new AppError('token_revoked', 'token was revoked');
+  const tenant = await fromStore(store.tenants.get(identity.tenantId));
   if (!tenant) throw new AppError('token_invalid', 'token names an unknown tenant');
   await placement?.admitConnection(tenant.tenant_id, identity.roomId, { draining: options.isShuttingDown() });
   authenticated(socket, identity, tenant);
+}
+
+/**
+ * A store read of the handshake: a store that cannot answer (its database unreachable, as in a
+ * Redis outage with the Redis store) refuses the connection with `unavailable` (try again
+ * later), not `internal`.
+ */
+async function fromStore<T>(read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw new AppError('unavailable', 'the store cannot answer now; try again');
+  }
 }
 
 function authenticated(socket: AppSocket, identity: VerifiedToken, tenant: TenantRecord): void {
