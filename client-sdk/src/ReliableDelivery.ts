@@ -170,8 +170,13 @@ export class ReliableDelivery<S extends DataSender> {
     if (epoch) this.sequencer.release(senderKey(identity, epoch), (m) => this.deliver(m));
   }
 
-  /** A new SFU data consumer of a peer: it cannot have received what the peer sent before it existed. */
-  dataConsumerOpened(identity: string): void {
+  /**
+   * A new path from a peer: an SFU data consumer, or a mesh link built after the previous one
+   * was torn down (a signaling drop, a reconnect). It cannot have carried what the peer sent
+   * before it existed, and what was in flight on the old path is lost with it, with maybe no
+   * later message to reveal the hole: ask for everything from the next number we expect.
+   */
+  pathOpened(identity: string): void {
     const epoch = this.epochByIdentity.get(identity);
     if (!epoch) return; // Nothing received from it yet: its stream starts wherever we join it.
     const expected = this.sequencer.expected(senderKey(identity, epoch));

@@ -164,10 +164,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   /**
    * Sends data to every participant (or to the given identities). Reliable messages arrive
-   * exactly once and in order per sender; lossy ones may be dropped.
+   * exactly once and in order per sender; lossy ones may be dropped. A mesh room accepts data
+   * while it reconnects too: its links stay up until the rejoin, and peers linked again
+   * afterwards get what they missed from the sent history (its last 8192 messages).
    */
   send(payload: DataPayload, options: { reliable?: boolean; to?: string[] } = {}): void {
-    this.assertConnected();
+    if (!(this.state === ConnectionState.Reconnecting && this.mode === 'mesh')) this.assertConnected();
     if (!this.localParticipant?.grants.canPublishData) throw new SwitchboardError('forbidden', 'this token does not grant canPublishData');
     this.delivery.send(payload, options.reliable ?? true, options.to);
   }
@@ -343,6 +345,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
       grants: ack.self.grants,
       muted: notMuted(),
     };
+    // Links kept through a signaling drop end here: the peers link afresh to our new connection id.
+    for (const participant of this.participants.values()) this.closeLink(participant);
     const present = new Set(ack.peers.map((p) => p.user_id));
     for (const participant of [...this.participants.values()]) if (!present.has(participant.identity)) this.removeParticipant(participant);
     if (ack.room.mode === 'sfu' && ack.sfu) {
@@ -426,6 +430,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     });
     this.links.set(remoteId, link);
     for (const [track, stream] of this.localTracks) link.addTrack(track, stream);
+    // A link to a peer we already had data from replaces one that was torn down: what was in flight there is asked for again.
+    this.delivery.pathOpened(participant.identity);
     return link;
   }
 
@@ -521,7 +527,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       onDataReady: () => undefined,
       onDataConsumerOpen: (peerId) => {
         const participant = this.participantsById.get(peerId);
-        if (participant) this.delivery.dataConsumerOpened(participant.identity);
+        if (participant) this.delivery.pathOpened(participant.identity);
       },
       onError: (error) => this.emit(RoomEvent.Error, SwitchboardError.from(error, 'internal')),
     });
@@ -566,7 +572,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.handOver.abort();
     this.sfu?.close();
     this.sfu = null;
-    for (const participant of this.participants.values()) this.closeLink(participant);
+    // Mesh links need no signaling once up: they keep carrying media and data until the rejoin (applyJoin) replaces them.
+    if (this.mode !== 'mesh') for (const participant of this.participants.values()) this.closeLink(participant);
     if (this.terminalError || !this.reconnectPolicy) {
       if (this.terminalError && !this.terminalError.reported) this.emit(RoomEvent.Error, this.terminalError.error);
       this.teardown();
