@@ -184,13 +184,24 @@ export class Cluster {
   /**
    * Decides whether a connection for the room may be accepted here; resolves once this node
    * holds the room's lease. A room this node holds already needs no Redis (it keeps working
-   * through an outage). A draining node claims nothing and accepts nothing: it redirects.
+   * through an outage). A draining node claims nothing: it redirects, except the clients of a
+   * room it still holds while another node serves (they move with the room when the drain
+   * releases its lease).
    * Rejects with WrongNodeError (another live owner, or this node drains and another serves),
    * `shutting_down` (draining, no other node), or `unavailable` when Redis cannot answer.
    */
   async admitConnection(tenantId: string, roomId: string, options: { draining: boolean }): Promise<void> {
     const key = roomKey(tenantId, roomId);
-    if (options.draining || this.registry.currentState === 'draining') throw await this.redirectAway(key);
+    if (options.draining || this.registry.currentState === 'draining') {
+      const away = await this.redirectAway(key);
+      // A room this node still holds is served here until the drain releases its lease (it then
+      // moves with everyone in it): sent to another node, its clients would be sent back here.
+      if (away instanceof WrongNodeError && this.leases.epochOf(key) !== null) {
+        this.ownership.claimed(key);
+        return;
+      }
+      throw away;
+    }
     if (this.leases.epochOf(key) !== null) {
       this.ownership.claimed(key);
       return;
