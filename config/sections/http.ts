@@ -14,6 +14,8 @@ export const httpSettings = {
     'PUBLIC_URL',
     z
       .url({ protocol: /^https?$/ })
+      // It is every client's ws_url and, in a cluster, this node's registry entry: never a place for credentials.
+      .refine((url) => new URL(url).username === '' && new URL(url).password === '', 'must not carry a user name or password')
       .transform((url) => url.replace(/\/+$/, ''))
       .optional(),
   ),

@@ -14,7 +14,7 @@ import type { Redis } from 'ioredis';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import { assertNodeId, ClusterKeys, DEFAULT_CLUSTER_PREFIX } from './keys.js';
+import { assertNodeId, ClusterKeys, DEFAULT_CLUSTER_PREFIX, NODE_ID_PATTERN } from './keys.js';
 import { defineClusterScripts } from './scripts.js';
 
 export type NodeState = 'serving' | 'draining';
@@ -62,7 +62,20 @@ export interface NodeRegistryEvents extends Record<string, unknown[]> {
 export const DEFAULT_HEARTBEAT_MS = 1_000;
 export const DEFAULT_NODE_TTL_MS = 3_000;
 
-/** Parses an entry read from Redis; null when it is not a well-formed NodeInfo (never trusted blindly). */
+const ADVERTISED_PROTOCOLS = new Set(['http:', 'https:', 'ws:', 'wss:']);
+
+/** An http(s) or ws(s) URL without credentials: what a node may advertise (clients are sent there with their tokens). */
+function isAdvertisedUrl(value: unknown): value is string {
+  if (typeof value !== 'string' || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  return ADVERTISED_PROTOCOLS.has(url.protocol) && url.username === '' && url.password === '';
+}
+
+/**
+ * Parses an entry read from Redis; null when it is not a well-formed NodeInfo (never trusted
+ * blindly: its ws_url is where clients are redirected with their tokens, so it must be an
+ * http(s) or ws(s) URL without credentials, and its id a node id).
+ */
 export function parseNodeInfo(json: string): NodeInfo | null {
   let value: unknown;
   try {
@@ -74,8 +87,9 @@ export function parseNodeInfo(json: string): NodeInfo | null {
   const entry = value as Record<string, unknown>;
   if (
     typeof entry.id !== 'string' ||
-    typeof entry.url !== 'string' ||
-    typeof entry.ws_url !== 'string' ||
+    !NODE_ID_PATTERN.test(entry.id) ||
+    !isAdvertisedUrl(entry.url) ||
+    !isAdvertisedUrl(entry.ws_url) ||
     typeof entry.load !== 'number' ||
     !Number.isFinite(entry.load) ||
     (entry.state !== 'serving' && entry.state !== 'draining') ||
