@@ -42,14 +42,19 @@ export function tenantAuth(store: Store): RequestHandler {
       return;
     }
     const digest = sha256Hex(secret);
-    store.tenants.getBySecretHash(digest).then((tenant) => {
-      if (!tenant || !sameDigest(digest, tenant.api_secret_sha256)) {
-        next(unauthorized(res, 'API secret is not valid'));
-        return;
-      }
-      res.locals.tenant = tenant;
-      next();
-    }, next);
+    store.tenants.getBySecretHash(digest).then(
+      (tenant) => {
+        if (!tenant || !sameDigest(digest, tenant.api_secret_sha256)) {
+          next(unauthorized(res, 'API secret is not valid'));
+          return;
+        }
+        res.locals.tenant = tenant;
+        next();
+      },
+      // A store that cannot answer (its database unreachable, e.g. the Redis store during a Redis
+      // outage) is `unavailable` (503, try again), as at the handshake, not `internal`.
+      (error: unknown) => next(error instanceof AppError ? error : new AppError('unavailable', 'the store cannot answer now; try again')),
+    );
   };
 }
 

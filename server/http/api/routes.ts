@@ -93,7 +93,11 @@ export function routeErrors(route: ApiRoute): ErrorCode[] {
   codes.add('payload_invalid');
   codes.add('rate_limited');
   codes.add('internal');
-  if (route.auth === 'tenant') codes.add('unauthorized');
+  if (route.auth === 'tenant') {
+    codes.add('unauthorized');
+    // The tenant is read from the store, which may not answer (tenantAuth).
+    codes.add('unavailable');
+  }
   if (route.auth === 'admin') {
     codes.add('unauthorized');
     codes.add('forbidden');

@@ -1,0 +1,44 @@
+import { expect } from 'chai';
+import { callNode, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+
+describe('cluster review (issue 17): the HTTP API while Redis is unreachable', function () {
+  this.timeout(30_000);
+  let redis: RedisServer;
+  let cluster: TestCluster | undefined;
+
+  before(async function () {
+    const unavailable = redisUnavailable();
+    if (unavailable) {
+      console.log(`      skipped: ${unavailable}`);
+      this.skip();
+    }
+    redis = await startRedis();
+  });
+
+  after(async function () {
+    await redis?.stop();
+  });
+
+  afterEach(async function () {
+    if (!redis.running) await redis.restart();
+    await cluster?.close();
+    cluster = undefined;
+  });
+
+  it('POST /api/v1/tokens answers 503 unavailable (a clear code to retry on), not 500 internal, within seconds', async function () {
+    cluster = await startCluster(redis.url, 1);
+    const [a] = cluster.nodes;
+    if (!a) throw new Error('one node');
+    const ok = await callNode(a, 'POST', '/api/v1/tokens', { secret: 'secret-t1', body: { room_id: 'r', user_name: 'alice' } });
+    expect(ok.status).to.equal(201);
+
+    await redis.kill();
+    const started = Date.now();
+    const answer = await callNode(a, 'POST', '/api/v1/tokens', { secret: 'secret-t1', body: { room_id: 'r', user_name: 'alice' } });
+    expect(Date.now() - started).to.be.below(8_000);
+    expect(answer.status).to.equal(503);
+    expect((answer.body.error as { code: string }).code).to.equal('unavailable');
+    expect(JSON.stringify(answer.body)).to.not.match(/127\.0\.0\.1|redis:/);
+  });
+});
