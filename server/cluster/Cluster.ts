@@ -135,6 +135,10 @@ export class Cluster {
       leaseTtlMs: config.cluster.roomLeaseMs,
       logger: this.logger,
     });
+    // Redis is back (a restart, a flap): held leases are renewed or written again at once, not at
+    // the next renewal tick, so a lease taken meanwhile fires `lost` now and a missing one is back
+    // before another node's client can claim the room.
+    this.redis.on('ready', () => void this.leases.renewNow());
     this.bus = new ClusterBus<ClusterRequestKinds>({
       nodeId: this.nodeId,
       redis: this.redis,

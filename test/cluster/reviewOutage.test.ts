@@ -1,6 +1,10 @@
 import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { roomKey } from '../../server/cluster/keys.js';
 import { callNode, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { emitAck } from '../helpers/server.js';
+import { waitUntil } from './nodes.js';
 
 describe('cluster review (issue 17): the HTTP API while Redis is unreachable', function () {
   this.timeout(30_000);
@@ -40,5 +44,49 @@ describe('cluster review (issue 17): the HTTP API while Redis is unreachable', f
     expect(answer.status).to.equal(503);
     expect((answer.body.error as { code: string }).code).to.equal('unavailable');
     expect(JSON.stringify(answer.body)).to.not.match(/127\.0\.0\.1|redis:/);
+  });
+});
+
+describe('cluster review (issue 17): Redis back after a restart', function () {
+  this.timeout(30_000);
+  let redis: RedisServer;
+  let cluster: TestCluster | undefined;
+
+  before(async function () {
+    const unavailable = redisUnavailable();
+    if (unavailable) {
+      console.log(`      skipped: ${unavailable}`);
+      this.skip();
+    }
+    redis = await startRedis();
+  });
+
+  after(async function () {
+    await redis?.stop();
+  });
+
+  afterEach(async function () {
+    if (!redis.running) await redis.restart();
+    await cluster?.close();
+    cluster = undefined;
+  });
+
+  it('leases are written again as soon as the connection is back, not at the next renewal tick (no window for a second owner)', async function () {
+    // Renewals every 20 s: only a renewal on reconnection brings the lease back within seconds.
+    cluster = await startCluster(redis.url, 1, { ROOM_LEASE_MS: '60000' });
+    const [a] = cluster.nodes;
+    if (!a?.server.cluster) throw new Error('one cluster node');
+    const alice = await cluster.connect(a.url, { token: cluster.mint({ room: 'call', user: 'alice' }) });
+    expect((await emitAck(alice, 'join', {})).ok).to.equal(true);
+    const lease = a.server.cluster.registry.keys.lease(roomKey('t1', 'call'));
+
+    await redis.restart();
+    const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    try {
+      await waitUntil(async () => (await raw.get(lease)) !== null, 'the lease is back in Redis', 3_000);
+      expect(await raw.get(lease)).to.match(new RegExp(`^${a.id}:\\d+$`));
+    } finally {
+      raw.disconnect();
+    }
   });
 });
