@@ -127,6 +127,8 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
         logger,
       })
     : undefined;
+  // The tenant's max_rooms counts its live rooms on every node.
+  if (liveRooms) rooms.tenantLiveRoomsElsewhere = (tenantId, roomId) => liveRooms.liveRoomCount(tenantId, roomId);
 
   const app = createHttpApp({
     config,

@@ -396,6 +396,26 @@ export class ClusterLiveRooms implements LiveRooms {
     return [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
+  /**
+   * How many of the tenant's rooms other than `exceptRoomId` are live in the whole cluster: those
+   * of its set whose lease is held (the tenant's max_rooms counts them at join). 0 when Redis
+   * cannot answer: joins then count this node's rooms only.
+   */
+  async liveRoomCount(tenantId: string, exceptRoomId: string): Promise<number> {
+    if (this.redis.status !== 'ready') return 0;
+    try {
+      const ids = (await this.redis.zrange(this.tenantSetKey(tenantId), 0, -1)).filter((roomId) => roomId !== exceptRoomId);
+      if (ids.length === 0) return 0;
+      const pipeline = this.redis.pipeline();
+      for (const roomId of ids) pipeline.exists(this.keys.lease(roomKey(tenantId, roomId)));
+      const results = (await pipeline.exec()) ?? [];
+      return results.filter(([error, exists]) => !error && exists === 1).length;
+    } catch (error) {
+      this.logger?.debug({ err: error instanceof Error ? error.message : String(error) }, 'live room count unavailable');
+      return 0;
+    }
+  }
+
   /** One request per owner node of the rooms asked about (never one per node of the cluster). */
   async summaries(tenantId: string, roomIds: readonly string[]): Promise<Map<string, LiveRoomSummary>> {
     const routes = await Promise.all(roomIds.map(async (roomId) => ({ roomId, route: await this.route(tenantId, roomId, true) })));

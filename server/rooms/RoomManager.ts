@@ -70,6 +70,11 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   /** Admissions reading a room's stored record, by room key; recordChanged marks them. */
   private readonly recordReads = new Map<string, Set<{ changed: boolean }>>();
+  /**
+   * In a cluster: how many of the tenant's rooms other than `roomId` are live on any node, so
+   * the tenant's max_rooms holds across nodes (null: this node's rooms are all there is).
+   */
+  tenantLiveRoomsElsewhere: ((tenantId: string, roomId: string) => Promise<number>) | null = null;
 
   constructor(private readonly options: RoomManagerOptions) {
     super(options.logger);
@@ -117,6 +122,11 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     // Read again while a change of the record was reported during the read (see recordChanged).
     // The check runs in this function's own continuation, in the same turn as the insert below.
     const key = Room.keyOf(tenant.tenant_id, identity.roomId);
+    // Before the record's read: nothing may be awaited between that read and the insert.
+    const liveElsewhere =
+      this.tenantLiveRoomsElsewhere && !this.get(tenant.tenant_id, identity.roomId)
+        ? await this.tenantLiveRoomsElsewhere(tenant.tenant_id, identity.roomId)
+        : 0;
     let record: RoomRecord | null;
     for (;;) {
       const read = { changed: false };
@@ -137,7 +147,7 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     let room = this.get(tenant.tenant_id, identity.roomId);
     if (!room) {
       if (!record && !tenant.limits.auto_create_rooms) throw new AppError('room_not_found', 'room does not exist');
-      if (this.liveRoomCount(tenant.tenant_id) >= tenant.limits.max_rooms)
+      if (Math.max(this.liveRoomCount(tenant.tenant_id), liveElsewhere) >= tenant.limits.max_rooms)
         throw new AppError('quota_exceeded', 'tenant live room limit reached');
       room = this.create(tenant.tenant_id, identity.roomId, this.resolveConfig(tenant, record));
       if (record?.expires_at) this.setExpiry(room, record.expires_at);
