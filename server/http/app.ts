@@ -36,7 +36,9 @@ export function createHttpApp(options: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.http.trustProxy);
-  app.use(helmet());
+  // In a cluster (REDIS_URL), the demo page's SDK follows a wrong_node redirect to the node serving its room: another
+  // origin (that node's PUBLIC_URL), which connect-src 'self' (helmet's default-src) would block.
+  app.use(config.store.redisUrl ? helmet({ contentSecurityPolicy: { directives: { connectSrc: ["'self'", 'ws:', 'wss:'] } } }) : helmet());
   const originAllowed = originChecker(config.http.corsOrigins);
   app.use(cors({ origin: (origin, callback) => callback(null, originAllowed(origin)), maxAge: 600 }));
 
