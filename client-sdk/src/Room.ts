@@ -22,6 +22,12 @@ import { VideoGapMeter, type VideoSample } from './VideoGapMeter.js';
  * with a new connection at most this many times in a row.
  */
 const MAX_SFU_START_RESTARTS = 2;
+/**
+ * How long after losing signaling an unreachable node (connection refused) is retried without
+ * the policy's backoff: a cluster notices a dead node within a few seconds (its registry entry
+ * expires) and then serves its rooms elsewhere; past this, the policy's schedule applies.
+ */
+const UNREACHABLE_RETRY_WINDOW_MS = 15_000;
 
 /**
  * A connection to one Switchboard room. `Room.connect()` joins and builds the peer
@@ -586,9 +592,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   private async reconnect(reason: string): Promise<void> {
     const started = Date.now();
+    /** The delay before the next attempt when the last one found its node unreachable (null: the policy's). */
+    let unreachableDelay: number | null = null;
     for (let retryCount = 0; ; retryCount++) {
-      const delay = this.reconnectPolicy?.nextRetryDelayInMs({ retryCount, elapsedMs: Date.now() - started, reason }) ?? null;
-      if (delay === null) break;
+      const elapsedMs = Date.now() - started;
+      const policyDelay = this.reconnectPolicy?.nextRetryDelayInMs({ retryCount, elapsedMs, reason }) ?? null;
+      if (policyDelay === null) break;
+      const delay =
+        unreachableDelay === null || elapsedMs > UNREACHABLE_RETRY_WINDOW_MS ? policyDelay : Math.min(policyDelay, unreachableDelay);
       await new Promise((resolve) => setTimeout(resolve, delay));
       if (this.leaving) return;
       try {
@@ -603,7 +614,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
           break;
         }
         // The node may be gone: the next attempt goes through the application's URL.
+        const triedNode = this.nodeUrl !== null && this.nodeUrl !== this.url;
         this.nodeUrl = null;
+        // A node that refused the connection outright (no handshake answer) is down: a refusal
+        // costs nothing and says nothing about load, so the next attempt does not back off. It
+        // goes to the application's URL at once after the node we were on refused; after a
+        // refusal through it (redirected to a dead owner the cluster has not yet noticed,
+        // for up to the registry's expiry), it comes again in 250-750 ms.
+        unreachableDelay = wrapped.unreachable ? (triedNode ? 0 : Math.round(250 + Math.random() * 500)) : null;
       }
     }
     this.teardown();

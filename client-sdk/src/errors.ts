@@ -22,6 +22,12 @@ export class SwitchboardError extends Error {
     message: string,
     /** wrong_node: the URL of the node serving the room (the connect_error's ws_url). */
     readonly wsUrl?: string,
+    /**
+     * The connection failed in its transport before the server answered the handshake: the
+     * node refused the TCP connection (it is down, or nothing listens there any more). A browser
+     * reports every failed WebSocket alike, so there a failed upgrade (a proxy's 502) counts too.
+     */
+    readonly unreachable = false,
   ) {
     super(message);
     this.name = 'SwitchboardError';
@@ -34,6 +40,8 @@ export class SwitchboardError extends Error {
     const code = record.data?.code ?? record.code ?? record.message;
     const message = String(record.data?.message ?? record.message ?? 'unknown error');
     const wsUrl = typeof record.data?.ws_url === 'string' ? record.data.ws_url : undefined;
-    return new SwitchboardError(isErrorCode(code) ? code : fallback, message, wsUrl);
+    // socket.io-client's connect_error for a transport that failed to open (engine.io's TransportError), with no server answer (data).
+    const unreachable = record.data === undefined && (value as { type?: unknown } | null)?.type === 'TransportError';
+    return new SwitchboardError(isErrorCode(code) ? code : fallback, message, wsUrl, unreachable);
   }
 }
