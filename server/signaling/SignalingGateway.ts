@@ -158,7 +158,11 @@ export class SignalingGateway {
       revoked = await this.options.store.tokens.isRevoked(tenantId, jti);
     } catch (error) {
       log.error({ err: error }, 'could not re-check the token revocation; disconnecting');
-      revoked = true;
+      // Not known to be revoked: the client may try again (token_revoked would end its session for good).
+      if (socket.disconnected) return;
+      socket.emit('error', { code: 'unavailable', message: 'the store cannot answer now; try again' });
+      socket.disconnect(true);
+      return;
     }
     if (!revoked || socket.disconnected) return;
     socket.data.closeReason = 'revoked';
