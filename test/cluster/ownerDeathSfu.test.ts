@@ -1,0 +1,375 @@
+/**
+ * Issue 17, test 6: kill -9 of the owner of an SFU room of five Chromium pages: video resumes
+ * on every page within 15 s; data exactly once.
+ *
+ * Three Switchboard nodes run as processes of their own (test/helpers/clusterProcess.ts) on one
+ * redis-server (STORE=redis), each with the SFU on (one mediasoup worker, its own RTP port
+ * range), TURN off, MESH_THRESHOLD=4. Node A owns the room (a connection there claims its
+ * lease first); the five pages load the demo from B or C, whose SDK is given that origin and
+ * is redirected to A. The fifth join promotes the room to A's SFU. Once video flows on every
+ * page and every page sends numbered reliable messages (10/s), A's process group gets SIGKILL:
+ * the pages lose signaling and their SFU session, reconnect through the page's origin, and a
+ * live node claims the room. The new owner does not restore the SFU mode: the room starts there
+ * as a mesh (the first four rejoining pages link peer to peer) and the fifth rejoin promotes it.
+ *
+ * Asserted: every page joined again on the same live node, which holds the room on its SFU
+ * (switchboard_rooms_active{mode="sfu"} 1 there, 0 on the other live node: one router in the
+ * cluster); decoded video grows again from every other page on every page within 15 s of the
+ * kill, over whichever path carries it (per-page times printed, sampled every ~0.5 s, with the
+ * rejoin times and when the new SFU carried every video, an upper bound read once every page is
+ * in SFU mode); every page sends numbered reliable messages (10/s while connected) throughout;
+ * each arrives exactly once and in order at every other page.
+ */
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { io as ioClient, type Socket } from 'socket.io-client';
+import { browserUnavailableReason, buildSdk, failOnPageErrors, identityOf, launchBrowser, pageErrors } from '../helpers/browser.js';
+import { startNodeProcesses, type NodeProcess } from '../helpers/clusterProcess.js';
+import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { waitFor } from '../helpers/server.js';
+
+const ROOM = 'owner-death-sfu';
+const VIDEO_LIMIT_MS = 15_000;
+const SEND_INTERVAL_MS = 100;
+const TENANT_SECRET = 'owner-death-sfu-tenant-secret-0123456789-0123456789';
+
+/** Frames decoded per remote identity on a page, over every path (mesh links and SFU consumers). */
+function framesOf(page: Page, path: 'all' | 'sfu'): Promise<Record<string, number>> {
+  return page.evaluate(
+    async (which) =>
+      Object.fromEntries(
+        [...(await window.switchboardRoom.getParticipantStats())].map(([id, s]) => [
+          id,
+          which === 'sfu' ? s.framesByPath.sfu : s.framesDecoded,
+        ]),
+      ),
+    path,
+  );
+}
+
+/** Sample by sample, per page: the first time every one of `count` remotes' decoded frames grew by more than `step` since the previous sample. */
+async function timeUntilFlowing(
+  pages: Page[],
+  count: number,
+  path: 'all' | 'sfu',
+  timeoutMs: number,
+  eligible: (i: number) => Promise<boolean> = async () => true,
+): Promise<number[]> {
+  const step = 2;
+  const at: Array<number | null> = pages.map(() => null);
+  let previous: Array<Record<string, number> | null> = pages.map(() => null);
+  const deadline = Date.now() + timeoutMs;
+  while (at.some((t) => t === null) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 400)); // getStats on five busy pages is not free: poll gently
+    const sampledAt = Date.now();
+    const now = await Promise.all(pages.map(async (page, i) => (at[i] === null && (await eligible(i)) ? framesOf(page, path) : null)));
+    now.forEach((byId, i) => {
+      if (byId === null || at[i] !== null) return;
+      const before = previous[i];
+      const grown = Object.entries(byId).filter(([id, f]) => before?.[id] !== undefined && f > (before[id] as number) + step);
+      if (Object.keys(byId).length === count && grown.length === count) at[i] = sampledAt;
+    });
+    previous = now;
+  }
+  return at.map((t) => t ?? NaN);
+}
+
+/** Opens the demo page (as openDemoPage does) and waits until its room is connected; a page that does not connect says why. */
+async function openPage(browser: Browser, base: string, query: string): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 960, height: 600 } });
+  failOnPageErrors(page, query);
+  const errors = pageErrors(page);
+  await page.goto(`${base}/?${query}`);
+  try {
+    await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 30_000 });
+  } catch (error) {
+    const shown = await page.evaluate(() => document.getElementById('error')?.textContent ?? '').catch(() => '');
+    await page.close();
+    throw new Error(
+      `${query} on ${base} did not connect: ${(error as Error).message}; page error: ${shown}; console: ${errors.join(' | ')}`,
+    );
+  }
+  return page;
+}
+
+/** Records the numbered messages that arrive on a page, per sender. */
+async function recordSequence(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    window.seqReceived = {};
+    window.switchboardRoom.on('data', (payload: unknown, participant: unknown) => {
+      const p = payload as { type?: string; n?: number };
+      if (p.type !== 'seq') return;
+      const from = (participant as { identity: string }).identity;
+      (window.seqReceived[from] ??= []).push(p.n as number);
+    });
+  });
+}
+
+/** Sends a numbered reliable message every 100 ms while the room is connected (a send refused while reconnecting is not counted). */
+async function sendSequence(page: Page): Promise<void> {
+  await page.evaluate((interval) => {
+    window.seqSent = 0;
+    window.seqTimer = setInterval(() => {
+      if (window.switchboardRoom.state !== 'connected') return;
+      window.switchboardRoom.send({ type: 'seq', n: window.seqSent + 1 });
+      window.seqSent++;
+    }, interval);
+  }, SEND_INTERVAL_MS);
+}
+
+async function stopSequence(page: Page): Promise<{ identity: string; sent: number }> {
+  return page.evaluate(() => {
+    clearInterval(window.seqTimer);
+    return { identity: window.switchboardRoom.localParticipant.identity, sent: window.seqSent };
+  });
+}
+
+/** "3-7, 12" for [3,4,5,6,7,12]. */
+function ranges(numbers: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < numbers.length; i++) {
+    let j = i;
+    while (j + 1 < numbers.length && numbers[j + 1] === (numbers[j] as number) + 1) j++;
+    parts.push(i === j ? String(numbers[i]) : `${numbers[i]}-${numbers[j]}`);
+    i = j;
+  }
+  return parts.join(', ');
+}
+
+/** The page's connection states since the recorder was installed, with their times. */
+function statesOf(page: Page): Promise<Array<{ state: string; at: number }>> {
+  return page.evaluate(() => (window as unknown as { stateLog: Array<{ state: string; at: number }> }).stateLog);
+}
+
+/** A node's switchboard_rooms_active by mode. */
+async function roomsActive(node: NodeProcess): Promise<{ mesh: number; sfu: number }> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const read = (mode: string) => Number(new RegExp(`^switchboard_rooms_active\\{mode="${mode}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { mesh: read('mesh'), sfu: read('sfu') };
+}
+
+describe('Cluster: kill -9 of the owner of an SFU room of five Chromium pages (issue 17, test 6)', function () {
+  this.timeout(240_000);
+  let redis: RedisServer | undefined;
+  let nodes: NodeProcess[] = [];
+  let browser: Browser | undefined;
+  let configDir: string | undefined;
+  const pages: Page[] = [];
+  const sockets: Socket[] = [];
+
+  before(async function () {
+    const unavailable = redisUnavailable() ?? browserUnavailableReason();
+    if (unavailable) {
+      console.log(`      skipped: ${unavailable}`);
+      this.skip();
+    }
+    buildSdk();
+    redis = await startRedis();
+    // The dev tenant, declared in a config file (a Redis store has no generated one): the demo's /dev/token mints for it.
+    configDir = mkdtempSync(join(tmpdir(), 'owner-death-sfu-'));
+    const configFile = join(configDir, 'config.json');
+    writeFileSync(configFile, JSON.stringify({ tenants: [{ tenant_id: 'dev', api_key: 'owner-death-sfu', api_secret: TENANT_SECRET }] }));
+    const env = (i: number): Record<string, string> => ({
+      REDIS_URL: (redis as RedisServer).url,
+      STORE: 'redis',
+      CONFIG_FILE: configFile,
+      DEV_TOKEN_ROUTE: 'true',
+      SIGNING_KEYS: 'k1:owner-death-sfu-signing-secret-0123456789-0123456789',
+      ADMIN_API_KEY: 'owner-death-sfu-admin-key-0123456789-0123456789',
+      TURN_ENABLED: 'false',
+      SFU_ENABLED: 'true',
+      SFU_WORKERS: '1',
+      SFU_LISTEN_IP: '127.0.0.1',
+      SFU_MIN_PORT: String(45_000 + i * 1_000),
+      SFU_MAX_PORT: String(45_999 + i * 1_000),
+      MESH_THRESHOLD: '4',
+    });
+    nodes = await startNodeProcesses(['a', 'b', 'c'].map((id, i) => ({ id: `node-${id}`, env: env(i) })));
+    browser = await launchBrowser();
+  });
+
+  after(async function () {
+    for (const socket of sockets) socket.close();
+    for (const page of pages) await page.close().catch(() => undefined);
+    await browser?.close();
+    await Promise.all(nodes.map((node) => node.stop()));
+    await redis?.stop();
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'failed') return;
+    for (const node of nodes) console.log(`      --- ${node.id} output (last 3000 chars) ---\n${node.output().slice(-3000)}`);
+    for (const page of pages) {
+      const line = await page
+        .evaluate(() => {
+          const room = window.switchboardRoom as unknown as {
+            mode: string;
+            state: string;
+            links: Map<string, unknown>;
+            nodeUrl: string | null;
+          };
+          return `${window.switchboardRoom.localParticipant.identity}: ${room.state} ${room.mode} links ${room.links.size} on ${room.nodeUrl}; error: ${document.getElementById('error')?.textContent || 'none'}`;
+        })
+        .catch((error: Error) => error.message);
+      console.log(`      ${line}`);
+    }
+  });
+
+  it('every page rejoins on a live node, on its SFU; video grows again on every page within 15 s; data exactly once', async function () {
+    const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    if (!browser) throw new Error('browser');
+
+    // A claims the room: a connection there (not joined) holds its lease until the pages are in.
+    const minted = await fetch(`${a.url}/dev/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ room: ROOM, name: 'anchor', user: 'anchor' }),
+    });
+    expect(minted.status).to.equal(201);
+    const anchor = ioClient(a.url, {
+      auth: { token: ((await minted.json()) as { token: string }).token },
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+    });
+    sockets.push(anchor);
+    await new Promise<void>((resolve, reject) => {
+      anchor.once('connect', resolve);
+      anchor.once('connect_error', reject);
+    });
+
+    // Five pages, served by B or C (the SDK is given the page's origin and redirected to A); video only.
+    const origins = [b, c, b, c, b].map((node) => node.url.replace('127.0.0.1', 'localhost'));
+    for (const [i, origin] of origins.entries())
+      pages.push(await openPage(browser, origin, `room=${ROOM}&name=p${i + 1}&res=160x120&audio=0`));
+    anchor.close();
+    const joinedOn = () =>
+      Promise.all(
+        // A page given its own origin (localhost) that joins there is on that node, as one redirected to its PUBLIC_URL (127.0.0.1).
+        pages.map(async (page) =>
+          (await page.evaluate(() => (window.switchboardRoom as unknown as { nodeUrl: string | null }).nodeUrl))?.replace(
+            'localhost',
+            '127.0.0.1',
+          ),
+        ),
+      );
+    expect(await joinedOn(), 'every page redirected to the owner').to.deep.equal(pages.map(() => a.url));
+    for (const page of pages)
+      await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, {
+        timeout: 90_000,
+        polling: 250,
+      });
+    const before = await timeUntilFlowing(pages, 4, 'sfu', 60_000);
+    expect(
+      before.every((t) => Number.isFinite(t)),
+      'video over the SFU on every page before the kill',
+    ).to.equal(true);
+    expect(await roomsActive(a)).to.deep.equal({ mesh: 0, sfu: 1 });
+
+    for (const page of pages) await recordSequence(page);
+    for (const page of pages) await sendSequence(page);
+    await waitFor(
+      async () => {
+        await new Promise((r) => setTimeout(r, 250));
+        const counts = await Promise.all(pages.map((page) => page.evaluate(() => Object.values(window.seqReceived).map((l) => l.length))));
+        return counts.every((c) => c.length === 4 && c.every((n) => n >= 10));
+      },
+      30_000,
+      'reliable data between every pair',
+    );
+    for (const page of pages)
+      await page.evaluate(() => {
+        const log: Array<{ state: string; at: number }> = [];
+        (window as unknown as { stateLog: typeof log }).stateLog = log;
+        window.switchboardRoom.on('connectionStateChanged', (state: unknown) => log.push({ state: String(state), at: Date.now() }));
+      });
+
+    await new Promise((r) => setTimeout(r, 2_000)); // messages in flight at the kill, on every path
+    // kill -9 of the owner's process group.
+    const killedAt = Date.now();
+    await a.kill();
+
+    // Every page joined again (its state log shows connected after the kill).
+    const rejoinedAt: Array<number | null> = pages.map(() => null);
+    const rejoined = async (i: number): Promise<boolean> => {
+      if (rejoinedAt[i] === null) {
+        const states = await statesOf(pages[i] as Page);
+        rejoinedAt[i] = states.find((s) => s.state === 'connected' && s.at >= killedAt)?.at ?? null;
+      }
+      return rejoinedAt[i] !== null;
+    };
+    // Video over any path, counted once the page joined again (frames decoded before are the dead owner's last ones).
+    const videoAt = await timeUntilFlowing(pages, 4, 'all', 30_000, rejoined);
+    const ms = (t: number | null) => (t === null || !Number.isFinite(t) ? 'never' : `${t - killedAt} ms`);
+    console.log(`      rejoined after the kill per page: ${rejoinedAt.map((t, i) => `p${i + 1} ${ms(t)}`).join(', ')}`);
+    console.log(
+      `      decoded video growing from all 4 others again per page: ${videoAt.map((t, i) => `p${i + 1} ${ms(t)}`).join(', ')} (limit ${VIDEO_LIMIT_MS} ms)`,
+    );
+
+    // On the SFU of one live node.
+    for (const page of pages)
+      await page.waitForFunction(() => window.switchboardRoom.mode === 'sfu' && window.switchboardRoom.links.size === 0, undefined, {
+        timeout: 60_000,
+        polling: 250,
+      });
+    const sfuAt = await timeUntilFlowing(pages, 4, 'sfu', 30_000);
+    console.log(`      video over the new SFU per page: ${sfuAt.map((t, i) => `p${i + 1} ${ms(t)}`).join(', ')}`);
+    const owners = await joinedOn();
+    const owner = [b, c].find((node) => node.url === owners[0]);
+    expect(owner, 'the pages joined a live node').to.not.equal(undefined);
+    expect(owners, 'every page on the same node').to.deep.equal(pages.map(() => owner?.url));
+    const other = owner === b ? c : b;
+    const [onOwner, onOther] = [await roomsActive(owner as NodeProcess), await roomsActive(other)];
+    console.log(`      new owner ${owner?.id}: rooms ${JSON.stringify(onOwner)}; ${other.id}: ${JSON.stringify(onOther)}`);
+    expect(onOwner, 'the room on the new owner, on its SFU').to.deep.equal({ mesh: 0, sfu: 1 });
+    expect(onOther, 'no room on the other live node').to.deep.equal({ mesh: 0, sfu: 0 });
+
+    // Data after the move, then everything exactly once and in order.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const senders: Array<{ identity: string; sent: number }> = [];
+    for (const page of pages) senders.push(await stopSequence(page));
+    await waitFor(
+      async () => {
+        await new Promise((r) => setTimeout(r, 250));
+        for (const page of pages) {
+          const [self, received] = await page.evaluate(
+            () => [window.switchboardRoom.localParticipant.identity, window.seqReceived] as const,
+          );
+          for (const sender of senders)
+            if (sender.identity !== self && !(received[sender.identity] ?? []).includes(sender.sent)) return false;
+        }
+        return true;
+      },
+      20_000,
+      'every last message to arrive',
+    ).catch(() => undefined); // the exactly-once check below says what is missing
+    await new Promise((r) => setTimeout(r, 500)); // late duplicates would show up here
+    for (const page of pages) {
+      const self = await identityOf(page);
+      const received = await page.evaluate(() => window.seqReceived);
+      for (const sender of senders) {
+        if (sender.identity === self) continue;
+        const list = received[sender.identity] ?? [];
+        const expected = Array.from({ length: sender.sent }, (_, i) => i + 1);
+        const missing = expected.filter((n) => !list.includes(n));
+        const duplicated = list.filter((n, i) => list.indexOf(n) !== i);
+        const outOfOrder = list.some((n, i) => i > 0 && n < (list[i - 1] as number));
+        const found = { missing: ranges(missing), duplicated, outOfOrder };
+        expect(found, `${self} from ${sender.identity} (${list.length} of ${sender.sent}): ${JSON.stringify(found)}`).to.deep.equal({
+          missing: '',
+          duplicated: [],
+          outOfOrder: false,
+        });
+      }
+    }
+    console.log(
+      `      reliable messages sent per page: ${senders.map((s, i) => `p${i + 1} ${s.sent}`).join(', ')}, each exactly once at the 4 others`,
+    );
+    for (const [i, t] of videoAt.entries())
+      expect(t - killedAt, `p${i + 1}: video growing again after the kill`).to.be.at.most(VIDEO_LIMIT_MS);
+  });
+});
