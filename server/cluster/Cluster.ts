@@ -211,7 +211,9 @@ export class Cluster {
       return;
     }
     const claim = await this.leases.claim(key).catch((error: unknown) => {
-      throw new AppError('unavailable', `cluster: this room cannot be placed now (Redis does not answer); try again: ${reason(error)}`);
+      // The client is told what to do, not the Redis client's error text (it may name internal hosts): that is logged.
+      this.logger.debug({ err: reason(error), room: key }, 'room claim failed');
+      throw new AppError('unavailable', 'cluster: this room cannot be placed now (Redis does not answer); try again');
     });
     if (!claim.mine) throw new WrongNodeError(claim.ws_url, claim.owner);
     this.ownership.claimed(key);

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { roomKey } from '../../server/cluster/keys.js';
-import { callNode, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { callNode, startCluster, type ConnectRefusal, type TestCluster } from '../helpers/cluster.js';
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { emitAck } from '../helpers/server.js';
 import { waitUntil } from './nodes.js';
@@ -88,5 +88,44 @@ describe('cluster review (issue 17): Redis back after a restart', function () {
     } finally {
       raw.disconnect();
     }
+  });
+});
+
+describe('cluster review (issue 17): what a refused client is told while Redis is unreachable', function () {
+  this.timeout(30_000);
+  let redis: RedisServer;
+  let cluster: TestCluster | undefined;
+
+  before(async function () {
+    const unavailable = redisUnavailable();
+    if (unavailable) {
+      console.log(`      skipped: ${unavailable}`);
+      this.skip();
+    }
+    redis = await startRedis();
+  });
+
+  after(async function () {
+    await redis?.stop();
+  });
+
+  afterEach(async function () {
+    if (!redis.running) await redis.restart();
+    await cluster?.close();
+    cluster = undefined;
+  });
+
+  it('a claim that cannot be made answers unavailable without the Redis client error text', async function () {
+    // The in-memory store (a MongoDB store in production): the handshake reaches the claim.
+    cluster = await startCluster(redis.url, 1, { STORE: 'memory' });
+    const [a] = cluster.nodes;
+    if (!a) throw new Error('one node');
+    await redis.kill();
+    const refusal = await cluster.connect(a.url, { token: cluster.mint({ room: 'new-room' }) }).then(
+      () => null,
+      (error: ConnectRefusal) => error,
+    );
+    expect(refusal?.data?.code).to.equal('unavailable');
+    expect(refusal?.data?.message).to.not.match(/maxRetriesPerRequest|ECONNREFUSED|127\.0\.0\.1|Connection is closed|timed out/i);
   });
 });
