@@ -29,10 +29,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { RedisKeys } from '../server/store/redisKeys.js';
+import { freePort } from '../test/helpers/clusterProcess.js';
 import { BENCH_TENANT, BenchTokens } from './lib/benchConfig.js';
 import type { BenchContext } from './lib/context.js';
 import { envList, envNumber } from './lib/env.js';
@@ -131,18 +131,6 @@ export interface BenchRedis {
   commandsProcessed(): Promise<number>;
   /** Stops redis-server and waits until it and its watchdog have exited; idempotent. */
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
 }
 
 /** Starts redis-server on a free port (retried: the port may be taken between choosing and binding it). */

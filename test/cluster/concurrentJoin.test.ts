@@ -15,7 +15,7 @@ import { ClusterKeys, roomKey } from '../../server/cluster/keys.js';
 import { createServer, type SwitchboardServer } from '../../server/index.js';
 import { Room } from '../../server/rooms/Room.js';
 import { FAST_CLUSTER_ENV, type ConnectRefusal } from '../helpers/cluster.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedisOrSkip, type RedisServer } from '../helpers/redis.js';
 import { emitAck, TEST_KID, TEST_SECRET, type TestClient } from '../helpers/server.js';
 
 const NODES = 3;
@@ -49,12 +49,7 @@ describe('cluster: six clients join one room at once through three SFU nodes, 20
 
   before(async function () {
     this.timeout(60_000);
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
+    redis = await startRedisOrSkip(this);
     raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     const suffix = randomBytes(3).toString('hex');
     for (let i = 0; i < NODES; i++) {

@@ -11,7 +11,7 @@ import { MemoryStore } from '../../server/store/MemoryStore.js';
 import type { TenantRecord } from '../../server/store/Store.js';
 import { holdNextCall } from '../helpers/heldCall.js';
 import { capturedLogger } from '../helpers/logs.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedisOrSkip, type RedisServer } from '../helpers/redis.js';
 import { delay, freshPrefix, rejection, startBus, startNode, waitUntil, type TestBus, type TestNode } from './nodes.js';
 
 /** Another subsystem's requests on the same bus: ClusterLiveRooms takes a bus of more kinds than its own. */
@@ -80,12 +80,7 @@ describe('cluster: LiveRooms across nodes', function () {
   const { logger } = capturedLogger('warn');
 
   before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    server = await startRedis();
+    server = await startRedisOrSkip(this);
     raw = new Redis(server.url);
   });
 

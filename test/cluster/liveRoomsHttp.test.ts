@@ -1,30 +1,10 @@
 import { expect } from 'chai';
-import { callNode, startCluster, type ClusterNode, type TestCluster } from '../helpers/cluster.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { callNode, useCluster, type ClusterNode, type TestCluster } from '../helpers/cluster.js';
 import { emitAck, expectConnectError, nextEvent, type TestClient } from '../helpers/server.js';
 
 describe('cluster: the room API of any node acts on the room where it runs (issue 17)', function () {
   this.timeout(30_000);
-  let redis: RedisServer;
-  let cluster: TestCluster | undefined;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
-  });
-
-  after(async function () {
-    await redis?.stop();
-  });
-
-  afterEach(async function () {
-    await cluster?.close();
-    cluster = undefined;
-  });
+  const suite = useCluster();
 
   const api = (node: ClusterNode, method: string, path: string, body?: unknown) =>
     callNode(node, method, path, { secret: 'secret-t1', body });
@@ -34,8 +14,8 @@ describe('cluster: the room API of any node acts on the room where it runs (issu
     roomId: string,
     users: string[],
     hidden: string[] = [],
-  ): Promise<{ nodes: ClusterNode[]; clients: TestClient[]; tokens: string[] }> {
-    cluster = await startCluster(redis.url, 3);
+  ): Promise<{ cluster: TestCluster; nodes: ClusterNode[]; clients: TestClient[]; tokens: string[] }> {
+    const cluster = await suite.start(3);
     const clients: TestClient[] = [];
     const tokens: string[] = [];
     for (const user of [...users, ...hidden]) {
@@ -45,15 +25,15 @@ describe('cluster: the room API of any node acts on the room where it runs (issu
       clients.push(client);
       tokens.push(token);
     }
-    return { nodes: cluster.nodes, clients, tokens };
+    return { cluster, nodes: cluster.nodes, clients, tokens };
   }
 
   it('kick issued through node C’s API closes the socket held by node A within 1 s with reason kicked; the token cannot come back', async function () {
-    const { nodes, clients, tokens } = await roomOnA('kickme', ['alice', 'bob']);
+    const { cluster, nodes, clients, tokens } = await roomOnA('kickme', ['alice', 'bob']);
     const [a, b, c] = nodes;
     const [alice, bob] = clients;
     const bobToken = tokens[1];
-    if (!a || !b || !c || !alice || !bob || !bobToken || !cluster) throw new Error('three nodes, two clients');
+    if (!a || !b || !c || !alice || !bob || !bobToken) throw new Error('three nodes, two clients');
 
     const kicked = nextEvent<{ reason: string }>(bob, 'kicked', 2000);
     const gone = nextEvent<string>(bob, 'disconnect', 2000);
@@ -112,10 +92,10 @@ describe('cluster: the room API of any node acts on the room where it runs (issu
   });
 
   it('PUT through node B locks the live room on A at once (peers get room_updated); DELETE through C closes it (room_closed, deleted)', async function () {
-    const { nodes, clients } = await roomOnA('changing', ['alice']);
+    const { cluster, nodes, clients } = await roomOnA('changing', ['alice']);
     const [a, b, c] = nodes;
     const [alice] = clients;
-    if (!a || !b || !c || !alice || !cluster) throw new Error('three nodes, one client');
+    if (!a || !b || !c || !alice) throw new Error('three nodes, one client');
 
     const updated = nextEvent<{ config: { locked: boolean; max_participants: number } }>(alice, 'room_updated', 2000);
     const put = await api(b, 'PUT', '/api/v1/rooms/changing', { locked: true, max_participants: 5 });

@@ -22,7 +22,7 @@ import { Redis } from 'ioredis';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { ConnectionState, Room, RoomEvent, SwitchboardError, type DataPayload } from '../../client-sdk/src/index.js';
 import { startNodeProcesses, type NodeProcess } from '../helpers/clusterProcess.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedisOrSkip, type RedisServer } from '../helpers/redis.js';
 import { waitFor } from '../helpers/server.js';
 import { WrtcPeerConnection } from '../helpers/wrtc.js';
 
@@ -82,12 +82,7 @@ describe('Cluster: kill -9 of the owner of a mesh room (issue 17, test 5)', func
   let sender: NodeJS.Timeout | undefined;
 
   before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
+    redis = await startRedisOrSkip(this);
     inspect = new Redis(redis.url);
   });
 

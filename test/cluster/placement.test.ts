@@ -1,34 +1,14 @@
 import { expect } from 'chai';
 import { roomKey } from '../../server/cluster/keys.js';
-import { CLUSTER_ADMIN_KEY, callNode, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { CLUSTER_ADMIN_KEY, callNode, useCluster } from '../helpers/cluster.js';
 import { emitAck, expectConnectError } from '../helpers/server.js';
 
 describe('cluster: placement, shared state and shared limits across nodes (issue 17)', function () {
   this.timeout(30_000);
-  let redis: RedisServer;
-  let cluster: TestCluster | undefined;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
-  });
-
-  after(async function () {
-    await redis?.stop();
-  });
-
-  afterEach(async function () {
-    await cluster?.close();
-    cluster = undefined;
-  });
+  const suite = useCluster();
 
   it("POST /api/v1/tokens on a node that does not own the room answers the owner's ws_url, and claims nothing", async function () {
-    cluster = await startCluster(redis.url, 3);
+    const cluster = await suite.start(3);
     const [a, b, c] = cluster.nodes;
     if (!a || !b || !c) throw new Error('three nodes');
     const client = await cluster.connect(a.url, { token: cluster.mint({ room: 'placed' }) });
@@ -45,7 +25,7 @@ describe('cluster: placement, shared state and shared limits across nodes (issue
   });
 
   it('a room with no owner is placed on the least loaded node', async function () {
-    cluster = await startCluster(redis.url, 2);
+    const cluster = await suite.start(2);
     const [a, b] = cluster.nodes;
     if (!a?.server.cluster || !b?.server.cluster) throw new Error('two cluster nodes');
     // Load node a with two sockets; the next free room goes to b, whichever node is asked.
@@ -58,7 +38,7 @@ describe('cluster: placement, shared state and shared limits across nodes (issue
   });
 
   it("tenant created and token minted through node A's API, join on node B, session visible through node C's API", async function () {
-    cluster = await startCluster(redis.url, 3);
+    const cluster = await suite.start(3);
     const [a, b, c] = cluster.nodes;
     if (!a || !b || !c) throw new Error('three nodes');
     const created = await callNode(a, 'POST', '/api/v1/tenants', { secret: CLUSTER_ADMIN_KEY, body: { name: 'acme' } });
@@ -79,7 +59,7 @@ describe('cluster: placement, shared state and shared limits across nodes (issue
   });
 
   it('handshake and token limits hold across nodes: attempts spread over two nodes are counted together', async function () {
-    cluster = await startCluster(redis.url, 2, { RATE_LIMIT_HANDSHAKES_PER_MIN: '4', RATE_LIMIT_TOKENS_PER_MIN: '3' });
+    const cluster = await suite.start(2, { RATE_LIMIT_HANDSHAKES_PER_MIN: '4', RATE_LIMIT_TOKENS_PER_MIN: '3' });
     const [a, b] = cluster.nodes;
     if (!a || !b) throw new Error('two nodes');
     // Four rooms, so no attempt is redirected: each node accepts two, then the fifth is refused on either.

@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../../config/index.js';
 import { assertNodeId, ClusterKeys, roomKey } from '../../server/cluster/keys.js';
-import { connectFollowing, startCluster, type ConnectRefusal, type TestCluster } from '../helpers/cluster.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { connectFollowing, startCluster, useCluster, type ConnectRefusal } from '../helpers/cluster.js';
+import { redisUnavailable, startRedis } from '../helpers/redis.js';
 import { emitAck, expectConnectError, startServer, type TestClient } from '../helpers/server.js';
 
 const SIGNALS = 500;
@@ -27,29 +27,10 @@ function received(client: TestClient): string[] {
 
 describe('cluster: a room lives on one node; clients that reach another are redirected (issue 17)', function () {
   this.timeout(30_000);
-  let redis: RedisServer;
-  let cluster: TestCluster | undefined;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
-  });
-
-  after(async function () {
-    await redis?.stop();
-  });
-
-  afterEach(async function () {
-    await cluster?.close();
-    cluster = undefined;
-  });
+  const suite = useCluster();
 
   it('two clients through different nodes: the second gets wrong_node with the owner ws_url, follows it, and 500 signals each way arrive in order, once', async function () {
-    cluster = await startCluster(redis.url, 2, { RATE_LIMIT_EVENTS_PER_SEC: '100000' });
+    const cluster = await suite.start(2, { RATE_LIMIT_EVENTS_PER_SEC: '100000' });
     const [a, b] = cluster.nodes;
     if (!a || !b) throw new Error('two nodes');
     const alice = await cluster.connect(a.url, { token: cluster.mint({ room: 'call', user: 'alice' }) });
@@ -83,7 +64,7 @@ describe('cluster: a room lives on one node; clients that reach another are redi
   });
 
   it('anonymous/demo rooms are placed the same way: wrong_node towards the owner', async function () {
-    cluster = await startCluster(redis.url, 2, { ANONYMOUS_ROOMS: 'true', ANONYMOUS_TENANT: 't1' });
+    const cluster = await suite.start(2, { ANONYMOUS_ROOMS: 'true', ANONYMOUS_TENANT: 't1' });
     const [a, b] = cluster.nodes;
     if (!a || !b) throw new Error('two nodes');
     const first = await cluster.connect(a.url, { room: 'demo', name: 'Ann' });
@@ -95,7 +76,7 @@ describe('cluster: a room lives on one node; clients that reach another are redi
   });
 
   it('a room with no live owner is claimed by the node the client reached', async function () {
-    cluster = await startCluster(redis.url, 2);
+    const cluster = await suite.start(2);
     const [, b] = cluster.nodes;
     if (!b) throw new Error('two nodes');
     const client = await cluster.connect(b.url, { token: cluster.mint({ room: 'fresh' }) });
@@ -105,12 +86,12 @@ describe('cluster: a room lives on one node; clients that reach another are redi
   });
 
   it('a node that closes releases its leases: another node claims its rooms at once', async function () {
-    cluster = await startCluster(redis.url, 2);
+    const cluster = await suite.start(2);
     const [a, b] = cluster.nodes;
     if (!a || !b) throw new Error('two nodes');
     const client = await cluster.connect(a.url, { token: cluster.mint({ room: 'moving' }) });
     expect((await emitAck(client, 'join', {})).ok).to.equal(true);
-    const raw = new Redis(redis.url);
+    const raw = new Redis(suite.redis.url);
     try {
       const lease = new ClusterKeys().lease(roomKey('t1', 'moving'));
       expect(await raw.get(lease)).to.match(new RegExp(`^${a.id}:\\d+$`));
@@ -126,7 +107,7 @@ describe('cluster: a room lives on one node; clients that reach another are redi
   });
 
   it('a lease lost to another node: the room stops here at once, without room_closed; the client is sent to the new owner', async function () {
-    cluster = await startCluster(redis.url, 2);
+    const cluster = await suite.start(2);
     const [a, b] = cluster.nodes;
     if (!a?.server.cluster || !b) throw new Error('two nodes');
     const token = cluster.mint({ room: 'taken', user: 'carol' });
@@ -141,7 +122,7 @@ describe('cluster: a room lives on one node; clients that reach another are redi
     // Node b takes the room over with a higher epoch (as after a partition): a's next renewal finds out.
     const key = roomKey('t1', 'taken');
     const epoch = a.server.cluster.leases.epochOf(key) ?? 0;
-    const raw = new Redis(redis.url);
+    const raw = new Redis(suite.redis.url);
     try {
       await raw.set(new ClusterKeys().lease(key), `${b.id}:${epoch + 1}`, 'PX', 10_000);
     } finally {
@@ -161,7 +142,7 @@ describe('cluster: a room lives on one node; clients that reach another are redi
   });
 
   it('a connection whose join never comes does not keep the lease: it is released a grace period after the socket left', async function () {
-    cluster = await startCluster(redis.url, 1);
+    const cluster = await suite.start(1);
     const [a] = cluster.nodes;
     if (!a?.server.cluster) throw new Error('one cluster node');
     const key = roomKey('t1', 'idle');

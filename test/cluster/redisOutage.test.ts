@@ -14,8 +14,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { ClusterKeys, roomKey } from '../../server/cluster/keys.js';
-import { connectFollowing, startCluster, type ClusterNode, type TestCluster } from '../helpers/cluster.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { connectFollowing, useCluster, type ClusterNode } from '../helpers/cluster.js';
 import { emitAck, expectConnectError, type TestClient } from '../helpers/server.js';
 
 /** One room per node, with two clients signalling each other every SEND_EVERY_MS. */
@@ -80,42 +79,24 @@ async function statusOf(node: ClusterNode, path: string): Promise<{ status: numb
 
 describe('cluster: redis-server kill -9 and restart while rooms relay (issue 17, test 8)', function () {
   this.timeout(90_000);
-  let redis: RedisServer | undefined;
-  let cluster: TestCluster | undefined;
   let raw: Redis | undefined;
   let rooms: LiveRoom[] = [];
 
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
-  });
-
-  after(async function () {
-    await redis?.stop();
-  });
-
-  afterEach(async function () {
-    this.timeout(30_000);
+  // Registered before useCluster's: the relays stop before the nodes close.
+  afterEach(function () {
     stopRelays(rooms);
     rooms = [];
     raw?.disconnect();
     raw = undefined;
-    // A test that failed during the outage: close() empties Redis, so it needs one.
-    if (redis && !redis.running) await redis.restart();
-    await cluster?.close();
-    cluster = undefined;
   });
 
+  const suite = useCluster();
+
   it('rooms keep relaying and /health stays 200; new rooms are refused with unavailable; within 5 s of Redis back every lease is back with one owner, and new rooms join again', async function () {
-    cluster = await startCluster(redis!.url, 3, { RATE_LIMIT_HANDSHAKES_PER_MIN: '100000' });
-    const c = cluster;
+    const c = await suite.start(3, { RATE_LIMIT_HANDSHAKES_PER_MIN: '100000' });
     const keys = new ClusterKeys();
     // Tolerant of the outage: reconnects quickly, never queues a command for long.
-    raw = new Redis(redis!.url, { retryStrategy: () => 50, maxRetriesPerRequest: 1, commandTimeout: 1_000 });
+    raw = new Redis(suite.redis.url, { retryStrategy: () => 50, maxRetriesPerRequest: 1, commandTimeout: 1_000 });
     raw.on('error', () => undefined);
     const r = raw;
 
@@ -145,7 +126,7 @@ describe('cluster: redis-server kill -9 and restart while rooms relay (issue 17,
     await waitUntil(() => relays.every((relay) => relay.received.length >= 10), 'every relay carries signals', 5_000);
     for (const node of c.nodes) expect((await statusOf(node, '/ready')).status).to.equal(200);
 
-    await redis!.kill();
+    await suite.redis.kill();
     const killedAt = Date.now();
 
     // A new room cannot be placed: refused with a clear code, within seconds.
@@ -179,7 +160,7 @@ describe('cluster: redis-server kill -9 and restart while rooms relay (issue 17,
       expect(owner.server.cluster!.leases.epochOf(roomKey('t1', room)), room).to.be.a('number');
     }
 
-    await redis!.restart();
+    await suite.redis.restart();
     const restartedAt = Date.now();
     const leaseKeys = rooms.map(({ room }) => keys.lease(roomKey('t1', room)));
     const expected = rooms.map(({ lease }) => lease);

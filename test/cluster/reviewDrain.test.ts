@@ -1,34 +1,14 @@
 import { expect } from 'chai';
-import { connectFollowing, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { connectFollowing, useCluster } from '../helpers/cluster.js';
 import { emitAck } from '../helpers/server.js';
 import { waitUntil } from './nodes.js';
 
 describe('cluster review (issue 17): a draining node and the rooms it still holds', function () {
   this.timeout(30_000);
-  let redis: RedisServer;
-  let cluster: TestCluster | undefined;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
-  });
-
-  after(async function () {
-    await redis?.stop();
-  });
-
-  afterEach(async function () {
-    await cluster?.close();
-    cluster = undefined;
-  });
+  const suite = useCluster();
 
   it('during SHUTDOWN_DRAIN_MS a client of a room the draining node still holds is admitted there, not bounced between the nodes', async function () {
-    cluster = await startCluster(redis.url, 2, { SHUTDOWN_DRAIN_MS: '3000', SHUTDOWN_TIMEOUT_MS: '5000' });
+    const cluster = await suite.start(2, { SHUTDOWN_DRAIN_MS: '3000', SHUTDOWN_TIMEOUT_MS: '5000' });
     const [a, b] = cluster.nodes;
     if (!a || !b) throw new Error('two nodes');
     const alice = await cluster.connect(a.url, { token: cluster.mint({ room: 'call', user: 'alice' }) });

@@ -1,43 +1,22 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { roomKey } from '../../server/cluster/keys.js';
-import { callNode, startCluster, type ConnectRefusal, type TestCluster } from '../helpers/cluster.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { callNode, useCluster, type ConnectRefusal } from '../helpers/cluster.js';
 import { emitAck } from '../helpers/server.js';
 import { waitUntil } from './nodes.js';
 
 describe('cluster review (issue 17): the HTTP API while Redis is unreachable', function () {
   this.timeout(30_000);
-  let redis: RedisServer;
-  let cluster: TestCluster | undefined;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
-  });
-
-  after(async function () {
-    await redis?.stop();
-  });
-
-  afterEach(async function () {
-    if (!redis.running) await redis.restart();
-    await cluster?.close();
-    cluster = undefined;
-  });
+  const suite = useCluster();
 
   it('POST /api/v1/tokens answers 503 unavailable (a clear code to retry on), not 500 internal, within seconds', async function () {
-    cluster = await startCluster(redis.url, 1);
+    const cluster = await suite.start(1);
     const [a] = cluster.nodes;
     if (!a) throw new Error('one node');
     const ok = await callNode(a, 'POST', '/api/v1/tokens', { secret: 'secret-t1', body: { room_id: 'r', user_name: 'alice' } });
     expect(ok.status).to.equal(201);
 
-    await redis.kill();
+    await suite.redis.kill();
     const started = Date.now();
     const answer = await callNode(a, 'POST', '/api/v1/tokens', { secret: 'secret-t1', body: { room_id: 'r', user_name: 'alice' } });
     expect(Date.now() - started).to.be.below(8_000);
@@ -49,39 +28,19 @@ describe('cluster review (issue 17): the HTTP API while Redis is unreachable', f
 
 describe('cluster review (issue 17): Redis back after a restart', function () {
   this.timeout(30_000);
-  let redis: RedisServer;
-  let cluster: TestCluster | undefined;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
-  });
-
-  after(async function () {
-    await redis?.stop();
-  });
-
-  afterEach(async function () {
-    if (!redis.running) await redis.restart();
-    await cluster?.close();
-    cluster = undefined;
-  });
+  const suite = useCluster();
 
   it('leases are written again as soon as the connection is back, not at the next renewal tick (no window for a second owner)', async function () {
     // Renewals every 20 s: only a renewal on reconnection brings the lease back within seconds.
-    cluster = await startCluster(redis.url, 1, { ROOM_LEASE_MS: '60000' });
+    const cluster = await suite.start(1, { ROOM_LEASE_MS: '60000' });
     const [a] = cluster.nodes;
     if (!a?.server.cluster) throw new Error('one cluster node');
     const alice = await cluster.connect(a.url, { token: cluster.mint({ room: 'call', user: 'alice' }) });
     expect((await emitAck(alice, 'join', {})).ok).to.equal(true);
     const lease = a.server.cluster.registry.keys.lease(roomKey('t1', 'call'));
 
-    await redis.restart();
-    const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    await suite.redis.restart();
+    const raw = new Redis(suite.redis.url, { maxRetriesPerRequest: 1 });
     try {
       await waitUntil(async () => (await raw.get(lease)) !== null, 'the lease is back in Redis', 3_000);
       expect(await raw.get(lease)).to.match(new RegExp(`^${a.id}:\\d+$`));
@@ -93,34 +52,14 @@ describe('cluster review (issue 17): Redis back after a restart', function () {
 
 describe('cluster review (issue 17): what a refused client is told while Redis is unreachable', function () {
   this.timeout(30_000);
-  let redis: RedisServer;
-  let cluster: TestCluster | undefined;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
-  });
-
-  after(async function () {
-    await redis?.stop();
-  });
-
-  afterEach(async function () {
-    if (!redis.running) await redis.restart();
-    await cluster?.close();
-    cluster = undefined;
-  });
+  const suite = useCluster();
 
   it('a claim that cannot be made answers unavailable without the Redis client error text', async function () {
     // The in-memory store (a MongoDB store in production): the handshake reaches the claim.
-    cluster = await startCluster(redis.url, 1, { STORE: 'memory' });
+    const cluster = await suite.start(1, { STORE: 'memory' });
     const [a] = cluster.nodes;
     if (!a) throw new Error('one node');
-    await redis.kill();
+    await suite.redis.kill();
     const refusal = await cluster.connect(a.url, { token: cluster.mint({ room: 'new-room' }) }).then(
       () => null,
       (error: ConnectRefusal) => error,

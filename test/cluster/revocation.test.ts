@@ -1,33 +1,13 @@
 import { expect } from 'chai';
-import { callNode, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { callNode, useCluster } from '../helpers/cluster.js';
 import { emitAck, expectConnectError, nextEvent } from '../helpers/server.js';
 
 describe('cluster: a revocation issued on any node reaches the sockets of every node (issue 17)', function () {
   this.timeout(30_000);
-  let redis: RedisServer;
-  let cluster: TestCluster | undefined;
-
-  before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    redis = await startRedis();
-  });
-
-  after(async function () {
-    await redis?.stop();
-  });
-
-  afterEach(async function () {
-    await cluster?.close();
-    cluster = undefined;
-  });
+  const suite = useCluster();
 
   it('revoked on node C: the socket held by node A is closed within 1 s, peers see reason revoked, and it cannot come back', async function () {
-    cluster = await startCluster(redis.url, 3);
+    const cluster = await suite.start(3);
     const [a, , c] = cluster.nodes;
     if (!a || !c) throw new Error('three nodes');
     const minted = await callNode(c, 'POST', '/api/v1/tokens', {

@@ -4,8 +4,7 @@ import { expect } from 'chai';
 import { Server as SocketIoServer } from 'socket.io';
 import { Room, RoomEvent, SwitchboardError, type DataPayload } from '../../client-sdk/src/index.js';
 import { connectSignal } from '../../client-sdk/src/RoomSignaling.js';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { useCluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/server.js';
 import { WrtcPeerConnection } from '../helpers/wrtc.js';
 
@@ -53,31 +52,17 @@ describe('SDK in a cluster: one redirect followed, never a second (issue 17)', f
   });
 
   describe('against real nodes', function () {
-    let redis: RedisServer;
-    let cluster: TestCluster | undefined;
     const rooms: Room[] = [];
 
-    before(async function () {
-      const unavailable = redisUnavailable();
-      if (unavailable) {
-        console.log(`      skipped: ${unavailable}`);
-        this.skip();
-      }
-      redis = await startRedis();
-    });
-
-    after(async function () {
-      await redis?.stop();
-    });
-
+    // Registered before useCluster's: the rooms leave before the nodes close.
     afterEach(async function () {
       for (const room of rooms.splice(0)) await room.leave();
-      await cluster?.close();
-      cluster = undefined;
     });
 
+    const suite = useCluster();
+
     it("connectSignal follows one redirect to the room's node", async function () {
-      cluster = await startCluster(redis.url, 2);
+      const cluster = await suite.start(2);
       const [a, b] = cluster.nodes;
       if (!a || !b) throw new Error('two nodes');
       const owner = await connectSignal(a.url, cluster.mint({ room: 'sdk' }), { requestTimeoutMs: 5000 });
@@ -93,7 +78,7 @@ describe('SDK in a cluster: one redirect followed, never a second (issue 17)', f
     });
 
     it('Room.connect through a node that does not own the room lands on the owner, and data flows both ways', async function () {
-      cluster = await startCluster(redis.url, 2);
+      const cluster = await suite.start(2);
       const [a, b] = cluster.nodes;
       if (!a || !b) throw new Error('two nodes');
       const alice = await Room.connect(a.url, cluster.mint({ room: 'bots', user: 'alice' }), { webrtc, statsIntervalMs: 0 });
@@ -112,7 +97,7 @@ describe('SDK in a cluster: one redirect followed, never a second (issue 17)', f
     });
 
     it("when the room's node goes away, the Room reconnects through the URL it was given and the room is served there", async function () {
-      cluster = await startCluster(redis.url, 2);
+      const cluster = await suite.start(2);
       const [a, b] = cluster.nodes;
       if (!a || !b) throw new Error('two nodes');
       const owner = await connectSignal(a.url, cluster.mint({ room: 'survive', user: 'alice' }), { requestTimeoutMs: 5000 });

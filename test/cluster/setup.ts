@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import { ClusterKeys } from '../../server/cluster/keys.js';
 import type { RequestKinds } from '../../server/cluster/ClusterBus.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedisOrSkip, type RedisServer } from '../helpers/redis.js';
 import { freshPrefix, startBus, startNode, type NodeOptions, type TestBus, type TestNode } from './nodes.js';
 
 export interface ClusterSuiteOptions {
@@ -41,12 +41,7 @@ export function clusterSuite(options: ClusterSuiteOptions = {}): ClusterSuite {
   let open: { close(): Promise<void> }[] = [];
 
   before(async function () {
-    const unavailable = redisUnavailable();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    server = await startRedis();
+    server = await startRedisOrSkip(this);
     if (options.raw === 'tolerant') {
       raw = new Redis(server.url, { retryStrategy: () => 50, maxRetriesPerRequest: 1, commandTimeout: 500 });
       raw.on('error', () => undefined);

@@ -10,6 +10,7 @@ import { io as ioClient, type ManagerOptions, type SocketOptions } from 'socket.
 import type { Grants } from '../../protocol/events.js';
 import { DEFAULT_ROLES, sha256Hex, testConfig } from '../../config/index.js';
 import { createServer, type SwitchboardServer } from '../../server/index.js';
+import { startRedisOrSkip, type RedisServer } from './redis.js';
 import { TEST_KID, TEST_SECRET, type MintOptions, type TestClient } from './server.js';
 
 /** Heartbeats and leases a few times faster than production's. */
@@ -130,6 +131,53 @@ export async function startCluster(redisUrl: string, count: number, env: Record<
   };
   await cluster.addTenant('t1');
   return cluster;
+}
+
+export interface ClusterFixture {
+  /** The suite's redis-server (a test may kill or restart it). */
+  readonly redis: RedisServer;
+  /** Starts the current test's nodes on the suite's redis-server (startCluster); closed after the test. */
+  start(count: number, env?: Record<string, string>): Promise<TestCluster>;
+}
+
+/**
+ * Registers the hooks a suite of startCluster tests shares, in the calling describe(): one
+ * redis-server for the suite (the suite is skipped when redis-server is missing), stopped after
+ * it; after each test, the redis-server started again if the test killed it (close() empties
+ * Redis, so it needs one), then the test's nodes closed. The returned values are valid inside
+ * the suite's tests.
+ */
+export function useCluster(): ClusterFixture {
+  let redis: RedisServer | undefined;
+  let cluster: TestCluster | undefined;
+
+  before(async function () {
+    redis = await startRedisOrSkip(this);
+  });
+
+  after(async function () {
+    await redis?.stop();
+  });
+
+  afterEach(async function () {
+    if (redis && !redis.running) await redis.restart();
+    await cluster?.close();
+    cluster = undefined;
+  });
+
+  const server = (): RedisServer => {
+    if (!redis) throw new Error("useCluster: no redis-server here (only inside the suite's tests)");
+    return redis;
+  };
+  return {
+    get redis() {
+      return server();
+    },
+    async start(count, env = {}) {
+      cluster = await startCluster(server().url, count, env);
+      return cluster;
+    },
+  };
 }
 
 /** Connects, following one wrong_node redirect; returns the client and the URL it is connected to. */

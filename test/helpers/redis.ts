@@ -10,9 +10,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './clusterProcess.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 
@@ -61,19 +62,6 @@ function killHard(watchdog: ChildProcess, redisPid: number | null): void {
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A port nothing listened on a moment ago. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
 /** Resolves once something accepts TCP connections on the port. */
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -110,6 +98,16 @@ interface Incarnation {
   readonly exited: boolean;
   /** Ends it (SIGKILL when `hard`, else TERM) and waits until it has exited; the first call decides. */
   end(hard: boolean): Promise<void>;
+}
+
+/** For a suite's before() hook: starts a redis-server, or skips the suite (saying why) when there is none here. */
+export async function startRedisOrSkip(context: Mocha.Context): Promise<RedisServer> {
+  const unavailable = redisUnavailable();
+  if (unavailable) {
+    console.log(`      skipped: ${unavailable}`);
+    context.skip();
+  }
+  return startRedis();
 }
 
 /**
