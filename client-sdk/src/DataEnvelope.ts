@@ -51,12 +51,12 @@ export interface Envelope {
  */
 export type HandOverKind = 'sfu-produced' | 'sfu-media-ready' | 'sfu-data-ready' | 'sfu-ready' | 'bye' | 'mesh-ready' | 'sfu-bye';
 
-/** Requests and answers of the resend protocol (see ReliableDelivery). */
-export type SyncKind = 'sync' | 'synced';
+/** Requests, answers and tail announcements of the resend protocol (see ReliableDelivery). */
+export type SyncKind = 'sync' | 'synced' | 'tail';
 
 export type ControlKind = HandOverKind | SyncKind;
 
-export const isSyncKind = (kind: ControlKind): kind is SyncKind => kind === 'sync' || kind === 'synced';
+export const isSyncKind = (kind: ControlKind): kind is SyncKind => kind === 'sync' || kind === 'synced' || kind === 'tail';
 
 /** The path a message came over: a mesh link, or the SFU. */
 export type DataPath = 'mesh' | 'sfu';

@@ -12,6 +12,11 @@ import { SentHistory } from './SentHistory.js';
  * repeats until answered (SCTP on the SFU drops messages to a receiver that fell far behind,
  * so requests, resends and answers can all be lost), gives up on what is older than `o`, and
  * stops after SYNC_GIVE_UP_MS; the sequencer drops the copies.
+ *
+ * A hole shows only when a later message arrives, so a sender that falls silent announces its
+ * last reliable number once on every path, `tail` {e, q}, after SYNC_CHECK_MS without sending:
+ * a receiver still expecting q or less asks for the rest. A path that was down when the sender
+ * went silent gets the announcement once it is up.
  */
 export const SYNC_CHECK_MS = 250;
 export const SYNC_RETRY_MS = 500;
@@ -109,6 +114,12 @@ export class ReliableDelivery<S extends DataSender> {
   private readonly clock: Clock;
   private readonly nonce: () => string;
   private stopChecks: Cancel | null = null;
+  /** When we last sent a reliable message. */
+  private lastReliableSentAt = 0;
+  /** The last reliable number announced on each path ('sfu', or a mesh peer id). */
+  private readonly tailAnnounced = new Map<string, number>();
+  /** The last reliable number each sender announced to us, by sequencer key, until we have it. */
+  private readonly knownTails = new Map<string, number>();
 
   constructor(
     private readonly paths: DeliveryPaths,
@@ -142,7 +153,10 @@ export class ReliableDelivery<S extends DataSender> {
   send(payload: DataPayload, reliable: boolean, to?: string[]): void {
     const seq = reliable ? ++this.reliableSeq : ++this.lossySeq;
     const text = encodeData(payload, { epoch: this.epoch, seq, reliable, to });
-    if (reliable) this.sentHistory.add(seq, text);
+    if (reliable) {
+      this.sentHistory.add(seq, text);
+      this.lastReliableSentAt = this.clock.now();
+    }
     this.paths.sfu()?.send(text, reliable);
     for (const peerId of this.paths.meshPeerIds()) this.paths.mesh(peerId, 'data')?.send(text, reliable);
   }
@@ -151,6 +165,7 @@ export class ReliableDelivery<S extends DataSender> {
   receive(sender: S, envelope: Envelope, reliable: boolean): void {
     if (envelope.c === 'sync') this.answerSync(sender, envelope);
     else if (envelope.c === 'synced') this.onSynced(envelope);
+    else if (envelope.c === 'tail') this.onTail(sender, envelope);
     else if (!envelope.c) this.receiveData(sender, envelope, reliable);
   }
 
@@ -162,6 +177,7 @@ export class ReliableDelivery<S extends DataSender> {
   /** A participant connection is gone: its sync answers need no more spacing. */
   forgetPeer(peerId: string): void {
     this.syncAnsweredAt.delete(peerId);
+    this.tailAnnounced.delete(peerId);
   }
 
   /** A participant left the room: what its holes held back can only come now. */
@@ -211,6 +227,46 @@ export class ReliableDelivery<S extends DataSender> {
     for (const [key, pending] of this.pendingSyncs) {
       if (now - pending.since > SYNC_GIVE_UP_MS || this.paths.peerIdOf(pending.identity) === null) this.pendingSyncs.delete(key);
       else if (now - pending.askedAt >= SYNC_RETRY_MS) this.askSync(pending);
+    }
+    this.askForMissingTails();
+    if (this.reliableSeq > 0 && now - this.lastReliableSentAt >= SYNC_CHECK_MS) this.announceTail();
+  }
+
+  /** Our last reliable number, on every path that has not been told it yet. */
+  private announceTail(): void {
+    const last = this.reliableSeq;
+    const text = encodeControl('tail', { e: this.epoch, q: last });
+    const sfu = this.paths.canPublishData() ? this.paths.sfu() : null;
+    if (sfu && this.tailAnnounced.get('sfu') !== last) {
+      sfu.send(text, true);
+      this.tailAnnounced.set('sfu', last);
+    }
+    for (const peerId of this.paths.meshPeerIds()) {
+      if (this.tailAnnounced.get(peerId) === last) continue;
+      const link = this.paths.mesh(peerId, 'data');
+      if (!link) continue;
+      link.send(text, true);
+      this.tailAnnounced.set(peerId, last);
+    }
+  }
+
+  /** A sender's last reliable number: the sync check asks for whatever of it is still missing. */
+  private onTail(sender: S, envelope: Envelope): void {
+    if (typeof envelope.q !== 'number' || typeof envelope.e !== 'string') return;
+    const key = senderKey(sender.identity, envelope.e);
+    if (this.sequencer.expected(key) === null && this.joinedAfterUs.has(sender.identity)) this.sequencer.expectFrom(key, 1);
+    this.knownTails.set(key, Math.max(envelope.q, this.knownTails.get(key) ?? 0));
+  }
+
+  /** Tails announced to us that we have not received yet, when no request for that sender is open. */
+  private askForMissingTails(): void {
+    for (const [key, last] of this.knownTails) {
+      const expected = this.sequencer.expected(key);
+      if (expected === null || expected > last) this.knownTails.delete(key);
+      else if (!this.pendingSyncs.has(key)) {
+        const [identity, epoch] = key.split('\u0000') as [string, string];
+        this.requestSync(identity, epoch, expected, last + 1);
+      }
     }
   }
 

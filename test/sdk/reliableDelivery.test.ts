@@ -323,4 +323,47 @@ describe('ReliableDelivery (fake paths, fake clock)', () => {
         .sort(),
     ).to.deep.equal(['mesh', 'sfu']);
   });
+
+  it('tail loss: the last message lost with nothing after it is announced once the sender is idle, asked for and delivered', async () => {
+    network.filter = (wire) => (wire.from === alice && dataOf(wire)?.q === 3 ? 'drop' : 'pass');
+    for (let n = 1; n <= 3; n++) alice.delivery.send({ n }, true);
+    network.flush();
+    expect(bob.numbersFrom('alice')).to.deep.equal([1, 2]);
+    network.filter = () => 'pass';
+
+    await network.clock.advance(SYNC_CHECK_MS);
+    const tails = network.envelopes().filter(({ envelope }) => envelope.c === 'tail');
+    expect(tails.map(({ wire, envelope }) => ({ to: wire.to.identity, q: envelope.q, e: envelope.e }))).to.deep.equal([
+      { to: 'bob', q: 3, e: 'epoch-a' },
+    ]);
+    network.flush();
+    await network.clock.advance(SYNC_CHECK_MS);
+    network.flush();
+    expect(network.syncRequests().map(({ envelope }) => ({ q: envelope.q, u: envelope.u }))).to.deep.equal([{ q: 3, u: 4 }]);
+    expect(bob.numbersFrom('alice')).to.deep.equal([1, 2, 3]);
+
+    await network.clock.advance(10 * SYNC_RETRY_MS);
+    network.flush();
+    expect(
+      network.envelopes().filter(({ envelope }) => envelope.c === 'tail'),
+      'announced once per path',
+    ).to.have.length(1);
+    expect(network.syncRequests(), 'nothing more to ask').to.have.length(1);
+  });
+
+  it('tail loss: a message sent while the link was down reaches the peer once the link is up again, with nothing sent after it', async () => {
+    alice.delivery.send({ n: 1 }, true);
+    network.flush();
+    network.meshOpen = false;
+    alice.delivery.send({ n: 2 }, true);
+    await network.clock.advance(4 * SYNC_CHECK_MS);
+    network.flush();
+    expect(bob.numbersFrom('alice')).to.deep.equal([1]);
+    network.meshOpen = true;
+    await network.clock.advance(SYNC_CHECK_MS);
+    network.flush();
+    await network.clock.advance(SYNC_CHECK_MS);
+    network.flush();
+    expect(bob.numbersFrom('alice')).to.deep.equal([1, 2]);
+  });
 });
