@@ -28,6 +28,7 @@ import type { Browser, Page } from 'playwright-core';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { browserUnavailableReason, buildSdk, failOnPageErrors, identityOf, launchBrowser, pageErrors } from '../helpers/browser.js';
 import { startNodeProcesses, type NodeProcess } from '../helpers/clusterProcess.js';
+import { recordSequence, ranges, sendSequence, stopSequence } from '../helpers/pageSequence.js';
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { waitFor } from '../helpers/server.js';
 
@@ -93,50 +94,6 @@ async function openPage(browser: Browser, base: string, query: string): Promise<
     );
   }
   return page;
-}
-
-/** Records the numbered messages that arrive on a page, per sender. */
-async function recordSequence(page: Page): Promise<void> {
-  await page.evaluate(() => {
-    window.seqReceived = {};
-    window.switchboardRoom.on('data', (payload: unknown, participant: unknown) => {
-      const p = payload as { type?: string; n?: number };
-      if (p.type !== 'seq') return;
-      const from = (participant as { identity: string }).identity;
-      (window.seqReceived[from] ??= []).push(p.n as number);
-    });
-  });
-}
-
-/** Sends a numbered reliable message every 100 ms while the room is connected (a send refused while reconnecting is not counted). */
-async function sendSequence(page: Page): Promise<void> {
-  await page.evaluate((interval) => {
-    window.seqSent = 0;
-    window.seqTimer = setInterval(() => {
-      if (window.switchboardRoom.state !== 'connected') return;
-      window.switchboardRoom.send({ type: 'seq', n: window.seqSent + 1 });
-      window.seqSent++;
-    }, interval);
-  }, SEND_INTERVAL_MS);
-}
-
-async function stopSequence(page: Page): Promise<{ identity: string; sent: number }> {
-  return page.evaluate(() => {
-    clearInterval(window.seqTimer);
-    return { identity: window.switchboardRoom.localParticipant.identity, sent: window.seqSent };
-  });
-}
-
-/** "3-7, 12" for [3,4,5,6,7,12]. */
-function ranges(numbers: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < numbers.length; i++) {
-    let j = i;
-    while (j + 1 < numbers.length && numbers[j + 1] === (numbers[j] as number) + 1) j++;
-    parts.push(i === j ? String(numbers[i]) : `${numbers[i]}-${numbers[j]}`);
-    i = j;
-  }
-  return parts.join(', ');
 }
 
 /** The page's connection states since the recorder was installed, with their times. */
@@ -271,7 +228,7 @@ describe('Cluster: kill -9 of the owner of an SFU room of five Chromium pages (i
     expect(await roomsActive(a)).to.deep.equal({ mesh: 0, sfu: 1 });
 
     for (const page of pages) await recordSequence(page);
-    for (const page of pages) await sendSequence(page);
+    for (const page of pages) await sendSequence(page, SEND_INTERVAL_MS);
     await waitFor(
       async () => {
         await new Promise((r) => setTimeout(r, 250));

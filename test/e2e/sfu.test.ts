@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, browserUnavailableReason, buildSdk, identityOf, launchBrowser, openDemoPage } from '../helpers/browser.js';
+import { recordSequence, ranges, sendSequence, stopSequence } from '../helpers/pageSequence.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 import type { FreezeSummary } from '../../client-sdk/src/VideoGapMeter.js';
 
@@ -202,54 +203,10 @@ async function sfuRequestTimes(t: TestServer): Promise<string> {
   return `${times.join('; ')}; data messages the SFU dropped for full SCTP buffers: ${dropped}`;
 }
 
-/** Records the numbered messages that arrive on a page, per sender. */
-async function recordSequence(page: Page): Promise<void> {
-  await page.evaluate(() => {
-    window.seqReceived = {};
-    window.switchboardRoom.on('data', (payload: unknown, participant: unknown) => {
-      const p = payload as { type?: string; n?: number };
-      if (p.type !== 'seq') return;
-      const from = (participant as { identity: string }).identity;
-      (window.seqReceived[from] ??= []).push(p.n as number);
-    });
-  });
-}
-
-/** Sends a numbered reliable data message every 50 ms (record on every page first). */
-async function sendSequence(page: Page): Promise<void> {
-  await page.evaluate(() => {
-    window.seqSent = 0;
-    window.seqTimer = setInterval(() => {
-      if (window.switchboardRoom.state !== 'connected') return;
-      window.switchboardRoom.send({ type: 'seq', n: window.seqSent + 1 });
-      window.seqSent++;
-    }, 50);
-  });
-}
-
 /** Records and sends (for a page that joins while the others already send). */
 async function startSequence(page: Page): Promise<void> {
   await recordSequence(page);
-  await sendSequence(page);
-}
-
-async function stopSequence(page: Page): Promise<{ identity: string; sent: number }> {
-  return page.evaluate(() => {
-    clearInterval(window.seqTimer);
-    return { identity: window.switchboardRoom.localParticipant.identity, sent: window.seqSent };
-  });
-}
-
-/** "3-7, 12" for [3,4,5,6,7,12]: readable failure messages. */
-function ranges(numbers: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < numbers.length; i++) {
-    let j = i;
-    while (j + 1 < numbers.length && numbers[j + 1] === (numbers[j] as number) + 1) j++;
-    parts.push(i === j ? String(numbers[i]) : `${numbers[i]}-${numbers[j]}`);
-    i = j;
-  }
-  return parts.join(', ');
+  await sendSequence(page, 50);
 }
 
 /** Waits (up to 20 s) until every page holds the last message of every other sender: resends after a loss take a while on a loaded machine. */
@@ -358,7 +315,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       expect(await (pages[0] as Page).evaluate(() => window.switchboardRoom.mode)).to.equal('mesh');
       const early = new Set(pages);
       for (const page of pages) await recordSequence(page);
-      for (const page of pages) await sendSequence(page);
+      for (const page of pages) await sendSequence(page, 50);
       const baseline = await Promise.all(pages.map((page) => steadyGap(page, 4000)));
       console.log(
         `      largest inbound video gap in the steady mesh of 4 (no migration, 4 s) per page: ${baseline.map((g) => `${g} ms`).join(', ')}`,
@@ -484,7 +441,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
             : original(event, payload);
       });
       for (const page of pages) await recordSequence(page);
-      for (const page of pages) await sendSequence(page);
+      for (const page of pages) await sendSequence(page, 50);
       const live = t.server.rooms.get('dev', room);
       if (!live) throw new Error('no room');
       t.server.rooms.updateConfig(live, { mode_policy: 'sfu' });
