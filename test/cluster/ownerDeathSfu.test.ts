@@ -28,7 +28,7 @@ import type { Browser, Page } from 'playwright-core';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { browserUnavailableReason, buildSdk, failOnPageErrors, identityOf, launchBrowser, pageErrors } from '../helpers/browser.js';
 import { startNodeProcesses, type NodeProcess } from '../helpers/clusterProcess.js';
-import { recordSequence, ranges, sendSequence, stopSequence } from '../helpers/pageSequence.js';
+import { recordSequence, ranges, sendSequence, settle, stopSequence } from '../helpers/pageSequence.js';
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { waitFor } from '../helpers/server.js';
 
@@ -289,21 +289,7 @@ describe('Cluster: kill -9 of the owner of an SFU room of five Chromium pages (i
     await new Promise((r) => setTimeout(r, 2_000));
     const senders: Array<{ identity: string; sent: number }> = [];
     for (const page of pages) senders.push(await stopSequence(page));
-    await waitFor(
-      async () => {
-        await new Promise((r) => setTimeout(r, 250));
-        for (const page of pages) {
-          const [self, received] = await page.evaluate(
-            () => [window.switchboardRoom.localParticipant.identity, window.seqReceived] as const,
-          );
-          for (const sender of senders)
-            if (sender.identity !== self && !(received[sender.identity] ?? []).includes(sender.sent)) return false;
-        }
-        return true;
-      },
-      20_000,
-      'every last message to arrive',
-    ).catch(() => undefined); // the exactly-once check below says what is missing
+    await settle(pages, senders);
     await new Promise((r) => setTimeout(r, 500)); // late duplicates would show up here
     for (const page of pages) {
       const self = await identityOf(page);

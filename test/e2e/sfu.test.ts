@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, browserUnavailableReason, buildSdk, identityOf, launchBrowser, openDemoPage } from '../helpers/browser.js';
-import { recordSequence, ranges, sendSequence, stopSequence } from '../helpers/pageSequence.js';
+import { recordSequence, ranges, sendSequence, settle, stopSequence } from '../helpers/pageSequence.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 import type { FreezeSummary } from '../../client-sdk/src/VideoGapMeter.js';
 
@@ -207,23 +207,6 @@ async function sfuRequestTimes(t: TestServer): Promise<string> {
 async function startSequence(page: Page): Promise<void> {
   await recordSequence(page);
   await sendSequence(page, 50);
-}
-
-/** Waits (up to 20 s) until every page holds the last message of every other sender: resends after a loss take a while on a loaded machine. */
-async function settle(pages: Page[], senders: Array<{ identity: string; sent: number }>): Promise<void> {
-  await waitFor(
-    async () => {
-      await new Promise((r) => setTimeout(r, 250));
-      for (const page of pages) {
-        const [self, received] = await page.evaluate(() => [window.switchboardRoom.localParticipant.identity, window.seqReceived] as const);
-        for (const sender of senders)
-          if (sender.identity !== self && !(received[sender.identity] ?? []).includes(sender.sent)) return false;
-      }
-      return true;
-    },
-    20000,
-    'every last message to arrive',
-  ).catch(() => undefined); // the exactly-once check below says what is missing
 }
 
 /** Each receiver got each sender's messages exactly once and in order (from its first one on). */

@@ -4,6 +4,7 @@
  * test can check every message arrived exactly once, in order.
  */
 import type { Page } from 'playwright-core';
+import { waitFor } from './server.js';
 
 /** Records the numbered messages that arrive on a page, per sender. */
 export async function recordSequence(page: Page): Promise<void> {
@@ -48,4 +49,21 @@ export function ranges(numbers: number[]): string {
     i = j;
   }
   return parts.join(', ');
+}
+
+/** Waits (up to 20 s) until every page holds the last message of every other sender: resends after a loss take a while on a loaded machine. */
+export async function settle(pages: Page[], senders: Array<{ identity: string; sent: number }>): Promise<void> {
+  await waitFor(
+    async () => {
+      await new Promise((r) => setTimeout(r, 250));
+      for (const page of pages) {
+        const [self, received] = await page.evaluate(() => [window.switchboardRoom.localParticipant.identity, window.seqReceived] as const);
+        for (const sender of senders)
+          if (sender.identity !== self && !(received[sender.identity] ?? []).includes(sender.sent)) return false;
+      }
+      return true;
+    },
+    20000,
+    'every last message to arrive',
+  ).catch(() => undefined); // the caller's exactly-once check says what is missing
 }
