@@ -139,6 +139,8 @@ async function launch(options: NodeProcessOptions, port: number): Promise<NodePr
   watchdog.stdout?.on('data', collect);
   watchdog.stderr?.on('data', collect);
   let exited = false;
+  // The watchdog exits with the node's status (sh's wait: 128 + n when signal n ended the node); terminate() reads it.
+  const status = new Promise<ExitStatus>((resolve) => watchdog.once('exit', (code, signal) => resolve({ code, signal })));
   const exit = new Promise<void>((resolve) =>
     watchdog.once('exit', () => {
       exited = true;
@@ -184,7 +186,7 @@ async function launch(options: NodeProcessOptions, port: number): Promise<NodePr
     await delay(100);
   }
 
-  return {
+  const handle: NodeProcess = {
     id: options.id,
     port,
     url,
@@ -198,6 +200,34 @@ async function launch(options: NodeProcessOptions, port: number): Promise<NodePr
     kill,
     stop,
   };
+  exitStatuses.set(handle, status);
+  return handle;
+}
+
+/** How a node's process ended: its exit code (128 + n when signal n ended the node), or the signal that ended its watchdog. */
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** The exit status of each node started here, resolved when its watchdog exits. */
+const exitStatuses = new WeakMap<NodeProcess, Promise<ExitStatus>>();
+
+/**
+ * SIGTERM to the node alone (what a process manager sends: its graceful shutdown), then waits up
+ * to `timeoutMs` for it to exit. Resolves with its exit status and how long it took, or with
+ * status null when it was still running at the timeout (it is left running: stop() or kill() it).
+ */
+export async function terminate(node: NodeProcess, timeoutMs: number): Promise<{ status: ExitStatus | null; ms: number }> {
+  const status = exitStatuses.get(node);
+  if (!status) throw new Error(`node ${node.id} was not started by startNodeProcess`);
+  const sentAt = Date.now();
+  if (node.running) process.kill(node.pid, 'SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)));
+  const result = await Promise.race([status, timeout]);
+  clearTimeout(timer);
+  return { status: result, ms: Date.now() - sentAt };
 }
 
 async function ready(url: string): Promise<boolean> {
