@@ -134,6 +134,10 @@ export interface PeerLeftMessage {
   reason: string;
 }
 
+export interface RoomMovedMessage {
+  ws_url: string;
+}
+
 export interface ModeChangedMessage {
   mode: RoomMode;
   reason: string;
@@ -151,6 +155,11 @@ export interface ServerToClientEvents {
   'sfu:producer_closed': (producer: SfuProducerInfo) => void;
   kicked: (message: { reason: string }) => void;
   room_closed: (message: { reason: string }) => void;
+  /**
+   * The room moved to another node of the cluster (this one drains): join it at ws_url with
+   * `resume` (the same peer id); this connection keeps working until the client closes it.
+   */
+  room_moved: (message: RoomMovedMessage) => void;
   room_updated: (message: { config: RoomConfigInfo }) => void;
   error: (error: WireError) => void;
 }

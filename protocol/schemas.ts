@@ -112,7 +112,20 @@ export const iceCandidate = z.strictObject({
 /** The handshake auth payload of an anonymous/demo join (ANONYMOUS_ROOMS on): no token. */
 export const anonymousAuth = z.strictObject({ room: externalId, name: displayName });
 
-export const joinPayload = z.strictObject({ metadata: safeJsonObject().optional() }).optional();
+/** A server-assigned peer id (`p_` and 12 base64url characters). */
+export const peerId = z.string().regex(/^p_[A-Za-z0-9_-]{12}$/, 'not a peer id');
+
+export const joinPayload = z
+  .strictObject({
+    metadata: safeJsonObject().optional(),
+    /**
+     * The peer id this client had in the room before its connection was replaced (a cluster
+     * move, a reconnect): the server gives it back when the room still holds that place for
+     * the same user, so the others keep their links and see no leave or join.
+     */
+    resume: z.strictObject({ peer_id: peerId }).optional(),
+  })
+  .optional();
 
 export const signalPayload = z
   .strictObject({

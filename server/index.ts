@@ -11,6 +11,7 @@ import { TokenService } from './auth/TokenService.js';
 import { Cluster, type SocketAdapterFactory } from './cluster/Cluster.js';
 import { ClusterLiveRooms } from './cluster/LiveRooms.js';
 import { memoryLimiters, redisLimiters } from './cluster/rateLimiters.js';
+import { RoomMoves } from './cluster/RoomMoves.js';
 import { mountApi, type ApiRateLimits } from './http/api/index.js';
 import { createHttpApp } from './http/app.js';
 import type { FrontendOptions } from './http/frontend.js';
@@ -127,6 +128,20 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
         logger,
       })
     : undefined;
+  // A draining node's rooms move to other nodes; other nodes' rooms move in here.
+  const roomMoves = cluster
+    ? new RoomMoves({
+        rooms,
+        topology,
+        leases: cluster.leases,
+        ownership: cluster.ownership,
+        bus: cluster.bus,
+        otherServingNodes: () => cluster.otherServingNodes(),
+        publicUrl: cluster.publicUrl,
+        placeGraceMs: config.rooms.resumeGraceMs,
+        logger,
+      })
+    : undefined;
   // The tenant's max_rooms counts its live rooms on every node.
   if (liveRooms) rooms.tenantLiveRoomsElsewhere = (tenantId, roomId) => liveRooms.liveRoomCount(tenantId, roomId);
 
@@ -166,6 +181,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   sockets.attach(httpServer);
   await startCluster(cluster, httpServer);
   liveRooms?.start();
+  roomMoves?.start();
   logger.info({ url, node: config.nodeId, cluster: cluster !== null }, 'switchboard listening');
 
   const close = once(async () => {
@@ -173,7 +189,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     logger.info('shutting down');
     // A cluster node stops taking rooms first: placement and handshakes send clients elsewhere.
     await cluster?.drain().catch(() => undefined);
-    if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
+    if (config.shutdownDrainMs > 0) await drainRooms(rooms, roomMoves, config.shutdownDrainMs);
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
     const orderly = (async () => {
       // With another node serving, rooms move rather than end: leases are released first, so
@@ -188,6 +204,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     httpServer.closeAllConnections();
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     liveRooms?.stop();
+    roomMoves?.stop();
     await cluster?.stop();
     topology.close();
     sfu?.stop();
@@ -413,6 +430,21 @@ async function startCluster(cluster: Cluster | null, httpServer: HttpServer): Pr
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`cannot join the cluster on ${cluster.redisAddress}: ${reason}`, { cause: error });
   }
+}
+
+/**
+ * The drain (SHUTDOWN_DRAIN_MS): in a cluster with another serving node, every room moves there
+ * and the drain ends once the last client has followed its room (or at the deadline); otherwise
+ * (one node) it waits the whole time, for load balancers to notice /ready.
+ */
+async function drainRooms(rooms: SocketRooms, roomMoves: RoomMoves | undefined, drainMs: number): Promise<void> {
+  const deadline = Date.now() + drainMs;
+  const { moved } = roomMoves ? await roomMoves.moveAll() : { moved: 0 };
+  if (moved === 0) {
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())));
+    return;
+  }
+  while (rooms.all().some((room) => room.movingOut) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
 /** The first call runs `run`; every later call gets that first call's promise. */

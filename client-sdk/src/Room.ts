@@ -10,6 +10,7 @@ import { QualityReporter } from './quality.js';
 import { DefaultReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
 import { ReliableDelivery } from './ReliableDelivery.js';
 import { bringUpSfu } from './SfuStart.js';
+import { isFlowing } from './inboundStats.js';
 import { loadMediasoupClient, SfuSession } from './SfuSession.js';
 import type { Credentials, SignalClient } from './SignalClient.js';
 import { joinRoom, TERMINAL_CODES, type RoomEventHandlers } from './RoomSignaling.js';
@@ -28,6 +29,13 @@ const MAX_SFU_START_RESTARTS = 2;
  * expires) and then serves its rooms elsewhere; past this, the policy's schedule applies.
  */
 const UNREACHABLE_RETRY_WINDOW_MS = 15_000;
+/**
+ * After a room moved to another node, how long the SFU session on the old node may keep
+ * carrying media while the new one catches up (make-before-break); it closes earlier, as soon
+ * as the new node carries everything it carried.
+ */
+const MOVE_OVERLAP_LIMIT_MS = 10_000;
+const MOVE_OVERLAP_CHECK_MS = 100;
 
 /**
  * A connection to one Switchboard room. `Room.connect()` joins and builds the peer
@@ -61,6 +69,13 @@ export class Room extends Emitter<RoomEventCallbacks> {
   /** SFU session starts that failed in a row (each restarted with a new connection). */
   private failedSfuStarts = 0;
   private leaving = false;
+  /**
+   * The connection and SFU session left behind on the node the room moved away from: they go on
+   * carrying media and data until the new node carries it all (closeRetired).
+   */
+  private retired: { signal: SignalClient; sfu: SfuSession | null; timer: ReturnType<typeof setTimeout> | null } | null = null;
+  /** A move to another node is under way (room_moved). */
+  private moving = false;
   /** Why the room cannot go on (kicked, closed, token refused); `reported` once the app got it as an error event. */
   private terminalError: { error: SwitchboardError; reported: boolean } | null = null;
   private readonly RTCPeerConnectionImpl: typeof RTCPeerConnection;
@@ -267,7 +282,13 @@ export class Room extends Emitter<RoomEventCallbacks> {
   /** Connects the signaling socket (to the room's node when known), joins, and links to every peer in the join ack. */
   private async establish(): Promise<void> {
     const { requestTimeoutMs = 10_000, socketOptions, metadata } = this.options;
-    this.nodeUrl = await joinRoom(this.nodeUrl ?? this.url, this.token, { requestTimeoutMs, socketOptions, metadata }, this.roomEvents);
+    const resume = this.localParticipant?.id;
+    this.nodeUrl = await joinRoom(
+      this.nodeUrl ?? this.url,
+      this.token,
+      { requestTimeoutMs, socketOptions, metadata, resume },
+      this.roomEvents,
+    );
   }
 
   /** The room events of the signaling connection. */
@@ -336,9 +357,15 @@ export class Room extends Emitter<RoomEventCallbacks> {
       if (this.signal !== signal || this.leaving) return;
       this.onSignalingLost(reason);
     },
+    moved: (signal, wsUrl) => {
+      if (this.signal !== signal || this.leaving) return;
+      void this.move(wsUrl);
+    },
+    current: (signal) => this.signal === signal,
   };
 
   private applyJoin(ack: JoinResult): void {
+    const previousId = this.localParticipant?.id;
     this.roomId = ack.room.id;
     this.mode = ack.room.mode;
     this.config = ack.room.config;
@@ -351,8 +378,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
       grants: ack.self.grants,
       muted: notMuted(),
     };
-    // Links kept through a signaling drop end here: the peers link afresh to our new connection id.
-    for (const participant of this.participants.values()) this.closeLink(participant);
+    // Links kept through a signaling drop end here when we came back under a new id (the peers
+    // link afresh to it); with our old id given back, the links to peers whose ids stayed go on.
+    const resumed = previousId !== undefined && previousId === ack.self.id;
+    if (!resumed) for (const participant of this.participants.values()) this.closeLink(participant);
     const present = new Set(ack.peers.map((p) => p.user_id));
     for (const participant of [...this.participants.values()]) if (!present.has(participant.identity)) this.removeParticipant(participant);
     if (ack.room.mode === 'sfu' && ack.sfu) {
@@ -572,7 +601,79 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.onSignalingLost('sfu session failed to start');
   }
 
+  /**
+   * The room moved to the node at wsUrl (its old node drains): join it there under our peer id
+   * while the old connection keeps working. A mesh goes on over its links untouched; on the SFU
+   * a new session starts on the new node and the old one carries media until the new one
+   * carries everything it did (make-before-break). If the new node cannot be joined, this is
+   * a signaling loss like any other (reconnect).
+   */
+  private async move(wsUrl: string): Promise<void> {
+    if (this.moving || this.state !== ConnectionState.Connected) return;
+    this.moving = true;
+    const old = this.signal as SignalClient;
+    // A hand-over between mesh and SFU under way ends here: the new node starts from the room's mode.
+    if (this.handOver.phase !== 'idle') this.handOver.abort();
+    this.closeRetired();
+    this.retired = { signal: old, sfu: this.sfu, timer: null };
+    this.sfu = null;
+    this.nodeUrl = wsUrl;
+    try {
+      await this.establish();
+    } catch (error) {
+      this.moving = false;
+      if (this.leaving) return;
+      this.emit(RoomEvent.Error, SwitchboardError.from(error, 'unavailable'));
+      // The old connection is still ours: lose it the usual way (its SFU session closes with it).
+      this.closeRetired();
+      this.signal = old;
+      this.onSignalingLost('room moved, and its new node could not be joined');
+      return;
+    }
+    this.moving = false;
+    if (this.leaving) return;
+    this.emit(RoomEvent.Moved, wsUrl);
+    this.closeRetiredOnceCarried(Date.now() + MOVE_OVERLAP_LIMIT_MS);
+  }
+
+  /** Closes what the move left behind once the new node carries everything the old SFU session did (or at the deadline). */
+  private closeRetiredOnceCarried(deadline: number): void {
+    const retired = this.retired;
+    if (!retired) return;
+    if (!retired.sfu) return this.closeRetired();
+    void this.carriesAll(retired.sfu, this.sfu).then((carried) => {
+      if (this.retired !== retired) return;
+      if (carried || Date.now() >= deadline) return this.closeRetired();
+      retired.timer = setTimeout(() => this.closeRetiredOnceCarried(deadline), MOVE_OVERLAP_CHECK_MS);
+    });
+  }
+
+  /** Whether `fresh` receives every kind `old` receives, from everyone, with video decoding. */
+  private async carriesAll(old: SfuSession, fresh: SfuSession | null): Promise<boolean> {
+    if (!fresh || fresh.closed) return false;
+    for (const participant of this.participants.values()) {
+      const before = old.receivedKinds(participant.id);
+      const now = fresh.receivedKinds(participant.id);
+      for (const kind of before) if (!now.has(kind)) return false;
+      if (!before.has('video')) continue;
+      const stats = await fresh.statsFrom(participant.id).catch(() => []);
+      if (!stats.flat().some((stat) => stat.kind === 'video' && isFlowing(stat))) return false;
+    }
+    return true;
+  }
+
+  /** Closes the connection and SFU session left on the old node. */
+  private closeRetired(): void {
+    const retired = this.retired;
+    if (!retired) return;
+    this.retired = null;
+    if (retired.timer) clearTimeout(retired.timer);
+    retired.sfu?.close();
+    retired.signal.close();
+  }
+
   private onSignalingLost(reason: string): void {
+    this.closeRetired();
     this.signal?.close();
     this.signal = null;
     this.handOver.abort();
@@ -629,6 +730,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
   }
 
   private teardown(): void {
+    this.closeRetired();
     this.quality.stop();
     this.delivery.stop();
     this.handOver.abort();

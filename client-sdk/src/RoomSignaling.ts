@@ -46,12 +46,21 @@ export interface RoomEventHandlers {
   ended(error: SwitchboardError, reported: boolean): void;
   error(error: SwitchboardError): void;
   disconnected(signal: SignalClient, reason: string): void;
+  /** The room moved to another node of the cluster: join it at wsUrl. */
+  moved(signal: SignalClient, wsUrl: string): void;
+  /**
+   * Whether `signal` is the room's connection: once joined, the room events of a connection
+   * that was replaced (the one left behind by a move) are dropped.
+   */
+  current(signal: SignalClient): boolean;
 }
 
 export interface JoinOptions {
   requestTimeoutMs: number;
   socketOptions?: Record<string, unknown>;
   metadata?: Metadata;
+  /** Our peer id before this connection (a rejoin): the server gives it back when it still holds our place. */
+  resume?: string;
 }
 
 /**
@@ -109,7 +118,7 @@ export async function joinRoom(url: string, credentials: Credentials, options: J
     <A extends unknown[]>(handler: (...args: A) => void) =>
     (...args: A) => {
       if (beforeJoin) beforeJoin.push(() => handler(...args));
-      else handler(...args);
+      else if (handlers.current(signal)) handler(...args);
     };
   try {
     const socket = signal.socket;
@@ -141,16 +150,32 @@ export async function joinRoom(url: string, credentials: Credentials, options: J
       'sfu:producer_closed',
       ordered((info: SfuProducerInfo) => handlers.producerClosed(info)),
     );
-    socket.on('room_updated', ({ config }) => handlers.roomUpdated(config));
-    socket.on('kicked', ({ reason }) => handlers.ended(new SwitchboardError('forbidden', `kicked: ${reason}`), false));
-    socket.on('room_closed', ({ reason }) => handlers.ended(new SwitchboardError('not_connected', `room closed: ${reason}`), false));
+    socket.on(
+      'room_updated',
+      ordered(({ config }: { config: RoomConfigInfo }) => handlers.roomUpdated(config)),
+    );
+    socket.on(
+      'room_moved',
+      ordered(({ ws_url }: { ws_url: string }) => handlers.moved(signal, ws_url)),
+    );
+    socket.on(
+      'kicked',
+      ordered(({ reason }: { reason: string }) => handlers.ended(new SwitchboardError('forbidden', `kicked: ${reason}`), false)),
+    );
+    socket.on(
+      'room_closed',
+      ordered(({ reason }: { reason: string }) => handlers.ended(new SwitchboardError('not_connected', `room closed: ${reason}`), false)),
+    );
     socket.on('error', (error) => {
       const wrapped = SwitchboardError.from(error, 'internal');
       if (TERMINAL_CODES.has(wrapped.code)) handlers.ended(wrapped, true);
       handlers.error(wrapped);
     });
     socket.on('disconnect', (reason) => handlers.disconnected(signal, String(reason)));
-    const ack: JoinResult = await signal.request('join', options.metadata ? { metadata: options.metadata } : {});
+    const ack: JoinResult = await signal.request('join', {
+      ...(options.metadata ? { metadata: options.metadata } : {}),
+      ...(options.resume ? { resume: { peer_id: options.resume } } : {}),
+    });
     handlers.joined(signal, ack);
     const waiting = beforeJoin;
     beforeJoin = null;

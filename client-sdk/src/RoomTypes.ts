@@ -15,6 +15,8 @@ export enum RoomEvent {
   ModeChanged = 'modeChanged',
   MutedByAdmin = 'mutedByAdmin',
   ConnectionStateChanged = 'connectionStateChanged',
+  /** The room moved to another server node (a cluster drain) and this client followed it, without leaving. */
+  Moved = 'moved',
   Error = 'error',
 }
 
@@ -36,6 +38,8 @@ export interface RoomEventCallbacks {
   /** A room admin muted (or unmuted) this client's audio or video; the SDK disabled (re-enabled) those tracks. */
   mutedByAdmin: (kind: 'audio' | 'video', muted: boolean) => void;
   connectionStateChanged: (state: ConnectionState) => void;
+  /** Joined the room again on the node at wsUrl; participants, links and data went on. */
+  moved: (wsUrl: string) => void;
   error: (error: SwitchboardError) => void;
 }
 

@@ -156,6 +156,16 @@ export class SfuSession {
     return ids;
   }
 
+  /** The kinds we receive from one peer: media with its consumer created, data with its consumer open. */
+  receivedKinds(peerId: string): Set<'audio' | 'video' | 'data'> {
+    const kinds = new Set<'audio' | 'video' | 'data'>();
+    for (const c of this.consumed.values()) {
+      if (c.peerId !== peerId) continue;
+      if (c.kind === 'data' ? c.dataConsumer?.readyState === 'open' : c.consumer !== undefined) kinds.add(c.kind);
+    }
+    return kinds;
+  }
+
   /**
    * Inbound stats of every media consumer of one peer: one list per consumer, holding its
    * inbound-rtp entry (empty: nothing received yet). All consumers share one getStats of the

@@ -10,4 +10,9 @@ export const roomSettings = {
   maxParticipants: setting('MAX_PARTICIPANTS', int(1, 10_000).default(100)),
   /** Grace before an empty room closes. */
   emptyTimeoutMs: setting('ROOM_EMPTY_TIMEOUT_MS', int(0, 24 * 3_600_000).default(20_000)),
+  /**
+   * How long a room holds the place of a participant whose connection is being replaced (the
+   * room moved to another node): it comes back under the same peer id, unseen by the others.
+   */
+  resumeGraceMs: setting('RESUME_GRACE_MS', int(0, 600_000).default(15_000)),
 };

@@ -31,12 +31,13 @@ import {
 } from './connection.js';
 import { DEFAULT_CLUSTER_PREFIX, roomKey, type RoomKey } from './keys.js';
 import type { LiveRoomKinds } from './LiveRooms.js';
+import type { RoomMoveKinds } from './RoomMoves.js';
 import { NodeRegistry, type NodeInfo } from './NodeRegistry.js';
 import { RoomLeases } from './RoomLeases.js';
 import { RoomOwnership } from './RoomOwnership.js';
 
 /** The request kinds nodes send each other through the bus. */
-export type ClusterRequestKinds = LiveRoomKinds;
+export type ClusterRequestKinds = LiveRoomKinds & RoomMoveKinds;
 
 /** The factory Socket.IO's `adapter` option takes. */
 export type SocketAdapterFactory = ReturnType<typeof createAdapter>;
@@ -96,7 +97,8 @@ export class Cluster {
   private readonly adapterPublisher: Redis;
   private readonly adapterSubscriber: Redis;
   private readonly logger: Logger;
-  private readonly publicUrl: string;
+  /** This node's public URL (its registry entry's ws_url). */
+  readonly publicUrl: string;
   private releasing: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
 

@@ -14,14 +14,46 @@ export interface PeerConnection {
   readonly data: { readonly identity: VerifiedToken };
 }
 
+/** A fresh peer id: `p_` and 12 base64url characters (protocol/schemas.ts peerId). */
+export function newPeerId(): string {
+  return `p_${randomBytes(9).toString('base64url')}`;
+}
+
+/**
+ * A place held in a room for a participant whose connection is elsewhere for a moment: the
+ * room moved here from another node and the participant has not reconnected yet. Others see
+ * it as present; the participant takes it back (same peer id) by joining with `resume`.
+ */
+export interface ExpectedPeer {
+  id: string;
+  userId: string;
+  name: string;
+  metadata: Metadata;
+  hidden: boolean;
+  adminMuted: { audio: boolean; video: boolean };
+  /** When the participant first joined the room (on whichever node). */
+  joinedAt: Date;
+  /** Removes the place (the participant did not come back in time). */
+  timer: NodeJS.Timeout | null;
+}
+
+/** An expected peer as the others see it. */
+export function expectedPeerInfo(expected: ExpectedPeer): PeerInfo {
+  const muted = expected.adminMuted.audio || expected.adminMuted.video ? { muted: { ...expected.adminMuted } } : {};
+  return { id: expected.id, user_id: expected.userId, name: expected.name, metadata: expected.metadata, ...muted };
+}
+
 /**
  * One joined connection: a user in a room over one connection. `Connection` is the type of
  * that connection (the signaling layer's socket type); rooms only pass it along.
  */
 export class Peer<Connection extends PeerConnection = PeerConnection> {
-  /** Server-assigned id; signals are addressed to it. Not the socket id, which is not ours to leak. */
-  readonly id = `p_${randomBytes(9).toString('base64url')}`;
-  readonly joinedAt = new Date();
+  /**
+   * Server-assigned id; signals are addressed to it. Not the socket id, which is not ours to
+   * leak. A resumed peer keeps the id of the place it takes back (see Room.expected).
+   */
+  readonly id: string;
+  readonly joinedAt: Date;
   metadata: Metadata;
   /** The latest quality summary the client reported, for operators (API, metrics). */
   quality: { at: Date; links: LinkQuality[] } | null = null;
@@ -35,8 +67,12 @@ export class Peer<Connection extends PeerConnection = PeerConnection> {
     readonly grants: Grants,
     readonly jti: string,
     metadata: Metadata,
+    /** The place it takes back (a resumed peer keeps its id and join time). */
+    place?: { id: string; joinedAt: Date },
   ) {
     this.metadata = metadata;
+    this.id = place?.id ?? newPeerId();
+    this.joinedAt = place?.joinedAt ?? new Date();
   }
 
   get hidden(): boolean {

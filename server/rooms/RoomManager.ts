@@ -5,7 +5,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RoomRecord, Store, TenantRecord } from '../store/Store.js';
 import { TypedEmitter } from '../TypedEmitter.js';
-import { Peer, type PeerConnection } from './Peer.js';
+import { Peer, type ExpectedPeer, type PeerConnection } from './Peer.js';
 import { Room } from './Room.js';
 
 /** How a peer left its room, which decides what becomes of its connection. */
@@ -20,13 +20,19 @@ export type PeerExit =
   | 'moved';
 
 export type RoomManagerEvents<Connection extends PeerConnection = PeerConnection> = {
+  /** A room started here: new, or moved in from another node (room.movedIn; it did not start for the tenant). */
   room_started: [room: Room<Connection>];
   /** close() began: every peer leaves next (peer_left with exit room_closed), then room_finished. */
   room_closing: [room: Room<Connection>, reason: string];
   room_finished: [room: Room<Connection>, reason: string];
   /** drop(): the room stopped on this node without ending (every peer left first with exit moved); no room_finished. */
   room_dropped: [room: Room<Connection>, reason: string];
-  peer_joined: [room: Room<Connection>, peer: Peer<Connection>];
+  /** The room is moving to another node (moveOut): its clients are to join it at wsUrl. */
+  room_moving: [room: Room<Connection>, wsUrl: string];
+  /** resumed: the peer took back its place (Room.expected), under the same id; the others knew it already. */
+  peer_joined: [room: Room<Connection>, peer: Peer<Connection>, resumed: boolean];
+  /** A place held for a returning participant was given up (it did not come back in time, or came back anew). */
+  expected_left: [room: Room<Connection>, expected: ExpectedPeer, reason: string];
   peer_left: [room: Room<Connection>, peer: Peer<Connection>, reason: string, exit: PeerExit];
   /** A peer changed its own metadata. */
   peer_updated: [room: Room<Connection>, peer: Peer<Connection>];
@@ -34,6 +40,16 @@ export type RoomManagerEvents<Connection extends PeerConnection = PeerConnection
   /** A room admin muted or unmuted a peer's audio or video. */
   peer_muted: [room: Room<Connection>, peer: Peer<Connection>, kind: 'audio' | 'video', muted: boolean];
 };
+
+/** A room that moves in from another node: what the clients coming with it find here. */
+export interface MovedRoom {
+  config: RoomConfigInfo;
+  expiresAt: Date | null;
+  /** The participants that are to come back, with the ids they had. */
+  peers: Array<Omit<ExpectedPeer, 'timer'>>;
+  /** How long each place is held (ms). */
+  graceMs: number;
+}
 
 export interface RoomManagerOptions {
   store: Store;
@@ -48,6 +64,8 @@ export interface Admission<Connection> {
   tenant: TenantRecord;
   /** The peer's metadata; the token's when undefined. */
   metadata: Metadata | undefined;
+  /** The peer id this connection had before (JoinPayload.resume): its place is taken back when the room holds it for this user. */
+  resumeId?: string;
   /**
    * Called after the stored room was read, in the same turn as the peer's insert: throws to
    * call the admission off (its connection closed or joined another way meanwhile).
@@ -87,6 +105,11 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
 
   getByKey(key: string): Room<Connection> | undefined {
     return this.rooms.get(key);
+  }
+
+  /** Every live room of this node. */
+  all(): Room<Connection>[] {
+    return [...this.rooms.values()];
   }
 
   get roomCount(): number {
@@ -145,6 +168,7 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     // A peer must never hold a dead connection (it would stay in the room with nobody behind it).
     admission.confirm();
     let room = this.get(tenant.tenant_id, identity.roomId);
+    if (room?.movingOut) throw new AppError('unavailable', 'the room is moving to another node: connect again');
     if (!room) {
       if (!record && !tenant.limits.auto_create_rooms) throw new AppError('room_not_found', 'room does not exist');
       if (Math.max(this.liveRoomCount(tenant.tenant_id), liveElsewhere) >= tenant.limits.max_rooms)
@@ -154,10 +178,12 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     }
 
     const previous = room.peerByUser(identity.userId);
+    const place = room.expectedByUser(identity.userId);
+    const resumed = place && place.id === admission.resumeId ? place : undefined;
     const refusal =
-      room.config.locked && !identity.grants.roomAdmin
+      room.config.locked && !identity.grants.roomAdmin && !resumed
         ? new AppError('room_locked', 'room is locked')
-        : room.size - (previous ? 1 : 0) >= room.config.max_participants
+        : room.size - (previous ? 1 : 0) - (place ? 1 : 0) >= room.config.max_participants
           ? new AppError('room_full', `room is full (${room.config.max_participants} participants)`)
           : null;
     if (refusal) {
@@ -166,6 +192,9 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
       throw refusal;
     }
     if (previous) this.removePeer(room, previous, 'duplicate_identity', { kick: true });
+    if (place) this.unexpect(room, place);
+    // The user came back without its place's id (a new session): the place is given up as any older connection would be.
+    if (place && !resumed) this.emit('expected_left', room, place, 'duplicate_identity');
 
     const peer = new Peer(
       admission.connection,
@@ -173,12 +202,14 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
       identity.name,
       identity.grants,
       identity.jti,
-      admission.metadata ?? identity.metadata,
+      resumed ? resumed.metadata : (admission.metadata ?? identity.metadata),
+      resumed,
     );
+    if (resumed) Object.assign(peer.adminMuted, resumed.adminMuted);
     this.cancelEmptyTimer(room);
     room.add(peer);
-    this.logger.debug({ room: room.key, peer: peer.id }, 'peer joined');
-    this.emit('peer_joined', room, peer);
+    this.logger.debug({ room: room.key, peer: peer.id, resumed: Boolean(resumed) }, 'peer joined');
+    this.emit('peer_joined', room, peer, Boolean(resumed));
     return { room, peer };
   }
 
@@ -192,12 +223,71 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     for (const read of this.recordReads.get(Room.keyOf(tenantId, roomId)) ?? []) read.changed = true;
   }
 
-  /** Takes a peer out of its room. With kick, its connection is to be told why and closed (exit kicked). */
+  /**
+   * Takes a peer out of its room. With kick, its connection is to be told why and closed (exit
+   * kicked). In a room moving out, a peer leaves with exit moved (it joined the room's new node,
+   * nobody is told), and the room is dropped here once its last peer has gone.
+   */
   removePeer(room: Room<Connection>, peer: Peer<Connection>, reason: string, options: { kick?: boolean } = {}): void {
     if (!room.remove(peer)) return;
     this.logger.debug({ room: room.key, peer: peer.id, reason }, 'peer left');
+    if (room.movingOut) {
+      this.emit('peer_left', room, peer, reason, 'moved');
+      if (room.connectedCount === 0) this.drop(room, 'moved');
+      return;
+    }
     this.emit('peer_left', room, peer, reason, options.kick ? 'kicked' : 'left');
     if (room.size === 0) this.scheduleEmptyClose(room);
+  }
+
+  /**
+   * Starts a room that moved here from another node (it holds the room's lease already): the
+   * room's settings as they were, and a place held for each of its participants for graceMs.
+   * A participant joining with `resume` and its old id takes its place back: the others keep
+   * their links to that id and see no leave or join. A place nobody takes back in time is
+   * given up (expected_left). A room already live here (a client arrived first) gets the places
+   * of the participants it does not have. No quota applies: the room was live in the cluster.
+   */
+  receive(tenantId: string, roomId: string, moved: MovedRoom): Room<Connection> {
+    let room = this.get(tenantId, roomId);
+    if (room?.movingOut) throw new AppError('conflict', 'the room is moving out of this node');
+    if (!room) {
+      room = this.create(tenantId, roomId, moved.config, { movedIn: true });
+      if (moved.expiresAt) this.setExpiry(room, moved.expiresAt);
+    }
+    for (const place of moved.peers) {
+      if (room.peerByUser(place.userId) || room.expectedByUser(place.userId) || room.peers.has(place.id)) continue;
+      const expected: ExpectedPeer = { ...place, adminMuted: { ...place.adminMuted }, timer: null };
+      const target = room;
+      expected.timer = setTimeout(() => {
+        expected.timer = null;
+        if (target.expected.get(expected.id) !== expected || target.closed) return;
+        this.unexpect(target, expected);
+        this.logger.debug({ room: target.key, peer: expected.id }, 'expected peer did not come back');
+        this.emit('expected_left', target, expected, 'timeout');
+        if (target.size === 0) this.scheduleEmptyClose(target);
+      }, moved.graceMs);
+      expected.timer.unref();
+      room.expect(expected);
+    }
+    if (room.size > 0) this.cancelEmptyTimer(room);
+    else this.scheduleEmptyClose(room);
+    return room;
+  }
+
+  /**
+   * The room moves to another node, which holds its lease now: its clients are told to join it
+   * at wsUrl (room_moving), and it serves those still here until they have gone (removePeer).
+   */
+  moveOut(room: Room<Connection>, wsUrl: string): void {
+    if (room.closed || room.movingOut) return;
+    room.movingOut = true;
+    this.setExpiry(room, null);
+    this.cancelEmptyTimer(room);
+    for (const place of [...room.expected.values()]) this.unexpect(room, place);
+    this.logger.info({ room: room.key, to: wsUrl }, 'room moving to another node');
+    this.emit('room_moving', room, wsUrl);
+    if (room.connectedCount === 0) this.drop(room, 'moved');
   }
 
   /** Replaces a peer's own metadata. */
@@ -224,6 +314,7 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     room.closed = true;
     this.setExpiry(room, null);
     this.cancelEmptyTimer(room);
+    for (const place of [...room.expected.values()]) this.unexpect(room, place);
     this.emit('room_closing', room, reason);
     for (const peer of [...room.peers.values()]) {
       room.remove(peer);
@@ -244,6 +335,7 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     room.closed = true;
     this.setExpiry(room, null);
     this.cancelEmptyTimer(room);
+    for (const place of [...room.expected.values()]) this.unexpect(room, place);
     for (const peer of [...room.peers.values()]) {
       room.remove(peer);
       this.emit('peer_left', room, peer, reason, 'moved');
@@ -266,6 +358,7 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     const previous = this.expiryTimers.get(room.key);
     if (previous) clearTimeout(previous);
     this.expiryTimers.delete(room.key);
+    room.expiresAt = room.closed ? null : expiresAt;
     if (!expiresAt || room.closed) return;
     const delay = expiresAt.getTime() - Date.now();
     if (delay <= 0) {
@@ -289,15 +382,23 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     for (const room of [...this.rooms.values()]) this.close(room, reason);
   }
 
-  private create(tenantId: string, roomId: string, config: RoomConfigInfo): Room<Connection> {
+  private create(tenantId: string, roomId: string, config: RoomConfigInfo, options: { movedIn?: boolean } = {}): Room<Connection> {
     const room = new Room<Connection>(tenantId, roomId, config);
+    room.movedIn = options.movedIn ?? false;
     this.rooms.set(room.key, room);
     let live = this.liveRoomsByTenant.get(tenantId);
     if (!live) this.liveRoomsByTenant.set(tenantId, (live = new Map()));
     live.set(roomId, room);
-    this.logger.info({ room: room.key }, 'room started');
+    this.logger.info({ room: room.key, movedIn: room.movedIn }, room.movedIn ? 'room moved in' : 'room started');
     this.emit('room_started', room);
     return room;
+  }
+
+  /** Gives up a held place (its timer with it). */
+  private unexpect(room: Room<Connection>, place: ExpectedPeer): void {
+    if (place.timer) clearTimeout(place.timer);
+    place.timer = null;
+    room.unexpect(place);
   }
 
   private forget(room: Room<Connection>): void {

@@ -90,9 +90,20 @@ export class TopologyController<Connection extends PeerConnection = PeerConnecti
     return room.mode;
   }
 
-  /** Re-evaluates a room after any change (joins, leaves, config updates). */
+  /**
+   * A room that moved in from another node resumes its topology: on the SFU, a router opens
+   * here before its clients arrive (they join straight onto it). Resolves once it is in place.
+   */
+  async resume(room: Room<Connection>, mode: RoomMode): Promise<void> {
+    if (mode !== 'sfu' || room.mode === 'sfu' || room.closed) return;
+    const state = this.state(room);
+    if (state.busy) return;
+    await this.promote(room, 'moved');
+  }
+
+  /** Re-evaluates a room after any change (joins, leaves, config updates). A room moving to another node keeps its topology until it has gone. */
   evaluate(room: Room<Connection>): void {
-    if (room.closed) return;
+    if (room.closed || room.movingOut) return;
     const state = this.state(room);
     if (state.busy) return; // re-evaluated when the move finishes
     const desired = this.desiredMode(room);

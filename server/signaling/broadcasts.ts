@@ -16,19 +16,26 @@ import { channels, type AppServer, type SocketRoom, type SocketRooms, type Socke
  * its owner node, and with the Redis adapter a non-local emit is published to Redis as well.
  */
 export function broadcastRoomEvents(io: AppServer, rooms: SocketRooms): void {
-  rooms.on('peer_joined', (room, peer) => {
+  rooms.on('peer_joined', (room, peer, resumed) => {
     const socket = peer.socket;
     socket.data.peer = peer;
     socket.join(channels.room(room.key));
-    if (!peer.hidden) socket.local.to(channels.room(room.key)).emit('peer_joined', peer.info());
+    // A resumed peer took back the place the others already see, under the same id: nothing new for them.
+    if (!peer.hidden && !resumed) socket.local.to(channels.room(room.key)).emit('peer_joined', peer.info());
   });
+
+  rooms.on('expected_left', (room, place, reason) => {
+    if (!place.hidden) io.local.to(channels.room(room.key)).emit('peer_left', { id: place.id, user_id: place.userId, reason });
+  });
+
+  rooms.on('room_moving', (room, wsUrl) => io.local.to(channels.room(room.key)).emit('room_moved', { ws_url: wsUrl }));
 
   rooms.on('peer_left', (room, peer, reason, exit) => {
     const socket = peer.socket;
     if (socket.data.peer === peer) socket.data.peer = null;
     if (exit === 'room_closed' || exit === 'moved') {
       // room_closed: the room heard room_closed already. moved: nobody is told; the client
-      // reconnects and is sent to the room's new node. Either way every socket of it is disconnected.
+      // joined the room's new node (room_moved), or reconnects and is sent there. Either way every socket of it is disconnected.
       socket.data.closeReason = reason;
       socket.disconnect(true);
       return;

@@ -14,7 +14,7 @@ import http, { type ClientRequest } from 'node:http';
 import https from 'node:https';
 import type { Metadata, RoomConfigInfo, RoomMode } from '../../protocol/events.js';
 import type { Logger } from '../logger.js';
-import type { Peer } from '../rooms/Peer.js';
+import { expectedPeerInfo, type Peer } from '../rooms/Peer.js';
 import type { Room } from '../rooms/Room.js';
 import type { RoomManager } from '../rooms/RoomManager.js';
 import type { Store, WebhookConfig } from '../store/Store.js';
@@ -142,19 +142,32 @@ export class WebhookDispatcher {
   /** Subscribes to the room lifecycle. */
   attach(rooms: RoomManager): void {
     this.unsubscribers.push(
-      rooms.on('room_started', (room) => this.enqueue(this.event('room_started', room))),
+      // A room that moved in from another node, and a participant taking its place back there,
+      // go on without a start or a join; a participant leaving a room that moved away has not left it.
+      rooms.on('room_started', (room) => {
+        if (!room.movedIn) this.enqueue(this.event('room_started', room));
+      }),
       rooms.on('room_finished', (room, reason) => this.enqueue({ ...this.event('room_finished', room), reason })),
-      rooms.on('peer_joined', (room, peer) =>
-        this.enqueue({ ...this.event('participant_joined', room), participant: participantInfo(peer) }),
-      ),
-      rooms.on('peer_left', (room, peer, reason) =>
-        this.enqueue({ ...this.event('participant_left', room), participant: participantInfo(peer), reason }),
+      rooms.on('peer_joined', (room, peer, resumed) => {
+        if (!resumed) this.enqueue({ ...this.event('participant_joined', room), participant: participantInfo(peer) });
+      }),
+      rooms.on('peer_left', (room, peer, reason, exit) => {
+        if (exit !== 'moved') this.enqueue({ ...this.event('participant_left', room), participant: participantInfo(peer), reason });
+      }),
+      rooms.on('expected_left', (room, place, reason) =>
+        this.enqueue({
+          ...this.event('participant_left', room),
+          participant: { ...expectedPeerInfo(place), joined_at: place.joinedAt.toISOString(), hidden: place.hidden },
+          reason,
+        }),
       ),
     );
   }
 
   /** Called by the SFU work after a room changed topology (room.mode is the new mode). */
   modeChanged(room: Room, reason: string): void {
+    // A room that moved in resumes the mode it had: no change for the tenant.
+    if (reason === 'moved') return;
     this.enqueue({ ...this.event('mode_changed', room), reason });
   }
 

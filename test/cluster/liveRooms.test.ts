@@ -22,7 +22,13 @@ type AnyKinds = Record<string, { payload: unknown; answer: unknown }>;
 
 const TIMEOUT_MS = 400;
 
-const defaults: Config['rooms'] = { meshThreshold: 4, demoteDelayMs: 10_000, maxParticipants: 100, emptyTimeoutMs: 20_000 };
+const defaults: Config['rooms'] = {
+  meshThreshold: 4,
+  demoteDelayMs: 10_000,
+  maxParticipants: 100,
+  emptyTimeoutMs: 20_000,
+  resumeGraceMs: 15_000,
+};
 
 const tenant: TenantRecord = {
   tenant_id: 'tn_live',

@@ -38,6 +38,7 @@ export function sessionHandlers(options: SessionHandlerOptions): Pick<ClientEven
           identity,
           tenant,
           metadata: payload?.metadata,
+          resumeId: payload?.resume?.peer_id,
           confirm: () => stillJoining(socket),
         });
       } finally {

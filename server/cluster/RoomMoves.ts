@@ -1,0 +1,223 @@
+/**
+ * Rooms moving between nodes when one drains (SIGTERM with SHUTDOWN_DRAIN_MS): each room this
+ * node owns goes to a live serving node, its clients follow, and nobody leaves the room.
+ *
+ * A move, for one room:
+ * 1. the lease is handed over to the target (epoch+1): from then on only the target serves new
+ *    connections of the room, and this node redirects them there;
+ * 2. the target is sent the room (`rooms.move-in`: settings, mode, participants with their peer
+ *    ids) and starts it: a place held for each participant, and on the SFU a router ready
+ *    before anyone arrives;
+ * 3. the clients here get `room_moved {ws_url}` and join the target with their old peer ids
+ *    (`resume`): the others keep their links to those ids and see no leave or join. The room
+ *    keeps serving here (its SFU router carries media) until each client closed its connection
+ *    here, which it does once the target carries its media (make-before-break).
+ *
+ * Invariants: a room moves at most once per drain; a move whose hand-over failed leaves the
+ * room here (it ends with the node, as without another node); a move-in is accepted only with
+ * the lease in hand (claim answers `mine`), so a stale or repeated request cannot start a
+ * second copy of a room.
+ */
+import { z } from 'zod';
+import { externalId, Limits, peerId, safeJsonObject } from '../../protocol/schemas.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Room } from '../rooms/Room.js';
+import type { RoomManager } from '../rooms/RoomManager.js';
+import type { TopologyController } from '../rooms/TopologyController.js';
+import type { HandleOptions, RequestHandler } from './ClusterBus.js';
+import { roomKey } from './keys.js';
+import type { NodeInfo } from './NodeRegistry.js';
+import type { RoomLeases } from './RoomLeases.js';
+import type { RoomOwnership } from './RoomOwnership.js';
+
+const mutedSchema = z.strictObject({ audio: z.boolean(), video: z.boolean() });
+
+const moveInPayload = z.strictObject({
+  tenant_id: externalId,
+  room_id: externalId,
+  config: z.strictObject({
+    max_participants: z.number().int().min(1).max(100_000),
+    mesh_threshold: z.number().int().min(1).max(100_000),
+    mode_policy: z.enum(['auto', 'mesh', 'sfu']),
+    locked: z.boolean(),
+  }),
+  mode: z.enum(['mesh', 'sfu']),
+  expires_at: z.string().datetime().nullable(),
+  peers: z
+    .array(
+      z.strictObject({
+        id: peerId,
+        user_id: z.string().min(1).max(Limits.idLength),
+        name: z.string().max(Limits.nameLength),
+        metadata: safeJsonObject(),
+        hidden: z.boolean(),
+        admin_muted: mutedSchema,
+        joined_at: z.string().datetime(),
+      }),
+    )
+    .max(100_000),
+});
+
+export type MoveInPayload = z.output<typeof moveInPayload>;
+
+export type RoomMoveKinds = {
+  'rooms.move-in': { payload: MoveInPayload; answer: { ws_url: string } };
+};
+
+/** What RoomMoves uses of a ClusterBus. */
+export interface RoomMovesBus {
+  request<K extends keyof RoomMoveKinds & string>(
+    nodeId: string,
+    kind: K,
+    payload: RoomMoveKinds[K]['payload'],
+    options?: { timeoutMs?: number },
+  ): Promise<RoomMoveKinds[K]['answer']>;
+  handle<K extends keyof RoomMoveKinds & string>(
+    kind: K,
+    handler: RequestHandler<RoomMoveKinds[K]['payload'], RoomMoveKinds[K]['answer']>,
+    options?: HandleOptions<RoomMoveKinds[K]['payload']>,
+  ): () => void;
+}
+
+export interface RoomMovesOptions {
+  rooms: RoomManager;
+  topology: Pick<TopologyController, 'resume'>;
+  leases: Pick<RoomLeases, 'handOver' | 'claim'>;
+  ownership: Pick<RoomOwnership, 'claimed'>;
+  bus: RoomMovesBus;
+  /** Live serving nodes other than this one (the targets). */
+  otherServingNodes: () => Promise<NodeInfo[]>;
+  /** This node's ws_url (a moved-in room's clients connect there). */
+  publicUrl: string;
+  /** How long a moved-in room holds each participant's place (ms). */
+  placeGraceMs: number;
+  logger: Logger;
+}
+
+/** How long a move-in may take on the target (a router opens there for an SFU room). */
+const MOVE_IN_TIMEOUT_MS = 10_000;
+
+export class RoomMoves {
+  private readonly logger: Logger;
+  private removeHandler: (() => void) | null = null;
+
+  constructor(private readonly options: RoomMovesOptions) {
+    this.logger = options.logger.child({ module: 'room-moves' });
+  }
+
+  /** Accepts rooms moving in from other nodes. */
+  start(): void {
+    this.removeHandler ??= this.options.bus.handle('rooms.move-in', (payload, { from }) => this.moveIn(payload, from), {
+      parse: (raw) => moveInPayload.parse(raw),
+    });
+  }
+
+  stop(): void {
+    this.removeHandler?.();
+    this.removeHandler = null;
+  }
+
+  /**
+   * Moves every live room of this node to the other serving nodes (spread over them, least
+   * loaded first). Resolves with how many moved; a room that could not move stays here.
+   */
+  async moveAll(): Promise<{ moved: number; stayed: number }> {
+    const targets = (await this.options.otherServingNodes().catch(() => [])).sort((a, b) => a.load - b.load);
+    const rooms = this.options.rooms.all().filter((room) => !room.closed && !room.movingOut);
+    if (targets.length === 0) return { moved: 0, stayed: rooms.length };
+    const outcomes = await Promise.all(
+      rooms.map((room, index) => this.moveOut(room, targets[index % targets.length] as NodeInfo).catch(() => false)),
+    );
+    const moved = outcomes.filter(Boolean).length;
+    this.logger.info({ moved, stayed: rooms.length - moved }, 'rooms moved to other nodes');
+    return { moved, stayed: rooms.length - moved };
+  }
+
+  /** Moves one room to `target`; false when it stays here. */
+  private async moveOut(room: Room, target: NodeInfo): Promise<boolean> {
+    const key = roomKey(room.tenantId, room.id);
+    const payload = snapshot(room);
+    try {
+      await this.options.leases.handOver(key, target.id);
+    } catch (error) {
+      this.logger.warn({ room: room.key, to: target.id, err: reason(error) }, 'room lease could not be handed over; the room stays here');
+      return false;
+    }
+    let wsUrl = target.ws_url;
+    try {
+      wsUrl = (await this.options.bus.request(target.id, 'rooms.move-in', payload, { timeoutMs: MOVE_IN_TIMEOUT_MS })).ws_url;
+    } catch (error) {
+      // The lease is the target's: its clients are sent there all the same, and it starts the
+      // room as the first of them arrives (without the held places: the others see them come back).
+      this.logger.warn(
+        { room: room.key, to: target.id, err: reason(error) },
+        'the target did not take the room in; clients are sent there',
+      );
+    }
+    this.options.rooms.moveOut(room, wsUrl);
+    return true;
+  }
+
+  /** A room moving in: only with its lease in hand. */
+  private async moveIn(payload: MoveInPayload, from: string): Promise<{ ws_url: string }> {
+    const key = roomKey(payload.tenant_id, payload.room_id);
+    const claim = await this.options.leases.claim(key);
+    if (!claim.mine) throw new AppError('conflict', `cluster: the room's lease is held by node ${claim.owner}`);
+    this.options.ownership.claimed(key);
+    const room = this.options.rooms.receive(payload.tenant_id, payload.room_id, {
+      config: payload.config,
+      expiresAt: payload.expires_at ? new Date(payload.expires_at) : null,
+      graceMs: this.options.placeGraceMs,
+      peers: payload.peers.map((peer) => ({
+        id: peer.id,
+        userId: peer.user_id,
+        name: peer.name,
+        metadata: peer.metadata,
+        hidden: peer.hidden,
+        adminMuted: peer.admin_muted,
+        joinedAt: new Date(peer.joined_at),
+      })),
+    });
+    await this.options.topology.resume(room, payload.mode);
+    this.logger.info({ room: room.key, from, mode: room.mode, places: room.expected.size }, 'room moved in');
+    return { ws_url: this.options.publicUrl };
+  }
+}
+
+/** What the target needs of a room: its settings, mode and participants (connected ones and places still held). */
+function snapshot(room: Room): MoveInPayload {
+  const peers: MoveInPayload['peers'] = [];
+  for (const peer of room.peers.values()) {
+    peers.push({
+      id: peer.id,
+      user_id: peer.userId,
+      name: peer.name,
+      metadata: peer.metadata,
+      hidden: peer.hidden,
+      admin_muted: { ...peer.adminMuted },
+      joined_at: peer.joinedAt.toISOString(),
+    });
+  }
+  for (const place of room.expected.values()) {
+    peers.push({
+      id: place.id,
+      user_id: place.userId,
+      name: place.name,
+      metadata: place.metadata,
+      hidden: place.hidden,
+      admin_muted: { ...place.adminMuted },
+      joined_at: place.joinedAt.toISOString(),
+    });
+  }
+  return {
+    tenant_id: room.tenantId,
+    room_id: room.id,
+    config: { ...room.config },
+    mode: room.mode,
+    expires_at: room.expiresAt ? room.expiresAt.toISOString() : null,
+    peers,
+  };
+}
+
+const reason = (error: unknown): string => (error instanceof Error ? error.message : String(error));
