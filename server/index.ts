@@ -12,6 +12,7 @@ import { Cluster, type SocketAdapterFactory } from './cluster/Cluster.js';
 import { ClusterLiveRooms } from './cluster/LiveRooms.js';
 import { memoryLimiters, redisLimiters } from './cluster/rateLimiters.js';
 import { RoomMoves } from './cluster/RoomMoves.js';
+import { RoomSnapshots } from './cluster/RoomSnapshots.js';
 import { mountApi, type ApiRateLimits } from './http/api/index.js';
 import { createHttpApp } from './http/app.js';
 import type { FrontendOptions } from './http/frontend.js';
@@ -142,6 +143,26 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
         logger,
       })
     : undefined;
+  // A room whose owner died goes on from the snapshot it left: places for its participants, its mode.
+  const snapshots =
+    cluster && roomMoves
+      ? new RoomSnapshots({
+          redis: cluster.redis,
+          prefix: cluster.prefix,
+          rooms,
+          topology,
+          holds: (key) => cluster.leases.epochOf(key) !== null,
+          ttlMs: ROOM_SNAPSHOT_TTL_MS,
+          logger,
+        })
+      : undefined;
+  if (cluster && roomMoves && snapshots) {
+    cluster.takeOver = async (tenantId, roomId) => {
+      if (rooms.get(tenantId, roomId)) return;
+      const left = await snapshots.read(tenantId, roomId);
+      if (left) await roomMoves.adopt(left, 'snapshot');
+    };
+  }
   // The tenant's max_rooms counts its live rooms on every node.
   if (liveRooms) rooms.tenantLiveRoomsElsewhere = (tenantId, roomId) => liveRooms.liveRoomCount(tenantId, roomId);
 
@@ -182,6 +203,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   await startCluster(cluster, httpServer);
   liveRooms?.start();
   roomMoves?.start();
+  snapshots?.start();
   logger.info({ url, node: config.nodeId, cluster: cluster !== null }, 'switchboard listening');
 
   const close = once(async () => {
@@ -205,6 +227,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     liveRooms?.stop();
     roomMoves?.stop();
+    snapshots?.stop();
     await cluster?.stop();
     topology.close();
     sfu?.stop();
@@ -446,6 +469,9 @@ async function drainRooms(rooms: SocketRooms, roomMoves: RoomMoves | undefined, 
   }
   while (rooms.all().some((room) => room.movingOut) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
 }
+
+/** How long a room's snapshot outlives its owner's last write (refreshed every third of it). */
+const ROOM_SNAPSHOT_TTL_MS = 60_000;
 
 /** The first call runs `run`; every later call gets that first call's promise. */
 function once(run: () => Promise<void>): () => Promise<void> {

@@ -99,6 +99,13 @@ export class Cluster {
   private readonly logger: Logger;
   /** This node's public URL (its registry entry's ws_url). */
   readonly publicUrl: string;
+  /**
+   * Called after this node claimed a room it did not hold (a new room, or one whose owner died):
+   * starts the room from what its previous owner left (RoomSnapshots). Connections of the room
+   * are admitted once it finished.
+   */
+  takeOver: ((tenantId: string, roomId: string) => Promise<void>) | null = null;
+  private readonly takingOver = new Map<RoomKey, Promise<void>>();
   private releasing: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
 
@@ -210,6 +217,7 @@ export class Cluster {
     }
     if (this.leases.epochOf(key) !== null) {
       this.ownership.claimed(key);
+      await this.takingOver.get(key);
       return;
     }
     const claim = await this.leases.claim(key).catch((error: unknown) => {
@@ -219,6 +227,21 @@ export class Cluster {
     });
     if (!claim.mine) throw new WrongNodeError(claim.ws_url, claim.owner);
     this.ownership.claimed(key);
+    await this.startTakeOver(key, tenantId, roomId);
+  }
+
+  /** Runs takeOver once per claim; concurrent connections of the room wait for the same run. Never throws. */
+  private startTakeOver(key: RoomKey, tenantId: string, roomId: string): Promise<void> {
+    const hook = this.takeOver;
+    if (!hook) return Promise.resolve();
+    let running = this.takingOver.get(key);
+    if (!running) {
+      running = hook(tenantId, roomId)
+        .catch((error: unknown) => this.logger.warn({ err: reason(error), room: key }, 'room take-over failed; the room starts afresh'))
+        .finally(() => this.takingOver.delete(key));
+      this.takingOver.set(key, running);
+    }
+    return running;
   }
 
   /** Marks this node draining in the registry (placement and claims then avoid it). */

@@ -33,7 +33,8 @@ import type { RoomOwnership } from './RoomOwnership.js';
 
 const mutedSchema = z.strictObject({ audio: z.boolean(), video: z.boolean() });
 
-const moveInPayload = z.strictObject({
+/** A room as one node hands it to another (a move, or the snapshot a dead owner left in Redis). */
+export const moveInPayload = z.strictObject({
   tenant_id: externalId,
   room_id: externalId,
   config: z.strictObject({
@@ -165,6 +166,15 @@ export class RoomMoves {
     const claim = await this.options.leases.claim(key);
     if (!claim.mine) throw new AppError('conflict', `cluster: the room's lease is held by node ${claim.owner}`);
     this.options.ownership.claimed(key);
+    await this.adopt(payload, from);
+    return { ws_url: this.options.publicUrl };
+  }
+
+  /**
+   * Starts a room this node holds the lease of from what another node had of it (a move, or
+   * a dead owner's snapshot): its settings, a place for each participant, and its mode.
+   */
+  async adopt(payload: MoveInPayload, from: string): Promise<void> {
     const room = this.options.rooms.receive(payload.tenant_id, payload.room_id, {
       config: payload.config,
       expiresAt: payload.expires_at ? new Date(payload.expires_at) : null,
@@ -180,13 +190,12 @@ export class RoomMoves {
       })),
     });
     await this.options.topology.resume(room, payload.mode);
-    this.logger.info({ room: room.key, from, mode: room.mode, places: room.expected.size }, 'room moved in');
-    return { ws_url: this.options.publicUrl };
+    this.logger.info({ room: room.key, from, mode: room.mode, places: room.expected.size }, 'room taken over');
   }
 }
 
-/** What the target needs of a room: its settings, mode and participants (connected ones and places still held). */
-function snapshot(room: Room): MoveInPayload {
+/** What another node needs of a room to go on with it: its settings, mode and participants (connected ones and places still held). */
+export function snapshot(room: Room): MoveInPayload {
   const peers: MoveInPayload['peers'] = [];
   for (const peer of room.peers.values()) {
     peers.push({

@@ -8,6 +8,8 @@
  *   cluster:nodes                zset    node ids scored by their entry's expiry (Redis server ms); an index, pruned on read
  *   cluster:lease:<room key>     string  "<owner node id>:<epoch>"; PX = the lease TTL
  *   cluster:epoch:<room key>     string  the room's fencing counter (INCR); outlives its lease (PX = 2 x the lease TTL)
+ *   cluster:room:<room key>      string  the owner's snapshot of a live room (JSON: settings, mode, participants), for
+ *                                        the node that takes the room over when its owner dies; PX = the snapshot TTL
  *   cluster:bus:<N>              channel pub/sub messages (requests and replies) addressed to node N
  *
  * Invariants: a node id matches NODE_ID_PATTERN (no ":" and no "%", so "<node>:<epoch>" splits
@@ -77,6 +79,10 @@ export class ClusterKeys {
 
   epoch(key: RoomKey): string {
     return `${this.space}epoch:${key}`;
+  }
+
+  roomSnapshot(key: RoomKey): string {
+    return `${this.space}room:${key}`;
   }
 
   busChannel(nodeId: string): string {
