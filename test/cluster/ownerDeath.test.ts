@@ -7,9 +7,10 @@
  * entry lasts at most 3 s). Node A owns the room; the peers were given B's or C's URL and
  * redirected there. A is killed with SIGKILL (its whole process group); the peers lose
  * signaling, reconnect through the URL they were given, and a live node claims the room with
- * a higher epoch. Their mesh links stay up until each peer has joined again, and they keep
- * sending throughout; the longest time each receiver went without a message from each sender
- * is printed.
+ * a higher epoch. That node starts the room from the snapshot A left in Redis, with a place for
+ * each peer: every peer takes its place back under its old peer id, so its mesh links are never
+ * rebuilt (asserted: the same RTCPeerConnections before and after). They keep sending
+ * throughout; the longest time each receiver went without a message from each sender is printed.
  *
  * Recovery is bounded by A's registry entry: the first attempt goes to the dead node, which
  * refuses the connection; the SDK then goes through the given URL at once, which redirects to A
@@ -68,6 +69,10 @@ async function lease(redis: Redis, tenantId: string): Promise<{ owner: string; e
   const at = value.lastIndexOf(':');
   return { owner: value.slice(0, at), epoch: Number(value.slice(at + 1)) };
 }
+
+/** The RTCPeerConnection of each mesh link, by remote peer id. */
+const linksOf = (room: Room): Map<string, RTCPeerConnection> =>
+  new Map([...(room as unknown as { links: Map<string, { pc: RTCPeerConnection }> }).links].map(([id, link]) => [id, link.pc]));
 
 /** The node a Room last joined on (the SDK keeps it to reconnect there first). */
 const joinedOn = (room: Room): string | null => (room as unknown as { nodeUrl: string | null }).nodeUrl;
@@ -196,6 +201,8 @@ describe('Cluster: kill -9 of the owner of a mesh room (issue 17, test 5)', func
     await new Promise((resolve) => setTimeout(resolve, 1_000));
 
     // kill -9 of the owner's process group.
+    const idsBefore = peers.map((peer) => peer.room.localParticipant?.id);
+    const linksBefore = peers.map((peer) => linksOf(peer.room));
     const killedAt = Date.now();
     await a.kill();
     const sentAtKill = peers.map((peer) => peer.sent);
@@ -259,6 +266,13 @@ describe('Cluster: kill -9 of the owner of a mesh room (issue 17, test 5)', func
       expect(peer.room.state).to.equal(ConnectionState.Connected);
       // A mesh room takes data while it reconnects (its links stay up until the rejoin).
       expect(peer.refused, `${peer.name}: sends refused while reconnecting`).to.equal(0);
+    }
+    // The new owner started the room from the snapshot the dead one left: every peer took its
+    // place back under its old id, so the mesh links are the same connections as before the kill.
+    for (const [i, peer] of peers.entries()) {
+      expect(peer.room.localParticipant?.id, `${peer.name} kept its peer id`).to.equal(idsBefore[i]);
+      const before = linksBefore[i] as Map<string, RTCPeerConnection>;
+      for (const [id, pc] of linksOf(peer.room)) expect(pc, `${peer.name}'s link to ${id} was kept`).to.equal(before.get(id));
     }
   });
 });

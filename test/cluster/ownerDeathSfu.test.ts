@@ -9,8 +9,9 @@
  * is redirected to A. The fifth join promotes the room to A's SFU. Once video flows on every
  * page and every page sends numbered reliable messages (10/s), A's process group gets SIGKILL:
  * the pages lose signaling and their SFU session, reconnect through the page's origin, and a
- * live node claims the room. The new owner does not restore the SFU mode: the room starts there
- * as a mesh (the first four rejoining pages link peer to peer) and the fifth rejoin promotes it.
+ * live node claims the room. The new owner restores the SFU mode from the snapshot A left in
+ * Redis: a router opens there before the first page is admitted, and every page rejoins straight
+ * onto it under its old peer id.
  *
  * Asserted: every page joined again on the same live node, which holds the room on its SFU
  * (switchboard_rooms_active{mode="sfu"} 1 there, 0 on the other live node: one router in the
