@@ -36,6 +36,12 @@ const UNREACHABLE_RETRY_WINDOW_MS = 15_000;
  */
 const MOVE_OVERLAP_LIMIT_MS = 10_000;
 const MOVE_OVERLAP_CHECK_MS = 100;
+/**
+ * Once the new session carries everything, how much longer the old one keeps sending: the
+ * others, moving at the same moment, still receive our media from the old node until their
+ * consumers of our new producers run.
+ */
+const MOVE_SENDER_GRACE_MS = 1_000;
 
 /**
  * A connection to one Switchboard room. `Room.connect()` joins and builds the peer
@@ -224,15 +230,17 @@ export class Room extends Emitter<RoomEventCallbacks> {
   }
 
   /**
-   * Inbound media per participant over both paths (mesh link and SFU consumers): totals, and
-   * decoded-video counters per path (a path's counters restart when its connection is replaced).
+   * Inbound media per participant over both paths (mesh link and SFU consumers, those of the
+   * session left on the old node during a move included): totals, and decoded-video counters per
+   * path (a path's counters restart when its connection is replaced).
    */
   async getParticipantStats(): Promise<Map<string, ParticipantMediaStats>> {
     // All getStats calls at once: each waits behind the browser's SDP work during a migration.
     const perParticipant = await Promise.all(
       [...this.participants.values()].map(async (participant) => {
         const link = this.links.get(participant.id);
-        const [mesh, sfu] = await Promise.all([
+        const retired = this.retired?.sfu;
+        const [mesh, sfu, sfuRetired] = await Promise.all([
           link
             ? link.inboundStats().then(
                 (stats) => [stats],
@@ -240,8 +248,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
               )
             : Promise.resolve([]),
           this.sfu ? this.sfu.statsFrom(participant.id).catch(() => []) : Promise.resolve([]),
+          retired ? retired.statsFrom(participant.id).catch(() => []) : Promise.resolve(undefined),
         ]);
-        return [participant.identity, participantMediaStats({ mesh, sfu })] as const;
+        return [participant.identity, participantMediaStats({ mesh, sfu, ...(sfuRetired ? { sfuRetired } : {}) })] as const;
       }),
     );
     return new Map(perParticipant);
@@ -643,7 +652,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (!retired.sfu) return this.closeRetired();
     void this.carriesAll(retired.sfu, this.sfu).then((carried) => {
       if (this.retired !== retired) return;
-      if (carried || Date.now() >= deadline) return this.closeRetired();
+      if (Date.now() >= deadline) return this.closeRetired();
+      if (carried) {
+        retired.timer = setTimeout(() => this.closeRetired(), Math.min(MOVE_SENDER_GRACE_MS, Math.max(0, deadline - Date.now())));
+        return;
+      }
       retired.timer = setTimeout(() => this.closeRetiredOnceCarried(deadline), MOVE_OVERLAP_CHECK_MS);
     });
   }

@@ -7,12 +7,15 @@ export interface ParticipantMediaStats {
   videoBytes: number;
   framesDecoded: number;
   framesByPath: { mesh: number; sfu: number };
-  /** Decoded-video counters per path, with the browser's inter-frame delay sums where it reports them. */
-  videoByPath: { mesh: VideoPathCounters; sfu: VideoPathCounters };
+  /**
+   * Decoded-video counters per path, with the browser's inter-frame delay sums where it reports
+   * them; `sfuRetired`: the SFU session left on the old node while the room moves (a path of its own).
+   */
+  videoByPath: { mesh: VideoPathCounters; sfu: VideoPathCounters; sfuRetired?: VideoPathCounters };
 }
 
 /** One participant's inbound stats per path: a list per report (the mesh link's, each SFU consumer's). */
-export type InboundByPath = { mesh: InboundStat[][]; sfu: InboundStat[][] };
+export type InboundByPath = { mesh: InboundStat[][]; sfu: InboundStat[][]; sfuRetired?: InboundStat[][] };
 
 /** Totals over both paths, and decoded-video counters per path. */
 export function participantMediaStats(reports: InboundByPath): ParticipantMediaStats {
@@ -23,9 +26,12 @@ export function participantMediaStats(reports: InboundByPath): ParticipantMediaS
     framesByPath: { mesh: 0, sfu: 0 },
     videoByPath: { mesh: { frames: 0 }, sfu: { frames: 0 } },
   };
-  for (const path of ['mesh', 'sfu'] as const) {
+  if (reports.sfuRetired) totals.videoByPath.sfuRetired = { frames: 0 };
+  for (const path of ['mesh', 'sfu', 'sfuRetired'] as const) {
     const video = totals.videoByPath[path];
-    for (const stat of reports[path].flat()) {
+    const stats = reports[path];
+    if (!video || !stats) continue;
+    for (const stat of stats.flat()) {
       if (stat.kind === 'audio') totals.audioBytes += stat.bytesReceived ?? 0;
       if (stat.kind !== 'video') continue;
       totals.videoBytes += stat.bytesReceived ?? 0;
@@ -39,7 +45,8 @@ export function participantMediaStats(reports: InboundByPath): ParticipantMediaS
         video.freezesDuration = (video.freezesDuration ?? 0) + (stat.totalFreezesDuration ?? 0);
       }
     }
-    totals.framesByPath[path] = video.frames;
+    // framesByPath counts the current paths; the retired session's frames are in the total only.
+    if (path !== 'sfuRetired') totals.framesByPath[path] = video.frames;
     totals.framesDecoded += video.frames;
   }
   return totals;
