@@ -21,11 +21,13 @@ export class AppError extends Error {
   /** Seconds the caller should wait (rate_limited). */
   retryAfterS?: number;
 
+  /** `cause`: what failed underneath (for the logs only: the message is what the caller sees). */
   constructor(
     readonly code: ErrorCode,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'AppError';
     this.status = ErrorCodes[code];
   }

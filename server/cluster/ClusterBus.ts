@@ -215,12 +215,11 @@ export class ClusterBus<Kinds extends RequestKinds> {
       const receivers = await this.redis.publish(this.keys.busChannel(target), text);
       if (receivers === 0) this.settle(id, new AppError('unavailable', `cluster: node ${target} is not listening`));
     } catch (error) {
+      // The caller is told what failed; the Redis client's text (it may name internal hosts) goes to the log and the cause.
+      this.logger?.debug({ err: error instanceof Error ? error.message : String(error), kind, target }, 'bus request not sent');
       this.settle(
         id,
-        new AppError(
-          'unavailable',
-          `cluster: cannot send ${kind} to node ${target}: ${error instanceof Error ? error.message : String(error)}`,
-        ),
+        new AppError('unavailable', `cluster: cannot send ${kind} to node ${target} (Redis does not answer); try again`, { cause: error }),
       );
     }
     return (await answer) as Kinds[K]['answer'];

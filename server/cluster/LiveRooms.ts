@@ -390,7 +390,8 @@ export class ClusterLiveRooms implements LiveRooms {
     try {
       listed = await this.redis.zrange(setKey, 0, -1);
     } catch (error) {
-      throw new AppError('unavailable', `cluster: cannot list live rooms: ${error instanceof Error ? error.message : String(error)}`);
+      this.logger?.debug({ err: error instanceof Error ? error.message : String(error), tenant: tenantId }, 'live rooms not listed');
+      throw new AppError('unavailable', 'cluster: cannot list live rooms now (Redis does not answer); try again', { cause: error });
     }
     const ids = new Set([...listed, ...(await this.local.roomIds(tenantId))]);
     return [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

@@ -244,7 +244,8 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
     try {
       entries = await this.redis.sbcLiveNodes(this.keys.nodes(), this.keys.nodePrefix);
     } catch (error) {
-      throw new AppError('unavailable', `cluster: cannot list nodes: ${asError(error).message}`);
+      this.logger?.debug({ err: asError(error).message }, 'nodes not listed');
+      throw new AppError('unavailable', 'cluster: cannot list nodes now (Redis does not answer); try again', { cause: error });
     }
     return entries
       .map(parseNodeInfo)
@@ -259,7 +260,8 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
     try {
       json = await this.redis.get(key);
     } catch (error) {
-      throw new AppError('unavailable', `cluster: cannot read node ${nodeId}: ${asError(error).message}`);
+      this.logger?.debug({ err: asError(error).message, node: nodeId }, 'node entry not read');
+      throw new AppError('unavailable', `cluster: cannot read node ${nodeId} now (Redis does not answer); try again`, { cause: error });
     }
     return json === null ? null : parseNodeInfo(json);
   }

@@ -83,9 +83,15 @@ interface Held {
 
 const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-function unavailable(what: string, error: unknown): AppError {
+/**
+ * The error a caller sees when Redis failed under a lease operation: what failed and what to do.
+ * The Redis client's text (it may name internal hosts and ports) stays out of the message: it is
+ * the error's cause, and logged here.
+ */
+function unavailable(what: string, error: unknown, logger: Logger | undefined): AppError {
   if (error instanceof AppError) return error;
-  return new AppError('unavailable', `cluster: ${what} failed: ${reasonOf(error)}`);
+  logger?.debug({ err: reasonOf(error), what }, 'lease operation failed');
+  return new AppError('unavailable', `cluster: room ${what} failed (Redis does not answer); try again`, { cause: error });
 }
 
 /** Reads element i of a script reply as a string (integers included). */
@@ -170,7 +176,7 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
         reply = await this.runClaim(key);
       }
     } catch (error) {
-      throw unavailable('claim', error);
+      throw unavailable('claim', error, this.logger);
     }
     if (reply[0] === -1) throw new AppError('unavailable', 'cluster: this node is not registered');
     const owner = text(reply, 1);
@@ -198,7 +204,7 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
     try {
       return (await this.redis.sbcRelease(this.keys.lease(key), `${this.nodeId}:${held.epoch}`)) === 1;
     } catch (error) {
-      throw unavailable('release', error);
+      throw unavailable('release', error, this.logger);
     }
   }
 
@@ -229,7 +235,7 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
       );
     } catch (error) {
       held.transferring = false;
-      throw unavailable('hand-over', error);
+      throw unavailable('hand-over', error, this.logger);
     }
     held.transferring = false;
     switch (reply[0]) {
@@ -253,7 +259,7 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
     try {
       reply = await this.redis.sbcOwner(this.keys.lease(key), this.keys.nodePrefix);
     } catch (error) {
-      throw unavailable('owner lookup', error);
+      throw unavailable('owner lookup', error, this.logger);
     }
     if (reply.length === 0) return null;
     const match = /^(.+):(\d+)$/.exec(text(reply, 0));

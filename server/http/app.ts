@@ -88,6 +88,9 @@ export function createHttpApp(options: HttpAppOptions): Express {
         type === 'entity.too.large' ? 'request body is too large' : 'request body is not valid JSON',
       );
     if (!appError) log.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    // A dependency's failure (e.g. Redis) reaches the caller as a message of its own; its error is logged here.
+    else if (appError.cause !== undefined)
+      log.warn({ err: appError.cause, code: appError.code, method: req.method, path: req.path }, `request failed: ${appError.message}`);
     const wire = appError ? appError.toWire() : toWireError(error);
     if (appError?.retryAfterS) res.setHeader('Retry-After', String(appError.retryAfterS));
     res.status(appError?.status ?? 500).json({ error: wire });
