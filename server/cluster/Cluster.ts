@@ -60,6 +60,9 @@ export interface ClusterOptions {
 /** A room's lease was lost to another node (higher epoch): the room must stop here at once. */
 export type LostRoomListener = (tenantId: string, roomId: string, by: string | null) => void;
 
+/** The adapter's subscriber is subscribed again after a disconnection: what other nodes published meanwhile was lost. */
+export type ResubscribedListener = () => void;
+
 /** A refusal that sends the client to the node serving its room. */
 export class WrongNodeError extends AppError {
   constructor(
@@ -106,6 +109,7 @@ export class Cluster {
    */
   takeOver: ((tenantId: string, roomId: string) => Promise<void>) | null = null;
   private readonly takingOver = new Map<RoomKey, Promise<void>>();
+  private readonly resubscribedListeners = new Set<ResubscribedListener>();
   private releasing: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
 
@@ -156,6 +160,15 @@ export class Cluster {
       logger: this.logger,
     });
     this.adapter = createAdapter(this.adapterPublisher, this.adapterSubscriber, { key: `${this.prefix}socket.io` });
+    // Pub/sub keeps nothing for a disconnected subscriber: what other nodes published meanwhile
+    // (revocations) never arrives, so listeners look again at what it was about once it is back.
+    let adapterDisconnected = false;
+    this.adapterSubscriber.on('close', () => (adapterDisconnected = true));
+    this.adapterSubscriber.on('ready', () => {
+      if (!adapterDisconnected || this.stopping) return;
+      adapterDisconnected = false;
+      void this.adapterResubscribed();
+    });
     this.ownership = new RoomOwnership({
       leases: this.leases,
       graceMs: options.idleLeaseGraceMs ?? DEFAULT_IDLE_LEASE_GRACE_MS,
@@ -174,6 +187,40 @@ export class Cluster {
   /** Calls `listener` whenever a room's lease is lost to another node; returns its remover. */
   onRoomLost(listener: LostRoomListener): () => void {
     return this.ownership.onLost(listener);
+  }
+
+  /**
+   * Calls `listener` each time the Socket.IO adapter's subscriber connection is subscribed again
+   * after a disconnection (messages other nodes published meanwhile, e.g. revocations, were
+   * lost); returns its remover. A listener that throws is logged.
+   */
+  onAdapterResubscribed(listener: ResubscribedListener): () => void {
+    this.resubscribedListeners.add(listener);
+    return () => this.resubscribedListeners.delete(listener);
+  }
+
+  /**
+   * The subscriber is ready again; its client sent the subscriptions back before this runs. A
+   * PING answered on that connection means Redis has applied them: anything published from
+   * then on arrives, and whatever was written before (the store's revocation precedes its
+   * publish) is visible to the listeners' reads.
+   */
+  private async adapterResubscribed(): Promise<void> {
+    try {
+      await this.adapterSubscriber.ping();
+    } catch (error) {
+      // Lost again: the next 'ready' runs this again.
+      this.logger.debug({ err: reason(error) }, 'adapter subscriber lost again before its subscriptions were confirmed');
+      return;
+    }
+    this.logger.info('adapter subscriber subscribed again; checking what it may have missed');
+    for (const listener of this.resubscribedListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.logger.error({ err: error }, 'adapter resubscribed listener failed');
+      }
+    }
   }
 
   /**

@@ -102,6 +102,40 @@ export class SignalingGateway {
     rooms.on('room_dropped', (room) => cluster.ownership.unretain(room.tenantId, room.id));
     io.on('token_revoked', (tenantId, jti) => this.markRevoked(tenantId, jti));
     cluster.onRoomLost((tenantId, roomId, by) => this.stopRoomHere(tenantId, roomId, by));
+    cluster.onAdapterResubscribed(() => void this.recheckLiveRevocations());
+  }
+
+  /**
+   * The adapter's subscriber was disconnected, so revocations other nodes published meanwhile
+   * never reached this node: the token of every live socket here is checked against the store
+   * again (once per tenant and jti, a few at a time) and a revoked one's sockets are closed as
+   * recheckRevocation closes them. A token the store cannot answer for is left connected.
+   */
+  private async recheckLiveRevocations(): Promise<void> {
+    const tokens = new Map<string, { tenantId: string; jti: string }>();
+    for (const socket of this.options.io.of('/').sockets.values()) {
+      const { tenantId, jti, anonymous } = socket.data.identity;
+      if (!anonymous) tokens.set(channels.token(tenantId, jti), { tenantId, jti });
+    }
+    const pending = [...tokens.values()];
+    let revoked = 0;
+    let failed = 0;
+    while (pending.length > 0) {
+      await Promise.all(
+        pending.splice(0, REVOCATION_RECHECK_BATCH).map(async ({ tenantId, jti }) => {
+          try {
+            if (!(await this.options.store.tokens.isRevoked(tenantId, jti))) return;
+          } catch {
+            failed++;
+            return;
+          }
+          revoked++;
+          for (const socket of this.localSockets(channels.token(tenantId, jti))) closeRevoked(socket);
+        }),
+      );
+    }
+    if (failed > 0) this.logger.warn({ tokens: failed }, 'could not re-check some revocations after the adapter reconnected');
+    this.logger.info({ tokens: tokens.size, revoked }, 'revocations re-checked after the adapter reconnected');
   }
 
   /**
@@ -146,7 +180,14 @@ export class SignalingGateway {
       this.options.cluster?.ownership.unretain(tenant.tenant_id, identity.roomId);
       const peer = socket.data.peer;
       const room = roomOf(this.options.rooms, socket);
-      if (peer && room) this.options.rooms.removePeer(room, peer, socket.data.closeReason ?? disconnectReason(reason));
+      if (peer && room) {
+        // A drop the server did not decide (no close reason) may come back: its place is held.
+        const closeReason = socket.data.closeReason;
+        const left = closeReason ?? disconnectReason(reason);
+        if (closeReason === undefined && (left === 'timeout' || left === 'disconnected'))
+          this.options.rooms.suspendPeer(room, peer, left, this.options.config.rooms.resumeGraceMs);
+        else this.options.rooms.removePeer(room, peer, left);
+      }
       log.debug({ reason }, 'socket disconnected');
     });
   }
@@ -164,11 +205,19 @@ export class SignalingGateway {
       socket.disconnect(true);
       return;
     }
-    if (!revoked || socket.disconnected) return;
-    socket.data.closeReason = 'revoked';
-    socket.emit('error', { code: 'token_revoked', message: 'token was revoked' });
-    socket.disconnect(true);
+    if (revoked) closeRevoked(socket);
   }
+}
+
+/** Tokens of live sockets checked against the store at once after the adapter reconnected. */
+const REVOCATION_RECHECK_BATCH = 50;
+
+/** Closes a socket whose token the store says is revoked: error token_revoked, peers see reason revoked. */
+function closeRevoked(socket: AppSocket): void {
+  if (socket.disconnected) return;
+  socket.data.closeReason = 'revoked';
+  socket.emit('error', { code: 'token_revoked', message: 'token was revoked' });
+  socket.disconnect(true);
 }
 
 /** Socket.IO's disconnect reasons, as the peer_left reasons integrators see. */
