@@ -166,6 +166,18 @@ export class Metrics {
     });
   }
 
+  /** Exposes how many of this node's room leases are uncertain (cluster): read at scrape time. */
+  observeLeases(uncertain: () => number): void {
+    new Gauge({
+      name: 'switchboard_cluster_leases_uncertain',
+      help: 'Room leases this node holds whose TTL passed without a renewal answer (Redis unreachable): another node may own the room',
+      registers: [this.registry],
+      collect() {
+        this.set(uncertain());
+      },
+    });
+  }
+
   /** Prometheus text exposition. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };

@@ -95,6 +95,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     ? new Cluster({ config, publicUrl: advertisedUrl(config, url), load: () => io.of('/').sockets.size, logger })
     : null;
   const limiters = cluster ? redisLimiters(cluster.redis, cluster.prefix) : memoryLimiters;
+  if (cluster) metrics.observeLeases(() => cluster.leases.uncertainCount);
 
   const sockets = createSocketServer(config, cluster?.adapter);
   const io = sockets.io;

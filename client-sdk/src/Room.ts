@@ -82,6 +82,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private retired: { signal: SignalClient; sfu: SfuSession | null; timer: ReturnType<typeof setTimeout> | null } | null = null;
   /** A move to another node is under way (room_moved). */
   private moving = false;
+  /** Removes the page-hide listener (leaveWithPage). */
+  private forgetPage: (() => void) | null = null;
   /** Why the room cannot go on (kicked, closed, token refused); `reported` once the app got it as an error event. */
   private terminalError: { error: SwitchboardError; reported: boolean } | null = null;
   private readonly RTCPeerConnectionImpl: typeof RTCPeerConnection;
@@ -162,6 +164,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const room = new Room(url, token, options);
     await room.establish();
     room.setState(ConnectionState.Connected);
+    room.leaveWithPage();
     room.quality.start(options.statsIntervalMs ?? 10_000);
     room.delivery.start();
     return room;
@@ -206,6 +209,25 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.assertConnected();
     await this.signal?.request('update_metadata', { metadata });
     if (this.localParticipant) this.localParticipant.metadata = metadata;
+  }
+
+  /**
+   * In a browser, a page that goes away (closed, reloaded, navigated) leaves the room: the
+   * server holds the place of a connection that merely dropped for RESUME_GRACE_MS, which a
+   * closed tab would otherwise keep in the room that long.
+   */
+  private leaveWithPage(): void {
+    const page = (
+      globalThis as { window?: { addEventListener?: typeof addEventListener; removeEventListener?: typeof removeEventListener } }
+    ).window;
+    if (!page?.addEventListener || !page.removeEventListener) return;
+    const onPageHide = (event: Event): void => {
+      // A page kept in the back/forward cache may come back: its connections stay as they are.
+      if ((event as PageTransitionEvent).persisted) return;
+      void this.leave();
+    };
+    page.addEventListener('pagehide', onPageHide);
+    this.forgetPage = () => page.removeEventListener?.('pagehide', onPageHide);
   }
 
   /** Leaves the room and closes every connection. Idempotent. */
@@ -743,6 +765,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   }
 
   private teardown(): void {
+    this.forgetPage?.();
+    this.forgetPage = null;
     this.closeRetired();
     this.quality.stop();
     this.delivery.stop();

@@ -116,6 +116,8 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
   private readonly redis: Redis;
   private readonly logger: Logger | undefined;
   private readonly leases = new Map<RoomKey, Held>();
+  /** Held leases whose `uncertain` is set (kept with every change of the held set, so reading it costs nothing). */
+  private uncertainHeld = 0;
   private timer: NodeJS.Timeout | null = null;
   private renewing: Promise<void> | null = null;
 
@@ -156,6 +158,7 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
     this.timer = null;
     await this.renewing;
     this.leases.clear();
+    this.uncertainHeld = 0;
   }
 
   /**
@@ -186,6 +189,7 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
       if (held && held.epoch === epoch) {
         held.answeredAt = this.registry.now();
       } else {
+        this.forget(key);
         this.leases.set(key, { epoch, answeredAt: this.registry.now(), uncertain: false, transferring: false });
       }
       return { mine: true, owner, epoch };
@@ -200,7 +204,7 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
   async release(key: RoomKey): Promise<boolean> {
     const held = this.leases.get(key);
     if (!held) return false;
-    this.leases.delete(key);
+    this.forget(key);
     try {
       return (await this.redis.sbcRelease(this.keys.lease(key), `${this.nodeId}:${held.epoch}`)) === 1;
     } catch (error) {
@@ -240,7 +244,7 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
     held.transferring = false;
     switch (reply[0]) {
       case 1: {
-        if (this.leases.get(key) === held) this.leases.delete(key);
+        if (this.leases.get(key) === held) this.forget(key);
         return { owner: targetNodeId, epoch: epochOf(text(reply, 1)) };
       }
       case -1:
@@ -273,6 +277,11 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
     return [...this.leases].map(([roomKey, held]) => ({ roomKey, epoch: held.epoch }));
   }
 
+  /** How many held leases are uncertain now (see `uncertain`): may have been taken by another node. */
+  get uncertainCount(): number {
+    return this.uncertainHeld;
+  }
+
   /** The epoch at which this node holds the room, or null. */
   epochOf(key: RoomKey): number | null {
     return this.leases.get(key)?.epoch ?? null;
@@ -298,11 +307,17 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
     );
   }
 
+  /** Removes the room from the held set, uncertain or not; no event. */
+  private forget(key: RoomKey): void {
+    if (this.leases.get(key)?.uncertain) this.uncertainHeld--;
+    this.leases.delete(key);
+  }
+
   /** Removes the room from the held set and fires `lost`, if it was held. */
   private drop(key: RoomKey, by: string | null): void {
     const held = this.leases.get(key);
     if (!held) return;
-    this.leases.delete(key);
+    this.forget(key);
     this.logger?.warn({ room: key, epoch: held.epoch, by }, 'room lease lost');
     this.emit('lost', key, { by, epoch: held.epoch });
   }
@@ -379,10 +394,12 @@ export class RoomLeases extends TypedEmitter<RoomLeasesEvents> {
       const mayBeTaken = now > held.answeredAt + this.leaseTtlMs || (entryExpiresBy !== null && now > entryExpiresBy);
       if (mayBeTaken && !held.uncertain) {
         held.uncertain = true;
+        this.uncertainHeld++;
         this.logger?.warn({ room: key, epoch: held.epoch }, 'room lease uncertain: no renewal within its TTL');
         this.emit('uncertain', key, { epoch: held.epoch });
       } else if (!mayBeTaken && held.uncertain) {
         held.uncertain = false;
+        this.uncertainHeld--;
         this.logger?.info({ room: key, epoch: held.epoch }, 'room lease confirmed again');
         this.emit('confirmed', key, { epoch: held.epoch });
       }

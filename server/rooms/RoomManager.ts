@@ -17,7 +17,9 @@ export type PeerExit =
   /** Its room closed (room_closing came first): its connection is closed. */
   | 'room_closed'
   /** Its room stopped on this node without ending (it moved to another node): its connection is closed, nobody is told. */
-  | 'moved';
+  | 'moved'
+  /** Its connection dropped; its place is held for it to come back (suspend): nobody is told unless the place is given up. */
+  | 'suspended';
 
 export type RoomManagerEvents<Connection extends PeerConnection = PeerConnection> = {
   /** A room started here: new, or moved in from another node (room.movedIn; it did not start for the tenant). */
@@ -257,22 +259,54 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     }
     for (const place of moved.peers) {
       if (room.peerByUser(place.userId) || room.expectedByUser(place.userId) || room.peers.has(place.id)) continue;
-      const expected: ExpectedPeer = { ...place, adminMuted: { ...place.adminMuted }, timer: null };
-      const target = room;
-      expected.timer = setTimeout(() => {
-        expected.timer = null;
-        if (target.expected.get(expected.id) !== expected || target.closed) return;
-        this.unexpect(target, expected);
-        this.logger.debug({ room: target.key, peer: expected.id }, 'expected peer did not come back');
-        this.emit('expected_left', target, expected, 'timeout');
-        if (target.size === 0) this.scheduleEmptyClose(target);
-      }, moved.graceMs);
-      expected.timer.unref();
-      room.expect(expected);
+      this.hold(room, place, moved.graceMs, 'timeout');
     }
     if (room.size > 0) this.cancelEmptyTimer(room);
     else this.scheduleEmptyClose(room);
     return room;
+  }
+
+  /**
+   * A peer's connection dropped without a leave (a network cut, a ping timeout, a proxy): its
+   * place is held for graceMs, and a client joining with `resume` and its id takes it back, so
+   * the others keep their links to it and hear nothing (LiveKit's reconnect window). A place
+   * nobody takes back is given up with the drop's reason (expected_left). With graceMs 0, or
+   * in a room moving out, this is removePeer.
+   */
+  suspendPeer(room: Room<Connection>, peer: Peer<Connection>, reason: string, graceMs: number): void {
+    if (graceMs <= 0 || room.movingOut || room.closed) return this.removePeer(room, peer, reason);
+    if (!room.remove(peer)) return;
+    this.logger.debug({ room: room.key, peer: peer.id, reason }, 'peer suspended: its place is held');
+    this.emit('peer_left', room, peer, reason, 'suspended');
+    this.hold(
+      room,
+      {
+        id: peer.id,
+        userId: peer.userId,
+        name: peer.name,
+        metadata: peer.metadata,
+        hidden: peer.hidden,
+        adminMuted: { ...peer.adminMuted },
+        joinedAt: peer.joinedAt,
+      },
+      graceMs,
+      reason,
+    );
+  }
+
+  /** Holds a place in the room for graceMs; given up then with `reason` (expected_left). */
+  private hold(room: Room<Connection>, place: Omit<ExpectedPeer, 'timer'>, graceMs: number, reason: string): void {
+    const expected: ExpectedPeer = { ...place, adminMuted: { ...place.adminMuted }, timer: null };
+    expected.timer = setTimeout(() => {
+      expected.timer = null;
+      if (room.expected.get(expected.id) !== expected || room.closed) return;
+      this.unexpect(room, expected);
+      this.logger.debug({ room: room.key, peer: expected.id, reason }, 'held place given up: the participant did not come back');
+      this.emit('expected_left', room, expected, reason);
+      if (room.size === 0) this.scheduleEmptyClose(room);
+    }, graceMs);
+    expected.timer.unref();
+    room.expect(expected);
   }
 
   /**

@@ -33,9 +33,10 @@ export function broadcastRoomEvents(io: AppServer, rooms: SocketRooms): void {
   rooms.on('peer_left', (room, peer, reason, exit) => {
     const socket = peer.socket;
     if (socket.data.peer === peer) socket.data.peer = null;
-    if (exit === 'room_closed' || exit === 'moved') {
+    if (exit === 'room_closed' || exit === 'moved' || exit === 'suspended') {
       // room_closed: the room heard room_closed already. moved: nobody is told; the client
-      // joined the room's new node (room_moved), or reconnects and is sent there. Either way every socket of it is disconnected.
+      // joined the room's new node (room_moved), or reconnects and is sent there. suspended: its
+      // connection dropped, its place is held. Either way every socket of it is disconnected.
       socket.data.closeReason = reason;
       socket.disconnect(true);
       return;

@@ -143,7 +143,8 @@ export class WebhookDispatcher {
   attach(rooms: RoomManager): void {
     this.unsubscribers.push(
       // A room that moved in from another node, and a participant taking its place back there,
-      // go on without a start or a join; a participant leaving a room that moved away has not left it.
+      // go on without a start or a join; a participant leaving a room that moved away, or whose
+      // connection dropped (its place is held), has not left it.
       rooms.on('room_started', (room) => {
         if (!room.movedIn) this.enqueue(this.event('room_started', room));
       }),
@@ -152,7 +153,8 @@ export class WebhookDispatcher {
         if (!resumed) this.enqueue({ ...this.event('participant_joined', room), participant: participantInfo(peer) });
       }),
       rooms.on('peer_left', (room, peer, reason, exit) => {
-        if (exit !== 'moved') this.enqueue({ ...this.event('participant_left', room), participant: participantInfo(peer), reason });
+        if (exit !== 'moved' && exit !== 'suspended')
+          this.enqueue({ ...this.event('participant_left', room), participant: participantInfo(peer), reason });
       }),
       rooms.on('expected_left', (room, place, reason) =>
         this.enqueue({
