@@ -173,6 +173,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     metrics,
     limiters,
     frontend: frontendOptions(config, tokens),
+    liveNodes: cluster ? () => cluster.registry.knownNodes : undefined,
     mount: (expressApp) => {
       mountApi(expressApp, {
         config,

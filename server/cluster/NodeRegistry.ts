@@ -119,6 +119,10 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
   private failing = false;
   /** Bumped by stop(), so a start() still writing its first heartbeat does not start the timer after it. */
   private generation = 0;
+  /** The live nodes as last listed; replaced by every successful listing. */
+  private listed: readonly NodeInfo[] = [];
+  /** The listing the heartbeat timer started, so listings never pile up while Redis is slow. */
+  private listing: Promise<unknown> | null = null;
   /** Monotonic time the last successful heartbeat's answer arrived; the entry lives until at most this + ttlMs. */
   private lastBeatAnsweredAt: number | null = null;
   readonly now: () => number;
@@ -159,6 +163,15 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
     return this.lastBeatAnsweredAt === null ? null : this.lastBeatAnsweredAt + this.ttlMs;
   }
 
+  /**
+   * Every live node as last listed (this one included, ordered by id), without a Redis round
+   * trip: listed again on every heartbeat and by every liveNodes() call; while Redis cannot
+   * answer, the last list is kept. Empty before the first listing.
+   */
+  get knownNodes(): readonly NodeInfo[] {
+    return this.listed;
+  }
+
   /** This node's entry as its next heartbeat writes it. */
   entry(): NodeInfo {
     let load = 0;
@@ -178,17 +191,22 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
   }
 
   /**
-   * Writes the first heartbeat, then one every heartbeatMs. Rejects (and stays stopped) when
-   * the first one fails, so a node never believes it is registered when it is not.
+   * Writes the first heartbeat, then one every heartbeatMs, and lists the live nodes as often
+   * (knownNodes). Rejects (and stays stopped) when the first heartbeat fails, so a node never
+   * believes it is registered when it is not.
    */
   async start(): Promise<void> {
     if (this.timer) return;
     const generation = this.generation;
     await this.writeEntry();
+    await this.liveNodes().catch(() => undefined);
     if (this.timer || generation !== this.generation) return;
-    // A tick while a heartbeat is still in flight (Redis slow or down) is skipped: beats never pile up.
+    // A tick while a heartbeat or listing is still in flight (Redis slow or down) skips it: they never pile up.
     this.timer = setInterval(() => {
       if (this.beating === null) void this.beat();
+      this.listing ??= this.liveNodes()
+        .catch(() => undefined)
+        .finally(() => (this.listing = null));
     }, this.heartbeatMs);
   }
 
@@ -197,7 +215,7 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
     this.generation++;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.beating;
+    await Promise.all([this.beating, this.listing]);
     this.lastBeatAnsweredAt = null;
     try {
       await this.redis.multi().del(this.keys.node(this.nodeId)).zrem(this.keys.nodes(), this.nodeId).exec();
@@ -247,10 +265,12 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
       this.logger?.debug({ err: asError(error).message }, 'nodes not listed');
       throw new AppError('unavailable', 'cluster: cannot list nodes now (Redis does not answer); try again', { cause: error });
     }
-    return entries
+    const nodes = entries
       .map(parseNodeInfo)
       .filter((entry): entry is NodeInfo => entry !== null)
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.listed = nodes;
+    return [...nodes];
   }
 
   /** A node's entry, or null when it has none (never registered, stopped, or expired: dead). Fails with `unavailable` when Redis cannot answer. */

@@ -1,11 +1,12 @@
 import cors from 'cors';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
-import helmet from 'helmet';
 import type { Config } from '../../config/index.js';
+import type { NodeInfo } from '../cluster/NodeRegistry.js';
 import type { RateLimiterFactory } from '../cluster/rateLimiters.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';
+import { securityHeaders } from './csp.js';
 import { mountFrontend, type FrontendOptions } from './frontend.js';
 import { originChecker } from './origins.js';
 
@@ -16,6 +17,11 @@ export interface HttpAppOptions {
   frontend: FrontendOptions;
   /** Where the per-IP /api counters live (memory, or Redis in a cluster). */
   limiters: RateLimiterFactory;
+  /**
+   * In a cluster, the live nodes as the registry last listed them (read per response, no Redis
+   * round trip): the demo page may connect to each of them (CSP connect-src). Absent on a single node.
+   */
+  liveNodes?: () => readonly NodeInfo[];
   /** Liveness of dependencies for /ready. */
   readiness: () => Promise<{ ready: boolean; checks: Record<string, boolean> }>;
   /** Routers mounted under /api/v1 and at the root, by later capabilities (API, SDK, demo). */
@@ -36,9 +42,9 @@ export function createHttpApp(options: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.http.trustProxy);
-  // In a cluster (REDIS_URL), the demo page's SDK follows a wrong_node redirect to the node serving its room: another
-  // origin (that node's PUBLIC_URL), which connect-src 'self' (helmet's default-src) would block.
-  app.use(config.store.redisUrl ? helmet({ contentSecurityPolicy: { directives: { connectSrc: ["'self'", 'ws:', 'wss:'] } } }) : helmet());
+  // In a cluster, the demo page's SDK follows a wrong_node redirect to the node serving its room: another origin
+  // (that node's PUBLIC_URL), which connect-src 'self' (helmet's default-src) would block; only live nodes are allowed.
+  app.use(securityHeaders(options.liveNodes));
   const originAllowed = originChecker(config.http.corsOrigins);
   app.use(cors({ origin: (origin, callback) => callback(null, originAllowed(origin)), maxAge: 600 }));
 
