@@ -223,8 +223,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (!page?.addEventListener || !page.removeEventListener) return;
     const onPageHide = (event: Event): void => {
       // A page kept in the back/forward cache may come back: its connections stay as they are.
-      if ((event as PageTransitionEvent).persisted) return;
-      void this.leave();
+      if ((event as PageTransitionEvent).persisted || this.leaving) return;
+      // At once, not through the leave request, whose answer the page will not wait for: closing
+      // the socket sends Socket.IO's disconnect packet, which the server takes as a leave.
+      this.leaving = true;
+      this.teardown();
+      this.setState(ConnectionState.Disconnected);
     };
     page.addEventListener('pagehide', onPageHide);
     this.forgetPage = () => page.removeEventListener?.('pagehide', onPageHide);

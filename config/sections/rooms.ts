@@ -11,8 +11,9 @@ export const roomSettings = {
   /** Grace before an empty room closes. */
   emptyTimeoutMs: setting('ROOM_EMPTY_TIMEOUT_MS', int(0, 24 * 3_600_000).default(20_000)),
   /**
-   * How long a room holds the place of a participant whose connection is being replaced (the
-   * room moved to another node): it comes back under the same peer id, unseen by the others.
+   * How long a room holds the place of a participant whose connection dropped without a leave,
+   * or that has not reconnected yet after the room moved to another node: it comes back under
+   * the same peer id, unseen by the others. 0: a drop is a leave.
    */
   resumeGraceMs: setting('RESUME_GRACE_MS', int(0, 600_000).default(15_000)),
 };

@@ -116,9 +116,10 @@ async function threePages(openPage: (room: string, name: string) => Promise<Page
   );
   await first.screenshot({ path: artifactPath(screenshot) });
 
-  // A page that closes is gone from the others: participantLeft, connection torn down.
+  // A page that closes is gone from the others: participantLeft, connection torn down. (Closed as a
+  // user closes a tab: its unload handlers run, and the SDK leaves on pagehide.)
   const leaving = identities[2] as string;
-  await (pages[2] as Page).close();
+  await (pages[2] as Page).close({ runBeforeUnload: true });
   for (const page of pages.slice(0, 2)) {
     await page.waitForFunction((id) => !window.switchboardRoom.participants.has(id), leaving, { timeout: 15000 });
     expect(await page.locator('.tile.remote').count()).to.equal(1);

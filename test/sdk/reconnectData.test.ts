@@ -1,7 +1,8 @@
 /**
  * Reliable data across a signaling drop (issue 17: an owner node killed drops every socket of
- * its rooms at once): what a mesh link lost when it was torn down arrives once the link is
- * rebuilt, even when its sender sends nothing more.
+ * its rooms at once) after which the peer comes back under a new id (no place held, or it
+ * expired): what a mesh link lost when it was torn down arrives once the link is rebuilt, even
+ * when its sender sends nothing more.
  */
 import { expect } from 'chai';
 import { ConnectionState, Room, RoomEvent, type DataPayload } from '../../client-sdk/src/index.js';
@@ -16,7 +17,9 @@ describe('SDK: reliable data across a signaling drop', function () {
   const rooms: Room[] = [];
 
   beforeEach(async () => {
-    t = await startServer();
+    // No held place: alice comes back under a new id, so her link is torn down and rebuilt (a
+    // resumed id keeps the link, and nothing is lost with it).
+    t = await startServer({ RESUME_GRACE_MS: '0' });
   });
   afterEach(async () => {
     for (const room of rooms.splice(0)) await room.leave();
