@@ -1,35 +1,152 @@
-// Bundles the browser SDK with esbuild into dist/sdk/ (ESM and IIFE, minified, with source
-// maps) and emits its .d.ts types into dist/sdk/types/ with tsc.
+// Builds the browser SDK with esbuild.
+//
+//   node scripts/build-sdk.mjs             dist/sdk/: what the server serves under /sdk/ (ESM with
+//                                          mediasoup-client in a lazy chunk, IIFE window.Switchboard),
+//                                          minified, everything bundled (a page loads it by URL)
+//   node scripts/build-sdk.mjs --types     also the .d.ts files of the sources into dist/sdk/types/ (tsc)
+//   node scripts/build-sdk.mjs --package   only client-sdk/dist/: the npm package @switchboard/client
+//                                          (`npm run build` in client-sdk/, and its prepack)
+//   node scripts/build-sdk.mjs --all       both (the root `npm run build`)
+//
+// The package's ESM leaves its dependencies (socket.io-client, mediasoup-client) to the app's
+// bundler: mediasoup-client stays a dynamic import, so the app's bundler makes it a lazy chunk.
+// Its types are one self-contained .d.ts (the protocol/ types it uses inlined) and its source
+// maps name no path outside the package: nothing in it refers to this repository.
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { existsSync } from 'node:fs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+process.chdir(root);
 
 const entry = 'client-sdk/src/index.ts';
 if (!existsSync(entry)) {
   console.log(`build-sdk: ${entry} does not exist yet; nothing to bundle`);
   process.exit(0);
 }
+const args = process.argv.slice(2);
+const served = !args.includes('--package') || args.includes('--all');
+const packaged = args.includes('--package') || args.includes('--all');
+const servedTypes = args.includes('--types') || args.includes('--all');
+
 const common = {
   entryPoints: [entry],
   bundle: true,
-  minify: true,
   sourcemap: true,
   target: ['es2020'],
   platform: 'browser',
   logLevel: 'info',
+  absWorkingDir: root,
 };
-// ESM with code splitting: mediasoup-client becomes a chunk loaded only when a room enters SFU mode.
-await build({
-  ...common,
-  format: 'esm',
-  splitting: true,
-  outdir: 'dist/sdk/esm',
-  entryNames: 'switchboard',
-  chunkNames: 'chunks/[name]-[hash]',
-});
-// IIFE for <script> tags (window.Switchboard): one file, mediasoup-client included.
-await build({ ...common, format: 'iife', globalName: 'Switchboard', outfile: 'dist/sdk/switchboard.js' });
-if (process.argv.includes('--types')) {
-  const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'client-sdk/tsconfig.json'], { stdio: 'inherit' });
-  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+
+if (served) {
+  const minified = { ...common, minify: true };
+  // ESM with code splitting: mediasoup-client becomes a chunk loaded only when a room enters SFU mode.
+  await build({
+    ...minified,
+    format: 'esm',
+    splitting: true,
+    outdir: 'dist/sdk/esm',
+    entryNames: 'switchboard',
+    chunkNames: 'chunks/[name]-[hash]',
+  });
+  // IIFE for <script> tags (window.Switchboard): one file, mediasoup-client included.
+  await build({ ...minified, format: 'iife', globalName: 'Switchboard', outfile: 'dist/sdk/switchboard.js' });
+  if (servedTypes) tsc(['-p', 'client-sdk/tsconfig.json']);
+}
+
+if (packaged) await buildPackage();
+
+async function buildPackage() {
+  const pkgDir = 'client-sdk';
+  const outDir = join(pkgDir, 'dist');
+  const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+  const dependencies = Object.keys(pkg.dependencies ?? {});
+  rmSync(outDir, { recursive: true, force: true });
+
+  // ESM for bundlers, not minified (the app's bundler minifies); dependencies stay imports.
+  const esm = join(outDir, 'switchboard.js');
+  await build({ ...common, format: 'esm', external: dependencies, outfile: esm });
+  // IIFE for <script> tags: one minified file, dependencies included.
+  const iife = join(outDir, 'switchboard.iife.js');
+  await build({ ...common, minify: true, format: 'iife', globalName: 'Switchboard', outfile: iife });
+  for (const file of [esm, iife]) packageSourceMap(`${file}.map`);
+
+  writeFileSync(join(outDir, 'switchboard.d.ts'), await bundledDeclarations(dependencies));
+  console.log(`build-sdk: ${pkg.name}@${pkg.version} built into ${outDir}/`);
+}
+
+/**
+ * One .d.ts for the package: tsc emits the declarations of the sources (with the protocol/ files
+ * they import), then dts-bundle-generator inlines every local type into one file. Fails when the
+ * result imports anything but the package's own dependencies.
+ */
+async function bundledDeclarations(dependencies) {
+  const { generateDtsBundle } = await import('dts-bundle-generator');
+  const { default: ts } = await import('typescript');
+  const temp = mkdtempSync(join(tmpdir(), 'switchboard-sdk-types-'));
+  try {
+    const declDir = join(temp, 'decl');
+    tsc(['-p', 'client-sdk/tsconfig.json', '--outDir', declDir]);
+    const index = join(declDir, 'client-sdk', 'src', 'index.d.ts');
+    // Only the DOM and ES libraries: the repository's @types (node, mocha) are not the package's.
+    const project = join(temp, 'tsconfig.json');
+    const compilerOptions = {
+      target: 'ES2022',
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext',
+      lib: ['ES2022', 'DOM', 'DOM.Iterable'],
+      strict: true,
+      skipLibCheck: true,
+      types: [],
+    };
+    writeFileSync(project, JSON.stringify({ compilerOptions, files: [index] }));
+    const [text] = generateDtsBundle([{ filePath: index, output: { exportReferencedTypes: false, noBanner: true } }], {
+      preferredConfigPath: project,
+    });
+    const foreign = moduleReferences(ts, text).filter(
+      (specifier) => !dependencies.some((dep) => specifier === dep || specifier.startsWith(`${dep}/`)),
+    );
+    if (foreign.length > 0)
+      throw new Error(`build-sdk: the bundled .d.ts imports ${foreign.join(', ')}, which the package does not depend on`);
+    return `/** Types of @switchboard/client. */\n${text}`;
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+/** Every module a declaration file refers to: imports, re-exports, import("...") types, /// <reference types>. */
+function moduleReferences(ts, text) {
+  const source = ts.createSourceFile('bundle.d.ts', text, ts.ScriptTarget.Latest, true);
+  const found = source.typeReferenceDirectives.map((directive) => directive.fileName);
+  const visit = (node) => {
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier))
+      found.push(node.moduleSpecifier.text);
+    if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal))
+      found.push(node.argument.literal.text);
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return found;
+}
+
+/**
+ * esbuild names each source by its path from the map (../../protocol/errors.ts,
+ * ../../node_modules/...): outside the package once published. The sources become their paths in
+ * this repository under a switchboard:/// root; their text stays in sourcesContent.
+ */
+function packageSourceMap(mapFile) {
+  const map = JSON.parse(readFileSync(mapFile, 'utf8'));
+  const mapDir = resolve(mapFile, '..');
+  map.sources = map.sources.map((source) => relative(root, resolve(mapDir, source)).split('\\').join('/'));
+  map.sourceRoot = 'switchboard:///';
+  writeFileSync(mapFile, JSON.stringify(map));
+}
+
+function tsc(tscArgs) {
+  const result = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), ...tscArgs], { stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
 }
