@@ -46,6 +46,8 @@ export interface PeerInfo {
   metadata: Metadata;
   /** Present while a room admin muted this peer's audio or video (admin:mute). */
   muted?: { audio: boolean; video: boolean };
+  /** Present while this peer muted its own audio or video (the `mute` event). */
+  self_muted?: { audio: boolean; video: boolean };
 }
 
 export interface IceServer {
@@ -185,6 +187,7 @@ export interface ClientEventAcks {
   leave: EmptyAck;
   update_metadata: { self: PeerInfo };
   stats: EmptyAck;
+  mute: EmptyAck;
   'sfu:create_transport': { transport: SfuTransportInfo };
   'sfu:connect_transport': EmptyAck;
   'sfu:produce': { producer_id: string };

@@ -269,6 +269,12 @@ export const adminMutePayload = z.strictObject({
   muted: z.boolean(),
 });
 
+/** A participant's own mute of its audio or video (its SDK disabled those tracks). */
+export const mutePayload = z.strictObject({
+  kind: z.enum(['audio', 'video']),
+  muted: z.boolean(),
+});
+
 /** One schema per client event; the gateway refuses to register a handler without one. */
 export const clientEventSchemas = {
   join: joinPayload,
@@ -276,6 +282,7 @@ export const clientEventSchemas = {
   leave: emptyPayload,
   update_metadata: updateMetadataPayload,
   stats: statsPayload,
+  mute: mutePayload,
   'sfu:create_transport': sfuCreateTransportPayload,
   'sfu:connect_transport': sfuConnectTransportPayload,
   'sfu:produce': sfuProducePayload,

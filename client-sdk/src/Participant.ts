@@ -16,6 +16,8 @@ export class RemoteParticipant {
     public metadata: Metadata,
     /** What a room admin muted of this participant (admin:mute). */
     public muted: { audio: boolean; video: boolean } = notMuted(),
+    /** What the participant muted of its own (its camera or microphone off): TrackMuted/TrackUnmuted tell the changes. */
+    public selfMuted: { audio: boolean; video: boolean } = notMuted(),
   ) {}
 }
 

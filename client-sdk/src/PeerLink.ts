@@ -224,6 +224,19 @@ export class PeerLink {
     this.pc.removeTrack(sender);
   }
 
+  /**
+   * Sends `next` instead of `previous` on the same sender (a device switch): no renegotiation.
+   * A sender whose media is stopped (the peer receives us over the SFU) stays stopped;
+   * resumeMedia sends `next` then.
+   */
+  async replaceTrack(previous: MediaStreamTrack, next: MediaStreamTrack): Promise<void> {
+    const sender = this.senders.get(previous);
+    if (!sender || this.closed) return;
+    this.senders.delete(previous);
+    this.senders.set(next, sender);
+    if (sender.track === previous) await sender.replaceTrack(next);
+  }
+
   /** Stops encoding and sending media on this link (the peer receives it elsewhere); data goes on. */
   stopMedia(): void {
     if (this.closed) return;

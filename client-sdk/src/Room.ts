@@ -13,9 +13,16 @@ import { bringUpSfu } from './SfuStart.js';
 import { isFlowing } from './inboundStats.js';
 import { loadMediasoupClient, SfuSession } from './SfuSession.js';
 import type { Credentials, SignalClient } from './SignalClient.js';
-import { joinRoom, TERMINAL_CODES, type RoomEventHandlers } from './RoomSignaling.js';
+import { disconnectReasonOf, joinRoom, TERMINAL_CODES, type RoomEventHandlers } from './RoomSignaling.js';
 import { notMuted, RemoteParticipant, type LocalParticipant } from './Participant.js';
-import { ConnectionState, RoomEvent, type RoomEventCallbacks, type RoomOptions } from './RoomTypes.js';
+import {
+  ConnectionState,
+  DisconnectReason,
+  RoomEvent,
+  type InputDeviceKind,
+  type RoomEventCallbacks,
+  type RoomOptions,
+} from './RoomTypes.js';
 import { VideoGapMeter, type VideoSample } from './VideoGapMeter.js';
 
 /**
@@ -43,10 +50,13 @@ const MOVE_OVERLAP_CHECK_MS = 100;
  */
 const MOVE_SENDER_GRACE_MS = 1_000;
 
+type MediaKind = 'audio' | 'video';
+
 /**
- * A connection to one Switchboard room. `Room.connect()` joins and builds the peer
- * connections; the rest of the API (publish, send, events) is the same whether the room is
- * a mesh or on the SFU.
+ * A connection to one Switchboard room: `new Room(options)`, listeners, then `connect(url,
+ * token)` joins and builds the peer connections (`Room.connect()` does all three but the
+ * listeners). The rest of the API (publish, send, devices, events) is the same whether the room
+ * is a mesh or on the SFU.
  */
 export class Room extends Emitter<RoomEventCallbacks> {
   state: ConnectionState = ConnectionState.Connecting;
@@ -60,6 +70,23 @@ export class Room extends Emitter<RoomEventCallbacks> {
   lastMigration: MigrationReport | null = null;
 
   private signal: SignalClient | null = null;
+  /** The URL and credentials given to connect(). */
+  private url = '';
+  private token: Credentials = '';
+  /** connect() was called: a Room connects once. */
+  private connectCalled = false;
+  /** Participants met during connect(), announced once it is connected. Null outside connect(). */
+  private announcements: RemoteParticipant[] | null = null;
+  /** Why the room ended, once it did (RoomEvent.Disconnected is emitted once). */
+  private disconnectReason: DisconnectReason | null = null;
+  /** Tracks this room captured itself (setCameraEnabled, setMicrophoneEnabled, switchDevice), by kind. */
+  private readonly captured: Record<MediaKind, MediaStreamTrack | null> = { audio: null, video: null };
+  /** The device switchDevice chose per kind, for the next capture. */
+  private readonly devices: Record<MediaKind, string | undefined> = { audio: undefined, video: undefined };
+  /** What this participant muted of its own, by kind (the room hears it through the `mute` event). */
+  private readonly selfMuted = notMuted();
+  /** Device operations run one at a time. */
+  private mediaQueue: Promise<unknown> = Promise.resolve();
   /**
    * The node this room last joined on (the URL given, or the one a cluster redirected to):
    * reconnections try it first; after a failed attempt they go back to the URL the
@@ -85,8 +112,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   /** Removes the page-hide listener (leaveWithPage). */
   private forgetPage: (() => void) | null = null;
   /** Why the room cannot go on (kicked, closed, token refused); `reported` once the app got it as an error event. */
-  private terminalError: { error: SwitchboardError; reported: boolean } | null = null;
-  private readonly RTCPeerConnectionImpl: typeof RTCPeerConnection;
+  private terminalError: { error: SwitchboardError; reported: boolean; reason: DisconnectReason } | null = null;
+  private readonly RTCPeerConnectionImpl: typeof RTCPeerConnection | undefined;
   private readonly reconnectPolicy: ReconnectPolicy | null;
 
   /** Data in and out, exactly once for reliable messages, over the paths the hand-over leaves open to our data. */
@@ -144,30 +171,58 @@ export class Room extends Emitter<RoomEventCallbacks> {
     send: (links) => this.signal?.request('stats', { links }),
   });
 
-  private constructor(
-    private readonly url: string,
-    private token: Credentials,
-    private readonly options: RoomOptions,
-  ) {
+  /** A Room not connected yet: attach listeners, then connect(). */
+  constructor(private readonly options: RoomOptions = {}) {
     super();
-    const impl = options.webrtc?.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
-    if (!impl) throw new SwitchboardError('webrtc_unavailable', 'no RTCPeerConnection: pass options.webrtc (e.g. @roamhq/wrtc in Node)');
-    this.RTCPeerConnectionImpl = impl;
+    this.RTCPeerConnectionImpl =
+      options.webrtc?.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
     this.reconnectPolicy = options.reconnectPolicy === undefined ? new DefaultReconnectPolicy() : options.reconnectPolicy;
   }
 
   /**
-   * Connects, joins the room named in the token, and connects to every participant. Instead of
-   * a token, `{ room, name }` joins an anonymous/demo room on a server that allows them.
+   * Shorthand for `new Room(options)` then `connect(url, token)`: resolves with the connected
+   * room. Its listeners come too late for the participants already there: read `participants`.
    */
   static async connect(url: string, token: Credentials, options: RoomOptions = {}): Promise<Room> {
-    const room = new Room(url, token, options);
-    await room.establish();
-    room.setState(ConnectionState.Connected);
-    room.leaveWithPage();
-    room.quality.start(options.statsIntervalMs ?? 10_000);
-    room.delivery.start();
+    const room = new Room(options);
+    await room.connect(url, token);
     return room;
+  }
+
+  /**
+   * Connects, joins the room named in the token, and connects to every participant. Instead of
+   * a token, `{ room, name }` joins an anonymous/demo room on a server that allows them. Once
+   * connected (state Connected) and before this resolves, ParticipantJoined is emitted for each
+   * participant already in the room. A Room connects once: a second call rejects with
+   * `invalid_state`. A failed connect rejects, and the room ends (Disconnected, `join_failed`).
+   */
+  async connect(url: string, token: Credentials): Promise<void> {
+    if (this.connectCalled)
+      throw new SwitchboardError('invalid_state', 'this Room connected already: a Room connects once (create a new Room)');
+    this.connectCalled = true;
+    this.url = url;
+    this.token = token;
+    this.announcements = [];
+    try {
+      if (!this.RTCPeerConnectionImpl)
+        throw new SwitchboardError('webrtc_unavailable', 'no RTCPeerConnection: pass options.webrtc (e.g. @roamhq/wrtc in Node)');
+      await this.establish();
+    } catch (error) {
+      this.announcements = null;
+      this.leaving = true;
+      this.teardown();
+      this.ended(DisconnectReason.JoinFailed);
+      throw SwitchboardError.from(error);
+    }
+    const present = this.announcements;
+    this.announcements = null;
+    if (this.leaving) return;
+    this.setState(ConnectionState.Connected);
+    this.leaveWithPage();
+    this.quality.start(this.options.statsIntervalMs ?? 10_000);
+    this.delivery.start();
+    for (const participant of present)
+      if (this.participants.get(participant.identity) === participant) this.emit(RoomEvent.ParticipantJoined, participant);
   }
 
   /** Publishes a track (or every track of a stream) to every participant. */
@@ -178,7 +233,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const tracks = isStream ? (source as MediaStream).getTracks() : [source as MediaStreamTrack];
     const stream = isStream ? (source as MediaStream) : undefined;
     for (const track of tracks) {
-      if (this.localParticipant.muted[track.kind as 'audio' | 'video']) track.enabled = false; // muted by a room admin
+      // Muted by a room admin, or by ourselves (setCameraEnabled/setMicrophoneEnabled(false)).
+      if (this.localParticipant.muted[track.kind as MediaKind] || this.selfMuted[track.kind as MediaKind]) track.enabled = false;
       this.localTracks.set(track, stream);
       for (const link of this.links.values()) link.addTrack(track, stream);
       await this.sfu?.produce(track);
@@ -188,6 +244,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
   /** Stops sending a published track. */
   async unpublish(track: MediaStreamTrack): Promise<void> {
     this.localTracks.delete(track);
+    for (const kind of ['audio', 'video'] as const) if (this.captured[kind] === track) this.captured[kind] = null;
     for (const link of this.links.values()) link.removeTrack(track);
     await this.sfu?.unproduce(track);
   }
@@ -202,6 +259,139 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (!(this.state === ConnectionState.Reconnecting && this.mode === 'mesh')) this.assertConnected();
     if (!this.localParticipant?.grants.canPublishData) throw new SwitchboardError('forbidden', 'this token does not grant canPublishData');
     this.delivery.send(payload, options.reliable ?? true, options.to);
+  }
+
+  /** The camera track this room captured (setCameraEnabled, switchDevice), for a self-view; null before. */
+  get cameraTrack(): MediaStreamTrack | null {
+    return this.captured.video;
+  }
+
+  /** The microphone track this room captured (setMicrophoneEnabled, switchDevice); null before. */
+  get microphoneTrack(): MediaStreamTrack | null {
+    return this.captured.audio;
+  }
+
+  /** The camera is captured and not muted by us. */
+  get isCameraEnabled(): boolean {
+    return this.captured.video !== null && !this.selfMuted.video;
+  }
+
+  /** The microphone is captured and not muted by us. */
+  get isMicrophoneEnabled(): boolean {
+    return this.captured.audio !== null && !this.selfMuted.audio;
+  }
+
+  /**
+   * Turns the camera on or off. The first enable captures it (getUserMedia, the device
+   * switchDevice chose if any) and publishes it; afterwards off mutes every local video track
+   * (track.enabled false, SFU producers paused) and on unmutes, without renegotiation. The
+   * others hear it (TrackMuted/TrackUnmuted). Without getUserMedia (Node) the first enable
+   * rejects with `media_unavailable` unless options.getUserMedia is given.
+   */
+  setCameraEnabled(enabled: boolean): Promise<void> {
+    return this.setSourceEnabled('video', enabled);
+  }
+
+  /** Turns the microphone on or off, as setCameraEnabled does the camera. */
+  setMicrophoneEnabled(enabled: boolean): Promise<void> {
+    return this.setSourceEnabled('audio', enabled);
+  }
+
+  /**
+   * Switches the captured camera (videoinput) or microphone (audioinput) to another device: a
+   * new track replaces the old one on every mesh link (RTCRtpSender.replaceTrack) and on the
+   * SFU (producer.replaceTrack), without renegotiation, and the old track is stopped. With
+   * nothing captured yet, the device is used by the next enable.
+   */
+  switchDevice(kind: InputDeviceKind, deviceId: string): Promise<void> {
+    this.assertConnected();
+    const mediaKind: MediaKind = kind === 'audioinput' ? 'audio' : 'video';
+    return this.serialMedia(async () => {
+      const previous = this.captured[mediaKind];
+      if (!previous) {
+        this.devices[mediaKind] = deviceId;
+        return;
+      }
+      const { track } = await this.capture(mediaKind, deviceId);
+      this.devices[mediaKind] = deviceId;
+      track.enabled = previous.enabled;
+      const stream = this.localTracks.get(previous);
+      this.localTracks.delete(previous);
+      this.localTracks.set(track, stream);
+      this.captured[mediaKind] = track;
+      await Promise.all([
+        ...[...this.links.values()].map((link) => link.replaceTrack(previous, track)),
+        this.sfu?.replaceTrack(previous, track),
+        this.retired?.sfu?.replaceTrack(previous, track),
+      ]);
+      previous.stop();
+    });
+  }
+
+  private setSourceEnabled(kind: MediaKind, enabled: boolean): Promise<void> {
+    this.assertConnected();
+    return this.serialMedia(async () => {
+      if (enabled && !this.captured[kind]) {
+        if (!this.localParticipant?.grants.canPublish) throw new SwitchboardError('forbidden', 'this token does not grant canPublish');
+        const { track, stream } = await this.capture(kind, this.devices[kind]);
+        this.captured[kind] = track;
+        await this.setSelfMuted(kind, false);
+        await this.publish(stream);
+        return;
+      }
+      await this.setSelfMuted(kind, !enabled);
+    });
+  }
+
+  /** Mutes (or unmutes) our tracks of `kind` (and pauses our SFU producers of it), and tells the room. */
+  private async setSelfMuted(kind: MediaKind, muted: boolean): Promise<void> {
+    if (this.selfMuted[kind] === muted) return;
+    this.selfMuted[kind] = muted;
+    // Before enabling tracks: a resumed producer enables its track, which an admin mute keeps disabled.
+    this.sfu?.setPaused(kind, muted);
+    this.retired?.sfu?.setPaused(kind, muted);
+    this.applyTrackEnabled(kind);
+    try {
+      await this.signal?.request('mute', { kind, muted });
+    } catch (error) {
+      // Reconnecting: the rejoin tells the room (applyJoin).
+      if (this.state === ConnectionState.Connected) throw SwitchboardError.from(error, 'internal');
+    }
+  }
+
+  /** Our tracks of `kind` carry media unless a room admin or we muted them. */
+  private applyTrackEnabled(kind: MediaKind): void {
+    const enabled = !this.selfMuted[kind] && !this.localParticipant?.muted[kind];
+    for (const track of this.localTracks.keys()) if (track.kind === kind) track.enabled = enabled;
+  }
+
+  /** Captures one device of `kind` (getUserMedia, or options.getUserMedia). */
+  private async capture(kind: MediaKind, deviceId: string | undefined): Promise<{ track: MediaStreamTrack; stream: MediaStream }> {
+    const mediaDevices = (globalThis as { navigator?: { mediaDevices?: MediaDevices } }).navigator?.mediaDevices;
+    const getUserMedia = this.options.getUserMedia ?? mediaDevices?.getUserMedia?.bind(mediaDevices);
+    if (!getUserMedia)
+      throw new SwitchboardError(
+        'media_unavailable',
+        'no getUserMedia here (Node?): pass options.getUserMedia, or publish() tracks of your own',
+      );
+    const constraint: MediaTrackConstraints | boolean = deviceId ? { deviceId: { exact: deviceId } } : true;
+    let stream: MediaStream;
+    try {
+      stream = await getUserMedia(kind === 'audio' ? { audio: constraint } : { video: constraint });
+    } catch (error) {
+      const { name, message } = (error ?? {}) as { name?: string; message?: string };
+      throw new SwitchboardError('media_unavailable', `could not capture ${kind}: ${name ?? 'Error'}: ${message ?? String(error)}`);
+    }
+    const track = stream.getTracks().find((candidate) => candidate.kind === kind);
+    if (!track) throw new SwitchboardError('media_unavailable', `getUserMedia gave no ${kind} track`);
+    return { track, stream };
+  }
+
+  /** Runs device operations one at a time (a switch while the first capture is under way waits for it). */
+  private serialMedia(operation: () => Promise<void>): Promise<void> {
+    const run = this.mediaQueue.then(operation, operation);
+    this.mediaQueue = run.catch(() => undefined);
+    return run;
   }
 
   /** Changes this participant's metadata (needs canUpdateOwnMetadata). */
@@ -228,7 +418,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       // the socket sends Socket.IO's disconnect packet, which the server takes as a leave.
       this.leaving = true;
       this.teardown();
-      this.setState(ConnectionState.Disconnected);
+      this.ended(DisconnectReason.ClientInitiated);
     };
     page.addEventListener('pagehide', onPageHide);
     this.forgetPage = () => page.removeEventListener?.('pagehide', onPageHide);
@@ -245,7 +435,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       // Leaving anyway.
     }
     this.teardown();
-    this.setState(ConnectionState.Disconnected);
+    this.ended(DisconnectReason.ClientInitiated);
   }
 
   /** Bytes and packets per link, from getStats (for apps and tests). */
@@ -314,6 +504,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.emit(RoomEvent.ConnectionStateChanged, state);
   }
 
+  /** The room is over: state Disconnected, and RoomEvent.Disconnected once with the first reason. */
+  private ended(reason: DisconnectReason): void {
+    this.setState(ConnectionState.Disconnected);
+    if (this.disconnectReason !== null) return;
+    this.disconnectReason = reason;
+    this.emit(RoomEvent.Disconnected, reason);
+  }
+
   /** Connects the signaling socket (to the room's node when known), joins, and links to every peer in the join ack. */
   private async establish(): Promise<void> {
     const { requestTimeoutMs = 10_000, socketOptions, metadata } = this.options;
@@ -350,7 +548,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
       participant.name = info.name;
       participant.metadata = info.metadata;
       participant.muted = info.muted ?? notMuted();
+      const changed = this.updateSelfMuted(participant, info);
       this.emit(RoomEvent.ParticipantUpdated, participant);
+      this.announceMuteChanges(participant, changed);
     },
     signal: (message) => {
       let link = this.links.get(message.from);
@@ -384,8 +584,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
       this.config = config;
       this.prefetchSfuClient();
     },
-    ended: (error, reported) => {
-      this.terminalError = { error, reported };
+    ended: (error, reported, reason) => {
+      this.terminalError = { error, reported, reason: this.terminalError?.reason ?? reason };
     },
     error: (error) => this.emit(RoomEvent.Error, error),
     disconnected: (signal, reason) => {
@@ -413,6 +613,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
       grants: ack.self.grants,
       muted: notMuted(),
     };
+    // What we muted of our own: a new connection (or a held place that did not keep it) does not know it yet.
+    const known = ack.self.self_muted ?? notMuted();
+    for (const kind of ['audio', 'video'] as const) {
+      if (this.selfMuted[kind] && !known[kind]) void this.signal?.request('mute', { kind, muted: true }).catch(() => undefined);
+    }
     // Links kept through a signaling drop end here when we came back under a new id (the peers
     // link afresh to it); with our old id given back, the links to peers whose ids stayed go on.
     const resumed = previousId !== undefined && previousId === ack.self.id;
@@ -437,6 +642,18 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (this.participants.size + 2 > config.mesh_threshold) void loadMediasoupClient().catch(() => undefined);
   }
 
+  /** Takes the participant's own mute state from `info`; returns the kinds that changed. */
+  private updateSelfMuted(participant: RemoteParticipant, info: PeerInfo): MediaKind[] {
+    const now = info.self_muted ?? notMuted();
+    const changed = (['audio', 'video'] as const).filter((kind) => participant.selfMuted[kind] !== now[kind]);
+    participant.selfMuted = { ...now };
+    return changed;
+  }
+
+  private announceMuteChanges(participant: RemoteParticipant, kinds: MediaKind[]): void {
+    for (const kind of kinds) this.emit(participant.selfMuted[kind] ? RoomEvent.TrackMuted : RoomEvent.TrackUnmuted, participant, kind);
+  }
+
   private upsertParticipant(info: PeerInfo, announce = true): RemoteParticipant {
     let participant = this.participants.get(info.user_id);
     if (participant) {
@@ -448,10 +665,19 @@ export class Room extends Emitter<RoomEventCallbacks> {
       }
       participant.name = info.name;
       participant.metadata = info.metadata;
+      // Changed while we were away (a rejoin's list): told as changes.
+      const changed = this.updateSelfMuted(participant, info);
+      const known = participant;
+      if (changed.length > 0) queueMicrotask(() => this.announceMuteChanges(known, changed));
     } else {
-      participant = new RemoteParticipant(info.id, info.user_id, info.name, info.metadata, info.muted ?? notMuted());
+      participant = new RemoteParticipant(info.id, info.user_id, info.name, info.metadata, info.muted ?? notMuted(), {
+        ...(info.self_muted ?? notMuted()),
+      });
       this.participants.set(info.user_id, participant);
-      if (announce) queueMicrotask(() => this.emit(RoomEvent.ParticipantJoined, participant as RemoteParticipant));
+      const joined = participant;
+      // During connect(), announced once connected (connect() emits them); afterwards right after this turn.
+      if (announce && this.announcements) this.announcements.push(joined);
+      else if (announce) queueMicrotask(() => this.emit(RoomEvent.ParticipantJoined, joined));
     }
     this.participantsById.set(info.id, participant);
     return participant;
@@ -478,7 +704,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       remoteId,
       polite: !initiator,
       initiator,
-      RTCPeerConnection: this.RTCPeerConnectionImpl,
+      RTCPeerConnection: this.RTCPeerConnectionImpl as typeof RTCPeerConnection,
       configuration: { iceServers: this.iceServers as RTCIceServer[], iceTransportPolicy: this.options.forceRelay ? 'relay' : 'all' },
       sendSignal: async (signal) => {
         const connection = this.signal;
@@ -562,7 +788,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     for (const kind of ['audio', 'video'] as const) {
       if (local.muted[kind] === muted[kind]) continue;
       local.muted[kind] = muted[kind];
-      for (const track of this.localTracks.keys()) if (track.kind === kind) track.enabled = !muted[kind];
+      this.applyTrackEnabled(kind);
       this.emit(RoomEvent.MutedByAdmin, kind, muted[kind]);
     }
   }
@@ -602,6 +828,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       onError: (error) => this.emit(RoomEvent.Error, SwitchboardError.from(error, 'internal')),
     });
     this.sfu = session;
+    for (const kind of ['audio', 'video'] as const) if (this.selfMuted[kind]) session.setPaused(kind, true);
     bringUpSfu(
       session,
       () => this.localTracks.keys(),
@@ -723,7 +950,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (this.terminalError || !this.reconnectPolicy) {
       if (this.terminalError && !this.terminalError.reported) this.emit(RoomEvent.Error, this.terminalError.error);
       this.teardown();
-      this.setState(ConnectionState.Disconnected);
+      this.ended(this.terminalError?.reason ?? DisconnectReason.ConnectionLost);
       return;
     }
     this.setState(ConnectionState.Reconnecting);
@@ -734,6 +961,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     const started = Date.now();
     /** The delay before the next attempt when the last one found its node unreachable (null: the policy's). */
     let unreachableDelay: number | null = null;
+    let reasonToEnd = DisconnectReason.ReconnectFailed;
     for (let retryCount = 0; ; retryCount++) {
       const elapsedMs = Date.now() - started;
       const policyDelay = this.reconnectPolicy?.nextRetryDelayInMs({ retryCount, elapsedMs, reason }) ?? null;
@@ -751,6 +979,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
         const wrapped = SwitchboardError.from(error);
         if (TERMINAL_CODES.has(wrapped.code)) {
           this.emit(RoomEvent.Error, wrapped);
+          reasonToEnd = disconnectReasonOf(wrapped.code);
           break;
         }
         // The node may be gone: the next attempt goes through the application's URL.
@@ -765,7 +994,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       }
     }
     this.teardown();
-    this.setState(ConnectionState.Disconnected);
+    this.ended(reasonToEnd);
   }
 
   private teardown(): void {
@@ -780,5 +1009,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.signal?.close();
     this.signal = null;
     for (const participant of [...this.participants.values()]) this.closeLink(participant);
+    // What we captured ourselves is ours to stop (the camera's light goes off); tracks the app published stay its own.
+    for (const kind of ['audio', 'video'] as const) this.captured[kind]?.stop();
   }
 }

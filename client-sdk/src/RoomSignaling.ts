@@ -8,7 +8,8 @@ import type {
   SfuProducerInfo,
   SignalMessage,
 } from '../../protocol/events.js';
-import { SwitchboardError } from './errors.js';
+import { SwitchboardError, type SwitchboardErrorCode } from './errors.js';
+import { DisconnectReason } from './RoomTypes.js';
 import { SignalClient, type Credentials } from './SignalClient.js';
 
 /** Server codes after which reconnecting cannot help. */
@@ -22,6 +23,14 @@ export const TERMINAL_CODES = new Set([
   'room_locked',
   'room_full',
 ]);
+
+/** Why the room ends after a terminal code (TERMINAL_CODES) from the server. */
+export function disconnectReasonOf(code: SwitchboardErrorCode): DisconnectReason {
+  if (code === 'token_revoked') return DisconnectReason.TokenRevoked;
+  if (code === 'token_expired') return DisconnectReason.TokenExpired;
+  if (code === 'room_not_found') return DisconnectReason.RoomClosed;
+  return DisconnectReason.JoinRefused;
+}
 
 /** The room's new mode, why, and with 'sfu' the SFU to join. */
 export interface ModeChange {
@@ -43,7 +52,7 @@ export interface RoomEventHandlers {
   producerClosed(info: SfuProducerInfo): void;
   roomUpdated(config: RoomConfigInfo): void;
   /** The room cannot go on for us once this connection ends; `reported`: the app already got it as an error. */
-  ended(error: SwitchboardError, reported: boolean): void;
+  ended(error: SwitchboardError, reported: boolean, reason: DisconnectReason): void;
   error(error: SwitchboardError): void;
   disconnected(signal: SignalClient, reason: string): void;
   /** The room moved to another node of the cluster: join it at wsUrl. */
@@ -160,15 +169,23 @@ export async function joinRoom(url: string, credentials: Credentials, options: J
     );
     socket.on(
       'kicked',
-      ordered(({ reason }: { reason: string }) => handlers.ended(new SwitchboardError('forbidden', `kicked: ${reason}`), false)),
+      ordered(({ reason }: { reason: string }) =>
+        handlers.ended(new SwitchboardError('forbidden', `kicked: ${reason}`), false, DisconnectReason.Kicked),
+      ),
     );
     socket.on(
       'room_closed',
-      ordered(({ reason }: { reason: string }) => handlers.ended(new SwitchboardError('not_connected', `room closed: ${reason}`), false)),
+      ordered(({ reason }: { reason: string }) =>
+        handlers.ended(
+          new SwitchboardError('not_connected', `room closed: ${reason}`),
+          false,
+          reason === 'server_shutdown' ? DisconnectReason.ServerShutdown : DisconnectReason.RoomClosed,
+        ),
+      ),
     );
     socket.on('error', (error) => {
       const wrapped = SwitchboardError.from(error, 'internal');
-      if (TERMINAL_CODES.has(wrapped.code)) handlers.ended(wrapped, true);
+      if (TERMINAL_CODES.has(wrapped.code)) handlers.ended(wrapped, true, disconnectReasonOf(wrapped.code));
       handlers.error(wrapped);
     });
     socket.on('disconnect', (reason) => handlers.disconnected(signal, String(reason)));

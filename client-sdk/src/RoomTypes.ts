@@ -15,6 +15,12 @@ export enum RoomEvent {
   ModeChanged = 'modeChanged',
   MutedByAdmin = 'mutedByAdmin',
   ConnectionStateChanged = 'connectionStateChanged',
+  /** The room reached Disconnected for good (once per Room), with the reason. */
+  Disconnected = 'disconnected',
+  /** A remote participant muted its own audio or video (setMicrophoneEnabled/setCameraEnabled(false)). */
+  TrackMuted = 'trackMuted',
+  /** A remote participant unmuted its own audio or video. */
+  TrackUnmuted = 'trackUnmuted',
   /** The room moved to another server node (a cluster drain) and this client followed it, without leaving. */
   Moved = 'moved',
   Error = 'error',
@@ -27,6 +33,33 @@ export enum ConnectionState {
   Disconnected = 'disconnected',
 }
 
+/** Why a Room ended (RoomEvent.Disconnected), as a string enum (LiveKit's DisconnectReason). */
+export enum DisconnectReason {
+  /** leave() was called, or the page went away (pagehide). */
+  ClientInitiated = 'client_initiated',
+  /** A room admin removed this participant (admin:kick). */
+  Kicked = 'kicked',
+  /** The room was closed (deleted through the API, expired). */
+  RoomClosed = 'room_closed',
+  /** The server shut down and closed its rooms. */
+  ServerShutdown = 'server_shutdown',
+  /** The token was revoked. */
+  TokenRevoked = 'token_revoked',
+  /** The token expired, and a rejoin had no fresh one (tokenRefresher). */
+  TokenExpired = 'token_expired',
+  /** A rejoin was refused for good (token invalid, forbidden, room full or locked). */
+  JoinRefused = 'join_refused',
+  /** connect() failed (it rejected with the error). */
+  JoinFailed = 'join_failed',
+  /** The connection dropped and the reconnect policy gave up. */
+  ReconnectFailed = 'reconnect_failed',
+  /** The connection dropped, and reconnectPolicy is null. */
+  ConnectionLost = 'connection_lost',
+}
+
+/** An input device kind, as MediaDeviceInfo.kind names it. */
+export type InputDeviceKind = 'audioinput' | 'videoinput';
+
 export interface RoomEventCallbacks {
   participantJoined: (participant: RemoteParticipant) => void;
   participantLeft: (participant: RemoteParticipant) => void;
@@ -38,6 +71,11 @@ export interface RoomEventCallbacks {
   /** A room admin muted (or unmuted) this client's audio or video; the SDK disabled (re-enabled) those tracks. */
   mutedByAdmin: (kind: 'audio' | 'video', muted: boolean) => void;
   connectionStateChanged: (state: ConnectionState) => void;
+  /** Emitted once, after connectionStateChanged(disconnected). */
+  disconnected: (reason: DisconnectReason) => void;
+  /** The participant muted its own track(s) of `kind`; `participant.selfMuted` holds the state. */
+  trackMuted: (participant: RemoteParticipant, kind: 'audio' | 'video') => void;
+  trackUnmuted: (participant: RemoteParticipant, kind: 'audio' | 'video') => void;
   /** Joined the room again on the node at wsUrl; participants, links and data went on. */
   moved: (wsUrl: string) => void;
   error: (error: SwitchboardError) => void;
@@ -71,4 +109,9 @@ export interface RoomOptions {
    * confirms, and closing the old path earlier only turns a slow hand-over into a black tile.
    */
   migrationTimeoutMs?: number;
+  /**
+   * Captures devices for setCameraEnabled, setMicrophoneEnabled and switchDevice (default:
+   * navigator.mediaDevices.getUserMedia; Node has none, pass one to test these there).
+   */
+  getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStream>;
 }

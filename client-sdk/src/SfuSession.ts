@@ -75,6 +75,8 @@ export class SfuSession {
   /** Remote producers announced before the receive transport existed. */
   private readonly backlog: SfuProducerInfo[] = [];
   private queue: Promise<unknown> = Promise.resolve();
+  /** Kinds this client muted of its own: their producers are paused, from their creation on. */
+  private readonly pausedKinds = new Set<string>();
 
   constructor(private readonly options: SfuSessionOptions) {}
 
@@ -202,6 +204,30 @@ export class SfuSession {
     if (!this.sendTransport || !this.options.canPublish || this.producers.has(track) || this.closed) return;
     const producer = await this.serial(() => (this.sendTransport as msc.Transport).produce({ track, stopTracks: false }));
     this.producers.set(track, producer);
+    if (this.pausedKinds.has(track.kind)) producer.pause();
+  }
+
+  /**
+   * Pauses (or resumes) our producers of `kind`, and those produced later: no RTP leaves for
+   * them (mediasoup-client also disables the track; resume enables it again). No renegotiation.
+   */
+  setPaused(kind: 'audio' | 'video', paused: boolean): void {
+    if (paused) this.pausedKinds.add(kind);
+    else this.pausedKinds.delete(kind);
+    for (const producer of this.producers.values()) {
+      if (producer.kind !== kind || producer.closed) continue;
+      if (paused) producer.pause();
+      else producer.resume();
+    }
+  }
+
+  /** Sends `next` on the producer of `previous` (a device switch): same producer, no renegotiation. */
+  async replaceTrack(previous: MediaStreamTrack, next: MediaStreamTrack): Promise<void> {
+    const producer = this.producers.get(previous);
+    if (!producer || producer.closed) return;
+    this.producers.delete(previous);
+    this.producers.set(next, producer);
+    await producer.replaceTrack({ track: next });
   }
 
   async unproduce(track: MediaStreamTrack): Promise<void> {

@@ -11,7 +11,11 @@ export type ClientErrorCode =
   /** No WebRTC implementation was found (pass options.webrtc in Node). */
   | 'webrtc_unavailable'
   /** A media transport (the SFU's) failed to connect: ICE or DTLS did not get through. */
-  | 'media_failed';
+  | 'media_failed'
+  /** A device could not be captured: no getUserMedia here (Node), permission denied, or no such device. */
+  | 'media_unavailable'
+  /** The call does not fit the Room's state (a second connect(): a Room connects once). */
+  | 'invalid_state';
 
 export type SwitchboardErrorCode = ErrorCode | ClientErrorCode;
 

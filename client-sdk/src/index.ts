@@ -1,7 +1,7 @@
 /** Switchboard client SDK: one API for mesh and SFU rooms. */
 export { Room } from './Room.js';
-export { RoomEvent, ConnectionState } from './RoomTypes.js';
-export type { RoomOptions, RoomEventCallbacks, WebRtcImplementation } from './RoomTypes.js';
+export { RoomEvent, ConnectionState, DisconnectReason } from './RoomTypes.js';
+export type { RoomOptions, RoomEventCallbacks, WebRtcImplementation, InputDeviceKind } from './RoomTypes.js';
 export { RemoteParticipant } from './Participant.js';
 export type { LocalParticipant } from './Participant.js';
 export type { DataPayload, DataInfo } from './DataEnvelope.js';

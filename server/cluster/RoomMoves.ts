@@ -54,6 +54,8 @@ export const moveInPayload = z.strictObject({
         metadata: safeJsonObject(),
         hidden: z.boolean(),
         admin_muted: mutedSchema,
+        /** Optional: a node of an earlier version sends none. */
+        self_muted: mutedSchema.optional(),
         joined_at: z.string().datetime(),
       }),
     )
@@ -186,6 +188,7 @@ export class RoomMoves {
         metadata: peer.metadata,
         hidden: peer.hidden,
         adminMuted: peer.admin_muted,
+        ...(peer.self_muted ? { selfMuted: peer.self_muted } : {}),
         joinedAt: new Date(peer.joined_at),
       })),
     });
@@ -205,6 +208,7 @@ export function snapshot(room: Room): MoveInPayload {
       metadata: peer.metadata,
       hidden: peer.hidden,
       admin_muted: { ...peer.adminMuted },
+      self_muted: { ...peer.selfMuted },
       joined_at: peer.joinedAt.toISOString(),
     });
   }
@@ -216,6 +220,7 @@ export function snapshot(room: Room): MoveInPayload {
       metadata: place.metadata,
       hidden: place.hidden,
       admin_muted: { ...place.adminMuted },
+      ...(place.selfMuted ? { self_muted: { ...place.selfMuted } } : {}),
       joined_at: place.joinedAt.toISOString(),
     });
   }

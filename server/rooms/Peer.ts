@@ -31,6 +31,8 @@ export interface ExpectedPeer {
   metadata: Metadata;
   hidden: boolean;
   adminMuted: { audio: boolean; video: boolean };
+  /** What the participant muted of its own (the `mute` event), when known. */
+  selfMuted?: { audio: boolean; video: boolean };
   /** When the participant first joined the room (on whichever node). */
   joinedAt: Date;
   /** Removes the place (the participant did not come back in time). */
@@ -39,8 +41,24 @@ export interface ExpectedPeer {
 
 /** An expected peer as the others see it. */
 export function expectedPeerInfo(expected: ExpectedPeer): PeerInfo {
-  const muted = expected.adminMuted.audio || expected.adminMuted.video ? { muted: { ...expected.adminMuted } } : {};
-  return { id: expected.id, user_id: expected.userId, name: expected.name, metadata: expected.metadata, ...muted };
+  return {
+    id: expected.id,
+    user_id: expected.userId,
+    name: expected.name,
+    metadata: expected.metadata,
+    ...mutedInfo(expected.adminMuted, expected.selfMuted),
+  };
+}
+
+/** PeerInfo's `muted` and `self_muted`, each present only while something is muted. */
+function mutedInfo(
+  adminMuted: { audio: boolean; video: boolean },
+  selfMuted: { audio: boolean; video: boolean } | undefined,
+): Pick<PeerInfo, 'muted' | 'self_muted'> {
+  return {
+    ...(adminMuted.audio || adminMuted.video ? { muted: { ...adminMuted } } : {}),
+    ...(selfMuted && (selfMuted.audio || selfMuted.video) ? { self_muted: { ...selfMuted } } : {}),
+  };
 }
 
 /**
@@ -59,6 +77,8 @@ export class Peer<Connection extends PeerConnection = PeerConnection> {
   quality: { at: Date; links: LinkQuality[] } | null = null;
   /** What a room admin muted (admin:mute): paused on the SFU, disabled by the peer's SDK in a mesh. */
   readonly adminMuted = { audio: false, video: false };
+  /** What the peer muted of its own (the `mute` event): its SDK disabled those tracks; the others are told. */
+  readonly selfMuted = { audio: false, video: false };
 
   constructor(
     readonly socket: Connection,
@@ -67,12 +87,13 @@ export class Peer<Connection extends PeerConnection = PeerConnection> {
     readonly grants: Grants,
     readonly jti: string,
     metadata: Metadata,
-    /** The place it takes back (a resumed peer keeps its id and join time). */
-    place?: { id: string; joinedAt: Date },
+    /** The place it takes back (a resumed peer keeps its id, join time and own mute). */
+    place?: { id: string; joinedAt: Date; selfMuted?: { audio: boolean; video: boolean } },
   ) {
     this.metadata = metadata;
     this.id = place?.id ?? newPeerId();
     this.joinedAt = place?.joinedAt ?? new Date();
+    if (place?.selfMuted) Object.assign(this.selfMuted, place.selfMuted);
   }
 
   get hidden(): boolean {
@@ -80,7 +101,6 @@ export class Peer<Connection extends PeerConnection = PeerConnection> {
   }
 
   info(): PeerInfo {
-    const muted = this.adminMuted.audio || this.adminMuted.video ? { muted: { ...this.adminMuted } } : {};
-    return { id: this.id, user_id: this.userId, name: this.name, metadata: this.metadata, ...muted };
+    return { id: this.id, user_id: this.userId, name: this.name, metadata: this.metadata, ...mutedInfo(this.adminMuted, this.selfMuted) };
   }
 }

@@ -7,7 +7,7 @@ import { sdpSendsMedia } from '../sdp.js';
 import type { AppSocket, SocketRooms, SocketTopology } from '../types.js';
 import { joined } from './joined.js';
 
-export type SessionEventName = Extract<ClientEventName, 'join' | 'signal' | 'leave' | 'update_metadata' | 'stats'>;
+export type SessionEventName = Extract<ClientEventName, 'join' | 'signal' | 'leave' | 'update_metadata' | 'stats' | 'mute'>;
 
 export interface SessionHandlerOptions {
   rooms: SocketRooms;
@@ -80,6 +80,20 @@ export function sessionHandlers(options: SessionHandlerOptions): Pick<ClientEven
       if (!peer.grants.canUpdateOwnMetadata) throw new AppError('forbidden', 'token does not grant canUpdateOwnMetadata');
       rooms.updateMetadata(room, peer, payload.metadata);
       return { self: peer.info() };
+    },
+
+    /**
+     * The peer muted (or unmuted) its own audio or video: the room learns it from peer_updated
+     * (`self_muted`), late joiners from PeerInfo. Its SDK disabled the tracks (and paused its
+     * producers on the SFU) itself; this is the news only, apart from the admin's mute.
+     */
+    mute(socket, payload) {
+      const { peer, room } = joined(rooms, socket);
+      if (!peer.grants.canPublish) throw new AppError('forbidden', 'token does not grant canPublish');
+      if (peer.selfMuted[payload.kind] === payload.muted) return EMPTY_ACK;
+      peer.selfMuted[payload.kind] = payload.muted;
+      rooms.emit('peer_updated', room, peer);
+      return EMPTY_ACK;
     },
 
     stats(socket, payload) {
