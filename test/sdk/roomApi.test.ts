@@ -1,0 +1,326 @@
+import wrtc from '@roamhq/wrtc';
+import { expect } from 'chai';
+import jwt from 'jsonwebtoken';
+import {
+  ConnectionState,
+  DisconnectReason,
+  Room,
+  RoomEvent,
+  SwitchboardError,
+  type RemoteParticipant,
+  type RoomOptions,
+} from '../../client-sdk/src/index.js';
+import { call } from '../api/helpers.js';
+import { collect, emitAck, startServer, waitFor, type TestClient, type TestServer } from '../helpers/server.js';
+import { WrtcPeerConnection } from '../helpers/wrtc.js';
+
+const webrtc = { RTCPeerConnection: WrtcPeerConnection as unknown as typeof RTCPeerConnection };
+
+/** What a Room went through: its connection states, errors and Disconnected reasons. */
+function watch(room: Room): { states: ConnectionState[]; errors: string[]; reasons: DisconnectReason[] } {
+  const seen = { states: [] as ConnectionState[], errors: [] as string[], reasons: [] as DisconnectReason[] };
+  room.on(RoomEvent.ConnectionStateChanged, (state) => seen.states.push(state));
+  room.on(RoomEvent.Error, (error) => seen.errors.push(error.code));
+  room.on(RoomEvent.Disconnected, (reason) => seen.reasons.push(reason));
+  return seen;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<SwitchboardError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).to.be.instanceOf(SwitchboardError);
+    return error as SwitchboardError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/**
+ * The Room's life as an application drives it (issue 18): listeners attached before connect,
+ * one connect per Room, Disconnected with its reason, and a participant's own mute as the
+ * others see it. Peers on raw sockets stand in for other participants where media is not
+ * the point (a wrtc media source in a closing peer connection can crash the process).
+ */
+describe('SDK Room lifecycle and self-mute (@roamhq/wrtc)', function () {
+  this.timeout(30000);
+  let t: TestServer;
+  const rooms: Room[] = [];
+
+  const room = (options: RoomOptions = {}): Room => {
+    const created = new Room({ webrtc, statsIntervalMs: 0, ...options });
+    rooms.push(created);
+    return created;
+  };
+  /** A participant on a raw socket, joined with metadata. */
+  const rawJoin = async (roomId: string, user: string, metadata: Record<string, unknown> = {}) => {
+    const client: TestClient = await t.connect(t.mint({ room: roomId, user }));
+    const ack = await emitAck(client, 'join', { metadata });
+    expect(ack.ok, JSON.stringify(ack)).to.equal(true);
+    return { client, id: (ack as unknown as { self: { id: string } }).self.id };
+  };
+
+  beforeEach(async () => {
+    t = await startServer();
+  });
+  afterEach(async () => {
+    for (const r of rooms.splice(0)) await r.leave();
+    await t.close();
+  });
+
+  it('a listener attached before connect sees the participants already there, with their data, once connected and before connect resolves', async () => {
+    const bob = await rawJoin('early', 'bob', { role: 'speaker' });
+    expect((await emitAck(bob.client, 'mute', { kind: 'video', muted: true })).ok).to.equal(true);
+    const alice = room();
+    const joined: Array<{ identity: string; metadata: unknown; selfMuted: unknown; state: ConnectionState; resolved: boolean }> = [];
+    let resolved = false;
+    alice.on(RoomEvent.ParticipantJoined, (participant) =>
+      joined.push({
+        identity: participant.identity,
+        metadata: participant.metadata,
+        selfMuted: participant.selfMuted,
+        state: alice.state,
+        resolved,
+      }),
+    );
+    const states: ConnectionState[] = [];
+    alice.on(RoomEvent.ConnectionStateChanged, (state) => states.push(state));
+    expect(alice.state).to.equal(ConnectionState.Connecting);
+    await alice.connect(t.url, t.mint({ room: 'early', user: 'alice' }));
+    resolved = true;
+    expect(states).to.deep.equal([ConnectionState.Connected]);
+    expect(joined).to.deep.equal([
+      { identity: 'bob', metadata: { role: 'speaker' }, selfMuted: { audio: false, video: true }, state: 'connected', resolved: false },
+    ]);
+    expect(alice.participants.get('bob')?.id).to.equal(bob.id);
+
+    // One who joins afterwards is announced as before; nobody twice.
+    await rawJoin('early', 'carol');
+    await waitFor(() => joined.length === 2, 5000, 'carol announced');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(joined.map((j) => [j.identity, j.resolved])).to.deep.equal([
+      ['bob', false],
+      ['carol', true],
+    ]);
+  });
+
+  it('Room.connect (the shorthand) still resolves with the participants there, and its later listeners get no announcement of them', async () => {
+    await rawJoin('short', 'bob');
+    const alice = await Room.connect(t.url, t.mint({ room: 'short', user: 'alice' }), { webrtc, statsIntervalMs: 0 });
+    rooms.push(alice);
+    const joined: string[] = [];
+    alice.on(RoomEvent.ParticipantJoined, (participant) => joined.push(participant.identity));
+    expect(alice.state).to.equal(ConnectionState.Connected);
+    expect([...alice.participants.keys()]).to.deep.equal(['bob']);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(joined).to.deep.equal([]);
+  });
+
+  it('a Room connects once: a second connect rejects with invalid_state, after success and after failure', async () => {
+    const alice = room();
+    const token = t.mint({ room: 'once', user: 'alice' });
+    await alice.connect(t.url, token);
+    const second = await rejection(alice.connect(t.url, token));
+    expect(second.code).to.equal('invalid_state');
+    expect(alice.state).to.equal(ConnectionState.Connected);
+
+    const refused = room();
+    const seen = watch(refused);
+    const failed = await rejection(refused.connect(t.url, 'not-a-token'));
+    expect(failed.code).to.equal('token_invalid');
+    expect(seen.states).to.deep.equal([ConnectionState.Disconnected]);
+    expect(seen.reasons).to.deep.equal([DisconnectReason.JoinFailed]);
+    expect((await rejection(refused.connect(t.url, token))).code).to.equal('invalid_state');
+  });
+
+  it('without a WebRTC implementation connect rejects with webrtc_unavailable', async () => {
+    const bare = new Room({ statsIntervalMs: 0 });
+    expect((await rejection(bare.connect(t.url, t.mint({ room: 'bare', user: 'alice' })))).code).to.equal('webrtc_unavailable');
+    expect(bare.state).to.equal(ConnectionState.Disconnected);
+  });
+
+  describe('Disconnected, once, with the reason', () => {
+    const connected = async (roomId: string, user: string, options: RoomOptions = {}) => {
+      const r = room(options);
+      const seen = watch(r);
+      const token = t.mint({ room: roomId, user });
+      await r.connect(t.url, token);
+      return { room: r, seen, token };
+    };
+    const ended = (r: Room) => waitFor(() => r.state === ConnectionState.Disconnected, 10000, 'disconnected');
+
+    it('leave: client_initiated', async () => {
+      const { room: alice, seen } = await connected('bye', 'alice');
+      await alice.leave();
+      await alice.leave();
+      expect(seen.states).to.deep.equal([ConnectionState.Connected, ConnectionState.Disconnected]);
+      expect(seen.reasons).to.deep.equal([DisconnectReason.ClientInitiated]);
+    });
+
+    it('kicked by a room admin: kicked', async () => {
+      const { room: bob, seen } = await connected('kick', 'bob');
+      const admin = await t.join({ room: 'kick', user: 'admin', role: 'host', grants: { hidden: true } });
+      expect((await emitAck(admin.client, 'admin:kick', { peer_id: bob.localParticipant?.id, reason: 'spam' })).ok).to.equal(true);
+      await ended(bob);
+      expect(seen.reasons).to.deep.equal([DisconnectReason.Kicked]);
+      expect(seen.errors).to.deep.equal(['forbidden']);
+    });
+
+    it('room deleted through the API: room_closed', async () => {
+      const { room: alice, seen } = await connected('closing', 'alice');
+      expect((await call(t, 'DELETE', '/api/v1/rooms/closing', { secret: 'secret-t1' })).status).to.equal(204);
+      await ended(alice);
+      expect(seen.reasons).to.deep.equal([DisconnectReason.RoomClosed]);
+    });
+
+    it('server shut down (no other node): server_shutdown', async () => {
+      const { room: alice, seen } = await connected('shutdown', 'alice');
+      await t.server.close();
+      await ended(alice);
+      expect(seen.reasons).to.deep.equal([DisconnectReason.ServerShutdown]);
+    });
+
+    it('token revoked: token_revoked', async () => {
+      const { room: alice, seen, token } = await connected('revoke', 'alice');
+      const { jti } = jwt.decode(token) as { jti: string };
+      expect((await call(t, 'POST', '/api/v1/tokens/revoke', { secret: 'secret-t1', body: { jti } })).status).to.equal(200);
+      await ended(alice);
+      expect(seen.reasons).to.deep.equal([DisconnectReason.TokenRevoked]);
+    });
+
+    it('server gone, the policy gives up: reconnect_failed; with no policy: connection_lost', async () => {
+      const policy = { nextRetryDelayInMs: ({ retryCount }: { retryCount: number }) => (retryCount < 1 ? 50 : null) };
+      const { room: retrying, seen: seenRetrying } = await connected('gone', 'alice', { reconnectPolicy: policy, requestTimeoutMs: 2000 });
+      const { room: once, seen: seenOnce } = await connected('gone', 'bob', { reconnectPolicy: null });
+      await new Promise<void>((resolve) => t.server.io.close(() => resolve()));
+      await ended(retrying);
+      await ended(once);
+      expect(seenRetrying.reasons).to.deep.equal([DisconnectReason.ReconnectFailed]);
+      expect(seenOnce.reasons).to.deep.equal([DisconnectReason.ConnectionLost]);
+      expect(seenOnce.states).to.deep.equal([ConnectionState.Connected, ConnectionState.Disconnected]);
+    });
+  });
+
+  describe('own mute', () => {
+    it('the others get TrackMuted/TrackUnmuted from the mute event; late joiners read it from the join', async () => {
+      const alice = room();
+      await alice.connect(t.url, t.mint({ room: 'mute', user: 'alice' }));
+      const bob = await rawJoin('mute', 'bob');
+      await waitFor(() => alice.participants.has('bob'), 5000, 'bob seen');
+      const events: Array<[string, string, string]> = [];
+      alice.on(RoomEvent.TrackMuted, (p: RemoteParticipant, kind) => events.push(['muted', p.identity, kind]));
+      alice.on(RoomEvent.TrackUnmuted, (p: RemoteParticipant, kind) => events.push(['unmuted', p.identity, kind]));
+
+      expect(await emitAck(bob.client, 'mute', { kind: 'audio', muted: true })).to.deep.equal({ ok: true });
+      await waitFor(() => events.length === 1, 5000, 'TrackMuted');
+      expect(alice.participants.get('bob')?.selfMuted).to.deep.equal({ audio: true, video: false });
+      // Not the admin's mute.
+      expect(alice.participants.get('bob')?.muted).to.deep.equal({ audio: false, video: false });
+
+      const late = await t.join({ room: 'mute', user: 'dave' });
+      const bobInfo = late.ack.peers.find((p) => p.user_id === 'bob');
+      expect(bobInfo?.self_muted).to.deep.equal({ audio: true, video: false });
+      expect(late.ack.peers.find((p) => p.user_id === 'alice')).to.not.have.property('self_muted');
+
+      expect(await emitAck(bob.client, 'mute', { kind: 'audio', muted: false })).to.deep.equal({ ok: true });
+      await waitFor(() => events.length === 2, 5000, 'TrackUnmuted');
+      expect(events).to.deep.equal([
+        ['muted', 'bob', 'audio'],
+        ['unmuted', 'bob', 'audio'],
+      ]);
+      expect(alice.participants.get('bob')?.selfMuted).to.deep.equal({ audio: false, video: false });
+    });
+
+    it('an unchanged state is not broadcast; a token without canPublish is refused', async () => {
+      const bob = await rawJoin('quiet', 'bob');
+      const watcher = await t.join({ room: 'quiet', user: 'watcher' });
+      const updates = collect(watcher.client, 'peer_updated');
+      expect((await emitAck(bob.client, 'mute', { kind: 'video', muted: true })).ok).to.equal(true);
+      expect((await emitAck(bob.client, 'mute', { kind: 'video', muted: true })).ok).to.equal(true);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(updates).to.have.length(1);
+      expect(updates[0]).to.include({ id: bob.id });
+      expect((updates[0] as { self_muted: unknown }).self_muted).to.deep.equal({ audio: false, video: true });
+
+      const viewer = await t.join({ room: 'quiet', user: 'viewer', grants: { canPublish: false } });
+      const refused = await emitAck(viewer.client, 'mute', { kind: 'audio', muted: true });
+      expect(refused.ok).to.equal(false);
+      expect((refused as { error: { code: string } }).error.code).to.equal('forbidden');
+    });
+
+    it('answers payload_invalid to a malformed mute, and not_in_room before a join', async () => {
+      const bob = await rawJoin('bad', 'bob');
+      for (const payload of [
+        { kind: 'screen', muted: true },
+        { kind: 'audio', muted: 'yes' },
+        { kind: 'audio' },
+        { kind: 'audio', muted: true, extra: 1 },
+        'audio',
+        null,
+      ]) {
+        const answer = await emitAck(bob.client, 'mute', payload);
+        expect(answer.ok, JSON.stringify(payload)).to.equal(false);
+        expect((answer as { error: { code: string } }).error.code, JSON.stringify(payload)).to.equal('payload_invalid');
+      }
+      const lone = await t.connect(t.mint({ room: 'bad', user: 'lone' }));
+      const early = await emitAck(lone, 'mute', { kind: 'audio', muted: true });
+      expect((early as { error: { code: string } }).error.code).to.equal('not_in_room');
+    });
+
+    it('the SDK: setMicrophoneEnabled(false) mutes its tracks and tells the room; the first enable captures through options.getUserMedia', async () => {
+      const source = new wrtc.nonstandard.RTCAudioSource();
+      const captured: MediaStreamTrack[] = [];
+      const getUserMedia = async (constraints: MediaStreamConstraints): Promise<MediaStream> => {
+        expect(constraints).to.deep.equal({ audio: true });
+        const track = source.createTrack() as unknown as MediaStreamTrack;
+        captured.push(track);
+        return new wrtc.MediaStream([track]) as unknown as MediaStream;
+      };
+      // Alone in the room (a watcher on a raw socket): no peer connection carries the wrtc track.
+      const alice = room({ getUserMedia });
+      await alice.connect(t.url, t.mint({ room: 'sdk-mute', user: 'alice' }));
+      const watcher = await t.join({ room: 'sdk-mute', user: 'watcher', grants: { hidden: true } });
+      const updates = collect<{ self_muted?: unknown }>(watcher.client, 'peer_updated');
+      try {
+        expect(alice.isMicrophoneEnabled).to.equal(false);
+        await alice.setMicrophoneEnabled(true);
+        expect(captured).to.have.length(1);
+        expect(alice.microphoneTrack).to.equal(captured[0]);
+        expect(alice.isMicrophoneEnabled).to.equal(true);
+        await alice.setMicrophoneEnabled(false);
+        expect(captured[0]?.enabled).to.equal(false);
+        expect(alice.isMicrophoneEnabled).to.equal(false);
+        await waitFor(() => updates.length === 1, 5000, 'peer_updated');
+        expect(updates[0]?.self_muted).to.deep.equal({ audio: true, video: false });
+        await alice.setMicrophoneEnabled(true);
+        // Unmuted, not captured again.
+        expect(captured).to.have.length(1);
+        expect(captured[0]?.enabled).to.equal(true);
+        await waitFor(() => updates.length === 2, 5000, 'peer_updated');
+        expect(updates[1]).to.not.have.property('self_muted');
+      } finally {
+        await alice.leave();
+        // Captured by the room: stopped by its leave.
+        expect(captured[0]?.readyState).to.equal('ended');
+      }
+    });
+
+    it('in Node without getUserMedia, the camera and microphone reject with media_unavailable', async () => {
+      const alice = room();
+      await alice.connect(t.url, t.mint({ room: 'no-media', user: 'alice' }));
+      expect((await rejection(alice.setCameraEnabled(true))).code).to.equal('media_unavailable');
+      expect((await rejection(alice.setMicrophoneEnabled(true))).code).to.equal('media_unavailable');
+      const denied = room({
+        getUserMedia: () => Promise.reject(Object.assign(new Error('Permission denied'), { name: 'NotAllowedError' })),
+      });
+      await denied.connect(t.url, t.mint({ room: 'no-media', user: 'bob' }));
+      const error = await rejection(denied.setCameraEnabled(true));
+      expect([error.code, error.message]).to.deep.equal([
+        'media_unavailable',
+        'could not capture video: NotAllowedError: Permission denied',
+      ]);
+      // A switch with nothing captured only picks the device for the next enable.
+      await alice.switchDevice('videoinput', 'some-camera');
+      expect(alice.cameraTrack).to.equal(null);
+    });
+  });
+});
