@@ -32,15 +32,12 @@
  */
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { io as ioClient, type Socket } from 'socket.io-client';
-import { browserUnavailableReason, buildSdk, failOnPageErrors, identityOf, launchBrowser, pageErrors } from '../helpers/browser.js';
-import { startNodeProcesses, terminate, type NodeProcess } from '../helpers/clusterProcess.js';
+import type { Page } from 'playwright-core';
+import type { Socket } from 'socket.io-client';
+import { identityOf } from '../helpers/browser.js';
+import { anchorRoom, openClusterPage, roomsActive, timeUntilFlowing, useBrowserCluster } from '../helpers/clusterPages.js';
+import { terminate, type NodeProcess } from '../helpers/clusterProcess.js';
 import { recordSequence, ranges, sendSequence, settle, stopSequence } from '../helpers/pageSequence.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { waitFor } from '../helpers/server.js';
 
 const MESH_ROOM = 'drain-mesh';
@@ -55,7 +52,6 @@ const GAP_LIMIT_MS = 3_000;
 /** measureVideoGap runs from this long before the SIGTERM until after A must have exited. */
 const GAP_LEAD_MS = 1_000;
 const GAP_WINDOW_MS = GAP_LEAD_MS + SHUTDOWN_TIMEOUT_MS + 4_000;
-const TENANT_SECRET = 'drain-tenant-secret-0123456789-0123456789-0123456789';
 
 /**
  * Runs in each page before its scripts: every RTCPeerConnection the page creates (mesh links,
@@ -275,60 +271,6 @@ interface RoomPages {
   labels: string[];
 }
 
-/** Frames decoded per remote identity on a page, over every path (mesh links and SFU consumers) or the SFU's only. */
-function framesOf(page: Page, path: 'all' | 'sfu'): Promise<Record<string, number>> {
-  return page.evaluate(
-    async (which) =>
-      Object.fromEntries(
-        [...(await window.switchboardRoom.getParticipantStats())].map(([id, s]) => [
-          id,
-          which === 'sfu' ? s.framesByPath.sfu : s.framesDecoded,
-        ]),
-      ),
-    path,
-  );
-}
-
-/** Sample by sample, per page: the first time every one of `count` remotes' decoded frames grew by more than `step` since the previous sample. */
-async function timeUntilFlowing(pages: Page[], count: number, path: 'all' | 'sfu', timeoutMs: number): Promise<number[]> {
-  const step = 2;
-  const at: Array<number | null> = pages.map(() => null);
-  let previous: Array<Record<string, number> | null> = pages.map(() => null);
-  const deadline = Date.now() + timeoutMs;
-  while (at.some((t) => t === null) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 400)); // getStats on eight busy pages is not free: poll gently
-    const sampledAt = Date.now();
-    const now = await Promise.all(pages.map(async (page, i) => (at[i] === null ? framesOf(page, path) : null)));
-    now.forEach((byId, i) => {
-      if (byId === null || at[i] !== null) return;
-      const before = previous[i];
-      const grown = Object.entries(byId).filter(([id, f]) => before?.[id] !== undefined && f > (before[id] as number) + step);
-      if (Object.keys(byId).length === count && grown.length === count) at[i] = sampledAt;
-    });
-    previous = now;
-  }
-  return at.map((t) => t ?? NaN);
-}
-
-/** Opens the demo page and waits until its room is connected; a page that does not connect says why. */
-async function openPage(browser: Browser, base: string, query: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 800, height: 500 } });
-  failOnPageErrors(page, query);
-  const errors = pageErrors(page);
-  await page.addInitScript(KEEP_PEER_CONNECTIONS);
-  await page.goto(`${base}/?${query}`);
-  try {
-    await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 30_000 });
-  } catch (error) {
-    const shown = await page.evaluate(() => document.getElementById('error')?.textContent ?? '').catch(() => '');
-    await page.close();
-    throw new Error(
-      `${query} on ${base} did not connect: ${(error as Error).message}; page error: ${shown}; console: ${errors.join(' | ')}`,
-    );
-  }
-  return page;
-}
-
 /** The same node URL whether a page reached it by its own origin (localhost) or a redirect (127.0.0.1). */
 const normalized = (url: string | null | undefined): string | null => url?.replace('localhost', '127.0.0.1').replace(/\/+$/, '') ?? null;
 
@@ -337,40 +279,12 @@ async function joinedOn(page: Page): Promise<string | null> {
   return normalized(await page.evaluate(() => (window.switchboardRoom as unknown as { nodeUrl: string | null }).nodeUrl));
 }
 
-/** A node's switchboard_rooms_active by mode. */
-async function roomsActive(node: NodeProcess): Promise<{ mesh: number; sfu: number }> {
-  const text = await (await fetch(`${node.url}/metrics`)).text();
-  const read = (mode: string) => Number(new RegExp(`^switchboard_rooms_active\\{mode="${mode}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { mesh: read('mesh'), sfu: read('sfu') };
-}
-
 /** A room's lease ("<node>:<epoch>") as Redis holds it (the key as in ownerDeath.test.ts). */
 async function lease(redis: Redis, room: string): Promise<{ owner: string; epoch: number } | null> {
   const value = await redis.get(`sb:cluster:lease:${encodeURIComponent(TENANT)}:${encodeURIComponent(room)}`);
   if (value === null) return null;
   const at = value.lastIndexOf(':');
   return { owner: value.slice(0, at), epoch: Number(value.slice(at + 1)) };
-}
-
-/** Connects a raw socket to `node` for `room` (not joined): the node claims the room's lease and holds it while the socket is open. */
-async function anchor(node: NodeProcess, room: string): Promise<Socket> {
-  const minted = await fetch(`${node.url}/dev/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ room, name: 'anchor', user: 'anchor' }),
-  });
-  expect(minted.status).to.equal(201);
-  const socket = ioClient(node.url, {
-    auth: { token: ((await minted.json()) as { token: string }).token },
-    transports: ['websocket'],
-    reconnection: false,
-    forceNew: true,
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('connect_error', reject);
-  });
-  return socket;
 }
 
 /**
@@ -429,62 +343,23 @@ function drainLogOf(page: Page): Promise<DrainLog> {
 
 describe('Cluster: SIGTERM drain of the owner of a mesh room and an SFU room of Chromium pages (issue 17, test 7)', function () {
   this.timeout(300_000);
-  let redis: RedisServer | undefined;
+  const cluster = useBrowserCluster('drain', {
+    sfuBasePort: 42_000,
+    env: { LOG_LEVEL: 'info', SHUTDOWN_DRAIN_MS: String(SHUTDOWN_DRAIN_MS), SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) },
+  });
   let inspect: Redis | undefined;
-  let nodes: NodeProcess[] = [];
-  let browser: Browser | undefined;
-  let configDir: string | undefined;
   const rooms: RoomPages[] = [];
   const sockets: Socket[] = [];
-
-  before(async function () {
-    const unavailable = redisUnavailable() ?? browserUnavailableReason();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    buildSdk();
-    redis = await startRedis();
-    inspect = new Redis(redis.url);
-    // The dev tenant, declared in a config file (a Redis store has no generated one): the demo's /dev/token mints for it.
-    configDir = mkdtempSync(join(tmpdir(), 'drain-'));
-    const configFile = join(configDir, 'config.json');
-    writeFileSync(configFile, JSON.stringify({ tenants: [{ tenant_id: TENANT, api_key: 'drain-test', api_secret: TENANT_SECRET }] }));
-    const env = (i: number): Record<string, string> => ({
-      REDIS_URL: (redis as RedisServer).url,
-      STORE: 'redis',
-      CONFIG_FILE: configFile,
-      DEV_TOKEN_ROUTE: 'true',
-      SIGNING_KEYS: 'k1:drain-signing-secret-0123456789-0123456789-0123456789',
-      ADMIN_API_KEY: 'drain-admin-key-0123456789-0123456789-0123456789',
-      LOG_LEVEL: 'info',
-      TURN_ENABLED: 'false',
-      SFU_ENABLED: 'true',
-      SFU_WORKERS: '1',
-      SFU_LISTEN_IP: '127.0.0.1',
-      SFU_MIN_PORT: String(42_000 + i * 1_000),
-      SFU_MAX_PORT: String(42_999 + i * 1_000),
-      MESH_THRESHOLD: '4',
-      SHUTDOWN_DRAIN_MS: String(SHUTDOWN_DRAIN_MS),
-      SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-    });
-    nodes = await startNodeProcesses(['a', 'b', 'c'].map((id, i) => ({ id: `node-${id}`, env: env(i) })));
-    browser = await launchBrowser();
-  });
 
   after(async function () {
     for (const socket of sockets) socket.close();
     for (const { pages } of rooms) for (const page of pages) await page.close().catch(() => undefined);
-    await browser?.close();
-    await Promise.all(nodes.map((node) => node.stop()));
     inspect?.disconnect();
-    await redis?.stop();
-    if (configDir) rmSync(configDir, { recursive: true, force: true });
   });
 
   afterEach(async function () {
     if (this.currentTest?.state !== 'failed') return;
-    for (const node of nodes) console.log(`      --- ${node.id} output (last 4000 chars) ---\n${node.output().slice(-4000)}`);
+    for (const node of cluster().nodes) console.log(`      --- ${node.id} output (last 4000 chars) ---\n${node.output().slice(-4000)}`);
     for (const { room, pages, labels } of rooms)
       for (const [i, page] of pages.entries()) {
         const line = await page
@@ -505,11 +380,12 @@ describe('Cluster: SIGTERM drain of the owner of a mesh room and an SFU room of 
   });
 
   it('both rooms move to live nodes: no leave, no room_closed, video gap printed, data exactly once; A exits 0', async function () {
+    const { nodes, browser, redis } = cluster();
     const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
-    if (!browser || !inspect) throw new Error('set-up');
+    inspect = new Redis(redis.url);
 
     // A claims both rooms: a connection there (not joined) holds each lease until the pages are in.
-    for (const room of [MESH_ROOM, SFU_ROOM]) sockets.push(await anchor(a, room));
+    for (const room of [MESH_ROOM, SFU_ROOM]) sockets.push(await anchorRoom(a, room));
     const mesh: RoomPages = { room: MESH_ROOM, mode: 'mesh', pages: [], labels: [] };
     const sfu: RoomPages = { room: SFU_ROOM, mode: 'sfu', pages: [], labels: [] };
     rooms.push(mesh, sfu);
@@ -519,7 +395,12 @@ describe('Cluster: SIGTERM drain of the owner of a mesh room and an SFU room of 
       for (const [i, node] of origins.entries()) {
         const label = `${prefix}${i + 1}`;
         const origin = node.url.replace('127.0.0.1', 'localhost');
-        target.pages.push(await openPage(browser as Browser, origin, `room=${target.room}&name=${label}&res=160x120&audio=0`));
+        target.pages.push(
+          await openClusterPage(browser, origin, `room=${target.room}&name=${label}&res=160x120&audio=0`, {
+            viewport: { width: 800, height: 500 },
+            initScript: KEEP_PEER_CONNECTIONS,
+          }),
+        );
         target.labels.push(label);
       }
     };

@@ -22,145 +22,37 @@
  * each arrives exactly once and in order at every other page.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { io as ioClient, type Socket } from 'socket.io-client';
-import { browserUnavailableReason, buildSdk, failOnPageErrors, identityOf, launchBrowser, pageErrors } from '../helpers/browser.js';
-import { startNodeProcesses, type NodeProcess } from '../helpers/clusterProcess.js';
+import type { Page } from 'playwright-core';
+import type { Socket } from 'socket.io-client';
+import { identityOf } from '../helpers/browser.js';
+import { anchorRoom, openClusterPage, roomsActive, timeUntilFlowing, useBrowserCluster } from '../helpers/clusterPages.js';
+import type { NodeProcess } from '../helpers/clusterProcess.js';
 import { recordSequence, ranges, sendSequence, settle, stopSequence } from '../helpers/pageSequence.js';
-import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { waitFor } from '../helpers/server.js';
 
 const ROOM = 'owner-death-sfu';
 const VIDEO_LIMIT_MS = 15_000;
 const SEND_INTERVAL_MS = 100;
-const TENANT_SECRET = 'owner-death-sfu-tenant-secret-0123456789-0123456789';
-
-/** Frames decoded per remote identity on a page, over every path (mesh links and SFU consumers). */
-function framesOf(page: Page, path: 'all' | 'sfu'): Promise<Record<string, number>> {
-  return page.evaluate(
-    async (which) =>
-      Object.fromEntries(
-        [...(await window.switchboardRoom.getParticipantStats())].map(([id, s]) => [
-          id,
-          which === 'sfu' ? s.framesByPath.sfu : s.framesDecoded,
-        ]),
-      ),
-    path,
-  );
-}
-
-/** Sample by sample, per page: the first time every one of `count` remotes' decoded frames grew by more than `step` since the previous sample. */
-async function timeUntilFlowing(
-  pages: Page[],
-  count: number,
-  path: 'all' | 'sfu',
-  timeoutMs: number,
-  eligible: (i: number) => Promise<boolean> = async () => true,
-): Promise<number[]> {
-  const step = 2;
-  const at: Array<number | null> = pages.map(() => null);
-  let previous: Array<Record<string, number> | null> = pages.map(() => null);
-  const deadline = Date.now() + timeoutMs;
-  while (at.some((t) => t === null) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 400)); // getStats on five busy pages is not free: poll gently
-    const sampledAt = Date.now();
-    const now = await Promise.all(pages.map(async (page, i) => (at[i] === null && (await eligible(i)) ? framesOf(page, path) : null)));
-    now.forEach((byId, i) => {
-      if (byId === null || at[i] !== null) return;
-      const before = previous[i];
-      const grown = Object.entries(byId).filter(([id, f]) => before?.[id] !== undefined && f > (before[id] as number) + step);
-      if (Object.keys(byId).length === count && grown.length === count) at[i] = sampledAt;
-    });
-    previous = now;
-  }
-  return at.map((t) => t ?? NaN);
-}
-
-/** Opens the demo page (as openDemoPage does) and waits until its room is connected; a page that does not connect says why. */
-async function openPage(browser: Browser, base: string, query: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 960, height: 600 } });
-  failOnPageErrors(page, query);
-  const errors = pageErrors(page);
-  await page.goto(`${base}/?${query}`);
-  try {
-    await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 30_000 });
-  } catch (error) {
-    const shown = await page.evaluate(() => document.getElementById('error')?.textContent ?? '').catch(() => '');
-    await page.close();
-    throw new Error(
-      `${query} on ${base} did not connect: ${(error as Error).message}; page error: ${shown}; console: ${errors.join(' | ')}`,
-    );
-  }
-  return page;
-}
 
 /** The page's connection states since the recorder was installed, with their times. */
 function statesOf(page: Page): Promise<Array<{ state: string; at: number }>> {
   return page.evaluate(() => (window as unknown as { stateLog: Array<{ state: string; at: number }> }).stateLog);
 }
 
-/** A node's switchboard_rooms_active by mode. */
-async function roomsActive(node: NodeProcess): Promise<{ mesh: number; sfu: number }> {
-  const text = await (await fetch(`${node.url}/metrics`)).text();
-  const read = (mode: string) => Number(new RegExp(`^switchboard_rooms_active\\{mode="${mode}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { mesh: read('mesh'), sfu: read('sfu') };
-}
-
 describe('Cluster: kill -9 of the owner of an SFU room of five Chromium pages (issue 17, test 6)', function () {
   this.timeout(240_000);
-  let redis: RedisServer | undefined;
-  let nodes: NodeProcess[] = [];
-  let browser: Browser | undefined;
-  let configDir: string | undefined;
+  const cluster = useBrowserCluster('owner-death-sfu', { sfuBasePort: 45_000 });
   const pages: Page[] = [];
   const sockets: Socket[] = [];
-
-  before(async function () {
-    const unavailable = redisUnavailable() ?? browserUnavailableReason();
-    if (unavailable) {
-      console.log(`      skipped: ${unavailable}`);
-      this.skip();
-    }
-    buildSdk();
-    redis = await startRedis();
-    // The dev tenant, declared in a config file (a Redis store has no generated one): the demo's /dev/token mints for it.
-    configDir = mkdtempSync(join(tmpdir(), 'owner-death-sfu-'));
-    const configFile = join(configDir, 'config.json');
-    writeFileSync(configFile, JSON.stringify({ tenants: [{ tenant_id: 'dev', api_key: 'owner-death-sfu', api_secret: TENANT_SECRET }] }));
-    const env = (i: number): Record<string, string> => ({
-      REDIS_URL: (redis as RedisServer).url,
-      STORE: 'redis',
-      CONFIG_FILE: configFile,
-      DEV_TOKEN_ROUTE: 'true',
-      SIGNING_KEYS: 'k1:owner-death-sfu-signing-secret-0123456789-0123456789',
-      ADMIN_API_KEY: 'owner-death-sfu-admin-key-0123456789-0123456789',
-      TURN_ENABLED: 'false',
-      SFU_ENABLED: 'true',
-      SFU_WORKERS: '1',
-      SFU_LISTEN_IP: '127.0.0.1',
-      SFU_MIN_PORT: String(45_000 + i * 1_000),
-      SFU_MAX_PORT: String(45_999 + i * 1_000),
-      MESH_THRESHOLD: '4',
-    });
-    nodes = await startNodeProcesses(['a', 'b', 'c'].map((id, i) => ({ id: `node-${id}`, env: env(i) })));
-    browser = await launchBrowser();
-  });
 
   after(async function () {
     for (const socket of sockets) socket.close();
     for (const page of pages) await page.close().catch(() => undefined);
-    await browser?.close();
-    await Promise.all(nodes.map((node) => node.stop()));
-    await redis?.stop();
-    if (configDir) rmSync(configDir, { recursive: true, force: true });
   });
 
   afterEach(async function () {
     if (this.currentTest?.state !== 'failed') return;
-    for (const node of nodes) console.log(`      --- ${node.id} output (last 3000 chars) ---\n${node.output().slice(-3000)}`);
+    for (const node of cluster().nodes) console.log(`      --- ${node.id} output (last 3000 chars) ---\n${node.output().slice(-3000)}`);
     for (const page of pages) {
       const line = await page
         .evaluate(() => {
@@ -178,32 +70,17 @@ describe('Cluster: kill -9 of the owner of an SFU room of five Chromium pages (i
   });
 
   it('every page rejoins on a live node, on its SFU; video grows again on every page within 15 s; data exactly once', async function () {
+    const { nodes, browser } = cluster();
     const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
-    if (!browser) throw new Error('browser');
 
     // A claims the room: a connection there (not joined) holds its lease until the pages are in.
-    const minted = await fetch(`${a.url}/dev/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ room: ROOM, name: 'anchor', user: 'anchor' }),
-    });
-    expect(minted.status).to.equal(201);
-    const anchor = ioClient(a.url, {
-      auth: { token: ((await minted.json()) as { token: string }).token },
-      transports: ['websocket'],
-      reconnection: false,
-      forceNew: true,
-    });
+    const anchor = await anchorRoom(a, ROOM);
     sockets.push(anchor);
-    await new Promise<void>((resolve, reject) => {
-      anchor.once('connect', resolve);
-      anchor.once('connect_error', reject);
-    });
 
     // Five pages, served by B or C (the SDK is given the page's origin and redirected to A); video only.
     const origins = [b, c, b, c, b].map((node) => node.url.replace('127.0.0.1', 'localhost'));
     for (const [i, origin] of origins.entries())
-      pages.push(await openPage(browser, origin, `room=${ROOM}&name=p${i + 1}&res=160x120&audio=0`));
+      pages.push(await openClusterPage(browser, origin, `room=${ROOM}&name=p${i + 1}&res=160x120&audio=0`));
     anchor.close();
     const joinedOn = () =>
       Promise.all(
