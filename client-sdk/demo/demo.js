@@ -32,7 +32,8 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     list.append(me);
     for (const p of room.participants.values()) {
       const li = document.createElement('li');
-      li.textContent = p.name || p.identity;
+      const off = [p.selfMuted.audio ? 'mic off' : '', p.selfMuted.video ? 'camera off' : ''].filter(Boolean);
+      li.textContent = `${p.name || p.identity}${off.length ? ` (${off.join(', ')})` : ''}`;
       li.dataset.identity = p.identity;
       list.append(li);
     }
@@ -99,6 +100,8 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
       renderParticipants();
     });
     room.on(RoomEvent.ParticipantUpdated, renderParticipants);
+    room.on(RoomEvent.TrackMuted, renderParticipants);
+    room.on(RoomEvent.TrackUnmuted, renderParticipants);
     room.on(RoomEvent.TrackSubscribed, (track, participant) => {
       const video = tileFor(participant).querySelector('video');
       video.srcObject.addTrack(track);
@@ -150,13 +153,19 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     addChat('you', text);
     $('chat-input').value = '';
   });
-  $('mute-audio').addEventListener('click', () => {
-    for (const track of localStream?.getAudioTracks() ?? []) track.enabled = !track.enabled;
-    $('mute-audio').textContent = localStream?.getAudioTracks()[0]?.enabled === false ? 'Unmute mic' : 'Mute mic';
+  // The SDK mutes our tracks (and pauses them on the SFU) and tells the others (TrackMuted);
+  // turning on a microphone or camera that was never captured captures it.
+  $('mute-audio').addEventListener('click', async () => {
+    if (!room) return;
+    await room.setMicrophoneEnabled(!room.isMicrophoneEnabled).catch(showError);
+    $('mute-audio').textContent = room.isMicrophoneEnabled ? 'Mute mic' : 'Unmute mic';
   });
-  $('mute-video').addEventListener('click', () => {
-    for (const track of localStream?.getVideoTracks() ?? []) track.enabled = !track.enabled;
-    $('mute-video').textContent = localStream?.getVideoTracks()[0]?.enabled === false ? 'Start camera' : 'Stop camera';
+  $('mute-video').addEventListener('click', async () => {
+    if (!room) return;
+    await room.setCameraEnabled(!room.isCameraEnabled).catch(showError);
+    $('mute-video').textContent = room.isCameraEnabled ? 'Stop camera' : 'Start camera';
+    if (room.cameraTrack && !localStream?.getVideoTracks().includes(room.cameraTrack))
+      $('local-video').srcObject = new MediaStream([room.cameraTrack]);
   });
   $('leave').addEventListener('click', async () => {
     await room?.leave();

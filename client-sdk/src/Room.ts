@@ -81,6 +81,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private disconnectReason: DisconnectReason | null = null;
   /** Tracks this room captured itself (setCameraEnabled, setMicrophoneEnabled, switchDevice), by kind. */
   private readonly captured: Record<MediaKind, MediaStreamTrack | null> = { audio: null, video: null };
+  /** The constraints of the last capture per kind (setCameraEnabled's), kept for switchDevice. */
+  private readonly constraints: Record<MediaKind, MediaTrackConstraints | undefined> = { audio: undefined, video: undefined };
   /** The device switchDevice chose per kind, for the next capture. */
   private readonly devices: Record<MediaKind, string | undefined> = { audio: undefined, video: undefined };
   /** What this participant muted of its own, by kind (the room hears it through the `mute` event). */
@@ -261,58 +263,62 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.delivery.send(payload, options.reliable ?? true, options.to);
   }
 
-  /** The camera track this room captured (setCameraEnabled, switchDevice), for a self-view; null before. */
+  /**
+   * The camera track: the one setCameraEnabled or switchDevice captured, else the first video
+   * track published; null before (for a self-view; read it again after switchDevice).
+   */
   get cameraTrack(): MediaStreamTrack | null {
-    return this.captured.video;
+    return this.deviceTrack('video');
   }
 
-  /** The microphone track this room captured (setMicrophoneEnabled, switchDevice); null before. */
+  /** The microphone track, as cameraTrack is the camera's. */
   get microphoneTrack(): MediaStreamTrack | null {
-    return this.captured.audio;
+    return this.deviceTrack('audio');
   }
 
-  /** The camera is captured and not muted by us. */
+  /** A video track is published and we did not mute it. */
   get isCameraEnabled(): boolean {
-    return this.captured.video !== null && !this.selfMuted.video;
+    return this.deviceTrack('video') !== null && !this.selfMuted.video;
   }
 
-  /** The microphone is captured and not muted by us. */
+  /** An audio track is published and we did not mute it. */
   get isMicrophoneEnabled(): boolean {
-    return this.captured.audio !== null && !this.selfMuted.audio;
+    return this.deviceTrack('audio') !== null && !this.selfMuted.audio;
   }
 
   /**
-   * Turns the camera on or off. The first enable captures it (getUserMedia, the device
-   * switchDevice chose if any) and publishes it; afterwards off mutes every local video track
-   * (track.enabled false, SFU producers paused) and on unmutes, without renegotiation. The
-   * others hear it (TrackMuted/TrackUnmuted). Without getUserMedia (Node) the first enable
-   * rejects with `media_unavailable` unless options.getUserMedia is given.
+   * Turns the camera on or off. An enable with no video track published captures the camera
+   * (getUserMedia with `constraints`, on the device switchDevice chose if any) and publishes
+   * it; otherwise off mutes every local video track (track.enabled false, SFU producers
+   * paused) and on unmutes them, without renegotiation. The others hear it
+   * (TrackMuted/TrackUnmuted). Without getUserMedia (Node) a capture rejects with
+   * `media_unavailable` unless options.getUserMedia is given.
    */
-  setCameraEnabled(enabled: boolean): Promise<void> {
-    return this.setSourceEnabled('video', enabled);
+  setCameraEnabled(enabled: boolean, constraints?: MediaTrackConstraints): Promise<void> {
+    return this.setSourceEnabled('video', enabled, constraints);
   }
 
   /** Turns the microphone on or off, as setCameraEnabled does the camera. */
-  setMicrophoneEnabled(enabled: boolean): Promise<void> {
-    return this.setSourceEnabled('audio', enabled);
+  setMicrophoneEnabled(enabled: boolean, constraints?: MediaTrackConstraints): Promise<void> {
+    return this.setSourceEnabled('audio', enabled, constraints);
   }
 
   /**
-   * Switches the captured camera (videoinput) or microphone (audioinput) to another device: a
-   * new track replaces the old one on every mesh link (RTCRtpSender.replaceTrack) and on the
-   * SFU (producer.replaceTrack), without renegotiation, and the old track is stopped. With
-   * nothing captured yet, the device is used by the next enable.
+   * Switches the camera (videoinput) or microphone (audioinput, see cameraTrack) to another
+   * device: a new track replaces the old one on every mesh link (RTCRtpSender.replaceTrack) and
+   * on the SFU (producer.replaceTrack), without renegotiation, and the old track is stopped.
+   * With no such track yet, the device is used by the next enable.
    */
   switchDevice(kind: InputDeviceKind, deviceId: string): Promise<void> {
     this.assertConnected();
     const mediaKind: MediaKind = kind === 'audioinput' ? 'audio' : 'video';
     return this.serialMedia(async () => {
-      const previous = this.captured[mediaKind];
+      const previous = this.deviceTrack(mediaKind);
       if (!previous) {
         this.devices[mediaKind] = deviceId;
         return;
       }
-      const { track } = await this.capture(mediaKind, deviceId);
+      const { track } = await this.capture(mediaKind, deviceId, this.constraints[mediaKind]);
       this.devices[mediaKind] = deviceId;
       track.enabled = previous.enabled;
       const stream = this.localTracks.get(previous);
@@ -324,16 +330,26 @@ export class Room extends Emitter<RoomEventCallbacks> {
         this.sfu?.replaceTrack(previous, track),
         this.retired?.sfu?.replaceTrack(previous, track),
       ]);
+      // mediasoup-client enables a new track of a running producer: an admin's mute still holds.
+      this.applyTrackEnabled(mediaKind);
       previous.stop();
     });
   }
 
-  private setSourceEnabled(kind: MediaKind, enabled: boolean): Promise<void> {
+  /** The camera's or microphone's track: the one we captured, else the first the app published. */
+  private deviceTrack(kind: MediaKind): MediaStreamTrack | null {
+    if (this.captured[kind]) return this.captured[kind];
+    for (const track of this.localTracks.keys()) if (track.kind === kind) return track;
+    return null;
+  }
+
+  private setSourceEnabled(kind: MediaKind, enabled: boolean, constraints: MediaTrackConstraints | undefined): Promise<void> {
     this.assertConnected();
     return this.serialMedia(async () => {
-      if (enabled && !this.captured[kind]) {
+      if (enabled && !this.deviceTrack(kind)) {
         if (!this.localParticipant?.grants.canPublish) throw new SwitchboardError('forbidden', 'this token does not grant canPublish');
-        const { track, stream } = await this.capture(kind, this.devices[kind]);
+        if (constraints) this.constraints[kind] = constraints;
+        const { track, stream } = await this.capture(kind, this.devices[kind], this.constraints[kind]);
         this.captured[kind] = track;
         await this.setSelfMuted(kind, false);
         await this.publish(stream);
@@ -366,7 +382,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
   }
 
   /** Captures one device of `kind` (getUserMedia, or options.getUserMedia). */
-  private async capture(kind: MediaKind, deviceId: string | undefined): Promise<{ track: MediaStreamTrack; stream: MediaStream }> {
+  private async capture(
+    kind: MediaKind,
+    deviceId: string | undefined,
+    constraints: MediaTrackConstraints | undefined,
+  ): Promise<{ track: MediaStreamTrack; stream: MediaStream }> {
     const mediaDevices = (globalThis as { navigator?: { mediaDevices?: MediaDevices } }).navigator?.mediaDevices;
     const getUserMedia = this.options.getUserMedia ?? mediaDevices?.getUserMedia?.bind(mediaDevices);
     if (!getUserMedia)
@@ -374,7 +394,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
         'media_unavailable',
         'no getUserMedia here (Node?): pass options.getUserMedia, or publish() tracks of your own',
       );
-    const constraint: MediaTrackConstraints | boolean = deviceId ? { deviceId: { exact: deviceId } } : true;
+    const constraint: MediaTrackConstraints | boolean =
+      deviceId || constraints ? { ...constraints, ...(deviceId ? { deviceId: { exact: deviceId } } : {}) } : true;
     let stream: MediaStream;
     try {
       stream = await getUserMedia(kind === 'audio' ? { audio: constraint } : { video: constraint });

@@ -204,20 +204,29 @@ export class SfuSession {
     if (!this.sendTransport || !this.options.canPublish || this.producers.has(track) || this.closed) return;
     const producer = await this.serial(() => (this.sendTransport as msc.Transport).produce({ track, stopTracks: false }));
     this.producers.set(track, producer);
-    if (this.pausedKinds.has(track.kind)) producer.pause();
+    if (this.pausedKinds.has(track.kind)) this.pause(producer, true);
+  }
+
+  /**
+   * mediasoup-client's pause only disables the track (black frames and silence still flow, and
+   * its zeroRtpOnPause renegotiates): the sender is emptied as well, so no RTP leaves at all.
+   */
+  private pause(producer: msc.Producer, paused: boolean): void {
+    if (paused) producer.pause();
+    else producer.resume();
+    void producer.rtpSender?.replaceTrack(paused ? null : producer.track).catch(() => undefined);
   }
 
   /**
    * Pauses (or resumes) our producers of `kind`, and those produced later: no RTP leaves for
-   * them (mediasoup-client also disables the track; resume enables it again). No renegotiation.
+   * them (the track is disabled too; resume enables it again). No renegotiation.
    */
   setPaused(kind: 'audio' | 'video', paused: boolean): void {
     if (paused) this.pausedKinds.add(kind);
     else this.pausedKinds.delete(kind);
     for (const producer of this.producers.values()) {
       if (producer.kind !== kind || producer.closed) continue;
-      if (paused) producer.pause();
-      else producer.resume();
+      if (producer.paused !== paused) this.pause(producer, paused);
     }
   }
 
@@ -228,6 +237,8 @@ export class SfuSession {
     this.producers.delete(previous);
     this.producers.set(next, producer);
     await producer.replaceTrack({ track: next });
+    // Sent at once otherwise: a paused producer's sender stays empty.
+    if (producer.paused) await producer.rtpSender?.replaceTrack(null);
   }
 
   async unproduce(track: MediaStreamTrack): Promise<void> {
