@@ -634,10 +634,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
       grants: ack.self.grants,
       muted: notMuted(),
     };
-    // What we muted of our own: a new connection (or a held place that did not keep it) does not know it yet.
+    // What we muted of our own: a new connection (or a held place that did not keep it, or a
+    // change whose request the drop cut) does not know it yet.
     const known = ack.self.self_muted ?? notMuted();
     for (const kind of ['audio', 'video'] as const) {
-      if (this.selfMuted[kind] && !known[kind]) void this.signal?.request('mute', { kind, muted: true }).catch(() => undefined);
+      const muted = this.selfMuted[kind];
+      if (muted !== known[kind]) void this.signal?.request('mute', { kind, muted }).catch(() => undefined);
     }
     // Links kept through a signaling drop end here when we came back under a new id (the peers
     // link afresh to it); with our old id given back, the links to peers whose ids stayed go on.

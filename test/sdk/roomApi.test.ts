@@ -304,6 +304,48 @@ describe('SDK Room lifecycle and self-mute (@roamhq/wrtc)', function () {
       }
     });
 
+    it('the own mute outlives a drop: the held place keeps it, or the SDK tells it again on its rejoin', async () => {
+      await t.close();
+      t = await startServer({ RESUME_GRACE_MS: '5000' });
+      const alice = room();
+      await alice.connect(t.url, t.mint({ room: 'drop-mute', user: 'alice' }));
+      const watcher = await t.join({ room: 'drop-mute', user: 'watcher', grants: { hidden: true } });
+      const updates = collect<{ self_muted?: unknown }>(watcher.client, 'peer_updated');
+      // Muted with nothing captured: the state alone.
+      await alice.setMicrophoneEnabled(false);
+      await waitFor(() => updates.length === 1, 5000, 'peer_updated');
+      const id = alice.localParticipant?.id;
+      const states: ConnectionState[] = [];
+      alice.on(RoomEvent.ConnectionStateChanged, (state) => states.push(state));
+      (alice as unknown as { signal: { socket: { io: { engine: { close(): void } } } } }).signal.socket.io.engine.close();
+      await waitFor(() => states.at(-1) === ConnectionState.Connected, 10000, 'rejoined');
+      expect(alice.localParticipant?.id, 'the same peer id (resumed)').to.equal(id);
+      await waitFor(
+        () => t.server.rooms.get('t1', 'drop-mute')?.peers.get(id as string)?.selfMuted.audio === true,
+        5000,
+        'the resumed peer muted',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Nobody was told it unmuted meanwhile.
+      expect(updates.map((u) => u.self_muted)).to.deep.equal(updates.map(() => ({ audio: true, video: false })));
+    });
+
+    it('the SDK tells its own mute again when it rejoins under a new id (no place held)', async () => {
+      await t.close();
+      t = await startServer({ RESUME_GRACE_MS: '0' });
+      const alice = room();
+      await alice.connect(t.url, t.mint({ room: 'new-id', user: 'alice' }));
+      await alice.setCameraEnabled(false);
+      const id = alice.localParticipant?.id;
+      const states: ConnectionState[] = [];
+      alice.on(RoomEvent.ConnectionStateChanged, (state) => states.push(state));
+      (alice as unknown as { signal: { socket: { io: { engine: { close(): void } } } } }).signal.socket.io.engine.close();
+      await waitFor(() => states.at(-1) === ConnectionState.Connected, 10000, 'rejoined');
+      const newId = alice.localParticipant?.id as string;
+      expect(newId).to.not.equal(id);
+      await waitFor(() => t.server.rooms.get('t1', 'new-id')?.peers.get(newId)?.selfMuted.video === true, 5000, 'told again');
+    });
+
     it('in Node without getUserMedia, the camera and microphone reject with media_unavailable', async () => {
       const alice = room();
       await alice.connect(t.url, t.mint({ room: 'no-media', user: 'alice' }));
