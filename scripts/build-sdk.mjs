@@ -6,14 +6,16 @@
 //   node scripts/build-sdk.mjs --types     also the .d.ts files of the sources into dist/sdk/types/ (tsc)
 //   node scripts/build-sdk.mjs --package   only client-sdk/dist/: the npm package @switchboard/client
 //                                          (`npm run build` in client-sdk/, and its prepack)
-//   node scripts/build-sdk.mjs --all       both (the root `npm run build`)
+//   node scripts/build-sdk.mjs --react     only client-sdk/react/dist/: the npm package @switchboard/react
+//                                          (its types import @switchboard/client's: built first if missing)
+//   node scripts/build-sdk.mjs --all       all three (the root `npm run build`)
 //
 // The package's ESM leaves its dependencies (socket.io-client, mediasoup-client) to the app's
 // bundler: mediasoup-client stays a dynamic import, so the app's bundler makes it a lazy chunk.
 // Its types are one self-contained .d.ts (the protocol/ types it uses inlined) and its source
 // maps name no path outside the package: nothing in it refers to this repository.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,8 +30,10 @@ if (!existsSync(entry)) {
   process.exit(0);
 }
 const args = process.argv.slice(2);
-const served = !args.includes('--package') || args.includes('--all');
-const packaged = args.includes('--package') || args.includes('--all');
+const all = args.includes('--all');
+const served = !(args.includes('--package') || args.includes('--react')) || all;
+const packaged = args.includes('--package') || all;
+const reactPackaged = args.includes('--react') || all;
 const servedTypes = args.includes('--types') || args.includes('--all');
 
 const common = {
@@ -59,6 +63,7 @@ if (served) {
 }
 
 if (packaged) await buildPackage();
+if (reactPackaged) await buildReactPackage();
 
 async function buildPackage() {
   const pkgDir = 'client-sdk';
@@ -76,6 +81,72 @@ async function buildPackage() {
   for (const file of [esm, iife]) packageSourceMap(`${file}.map`);
 
   writeFileSync(join(outDir, 'switchboard.d.ts'), await bundledDeclarations(dependencies));
+  console.log(`build-sdk: ${pkg.name}@${pkg.version} built into ${outDir}/`);
+}
+
+/**
+ * @switchboard/react: ESM with React and @switchboard/client left as imports (peer
+ * dependencies), and one .d.ts that imports only them. Its types are bundled against the
+ * core's built .d.ts, installed as a package in a temporary node_modules, so they refer to
+ * '@switchboard/client' instead of inlining the core's types.
+ */
+async function buildReactPackage() {
+  const pkgDir = 'client-sdk/react';
+  const outDir = join(pkgDir, 'dist');
+  const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+  const peers = Object.keys(pkg.peerDependencies ?? {});
+  const coreTypes = 'client-sdk/dist/switchboard.d.ts';
+  if (!existsSync(coreTypes)) await buildPackage();
+  rmSync(outDir, { recursive: true, force: true });
+
+  const esm = join(outDir, 'switchboard-react.js');
+  await build({
+    ...common,
+    entryPoints: [join(pkgDir, 'src', 'index.ts')],
+    format: 'esm',
+    jsx: 'automatic',
+    external: [...peers, ...peers.map((name) => `${name}/*`), 'react-dom', 'react-dom/*'],
+    outfile: esm,
+  });
+  packageSourceMap(`${esm}.map`);
+
+  const { generateDtsBundle } = await import('dts-bundle-generator');
+  const { default: ts } = await import('typescript');
+  const temp = mkdtempSync(join(tmpdir(), 'switchboard-react-types-'));
+  try {
+    const declDir = join(temp, 'decl');
+    tsc(['-p', join(pkgDir, 'tsconfig.json'), '--outDir', declDir]);
+    const index = join(declDir, 'client-sdk', 'react', 'src', 'index.d.ts');
+    // The peers as an app has them: the core's published types, React's from this repository.
+    const core = join(temp, 'node_modules', '@switchboard', 'client');
+    mkdirSync(core, { recursive: true });
+    copyFileSync(coreTypes, join(core, 'index.d.ts'));
+    writeFileSync(join(core, 'package.json'), JSON.stringify({ name: '@switchboard/client', types: 'index.d.ts' }));
+    mkdirSync(join(temp, 'node_modules', '@types'));
+    symlinkSync(join(root, 'node_modules', '@types', 'react'), join(temp, 'node_modules', '@types', 'react'), 'dir');
+    const project = join(temp, 'tsconfig.json');
+    const compilerOptions = {
+      target: 'ES2022',
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext',
+      lib: ['ES2022', 'DOM', 'DOM.Iterable'],
+      strict: true,
+      skipLibCheck: true,
+      types: [],
+    };
+    writeFileSync(project, JSON.stringify({ compilerOptions, files: [index] }));
+    const [text] = generateDtsBundle([{ filePath: index, output: { exportReferencedTypes: false, noBanner: true } }], {
+      preferredConfigPath: project,
+    });
+    const foreign = moduleReferences(ts, text).filter(
+      (specifier) => !peers.some((dep) => specifier === dep || specifier.startsWith(`${dep}/`)),
+    );
+    if (foreign.length > 0)
+      throw new Error(`build-sdk: the bundled .d.ts imports ${foreign.join(', ')}, which the package does not depend on`);
+    writeFileSync(join(outDir, 'switchboard-react.d.ts'), `/** Types of @switchboard/react. */\n${text}`);
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
   console.log(`build-sdk: ${pkg.name}@${pkg.version} built into ${outDir}/`);
 }
 

@@ -4,53 +4,17 @@
  * `tsc --strict`, built with Vite, served as static files, and two Chromium pages of that app
  * exchanging video and a data message through a live server.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { browserUnavailableReason, failOnPageErrors, launchBrowser, pageErrors } from '../helpers/browser.js';
+import { installedVersion, npmInstall, npmPack, ROOT, run, STRICT_APP_TSCONFIG, timed } from '../helpers/packedApp.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 import { serveStatic, type StaticServer } from '../helpers/staticServer.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SDK_DIR = join(ROOT, 'client-sdk');
-
-/** The versions the repository installed (so `npm ci` left them in the npm cache). */
-function installedVersion(name: string): string {
-  return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-}
-
-/** The environment for npm and the app's tools: without the variables `npm test` sets for this repository's package. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([key]) => !/^npm_(package|lifecycle)_|^npm_config_(local_prefix|prefix|global_prefix)$|^INIT_CWD$/.test(key),
-    ),
-  );
-}
-
-/** Runs a command; resolves with its stdout, rejects with its output. */
-function run(command: string, args: string[], cwd: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd, env: cleanEnv(), maxBuffer: 64 * 1024 * 1024, timeout: 240_000 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${command} ${args.join(' ')} failed (${error.message}):\n${stdout}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
-
-/** Runs a step and prints how long it took. */
-async function timed<T>(what: string, step: () => Promise<T>): Promise<T> {
-  const start = performance.now();
-  try {
-    return await step();
-  } finally {
-    console.log(`      ${what}: ${((performance.now() - start) / 1000).toFixed(1)} s`);
-  }
-}
 
 /** The app: a page that joins the room of ?token= on ?server=, publishes its camera and records data messages. */
 const APP_MAIN = `import { Room, RoomEvent, type DataPayload, type RemoteParticipant } from '@switchboard/client';
@@ -118,27 +82,6 @@ const APP_HTML = `<!doctype html>
 </html>
 `;
 
-/** A strict tsconfig as a Vite app has one, libraries' declarations checked too (no skipLibCheck). */
-const APP_TSCONFIG = {
-  compilerOptions: {
-    target: 'ES2022',
-    module: 'ESNext',
-    moduleResolution: 'bundler',
-    lib: ['ES2022', 'DOM', 'DOM.Iterable'],
-    types: [],
-    strict: true,
-    noUncheckedIndexedAccess: true,
-    noUnusedLocals: true,
-    noUnusedParameters: true,
-    verbatimModuleSyntax: true,
-    isolatedModules: true,
-    moduleDetection: 'force',
-    skipLibCheck: false,
-    noEmit: true,
-  },
-  include: ['src'],
-};
-
 /** What the test reads inside a page of the app. */
 interface PageApp {
   status: string;
@@ -162,16 +105,8 @@ describe('SDK package: the npm tarball in a fresh Vite app (issue 18)', function
     workDir = mkdtempSync(join(tmpdir(), 'switchboard-sdk-package-'));
     appDir = join(workDir, 'app');
     // prepack builds client-sdk/dist first.
-    const packed = await timed('npm pack (prepack builds the package)', () =>
-      run('npm', ['pack', '--json', '--pack-destination', workDir], SDK_DIR),
-    );
-    const [tarball] = JSON.parse(packed.slice(packed.indexOf('['))) as { filename: string; files: { path: string }[] }[];
-    if (!tarball) throw new Error(`npm pack printed no tarball: ${packed}`);
-    console.log(`      tarball: ${tarball.filename}, ${statSync(join(workDir, tarball.filename)).size} bytes`);
-    expect(
-      tarball.files.map((f) => f.path),
-      'files in the tarball',
-    ).to.have.members([
+    const tarball = await timed('npm pack (prepack builds the package)', () => npmPack(SDK_DIR, workDir));
+    expect(tarball.files, 'files in the tarball').to.have.members([
       'package.json',
       'README.md',
       'dist/switchboard.js',
@@ -190,12 +125,10 @@ describe('SDK package: the npm tarball in a fresh Vite app (issue 18)', function
       devDependencies: { typescript: installedVersion('typescript'), vite: installedVersion('vite') },
     };
     writeFileSync(join(appDir, 'package.json'), JSON.stringify(app, null, 2));
-    writeFileSync(join(appDir, 'tsconfig.json'), JSON.stringify(APP_TSCONFIG, null, 2));
+    writeFileSync(join(appDir, 'tsconfig.json'), JSON.stringify(STRICT_APP_TSCONFIG, null, 2));
     writeFileSync(join(appDir, 'index.html'), APP_HTML);
     writeFileSync(join(appDir, 'src', 'main.ts'), APP_MAIN);
-    await timed('npm install (tarball, vite, typescript; from the npm cache)', () =>
-      run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], appDir),
-    );
+    await timed('npm install (tarball, vite, typescript; from the npm cache)', () => npmInstall(appDir));
   });
 
   after(() => {

@@ -1,0 +1,353 @@
+/**
+ * The React bindings as integrators get them: `npm pack` of client-sdk/ and client-sdk/react/,
+ * both installed with react, react-dom, vite and @vitejs/plugin-react into a fresh app in a
+ * temporary folder outside the repository, type-checked with `tsc --strict`, built with Vite,
+ * served as static files, and two Chromium pages of that React app in one room through a live
+ * server: each lists the other (useParticipants), shows its video (useTracks, <VideoTrack>),
+ * gets its data message (useSendData, useDataMessages) and sees its camera turned off
+ * (useLocalMedia; TrackMuted), all read from the rendered DOM.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import type { Browser, Page } from 'playwright-core';
+import { browserUnavailableReason, failOnPageErrors, launchBrowser, pageErrors } from '../helpers/browser.js';
+import { installedVersion, npmInstall, npmPack, ROOT, run, STRICT_APP_TSCONFIG, timed } from '../helpers/packedApp.js';
+import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { serveStatic, type StaticServer } from '../helpers/staticServer.js';
+
+const SDK_DIR = join(ROOT, 'client-sdk');
+const REACT_DIR = join(SDK_DIR, 'react');
+
+/** The app: joins the room of ?token= on ?server= through RoomProvider, turns its camera on, renders what the hooks give. */
+const APP_MAIN = `import { StrictMode, useEffect, useRef, useState, type ReactElement } from 'react';
+import { createRoot } from 'react-dom/client';
+import { ConnectionState, type DataPayload } from '@switchboard/client';
+import {
+  AudioTrack,
+  RoomProvider,
+  VideoTrack,
+  isLocalParticipant,
+  useConnectionState,
+  useDataMessages,
+  useLocalMedia,
+  useParticipants,
+  useRoom,
+  useSendData,
+  useTracks,
+} from '@switchboard/react';
+
+const params = new URLSearchParams(location.search);
+const serverUrl = params.get('server') ?? '';
+const token = params.get('token') ?? '';
+
+const text = (payload: DataPayload): string => (typeof payload === 'string' ? payload : JSON.stringify(payload));
+
+function Call(): ReactElement {
+  const room = useRoom();
+  const state = useConnectionState();
+  const participants = useParticipants();
+  const videos = useTracks({ kind: 'video' });
+  const audios = useTracks({ kind: 'audio' });
+  const messages = useDataMessages();
+  const send = useSendData();
+  const media = useLocalMedia();
+  const cameraStarted = useRef(false);
+
+  useEffect(() => {
+    if (state !== ConnectionState.Connected || cameraStarted.current) return;
+    cameraStarted.current = true;
+    void media.setCameraEnabled(true);
+  }, [state, media]);
+
+  return (
+    <main>
+      <p id="state">{state}</p>
+      <p id="local-media" data-camera={String(media.isCameraEnabled)} data-pending={String(media.pending)}>
+        {media.error ? media.error.message : ''}
+      </p>
+      <button id="toggle-camera" onClick={() => void media.toggleCamera()}>
+        camera
+      </button>
+      <button id="send" onClick={() => void send(\`hello from \${room.localParticipant?.identity ?? '?'}\`)}>
+        send
+      </button>
+      <VideoTrack id="self" track={media.cameraTrack} />
+      <ul id="participants">
+        {participants.map((participant) => (
+          <li key={participant.identity} data-identity={participant.identity} data-local={String(isLocalParticipant(participant))}>
+            {participant.name}
+          </li>
+        ))}
+      </ul>
+      <div id="videos">
+        {videos.map((ref) => (
+          <VideoTrack key={ref.track.id} track={ref} data-identity={ref.participant.identity} data-muted={String(ref.muted)} />
+        ))}
+        {audios.map((ref) => (
+          <AudioTrack key={ref.track.id} track={ref} />
+        ))}
+      </div>
+      <ul id="messages">
+        {messages.map((message, i) => (
+          <li key={i} data-from={message.from.identity}>
+            {text(message.payload)}
+          </li>
+        ))}
+      </ul>
+    </main>
+  );
+}
+
+function App(): ReactElement {
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <RoomProvider serverUrl={serverUrl} token={token} onError={(e) => setError(\`\${e.code}: \${e.message}\`)}>
+      {error ? <p id="error">{error}</p> : <Call />}
+    </RoomProvider>
+  );
+}
+
+const container = document.getElementById('root');
+if (!container) throw new Error('no #root');
+createRoot(container).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
+`;
+
+const APP_HTML = `<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <title>Switchboard React package test</title>
+  </head>
+  <body>
+    <div id="root"></div>
+    <script type="module" src="/src/main.tsx"></script>
+  </body>
+</html>
+`;
+
+const VITE_CONFIG = `import { defineConfig } from 'vite';
+import react from '@vitejs/plugin-react';
+
+export default defineConfig({ plugins: [react()] });
+`;
+
+const APP_TSCONFIG = { ...STRICT_APP_TSCONFIG, compilerOptions: { ...STRICT_APP_TSCONFIG.compilerOptions, jsx: 'react-jsx' } };
+
+describe('React package: @switchboard/react in a fresh Vite app (issue 18)', function () {
+  this.timeout(300_000);
+  let workDir = '';
+  let appDir = '';
+  let built = false;
+
+  before(async function () {
+    workDir = mkdtempSync(join(tmpdir(), 'switchboard-react-package-'));
+    appDir = join(workDir, 'app');
+    // Each prepack builds its package (the core first: the React package's types import its types).
+    const core = await timed('npm pack @switchboard/client', () => npmPack(SDK_DIR, workDir));
+    const react = await timed('npm pack @switchboard/react', () => npmPack(REACT_DIR, workDir));
+    expect(react.files, 'files in the React tarball').to.have.members([
+      'package.json',
+      'README.md',
+      'dist/switchboard-react.js',
+      'dist/switchboard-react.js.map',
+      'dist/switchboard-react.d.ts',
+    ]);
+
+    mkdirSync(join(appDir, 'src'), { recursive: true });
+    const app = {
+      name: 'switchboard-react-package-consumer',
+      private: true,
+      type: 'module',
+      dependencies: {
+        '@switchboard/client': `file:../${core.filename}`,
+        '@switchboard/react': `file:../${react.filename}`,
+        react: installedVersion('react'),
+        'react-dom': installedVersion('react-dom'),
+      },
+      devDependencies: {
+        '@types/react': installedVersion('@types/react'),
+        '@types/react-dom': installedVersion('@types/react-dom'),
+        '@vitejs/plugin-react': installedVersion('@vitejs/plugin-react'),
+        typescript: installedVersion('typescript'),
+        vite: installedVersion('vite'),
+      },
+    };
+    writeFileSync(join(appDir, 'package.json'), JSON.stringify(app, null, 2));
+    writeFileSync(join(appDir, 'tsconfig.json'), JSON.stringify(APP_TSCONFIG, null, 2));
+    writeFileSync(join(appDir, 'vite.config.js'), VITE_CONFIG);
+    writeFileSync(join(appDir, 'index.html'), APP_HTML);
+    writeFileSync(join(appDir, 'src', 'main.tsx'), APP_MAIN);
+    await timed('npm install (two tarballs, react, vite, typescript; from the npm cache)', () => npmInstall(appDir));
+  });
+
+  after(() => {
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('refers to nothing outside the package: its code imports only React and the core, its types too', () => {
+    const installed = join(appDir, 'node_modules', '@switchboard', 'react');
+    const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as Record<string, unknown>;
+    expect(pkg['peerDependencies']).to.deep.equal({ '@switchboard/client': '0.1.0', react: '>=18' });
+    expect(pkg['sideEffects']).to.equal(false);
+    const esm = readFileSync(join(installed, 'dist', 'switchboard-react.js'), 'utf8');
+    const imported = [...esm.matchAll(/\b(?:from|import)\s*\(?\s*"([^"]+)"/g)].map((m) => m[1]);
+    expect([...new Set(imported)].sort()).to.deep.equal(['@switchboard/client', 'react', 'react/jsx-runtime']);
+    const types = readFileSync(join(installed, 'dist', 'switchboard-react.d.ts'), 'utf8');
+    const typeImports = [...types.matchAll(/\bfrom\s*['"]([^'"]+)['"]/g)].map((m) => m[1]);
+    expect([...new Set(typeImports)].sort(), 'modules the types import').to.deep.equal(['@switchboard/client', 'react']);
+    expect(types, 'an import() type').not.to.match(/\bimport\(\s*['"]/);
+    const map = JSON.parse(readFileSync(join(installed, 'dist', 'switchboard-react.js.map'), 'utf8')) as { sources: string[] };
+    expect(map.sources.filter((source) => source.startsWith('../') || source.startsWith('/'))).to.deep.equal([]);
+  });
+
+  it('type-checks with tsc --strict (moduleResolution bundler and nodenext)', async () => {
+    const tsc = join(appDir, 'node_modules', 'typescript', 'bin', 'tsc');
+    await timed('tsc --strict --noEmit (bundler)', () => run(process.execPath, [tsc, '--strict', '--noEmit', '-p', '.'], appDir));
+    await timed('tsc --strict --noEmit (nodenext)', () =>
+      run(process.execPath, [tsc, '--strict', '--noEmit', '-p', '.', '--module', 'nodenext', '--moduleResolution', 'nodenext'], appDir),
+    );
+  });
+
+  it('builds with vite and @vitejs/plugin-react', async () => {
+    const vite = join(appDir, 'node_modules', 'vite', 'bin', 'vite.js');
+    await timed('vite build', () => run(process.execPath, [vite, 'build', '--logLevel', 'warn'], appDir));
+    expect(readFileSync(join(appDir, 'dist', 'index.html'), 'utf8')).to.match(/assets\/index-[\w-]+\.js/);
+    built = true;
+  });
+
+  describe('in Chromium (fake media)', function () {
+    let t: TestServer | undefined;
+    let site: StaticServer | undefined;
+    let browser: Browser | undefined;
+    const errors: string[][] = [];
+
+    before(async function () {
+      const reason = browserUnavailableReason();
+      if (reason) {
+        console.log(`      skipped: ${reason}`);
+        this.skip();
+      }
+      if (!built) throw new Error('the app was not built (see the vite build test)');
+      t = await startServer({ ROOM_EMPTY_TIMEOUT_MS: '2000' });
+      site = await serveStatic(join(appDir, 'dist'));
+      browser = await timed('launch Chromium', () => launchBrowser());
+    });
+    after(async () => {
+      await browser?.close();
+      await site?.close();
+      await t?.close();
+    });
+
+    async function openApp(user: string): Promise<Page> {
+      const page = await (browser as Browser).newPage({ viewport: { width: 640, height: 480 } });
+      failOnPageErrors(page, user);
+      errors.push(pageErrors(page));
+      const token = (t as TestServer).mint({ room: 'react', user, name: `${user} (name)` });
+      const query = new URLSearchParams({ server: (t as TestServer).url, token });
+      await page.goto(`${(site as StaticServer).url}/?${query}`);
+      await page.waitForSelector('#state:text("connected"), #error', { timeout: 30_000 });
+      expect(await page.locator('#error').count(), `${user}: ${(await page.locator('#error').allTextContents()).join('')}`).to.equal(0);
+      return page;
+    }
+
+    /** The video element of `identity` on the page: its decoded width and the data-muted the app rendered. */
+    const remoteVideo = (page: Page, identity: string) =>
+      page.evaluate((id) => {
+        const video = document.querySelector<HTMLVideoElement>(`#videos video[data-identity="${id}"]`);
+        return video ? { width: video.videoWidth, muted: video.dataset['muted'], attached: video.srcObject !== null } : null;
+      }, identity);
+
+    it("two pages list each other, show each other's video, get each other's data, and see a camera turned off", async () => {
+      const [ann, ben] = await timed('open two pages (join, camera on)', async () => [await openApp('ann'), await openApp('ben')]);
+      const pages: [Page, string, string][] = [
+        [ann, 'ann', 'ben'],
+        [ben, 'ben', 'ann'],
+      ];
+      const pageErrorsText = () => errors.flat().join('; ');
+
+      await timed('participant lists', async () => {
+        for (const [page, self, other] of pages) {
+          await page.waitForSelector(`#participants li[data-identity="${other}"]`, { timeout: 15_000 });
+          const rows = await page.$$eval('#participants li', (items) =>
+            items.map((li) => ({ identity: li.getAttribute('data-identity'), local: li.getAttribute('data-local'), name: li.textContent })),
+          );
+          expect(rows, `${self}'s participant list`).to.deep.equal([
+            { identity: self, local: 'true', name: `${self} (name)` },
+            { identity: other, local: 'false', name: `${other} (name)` },
+          ]);
+        }
+      });
+
+      await timed('video decoded both ways in <VideoTrack>', () =>
+        waitFor(
+          async () => {
+            for (const [page, , other] of pages) if (((await remoteVideo(page, other))?.width ?? 0) === 0) return false;
+            return true;
+          },
+          30_000,
+          `a decoded <video> of the other on both pages (page errors: ${pageErrorsText()})`,
+        ),
+      );
+      for (const [page, self, other] of pages) {
+        const video = await remoteVideo(page, other);
+        expect(video?.width, `${self}: videoWidth of ${other}`).to.be.greaterThan(0);
+        expect(video?.muted, `${self}: ${other}'s video is not muted`).to.equal('false');
+        expect(await page.locator('#local-media').getAttribute('data-camera'), `${self}: camera on`).to.equal('true');
+        expect(
+          await page.evaluate(() => document.querySelector<HTMLVideoElement>('#self')?.videoWidth ?? 0),
+          `${self}: self-view`,
+        ).to.be.greaterThan(0);
+      }
+
+      await timed('data message both ways (useSendData, useDataMessages)', async () => {
+        for (const [page] of pages) await page.click('#send');
+        for (const [page, , other] of pages) await page.waitForSelector(`#messages li[data-from="${other}"]`, { timeout: 15_000 });
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      for (const [page, self, other] of pages)
+        expect(
+          await page.$$eval('#messages li', (items) => items.map((li) => ({ from: li.getAttribute('data-from'), text: li.textContent }))),
+          `${self}'s messages`,
+        ).to.deep.equal([{ from: other, text: `hello from ${other}` }]);
+
+      await timed('camera off on ann: ann sees it off, ben sees her video muted (TrackMuted)', async () => {
+        await ann.click('#toggle-camera');
+        await ann.waitForSelector('#local-media[data-camera="false"][data-pending="false"]', { state: 'attached', timeout: 10_000 });
+        await ben.waitForSelector('#videos video[data-identity="ann"][data-muted="true"]', { timeout: 10_000 });
+      });
+      expect(
+        await ann.evaluate(
+          () => (document.querySelector<HTMLVideoElement>('#self')?.srcObject as MediaStream | null)?.getVideoTracks()[0]?.enabled,
+        ),
+      ).to.equal(false);
+      expect((await remoteVideo(ann, 'ben'))?.muted, 'ben is still on').to.equal('false');
+      await timed('camera on again', async () => {
+        await ann.click('#toggle-camera');
+        await ann.waitForSelector('#local-media[data-camera="true"][data-pending="false"]', { state: 'attached', timeout: 10_000 });
+        await ben.waitForSelector('#videos video[data-identity="ann"][data-muted="false"]', { timeout: 10_000 });
+      });
+
+      await timed('ann leaves: ben lists her no more, and her <VideoTrack> detached on unmount', async () => {
+        // Keep ann's video element on ben's page: once React removes it, its srcObject must be cleared.
+        await ben.evaluate(() => {
+          (window as unknown as { annVideo: Element | null }).annVideo = document.querySelector('#videos video[data-identity="ann"]');
+        });
+        await ann.close();
+        await ben.waitForSelector('#participants li[data-identity="ann"]', { state: 'detached', timeout: 15_000 });
+        await ben.waitForSelector('#videos video[data-identity="ann"]', { state: 'detached', timeout: 15_000 });
+        const detached = await ben.evaluate(() => {
+          const video = (window as unknown as { annVideo: HTMLVideoElement | null }).annVideo;
+          return video !== null && !video.isConnected && video.srcObject === null;
+        });
+        expect(detached, "ann's removed <video>: srcObject null").to.equal(true);
+      });
+      await ben.close();
+    });
+  });
+});
