@@ -161,7 +161,19 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     cluster.takeOver = async (tenantId, roomId) => {
       if (rooms.get(tenantId, roomId)) return;
       const left = await snapshots.read(tenantId, roomId);
-      if (left) await roomMoves.adopt(left, 'snapshot');
+      if (!left) return;
+      // The store decides what the room is now (it may have been deleted, locked or changed
+      // since the snapshot): the snapshot gives only its participants and mode.
+      const [tenant, record] = await Promise.all([store.tenants.get(tenantId), store.rooms.get(tenantId, roomId)]);
+      const expired = record?.expires_at ? record.expires_at.getTime() <= Date.now() : false;
+      if (!tenant || (!record && !tenant.limits.auto_create_rooms) || expired) {
+        await snapshots.forget(tenantId, roomId);
+        return;
+      }
+      const config = rooms.resolveConfig(tenant, record);
+      // A lock set live (admin:lock) is not stored: it holds too.
+      config.locked ||= left.config.locked;
+      await roomMoves.adopt({ ...left, config, expires_at: record?.expires_at?.toISOString() ?? null }, 'snapshot');
     };
   }
   // The tenant's max_rooms counts its live rooms on every node.
@@ -219,6 +231,8 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
       // With another node serving, rooms move rather than end: leases are released first, so
       // the clients' reconnections land on a node that can claim them; nobody hears room_closed.
       if (cluster && (await cluster.otherServingNodes()).length > 0) {
+        // The node that takes a room over starts it from its snapshot: the latest one, first.
+        await snapshots?.flush();
         await cluster.releaseLeases();
         rooms.dropAll('moved');
       } else rooms.closeAll('server_shutdown');

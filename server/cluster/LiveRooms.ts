@@ -31,7 +31,7 @@ import type { PeerInfo, RoomConfigInfo, RoomMode } from '../../protocol/events.j
 import { Limits } from '../../protocol/schemas.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Peer } from '../rooms/Peer.js';
+import { expectedPeerInfo, type Peer } from '../rooms/Peer.js';
 import type { Room } from '../rooms/Room.js';
 import type { RoomManager } from '../rooms/RoomManager.js';
 import type { Store } from '../store/Store.js';
@@ -40,7 +40,8 @@ import { ClusterKeys, DEFAULT_CLUSTER_PREFIX, parseRoomKey, roomKey } from './ke
 import type { RoomLeases } from './RoomLeases.js';
 
 /** A live participant as the API shows it. */
-export type ParticipantView = PeerInfo & { joined_at: string; hidden: boolean };
+/** A participant; `reconnecting` while its place is held (its connection dropped, or it has not followed a move yet). */
+export type ParticipantView = PeerInfo & { joined_at: string; hidden: boolean; reconnecting?: true };
 
 /** A live room's state, without its participants (listings). */
 export interface LiveRoomSummary {
@@ -100,7 +101,13 @@ export function liveRoomSummary(room: Room): LiveRoomSummary {
 }
 
 export function liveRoomView(room: Room): LiveRoomView {
-  return { ...liveRoomSummary(room), participants: [...room.peers.values()].map(participantView) };
+  const held = [...room.expected.values()].map((place): ParticipantView => ({
+    ...expectedPeerInfo(place),
+    joined_at: place.joinedAt.toISOString(),
+    hidden: place.hidden,
+    reconnecting: true,
+  }));
+  return { ...liveRoomSummary(room), participants: [...[...room.peers.values()].map(participantView), ...held] };
 }
 
 export interface LocalLiveRoomsOptions {
@@ -162,6 +169,14 @@ export class LocalLiveRooms implements LiveRooms {
   async kick(tenantId: string, roomId: string, userId: string): Promise<void> {
     const room = this.rooms.get(tenantId, roomId);
     const peer = room?.peerByUser(userId);
+    const place = room?.expectedByUser(userId);
+    if (room && !peer && place) {
+      // Its connection dropped (or it has not followed a move yet): its held place goes, and its token cannot bring it back.
+      if (place.token) await this.options.store.tokens.revoke(tenantId, place.token.jti, place.token.expiresAt);
+      this.rooms.removePlace(room, place, 'kicked');
+      if (place.token) this.options.disconnectToken(tenantId, place.token.jti);
+      return;
+    }
     if (!room || !peer) throw new AppError('peer_not_found', 'no such participant in this room');
     await this.options.store.tokens.revoke(tenantId, peer.jti, peer.socket.data.identity.expiresAt);
     // The peer may have left while the revocation was written.

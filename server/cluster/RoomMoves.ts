@@ -22,7 +22,7 @@ import { z } from 'zod';
 import { externalId, Limits, peerId, safeJsonObject } from '../../protocol/schemas.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Room } from '../rooms/Room.js';
+import { Room } from '../rooms/Room.js';
 import type { RoomManager } from '../rooms/RoomManager.js';
 import type { TopologyController } from '../rooms/TopologyController.js';
 import type { HandleOptions, RequestHandler } from './ClusterBus.js';
@@ -57,6 +57,8 @@ export const moveInPayload = z.strictObject({
         /** Optional: a node of an earlier version sends none. */
         self_muted: mutedSchema.optional(),
         joined_at: z.string().datetime(),
+        /** The participant's token (a kick of its held place revokes it). */
+        token: z.strictObject({ jti: z.string().min(1).max(Limits.idLength), expires_at: z.string().datetime() }).optional(),
       }),
     )
     .max(100_000),
@@ -64,8 +66,12 @@ export const moveInPayload = z.strictObject({
 
 export type MoveInPayload = z.output<typeof moveInPayload>;
 
+const closeMovedPayload = z.strictObject({ tenant_id: externalId, room_id: externalId, reason: z.string().min(1).max(64) });
+
 export type RoomMoveKinds = {
   'rooms.move-in': { payload: MoveInPayload; answer: { ws_url: string } };
+  /** The room that moved from the addressee ended on its new node: its clients still there hear room_closed too. */
+  'rooms.close-moved': { payload: z.output<typeof closeMovedPayload>; answer: boolean };
 };
 
 /** What RoomMoves uses of a ClusterBus. */
@@ -103,7 +109,9 @@ const MOVE_IN_TIMEOUT_MS = 10_000;
 
 export class RoomMoves {
   private readonly logger: Logger;
-  private removeHandler: (() => void) | null = null;
+  private readonly stoppers: Array<() => void> = [];
+  /** Rooms that moved in, by room key: the node they came from, while clients may still be there. */
+  private readonly movedInFrom = new Map<string, { from: string; timer: NodeJS.Timeout }>();
 
   constructor(private readonly options: RoomMovesOptions) {
     this.logger = options.logger.child({ module: 'room-moves' });
@@ -111,14 +119,40 @@ export class RoomMoves {
 
   /** Accepts rooms moving in from other nodes. */
   start(): void {
-    this.removeHandler ??= this.options.bus.handle('rooms.move-in', (payload, { from }) => this.moveIn(payload, from), {
-      parse: (raw) => moveInPayload.parse(raw),
-    });
+    if (this.stoppers.length > 0) return;
+    const { bus, rooms } = this.options;
+    this.stoppers.push(
+      bus.handle('rooms.move-in', (payload, { from }) => this.moveIn(payload, from), { parse: (raw) => moveInPayload.parse(raw) }),
+      bus.handle('rooms.close-moved', (payload) => this.closeMoved(payload.tenant_id, payload.room_id, payload.reason), {
+        parse: (raw) => closeMovedPayload.parse(raw),
+      }),
+      // A room that ends here soon after it moved in (deleted, closed by the API) ends for the clients still on its old node too.
+      rooms.on('room_finished', (room, why) => {
+        const moved = this.movedInFrom.get(room.key);
+        if (!moved) return;
+        clearTimeout(moved.timer);
+        this.movedInFrom.delete(room.key);
+        bus
+          .request(moved.from, 'rooms.close-moved', { tenant_id: room.tenantId, room_id: room.id, reason: why })
+          .catch((error: unknown) =>
+            this.logger.debug({ room: room.key, to: moved.from, err: reason(error) }, 'room end not forwarded to its old node'),
+          );
+      }),
+    );
   }
 
   stop(): void {
-    this.removeHandler?.();
-    this.removeHandler = null;
+    for (const stop of this.stoppers.splice(0)) stop();
+    for (const { timer } of this.movedInFrom.values()) clearTimeout(timer);
+    this.movedInFrom.clear();
+  }
+
+  /** The room that moved away from here ended on its new node: it ends here too (room_closed to the clients still here). */
+  private closeMoved(tenantId: string, roomId: string, reason: string): boolean {
+    const room = this.options.rooms.get(tenantId, roomId);
+    if (!room?.movingOut) return false;
+    this.options.rooms.close(room, reason);
+    return true;
   }
 
   /**
@@ -169,6 +203,12 @@ export class RoomMoves {
     if (!claim.mine) throw new AppError('conflict', `cluster: the room's lease is held by node ${claim.owner}`);
     this.options.ownership.claimed(key);
     await this.adopt(payload, from);
+    const roomKeyHere = Room.keyOf(payload.tenant_id, payload.room_id);
+    const previous = this.movedInFrom.get(roomKeyHere);
+    if (previous) clearTimeout(previous.timer);
+    const timer = setTimeout(() => this.movedInFrom.delete(roomKeyHere), this.options.placeGraceMs + MOVE_IN_TIMEOUT_MS);
+    timer.unref();
+    this.movedInFrom.set(roomKeyHere, { from, timer });
     return { ws_url: this.options.publicUrl };
   }
 
@@ -190,6 +230,7 @@ export class RoomMoves {
         adminMuted: peer.admin_muted,
         ...(peer.self_muted ? { selfMuted: peer.self_muted } : {}),
         joinedAt: new Date(peer.joined_at),
+        ...(peer.token ? { token: { jti: peer.token.jti, expiresAt: new Date(peer.token.expires_at) } } : {}),
       })),
     });
     await this.options.topology.resume(room, payload.mode);
@@ -201,6 +242,8 @@ export class RoomMoves {
 export function snapshot(room: Room): MoveInPayload {
   const peers: MoveInPayload['peers'] = [];
   for (const peer of room.peers.values()) {
+    // An anonymous identity is new on every connection: it could never take a place back.
+    if (peer.socket.data.identity.anonymous) continue;
     peers.push({
       id: peer.id,
       user_id: peer.userId,
@@ -210,6 +253,7 @@ export function snapshot(room: Room): MoveInPayload {
       admin_muted: { ...peer.adminMuted },
       self_muted: { ...peer.selfMuted },
       joined_at: peer.joinedAt.toISOString(),
+      token: { jti: peer.jti, expires_at: peer.socket.data.identity.expiresAt.toISOString() },
     });
   }
   for (const place of room.expected.values()) {
@@ -222,6 +266,7 @@ export function snapshot(room: Room): MoveInPayload {
       admin_muted: { ...place.adminMuted },
       ...(place.selfMuted ? { self_muted: { ...place.selfMuted } } : {}),
       joined_at: place.joinedAt.toISOString(),
+      ...(place.token ? { token: { jti: place.token.jti, expires_at: place.token.expiresAt.toISOString() } } : {}),
     });
   }
   return {

@@ -51,16 +51,18 @@ export class RoomSnapshots {
     if (this.refreshTimer) return;
     const { rooms, topology } = this.options;
     const changed = (room: Room): void => this.changed(room);
+    // A leave is written at once: a snapshot still naming someone who left would bring them back as a held place.
+    const left = (room: Room): void => this.changed(room, 0);
     this.unsubscribers.push(
       rooms.on('room_started', changed),
       rooms.on('peer_joined', changed),
-      rooms.on('peer_left', changed),
-      rooms.on('expected_left', changed),
+      rooms.on('peer_left', left),
+      rooms.on('expected_left', left),
       rooms.on('peer_updated', changed),
       rooms.on('peer_muted', changed),
       rooms.on('room_updated', changed),
       topology.on('mode_changed', changed),
-      rooms.on('room_finished', (room) => this.forget(room)),
+      rooms.on('room_finished', (room) => this.roomEnded(room)),
     );
     this.refreshTimer = setInterval(
       () => {
@@ -99,10 +101,25 @@ export class RoomSnapshots {
     }
   }
 
-  private changed(room: Room): void {
+  /** Deletes the room's snapshot (the room is gone from the store: nothing to take over). Never throws. */
+  async forget(tenantId: string, roomId: string): Promise<void> {
+    await this.options.redis.del(this.keys.roomSnapshot(roomKey(tenantId, roomId))).catch((error: unknown) => {
+      this.logger.debug({ err: reason(error), tenant: tenantId, room: roomId }, 'room snapshot not deleted; it expires by its TTL');
+    });
+  }
+
+  /** Writes every pending snapshot now (before this node gives its leases up). Never throws. */
+  flush(): Promise<void> {
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    return this.write();
+  }
+
+  private changed(room: Room, delayMs = WRITE_DELAY_MS): void {
     if (room.closed || room.movingOut) return;
     this.dirty.add(room);
-    this.writeTimer ??= setTimeout(() => void this.write(), WRITE_DELAY_MS);
+    if (this.writeTimer && delayMs > 0) return;
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writeTimer = setTimeout(() => void this.write(), delayMs);
   }
 
   private async write(): Promise<void> {
@@ -126,7 +143,7 @@ export class RoomSnapshots {
     }
   }
 
-  private forget(room: Room): void {
+  private roomEnded(room: Room): void {
     this.dirty.delete(room);
     const key = roomKey(room.tenantId, room.id);
     if (!this.options.holds(key)) return;

@@ -20,9 +20,10 @@ export function newPeerId(): string {
 }
 
 /**
- * A place held in a room for a participant whose connection is elsewhere for a moment: the
- * room moved here from another node and the participant has not reconnected yet. Others see
- * it as present; the participant takes it back (same peer id) by joining with `resume`.
+ * A place held in a room for a participant whose connection is elsewhere for a moment: its
+ * connection dropped, or the room moved here from another node, and the participant has not
+ * reconnected yet. Others see it as present; the participant takes it back (same peer id) by
+ * joining with `resume`.
  */
 export interface ExpectedPeer {
   id: string;
@@ -35,6 +36,8 @@ export interface ExpectedPeer {
   selfMuted?: { audio: boolean; video: boolean };
   /** When the participant first joined the room (on whichever node). */
   joinedAt: Date;
+  /** The token it joined with, when known: a kick of the place revokes it. */
+  token?: { jti: string; expiresAt: Date };
   /** Removes the place (the participant did not come back in time). */
   timer: NodeJS.Timeout | null;
 }

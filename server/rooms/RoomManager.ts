@@ -181,9 +181,14 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
 
     const previous = room.peerByUser(identity.userId);
     const place = room.expectedByUser(identity.userId);
-    const resumed = place && place.id === admission.resumeId ? place : undefined;
+    // The same user, seen the same way by the others (a hidden token never takes a visible place, nor the reverse).
+    const resumes = (candidate: { id: string; hidden: boolean } | undefined): boolean =>
+      candidate !== undefined && candidate.id === admission.resumeId && candidate.hidden === identity.grants.hidden;
+    const resumed = resumes(place) ? place : undefined;
+    // A client back before the server noticed its connection dropped: the new connection takes the old one's place.
+    const replaced = !resumed && resumes(previous) ? previous : undefined;
     const refusal =
-      room.config.locked && !identity.grants.roomAdmin && !resumed
+      room.config.locked && !identity.grants.roomAdmin && !resumed && !replaced
         ? new AppError('room_locked', 'room is locked')
         : room.size - (previous ? 1 : 0) - (place ? 1 : 0) >= room.config.max_participants
           ? new AppError('room_full', `room is full (${room.config.max_participants} participants)`)
@@ -193,25 +198,30 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
       if (room.size === 0) this.scheduleEmptyClose(room);
       throw refusal;
     }
-    if (previous) this.removePeer(room, previous, 'duplicate_identity', { kick: true });
+    if (replaced) {
+      // Quietly: its connection is closed (reason replaced), nobody is told.
+      room.remove(replaced);
+      this.emit('peer_left', room, replaced, 'replaced', 'suspended');
+    } else if (previous) this.removePeer(room, previous, 'duplicate_identity', { kick: true });
     if (place) this.unexpect(room, place);
     // The user came back without its place's id (a new session): the place is given up as any older connection would be.
     if (place && !resumed) this.emit('expected_left', room, place, 'duplicate_identity');
 
+    const before = resumed ?? replaced;
     const peer = new Peer(
       admission.connection,
       identity.userId,
       identity.name,
       identity.grants,
       identity.jti,
-      resumed ? resumed.metadata : (admission.metadata ?? identity.metadata),
-      resumed,
+      before ? before.metadata : (admission.metadata ?? identity.metadata),
+      before,
     );
-    if (resumed) Object.assign(peer.adminMuted, resumed.adminMuted);
+    if (before) Object.assign(peer.adminMuted, before.adminMuted);
     this.cancelEmptyTimer(room);
     room.add(peer);
-    this.logger.debug({ room: room.key, peer: peer.id, resumed: Boolean(resumed) }, 'peer joined');
-    this.emit('peer_joined', room, peer, Boolean(resumed));
+    this.logger.debug({ room: room.key, peer: peer.id, resumed: Boolean(before) }, 'peer joined');
+    this.emit('peer_joined', room, peer, Boolean(before));
     return { room, peer };
   }
 
@@ -234,7 +244,8 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     if (!room.remove(peer)) return;
     this.logger.debug({ room: room.key, peer: peer.id, reason }, 'peer left');
     if (room.movingOut) {
-      this.emit('peer_left', room, peer, reason, 'moved');
+      // A kick still reaches a peer that has not followed the room yet; any other leave is part of the move.
+      this.emit('peer_left', room, peer, reason, options.kick ? 'kicked' : 'moved');
       if (room.connectedCount === 0) this.drop(room, 'moved');
       return;
     }
@@ -287,11 +298,28 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
         metadata: peer.metadata,
         hidden: peer.hidden,
         adminMuted: { ...peer.adminMuted },
+        selfMuted: { ...peer.selfMuted },
         joinedAt: peer.joinedAt,
+        token: { jti: peer.jti, expiresAt: peer.socket.data.identity.expiresAt },
       },
       graceMs,
       reason,
     );
+  }
+
+  /** Gives up the held places of a revoked token in the tenant's rooms (the others see them leave with `reason`). */
+  removePlacesOfToken(tenantId: string, jti: string, reason: string): void {
+    for (const room of this.liveRooms(tenantId))
+      for (const place of [...room.expected.values()]) if (place.token?.jti === jti) this.removePlace(room, place, reason);
+  }
+
+  /** Gives a held place up now (a kick, a revocation): the others see the participant leave with `reason`. */
+  removePlace(room: Room<Connection>, place: ExpectedPeer, reason: string): void {
+    if (room.expected.get(place.id) !== place) return;
+    this.unexpect(room, place);
+    this.logger.debug({ room: room.key, peer: place.id, reason }, 'held place given up');
+    this.emit('expected_left', room, place, reason);
+    if (room.size === 0) this.scheduleEmptyClose(room);
   }
 
   /** Holds a place in the room for graceMs; given up then with `reason` (expected_left). */

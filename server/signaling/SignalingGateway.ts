@@ -92,6 +92,8 @@ export class SignalingGateway {
 
   private markRevoked(tenantId: string, jti: string): void {
     for (const socket of this.localSockets(channels.token(tenantId, jti))) socket.data.closeReason = 'revoked';
+    // A participant of that token whose place is held here (dropped, or not yet followed a move) cannot come back.
+    this.options.rooms.removePlacesOfToken(tenantId, jti, 'revoked');
   }
 
   /** Leases follow the rooms and sockets of this node; revocations and lost rooms from the cluster act here. */
@@ -184,7 +186,8 @@ export class SignalingGateway {
         // A drop the server did not decide (no close reason) may come back: its place is held.
         const closeReason = socket.data.closeReason;
         const left = closeReason ?? disconnectReason(reason);
-        if (closeReason === undefined && (left === 'timeout' || left === 'disconnected'))
+        // An anonymous identity is new on every connection: it could never take its place back.
+        if (closeReason === undefined && !identity.anonymous && (left === 'timeout' || left === 'disconnected'))
           this.options.rooms.suspendPeer(room, peer, left, this.options.config.rooms.resumeGraceMs);
         else this.options.rooms.removePeer(room, peer, left);
       }

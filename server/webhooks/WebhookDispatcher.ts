@@ -148,7 +148,10 @@ export class WebhookDispatcher {
       rooms.on('room_started', (room) => {
         if (!room.movedIn) this.enqueue(this.event('room_started', room));
       }),
-      rooms.on('room_finished', (room, reason) => this.enqueue({ ...this.event('room_finished', room), reason })),
+      // A room that moved away ends once, on its new node (its old node closing it too sends nothing).
+      rooms.on('room_finished', (room, reason) => {
+        if (!room.movingOut) this.enqueue({ ...this.event('room_finished', room), reason });
+      }),
       rooms.on('peer_joined', (room, peer, resumed) => {
         if (!resumed) this.enqueue({ ...this.event('participant_joined', room), participant: participantInfo(peer) });
       }),

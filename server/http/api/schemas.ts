@@ -193,6 +193,10 @@ export const participantResponse = z.object({
   metadata: jsonObject,
   joined_at: dateTime,
   hidden: z.boolean(),
+  reconnecting: z
+    .literal(true)
+    .optional()
+    .describe('present while its connection dropped and its place is held for it to come back (RESUME_GRACE_MS)'),
 });
 export const participantsResponse = z.object({ participants: z.array(participantResponse) });
 

@@ -28,6 +28,14 @@ export function adminHandlers(options: AdminHandlerOptions): Pick<ClientEventHan
   return {
     async 'admin:kick'(socket, payload) {
       const room = administeredRoom(socket);
+      // A participant whose connection dropped is kicked from its held place: it cannot come back.
+      const place = room.expected.get(payload.peer_id);
+      if (place) {
+        if (place.token) await options.store.tokens.revoke(room.tenantId, place.token.jti, place.token.expiresAt);
+        rooms.removePlace(room, place, payload.reason ?? 'kicked');
+        if (place.token) options.disconnectToken(room.tenantId, place.token.jti);
+        return EMPTY_ACK;
+      }
       const kicked = peerOf(room, payload.peer_id);
       // A kicked token cannot rejoin: its jti is revoked until it expires.
       await options.store.tokens.revoke(room.tenantId, kicked.jti, kicked.socket.data.identity.expiresAt);
