@@ -23,7 +23,7 @@ const REACT_DIR = join(SDK_DIR, 'react');
 /** The app: joins the room of ?token= on ?server= through RoomProvider, turns its camera on, renders what the hooks give. */
 const APP_MAIN = `import { StrictMode, useEffect, useRef, useState, type ReactElement } from 'react';
 import { createRoot } from 'react-dom/client';
-import { ConnectionState, type DataPayload } from '@switchboard/client';
+import { ConnectionState, Room, type DataPayload } from '@switchboard/client';
 import {
   AudioTrack,
   RoomProvider,
@@ -100,8 +100,16 @@ function Call(): ReactElement {
   );
 }
 
+const appRoom = params.get('provider') === 'room' ? new Room() : null;
+let appRoomError = '';
+appRoom?.connect(serverUrl, token).catch((e: unknown) => {
+  appRoomError = String(e);
+});
+
+/** The provider's own Room (serverUrl and token), or with ?provider=room a Room the app connects itself. */
 function App(): ReactElement {
   const [error, setError] = useState<string | null>(null);
+  if (appRoom) return <RoomProvider room={appRoom}>{appRoomError ? <p id="error">{appRoomError}</p> : <Call />}</RoomProvider>;
   return (
     <RoomProvider serverUrl={serverUrl} token={token} onError={(e) => setError(\`\${e.code}: \${e.message}\`)}>
       {error ? <p id="error">{error}</p> : <Call />}
@@ -244,15 +252,16 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
       await t?.close();
     });
 
-    async function openApp(user: string): Promise<Page> {
+    async function openApp(user: string, provider: 'props' | 'room'): Promise<Page> {
       const page = await (browser as Browser).newPage({ viewport: { width: 640, height: 480 } });
       failOnPageErrors(page, user);
       errors.push(pageErrors(page));
       const token = (t as TestServer).mint({ room: 'react', user, name: `${user} (name)` });
-      const query = new URLSearchParams({ server: (t as TestServer).url, token });
+      const query = new URLSearchParams({ server: (t as TestServer).url, token, provider });
       await page.goto(`${(site as StaticServer).url}/?${query}`);
-      await page.waitForSelector('#state:text("connected"), #error', { timeout: 30_000 });
-      expect(await page.locator('#error').count(), `${user}: ${(await page.locator('#error').allTextContents()).join('')}`).to.equal(0);
+      await page.waitForSelector('#state:text-is("connected"), #state:text-is("disconnected"), #error', { timeout: 30_000 });
+      const error = (await page.locator('#error').allTextContents()).join('');
+      expect(await page.locator('#state').textContent(), `${user}: ${error}`).to.equal('connected');
       return page;
     }
 
@@ -263,8 +272,12 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
         return video ? { width: video.videoWidth, muted: video.dataset['muted'], attached: video.srcObject !== null } : null;
       }, identity);
 
+    // ann's page lets RoomProvider create and connect its Room (serverUrl, token); ben's hands it a Room of its own (room).
     it("two pages list each other, show each other's video, get each other's data, and see a camera turned off", async () => {
-      const [ann, ben] = await timed('open two pages (join, camera on)', async () => [await openApp('ann'), await openApp('ben')]);
+      const [ann, ben] = await timed('open two pages (join, camera on)', async () => [
+        await openApp('ann', 'props'),
+        await openApp('ben', 'room'),
+      ]);
       const pages: [Page, string, string][] = [
         [ann, 'ann', 'ben'],
         [ben, 'ben', 'ann'],

@@ -1,5 +1,5 @@
 import { RoomEvent, type Room, type SwitchboardError } from '@switchboard/client';
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { useRoomOrContext } from './RoomProvider.js';
 
 /** This client's camera and microphone, and their toggles. */
@@ -62,8 +62,20 @@ export function useLocalMedia(room?: Room): LocalMedia {
 
   const setCameraEnabled = useCallback((enabled: boolean) => apply(() => r.setCameraEnabled(enabled)), [apply, r]);
   const setMicrophoneEnabled = useCallback((enabled: boolean) => apply(() => r.setMicrophoneEnabled(enabled)), [apply, r]);
-  const toggleCamera = useCallback(() => apply(() => r.setCameraEnabled(!r.isCameraEnabled)), [apply, r]);
-  const toggleMicrophone = useCallback(() => apply(() => r.setMicrophoneEnabled(!r.isMicrophoneEnabled)), [apply, r]);
+  // What the toggles asked for last, while their operations run: a second click flips that, not the state before the first.
+  const wanted = useRef<{ camera?: boolean; microphone?: boolean }>({});
+  const toggle = useCallback(
+    async (source: 'camera' | 'microphone') => {
+      const current = source === 'camera' ? r.isCameraEnabled : r.isMicrophoneEnabled;
+      const next = !(wanted.current[source] ?? current);
+      wanted.current[source] = next;
+      await apply(() => (source === 'camera' ? r.setCameraEnabled(next) : r.setMicrophoneEnabled(next)));
+      if (wanted.current[source] === next) delete wanted.current[source];
+    },
+    [apply, r],
+  );
+  const toggleCamera = useCallback(() => toggle('camera'), [toggle]);
+  const toggleMicrophone = useCallback(() => toggle('microphone'), [toggle]);
 
   return {
     isCameraEnabled: r.isCameraEnabled,
