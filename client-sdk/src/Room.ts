@@ -548,6 +548,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
   /** The room events of the signaling connection. */
   private readonly roomEvents: RoomEventHandlers = {
     joined: (signal, ack) => {
+      // leave() was called while this join was on its way: the join is undone (closing the
+      // socket is a leave), and nothing of it is applied.
+      if (this.leaving) {
+        signal.close();
+        throw new SwitchboardError('not_connected', 'the room was left while joining');
+      }
       this.signal = signal;
       this.applyJoin(ack);
     },
@@ -643,8 +649,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
     }
     // Links kept through a signaling drop end here when we came back under a new id (the peers
     // link afresh to it); with our old id given back, the links to peers whose ids stayed go on.
+    // (A room on the SFU has no mesh links to keep: the room went there while we were away.)
     const resumed = previousId !== undefined && previousId === ack.self.id;
-    if (!resumed) for (const participant of this.participants.values()) this.closeLink(participant);
+    if (!resumed || ack.room.mode === 'sfu') for (const participant of this.participants.values()) this.closeLink(participant);
     const present = new Set(ack.peers.map((p) => p.user_id));
     for (const participant of [...this.participants.values()]) if (!present.has(participant.identity)) this.removeParticipant(participant);
     if (ack.room.mode === 'sfu' && ack.sfu) {
@@ -996,6 +1003,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       try {
         if (this.options.tokenRefresher) this.token = await this.options.tokenRefresher();
         await this.establish();
+        if (this.leaving) return;
         this.setState(ConnectionState.Connected);
         return;
       } catch (error) {

@@ -184,6 +184,8 @@ export async function joinRoom(url: string, credentials: Credentials, options: J
       ),
     );
     socket.on('error', (error) => {
+      // An error of a connection the room replaced (the one a move left behind) is not the room's.
+      if (!beforeJoin && !handlers.current(signal)) return;
       const wrapped = SwitchboardError.from(error, 'internal');
       if (TERMINAL_CODES.has(wrapped.code)) handlers.ended(wrapped, true, disconnectReasonOf(wrapped.code));
       handlers.error(wrapped);
