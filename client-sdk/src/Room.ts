@@ -111,6 +111,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private retired: { signal: SignalClient; sfu: SfuSession | null; timer: ReturnType<typeof setTimeout> | null } | null = null;
   /** A move to another node is under way (room_moved). */
   private moving = false;
+  /** The connection whose server said it was shutting down (its end is then reported as server_shutdown). */
+  private shutdownHeardOn: SignalClient | null = null;
   /** Removes the page-hide listener (leaveWithPage). */
   private forgetPage: (() => void) | null = null;
   /** Why the room cannot go on (kicked, closed, token refused); `reported` once the app got it as an error event. */
@@ -617,7 +619,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
     error: (error) => this.emit(RoomEvent.Error, error),
     disconnected: (signal, reason) => {
       if (this.signal !== signal || this.leaving) return;
-      this.onSignalingLost(reason);
+      this.onSignalingLost(this.shutdownHeardOn === signal ? 'server_shutdown' : reason);
+    },
+    serverShutdown: () => {
+      this.shutdownHeardOn = this.signal;
     },
     moved: (signal, wsUrl) => {
       if (this.signal !== signal || this.leaving) return;
@@ -980,10 +985,13 @@ export class Room extends Emitter<RoomEventCallbacks> {
     if (this.terminalError || !this.reconnectPolicy) {
       if (this.terminalError && !this.terminalError.reported) this.emit(RoomEvent.Error, this.terminalError.error);
       this.teardown();
-      this.ended(this.terminalError?.reason ?? DisconnectReason.ConnectionLost);
+      this.ended(
+        this.terminalError?.reason ?? (reason === 'server_shutdown' ? DisconnectReason.ServerShutdown : DisconnectReason.ConnectionLost),
+      );
       return;
     }
     this.setState(ConnectionState.Reconnecting);
+    this.emit(RoomEvent.Reconnecting, reason);
     void this.reconnect(reason);
   }
 
@@ -1002,9 +1010,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
       if (this.leaving) return;
       try {
         if (this.options.tokenRefresher) this.token = await this.options.tokenRefresher();
+        const before = this.localParticipant?.id;
         await this.establish();
         if (this.leaving) return;
         this.setState(ConnectionState.Connected);
+        this.emit(RoomEvent.Reconnected, { resumed: before !== undefined && before === this.localParticipant?.id });
         return;
       } catch (error) {
         const wrapped = SwitchboardError.from(error);

@@ -55,6 +55,8 @@ export interface RoomEventHandlers {
   ended(error: SwitchboardError, reported: boolean, reason: DisconnectReason): void;
   error(error: SwitchboardError): void;
   disconnected(signal: SignalClient, reason: string): void;
+  /** The server is shutting down (room_closed server_shutdown): the connection's end that follows is not final. */
+  serverShutdown(): void;
   /** The room moved to another node of the cluster: join it at wsUrl. */
   moved(signal: SignalClient, wsUrl: string): void;
   /**
@@ -175,13 +177,12 @@ export async function joinRoom(url: string, credentials: Credentials, options: J
     );
     socket.on(
       'room_closed',
-      ordered(({ reason }: { reason: string }) =>
-        handlers.ended(
-          new SwitchboardError('not_connected', `room closed: ${reason}`),
-          false,
-          reason === 'server_shutdown' ? DisconnectReason.ServerShutdown : DisconnectReason.RoomClosed,
-        ),
-      ),
+      ordered(({ reason }: { reason: string }) => {
+        // A server shutting down (a restart, a deploy) is not the end of the room: the
+        // disconnect that follows is a signaling loss, and the SDK rejoins once the server is back.
+        if (reason === 'server_shutdown') return handlers.serverShutdown();
+        handlers.ended(new SwitchboardError('not_connected', `room closed: ${reason}`), false, DisconnectReason.RoomClosed);
+      }),
     );
     socket.on('error', (error) => {
       // An error of a connection the room replaced (the one a move left behind) is not the room's.

@@ -23,6 +23,10 @@ export enum RoomEvent {
   TrackUnmuted = 'trackUnmuted',
   /** The room moved to another server node (a cluster drain) and this client followed it, without leaving. */
   Moved = 'moved',
+  /** Signaling was lost (a drop, a server shutting down): the SDK rejoins by itself; the reason says why. */
+  Reconnecting = 'reconnecting',
+  /** Joined again after Reconnecting; `resumed`: under the same peer id (the others saw nothing). */
+  Reconnected = 'reconnected',
   Error = 'error',
 }
 
@@ -78,6 +82,8 @@ export interface RoomEventCallbacks {
   trackUnmuted: (participant: RemoteParticipant, kind: 'audio' | 'video') => void;
   /** Joined the room again on the node at wsUrl; participants, links and data went on. */
   moved: (wsUrl: string) => void;
+  reconnecting: (reason: string) => void;
+  reconnected: (info: { resumed: boolean }) => void;
   error: (error: SwitchboardError) => void;
 }
 

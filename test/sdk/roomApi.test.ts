@@ -172,11 +172,17 @@ describe('SDK Room lifecycle and self-mute (@roamhq/wrtc)', function () {
       expect(seen.reasons).to.deep.equal([DisconnectReason.RoomClosed]);
     });
 
-    it('server shut down (no other node): server_shutdown', async () => {
-      const { room: alice, seen } = await connected('shutdown', 'alice');
+    it('server shut down (no other node): reconnecting with reason server_shutdown; without a reconnect policy: server_shutdown', async () => {
+      const { room: alice } = await connected('shutdown', 'alice');
+      const { room: bob, seen } = await connected('shutdown', 'bob', { reconnectPolicy: null });
+      const reconnecting = new Promise<string>((resolve) => alice.once(RoomEvent.Reconnecting, resolve));
       await t.server.close();
-      await ended(alice);
+      await ended(bob);
       expect(seen.reasons).to.deep.equal([DisconnectReason.ServerShutdown]);
+      // A shutdown is not final: the SDK waits for the server to come back (see test/sdk/serverRestart.test.ts).
+      expect(await reconnecting).to.equal('server_shutdown');
+      expect(alice.state).to.equal(ConnectionState.Reconnecting);
+      await alice.leave();
     });
 
     it('token revoked: token_revoked', async () => {
