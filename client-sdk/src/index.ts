@@ -1,5 +1,6 @@
 /** Switchboard client SDK: one API for mesh and SFU rooms. */
 export { Room } from './Room.js';
+export { attachTrack, detachTrack, attachedElements, type MediaElement } from './attach.js';
 export { RoomEvent, ConnectionState, DisconnectReason } from './RoomTypes.js';
 export type { RoomOptions, RoomEventCallbacks, WebRtcImplementation, InputDeviceKind } from './RoomTypes.js';
 export { RemoteParticipant } from './Participant.js';
