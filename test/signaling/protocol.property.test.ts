@@ -25,19 +25,44 @@ const USERS = [
 type Action =
   | {
       type:
-        'join' | 'join_twice' | 'leave' | 'stats' | 'metadata' | 'create_transport' | 'garbage' | 'unknown' | 'reconnect' | 'disconnect';
+        | 'join'
+        | 'join_twice'
+        | 'leave'
+        | 'stats'
+        | 'metadata'
+        | 'create_transport'
+        | 'garbage'
+        | 'unknown'
+        | 'reconnect'
+        | 'disconnect'
+        | 'self_mute';
     }
-  | { type: 'signal' | 'kick' | 'mute'; target: number }
+  | { type: 'signal' | 'kick' | 'mute' | 'resume'; target: number }
   | { type: 'lock'; locked: boolean };
 type Command = { client: number; action: Action };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
   fc.constantFrom(
     ...(
-      ['join', 'join_twice', 'leave', 'stats', 'metadata', 'create_transport', 'garbage', 'unknown', 'reconnect', 'disconnect'] as const
+      [
+        'join',
+        'join_twice',
+        'leave',
+        'stats',
+        'metadata',
+        'create_transport',
+        'garbage',
+        'unknown',
+        'reconnect',
+        'disconnect',
+        'self_mute',
+      ] as const
     ).map((type) => ({ type })),
   ),
-  fc.record({ type: fc.constantFrom('signal' as const, 'kick' as const, 'mute' as const), target: fc.nat(USERS.length) }),
+  fc.record({
+    type: fc.constantFrom('signal' as const, 'kick' as const, 'mute' as const, 'resume' as const),
+    target: fc.nat(USERS.length),
+  }),
   fc.record({ type: fc.constant('lock' as const), locked: fc.boolean() }),
 );
 const command: fc.Arbitrary<Command> = fc.record({ client: fc.nat(USERS.length - 1), action });
@@ -111,6 +136,13 @@ class Harness {
       case 'stats':
         requests.push(this.request(client, 'stats', { links: [] }));
         break;
+      case 'self_mute':
+        requests.push(this.request(client, 'mute', { kind: 'video', muted: cmd.client % 2 === 0 }));
+        break;
+      case 'resume':
+        // A join that asks for a peer id back: its own (a place, a live peer) or another user's (never given).
+        requests.push(this.request(client, 'join', { resume: { peer_id: target === 'p_unknown' ? 'p_AAAAAAAAAAAA' : target } }));
+        break;
       case 'metadata':
         requests.push(this.request(client, 'update_metadata', { metadata: { n: cmd.client } }));
         break;
@@ -159,7 +191,12 @@ function expectConsistent(t: TestServer): void {
       expect(peer.socket.data.peer, `${peer.userId}'s socket knows its peer`).to.equal(peer);
       expect(t.server.sfu?.get(room.key)?.transportCount(peer.id) ?? 0, 'transports per peer').to.be.at.most(MAX_TRANSPORTS_PER_PEER);
     }
-    joined += room.size;
+    // A held place (a dropped connection) is nobody's socket, and never beside a live peer of its user or id.
+    for (const place of room.expected.values()) {
+      expect(room.peerByUser(place.userId), `${place.userId} is both held and connected`).to.equal(undefined);
+      expect(room.peers.has(place.id), `${place.id} is both held and connected`).to.equal(false);
+    }
+    joined += room.connectedCount;
   }
   // Every connected socket that says it is joined is a member of its room.
   for (const socket of t.server.io.sockets.sockets.values()) {
