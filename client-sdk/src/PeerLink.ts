@@ -1,4 +1,5 @@
 import type { IceCandidate, SessionDescription } from '../../protocol/events.js';
+import { wireSize, type WireMessage } from './DataEnvelope.js';
 import { inboundStats, type InboundStat } from './inboundStats.js';
 
 export interface PeerLinkOptions {
@@ -11,7 +12,8 @@ export interface PeerLinkOptions {
   configuration: RTCConfiguration;
   sendSignal: (signal: { description?: SessionDescription; candidate?: IceCandidate }) => Promise<void>;
   onTrack: (track: MediaStreamTrack, stream: MediaStream | undefined) => void;
-  onMessage: (data: string, reliable: boolean) => void;
+  /** A message on a data channel: text, or a binary frame. */
+  onMessage: (data: WireMessage, reliable: boolean) => void;
   onStateChange: (state: RTCPeerConnectionState) => void;
   onError: (error: unknown) => void;
   /**
@@ -53,6 +55,11 @@ export interface PeerLinkCounters {
 }
 
 const NEGOTIATION_RETRY_MS = 4000;
+/**
+ * Reliable messages kept for a channel that is not open yet, in bytes: beyond it the oldest go
+ * (the sent history holds no more either; a receiver that misses them asks, and skips what is gone).
+ */
+const PENDING_MAX_BYTES = 4 * 1024 * 1024;
 /** ICE restarts of a link whose ICE never starts before it counts as stuck (`onStuck`). */
 const MAX_ICE_RESTARTS = 2;
 
@@ -119,7 +126,8 @@ export class PeerLink {
   private reliable: RTCDataChannel | null = null;
   private lossy: RTCDataChannel | null = null;
   /** Reliable messages sent before the channel opened, flushed on open. */
-  private readonly pendingReliable: string[] = [];
+  private readonly pendingReliable: WireMessage[] = [];
+  private pendingBytes = 0;
   private readonly senders = new Map<MediaStreamTrack, RTCRtpSender>();
 
   constructor(private readonly options: PeerLinkOptions) {
@@ -249,16 +257,34 @@ export class PeerLink {
     for (const [track, sender] of this.senders) if (sender.track !== track) void sender.replaceTrack(track).catch(() => undefined);
   }
 
-  /** Sends on the reliable or the lossy channel. Reliable messages wait for the channel to open. */
-  send(data: string, reliable: boolean): void {
+  /** Sends on the reliable or the lossy channel (binary frames as binary). Reliable messages wait for the channel to open. */
+  send(data: WireMessage, reliable: boolean): void {
     if (this.closed) return;
     const channel = reliable ? this.reliable : this.lossy;
-    if (channel?.readyState === 'open') channel.send(data);
-    else if (reliable) this.pendingReliable.push(data);
+    if (channel?.readyState === 'open') sendOn(channel, data);
+    else if (reliable) {
+      this.pendingReliable.push(data);
+      this.pendingBytes += wireSize(data);
+      while (this.pendingBytes > PENDING_MAX_BYTES && this.pendingReliable.length > 1)
+        this.pendingBytes -= wireSize(this.pendingReliable.shift() as WireMessage);
+    }
+  }
+
+  /** Bytes the channel holds that are not on the network yet (its bufferedAmount), plus those waiting for it to open. */
+  buffered(reliable: boolean): number {
+    const channel = reliable ? this.reliable : this.lossy;
+    return (channel?.readyState === 'open' ? channel.bufferedAmount : 0) + (reliable ? this.pendingBytes : 0);
+  }
+
+  /** Resolves once the channel's bufferedAmount is at most `low`, or it is not open (closed, or not open yet). */
+  drained(reliable: boolean, low: number): Promise<void> {
+    const channel = reliable ? this.reliable : this.lossy;
+    return channel ? drainedChannel(channel, low) : Promise.resolve();
   }
 
   /** Reliable messages still waiting for the channel to open, handed over to a replacing link. */
-  takePendingReliable(): string[] {
+  takePendingReliable(): WireMessage[] {
+    this.pendingBytes = 0;
     return this.pendingReliable.splice(0);
   }
 
@@ -409,9 +435,44 @@ export class PeerLink {
     else if (channel.label === 'lossy') this.lossy = channel;
     else return;
     const reliable = channel.label === 'reliable';
-    channel.onmessage = ({ data }) => this.options.onMessage(String(data), reliable);
+    channel.binaryType = 'arraybuffer';
+    channel.onmessage = ({ data }: MessageEvent<unknown>) => {
+      if (typeof data === 'string') this.options.onMessage(data, reliable);
+      else if (data instanceof ArrayBuffer) this.options.onMessage(new Uint8Array(data), reliable);
+      else if (ArrayBuffer.isView(data)) this.options.onMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), reliable);
+    };
     channel.onopen = () => {
-      if (reliable) for (const data of this.pendingReliable.splice(0)) channel.send(data);
+      if (!reliable) return;
+      this.pendingBytes = 0;
+      for (const data of this.pendingReliable.splice(0)) sendOn(channel, data);
     };
   }
+}
+
+/** Writes text as text and a binary frame as binary (an exact view: a channel sends the whole view). */
+export function sendOn(channel: RTCDataChannel, data: WireMessage): void {
+  if (typeof data === 'string') channel.send(data);
+  else channel.send(data as Uint8Array<ArrayBuffer>);
+}
+
+/**
+ * Resolves once a data channel's bufferedAmount is at most `low` ('bufferedamountlow'), or it is
+ * not open. Polled too: not every implementation fires the event (@roamhq/wrtc does not).
+ */
+export function drainedChannel(channel: RTCDataChannel, low: number): Promise<void> {
+  if (channel.readyState !== 'open' || channel.bufferedAmount <= low) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearInterval(poll);
+      channel.removeEventListener('bufferedamountlow', done);
+      channel.removeEventListener('close', done);
+      resolve();
+    };
+    channel.bufferedAmountLowThreshold = low;
+    channel.addEventListener('bufferedamountlow', done);
+    channel.addEventListener('close', done);
+    const poll = setInterval(() => {
+      if (channel.readyState !== 'open' || channel.bufferedAmount <= low) done();
+    }, 10);
+  });
 }

@@ -1,5 +1,20 @@
 import { systemClock, type Cancel, type Clock } from './clock.js';
-import { batches, decodePayload, encodeControl, encodeData, type DataInfo, type DataPayload, type Envelope } from './DataEnvelope.js';
+import {
+  batches,
+  decodePayload,
+  encodeControl,
+  encodeData,
+  MAX_MESSAGE_BYTES,
+  MAX_TOPIC_LENGTH,
+  maxEncodedBytes,
+  preparePayload,
+  type DataInfo,
+  type DataPayload,
+  type Envelope,
+  type PreparedPayload,
+  type WireMessage,
+} from './DataEnvelope.js';
+import { SwitchboardError } from './errors.js';
 import { InboundSequencer } from './InboundSequencer.js';
 import { SentHistory } from './SentHistory.js';
 
@@ -23,6 +38,16 @@ export const SYNC_RETRY_MS = 500;
 export const SYNC_GIVE_UP_MS = 30_000;
 /** At most this many messages per answer: resends must not flood a receiver that is already behind. */
 export const SYNC_MAX_RESEND = 256;
+/** At most this many bytes of resends per answer and path (at least one message): the rest is asked for again. */
+export const SYNC_MAX_RESEND_BYTES = 1024 * 1024;
+/**
+ * Backpressure: a reliable send waits while a channel it goes on holds more than this
+ * (bufferedAmount), until that channel drained to LOW_WATER_BYTES; a lossy send skips such a
+ * channel (dropped there). So the sender buffers at most this plus one message per channel.
+ */
+export const HIGH_WATER_BYTES = 1024 * 1024;
+export const LOW_WATER_BYTES = 256 * 1024;
+const DRAIN_CHECK_MS = 50;
 /** A message resent over the SFU (to every receiver) is not resent there again within this time. */
 export const SYNC_RESEND_WINDOW_MS = 1000;
 /** How long a hole may hold back a sender's later messages when no sync fills it (the sender vanished, or kept ignoring us). */
@@ -36,7 +61,19 @@ export interface DataSender {
 
 /** One way out: a mesh link to one peer, or our SFU data producer (which reaches every peer). */
 export interface DataRoute {
-  send(text: string, reliable: boolean): void;
+  send(message: WireMessage, reliable: boolean): void;
+  /** Bytes sent on the channel and not on the network yet (its bufferedAmount); none when absent. */
+  buffered?(reliable: boolean): number;
+  /** Resolves once buffered(reliable) is at most `low` or the channel closed (perhaps earlier: the caller looks again). */
+  drained?(reliable: boolean, low: number): Promise<void>;
+}
+
+/** What send() accepts besides the payload. */
+export interface SendOptions {
+  /** Target identities; absent means everyone. */
+  to?: string[];
+  /** A label delivered with the message (DataInfo.topic), at most MAX_TOPIC_LENGTH characters. */
+  topic?: string;
 }
 
 /** What delivery needs of the room's paths and participants. */
@@ -64,6 +101,15 @@ export interface ReliableDeliveryOptions {
   epoch?: string;
   /** A sync request's nonce; random by default. */
   nonce?: () => string;
+}
+
+/** A reliable message waiting for the channels to drain (backpressure). */
+interface Outgoing {
+  prepared: PreparedPayload;
+  options: SendOptions;
+  bytes: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 /** A message held by the sequencer until its turn. */
@@ -120,6 +166,10 @@ export class ReliableDelivery<S extends DataSender> {
   private readonly tailAnnounced = new Map<string, number>();
   /** The last reliable number each sender announced to us, by sequencer key, until we have it. */
   private readonly knownTails = new Map<string, number>();
+  /** Reliable messages waiting for the channels to drain, in send order (numbered when they go). */
+  private readonly outbox: Outgoing[] = [];
+  private outboxBytes = 0;
+  private pumping = false;
 
   constructor(
     private readonly paths: DeliveryPaths,
@@ -139,26 +189,114 @@ export class ReliableDelivery<S extends DataSender> {
     this.stopChecks = this.clock.repeat(SYNC_CHECK_MS, () => this.checkSyncs(), { background: true });
   }
 
-  /** Stops the sync check and forgets our open requests. */
+  /** Stops the sync check and forgets our open requests; sends still waiting reject with `not_connected` (the room ended). */
   stop(): void {
     this.stopChecks?.();
     this.stopChecks = null;
     this.pendingSyncs.clear();
+    const abandoned = this.outbox.splice(0);
+    this.outboxBytes = 0;
+    for (const outgoing of abandoned) outgoing.reject(new SwitchboardError('not_connected', 'the room ended before this message was sent'));
   }
 
   /**
    * Sends a message on every path that carries our data (receivers de-duplicate); targets
-   * filter on arrival, so every receiver sees each sender's sequence without gaps.
+   * filter on arrival, so every receiver sees each sender's sequence without gaps. Resolves
+   * once it is written to those channels. A reliable message waits (in order) while a channel
+   * holds more than HIGH_WATER_BYTES; a lossy one is dropped on such a channel. Throws
+   * `payload_too_large` (over MAX_MESSAGE_BYTES on the wire) or `payload_invalid` (a topic
+   * too long, a payload JSON cannot carry) before anything is sent.
    */
-  send(payload: DataPayload, reliable: boolean, to?: string[]): void {
+  send(payload: DataPayload, reliable: boolean, to?: string[], topic?: string): Promise<void> {
+    const options: SendOptions = { to, topic };
+    if (topic !== undefined && (typeof topic !== 'string' || topic.length > MAX_TOPIC_LENGTH))
+      throw new SwitchboardError('payload_invalid', `a topic is a string of at most ${MAX_TOPIC_LENGTH} characters`);
+    let prepared: PreparedPayload;
+    try {
+      prepared = preparePayload(payload);
+    } catch (error) {
+      throw new SwitchboardError('payload_invalid', `the payload cannot be sent: ${String(error)}`);
+    }
+    const bytes = maxEncodedBytes(prepared, { epoch: this.epoch, reliable, to, topic });
+    if (bytes > MAX_MESSAGE_BYTES)
+      throw new SwitchboardError(
+        'payload_too_large',
+        `a data message may take ${MAX_MESSAGE_BYTES} bytes on the wire (payload, topic and targets); this one takes ${bytes}`,
+      );
+    if (!reliable) {
+      this.transmit(prepared, false, options);
+      return Promise.resolve();
+    }
+    if (this.outbox.length === 0 && !this.congested()) {
+      this.transmit(prepared, true, options);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.outbox.push({ prepared, options, bytes, resolve, reject });
+      this.outboxBytes += bytes;
+      void this.pump();
+    });
+  }
+
+  /** Bytes of data on their way out: waiting in our queue, plus what the channels of our data paths buffer. */
+  bufferedBytes(): number {
+    let bytes = this.outboxBytes;
+    for (const route of this.dataRoutes()) bytes += (route.buffered?.(true) ?? 0) + (route.buffered?.(false) ?? 0);
+    return bytes;
+  }
+
+  /** The paths our data goes on now: the SFU and the mesh links that carry it. */
+  private dataRoutes(): DataRoute[] {
+    const routes: DataRoute[] = [];
+    const sfu = this.paths.sfu();
+    if (sfu) routes.push(sfu);
+    for (const peerId of this.paths.meshPeerIds()) {
+      const link = this.paths.mesh(peerId, 'data');
+      if (link) routes.push(link);
+    }
+    return routes;
+  }
+
+  /** A data path whose reliable channel is above the high-water mark, if any. */
+  private congested(): DataRoute | undefined {
+    return this.dataRoutes().find((route) => (route.buffered?.(true) ?? 0) > HIGH_WATER_BYTES);
+  }
+
+  /** Sends the outbox in order, each message once no data path is above the high-water mark. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.outbox.length > 0) {
+        const full = this.congested();
+        if (full) {
+          // Looked at again at least every DRAIN_CHECK_MS: the paths may change meanwhile (a hand-over, a link closed).
+          let cancel: Cancel = () => undefined;
+          const tick = new Promise<void>((resolve) => (cancel = this.clock.delay(DRAIN_CHECK_MS, resolve)));
+          await Promise.race(full.drained ? [full.drained(true, LOW_WATER_BYTES), tick] : [tick]);
+          cancel();
+          continue;
+        }
+        const next = this.outbox.shift() as Outgoing;
+        this.outboxBytes -= next.bytes;
+        this.transmit(next.prepared, true, next.options);
+        next.resolve();
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Numbers a message and writes it on every data path (lossy: those below the high-water mark). */
+  private transmit(prepared: PreparedPayload, reliable: boolean, { to, topic }: SendOptions): void {
     const seq = reliable ? ++this.reliableSeq : ++this.lossySeq;
-    const text = encodeData(payload, { epoch: this.epoch, seq, reliable, to });
+    const message = encodeData(prepared, { epoch: this.epoch, seq, reliable, to, topic });
     if (reliable) {
-      this.sentHistory.add(seq, text);
+      this.sentHistory.add(seq, message);
       this.lastReliableSentAt = this.clock.now();
     }
-    this.paths.sfu()?.send(text, reliable);
-    for (const peerId of this.paths.meshPeerIds()) this.paths.mesh(peerId, 'data')?.send(text, reliable);
+    for (const route of this.dataRoutes())
+      if (reliable || (route.buffered?.(false) ?? 0) <= HIGH_WATER_BYTES) route.send(message, reliable);
   }
 
   /** A received data envelope, `sync` or `synced`; other envelopes are ignored. `reliable`: the channel it came on. */
@@ -213,7 +351,9 @@ export class ReliableDelivery<S extends DataSender> {
   private deliver({ sender, envelope, reliable }: Inbound<S>): void {
     const self = this.paths.selfIdentity();
     if (envelope.t && (!self || !envelope.t.includes(self))) return;
-    this.deliverToApp(sender, decodePayload(envelope), { reliable, seq: envelope.q as number });
+    const info: DataInfo = { reliable, seq: envelope.q as number };
+    if (typeof envelope.tp === 'string') info.topic = envelope.tp;
+    this.deliverToApp(sender, decodePayload(envelope), info);
   }
 
   /** Every SYNC_CHECK_MS: ask for holes older than that, repeat unanswered requests. */
@@ -326,9 +466,13 @@ export class ReliableDelivery<S extends DataSender> {
     // The link reaches the asker alone; the SFU reaches everyone, so there each message goes
     // again at most once per SYNC_RESEND_WINDOW_MS, whoever asks.
     if (overLink)
-      for (const text of batches([...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND), answer])) overLink.send(text, true);
+      for (const message of batches([...this.sentHistory.range(envelope.q, to, SYNC_MAX_RESEND, SYNC_MAX_RESEND_BYTES), answer]))
+        overLink.send(message, true);
     if (overSfu)
-      for (const text of batches([...this.sentHistory.rangeToResend(envelope.q, to, SYNC_MAX_RESEND, now, SYNC_RESEND_WINDOW_MS), answer]))
-        overSfu.send(text, true);
+      for (const message of batches([
+        ...this.sentHistory.rangeToResend(envelope.q, to, SYNC_MAX_RESEND, now, SYNC_RESEND_WINDOW_MS, SYNC_MAX_RESEND_BYTES),
+        answer,
+      ]))
+        overSfu.send(message, true);
   }
 }

@@ -1,5 +1,5 @@
 import type { IceServer, JoinResult, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SfuInfo } from '../../protocol/events.js';
-import { batches, isSyncKind, unpack, type DataPath, type DataPayload } from './DataEnvelope.js';
+import { batches, isSyncKind, unpack, type DataPath, type DataPayload, type WireMessage } from './DataEnvelope.js';
 import { Emitter } from './Emitter.js';
 import { SwitchboardError } from './errors.js';
 import { HandOver } from './HandOver.js';
@@ -254,15 +254,25 @@ export class Room extends Emitter<RoomEventCallbacks> {
   }
 
   /**
-   * Sends data to every participant (or to the given identities). Reliable messages arrive
-   * exactly once and in order per sender; lossy ones may be dropped. A mesh room accepts data
-   * while it reconnects too: its links stay up until the rejoin, and peers linked again
-   * afterwards get what they missed from the sent history (its last 8192 messages).
+   * Sends data to every participant (or to the given identities): text, JSON, or bytes (a
+   * Uint8Array travels as binary and arrives as a Uint8Array). Reliable messages arrive
+   * exactly once and in order per sender; lossy ones may be dropped. `topic` (at most 128
+   * characters) comes with the message (DataInfo.topic). Resolves once the message is written
+   * to the data channels it goes on: awaiting it applies backpressure (a reliable send waits
+   * while a channel holds over 1 MiB; a lossy one is dropped there). Not awaiting still sends
+   * everything, in order. Throws `payload_too_large` (over 256 KiB on the wire) before sending
+   * anything. A mesh room accepts data while it reconnects too: its links stay up until the
+   * rejoin, and peers linked again afterwards get what they missed from the sent history.
    */
-  send(payload: DataPayload, options: { reliable?: boolean; to?: string[] } = {}): void {
+  send(payload: DataPayload, options: { reliable?: boolean; to?: string[]; topic?: string } = {}): Promise<void> {
     if (!(this.state === ConnectionState.Reconnecting && this.mode === 'mesh')) this.assertConnected();
     if (!this.localParticipant?.grants.canPublishData) throw new SwitchboardError('forbidden', 'this token does not grant canPublishData');
-    this.delivery.send(payload, options.reliable ?? true, options.to);
+    return this.delivery.send(payload, options.reliable ?? true, options.to, options.topic);
+  }
+
+  /** Bytes of data sent and not on the network yet: waiting for backpressure, plus what the data channels buffer. */
+  get bufferedDataBytes(): number {
+    return this.delivery.bufferedBytes();
   }
 
   /**
@@ -806,8 +816,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.emit(RoomEvent.TrackSubscribed, track, participant, stream);
   }
 
-  private onData(participant: RemoteParticipant, text: string, reliable: boolean, via: DataPath): void {
-    for (const envelope of unpack(text)) {
+  private onData(participant: RemoteParticipant, message: WireMessage, reliable: boolean, via: DataPath): void {
+    for (const envelope of unpack(message)) {
       if (envelope.c && !isSyncKind(envelope.c)) this.handOver.receive(participant.id, envelope, via);
       else this.delivery.receive(participant, envelope, reliable);
     }

@@ -1,6 +1,8 @@
+import { wireSize, type WireMessage } from './DataEnvelope.js';
+
 interface HistoryEntry {
   seq: number;
-  text: string;
+  text: WireMessage;
   /** When the message last went out again on a path to every receiver (rangeToResend). */
   resentAt?: number;
 }
@@ -8,7 +10,8 @@ interface HistoryEntry {
 /**
  * The last reliable messages this client sent, kept so a peer that missed some during a
  * migration or an SFU rebuild (its new data consumer opened after we sent them) can ask for
- * them again. Bounded by count and by total characters; the oldest go first.
+ * them again. Bounded by count and by total size (characters of text, bytes of binary frames);
+ * the oldest go first.
  */
 export class SentHistory {
   private readonly entries: HistoryEntry[] = [];
@@ -19,11 +22,11 @@ export class SentHistory {
     private readonly maxChars = 4 * 1024 * 1024,
   ) {}
 
-  add(seq: number, text: string): void {
+  add(seq: number, text: WireMessage): void {
     this.entries.push({ seq, text });
-    this.chars += text.length;
+    this.chars += wireSize(text);
     while (this.entries.length > this.maxMessages || (this.chars > this.maxChars && this.entries.length > 1)) {
-      this.chars -= (this.entries.shift() as { text: string }).text.length;
+      this.chars -= wireSize((this.entries.shift() as HistoryEntry).text);
     }
   }
 
@@ -32,9 +35,12 @@ export class SentHistory {
     return this.entries[0]?.seq ?? next;
   }
 
-  /** Messages numbered from `from` (inclusive) to `to` (exclusive; open without it), oldest first, at most `limit`. */
-  range(from: number, to = Infinity, limit = Infinity): string[] {
-    return this.select(from, to, limit, () => true);
+  /**
+   * Messages numbered from `from` (inclusive) to `to` (exclusive; open without it), oldest first,
+   * at most `limit` of them and `maxBytes` in all (always the first one).
+   */
+  range(from: number, to = Infinity, limit = Infinity, maxBytes = Infinity): WireMessage[] {
+    return this.select(from, to, limit, maxBytes, () => true);
   }
 
   /**
@@ -44,8 +50,8 @@ export class SentHistory {
    * where a copy per asker and per retry flooded receivers that were already behind (a run
    * with tens of thousands of messages dropped for full SCTP buffers).
    */
-  rangeToResend(from: number, to: number, limit: number, now: number, windowMs: number): string[] {
-    return this.select(from, to, limit, (entry) => {
+  rangeToResend(from: number, to: number, limit: number, now: number, windowMs: number, maxBytes = Infinity): WireMessage[] {
+    return this.select(from, to, limit, maxBytes, (entry) => {
       if (entry.resentAt !== undefined && now - entry.resentAt < windowMs) return false;
       entry.resentAt = now;
       return true;
@@ -53,11 +59,16 @@ export class SentHistory {
   }
 
   /** Texts of the entries in [from, to) that `take` accepts, oldest first, at most `limit`. */
-  private select(from: number, to: number, limit: number, take: (entry: HistoryEntry) => boolean): string[] {
-    const found: string[] = [];
+  private select(from: number, to: number, limit: number, maxBytes: number, take: (entry: HistoryEntry) => boolean): WireMessage[] {
+    const found: WireMessage[] = [];
+    let bytes = 0;
     for (const entry of this.entries) {
       if (found.length >= limit) break;
-      if (entry.seq >= from && entry.seq < to && take(entry)) found.push(entry.text);
+      if (entry.seq < from || entry.seq >= to) continue;
+      if (found.length > 0 && bytes + wireSize(entry.text) > maxBytes) break;
+      if (!take(entry)) continue;
+      found.push(entry.text);
+      bytes += wireSize(entry.text);
     }
     return found;
   }

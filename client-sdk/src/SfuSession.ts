@@ -1,5 +1,6 @@
 import type { types as msc } from 'mediasoup-client';
 import type { SfuInfo, SfuProducerInfo } from '../../protocol/events.js';
+import { wireSize, type WireMessage } from './DataEnvelope.js';
 import { SwitchboardError } from './errors.js';
 import { inboundStats, type InboundStat } from './inboundStats.js';
 import type { SignalClient } from './SignalClient.js';
@@ -28,9 +29,10 @@ export interface SfuSessionOptions {
   onTrack: (peerId: string, producerId: string, track: MediaStreamTrack) => void;
   /** A remote producer closed (its consumer is gone). */
   onTrackEnded: (peerId: string, producerId: string, track: MediaStreamTrack) => void;
-  onMessage: (peerId: string, data: string, reliable: boolean) => void;
+  /** A message from a data consumer: text, or a binary frame. */
+  onMessage: (peerId: string, data: WireMessage, reliable: boolean) => void;
   /** Packs reliable messages queued before our data producer opened into fewer messages to send at once. */
-  pack: (queued: string[]) => string[];
+  pack: (queued: WireMessage[]) => WireMessage[];
   /** Our reliable data producer is open: queued messages were flushed. */
   onDataReady: () => void;
   /** A reliable data consumer of a remote peer opened: from now on we receive what it sends. */
@@ -50,6 +52,8 @@ const CONSUME_ATTEMPTS = 5;
 const CONSUME_RETRY_MS = 1000;
 /** Errors a second consume would meet again: the producer is gone, or we may not consume it. */
 const FINAL_CONSUME_ERRORS = new Set(['forbidden', 'not_found', 'payload_invalid', 'not_in_room', 'sfu_unavailable']);
+/** Reliable messages kept until our data producer opens, in bytes: beyond it the oldest go (as in PeerLink). */
+const PENDING_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * This client's presence on the room's SFU router: a send and a receive transport,
@@ -67,7 +71,8 @@ export class SfuSession {
   /** Our reliable data producer from its creation on, open or not (its id is announced at once). */
   private reliableProducer: msc.DataProducer | null = null;
   private lossy: msc.DataProducer | null = null;
-  private readonly pendingReliable: string[] = [];
+  private readonly pendingReliable: WireMessage[] = [];
+  private pendingBytes = 0;
   /** Remote producers consumed, by producer id. */
   private readonly consumed = new Map<string, Consumed>();
   /** Remote producers that closed (a consume retry must not bring them back). */
@@ -110,7 +115,8 @@ export class SfuSession {
     this.reliableProducer = reliable;
     const flush = () => {
       this.reliable = reliable;
-      for (const data of this.options.pack(this.pendingReliable.splice(0))) reliable.send(data);
+      this.pendingBytes = 0;
+      for (const data of this.options.pack(this.pendingReliable.splice(0))) reliable.send(data as string | Uint8Array<ArrayBuffer>);
       this.options.onDataReady();
     };
     if (reliable.readyState === 'open') flush();
@@ -249,12 +255,43 @@ export class SfuSession {
     await this.options.signal.request('sfu:close_producer', { producer_id: producer.id }).catch(() => undefined);
   }
 
-  /** Sends on our data producer; reliable messages wait until it is open. */
-  send(data: string, reliable: boolean): void {
+  /** Sends on our data producer (binary frames as binary); reliable messages wait until it is open. */
+  send(data: WireMessage, reliable: boolean): void {
     if (this.closed) return;
     const producer = reliable ? this.reliable : this.lossy;
-    if (producer && producer.readyState === 'open') producer.send(data);
-    else if (reliable) this.pendingReliable.push(data);
+    if (producer && producer.readyState === 'open') producer.send(data as string | Uint8Array<ArrayBuffer>);
+    else if (reliable) {
+      this.pendingReliable.push(data);
+      this.pendingBytes += wireSize(data);
+      while (this.pendingBytes > PENDING_MAX_BYTES && this.pendingReliable.length > 1)
+        this.pendingBytes -= wireSize(this.pendingReliable.shift() as WireMessage);
+    }
+  }
+
+  /** Bytes our data producer holds that are not on the network yet (bufferedAmount), plus those waiting for it to open. */
+  buffered(reliable: boolean): number {
+    const producer = reliable ? this.reliable : this.lossy;
+    return (producer && producer.readyState === 'open' ? producer.bufferedAmount : 0) + (reliable ? this.pendingBytes : 0);
+  }
+
+  /** Resolves once our data producer's bufferedAmount is at most `low` ('bufferedamountlow'), or it is not open. */
+  drained(reliable: boolean, low: number): Promise<void> {
+    const producer = reliable ? this.reliable : this.lossy;
+    if (!producer || producer.closed || producer.readyState !== 'open' || producer.bufferedAmount <= low) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearInterval(poll);
+        producer.off('bufferedamountlow', done);
+        producer.off('close', done);
+        resolve();
+      };
+      producer.bufferedAmountLowThreshold = low;
+      producer.on('bufferedamountlow', done);
+      producer.on('close', done);
+      const poll = setInterval(() => {
+        if (producer.closed || producer.readyState !== 'open' || producer.bufferedAmount <= low) done();
+      }, 10);
+    });
   }
 
   /** A remote producer to consume (from the initial list or sfu:new_producer). */
@@ -285,7 +322,11 @@ export class SfuSession {
         });
         entry.dataConsumer = dataConsumer;
         const reliable = ack.consumer.label !== 'lossy';
-        dataConsumer.on('message', (data: unknown) => this.options.onMessage(info.peer_id, String(data), reliable));
+        dataConsumer.binaryType = 'arraybuffer';
+        dataConsumer.on('message', (data: unknown) => {
+          if (typeof data === 'string') this.options.onMessage(info.peer_id, data, reliable);
+          else if (data instanceof ArrayBuffer) this.options.onMessage(info.peer_id, new Uint8Array(data), reliable);
+        });
         if (reliable) {
           if (dataConsumer.readyState === 'open') this.options.onDataConsumerOpen(info.peer_id);
           else dataConsumer.on('open', () => this.options.onDataConsumerOpen(info.peer_id));

@@ -15,7 +15,9 @@ export type ClientErrorCode =
   /** A device could not be captured: no getUserMedia here (Node), permission denied, or no such device. */
   | 'media_unavailable'
   /** The call does not fit the Room's state (a second connect(): a Room connects once). */
-  | 'invalid_state';
+  | 'invalid_state'
+  /** A data message is larger than a data channel carries (256 KiB on the wire, envelope included): nothing was sent. */
+  | 'payload_too_large';
 
 export type SwitchboardErrorCode = ErrorCode | ClientErrorCode;
 

@@ -28,7 +28,7 @@ function linkPair(drop: (from: 'a' | 'b', signal: Signal) => boolean, rewrite: (
         setTimeout(() => links[other]?.handleSignal(delivered), 5);
       },
       onTrack: () => undefined,
-      onMessage: (data) => received[self].push(data),
+      onMessage: (data) => received[self].push(data as string),
       onStateChange: () => undefined,
       onError: (error) => errors.push(error),
       negotiationRetryMs: 500,

@@ -1,6 +1,23 @@
 import { expect } from 'chai';
-import { isSyncKind, unpack, type DataPath, type DataPayload, type Envelope } from '../../client-sdk/src/DataEnvelope.js';
-import { ReliableDelivery, SYNC_CHECK_MS, SYNC_RETRY_MS, type DataRoute, type DataSender } from '../../client-sdk/src/ReliableDelivery.js';
+import {
+  isSyncKind,
+  MAX_MESSAGE_BYTES,
+  unpack,
+  type DataPath,
+  type DataPayload,
+  type Envelope,
+  type WireMessage,
+} from '../../client-sdk/src/DataEnvelope.js';
+import {
+  HIGH_WATER_BYTES,
+  LOW_WATER_BYTES,
+  ReliableDelivery,
+  SYNC_CHECK_MS,
+  SYNC_RETRY_MS,
+  type DataRoute,
+  type DataSender,
+} from '../../client-sdk/src/ReliableDelivery.js';
+import { SwitchboardError } from '../../client-sdk/src/errors.js';
 import { FakeClock } from './fakeClock.js';
 
 /** One message on the fake network. */
@@ -8,7 +25,7 @@ interface Wire {
   from: Peer;
   to: Peer;
   path: DataPath;
-  text: string;
+  text: WireMessage;
   reliable: boolean;
 }
 
@@ -17,6 +34,7 @@ interface Delivered {
   payload: DataPayload;
   seq: number;
   reliable: boolean;
+  topic?: string;
 }
 
 /** A participant on the fake network: its delivery, and what reached its app. */
@@ -45,7 +63,14 @@ class Peer implements DataSender {
           return purpose === 'control' || !this.byeSentTo.has(peerId) ? this.route('mesh', peerId) : null;
         },
       },
-      (sender, payload, info) => this.delivered.push({ from: sender.identity, payload, seq: info.seq, reliable: info.reliable }),
+      (sender, payload, info) =>
+        this.delivered.push({
+          from: sender.identity,
+          payload,
+          seq: info.seq,
+          reliable: info.reliable,
+          ...(info.topic ? { topic: info.topic } : {}),
+        }),
       { clock: network.clock, epoch, nonce: () => `${identity}-${++nonces}` },
     );
   }
@@ -365,5 +390,174 @@ describe('ReliableDelivery (fake paths, fake clock)', () => {
     await network.clock.advance(SYNC_CHECK_MS);
     network.flush();
     expect(bob.numbersFrom('alice')).to.deep.equal([1, 2]);
+  });
+});
+
+/** `length` bytes that differ from message to message (n) and along the message. */
+const bytesOf = (n: number, length = 1024): Uint8Array => Uint8Array.from({ length }, (_, i) => (n * 31 + i * 7) & 0xff);
+
+describe('ReliableDelivery with binary payloads, topics and backpressure', () => {
+  let network: Network;
+  let alice: Peer;
+  let bob: Peer;
+
+  beforeEach(() => {
+    network = new Network();
+    alice = network.join('a1', 'alice', 'epoch-a');
+    bob = network.join('b1', 'bob', 'epoch-b');
+    for (const peer of network.peers) peer.delivery.start();
+  });
+
+  afterEach(() => {
+    for (const peer of network.peers) peer.delivery.stop();
+  });
+
+  it('a binary payload travels as a binary frame (no base64), arrives byte-identical, with its topic; text and JSON alongside, in order', () => {
+    const bytes = bytesOf(1, 64 * 1024);
+    void alice.delivery.send('hello', true, undefined, 'chat');
+    void alice.delivery.send(bytes, true, undefined, 'file');
+    void alice.delivery.send({ n: 3 }, true);
+    network.flush();
+    const frame = network.log.find((wire) => typeof wire.text !== 'string')?.text as Uint8Array;
+    expect(frame, 'sent as binary').to.be.instanceOf(Uint8Array);
+    expect(frame.byteLength, 'the bytes plus a small header').to.be.within(bytes.byteLength, bytes.byteLength + 64);
+    expect(bob.delivered.map(({ payload, topic }) => [payload, topic])).to.deep.equal([
+      ['hello', 'chat'],
+      [bytes, 'file'],
+      [{ n: 3 }, undefined],
+    ]);
+    expect(bob.delivered[1]?.payload).to.be.instanceOf(Uint8Array);
+  });
+
+  it('the app changing its buffer after send() changes nothing on the way', () => {
+    const bytes = bytesOf(2, 100);
+    void alice.delivery.send(bytes, true);
+    bytes.fill(0);
+    network.flush();
+    expect(bob.delivered[0]?.payload).to.deep.equal(bytesOf(2, 100));
+  });
+
+  it('promotion with binary payloads: mesh, both paths, then the SFU alone with losses there; every message once, in order, byte-identical', async () => {
+    const sent = (n: number) => bytesOf(n, 10_000);
+    for (let n = 1; n <= 3; n++) void alice.delivery.send(sent(n), true);
+    network.sfuOpen = true;
+    for (let n = 4; n <= 6; n++) void alice.delivery.send(sent(n), true);
+    // Alice's bye: from here her data goes over the SFU only, where 7 and 8 get lost.
+    alice.byeSentTo.add(bob.id);
+    let dropped = 0;
+    network.filter = (wire) => {
+      const q = dataOf(wire)?.q;
+      if (wire.from === alice && wire.path === 'sfu' && (q === 7 || q === 8) && dropped < 2) {
+        dropped++;
+        return 'drop';
+      }
+      return 'pass';
+    };
+    for (let n = 7; n <= 10; n++) void alice.delivery.send(sent(n), true);
+    network.flush();
+    expect(
+      bob.delivered.map((d) => d.seq),
+      'held back behind the hole',
+    ).to.deep.equal([1, 2, 3, 4, 5, 6]);
+    await network.clock.advance(SYNC_CHECK_MS);
+    network.flush();
+    await network.clock.advance(SYNC_CHECK_MS);
+    network.flush();
+    expect(dropped).to.equal(2);
+    expect(bob.delivered.map((d) => d.seq)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(bob.delivered.map((d) => d.payload)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(sent));
+    // The resend of 7 and 8 (binary) went as one binary batch with the synced answer.
+    const answer = network.log.find((wire) => wire.from === alice && unpack(wire.text).some((e) => e.c === 'synced')) as Wire;
+    expect(answer.text).to.be.instanceOf(Uint8Array);
+    expect(unpack(answer.text).map((e) => e.c ?? e.q)).to.deep.equal([7, 8, 'synced']);
+  });
+
+  it('a message over MAX_MESSAGE_BYTES on the wire is refused with payload_too_large before anything is sent; one that fits goes', () => {
+    const tooLarge = new Uint8Array(MAX_MESSAGE_BYTES);
+    expect(() => alice.delivery.send(tooLarge, true))
+      .to.throw(SwitchboardError)
+      .with.property('code', 'payload_too_large');
+    expect(() => alice.delivery.send('x'.repeat(MAX_MESSAGE_BYTES), true)).to.throw(SwitchboardError, /bytes on the wire/);
+    expect(() => alice.delivery.send('é'.repeat(MAX_MESSAGE_BYTES / 2), true), 'counted in UTF-8 bytes').to.throw(SwitchboardError);
+    expect(() => alice.delivery.send('x', true, undefined, 't'.repeat(200)))
+      .to.throw(SwitchboardError)
+      .with.property('code', 'payload_invalid');
+    expect(network.log, 'nothing sent').to.have.length(0);
+    void alice.delivery.send(new Uint8Array(MAX_MESSAGE_BYTES - 1024), true);
+    network.flush();
+    expect(
+      bob.delivered.map((d) => d.seq),
+      'the refused ones took no number',
+    ).to.deep.equal([1]);
+  });
+
+  it('backpressure: reliable sends wait (in order) while a channel is above the high-water mark; lossy ones are dropped there', async () => {
+    const clock = network.clock;
+    let buffered = 0;
+    let lossyBuffered = 0;
+    let drain: (() => void) | null = null;
+    const written: WireMessage[] = [];
+    const link: DataRoute = {
+      send: (message) => {
+        written.push(message);
+        buffered += typeof message === 'string' ? message.length : message.byteLength;
+      },
+      buffered: (reliable) => (reliable ? buffered : lossyBuffered),
+      drained: () => new Promise<void>((resolve) => (drain = resolve)),
+    };
+    const delivery = new ReliableDelivery<DataSender>(
+      {
+        selfIdentity: () => 'carol',
+        peerIdOf: () => null,
+        canPublishData: () => true,
+        sfu: () => null,
+        meshPeerIds: () => ['a1'],
+        mesh: () => link,
+      },
+      () => undefined,
+      { clock },
+    );
+    const chunk = bytesOf(0, 200 * 1024);
+    const settled: number[] = [];
+    const sends = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => delivery.send(chunk, true).then(() => settled.push(n)));
+    await clock.advance(0);
+    // Six go at once (the sixth finds 1000 KiB buffered: not above 1 MiB); the rest wait.
+    expect(written).to.have.length(6);
+    expect(settled).to.deep.equal([1, 2, 3, 4, 5, 6]);
+    expect(delivery.bufferedBytes(), 'queued and buffered').to.be.within(8 * chunk.byteLength, 8 * chunk.byteLength + 1024);
+    await clock.advance(500);
+    expect(written, 'still waiting').to.have.length(6);
+    lossyBuffered = 2 * HIGH_WATER_BYTES;
+    void delivery.send('lossy', false);
+    expect(written, 'a lossy send is dropped on a full channel').to.have.length(6);
+    // The channel drains: the last two go.
+    buffered = LOW_WATER_BYTES;
+    (drain as (() => void) | null)?.();
+    await Promise.all(sends);
+    expect(settled).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(written.map((m) => unpack(m)[0]?.q)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+    delivery.stop();
+  });
+
+  it('a send still waiting when delivery stops (the room ended) rejects with not_connected', async () => {
+    const delivery = new ReliableDelivery<DataSender>(
+      {
+        selfIdentity: () => 'carol',
+        peerIdOf: () => null,
+        canPublishData: () => true,
+        sfu: () => null,
+        meshPeerIds: () => ['a1'],
+        mesh: () => ({ send: () => undefined, buffered: () => 2 * HIGH_WATER_BYTES, drained: () => new Promise<void>(() => undefined) }),
+      },
+      () => undefined,
+      { clock: network.clock },
+    );
+    const waiting = delivery.send('x', true);
+    delivery.stop();
+    const error = await waiting.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(SwitchboardError).with.property('code', 'not_connected');
   });
 });
