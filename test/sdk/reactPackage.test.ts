@@ -4,8 +4,8 @@
  * temporary folder outside the repository, type-checked with `tsc --strict`, built with Vite,
  * served as static files, and two Chromium pages of that React app in one room through a live
  * server: each lists the other (useParticipants), shows its video (useTracks, <VideoTrack>),
- * gets its data message (useSendData, useDataMessages) and sees its camera turned off
- * (useLocalMedia; TrackMuted), all read from the rendered DOM.
+ * gets its data messages, all of them and those of one topic (useSendData, useDataMessages),
+ * and sees its camera turned off (useLocalMedia; TrackMuted), all read from the rendered DOM.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,6 +51,7 @@ function Call(): ReactElement {
   const videos = useTracks({ kind: 'video' });
   const audios = useTracks({ kind: 'audio' });
   const messages = useDataMessages();
+  const chat = useDataMessages({ topic: 'chat' });
   const send = useSendData();
   const media = useLocalMedia();
   const cameraStarted = useRef(false);
@@ -73,6 +74,9 @@ function Call(): ReactElement {
       <button id="send" onClick={() => void send(\`hello from \${room.localParticipant?.identity ?? '?'}\`)}>
         send
       </button>
+      <button id="send-chat" onClick={() => void send(\`chat from \${room.localParticipant?.identity ?? '?'}\`, { topic: 'chat' })}>
+        chat
+      </button>
       <VideoTrack id="self" track={media.cameraTrack} />
       <ul id="participants">
         {participants.map((participant) => (
@@ -91,6 +95,13 @@ function Call(): ReactElement {
       </div>
       <ul id="messages">
         {messages.map((message, i) => (
+          <li key={i} data-from={message.from.identity} data-topic={message.info.topic ?? ''}>
+            {text(message.payload)}
+          </li>
+        ))}
+      </ul>
+      <ul id="chat">
+        {chat.map((message, i) => (
           <li key={i} data-from={message.from.identity}>
             {text(message.payload)}
           </li>
@@ -318,16 +329,25 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
         ).to.be.greaterThan(0);
       }
 
-      await timed('data message both ways (useSendData, useDataMessages)', async () => {
+      await timed('data messages both ways, one without a topic and one on "chat" (useSendData, useDataMessages)', async () => {
         for (const [page] of pages) await page.click('#send');
-        for (const [page, , other] of pages) await page.waitForSelector(`#messages li[data-from="${other}"]`, { timeout: 15_000 });
+        for (const [page] of pages) await page.click('#send-chat');
+        for (const [page, , other] of pages) await page.waitForSelector(`#chat li[data-from="${other}"]`, { timeout: 15_000 });
       });
       await new Promise((r) => setTimeout(r, 300));
-      for (const [page, self, other] of pages)
-        expect(
-          await page.$$eval('#messages li', (items) => items.map((li) => ({ from: li.getAttribute('data-from'), text: li.textContent }))),
-          `${self}'s messages`,
-        ).to.deep.equal([{ from: other, text: `hello from ${other}` }]);
+      const listed = (page: Page, list: string) =>
+        page.$$eval(`#${list} li`, (items) =>
+          items.map((li) => ({ from: li.getAttribute('data-from'), topic: li.getAttribute('data-topic'), text: li.textContent })),
+        );
+      for (const [page, self, other] of pages) {
+        expect(await listed(page, 'messages'), `${self}'s messages (every topic)`).to.deep.equal([
+          { from: other, topic: '', text: `hello from ${other}` },
+          { from: other, topic: 'chat', text: `chat from ${other}` },
+        ]);
+        expect(await listed(page, 'chat'), `${self}'s messages on "chat"`).to.deep.equal([
+          { from: other, topic: null, text: `chat from ${other}` },
+        ]);
+      }
 
       await timed('camera off on ann: ann sees it off, ben sees her video muted (TrackMuted)', async () => {
         await ann.click('#toggle-camera');
