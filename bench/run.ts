@@ -9,6 +9,7 @@
  */
 import { renderBundle, runBundle, type BundleResult } from './bundle.js';
 import { redisUnavailableReason, renderCluster, runCluster, type ClusterData } from './cluster.js';
+import { renderData, runData, type DataResult } from './data.js';
 import { ServerPool, type BenchContext } from './lib/context.js';
 import { envFlag, envNumber } from './lib/env.js';
 import { canPin, LOAD_CPUS, liveChildren, withAffinity } from './lib/processes.js';
@@ -31,6 +32,8 @@ const BENCHMARKS: Record<string, { run: (ctx: BenchContext) => Promise<Section>;
   bundle: { run: runBundle, pinGenerator: false },
   // Two nodes and redis-server on the server core, the generator on the other.
   cluster: { run: runCluster, pinGenerator: true },
+  // Two Chromium pages and the server share the cores, like topology.
+  data: { run: runData, pinGenerator: false },
 };
 
 const RENDERERS: Record<string, (data: unknown, meta: RenderMeta) => Section> = {
@@ -42,6 +45,7 @@ const RENDERERS: Record<string, (data: unknown, meta: RenderMeta) => Section> = 
   'topology-video': (data, meta) => renderTopology(data as TopologyData, meta),
   bundle: (data, meta) => renderBundle(data as BundleResult, meta),
   cluster: (data, meta) => renderCluster(data as ClusterData, meta),
+  data: (data, meta) => renderData(data as DataResult, meta),
 };
 
 /** Rebuilds every stored section with the current rendering code. */
@@ -79,8 +83,8 @@ async function main(): Promise<void> {
   for (const name of names) {
     const bench = BENCHMARKS[name];
     if (!bench) continue;
-    if (name === 'topology' && !envFlag('BENCH_BROWSER', true)) {
-      log('topology: skipped (BENCH_BROWSER=0)');
+    if ((name === 'topology' || name === 'data') && !envFlag('BENCH_BROWSER', true)) {
+      log(`${name}: skipped (BENCH_BROWSER=0)`);
       continue;
     }
     const noRedis = name === 'cluster' ? redisUnavailableReason() : null;
@@ -90,7 +94,7 @@ async function main(): Promise<void> {
     }
     const ctx: BenchContext = { rounds: envNumber('BENCH_ROUNDS', 3), pin, smoke: false, servers: new ServerPool(pin), log };
     const placement =
-      name === 'topology' || name === 'bundle'
+      name === 'topology' || name === 'bundle' || name === 'data'
         ? ''
         : ` (${ctx.rounds} rounds${pin ? ', server on core 0, load generator on core 1' : ', not pinned'})`;
     log(`${name}: starting${placement}`);
