@@ -7,7 +7,7 @@
  * gets its data messages, all of them and those of one topic (useSendData, useDataMessages),
  * and sees its camera turned off (useLocalMedia; TrackMuted), all read from the rendered DOM.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -236,6 +236,19 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
   it('builds with vite and @vitejs/plugin-react', async () => {
     const vite = join(appDir, 'node_modules', 'vite', 'bin', 'vite.js');
     await timed('vite build', () => run(process.execPath, [vite, 'build', '--logLevel', 'warn'], appDir));
+    // And with React's development build, where StrictMode mounts every component twice: the
+    // provider's first Room is left before its connect settles, and a second one connects.
+    writeFileSync(join(appDir, '.env.development'), 'NODE_ENV=development\n');
+    await timed('vite build (development)', () =>
+      run(process.execPath, [vite, 'build', '--mode', 'development', '--outDir', 'dist-dev', '--logLevel', 'warn'], appDir),
+    );
+    const devAssets = readdirSync(join(appDir, 'dist-dev', 'assets')).filter((file) => file.endsWith('.js'));
+    expect(
+      devAssets.some((file) =>
+        readFileSync(join(appDir, 'dist-dev', 'assets', file), 'utf8').includes('Each child in a list should have a unique'),
+      ),
+      "React's development build in dist-dev",
+    ).to.equal(true);
     expect(readFileSync(join(appDir, 'dist', 'index.html'), 'utf8')).to.match(/assets\/index-[\w-]+\.js/);
     built = true;
   });
@@ -243,6 +256,7 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
   describe('in Chromium (fake media)', function () {
     let t: TestServer | undefined;
     let site: StaticServer | undefined;
+    let devSite: StaticServer | undefined;
     let browser: Browser | undefined;
     const errors: string[][] = [];
 
@@ -255,11 +269,13 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
       if (!built) throw new Error('the app was not built (see the vite build test)');
       t = await startServer({ ROOM_EMPTY_TIMEOUT_MS: '2000' });
       site = await serveStatic(join(appDir, 'dist'));
+      devSite = await serveStatic(join(appDir, 'dist-dev'));
       browser = await timed('launch Chromium', () => launchBrowser());
     });
     after(async () => {
       await browser?.close();
       await site?.close();
+      await devSite?.close();
       await t?.close();
     });
 
@@ -269,10 +285,10 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
       errors.push(pageErrors(page));
       const token = (t as TestServer).mint({ room: 'react', user, name: `${user} (name)` });
       const query = new URLSearchParams({ server: (t as TestServer).url, token, provider });
-      await page.goto(`${(site as StaticServer).url}/?${query}`);
+      await page.goto(`${((provider === 'props' ? devSite : site) as StaticServer).url}/?${query}`);
       await page.waitForSelector('#state:text-is("connected"), #state:text-is("disconnected"), #error', { timeout: 30_000 });
-      const error = (await page.locator('#error').allTextContents()).join('');
-      expect(await page.locator('#state').textContent(), `${user}: ${error}`).to.equal('connected');
+      expect((await page.locator('#error').allTextContents()).join(''), `${user}: the error the app rendered`).to.equal('');
+      expect(await page.locator('#state').textContent(), `${user}: connection state`).to.equal('connected');
       return page;
     }
 
@@ -283,7 +299,8 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
         return video ? { width: video.videoWidth, muted: video.dataset['muted'], attached: video.srcObject !== null } : null;
       }, identity);
 
-    // ann's page lets RoomProvider create and connect its Room (serverUrl, token); ben's hands it a Room of its own (room).
+    // ann's page lets RoomProvider create and connect its Room (serverUrl, token), in React's
+    // development build (StrictMode mounts twice); ben's hands it a Room of its own (room).
     it("two pages list each other, show each other's video, get each other's data, and see a camera turned off", async () => {
       const [ann, ben] = await timed('open two pages (join, camera on)', async () => [
         await openApp('ann', 'props'),

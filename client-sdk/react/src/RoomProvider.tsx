@@ -47,11 +47,18 @@ export function RoomProvider(props: RoomProviderProps): ReactElement {
     if (!connect || !serverUrl || !token) return;
     const room = ownRoom;
     used.current.add(room);
+    // A Room left before its connect settled (unmounted, StrictMode's second mount, new props) reports nothing.
+    let left = false;
     room.connect(serverUrl, token).then(
-      () => latest.current.onConnected?.(room),
-      (error: SwitchboardError) => latest.current.onError?.(error),
+      () => {
+        if (!left) latest.current.onConnected?.(room);
+      },
+      (error: SwitchboardError) => {
+        if (!left) latest.current.onError?.(error);
+      },
     );
     return () => {
+      left = true;
       void room.leave();
     };
   }, [ownsRoom, ownRoom, serverUrl, token, connect]);
