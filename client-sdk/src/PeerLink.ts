@@ -270,10 +270,15 @@ export class PeerLink {
     }
   }
 
-  /** Bytes the channel holds that are not on the network yet (its bufferedAmount), plus those waiting for it to open. */
+  /** Bytes the open channel holds that are not on the network yet (its bufferedAmount). */
   buffered(reliable: boolean): number {
     const channel = reliable ? this.reliable : this.lossy;
-    return (channel?.readyState === 'open' ? channel.bufferedAmount : 0) + (reliable ? this.pendingBytes : 0);
+    return channel?.readyState === 'open' ? channel.bufferedAmount : 0;
+  }
+
+  /** Bytes of reliable messages waiting for the channel to open. */
+  queued(): number {
+    return this.pendingBytes;
   }
 
   /** Resolves once the channel's bufferedAmount is at most `low`, or it is not open (closed, or not open yet). */

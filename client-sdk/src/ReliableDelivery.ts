@@ -62,8 +62,10 @@ export interface DataSender {
 /** One way out: a mesh link to one peer, or our SFU data producer (which reaches every peer). */
 export interface DataRoute {
   send(message: WireMessage, reliable: boolean): void;
-  /** Bytes sent on the channel and not on the network yet (its bufferedAmount); none when absent. */
+  /** Bytes the open channel holds and has not put on the network yet (its bufferedAmount); none when absent. */
   buffered?(reliable: boolean): number;
+  /** Bytes of reliable messages waiting for the channel to open (not backpressure: a link being built must not stall everyone). */
+  queued?(): number;
   /** Resolves once buffered(reliable) is at most `low` or the channel closed (perhaps earlier: the caller looks again). */
   drained?(reliable: boolean, low: number): Promise<void>;
 }
@@ -241,7 +243,8 @@ export class ReliableDelivery<S extends DataSender> {
   /** Bytes of data on their way out: waiting in our queue, plus what the channels of our data paths buffer. */
   bufferedBytes(): number {
     let bytes = this.outboxBytes;
-    for (const route of this.dataRoutes()) bytes += (route.buffered?.(true) ?? 0) + (route.buffered?.(false) ?? 0);
+    for (const route of this.dataRoutes())
+      bytes += (route.buffered?.(true) ?? 0) + (route.buffered?.(false) ?? 0) + (route.queued?.() ?? 0);
     return bytes;
   }
 
@@ -274,6 +277,8 @@ export class ReliableDelivery<S extends DataSender> {
           let cancel: Cancel = () => undefined;
           const tick = new Promise<void>((resolve) => (cancel = this.clock.delay(DRAIN_CHECK_MS, resolve)));
           await Promise.race(full.drained ? [full.drained(true, LOW_WATER_BYTES), tick] : [tick]);
+          // Drained and full still (a channel that reports otherwise): the tick, so this loop never spins.
+          if (this.congested() === full) await tick;
           cancel();
           continue;
         }

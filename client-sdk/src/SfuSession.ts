@@ -268,10 +268,15 @@ export class SfuSession {
     }
   }
 
-  /** Bytes our data producer holds that are not on the network yet (bufferedAmount), plus those waiting for it to open. */
+  /** Bytes our open data producer holds that are not on the network yet (bufferedAmount). */
   buffered(reliable: boolean): number {
     const producer = reliable ? this.reliable : this.lossy;
-    return (producer && producer.readyState === 'open' ? producer.bufferedAmount : 0) + (reliable ? this.pendingBytes : 0);
+    return producer && producer.readyState === 'open' ? producer.bufferedAmount : 0;
+  }
+
+  /** Bytes of reliable messages waiting for our data producer to open. */
+  queued(): number {
+    return this.pendingBytes;
   }
 
   /** Resolves once our data producer's bufferedAmount is at most `low` ('bufferedamountlow'), or it is not open. */

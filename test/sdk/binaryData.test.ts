@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Room, RoomEvent, SwitchboardError, type DataInfo, type DataPayload } from '../../client-sdk/src/index.js';
+import { ConnectionState, Room, RoomEvent, SwitchboardError, type DataInfo, type DataPayload } from '../../client-sdk/src/index.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 import { WrtcPeerConnection } from '../helpers/wrtc.js';
 
@@ -113,6 +113,45 @@ describe('SDK binary data over the mesh (@roamhq/wrtc): binary frames, topics, b
     await waitFor(() => received.length >= 100, 60_000, `100 messages (have ${received.length})`);
     const numbers = received.map(({ payload }) => new DataView((payload as Uint8Array).buffer).getUint32(0));
     expect(numbers).to.deep.equal(Array.from({ length: 100 }, (_, i) => i + 1));
+  });
+
+  // With the place held (the default), alice rejoins under her peer id and her link stays up. Without it
+  // (RESUME_GRACE_MS=0) the link is rebuilt and bob sees her leave: what a hole held back then is
+  // delivered at once, the hole skipped (README, sync), so messages in flight on the old link can be
+  // lost in a loop this fast (seen: 34 of 400). Not covered here.
+  it('an awaited binary loop through a signaling drop (the place held): every message once, in order, intact', async () => {
+    const { alice, received } = await pair('binary-drop');
+    const count = 400;
+    const size = 16 * 1024;
+    const states: ConnectionState[] = [];
+    alice.on(RoomEvent.ConnectionStateChanged, (state) => states.push(state));
+    for (let n = 1; n <= count; n++) {
+      if (n === count / 2) t.server.rooms.get('t1', 'binary-drop')?.peerByUser('alice')?.socket.conn.close();
+      // A mesh room takes data while it reconnects; a send in the instant between leaving and rejoining throws not_connected.
+      for (;;) {
+        try {
+          await alice.send(bytesOf(n, size));
+          break;
+        } catch (error) {
+          if ((error as SwitchboardError).code !== 'not_connected') throw error;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+      if (n % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await waitFor(() => states.at(-1) === ConnectionState.Connected && states.length > 1, 20_000, 'alice reconnected');
+    await waitFor(() => received.length >= count, 40_000, `${count} messages`).catch((error: unknown) => {
+      const numbers = received.map(({ payload }) => new DataView((payload as Uint8Array).buffer).getUint32(0));
+      throw new Error(`${String(error)}; bob has ${numbers.length}, last ${numbers.at(-1)}`);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const numbers = received.map(({ payload }) => new DataView((payload as Uint8Array).buffer).getUint32(0));
+    expect(numbers).to.deep.equal(Array.from({ length: count }, (_, i) => i + 1));
+    for (const { payload } of received) {
+      const n = new DataView((payload as Uint8Array).buffer).getUint32(0);
+      expect(sameBytes(payload as Uint8Array, bytesOf(n, size)), `message ${n} intact`).to.equal(true);
+    }
+    console.log(`      states of alice: ${states.join(' -> ')}`);
   });
 
   it('an oversized message is refused with payload_too_large, nothing sent; the link goes on', async () => {
