@@ -4,13 +4,13 @@ import { browserUnavailableReason, buildSdk, identityOf, launchBrowser, openDemo
 import { ranges } from '../helpers/pageSequence.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
-/** Three pages promote the room (MESH_THRESHOLD 2). */
+/** Four pages promote the room (MESH_THRESHOLD 3); two leaving demote it (at or below 2 for DEMOTE_DELAY_MS). */
 const SFU_ENV = {
   SFU_ENABLED: 'true',
   SFU_WORKERS: '1',
   SFU_LISTEN_IP: '127.0.0.1',
-  MESH_THRESHOLD: '2',
-  DEMOTE_DELAY_MS: '60000',
+  MESH_THRESHOLD: '3',
+  DEMOTE_DELAY_MS: '1500',
   ROOM_EMPTY_TIMEOUT_MS: '2000',
 };
 
@@ -46,7 +46,7 @@ window.switchboardRoom.on('data', (payload, participant, info) => {
 });
 `;
 
-describe('SFU binary data (Chromium, mediasoup): binary frames across a promotion, 64 KiB, backpressure, size limit', function () {
+describe('SFU binary data (Chromium, mediasoup): binary frames across a promotion and a demotion, 64 KiB, backpressure, size limit', function () {
   this.timeout(240_000);
   let t: TestServer;
   let browser: Browser;
@@ -79,12 +79,13 @@ describe('SFU binary data (Chromium, mediasoup): binary frames across a promotio
   const received = (page: Page, from: string, topic: string): Promise<number[]> =>
     page.evaluate(([f, tp]) => window.binRecv[f as string]?.[tp as string] ?? [], [from, topic]);
 
-  it('binary messages sent through a promotion to the SFU arrive exactly once, in order, intact; then over the SFU alone: 64 KiB byte-identical with its topic, a 52 MB awaited loop with the sender bounded, oversized refused', async () => {
+  it('binary messages sent through a promotion to the SFU arrive exactly once, in order, intact; then over the SFU alone: 64 KiB byte-identical with its topic, a 52 MB awaited loop with the sender bounded, oversized refused; then through a demotion back to the mesh, exactly once again', async () => {
     const room = 'binary-sfu';
     const p1 = await open(room, 'p1');
     const p2 = await open(room, 'p2');
     const from = await identityOf(p1);
-    await p1.waitForFunction(() => window.switchboardRoom.participants.size === 1, undefined, { timeout: 30_000 });
+    const p0 = await open(room, 'p0');
+    await p1.waitForFunction(() => window.switchboardRoom.participants.size === 2, undefined, { timeout: 30_000 });
     expect(await p1.evaluate(() => window.switchboardRoom.mode)).to.equal('mesh');
 
     // p1 sends a numbered 16 KiB binary message every 30 ms, through the promotion.
@@ -184,6 +185,37 @@ describe('SFU binary data (Chromium, mediasoup): binary frames across a promotio
     expect((await fetch(`${t.url}/health`)).status, 'server still up').to.equal(200);
     await p1.evaluate(() => (window.switchboardRoom as unknown as BinRoom).send(window.binBytes(2, 1000), { topic: 'file' }));
     await waitFor(async () => (await received(p2, from, 'file')).length === 2, 20_000, 'data still flows after the oversized one');
+
+    // Demotion: p3 leaves, the room goes back to the mesh while p1 keeps sending binary messages.
+    await p1.evaluate(() => {
+      window.binSent = 0;
+      window.binTimer = setInterval(() => {
+        const r = window.switchboardRoom as unknown as BinRoom;
+        if (r.state !== 'connected') return;
+        window.binSent++;
+        void r.send(window.binBytes(window.binSent, 16 * 1024), { topic: 'back' });
+      }, 30);
+    });
+    await waitFor(async () => (await received(p2, from, 'back')).length > 10, 20_000, 'binary sequence over the SFU');
+    await p3.close();
+    await p0.close();
+    for (const page of [p1, p2])
+      await page.waitForFunction(() => window.switchboardRoom.mode === 'mesh', undefined, { timeout: 30_000, polling: 250 });
+    // The hand-over is over once p1 has left the SFU.
+    await p1.waitForFunction(() => (window.switchboardRoom as unknown as { sfu: unknown }).sfu === null, undefined, {
+      timeout: 60_000,
+      polling: 250,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const sentBack = await p1.evaluate(() => {
+      clearInterval(window.binTimer);
+      return window.binSent;
+    });
+    await waitFor(async () => (await received(p2, from, 'back')).at(-1) === sentBack, 30_000, `the last of ${sentBack} on p2`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(ranges(await received(p2, from, 'back')), 'demotion: every message exactly once, in order').to.equal(`1-${sentBack}`);
+    expect(await p2.evaluate(() => window.binBad), 'damaged messages').to.equal(0);
+    console.log(`      demotion: ${sentBack} binary messages of 16 KiB, p2 got 1-${sentBack} once each`);
   });
 });
 
