@@ -124,30 +124,40 @@ async function buildReactPackage() {
     writeFileSync(join(core, 'package.json'), JSON.stringify({ name: '@switchboard/client', types: 'index.d.ts' }));
     mkdirSync(join(temp, 'node_modules', '@types'));
     symlinkSync(join(root, 'node_modules', '@types', 'react'), join(temp, 'node_modules', '@types', 'react'), 'dir');
-    const project = join(temp, 'tsconfig.json');
-    const compilerOptions = {
-      target: 'ES2022',
-      module: 'NodeNext',
-      moduleResolution: 'NodeNext',
-      lib: ['ES2022', 'DOM', 'DOM.Iterable'],
-      strict: true,
-      skipLibCheck: true,
-      types: [],
-    };
-    writeFileSync(project, JSON.stringify({ compilerOptions, files: [index] }));
-    const [text] = generateDtsBundle([{ filePath: index, output: { exportReferencedTypes: false, noBanner: true } }], {
-      preferredConfigPath: project,
-    });
-    const foreign = moduleReferences(ts, text).filter(
-      (specifier) => !peers.some((dep) => specifier === dep || specifier.startsWith(`${dep}/`)),
-    );
-    if (foreign.length > 0)
-      throw new Error(`build-sdk: the bundled .d.ts imports ${foreign.join(', ')}, which the package does not depend on`);
+    const text = bundleDts({ ts, generateDtsBundle, index, temp, allowed: peers });
     writeFileSync(join(outDir, 'switchboard-react.d.ts'), `/** Types of @switchboard/react. */\n${text}`);
   } finally {
     rmSync(temp, { recursive: true, force: true });
   }
   console.log(`build-sdk: ${pkg.name}@${pkg.version} built into ${outDir}/`);
+}
+
+/**
+ * Inlines every local type reachable from the declarations at `index` into one .d.ts text,
+ * compiled against the DOM and ES libraries only (the repository's @types, node and mocha, are
+ * not a package's). Fails when the result imports anything but the `allowed` packages.
+ */
+function bundleDts({ ts, generateDtsBundle, index, temp, allowed }) {
+  const project = join(temp, 'tsconfig.json');
+  const compilerOptions = {
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    lib: ['ES2022', 'DOM', 'DOM.Iterable'],
+    strict: true,
+    skipLibCheck: true,
+    types: [],
+  };
+  writeFileSync(project, JSON.stringify({ compilerOptions, files: [index] }));
+  const [text] = generateDtsBundle([{ filePath: index, output: { exportReferencedTypes: false, noBanner: true } }], {
+    preferredConfigPath: project,
+  });
+  const foreign = moduleReferences(ts, text).filter(
+    (specifier) => !allowed.some((dep) => specifier === dep || specifier.startsWith(`${dep}/`)),
+  );
+  if (foreign.length > 0)
+    throw new Error(`build-sdk: the bundled .d.ts imports ${foreign.join(', ')}, which the package does not depend on`);
+  return text;
 }
 
 /**
@@ -163,27 +173,7 @@ async function bundledDeclarations(dependencies) {
     const declDir = join(temp, 'decl');
     tsc(['-p', 'client-sdk/tsconfig.json', '--outDir', declDir]);
     const index = join(declDir, 'client-sdk', 'src', 'index.d.ts');
-    // Only the DOM and ES libraries: the repository's @types (node, mocha) are not the package's.
-    const project = join(temp, 'tsconfig.json');
-    const compilerOptions = {
-      target: 'ES2022',
-      module: 'NodeNext',
-      moduleResolution: 'NodeNext',
-      lib: ['ES2022', 'DOM', 'DOM.Iterable'],
-      strict: true,
-      skipLibCheck: true,
-      types: [],
-    };
-    writeFileSync(project, JSON.stringify({ compilerOptions, files: [index] }));
-    const [text] = generateDtsBundle([{ filePath: index, output: { exportReferencedTypes: false, noBanner: true } }], {
-      preferredConfigPath: project,
-    });
-    const foreign = moduleReferences(ts, text).filter(
-      (specifier) => !dependencies.some((dep) => specifier === dep || specifier.startsWith(`${dep}/`)),
-    );
-    if (foreign.length > 0)
-      throw new Error(`build-sdk: the bundled .d.ts imports ${foreign.join(', ')}, which the package does not depend on`);
-    return `/** Types of @switchboard/client. */\n${text}`;
+    return `/** Types of @switchboard/client. */\n${bundleDts({ ts, generateDtsBundle, index, temp, allowed: dependencies })}`;
   } finally {
     rmSync(temp, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 import type { IceCandidate, SessionDescription } from '../../protocol/events.js';
-import { wireSize, type WireMessage } from './DataEnvelope.js';
+import { PendingMessages } from './PendingMessages.js';
+import type { WireMessage } from './DataEnvelope.js';
 import { inboundStats, type InboundStat } from './inboundStats.js';
 
 export interface PeerLinkOptions {
@@ -55,11 +56,6 @@ export interface PeerLinkCounters {
 }
 
 const NEGOTIATION_RETRY_MS = 4000;
-/**
- * Reliable messages kept for a channel that is not open yet, in bytes: beyond it the oldest go
- * (the sent history holds no more either; a receiver that misses them asks, and skips what is gone).
- */
-const PENDING_MAX_BYTES = 4 * 1024 * 1024;
 /** ICE restarts of a link whose ICE never starts before it counts as stuck (`onStuck`). */
 const MAX_ICE_RESTARTS = 2;
 
@@ -126,8 +122,8 @@ export class PeerLink {
   private reliable: RTCDataChannel | null = null;
   private lossy: RTCDataChannel | null = null;
   /** Reliable messages sent before the channel opened, flushed on open. */
-  private readonly pendingReliable: WireMessage[] = [];
-  private pendingBytes = 0;
+  /** Reliable messages waiting for the channel to open. */
+  private readonly pendingReliable = new PendingMessages();
   private readonly senders = new Map<MediaStreamTrack, RTCRtpSender>();
 
   constructor(private readonly options: PeerLinkOptions) {
@@ -264,9 +260,6 @@ export class PeerLink {
     if (channel?.readyState === 'open') sendOn(channel, data);
     else if (reliable) {
       this.pendingReliable.push(data);
-      this.pendingBytes += wireSize(data);
-      while (this.pendingBytes > PENDING_MAX_BYTES && this.pendingReliable.length > 1)
-        this.pendingBytes -= wireSize(this.pendingReliable.shift() as WireMessage);
     }
   }
 
@@ -278,7 +271,7 @@ export class PeerLink {
 
   /** Bytes of reliable messages waiting for the channel to open. */
   queued(): number {
-    return this.pendingBytes;
+    return this.pendingReliable.bytes;
   }
 
   /** Resolves once the channel's bufferedAmount is at most `low`, or it is not open (closed, or not open yet). */
@@ -289,8 +282,7 @@ export class PeerLink {
 
   /** Reliable messages still waiting for the channel to open, handed over to a replacing link. */
   takePendingReliable(): WireMessage[] {
-    this.pendingBytes = 0;
-    return this.pendingReliable.splice(0);
+    return this.pendingReliable.take();
   }
 
   close(): void {
@@ -448,8 +440,7 @@ export class PeerLink {
     };
     channel.onopen = () => {
       if (!reliable) return;
-      this.pendingBytes = 0;
-      for (const data of this.pendingReliable.splice(0)) sendOn(channel, data);
+      for (const data of this.pendingReliable.take()) sendOn(channel, data);
     };
   }
 }

@@ -1,6 +1,7 @@
 import type { types as msc } from 'mediasoup-client';
 import type { SfuInfo, SfuProducerInfo } from '../../protocol/events.js';
-import { wireSize, type WireMessage } from './DataEnvelope.js';
+import { PendingMessages } from './PendingMessages.js';
+import type { WireMessage } from './DataEnvelope.js';
 import { SwitchboardError } from './errors.js';
 import { inboundStats, type InboundStat } from './inboundStats.js';
 import type { SignalClient } from './SignalClient.js';
@@ -52,8 +53,6 @@ const CONSUME_ATTEMPTS = 5;
 const CONSUME_RETRY_MS = 1000;
 /** Errors a second consume would meet again: the producer is gone, or we may not consume it. */
 const FINAL_CONSUME_ERRORS = new Set(['forbidden', 'not_found', 'payload_invalid', 'not_in_room', 'sfu_unavailable']);
-/** Reliable messages kept until our data producer opens, in bytes: beyond it the oldest go (as in PeerLink). */
-const PENDING_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * This client's presence on the room's SFU router: a send and a receive transport,
@@ -71,8 +70,8 @@ export class SfuSession {
   /** Our reliable data producer from its creation on, open or not (its id is announced at once). */
   private reliableProducer: msc.DataProducer | null = null;
   private lossy: msc.DataProducer | null = null;
-  private readonly pendingReliable: WireMessage[] = [];
-  private pendingBytes = 0;
+  /** Reliable messages waiting for the channel to open. */
+  private readonly pendingReliable = new PendingMessages();
   /** Remote producers consumed, by producer id. */
   private readonly consumed = new Map<string, Consumed>();
   /** Remote producers that closed (a consume retry must not bring them back). */
@@ -115,8 +114,7 @@ export class SfuSession {
     this.reliableProducer = reliable;
     const flush = () => {
       this.reliable = reliable;
-      this.pendingBytes = 0;
-      for (const data of this.options.pack(this.pendingReliable.splice(0))) reliable.send(data as string | Uint8Array<ArrayBuffer>);
+      for (const data of this.options.pack(this.pendingReliable.take())) reliable.send(data as string | Uint8Array<ArrayBuffer>);
       this.options.onDataReady();
     };
     if (reliable.readyState === 'open') flush();
@@ -262,9 +260,6 @@ export class SfuSession {
     if (producer && producer.readyState === 'open') producer.send(data as string | Uint8Array<ArrayBuffer>);
     else if (reliable) {
       this.pendingReliable.push(data);
-      this.pendingBytes += wireSize(data);
-      while (this.pendingBytes > PENDING_MAX_BYTES && this.pendingReliable.length > 1)
-        this.pendingBytes -= wireSize(this.pendingReliable.shift() as WireMessage);
     }
   }
 
@@ -276,7 +271,7 @@ export class SfuSession {
 
   /** Bytes of reliable messages waiting for our data producer to open. */
   queued(): number {
-    return this.pendingBytes;
+    return this.pendingReliable.bytes;
   }
 
   /** Resolves once our data producer's bufferedAmount is at most `low` ('bufferedamountlow'), or it is not open. */
