@@ -130,6 +130,15 @@ export function collect<T = unknown>(client: TestClient, event: string): T[] {
 }
 
 /** Resolves when the predicate holds, polling; rejects after the timeout. */
+/** Every event a client receives from now on, by event name. */
+export function recordEvents(client: TestClient): Map<string, unknown[]> {
+  const seen = new Map<string, unknown[]>();
+  client.onAny((event: string, payload: unknown) => seen.set(event, [...(seen.get(event) ?? []), payload]));
+  return seen;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {

@@ -3,17 +3,7 @@
  * Each test states what the README promises and fails on the current code (see the review report).
  */
 import { expect } from 'chai';
-import { emitAck, startServer, type TestServer } from '../helpers/server.js';
-
-type Client = Awaited<ReturnType<TestServer['join']>>['client'];
-
-function record(client: Client): Map<string, unknown[]> {
-  const seen = new Map<string, unknown[]>();
-  client.onAny((event: string, payload: unknown) => seen.set(event, [...(seen.get(event) ?? []), payload]));
-  return seen;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { emitAck, startServer, type TestServer, recordEvents, sleep } from '../helpers/server.js';
 
 async function api(t: TestServer, method: string, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${t.url}${path}`, { method, headers: { authorization: 'Bearer secret-t1' } });
@@ -30,7 +20,7 @@ describe('review: held places (resume)', function () {
     t = await startServer({ RESUME_GRACE_MS: '5000' });
     const alice = await t.join({ room: 'r', user: 'alice' });
     const bob = await t.join({ room: 'r', user: 'bob' });
-    const heard = record(alice.client);
+    const heard = recordEvents(alice.client);
     bob.client.io.engine.close();
     await sleep(200);
     // Same user, a token with hidden: true (e.g. the app switches the user to an observer token).
@@ -49,7 +39,7 @@ describe('review: held places (resume)', function () {
     t = await startServer({ RESUME_GRACE_MS: '5000' });
     const alice = await t.join({ room: 'r', user: 'alice' });
     const rec = await t.join({ room: 'r', user: 'bob', grants: { hidden: true } });
-    const heard = record(alice.client);
+    const heard = recordEvents(alice.client);
     rec.client.io.engine.close();
     await sleep(200);
     const visibleBob = await t.connect(t.mint({ room: 'r', user: 'bob' }));
@@ -106,7 +96,7 @@ describe('review: held places (resume)', function () {
     t = await startServer({ RESUME_GRACE_MS: '5000' });
     const alice = await t.join({ room: 'r', user: 'alice' });
     const bob = await t.join({ room: 'r', user: 'bob' });
-    const heard = record(alice.client);
+    const heard = recordEvents(alice.client);
     // The client side saw its transport die (network change); the server still waits for its ping timeout.
     // (The old socket is simply left open here: the server has not noticed anything yet.)
     const back = await t.connect(t.mint({ room: 'r', user: 'bob' }));
@@ -132,7 +122,7 @@ describe('review: held places in anonymous/demo rooms', function () {
     const ben = await t.connect(undefined, { auth: { room: 'demo', name: 'Ben' } });
     const benAck = (await emitAck(ben, 'join', {})) as { ok: boolean; self: { id: string } };
     expect(annAck.ok && benAck.ok).to.equal(true);
-    const heard = record(ann);
+    const heard = recordEvents(ann);
     ben.io.engine.close();
     await sleep(200);
     expect(heard.get('peer_left'), 'ben left at once').to.deep.equal([

@@ -4,18 +4,7 @@
  * is given up with the drop's reason. A leave, a kick or a revocation holds no place.
  */
 import { expect } from 'chai';
-import { emitAck, nextEvent, startServer, type TestServer } from '../helpers/server.js';
-
-type Client = Awaited<ReturnType<TestServer['join']>>['client'];
-
-/** Every event a client receives, by name. */
-function record(client: Client): Map<string, unknown[]> {
-  const seen = new Map<string, unknown[]>();
-  client.onAny((event: string, payload: unknown) => seen.set(event, [...(seen.get(event) ?? []), payload]));
-  return seen;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { emitAck, nextEvent, startServer, type TestServer, recordEvents, sleep } from '../helpers/server.js';
 
 describe('signaling: a dropped participant comes back under its peer id (resume)', function () {
   this.timeout(15_000);
@@ -26,7 +15,7 @@ describe('signaling: a dropped participant comes back under its peer id (resume)
     t = await startServer({ RESUME_GRACE_MS: '5000' });
     const alice = await t.join({ room: 'r', user: 'alice' });
     const bob = await t.join({ room: 'r', user: 'bob' });
-    const heard = record(alice.client);
+    const heard = recordEvents(alice.client);
     // The transport drops (a network cut): no leave.
     bob.client.io.engine.close();
     await sleep(300);
