@@ -288,9 +288,7 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
       await page.goto(`${((provider === 'props' ? devSite : site) as StaticServer).url}/?${query}`);
       // "disconnected" is not an end here: it is also the state of the provider's fresh Room
       // before its connect starts (StrictMode leaves the first Room and renders a new one).
-      await page
-        .waitForSelector('#state:text-is("connected"), #error', { timeout: 30_000 })
-        .catch(() => undefined);
+      await page.waitForSelector('#state:text-is("connected"), #error', { timeout: 30_000 }).catch(() => undefined);
       expect((await page.locator('#error').allTextContents()).join(''), `${user}: the error the app rendered`).to.equal('');
       expect(await page.locator('#state').textContent(), `${user}: connection state`).to.equal('connected');
       return page;
