@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { bool, int, listOf, port, setting } from '../setting.js';
 
 const isOrigin = (entry: string): boolean => entry === '*' || /^https?:\/\/[^/\s]+$/.test(entry);
+/** A CSP source naming a scheme and host: an optional `*.` subdomain wildcard, an optional port or `:*`, no path. */
+const isConnectSource = (entry: string): boolean =>
+  /^(https?|wss?):\/\/(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:(\d{1,5}|\*))?$/.test(entry);
 
 export const httpSettings = {
   /** Listen address. */
@@ -26,6 +29,19 @@ export const httpSettings = {
   corsOrigins: setting(
     'CORS_ORIGINS',
     listOf(isOrigin, (entry) => `"${entry.slice(0, 100)}" must be an origin like https://app.example.com, or *`).default(() => []),
+  ),
+  /**
+   * Extra connect-src sources of the pages this server serves (the demo), beside 'self' and,
+   * in a cluster, the nodes live when the page was served: name the origins of nodes that may
+   * join later (e.g. wss://*.rtc.example.com https://*.rtc.example.com), or a page loaded
+   * before a node joined cannot follow its room there.
+   */
+  cspConnectSrc: setting(
+    'CSP_CONNECT_SRC',
+    listOf(
+      isConnectSource,
+      (entry) => `"${entry.slice(0, 100)}" must be a scheme and host like wss://*.rtc.example.com or ws://127.0.0.1:* (no path)`,
+    ).default(() => []),
   ),
   /** JSON body limit. */
   bodyLimitBytes: setting('HTTP_BODY_LIMIT_BYTES', int(1024, 10 * 1024 * 1024).default(64 * 1024)),

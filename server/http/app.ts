@@ -43,8 +43,9 @@ export function createHttpApp(options: HttpAppOptions): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', config.http.trustProxy);
   // In a cluster, the demo page's SDK follows a wrong_node redirect to the node serving its room: another origin
-  // (that node's PUBLIC_URL), which connect-src 'self' (helmet's default-src) would block; only live nodes are allowed.
-  app.use(securityHeaders(options.liveNodes));
+  // (that node's PUBLIC_URL), which connect-src 'self' (helmet's default-src) would block; only live nodes
+  // and the operator's CSP_CONNECT_SRC are allowed.
+  app.use(securityHeaders(options.liveNodes, config.http.cspConnectSrc));
   const originAllowed = originChecker(config.http.corsOrigins);
   app.use(cors({ origin: (origin, callback) => callback(null, originAllowed(origin)), maxAge: 600 }));
 

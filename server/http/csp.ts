@@ -29,19 +29,20 @@ export function nodeOrigins(nodes: readonly NodeInfo[]): string[] {
 }
 
 /**
- * helmet's headers. With `liveNodes` (a cluster) its CSP's connect-src is 'self' plus every live
- * node's origins, read from that list at each response (no Redis round trip); the origins are
- * worked out again only when the list is replaced. Without it, helmet's defaults.
+ * helmet's headers. With `liveNodes` (a cluster) its CSP's connect-src is 'self', every live
+ * node's origins, read from that list at each response (no Redis round trip; the origins are
+ * worked out again only when the list is replaced), and `extraConnectSources` (CSP_CONNECT_SRC:
+ * the nodes that may join after a page was served). Without either, helmet's defaults.
  */
-export function securityHeaders(liveNodes?: () => readonly NodeInfo[]): RequestHandler {
-  if (!liveNodes) return helmet();
+export function securityHeaders(liveNodes?: () => readonly NodeInfo[], extraConnectSources: readonly string[] = []): RequestHandler {
+  if (!liveNodes && extraConnectSources.length === 0) return helmet();
   let nodes: readonly NodeInfo[] | null = null;
-  let sources = "'self'";
+  let sources = ["'self'", ...extraConnectSources].join(' ');
   const connectSources = (): string => {
-    const current = liveNodes();
-    if (current !== nodes) {
+    const current = liveNodes?.() ?? null;
+    if (current !== null && current !== nodes) {
       nodes = current;
-      sources = ["'self'", ...nodeOrigins(current)].join(' ');
+      sources = [...new Set(["'self'", ...nodeOrigins(current), ...extraConnectSources])].join(' ');
     }
     return sources;
   };

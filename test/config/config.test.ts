@@ -150,6 +150,16 @@ describe('config', () => {
     expect(text).to.include('SIGNING_KEYS').and.include('TURN_SECRET').and.include('CORS_ORIGINS');
   });
 
+  it('reads CSP_CONNECT_SRC as scheme-and-host sources, and refuses anything else', () => {
+    expect(
+      loadConfig({ CSP_CONNECT_SRC: 'wss://*.rtc.example.com, https://*.rtc.example.com, ws://127.0.0.1:*' }).http.cspConnectSrc,
+    ).to.deep.equal(['wss://*.rtc.example.com', 'https://*.rtc.example.com', 'ws://127.0.0.1:*']);
+    expect(loadConfig({}).http.cspConnectSrc).to.deep.equal([]);
+    for (const bad of ['*', 'ws:', "'unsafe-inline'", 'wss://example.com/path', 'javascript://x', 'wss://a.example.com;script-src *']) {
+      expect(problemsOf({ CSP_CONNECT_SRC: bad }).join('\n'), `CSP_CONNECT_SRC=${bad}`).to.include('CSP_CONNECT_SRC');
+    }
+  });
+
   it('selects the store: STORE, else MongoDB with MONGODB_URI, else Redis with REDIS_URL, else memory', () => {
     const mongo = 'mongodb://127.0.0.1:27017/sb';
     const redis = 'redis://127.0.0.1:6379/0';
