@@ -1,6 +1,7 @@
 import type { IceServer, JoinResult, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SfuInfo } from '../../protocol/events.js';
 import { batches, isSyncKind, unpack, type DataPath, type DataPayload, type WireMessage } from './DataEnvelope.js';
 import { Emitter } from './Emitter.js';
+import { isPolicyRefusal } from './pagePolicy.js';
 import { SwitchboardError } from './errors.js';
 import { HandOver } from './HandOver.js';
 import { MigrationMonitor, type MigrationReport } from './MigrationMonitor.js';
@@ -1010,6 +1011,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     /** The delay before the next attempt when the last one found its node unreachable (null: the policy's). */
     let unreachableDelay: number | null = null;
     let reasonToEnd = DisconnectReason.ReconnectFailed;
+    let policyReported = false;
     for (let retryCount = 0; ; retryCount++) {
       const elapsedMs = Date.now() - started;
       const policyDelay = this.reconnectPolicy?.nextRetryDelayInMs({ retryCount, elapsedMs, reason }) ?? null;
@@ -1032,6 +1034,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
           this.emit(RoomEvent.Error, wrapped);
           reasonToEnd = disconnectReasonOf(wrapped.code);
           break;
+        }
+        // The page's own policy refuses the node the room is on: the app hears of it (once per
+        // loss), since retrying cannot help until the room is served from an allowed node.
+        if (isPolicyRefusal(wrapped) && !policyReported) {
+          policyReported = true;
+          this.emit(RoomEvent.Error, wrapped);
         }
         // The node may be gone: the next attempt goes through the application's URL.
         const triedNode = this.nodeUrl !== null && this.nodeUrl !== this.url;

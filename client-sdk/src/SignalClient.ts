@@ -8,6 +8,7 @@ import type {
   ServerToClientEvents,
 } from '../../protocol/events.js';
 import { SwitchboardError } from './errors.js';
+import { policyRefusal, refusedByPagePolicy, watchPagePolicy } from './pagePolicy.js';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -31,17 +32,42 @@ export class SignalClient {
   readonly socket: ClientSocket;
 
   constructor(
-    url: string,
+    private readonly url: string,
     credentials: Credentials,
     private readonly options: SignalClientOptions,
   ) {
     const auth = typeof credentials === 'string' ? { token: credentials } : { room: credentials.room, name: credentials.name };
+    watchPagePolicy();
     // Reconnection is the Room's job (it needs to rejoin and rebuild peers), not socket.io's.
     this.socket = io(url, { auth, reconnection: false, forceNew: true, transports: ['websocket'], ...options.socketOptions });
   }
 
-  /** Resolves once connected; rejects with the server's error code (token_invalid, ...). */
-  connect(): Promise<void> {
+  /**
+   * Resolves once connected; rejects with the server's error code (token_invalid, ...), or
+   * `connection_failed` (unreachable) when the transport did not open, naming the page's
+   * Content-Security-Policy when that is what refused it.
+   */
+  async connect(): Promise<void> {
+    const started = Date.now();
+    try {
+      await this.open();
+    } catch (error) {
+      const failed = SwitchboardError.from(error);
+      if (!failed.unreachable) throw failed;
+      const directive = await refusedByPagePolicy(this.url, started);
+      if (directive === null) throw failed;
+      throw policyRefusal(
+        new SwitchboardError(
+          'connection_failed',
+          `the page's Content-Security-Policy (${directive}) does not allow connecting to ${this.url}: its connect-src must name every Switchboard node`,
+          undefined,
+          true,
+        ),
+      );
+    }
+  }
+
+  private open(): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
