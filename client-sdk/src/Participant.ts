@@ -30,4 +30,6 @@ export interface LocalParticipant {
   grants: Grants;
   /** What a room admin muted of ours: those tracks are disabled until unmuted. */
   muted: { audio: boolean; video: boolean };
+  /** What we turned off of our own (setCameraEnabled/setMicrophoneEnabled(false)): TrackMuted/TrackUnmuted tell the changes. */
+  selfMuted: { audio: boolean; video: boolean };
 }

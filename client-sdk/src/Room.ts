@@ -380,6 +380,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.sfu?.setPaused(kind, muted);
     this.retired?.sfu?.setPaused(kind, muted);
     this.applyTrackEnabled(kind);
+    const local = this.localParticipant;
+    if (local) {
+      // A new object, as a remote participant's selfMuted is on each change (a UI compares them).
+      local.selfMuted = { ...this.selfMuted };
+      this.emit(muted ? RoomEvent.TrackMuted : RoomEvent.TrackUnmuted, local, kind);
+    }
     try {
       await this.signal?.request('mute', { kind, muted });
     } catch (error) {
@@ -655,6 +661,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
       metadata: ack.self.metadata,
       grants: ack.self.grants,
       muted: notMuted(),
+      selfMuted: { ...this.selfMuted },
     };
     // What we muted of our own: a new connection (or a held place that did not keep it, or a
     // change whose request the drop cut) does not know it yet.

@@ -1,7 +1,7 @@
 import type { Metadata, RoomMode } from '../../protocol/events.js';
 import type { DataInfo, DataPayload } from './DataEnvelope.js';
 import type { SwitchboardError } from './errors.js';
-import type { RemoteParticipant } from './Participant.js';
+import type { LocalParticipant, RemoteParticipant } from './Participant.js';
 import type { ReconnectPolicy } from './ReconnectPolicy.js';
 
 /** Room events, as a string enum (LiveKit's style); listener signatures are in RoomEventCallbacks. */
@@ -17,9 +17,9 @@ export enum RoomEvent {
   ConnectionStateChanged = 'connectionStateChanged',
   /** The room reached Disconnected for good (once per Room), with the reason. */
   Disconnected = 'disconnected',
-  /** A remote participant muted its own audio or video (setMicrophoneEnabled/setCameraEnabled(false)). */
+  /** A participant, remote or this client (room.localParticipant), muted its own audio or video (setMicrophoneEnabled/setCameraEnabled(false)). */
   TrackMuted = 'trackMuted',
-  /** A remote participant unmuted its own audio or video. */
+  /** A participant, remote or this client, unmuted its own audio or video. */
   TrackUnmuted = 'trackUnmuted',
   /** The room moved to another server node (a cluster drain) and this client followed it, without leaving. */
   Moved = 'moved',
@@ -77,9 +77,13 @@ export interface RoomEventCallbacks {
   connectionStateChanged: (state: ConnectionState) => void;
   /** Emitted once, after connectionStateChanged(disconnected). */
   disconnected: (reason: DisconnectReason) => void;
-  /** The participant muted its own track(s) of `kind`; `participant.selfMuted` holds the state. */
-  trackMuted: (participant: RemoteParticipant, kind: 'audio' | 'video') => void;
-  trackUnmuted: (participant: RemoteParticipant, kind: 'audio' | 'video') => void;
+  /**
+   * The participant muted its own track(s) of `kind`; `participant.selfMuted` holds the state.
+   * For this client's own change the participant is room.localParticipant (LiveKit's TrackMuted
+   * fires for the local participant too), emitted when the change is applied to the tracks.
+   */
+  trackMuted: (participant: RemoteParticipant | LocalParticipant, kind: 'audio' | 'video') => void;
+  trackUnmuted: (participant: RemoteParticipant | LocalParticipant, kind: 'audio' | 'video') => void;
   /** Joined the room again on the node at wsUrl; participants, links and data went on. */
   moved: (wsUrl: string) => void;
   reconnecting: (reason: string) => void;

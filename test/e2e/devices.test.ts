@@ -77,7 +77,8 @@ async function expectFramesGrowing(page: Page, which: 'demo' | 'own', identity: 
  * The camera and microphone API of the SDK (issue 18) in Chromium with fake devices, in a mesh
  * room and in an SFU room: a Room made with `new Room()` and listened to before connect, the
  * first setCameraEnabled capturing, the own mute seen by the other page (TrackMuted/Unmuted,
- * tracks disabled, SFU producers paused), and switchDevice replacing the sent track without
+ * tracks disabled, SFU producers paused) and by the muting page's own Room (TrackMuted/Unmuted
+ * with room.localParticipant), and switchDevice replacing the sent track without
  * renegotiation. Chromium's fake devices give one camera: a switch to the same device checks the
  * mechanics (a new track, the old one stopped, frames going on), and a switch to a red canvas
  * (through RoomOptions.getUserMedia) checks that the other page really shows the new source.
@@ -156,8 +157,9 @@ describe('devices and own mute in Chromium (fake media)', function () {
           });
           ownRoom.on(sdk.RoomEvent.ParticipantJoined, (p) => log.push(['joined', p.identity, ownRoom.state]));
           ownRoom.on(sdk.RoomEvent.TrackSubscribed, (track, p) => log.push(['track', p.identity, track.kind]));
-          ownRoom.on(sdk.RoomEvent.TrackMuted, (p, kind) => log.push(['muted', p.identity, kind]));
-          ownRoom.on(sdk.RoomEvent.TrackUnmuted, (p, kind) => log.push(['unmuted', p.identity, kind]));
+          const side = (p) => (p === ownRoom.localParticipant ? 'local' : 'remote');
+          ownRoom.on(sdk.RoomEvent.TrackMuted, (p, kind) => log.push(['muted', p.identity, kind, side(p)]));
+          ownRoom.on(sdk.RoomEvent.TrackUnmuted, (p, kind) => log.push(['unmuted', p.identity, kind, side(p)]));
           window.ownRoom = ownRoom;
           const response = await fetch('/dev/token', {
             method: 'POST',
@@ -182,9 +184,34 @@ describe('devices and own mute in Chromium (fake media)', function () {
         expect(await onRoom(b, 'own', (r) => [r.isCameraEnabled, r.cameraTrack?.readyState])).to.deep.equal([true, 'live']);
         await expectFramesGrowing(a, 'demo', 'bob', "bob's video decoding on alice");
         const before = { a: await negotiation(a, 'demo'), b: await negotiation(b, 'own') };
+        // A's own mute events, as the demo's Room emits them (its own and bob's).
+        await onRoom(a, 'demo', (r) => {
+          const events: string[][] = [];
+          (window as unknown as { muteLog: string[][] }).muteLog = events;
+          const room = r as unknown as {
+            localParticipant: unknown;
+            on(
+              event: string,
+              listener: (p: { identity: string; selfMuted: { audio: boolean; video: boolean } }, kind: string) => void,
+            ): void;
+          };
+          for (const event of ['trackMuted', 'trackUnmuted'])
+            room.on(event, (p, kind) =>
+              events.push([
+                event,
+                p.identity,
+                kind,
+                p === room.localParticipant ? 'local' : 'remote',
+                String(p.selfMuted[kind as 'audio']),
+              ]),
+            );
+        });
+        const muteLogA = () => a.evaluate(() => (window as unknown as { muteLog: string[][] }).muteLog);
 
         // A mutes and unmutes its microphone: B hears it; the track is disabled meanwhile, the SFU producer paused.
         await onRoom(a, 'demo', (r) => r.setMicrophoneEnabled(false));
+        // A's own TrackMuted, by the time the call resolved (the local participant, its selfMuted set).
+        expect(await muteLogA()).to.deep.equal([['trackMuted', aId, 'audio', 'local', 'true']]);
         await waitFor(async () => (await log()).some((e) => e[0] === 'muted'), 10000, 'TrackMuted on bob');
         expect(
           await onRoom(a, 'demo', (r) => ({
@@ -196,13 +223,20 @@ describe('devices and own mute in Chromium (fake media)', function () {
         await onRoom(a, 'demo', (r) => r.setMicrophoneEnabled(true));
         await waitFor(async () => (await log()).some((e) => e[0] === 'unmuted'), 10000, 'TrackUnmuted on bob');
         expect((await log()).filter((e) => e[0] === 'muted' || e[0] === 'unmuted')).to.deep.equal([
-          ['muted', aId, 'audio'],
-          ['unmuted', aId, 'audio'],
+          ['muted', aId, 'audio', 'remote'],
+          ['unmuted', aId, 'audio', 'remote'],
         ]);
         expect(await onRoom(a, 'demo', (r) => r.microphoneTrack?.enabled)).to.equal(true);
 
-        // B turns its camera off: A sees it muted; on the SFU no video reaches A any more.
+        // B turns its camera off: B's own Room says so (local TrackMuted); A sees it muted; on the SFU no video reaches A any more.
         await onRoom(b, 'own', (r) => r.setCameraEnabled(false));
+        expect((await log()).at(-1), "bob's own TrackMuted").to.deep.equal(['muted', 'bob', 'video', 'local']);
+        expect(
+          await onRoom(b, 'own', (r) => (r as unknown as { localParticipant: { selfMuted: unknown } }).localParticipant.selfMuted),
+        ).to.deep.equal({
+          audio: false,
+          video: true,
+        });
         await a.waitForFunction(
           () => (window.switchboardRoom as unknown as DevicePageRoom).participants.get('bob')?.selfMuted.video === true,
         );
@@ -214,9 +248,17 @@ describe('devices and own mute in Chromium (fake media)', function () {
           expect(await framesFrom(a, 'demo', 'bob'), 'frames from a paused producer').to.be.at.most(paused + 2);
         }
         await onRoom(b, 'own', (r) => r.setCameraEnabled(true));
+        expect((await log()).at(-1), "bob's own TrackUnmuted").to.deep.equal(['unmuted', 'bob', 'video', 'local']);
         await a.waitForFunction(
           () => (window.switchboardRoom as unknown as DevicePageRoom).participants.get('bob')?.selfMuted.video === false,
         );
+        // A's Room: its own mute and unmute as local events, bob's camera as remote ones.
+        expect(await muteLogA()).to.deep.equal([
+          ['trackMuted', aId, 'audio', 'local', 'true'],
+          ['trackUnmuted', aId, 'audio', 'local', 'false'],
+          ['trackMuted', 'bob', 'video', 'remote', 'true'],
+          ['trackUnmuted', 'bob', 'video', 'remote', 'false'],
+        ]);
         await expectFramesGrowing(a, 'demo', 'bob', "bob's video again on alice");
 
         // A switches its camera to the same fake device: a new track, the old one stopped, frames go on.

@@ -213,8 +213,8 @@ describe('SDK Room lifecycle and self-mute (@roamhq/wrtc)', function () {
       const bob = await rawJoin('mute', 'bob');
       await waitFor(() => alice.participants.has('bob'), 5000, 'bob seen');
       const events: Array<[string, string, string]> = [];
-      alice.on(RoomEvent.TrackMuted, (p: RemoteParticipant, kind) => events.push(['muted', p.identity, kind]));
-      alice.on(RoomEvent.TrackUnmuted, (p: RemoteParticipant, kind) => events.push(['unmuted', p.identity, kind]));
+      alice.on(RoomEvent.TrackMuted, (p, kind) => events.push(['muted', p.identity, kind]));
+      alice.on(RoomEvent.TrackUnmuted, (p, kind) => events.push(['unmuted', p.identity, kind]));
 
       expect(await emitAck(bob.client, 'mute', { kind: 'audio', muted: true })).to.deep.equal({ ok: true });
       await waitFor(() => events.length === 1, 5000, 'TrackMuted');
@@ -307,6 +307,81 @@ describe('SDK Room lifecycle and self-mute (@roamhq/wrtc)', function () {
         await alice.leave();
         // Captured by the room: stopped by its leave.
         expect(captured[0]?.readyState).to.equal('ended');
+      }
+    });
+
+    it('the SDK emits TrackMuted/TrackUnmuted for its own participant when it mutes itself, not for an admin mute nor an unchanged state', async () => {
+      const source = new wrtc.nonstandard.RTCAudioSource();
+      const captured: MediaStreamTrack[] = [];
+      const getUserMedia = async (): Promise<MediaStream> => {
+        const track = source.createTrack() as unknown as MediaStreamTrack;
+        captured.push(track);
+        return new wrtc.MediaStream([track]) as unknown as MediaStream;
+      };
+      // Alone in the room (the watcher and the admin are hidden raw sockets): no peer connection carries the wrtc track.
+      const alice = room({ getUserMedia });
+      await alice.connect(t.url, t.mint({ room: 'local-mute', user: 'alice' }));
+      const watcher = await t.join({ room: 'local-mute', user: 'watcher', grants: { hidden: true } });
+      const updates = collect<{ self_muted?: unknown }>(watcher.client, 'peer_updated');
+      /** Each event as the listener saw it: the participant, the kind, its selfMuted then, and the microphone track's enabled then. */
+      const events: Array<{ event: string; local: boolean; identity: string; kind: string; selfMuted: unknown; enabled: unknown }> = [];
+      const record = (event: string) => (p: RemoteParticipant | NonNullable<Room['localParticipant']>, kind: 'audio' | 'video') =>
+        events.push({
+          event,
+          local: p === alice.localParticipant,
+          identity: p.identity,
+          kind,
+          selfMuted: { ...p.selfMuted },
+          enabled: alice.microphoneTrack?.enabled,
+        });
+      alice.on(RoomEvent.TrackMuted, record('muted'));
+      alice.on(RoomEvent.TrackUnmuted, record('unmuted'));
+      const byAdmin: Array<[string, boolean]> = [];
+      alice.on(RoomEvent.MutedByAdmin, (kind, muted) => byAdmin.push([kind, muted]));
+      try {
+        expect(alice.localParticipant?.selfMuted).to.deep.equal({ audio: false, video: false });
+        // The first enable captures: nothing was muted, so nothing is told.
+        await alice.setMicrophoneEnabled(true);
+        expect(events).to.deep.equal([]);
+
+        await alice.setMicrophoneEnabled(false);
+        // Emitted by the time the call resolves, with the track already disabled.
+        expect(events).to.deep.equal([
+          { event: 'muted', local: true, identity: 'alice', kind: 'audio', selfMuted: { audio: true, video: false }, enabled: false },
+        ]);
+        expect(alice.localParticipant?.selfMuted).to.deep.equal({ audio: true, video: false });
+        // Unchanged: no event, nothing broadcast.
+        await alice.setMicrophoneEnabled(false);
+        expect(events).to.have.length(1);
+        // The camera with nothing captured: the state alone, told the same way.
+        await alice.setCameraEnabled(false);
+
+        // A room admin's mute is MutedByAdmin, not TrackMuted.
+        const admin = await t.join({ room: 'local-mute', user: 'admin', role: 'host', grants: { hidden: true } });
+        const aliceId = alice.localParticipant?.id;
+        expect((await emitAck(admin.client, 'admin:mute', { peer_id: aliceId, kind: 'audio', muted: true })).ok).to.equal(true);
+        await waitFor(() => byAdmin.length === 1, 5000, 'mutedByAdmin');
+        expect((await emitAck(admin.client, 'admin:mute', { peer_id: aliceId, kind: 'audio', muted: false })).ok).to.equal(true);
+        await waitFor(() => byAdmin.length === 2, 5000, 'unmuted by admin');
+
+        await alice.setMicrophoneEnabled(true);
+        expect(events.map((e) => [e.event, e.local, e.kind, e.selfMuted, e.enabled])).to.deep.equal([
+          ['muted', true, 'audio', { audio: true, video: false }, false],
+          ['muted', true, 'video', { audio: true, video: true }, false],
+          ['unmuted', true, 'audio', { audio: false, video: true }, true],
+        ]);
+        expect(alice.localParticipant?.selfMuted).to.deep.equal({ audio: false, video: true });
+        // The room heard the same changes (the admin's mutes come as peer_updated too, with the same self_muted).
+        const told = () =>
+          updates.map((u) => JSON.stringify(u.self_muted ?? null)).filter((state, i, all) => i === 0 || state !== all[i - 1]);
+        await waitFor(() => told().length === 3, 5000, 'peer_updated');
+        expect(told().map((state) => JSON.parse(state) as unknown)).to.deep.equal([
+          { audio: true, video: false },
+          { audio: true, video: true },
+          { audio: false, video: true },
+        ]);
+      } finally {
+        await alice.leave();
       }
     });
 

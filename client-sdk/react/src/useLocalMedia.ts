@@ -21,8 +21,8 @@ export interface LocalMedia {
   toggleMicrophone: () => Promise<void>;
 }
 
-/** Events after which the local media state may read differently. */
-const EVENTS = [RoomEvent.ConnectionStateChanged, RoomEvent.MutedByAdmin] as const;
+/** Events after which the local media state may read differently (TrackMuted/TrackUnmuted: also this client's own, from any caller). */
+const EVENTS = [RoomEvent.ConnectionStateChanged, RoomEvent.MutedByAdmin, RoomEvent.TrackMuted, RoomEvent.TrackUnmuted] as const;
 
 /**
  * Camera and microphone on/off through room.setCameraEnabled / setMicrophoneEnabled (the others
@@ -31,7 +31,7 @@ const EVENTS = [RoomEvent.ConnectionStateChanged, RoomEvent.MutedByAdmin] as con
  */
 export function useLocalMedia(room?: Room): LocalMedia {
   const r = useRoomOrContext(room);
-  // The Room has no event for its own media changes: re-render after each toggle, and on the events above.
+  // A capture (the first enable) has no event of its own: re-render after each toggle, and on the events above.
   const [, setVersion] = useState(0);
   const [pending, setPending] = useState(0);
   const [error, setError] = useState<SwitchboardError | null>(null);
