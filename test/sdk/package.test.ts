@@ -2,8 +2,10 @@
  * The SDK as integrators get it: `npm pack` of client-sdk/, installed with vite and typescript
  * into a fresh app in a temporary folder outside the repository, type-checked with
  * `tsc --strict`, built with Vite, served as static files, and two Chromium pages of that app
- * exchanging video and a data message through a live server.
+ * exchanging video and a binary data message (64 KiB of seeded pseudo-random bytes, compared
+ * byte for byte by the receiving page) through a live server.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,14 +18,56 @@ import { serveStatic, type StaticServer } from '../helpers/staticServer.js';
 
 const SDK_DIR = join(ROOT, 'client-sdk');
 
-/** The app: a page that joins the room of ?token= on ?server=, publishes its camera and records data messages. */
-const APP_MAIN = `import { Room, RoomEvent, type DataPayload, type RemoteParticipant } from '@switchboard/client';
+/** Size of the binary message each page sends. */
+const BINARY_BYTES = 64 * 1024;
+
+/**
+ * `length` pseudo-random bytes from `seed` (xorshift32). The app has the same function (APP_MAIN):
+ * the test checks that the sender's copy gives these bytes (their SHA-256) before trusting the
+ * receiver's byte-for-byte comparison against its own copy.
+ */
+function seededBytes(seed: number, length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+/**
+ * The app: a page that joins the room of ?token= on ?server=, publishes its camera, sends a
+ * binary message on demand (the seed in its topic), and checks each binary message it receives
+ * against the bytes that seed gives, every byte.
+ */
+const APP_MAIN = `import { Room, RoomEvent, type DataInfo, type DataPayload, type RemoteParticipant } from '@switchboard/client';
+
+/** What this page made of a binary message it received. */
+interface ReceivedBytes {
+  from: string;
+  topic: string | undefined;
+  /** The payload arrived as a Uint8Array. */
+  binary: boolean;
+  length: number;
+  sha256: string;
+  /** Bytes that differ from those the seed in the topic gives (-1: no seed, nothing compared). */
+  mismatches: number;
+  firstMismatch: number;
+}
 
 interface AppState {
   status: 'connecting' | 'connected' | 'failed';
   error?: string;
   identity?: string;
-  received: { from: string; payload: string }[];
+  received: ReceivedBytes[];
+  /** SHA-256 of what this page sent, by seed. */
+  sent: Record<string, string>;
+  sendBytes?: (seed: number, length: number) => Promise<void>;
   room?: Room;
 }
 
@@ -33,8 +77,47 @@ declare global {
   }
 }
 
-const app: AppState = { status: 'connecting', received: [] };
+const app: AppState = { status: 'connecting', received: [], sent: {} };
 window.app = app;
+
+/** length pseudo-random bytes from seed (xorshift32), as the test computes them. */
+function seededBytes(seed: number, length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  // A copy: digest takes an ArrayBuffer-backed view, and DataPayload's Uint8Array may be on any buffer.
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new Uint8Array(bytes)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function check(payload: DataPayload, participant: RemoteParticipant, info: DataInfo): Promise<ReceivedBytes> {
+  const binary = payload instanceof Uint8Array;
+  const bytes = binary ? payload : new TextEncoder().encode(JSON.stringify(payload));
+  const seed = /^bytes:(\\d+)$/.exec(info.topic ?? '')?.[1];
+  let mismatches = -1;
+  let firstMismatch = -1;
+  if (seed !== undefined) {
+    const expected = seededBytes(Number(seed), bytes.length);
+    mismatches = 0;
+    for (let i = 0; i < bytes.length; i++)
+      if (bytes[i] !== expected[i]) {
+        if (mismatches === 0) firstMismatch = i;
+        mismatches++;
+      }
+  }
+  return { from: participant.identity, topic: info.topic, binary, length: bytes.length, sha256: await sha256(bytes), mismatches, firstMismatch };
+}
 
 function showVideo(track: MediaStreamTrack, participant: RemoteParticipant): void {
   if (track.kind !== 'video') return;
@@ -56,9 +139,14 @@ async function main(): Promise<void> {
   app.room = room;
   app.identity = room.localParticipant?.identity;
   room.on(RoomEvent.TrackSubscribed, showVideo);
-  room.on(RoomEvent.Data, (payload: DataPayload, participant: RemoteParticipant) => {
-    if (typeof payload === 'string') app.received.push({ from: participant.identity, payload });
+  room.on(RoomEvent.Data, (payload: DataPayload, participant: RemoteParticipant, info: DataInfo) => {
+    void check(payload, participant, info).then((result) => app.received.push(result));
   });
+  app.sendBytes = async (seed: number, length: number) => {
+    const bytes = seededBytes(seed, length);
+    app.sent[String(seed)] = await sha256(bytes);
+    await room.send(bytes, { topic: \`bytes:\${seed}\` });
+  };
   await room.publish(await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: false }));
   app.status = 'connected';
 }
@@ -87,9 +175,18 @@ interface PageApp {
   status: string;
   error?: string;
   identity?: string;
-  received: { from: string; payload: string }[];
+  received: {
+    from: string;
+    topic: string | undefined;
+    binary: boolean;
+    length: number;
+    sha256: string;
+    mismatches: number;
+    firstMismatch: number;
+  }[];
+  sent: Record<string, string>;
+  sendBytes(seed: number, length: number): Promise<void>;
   room?: {
-    send(payload: string): void;
     getParticipantStats(): Promise<Map<string, { framesDecoded: number }>>;
   };
 }
@@ -219,7 +316,7 @@ describe('SDK package: the npm tarball in a fresh Vite app (issue 18)', function
       });
     }
 
-    it("two pages of the app decode each other's video and receive each other's data message", async () => {
+    it("two pages of the app decode each other's video and receive each other's 64 KiB binary message, byte-identical", async () => {
       const [ann, ben] = await timed('open two pages (join, publish)', async () => [await openApp('ann'), await openApp('ben')]);
       const pages: [Page, string, string][] = [
         [ann, 'ann', 'ben'],
@@ -237,23 +334,50 @@ describe('SDK package: the npm tarball in a fresh Vite app (issue 18)', function
       );
       for (const [page, , other] of pages) expect((await framesDecoded(page))[other], `frames decoded from ${other}`).to.be.greaterThan(0);
 
-      await timed('data message both ways', async () => {
+      // Each page its own seed: the receiver regenerates the sender's bytes from the seed in the topic.
+      const seeds: Record<string, number> = { ann: 0x9e3779b9, ben: 0x2545f491 };
+      const expectedSha = (who: string) =>
+        createHash('sha256')
+          .update(seededBytes(seeds[who] as number, BINARY_BYTES))
+          .digest('hex');
+      await timed(`${BINARY_BYTES / 1024} KiB binary message both ways`, async () => {
         for (const [page, self] of pages)
-          await page.evaluate((text) => (window as unknown as AppWindow).app.room?.send(text), `hello from ${self}`);
+          await page.evaluate(([seed, length]) => (window as unknown as AppWindow).app.sendBytes(seed, length), [
+            seeds[self] as number,
+            BINARY_BYTES,
+          ] as const);
         await waitFor(
           async () =>
             (await Promise.all(pages.map(([page]) => page.evaluate(() => (window as unknown as AppWindow).app.received.length)))).every(
               (n) => n >= 1,
             ),
           15_000,
-          'a data message on both pages',
+          'a binary message on both pages',
         );
       });
       await new Promise((r) => setTimeout(r, 300));
-      for (const [page, , other] of pages)
-        expect(await page.evaluate(() => (window as unknown as AppWindow).app.received)).to.deep.equal([
-          { from: other, payload: `hello from ${other}` },
+      for (const [page, self, other] of pages) {
+        const { sent, received } = await page.evaluate(() => ({
+          sent: (window as unknown as AppWindow).app.sent,
+          received: (window as unknown as AppWindow).app.received,
+        }));
+        // The app's generator and the test's give the same bytes.
+        expect(sent, `${self}: SHA-256 of what it sent`).to.deep.equal({ [String(seeds[self])]: expectedSha(self) });
+        expect(received, `${self}: what it received`).to.deep.equal([
+          {
+            from: other,
+            topic: `bytes:${seeds[other]}`,
+            binary: true,
+            length: BINARY_BYTES,
+            sha256: expectedSha(other),
+            mismatches: 0,
+            firstMismatch: -1,
+          },
         ]);
+        console.log(
+          `      ${self} received ${received[0]?.length} bytes from ${other}, sha256 ${received[0]?.sha256.slice(0, 16)}…, 0 differing`,
+        );
+      }
       for (const [page] of pages) await page.close();
     });
   });
