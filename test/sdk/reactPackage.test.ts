@@ -5,7 +5,9 @@
  * served as static files, and two Chromium pages of that React app in one room through a live
  * server: each lists the other (useParticipants), shows its video (useTracks, <VideoTrack>),
  * gets its data messages, all of them and those of one topic (useSendData, useDataMessages),
- * and sees its camera turned off (useLocalMedia; TrackMuted), all read from the rendered DOM.
+ * and sees its camera turned off (useLocalMedia; TrackMuted), all read from the rendered DOM;
+ * then new `serverUrl` and `token` props on a mounted RoomProvider: it leaves its Room and
+ * connects a new one as another user, and the other page sees the first leave and the new one join.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +25,7 @@ const REACT_DIR = join(SDK_DIR, 'react');
 /** The app: joins the room of ?token= on ?server= through RoomProvider, turns its camera on, renders what the hooks give. */
 const APP_MAIN = `import { StrictMode, useEffect, useRef, useState, type ReactElement } from 'react';
 import { createRoot } from 'react-dom/client';
-import { ConnectionState, Room, type DataPayload } from '@switchboard/client';
+import { ConnectionState, Room, RoomEvent, type DataPayload } from '@switchboard/client';
 import {
   AudioTrack,
   RoomProvider,
@@ -41,6 +43,19 @@ import {
 const params = new URLSearchParams(location.search);
 const serverUrl = params.get('server') ?? '';
 const token = params.get('token') ?? '';
+/** What #swap changes the provider's props to (?server2=, ?token2=). */
+const swapped = { serverUrl: params.get('server2') ?? serverUrl, token: params.get('token2') ?? token };
+
+declare global {
+  interface Window {
+    /** Every Room the provider handed down, in order (StrictMode's first one included). */
+    seenRooms: Room[];
+    /** Joins and leaves the app's own Room (?provider=room) saw. */
+    participantLog: string[][];
+  }
+}
+window.seenRooms = [];
+window.participantLog = [];
 
 const text = (payload: DataPayload): string => (typeof payload === 'string' ? payload : JSON.stringify(payload));
 
@@ -54,13 +69,18 @@ function Call(): ReactElement {
   const chat = useDataMessages({ topic: 'chat' });
   const send = useSendData();
   const media = useLocalMedia();
-  const cameraStarted = useRef(false);
+  /** The Room whose camera this component turned on (a new Room from the provider gets it too). */
+  const cameraStarted = useRef<Room | null>(null);
 
   useEffect(() => {
-    if (state !== ConnectionState.Connected || cameraStarted.current) return;
-    cameraStarted.current = true;
+    window.seenRooms.push(room);
+  }, [room]);
+
+  useEffect(() => {
+    if (state !== ConnectionState.Connected || cameraStarted.current === room) return;
+    cameraStarted.current = room;
     void media.setCameraEnabled(true);
-  }, [state, media]);
+  }, [state, media, room]);
 
   return (
     <main>
@@ -112,17 +132,30 @@ function Call(): ReactElement {
 }
 
 const appRoom = params.get('provider') === 'room' ? new Room() : null;
+appRoom?.on(RoomEvent.ParticipantJoined, (p) => window.participantLog.push(['joined', p.identity]));
+appRoom?.on(RoomEvent.ParticipantLeft, (p) => window.participantLog.push(['left', p.identity]));
 let appRoomError = '';
 appRoom?.connect(serverUrl, token).catch((e: unknown) => {
   appRoomError = String(e);
 });
 
-/** The provider's own Room (serverUrl and token), or with ?provider=room a Room the app connects itself. */
+/**
+ * The provider's own Room (serverUrl and token; #swap changes both props to ?server2= and
+ * ?token2=), or with ?provider=room a Room the app connects itself.
+ */
 function App(): ReactElement {
   const [error, setError] = useState<string | null>(null);
+  const [connection, setConnection] = useState({ serverUrl, token });
   if (appRoom) return <RoomProvider room={appRoom}>{appRoomError ? <p id="error">{appRoomError}</p> : <Call />}</RoomProvider>;
   return (
-    <RoomProvider serverUrl={serverUrl} token={token} onError={(e) => setError(\`\${e.code}: \${e.message}\`)}>
+    <RoomProvider
+      serverUrl={connection.serverUrl}
+      token={connection.token}
+      onError={(e) => setError(\`\${e.code}: \${e.message}\`)}
+    >
+      <button id="swap" onClick={() => setConnection(swapped)}>
+        swap
+      </button>
       {error ? <p id="error">{error}</p> : <Call />}
     </RoomProvider>
   );
@@ -149,6 +182,12 @@ const APP_HTML = `<!doctype html>
   </body>
 </html>
 `;
+
+/** What the test reads of the app's globals (declared in APP_MAIN). */
+interface ReactAppWindow {
+  seenRooms: { localParticipant: { identity: string } | null; state: string }[];
+  participantLog: string[][];
+}
 
 const VITE_CONFIG = `import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
@@ -279,12 +318,21 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
       await t?.close();
     });
 
-    async function openApp(user: string, provider: 'props' | 'room'): Promise<Page> {
+    /** A page of the app as `user`; with `swapTo`, its #swap button moves the provider to that user, on the server's other URL. */
+    async function openApp(user: string, provider: 'props' | 'room', swapTo?: string): Promise<Page> {
       const page = await (browser as Browser).newPage({ viewport: { width: 640, height: 480 } });
       failOnPageErrors(page, user);
       errors.push(pageErrors(page));
-      const token = (t as TestServer).mint({ room: 'react', user, name: `${user} (name)` });
-      const query = new URLSearchParams({ server: (t as TestServer).url, token, provider });
+      const server = t as TestServer;
+      const token = server.mint({ room: 'react', user, name: `${user} (name)` });
+      const query = new URLSearchParams({ server: server.url, token, provider });
+      if (swapTo) {
+        query.set('token2', server.mint({ room: 'react', user: swapTo, name: `${swapTo} (name)` }));
+        // The same server under another host name: a serverUrl change as well as a token change.
+        const other = new URL(server.url);
+        other.hostname = other.hostname === 'localhost' ? '127.0.0.1' : 'localhost';
+        query.set('server2', other.origin);
+      }
       await page.goto(`${((provider === 'props' ? devSite : site) as StaticServer).url}/?${query}`);
       // "disconnected" is not an end here: it is also the state of the provider's fresh Room
       // before its connect starts (StrictMode leaves the first Room and renders a new one).
@@ -305,7 +353,7 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
     // development build (StrictMode mounts twice); ben's hands it a Room of its own (room).
     it("two pages list each other, show each other's video, get each other's data, and see a camera turned off", async () => {
       const [ann, ben] = await timed('open two pages (join, camera on)', async () => [
-        await openApp('ann', 'props'),
+        await openApp('ann', 'props', 'cat'),
         await openApp('ben', 'room'),
       ]);
       const pages: [Page, string, string][] = [
@@ -385,19 +433,77 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
         await ben.waitForSelector('#videos video[data-identity="ann"][data-muted="false"]', { timeout: 10_000 });
       });
 
-      await timed('ann leaves: ben lists her no more, and her <VideoTrack> detached on unmount', async () => {
-        // Keep ann's video element on ben's page: once React removes it, its srcObject must be cleared.
-        await ben.evaluate(() => {
-          (window as unknown as { annVideo: Element | null }).annVideo = document.querySelector('#videos video[data-identity="ann"]');
-        });
+      const participantRows = (page: Page) =>
+        page.$$eval('#participants li', (items) =>
+          items.map((li) => ({ identity: li.getAttribute('data-identity'), local: li.getAttribute('data-local') })),
+        );
+      await timed(
+        "new serverUrl and token props on ann's provider: ann leaves (her <VideoTrack> detached on ben), cat joins on the new Room",
+        async () => {
+          // Keep ann's video element on ben's page: once React removes it, its srcObject must be cleared.
+          await ben.evaluate(() => {
+            (window as unknown as { annVideo: Element | null }).annVideo = document.querySelector('#videos video[data-identity="ann"]');
+          });
+          const logBefore = await ben.evaluate(() => (window as unknown as ReactAppWindow).participantLog.length);
+          await ann.click('#swap');
+          await ben.waitForSelector('#participants li[data-identity="ann"]', { state: 'detached', timeout: 15_000 });
+          await ben.waitForSelector('#videos video[data-identity="ann"]', { state: 'detached', timeout: 15_000 });
+          const detached = await ben.evaluate(() => {
+            const video = (window as unknown as { annVideo: HTMLVideoElement | null }).annVideo;
+            return video !== null && !video.isConnected && video.srcObject === null;
+          });
+          expect(detached, "ann's removed <video>: srcObject null").to.equal(true);
+          await ann.waitForSelector('#participants li[data-identity="cat"][data-local="true"]', { timeout: 15_000 });
+          await ann.waitForSelector('#participants li[data-identity="ben"]', { timeout: 15_000 });
+          expect(await ann.locator('#state').textContent(), 'the new Room').to.equal('connected');
+          expect(await participantRows(ann), "the page's list after the swap").to.deep.equal([
+            { identity: 'cat', local: 'true' },
+            { identity: 'ben', local: 'false' },
+          ]);
+          await ben.waitForSelector('#participants li[data-identity="cat"]', { timeout: 15_000 });
+          expect(await participantRows(ben), "ben's list").to.deep.equal([
+            { identity: 'ben', local: 'true' },
+            { identity: 'cat', local: 'false' },
+          ]);
+          // ben's Room: ann left, then cat joined (not the other way round, nothing else).
+          expect(
+            (await ben.evaluate(() => (window as unknown as ReactAppWindow).participantLog)).slice(logBefore),
+            "ben's joins and leaves",
+          ).to.deep.equal([
+            ['left', 'ann'],
+            ['joined', 'cat'],
+          ]);
+          // Every Room the provider handed down before is disconnected (ann's among them); the last is cat's, connected.
+          const rooms = await ann.evaluate(() =>
+            (window as unknown as ReactAppWindow).seenRooms.map((room) => ({
+              identity: room.localParticipant?.identity ?? null,
+              state: room.state,
+            })),
+          );
+          const last = rooms.at(-1);
+          expect(last, 'the Room in use').to.deep.equal({ identity: 'cat', state: 'connected' });
+          expect(
+            rooms.filter((room) => room !== last && room.state !== 'disconnected'),
+            `Rooms before the last still up: ${JSON.stringify(rooms)}`,
+          ).to.deep.equal([]);
+          expect(rooms.filter((room) => room.identity === 'ann').length, "ann's Room among them").to.be.greaterThan(0);
+          // The new Room carries media: cat's camera (turned on by the app for the new Room) decodes on ben.
+          await waitFor(async () => ((await remoteVideo(ben, 'cat'))?.width ?? 0) > 0, 30_000, "cat's video decoded on ben").catch(
+            async (error: Error) => {
+              const media = await ann.evaluate(() => {
+                const element = document.querySelector('#local-media');
+                return `camera ${element?.getAttribute('data-camera')}, error "${element?.textContent ?? ''}"`;
+              });
+              throw new Error(`${error.message} (cat's page: ${media}; page errors: ${pageErrorsText()})`);
+            },
+          );
+          expect(await ann.locator('#local-media').getAttribute('data-camera'), "cat's camera on").to.equal('true');
+        },
+      );
+
+      await timed('cat leaves (the page closes): ben lists cat no more', async () => {
         await ann.close();
-        await ben.waitForSelector('#participants li[data-identity="ann"]', { state: 'detached', timeout: 15_000 });
-        await ben.waitForSelector('#videos video[data-identity="ann"]', { state: 'detached', timeout: 15_000 });
-        const detached = await ben.evaluate(() => {
-          const video = (window as unknown as { annVideo: HTMLVideoElement | null }).annVideo;
-          return video !== null && !video.isConnected && video.srcObject === null;
-        });
-        expect(detached, "ann's removed <video>: srcObject null").to.equal(true);
+        await ben.waitForSelector('#participants li[data-identity="cat"]', { state: 'detached', timeout: 15_000 });
       });
       await ben.close();
     });
