@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { runBundle } from '../../bench/bundle.js';
+import { runBundle, type BundleResult, type FileSize } from '../../bench/bundle.js';
 import { redisUnavailableReason, runCluster, type ClusterData } from '../../bench/cluster.js';
 import { runDensity, type DensityMeasurement } from '../../bench/density.js';
 import { runJoin, type JoinMeasurement } from '../../bench/join.js';
@@ -141,18 +141,35 @@ describe('benchmarks: smoke run at tiny sizes', function () {
       for (const p99 of [round.idle.p99, round.worker.p99, round.inline.p99]) positive(p99, 'signaling p99');
   });
 
-  it('bundle: measures the core, the lazy mediasoup-client chunk and the IIFE', async () => {
+  it('bundle: measures the served build (core, lazy mediasoup-client chunk, IIFE), the npm packages and their baselines', async () => {
     const section = await runBundle(ctx);
     sections.push(section);
-    const data = section.data as {
-      core: Array<{ gzip: number; min: number }>;
-      lazy: Array<{ gzip: number }>;
-      iife: { gzip: number; min: number };
-    };
+    const data = section.data as Required<BundleResult>;
+    const gzipOf = (files: FileSize[]) => files.reduce((sum, f) => sum + f.gzip, 0);
     expect(data.core.length).to.be.greaterThan(0);
     expect(data.lazy.length, 'a lazily imported chunk').to.be.greaterThan(0);
-    for (const f of [...data.core, data.iife]) expect(f.gzip).to.be.within(1, f.min);
-    expect(data.iife.gzip).to.be.greaterThan(data.core.reduce((sum, f) => sum + f.gzip, 0));
+    expect(data.package.appCore.length, "the package's entry in an app").to.be.greaterThan(0);
+    expect(data.package.appLazy.length, "the package's lazy chunk in an app").to.be.greaterThan(0);
+    const everyFile = [
+      ...data.core,
+      data.iife,
+      data.package.esm,
+      data.package.iife,
+      ...data.package.appCore,
+      ...data.package.appLazy,
+      data.react.esm,
+      data.react.app,
+      ...Object.values(data.baselines),
+    ];
+    for (const f of everyFile) expect(f.gzip, f.file).to.be.within(1, f.min);
+    expect(data.iife.gzip).to.be.greaterThan(gzipOf(data.core));
+    expect(data.package.iife.gzip, 'the IIFE carries its dependencies').to.be.greaterThan(data.baselines.dependencies.gzip);
+    // The package's code with its dependencies: more than socket.io-client alone up front; its lazy chunk is mediasoup-client.
+    expect(gzipOf(data.package.appCore)).to.be.greaterThan(data.baselines.socketIoClient.gzip);
+    expect(gzipOf(data.package.appLazy) / data.baselines.mediasoupClient.gzip).to.be.within(0.8, 1.2);
+    // The React bindings leave React and the core out.
+    expect(data.react.app.gzip).to.be.lessThan(data.baselines.react.gzip / 4);
+    expect(section.headline.filter((row) => row.ratio !== '').length, 'ratios against baselines').to.equal(5);
   });
 
   it('cluster: two nodes on a redis-server relay in rooms on both, and redirected newcomers join through wrong_node', async function () {
