@@ -41,15 +41,6 @@ function statesOf(page: Page): Promise<Array<{ state: string; at: number }>> {
 
 describe('Cluster: kill -9 of the owner of an SFU room of five Chromium pages (issue 17, test 6)', function () {
   this.timeout(240_000);
-  // Known defect, open in issue 17's notes: in about one run in three, the first page's SDK stays
-  // in 'reconnecting' after the kill and makes no further attempt (the four others rejoin in
-  // ~3 s). Until it is found and fixed this test would fail CI at random, so it does not run.
-  before(function () {
-    console.log(
-      "      skipped: a known defect (the first page's SDK stays reconnecting after the owner's kill -9 in about one run in three), under investigation",
-    );
-    this.skip();
-  });
   const cluster = useBrowserCluster('owner-death-sfu', { sfuBasePort: 45_000 });
   const pages: Page[] = [];
   const sockets: Socket[] = [];

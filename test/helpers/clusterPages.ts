@@ -11,6 +11,7 @@ import { io as ioClient, type Socket } from 'socket.io-client';
 import { browserUnavailableReason, buildSdk, failOnPageErrors, launchBrowser, pageErrors } from './browser.js';
 import { startNodeProcesses, type NodeProcess } from './clusterProcess.js';
 import { redisUnavailable, startRedis, type RedisServer } from './redis.js';
+import { waitFor } from './server.js';
 
 /** Frames decoded per remote identity on a page, over every path (mesh links and SFU consumers) or the current SFU session's only. */
 export function framesOf(page: Page, path: 'all' | 'sfu'): Promise<Record<string, number>> {
@@ -115,6 +116,25 @@ export async function anchorRoom(node: NodeProcess, room: string): Promise<Socke
   return socket;
 }
 
+/**
+ * Waits until every node's demo page allows connecting to every node (its CSP names them): the
+ * nodes list each other once per heartbeat, and a page served before a node was listed cannot
+ * follow its room there (see CSP_CONNECT_SRC). Tests start from a formed cluster.
+ */
+async function clusterFormed(nodes: readonly NodeProcess[]): Promise<void> {
+  const hosts = nodes.map((node) => new URL(node.url).host);
+  await waitFor(
+    async () => {
+      const policies = await Promise.all(
+        nodes.map(async (node) => (await fetch(`${node.url}/`)).headers.get('content-security-policy') ?? ''),
+      );
+      return policies.every((policy) => hosts.every((host) => policy.includes(`ws://${host}`)));
+    },
+    10_000,
+    'every node listing every node (demo CSP)',
+  );
+}
+
 export interface BrowserCluster {
   readonly redis: RedisServer;
   /** Nodes a, b, c (ids node-a, node-b, node-c). */
@@ -164,6 +184,7 @@ export function useBrowserCluster(name: string, options: { env?: Record<string, 
       ...options.env,
     });
     nodes = await startNodeProcesses(['a', 'b', 'c'].map((id, i) => ({ id: `node-${id}`, env: env(i) })));
+    await clusterFormed(nodes);
     browser = await launchBrowser();
   });
 
