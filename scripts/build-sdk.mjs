@@ -1,8 +1,10 @@
 // Builds the browser SDK with esbuild.
 //
-//   node scripts/build-sdk.mjs             dist/sdk/: what the server serves under /sdk/ (ESM with
-//                                          mediasoup-client in a lazy chunk, IIFE window.Switchboard),
-//                                          minified, everything bundled (a page loads it by URL)
+//   node scripts/build-sdk.mjs             dist/sdk/: what the server serves under /sdk/ (the demo's
+//                                          SDK): the package's ESM (client-sdk/dist/switchboard.js)
+//                                          bundled with its dependencies as an app's bundler would
+//                                          (mediasoup-client in a lazy chunk), and an IIFE
+//                                          (window.Switchboard), minified (a page loads it by URL)
 //   node scripts/build-sdk.mjs --types     also the .d.ts files of the sources into dist/sdk/types/ (tsc)
 //   node scripts/build-sdk.mjs --package   only client-sdk/dist/: the npm package @switchboard/client
 //                                          (`npm run build` in client-sdk/, and its prepack)
@@ -46,8 +48,14 @@ const common = {
   absWorkingDir: root,
 };
 
+/** The package's ESM: for bundlers, not minified (the app's bundler minifies); dependencies stay imports. */
+const packageEsm = 'client-sdk/dist/switchboard.js';
+
+if (packaged) await buildPackage();
 if (served) {
-  const minified = { ...common, minify: true };
+  // What the server serves is the package's own ESM, bundled with its dependencies: the demo runs the packaged SDK.
+  if (!packaged) await buildPackageEsm();
+  const minified = { ...common, entryPoints: [packageEsm], minify: true };
   // ESM with code splitting: mediasoup-client becomes a chunk loaded only when a room enters SFU mode.
   await build({
     ...minified,
@@ -62,7 +70,6 @@ if (served) {
   if (servedTypes) tsc(['-p', 'client-sdk/tsconfig.json']);
 }
 
-if (packaged) await buildPackage();
 if (reactPackaged) await buildReactPackage();
 
 async function buildPackage() {
@@ -72,16 +79,21 @@ async function buildPackage() {
   const dependencies = Object.keys(pkg.dependencies ?? {});
   rmSync(outDir, { recursive: true, force: true });
 
-  // ESM for bundlers, not minified (the app's bundler minifies); dependencies stay imports.
-  const esm = join(outDir, 'switchboard.js');
-  await build({ ...common, format: 'esm', external: dependencies, outfile: esm });
+  await buildPackageEsm();
   // IIFE for <script> tags: one minified file, dependencies included.
   const iife = join(outDir, 'switchboard.iife.js');
   await build({ ...common, minify: true, format: 'iife', globalName: 'Switchboard', outfile: iife });
-  for (const file of [esm, iife]) packageSourceMap(`${file}.map`);
+  packageSourceMap(`${iife}.map`);
 
   writeFileSync(join(outDir, 'switchboard.d.ts'), await bundledDeclarations(dependencies));
   console.log(`build-sdk: ${pkg.name}@${pkg.version} built into ${outDir}/`);
+}
+
+/** Only the package's ESM (packageEsm), dependencies left as imports. */
+async function buildPackageEsm() {
+  const pkg = JSON.parse(readFileSync('client-sdk/package.json', 'utf8'));
+  await build({ ...common, format: 'esm', external: Object.keys(pkg.dependencies ?? {}), outfile: packageEsm });
+  packageSourceMap(`${packageEsm}.map`);
 }
 
 /**

@@ -1,6 +1,7 @@
 // Demo of the Switchboard SDK: join a room with camera and microphone, see everyone, chat.
-// Uses the ESM bundle (mediasoup-client loads only if the room goes to the SFU) and the
-// dev-only token route.
+// Uses @switchboard/client as packaged (the package's ESM, bundled with its dependencies by the
+// server's build: mediasoup-client loads only if the room goes to the SFU) and the dev-only
+// token route.
 import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
 
 {

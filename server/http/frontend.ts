@@ -25,7 +25,8 @@ export interface FrontendOptions {
 }
 
 /**
- * The demo page at /, its assets at /demo/, the browser SDK bundle at /sdk/, and in dev mode
+ * The demo page at /, its assets at /demo/, the browser SDK bundle at /sdk/ (the package @switchboard/client
+ * bundled with its dependencies, scripts/build-sdk.mjs), and in dev mode
  * POST /dev/token so the demo can join without a backend of its own.
  */
 export function mountFrontend(app: Express, options: FrontendOptions): void {
