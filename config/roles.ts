@@ -24,6 +24,8 @@ export const DEFAULT_ROLES: Record<string, Grants> = {
   },
   presenter: { ...NO_GRANTS, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true, canUpdateOwnMetadata: true },
   guest: { ...NO_GRANTS, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true },
+  /** One speaker of a guided tour: publishes its microphone and data, nothing else (canPublishSources). */
+  guide: { ...NO_GRANTS, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true, canPublishSources: ['microphone'] },
   listener: { ...NO_GRANTS, roomJoin: true, canSubscribe: true, canPublishData: true },
   recorder: { ...NO_GRANTS, roomJoin: true, canSubscribe: true, hidden: true },
 };

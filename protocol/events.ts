@@ -28,6 +28,19 @@ export interface Grants {
   hidden: boolean;
   /** May change its own metadata with update_metadata. */
   canUpdateOwnMetadata: boolean;
+  /** The sources it may publish (with canPublish); absent: every source. */
+  canPublishSources?: TrackSource[];
+}
+
+/** Where a published track comes from: `camera`, `microphone`, `screen`, `screen_audio`. */
+export type TrackSource = z.output<typeof schemas.trackSource>;
+
+/** A track a participant publishes, as the room sees it. */
+export interface TrackInfo {
+  /** The publisher's MediaStreamTrack.id. */
+  track_id: string;
+  kind: 'audio' | 'video';
+  source: TrackSource;
 }
 
 export type GrantName = keyof Grants;
@@ -48,6 +61,8 @@ export interface PeerInfo {
   muted?: { audio: boolean; video: boolean };
   /** Present while this peer muted its own audio or video (the `mute` event). */
   self_muted?: { audio: boolean; video: boolean };
+  /** Present while this peer publishes tracks (`publish_track`, or SFU producers with a source). */
+  tracks?: TrackInfo[];
 }
 
 export interface IceServer {
@@ -61,6 +76,8 @@ export interface RoomConfigInfo {
   mesh_threshold: number;
   mode_policy: RoomModePolicy;
   locked: boolean;
+  /** Screen shares (tracks of source `screen`) the room allows at once. */
+  max_screen_shares: number;
 }
 
 /** A producer another peer has on the SFU (media or data). */
@@ -68,6 +85,10 @@ export interface SfuProducerInfo {
   peer_id: string;
   producer_id: string;
   kind: 'audio' | 'video' | 'data';
+  /** Media producers: the source the producer was created with (its appData). */
+  source?: TrackSource;
+  /** Media producers: the publisher's track id, when it gave one (its appData). */
+  track_id?: string;
 }
 
 /** What a client needs to use the room's SFU router. */
@@ -188,6 +209,8 @@ export interface ClientEventAcks {
   update_metadata: { self: PeerInfo };
   stats: EmptyAck;
   mute: EmptyAck;
+  publish_track: { track: TrackInfo };
+  unpublish_track: EmptyAck;
   'sfu:create_transport': { transport: SfuTransportInfo };
   'sfu:connect_transport': EmptyAck;
   'sfu:produce': { producer_id: string };

@@ -81,7 +81,22 @@ export const externalId = z
 
 export const displayName = z.string().min(1).max(Limits.nameLength);
 
-/** Some grants, each a boolean (token claims, role presets, API requests); unnamed ones are false. */
+/** Where a published track comes from (LiveKit's Track.Source): decides grants, policy and how it is sent. */
+export const TRACK_SOURCES = ['camera', 'microphone', 'screen', 'screen_audio'] as const;
+export const trackSource = z.enum(TRACK_SOURCES);
+/** The media kind each source is: a camera or screen is video, a microphone or screen audio is audio. */
+export const SOURCE_KIND = { camera: 'video', microphone: 'audio', screen: 'video', screen_audio: 'audio' } as const;
+
+/** A list of sources, each at most once (the canPublishSources grant). */
+export const trackSourceList = z
+  .array(trackSource)
+  .max(TRACK_SOURCES.length)
+  .refine((list) => new Set(list).size === list.length, { message: 'each source at most once' });
+
+/**
+ * Some grants (token claims, role presets, API requests); unnamed booleans are false, an
+ * absent canPublishSources allows every source.
+ */
 export const partialGrants = z.strictObject({
   roomJoin: z.boolean().optional(),
   canPublish: z.boolean().optional(),
@@ -90,6 +105,7 @@ export const partialGrants = z.strictObject({
   roomAdmin: z.boolean().optional(),
   hidden: z.boolean().optional(),
   canUpdateOwnMetadata: z.boolean().optional(),
+  canPublishSources: trackSourceList.optional(),
 });
 
 export const sessionDescription = z
@@ -275,6 +291,23 @@ export const mutePayload = z.strictObject({
   muted: z.boolean(),
 });
 
+/** The id of a published track: the publisher's MediaStreamTrack.id (a UUID in browsers). */
+export const trackId = z
+  .string()
+  .min(1)
+  .max(Limits.idLength)
+  .regex(/^[A-Za-z0-9_{}.:-]+$/, 'letters, digits and _ { } . : - only');
+
+/** A track this participant publishes, announced before its media is sent (both topologies). */
+export const publishTrackPayload = z
+  .strictObject({ track_id: trackId, kind: z.enum(['audio', 'video']), source: trackSource })
+  .refine((t) => SOURCE_KIND[t.source] === t.kind, {
+    message: 'source does not match kind (camera/screen: video; microphone/screen_audio: audio)',
+    path: ['source'],
+  });
+
+export const unpublishTrackPayload = z.strictObject({ track_id: trackId });
+
 /** One schema per client event; the gateway refuses to register a handler without one. */
 export const clientEventSchemas = {
   join: joinPayload,
@@ -283,6 +316,8 @@ export const clientEventSchemas = {
   update_metadata: updateMetadataPayload,
   stats: statsPayload,
   mute: mutePayload,
+  publish_track: publishTrackPayload,
+  unpublish_track: unpublishTrackPayload,
   'sfu:create_transport': sfuCreateTransportPayload,
   'sfu:connect_transport': sfuConnectTransportPayload,
   'sfu:produce': sfuProducePayload,

@@ -1,4 +1,4 @@
-/** Rooms and their topology (mesh until MESH_THRESHOLD, then the SFU). Tenants and rooms may override the first three. */
+/** Rooms and their topology (mesh until MESH_THRESHOLD, then the SFU). Tenants and rooms may override the first three and maxScreenShares. */
 import { int, setting } from '../setting.js';
 
 export const roomSettings = {
@@ -8,6 +8,8 @@ export const roomSettings = {
   demoteDelayMs: setting('DEMOTE_DELAY_MS', int(0, 3_600_000).default(10_000)),
   /** Default room size limit. */
   maxParticipants: setting('MAX_PARTICIPANTS', int(1, 10_000).default(100)),
+  /** Screen shares a room allows at once (tenant and room override); one more gets quota_exceeded. */
+  maxScreenShares: setting('MAX_SCREEN_SHARES', int(0, 100).default(1)),
   /** Grace before an empty room closes. */
   emptyTimeoutMs: setting('ROOM_EMPTY_TIMEOUT_MS', int(0, 24 * 3_600_000).default(20_000)),
   /**

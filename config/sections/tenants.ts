@@ -16,6 +16,7 @@ export interface TenantLimitsConfig {
   mesh_threshold: number;
   max_token_lifetime_s: number;
   auto_create_rooms: boolean;
+  max_screen_shares: number;
 }
 
 /** A tenant declared in the config file (deployments without a database). */
@@ -39,6 +40,7 @@ const tenantLimits = z.strictObject({
   mesh_threshold: int(1, 1000).optional(),
   max_token_lifetime_s: int(60, 30 * 24 * 3600).optional(),
   auto_create_rooms: z.boolean().optional(),
+  max_screen_shares: int(0, 100).optional(),
 });
 
 /** One declared tenant; a plain api_secret is hashed here and goes no further. */
@@ -102,5 +104,6 @@ export function defaultTenantLimits({ rooms, auth }: Pick<ParsedSettings, 'rooms
     mesh_threshold: rooms.meshThreshold,
     max_token_lifetime_s: auth.maxTokenLifetimeS,
     auto_create_rooms: true,
+    max_screen_shares: rooms.maxScreenShares,
   };
 }

@@ -193,6 +193,7 @@ const roomRef = z.strictObject({ tenant_id: id, room_id: id });
 const configPatch = z.strictObject({
   max_participants: count.optional(),
   mesh_threshold: count.optional(),
+  max_screen_shares: count.optional(),
   mode_policy: z.enum(['auto', 'mesh', 'sfu']).optional(),
   locked: z.boolean().optional(),
 });
@@ -217,6 +218,8 @@ const summarySchema = z.object({
   config: z.object({
     max_participants: count,
     mesh_threshold: count,
+    /** Optional: a node of an earlier version sends none. */
+    max_screen_shares: count.optional(),
     mode_policy: z.enum(['auto', 'mesh', 'sfu']),
     locked: z.boolean(),
   }),

@@ -19,7 +19,7 @@
  * second copy of a room.
  */
 import { z } from 'zod';
-import { externalId, Limits, peerId, safeJsonObject } from '../../protocol/schemas.js';
+import { externalId, Limits, peerId, safeJsonObject, trackId, trackSource } from '../../protocol/schemas.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { Room } from '../rooms/Room.js';
@@ -42,6 +42,8 @@ export const moveInPayload = z.strictObject({
     mesh_threshold: z.number().int().min(1).max(100_000),
     mode_policy: z.enum(['auto', 'mesh', 'sfu']),
     locked: z.boolean(),
+    /** Optional: a node of an earlier version sends none. */
+    max_screen_shares: z.number().int().min(0).max(100).optional(),
   }),
   mode: z.enum(['mesh', 'sfu']),
   expires_at: z.string().datetime().nullable(),
@@ -56,6 +58,11 @@ export const moveInPayload = z.strictObject({
         admin_muted: mutedSchema,
         /** Optional: a node of an earlier version sends none. */
         self_muted: mutedSchema.optional(),
+        /** Optional: a node of an earlier version sends none. */
+        tracks: z
+          .array(z.strictObject({ track_id: trackId, kind: z.enum(['audio', 'video']), source: trackSource }))
+          .max(64)
+          .optional(),
         joined_at: z.string().datetime(),
         /** The participant's token (a kick of its held place revokes it). */
         token: z.strictObject({ jti: z.string().min(1).max(Limits.idLength), expires_at: z.string().datetime() }).optional(),
@@ -229,6 +236,7 @@ export class RoomMoves {
         hidden: peer.hidden,
         adminMuted: peer.admin_muted,
         ...(peer.self_muted ? { selfMuted: peer.self_muted } : {}),
+        ...(peer.tracks ? { tracks: peer.tracks } : {}),
         joinedAt: new Date(peer.joined_at),
         ...(peer.token ? { token: { jti: peer.token.jti, expiresAt: new Date(peer.token.expires_at) } } : {}),
       })),
@@ -252,6 +260,7 @@ export function snapshot(room: Room): MoveInPayload {
       hidden: peer.hidden,
       admin_muted: { ...peer.adminMuted },
       self_muted: { ...peer.selfMuted },
+      tracks: peer.trackInfos(),
       joined_at: peer.joinedAt.toISOString(),
       token: { jti: peer.jti, expires_at: peer.socket.data.identity.expiresAt.toISOString() },
     });
@@ -265,6 +274,7 @@ export function snapshot(room: Room): MoveInPayload {
       hidden: place.hidden,
       admin_muted: { ...place.adminMuted },
       ...(place.selfMuted ? { self_muted: { ...place.selfMuted } } : {}),
+      ...(place.tracks ? { tracks: place.tracks.map((track) => ({ ...track })) } : {}),
       joined_at: place.joinedAt.toISOString(),
       ...(place.token ? { token: { jti: place.token.jti, expires_at: place.token.expiresAt.toISOString() } } : {}),
     });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Grants, LinkQuality, Metadata, PeerInfo } from '../../protocol/events.js';
+import type { Grants, LinkQuality, Metadata, PeerInfo, TrackInfo, TrackSource } from '../../protocol/events.js';
 import type { VerifiedToken } from '../auth/TokenService.js';
 
 /**
@@ -34,6 +34,8 @@ export interface ExpectedPeer {
   adminMuted: { audio: boolean; video: boolean };
   /** What the participant muted of its own (the `mute` event), when known. */
   selfMuted?: { audio: boolean; video: boolean };
+  /** The tracks it published (kept for its return: the others still see them). */
+  tracks?: TrackInfo[];
   /** When the participant first joined the room (on whichever node). */
   joinedAt: Date;
   /** The token it joined with, when known: a kick of the place revokes it. */
@@ -50,7 +52,13 @@ export function expectedPeerInfo(expected: ExpectedPeer): PeerInfo {
     name: expected.name,
     metadata: expected.metadata,
     ...mutedInfo(expected.adminMuted, expected.selfMuted),
+    ...(expected.tracks?.length ? { tracks: expected.tracks.map((track) => ({ ...track })) } : {}),
   };
+}
+
+/** True when `grants` let a participant publish a track of `source` (canPublish, and canPublishSources absent or naming it). */
+export function mayPublishSource(grants: Grants, source: TrackSource): boolean {
+  return grants.canPublish && (grants.canPublishSources === undefined || grants.canPublishSources.includes(source));
 }
 
 /** PeerInfo's `muted` and `self_muted`, each present only while something is muted. */
@@ -82,6 +90,8 @@ export class Peer<Connection extends PeerConnection = PeerConnection> {
   readonly adminMuted = { audio: false, video: false };
   /** What the peer muted of its own (the `mute` event): its SDK disabled those tracks; the others are told. */
   readonly selfMuted = { audio: false, video: false };
+  /** The tracks it announced (`publish_track`), by track id. */
+  readonly tracks = new Map<string, TrackInfo>();
 
   constructor(
     readonly socket: Connection,
@@ -91,12 +101,18 @@ export class Peer<Connection extends PeerConnection = PeerConnection> {
     readonly jti: string,
     metadata: Metadata,
     /** The place it takes back (a resumed peer keeps its id, join time and own mute). */
-    place?: { id: string; joinedAt: Date; selfMuted?: { audio: boolean; video: boolean } },
+    place?: { id: string; joinedAt: Date; selfMuted?: { audio: boolean; video: boolean }; tracks?: TrackInfo[] },
   ) {
     this.metadata = metadata;
     this.id = place?.id ?? newPeerId();
     this.joinedAt = place?.joinedAt ?? new Date();
     if (place?.selfMuted) Object.assign(this.selfMuted, place.selfMuted);
+    for (const track of place?.tracks ?? []) if (mayPublishSource(grants, track.source)) this.tracks.set(track.track_id, { ...track });
+  }
+
+  /** Its tracks as the room sees them. */
+  trackInfos(): TrackInfo[] {
+    return [...this.tracks.values()].map((track) => ({ ...track }));
   }
 
   get hidden(): boolean {
@@ -104,6 +120,13 @@ export class Peer<Connection extends PeerConnection = PeerConnection> {
   }
 
   info(): PeerInfo {
-    return { id: this.id, user_id: this.userId, name: this.name, metadata: this.metadata, ...mutedInfo(this.adminMuted, this.selfMuted) };
+    return {
+      id: this.id,
+      user_id: this.userId,
+      name: this.name,
+      metadata: this.metadata,
+      ...mutedInfo(this.adminMuted, this.selfMuted),
+      ...(this.tracks.size > 0 ? { tracks: this.trackInfos() } : {}),
+    };
   }
 }

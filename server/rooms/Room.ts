@@ -81,6 +81,16 @@ export class Room<Connection extends PeerConnection = PeerConnection> {
     return this.expectedByUserId.get(userId);
   }
 
+  /** Screen shares in the room (held places included), except the track `except` of the peer `exceptPeerId`. */
+  screenShares(exceptPeerId?: string, exceptTrackId?: string): number {
+    let count = 0;
+    for (const peer of this.peers.values())
+      for (const track of peer.tracks.values())
+        if (track.source === 'screen' && !(peer.id === exceptPeerId && track.track_id === exceptTrackId)) count++;
+    for (const place of this.expected.values()) for (const track of place.tracks ?? []) if (track.source === 'screen') count++;
+    return count;
+  }
+
   /** Peers others may see (hidden peers excluded), optionally without one. */
   visiblePeers(except?: Peer<Connection>): PeerInfo[] {
     const list: PeerInfo[] = [];

@@ -45,7 +45,8 @@ export type RoomManagerEvents<Connection extends PeerConnection = PeerConnection
 
 /** A room that moves in from another node: what the clients coming with it find here. */
 export interface MovedRoom {
-  config: RoomConfigInfo;
+  /** max_screen_shares is absent when a node of an earlier version sent the room: the server default applies. */
+  config: Omit<RoomConfigInfo, 'max_screen_shares'> & { max_screen_shares?: number };
   expiresAt: Date | null;
   /** The participants that are to come back, with the ids they had. */
   peers: Array<Omit<ExpectedPeer, 'timer'>>;
@@ -132,6 +133,7 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     return {
       max_participants: record?.max_participants ?? tenant.limits.max_participants ?? this.options.defaults.maxParticipants,
       mesh_threshold: record?.mesh_threshold ?? tenant.limits.mesh_threshold ?? this.options.defaults.meshThreshold,
+      max_screen_shares: record?.max_screen_shares ?? tenant.limits.max_screen_shares ?? this.options.defaults.maxScreenShares,
       mode_policy: record?.mode ?? 'auto',
       locked: record?.locked ?? false,
     };
@@ -215,7 +217,12 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
       identity.grants,
       identity.jti,
       before ? before.metadata : (admission.metadata ?? identity.metadata),
-      before,
+      before && {
+        id: before.id,
+        joinedAt: before.joinedAt,
+        selfMuted: before.selfMuted,
+        tracks: replaced ? replaced.trackInfos() : resumed?.tracks,
+      },
     );
     if (before) Object.assign(peer.adminMuted, before.adminMuted);
     this.cancelEmptyTimer(room);
@@ -265,7 +272,8 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     let room = this.get(tenantId, roomId);
     if (room?.movingOut) throw new AppError('conflict', 'the room is moving out of this node');
     if (!room) {
-      room = this.create(tenantId, roomId, moved.config, { movedIn: true });
+      const config = { ...moved.config, max_screen_shares: moved.config.max_screen_shares ?? this.options.defaults.maxScreenShares };
+      room = this.create(tenantId, roomId, config, { movedIn: true });
       if (moved.expiresAt) this.setExpiry(room, moved.expiresAt);
     }
     for (const place of moved.peers) {
@@ -299,6 +307,7 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
         hidden: peer.hidden,
         adminMuted: { ...peer.adminMuted },
         selfMuted: { ...peer.selfMuted },
+        tracks: peer.trackInfos(),
         joinedAt: peer.joinedAt,
         token: { jti: peer.jti, expiresAt: peer.socket.data.identity.expiresAt },
       },

@@ -6,6 +6,7 @@ import type {
   SfuInfo,
   SfuProducerInfo,
   SfuTransportInfo,
+  TrackSource,
 } from '../../protocol/events.js';
 import type { Config } from '../../config/index.js';
 import { AppError } from '../errors.js';
@@ -195,7 +196,7 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     const list: SfuProducerInfo[] = [];
     for (const peer of this.peers.values()) {
       if (peer.id === exceptPeerId || !peer.announced) continue;
-      for (const producer of peer.producers.values()) list.push({ peer_id: peer.id, producer_id: producer.id, kind: producer.kind });
+      for (const producer of peer.producers.values()) list.push(producerInfo(peer.id, producer));
       for (const dataProducer of peer.dataProducers.values()) list.push({ peer_id: peer.id, producer_id: dataProducer.id, kind: 'data' });
     }
     return list;
@@ -337,7 +338,7 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
       withClientParameters(() => transport.produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } })),
     );
     peer.producers.set(producer.id, producer);
-    const info: SfuProducerInfo = { peer_id: peerId, producer_id: producer.id, kind };
+    const info = producerInfo(peerId, producer);
     producer.observer.on('close', () => {
       peer.forget(key);
       peer.producers.delete(producer.id);
@@ -513,4 +514,16 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     if (!peer) throw new AppError('not_found', 'create a transport first');
     return peer;
   }
+}
+
+/** A media producer as clients learn of it: with the source and track id its app_data carries (the signaling layer checked them). */
+function producerInfo(peerId: string, producer: ms.Producer): SfuProducerInfo {
+  const { source, track_id } = producer.appData as { source?: TrackSource; track_id?: string };
+  return {
+    peer_id: peerId,
+    producer_id: producer.id,
+    kind: producer.kind,
+    ...(source !== undefined ? { source } : {}),
+    ...(track_id !== undefined ? { track_id } : {}),
+  };
 }

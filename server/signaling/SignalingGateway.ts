@@ -12,6 +12,7 @@ import { adminHandlers } from './handlers/admin.js';
 import { roomOf } from './handlers/joined.js';
 import { sessionHandlers } from './handlers/session.js';
 import { sfuHandlers } from './handlers/sfu.js';
+import { trackHandlers } from './handlers/tracks.js';
 import { handshakeMiddleware } from './handshake.js';
 import { channels, type AppServer, type AppSocket, type SocketRooms, type SocketTopology } from './types.js';
 
@@ -53,6 +54,7 @@ export class SignalingGateway {
       ...sessionHandlers({ rooms, topology, metrics, logger: this.logger, iceServers: options.iceServers }),
       ...adminHandlers({ rooms, store: options.store, disconnectToken: (tenantId, jti) => this.disconnectToken(tenantId, jti) }),
       ...sfuHandlers({ rooms, topology }),
+      ...trackHandlers({ rooms, topology }),
     };
     this.pipeline = new EventPipeline({ handlers, limits: config.rateLimits, metrics });
     io.use(

@@ -5,21 +5,29 @@
  * sections that do not set their own.
  */
 export function sdpSendsMedia(sdp: string): boolean {
+  return sdpSentKinds(sdp).size > 0;
+}
+
+/** The media kinds (audio, video) an SDP would send, by the rules of sdpSendsMedia. */
+export function sdpSentKinds(sdp: string): Set<'audio' | 'video'> {
+  const kinds = new Set<'audio' | 'video'>();
   let sessionDirection = 'sendrecv';
   let inMedia = false;
-  let isAv = false;
+  let kind: string | null = null;
   let active = false;
   let direction: string | null = null;
 
-  const sectionSends = (): boolean => inMedia && isAv && active && sends(direction ?? sessionDirection);
+  const endSection = (): void => {
+    if (inMedia && (kind === 'audio' || kind === 'video') && active && sends(direction ?? sessionDirection)) kinds.add(kind);
+  };
 
   for (const rawLine of sdp.split('\n')) {
     const line = rawLine.trim();
     if (line.startsWith('m=')) {
-      if (sectionSends()) return true;
-      const [kind, port] = line.slice(2).split(' ');
+      endSection();
+      const [media, port] = line.slice(2).split(' ');
       inMedia = true;
-      isAv = kind === 'audio' || kind === 'video';
+      kind = media ?? null;
       active = port !== '0';
       direction = null;
     } else if (line === 'a=bundle-only') {
@@ -29,7 +37,8 @@ export function sdpSendsMedia(sdp: string): boolean {
       else sessionDirection = line.slice(2);
     }
   }
-  return sectionSends();
+  endSection();
+  return kinds;
 }
 
 function sends(direction: string): boolean {

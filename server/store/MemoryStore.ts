@@ -48,6 +48,7 @@ const roomFields = (r: RoomRecord): RoomRecord =>
     description: r.description,
     max_participants: r.max_participants,
     mesh_threshold: r.mesh_threshold,
+    max_screen_shares: r.max_screen_shares ?? null,
     mode: r.mode,
     locked: r.locked,
     metadata: r.metadata,
@@ -91,7 +92,17 @@ function pickPatch<T extends object>(patch: T, keys: readonly (keyof T)[]): Part
   return picked;
 }
 const TENANT_PATCH_KEYS = ['name', 'limits', 'webhook'] as const;
-const ROOM_PATCH_KEYS = ['name', 'description', 'max_participants', 'mesh_threshold', 'mode', 'locked', 'metadata', 'expires_at'] as const;
+const ROOM_PATCH_KEYS = [
+  'name',
+  'description',
+  'max_participants',
+  'mesh_threshold',
+  'max_screen_shares',
+  'mode',
+  'locked',
+  'metadata',
+  'expires_at',
+] as const;
 
 /** Pages leave the store as copies, like every record it returns. */
 const clonePage = <T>(page: Page<T>): Page<T> => ({ items: page.items.map(clone), next: page.next });

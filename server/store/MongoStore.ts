@@ -104,6 +104,7 @@ function createModels(connection: Connection): MongoStoreModels {
       mesh_threshold: { type: Number, required: true },
       max_token_lifetime_s: { type: Number, required: true },
       auto_create_rooms: { type: Boolean, required: true },
+      max_screen_shares: { type: Number },
     },
     { _id: false, strict: true },
   );
@@ -136,6 +137,7 @@ function createModels(connection: Connection): MongoStoreModels {
       description: { type: String, default: '' },
       max_participants: { type: Number, default: null },
       mesh_threshold: { type: Number, default: null },
+      max_screen_shares: { type: Number, default: null },
       mode: { type: String, enum: ['auto', 'mesh', 'sfu'], required: true },
       locked: { type: Boolean, default: false },
       metadata: { type: Schema.Types.Mixed, default: () => ({}) },
@@ -238,6 +240,7 @@ function toRoom(doc: RoomRecord): RoomRecord {
     description: doc.description,
     max_participants: doc.max_participants ?? null,
     mesh_threshold: doc.mesh_threshold ?? null,
+    max_screen_shares: doc.max_screen_shares ?? null,
     mode: doc.mode,
     locked: doc.locked,
     metadata: doc.metadata ?? {},
@@ -314,7 +317,17 @@ function pickPatch<T extends object>(patch: T, keys: readonly (keyof T)[]): Part
 }
 
 const TENANT_PATCH_KEYS = ['name', 'limits', 'webhook'] as const;
-const ROOM_PATCH_KEYS = ['name', 'description', 'max_participants', 'mesh_threshold', 'mode', 'locked', 'metadata', 'expires_at'] as const;
+const ROOM_PATCH_KEYS = [
+  'name',
+  'description',
+  'max_participants',
+  'mesh_threshold',
+  'max_screen_shares',
+  'mode',
+  'locked',
+  'metadata',
+  'expires_at',
+] as const;
 
 function isDuplicateKey(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === DUPLICATE_KEY;

@@ -14,6 +14,8 @@ export interface TenantLimits {
   mesh_threshold: number;
   max_token_lifetime_s: number;
   auto_create_rooms: boolean;
+  /** Absent in records stored before the setting existed: the server default applies. */
+  max_screen_shares?: number;
 }
 
 export interface WebhookConfig {
@@ -41,6 +43,8 @@ export interface RoomRecord {
   /** null: use the tenant's (then the server's) default. */
   max_participants: number | null;
   mesh_threshold: number | null;
+  /** null (or absent in records stored before the setting existed): the tenant's, then the server's default. */
+  max_screen_shares: number | null;
   mode: RoomModePolicy;
   locked: boolean;
   metadata: Metadata;
@@ -50,7 +54,10 @@ export interface RoomRecord {
 }
 
 export type RoomPatch = Partial<
-  Pick<RoomRecord, 'name' | 'description' | 'max_participants' | 'mesh_threshold' | 'mode' | 'locked' | 'metadata' | 'expires_at'>
+  Pick<
+    RoomRecord,
+    'name' | 'description' | 'max_participants' | 'mesh_threshold' | 'max_screen_shares' | 'mode' | 'locked' | 'metadata' | 'expires_at'
+  >
 >;
 
 export interface TokenRecord {
@@ -138,7 +145,8 @@ const sameLimits = (a: TenantLimits, b: TenantLimits): boolean =>
   a.max_participants === b.max_participants &&
   a.mesh_threshold === b.mesh_threshold &&
   a.max_token_lifetime_s === b.max_token_lifetime_s &&
-  a.auto_create_rooms === b.auto_create_rooms;
+  a.auto_create_rooms === b.auto_create_rooms &&
+  a.max_screen_shares === b.max_screen_shares;
 
 /** The declared fields of `declared` that differ from `stored`; shared by the stores so "changed" means one thing. */
 export function changedTenantFields(stored: TenantRecord, declared: Pick<TenantRecord, DeclaredTenantField>): DeclaredTenantField[] {

@@ -36,6 +36,7 @@ export function limitsFields(limits: TenantLimits): { [K in keyof TenantLimits]:
     mesh_threshold: limits.mesh_threshold,
     max_token_lifetime_s: limits.max_token_lifetime_s,
     auto_create_rooms: limits.auto_create_rooms,
+    ...(limits.max_screen_shares !== undefined ? { max_screen_shares: limits.max_screen_shares } : {}),
   };
 }
 

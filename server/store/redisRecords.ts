@@ -162,6 +162,7 @@ export function tenantOfHash(hash: Record<string, string>): TenantRecord {
       mesh_threshold: limits.number('mesh_threshold'),
       max_token_lifetime_s: limits.number('max_token_lifetime_s'),
       auto_create_rooms: limits.boolean('auto_create_rooms'),
+      ...(limits.has('max_screen_shares') ? { max_screen_shares: limits.number('max_screen_shares') } : {}),
     },
     webhook: webhook ? { url: webhook.string('url'), secret: webhook.string('secret') } : null,
     created_at: h.date('created_at'),
@@ -183,6 +184,7 @@ export function roomHash(record: RoomRecord): HashFields {
     description: record.description,
     max_participants: record.max_participants ?? null,
     mesh_threshold: record.mesh_threshold ?? null,
+    max_screen_shares: record.max_screen_shares ?? null,
     mode: record.mode,
     locked: record.locked,
     metadata: record.metadata ?? {},
@@ -199,6 +201,7 @@ export function roomPatchHash(patch: RoomPatch, updatedAt: Date): HashFields {
   if (patch.description !== undefined) fields.description = patch.description;
   if (patch.max_participants !== undefined) fields.max_participants = patch.max_participants;
   if (patch.mesh_threshold !== undefined) fields.mesh_threshold = patch.mesh_threshold;
+  if (patch.max_screen_shares !== undefined) fields.max_screen_shares = patch.max_screen_shares;
   if (patch.mode !== undefined) fields.mode = patch.mode;
   if (patch.locked !== undefined) fields.locked = patch.locked;
   if (patch.metadata !== undefined) fields.metadata = patch.metadata;
@@ -216,6 +219,7 @@ export function roomOfHash(hash: Record<string, string>): RoomRecord {
     description: h.string('description'),
     max_participants: h.nullableNumber('max_participants'),
     mesh_threshold: h.nullableNumber('mesh_threshold'),
+    max_screen_shares: h.has('max_screen_shares') ? h.nullableNumber('max_screen_shares') : null,
     mode: h.string('mode') as RoomModePolicy,
     locked: h.boolean('locked'),
     metadata: h.object('metadata') as Metadata,

@@ -26,6 +26,7 @@ const defaults: Config['rooms'] = {
   meshThreshold: 4,
   demoteDelayMs: 10_000,
   maxParticipants: 100,
+  maxScreenShares: 1,
   emptyTimeoutMs: 20_000,
   resumeGraceMs: 15_000,
 };
@@ -266,6 +267,7 @@ describe('cluster: LiveRooms across nodes', function () {
       description: '',
       max_participants: null,
       mesh_threshold: null,
+      max_screen_shares: null,
       mode: 'auto',
       locked: false,
       metadata: {},

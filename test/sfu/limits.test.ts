@@ -4,6 +4,8 @@ import { capturedLogger } from '../helpers/logs.js';
 import { emitAck, nextEvent, startServer, type TestClient, type TestServer } from '../helpers/server.js';
 
 const SFU_ENV = { SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1' };
+/** Every media producer says what it is (app_data.source). */
+const CAMERA = { source: 'camera' };
 
 type Ack = { ok: boolean; error?: { code: string }; [key: string]: unknown };
 
@@ -17,6 +19,7 @@ async function sfuRoom(t: TestServer, roomId: string, tenantId = 't1'): Promise<
     description: '',
     max_participants: null,
     mesh_threshold: null,
+    max_screen_shares: null,
     mode: 'sfu',
     locked: false,
     metadata: {},
@@ -94,7 +97,12 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     const media = burst(
       client,
       'sfu:produce',
-      Array.from({ length: 20 }, (_, i) => ({ transport_id: transportId, kind: 'video', rtp_parameters: videoParameters(i) })),
+      Array.from({ length: 20 }, (_, i) => ({
+        transport_id: transportId,
+        kind: 'video',
+        rtp_parameters: videoParameters(i),
+        app_data: CAMERA,
+      })),
     );
     const data = burst(
       client,
@@ -114,7 +122,7 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     const produced = await burst(
       sender.client,
       'sfu:produce',
-      [0, 1, 2, 3, 4].map((i) => ({ transport_id: sendTransport, kind: 'video', rtp_parameters: videoParameters(i) })),
+      [0, 1, 2, 3, 4].map((i) => ({ transport_id: sendTransport, kind: 'video', rtp_parameters: videoParameters(i), app_data: CAMERA })),
     );
     expect(codes(produced)).to.deep.equal(['ok', 'ok', 'ok', 'ok', 'ok']);
     const producerIds = produced.map((ack) => ack.producer_id as string);
@@ -209,6 +217,7 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
       transport_id: sendTransport,
       kind: 'video',
       rtp_parameters: videoParameters(0),
+      app_data: CAMERA,
     })) as unknown as Ack;
     const data = (await emitAck(owner.client, 'sfu:produce_data', {
       transport_id: sendTransport,
@@ -242,16 +251,23 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
       transport_id: sendTransport,
       kind: 'video',
       rtp_parameters: videoParameters(0),
+      app_data: CAMERA,
     })) as unknown as Ack;
     expect(first.ok).to.equal(true);
     const sameSsrc = { ...videoParameters(1), encodings: [{ ssrc: 11110000 }] };
     const unknownCodec = { ...videoParameters(2), codecs: [{ mimeType: 'video/NOPE', payloadType: 101, clockRate: 90000 }] };
     const acks = [
-      (await emitAck(client, 'sfu:produce', { transport_id: sendTransport, kind: 'video', rtp_parameters: sameSsrc })) as unknown as Ack,
+      (await emitAck(client, 'sfu:produce', {
+        transport_id: sendTransport,
+        kind: 'video',
+        rtp_parameters: sameSsrc,
+        app_data: CAMERA,
+      })) as unknown as Ack,
       (await emitAck(client, 'sfu:produce', {
         transport_id: sendTransport,
         kind: 'video',
         rtp_parameters: unknownCodec,
+        app_data: CAMERA,
       })) as unknown as Ack,
       (await emitAck(client, 'sfu:consume', {
         transport_id: recvTransport,

@@ -3,6 +3,8 @@ import type { ModeChangedMessage, SfuProducerInfo } from '../../protocol/events.
 import { emitAck, nextEvent, startServer, waitFor, type TestClient, type TestServer } from '../helpers/server.js';
 
 const SFU_ENV = { SFU_ENABLED: 'true', SFU_WORKERS: '2', SFU_LISTEN_IP: '127.0.0.1', DEMOTE_DELAY_MS: '300' };
+/** Every media producer says what it is (app_data.source). */
+const CAMERA = { source: 'camera' };
 
 type Joined = Awaited<ReturnType<TestServer['join']>>;
 
@@ -147,13 +149,19 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     const announced = nextEvent<SfuProducerInfo>(host.client, 'sfu:new_producer');
     const selfSeen: unknown[] = [];
     guest.client.on('sfu:new_producer', (p) => selfSeen.push(p));
-    const ack = await emitAck(guest.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: VP8 });
+    const ack = await emitAck(guest.client, 'sfu:produce', {
+      transport_id: transport.id,
+      kind: 'video',
+      rtp_parameters: VP8,
+      app_data: CAMERA,
+    });
     expect(ack.ok, JSON.stringify(ack)).to.equal(true);
     const info = await announced;
     expect(info).to.deep.equal({
       peer_id: guest.ack.self.id,
       producer_id: (ack as unknown as { producer_id: string }).producer_id,
       kind: 'video',
+      source: 'camera',
     });
     await new Promise((r) => setTimeout(r, 100));
     expect(selfSeen).to.deep.equal([]);
@@ -167,6 +175,7 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
         transport_id: transport.id,
         kind: 'video',
         rtp_parameters: { ...VP8, encodings: [{ ssrc }] },
+        app_data: CAMERA,
       });
       if (!ack.ok) throw new Error(ack.error.code);
       return (ack as unknown as { producer_id: string }).producer_id;
@@ -188,7 +197,12 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
 
   it('refuses produce without canPublish, produce_data without canPublishData and consume without canSubscribe (forbidden); consume_data only needs a joined peer', async () => {
     const transport = await transportOf(listener.client, 'send');
-    const ack = await emitAck(listener.client, 'sfu:produce', { transport_id: transport.id, kind: 'video', rtp_parameters: VP8 });
+    const ack = await emitAck(listener.client, 'sfu:produce', {
+      transport_id: transport.id,
+      kind: 'video',
+      rtp_parameters: VP8,
+      app_data: CAMERA,
+    });
     expect(ack.ok === false && ack.error.code).to.equal('forbidden');
 
     // Something to consume: a video and a data producer of the guest (who has every grant).
@@ -197,6 +211,7 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
       transport_id: guestSend.id,
       kind: 'video',
       rtp_parameters: { ...VP8, mid: 'g', encodings: [{ ssrc: 8881 }] },
+      app_data: CAMERA,
     });
     const data = await emitAck(guest.client, 'sfu:produce_data', {
       transport_id: guestSend.id,
@@ -223,6 +238,7 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
         transport_id: noDataSend.id,
         kind: 'video',
         rtp_parameters: { ...VP8, encodings: [{ ssrc: 8882 }] },
+        app_data: CAMERA,
       });
       expect(allowedVideo.ok, JSON.stringify(allowedVideo)).to.equal(true);
 
@@ -257,7 +273,12 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
     const dtls = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: 'AB:CD:EF:01:23:45:67:89' }] };
     const connect = await emitAck(guest.client, 'sfu:connect_transport', { transport_id: hostTransport.id, dtls_parameters: dtls });
     expect(connect.ok === false && connect.error.code).to.equal('not_found');
-    const produce = await emitAck(guest.client, 'sfu:produce', { transport_id: hostTransport.id, kind: 'video', rtp_parameters: VP8 });
+    const produce = await emitAck(guest.client, 'sfu:produce', {
+      transport_id: hostTransport.id,
+      kind: 'video',
+      rtp_parameters: VP8,
+      app_data: CAMERA,
+    });
     expect(produce.ok === false && produce.error.code).to.equal('not_found');
     const resume = await emitAck(guest.client, 'sfu:resume', { consumer_id: 'nope' });
     expect(resume.ok === false && resume.error.code).to.equal('not_found');
@@ -301,6 +322,7 @@ describe('SFU requests: grants, ownership, validation (real mediasoup workers)',
         transport_id: transport.id,
         kind: 'video',
         rtp_parameters: { ...VP8, mid, encodings: [{ ssrc }] },
+        app_data: CAMERA,
       });
     const idOf = (ack: { ok: boolean }) => {
       expect(ack.ok, JSON.stringify(ack)).to.equal(true);

@@ -81,6 +81,7 @@ describe('concurrent requests on one socket', () => {
       description: '',
       max_participants: null,
       mesh_threshold: null,
+      max_screen_shares: null,
       mode: 'auto',
       locked: true,
       metadata: {},

@@ -62,6 +62,7 @@ export function roomRecord(tenantId: string, roomId: string, overrides: Partial<
     description: '',
     max_participants: null,
     mesh_threshold: null,
+    max_screen_shares: null,
     mode: 'auto',
     locked: false,
     metadata: {},
@@ -247,7 +248,14 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       it('update changes name, limits and webhook and returns the new record', async function () {
         const tenant = tenantRecord();
         await store.tenants.create(tenant);
-        const limits = { max_rooms: 1, max_participants: 2, mesh_threshold: 3, max_token_lifetime_s: 60, auto_create_rooms: false };
+        const limits = {
+          max_rooms: 1,
+          max_participants: 2,
+          mesh_threshold: 3,
+          max_token_lifetime_s: 60,
+          auto_create_rooms: false,
+          max_screen_shares: 4,
+        };
         const webhook = { url: 'https://hooks.example.com/y', secret: 'whsec-2' };
         const updated = await store.tenants.update(tenant.tenant_id, { name: 'Renamed', limits, webhook });
         expect(updated).to.deep.equal({ ...tenant, name: 'Renamed', limits, webhook });
@@ -413,6 +421,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
           description: 'weekly sync',
           max_participants: 12,
           mesh_threshold: 3,
+          max_screen_shares: 2,
           mode: 'sfu',
           locked: true,
           metadata: { topic: 'q3', nested: { list: [1, 'two', null, true] } },
@@ -512,6 +521,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
           description: 'd',
           max_participants: 5,
           mesh_threshold: 2,
+          max_screen_shares: 3,
           mode: 'mesh' as const,
           locked: true,
           metadata: { a: 1 },
@@ -524,8 +534,19 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(updated?.updated_at.getTime()).to.be.greaterThan(room.updated_at.getTime());
         expect(await store.rooms.get(tenantId, 'u1')).to.deep.equal(updated);
         // Back to the defaults: nullable fields accept null.
-        const reset = await store.rooms.update(tenantId, 'u1', { max_participants: null, mesh_threshold: null, expires_at: null });
-        expect(reset).to.deep.include({ max_participants: null, mesh_threshold: null, expires_at: null, name: 'New name' });
+        const reset = await store.rooms.update(tenantId, 'u1', {
+          max_participants: null,
+          mesh_threshold: null,
+          max_screen_shares: null,
+          expires_at: null,
+        });
+        expect(reset).to.deep.include({
+          max_participants: null,
+          mesh_threshold: null,
+          max_screen_shares: null,
+          expires_at: null,
+          name: 'New name',
+        });
       });
 
       it('update leaves undefined fields and fields outside RoomPatch unchanged', async function () {

@@ -24,6 +24,7 @@ type RoomFields = Partial<{
   description: string;
   max_participants: number | null;
   mesh_threshold: number | null;
+  max_screen_shares: number | null;
   mode: RoomRecord['mode'];
   locked: boolean;
   metadata: Record<string, unknown>;
@@ -61,6 +62,7 @@ function roomPatch(tenant: TenantRecord, fields: RoomFields): RoomPatch {
   if (fields.description !== undefined) patch.description = fields.description;
   if (fields.max_participants !== undefined) patch.max_participants = fields.max_participants;
   if (fields.mesh_threshold !== undefined) patch.mesh_threshold = fields.mesh_threshold;
+  if (fields.max_screen_shares !== undefined) patch.max_screen_shares = fields.max_screen_shares;
   if (fields.mode !== undefined) patch.mode = fields.mode;
   if (fields.locked !== undefined) patch.locked = fields.locked;
   if (fields.metadata !== undefined) patch.metadata = fields.metadata as RoomRecord['metadata'];
@@ -88,6 +90,7 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
     const config: Partial<RoomConfigInfo> = {};
     if (patch.max_participants !== undefined) config.max_participants = resolved.max_participants;
     if (patch.mesh_threshold !== undefined) config.mesh_threshold = resolved.mesh_threshold;
+    if (patch.max_screen_shares !== undefined) config.max_screen_shares = resolved.max_screen_shares;
     if (patch.mode !== undefined) config.mode_policy = resolved.mode_policy;
     if (patch.locked !== undefined) config.locked = resolved.locked;
     return live.apply(tenant.tenant_id, record.room_id, {
@@ -115,6 +118,7 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
         description: patch.description ?? '',
         max_participants: patch.max_participants ?? null,
         mesh_threshold: patch.mesh_threshold ?? null,
+        max_screen_shares: patch.max_screen_shares ?? null,
         mode: patch.mode ?? 'auto',
         locked: patch.locked ?? false,
         metadata: patch.metadata ?? {},
@@ -209,7 +213,7 @@ export function roomRoutes(ctx: ApiContext): ApiRoute[] {
       summary: 'Change a room; a live room applies it at once',
       description:
         'Any subset of the room fields; absent fields stay as they are, null resets a limit to the tenant default or clears expires_at. ' +
-        'max_participants, mesh_threshold, mode and locked apply to the live room immediately (peers get room_updated); ' +
+        'max_participants, mesh_threshold, max_screen_shares, mode and locked apply to the live room immediately (peers get room_updated); ' +
         'a new expires_at re-arms the expiry. A live room created by a join gets a stored record.',
       auth: 'tenant',
       params: roomParams,

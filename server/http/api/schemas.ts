@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodes } from '../../../protocol/errors.js';
-import { displayName, externalId, Limits, partialGrants, safeJsonObject } from '../../../protocol/schemas.js';
+import { displayName, externalId, Limits, partialGrants, safeJsonObject, TRACK_SOURCES } from '../../../protocol/schemas.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../store/paging.js';
 
 /** 30 days: longer than any server maximum; the effective cap is applied by the handler. */
@@ -27,6 +27,7 @@ export const tenantLimitsSchema = z.strictObject({
   mesh_threshold: z.number().int().min(1).max(1000).optional(),
   max_token_lifetime_s: z.number().int().min(60).max(MAX_DURATION_S).optional(),
   auto_create_rooms: z.boolean().optional(),
+  max_screen_shares: z.number().int().min(0).max(100).optional(),
 });
 
 export const webhookInput = z.strictObject({
@@ -123,6 +124,14 @@ const roomFields = {
   description: z.string().max(4096).optional(),
   max_participants: z.number().int().min(1).max(10_000).nullable().optional().describe('null: the tenant default'),
   mesh_threshold: z.number().int().min(1).max(1000).nullable().optional().describe('null: the tenant default'),
+  max_screen_shares: z
+    .number()
+    .int()
+    .min(0)
+    .max(100)
+    .nullable()
+    .optional()
+    .describe('screen shares at once; one more is refused with quota_exceeded. null: the tenant default'),
   mode: z.enum(['auto', 'mesh', 'sfu']).optional(),
   locked: z.boolean().optional(),
   metadata: metadataSchema.optional(),
@@ -141,6 +150,7 @@ const grantsOut = z.object({
   roomAdmin: z.boolean(),
   hidden: z.boolean(),
   canUpdateOwnMetadata: z.boolean(),
+  canPublishSources: z.array(z.enum(TRACK_SOURCES)).optional().describe('sources it may publish; absent: every source'),
 });
 const limitsOut = z.object({
   max_rooms: z.number().int(),
@@ -148,6 +158,7 @@ const limitsOut = z.object({
   mesh_threshold: z.number().int(),
   max_token_lifetime_s: z.number().int(),
   auto_create_rooms: z.boolean(),
+  max_screen_shares: z.number().int(),
 });
 const jsonObject = z.record(z.string(), z.unknown());
 const iceServerOut = z.object({
@@ -193,6 +204,10 @@ export const participantResponse = z.object({
   metadata: jsonObject,
   joined_at: dateTime,
   hidden: z.boolean(),
+  tracks: z
+    .array(z.object({ track_id: z.string(), kind: z.enum(['audio', 'video']), source: z.enum(TRACK_SOURCES) }))
+    .optional()
+    .describe('present while it publishes tracks: each with its source (camera, microphone, screen, screen_audio)'),
   reconnecting: z
     .literal(true)
     .optional()
@@ -206,6 +221,7 @@ export const roomResponse = z.object({
   description: z.string(),
   max_participants: z.number().int().describe('effective value (room, else tenant, else server default)'),
   mesh_threshold: z.number().int().describe('effective value'),
+  max_screen_shares: z.number().int().describe('effective value'),
   mode: z.enum(['auto', 'mesh', 'sfu']).describe('topology policy'),
   locked: z.boolean(),
   metadata: jsonObject,

@@ -31,6 +31,7 @@ export function roomView(
     description: record?.description ?? '',
     max_participants: config.max_participants,
     mesh_threshold: config.mesh_threshold,
+    max_screen_shares: config.max_screen_shares ?? rooms.resolveConfig(tenant, record).max_screen_shares,
     mode: config.mode_policy,
     locked: config.locked,
     metadata: record?.metadata ?? {},

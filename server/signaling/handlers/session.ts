@@ -1,9 +1,10 @@
-import type { ClientEventName, IceServer } from '../../../protocol/events.js';
+import type { ClientEventName, Grants, IceServer } from '../../../protocol/events.js';
 import { AppError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../Metrics.js';
 import { EMPTY_ACK, type ClientEventHandlers } from '../EventPipeline.js';
-import { sdpSendsMedia } from '../sdp.js';
+import { mayPublishSource } from '../../rooms/Peer.js';
+import { sdpSentKinds } from '../sdp.js';
 import type { AppSocket, SocketRooms, SocketTopology } from '../types.js';
 import { joined } from './joined.js';
 
@@ -61,9 +62,7 @@ export function sessionHandlers(options: SessionHandlerOptions): Pick<ClientEven
       const target = room.peers.get(payload.to);
       if (!target || target === peer) throw new AppError('peer_not_found', 'no such peer in this room');
       const { description } = payload;
-      if (description?.sdp && !peer.grants.canPublish && sdpSendsMedia(description.sdp)) {
-        throw new AppError('forbidden', 'token does not grant canPublish: offer/answer must not send audio or video');
-      }
+      if (description?.sdp) assertMaySend(peer.grants, description.sdp);
       metrics.signalsRelayed.inc();
       target.socket.emit('signal', description ? { from: peer.id, description } : { from: peer.id, candidate: payload.candidate });
       return EMPTY_ACK;
@@ -117,4 +116,20 @@ export function sessionHandlers(options: SessionHandlerOptions): Pick<ClientEven
 function stillJoining(socket: AppSocket): void {
   if (socket.disconnected) throw new AppError('not_in_room', 'socket disconnected while joining');
   if (socket.data.peer) throw new AppError('already_joined', 'already joined');
+}
+
+/**
+ * Refuses an offer or answer that would send media the grants do not allow: any audio or video
+ * without canPublish; video without camera or screen, or audio without microphone or
+ * screen_audio, in canPublishSources.
+ */
+function assertMaySend(grants: Grants, sdp: string): void {
+  if (grants.canPublish && grants.canPublishSources === undefined) return;
+  const kinds = sdpSentKinds(sdp);
+  if (kinds.size === 0) return;
+  if (!grants.canPublish) throw new AppError('forbidden', 'token does not grant canPublish: offer/answer must not send audio or video');
+  if (kinds.has('video') && !mayPublishSource(grants, 'camera') && !mayPublishSource(grants, 'screen'))
+    throw new AppError('forbidden', 'token does not grant a video source (canPublishSources): offer/answer must not send video');
+  if (kinds.has('audio') && !mayPublishSource(grants, 'microphone') && !mayPublishSource(grants, 'screen_audio'))
+    throw new AppError('forbidden', 'token does not grant an audio source (canPublishSources): offer/answer must not send audio');
 }

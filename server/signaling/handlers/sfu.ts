@@ -1,9 +1,11 @@
-import type { ClientEventName } from '../../../protocol/events.js';
+import type { ClientEventName, TrackSource } from '../../../protocol/events.js';
+import { SOURCE_KIND, trackId, trackSource } from '../../../protocol/schemas.js';
 import { AppError } from '../../errors.js';
 import type { SfuRoom } from '../../sfu/SfuService.js';
 import { EMPTY_ACK, type ClientEventHandlers } from '../EventPipeline.js';
-import type { AppSocket, SocketPeer, SocketRooms, SocketTopology } from '../types.js';
+import type { AppSocket, SocketPeer, SocketRoom, SocketRooms, SocketTopology } from '../types.js';
 import { joined } from './joined.js';
+import { assertMayPublish, assertScreenShareAllowed } from './tracks.js';
 
 export type SfuEventName = Extract<ClientEventName, `sfu:${string}`>;
 
@@ -18,11 +20,11 @@ export interface SfuHandlerOptions {
  */
 export function sfuHandlers(options: SfuHandlerOptions): Pick<ClientEventHandlers, SfuEventName> {
   /** The caller's peer and its room's router, or sfu_unavailable. */
-  const onRouter = (socket: AppSocket): { peer: SocketPeer; sfuRoom: SfuRoom } => {
+  const onRouter = (socket: AppSocket): { peer: SocketPeer; room: SocketRoom; sfuRoom: SfuRoom } => {
     const { peer, room } = joined(options.rooms, socket);
     const sfuRoom = options.topology.routerOf(room);
     if (!sfuRoom) throw new AppError('sfu_unavailable', 'the room is not on the SFU');
-    return { peer, sfuRoom };
+    return { peer, room, sfuRoom };
   };
 
   return {
@@ -38,8 +40,14 @@ export function sfuHandlers(options: SfuHandlerOptions): Pick<ClientEventHandler
     },
 
     async 'sfu:produce'(socket, payload) {
-      const { peer, sfuRoom } = onRouter(socket);
+      const { peer, room, sfuRoom } = onRouter(socket);
       if (!peer.grants.canPublish) throw new AppError('forbidden', 'token does not grant canPublish');
+      const { source, track_id } = producedTrack(payload.kind, payload.app_data);
+      assertMayPublish(peer, source);
+      const announced = track_id !== undefined ? peer.tracks.get(track_id) : undefined;
+      if (announced && announced.source !== source)
+        throw new AppError('payload_invalid', `app_data.source: the track was announced as ${announced.source} (publish_track)`);
+      if (source === 'screen') assertScreenShareAllowed(room, sfuRoom, peer, track_id);
       const paused = peer.adminMuted[payload.kind];
       return {
         producer_id: await sfuRoom.produce(
@@ -90,4 +98,18 @@ export function sfuHandlers(options: SfuHandlerOptions): Pick<ClientEventHandler
       return EMPTY_ACK;
     },
   };
+}
+
+/**
+ * The source (required) and track id (optional) a producer's app_data carries: missing or
+ * unknown, or a source of the other kind, is payload_invalid.
+ */
+function producedTrack(kind: 'audio' | 'video', appData: Record<string, unknown> | undefined): { source: TrackSource; track_id?: string } {
+  const source = trackSource.safeParse(appData?.source);
+  if (!source.success) throw new AppError('payload_invalid', 'app_data.source: must be one of camera, microphone, screen, screen_audio');
+  if (SOURCE_KIND[source.data] !== kind) throw new AppError('payload_invalid', `app_data.source: ${source.data} is not ${kind}`);
+  if (appData?.track_id === undefined) return { source: source.data };
+  const id = trackId.safeParse(appData.track_id);
+  if (!id.success) throw new AppError('payload_invalid', 'app_data.track_id: must be a track id');
+  return { source: source.data, track_id: id.data };
 }
