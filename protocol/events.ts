@@ -41,6 +41,8 @@ export interface TrackInfo {
   track_id: string;
   kind: 'audio' | 'video';
   source: TrackSource;
+  /** The MediaStream.id it is sent with, when it has one (mesh receivers see that stream id). */
+  stream_id?: string;
 }
 
 export type GrantName = keyof Grants;

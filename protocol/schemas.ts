@@ -300,7 +300,13 @@ export const trackId = z
 
 /** A track this participant publishes, announced before its media is sent (both topologies). */
 export const publishTrackPayload = z
-  .strictObject({ track_id: trackId, kind: z.enum(['audio', 'video']), source: trackSource })
+  .strictObject({
+    track_id: trackId,
+    kind: z.enum(['audio', 'video']),
+    source: trackSource,
+    /** The MediaStream.id the track is sent with (a mesh receiver sees it as the track's stream): how it finds the announcement. */
+    stream_id: trackId.optional(),
+  })
   .refine((t) => SOURCE_KIND[t.source] === t.kind, {
     message: 'source does not match kind (camera/screen: video; microphone/screen_audio: audio)',
     path: ['source'],

@@ -1,4 +1,30 @@
-import type { Grants, Metadata } from '../../protocol/events.js';
+import type { Grants, Metadata, TrackSource } from '../../protocol/events.js';
+
+/** A published track, as the room sees it: the publisher's track id, its kind and its source. */
+export interface TrackPublication {
+  /** The publisher's MediaStreamTrack.id (not the id of the track a subscriber receives). */
+  trackId: string;
+  kind: 'audio' | 'video';
+  source: TrackSource;
+  /** The publisher's MediaStream.id for it, when it published a stream. */
+  streamId?: string;
+}
+
+/** Every source (protocol/schemas.ts TRACK_SOURCES; not imported, which would bring zod into the SDK). */
+export const TRACK_SOURCES: readonly TrackSource[] = ['camera', 'microphone', 'screen', 'screen_audio'];
+
+/** The source of a track nobody said anything about: camera for video, microphone for audio. */
+export function defaultSource(kind: string): TrackSource {
+  return kind === 'audio' ? 'microphone' : 'camera';
+}
+
+/** The source of a `kind` track published with the option `source`: its own kind's counterpart (screen's audio is screen_audio). */
+export function sourceFor(kind: string, source: TrackSource | undefined): TrackSource {
+  if (source === undefined) return defaultSource(kind);
+  const screen = source === 'screen' || source === 'screen_audio';
+  if (kind === 'audio') return screen ? 'screen_audio' : 'microphone';
+  return screen ? 'screen' : 'camera';
+}
 
 export const notMuted = (): { audio: boolean; video: boolean } => ({ audio: false, video: false });
 
@@ -6,6 +32,10 @@ export const notMuted = (): { audio: boolean; video: boolean } => ({ audio: fals
 export class RemoteParticipant {
   /** Remote tracks by track id. */
   readonly tracks = new Map<string, MediaStreamTrack>();
+  /** The tracks it announced (TrackPublished), by the publisher's track id. */
+  readonly trackPublications = new Map<string, TrackPublication>();
+  /** What each received track is (as TrackSubscribed said), by the received track's id. */
+  readonly trackInfo = new Map<string, TrackPublication>();
 
   constructor(
     /** Current connection id (changes when the participant reconnects). */
@@ -19,6 +49,11 @@ export class RemoteParticipant {
     /** What the participant muted of its own (its camera or microphone off): TrackMuted/TrackUnmuted tell the changes. */
     public selfMuted: { audio: boolean; video: boolean } = notMuted(),
   ) {}
+
+  /** The source of a track received from this participant (undefined: not one of its tracks). */
+  sourceOf(track: MediaStreamTrack): TrackSource | undefined {
+    return this.trackInfo.get(track.id)?.source;
+  }
 }
 
 /** This client, as the room sees it. */
@@ -32,4 +67,6 @@ export interface LocalParticipant {
   muted: { audio: boolean; video: boolean };
   /** What we turned off of our own (setCameraEnabled/setMicrophoneEnabled(false)): TrackMuted/TrackUnmuted tell the changes. */
   selfMuted: { audio: boolean; video: boolean };
+  /** Our published tracks, by track id. */
+  trackPublications: Map<string, TrackPublication>;
 }

@@ -12,7 +12,8 @@ export interface PeerLinkOptions {
   RTCPeerConnection: typeof RTCPeerConnection;
   configuration: RTCConfiguration;
   sendSignal: (signal: { description?: SessionDescription; candidate?: IceCandidate }) => Promise<void>;
-  onTrack: (track: MediaStreamTrack, stream: MediaStream | undefined) => void;
+  /** `senderTrackId`: the sender's track id (the msid of the track's m-section in the remote description), when it says one. */
+  onTrack: (track: MediaStreamTrack, stream: MediaStream | undefined, senderTrackId: string | undefined) => void;
   /** A message on a data channel: text, or a binary frame. */
   onMessage: (data: WireMessage, reliable: boolean) => void;
   onStateChange: (state: RTCPeerConnectionState) => void;
@@ -147,9 +148,9 @@ export class PeerLink {
     // or after a retry period without it (checkNegotiation).
     pc.onnegotiationneeded = () =>
       this.enqueue(() => (options.initiator || this.pc.remoteDescription ? this.makeOffer(false) : Promise.resolve()));
-    pc.ontrack = ({ track, streams }) => {
+    pc.ontrack = ({ track, streams, transceiver }) => {
       this.remoteTracks.add(track);
-      options.onTrack(track, streams[0]);
+      options.onTrack(track, streams[0], msidTrackId(this.pc.remoteDescription?.sdp, transceiver?.mid ?? null));
     };
     pc.ondatachannel = ({ channel }) => this.adopt(channel);
     pc.onconnectionstatechange = () => {
@@ -215,10 +216,12 @@ export class PeerLink {
     });
   }
 
-  addTrack(track: MediaStreamTrack, stream: MediaStream | undefined): void {
+  /** Sends `track`; `keepResolution` (screen shares): the sender drops frames rather than resolution under load. */
+  addTrack(track: MediaStreamTrack, stream: MediaStream | undefined, keepResolution = false): void {
     if (this.closed || this.senders.has(track)) return;
     const sender = stream ? this.pc.addTrack(track, stream) : this.pc.addTrack(track);
     this.senders.set(track, sender);
+    if (keepResolution) keepSenderResolution(sender);
   }
 
   removeTrack(track: MediaStreamTrack): void {
@@ -471,4 +474,36 @@ export function drainedChannel(channel: RTCDataChannel, low: number): Promise<vo
       if (channel.readyState !== 'open' || channel.bufferedAmount <= low) done();
     }, 10);
   });
+}
+
+/** The track id an SDP's m-section `mid` announces (`a=msid:<stream id> <track id>`), if any. */
+export function msidTrackId(sdp: string | undefined, mid: string | null): string | undefined {
+  if (!sdp || mid === null) return undefined;
+  let inSection = false;
+  let trackId: string | undefined;
+  for (const rawLine of sdp.split('\n')) {
+    const line = rawLine.trim();
+    if (line.startsWith('m=')) {
+      if (inSection) return trackId;
+      trackId = undefined;
+    } else if (line.startsWith('a=mid:')) inSection = line.slice(6) === mid;
+    else if (line.startsWith('a=msid:')) trackId = line.slice(7).split(' ')[1];
+  }
+  return inSection ? trackId : undefined;
+}
+
+/**
+ * A screen share keeps its resolution (text stays legible) and drops frames under load:
+ * degradationPreference 'maintain-resolution' where the browser takes it (with
+ * contentHint 'detail' on the track, Chromium prefers it anyway).
+ */
+export function keepSenderResolution(sender: RTCRtpSender | undefined): void {
+  if (!sender || typeof sender.getParameters !== 'function') return;
+  try {
+    const parameters = sender.getParameters() as RTCRtpSendParameters & { degradationPreference?: string };
+    parameters.degradationPreference = 'maintain-resolution';
+    void sender.setParameters(parameters).catch(() => undefined);
+  } catch {
+    // Not supported here: contentHint still applies.
+  }
 }

@@ -1,4 +1,14 @@
-import type { IceServer, JoinResult, Metadata, PeerInfo, RoomConfigInfo, RoomMode, SfuInfo } from '../../protocol/events.js';
+import type {
+  IceServer,
+  JoinResult,
+  Metadata,
+  PeerInfo,
+  RoomConfigInfo,
+  RoomMode,
+  SfuInfo,
+  SfuProducerInfo,
+  TrackSource,
+} from '../../protocol/events.js';
 import { batches, isSyncKind, unpack, type DataPath, type DataPayload, type WireMessage } from './DataEnvelope.js';
 import { Emitter } from './Emitter.js';
 import { isPolicyRefusal } from './pagePolicy.js';
@@ -15,12 +25,21 @@ import { isFlowing } from './inboundStats.js';
 import { loadMediasoupClient, SfuSession } from './SfuSession.js';
 import type { Credentials, SignalClient } from './SignalClient.js';
 import { disconnectReasonOf, joinRoom, TERMINAL_CODES, type RoomEventHandlers } from './RoomSignaling.js';
-import { notMuted, RemoteParticipant, type LocalParticipant } from './Participant.js';
+import {
+  defaultSource,
+  notMuted,
+  RemoteParticipant,
+  sourceFor,
+  TRACK_SOURCES,
+  type LocalParticipant,
+  type TrackPublication,
+} from './Participant.js';
 import {
   ConnectionState,
   DisconnectReason,
   RoomEvent,
   type InputDeviceKind,
+  type PublishOptions,
   type RoomEventCallbacks,
   type RoomOptions,
 } from './RoomTypes.js';
@@ -99,6 +118,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private readonly links = new Map<string, PeerLink>();
   private readonly participantsById = new Map<string, RemoteParticipant>();
   private readonly localTracks = new Map<MediaStreamTrack, MediaStream | undefined>();
+  /** The source of each local track (publish's option). */
+  private readonly localSources = new Map<MediaStreamTrack, TrackSource>();
+  /** Remote SFU producers we heard of (their source and track id), by producer id. */
+  private readonly producerInfos = new Map<string, SfuProducerInfo>();
   private iceServers: IceServer[] = [];
   /** Our presence on the SFU while the room is (or is leaving) SFU mode. */
   private sfu: SfuSession | null = null;
@@ -230,25 +253,75 @@ export class Room extends Emitter<RoomEventCallbacks> {
       if (this.participants.get(participant.identity) === participant) this.emit(RoomEvent.ParticipantJoined, participant);
   }
 
-  /** Publishes a track (or every track of a stream) to every participant. */
-  async publish(source: MediaStreamTrack | MediaStream): Promise<void> {
+  /**
+   * Publishes a track (or every track of a stream) to every participant. `options.source` says
+   * what it is (default camera for video, microphone for audio; `screen` for a screen share,
+   * sent with contentHint 'detail' and without downscaling). The room learns each track's
+   * source before its media; a source the token does not grant (canPublishSources) rejects
+   * with `forbidden`, a screen share past the room's max_screen_shares with `quota_exceeded`.
+   */
+  async publish(media: MediaStreamTrack | MediaStream, options: PublishOptions = {}): Promise<void> {
     this.assertConnected();
-    if (!this.localParticipant?.grants.canPublish) throw new SwitchboardError('forbidden', 'this token does not grant canPublish');
-    const isStream = typeof (source as MediaStream).getTracks === 'function';
-    const tracks = isStream ? (source as MediaStream).getTracks() : [source as MediaStreamTrack];
-    const stream = isStream ? (source as MediaStream) : undefined;
+    const local = this.localParticipant;
+    if (!local?.grants.canPublish) throw new SwitchboardError('forbidden', 'this token does not grant canPublish');
+    if (options.source !== undefined && !TRACK_SOURCES.includes(options.source))
+      throw new SwitchboardError('payload_invalid', `source must be one of ${TRACK_SOURCES.join(', ')}`);
+    const isStream = typeof (media as MediaStream).getTracks === 'function';
+    const tracks = isStream ? (media as MediaStream).getTracks() : [media as MediaStreamTrack];
+    const stream = isStream ? (media as MediaStream) : undefined;
     for (const track of tracks) {
+      if (this.localTracks.has(track)) continue;
+      const source = sourceFor(track.kind, options.source);
+      const allowed = local.grants.canPublishSources;
+      if (allowed && !allowed.includes(source))
+        throw new SwitchboardError('forbidden', `this token does not grant publishing the source ${source} (canPublishSources)`);
+      await this.announceTrack(track, source, stream);
+      const screen = source === 'screen';
+      if (screen && 'contentHint' in track) track.contentHint = 'detail';
       // Muted by a room admin, or by ourselves (setCameraEnabled/setMicrophoneEnabled(false)).
-      if (this.localParticipant.muted[track.kind as MediaKind] || this.selfMuted[track.kind as MediaKind]) track.enabled = false;
+      if (local.muted[track.kind as MediaKind] || this.selfMuted[track.kind as MediaKind]) track.enabled = false;
       this.localTracks.set(track, stream);
-      for (const link of this.links.values()) link.addTrack(track, stream);
+      this.localSources.set(track, source);
+      for (const link of this.links.values()) link.addTrack(track, stream, screen);
       await this.sfu?.produce(track);
+      const publication = local.trackPublications.get(track.id);
+      if (publication) this.emit(RoomEvent.LocalTrackPublished, publication, track);
     }
+  }
+
+  /** Tells the room what `track` is (publish_track) and records it as ours. */
+  private async announceTrack(track: MediaStreamTrack, source: TrackSource, stream: MediaStream | undefined): Promise<void> {
+    const kind = track.kind as MediaKind;
+    try {
+      await this.signal?.request('publish_track', this.trackAnnouncement(track, source, stream));
+    } catch (error) {
+      throw SwitchboardError.from(error, 'internal');
+    }
+    this.localParticipant?.trackPublications.set(track.id, { trackId: track.id, kind, source, ...(stream ? { streamId: stream.id } : {}) });
+  }
+
+  /**
+   * The publish_track request of a track. The stream id goes with it: a mesh receiver finds the
+   * announcement by the stream and kind it receives (the SDP's msid names the sender, whose id
+   * is the track's only when the sender was made for it).
+   */
+  private trackAnnouncement(track: MediaStreamTrack, source: TrackSource, stream: MediaStream | undefined) {
+    return { track_id: track.id, kind: track.kind as MediaKind, source, ...(stream ? { stream_id: stream.id } : {}) };
+  }
+
+  /** The source of one of our tracks. */
+  private sourceOfLocal(track: MediaStreamTrack): TrackSource {
+    return this.localSources.get(track) ?? defaultSource(track.kind);
   }
 
   /** Stops sending a published track. */
   async unpublish(track: MediaStreamTrack): Promise<void> {
+    const publication = this.localParticipant?.trackPublications.get(track.id);
+    this.localParticipant?.trackPublications.delete(track.id);
+    this.localSources.delete(track);
+    if (this.localTracks.has(track)) void this.signal?.request('unpublish_track', { track_id: track.id }).catch(() => undefined);
     this.localTracks.delete(track);
+    if (publication) this.emit(RoomEvent.LocalTrackUnpublished, publication, track);
     for (const kind of ['audio', 'video'] as const) if (this.captured[kind] === track) this.captured[kind] = null;
     for (const link of this.links.values()) link.removeTrack(track);
     await this.sfu?.unproduce(track);
@@ -335,8 +408,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
       this.devices[mediaKind] = deviceId;
       track.enabled = previous.enabled;
       const stream = this.localTracks.get(previous);
+      const source = this.sourceOfLocal(previous);
+      await this.announceTrack(track, source, stream);
+      this.localParticipant?.trackPublications.delete(previous.id);
+      void this.signal?.request('unpublish_track', { track_id: previous.id }).catch(() => undefined);
       this.localTracks.delete(previous);
+      this.localSources.delete(previous);
       this.localTracks.set(track, stream);
+      this.localSources.set(track, source);
       this.captured[mediaKind] = track;
       await Promise.all([
         ...[...this.links.values()].map((link) => link.replaceTrack(previous, track)),
@@ -352,7 +431,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   /** The camera's or microphone's track: the one we captured, else the first the app published. */
   private deviceTrack(kind: MediaKind): MediaStreamTrack | null {
     if (this.captured[kind]) return this.captured[kind];
-    for (const track of this.localTracks.keys()) if (track.kind === kind) return track;
+    // A screen share is not the camera, nor its audio the microphone.
+    for (const track of this.localTracks.keys()) if (track.kind === kind && this.sourceOfLocal(track) === defaultSource(kind)) return track;
     return null;
   }
 
@@ -595,8 +675,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
       participant.metadata = info.metadata;
       participant.muted = info.muted ?? notMuted();
       const changed = this.updateSelfMuted(participant, info);
+      const publications = this.updatePublications(participant, info);
       this.emit(RoomEvent.ParticipantUpdated, participant);
       this.announceMuteChanges(participant, changed);
+      this.announcePublications(participant, publications);
     },
     signal: (message) => {
       let link = this.links.get(message.from);
@@ -624,8 +706,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
       } else if (mode === 'mesh' && previous === 'sfu') this.handOver.toMesh();
       this.emit(RoomEvent.ModeChanged, mode, reason);
     },
-    newProducer: (info) => this.sfu?.consume(info),
-    producerClosed: (info) => this.sfu?.producerClosed(info),
+    newProducer: (info) => {
+      this.producerInfos.set(info.producer_id, info);
+      this.sfu?.consume(info);
+    },
+    producerClosed: (info) => {
+      this.producerInfos.delete(info.producer_id);
+      this.sfu?.producerClosed(info);
+    },
     roomUpdated: (config) => {
       this.config = config;
       this.prefetchSfuClient();
@@ -662,7 +750,19 @@ export class Room extends Emitter<RoomEventCallbacks> {
       grants: ack.self.grants,
       muted: notMuted(),
       selfMuted: { ...this.selfMuted },
+      trackPublications: this.localParticipant?.trackPublications ?? new Map<string, TrackPublication>(),
     };
+    // Our tracks as the room knows them: a new connection (or a held place that lost them) is told again.
+    const announced = new Set((ack.self.tracks ?? []).map((track) => track.track_id));
+    for (const track of this.localTracks.keys()) {
+      if (announced.has(track.id)) continue;
+      const request = this.trackAnnouncement(track, this.sourceOfLocal(track), this.localTracks.get(track));
+      void this.signal
+        ?.request('publish_track', request)
+        .catch((error: unknown) => this.emit(RoomEvent.Error, SwitchboardError.from(error)));
+    }
+    const local = new Set([...this.localTracks.keys()].map((track) => track.id));
+    for (const id of announced) if (!local.has(id)) void this.signal?.request('unpublish_track', { track_id: id }).catch(() => undefined);
     // What we muted of our own: a new connection (or a held place that did not keep it, or a
     // change whose request the drop cut) does not know it yet.
     const known = ack.self.self_muted ?? notMuted();
@@ -707,6 +807,30 @@ export class Room extends Emitter<RoomEventCallbacks> {
     for (const kind of kinds) this.emit(participant.selfMuted[kind] ? RoomEvent.TrackMuted : RoomEvent.TrackUnmuted, participant, kind);
   }
 
+  /** Takes the participant's announced tracks from `info`; returns those published and unpublished since. */
+  private updatePublications(participant: RemoteParticipant, info: PeerInfo): { added: TrackPublication[]; removed: TrackPublication[] } {
+    const now = new Map(
+      (info.tracks ?? []).map((t): [string, TrackPublication] => [
+        t.track_id,
+        { trackId: t.track_id, kind: t.kind, source: t.source, ...(t.stream_id !== undefined ? { streamId: t.stream_id } : {}) },
+      ]),
+    );
+    const same = (a: TrackPublication | undefined, b: TrackPublication) => a?.source === b.source && a.streamId === b.streamId;
+    const removed = [...participant.trackPublications.values()].filter((p) => !same(now.get(p.trackId), p));
+    const added = [...now.values()].filter((p) => !same(participant.trackPublications.get(p.trackId), p));
+    for (const publication of removed) participant.trackPublications.delete(publication.trackId);
+    for (const publication of added) participant.trackPublications.set(publication.trackId, publication);
+    return { added, removed };
+  }
+
+  private announcePublications(
+    participant: RemoteParticipant,
+    { added, removed }: { added: TrackPublication[]; removed: TrackPublication[] },
+  ): void {
+    for (const publication of removed) this.emit(RoomEvent.TrackUnpublished, publication, participant);
+    for (const publication of added) this.emit(RoomEvent.TrackPublished, publication, participant);
+  }
+
   private upsertParticipant(info: PeerInfo, announce = true): RemoteParticipant {
     let participant = this.participants.get(info.user_id);
     if (participant) {
@@ -720,13 +844,17 @@ export class Room extends Emitter<RoomEventCallbacks> {
       participant.metadata = info.metadata;
       // Changed while we were away (a rejoin's list): told as changes.
       const changed = this.updateSelfMuted(participant, info);
+      const publications = this.updatePublications(participant, info);
       const known = participant;
       if (changed.length > 0) queueMicrotask(() => this.announceMuteChanges(known, changed));
+      if (publications.added.length + publications.removed.length > 0) queueMicrotask(() => this.announcePublications(known, publications));
     } else {
       participant = new RemoteParticipant(info.id, info.user_id, info.name, info.metadata, info.muted ?? notMuted(), {
         ...(info.self_muted ?? notMuted()),
       });
       this.participants.set(info.user_id, participant);
+      // Known from the start: no TrackPublished (the app reads trackPublications on ParticipantJoined).
+      this.updatePublications(participant, info);
       const joined = participant;
       // During connect(), announced once connected (connect() emits them); afterwards right after this turn.
       if (announce && this.announcements) this.announcements.push(joined);
@@ -771,14 +899,14 @@ export class Room extends Emitter<RoomEventCallbacks> {
           if (wrapped.code !== 'peer_not_found' && wrapped.code !== 'not_connected') this.emit(RoomEvent.Error, wrapped);
         }
       },
-      onTrack: (track, stream) => this.onRemoteTrack(participant, track, stream),
+      onTrack: (track, stream, senderTrackId) => this.onRemoteTrack(participant, track, stream, senderTrackId),
       onMessage: (data, reliable) => this.onData(participant, data, reliable, 'mesh'),
       onStateChange: () => undefined,
       onError: (error) => this.emit(RoomEvent.Error, SwitchboardError.from(error, 'internal')),
       onStuck: () => this.replaceStuckLink(remoteId),
     });
     this.links.set(remoteId, link);
-    for (const [track, stream] of this.localTracks) link.addTrack(track, stream);
+    for (const [track, stream] of this.localTracks) link.addTrack(track, stream, this.sourceOfLocal(track) === 'screen');
     // A link to a peer we already had data from replaces one that was torn down: what was in flight there is asked for again.
     this.delivery.pathOpened(participant.identity);
     return link;
@@ -816,12 +944,32 @@ export class Room extends Emitter<RoomEventCallbacks> {
     }
   }
 
-  private onRemoteTrack(participant: RemoteParticipant, track: MediaStreamTrack, stream: MediaStream | undefined): void {
+  /**
+   * A remote track arrived; `senderTrackId` is the publisher's id of it (mesh: from the SDP's
+   * msid; SFU: from the producer), which names its publication. `source` (SFU: the producer's)
+   * is used when the publication is unknown.
+   */
+  private onRemoteTrack(
+    participant: RemoteParticipant,
+    track: MediaStreamTrack,
+    stream: MediaStream | undefined,
+    senderTrackId: string | undefined,
+    source?: TrackSource,
+  ): void {
+    const kind = track.kind === 'audio' ? 'audio' : 'video';
+    const byStream = stream && [...participant.trackPublications.values()].find((p) => p.streamId === stream.id && p.kind === kind);
+    const publication = byStream ??
+      (senderTrackId !== undefined ? participant.trackPublications.get(senderTrackId) : undefined) ?? {
+        trackId: senderTrackId ?? track.id,
+        kind,
+        source: source ?? defaultSource(kind),
+      };
     participant.tracks.set(track.id, track);
+    participant.trackInfo.set(track.id, publication);
     stream?.addEventListener?.('removetrack', ({ track: removed }) => {
       if (participant.tracks.delete(removed.id)) this.emit(RoomEvent.TrackUnsubscribed, removed, participant);
     });
-    this.emit(RoomEvent.TrackSubscribed, track, participant, stream);
+    this.emit(RoomEvent.TrackSubscribed, track, participant, stream, publication);
   }
 
   private onData(participant: RemoteParticipant, message: WireMessage, reliable: boolean, via: DataPath): void {
@@ -848,6 +996,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   /** Joins the SFU (first time or after the router was rebuilt) and consumes everyone there. */
   private startSfu(info: SfuInfo): void {
+    for (const producer of info.producers) this.producerInfos.set(producer.producer_id, producer);
     this.sfu?.close();
     this.handOver.sfuStarted();
     const grants = this.localParticipant?.grants;
@@ -859,9 +1008,11 @@ export class Room extends Emitter<RoomEventCallbacks> {
       canSubscribe: Boolean(grants?.canSubscribe),
       iceServers: this.iceServers as RTCIceServer[],
       forceRelay: Boolean(this.options.forceRelay),
-      onTrack: (peerId, _producerId, track) => {
+      sourceOf: (track) => this.sourceOfLocal(track),
+      onTrack: (peerId, producerId, track) => {
         const participant = this.participantsById.get(peerId);
-        if (participant) this.onRemoteTrack(participant, track, undefined);
+        const producer = this.producerInfos.get(producerId);
+        if (participant) this.onRemoteTrack(participant, track, undefined, producer?.track_id, producer?.source);
       },
       onTrackEnded: (peerId, _producerId, track) => {
         const participant = this.participantsById.get(peerId);

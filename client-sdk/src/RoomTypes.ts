@@ -1,7 +1,7 @@
-import type { Metadata, RoomMode } from '../../protocol/events.js';
+import type { Metadata, RoomMode, TrackSource } from '../../protocol/events.js';
 import type { DataInfo, DataPayload } from './DataEnvelope.js';
 import type { SwitchboardError } from './errors.js';
-import type { LocalParticipant, RemoteParticipant } from './Participant.js';
+import type { LocalParticipant, RemoteParticipant, TrackPublication } from './Participant.js';
 import type { ReconnectPolicy } from './ReconnectPolicy.js';
 
 /** Room events, as a string enum (LiveKit's style); listener signatures are in RoomEventCallbacks. */
@@ -11,6 +11,14 @@ export enum RoomEvent {
   ParticipantUpdated = 'participantUpdated',
   TrackSubscribed = 'trackSubscribed',
   TrackUnsubscribed = 'trackUnsubscribed',
+  /** A remote participant announced a track (its source included), before its media arrives. */
+  TrackPublished = 'trackPublished',
+  /** A remote participant stopped publishing a track. */
+  TrackUnpublished = 'trackUnpublished',
+  /** This client published a track (publish() resolved for it). */
+  LocalTrackPublished = 'localTrackPublished',
+  /** This client stopped publishing a track (unpublish()). */
+  LocalTrackUnpublished = 'localTrackUnpublished',
   Data = 'data',
   ModeChanged = 'modeChanged',
   MutedByAdmin = 'mutedByAdmin',
@@ -68,8 +76,18 @@ export interface RoomEventCallbacks {
   participantJoined: (participant: RemoteParticipant) => void;
   participantLeft: (participant: RemoteParticipant) => void;
   participantUpdated: (participant: RemoteParticipant) => void;
-  trackSubscribed: (track: MediaStreamTrack, participant: RemoteParticipant, stream: MediaStream | undefined) => void;
+  /** `publication` says what the track is (its source); a track whose announcement is unknown counts as camera or microphone. */
+  trackSubscribed: (
+    track: MediaStreamTrack,
+    participant: RemoteParticipant,
+    stream: MediaStream | undefined,
+    publication: TrackPublication,
+  ) => void;
   trackUnsubscribed: (track: MediaStreamTrack, participant: RemoteParticipant) => void;
+  trackPublished: (publication: TrackPublication, participant: RemoteParticipant) => void;
+  trackUnpublished: (publication: TrackPublication, participant: RemoteParticipant) => void;
+  localTrackPublished: (publication: TrackPublication, track: MediaStreamTrack) => void;
+  localTrackUnpublished: (publication: TrackPublication, track: MediaStreamTrack) => void;
   data: (payload: DataPayload, participant: RemoteParticipant, info: DataInfo) => void;
   modeChanged: (mode: RoomMode, reason: string) => void;
   /** A room admin muted (or unmuted) this client's audio or video; the SDK disabled (re-enabled) those tracks. */
@@ -124,4 +142,14 @@ export interface RoomOptions {
    * navigator.mediaDevices.getUserMedia; Node has none, pass one to test these there).
    */
   getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStream>;
+}
+
+/** Options of Room.publish. */
+export interface PublishOptions {
+  /**
+   * What the tracks are (default: camera for video, microphone for audio). `screen` (or
+   * `screen_audio`) marks a screen share: its video goes as `screen`, its audio as
+   * `screen_audio`, and likewise `camera`/`microphone` for the two kinds of a device stream.
+   */
+  source?: TrackSource;
 }

@@ -1,6 +1,7 @@
 import type { types as msc } from 'mediasoup-client';
-import type { SfuInfo, SfuProducerInfo } from '../../protocol/events.js';
+import type { SfuInfo, SfuProducerInfo, TrackSource } from '../../protocol/events.js';
 import { PendingMessages } from './PendingMessages.js';
+import { keepSenderResolution } from './PeerLink.js';
 import type { WireMessage } from './DataEnvelope.js';
 import { SwitchboardError } from './errors.js';
 import { inboundStats, type InboundStat } from './inboundStats.js';
@@ -26,6 +27,8 @@ export interface SfuSessionOptions {
   canSubscribe: boolean;
   iceServers: RTCIceServer[];
   forceRelay: boolean;
+  /** The source of a local track (its producer's appData.source). */
+  sourceOf: (track: MediaStreamTrack) => TrackSource;
   /** A remote media track arrived over the SFU. */
   onTrack: (peerId: string, producerId: string, track: MediaStreamTrack) => void;
   /** A remote producer closed (its consumer is gone). */
@@ -206,7 +209,11 @@ export class SfuSession {
 
   async produce(track: MediaStreamTrack): Promise<void> {
     if (!this.sendTransport || !this.options.canPublish || this.producers.has(track) || this.closed) return;
-    const producer = await this.serial(() => (this.sendTransport as msc.Transport).produce({ track, stopTracks: false }));
+    const source = this.options.sourceOf(track);
+    const producer = await this.serial(() =>
+      (this.sendTransport as msc.Transport).produce({ track, stopTracks: false, appData: { source, track_id: track.id } }),
+    );
+    if (source === 'screen') keepSenderResolution(producer.rtpSender);
     this.producers.set(track, producer);
     if (this.pausedKinds.has(track.kind)) this.pause(producer, true);
   }
@@ -447,9 +454,14 @@ export class SfuSession {
       ).then(() => callback(), errback);
     });
     if (direction === 'send') {
-      transport.on('produce', ({ kind, rtpParameters }, callback, errback) => {
+      transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
         this.requestPatiently(() =>
-          signal.request('sfu:produce', { transport_id: transport.id, kind, rtp_parameters: rtpParameters }),
+          signal.request('sfu:produce', {
+            transport_id: transport.id,
+            kind,
+            rtp_parameters: rtpParameters,
+            app_data: appData as { source: TrackSource; track_id: string },
+          }),
         ).then(({ producer_id }) => callback({ id: producer_id }), errback);
       });
       transport.on('producedata', ({ sctpStreamParameters, label, protocol }, callback, errback) => {

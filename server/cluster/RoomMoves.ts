@@ -60,7 +60,9 @@ export const moveInPayload = z.strictObject({
         self_muted: mutedSchema.optional(),
         /** Optional: a node of an earlier version sends none. */
         tracks: z
-          .array(z.strictObject({ track_id: trackId, kind: z.enum(['audio', 'video']), source: trackSource }))
+          .array(
+            z.strictObject({ track_id: trackId, kind: z.enum(['audio', 'video']), source: trackSource, stream_id: trackId.optional() }),
+          )
           .max(64)
           .optional(),
         joined_at: z.string().datetime(),

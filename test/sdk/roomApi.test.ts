@@ -285,24 +285,31 @@ describe('SDK Room lifecycle and self-mute (@roamhq/wrtc)', function () {
       const alice = room({ getUserMedia });
       await alice.connect(t.url, t.mint({ room: 'sdk-mute', user: 'alice' }));
       const watcher = await t.join({ room: 'sdk-mute', user: 'watcher', grants: { hidden: true } });
-      const updates = collect<{ self_muted?: unknown }>(watcher.client, 'peer_updated');
+      const updates = collect<{ self_muted?: unknown; tracks?: Array<{ track_id: string; kind: string; source: string }> }>(
+        watcher.client,
+        'peer_updated',
+      );
       try {
         expect(alice.isMicrophoneEnabled).to.equal(false);
         await alice.setMicrophoneEnabled(true);
         expect(captured).to.have.length(1);
         expect(alice.microphoneTrack).to.equal(captured[0]);
         expect(alice.isMicrophoneEnabled).to.equal(true);
+        // The capture is announced as the microphone (publish_track) before its media.
+        await waitFor(() => updates.length === 1, 5000, 'peer_updated (track announced)');
+        const announced = updates[0]?.tracks?.map(({ track_id, kind, source }) => ({ track_id, kind, source }));
+        expect(announced).to.deep.equal([{ track_id: captured[0]?.id, kind: 'audio', source: 'microphone' }]);
         await alice.setMicrophoneEnabled(false);
         expect(captured[0]?.enabled).to.equal(false);
         expect(alice.isMicrophoneEnabled).to.equal(false);
-        await waitFor(() => updates.length === 1, 5000, 'peer_updated');
-        expect(updates[0]?.self_muted).to.deep.equal({ audio: true, video: false });
+        await waitFor(() => updates.length === 2, 5000, 'peer_updated');
+        expect(updates[1]?.self_muted).to.deep.equal({ audio: true, video: false });
         await alice.setMicrophoneEnabled(true);
         // Unmuted, not captured again.
         expect(captured).to.have.length(1);
         expect(captured[0]?.enabled).to.equal(true);
-        await waitFor(() => updates.length === 2, 5000, 'peer_updated');
-        expect(updates[1]).to.not.have.property('self_muted');
+        await waitFor(() => updates.length === 3, 5000, 'peer_updated');
+        expect(updates[2]).to.not.have.property('self_muted');
       } finally {
         await alice.leave();
         // Captured by the room: stopped by its leave.

@@ -205,7 +205,9 @@ export const participantResponse = z.object({
   joined_at: dateTime,
   hidden: z.boolean(),
   tracks: z
-    .array(z.object({ track_id: z.string(), kind: z.enum(['audio', 'video']), source: z.enum(TRACK_SOURCES) }))
+    .array(
+      z.object({ track_id: z.string(), kind: z.enum(['audio', 'video']), source: z.enum(TRACK_SOURCES), stream_id: z.string().optional() }),
+    )
     .optional()
     .describe('present while it publishes tracks: each with its source (camera, microphone, screen, screen_audio)'),
   reconnecting: z

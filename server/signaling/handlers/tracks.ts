@@ -1,4 +1,4 @@
-import type { ClientEventName, TrackSource } from '../../../protocol/events.js';
+import type { ClientEventName, TrackInfo, TrackSource } from '../../../protocol/events.js';
 import { AppError } from '../../errors.js';
 import { mayPublishSource } from '../../rooms/Peer.js';
 import type { SfuRoom } from '../../sfu/SfuService.js';
@@ -58,9 +58,15 @@ export function trackHandlers(options: TrackHandlerOptions): Pick<ClientEventHan
     publish_track(socket, payload) {
       const { peer, room } = joined(rooms, socket);
       assertMayPublish(peer, payload.source);
-      const track = { track_id: payload.track_id, kind: payload.kind, source: payload.source };
+      const track: TrackInfo = {
+        track_id: payload.track_id,
+        kind: payload.kind,
+        source: payload.source,
+        ...(payload.stream_id !== undefined ? { stream_id: payload.stream_id } : {}),
+      };
       const existing = peer.tracks.get(payload.track_id);
-      if (existing && existing.source === track.source && existing.kind === track.kind) return { track };
+      if (existing && existing.source === track.source && existing.kind === track.kind && existing.stream_id === track.stream_id)
+        return { track };
       if (!existing && peer.tracks.size >= MAX_TRACKS_PER_PEER)
         throw new AppError('quota_exceeded', `at most ${MAX_TRACKS_PER_PEER} published tracks per participant`);
       if (track.source === 'screen')
