@@ -9,6 +9,7 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
   const params = new URLSearchParams(location.search);
   let room = null;
   let localStream = null;
+  let screenStream = null;
   // One identity per page load, so a reconnect (which fetches a fresh token) is the same participant.
   const userId = `${Math.random().toString(36).slice(2, 10)}`;
 
@@ -33,25 +34,30 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     list.append(me);
     for (const p of room.participants.values()) {
       const li = document.createElement('li');
-      const off = [p.selfMuted.audio ? 'mic off' : '', p.selfMuted.video ? 'camera off' : ''].filter(Boolean);
+      const sharing = [...p.trackPublications.values()].some((t) => t.source === 'screen');
+      const off = [p.selfMuted.audio ? 'mic off' : '', p.selfMuted.video ? 'camera off' : '', sharing ? 'sharing screen' : ''].filter(
+        Boolean,
+      );
       li.textContent = `${p.name || p.identity}${off.length ? ` (${off.join(', ')})` : ''}`;
       li.dataset.identity = p.identity;
       list.append(li);
     }
   }
 
-  function tileFor(participant) {
-    let tile = document.querySelector(`.tile[data-identity="${CSS.escape(participant.identity)}"]`);
+  /** A participant's tile: one for its camera and microphone, one for its screen share (and its audio). */
+  function tileFor(participant, screen = false) {
+    const selector = `.tile[data-identity="${CSS.escape(participant.identity)}"]${screen ? '.screen' : ':not(.screen)'}`;
+    let tile = document.querySelector(selector);
     if (!tile) {
       tile = document.createElement('figure');
-      tile.className = 'tile remote';
+      tile.className = screen ? 'tile remote screen' : 'tile remote';
       tile.dataset.identity = participant.identity;
       const video = document.createElement('video');
       video.autoplay = true;
       video.playsInline = true;
       video.srcObject = new MediaStream();
       const caption = document.createElement('figcaption');
-      caption.textContent = participant.name || participant.identity;
+      caption.textContent = `${participant.name || participant.identity}${screen ? ' (screen)' : ''}`;
       tile.append(video, caption);
       $('videos').append(tile);
     }
@@ -97,20 +103,26 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
 
     room.on(RoomEvent.ParticipantJoined, renderParticipants);
     room.on(RoomEvent.ParticipantLeft, (p) => {
-      document.querySelector(`.tile[data-identity="${CSS.escape(p.identity)}"]`)?.remove();
+      for (const tile of document.querySelectorAll(`.tile[data-identity="${CSS.escape(p.identity)}"]`)) tile.remove();
       renderParticipants();
     });
     room.on(RoomEvent.ParticipantUpdated, renderParticipants);
     room.on(RoomEvent.TrackMuted, renderParticipants);
     room.on(RoomEvent.TrackUnmuted, renderParticipants);
-    room.on(RoomEvent.TrackSubscribed, (track, participant) => {
-      const video = tileFor(participant).querySelector('video');
+    const isScreen = (publication) => publication.source === 'screen' || publication.source === 'screen_audio';
+    room.on(RoomEvent.TrackSubscribed, (track, participant, _stream, publication) => {
+      const video = tileFor(participant, isScreen(publication)).querySelector('video');
       video.srcObject.addTrack(track);
       video.play().catch(() => undefined);
     });
     room.on(RoomEvent.TrackUnsubscribed, (track, participant) => {
-      tileFor(participant).querySelector('video').srcObject.removeTrack(track);
+      const screen = participant.trackInfo.get(track.id) ? isScreen(participant.trackInfo.get(track.id)) : false;
+      const tile = tileFor(participant, screen);
+      tile.querySelector('video').srcObject.removeTrack(track);
+      if (screen && tile.querySelector('video').srcObject.getTracks().length === 0) tile.remove();
     });
+    room.on(RoomEvent.TrackPublished, renderParticipants);
+    room.on(RoomEvent.TrackUnpublished, renderParticipants);
     room.on(RoomEvent.Data, (payload, participant) => {
       if (payload && payload.type === 'chat') addChat(participant.name || participant.identity, String(payload.text));
     });
@@ -120,20 +132,26 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     });
     room.on(RoomEvent.Error, showError);
 
-    if (room.localParticipant.grants.canPublish) {
+    const { canPublish, canPublishSources } = room.localParticipant.grants;
+    const mayPublish = (source) => canPublish && (!canPublishSources || canPublishSources.includes(source));
+    $('share-screen').hidden = !mayPublish('screen');
+    // ?video=0 sends no camera; a token without the camera (a guide) sends its microphone only.
+    const wantsVideo = mayPublish('camera') && params.get('video') !== '0';
+    const wantsAudio = mayPublish('microphone') && params.get('audio') !== '0';
+    if (wantsVideo || wantsAudio) {
       try {
         // ?res=320x240 picks a smaller camera size (many pages on one machine).
         const [width, height] = (params.get('res') || '640x480').split('x').map(Number);
         // ?rawaudio=1 turns the browser's audio processing (echo cancellation, noise suppression,
         // gain control) off: many pages on one machine spend a third of a core on it.
         // ?audio=0 sends video only.
-        const audio =
-          params.get('audio') === '0'
-            ? false
-            : params.get('rawaudio') === '1'
-              ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
-              : true;
-        localStream = await navigator.mediaDevices.getUserMedia({ audio, video: { width, height, frameRate: 15 } });
+        const audio = !wantsAudio
+          ? false
+          : params.get('rawaudio') === '1'
+            ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
+            : true;
+        const video = wantsVideo ? { width, height, frameRate: 15 } : false;
+        localStream = await navigator.mediaDevices.getUserMedia({ audio, video });
         $('local-video').srcObject = localStream;
         await room.publish(localStream);
       } catch (error) {
@@ -167,6 +185,29 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     $('mute-video').textContent = room.isCameraEnabled ? 'Stop camera' : 'Start camera';
     if (room.cameraTrack && !localStream?.getVideoTracks().includes(room.cameraTrack))
       $('local-video').srcObject = new MediaStream([room.cameraTrack]);
+  });
+  // A screen share is its own track (source 'screen'): sent at full resolution, shown in its own tile.
+  async function stopScreen() {
+    const stream = screenStream;
+    screenStream = null;
+    $('share-screen').textContent = 'Share screen';
+    for (const track of stream?.getTracks() ?? []) {
+      track.stop();
+      await room?.unpublish(track).catch(showError);
+    }
+  }
+  $('share-screen').addEventListener('click', async () => {
+    if (!room) return;
+    if (screenStream) return stopScreen();
+    try {
+      screenStream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
+      screenStream.getVideoTracks()[0]?.addEventListener('ended', stopScreen);
+      await room.publish(screenStream, { source: 'screen' });
+      $('share-screen').textContent = 'Stop sharing';
+    } catch (error) {
+      showError(error);
+      await stopScreen();
+    }
   });
   $('leave').addEventListener('click', async () => {
     await room?.leave();
