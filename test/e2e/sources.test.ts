@@ -150,7 +150,7 @@ describe('browser e2e: track sources, screen share policy and the guide preset (
     const pages = [ann, ben, guide, listener];
     try {
       for (const page of pages) expect(await page.evaluate(() => window.switchboardRoom.mode), 'mode').to.equal(mode);
-      const [annId, benId, guideId, listenerId] = await Promise.all(pages.map(identityOf));
+      const [annId, benId, guideId, listenerId] = (await Promise.all(pages.map(identityOf))) as [string, string, string, string];
 
       // The guide's microphone reaches everyone, as a microphone.
       for (const [page, label] of [
