@@ -226,6 +226,26 @@ describe('config', () => {
     expect(JSON.stringify(config)).to.not.include('s'.repeat(40));
   });
 
+  it('takes canPublishSources in a config file role, refuses a malformed one, and has the guide preset and MAX_SCREEN_SHARES', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-config-'));
+    const good = join(dir, 'roles.yaml');
+    writeFileSync(
+      good,
+      ['roles:', '  narrator: { roomJoin: true, canPublish: true, canPublishSources: [microphone, screen_audio] }'].join('\n'),
+    );
+    const config = loadConfig({ CONFIG_FILE: good, MAX_SCREEN_SHARES: '3' });
+    expect(config.roles.narrator?.canPublishSources).to.deep.equal(['microphone', 'screen_audio']);
+    expect(config.roles.guide).to.deep.include({ canPublish: true, canPublishData: true, canPublishSources: ['microphone'] });
+    expect(config.roles.listener).to.not.have.property('canPublishSources');
+    expect(config.rooms.maxScreenShares).to.equal(3);
+    expect(loadConfig({}).rooms.maxScreenShares, 'default').to.equal(1);
+    expect(problemsOf({ MAX_SCREEN_SHARES: '-1' }).join('\n')).to.include('MAX_SCREEN_SHARES');
+
+    const bad = join(dir, 'bad-roles.yaml');
+    writeFileSync(bad, ['roles:', '  narrator: { roomJoin: true, canPublishSources: [microphone, laser] }'].join('\n'));
+    expect(problemsOf({ CONFIG_FILE: bad }).join('\n')).to.include('canPublishSources');
+  });
+
   it('reports unknown and malformed config file content', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-config-'));
     const file = join(dir, 'bad.json');
