@@ -291,12 +291,15 @@ export const mutePayload = z.strictObject({
   muted: z.boolean(),
 });
 
-/** The id of a published track: the publisher's MediaStreamTrack.id (a UUID in browsers). */
+/**
+ * The id of a published track or stream: the publisher's MediaStreamTrack.id or MediaStream.id
+ * (UUIDs in browsers, `{uuid}` in Firefox; libwebrtc's random ids use + and /).
+ */
 export const trackId = z
   .string()
   .min(1)
   .max(Limits.idLength)
-  .regex(/^[A-Za-z0-9_{}.:-]+$/, 'letters, digits and _ { } . : - only');
+  .regex(/^[A-Za-z0-9_{}.:+/=-]+$/, 'letters, digits and _ { } . : + / = - only');
 
 /** A track this participant publishes, announced before its media is sent (both topologies). */
 export const publishTrackPayload = z

@@ -155,6 +155,8 @@ describe('track sources: grants, announcements, screen-share policy', function (
         { track_id: { $ne: null }, kind: 'video', source: 'camera' },
         { track_id: 't1', kind: 'video', source: 'camera', extra: true },
         { track_id: 'x'.repeat(200), kind: 'video', source: 'camera' },
+        { track_id: 'a b', kind: 'video', source: 'camera' },
+        { track_id: 't1', kind: 'video', source: 'camera', stream_id: '$where' },
       ];
       for (const payload of bad) {
         expect(codeOf(await emitAck(alice.client, 'publish_track', payload)), JSON.stringify(payload)).to.equal('payload_invalid');
