@@ -32,8 +32,11 @@ export interface Grants {
   canPublishSources?: TrackSource[];
 }
 
-/** Where a published track comes from: `camera`, `microphone`, `screen`, `screen_audio`. */
-export type TrackSource = z.output<typeof schemas.trackSource>;
+/**
+ * Where a published track comes from. Spelled out rather than derived from the schema: the
+ * SDK's bundled .d.ts must not name zod (TrackSourcesMatchSchema below keeps them equal).
+ */
+export type TrackSource = 'camera' | 'microphone' | 'screen' | 'screen_audio';
 
 /** A track a participant publishes, as the room sees it. */
 export interface TrackInfo {
@@ -235,6 +238,9 @@ type Holds<T extends true> = T;
 export type AcksCoverEveryEvent = Holds<SameKeys<ClientEventAcks, ClientEventSchemas>>;
 /** Grants name exactly the grants a token or role may carry. */
 export type GrantsMatchSchema = Holds<SameKeys<Grants, z.output<typeof schemas.partialGrants>>>;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** TrackSource names exactly the sources the schema accepts. */
+export type TrackSourcesMatchSchema = Holds<Same<TrackSource, z.output<typeof schemas.trackSource>>>;
 
 export type ClientToServerEvents = {
   [E in ClientEventName]: (payload: ClientEventRequest<E>, ack: Ack<ClientEventAck<E>>) => void;
