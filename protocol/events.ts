@@ -224,6 +224,7 @@ export interface ClientEventAcks {
   'sfu:consume_data': { consumer: SfuDataConsumerInfo };
   'sfu:resume': EmptyAck;
   'sfu:close_producer': EmptyAck;
+  'sfu:consumer_preferences': EmptyAck;
   'admin:kick': EmptyAck;
   'admin:lock': { locked: boolean };
   'admin:mute': EmptyAck;

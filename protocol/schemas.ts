@@ -255,11 +255,16 @@ export const sctpStreamParameters = z.strictObject({
 
 export const sfuCreateTransportPayload = z.strictObject({ direction: z.enum(['send', 'recv']) });
 export const sfuConnectTransportPayload = z.strictObject({ transport_id: mediasoupId, dtls_parameters: dtlsParameters });
+/** A video size in pixels (a captured track's, or the size a subscriber shows a track at). */
+const videoSize = z.strictObject({ width: z.number().int().min(0).max(16384), height: z.number().int().min(0).max(16384) });
+
 export const sfuProducePayload = z.strictObject({
   transport_id: mediasoupId,
   kind: z.enum(['audio', 'video']),
   rtp_parameters: rtpParameters,
   app_data: safeJsonObject(512).optional(),
+  /** The captured size of a video track: the size of its top simulcast layer, from which the SFU reckons the others. */
+  video_size: videoSize.optional(),
 });
 export const sfuProduceDataPayload = z.strictObject({
   transport_id: mediasoupId,
@@ -271,6 +276,17 @@ export const sfuConsumePayload = z.strictObject({ transport_id: mediasoupId, pro
 export const sfuConsumeDataPayload = z.strictObject({ transport_id: mediasoupId, producer_id: mediasoupId });
 export const sfuConsumerPayload = z.strictObject({ consumer_id: mediasoupId });
 export const sfuProducerPayload = z.strictObject({ producer_id: mediasoupId });
+/**
+ * How a subscriber shows one of its video consumers (adaptive stream): the largest size it
+ * renders the track at, in device pixels, and whether any of it is visible. The SFU picks the
+ * simulcast layer from the size and pauses the consumer while it is not visible.
+ */
+export const sfuConsumerPreferencesPayload = z.strictObject({
+  consumer_id: mediasoupId,
+  visible: z.boolean(),
+  width: videoSize.shape.width,
+  height: videoSize.shape.height,
+});
 
 export const adminKickPayload = z.strictObject({
   peer_id: z.string().min(1).max(Limits.idLength),
@@ -335,6 +351,7 @@ export const clientEventSchemas = {
   'sfu:consume_data': sfuConsumeDataPayload,
   'sfu:resume': sfuConsumerPayload,
   'sfu:close_producer': sfuProducerPayload,
+  'sfu:consumer_preferences': sfuConsumerPreferencesPayload,
   'admin:kick': adminKickPayload,
   'admin:lock': adminLockPayload,
   'admin:mute': adminMutePayload,

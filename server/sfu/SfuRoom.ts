@@ -22,6 +22,8 @@ class SfuPeer {
   readonly producers = new Map<string, ms.Producer>();
   readonly dataProducers = new Map<string, ms.DataProducer>();
   readonly consumers = new Map<string, ms.Consumer>();
+  /** How this peer shows each of its video consumers (adaptive stream), by consumer id. */
+  readonly views = new Map<string, ConsumerView>();
   readonly dataConsumers = new Map<string, ms.DataConsumer>();
   /** Connects and producer creations by what identifies them (see once()). */
   private readonly requests = new Map<string, Promise<unknown>>();
@@ -83,6 +85,55 @@ class SfuPeer {
   }
 }
 
+/** A subscriber's view of one consumer: whether it asked for media yet (sfu:resume) and what it last said of its size. */
+interface ConsumerView {
+  /** The client resumed the consumer (its track is ready): media may flow whenever it is visible. */
+  resumed: boolean;
+  /** Null until the client reports preferences (sfu:consumer_preferences): shown in full until then. */
+  preferences: ConsumerPreferences | null;
+}
+
+/** What a subscriber reports of a video consumer: the largest size it renders it at, and whether it is visible. */
+export interface ConsumerPreferences {
+  visible: boolean;
+  width: number;
+  height: number;
+}
+
+/** A video size in pixels. */
+export interface VideoSize {
+  width: number;
+  height: number;
+}
+
+/** A consumer as tests and diagnostics read it. */
+export interface ConsumerState {
+  id: string;
+  type: ms.ConsumerType;
+  paused: boolean;
+  priority: number;
+  currentLayers: ms.ConsumerLayers | undefined;
+  preferredLayers: ms.ConsumerLayers | undefined;
+}
+
+/**
+ * The simulcast layer a subscriber needs for a rendered size: the lowest whose resolution
+ * covers what the element shows of the source (object-fit contain: the tighter of the two
+ * dimensions), with 10% slack so that a 640-pixel tile does not take the 1280 layer for a
+ * 660-pixel source. Encodings are ordered lowest first (mediasoup's spatial layer order); a
+ * missing scaleResolutionDownBy is read as the browser's default (halving per layer below the top).
+ */
+export function spatialLayerFor(encodings: ms.RtpEncodingParameters[], source: VideoSize | undefined, rendered: VideoSize): number {
+  const top = encodings.length - 1;
+  if (top <= 0 || !source || source.width <= 0 || source.height <= 0) return Math.max(top, 0);
+  const needed = Math.min(rendered.width / source.width, rendered.height / source.height, 1);
+  for (let layer = 0; layer < top; layer++) {
+    const scale = encodings[layer]?.scaleResolutionDownBy ?? 2 ** (top - layer);
+    if (1 / scale >= needed * 0.9) return layer;
+  }
+  return top;
+}
+
 /** SFU transports per tenant on this node, so one tenant cannot take every port. */
 export class TenantTransportBudget {
   private readonly used = new Map<string, number>();
@@ -104,6 +155,16 @@ export class TenantTransportBudget {
 
   usedBy(tenantId: string): number {
     return this.used.get(tenantId) ?? 0;
+  }
+}
+
+/** A mediasoup call on a consumer that may close meanwhile (its transport or producer went): that is not_found, not internal. */
+async function withConsumer(call: () => Promise<void>): Promise<void> {
+  try {
+    await call();
+  } catch (error) {
+    if (error instanceof Error && error.name === 'InvalidStateError') throw new AppError('not_found', 'that consumer was closed');
+    throw error;
   }
 }
 
@@ -166,6 +227,8 @@ export const MEDIA_CODECS: ms.RtpCodecCapability[] = [
  */
 export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
   private readonly peers = new Map<string, SfuPeer>();
+  /** The captured size of each video producer that said it (sfu:produce video_size): its top layer's size. */
+  private readonly producerSizes = new Map<string, VideoSize>();
   private closedFlag = false;
   private readonly logger: Logger;
 
@@ -316,11 +379,16 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     rtpParameters: ms.RtpParameters,
     appData: Record<string, unknown>,
     paused = false,
+    videoSize?: VideoSize,
   ): Promise<string> {
     const peer = this.existingPeer(peerId);
     // One producer per m-section of the client's transport: asked again, the same one answers.
     const key = `produce:${transportId}:${rtpParameters.mid ?? Math.random()}`;
-    return peer.once(key, () => this.createProducer(peer, key, transportId, kind, rtpParameters, appData, paused));
+    return peer.once(key, async () => {
+      const producerId = await this.createProducer(peer, key, transportId, kind, rtpParameters, appData, paused);
+      if (kind === 'video' && videoSize && peer.producers.has(producerId)) this.producerSizes.set(producerId, videoSize);
+      return producerId;
+    });
   }
 
   private async createProducer(
@@ -342,6 +410,7 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     producer.observer.on('close', () => {
       peer.forget(key);
       peer.producers.delete(producer.id);
+      this.producerSizes.delete(producer.id);
       if (peer.announced && !this.closed) this.emit('producer_removed', info);
     });
     if (peer.announced) this.emit('producer_added', info);
@@ -412,10 +481,16 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
         // Paused until the client has its consumer ready (then sfu:resume), so no keyframe is lost.
         const consumer = await withClientParameters(() => transport.consume({ producerId, rtpCapabilities, paused: true }));
         peer.consumers.set(consumer.id, consumer);
+        peer.views.set(consumer.id, { resumed: false, preferences: null });
         consumer.observer.on('close', () => {
           peer.forget(key);
           peer.consumers.delete(consumer.id);
+          peer.views.delete(consumer.id);
         });
+        if (consumer.type === 'simulcast')
+          consumer.on('layerschange', (layers) =>
+            this.logger.debug({ peer: peerId, consumer: consumer.id, layers: layers ?? null }, 'consumer layers changed'),
+          );
         return { id: consumer.id, producer_id: producerId, kind: consumer.kind, rtp_parameters: consumer.rtpParameters };
       }),
     );
@@ -466,10 +541,78 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     return false;
   }
 
+  /** The client's consumer is ready: media flows, unless the client said it shows none of it (adaptive stream). */
   async resume(peerId: string, consumerId: string): Promise<void> {
-    const consumer = this.existingPeer(peerId).consumers.get(consumerId);
-    if (!consumer) throw new AppError('not_found', 'no such consumer of yours');
-    await consumer.resume();
+    const peer = this.existingPeer(peerId);
+    const consumer = peer.consumers.get(consumerId);
+    const view = peer.views.get(consumerId);
+    if (!consumer || !view) throw new AppError('not_found', 'no such consumer of yours');
+    view.resumed = true;
+    if (view.preferences?.visible !== false) await consumer.resume();
+  }
+
+  /**
+   * Adaptive stream: the subscriber shows this video consumer at most `width` x `height`
+   * device pixels, or not at all. Not visible pauses it (nothing is forwarded); visible resumes
+   * it (once the client resumed it) with the lowest simulcast layer that covers that size as the
+   * preferred one. mediasoup forwards the preferred layer or, when the subscriber's estimated
+   * downlink cannot carry it, the best lower one, and shares that downlink among consumers by
+   * priority: the larger tile's layer gets the higher priority.
+   */
+  async setConsumerPreferences(peerId: string, consumerId: string, preferences: ConsumerPreferences): Promise<void> {
+    const peer = this.existingPeer(peerId);
+    const consumer = peer.consumers.get(consumerId);
+    const view = peer.views.get(consumerId);
+    if (!consumer || !view) throw new AppError('not_found', 'no such consumer of yours');
+    if (consumer.kind !== 'video') throw new AppError('payload_invalid', 'preferences apply to video consumers only');
+    view.preferences = { ...preferences };
+    await withConsumer(async () => {
+      if (!preferences.visible) {
+        if (!consumer.paused) await consumer.pause();
+        return;
+      }
+      if (consumer.type === 'simulcast') {
+        const producer = this.findProducer(consumer.producerId);
+        const encodings = producer?.rtpParameters.encodings ?? [];
+        const spatialLayer = spatialLayerFor(encodings, this.producerSizes.get(consumer.producerId), preferences);
+        await consumer.setPreferredLayers({ spatialLayer });
+        await consumer.setPriority(spatialLayer + 1);
+      }
+      if (view.resumed && consumer.paused) await consumer.resume();
+    });
+  }
+
+  /** A peer's consumer of a producer, as tests and diagnostics read it. */
+  consumerState(peerId: string, producerId: string): ConsumerState | undefined {
+    for (const consumer of this.peers.get(peerId)?.consumers.values() ?? []) {
+      if (consumer.producerId !== producerId || consumer.closed) continue;
+      return {
+        id: consumer.id,
+        type: consumer.type,
+        paused: consumer.paused,
+        priority: consumer.priority,
+        currentLayers: consumer.currentLayers,
+        preferredLayers: consumer.preferredLayers,
+      };
+    }
+    return undefined;
+  }
+
+  /** The media producers of a peer with their RTP encodings (one per simulcast layer), for tests and diagnostics. */
+  producerEncodings(peerId: string): Array<{ id: string; kind: ms.MediaKind; encodings: ms.RtpEncodingParameters[] }> {
+    return [...(this.peers.get(peerId)?.producers.values() ?? [])].map((producer) => ({
+      id: producer.id,
+      kind: producer.kind,
+      encodings: producer.rtpParameters.encodings ?? [],
+    }));
+  }
+
+  private findProducer(producerId: string): ms.Producer | undefined {
+    for (const peer of this.peers.values()) {
+      const producer = peer.producers.get(producerId);
+      if (producer) return producer;
+    }
+    return undefined;
   }
 
   closeProducer(peerId: string, producerId: string): void {

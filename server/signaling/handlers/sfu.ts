@@ -57,6 +57,7 @@ export function sfuHandlers(options: SfuHandlerOptions): Pick<ClientEventHandler
           payload.rtp_parameters,
           payload.app_data ?? {},
           paused,
+          payload.kind === 'video' ? payload.video_size : undefined,
         ),
       };
     },
@@ -89,6 +90,13 @@ export function sfuHandlers(options: SfuHandlerOptions): Pick<ClientEventHandler
     async 'sfu:resume'(socket, payload) {
       const { peer, sfuRoom } = onRouter(socket);
       await sfuRoom.resume(peer.id, payload.consumer_id);
+      return EMPTY_ACK;
+    },
+
+    async 'sfu:consumer_preferences'(socket, payload) {
+      const { peer, sfuRoom } = onRouter(socket);
+      const { consumer_id, ...preferences } = payload;
+      await sfuRoom.setConsumerPreferences(peer.id, consumer_id, preferences);
       return EMPTY_ACK;
     },
 
