@@ -92,6 +92,8 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     const token = await fetchToken(roomId, name);
     room = await Room.connect(location.origin, token, {
       forceRelay: params.get('relay') === '1',
+      // ?simulcast=0 sends the camera as one layer on the SFU too (the benchmark's baseline).
+      simulcast: params.get('simulcast') !== '0',
       tokenRefresher: () => fetchToken(roomId, name),
     });
     window.switchboardRoom = room;

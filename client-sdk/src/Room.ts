@@ -1009,6 +1009,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
       iceServers: this.iceServers as RTCIceServer[],
       forceRelay: Boolean(this.options.forceRelay),
       sourceOf: (track) => this.sourceOfLocal(track),
+      simulcast: this.options.simulcast ?? true,
+      adaptiveStream: this.options.adaptiveStream ?? true,
       onTrack: (peerId, producerId, track) => {
         const participant = this.participantsById.get(peerId);
         const producer = this.producerInfos.get(producerId);

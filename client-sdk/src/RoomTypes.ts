@@ -142,6 +142,20 @@ export interface RoomOptions {
    * navigator.mediaDevices.getUserMedia; Node has none, pass one to test these there).
    */
   getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStream>;
+  /**
+   * On the SFU, send cameras as simulcast: VP8 at full, half and quarter resolution (two layers
+   * from 360p, three from 540p; one below), so each subscriber gets the layer it needs (default
+   * true). Mesh links always send one layer.
+   */
+  simulcast?: boolean;
+  /**
+   * On the SFU, tell the server how each remote video is shown (LiveKit's adaptive stream): the
+   * largest size of the elements it is attached to with attachTrack, and whether any is
+   * visible. The SFU forwards the simulcast layer that fits that size and pauses a video shown
+   * nowhere (every element hidden or off screen, or the track detached). Tracks never attached
+   * through attachTrack are sent in full (default true).
+   */
+  adaptiveStream?: boolean;
 }
 
 /** Options of Room.publish. */

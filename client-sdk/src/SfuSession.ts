@@ -1,11 +1,13 @@
 import type { types as msc } from 'mediasoup-client';
 import type { SfuInfo, SfuProducerInfo, TrackSource } from '../../protocol/events.js';
+import { TrackView } from './AdaptiveStream.js';
 import { PendingMessages } from './PendingMessages.js';
 import { keepSenderResolution } from './PeerLink.js';
 import type { WireMessage } from './DataEnvelope.js';
 import { SwitchboardError } from './errors.js';
 import { inboundStats, type InboundStat } from './inboundStats.js';
 import type { SignalClient } from './SignalClient.js';
+import { simulcastEncodings } from './simulcast.js';
 
 type MediasoupClient = typeof import('mediasoup-client');
 
@@ -29,6 +31,10 @@ export interface SfuSessionOptions {
   forceRelay: boolean;
   /** The source of a local track (its producer's appData.source). */
   sourceOf: (track: MediaStreamTrack) => TrackSource;
+  /** Send cameras as simulcast layers (simulcast.ts). */
+  simulcast: boolean;
+  /** Tell the SFU how each remote video is shown (attachTrack's elements), so it sends the layer that fits or nothing (AdaptiveStream.ts). */
+  adaptiveStream: boolean;
   /** A remote media track arrived over the SFU. */
   onTrack: (peerId: string, producerId: string, track: MediaStreamTrack) => void;
   /** A remote producer closed (its consumer is gone). */
@@ -49,6 +55,8 @@ interface Consumed {
   kind: 'audio' | 'video' | 'data';
   consumer?: msc.Consumer;
   dataConsumer?: msc.DataConsumer;
+  /** How the app shows a video consumer's track (adaptive stream). */
+  view?: TrackView;
 }
 
 /** A failed consume is made again this many times in all, this long apart. */
@@ -210,12 +218,33 @@ export class SfuSession {
   async produce(track: MediaStreamTrack): Promise<void> {
     if (!this.sendTransport || !this.options.canPublish || this.producers.has(track) || this.closed) return;
     const source = this.options.sourceOf(track);
+    const { appData, ...layers } = this.layers(track);
     const producer = await this.serial(() =>
-      (this.sendTransport as msc.Transport).produce({ track, stopTracks: false, appData: { source, track_id: track.id } }),
+      (this.sendTransport as msc.Transport).produce({
+        track,
+        stopTracks: false,
+        ...layers,
+        appData: { ...appData, source, track_id: track.id },
+      }),
     );
     if (source === 'screen') keepSenderResolution(producer.rtpSender);
     this.producers.set(track, producer);
     if (this.pausedKinds.has(track.kind)) this.pause(producer, true);
+  }
+
+  /**
+   * A camera's simulcast encodings (VP8, up to three layers by its size) and its size, which
+   * goes to the SFU with the produce request (it reckons each layer's size from it). Audio,
+   * small cameras and simulcast off: one encoding, as mediasoup-client chooses.
+   */
+  private layers(track: MediaStreamTrack): Partial<msc.ProducerOptions> {
+    if (track.kind !== 'video') return {};
+    const { width, height } = track.getSettings?.() ?? {};
+    const videoSize = width && height ? { width, height } : undefined;
+    const encodings = this.options.simulcast && videoSize ? simulcastEncodings(videoSize.width, videoSize.height) : undefined;
+    // Simulcast needs VP8 here (the router's first video codec, which mediasoup-client picks anyway).
+    const codec = encodings ? this.device?.rtpCapabilities.codecs?.find((c) => c.mimeType.toLowerCase() === 'video/vp8') : undefined;
+    return { appData: { videoSize }, ...(encodings ? { encodings } : {}), ...(codec ? { codec } : {}) };
   }
 
   /**
@@ -354,6 +383,10 @@ export class SfuSession {
         rtpParameters: ack.consumer.rtp_parameters as msc.RtpParameters,
       });
       entry.consumer = consumer;
+      if (consumer.kind === 'video' && this.options.adaptiveStream)
+        entry.view = new TrackView(consumer.track, (view) =>
+          this.options.signal.request('sfu:consumer_preferences', { consumer_id: consumer.id, ...view }),
+        );
       // Subscribed now: the track goes live when the resumed consumer's media arrives. (A resume
       // whose ack is late may already have taken effect on the server.)
       this.options.onTrack(info.peer_id, info.producer_id, consumer.track);
@@ -361,6 +394,7 @@ export class SfuSession {
     })().catch((error: unknown) => {
       if (this.consumed.get(info.producer_id) !== entry || this.closed) return; // closed meanwhile
       this.consumed.delete(info.producer_id);
+      entry.view?.close();
       if (entry.consumer) {
         entry.consumer.close();
         this.options.onTrackEnded(info.peer_id, info.producer_id, entry.consumer.track);
@@ -384,6 +418,7 @@ export class SfuSession {
     if (!entry) return;
     this.consumed.delete(info.producer_id);
     entry.dataConsumer?.close();
+    entry.view?.close();
     if (entry.consumer) {
       entry.consumer.close();
       this.options.onTrackEnded(entry.peerId, info.producer_id, entry.consumer.track);
@@ -394,8 +429,10 @@ export class SfuSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const [producerId, entry] of this.consumed)
+    for (const [producerId, entry] of this.consumed) {
+      entry.view?.close();
       if (entry.consumer) this.options.onTrackEnded(entry.peerId, producerId, entry.consumer.track);
+    }
     this.consumed.clear();
     this.sendTransport?.close();
     this.recvTransport?.close();
@@ -455,12 +492,18 @@ export class SfuSession {
     });
     if (direction === 'send') {
       transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
+        const { videoSize, source, track_id } = appData as {
+          videoSize?: { width: number; height: number };
+          source: TrackSource;
+          track_id: string;
+        };
         this.requestPatiently(() =>
           signal.request('sfu:produce', {
             transport_id: transport.id,
             kind,
             rtp_parameters: rtpParameters,
-            app_data: appData as { source: TrackSource; track_id: string },
+            app_data: { source, track_id },
+            ...(videoSize ? { video_size: videoSize } : {}),
           }),
         ).then(({ producer_id }) => callback({ id: producer_id }), errback);
       });

@@ -10,6 +10,23 @@ export type MediaElement = HTMLVideoElement | HTMLAudioElement;
 
 /** The elements each track is attached to. */
 const attached = new WeakMap<MediaStreamTrack, Set<MediaElement>>();
+/** Who follows where each track is shown (the SDK's adaptive stream), by track. */
+const watchers = new WeakMap<MediaStreamTrack, Set<() => void>>();
+
+/**
+ * Calls `listener` whenever `track` is attached to or detached from an element (read the
+ * elements with attachedElements); returns a function that stops it.
+ */
+export function watchAttachments(track: MediaStreamTrack, listener: () => void): () => void {
+  let listeners = watchers.get(track);
+  if (!listeners) watchers.set(track, (listeners = new Set()));
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+function attachmentsChanged(track: MediaStreamTrack): void {
+  for (const listener of [...(watchers.get(track) ?? [])]) listener();
+}
 
 /**
  * Shows `track` in `element` (a new <video> for video, <audio> for audio when absent) and
@@ -31,8 +48,10 @@ export function attachTrack(track: MediaStreamTrack, element?: MediaElement): Me
   }
   let elements = attached.get(track);
   if (!elements) attached.set(track, (elements = new Set()));
+  const added = !elements.has(target);
   elements.add(target);
   void target.play?.()?.catch(() => undefined);
+  if (added) attachmentsChanged(track);
   return target;
 }
 
@@ -50,6 +69,7 @@ export function detachTrack(track: MediaStreamTrack, element?: MediaElement): Me
     elements?.delete(target);
   }
   if (elements?.size === 0) attached.delete(track);
+  if (from.length > 0) attachmentsChanged(track);
   return from;
 }
 
