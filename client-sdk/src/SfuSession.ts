@@ -235,13 +235,16 @@ export class SfuSession {
   /**
    * A camera's simulcast encodings (VP8, up to three layers by its size) and its size, which
    * goes to the SFU with the produce request (it reckons each layer's size from it). Audio,
-   * small cameras and simulcast off: one encoding, as mediasoup-client chooses.
+   * small cameras, tracks hinted `detail` or `text` and simulcast off: one encoding, as
+   * mediasoup-client chooses.
    */
   private layers(track: MediaStreamTrack): Partial<msc.ProducerOptions> {
     if (track.kind !== 'video') return {};
     const { width, height } = track.getSettings?.() ?? {};
     const videoSize = width && height ? { width, height } : undefined;
-    const encodings = this.options.simulcast && videoSize ? simulcastEncodings(videoSize.width, videoSize.height) : undefined;
+    // A track hinted for detail (a screen share of text) goes in full, as one layer.
+    const detail = track.contentHint === 'detail' || track.contentHint === 'text';
+    const encodings = this.options.simulcast && videoSize && !detail ? simulcastEncodings(videoSize.width, videoSize.height) : undefined;
     // Simulcast needs VP8 here (the router's first video codec, which mediasoup-client picks anyway).
     const codec = encodings ? this.device?.rtpCapabilities.codecs?.find((c) => c.mimeType.toLowerCase() === 'video/vp8') : undefined;
     return { appData: { videoSize }, ...(encodings ? { encodings } : {}), ...(codec ? { codec } : {}) };
