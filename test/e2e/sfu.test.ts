@@ -14,6 +14,13 @@ const SFU_ENV = {
   ROOM_EMPTY_TIMEOUT_MS: '2000',
 };
 
+/**
+ * Camera size of every page. SFU_TEST_RES=640x360 (or larger) runs the same tests with cameras
+ * the SFU session sends as simulcast (two layers from 360p); the default keeps five pages'
+ * encoders within two cores.
+ */
+const RES = process.env.SFU_TEST_RES ?? '160x120';
+
 /** Pages of the running test (closed after each test), for failure diagnostics. */
 const openPages = new Set<Page>();
 
@@ -278,7 +285,7 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       }
     };
   const openPage = async (room: string, name: string, extra = ''): Promise<Page> => {
-    const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=160x120&rawaudio=1${extra}`, { width: 960, height: 600 });
+    const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=${RES}&rawaudio=1${extra}`, { width: 960, height: 600 });
     openPages.add(page);
     return page;
   };
