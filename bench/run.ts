@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- name ...]`: runs the benchmarks (all, or the named ones: relay, density,
- * join, turn, topology, bundle, cluster), prints a summary table, and rewrites bench/RESULTS.md and
+ * join, turn, topology, simulcast, bundle, cluster, data), prints a summary table, and rewrites bench/RESULTS.md and
  * bench/results/. `npm run bench -- --render` only rebuilds RESULTS.md and the plots from
  * the stored bench/results/*.json (after a change to how results are presented). Servers run in child processes pinned to core 0 and this process (the load
  * generator) to core 1 when taskset and two cores are available (BENCH_PIN=0 turns that off).
@@ -18,6 +18,7 @@ import { loadSections, saveSection, writeResults } from './lib/results.js';
 import { renderDensity, runDensity, type DensityData } from './density.js';
 import { renderJoin, runJoin, type JoinData } from './join.js';
 import { renderRelay, runRelay, type RelayData } from './relay.js';
+import { renderSimulcast, runSimulcast, type SimulcastData } from './simulcast.js';
 import { renderTopology, runTopology, type TopologyData } from './topology.js';
 import { renderTurn, runTurn, type TurnData } from './turn.js';
 
@@ -29,6 +30,8 @@ const BENCHMARKS: Record<string, { run: (ctx: BenchContext) => Promise<Section>;
   turn: { run: runTurn, pinGenerator: false },
   // Browsers and the SFU share both cores; nothing is pinned.
   topology: { run: runTopology, pinGenerator: false },
+  // The topology benchmark's SFU room with simulcast: downlink by tile size, in Chromium like topology.
+  simulcast: { run: runSimulcast, pinGenerator: false },
   bundle: { run: runBundle, pinGenerator: false },
   // Two nodes and redis-server on the server core, the generator on the other.
   cluster: { run: runCluster, pinGenerator: true },
@@ -43,6 +46,7 @@ const RENDERERS: Record<string, (data: unknown, meta: RenderMeta) => Section> = 
   turn: (data, meta) => renderTurn(data as TurnData, meta),
   topology: (data, meta) => renderTopology(data as TopologyData, meta),
   'topology-video': (data, meta) => renderTopology(data as TopologyData, meta),
+  simulcast: (data, meta) => renderSimulcast(data as SimulcastData, meta),
   bundle: (data, meta) => renderBundle(data as BundleResult, meta),
   cluster: (data, meta) => renderCluster(data as ClusterData, meta),
   data: (data, meta) => renderData(data as DataResult, meta),
@@ -83,7 +87,7 @@ async function main(): Promise<void> {
   for (const name of names) {
     const bench = BENCHMARKS[name];
     if (!bench) continue;
-    if ((name === 'topology' || name === 'data') && !envFlag('BENCH_BROWSER', true)) {
+    if ((name === 'topology' || name === 'simulcast' || name === 'data') && !envFlag('BENCH_BROWSER', true)) {
       log(`${name}: skipped (BENCH_BROWSER=0)`);
       continue;
     }
@@ -94,7 +98,7 @@ async function main(): Promise<void> {
     }
     const ctx: BenchContext = { rounds: envNumber('BENCH_ROUNDS', 3), pin, smoke: false, servers: new ServerPool(pin), log };
     const placement =
-      name === 'topology' || name === 'bundle' || name === 'data'
+      name === 'topology' || name === 'simulcast' || name === 'bundle' || name === 'data'
         ? ''
         : ` (${ctx.rounds} rounds${pin ? ', server on core 0, load generator on core 1' : ', not pinned'})`;
     log(`${name}: starting${placement}`);

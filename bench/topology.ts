@@ -158,7 +158,7 @@ async function describePages(pages: Page[]): Promise<string> {
   return states.join('; ');
 }
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string, pages: Page[] = []): Promise<void> {
+export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string, pages: Page[] = []): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (${await describePages(pages)})`);
@@ -166,7 +166,7 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what:
   }
 }
 
-async function createRoom(server: ServerProcess, room: string, mode: 'mesh' | 'sfu' | 'auto'): Promise<void> {
+export async function createRoom(server: ServerProcess, room: string, mode: 'mesh' | 'sfu' | 'auto'): Promise<void> {
   const response = await fetch(`${server.url}/api/v1/rooms`, {
     method: 'POST',
     headers: { authorization: `Bearer ${server.info.devApiSecret}`, 'content-type': 'application/json' },

@@ -12,7 +12,7 @@ export const BENCH_DIR = fileURLToPath(new URL('../', import.meta.url));
 export const RESULTS_DIR = join(BENCH_DIR, 'results');
 
 /** Section order in RESULTS.md. */
-export const SECTION_ORDER = ['relay', 'density', 'join', 'turn', 'topology', 'topology-video', 'bundle', 'cluster', 'data'];
+export const SECTION_ORDER = ['relay', 'density', 'join', 'turn', 'topology', 'topology-video', 'simulcast', 'bundle', 'cluster', 'data'];
 
 export function saveSection(section: Section, dir = RESULTS_DIR): void {
   mkdirSync(dir, { recursive: true });

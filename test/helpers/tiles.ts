@@ -61,6 +61,19 @@ export async function setTileHidden(page: Page, elementId: string, hidden: boole
   );
 }
 
+/** Gives the element showVideoOf made another CSS size. */
+export async function resizeTile(page: Page, elementId: string, width: number, height: number): Promise<void> {
+  await page.evaluate(
+    ({ elementId, width, height }) => {
+      const video = document.getElementById(elementId) as HTMLVideoElement | null;
+      if (!video) throw new Error(`no element ${elementId}`);
+      video.style.width = `${width}px`;
+      video.style.height = `${height}px`;
+    },
+    { elementId, width, height },
+  );
+}
+
 /** The decoded frame size of the element showVideoOf made (videoWidth x videoHeight), and its frames so far. */
 export async function decodedSize(page: Page, elementId: string): Promise<{ width: number; height: number; frames: number }> {
   return page.evaluate((elementId) => {
