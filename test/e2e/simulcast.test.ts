@@ -92,6 +92,7 @@ describe('browser e2e: simulcast and adaptive stream on the SFU (Chromium, fake 
 
     const state = (peer: number) => sfuRoom?.consumerState(ids[peer] as string, producerId);
     // Bandwidth estimation ramps up over seconds before the 720p layer fits the downlink.
+    const shownAt = Date.now();
     await waitFor(
       async () => state(0)?.currentLayers?.spatialLayer === 0 && (await decodedSize(small, 'tile')).width === 320,
       60000,
@@ -110,22 +111,28 @@ describe('browser e2e: simulcast and adaptive stream on the SFU (Chromium, fake 
         `${error.message}: consumer ${JSON.stringify(state(1))}, decoded ${JSON.stringify(await decodedSize(large, 'tile'))}`,
       );
     });
+    const layersMs = Date.now() - shownAt;
     expect(state(0)?.preferredLayers?.spatialLayer, 'preferred layer of the small tile').to.equal(0);
     expect(state(1)?.preferredLayers?.spatialLayer, 'preferred layer of the large tile').to.equal(2);
     const smallDecoded = await decodedSize(small, 'tile');
     const largeDecoded = await decodedSize(large, 'tile');
     console.log(
-      `      small tile: layer ${state(0)?.currentLayers?.spatialLayer}, decoded ${smallDecoded.width}x${smallDecoded.height}; large tile: layer ${state(1)?.currentLayers?.spatialLayer}, decoded ${largeDecoded.width}x${largeDecoded.height}`,
+      `      small tile: layer ${state(0)?.currentLayers?.spatialLayer}, decoded ${smallDecoded.width}x${smallDecoded.height}; large tile: layer ${state(1)?.currentLayers?.spatialLayer}, decoded ${largeDecoded.width}x${largeDecoded.height}; both reached ${layersMs} ms after the tiles were shown`,
     );
 
     // Hidden: the SFU stops forwarding (consumer paused); shown again: it resumes and frames flow.
+    const hiddenAt = Date.now();
     await setTileHidden(small, 'tile', true);
     await waitFor(() => state(0)?.paused === true, 10000, 'the hidden tile’s consumer paused');
+    const pausedMs = Date.now() - hiddenAt;
     expect(state(1)?.paused, 'the large tile’s consumer').to.equal(false);
+    const unhiddenAt = Date.now();
     await setTileHidden(small, 'tile', false);
     await waitFor(() => state(0)?.paused === false, 10000, 'the consumer resumed once the tile shows again');
+    const resumedMs = Date.now() - unhiddenAt;
     const before = (await decodedSize(small, 'tile')).frames;
     await waitFor(async () => (await decodedSize(small, 'tile')).frames > before + 5, 20000, 'frames again on the small tile');
+    console.log(`      hidden -> consumer paused on the server in ${pausedMs} ms; shown -> resumed in ${resumedMs} ms, frames again`);
 
     // Detached from every element: paused too.
     await small.evaluate(() => {
