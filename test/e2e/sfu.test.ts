@@ -20,6 +20,8 @@ const SFU_ENV = {
  * encoders within two cores.
  */
 const RES = process.env.SFU_TEST_RES ?? '160x120';
+/** SFU_TEST_SIMULCAST=0: the pages send one layer on the SFU whatever their size (the demo's `simulcast=0`), to compare. */
+const SIMULCAST = process.env.SFU_TEST_SIMULCAST === '0' ? '&simulcast=0' : '';
 
 /** Pages of the running test (closed after each test), for failure diagnostics. */
 const openPages = new Set<Page>();
@@ -285,7 +287,10 @@ describe('browser e2e: SFU promotion and demotion in Chromium (fake media)', fun
       }
     };
   const openPage = async (room: string, name: string, extra = ''): Promise<Page> => {
-    const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=${RES}&rawaudio=1${extra}`, { width: 960, height: 600 });
+    const page = await openDemoPage(browser, base, `room=${room}&name=${name}&res=${RES}&rawaudio=1${SIMULCAST}${extra}`, {
+      width: 960,
+      height: 600,
+    });
     openPages.add(page);
     return page;
   };
