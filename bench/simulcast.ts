@@ -195,7 +195,7 @@ async function measureRound(
   options: SimulcastOptions,
   tag: string,
 ): Promise<SimulcastRound> {
-  const [width, height] = options.resolution.split('x').map(Number) as [number, number];
+  const width = Number(options.resolution.split('x')[0]);
   const smallLayerWidth = Math.round(width / 4);
   const on = new SimulcastRoom(browser, base, options);
   const off = new SimulcastRoom(browser, base, options);
