@@ -58,6 +58,7 @@ describe('sfu:consumer_preferences: adaptive stream on the server (real mediasou
       await emitAck(guest.client, 'sfu:produce', {
         transport_id: send,
         kind: 'video',
+        app_data: { source: 'camera' },
         rtp_parameters: {
           mid: '0',
           codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000 }],
@@ -75,6 +76,7 @@ describe('sfu:consumer_preferences: adaptive stream on the server (real mediasou
       await emitAck(guest.client, 'sfu:produce', {
         transport_id: send,
         kind: 'audio',
+        app_data: { source: 'microphone' },
         rtp_parameters: {
           mid: '1',
           codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2 }],
@@ -165,6 +167,7 @@ describe('sfu:consumer_preferences: adaptive stream on the server (real mediasou
     const ack = await emitAck(host.client, 'sfu:produce', {
       transport_id: send,
       kind: 'video',
+      app_data: { source: 'camera' },
       rtp_parameters: { codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000 }], encodings: [{ ssrc: 3001 }] },
       video_size: { width: 1280, height: 1e9 },
     });
