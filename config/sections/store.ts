@@ -1,6 +1,6 @@
 /** Persistence: where records live, and how open sessions are kept current in them. */
 import { z } from 'zod';
-import { int, setting } from '../setting.js';
+import { bool, int, setting } from '../setting.js';
 
 /** The stores a server can keep its records in. */
 export const STORE_KINDS = ['memory', 'mongodb', 'redis'] as const;
@@ -17,6 +17,8 @@ export const storeSettings = {
       .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
       .optional(),
   ),
+  /** At boot, bring the MongoDB store's indexes to the declared ones first (changed options such as a TTL, dropped and new indexes); off: boot only creates missing indexes and stops on a changed one (run `switchboard migrate`). */
+  mongodbMigrate: setting('MONGODB_MIGRATE', bool.default(false)),
   /** Redis (standalone, 7.0 or later) instead of the in-memory store; rediss:// connects over TLS. */
   redisUrl: setting(
     'REDIS_URL',

@@ -2,6 +2,7 @@ import mongoose, { Schema, type Connection, type Model } from 'mongoose';
 import type { RoomMode } from '../../protocol/events.js';
 import type { Logger } from '../logger.js';
 import { AppError } from '../errors.js';
+import { describeIndexChange, planIndexChanges, type DeclaredIndex, type ExistingIndex, type IndexChange } from './mongoIndexPlan.js';
 import { pageOfRows, pageSize, roomOrder, sessionKeyOf, sessionOrder } from './paging.js';
 // Ids reach queries only as strings: str() refuses operator objects; sanitizeFilter is the second line of defence.
 import { date, limitsFields, roomMode, ROOM_MODES, str, webhookFields } from './records.js';
@@ -37,6 +38,16 @@ export interface MongoStoreOptions extends StoreOptions {
   serverSelectionTimeoutMS?: number;
   /** Receives driver disconnects, reconnects and errors. */
   logger?: Logger;
+  /** init() brings the indexes to the declared ones first (migrate()): MONGODB_MIGRATE. */
+  migrateIndexes?: boolean;
+}
+
+/** One change of migrate()'s plan, with its collection. */
+export interface PlannedIndexChange {
+  collection: string;
+  change: IndexChange;
+  /** One line for logs and the CLI. */
+  description: string;
 }
 
 /**
@@ -71,6 +82,9 @@ export const OPEN_END = new Date('9999-12-31T00:00:00.000Z');
 /** Indexes of earlier versions that contradict the current ones (global jti uniqueness, TTL at exp). */
 const LEGACY_TOKEN_INDEXES = ['jti_1', 'expires_at_1'];
 const INDEX_NOT_FOUND = 27;
+const NAMESPACE_NOT_FOUND = 26;
+/** createIndex refuses an index whose key or name exists with other options. */
+const INDEX_CONFLICTS = new Set(['IndexOptionsConflict', 'IndexKeySpecsConflict']);
 /** ping() answers within this bound even while the server is unreachable (/ready must not hang). */
 const PING_TIMEOUT_MS = 2_000;
 const DUPLICATE_KEY = 11000;
@@ -384,6 +398,9 @@ export class MongoStore implements Store {
   private readonly serverSelectionTimeoutMS: number;
   private readonly tokenGraceMs: number;
   private readonly sessionStaleMs: number;
+  private readonly migrateOnInit: boolean;
+  private readonly log: Logger | undefined;
+  private opening: Promise<void> | null = null;
   private initializing: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
@@ -395,11 +412,13 @@ export class MongoStore implements Store {
     this.serverSelectionTimeoutMS = options.serverSelectionTimeoutMS ?? DEFAULT_SERVER_SELECTION_TIMEOUT_MS;
     this.tokenGraceMs = options.tokenGraceMs ?? DEFAULT_TOKEN_GRACE_MS;
     this.sessionStaleMs = options.sessionStaleMs ?? DEFAULT_SESSION_STALE_MS;
+    this.migrateOnInit = options.migrateIndexes ?? false;
     // Not connected until init(); created now so models (and their indexes) exist up front.
     this.connection = mongoose.createConnection();
     this.connection.set('sanitizeFilter', true);
     this.models = createModels(this.connection);
     const log = options.logger?.child({ module: 'mongo', host: describeUri(uri) });
+    this.log = log;
     if (log) {
       // Writes during an outage wait for server selection, then fail and are logged by their
       // callers; these lines say why.
@@ -759,19 +778,39 @@ export class MongoStore implements Store {
     return this.closing;
   }
 
-  private async connect(): Promise<void> {
-    try {
-      await this.connection.openUri(this.uri, {
+  /** Connects (once; a failed attempt may be retried). */
+  private open(): Promise<void> {
+    if (this.closing) return Promise.reject(new Error('[MongoStore:open] store is closed'));
+    this.opening ??= this.connection
+      .openUri(this.uri, {
         dbName: databaseNameOf(this.uri),
         serverSelectionTimeoutMS: this.serverSelectionTimeoutMS,
         sanitizeFilter: true,
         autoIndex: false,
         autoCreate: false,
         bufferCommands: false,
-      });
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`[MongoStore:init] cannot connect to ${describeUri(this.uri)}: ${reason}`, { cause: error });
+      })
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          this.opening = null;
+          const reason = error instanceof Error ? error.message : String(error);
+          throw new Error(`[MongoStore:init] cannot connect to ${describeUri(this.uri)}: ${reason}`, { cause: error });
+        },
+      );
+    return this.opening;
+  }
+
+  private async connect(): Promise<void> {
+    await this.open();
+    if (this.migrateOnInit) {
+      try {
+        await this.migrate();
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new Error(`[MongoStore:init] cannot migrate indexes (MONGODB_MIGRATE): ${reason}`, { cause: error });
+      }
+      return;
     }
     try {
       for (const name of LEGACY_TOKEN_INDEXES) {
@@ -783,10 +822,57 @@ export class MongoStore implements Store {
       for (const model of Object.values(this.models) as Model<unknown>[]) await model.createIndexes();
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`[MongoStore:init] cannot declare indexes: ${reason}`, { cause: error });
+      const hint = INDEX_CONFLICTS.has(String((error as { codeName?: unknown }).codeName))
+        ? '; an index changed since this database was set up: run `switchboard migrate` (or boot once with MONGODB_MIGRATE=true)'
+        : '';
+      throw new Error(`[MongoStore:init] cannot declare indexes: ${reason}${hint}`, { cause: error });
     }
+    await this.migrateRecordsOrThrow();
+  }
+
+  /**
+   * Brings every collection's indexes to the declared ones (see mongoIndexPlan.ts: undeclared
+   * ones dropped, a changed TTL altered with collMod, other changed options rebuilt, missing
+   * ones created), then fills record fields earlier versions did not store. With dryRun it
+   * only connects and returns the plan. Returns the changes planned (applied unless dryRun).
+   */
+  async migrate(options: { dryRun?: boolean } = {}): Promise<PlannedIndexChange[]> {
+    await this.open();
+    const planned: PlannedIndexChange[] = [];
+    for (const model of Object.values(this.models) as Model<unknown>[]) {
+      const collection = model.collection.collectionName;
+      const existing = await model.collection
+        .listIndexes()
+        .toArray()
+        .catch((error: unknown) => {
+          if ((error as { code?: unknown }).code === NAMESPACE_NOT_FOUND) return []; // no collection yet: nothing to change
+          throw error;
+        });
+      const changes = planIndexChanges(existing as ExistingIndex[], model.schema.indexes() as DeclaredIndex[]);
+      for (const change of changes) planned.push({ collection, change, description: describeIndexChange(collection, change) });
+      if (options.dryRun) continue;
+      for (const change of changes) {
+        if (change.action === 'drop' || change.action === 'rebuild') await model.collection.dropIndex(change.name);
+        else if (change.action === 'ttl')
+          await this.database().command({ collMod: collection, index: { keyPattern: change.key, expireAfterSeconds: change.to } });
+        this.log?.info({ collection, index: change.name, action: change.action }, describeIndexChange(collection, change));
+      }
+      // Rebuilt and missing indexes.
+      await model.createIndexes();
+    }
+    if (!options.dryRun) await this.migrateRecordsOrThrow();
+    return planned;
+  }
+
+  private database(): NonNullable<Connection['db']> {
+    const db = this.connection.db;
+    if (!db) throw new Error('[MongoStore] not connected');
+    return db;
+  }
+
+  private async migrateRecordsOrThrow(): Promise<void> {
     try {
-      await this.migrate();
+      await this.migrateRecords();
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new Error(`[MongoStore:init] cannot migrate records: ${reason}`, { cause: error });
@@ -794,7 +880,7 @@ export class MongoStore implements Store {
   }
 
   /** Fills the fields earlier versions did not store; a no-op once done. */
-  private async migrate(): Promise<void> {
+  private async migrateRecords(): Promise<void> {
     const missing = mongoose.trusted({ $exists: false });
     await this.models.tokens.updateMany({ purge_at: missing }, [{ $set: { purge_at: { $add: ['$expires_at', this.tokenGraceMs] } } }], {
       updatePipeline: true,

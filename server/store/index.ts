@@ -25,7 +25,7 @@ export async function createStore(config: Pick<Config, 'store' | 'auth' | 'sessi
   if (kind === 'mongodb') {
     if (!mongodbUri) throw new Error('[createStore] STORE=mongodb needs MONGODB_URI');
     const { MongoStore } = await import('./MongoStore.js');
-    return new MongoStore(mongodbUri, { ...options, logger });
+    return new MongoStore(mongodbUri, { ...options, logger, migrateIndexes: config.store.mongodbMigrate });
   }
   if (kind === 'redis') {
     if (!redisUrl) throw new Error('[createStore] STORE=redis needs REDIS_URL');
