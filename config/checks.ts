@@ -35,6 +35,14 @@ export function productionRefusals({
   return problems;
 }
 
+/** Production on the in-memory store boots (one node, nothing to keep), but says what it loses. */
+export function storeWarnings({ server, store }: Pick<ParsedSettings, 'server' | 'store'>): string[] {
+  if (server.nodeEnv !== 'production' || selectedStore(store) !== 'memory') return [];
+  return [
+    'NODE_ENV=production on the in-memory store: tenants, rooms, revocations and sessions live in this process only and are lost at restart; set MONGODB_URI (or REDIS_URL) for a persistent store',
+  ];
+}
+
 /** STORE names a store whose URL is set. */
 export function storeSelectionProblems({ store }: Pick<ParsedSettings, 'store'>): Problem[] {
   if (store.kind === 'mongodb' && !store.mongodbUri)

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { bootstrapSecrets } from './bootstrap.js';
-import { portRangeProblems, productionRefusals, storeSelectionProblems } from './checks.js';
+import { portRangeProblems, productionRefusals, storeSelectionProblems, storeWarnings } from './checks.js';
 import { mediaAddresses } from './mediaAddresses.js';
 import { settingsSchema, type ParsedSettings } from './sections/index.js';
 import { transportsPerTenant } from './sections/sfu.js';
@@ -93,7 +93,7 @@ function resolveConfig({ settings, file }: { settings: ParsedSettings; file: Fil
     /** Lines main.ts prints at boot (dev-mode generated credentials). Empty in production. */
     bootNotices: secrets.bootNotices,
     /** Settings the server guessed or could not know, logged as warnings at boot (production too). */
-    bootWarnings: media.bootWarnings,
+    bootWarnings: [...storeWarnings(settings), ...media.bootWarnings],
   };
 }
 

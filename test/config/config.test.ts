@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { io as ioClient } from 'socket.io-client';
 import { ConfigError, loadConfig, reachableAddresses, SETTING_NAMES, testConfig } from '../../config/index.js';
 import { createServer } from '../../server/index.js';
+import { waitFor } from '../helpers/server.js';
 
 const KEY = 'k1:0123456789abcdef0123456789abcdef';
 
@@ -175,6 +176,24 @@ describe('config', () => {
     expect(loadConfig({ STORE: 'memory', REDIS_URL: redis }).tenants.map((t) => t.tenant_id)).to.deep.equal(['dev']);
   });
 
+  it('warns at boot when production runs on the in-memory store, and only then', () => {
+    const production = { NODE_ENV: 'production', SIGNING_KEYS: KEY, TURN_ENABLED: 'false', CORS_ORIGINS: 'https://a.example.com' };
+    const warning = /^NODE_ENV=production on the in-memory store: .* lost at restart; set MONGODB_URI \(or REDIS_URL\)/;
+    const onMemory = loadConfig(production).bootWarnings;
+    expect(onMemory.filter((w) => warning.test(w))).to.have.length(1);
+    expect(loadConfig({ ...production, MONGODB_URI: 'mongodb://db.example.com/sb' }).bootWarnings.some((w) => warning.test(w))).to.equal(
+      false,
+    );
+    expect(loadConfig({ ...production, REDIS_URL: 'redis://127.0.0.1:6379' }).bootWarnings.some((w) => warning.test(w))).to.equal(false);
+    expect(loadConfig({ SIGNING_KEYS: KEY }).bootWarnings.some((w) => warning.test(w))).to.equal(false);
+  });
+
+  it('reads MONGODB_MIGRATE (off by default)', () => {
+    expect(loadConfig({}).store.mongodbMigrate).to.equal(false);
+    expect(loadConfig({ MONGODB_MIGRATE: 'true', MONGODB_URI: 'mongodb://db.example.com/sb' }).store.mongodbMigrate).to.equal(true);
+    expect(problemsOf({ MONGODB_MIGRATE: 'sometimes' })[0]).to.match(/^MONGODB_MIGRATE: /);
+  });
+
   it('reports a STORE without its URL, an unknown STORE and a REDIS_URL that is not redis:// or rediss://', () => {
     expect(problemsOf({ STORE: 'redis' })).to.deep.equal(['STORE: redis needs REDIS_URL (redis:// or rediss://)']);
     expect(problemsOf({ STORE: 'mongodb', REDIS_URL: 'redis://127.0.0.1:6379' })).to.deep.equal([
@@ -190,7 +209,7 @@ describe('config', () => {
     expect(refused).to.have.length(1);
     expect(refused[0]).to.match(/^STORE: memory is not allowed when NODE_ENV=production and REDIS_URL is set/);
     expect(loadConfig({ ...production, REDIS_URL: 'redis://127.0.0.1:6379' }).store.kind).to.equal('redis');
-    // Without REDIS_URL production may still run on memory, as before.
+    // Without REDIS_URL production may still run on memory, as before, with a warning.
     expect(loadConfig({ ...production, STORE: 'memory' }).store.kind).to.equal('memory');
   });
 
@@ -255,13 +274,27 @@ describe('config', () => {
     expect(problemsOf({ CONFIG_FILE: join(dir, 'missing.yaml') }).join('\n')).to.include('cannot read');
   });
 
-  it('npm run token mints a token from the configured key ring that joins', async function () {
+  it('npm run token (switchboard token create) mints a token from the configured key ring that joins', async function () {
     this.timeout(30000);
     const env = { SIGNING_KEYS: `k1:${'c'.repeat(40)}` };
     const minted = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', 'scripts/token.ts', '--room', 'cli-room', '--user', 'cli-user', '--role', 'host', '--tenant', 'dev'],
+        [
+          '--import',
+          'tsx',
+          'cli/cli.ts',
+          'token',
+          'create',
+          '--room',
+          'cli-room',
+          '--user',
+          'cli-user',
+          '--role',
+          'host',
+          '--tenant',
+          'dev',
+        ],
         {
           env: { PATH: process.env.PATH ?? '', ...env },
           stdio: ['ignore', 'pipe', 'pipe'],
@@ -289,13 +322,17 @@ describe('config', () => {
     }
   });
 
-  it('npm run token refuses to sign with a throw-away key', async function () {
+  it('npm run token (switchboard token create) refuses to sign with a throw-away key', async function () {
     this.timeout(30000);
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/token.ts', '--room', 'r', '--user', 'u'], {
-        env: { PATH: process.env.PATH ?? '' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'cli/cli.ts', 'token', 'create', '--tenant', 'dev', '--room', 'r', '--user', 'u'],
+        {
+          env: { PATH: process.env.PATH ?? '' },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       let err = '';
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.on('exit', (c) => resolve({ code: c, stderr: err }));
@@ -309,6 +346,48 @@ describe('config', () => {
     const { code, stderr } = await runMain({ PORT: '-1', MESH_THRESHOLD: 'many', SFU_ENABLED: 'perhaps' });
     expect(code).to.equal(1);
     expect(stderr).to.include('PORT').and.include('MESH_THRESHOLD').and.include('SFU_ENABLED');
+  });
+
+  it('the server process boots in production on the in-memory store with the warning in its log', async function () {
+    this.timeout(60000);
+    const env = {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'production',
+      SIGNING_KEYS: KEY,
+      TURN_ENABLED: 'false',
+      SFU_ENABLED: 'false',
+      CORS_ORIGINS: 'https://a.example.com',
+      PORT: '0',
+      HOST: '127.0.0.1',
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      await waitFor(() => output.includes('switchboard listening on'), 45000, `boot:\n${output}`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).to.equal(0);
+    const line = output.split('\n').find((l) => l.includes('NODE_ENV=production on the in-memory store'));
+    expect(line, output).to.be.a('string');
+    expect(JSON.parse(line as string)).to.include({ level: 40 });
+  });
+
+  it('the server process refuses to boot in production on the in-memory store with REDIS_URL set', async function () {
+    this.timeout(30000);
+    const { code, stderr } = await runMain({
+      NODE_ENV: 'production',
+      SIGNING_KEYS: KEY,
+      TURN_ENABLED: 'false',
+      CORS_ORIGINS: 'https://a.example.com',
+      REDIS_URL: 'redis://127.0.0.1:1',
+      STORE: 'memory',
+    });
+    expect(code).to.equal(1);
+    expect(stderr).to.include('STORE: memory is not allowed when NODE_ENV=production and REDIS_URL is set');
   });
 
   it('the server process refuses to boot in production without keys', async function () {
