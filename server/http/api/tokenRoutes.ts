@@ -1,22 +1,19 @@
 /** Tenant: mint and revoke join tokens. */
 import { randomBytes } from 'node:crypto';
 import type { Grants, Metadata } from '../../../protocol/events.js';
-import { NO_GRANTS, sha256Hex } from '../../../config/index.js';
+import { resolveGrants, sha256Hex } from '../../../config/index.js';
 import { AppError } from '../../errors.js';
 import type { ApiContext } from './context.js';
 import { defineRoute, type ApiRoute } from './routes.js';
 import { createTokenBody, revokeResponse, revokeTokenBody, tokenResponse } from './schemas.js';
 
 const DEFAULT_DURATION_S = 3600;
-const DEFAULT_ROLE = 'guest';
 
 /** Role preset (or guest) with explicit grants on top; explicit grants alone start from none. */
-function resolveGrants(ctx: ApiContext, role: string | undefined, grants: Partial<Grants> | undefined): Grants {
-  const roles = ctx.config.roles;
-  if (role !== undefined && !Object.hasOwn(roles, role)) throw new AppError('payload_invalid', `body.role: unknown role "${role}"`);
-  const presetName = role ?? (grants ? undefined : DEFAULT_ROLE);
-  const preset = presetName !== undefined && Object.hasOwn(roles, presetName) ? roles[presetName] : undefined;
-  return { ...NO_GRANTS, ...preset, ...grants };
+function grantsOf(ctx: ApiContext, role: string | undefined, grants: Partial<Grants> | undefined): Grants {
+  const resolved = resolveGrants(ctx.config.roles, role, grants);
+  if (!resolved) throw new AppError('payload_invalid', `body.role: unknown role "${role}"`);
+  return resolved;
 }
 
 export function tokenRoutes(ctx: ApiContext): ApiRoute[] {
@@ -37,7 +34,7 @@ export function tokenRoutes(ctx: ApiContext): ApiRoute[] {
       body: createTokenBody,
       responses: { 201: { description: 'minted', schema: tokenResponse } },
       async handle({ body, tenant }) {
-        const grants = resolveGrants(ctx, body.role, body.grants);
+        const grants = grantsOf(ctx, body.role, body.grants);
         const ttlS = Math.min(body.duration ?? DEFAULT_DURATION_S, tenant.limits.max_token_lifetime_s, ctx.config.auth.maxTokenLifetimeS);
         const userId = body.user_id ?? `u_${randomBytes(9).toString('base64url')}`;
         const minted = ctx.tokens.mint({
