@@ -36,7 +36,7 @@ export function bootstrapSecrets(
     const secret = randomSecret();
     signingKeys = [{ kid: 'dev', secret }];
     bootNotices.push(
-      `dev mode: generated an ephemeral signing key; export SIGNING_KEYS=dev:${secret} to mint tokens for this run with npm run token`,
+      `dev mode: generated an ephemeral signing key; export SIGNING_KEYS=dev:${secret} to mint tokens for this run: npm run -s token -- --tenant dev --room R`,
     );
   }
 
