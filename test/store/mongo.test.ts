@@ -373,6 +373,60 @@ if (mongodbUri) {
       }
     });
 
+    it('migrate(): a changed TTL stops init() with the hint, is planned by dryRun, changed by collMod, and init() then boots', async function () {
+      const migrationUri = withDatabase(mongodbUri, `${database}_migrate`);
+      const old = new MongoStore(migrationUri);
+      try {
+        await old.init();
+        const tokens = old.models.tokens.collection;
+        // An earlier version's TTL on purge_at, an index added by hand, and a unique index that is no longer unique.
+        await tokens.dropIndex('purge_at_1');
+        await tokens.createIndex({ purge_at: 1 }, { expireAfterSeconds: 3600 });
+        await tokens.createIndex({ created_at: 1 });
+        await old.models.rooms.collection.dropIndex('tenant_id_1_room_id_1');
+        await old.models.rooms.collection.createIndex({ tenant_id: 1, room_id: 1 });
+      } finally {
+        await old.close();
+      }
+      const blocked = new MongoStore(migrationUri);
+      try {
+        const error = await blocked.init().then(
+          () => null,
+          (e: unknown) => e as Error,
+        );
+        expect(error?.message).to.match(/cannot declare indexes: .*switchboard migrate.*MONGODB_MIGRATE=true/);
+      } finally {
+        await blocked.close();
+      }
+      const store = new MongoStore(migrationUri);
+      try {
+        const planned = await store.migrate({ dryRun: true });
+        expect(planned.map((p) => [p.collection, p.change.action, p.change.name]).sort()).to.deep.equal([
+          ['rooms', 'rebuild', 'tenant_id_1_room_id_1'],
+          ['tokens', 'drop', 'created_at_1'],
+          ['tokens', 'ttl', 'purge_at_1'],
+        ]);
+        expect((await store.models.tokens.collection.indexes()).find((i) => i.name === 'purge_at_1')?.expireAfterSeconds).to.equal(3600);
+        const applied = await store.migrate();
+        expect(applied).to.have.length(3);
+        const tokenIndexes = await store.models.tokens.collection.indexes();
+        expect(tokenIndexes.find((i) => i.name === 'purge_at_1')?.expireAfterSeconds).to.equal(0);
+        expect(tokenIndexes.map((i) => i.name)).to.not.include('created_at_1');
+        expect((await store.models.rooms.collection.indexes()).find((i) => i.name === 'tenant_id_1_room_id_1')?.unique).to.equal(true);
+        expect(await store.migrate({ dryRun: true })).to.deep.equal([]);
+      } finally {
+        await store.close();
+      }
+      const booted = new MongoStore(migrationUri);
+      try {
+        await booted.init();
+        expect(await booted.ping()).to.equal(true);
+        await booted.connection.dropDatabase();
+      } finally {
+        await booted.close();
+      }
+    });
+
     it('stores purge_at = exp + token grace on every token record (the TTL field)', async function () {
       const store = new MongoStore(uri, { tokenGraceMs: 45_000 });
       try {
