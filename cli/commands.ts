@@ -27,7 +27,8 @@ type Values = Record<string, string | boolean | (string | boolean)[] | undefined
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
-  env: Record<string, string | undefined>;
+  /** The environment to read settings from; unset: config/ reads the process's (the only reader of process.env). */
+  env?: Record<string, string | undefined>;
 }
 
 export interface CommandContext {
