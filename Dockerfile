@@ -13,7 +13,6 @@ RUN MEDIASOUP_WORKER_BIN=skip-prebuilt-download npm ci --no-audit --no-fund
 COPY scripts/build-mediasoup-worker.sh scripts/
 RUN SWITCHBOARD_CACHE_DIR=/tmp/cache bash scripts/build-mediasoup-worker.sh
 COPY tsconfig.json ./
-COPY cli cli
 COPY protocol protocol
 COPY config config
 COPY server server

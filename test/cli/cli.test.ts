@@ -5,7 +5,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { io as ioClient } from 'socket.io-client';
-import { COMMANDS, optionsOf } from '../../cli/commands.js';
+import { COMMANDS, optionsOf } from '../../server/cli/commands.js';
 import { adminKey } from '../api/helpers.js';
 import { emitAck, nextEvent, startServer, TEST_KID, TEST_SECRET, type TestClient, type TestServer } from '../helpers/server.js';
 
@@ -17,7 +17,7 @@ interface Run {
 
 /** Runs `switchboard` as a child process: through tsx from the sources, or a compiled cli.js. */
 function cli(args: string[], env: Record<string, string> = {}, entry?: string): Promise<Run> {
-  const argv = entry ? [entry, ...args] : ['--import', 'tsx', 'cli/cli.ts', ...args];
+  const argv = entry ? [entry, ...args] : ['--import', 'tsx', 'server/cli/cli.ts', ...args];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -337,10 +337,10 @@ describe('cli: switchboard', function () {
         },
       );
       expect(build.status, `${build.stdout}${build.stderr}`).to.equal(0);
-      const bin = join(outDir, 'cli', 'cli.js');
+      const bin = join(outDir, 'server', 'cli', 'cli.js');
       expect(existsSync(bin)).to.equal(true);
       const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as { bin?: Record<string, string> };
-      expect(pkg.bin).to.deep.equal({ switchboard: 'dist/cli/cli.js' });
+      expect(pkg.bin).to.deep.equal({ switchboard: 'dist/server/cli/cli.js' });
 
       const help = await cli(['--help'], {}, bin);
       expect(help.code).to.equal(0);

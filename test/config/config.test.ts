@@ -283,7 +283,7 @@ describe('config', () => {
         [
           '--import',
           'tsx',
-          'cli/cli.ts',
+          'server/cli/cli.ts',
           'token',
           'create',
           '--room',
@@ -327,7 +327,7 @@ describe('config', () => {
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', 'cli/cli.ts', 'token', 'create', '--tenant', 'dev', '--room', 'r', '--user', 'u'],
+        ['--import', 'tsx', 'server/cli/cli.ts', 'token', 'create', '--tenant', 'dev', '--room', 'r', '--user', 'u'],
         {
           env: { PATH: process.env.PATH ?? '' },
           stdio: ['ignore', 'ignore', 'pipe'],

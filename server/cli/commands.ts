@@ -6,17 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import type { ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
-import type { Grants, Metadata } from '../protocol/events.js';
-import { ConfigError, loadMigrationConfig, loadSigningConfig, resolveGrants, type CliEnvironment } from '../config/index.js';
-import {
-  createTenantBody,
-  createTokenBody,
-  participantParams,
-  participantsQuery,
-  roomListQuery,
-  roomParams,
-} from '../server/http/api/schemas.js';
-import { TokenService } from '../server/auth/TokenService.js';
+import type { Grants, Metadata } from '../../protocol/events.js';
+import { ConfigError, loadMigrationConfig, loadSigningConfig, resolveGrants, type CliEnvironment } from '../../config/index.js';
+import { createTenantBody, createTokenBody, participantParams, participantsQuery, roomListQuery, roomParams } from '../http/api/schemas.js';
+import { TokenService } from '../auth/TokenService.js';
 import { ApiClient } from './ApiClient.js';
 import { CliError, ExitCode, UsageError } from './CliError.js';
 
@@ -432,7 +425,7 @@ const migrate: Command = {
     const timeoutS = intFlag(ctx, 'timeout') ?? 10;
     if (timeoutS < 1 || timeoutS > 300) throw usage(ctx, '--timeout must be 1-300 seconds');
     const settings = settingsOrUsage(ctx, () => loadMigrationConfig(ctx.io.env));
-    const { MongoStore } = await import('../server/store/MongoStore.js');
+    const { MongoStore } = await import('../store/MongoStore.js');
     const store = new MongoStore(settings.mongodbUri, {
       tokenGraceMs: settings.auth.clockToleranceS * 1000,
       sessionStaleMs: settings.sessions.staleAfterMs,

@@ -3,7 +3,7 @@
  * on stdout and errors on stderr, and answers the documented exit code (CliError.ts).
  */
 import { parseArgs } from 'node:util';
-import { cliEnvironment } from '../config/index.js';
+import { cliEnvironment } from '../../config/index.js';
 import { CliError, ExitCode, ServerError, UsageError, type ExitCodeValue } from './CliError.js';
 import { COMMANDS, helpOf, optionsOf, type CliIo, type Command } from './commands.js';
 
