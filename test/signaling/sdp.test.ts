@@ -9,9 +9,10 @@ describe('sdpSendsMedia', () => {
     expect(sdpSendsMedia(sdp(section('audio', '9', 'a=sendrecv')))).to.equal(true);
     expect(sdpSendsMedia(sdp(section('video', '9', 'a=sendonly')))).to.equal(true);
   });
-  it('treats a missing direction as sendrecv, and honours a session-level direction', () => {
+  it('treats a missing direction as sendrecv, whatever the session-level direction (libwebrtc ignores it)', () => {
     expect(sdpSendsMedia(sdp(section('audio', '9')))).to.equal(true);
-    expect(sdpSendsMedia(['v=0', 'a=recvonly', section('audio', '9'), ''].join('\r\n'))).to.equal(false);
+    expect(sdpSendsMedia(['v=0', 'a=recvonly', section('audio', '9'), ''].join('\r\n'))).to.equal(true);
+    expect(sdpSendsMedia(['v=0', 'a=inactive', section('audio', '9', 'a=inactive'), ''].join('\r\n'))).to.equal(false);
   });
   it('ignores recvonly, inactive, rejected (port 0) and data sections', () => {
     expect(sdpSendsMedia(sdp(section('audio', '9', 'a=recvonly'), section('video', '9', 'a=inactive')))).to.equal(false);
