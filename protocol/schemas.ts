@@ -258,14 +258,21 @@ export const sfuConnectTransportPayload = z.strictObject({ transport_id: mediaso
 /** A video size in pixels (a captured track's, or the size a subscriber shows a track at). */
 const videoSize = z.strictObject({ width: z.number().int().min(0).max(16384), height: z.number().int().min(0).max(16384) });
 
-export const sfuProducePayload = z.strictObject({
-  transport_id: mediasoupId,
-  kind: z.enum(['audio', 'video']),
-  rtp_parameters: rtpParameters,
-  app_data: safeJsonObject(512).optional(),
-  /** The captured size of a video track: the size of its top simulcast layer, from which the SFU reckons the others. */
-  video_size: videoSize.optional(),
-});
+export const sfuProducePayload = z
+  .strictObject({
+    transport_id: mediasoupId,
+    kind: z.enum(['audio', 'video']),
+    rtp_parameters: rtpParameters,
+    app_data: safeJsonObject(512).optional(),
+    /** The captured size of a video track: the size of its top simulcast layer, from which the SFU reckons the others. */
+    video_size: videoSize.optional(),
+  })
+  // mediasoup takes an audio producer with video codecs (matched by mime type alone): that would
+  // carry video under an audio source (a guide's `microphone`) past the canPublishSources check.
+  .refine((p) => p.rtp_parameters.codecs.every((codec) => codec.mimeType.startsWith(`${p.kind}/`)), {
+    message: 'every codec must be of the producer kind (audio/... or video/...)',
+    path: ['rtp_parameters', 'codecs'],
+  });
 export const sfuProduceDataPayload = z.strictObject({
   transport_id: mediasoupId,
   sctp_stream_parameters: sctpStreamParameters,
