@@ -229,6 +229,8 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
   private readonly peers = new Map<string, SfuPeer>();
   /** The captured size of each video producer that said it (sfu:produce video_size): its top layer's size. */
   private readonly producerSizes = new Map<string, VideoSize>();
+  /** Media producers asked for and not created yet (awaiting mediasoup): quotas count them like live ones. */
+  private readonly creating = new Set<SfuProducerInfo>();
   private closedFlag = false;
   private readonly logger: Logger;
 
@@ -262,6 +264,17 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
       for (const producer of peer.producers.values()) list.push(producerInfo(peer.id, producer));
       for (const dataProducer of peer.dataProducers.values()) list.push({ peer_id: peer.id, producer_id: dataProducer.id, kind: 'data' });
     }
+    return list;
+  }
+
+  /**
+   * Every media producer on the router, of every peer (hidden ones too), and those being
+   * created: what a quota on them (max_screen_shares) counts, so that two requests sent at once
+   * cannot both pass it while mediasoup creates the first.
+   */
+  mediaProducers(): SfuProducerInfo[] {
+    const list = [...this.creating];
+    for (const peer of this.peers.values()) for (const producer of peer.producers.values()) list.push(producerInfo(peer.id, producer));
     return list;
   }
 
@@ -385,9 +398,15 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     // One producer per m-section of the client's transport: asked again, the same one answers.
     const key = `produce:${transportId}:${rtpParameters.mid ?? Math.random()}`;
     return peer.once(key, async () => {
-      const producerId = await this.createProducer(peer, key, transportId, kind, rtpParameters, appData, paused);
-      if (kind === 'video' && videoSize && peer.producers.has(producerId)) this.producerSizes.set(producerId, videoSize);
-      return producerId;
+      const creating = { ...sourceOf(appData), peer_id: peerId, producer_id: '', kind };
+      this.creating.add(creating);
+      try {
+        const producerId = await this.createProducer(peer, key, transportId, kind, rtpParameters, appData, paused);
+        if (kind === 'video' && videoSize && peer.producers.has(producerId)) this.producerSizes.set(producerId, videoSize);
+        return producerId;
+      } finally {
+        this.creating.delete(creating);
+      }
     });
   }
 
@@ -661,12 +680,11 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
 
 /** A media producer as clients learn of it: with the source and track id its app_data carries (the signaling layer checked them). */
 function producerInfo(peerId: string, producer: ms.Producer): SfuProducerInfo {
-  const { source, track_id } = producer.appData as { source?: TrackSource; track_id?: string };
-  return {
-    peer_id: peerId,
-    producer_id: producer.id,
-    kind: producer.kind,
-    ...(source !== undefined ? { source } : {}),
-    ...(track_id !== undefined ? { track_id } : {}),
-  };
+  return { peer_id: peerId, producer_id: producer.id, kind: producer.kind, ...sourceOf(producer.appData) };
+}
+
+/** The source and track id a producer's app_data carries, each when present. */
+function sourceOf(appData: Record<string, unknown>): Pick<SfuProducerInfo, 'source' | 'track_id'> {
+  const { source, track_id } = appData as { source?: TrackSource; track_id?: string };
+  return { ...(source !== undefined ? { source } : {}), ...(track_id !== undefined ? { track_id } : {}) };
 }

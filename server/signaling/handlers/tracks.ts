@@ -25,8 +25,9 @@ export function assertMayPublish(peer: SocketPeer, source: TrackSource): void {
 
 /**
  * Refuses a screen share past the room's max_screen_shares. Counted: every announced screen
- * track (held places included), and the SFU's screen producers whose track nobody announced
- * (a client that produces without publish_track); the peer's own track `trackId` is not.
+ * track (held places included), and the SFU's screen producers (those being created too) whose
+ * track its peer did not announce as a screen (a client that produces without publish_track,
+ * or announced the track again as another source); the peer's own track `trackId` is not.
  */
 export function assertScreenShareAllowed(
   room: SocketRoom,
@@ -35,10 +36,11 @@ export function assertScreenShareAllowed(
   trackId: string | undefined,
 ): void {
   let inUse = room.screenShares(peer.id, trackId);
-  for (const producer of sfuRoom?.producers() ?? []) {
+  for (const producer of sfuRoom?.mediaProducers() ?? []) {
     if (producer.source !== 'screen') continue;
     if (producer.peer_id === peer.id && producer.track_id !== undefined && producer.track_id === trackId) continue;
-    const announced = producer.track_id !== undefined && room.peers.get(producer.peer_id)?.tracks.has(producer.track_id);
+    const announced =
+      producer.track_id !== undefined && room.peers.get(producer.peer_id)?.tracks.get(producer.track_id)?.source === 'screen';
     if (!announced) inUse++;
   }
   const max = room.config.max_screen_shares;

@@ -1,0 +1,78 @@
+/**
+ * Review of max_screen_shares (issue 19) on the SFU: races and ways to free a slot while the
+ * share goes on. Real server, real Socket.IO clients, a real mediasoup worker; the room allows
+ * one screen share (the default).
+ */
+import { expect } from 'chai';
+import { emitAck, startServer, waitFor, type TestClient, type TestServer } from '../helpers/server.js';
+
+const SFU_ENV = { SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1', MESH_THRESHOLD: '1' };
+const codeOf = (ack: { ok: boolean; error?: { code: string } }): string => (ack.ok ? 'ok' : (ack.error?.code ?? '?'));
+
+describe('review: max_screen_shares on the SFU', function () {
+  this.timeout(30000);
+  let t: TestServer;
+  let alice: TestClient;
+  let bob: TestClient;
+  let aliceId = '';
+  let bobId = '';
+
+  beforeEach(async () => {
+    t = await startServer(SFU_ENV);
+    const a = await t.join({ room: 's', user: 'alice' });
+    const b = await t.join({ room: 's', user: 'bob' });
+    [alice, bob, aliceId, bobId] = [a.client, b.client, a.ack.self.id, b.ack.self.id];
+    await waitFor(() => t.server.rooms.get('t1', 's')?.mode === 'sfu', 5000, 'promotion');
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  const sendTransport = async (client: TestClient): Promise<string> => {
+    const ack = await emitAck(client, 'sfu:create_transport', { direction: 'send' });
+    if (!ack.ok) throw new Error(ack.error.code);
+    return (ack.transport as { id: string }).id;
+  };
+  const produceScreen = (client: TestClient, transport: string, ssrc: number, trackId?: string) =>
+    emitAck(client, 'sfu:produce', {
+      transport_id: transport,
+      kind: 'video',
+      app_data: { source: 'screen', ...(trackId ? { track_id: trackId } : {}) },
+      rtp_parameters: {
+        mid: String(ssrc),
+        codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000 }],
+        encodings: [{ ssrc }],
+        rtcp: { cname: 'x' },
+      },
+    });
+  const screenProducers = (): number =>
+    [aliceId, bobId].flatMap((id) => t.server.sfu?.get('t1/s')?.producerEncodings(id) ?? []).filter((p) => p.kind === 'video').length;
+
+  it('lets one of two screen producers sent at once through (two sockets, neither waiting for the other)', async () => {
+    const [aliceTransport, bobTransport] = await Promise.all([sendTransport(alice), sendTransport(bob)]);
+    const acks = await Promise.all([produceScreen(alice, aliceTransport, 5001), produceScreen(bob, bobTransport, 5002)]);
+    expect(acks.map(codeOf).sort()).to.deep.equal(['ok', 'quota_exceeded']);
+    expect(screenProducers()).to.equal(1);
+  });
+
+  it('refuses a screen announcement made while a screen producer is being created', async () => {
+    const aliceTransport = await sendTransport(alice);
+    const [produced, announced] = await Promise.all([
+      produceScreen(alice, aliceTransport, 5003),
+      emitAck(bob, 'publish_track', { track_id: 'bob-screen', kind: 'video', source: 'screen' }),
+    ]);
+    expect([codeOf(produced), codeOf(announced)].sort()).to.deep.equal(['ok', 'quota_exceeded']);
+  });
+
+  it('keeps the slot of a screen producer whose track is announced again as a camera', async () => {
+    const aliceTransport = await sendTransport(alice);
+    expect(codeOf(await emitAck(alice, 'publish_track', { track_id: 'a-screen', kind: 'video', source: 'screen' }))).to.equal('ok');
+    expect(codeOf(await produceScreen(alice, aliceTransport, 5004, 'a-screen'))).to.equal('ok');
+    // The producer still sends the screen (source screen); only its announcement changed.
+    expect(codeOf(await emitAck(alice, 'publish_track', { track_id: 'a-screen', kind: 'video', source: 'camera' }))).to.equal('ok');
+    const second = await emitAck(bob, 'publish_track', { track_id: 'b-screen', kind: 'video', source: 'screen' });
+    expect(codeOf(second), 'a second screen share while the first is still produced').to.equal('quota_exceeded');
+    const bobTransport = await sendTransport(bob);
+    expect(codeOf(await produceScreen(bob, bobTransport, 5005))).to.equal('quota_exceeded');
+  });
+});
