@@ -584,20 +584,23 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     const view = peer.views.get(consumerId);
     if (!consumer || !view) throw new AppError('not_found', 'no such consumer of yours');
     if (consumer.kind !== 'video') throw new AppError('payload_invalid', 'preferences apply to video consumers only');
-    view.preferences = { ...preferences };
+    const report = { ...preferences };
+    view.preferences = report;
     await withConsumer(async () => {
-      if (!preferences.visible) {
-        if (!consumer.paused) await consumer.pause();
+      if (!report.visible) {
+        // Whatever consumer.paused says now: a resume (sfu:resume, or an earlier report) may be on its way to the worker.
+        await consumer.pause();
         return;
       }
       if (consumer.type === 'simulcast') {
         const producer = this.findProducer(consumer.producerId);
         const encodings = producer?.rtpParameters.encodings ?? [];
-        const spatialLayer = spatialLayerFor(encodings, this.producerSizes.get(consumer.producerId), preferences);
+        const spatialLayer = spatialLayerFor(encodings, this.producerSizes.get(consumer.producerId), report);
         await consumer.setPreferredLayers({ spatialLayer });
         await consumer.setPriority(spatialLayer + 1);
       }
-      if (view.resumed && consumer.paused) await consumer.resume();
+      // A later report (sent before this one was answered) decides, not this one.
+      if (view.preferences === report && view.resumed && consumer.paused) await consumer.resume();
     });
   }
 
