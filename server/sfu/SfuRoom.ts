@@ -384,7 +384,11 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     transport.observer.once('close', () => clearTimeout(timer));
   }
 
-  /** A producer for a peer; `paused` while a room admin has that kind muted. */
+  /**
+   * A producer for a peer; `paused` while a room admin has that kind muted. `mayCreate` (a
+   * quota check) runs when a new producer is to be created, not for a repeated request that
+   * the first one's producer answers.
+   */
   async produce(
     peerId: string,
     transportId: string,
@@ -393,11 +397,13 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     appData: Record<string, unknown>,
     paused = false,
     videoSize?: VideoSize,
+    mayCreate?: () => void,
   ): Promise<string> {
     const peer = this.existingPeer(peerId);
     // One producer per m-section of the client's transport: asked again, the same one answers.
     const key = `produce:${transportId}:${rtpParameters.mid ?? Math.random()}`;
     return peer.once(key, async () => {
+      mayCreate?.();
       const creating = { ...sourceOf(appData), peer_id: peerId, producer_id: '', kind };
       this.creating.add(creating);
       try {

@@ -75,4 +75,25 @@ describe('review: max_screen_shares on the SFU', function () {
     const bobTransport = await sendTransport(bob);
     expect(codeOf(await produceScreen(bob, bobTransport, 5005))).to.equal('quota_exceeded');
   });
+
+  it('refuses a second screen producer under the track id of the first (one announcement, two shares)', async () => {
+    const aliceTransport = await sendTransport(alice);
+    expect(codeOf(await emitAck(alice, 'publish_track', { track_id: 'a-screen', kind: 'video', source: 'screen' }))).to.equal('ok');
+    expect(codeOf(await produceScreen(alice, aliceTransport, 5006, 'a-screen'))).to.equal('ok');
+    // Another m-section (mid), the same track id: a second screen on the router.
+    expect(codeOf(await produceScreen(alice, aliceTransport, 5007, 'a-screen'))).to.equal('quota_exceeded');
+    expect(screenProducers()).to.equal(1);
+  });
+
+  it('answers a repeated produce of the same m-section (a client retrying) with the same screen producer', async () => {
+    const aliceTransport = await sendTransport(alice);
+    const [first, again] = await Promise.all([
+      produceScreen(alice, aliceTransport, 5008, 'a-screen'),
+      produceScreen(alice, aliceTransport, 5008, 'a-screen'),
+    ]);
+    const later = await produceScreen(alice, aliceTransport, 5008, 'a-screen');
+    expect([first, again, later].map(codeOf)).to.deep.equal(['ok', 'ok', 'ok']);
+    expect(new Set([first, again, later].map((ack) => (ack as { producer_id?: string }).producer_id)).size).to.equal(1);
+    expect(screenProducers()).to.equal(1);
+  });
 });

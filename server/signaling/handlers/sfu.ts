@@ -47,7 +47,6 @@ export function sfuHandlers(options: SfuHandlerOptions): Pick<ClientEventHandler
       const announced = track_id !== undefined ? peer.tracks.get(track_id) : undefined;
       if (announced && announced.source !== source)
         throw new AppError('payload_invalid', `app_data.source: the track was announced as ${announced.source} (publish_track)`);
-      if (source === 'screen') assertScreenShareAllowed(room, sfuRoom, peer, track_id);
       const paused = peer.adminMuted[payload.kind];
       return {
         producer_id: await sfuRoom.produce(
@@ -58,6 +57,7 @@ export function sfuHandlers(options: SfuHandlerOptions): Pick<ClientEventHandler
           payload.app_data ?? {},
           paused,
           payload.kind === 'video' ? payload.video_size : undefined,
+          source === 'screen' ? () => assertScreenShareAllowed(room, sfuRoom, peer, track_id, { producing: true }) : undefined,
         ),
       };
     },

@@ -27,21 +27,25 @@ export function assertMayPublish(peer: SocketPeer, source: TrackSource): void {
  * Refuses a screen share past the room's max_screen_shares. Counted: every announced screen
  * track (held places included), and the SFU's screen producers (those being created too) whose
  * track its peer did not announce as a screen (a client that produces without publish_track,
- * or announced the track again as another source); the peer's own track `trackId` is not.
+ * or announced the track again as another source). The peer's own track `trackId` is not
+ * counted, except, for a new producer (`producing`), a producer it already has for that track:
+ * one track is one share, not one per m-section.
  */
 export function assertScreenShareAllowed(
   room: SocketRoom,
   sfuRoom: SfuRoom | undefined,
   peer: SocketPeer,
   trackId: string | undefined,
+  options: { producing?: boolean } = {},
 ): void {
   let inUse = room.screenShares(peer.id, trackId);
   for (const producer of sfuRoom?.mediaProducers() ?? []) {
     if (producer.source !== 'screen') continue;
-    if (producer.peer_id === peer.id && producer.track_id !== undefined && producer.track_id === trackId) continue;
+    const own = producer.peer_id === peer.id && producer.track_id !== undefined && producer.track_id === trackId;
+    if (own && !options.producing) continue;
     const announced =
       producer.track_id !== undefined && room.peers.get(producer.peer_id)?.tracks.get(producer.track_id)?.source === 'screen';
-    if (!announced) inUse++;
+    if (own || !announced) inUse++;
   }
   const max = room.config.max_screen_shares;
   if (inUse >= max)
