@@ -12,6 +12,7 @@ describe('review: sfu:consumer_preferences sent back to back', function () {
   this.timeout(30000);
   let t: TestServer;
   let viewer: Awaited<ReturnType<TestServer['join']>>;
+  let camera: Awaited<ReturnType<TestServer['join']>>;
   let producerId = '';
   let consumerId = '';
 
@@ -26,7 +27,7 @@ describe('review: sfu:consumer_preferences sent back to back', function () {
 
   beforeEach(async () => {
     t = await startServer(SFU_ENV);
-    const camera = await t.join({ room: 'a', user: 'camera' });
+    camera = await t.join({ room: 'a', user: 'camera' });
     viewer = await t.join({ room: 'a', user: 'viewer' });
     await waitFor(() => t.server.rooms.get('t1', 'a')?.mode === 'sfu', 5000, 'promotion');
     const produced = await emitAck(camera.client, 'sfu:produce', {
@@ -87,5 +88,17 @@ describe('review: sfu:consumer_preferences sent back to back', function () {
       expect(state()?.priority, `round ${round}`).to.equal(1);
       expect(state()?.paused).to.equal(false);
     }
+  });
+
+  it('does not undo an admin mute: a visible report resumes the consumer, never the muted producer', async () => {
+    const host = await t.join({ room: 'a', user: 'host', role: 'host' });
+    expect((await emitAck(host.client, 'admin:mute', { peer_id: camera.ack.self.id, kind: 'video', muted: true })).ok).to.equal(true);
+    const sfuRoom = t.server.sfu?.get('t1/a');
+    await waitFor(() => sfuRoom?.producerPaused(camera.ack.self.id, producerId) === true, 5000, 'the producer paused');
+    expect((await resume()).ok).to.equal(true);
+    expect((await preferences(false, 0, 0)).ok).to.equal(true);
+    expect((await preferences(true, 1280, 720)).ok).to.equal(true);
+    expect(state()?.paused).to.equal(false);
+    expect(sfuRoom?.producerPaused(camera.ack.self.id, producerId), 'the admin mute holds').to.equal(true);
   });
 });
