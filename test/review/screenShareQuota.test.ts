@@ -97,3 +97,40 @@ describe('review: max_screen_shares on the SFU', function () {
     expect(screenProducers()).to.equal(1);
   });
 });
+
+describe('review: max_screen_shares and held places (mesh)', function () {
+  this.timeout(30000);
+  let t: TestServer;
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('keeps a dropped sharer’s slot while its place is held, gives it back on resume, and frees it when the place is given up', async () => {
+    t = await startServer({ RESUME_GRACE_MS: '1500' });
+    const alice = await t.join({ room: 'm', user: 'alice' });
+    const bob = await t.join({ room: 'm', user: 'bob' });
+    const share = (client: TestClient, trackId: string) =>
+      emitAck(client, 'publish_track', { track_id: trackId, kind: 'video', source: 'screen' }).then(codeOf);
+    expect(await share(alice.client, 'a-screen')).to.equal('ok');
+
+    // Alice's connection drops: her place (and her share) is held.
+    alice.client.io.engine.close();
+    await waitFor(() => (t.server.rooms.get('t1', 'm')?.expected.size ?? 0) === 1, 5000, 'the held place');
+    expect(await share(bob.client, 'b-screen')).to.equal('quota_exceeded');
+
+    // She takes her place back: her share is hers again, still counted.
+    const back = await t.connect(t.mint({ room: 'm', user: 'alice' }));
+    const resumed = await emitAck(back, 'join', { resume: { peer_id: alice.ack.self.id } });
+    expect(codeOf(resumed)).to.equal('ok');
+    const self = (resumed as unknown as { self: { id: string; tracks?: Array<{ source: string }> } }).self;
+    expect(self.id).to.equal(alice.ack.self.id);
+    expect(t.server.rooms.get('t1', 'm')?.peers.get(self.id)?.tracks.get('a-screen')?.source).to.equal('screen');
+    expect(await share(bob.client, 'b-screen')).to.equal('quota_exceeded');
+
+    // Dropped again, and not back in time: the place and its share are given up.
+    back.io.engine.close();
+    await waitFor(() => (t.server.rooms.get('t1', 'm')?.expected.size ?? 0) === 1, 5000, 'the held place');
+    await waitFor(() => t.server.rooms.get('t1', 'm')?.expected.size === 0, 5000, 'the place given up');
+    expect(await share(bob.client, 'b-screen')).to.equal('ok');
+  });
+});
