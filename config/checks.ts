@@ -51,9 +51,17 @@ export function storeSelectionProblems({ store }: Pick<ParsedSettings, 'store'>)
   return [];
 }
 
-/** Each port range's lower end does not exceed its upper end. */
-export function portRangeProblems({ turn, sfu }: Pick<ParsedSettings, 'turn' | 'sfu'>): Problem[] {
+/** Each port range's lower end does not exceed its upper end; METRICS_PORT is not PORT. */
+export function portRangeProblems({
+  http,
+  observability,
+  turn,
+  sfu,
+}: Pick<ParsedSettings, 'http' | 'observability' | 'turn' | 'sfu'>): Problem[] {
   const problems: Problem[] = [];
+  // /metrics beside the API is METRICS_PORT=0; the same number would be a second listener on PORT.
+  if (observability.metricsPort !== 0 && observability.metricsPort === http.port)
+    problems.push({ setting: 'METRICS_PORT', message: 'must differ from PORT (0 serves /metrics on PORT)' });
   if (turn.minPort > turn.maxPort) problems.push({ setting: 'TURN_MIN_PORT', message: 'must not exceed TURN_MAX_PORT' });
   if (sfu.minPort > sfu.maxPort) problems.push({ setting: 'SFU_MIN_PORT', message: 'must not exceed SFU_MAX_PORT' });
   return problems;

@@ -50,6 +50,8 @@ export function testConfig(overrides: Env = {}): Readonly<Config> {
     NODE_ENV: 'test',
     PORT: '0',
     HOST: '127.0.0.1',
+    // /metrics on PORT: servers in one process (or test run) would all want METRICS_PORT's one port.
+    METRICS_PORT: '0',
     LOG_LEVEL: 'silent',
     TURN_ENABLED: 'false',
     SFU_ENABLED: 'false',

@@ -40,6 +40,8 @@ function resolveConfig({ settings, file }: { settings: ParsedSettings; file: Fil
       /** Allowed browser origins; ['*'] allows any (development's default; production's is PUBLIC_URL's origin). Requests without Origin (non-browser) pass. */
       corsOrigins: http.corsOrigins.length > 0 ? http.corsOrigins : production ? [new URL(publicUrl).origin] : ['*'],
     },
+    /** The /metrics listener (METRICS_PORT on METRICS_HOST; port 0: on PORT) and ACCESS_LOG. */
+    observability: settings.observability,
     auth: {
       ...auth,
       /** The first signs, all verify. */

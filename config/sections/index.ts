@@ -7,6 +7,7 @@ import { readSection, shapeOf, type Section, type SectionValues } from '../setti
 import { authSettings } from './auth.js';
 import { clusterSettings } from './cluster.js';
 import { httpSettings } from './http.js';
+import { observabilitySettings } from './observability.js';
 import { rateLimitSettings } from './rateLimits.js';
 import { roomSettings } from './rooms.js';
 import { serverSettings } from './server.js';
@@ -20,6 +21,7 @@ import { webhookSettings } from './webhooks.js';
 const SECTIONS = {
   server: serverSettings,
   http: httpSettings,
+  observability: observabilitySettings,
   auth: authSettings,
   store: storeSettings,
   sessions: sessionSettings,

@@ -132,6 +132,22 @@ describe('config', () => {
     expect(problemsOf({ WEBHOOK_ALLOWED_CIDRS: '10.0.0.0/99' }).join('\n')).to.include('WEBHOOK_ALLOWED_CIDRS');
   });
 
+  it('serves /metrics on 127.0.0.1:9464 with access logs by default; METRICS_PORT must differ from PORT unless 0', () => {
+    expect(loadConfig({}).observability).to.deep.equal({ metricsPort: 9464, metricsHost: '127.0.0.1', accessLog: true });
+    expect(loadConfig({ METRICS_PORT: '0', METRICS_HOST: '0.0.0.0', ACCESS_LOG: 'false' }).observability).to.deep.equal({
+      metricsPort: 0,
+      metricsHost: '0.0.0.0',
+      accessLog: false,
+    });
+    expect(problemsOf({ PORT: '9000', METRICS_PORT: '9000' })).to.deep.equal([
+      'METRICS_PORT: must differ from PORT (0 serves /metrics on PORT)',
+    ]);
+    expect(problemsOf({ PORT: '0', METRICS_PORT: '0' })).to.deep.equal([]);
+    expect(problemsOf({ METRICS_PORT: '70000', ACCESS_LOG: 'maybe' }).join('\n'))
+      .to.include('METRICS_PORT')
+      .and.include('ACCESS_LOG');
+  });
+
   it('reports every problem at once, naming each setting', () => {
     const problems = problemsOf({
       PORT: 'eighty',
