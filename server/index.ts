@@ -16,6 +16,7 @@ import { RoomSnapshots } from './cluster/RoomSnapshots.js';
 import { mountApi, type ApiRateLimits } from './http/api/index.js';
 import { createHttpApp } from './http/app.js';
 import type { FrontendOptions } from './http/frontend.js';
+import { MetricsListener } from './http/MetricsListener.js';
 import { originChecker } from './http/origins.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './Metrics.js';
@@ -47,6 +48,8 @@ export interface CreateServerOptions {
 export interface SwitchboardServer {
   readonly url: string;
   readonly port: number;
+  /** Where Prometheus scrapes: METRICS_HOST:METRICS_PORT's /metrics, or `${url}/metrics` with METRICS_PORT=0. */
+  readonly metricsUrl: string;
   readonly config: Readonly<Config>;
   readonly logger: Logger;
   readonly httpServer: HttpServer;
@@ -73,15 +76,34 @@ export interface SwitchboardServer {
   close(): Promise<void>;
 }
 
-/** The one place that builds and wires every service, in dependency order. */
+/**
+ * The one place that builds and wires every service, in dependency order. The metrics listener
+ * binds first, so a METRICS_PORT in use stops the boot before anything else has started.
+ */
 export async function createServer(config: Readonly<Config>, options: CreateServerOptions = {}): Promise<SwitchboardServer> {
+  const metrics = new Metrics();
+  const { metricsPort, metricsHost } = config.observability;
+  const metricsListener = metricsPort === 0 ? null : await MetricsListener.start({ metrics, host: metricsHost, port: metricsPort });
+  try {
+    return await startServices(config, options, metrics, metricsListener);
+  } catch (error) {
+    await metricsListener?.close();
+    throw error;
+  }
+}
+
+async function startServices(
+  config: Readonly<Config>,
+  options: CreateServerOptions,
+  metrics: Metrics,
+  metricsListener: MetricsListener | null,
+): Promise<SwitchboardServer> {
   const logger = options.logger ?? createLogger(config.logLevel);
   for (const warning of config.bootWarnings) logger.warn(warning);
   const store = await openStore(config, logger, options.store);
   const tokens = TokenService.fromConfig(config.auth);
   const sessions = await startSessionRecorder(config, store, logger);
   const webhooks = createWebhookDispatcher(config, store, logger, options.webhooks);
-  const metrics = new Metrics();
   // TURN starts before the HTTP server listens, so every ice_servers list points at a live relay.
   const turn = await startTurn(config, logger, metrics);
   const iceServers = (userId: string): IceServer[] => (turn ? turn.iceServers(userId) : buildIceServers(config.turn, userId));
@@ -218,7 +240,8 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   liveRooms?.start();
   roomMoves?.start();
   snapshots?.start();
-  logger.info({ url, node: config.nodeId, cluster: cluster !== null }, 'switchboard listening');
+  const metricsUrl = metricsListener?.url ?? `${url}/metrics`;
+  logger.info({ url, metrics: metricsUrl, node: config.nodeId, cluster: cluster !== null }, 'switchboard listening');
 
   const close = once(async () => {
     shutdown.started = true;
@@ -241,6 +264,8 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
     await Promise.race([orderly, deadline]);
     httpServer.closeAllConnections();
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    // Scraped to the end: the shutdown's own counts are readable until the API port has closed.
+    await metricsListener?.close();
     liveRooms?.stop();
     roomMoves?.stop();
     snapshots?.stop();
@@ -257,6 +282,7 @@ export async function createServer(config: Readonly<Config>, options: CreateServ
   return {
     url,
     port,
+    metricsUrl,
     config,
     logger,
     httpServer,

@@ -15,8 +15,13 @@ try {
 }
 
 for (const notice of config.bootNotices) process.stdout.write(`${notice}\n`);
-const server = await createServer(config);
+const server = await createServer(config).catch((error: unknown) => {
+  // A boot failure (a port in use, a store or Redis that cannot be reached) in one line.
+  process.stderr.write(`switchboard: cannot start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
 process.stdout.write(`switchboard listening on ${config.http.host}:${server.port} (public URL ${config.http.publicUrl})\n`);
+process.stdout.write(`switchboard metrics at ${server.metricsUrl}\n`);
 
 let stopping = false;
 const stop = (signal: string): void => {

@@ -73,13 +73,15 @@ export function createHttpApp(options: HttpAppOptions): Express {
     }),
   );
 
-  app.get(
-    '/metrics',
-    asyncHandler(async (_req, res) => {
-      const { contentType, body } = await options.metrics.render();
-      res.setHeader('Content-Type', contentType).send(body);
-    }),
-  );
+  // On its own listener (METRICS_PORT) by default: here only with METRICS_PORT=0, else 404 like any unknown route.
+  if (config.observability.metricsPort === 0)
+    app.get(
+      '/metrics',
+      asyncHandler(async (_req, res) => {
+        const { contentType, body } = await options.metrics.render();
+        res.setHeader('Content-Type', contentType).send(body);
+      }),
+    );
 
   options.mount?.(app);
   mountFrontend(app, options.frontend);

@@ -51,7 +51,7 @@ export const INFRASTRUCTURE_ROUTES: readonly InfrastructureRoute[] = [
     method: 'get',
     path: '/metrics',
     operationId: 'metrics',
-    summary: 'Prometheus metrics (text exposition format)',
+    summary: 'Prometheus metrics (text exposition format); served here only with METRICS_PORT=0, else on METRICS_HOST:METRICS_PORT',
     responses: { 200: text('metrics') },
   },
   {
