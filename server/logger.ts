@@ -16,6 +16,11 @@ export const REDACTED_PATHS = [
   'headers.authorization',
   'req.headers.authorization',
   'req.headers.cookie',
+  '*.headers.cookie',
+  'req.headers["x-api-key"]',
+  '*.headers["x-api-key"]',
+  'cookie',
+  '*.cookie',
   'password',
   '*.password',
   'credential',
@@ -26,6 +31,10 @@ export const REDACTED_PATHS = [
   '*.api_secret',
   'signingKeys',
   '*.signingKeys',
+  'adminApiKey',
+  '*.adminApiKey',
+  'admin_key',
+  '*.admin_key',
 ];
 
 /** The root logger; modules take `logger.child({ module })` and add {room, peer} context. */

@@ -6,6 +6,7 @@ import type { RateLimiterFactory } from '../cluster/rateLimiters.js';
 import { AppError, toWireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../Metrics.js';
+import { accessLog, requestId } from './accessLog.js';
 import { securityHeaders } from './csp.js';
 import { mountFrontend, type FrontendOptions } from './frontend.js';
 import { originChecker } from './origins.js';
@@ -35,13 +36,15 @@ export const asyncHandler =
     handler(req, res, next).catch(next);
   };
 
-/** Express app: security headers, CORS allow-list, bounded JSON, health, JSON errors. */
+/** Express app: request ids and access log, security headers, CORS allow-list, bounded JSON, health, JSON errors. */
 export function createHttpApp(options: HttpAppOptions): Express {
   const { config, logger } = options;
   const log = logger.child({ module: 'http' });
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.http.trustProxy);
+  app.use(requestId());
+  if (config.observability.accessLog) app.use(accessLog(logger));
   // In a cluster, the demo page's SDK follows a wrong_node redirect to the node serving its room: another origin
   // (that node's PUBLIC_URL), which connect-src 'self' (helmet's default-src) would block; only live nodes
   // and the operator's CSP_CONNECT_SRC are allowed.
@@ -96,10 +99,13 @@ export function createHttpApp(options: HttpAppOptions): Express {
         'payload_invalid',
         type === 'entity.too.large' ? 'request body is too large' : 'request body is not valid JSON',
       );
-    if (!appError) log.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    if (!appError) log.error({ err: error, method: req.method, path: req.path, request_id: req.id }, 'request failed');
     // A dependency's failure (e.g. Redis) reaches the caller as a message of its own; its error is logged here.
     else if (appError.cause !== undefined)
-      log.warn({ err: appError.cause, code: appError.code, method: req.method, path: req.path }, `request failed: ${appError.message}`);
+      log.warn(
+        { err: appError.cause, code: appError.code, method: req.method, path: req.path, request_id: req.id },
+        `request failed: ${appError.message}`,
+      );
     const wire = appError ? appError.toWire() : toWireError(error);
     if (appError?.retryAfterS) res.setHeader('Retry-After', String(appError.retryAfterS));
     res.status(appError?.status ?? 500).json({ error: wire });
