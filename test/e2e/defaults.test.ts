@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
+import { freePort } from '../helpers/clusterProcess.js';
 import { capturedLogger } from '../helpers/logs.js';
 import { browserUnavailableReason, buildSdk, identityOf, launchBrowser, openDemoPage } from '../helpers/browser.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
@@ -37,11 +38,18 @@ async function expectSfuVideoFromAll(page: Page, others: string[]): Promise<void
 }
 
 /**
- * `npm start` as the README runs it, on the embedded defaults; only the ports are ephemeral.
+ * `npm start` as the README runs it, on the embedded defaults; only the ports are ephemeral
+ * (METRICS_PORT too: a free one, so /metrics keeps its own listener as by default).
  * Resolves with the HTTP port it printed.
  */
-function npmStart(): Promise<{ child: ChildProcess; port: number; output: () => string }> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PORT: '0', TURN_PORT: '0' };
+async function npmStart(): Promise<{ child: ChildProcess; port: number; output: () => string }> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/root',
+    PORT: '0',
+    TURN_PORT: '0',
+    METRICS_PORT: String(await freePort()),
+  };
   if (process.env.MEDIASOUP_WORKER_BIN) env.MEDIASOUP_WORKER_BIN = process.env.MEDIASOUP_WORKER_BIN;
   // Its own process group: npm runs the server as a child, and the whole group is stopped at the end.
   const child = spawn('npm', ['start'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });

@@ -86,7 +86,7 @@ export interface NodeProcess {
 export interface NodeProcessOptions {
   /** NODE_ID */
   id: string;
-  /** Settings, on top of the test defaults (NODE_ENV=test, HOST=127.0.0.1, PORT, PUBLIC_URL). */
+  /** Settings, on top of the test defaults (NODE_ENV=test, HOST=127.0.0.1, METRICS_PORT=0, PORT, PUBLIC_URL). */
   env: Record<string, string>;
 }
 
@@ -112,6 +112,8 @@ async function launch(options: NodeProcessOptions, port: number): Promise<NodePr
     HOME: process.env.HOME ?? '/tmp',
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
+    // /metrics on the node's own PORT (its url), as testConfig does: nodes cannot share METRICS_PORT's default port.
+    METRICS_PORT: '0',
     LOG_LEVEL: 'warn',
     ...options.env,
     PORT: String(port),

@@ -66,6 +66,7 @@ describe('graceful shutdown', () => {
         PATH: process.env.PATH ?? '',
         PORT: '0',
         HOST: '127.0.0.1',
+        METRICS_PORT: '0',
         LOG_LEVEL: 'warn',
         SIGNING_KEYS: `k1:${secret}`,
         TURN_ENABLED: 'false',
