@@ -66,3 +66,27 @@ export function portRangeProblems({
   if (sfu.minPort > sfu.maxPort) problems.push({ setting: 'SFU_MIN_PORT', message: 'must not exceed SFU_MAX_PORT' });
   return problems;
 }
+
+/**
+ * Single-port media (SFU_PORT > 0) takes SFU_PORT..SFU_PORT+SFU_WORKERS-1, UDP and TCP: they
+ * must exist and not be the HTTP port, the TURN port or the TURN relay range, or a worker
+ * would fail to bind at boot (or, worse, take a port the other service needs later).
+ */
+export function sfuPortProblems({ sfu, turn, http }: Pick<ParsedSettings, 'sfu' | 'turn' | 'http'>): Problem[] {
+  if (!sfu.enabled || sfu.port === 0) return [];
+  const first = sfu.port;
+  const last = sfu.port + sfu.workers - 1;
+  const ports = first === last ? `port ${first}` : `ports ${first}..${last} (one per SFU worker)`;
+  const taken = (port: number) => port !== 0 && port >= first && port <= last;
+  const include = first === last ? 'is also' : 'include';
+  const problems: Problem[] = [];
+  if (last > 65535) problems.push({ setting: 'SFU_PORT', message: `${ports}: SFU_PORT + SFU_WORKERS - 1 must not exceed 65535` });
+  if (taken(http.port)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} PORT ${http.port}` });
+  if (turn.enabled && taken(turn.port)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} TURN_PORT ${turn.port}` });
+  if (turn.enabled && first <= turn.maxPort && last >= turn.minPort)
+    problems.push({
+      setting: 'SFU_PORT',
+      message: `${ports} ${first === last ? 'is in' : 'overlap'} the TURN relay range TURN_MIN_PORT..TURN_MAX_PORT (${turn.minPort}..${turn.maxPort})`,
+    });
+  return problems;
+}

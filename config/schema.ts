@@ -7,7 +7,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { bootstrapSecrets } from './bootstrap.js';
-import { portRangeProblems, productionRefusals, storeSelectionProblems, storeWarnings } from './checks.js';
+import { portRangeProblems, productionRefusals, sfuPortProblems, storeSelectionProblems, storeWarnings } from './checks.js';
 import { mediaAddresses } from './mediaAddresses.js';
 import { settingsSchema, type ParsedSettings } from './sections/index.js';
 import { transportsPerTenant } from './sections/sfu.js';
@@ -22,7 +22,12 @@ const sourcesSchema = z.object({ settings: settingsSchema, file: fileOnlySchema 
  * problems are looked for then; any found is an issue and no Config is built.
  */
 function resolveConfig({ settings, file }: { settings: ParsedSettings; file: FileOnlyValues }, ctx: z.RefinementCtx) {
-  const problems = [...productionRefusals(settings), ...storeSelectionProblems(settings), ...portRangeProblems(settings)];
+  const problems = [
+    ...productionRefusals(settings),
+    ...storeSelectionProblems(settings),
+    ...portRangeProblems(settings),
+    ...sfuPortProblems(settings),
+  ];
   for (const { setting, message } of problems) ctx.addIssue({ code: 'custom', path: ['settings', setting], message });
   if (problems.length > 0) return z.NEVER;
 

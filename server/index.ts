@@ -107,7 +107,13 @@ async function startServices(
   // TURN starts before the HTTP server listens, so every ice_servers list points at a live relay.
   const turn = await startTurn(config, logger, metrics);
   const iceServers = (userId: string): IceServer[] => (turn ? turn.iceServers(userId) : buildIceServers(config.turn, userId));
-  const sfu = await startSfu(config, logger, metrics);
+  // The SFU binds its media ports (SFU_PORT): a port in use fails the boot, after closing what started.
+  const sfu = await startSfu(config, logger, metrics).catch(async (error: unknown) => {
+    await turn?.close();
+    await Promise.all([sessions.close(), webhooks.close()]);
+    await store.close();
+    throw error;
+  });
 
   const httpServer = createHttpServer();
   // Bound before the services that need this node's address (its cluster registry entry); no

@@ -15,7 +15,13 @@ export const sfuSettings = {
   listenIp: setting('SFU_LISTEN_IP', ipAddress.default('0.0.0.0')),
   /** Address given to browsers in the SFU's ICE candidates; when unset, resolved by mediaAddresses() (and may stay unset). */
   announcedIp: setting('SFU_ANNOUNCED_IP', z.string().min(1).optional()),
-  /** RTP port range, minPort <= maxPort (portRangeProblems). */
+  /**
+   * Single-port media: worker i's WebRtcServer carries every transport of the worker on UDP and
+   * TCP port SFU_PORT + i (sfuPortProblems). 0 = no WebRtcServer: each transport takes its own
+   * UDP and TCP port from SFU_MIN_PORT..SFU_MAX_PORT.
+   */
+  port: setting('SFU_PORT', port.default(7882)),
+  /** RTP port range of range mode (SFU_PORT=0), minPort <= maxPort (portRangeProblems). */
   minPort: setting('SFU_MIN_PORT', port.default(40000)),
   maxPort: setting('SFU_MAX_PORT', port.default(49999)),
   /** Per send transport, bits/s. */

@@ -293,6 +293,18 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     return this.peers.get(peerId)?.transports.size ?? 0;
   }
 
+  /** Every transport's ICE state and selected tuple (which port and protocol its media uses), for tests and diagnostics. */
+  transportPaths(): Array<{ peerId: string; direction: string; iceState: string; tuple: ms.TransportTuple | undefined }> {
+    return [...this.peers.values()].flatMap((peer) =>
+      [...peer.transports.values()].map((transport) => ({
+        peerId: peer.id,
+        direction: String((transport.appData as { direction?: string }).direction ?? ''),
+        iceState: transport.iceState,
+        tuple: transport.iceSelectedTuple,
+      })),
+    );
+  }
+
   async createTransport(peerId: string, announced: boolean, direction: 'send' | 'recv'): Promise<SfuTransportInfo> {
     const peer = this.peer(peerId, announced);
     return peer.withSlot('transports', this.config.maxTransportsPerPeer, async () => {
@@ -327,8 +339,13 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
 
   private async newTransport(peerId: string, direction: 'send' | 'recv'): Promise<ms.WebRtcTransport> {
     try {
+      const { webRtcServer } = this.worker;
       return await this.router.createWebRtcTransport({
-        listenIps: [{ ip: this.config.listenIp, ...(this.config.announcedIp ? { announcedIp: this.config.announcedIp } : {}) }],
+        // Single-port media: the worker's WebRtcServer (SFU_PORT + index); range mode: a port of its own.
+        ...(webRtcServer
+          ? { webRtcServer }
+          : { listenIps: [{ ip: this.config.listenIp, ...(this.config.announcedIp ? { announcedIp: this.config.announcedIp } : {}) }] }),
+        // TCP for clients whose networks block UDP; UDP first for everyone else.
         enableUdp: true,
         enableTcp: true,
         preferUdp: true,

@@ -38,8 +38,9 @@ export class SfuService extends TypedEmitter<SfuServiceEvents> {
     await this.pool.start();
   }
 
+  /** Some worker lives, and no worker slot is down for want of its media port (/ready). */
   get alive(): boolean {
-    return this.pool.aliveCount > 0;
+    return this.pool.aliveCount > 0 && this.pool.failedSlots.size === 0;
   }
 
   /** The newest open router of a room (diagnostics and tests). */
