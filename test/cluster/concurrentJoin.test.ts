@@ -15,6 +15,7 @@ import { ClusterKeys, roomKey } from '../../server/cluster/keys.js';
 import { createServer, type SwitchboardServer } from '../../server/index.js';
 import { Room } from '../../server/rooms/Room.js';
 import { FAST_CLUSTER_ENV, type ConnectRefusal } from '../helpers/cluster.js';
+import { withFreeSfuPort } from '../helpers/ports.js';
 import { startRedisOrSkip, type RedisServer } from '../helpers/redis.js';
 import { emitAck, TEST_KID, TEST_SECRET, type TestClient } from '../helpers/server.js';
 
@@ -55,22 +56,22 @@ describe('cluster: six clients join one room at once through three SFU nodes, 20
     for (let i = 0; i < NODES; i++) {
       const id = `j${i}-${suffix}`;
       const server = await createServer(
-        testConfig({
-          SIGNING_KEYS: `${TEST_KID}:${TEST_SECRET}`,
-          ROOM_EMPTY_TIMEOUT_MS: '100',
-          REDIS_URL: redis.url,
-          ...FAST_CLUSTER_ENV,
-          NODE_ID: id,
-          MESH_THRESHOLD: String(THRESHOLD),
-          // Every handshake of the run comes from 127.0.0.1 and the counter is shared by the nodes.
-          RATE_LIMIT_HANDSHAKES_PER_MIN: '100000',
-          SFU_ENABLED: 'true',
-          SFU_WORKERS: '1',
-          SFU_LISTEN_IP: '127.0.0.1',
-          // Each node its own RTP port range; TURN stays off (testConfig).
-          SFU_MIN_PORT: String(42_000 + i * 1_000),
-          SFU_MAX_PORT: String(42_999 + i * 1_000),
-        }),
+        testConfig(
+          await withFreeSfuPort({
+            SIGNING_KEYS: `${TEST_KID}:${TEST_SECRET}`,
+            ROOM_EMPTY_TIMEOUT_MS: '100',
+            REDIS_URL: redis.url,
+            ...FAST_CLUSTER_ENV,
+            NODE_ID: id,
+            MESH_THRESHOLD: String(THRESHOLD),
+            // Every handshake of the run comes from 127.0.0.1 and the counter is shared by the nodes.
+            RATE_LIMIT_HANDSHAKES_PER_MIN: '100000',
+            // Each node its own free SFU_PORT (withFreeSfuPort); TURN stays off (testConfig).
+            SFU_ENABLED: 'true',
+            SFU_WORKERS: '1',
+            SFU_LISTEN_IP: '127.0.0.1',
+          }),
+        ),
       );
       nodes.push({ id, server, url: server.url });
     }

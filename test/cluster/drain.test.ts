@@ -344,7 +344,6 @@ function drainLogOf(page: Page): Promise<DrainLog> {
 describe('Cluster: SIGTERM drain of the owner of a mesh room and an SFU room of Chromium pages (issue 17, test 7)', function () {
   this.timeout(300_000);
   const cluster = useBrowserCluster('drain', {
-    sfuBasePort: 42_000,
     env: { LOG_LEVEL: 'info', SHUTDOWN_DRAIN_MS: String(SHUTDOWN_DRAIN_MS), SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) },
   });
   let inspect: Redis | undefined;

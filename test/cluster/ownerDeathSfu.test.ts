@@ -41,7 +41,7 @@ function statesOf(page: Page): Promise<Array<{ state: string; at: number }>> {
 
 describe('Cluster: kill -9 of the owner of an SFU room of five Chromium pages (issue 17, test 6)', function () {
   this.timeout(240_000);
-  const cluster = useBrowserCluster('owner-death-sfu', { sfuBasePort: 45_000 });
+  const cluster = useBrowserCluster('owner-death-sfu');
   const pages: Page[] = [];
   const sockets: Socket[] = [];
 

@@ -1,9 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { freePort } from '../helpers/clusterProcess.js';
 import { capturedLogger } from '../helpers/logs.js';
 import { browserUnavailableReason, buildSdk, identityOf, launchBrowser, openDemoPage } from '../helpers/browser.js';
+import { freeSfuPort } from '../helpers/ports.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 
 /** Frames of each remote participant's video decoded over the SFU, read in the page. */
@@ -43,12 +45,15 @@ async function expectSfuVideoFromAll(page: Page, others: string[]): Promise<void
  * Resolves with the HTTP port it printed.
  */
 async function npmStart(): Promise<{ child: ChildProcess; port: number; output: () => string }> {
+  // SFU_PORT: free ports for the default one worker per core, on the default 0.0.0.0.
+  const sfuPort = String(await freeSfuPort(availableParallelism(), '0.0.0.0'));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/root',
     PORT: '0',
     TURN_PORT: '0',
     METRICS_PORT: String(await freePort()),
+    SFU_PORT: sfuPort,
   };
   if (process.env.MEDIASOUP_WORKER_BIN) env.MEDIASOUP_WORKER_BIN = process.env.MEDIASOUP_WORKER_BIN;
   // Its own process group: npm runs the server as a child, and the whole group is stopped at the end.

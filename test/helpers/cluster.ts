@@ -10,6 +10,7 @@ import { io as ioClient, type ManagerOptions, type SocketOptions } from 'socket.
 import type { Grants } from '../../protocol/events.js';
 import { DEFAULT_ROLES, sha256Hex, testConfig } from '../../config/index.js';
 import { createServer, type SwitchboardServer } from '../../server/index.js';
+import { withFreeSfuPort } from './ports.js';
 import { startRedisOrSkip, type RedisServer } from './redis.js';
 import { TEST_KID, TEST_SECRET, type MintOptions, type TestClient } from './server.js';
 
@@ -66,7 +67,7 @@ export async function startCluster(redisUrl: string, count: number, env: Record<
   try {
     for (let i = 0; i < count; i++) {
       const id = `n${i}-${suffix}`;
-      const server = await createServer(testConfig({ ...settings, NODE_ID: id }));
+      const server = await createServer(testConfig(await withFreeSfuPort({ ...settings, NODE_ID: id })));
       nodes.push({ id, server, url: server.url, running: true });
     }
   } catch (error) {

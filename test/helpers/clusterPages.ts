@@ -10,6 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { browserUnavailableReason, buildSdk, failOnPageErrors, launchBrowser, pageErrors } from './browser.js';
 import { startNodeProcesses, type NodeProcess } from './clusterProcess.js';
+import { freeSfuPort } from './ports.js';
 import { redisUnavailable, startRedis, type RedisServer } from './redis.js';
 import { waitFor } from './server.js';
 
@@ -145,11 +146,11 @@ export interface BrowserCluster {
 /**
  * Registers the hooks of a suite of three Switchboard node processes on one redis-server (the
  * Redis store, the dev tenant declared in a config file so the demo's /dev/token mints for it,
- * the SFU on with one worker and its own port range per node, TURN off, MESH_THRESHOLD 4) and
+ * the SFU on with one worker and its own free SFU_PORT per node, TURN off, MESH_THRESHOLD 4) and
  * a Chromium. Skips the suite, saying why, without chromium or redis-server. `env` is added to
- * every node's settings; `sfuBasePort` starts the nodes' RTP port ranges (1000 ports each).
+ * every node's settings.
  */
-export function useBrowserCluster(name: string, options: { env?: Record<string, string>; sfuBasePort: number }): () => BrowserCluster {
+export function useBrowserCluster(name: string, options: { env?: Record<string, string> } = {}): () => BrowserCluster {
   let redis: RedisServer | undefined;
   let nodes: NodeProcess[] = [];
   let browser: Browser | undefined;
@@ -167,6 +168,12 @@ export function useBrowserCluster(name: string, options: { env?: Record<string, 
     const configFile = join(configDir, 'config.json');
     const tenant = { tenant_id: 'dev', api_key: `${name}-api-key`, api_secret: `${name}-tenant-secret-0123456789-0123456789` };
     writeFileSync(configFile, JSON.stringify({ tenants: [tenant] }));
+    // Single-port media: one UDP+TCP port per node (one worker each), free when the suite starts.
+    const sfuPorts: number[] = [];
+    while (sfuPorts.length < 3) {
+      const port = await freeSfuPort(1, '127.0.0.1');
+      if (!sfuPorts.includes(port)) sfuPorts.push(port);
+    }
     const env = (i: number): Record<string, string> => ({
       REDIS_URL: (redis as RedisServer).url,
       STORE: 'redis',
@@ -178,8 +185,7 @@ export function useBrowserCluster(name: string, options: { env?: Record<string, 
       SFU_ENABLED: 'true',
       SFU_WORKERS: '1',
       SFU_LISTEN_IP: '127.0.0.1',
-      SFU_MIN_PORT: String(options.sfuBasePort + i * 1_000),
-      SFU_MAX_PORT: String(options.sfuBasePort + 999 + i * 1_000),
+      SFU_PORT: String(sfuPorts[i]),
       MESH_THRESHOLD: '4',
       ...options.env,
     });

@@ -6,6 +6,7 @@ import type { AckResponse, ClientToServerEvents, Grants, JoinResult, ServerToCli
 import { DEFAULT_ROLES, sha256Hex, testConfig } from '../../config/index.js';
 import { createServer, type CreateServerOptions, type SwitchboardServer } from '../../server/index.js';
 import type { TenantRecord } from '../../server/store/Store.js';
+import { withFreeSfuPort } from './ports.js';
 
 export type TestClient = ClientSocket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -39,7 +40,7 @@ export interface MintOptions {
 export type JoinAck = JoinResult;
 
 export async function startServer(env: Record<string, string> = {}, options: CreateServerOptions = {}): Promise<TestServer> {
-  const config = testConfig({ SIGNING_KEYS: `${TEST_KID}:${TEST_SECRET}`, ROOM_EMPTY_TIMEOUT_MS: '100', ...env });
+  const config = testConfig(await withFreeSfuPort({ SIGNING_KEYS: `${TEST_KID}:${TEST_SECRET}`, ROOM_EMPTY_TIMEOUT_MS: '100', ...env }));
   const server = await createServer(config, options);
   const clients = new Set<TestClient>();
   await server.store.tenants.create(tenantRecord('t1'));

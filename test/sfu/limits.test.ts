@@ -186,9 +186,15 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
     expect(t.server.sfu?.tenantTransports.usedBy('t1')).to.equal(5);
   });
 
-  it('answers unavailable, not internal, when the SFU port range is exhausted', async () => {
+  it('answers unavailable, not internal, when the SFU port range is exhausted (range mode, SFU_PORT=0)', async () => {
     const base = 46000 + Math.floor(Math.random() * 3000);
-    t = await startServer({ ...SFU_ENV, SFU_MIN_PORT: String(base), SFU_MAX_PORT: String(base + 2), SFU_MAX_TRANSPORTS_PER_TENANT: '100' });
+    t = await startServer({
+      ...SFU_ENV,
+      SFU_PORT: '0',
+      SFU_MIN_PORT: String(base),
+      SFU_MAX_PORT: String(base + 2),
+      SFU_MAX_TRANSPORTS_PER_TENANT: '100',
+    });
     await sfuRoom(t, 'ports');
     const acks: Ack[] = [];
     for (const user of ['a', 'b']) {
