@@ -32,8 +32,10 @@ COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules node_modules
 COPY --from=build --chown=node:node /app/dist dist
 USER node
-# HTTP + Socket.IO, bundled TURN (UDP), TURN relay range and SFU RTP range (UDP).
-EXPOSE 8080 3478/udp 49152-65535/udp 40000-49999/udp
+# HTTP + Socket.IO, bundled TURN (UDP), TURN relay range (UDP), and the SFU's single media port
+# (SFU_PORT, UDP and TCP; worker i uses SFU_PORT + i: publish one port per SFU_WORKERS, or use
+# --network host). The SFU port range is for SFU_PORT=0 only and is not exposed.
+EXPOSE 8080 3478/udp 49152-65535/udp 7882/udp 7882/tcp
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 ENTRYPOINT ["/usr/bin/tini", "--"]
