@@ -5,6 +5,7 @@
  * replacement that cannot take its port keeps /ready at 503 until it can. Real mediasoup workers.
  */
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import type { SfuTransportInfo } from '../../protocol/events.js';
@@ -101,6 +102,30 @@ describe('SFU single-port media: one WebRtcServer per worker on SFU_PORT + index
     await startServer({ ...SFU_ENV, SFU_PORT: String(port) }).catch((e: Error) => (error = e));
     expect(String((error as Error | null)?.message)).to.match(
       new RegExp(`^SFU_PORT: SFU worker 0 cannot listen on 127\\.0\\.0\\.1:${port}\\b`),
+    );
+  });
+
+  it("the server process (npm start's entry point) exits 1 with one line naming SFU_PORT, no stack trace, when its port is taken", async () => {
+    const port = await freeSfuPort(1, IP);
+    held.push(await listenTcp(port));
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      PORT: '0',
+      TURN_ENABLED: 'false',
+      SFU_WORKERS: '1',
+      SFU_LISTEN_IP: IP,
+      SFU_PORT: String(port),
+      LOG_LEVEL: 'silent',
+    };
+    if (process.env.MEDIASOUP_WORKER_BIN) env.MEDIASOUP_WORKER_BIN = process.env.MEDIASOUP_WORKER_BIN;
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).to.equal(1);
+    expect(stderr.trim().split('\n'), stderr).to.have.length(1);
+    expect(stderr).to.match(
+      new RegExp(`^switchboard: cannot start: SFU_PORT: SFU worker 0 cannot listen on 127\\.0\\.0\\.1:${port}\\b.*address already in use`),
     );
   });
 
