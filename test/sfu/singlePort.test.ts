@@ -44,8 +44,21 @@ async function bindError(port: number): Promise<{ udp: string | null; tcp: strin
   return { udp, tcp };
 }
 
+/** An ICE candidate of mediasoup's (the protocol types it as unknown). */
+interface Candidate {
+  protocol: string;
+  ip: string;
+  port: number;
+  priority: number;
+  tcpType?: string;
+}
+const iceCandidates = (transport: SfuTransportInfo): Candidate[] => transport.iceCandidates as Candidate[];
+
 /** The (protocol, ip, port) of a transport's ICE candidates. */
-const candidates = (transport: SfuTransportInfo) => transport.iceCandidates.map((c) => `${c.protocol} ${c.ip}:${c.port}`).sort();
+const candidates = (transport: SfuTransportInfo) =>
+  iceCandidates(transport)
+    .map((c) => `${c.protocol} ${c.ip}:${c.port}`)
+    .sort();
 
 describe('SFU single-port media: one WebRtcServer per worker on SFU_PORT + index (issue 20)', function () {
   this.timeout(30000);
@@ -73,7 +86,7 @@ describe('SFU single-port media: one WebRtcServer per worker on SFU_PORT + index
       for (const transport of transports)
         expect(candidates(transport), `worker ${index}`).to.deep.equal([`tcp 127.0.0.1:${port + index}`, `udp 127.0.0.1:${port + index}`]);
       // The TCP candidate is passive (the browser connects) and ranks below UDP (preferUdp).
-      const [udp, tcp] = ['udp', 'tcp'].map((p) => transports[0]!.iceCandidates.find((c) => c.protocol === p)!);
+      const [udp, tcp] = ['udp', 'tcp'].map((p) => iceCandidates(transports[0]!).find((c) => c.protocol === p)!) as [Candidate, Candidate];
       expect(tcp.tcpType).to.equal('passive');
       expect(udp.priority).to.be.greaterThan(tcp.priority);
     }
@@ -187,7 +200,7 @@ describe('SFU single-port media: one WebRtcServer per worker on SFU_PORT + index
     const room = await t.server.sfu!.open('range', 't1');
     const ports = [];
     for (let i = 0; i < 3; i++)
-      for (const c of (await room.createTransport(`p${i}`, true, 'recv')).iceCandidates) {
+      for (const c of iceCandidates(await room.createTransport(`p${i}`, true, 'recv'))) {
         expect(c.port).to.be.within(base, base + 20);
         ports.push(`${c.protocol}:${c.port}`);
       }
