@@ -69,10 +69,15 @@ export function portRangeProblems({
 
 /**
  * Single-port media (SFU_PORT > 0) takes SFU_PORT..SFU_PORT+SFU_WORKERS-1, UDP and TCP: they
- * must exist and not be the HTTP port, the TURN port or the TURN relay range, or a worker
+ * must exist and not be PORT, METRICS_PORT, the TURN port or the TURN relay range, or a worker
  * would fail to bind at boot (or, worse, take a port the other service needs later).
  */
-export function sfuPortProblems({ sfu, turn, http }: Pick<ParsedSettings, 'sfu' | 'turn' | 'http'>): Problem[] {
+export function sfuPortProblems({
+  sfu,
+  turn,
+  http,
+  observability,
+}: Pick<ParsedSettings, 'sfu' | 'turn' | 'http' | 'observability'>): Problem[] {
   if (!sfu.enabled || sfu.port === 0) return [];
   const first = sfu.port;
   const last = sfu.port + sfu.workers - 1;
@@ -82,6 +87,8 @@ export function sfuPortProblems({ sfu, turn, http }: Pick<ParsedSettings, 'sfu' 
   const problems: Problem[] = [];
   if (last > 65535) problems.push({ setting: 'SFU_PORT', message: `${ports}: SFU_PORT + SFU_WORKERS - 1 must not exceed 65535` });
   if (taken(http.port)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} PORT ${http.port}` });
+  if (taken(observability.metricsPort))
+    problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} METRICS_PORT ${observability.metricsPort}` });
   if (turn.enabled && taken(turn.port)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} TURN_PORT ${turn.port}` });
   if (turn.enabled && first <= turn.maxPort && last >= turn.minPort)
     problems.push({

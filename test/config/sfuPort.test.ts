@@ -29,7 +29,7 @@ describe('config: SFU_PORT', () => {
     expect(problemsOf({ SFU_PORT: '65535', SFU_WORKERS: '1', TURN_ENABLED: 'false' })).to.deep.equal([]);
   });
 
-  it('refuses worker ports that include TURN_PORT, the TURN relay range or PORT; not when TURN is off or the SFU is', () => {
+  it('refuses worker ports that include TURN_PORT, the TURN relay range, PORT or METRICS_PORT; not when TURN is off or the SFU is', () => {
     expect(problemsOf({ SFU_PORT: '3477', SFU_WORKERS: '2' })).to.deep.equal([
       'SFU_PORT: ports 3477..3478 (one per SFU worker) include TURN_PORT 3478',
     ]);
@@ -42,6 +42,10 @@ describe('config: SFU_PORT', () => {
       'SFU_PORT: ports 8079..8080 (one per SFU worker) include PORT 8080',
     ]);
     expect(problemsOf({ SFU_PORT: '9000', SFU_WORKERS: '1', PORT: '9000' })).to.deep.equal(['SFU_PORT: port 9000 is also PORT 9000']);
+    expect(problemsOf({ SFU_PORT: '9463', SFU_WORKERS: '2' })).to.deep.equal([
+      'SFU_PORT: ports 9463..9464 (one per SFU worker) include METRICS_PORT 9464',
+    ]);
+    expect(problemsOf({ SFU_PORT: '9463', SFU_WORKERS: '2', METRICS_PORT: '0' })).to.deep.equal([]);
     expect(problemsOf({ SFU_PORT: '3478', SFU_WORKERS: '1', SFU_ENABLED: 'false' })).to.deep.equal([]);
     // The default SFU_PORT with the most workers (256: 7882..8137) takes PORT's default 8080: refused, not a failed bind.
     expect(problemsOf({ SFU_WORKERS: '256' })).to.deep.equal(['SFU_PORT: ports 7882..8137 (one per SFU worker) include PORT 8080']);
