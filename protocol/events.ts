@@ -9,8 +9,9 @@ import type { z } from 'zod';
 import type { WireError } from './errors.js';
 import type * as schemas from './schemas.js';
 import type { JsonValue, Metadata } from './schemas.js';
+import type { ConnectionQuality } from './connectionQuality.js';
 
-export type { JsonValue, Metadata };
+export type { JsonValue, Metadata, ConnectionQuality };
 
 /** Permissions carried by a token (LiveKit-style). Missing grants are false. */
 export interface Grants {
@@ -156,6 +157,23 @@ export type StatsReport = z.output<typeof schemas.statsPayload>;
 /** Quality of one link as the client measures it; peer_id is the remote peer id, or "sfu". */
 export type LinkQuality = StatsReport['links'][number];
 
+/** One speaking participant: its peer id and its audio level (0..1, linear; 1 is full scale). */
+export interface ActiveSpeaker {
+  peer_id: string;
+  level: number;
+}
+
+/** Who speaks now, loudest first (empty: nobody); sent on the SFU when the list changes. */
+export interface ActiveSpeakersMessage {
+  speakers: ActiveSpeaker[];
+}
+
+/** A participant's connection quality changed (from the stats its client reports). */
+export interface ConnectionQualityMessage {
+  peer_id: string;
+  quality: ConnectionQuality;
+}
+
 export interface PeerLeftMessage {
   id: string;
   user_id: string;
@@ -189,6 +207,10 @@ export interface ServerToClientEvents {
    */
   room_moved: (message: RoomMovedMessage) => void;
   room_updated: (message: { config: RoomConfigInfo }) => void;
+  /** SFU rooms: the speaking participants changed (the router's audio level observer). */
+  active_speakers: (message: ActiveSpeakersMessage) => void;
+  /** A participant's connection quality changed (both topologies). */
+  connection_quality: (message: ConnectionQualityMessage) => void;
   error: (error: WireError) => void;
 }
 

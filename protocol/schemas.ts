@@ -166,6 +166,7 @@ export const statsPayload = z.strictObject({
         peer_id: z.string().min(1).max(Limits.idLength),
         rtt_ms: finite(0, 600_000),
         packet_loss: finite(0, 1),
+        jitter_ms: finite(0, 600_000),
         bitrate_in_kbps: finite(0, 10_000_000),
         bitrate_out_kbps: finite(0, 10_000_000),
         candidate_type: z.enum(['host', 'srflx', 'prflx', 'relay']).optional(),
