@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Grants, LinkQuality, Metadata, PeerInfo, TrackInfo, TrackSource } from '../../protocol/events.js';
+import type { ConnectionQuality, Grants, LinkQuality, Metadata, PeerInfo, TrackInfo, TrackSource } from '../../protocol/events.js';
 import type { VerifiedToken } from '../auth/TokenService.js';
 
 /**
@@ -86,6 +86,8 @@ export class Peer<Connection extends PeerConnection = PeerConnection> {
   metadata: Metadata;
   /** The latest quality summary the client reported, for operators (API, metrics). */
   quality: { at: Date; links: LinkQuality[] } | null = null;
+  /** Its connection quality from those links (protocol/connectionQuality.ts); null until one measured something. */
+  connectionQuality: ConnectionQuality | null = null;
   /** What a room admin muted (admin:mute): paused on the SFU, disabled by the peer's SDK in a mesh. */
   readonly adminMuted = { audio: false, video: false };
   /** What the peer muted of its own (the `mute` event): its SDK disabled those tracks; the others are told. */

@@ -39,6 +39,8 @@ export type RoomManagerEvents<Connection extends PeerConnection = PeerConnection
   /** A peer changed its own metadata. */
   peer_updated: [room: Room<Connection>, peer: Peer<Connection>];
   room_updated: [room: Room<Connection>];
+  /** A peer's connection quality changed (peer.connectionQuality), from the stats it reported. */
+  peer_quality: [room: Room<Connection>, peer: Peer<Connection>];
   /** A room admin muted or unmuted a peer's audio or video. */
   peer_muted: [room: Room<Connection>, peer: Peer<Connection>, kind: 'audio' | 'video', muted: boolean];
 };

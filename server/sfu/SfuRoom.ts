@@ -1,5 +1,6 @@
 import type { types as ms } from 'mediasoup';
 import type {
+  ActiveSpeaker,
   ClientEventPayload,
   SfuConsumerInfo,
   SfuDataConsumerInfo,
@@ -205,7 +206,18 @@ export type SfuRoomEvents = {
   producer_removed: [producer: SfuProducerInfo];
   /** mediasoup dropped a data message for a consumer whose SCTP send buffer was full. */
   data_dropped: [];
+  /** The speaking peers changed (loudest first; empty: silence). */
+  active_speakers: [speakers: ActiveSpeaker[]];
 };
+
+/**
+ * Active speaker detection: a microphone whose average level over the last interval is at or
+ * above SPEAKING_THRESHOLD_DBOV speaks (-50 dBov: digital silence is -127, a quiet voice about
+ * -40). The SDK's mesh detection uses the same threshold (client-sdk/src/ActiveSpeakers.ts).
+ */
+export const SPEAKING_THRESHOLD_DBOV = -50;
+/** How often the router's audio level observer reports (mediasoup's minimum is 250 ms). */
+export const SPEAKER_INTERVAL_MS = 400;
 
 /** Codecs the routers offer: Opus, VP8, VP9 and H.264 (constrained baseline). */
 export const MEDIA_CODECS: ms.RtpCodecCapability[] = [
@@ -233,6 +245,9 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
   private readonly creating = new Set<SfuProducerInfo>();
   private closedFlag = false;
   private readonly logger: Logger;
+  private speakerObserver: ms.AudioLevelObserver | null = null;
+  /** The speaking peers last announced, loudest first. */
+  private speaking: string[] = [];
 
   constructor(
     readonly key: string,
@@ -250,6 +265,34 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
 
   get closed(): boolean {
     return this.closedFlag || this.router.closed;
+  }
+
+  /** Starts active speaker detection: an audio level observer on the router, fed every microphone producer. */
+  async observeSpeakers(): Promise<void> {
+    const observer = await this.router.createAudioLevelObserver({
+      maxEntries: 32,
+      threshold: SPEAKING_THRESHOLD_DBOV,
+      interval: SPEAKER_INTERVAL_MS,
+    });
+    this.speakerObserver = observer;
+    observer.on('volumes', (volumes) =>
+      this.reportSpeakers(volumes.map(({ producer, volume }) => ({ peerId: String(producer.appData.peerId), volume }))),
+    );
+    observer.on('silence', () => this.reportSpeakers([]));
+  }
+
+  /** The speakers (one entry per peer, its loudest producer), announced only when who speaks or the order changed. */
+  private reportSpeakers(volumes: Array<{ peerId: string; volume: number }>): void {
+    if (this.closed) return;
+    const speakers: ActiveSpeaker[] = [];
+    for (const { peerId, volume } of volumes) {
+      if (speakers.some((speaker) => speaker.peer_id === peerId) || !this.peers.get(peerId)?.announced) continue;
+      speakers.push({ peer_id: peerId, level: Math.round(10 ** (volume / 20) * 1000) / 1000 });
+    }
+    const ids = speakers.map((speaker) => speaker.peer_id);
+    if (ids.length === this.speaking.length && ids.every((id, i) => id === this.speaking[i])) return;
+    this.speaking = ids;
+    this.emit('active_speakers', speakers);
   }
 
   get rtpCapabilities(): ms.RtpCapabilities {
@@ -456,6 +499,8 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
       if (peer.announced && !this.closed) this.emit('producer_removed', info);
     });
     if (peer.announced) this.emit('producer_added', info);
+    if (kind === 'audio' && info.source !== 'screen_audio' && peer.announced)
+      this.speakerObserver?.addProducer({ producerId: producer.id }).catch(() => undefined);
     return producer.id;
   }
 

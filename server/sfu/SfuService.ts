@@ -68,6 +68,12 @@ export class SfuService extends TypedEmitter<SfuServiceEvents> {
     }
     const room = new SfuRoom(roomKey, tenantId, router, worker, this.options.config, this.tenantTransports, this.options.logger);
     room.on('data_dropped', () => this.emit('data_dropped'));
+    try {
+      await room.observeSpeakers();
+    } catch (error) {
+      room.close();
+      throw error;
+    }
     this.rooms.add(room);
     this.logger.info({ room: roomKey, worker: worker.worker.pid }, 'SFU router opened');
     return room;

@@ -22,6 +22,10 @@ export function broadcastRoomEvents(io: AppServer, rooms: SocketRooms): void {
     socket.join(channels.room(room.key));
     // A resumed peer took back the place the others already see, under the same id: nothing new for them.
     if (!peer.hidden && !resumed) socket.local.to(channels.room(room.key)).emit('peer_joined', peer.info());
+    // The others' connection quality as known now; changes follow (peer_quality).
+    for (const other of room.peers.values())
+      if (other !== peer && !other.hidden && other.connectionQuality)
+        socket.emit('connection_quality', { peer_id: other.id, quality: other.connectionQuality });
   });
 
   rooms.on('expected_left', (room, place, reason) => {
@@ -61,6 +65,11 @@ export function broadcastRoomEvents(io: AppServer, rooms: SocketRooms): void {
     peer.socket.emit('peer_updated', info);
   });
 
+  rooms.on('peer_quality', (room, peer) => {
+    if (!peer.hidden && peer.connectionQuality)
+      peer.socket.local.to(channels.room(room.key)).emit('connection_quality', { peer_id: peer.id, quality: peer.connectionQuality });
+  });
+
   rooms.on('room_updated', (room) => io.local.to(channels.room(room.key)).emit('room_updated', { config: room.config }));
 
   rooms.on('room_closing', (room, reason) => io.local.to(channels.room(room.key)).emit('room_closed', { reason }));
@@ -96,6 +105,7 @@ function broadcastRouterEvents(room: SocketRoom, sfuRoom: SfuRoom, options: Topo
     (socketId ? io.local.to(channel).except(socketId) : io.local.to(channel)).emit('sfu:new_producer', info);
   });
   sfuRoom.on('producer_removed', (info) => io.local.to(channel).emit('sfu:producer_closed', info));
+  sfuRoom.on('active_speakers', (speakers) => io.local.to(channel).emit('active_speakers', { speakers }));
   sfuRoom.on('transport_failed', (failure) => {
     const peer = room.peers.get(failure.peerId);
     metrics.sfuTransportFailures.inc();

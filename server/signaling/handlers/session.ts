@@ -1,4 +1,5 @@
 import type { ClientEventName, Grants, IceServer } from '../../../protocol/events.js';
+import { participantQuality } from '../../../protocol/connectionQuality.js';
 import { AppError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../Metrics.js';
@@ -96,13 +97,18 @@ export function sessionHandlers(options: SessionHandlerOptions): Pick<ClientEven
     },
 
     stats(socket, payload) {
-      const { peer } = joined(rooms, socket);
+      const { peer, room } = joined(rooms, socket);
       if (payload.migration) {
         metrics.migrationDuration.observe({ to: payload.migration.to }, payload.migration.duration_ms / 1000);
         metrics.migrationMediaGap.observe({ to: payload.migration.to }, payload.migration.media_gap_ms / 1000);
         if (payload.links.length === 0) return EMPTY_ACK;
       }
       peer.quality = { at: new Date(), links: payload.links };
+      const quality = participantQuality(payload.links);
+      if (quality !== undefined && quality !== peer.connectionQuality) {
+        peer.connectionQuality = quality;
+        rooms.emit('peer_quality', room, peer);
+      }
       for (const link of payload.links) {
         if (link.rtt_ms !== undefined) metrics.clientRtt.observe({ candidate_type: link.candidate_type ?? 'unknown' }, link.rtt_ms / 1000);
         if (link.packet_loss !== undefined) metrics.clientPacketLoss.observe(link.packet_loss);
