@@ -1,4 +1,7 @@
-import type { Grants, Metadata, TrackSource } from '../../protocol/events.js';
+import type { ConnectionQuality, Grants, Metadata, TrackSource } from '../../protocol/events.js';
+
+/** A participant's connection quality; unknown until its client measured something. */
+export type ParticipantQuality = ConnectionQuality | 'unknown';
 
 /** A published track, as the room sees it: the publisher's track id, its kind and its source. */
 export interface TrackPublication {
@@ -36,6 +39,12 @@ export class RemoteParticipant {
   readonly trackPublications = new Map<string, TrackPublication>();
   /** What each received track is (as TrackSubscribed said), by the received track's id. */
   readonly trackInfo = new Map<string, TrackPublication>();
+  /** Whether it is among the active speakers (RoomEvent.ActiveSpeakersChanged). */
+  isSpeaking = false;
+  /** Its audio level as last measured while speaking, 0..1 (0 when not speaking). */
+  audioLevel = 0;
+  /** Its connection quality (RoomEvent.ConnectionQualityChanged). */
+  connectionQuality: ParticipantQuality = 'unknown';
 
   constructor(
     /** Current connection id (changes when the participant reconnects). */
@@ -69,4 +78,10 @@ export interface LocalParticipant {
   selfMuted: { audio: boolean; video: boolean };
   /** Our published tracks, by track id. */
   trackPublications: Map<string, TrackPublication>;
+  /** Whether we are among the active speakers. */
+  isSpeaking: boolean;
+  /** Our microphone's level while speaking, 0..1 (0 when not speaking). */
+  audioLevel: number;
+  /** Our connection quality, from our own links' RTT, loss and jitter. */
+  connectionQuality: ParticipantQuality;
 }

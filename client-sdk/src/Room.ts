@@ -1,4 +1,6 @@
 import type {
+  ActiveSpeaker,
+  ConnectionQuality,
   IceServer,
   JoinResult,
   Metadata,
@@ -18,6 +20,8 @@ import { MigrationMonitor, type MigrationReport } from './MigrationMonitor.js';
 import { participantMediaStats, type ParticipantMediaStats } from './participantStats.js';
 import { PeerLink } from './PeerLink.js';
 import { QualityReporter } from './quality.js';
+import { MeshLevelSampler, sameSpeakers } from './ActiveSpeakers.js';
+import { participantQuality } from '../../protocol/connectionQuality.js';
 import { DefaultReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
 import { ReliableDelivery } from './ReliableDelivery.js';
 import { bringUpSfu } from './SfuStart.js';
@@ -32,6 +36,7 @@ import {
   sourceFor,
   TRACK_SOURCES,
   type LocalParticipant,
+  type ParticipantQuality,
   type TrackPublication,
 } from './Participant.js';
 import {
@@ -194,10 +199,61 @@ export class Room extends Emitter<RoomEventCallbacks> {
   );
 
   private readonly quality = new QualityReporter({
-    links: () => this.links,
+    links: () => {
+      const sfu = this.sfu?.qualityLink();
+      if (!sfu) return this.links;
+      const links = new Map<string, { pc: { getStats(): Promise<RTCStatsReport> } }>(this.links);
+      return links.set('sfu', { pc: sfu });
+    },
     active: () => this.state === ConnectionState.Connected && this.signal !== null,
     send: (links) => this.signal?.request('stats', { links }),
+    measured: (links) => {
+      const quality = participantQuality(links);
+      if (quality && this.localParticipant) this.setQuality(this.localParticipant, quality);
+    },
   });
+
+  /** The speakers last announced, loudest first (mesh: sampled here; SFU: from the server). */
+  private speakers: ActiveSpeaker[] = [];
+
+  private readonly meshLevels = new MeshLevelSampler({
+    active: () => this.state === ConnectionState.Connected && this.mode === 'mesh',
+    links: () => new Map([...this.links].map(([id, link]) => [id, { pc: link.pc }])),
+    localId: () => (this.localParticipant?.trackPublications.size ? this.localParticipant.id : undefined),
+    sampled: (speakers) => this.applySpeakers(speakers),
+  });
+
+  /** The participants speaking now, loudest first (RoomEvent.ActiveSpeakersChanged tells the changes). */
+  get activeSpeakers(): Array<RemoteParticipant | LocalParticipant> {
+    return this.speakers.flatMap((speaker) => {
+      const participant = this.participantOf(speaker.peer_id);
+      return participant ? [participant] : [];
+    });
+  }
+
+  private participantOf(peerId: string): RemoteParticipant | LocalParticipant | undefined {
+    return peerId === this.localParticipant?.id ? this.localParticipant : this.participantsById.get(peerId);
+  }
+
+  /** Applies who speaks now: every participant's isSpeaking and audioLevel, and the event when the list changed. */
+  private applySpeakers(speakers: ActiveSpeaker[]): void {
+    const known = speakers.filter((speaker) => this.participantOf(speaker.peer_id));
+    const levels = new Map(known.map((speaker) => [speaker.peer_id, speaker.level]));
+    for (const participant of [this.localParticipant, ...this.participantsById.values()]) {
+      if (!participant) continue;
+      participant.audioLevel = levels.get(participant.id) ?? 0;
+      participant.isSpeaking = levels.has(participant.id);
+    }
+    const changed = !sameSpeakers(this.speakers, known);
+    this.speakers = known;
+    if (changed) this.emit(RoomEvent.ActiveSpeakersChanged, this.activeSpeakers);
+  }
+
+  private setQuality(participant: RemoteParticipant | LocalParticipant, quality: ParticipantQuality): void {
+    if (participant.connectionQuality === quality) return;
+    participant.connectionQuality = quality;
+    this.emit(RoomEvent.ConnectionQualityChanged, quality, participant);
+  }
 
   /** A Room not connected yet: attach listeners, then connect(). */
   constructor(private readonly options: RoomOptions = {}) {
@@ -248,6 +304,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.setState(ConnectionState.Connected);
     this.leaveWithPage();
     this.quality.start(this.options.statsIntervalMs ?? 10_000);
+    this.meshLevels.start();
     this.delivery.start();
     for (const participant of present)
       if (this.participants.get(participant.identity) === participant) this.emit(RoomEvent.ParticipantJoined, participant);
@@ -718,6 +775,13 @@ export class Room extends Emitter<RoomEventCallbacks> {
       this.config = config;
       this.prefetchSfuClient();
     },
+    activeSpeakers: (speakers) => {
+      if (this.mode === 'sfu') this.applySpeakers(speakers);
+    },
+    connectionQuality: (peerId: string, quality: ConnectionQuality) => {
+      const participant = this.participantsById.get(peerId);
+      if (participant) this.setQuality(participant, quality);
+    },
     ended: (error, reported, reason) => {
       this.terminalError = { error, reported, reason: this.terminalError?.reason ?? reason };
     },
@@ -751,6 +815,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
       muted: notMuted(),
       selfMuted: { ...this.selfMuted },
       trackPublications: this.localParticipant?.trackPublications ?? new Map<string, TrackPublication>(),
+      isSpeaking: false,
+      audioLevel: 0,
+      connectionQuality: this.localParticipant?.connectionQuality ?? 'unknown',
     };
     // Our tracks as the room knows them: a new connection (or a held place that lost them) is told again.
     const announced = new Set((ack.self.tracks ?? []).map((track) => track.track_id));
@@ -869,6 +936,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.handOver.peerLeft(participant.id);
     this.delivery.forgetPeer(participant.id);
     this.participantsById.delete(participant.id);
+    if (this.speakers.some((speaker) => speaker.peer_id === participant.id))
+      this.applySpeakers(this.speakers.filter((speaker) => speaker.peer_id !== participant.id));
     if (this.participants.get(participant.identity) === participant) {
       this.participants.delete(participant.identity);
       // Gone: what its holes held back can only come now (before ParticipantLeft).
@@ -1221,6 +1290,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.forgetPage = null;
     this.closeRetired();
     this.quality.stop();
+    this.meshLevels.stop();
     this.delivery.stop();
     this.handOver.abort();
     this.sfu?.close();

@@ -1,4 +1,6 @@
 import type {
+  ActiveSpeaker,
+  ConnectionQuality,
   JoinResult,
   Metadata,
   PeerInfo,
@@ -8,9 +10,12 @@ import type {
   SfuProducerInfo,
   SignalMessage,
 } from '../../protocol/events.js';
+import { parseSpeakers } from './ActiveSpeakers.js';
 import { SwitchboardError, type SwitchboardErrorCode } from './errors.js';
 import { DisconnectReason } from './RoomTypes.js';
 import { SignalClient, type Credentials } from './SignalClient.js';
+
+const QUALITIES = new Set<ConnectionQuality>(['excellent', 'good', 'poor', 'lost']);
 
 /** Server codes after which reconnecting cannot help. */
 export const TERMINAL_CODES = new Set([
@@ -51,6 +56,10 @@ export interface RoomEventHandlers {
   newProducer(info: SfuProducerInfo): void;
   producerClosed(info: SfuProducerInfo): void;
   roomUpdated(config: RoomConfigInfo): void;
+  /** SFU: who speaks now (checked: a malformed message is dropped). */
+  activeSpeakers(speakers: ActiveSpeaker[]): void;
+  /** A participant's connection quality changed. */
+  connectionQuality(peerId: string, quality: ConnectionQuality): void;
   /** The room cannot go on for us once this connection ends; `reported`: the app already got it as an error. */
   ended(error: SwitchboardError, reported: boolean, reason: DisconnectReason): void;
   error(error: SwitchboardError): void;
@@ -164,6 +173,20 @@ export async function joinRoom(url: string, credentials: Credentials, options: J
     socket.on(
       'room_updated',
       ordered(({ config }: { config: RoomConfigInfo }) => handlers.roomUpdated(config)),
+    );
+    socket.on(
+      'active_speakers',
+      ordered((message: unknown) => {
+        const speakers = parseSpeakers(message);
+        if (speakers) handlers.activeSpeakers(speakers);
+      }),
+    );
+    socket.on(
+      'connection_quality',
+      ordered((message: { peer_id?: unknown; quality?: unknown }) => {
+        if (typeof message?.peer_id === 'string' && QUALITIES.has(message.quality as ConnectionQuality))
+          handlers.connectionQuality(message.peer_id, message.quality as ConnectionQuality);
+      }),
     );
     socket.on(
       'room_moved',

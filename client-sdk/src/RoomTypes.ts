@@ -1,7 +1,7 @@
 import type { Metadata, RoomMode, TrackSource } from '../../protocol/events.js';
 import type { DataInfo, DataPayload } from './DataEnvelope.js';
 import type { SwitchboardError } from './errors.js';
-import type { LocalParticipant, RemoteParticipant, TrackPublication } from './Participant.js';
+import type { LocalParticipant, ParticipantQuality, RemoteParticipant, TrackPublication } from './Participant.js';
 import type { ReconnectPolicy } from './ReconnectPolicy.js';
 
 /** Room events, as a string enum (LiveKit's style); listener signatures are in RoomEventCallbacks. */
@@ -35,6 +35,10 @@ export enum RoomEvent {
   Reconnecting = 'reconnecting',
   /** Joined again after Reconnecting; `resumed`: under the same peer id (the others saw nothing). */
   Reconnected = 'reconnected',
+  /** Who speaks changed: the speaking participants, loudest first (this client's among them when it speaks); empty when nobody does. */
+  ActiveSpeakersChanged = 'activeSpeakersChanged',
+  /** A participant's connection quality changed (remote, or room.localParticipant). */
+  ConnectionQualityChanged = 'connectionQualityChanged',
   Error = 'error',
 }
 
@@ -106,6 +110,8 @@ export interface RoomEventCallbacks {
   moved: (wsUrl: string) => void;
   reconnecting: (reason: string) => void;
   reconnected: (info: { resumed: boolean }) => void;
+  activeSpeakersChanged: (speakers: Array<RemoteParticipant | LocalParticipant>) => void;
+  connectionQualityChanged: (quality: ParticipantQuality, participant: RemoteParticipant | LocalParticipant) => void;
   error: (error: SwitchboardError) => void;
 }
 

@@ -205,6 +205,16 @@ export class SfuSession {
 
   private recvStats: { at: number; report: Promise<RTCStatsReport> } | null = null;
 
+  /**
+   * The SFU connection as the quality reporter measures it: the receive transport once
+   * connected (the loss and jitter of what we receive), else the send transport; null before either.
+   */
+  qualityLink(): { getStats(): Promise<RTCStatsReport> } | null {
+    if (this.closed) return null;
+    const transport = this.recvTransport?.connectionState === 'connected' ? this.recvTransport : this.sendTransport;
+    return transport ? { getStats: () => transport.getStats() } : null;
+  }
+
   private recvTransportStats(): Promise<RTCStatsReport> {
     const now = Date.now();
     if (!this.recvStats || now - this.recvStats.at > 200) {

@@ -4,7 +4,7 @@ export { attachTrack, detachTrack, attachedElements, type MediaElement } from '.
 export { RoomEvent, ConnectionState, DisconnectReason } from './RoomTypes.js';
 export type { RoomOptions, RoomEventCallbacks, WebRtcImplementation, InputDeviceKind, PublishOptions } from './RoomTypes.js';
 export { RemoteParticipant } from './Participant.js';
-export type { LocalParticipant, TrackPublication } from './Participant.js';
+export type { LocalParticipant, TrackPublication, ParticipantQuality } from './Participant.js';
 export type { DataPayload, DataInfo } from './DataEnvelope.js';
 export type { ParticipantMediaStats } from './participantStats.js';
 export type { VideoPathCounters } from './VideoGapMeter.js';
@@ -15,4 +15,7 @@ export type { SwitchboardErrorCode, ClientErrorCode } from './errors.js';
 export { DefaultReconnectPolicy } from './ReconnectPolicy.js';
 export type { ReconnectPolicy, ReconnectContext } from './ReconnectPolicy.js';
 export type { ErrorCode } from '../../protocol/errors.js';
-export type { Grants, Metadata, RoomMode, PeerInfo, IceServer, TrackSource, TrackInfo } from '../../protocol/events.js';
+export type { Grants, Metadata, RoomMode, PeerInfo, IceServer, TrackSource, TrackInfo, ConnectionQuality } from '../../protocol/events.js';
+export { linkQuality, meanOpinionScore, participantQuality, QUALITY_THRESHOLDS } from '../../protocol/connectionQuality.js';
+export type { LinkMeasure } from '../../protocol/connectionQuality.js';
+export { SPEAKING_LEVEL } from './ActiveSpeakers.js';

@@ -24,8 +24,10 @@ export function summarizeLink(
   const byId = new Map(stats.map((s) => [s.id, s]));
   const sample: QualitySample = { at: now, bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsLost: 0 };
   let pair: Stat | undefined;
+  let jitter: number | undefined;
   for (const s of stats) {
     if (s.type === 'inbound-rtp') {
+      if (typeof s.jitter === 'number') jitter = Math.max(jitter ?? 0, s.jitter);
       sample.bytesIn += Number(s.bytesReceived ?? 0);
       sample.packetsIn += Number(s.packetsReceived ?? 0);
       sample.packetsLost += Math.max(0, Number(s.packetsLost ?? 0));
@@ -42,6 +44,7 @@ export function summarizeLink(
 
   const quality: LinkQuality = { peer_id: peerId };
   if (pair && typeof pair.currentRoundTripTime === 'number') quality.rtt_ms = Math.round(pair.currentRoundTripTime * 1000);
+  if (jitter !== undefined) quality.jitter_ms = Math.round(jitter * 1000);
   const local = pair ? byId.get(String(pair.localCandidateId)) : undefined;
   const candidateType = local?.candidateType;
   if (candidateType === 'host' || candidateType === 'srflx' || candidateType === 'prflx' || candidateType === 'relay')
@@ -67,6 +70,8 @@ export interface QualityReporterHost {
   active(): boolean;
   /** Sends one summary to the server (undefined: no connection to send on). */
   send(links: LinkQuality[]): Promise<unknown> | undefined;
+  /** Each summary, as it is sent (the local participant's connection quality comes from it). */
+  measured?(links: LinkQuality[]): void;
 }
 
 /** Sends the periodic quality summary (RTT, loss, bitrates, candidate type per link). */
@@ -105,6 +110,7 @@ export class QualityReporter {
       }
     }
     for (const peerId of this.samples.keys()) if (!current.has(peerId)) this.samples.delete(peerId);
+    this.host.measured?.(links);
     await this.host.send(links)?.catch(() => undefined);
   }
 }
