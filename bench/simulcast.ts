@@ -111,7 +111,7 @@ class SimulcastRoom {
       const page = await this.browser.newPage({ viewport: { width: 1280, height: 800 } });
       this.pages.push(page);
       await page.goto(
-        `${this.base}/?room=${encodeURIComponent(room)}&name=s${i + 1}&res=${this.options.resolution}&audio=0${simulcast ? '' : '&simulcast=0'}`,
+        `${this.base}/?room=${encodeURIComponent(room)}&name=s${i + 1}&res=${this.options.resolution}&audio=0&tiles=0${simulcast ? '' : '&simulcast=0'}`,
       );
       await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 60_000 });
       this.identities.push(await page.evaluate(() => window.switchboardRoom.localParticipant.identity));

@@ -2,7 +2,7 @@
 // Uses @switchboard/client as packaged (the package's ESM, bundled with its dependencies by the
 // server's build: mediasoup-client loads only if the room goes to the SFU) and the dev-only
 // token route.
-import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
+import { Room, RoomEvent, ConnectionState, attachTrack, detachTrack } from '/sdk/esm/switchboard.js';
 
 {
   const $ = (id) => document.getElementById(id);
@@ -30,7 +30,9 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     const list = $('participants');
     list.replaceChildren();
     const me = document.createElement('li');
-    me.textContent = `${room.localParticipant.name} (you)`;
+    me.textContent = `${room.localParticipant.name} (you)${qualityLabel(room.localParticipant)}`;
+    me.dataset.quality = room.localParticipant.connectionQuality;
+    me.classList.toggle('speaking', room.localParticipant.isSpeaking);
     list.append(me);
     for (const p of room.participants.values()) {
       const li = document.createElement('li');
@@ -38,10 +40,39 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
       const off = [p.selfMuted.audio ? 'mic off' : '', p.selfMuted.video ? 'camera off' : '', sharing ? 'sharing screen' : ''].filter(
         Boolean,
       );
-      li.textContent = `${p.name || p.identity}${off.length ? ` (${off.join(', ')})` : ''}`;
+      li.textContent = `${p.name || p.identity}${off.length ? ` (${off.join(', ')})` : ''}${qualityLabel(p)}`;
       li.dataset.identity = p.identity;
+      li.dataset.quality = p.connectionQuality;
+      li.classList.toggle('speaking', p.isSpeaking);
       list.append(li);
     }
+  }
+
+  /** ' · quality' once measured. */
+  function qualityLabel(participant) {
+    return participant.connectionQuality === 'unknown' ? '' : ` · ${participant.connectionQuality}`;
+  }
+
+  /** The speakers' tiles are highlighted (the loudest gets .speaking.loudest), and every caption says its participant's quality. */
+  function renderSpeakers() {
+    const speaking = room.activeSpeakers;
+    const localId = room.localParticipant.identity;
+    for (const tile of document.querySelectorAll('.tile')) {
+      const identity = tile.classList.contains('local') ? localId : tile.dataset.identity;
+      const index = speaking.findIndex((p) => p.identity === identity);
+      tile.classList.toggle('speaking', index >= 0);
+      tile.classList.toggle('loudest', index === 0);
+    }
+    renderParticipants();
+  }
+
+  function renderQuality(quality, participant) {
+    const identity = participant.identity;
+    for (const tile of document.querySelectorAll('.tile')) {
+      const mine = tile.classList.contains('local') ? identity === room.localParticipant.identity : tile.dataset.identity === identity;
+      if (mine) tile.dataset.quality = quality;
+    }
+    renderParticipants();
   }
 
   /** A participant's tile: one for its camera and microphone, one for its screen share (and its audio). */
@@ -52,13 +83,13 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
       tile = document.createElement('figure');
       tile.className = screen ? 'tile remote screen' : 'tile remote';
       tile.dataset.identity = participant.identity;
+      // Video and audio are attached with attachTrack (the video through the SDK's adaptive stream).
       const video = document.createElement('video');
-      video.autoplay = true;
-      video.playsInline = true;
-      video.srcObject = new MediaStream();
+      const audio = document.createElement('audio');
       const caption = document.createElement('figcaption');
       caption.textContent = `${participant.name || participant.identity}${screen ? ' (screen)' : ''}`;
-      tile.append(video, caption);
+      if (participant.connectionQuality !== 'unknown') tile.dataset.quality = participant.connectionQuality;
+      tile.append(video, audio, caption);
       $('videos').append(tile);
     }
     return tile;
@@ -92,6 +123,8 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     const token = await fetchToken(roomId, name);
     room = await Room.connect(location.origin, token, {
       forceRelay: params.get('relay') === '1',
+      // ?stats=ms: how often the connection quality is measured (and reported).
+      statsIntervalMs: Number(params.get('stats') || 3000),
       // ?simulcast=0 sends the camera as one layer on the SFU too (the benchmark's baseline).
       simulcast: params.get('simulcast') !== '0',
       tokenRefresher: () => fetchToken(roomId, name),
@@ -112,17 +145,21 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
     room.on(RoomEvent.TrackMuted, renderParticipants);
     room.on(RoomEvent.TrackUnmuted, renderParticipants);
     const isScreen = (publication) => publication.source === 'screen' || publication.source === 'screen_audio';
+    // ?tiles=0 shows no remote video (tests and benchmarks that show it in tiles of their own).
+    const showVideo = params.get('tiles') !== '0';
     room.on(RoomEvent.TrackSubscribed, (track, participant, _stream, publication) => {
-      const video = tileFor(participant, isScreen(publication)).querySelector('video');
-      video.srcObject.addTrack(track);
-      video.play().catch(() => undefined);
+      const tile = tileFor(participant, isScreen(publication));
+      if (track.kind === 'audio') attachTrack(track, tile.querySelector('audio'));
+      else if (showVideo) attachTrack(track, tile.querySelector('video'));
     });
     room.on(RoomEvent.TrackUnsubscribed, (track, participant) => {
       const screen = participant.trackInfo.get(track.id) ? isScreen(participant.trackInfo.get(track.id)) : false;
       const tile = tileFor(participant, screen);
-      tile.querySelector('video').srcObject.removeTrack(track);
-      if (screen && tile.querySelector('video').srcObject.getTracks().length === 0) tile.remove();
+      detachTrack(track);
+      if (screen && !tile.querySelector('video').srcObject && !tile.querySelector('audio').srcObject) tile.remove();
     });
+    room.on(RoomEvent.ActiveSpeakersChanged, renderSpeakers);
+    room.on(RoomEvent.ConnectionQualityChanged, renderQuality);
     room.on(RoomEvent.TrackPublished, renderParticipants);
     room.on(RoomEvent.TrackUnpublished, renderParticipants);
     room.on(RoomEvent.Data, (payload, participant) => {
@@ -192,6 +229,7 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
   async function stopScreen() {
     const stream = screenStream;
     screenStream = null;
+    document.querySelector('.tile.local-screen')?.remove();
     $('share-screen').textContent = 'Share screen';
     for (const track of stream?.getTracks() ?? []) {
       track.stop();
@@ -206,6 +244,18 @@ import { Room, RoomEvent, ConnectionState } from '/sdk/esm/switchboard.js';
       screenStream.getVideoTracks()[0]?.addEventListener('ended', stopScreen);
       await room.publish(screenStream, { source: 'screen' });
       $('share-screen').textContent = 'Stop sharing';
+      // Our own share, as the others see it (its own tile).
+      const tile = document.createElement('figure');
+      tile.className = 'tile local-screen screen';
+      const video = document.createElement('video');
+      video.autoplay = true;
+      video.muted = true;
+      video.playsInline = true;
+      video.srcObject = new MediaStream(screenStream.getVideoTracks());
+      const caption = document.createElement('figcaption');
+      caption.textContent = 'your screen';
+      tile.append(video, caption);
+      $('videos').append(tile);
     } catch (error) {
       showError(error);
       await stopScreen();

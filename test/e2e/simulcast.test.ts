@@ -58,7 +58,7 @@ describe('browser e2e: simulcast and adaptive stream on the SFU (Chromium, fake 
     const room = 'simulcast';
     await createSfuRoom(room);
     for (let i = 1; i <= PAGES; i++)
-      pages.push(await openDemoPage(browser, base, `room=${room}&name=s${i}&res=1280x720&audio=0`, { width: 1280, height: 800 }));
+      pages.push(await openDemoPage(browser, base, `room=${room}&name=s${i}&res=1280x720&audio=0&tiles=0`, { width: 1280, height: 800 }));
     const [small, large, sender] = pages as [Page, Page, Page];
     const ids = await Promise.all(pages.map((page) => page.evaluate(() => window.switchboardRoom.localParticipant.id)));
     const senderIdentity = await identityOf(sender);
