@@ -5,6 +5,8 @@
  * served as static files, and two Chromium pages of that React app in one room through a live
  * server: each lists the other (useParticipants), shows its video (useTracks, <VideoTrack>),
  * gets its data messages, all of them and those of one topic (useSendData, useDataMessages),
+ * shows both participants' connection quality (useConnectionQuality) and a tone's publisher as
+ * the active speaker (useActiveSpeakers),
  * and sees its camera turned off (useLocalMedia; TrackMuted), all read from the rendered DOM;
  * then new `serverUrl` and `token` props on a mounted RoomProvider: it leaves its Room and
  * connects a new one as another user, and the other page sees the first leave and the new one join.
@@ -31,7 +33,10 @@ import {
   RoomProvider,
   VideoTrack,
   isLocalParticipant,
+  type Participant,
   useConnectionState,
+  useActiveSpeakers,
+  useConnectionQuality,
   useDataMessages,
   useLocalMedia,
   useParticipants,
@@ -59,8 +64,14 @@ window.participantLog = [];
 
 const text = (payload: DataPayload): string => (typeof payload === 'string' ? payload : JSON.stringify(payload));
 
+/** A participant's connection quality (useConnectionQuality), as an attribute of an empty span. */
+function Quality({ participant }: { participant: Participant }): ReactElement {
+  return <span className="quality" data-identity={participant.identity} data-quality={useConnectionQuality(participant)} />;
+}
+
 function Call(): ReactElement {
   const room = useRoom();
+  const speakers = useActiveSpeakers();
   const state = useConnectionState();
   const participants = useParticipants();
   const videos = useTracks({ kind: 'video' });
@@ -97,11 +108,27 @@ function Call(): ReactElement {
       <button id="send-chat" onClick={() => void send(\`chat from \${room.localParticipant?.identity ?? '?'}\`, { topic: 'chat' })}>
         chat
       </button>
+      <button
+        id="tone"
+        onClick={() => {
+          // A 440 Hz tone published as a microphone: this participant speaks.
+          const context = new AudioContext();
+          const destination = context.createMediaStreamDestination();
+          const oscillator = context.createOscillator();
+          oscillator.connect(destination);
+          oscillator.start();
+          void room.publish(destination.stream);
+        }}
+      >
+        tone
+      </button>
+      <p id="speakers">{speakers.map((p) => p.identity).join(',')}</p>
       <VideoTrack id="self" track={media.cameraTrack} />
       <ul id="participants">
         {participants.map((participant) => (
           <li key={participant.identity} data-identity={participant.identity} data-local={String(isLocalParticipant(participant))}>
             {participant.name}
+            <Quality participant={participant} />
           </li>
         ))}
       </ul>
@@ -131,7 +158,9 @@ function Call(): ReactElement {
   );
 }
 
-const appRoom = params.get('provider') === 'room' ? new Room() : null;
+/** Quality measured every second (the default is 10 s). */
+const options = { statsIntervalMs: 1000 };
+const appRoom = params.get('provider') === 'room' ? new Room(options) : null;
 appRoom?.on(RoomEvent.ParticipantJoined, (p) => window.participantLog.push(['joined', p.identity]));
 appRoom?.on(RoomEvent.ParticipantLeft, (p) => window.participantLog.push(['left', p.identity]));
 let appRoomError = '';
@@ -151,6 +180,7 @@ function App(): ReactElement {
     <RoomProvider
       serverUrl={connection.serverUrl}
       token={connection.token}
+      options={options}
       onError={(e) => setError(\`\${e.code}: \${e.message}\`)}
     >
       <button id="swap" onClick={() => setConnection(swapped)}>
@@ -395,6 +425,25 @@ describe('React package: @switchboard/react in a fresh Vite app (issue 18)', fun
           `${self}: self-view`,
         ).to.be.greaterThan(0);
       }
+
+      await timed('connection quality of both participants on both pages (useConnectionQuality)', () =>
+        waitFor(
+          async () => {
+            for (const [page] of pages) {
+              const shown = await page.$$eval('#participants .quality', (spans) => spans.map((span) => span.getAttribute('data-quality')));
+              if (shown.length !== 2 || !shown.every((q) => q === 'excellent' || q === 'good')) return false;
+            }
+            return true;
+          },
+          20_000,
+          'both pages show excellent or good for both participants',
+        ),
+      );
+      await timed('a tone on ann: both pages list ann as the active speaker (useActiveSpeakers)', async () => {
+        expect(await ben.locator('#speakers').textContent(), 'nobody speaks before').to.equal('');
+        await ann.click('#tone');
+        for (const [page] of pages) await page.waitForSelector('#speakers:text-is("ann")', { timeout: 15_000 });
+      });
 
       await timed('data messages both ways, one without a topic and one on "chat" (useSendData, useDataMessages)', async () => {
         for (const [page] of pages) await page.click('#send');

@@ -1,3 +1,4 @@
+import { attachTrack, detachTrack } from '@switchboard/client';
 import { useEffect, useRef, type AudioHTMLAttributes, type ReactElement, type VideoHTMLAttributes } from 'react';
 import type { TrackReference } from './useTracks.js';
 
@@ -7,16 +8,19 @@ export type TrackSource = MediaStreamTrack | TrackReference;
 const trackOf = (source: TrackSource | null | undefined): MediaStreamTrack | null =>
   source ? ('participant' in source ? source.track : source) : null;
 
-/** Plays `track` in the element while mounted (srcObject), and takes it out on unmount or change. */
-function useAttachedTrack<E extends HTMLMediaElement>(source: TrackSource | null | undefined) {
+/**
+ * Plays `track` in the element while mounted (attachTrack: on the SFU, adaptive stream sends
+ * the layer its size needs), and detaches it on unmount or change.
+ */
+function useAttachedTrack<E extends HTMLVideoElement | HTMLAudioElement>(source: TrackSource | null | undefined) {
   const element = useRef<E>(null);
   const track = trackOf(source);
   useEffect(() => {
     const media = element.current;
     if (!media || !track) return;
-    media.srcObject = new MediaStream([track]);
+    attachTrack(track, media);
     return () => {
-      media.srcObject = null;
+      detachTrack(track, media);
     };
   }, [track]);
   return element;

@@ -11,4 +11,5 @@ export type { VideoTrackProps, AudioTrackProps, TrackSource } from './MediaTrack
 export { useDataMessages, useSendData } from './useData.js';
 export type { ReceivedDataMessage, UseDataMessagesOptions, SendDataOptions } from './useData.js';
 export { useLocalMedia } from './useLocalMedia.js';
+export { useActiveSpeakers, useConnectionQuality } from './useActiveSpeakers.js';
 export type { LocalMedia } from './useLocalMedia.js';
