@@ -3,7 +3,8 @@
  * (LiveKit's track.attach()/detach()), in Chromium with fake media, in a mesh room and in a
  * room on the SFU: a remote video attached to a new element decodes frames there, the same
  * element takes a replacement track of the same kind, audio gets an <audio> element, and
- * detaching empties the element.
+ * detaching empties the element. The demo pages show no remote video of their own (?tiles=0):
+ * the test's element is the track's only one.
  */
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
@@ -91,14 +92,18 @@ describe('browser e2e: attachTrack and detachTrack (issue 18)', function () {
       try {
         const base = t.url.replace('127.0.0.1', 'localhost');
         const roomId = `attach-${topology}`;
-        pages.push(await openDemoPage(browser as Browser, base, `room=${roomId}&name=ann&res=320x240`, { width: 800, height: 500 }));
+        pages.push(
+          await openDemoPage(browser as Browser, base, `room=${roomId}&name=ann&res=320x240&tiles=0`, { width: 800, height: 500 }),
+        );
         if (topology === 'sfu') {
           const live = t.server.rooms.all().find((r) => r.id === roomId);
           if (!live) throw new Error('the live room');
           t.server.rooms.updateConfig(live, { mode_policy: 'sfu' });
           await (pages[0] as Page).waitForFunction(() => window.switchboardRoom.mode === 'sfu', undefined, { timeout: 30_000 });
         }
-        pages.push(await openDemoPage(browser as Browser, base, `room=${roomId}&name=ben&res=320x240`, { width: 800, height: 500 }));
+        pages.push(
+          await openDemoPage(browser as Browser, base, `room=${roomId}&name=ben&res=320x240&tiles=0`, { width: 800, height: 500 }),
+        );
         const ann = pages[0] as Page;
         await ann.waitForFunction(
           () => {
