@@ -761,6 +761,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
         this.handOver.toSfu(previous === 'sfu');
         this.startSfu(sfu);
       } else if (mode === 'mesh' && previous === 'sfu') this.handOver.toMesh();
+      // The other topology measures afresh (the SFU's observer announces only changes from nobody).
+      if (mode !== previous) this.applySpeakers([]);
       this.emit(RoomEvent.ModeChanged, mode, reason);
     },
     newProducer: (info) => {
