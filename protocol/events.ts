@@ -102,6 +102,8 @@ export interface SfuInfo {
   router_rtp_capabilities: unknown;
   /** Producers already on the router (empty right after a promotion). */
   producers: SfuProducerInfo[];
+  /** Who speaks on the router now (active_speakers then tells the changes). */
+  active_speakers?: ActiveSpeaker[];
 }
 
 /** Transport parameters for mediasoup-client's createSendTransport/createRecvTransport. */

@@ -20,7 +20,7 @@ import { MigrationMonitor, type MigrationReport } from './MigrationMonitor.js';
 import { participantMediaStats, type ParticipantMediaStats } from './participantStats.js';
 import { PeerLink } from './PeerLink.js';
 import { QualityReporter } from './quality.js';
-import { MeshLevelSampler, sameSpeakers } from './ActiveSpeakers.js';
+import { MeshLevelSampler, parseSpeakers, sameSpeakers } from './ActiveSpeakers.js';
 import { participantQuality } from '../../protocol/connectionQuality.js';
 import { DefaultReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
 import { ReliableDelivery } from './ReliableDelivery.js';
@@ -757,12 +757,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
     modeChanged: ({ mode, reason, sfu }) => {
       const previous = this.mode;
       this.mode = mode;
+      // The other topology measures afresh (an SFU's current speakers come with its info).
+      if (mode !== previous) this.applySpeakers([]);
       if (mode === 'sfu' && sfu) {
         this.handOver.toSfu(previous === 'sfu');
         this.startSfu(sfu);
       } else if (mode === 'mesh' && previous === 'sfu') this.handOver.toMesh();
-      // The other topology measures afresh (the SFU's observer announces only changes from nobody).
-      if (mode !== previous) this.applySpeakers([]);
       this.emit(RoomEvent.ModeChanged, mode, reason);
     },
     newProducer: (info) => {
@@ -1068,6 +1068,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   /** Joins the SFU (first time or after the router was rebuilt) and consumes everyone there. */
   private startSfu(info: SfuInfo): void {
     for (const producer of info.producers) this.producerInfos.set(producer.producer_id, producer);
+    const speakers = parseSpeakers({ speakers: info.active_speakers ?? [] });
+    if (speakers) this.applySpeakers(speakers);
     this.sfu?.close();
     this.handOver.sfuStarted();
     const grants = this.localParticipant?.grants;

@@ -246,8 +246,8 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
   private closedFlag = false;
   private readonly logger: Logger;
   private speakerObserver: ms.AudioLevelObserver | null = null;
-  /** The speaking peers last announced, loudest first. */
-  private speaking: string[] = [];
+  /** The speakers last announced, loudest first. */
+  private speakers: ActiveSpeaker[] = [];
 
   constructor(
     readonly key: string,
@@ -289,10 +289,9 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
       if (speakers.some((speaker) => speaker.peer_id === peerId) || !this.peers.get(peerId)?.announced) continue;
       speakers.push({ peer_id: peerId, level: Math.round(10 ** (volume / 20) * 1000) / 1000 });
     }
-    const ids = speakers.map((speaker) => speaker.peer_id);
-    if (ids.length === this.speaking.length && ids.every((id, i) => id === this.speaking[i])) return;
-    this.speaking = ids;
-    this.emit('active_speakers', speakers);
+    const same = speakers.length === this.speakers.length && speakers.every((speaker, i) => speaker.peer_id === this.speakers[i]?.peer_id);
+    this.speakers = speakers;
+    if (!same) this.emit('active_speakers', speakers);
   }
 
   get rtpCapabilities(): ms.RtpCapabilities {
@@ -323,7 +322,11 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
 
   /** What a client needs to use this router: its capabilities and the producers of every other peer. */
   info(exceptPeerId?: string): SfuInfo {
-    return { router_rtp_capabilities: this.rtpCapabilities, producers: this.producers(exceptPeerId) };
+    return {
+      router_rtp_capabilities: this.rtpCapabilities,
+      producers: this.producers(exceptPeerId),
+      active_speakers: this.speakers,
+    };
   }
 
   /** Whether a peer's media producer is paused (admin mute), or undefined if it has no such producer. */

@@ -5,7 +5,8 @@
  * MediaStreamDestination, published as its microphone), two publish silence (a destination with
  * no source). Every page, the tone's own included, reports the tone page and only it as the
  * active speaker, in a mesh room (received audio levels in the SDK) and in an SFU room (the
- * router's audio level observer, active_speakers); no ActiveSpeakersChanged ever names a silent page.
+ * router's audio level observer, active_speakers); no ActiveSpeakersChanged ever names a silent
+ * page; a page joining while the tone plays lists it too.
  *
  * Connection quality: a page relays everything through the bundled TURN server behind a UDP
  * proxy in this process (tiny, deterministic, and touching only that page's packets, where tc
@@ -155,6 +156,14 @@ describe('browser e2e: active speakers (Chromium, a WebAudio tone against silenc
         expect(state.audioLevel).to.be.above(0.01);
       }
       console.log(`      ${mode}: the tone's level as each page sees it: ${states.map((s) => s.audioLevel.toFixed(3)).join(', ')}`);
+      // A page joining while the tone plays lists it too (SFU: from the router's current speakers in the join's sfu info).
+      const late = await open('late');
+      pages.push(late);
+      await waitFor(
+        async () => JSON.stringify(await speakersOn(late)) === JSON.stringify([toneId]),
+        20000,
+        `${mode}: a page that joined later lists the tone`,
+      );
       // The demo highlights the speaker's tile on the others' pages.
       const highlighted = await pages[1]?.evaluate(
         (id) => document.querySelector(`.tile.remote[data-identity="${CSS.escape(id)}"]`)?.classList.contains('speaking'),
