@@ -52,9 +52,9 @@ declare global {
   }
 }
 
-/** Publishes a tone (or silence) as the page's microphone, and logs every ActiveSpeakersChanged and ConnectionQualityChanged. */
-async function publishAudio(page: Page, tone: boolean): Promise<void> {
-  await page.evaluate(async (withTone) => {
+/** Logs every ActiveSpeakersChanged and ConnectionQualityChanged of the page's room from now on. */
+async function logEvents(page: Page): Promise<void> {
+  await page.evaluate(() => {
     const room = window.switchboardRoom as unknown as SpeakerRoom;
     window.speakerLog = [];
     window.qualityLog = [];
@@ -64,6 +64,13 @@ async function publishAudio(page: Page, tone: boolean): Promise<void> {
     room.on('connectionQualityChanged', (...args: unknown[]) => {
       window.qualityLog?.push([String(args[0]), (args[1] as { identity: string }).identity]);
     });
+  });
+}
+
+/** Publishes a tone (or silence) as the page's microphone. */
+async function publishAudio(page: Page, tone: boolean): Promise<void> {
+  await page.evaluate(async (withTone) => {
+    const room = window.switchboardRoom as unknown as SpeakerRoom;
     const context = new AudioContext();
     await context.resume();
     const destination = context.createMediaStreamDestination();
@@ -119,6 +126,7 @@ describe('browser e2e: active speakers (Chromium, a WebAudio tone against silenc
       for (const page of pages) expect(await page.evaluate(() => window.switchboardRoom.mode), 'mode').to.equal(mode);
       const ids = await Promise.all(pages.map(identityOf));
       const [toneId, ...quietIds] = ids as [string, string, string];
+      for (const page of pages) await logEvents(page);
       await publishAudio(tonePage, true);
       for (const page of pages.slice(1)) await publishAudio(page, false);
       const started = Date.now();
@@ -279,6 +287,7 @@ describe('browser e2e: connection quality under a lossy relay (Chromium, TURN be
       expect(relayed.length).to.be.above(0);
       expect([...new Set(relayed)], `${mode}: the lossy page gathers relay candidates only`).to.deep.equal(['relay']);
 
+      for (const page of [lossy, clean]) await logEvents(page);
       proxy.setLoss(0.3);
       const degradedAt = Date.now();
       await waitFor(async () => bad((await qualities(lossy, cleanId)).self), 30000, 'the lossy page sees its own quality drop');
@@ -303,6 +312,19 @@ describe('browser e2e: connection quality under a lossy relay (Chromium, TURN be
         `      ${mode}: loss removed -> recovered on both pages in ${Date.now() - restoredAt} ms; dropped datagrams ${proxy.counts().dropped}`,
       );
 
+      // ConnectionQualityChanged told both changes of the lossy participant, on both pages, in order.
+      for (const [page, label] of [
+        [lossy, 'lossy (its own)'],
+        [clean, 'clean'],
+      ] as const) {
+        const events = (await page.evaluate(() => window.qualityLog ?? [])).filter(([, identity]) => identity === lossyId);
+        const firstBad = events.findIndex(([quality]) => bad(quality));
+        expect(firstBad, `${mode} ${label}: a poor or lost ConnectionQualityChanged (${JSON.stringify(events)})`).to.be.at.least(0);
+        expect(
+          events.slice(firstBad).some(([quality]) => good(quality)),
+          `${mode} ${label}: then a good or excellent one`,
+        ).to.equal(true);
+      }
       const tileQuality = await clean.evaluate(
         (id) => document.querySelector<HTMLElement>(`.tile.remote[data-identity="${CSS.escape(id)}"]`)?.dataset['quality'],
         lossyId,
