@@ -100,6 +100,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
   private token: Credentials = '';
   /** connect() was called: a Room connects once. */
   private connectCalled = false;
+  /** The join under way (connect, a reconnection or a move), if any. */
+  private joining: Promise<void> | null = null;
   /** Participants met during connect(), announced once it is connected. Null outside connect(). */
   private announcements: RemoteParticipant[] | null = null;
   /** Why the room ended, once it did (RoomEvent.Disconnected is emitted once). */
@@ -293,9 +295,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
       await this.establish();
     } catch (error) {
       this.announcements = null;
+      const leftByApp = this.leaving;
       this.leaving = true;
       this.teardown();
-      this.ended(DisconnectReason.JoinFailed);
+      this.ended(leftByApp ? DisconnectReason.ClientInitiated : DisconnectReason.JoinFailed);
       throw SwitchboardError.from(error);
     }
     const present = this.announcements;
@@ -611,6 +614,10 @@ export class Room extends Emitter<RoomEventCallbacks> {
     } catch {
       // Leaving anyway.
     }
+    // A join on its way is undone when its answer comes (its connection closed): until then the
+    // server may hold us in the room, and a new connection of the same identity made before that
+    // would be the one replaced (duplicate_identity) when the late join lands.
+    await this.joining?.catch(() => undefined);
     this.teardown();
     this.ended(DisconnectReason.ClientInitiated);
   }
@@ -689,16 +696,27 @@ export class Room extends Emitter<RoomEventCallbacks> {
     this.emit(RoomEvent.Disconnected, reason);
   }
 
-  /** Connects the signaling socket (to the room's node when known), joins, and links to every peer in the join ack. */
-  private async establish(): Promise<void> {
+  /**
+   * Connects the signaling socket (to the room's node when known), joins, and links to every
+   * peer in the join ack. While it runs it is `joining`, which leave() waits for.
+   */
+  private establish(): Promise<void> {
     const { requestTimeoutMs = 10_000, socketOptions, metadata } = this.options;
     const resume = this.localParticipant?.id;
-    this.nodeUrl = await joinRoom(
+    const attempt = joinRoom(
       this.nodeUrl ?? this.url,
       this.token,
       { requestTimeoutMs, socketOptions, metadata, resume },
       this.roomEvents,
-    );
+    ).then((nodeUrl) => {
+      this.nodeUrl = nodeUrl;
+    });
+    this.joining = attempt;
+    const settled = () => {
+      if (this.joining === attempt) this.joining = null;
+    };
+    attempt.then(settled, settled);
+    return attempt;
   }
 
   /** The room events of the signaling connection. */

@@ -138,6 +138,40 @@ describe('SDK Room lifecycle and self-mute (@roamhq/wrtc)', function () {
     expect(bare.state).to.equal(ConnectionState.Disconnected);
   });
 
+  it('leave() during connect resolves once the join on its way is undone: a new Room of the same identity right after is not replaced by it', async () => {
+    const token = t.mint({ room: 'leave-while-joining', user: 'strict' });
+    for (let round = 0; round < 5; round++) {
+      const joins: string[] = [];
+      const onJoin = (_room: unknown, peer: { userId: string; id: string }) => {
+        if (peer.userId === 'strict') joins.push(peer.id);
+      };
+      const stopWatching = t.server.rooms.on('peer_joined', onJoin);
+      try {
+        // What React's StrictMode does with a provider's Room: connect, leave at once, connect a new one.
+        const first = room();
+        const seen = watch(first);
+        const connecting = first.connect(t.url, token).catch((error: SwitchboardError) => error.code);
+        await first.leave();
+        const joinsWhenLeft = joins.length;
+        expect(await connecting, 'the first connect, undone').to.be.oneOf([undefined, 'not_connected']);
+        expect(seen.reasons, 'the first Room ended once, by its leave').to.deep.equal([DisconnectReason.ClientInitiated]);
+
+        const second = room();
+        const secondSeen = watch(second);
+        await second.connect(t.url, token);
+        await new Promise((r) => setTimeout(r, 300));
+        expect(joins.length, 'no join of the first Room landed after its leave resolved').to.equal(joinsWhenLeft + 1);
+        expect(second.state, `round ${round}: ${JSON.stringify(secondSeen)}`).to.equal(ConnectionState.Connected);
+        expect(secondSeen.reasons).to.deep.equal([]);
+        const live = t.server.rooms.get('t1', 'leave-while-joining');
+        expect([...(live?.peers.values() ?? [])].map((peer) => peer.id)).to.deep.equal([second.localParticipant?.id]);
+        await second.leave();
+      } finally {
+        stopWatching();
+      }
+    }
+  });
+
   describe('Disconnected, once, with the reason', () => {
     const connected = async (roomId: string, user: string, options: RoomOptions = {}) => {
       const r = room(options);

@@ -36,6 +36,12 @@ export function RoomProvider(props: RoomProviderProps): ReactElement {
   const [ownRoom, setOwnRoom] = useState<Room | null>(() => (ownsRoom ? new Room(props.options) : null));
   /** Rooms of ours that connect() was called on: a Room connects once. */
   const used = useRef(new WeakSet<Room>());
+  /**
+   * The leave of the last Room of ours: the next one connects once it is done, so the server
+   * never sees the same identity's old join land after the new one (StrictMode's second mount,
+   * new props), which would replace the new connection.
+   */
+  const lastLeave = useRef<Promise<void>>(Promise.resolve());
 
   useEffect(() => {
     if (!ownsRoom) return;
@@ -49,17 +55,20 @@ export function RoomProvider(props: RoomProviderProps): ReactElement {
     used.current.add(room);
     // A Room left before its connect settled (unmounted, StrictMode's second mount, new props) reports nothing.
     let left = false;
-    room.connect(serverUrl, token).then(
-      () => {
-        if (!left) latest.current.onConnected?.(room);
-      },
-      (error: SwitchboardError) => {
-        if (!left) latest.current.onError?.(error);
-      },
-    );
+    void lastLeave.current.then(() => {
+      if (left) return;
+      room.connect(serverUrl, token).then(
+        () => {
+          if (!left) latest.current.onConnected?.(room);
+        },
+        (error: SwitchboardError) => {
+          if (!left) latest.current.onError?.(error);
+        },
+      );
+    });
     return () => {
       left = true;
-      void room.leave();
+      lastLeave.current = room.leave().catch(() => undefined);
     };
   }, [ownsRoom, ownRoom, serverUrl, token, connect]);
 
