@@ -395,7 +395,7 @@ describe('Cluster: SIGTERM drain of the owner of a mesh room and an SFU room of 
         const label = `${prefix}${i + 1}`;
         const origin = node.url.replace('127.0.0.1', 'localhost');
         target.pages.push(
-          await openClusterPage(browser, origin, `room=${target.room}&name=${label}&res=160x120&audio=0`, {
+          await openClusterPage(browser, origin, `room=${target.room}&name=${label}&res=160x120&audio=0&tiles=0`, {
             viewport: { width: 800, height: 500 },
             initScript: KEEP_PEER_CONNECTIONS,
           }),

@@ -80,7 +80,7 @@ describe('Cluster: kill -9 of the owner of an SFU room of five Chromium pages (i
     // Five pages, served by B or C (the SDK is given the page's origin and redirected to A); video only.
     const origins = [b, c, b, c, b].map((node) => node.url.replace('127.0.0.1', 'localhost'));
     for (const [i, origin] of origins.entries())
-      pages.push(await openClusterPage(browser, origin, `room=${ROOM}&name=p${i + 1}&res=160x120&audio=0`));
+      pages.push(await openClusterPage(browser, origin, `room=${ROOM}&name=p${i + 1}&res=160x120&audio=0&tiles=0`));
     anchor.close();
     const joinedOn = () =>
       Promise.all(
