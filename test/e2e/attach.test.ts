@@ -38,6 +38,8 @@ function exercise(page: Page): Promise<AttachResult> {
     const audio = tracks.find((t) => t.kind === 'audio' && t.readyState === 'live');
     if (!video || !audio) throw new Error(`remote tracks: ${tracks.map((t) => `${t.kind}:${t.readyState}`).join(', ')}`);
     const element = sdk.attachTrack(video) as HTMLVideoElement;
+    // In view whatever the page's layout: the SDK's adaptive stream pauses a video nobody can see.
+    Object.assign(element.style, { position: 'fixed', top: '0', left: '0', width: '320px', height: '240px', zIndex: '10' });
     document.body.append(element);
     const deadline = Date.now() + 15_000;
     while (element.videoWidth === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
