@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import type { Browser, Page } from 'playwright-core';
-import { browserUnavailableReason, buildSdk, identityOf, launchBrowser, openDemoPage } from '../helpers/browser.js';
-import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+import type { Page } from 'playwright-core';
+import { identityOf, openDemoPage, useChromiumSuite } from '../helpers/browser.js';
+import { waitFor } from '../helpers/server.js';
 import { decodedSize, setTileHidden, showVideoOf } from '../helpers/tiles.js';
 import type { SfuRoom } from '../../server/sfu/SfuService.js';
 
@@ -21,32 +21,16 @@ const PAGES = Number(process.env.SIMULCAST_PAGES ?? 5);
 
 describe('browser e2e: simulcast and adaptive stream on the SFU (Chromium, fake 1280x720 camera)', function () {
   this.timeout(300000);
-  let t: TestServer;
-  let browser: Browser;
-  let base: string;
+  const suite = useChromiumSuite(SFU_ENV);
   const pages: Page[] = [];
-
-  before(async function () {
-    const reason = browserUnavailableReason();
-    if (reason) {
-      console.log(`      skipped: ${reason}`);
-      this.skip();
-    }
-    buildSdk();
-    t = await startServer(SFU_ENV);
-    base = t.url.replace('127.0.0.1', 'localhost');
-    browser = await launchBrowser();
-  });
   after(async () => {
     for (const page of pages) await page.close().catch(() => undefined);
-    await browser?.close();
-    await t?.close();
   });
 
   /** Creates the room through the API, pinned to the SFU, so the pages go straight there. */
   async function createSfuRoom(room: string): Promise<void> {
-    const secret = /api_secret=(\S+)/.exec(t.server.config.bootNotices.join('\n'))?.[1];
-    const response = await fetch(`${t.url}/api/v1/rooms`, {
+    const secret = /api_secret=(\S+)/.exec(suite.server.server.config.bootNotices.join('\n'))?.[1];
+    const response = await fetch(`${suite.server.url}/api/v1/rooms`, {
       method: 'POST',
       headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
       body: JSON.stringify({ room_id: room, mode: 'sfu' }),
@@ -58,14 +42,16 @@ describe('browser e2e: simulcast and adaptive stream on the SFU (Chromium, fake 
     const room = 'simulcast';
     await createSfuRoom(room);
     for (let i = 1; i <= PAGES; i++)
-      pages.push(await openDemoPage(browser, base, `room=${room}&name=s${i}&res=1280x720&audio=0&tiles=0`, { width: 1280, height: 800 }));
+      pages.push(
+        await openDemoPage(suite.browser, suite.base, `room=${room}&name=s${i}&res=1280x720&audio=0&tiles=0`, { width: 1280, height: 800 }),
+      );
     const [small, large, sender] = pages as [Page, Page, Page];
     const ids = await Promise.all(pages.map((page) => page.evaluate(() => window.switchboardRoom.localParticipant.id)));
     const senderIdentity = await identityOf(sender);
     let sfuRoom: SfuRoom | undefined;
     await waitFor(
       () => {
-        sfuRoom = t.server.sfu?.get(`dev/${room}`);
+        sfuRoom = suite.server.server.sfu?.get(`dev/${room}`);
         return ids.every((id) => sfuRoom?.producerEncodings(id).some((p) => p.kind === 'video'));
       },
       60000,

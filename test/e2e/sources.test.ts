@@ -6,9 +6,9 @@
  * so is a listener's publish; a malformed source is payload_invalid.
  */
 import { expect } from 'chai';
-import type { Browser, Page } from 'playwright-core';
-import { browserUnavailableReason, buildSdk, identityOf, launchBrowser, openDemoPage } from '../helpers/browser.js';
-import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+import type { Page } from 'playwright-core';
+import { identityOf, openDemoPage, useChromiumSuite } from '../helpers/browser.js';
+import { waitFor } from '../helpers/server.js';
 
 const ENV = {
   SFU_ENABLED: 'true',
@@ -116,33 +116,16 @@ async function expectFramesFrom(page: Page, identity: string, label: string): Pr
 
 describe('browser e2e: track sources, screen share policy and the guide preset (Chromium, fake media)', function () {
   this.timeout(180000);
-  let t: TestServer;
-  let browser: Browser;
-  let base: string;
+  const suite = useChromiumSuite(ENV);
   const errors: string[][] = [];
-
-  before(async function () {
-    const reason = browserUnavailableReason();
-    if (reason) {
-      console.log(`      skipped: ${reason}`);
-      this.skip();
-    }
-    buildSdk();
-    t = await startServer(ENV);
-    base = t.url.replace('127.0.0.1', 'localhost');
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await t?.close();
-  });
 
   /**
    * Four pages: ann and ben (guests, no camera or microphone of their own), a guide (its
    * microphone only, as the demo publishes for it) and a listener.
    */
   async function scenario(room: string, mode: 'mesh' | 'sfu'): Promise<void> {
-    const open = (name: string, query: string) => openDemoPage(browser, base, `room=${room}&name=${name}${query}`, undefined, errors);
+    const open = (name: string, query: string) =>
+      openDemoPage(suite.browser, suite.base, `room=${room}&name=${name}${query}`, undefined, errors);
     const ann = await open('ann', '&video=0&audio=0');
     const ben = await open('ben', '&video=0&audio=0');
     const guide = await open('guide', '&role=guide');
@@ -178,10 +161,10 @@ describe('browser e2e: track sources, screen share policy and the guide preset (
           received: [{ kind: 'video', source: 'screen' }],
         });
       }
-      const serverTracks = [...(t.server.rooms.get('dev', room)?.peerByUser(annId)?.tracks.values() ?? [])];
+      const serverTracks = [...(suite.server.server.rooms.get('dev', room)?.peerByUser(annId)?.tracks.values() ?? [])];
       expect(serverTracks.map((track) => track.source)).to.deep.equal(['screen']);
       if (mode === 'sfu') {
-        const producers = t.server.sfu?.get(`dev/${room}`)?.producers() ?? [];
+        const producers = suite.server.server.sfu?.get(`dev/${room}`)?.producers() ?? [];
         expect(producers.filter((p) => p.kind === 'video').map((p) => p.source)).to.deep.equal(['screen']);
         const preference = await ann.evaluate(() => {
           const sfu = (window.switchboardRoom as unknown as { sfu: { producers: Map<MediaStreamTrack, { rtpSender?: RTCRtpSender }> } })
@@ -238,7 +221,7 @@ describe('browser e2e: track sources, screen share policy and the guide preset (
 
   it('in an SFU room', async () => {
     const now = new Date();
-    await t.server.store.rooms.create({
+    await suite.server.server.store.rooms.create({
       tenant_id: 'dev',
       room_id: 'sources-sfu',
       name: 'sources-sfu',

@@ -17,10 +17,10 @@
  * gone, both recover.
  */
 import { expect } from 'chai';
-import type { Browser, Page } from 'playwright-core';
-import { browserUnavailableReason, buildSdk, failOnPageErrors, identityOf, launchBrowser, openDemoPage } from '../helpers/browser.js';
+import type { Page } from 'playwright-core';
+import { failOnPageErrors, identityOf, openDemoPage, useChromiumSuite } from '../helpers/browser.js';
 import { startLossyUdpProxy, type LossyUdpProxy } from '../helpers/lossyUdpProxy.js';
-import { startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { waitFor, type TestServer } from '../helpers/server.js';
 
 const ENV = {
   SFU_ENABLED: 'true',
@@ -98,28 +98,10 @@ function everNamed(page: Page): Promise<string[]> {
 
 describe('browser e2e: active speakers (Chromium, a WebAudio tone against silence)', function () {
   this.timeout(180000);
-  let t: TestServer;
-  let browser: Browser;
-  let base: string;
-
-  before(async function () {
-    const reason = browserUnavailableReason();
-    if (reason) {
-      console.log(`      skipped: ${reason}`);
-      this.skip();
-    }
-    buildSdk();
-    t = await startServer(ENV);
-    base = t.url.replace('127.0.0.1', 'localhost');
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await t?.close();
-  });
+  const suite = useChromiumSuite(ENV);
 
   async function scenario(room: string, mode: 'mesh' | 'sfu'): Promise<void> {
-    const open = (name: string) => openDemoPage(browser, base, `room=${room}&name=${name}&video=0&audio=0`);
+    const open = (name: string) => openDemoPage(suite.browser, suite.base, `room=${room}&name=${name}&video=0&audio=0`);
     const pages = [await open('tone'), await open('quiet1'), await open('quiet2')];
     const [tonePage] = pages as [Page, Page, Page];
     try {
@@ -188,39 +170,26 @@ describe('browser e2e: active speakers (Chromium, a WebAudio tone against silenc
   });
 
   it('in an SFU room: the same, from the router’s audio level observer', async () => {
-    await createSfuRoom(t, 'speakers-sfu');
+    await createSfuRoom(suite.server, 'speakers-sfu');
     await scenario('speakers-sfu', 'sfu');
   });
 });
 
 describe('browser e2e: connection quality under a lossy relay (Chromium, TURN behind a UDP proxy)', function () {
   this.timeout(180000);
-  let t: TestServer;
-  let browser: Browser;
-  let base: string;
+  const suite = useChromiumSuite(ENV);
   let proxy: LossyUdpProxy;
 
   before(async function () {
-    const reason = browserUnavailableReason();
-    if (reason) {
-      console.log(`      skipped: ${reason}`);
-      this.skip();
-    }
-    buildSdk();
-    t = await startServer(ENV);
-    base = t.url.replace('127.0.0.1', 'localhost');
-    browser = await launchBrowser();
-    proxy = await startLossyUdpProxy(t.server.turn?.port ?? 0);
+    proxy = await startLossyUdpProxy(suite.server.server.turn?.port ?? 0);
   });
   after(async () => {
-    await browser?.close();
     await proxy?.close();
-    await t?.close();
   });
 
   /** A demo page whose TURN server is the proxy (the join's ice_servers rewritten to its port) and which relays everything. */
   async function openBehindProxy(query: string): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const page = await suite.browser.newPage({ viewport: { width: 1280, height: 800 } });
     failOnPageErrors(page, query);
     // A string, not a function: tsx names functions through a helper the page lacks.
     await page.addInitScript({
@@ -238,7 +207,7 @@ describe('browser e2e: connection quality under a lossy relay (Chromium, TURN be
         window.RTCPeerConnection = Proxied;
       }`,
     });
-    await page.goto(`${base}/?${query}`);
+    await page.goto(`${suite.base}/?${query}`);
     await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 30000 });
     return page;
   }
@@ -255,7 +224,7 @@ describe('browser e2e: connection quality under a lossy relay (Chromium, TURN be
     const query = `room=${room}&res=160x120&stats=1000`;
     const forwardedBefore = proxy.counts().forwarded;
     const lossy = await openBehindProxy(`${query}&name=lossy&relay=1`);
-    const clean = await openDemoPage(browser, base, `${query}&name=clean`);
+    const clean = await openDemoPage(suite.browser, suite.base, `${query}&name=clean`);
     try {
       for (const page of [lossy, clean]) expect(await page.evaluate(() => window.switchboardRoom.mode), 'mode').to.equal(mode);
       const [lossyId, cleanId] = [await identityOf(lossy), await identityOf(clean)];
@@ -341,7 +310,7 @@ describe('browser e2e: connection quality under a lossy relay (Chromium, TURN be
   });
 
   it('in an SFU room: the same, over the SFU transports', async () => {
-    await createSfuRoom(t, 'quality-sfu');
+    await createSfuRoom(suite.server, 'quality-sfu');
     await scenario('quality-sfu', 'sfu');
   });
 });

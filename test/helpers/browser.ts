@@ -4,6 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import './page-globals.js';
+import { startServer, type TestServer } from './server.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -134,4 +135,36 @@ export async function openDemoPage(
   await page.goto(`${base}/?${query}`);
   await page.waitForFunction(() => window.switchboardRoom?.state === 'connected', undefined, { timeout: 30000 });
   return page;
+}
+
+/** What useChromiumSuite set up for a suite: its server, its Chromium, and the server's URL under localhost (the pages' origin). */
+export interface ChromiumSuite {
+  server: TestServer;
+  browser: Browser;
+  base: string;
+}
+
+/**
+ * Registers the hooks of a suite of Chromium pages against one server: skips the suite (saying
+ * why) where Chromium cannot run, builds the SDK bundle, starts a server with `env` and launches
+ * Chromium; closes both after. The fields are set once the suite's `before` ran.
+ */
+export function useChromiumSuite(env: Record<string, string>): ChromiumSuite {
+  const suite = {} as ChromiumSuite;
+  before(async function () {
+    const reason = browserUnavailableReason();
+    if (reason) {
+      console.log(`      skipped: ${reason}`);
+      this.skip();
+    }
+    buildSdk();
+    suite.server = await startServer(env);
+    suite.base = suite.server.url.replace('127.0.0.1', 'localhost');
+    suite.browser = await launchBrowser();
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.server?.close();
+  });
+  return suite;
 }
