@@ -104,6 +104,12 @@ export interface SfuInfo {
   producers: SfuProducerInfo[];
   /** Who speaks on the router now (active_speakers then tells the changes). */
   active_speakers?: ActiveSpeaker[];
+  /**
+   * Data the SFU queues for one slow receiver before it drops messages
+   * (SFU_SCTP_SEND_BUFFER_BYTES): a sender keeps at least twice this of its reliable messages,
+   * so a receiver that lost some to a full queue can still ask for them.
+   */
+  sctp_send_buffer_bytes?: number;
 }
 
 /** Transport parameters for mediasoup-client's createSendTransport/createRecvTransport. */

@@ -46,6 +46,14 @@ export class TrackView {
     this.follow();
   }
 
+  /**
+   * The server was told the track is not visible (or is being told): its consumer is paused, and
+   * no media of it arrives until the track is shown again.
+   */
+  get hidden(): boolean {
+    return this.sent?.startsWith('false:') ?? false;
+  }
+
   /** Where the track is shown now: the largest visible element's size in device pixels. */
   current(): TrackViewReport {
     const ratio = (globalThis as { devicePixelRatio?: number }).devicePixelRatio ?? 1;

@@ -42,8 +42,8 @@ export interface HandOverSfu {
   readonly dataReady: boolean;
   /** Producer ids of one peer that we receive. */
   consumedFrom(peerId: string): Set<string>;
-  /** Inbound stats of one peer's media consumers, one list per consumer. */
-  statsFrom(peerId: string): Promise<InboundStat[][]>;
+  /** Inbound stats of one peer's media consumers, one list per consumer (`shownOnly`: without the videos the app hides). */
+  statsFrom(peerId: string, shownOnly: boolean): Promise<InboundStat[][]>;
   send(text: string, reliable: boolean): void;
   close(): void;
 }
@@ -304,7 +304,8 @@ export class HandOver {
     const consumed = sfu.consumedFrom(peerId);
     if (!producers.every((id) => consumed.has(id))) return false;
     // Audio arriving, video decoding (bytes alone may still be waiting for the first key frame).
-    return (await sfu.statsFrom(peerId)).every((consumerStats) => consumerStats.some(isFlowing));
+    // A video the app does not show is paused by the SFU: nothing of it will flow.
+    return (await sfu.statsFrom(peerId, true)).every((consumerStats) => consumerStats.some(isFlowing));
   }
 
   private async stepToMesh(): Promise<void> {
@@ -336,7 +337,7 @@ export class HandOver {
     const overSfu = (
       (await this.host
         .sfu()
-        ?.statsFrom(peerId)
+        ?.statsFrom(peerId, true)
         .catch(() => [])) ?? []
     ).flat();
     const kinds = new Set(overSfu.flatMap((stat) => (stat.kind ? [stat.kind] : [])));

@@ -312,6 +312,16 @@ export class ReliableDelivery<S extends DataSender> {
     else if (!envelope.c) this.receiveData(sender, envelope, reliable);
   }
 
+  /**
+   * The SFU queues up to `bytes` for a slow receiver and drops what comes past it: the hole
+   * such a receiver finds, it finds only once that queue drained, while we kept sending. Our
+   * history then keeps twice that (plus what our own channel buffers), or the sync could only
+   * answer that the messages are gone.
+   */
+  sfuQueuesUpTo(bytes: number): void {
+    this.sentHistory.holdAtLeast(2 * bytes + HIGH_WATER_BYTES);
+  }
+
   /** A participant joined after us: we are owed its data from its first message on. */
   joinedAfter(identity: string): void {
     this.joinedAfterUs.add(identity);

@@ -634,7 +634,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
    * session left on the old node during a move included): totals, and decoded-video counters per
    * path (a path's counters restart when its connection is replaced).
    */
-  async getParticipantStats(): Promise<Map<string, ParticipantMediaStats>> {
+  getParticipantStats(): Promise<Map<string, ParticipantMediaStats>> {
+    return this.participantStats(false);
+  }
+
+  /** getParticipantStats; `shownOnly` leaves out the SFU videos the app does not show (adaptive stream paused them). */
+  private async participantStats(shownOnly: boolean): Promise<Map<string, ParticipantMediaStats>> {
     // All getStats calls at once: each waits behind the browser's SDP work during a migration.
     const perParticipant = await Promise.all(
       [...this.participants.values()].map(async (participant) => {
@@ -647,8 +652,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
                 () => [],
               )
             : Promise.resolve([]),
-          this.sfu ? this.sfu.statsFrom(participant.id).catch(() => []) : Promise.resolve([]),
-          retired ? retired.statsFrom(participant.id).catch(() => []) : Promise.resolve(undefined),
+          this.sfu ? this.sfu.statsFrom(participant.id, shownOnly).catch(() => []) : Promise.resolve([]),
+          retired ? retired.statsFrom(participant.id, shownOnly).catch(() => []) : Promise.resolve(undefined),
         ]);
         return [participant.identity, participantMediaStats({ mesh, sfu, ...(sfuRetired ? { sfuRetired } : {}) })] as const;
       }),
@@ -669,7 +674,12 @@ export class Room extends Emitter<RoomEventCallbacks> {
 
   private async videoSample(): Promise<VideoSample> {
     const sample: VideoSample = new Map();
-    for (const [identity, stats] of await this.getParticipantStats()) sample.set(identity, stats.videoByPath);
+    // A video the app hides is paused on the SFU: it is no gap, and waiting for it would hold the
+    // report (a participant left out of a sample counts as gone).
+    const hidden = new Set(
+      [...this.participants.values()].flatMap((participant) => (this.sfu?.hidesVideoFrom(participant.id) ? [participant.identity] : [])),
+    );
+    for (const [identity, stats] of await this.participantStats(true)) if (!hidden.has(identity)) sample.set(identity, stats.videoByPath);
     return sample;
   }
 
@@ -1088,6 +1098,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     for (const producer of info.producers) this.producerInfos.set(producer.producer_id, producer);
     const speakers = parseSpeakers({ speakers: info.active_speakers ?? [] });
     if (speakers) this.applySpeakers(speakers);
+    if (typeof info.sctp_send_buffer_bytes === 'number' && Number.isFinite(info.sctp_send_buffer_bytes))
+      this.delivery.sfuQueuesUpTo(info.sctp_send_buffer_bytes);
     this.sfu?.close();
     this.handOver.sfuStarted();
     const grants = this.localParticipant?.grants;
@@ -1218,8 +1230,9 @@ export class Room extends Emitter<RoomEventCallbacks> {
       const before = old.receivedKinds(participant.id);
       const now = fresh.receivedKinds(participant.id);
       for (const kind of before) if (!now.has(kind)) return false;
-      if (!before.has('video')) continue;
-      const stats = await fresh.statsFrom(participant.id).catch(() => []);
+      // A video the app does not show is paused by the SFU: nothing of it will decode.
+      if (!before.has('video') || !fresh.showsVideoFrom(participant.id)) continue;
+      const stats = await fresh.statsFrom(participant.id, true).catch(() => []);
       if (!stats.flat().some((stat) => stat.kind === 'video' && isFlowing(stat))) return false;
     }
     return true;

@@ -19,8 +19,13 @@ export class SentHistory {
 
   constructor(
     private readonly maxMessages = 8192,
-    private readonly maxChars = 4 * 1024 * 1024,
+    private maxChars = 4 * 1024 * 1024,
   ) {}
+
+  /** Keeps at least this many characters/bytes from now on (never fewer than the constructor's). */
+  holdAtLeast(chars: number): void {
+    this.maxChars = Math.max(this.maxChars, chars);
+  }
 
   add(seq: number, text: WireMessage): void {
     this.entries.push({ seq, text });

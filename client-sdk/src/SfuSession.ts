@@ -173,6 +173,18 @@ export class SfuSession {
     return ids;
   }
 
+  /** Whether a video consumer of one peer is shown by the app (not paused by adaptive stream). */
+  showsVideoFrom(peerId: string): boolean {
+    for (const c of this.consumed.values()) if (c.peerId === peerId && c.consumer?.kind === 'video' && !c.view?.hidden) return true;
+    return false;
+  }
+
+  /** Whether we consume video of one peer and the app shows none of it (adaptive stream paused it all). */
+  hidesVideoFrom(peerId: string): boolean {
+    const videos = [...this.consumed.values()].filter((c) => c.peerId === peerId && c.consumer?.kind === 'video');
+    return videos.length > 0 && videos.every((c) => c.view?.hidden);
+  }
+
   /** The kinds we receive from one peer: media with its consumer created, data with its consumer open. */
   receivedKinds(peerId: string): Set<'audio' | 'video' | 'data'> {
     const kinds = new Set<'audio' | 'video' | 'data'>();
@@ -185,14 +197,16 @@ export class SfuSession {
 
   /**
    * Inbound stats of every media consumer of one peer: one list per consumer, holding its
-   * inbound-rtp entry (empty: nothing received yet). All consumers share one getStats of the
+   * inbound-rtp entry (empty: nothing received yet). `shownOnly` leaves out the videos the app
+   * does not show (adaptive stream paused their consumers: no media of them comes, and a
+   * hand-over waiting for it would wait for its deadline). All consumers share one getStats of the
    * receive transport (taken at most every 200 ms): a consumer's own getStats walks the whole
    * peer connection too, and a dozen of them per sample slowed the SDP work of a busy page by
    * seconds during a migration.
    */
-  async statsFrom(peerId: string): Promise<InboundStat[][]> {
+  async statsFrom(peerId: string, shownOnly = false): Promise<InboundStat[][]> {
     const consumers = [...this.consumed.values()].flatMap((c) =>
-      c.peerId === peerId && c.consumer && !c.consumer.closed ? [c.consumer] : [],
+      c.peerId === peerId && c.consumer && !c.consumer.closed && !(shownOnly && c.view?.hidden) ? [c.consumer] : [],
     );
     if (consumers.length === 0 || !this.recvTransport) return [];
     const inbound = inboundStats(await this.recvTransportStats());

@@ -78,6 +78,8 @@ export class VideoGapMeter {
   private largestIdentity = '';
   /** Participants that progressed on a path in the latest sample, by path. */
   private lastProgressed = new Map<string, Set<string>>();
+  /** Samples taken so far. */
+  private samples = 0;
 
   constructor(
     private readonly sample: () => Promise<VideoSample>,
@@ -125,13 +127,16 @@ export class VideoGapMeter {
 
   /**
    * Resolves once one sample shows every participant seen so far progressing on `path`
-   * (media runs on the new topology), or after `capMs`.
+   * (media runs on the new topology), or a sample taken meanwhile shows no video decoding at all
+   * (an audio-only room, or every video hidden by the app: nothing to wait for), or after `capMs`.
    */
   async flowingOn(path: string, capMs: number): Promise<void> {
+    const samplesBefore = this.samples;
     for (const deadline = Date.now() + capMs; Date.now() < deadline;) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       const progressed = this.lastProgressed.get(path);
       if (this.seen.size > 0 && [...this.seen.keys()].every((identity) => progressed?.has(identity))) return;
+      if (this.seen.size === 0 && this.samples > samplesBefore) return;
     }
   }
 
@@ -199,5 +204,6 @@ export class VideoGapMeter {
       seen.paths = paths;
     }
     this.lastProgressed = progressedByPath;
+    this.samples++;
   }
 }

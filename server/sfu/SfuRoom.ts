@@ -326,6 +326,7 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
       router_rtp_capabilities: this.rtpCapabilities,
       producers: this.producers(exceptPeerId),
       active_speakers: this.speakers,
+      sctp_send_buffer_bytes: this.config.sctpSendBufferBytes,
     };
   }
 

@@ -57,6 +57,25 @@ async function expectMediaGrowing(page: Page, from: string[]): Promise<void> {
   }
 }
 
+/** A page's data received and its mesh links (connection, reliable channel, messages waiting for it). */
+function linkStates(): unknown {
+  const room = window.switchboardRoom as unknown as {
+    state: string;
+    links: Map<string, { established: boolean; dead: boolean; queued(): number; pc: RTCPeerConnection }>;
+  };
+  return {
+    state: room.state,
+    received: window.received,
+    links: [...room.links].map(([id, link]) => ({
+      id,
+      established: link.established,
+      dead: link.dead,
+      queued: link.queued(),
+      pc: link.pc.connectionState,
+    })),
+  };
+}
+
 /** Installs a data collector on a page. */
 async function collectData(page: Page): Promise<void> {
   await page.evaluate(() => {
@@ -90,7 +109,11 @@ async function threePages(openPage: (room: string, name: string) => Promise<Page
     async () => (await Promise.all(pages.map((p) => p.evaluate(() => window.received.length)))).every((n) => n >= 2),
     15000,
     'data on every page',
-  );
+  ).catch(async (error: unknown) => {
+    // What each page got and how its links stand, so a failure says where the message stopped.
+    const states = await Promise.all(pages.map((p) => p.evaluate(linkStates).catch((e: unknown) => String(e))));
+    throw new Error(`${String(error)}; pages: ${JSON.stringify(states)}`);
+  });
   await new Promise((r) => setTimeout(r, 500));
   for (const [i, page] of pages.entries()) {
     const received = await page.evaluate(() => window.received);

@@ -130,7 +130,6 @@ export function collect<T = unknown>(client: TestClient, event: string): T[] {
   return items;
 }
 
-/** Resolves when the predicate holds, polling; rejects after the timeout. */
 /** Every event a client receives from now on, by event name. */
 export function recordEvents(client: TestClient): Map<string, unknown[]> {
   const seen = new Map<string, unknown[]>();
@@ -140,6 +139,7 @@ export function recordEvents(client: TestClient): Map<string, unknown[]> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Resolves when the predicate holds, polling; rejects after the timeout. */
 export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {

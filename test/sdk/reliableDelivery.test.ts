@@ -472,6 +472,39 @@ describe('ReliableDelivery with binary payloads, topics and backpressure', () =>
     expect(unpack(answer.text).map((e) => e.c ?? e.q)).to.deep.equal([7, 8, 'synced']);
   });
 
+  it('a receiver behind a full SFU queue finds its hole late: the sender still holds the lost message when it keeps twice the queue (sfu info sctp_send_buffer_bytes)', async () => {
+    // On the SFU alone. Bob loses message 2 (his queue at the SFU was full); the queue ahead of
+    // him holds back everything after it while Alice sends on (12.8 MB), as a slow receiver
+    // whose queue drains sees it.
+    const run = async (queueBytes: number | null): Promise<number[]> => {
+      const net = new Network();
+      const [a, b] = [net.join('a1', 'alice', 'epoch-a'), net.join('b1', 'bob', 'epoch-b')];
+      for (const peer of net.peers) peer.delivery.start();
+      net.meshOpen = false;
+      net.sfuOpen = true;
+      if (queueBytes !== null) a.delivery.sfuQueuesUpTo(queueBytes);
+      let dropped2 = false;
+      net.filter = (wire) => {
+        const q = dataOf(wire)?.q;
+        if (wire.from !== a || q === undefined || q === 1 || unpack(wire.text).some((e) => e.c === 'synced')) return 'pass';
+        return q === 2 && !dropped2 ? ((dropped2 = true), 'drop') : 'hold';
+      };
+      for (let n = 1; n <= 200; n++) void a.delivery.send(bytesOf(n, 64 * 1024), true);
+      net.flush();
+      net.filter = () => 'pass';
+      net.release();
+      for (let i = 0; i < 4; i++) {
+        await net.clock.advance(SYNC_CHECK_MS);
+        net.flush();
+      }
+      for (const peer of net.peers) peer.delivery.stop();
+      return b.delivered.map((d) => d.seq);
+    };
+    const all = Array.from({ length: 200 }, (_, i) => i + 1);
+    expect(await run(8 * 1024 * 1024), 'history of twice the 8 MiB queue: every message, in order').to.deep.equal(all);
+    expect(await run(null), 'the default 4 MiB history: message 2 was gone when Bob asked').to.deep.equal(all.filter((n) => n !== 2));
+  });
+
   it('a message over MAX_MESSAGE_BYTES on the wire is refused with payload_too_large before anything is sent; one that fits goes', () => {
     const tooLarge = new Uint8Array(MAX_MESSAGE_BYTES);
     expect(() => alice.delivery.send(tooLarge, true))

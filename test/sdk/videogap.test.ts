@@ -154,4 +154,34 @@ describe('VideoGapMeter', () => {
       200,
     );
   });
+
+  it('flowingOn ends at the first sample with no video decoding (audio only, or every video hidden), waits for every seen video on the new path, or gives up at the cap', async () => {
+    const frames = new Map<string, number>();
+    const meter = new VideoGapMeter(async () => {
+      const sample: VideoSample = new Map();
+      for (const [identity, count] of frames) sample.set(identity, { mesh: { frames: 0 }, sfu: { frames: count } });
+      return sample;
+    }, 20);
+    try {
+      // No video at all: done with the next sample, not at the cap.
+      let started = Date.now();
+      await meter.flowingOn('sfu', 5000);
+      expect(Date.now() - started, 'no video').to.be.below(1000);
+
+      // alice's video decodes on the SFU, then stops: flowingOn waits for it and gives up at the cap.
+      frames.set('alice', 1);
+      const grow = setInterval(() => frames.set('alice', (frames.get('alice') ?? 0) + 1), 10);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      started = Date.now();
+      await meter.flowingOn('sfu', 5000);
+      expect(Date.now() - started, 'alice decoding').to.be.below(1000);
+      clearInterval(grow);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      started = Date.now();
+      await meter.flowingOn('sfu', 400);
+      expect(Date.now() - started, 'alice stalled: the cap').to.be.at.least(400);
+    } finally {
+      await meter.finish();
+    }
+  });
 });

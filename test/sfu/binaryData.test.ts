@@ -83,6 +83,9 @@ describe('SFU binary data (Chromium, mediasoup): binary frames across a promotio
     const room = 'binary-sfu';
     const p1 = await open(room, 'p1');
     const p2 = await open(room, 'p2');
+    // p2 shows no remote video: adaptive stream pauses its video consumers on the SFU, and its
+    // hand-over must not wait for their frames (it did, until the migration deadline).
+    await p2.addStyleTag({ content: '.tile.remote video { display: none; }' });
     const from = await identityOf(p1);
     const p0 = await open(room, 'p0');
     await p1.waitForFunction(() => window.switchboardRoom.participants.size === 2, undefined, { timeout: 30_000 });
@@ -107,6 +110,14 @@ describe('SFU binary data (Chromium, mediasoup): binary frames across a promotio
       timeout: 90_000,
       polling: 250,
     });
+    for (const [name, page] of Object.entries({ p1, p2 })) {
+      await page.waitForFunction(() => window.switchboardRoom.lastMigration?.to === 'sfu', undefined, { timeout: 60_000, polling: 250 });
+      const { durationMs, timeoutMs } = await page.evaluate(() => ({
+        durationMs: window.switchboardRoom.lastMigration?.durationMs ?? NaN,
+        timeoutMs: (window.switchboardRoom as unknown as { options: { migrationTimeoutMs?: number } }).options.migrationTimeoutMs ?? 30_000,
+      }));
+      expect(durationMs, `${name}: the hand-over ended before its deadline (no fallback)`).to.be.below(timeoutMs);
+    }
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const sent = await p1.evaluate(() => {
       clearInterval(window.binTimer);

@@ -44,6 +44,8 @@ describe('SFU topology policy (real mediasoup workers)', function () {
     const d = await t.join({ room: 'p', user: 'd' });
     expect(d.ack.room.mode).to.equal('sfu');
     expect(d.ack.sfu?.router_rtp_capabilities).to.be.an('object');
+    // The SFU's queue per slow receiver (SFU_SCTP_SEND_BUFFER_BYTES): the SDK keeps twice that of its data to resend.
+    expect(d.ack.sfu?.sctp_send_buffer_bytes).to.equal(8_388_608);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).to.match(/switchboard_migrations_total\{to="sfu",reason="threshold"\} 1/);
     expect(metrics).to.match(/switchboard_rooms_active\{mode="sfu"\} 1/);

@@ -50,6 +50,7 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
 
     let backend: TurnBackend | undefined;
     const clients: TurnClient[] = [];
+    const retired: TurnClient[] = [];
     const peers: UdpPeer[] = [];
 
     before(async function () {
@@ -59,11 +60,15 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
     afterEach(async () => {
       // Release allocations so the per-user quota starts clean in the next test.
       await Promise.all(clients.map((c) => (c.integrityKey ? c.refresh(0).catch(() => undefined) : undefined)));
-      await Promise.all(clients.splice(0).map((c) => c.close()));
+      // The sockets stay bound until the suite ends: a later client given a closed one's port
+      // would share its 5-tuple with an allocation the backend may still hold (coturn answers
+      // 437 Allocation Mismatch), a collision of the test, not of the backend.
+      retired.push(...clients.splice(0));
       await Promise.all(peers.splice(0).map((p) => p.close()));
     });
 
     after(async () => {
+      await Promise.all(retired.splice(0).map((c) => c.close()));
       await backend?.close();
     });
 
