@@ -45,22 +45,31 @@ export function sameSpeakers(a: readonly ActiveSpeaker[], b: readonly ActiveSpea
   return a.length === b.length && a.every((speaker, i) => speaker.peer_id === b[i]?.peer_id);
 }
 
-/** The loudest audio level received on a mesh link (RTCRtpReceiver.getSynchronizationSources), or 0. */
-export function receivedAudioLevel(pc: RTCPeerConnection): number {
+/**
+ * The loudest audio level received on a mesh link (RTCRtpReceiver.getSynchronizationSources),
+ * or 0, over the tracks `speech` accepts (a shared screen's audio is nobody speaking).
+ */
+export function receivedAudioLevel(pc: RTCPeerConnection, speech: (track: MediaStreamTrack) => boolean = () => true): number {
   let level = 0;
   for (const receiver of pc.getReceivers()) {
-    if (receiver.track?.kind !== 'audio' || typeof receiver.getSynchronizationSources !== 'function') continue;
+    if (receiver.track?.kind !== 'audio' || typeof receiver.getSynchronizationSources !== 'function' || !speech(receiver.track)) continue;
     for (const source of receiver.getSynchronizationSources()) level = Math.max(level, source.audioLevel ?? 0);
   }
   return level;
 }
 
-/** The level of our own microphone as a connection sends it (getStats media-source audioLevel), or 0. */
-export async function sentAudioLevel(pc: { getStats(): Promise<RTCStatsReport> }): Promise<number> {
+/**
+ * The level of our own microphone as a connection sends it (getStats media-source audioLevel),
+ * or 0, over the tracks `speech` accepts by id (media-source trackIdentifier).
+ */
+export async function sentAudioLevel(
+  pc: { getStats(): Promise<RTCStatsReport> },
+  speech: (trackId: string) => boolean = () => true,
+): Promise<number> {
   let level = 0;
-  (await pc.getStats()).forEach((stat: { type: string; kind?: string; audioLevel?: number }) => {
-    if (stat.type === 'media-source' && stat.kind === 'audio' && typeof stat.audioLevel === 'number')
-      level = Math.max(level, stat.audioLevel);
+  (await pc.getStats()).forEach((stat: { type: string; kind?: string; audioLevel?: number; trackIdentifier?: string }) => {
+    if (stat.type !== 'media-source' || stat.kind !== 'audio' || typeof stat.audioLevel !== 'number') return;
+    if (stat.trackIdentifier === undefined || speech(stat.trackIdentifier)) level = Math.max(level, stat.audioLevel);
   });
   return level;
 }
@@ -82,6 +91,10 @@ export interface MeshLevelHost {
   active(): boolean;
   links(): ReadonlyMap<string, { readonly pc: RTCPeerConnection }>;
   localId(): string | undefined;
+  /** Whether a remote participant's audio track is speech (its microphone, not a shared screen's audio). */
+  remoteSpeech(peerId: string, track: MediaStreamTrack): boolean;
+  /** Whether one of our audio tracks, by id, is speech. */
+  localSpeech(trackId: string): boolean;
   /** The speakers of this sample, loudest first (our own id among them when we speak). */
   sampled(speakers: ActiveSpeaker[]): void;
 }
@@ -117,10 +130,14 @@ export class MeshLevelSampler {
     try {
       const levels = new Map<string, number>();
       const links = [...this.host.links()];
-      for (const [peerId, link] of links) levels.set(peerId, receivedAudioLevel(link.pc));
+      for (const [peerId, link] of links)
+        levels.set(
+          peerId,
+          receivedAudioLevel(link.pc, (track) => this.host.remoteSpeech(peerId, track)),
+        );
       const self = this.host.localId();
       const first = links[0]?.[1];
-      if (self && first) levels.set(self, await sentAudioLevel(first.pc).catch(() => 0));
+      if (self && first) levels.set(self, await sentAudioLevel(first.pc, (trackId) => this.host.localSpeech(trackId)).catch(() => 0));
       if (this.host.active()) this.host.sampled(speakersFromLevels(this.smoother.update(levels)));
     } finally {
       this.busy = false;

@@ -19,7 +19,7 @@ import { HandOver } from './HandOver.js';
 import { MigrationMonitor, type MigrationReport } from './MigrationMonitor.js';
 import { participantMediaStats, type ParticipantMediaStats } from './participantStats.js';
 import { PeerLink } from './PeerLink.js';
-import { QualityReporter } from './quality.js';
+import { QualityReporter, type MeasuredConnection } from './quality.js';
 import { MeshLevelSampler, parseSpeakers, sameSpeakers } from './ActiveSpeakers.js';
 import { participantQuality } from '../../protocol/connectionQuality.js';
 import { DefaultReconnectPolicy, type ReconnectPolicy } from './ReconnectPolicy.js';
@@ -204,7 +204,7 @@ export class Room extends Emitter<RoomEventCallbacks> {
     links: () => {
       const sfu = this.sfu?.qualityLink();
       if (!sfu) return this.links;
-      const links = new Map<string, { pc: { getStats(): Promise<RTCStatsReport> } }>(this.links);
+      const links = new Map<string, { pc: MeasuredConnection }>(this.links);
       return links.set('sfu', { pc: sfu });
     },
     active: () => this.state === ConnectionState.Connected && this.signal !== null,
@@ -222,6 +222,8 @@ export class Room extends Emitter<RoomEventCallbacks> {
     active: () => this.state === ConnectionState.Connected && this.mode === 'mesh',
     links: () => new Map([...this.links].map(([id, link]) => [id, { pc: link.pc }])),
     localId: () => (this.localParticipant?.trackPublications.size ? this.localParticipant.id : undefined),
+    remoteSpeech: (peerId, track) => this.participantsById.get(peerId)?.trackInfo.get(track.id)?.source !== 'screen_audio',
+    localSpeech: (trackId) => this.localParticipant?.trackPublications.get(trackId)?.source !== 'screen_audio',
     sampled: (speakers) => this.applySpeakers(speakers),
   });
 

@@ -1,6 +1,7 @@
 import type { types as msc } from 'mediasoup-client';
 import type { SfuInfo, SfuProducerInfo, TrackSource } from '../../protocol/events.js';
 import { TrackView } from './AdaptiveStream.js';
+import type { MeasuredConnection } from './quality.js';
 import { PendingMessages } from './PendingMessages.js';
 import { keepSenderResolution } from './PeerLink.js';
 import type { WireMessage } from './DataEnvelope.js';
@@ -223,10 +224,10 @@ export class SfuSession {
    * The SFU connection as the quality reporter measures it: the receive transport once
    * connected (the loss and jitter of what we receive), else the send transport; null before either.
    */
-  qualityLink(): { getStats(): Promise<RTCStatsReport> } | null {
+  qualityLink(): MeasuredConnection | null {
     if (this.closed) return null;
     const transport = this.recvTransport?.connectionState === 'connected' ? this.recvTransport : this.sendTransport;
-    return transport ? { getStats: () => transport.getStats() } : null;
+    return transport ? { getStats: () => transport.getStats(), connectionState: transport.connectionState } : null;
   }
 
   private recvTransportStats(): Promise<RTCStatsReport> {

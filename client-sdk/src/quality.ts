@@ -62,10 +62,17 @@ export function summarizeLink(
   return { quality, sample };
 }
 
+/** A connection the quality reporter measures: a mesh link's peer connection, or an SFU transport. */
+export interface MeasuredConnection {
+  getStats(): Promise<RTCStatsReport>;
+  /** RTCPeerConnection.connectionState (or a mediasoup transport's): 'disconnected' and 'failed' count as losing everything. */
+  readonly connectionState?: string;
+}
+
 /** What the quality reporter reads and sends through. */
 export interface QualityReporterHost {
   /** The mesh links, by remote peer id. */
-  links(): ReadonlyMap<string, { readonly pc: { getStats(): Promise<RTCStatsReport> } }>;
+  links(): ReadonlyMap<string, { readonly pc: MeasuredConnection }>;
   /** Reports are sent only while this holds (connected). */
   active(): boolean;
   /** Sends one summary to the server (undefined: no connection to send on). */
@@ -104,6 +111,10 @@ export class QualityReporter {
       try {
         const { quality, sample } = summarizeLink(peerId, await link.pc.getStats(), this.samples.get(peerId), now);
         this.samples.set(peerId, sample);
+        // Nothing gets through a connection that is down: no loss can be counted on packets that
+        // never come, and its last RTT would still read as a good link.
+        const state = link.pc.connectionState;
+        if (state === 'disconnected' || state === 'failed') quality.packet_loss = 1;
         links.push(quality);
       } catch {
         // A link closing meanwhile has no stats.

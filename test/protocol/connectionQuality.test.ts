@@ -1,6 +1,13 @@
 import { expect } from 'chai';
 import { linkQuality, meanOpinionScore, participantQuality, QUALITY_THRESHOLDS } from '../../protocol/connectionQuality.js';
-import { LevelSmoother, parseSpeakers, sameSpeakers, speakersFromLevels, SPEAKING_LEVEL } from '../../client-sdk/src/ActiveSpeakers.js';
+import {
+  LevelSmoother,
+  MeshLevelSampler,
+  parseSpeakers,
+  sameSpeakers,
+  speakersFromLevels,
+  SPEAKING_LEVEL,
+} from '../../client-sdk/src/ActiveSpeakers.js';
 
 describe('connection quality: the MOS-like score and its levels', () => {
   it('scores a clean LAN link about 4.4 and lowers the score with RTT, jitter and loss', () => {
@@ -81,5 +88,39 @@ describe('active speakers: levels to speakers (the mesh side)', () => {
     expect(parseSpeakers({ speakers: [{ peer_id: 7, level: 0.1 }] })).to.equal(null);
     expect(parseSpeakers({ speakers: 'a' })).to.equal(null);
     expect(parseSpeakers(null)).to.equal(null);
+  });
+
+  it("counts microphones, not a shared screen's audio, in a mesh: received on a link and sent by us", async () => {
+    const loud = 0.5;
+    const audio = (id: string) => ({ id, kind: 'audio' }) as MediaStreamTrack;
+    const receiver = (track: MediaStreamTrack, level: number) => ({ track, getSynchronizationSources: () => [{ audioLevel: level }] });
+    const sources: Record<string, string> = { mic: 'microphone', tab: 'screen_audio', mine: 'microphone', 'my-tab': 'screen_audio' };
+    let sent = [{ type: 'media-source', kind: 'audio', audioLevel: loud, trackIdentifier: 'my-tab' }];
+    const pc = (receivers: unknown[]) =>
+      ({
+        getReceivers: () => receivers,
+        getStats: async () => new Map(sent.map((stat, i) => [String(i), stat])),
+      }) as unknown as RTCPeerConnection;
+    // ann shares a tab with sound and is silent on her microphone; ben speaks.
+    const links = new Map([
+      ['ann', { pc: pc([receiver(audio('mic'), 0), receiver(audio('tab'), loud)]) }],
+      ['ben', { pc: pc([receiver(audio('mic'), loud)]) }],
+    ]);
+    const sampled: string[][] = [];
+    const sampler = new MeshLevelSampler({
+      active: () => true,
+      links: () => links,
+      localId: () => 'me',
+      remoteSpeech: (_peerId, track) => sources[track.id] !== 'screen_audio',
+      localSpeech: (trackId) => sources[trackId] !== 'screen_audio',
+      sampled: (speakers) => sampled.push(speakers.map((s) => s.peer_id)),
+    });
+    const sample = () => (sampler as unknown as { sample(): Promise<void> }).sample();
+    await sample();
+    expect(sampled.at(-1), "ann's tab audio and my own tab audio are nobody speaking").to.deep.equal(['ben']);
+    sent = [...sent, { type: 'media-source', kind: 'audio', audioLevel: loud / 2, trackIdentifier: 'mine' }];
+    await sample();
+    expect(sampled.at(-1), 'my microphone counts').to.deep.equal(['ben', 'me']);
+    sampler.stop();
   });
 });
