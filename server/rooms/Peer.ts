@@ -8,8 +8,8 @@ import type { VerifiedToken } from '../auth/TokenService.js';
  * signaling layer sends on it and closes it, on the rooms' events.
  */
 export interface PeerConnection {
-  /** The client's address, as the handshake saw it. */
-  readonly handshake: { readonly address: string };
+  /** The client's address, as the handshake saw it; `issued`: when the handshake was made (ms since the epoch). */
+  readonly handshake: { readonly address: string; readonly issued?: number };
   /** What the handshake verified. */
   readonly data: { readonly identity: VerifiedToken };
 }

@@ -191,6 +191,11 @@ export class RoomManager<Connection extends PeerConnection = PeerConnection> ext
     const resumed = resumes(place) ? place : undefined;
     // A client back before the server noticed its connection dropped: the new connection takes the old one's place.
     const replaced = !resumed && resumes(previous) ? previous : undefined;
+    // The newer connection of a user wins, whichever join lands first: an older connection's join
+    // that arrives late (a page that reconnected while its first join was still on its way) must
+    // not replace the connection the user has now.
+    if (previous && (previous.socket.handshake.issued ?? 0) > (admission.connection.handshake.issued ?? 0))
+      throw new AppError('conflict', 'a newer connection of this user is in the room');
     const refusal =
       room.config.locked && !identity.grants.roomAdmin && !resumed && !replaced
         ? new AppError('room_locked', 'room is locked')

@@ -112,6 +112,26 @@ describe('rooms and presence', () => {
     expect(t.server.rooms.get('t1', 'dup')?.size).to.equal(1);
   });
 
+  it("an older connection's join landing after a newer one's is refused (conflict): the newer connection stays", async () => {
+    const older = await t.connect(t.mint({ room: 'late', user: 'alice' }));
+    await new Promise((r) => setTimeout(r, 20)); // a later handshake, by the clock's millisecond
+    const newer = await t.connect(t.mint({ room: 'late', user: 'alice' }));
+    const kicked: unknown[] = [];
+    newer.on('kicked', (payload: unknown) => kicked.push(payload));
+    expect((await emitAck(newer, 'join', {})).ok).to.equal(true);
+    const late = await emitAck(older, 'join', {});
+    expect(late.ok === false && late.error.code).to.equal('conflict');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(kicked, 'the newer connection was not replaced').to.deep.equal([]);
+    const room = t.server.rooms.get('t1', 'late');
+    expect(room?.size).to.equal(1);
+    expect([...(room?.peers.values() ?? [])][0]?.socket.id).to.equal(newer.id);
+    // The older connection may still join once the newer one is gone.
+    newer.close();
+    await waitFor(() => room?.size === 0);
+    expect((await emitAck(older, 'join', {})).ok).to.equal(true);
+  });
+
   it('refuses a second join on one socket', async () => {
     const a = await t.join({ room: 'twice', user: 'alice' });
     const again = await emitAck(a.client, 'join', {});
