@@ -1,6 +1,8 @@
 /**
  * 4. TURN: the bundled relay (in a Switchboard process, on its worker thread) vs Debian's
- * coturn, on the same traffic from the raw client of test/helpers/stun.ts.
+ * coturn, on the same traffic from the raw client of test/helpers/stun.ts, and vs a bare Node.js
+ * UDP forwarder (bench/servers/udpForwarder.ts: no TURN, one receive and one send per packet),
+ * the ceiling any relay written in Node can reach per packet.
  * - Capacity: flows (one allocation each, ChannelData to a channel bound to a UDP peer) at
  *   a rising rate, 120 B and 1200 B payloads; each step sends for a fixed time and counts
  *   what the peers receive. The capacity is the highest delivered rate with under 1% loss
@@ -115,10 +117,25 @@ export interface LadderResult {
   generatorBound: boolean;
 }
 
-export type Backend = 'bundled' | 'coturn';
+/** What carries the flows: the bundled relay, coturn, or the bare forwarder (no TURN). */
+export type Backend = 'bundled' | 'coturn' | 'forwarder';
+/** The TURN servers (allocations are measured for these). */
+type TurnBackend = Exclude<Backend, 'forwarder'>;
 
-async function ladder(endpoint: TurnEndpoint, pid: number, payload: number, options: TurnOptions): Promise<LadderResult> {
-  const flows = await TurnFlows.open(endpoint, options.flows);
+const BACKEND_LABELS: Record<Backend, string> = {
+  coturn: 'coturn',
+  bundled: 'bundled (Switchboard)',
+  forwarder: 'bare Node forwarder (no TURN)',
+};
+
+async function ladder(
+  endpoint: TurnEndpoint,
+  pid: number,
+  payload: number,
+  options: TurnOptions,
+  open: (endpoint: TurnEndpoint, count: number) => Promise<TurnFlows> = TurnFlows.open,
+): Promise<LadderResult> {
+  const flows = await open(endpoint, options.flows);
   const steps: TurnStep[] = [];
   try {
     const step = async (rate: number): Promise<TurnStep> => {
@@ -224,15 +241,25 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
   const pinned = ctx.pin ? '0' : null;
   const bundledServer = await ctx.servers.get('switchboard', turnEnv(), { cpus: pinned });
   const bundled: TurnEndpoint = { address: '127.0.0.1', port: bundledServer.info.turnPort as number, secret: BENCH_TURN_SECRET };
+  const forwarder = await ctx.servers.fresh('udp-forwarder', {}, { cpus: pinned });
   let coturn: Coturn | null = null;
-  const capacity: Record<Backend, LadderResult[]> = { bundled: [], coturn: [] };
-  const allocations: Record<Backend, Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>> = { bundled: [], coturn: [] };
+  const capacity: Record<Backend, LadderResult[]> = { bundled: [], coturn: [], forwarder: [] };
+  const allocations: Record<TurnBackend, Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>> = {
+    bundled: [],
+    coturn: [],
+  };
   const isolation: IsolationRound[] = [];
   let streamRate = options.streamRate;
   try {
     coturn = coturnMissing ? null : await startCoturn(pinned);
-    const backends: Array<{ name: Backend; endpoint: TurnEndpoint; pid: number }> = [
+    const backends: Array<{ name: Backend; endpoint: TurnEndpoint; pid: number; open?: typeof TurnFlows.open }> = [
       { name: 'bundled', endpoint: bundled, pid: bundledServer.pid },
+      {
+        name: 'forwarder',
+        endpoint: { address: '127.0.0.1', port: forwarder.info.port, secret: '' },
+        pid: forwarder.pid,
+        open: (endpoint, count) => TurnFlows.openBare(endpoint, count),
+      },
     ];
     if (coturn) backends.push({ name: 'coturn', endpoint: coturn, pid: coturn.pid });
 
@@ -241,7 +268,7 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
         const order = round % 2 === 0 ? backends : [...backends].reverse();
         for (const payload of options.payloads) {
           for (const backend of order) {
-            const result = await ladder(backend.endpoint, backend.pid, payload, options);
+            const result = await ladder(backend.endpoint, backend.pid, payload, options, backend.open);
             capacity[backend.name].push(result);
             ctx.log(
               `turn round ${round + 1}/${ctx.rounds} ${backend.name} ${payload} B: ${fmt(result.capacityPps)} pkt/s (${fmt(result.mbps)} Mbit/s) at < ${options.maxLoss * 100}% loss, ${fmt(result.cpuUsPerPacket)} CPU-µs/pkt${result.generatorBound ? ' (generator-bound)' : ''}; steps ${result.steps.map((s) => `${s.offered}:${(s.loss * 100).toFixed(1)}%`).join(' ')}`,
@@ -249,6 +276,7 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
           }
         }
         for (const backend of order) {
+          if (backend.name === 'forwarder') continue;
           const cpu0 = procCpuSeconds(backend.pid);
           const burst = await allocationBurst(backend.endpoint, options.allocations, options.allocationConcurrency);
           const cpuMs = (procCpuSeconds(backend.pid) - cpu0) * 1000;
@@ -305,6 +333,7 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
     }
   } finally {
     await coturn?.close();
+    await ctx.servers.release(forwarder);
   }
   return renderTurn(
     { options, capacity, allocations, isolation, streamRate, coturnMissing, coturnVersion: coturn?.version ?? null, rounds: ctx.rounds },
@@ -314,8 +343,9 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
 
 export interface TurnData {
   options: TurnOptions;
-  capacity: Record<Backend, LadderResult[]>;
-  allocations: Record<Backend, Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>>;
+  /** `forwarder` is absent from results recorded before the bare forwarder was measured. */
+  capacity: Record<TurnBackend, LadderResult[]> & { forwarder?: LadderResult[] };
+  allocations: Record<TurnBackend, Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>>;
   isolation: IsolationRound[];
   streamRate: number;
   coturnMissing: string | null;
@@ -339,7 +369,7 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
   const headline: HeadlineRow[] = [];
   const lines: string[] = [];
   lines.push(
-    `Same traffic against both relays: ${options.flows} flows, each an allocation with a channel bound to a UDP peer on 127.0.0.1; ChannelData paced every millisecond, round-robin over the flows, ${options.stepMs / 1000} s per step from ${options.startRate} packets/s up by ${options.growth}x until loss reaches ${options.maxLoss * 100}%, then ${options.refineSteps} bisection steps. Relay on core 0, load generator on core 1${meta.pin ? '' : ' (not pinned in this run)'}. coturn: ${results.coturnMissing ?? `${results.coturnVersion}, started as test/turn/coturn.test.ts starts it`}; the bundled relay runs in a Switchboard process (its worker thread), so its CPU figure is the whole process. Mbit/s counts payload bytes. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. The ladder's steps are discrete (x${options.growth}, then ${options.refineSteps} bisections), so capacities repeat across rounds and are accurate to about ${Math.round((Math.pow(options.growth, 1 / 2 ** options.refineSteps) - 1) * 100)}%.`,
+    `Same traffic against both relays${capacity.forwarder?.length ? ' and the bare forwarder' : ''}: ${options.flows} flows, each an allocation with a channel bound to a UDP peer on 127.0.0.1 (for the forwarder: the same ChannelData frames, registered to the same kind of peer); ChannelData paced every millisecond, round-robin over the flows, ${options.stepMs / 1000} s per step from ${options.startRate} packets/s up by ${options.growth}x until loss reaches ${options.maxLoss * 100}%, then ${options.refineSteps} bisection steps. Relay on core 0, load generator on core 1${meta.pin ? '' : ' (not pinned in this run)'}. coturn: ${results.coturnMissing ?? `${results.coturnVersion}, started as test/turn/coturn.test.ts starts it`}; the bundled relay runs in a Switchboard process (its worker thread), so its CPU figure is the whole process. Mbit/s counts payload bytes. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. The ladder's steps are discrete (x${options.growth}, then ${options.refineSteps} bisections), so capacities repeat across rounds and are accurate to about ${Math.round((Math.pow(options.growth, 1 / 2 ** options.refineSteps) - 1) * 100)}%.`,
   );
   lines.push('');
   const rows: string[][] = [];
@@ -347,11 +377,13 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
   const series: Array<{ name: string; values: number[]; mins: number[]; maxs: number[] }> = [
     { name: 'coturn', values: [], mins: [], maxs: [] },
     { name: 'Switchboard (bundled)', values: [], mins: [], maxs: [] },
+    { name: 'bare Node forwarder', values: [], mins: [], maxs: [] },
   ];
   for (const payload of options.payloads) {
-    const of = (backend: Backend): LadderResult[] => capacity[backend].filter((r) => r.payload === payload);
+    const of = (backend: TurnBackend): LadderResult[] => capacity[backend].filter((r) => r.payload === payload);
     const b = of('bundled');
     const c = of('coturn');
+    const f = capacity.forwarder?.filter((r) => r.payload === payload) ?? [];
     const pps = { bundled: summarize(b.map((r) => r.capacityPps)), coturn: summarize(c.map((r) => r.capacityPps)) };
     const ratio = ratioSummary(
       b.map((r) => r.capacityPps),
@@ -362,12 +394,13 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     for (const [backend, list] of [
       ['coturn', c],
       ['bundled', b],
+      ['forwarder', f],
     ] as const) {
       if (!list.length) continue;
       rows.push([
         `${payload} B`,
-        backend === 'coturn' ? 'coturn' : 'bundled (Switchboard)',
-        `${fmtSummary(pps[backend])}${bound(list)}`,
+        BACKEND_LABELS[backend],
+        `${fmtSummary(summarize(list.map((r) => r.capacityPps)))}${bound(list)}`,
         fmtSummary(summarize(list.map((r) => r.mbps))),
         fmtSummary(summarize(list.map((r) => r.cpuUsPerPacket))),
         fmtSummary(summarize(list.map((r) => 1e6 / r.cpuUsPerPacket))),
@@ -384,7 +417,7 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
             : summarize(firsts.map((s) => s.generatorDrops ?? 0)).median > summarize(firsts.map((s) => s.relayDrops ?? 0)).median
               ? "dropped on the load generator's sockets: a lower bound"
               : "dropped on the relay's own sockets: its limit under this bursty load";
-        relayIdleAtLoss.push(`${backend === 'coturn' ? 'coturn' : 'the bundled relay'} at ${payload} B (${where})`);
+        relayIdleAtLoss.push(`${backend === 'bundled' ? 'the bundled relay' : BACKEND_LABELS[backend]} at ${payload} B (${where})`);
       }
     }
     const perCpuC = summarize(c.map((r) => 1e6 / r.cpuUsPerPacket));
@@ -395,6 +428,10 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     series[1]?.values.push(perCpuB.median);
     series[1]?.mins.push(perCpuB.min);
     series[1]?.maxs.push(perCpuB.max);
+    const perCpuF = summarize(f.map((r) => 1e6 / r.cpuUsPerPacket));
+    series[2]?.values.push(perCpuF.median);
+    series[2]?.mins.push(perCpuF.min);
+    series[2]?.maxs.push(perCpuF.max);
     headline.push({
       metric: `TURN packets/s at < 1% loss, ${payload} B (baseline: coturn)`,
       baseline: fmt(pps.coturn.median),
@@ -412,6 +449,31 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
       target: '',
       verdict: '',
     });
+    if (f.length) {
+      const perCpuForwarder = f.map((r) => 1e6 / r.cpuUsPerPacket);
+      headline.push({
+        metric: `TURN packets/s at < 1% loss, ${payload} B (baseline: bare Node forwarder, no TURN)`,
+        baseline: fmt(summarize(f.map((r) => r.capacityPps)).median),
+        switchboard: fmt(pps.bundled.median),
+        ratio: fmtSummary(
+          ratioSummary(
+            b.map((r) => r.capacityPps),
+            f.map((r) => r.capacityPps),
+          ),
+          2,
+        ),
+        target: '',
+        verdict: '',
+      });
+      headline.push({
+        metric: `TURN packets per relay CPU-second, ${payload} B (baseline: bare Node forwarder, no TURN)`,
+        baseline: fmt(summarize(perCpuForwarder).median),
+        switchboard: fmt(summarize(perCpu.bundled).median),
+        ratio: fmtSummary(ratioSummary(perCpu.bundled, perCpuForwarder), 2),
+        target: '',
+        verdict: '',
+      });
+    }
   }
   lines.push(
     markdownTable(
@@ -519,7 +581,7 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
         yLabel: 'packets / relay CPU-s',
         xLabel: 'ChannelData payload',
         categories: options.payloads.map((p) => `${p} B`),
-        series: results.coturnMissing ? series.slice(1) : series,
+        series: series.filter((s) => s.values.some((v) => Number.isFinite(v))),
       }),
     },
   ];

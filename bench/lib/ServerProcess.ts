@@ -12,7 +12,7 @@ import { procCpuSeconds, procRssBytes, tasksetAvailable, trackChild, treeCpuSeco
  * Servers (bench/servers/main.ts), the TURN stream generator (bench/servers/turnStream.ts)
  * and the density benchmark's client generator (bench/servers/densityClients.ts).
  */
-export type ServerKind = 'switchboard' | 'switchboard-inline-turn' | 'baseline' | 'turn-stream' | 'density-clients';
+export type ServerKind = 'switchboard' | 'switchboard-inline-turn' | 'baseline' | 'turn-stream' | 'density-clients' | 'udp-forwarder';
 
 export type ToServer = {
   id: number;
@@ -66,6 +66,7 @@ const ENTRY = fileURLToPath(new URL('../servers/main.ts', import.meta.url));
 const GENERATOR_ENTRIES: Partial<Record<ServerKind, string>> = {
   'turn-stream': fileURLToPath(new URL('../servers/turnStream.ts', import.meta.url)),
   'density-clients': fileURLToPath(new URL('../servers/densityClients.ts', import.meta.url)),
+  'udp-forwarder': fileURLToPath(new URL('../servers/udpForwarder.ts', import.meta.url)),
 };
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -1,7 +1,8 @@
 /**
  * TURN traffic for the benchmarks, from the raw client of test/helpers/stun.ts: flows
  * (one allocation each, a channel bound to a plain UDP peer), ChannelData sent at a paced
- * rate, datagrams counted at the peers; and allocation bursts.
+ * rate, datagrams counted at the peers; and allocation bursts. The same flows also run
+ * through the bare UDP forwarder (bench/servers/udpForwarder.ts), the runtime's ceiling.
  */
 import dgram from 'node:dgram';
 import { createTurnCredentials } from '../../turn/credentials.js';
@@ -21,10 +22,27 @@ function user(): string {
   return `bench-${process.pid}-${++userCounter}`;
 }
 
+/** What a client sends the bare forwarder to name its peer: these 4 bytes and the peer's port (2 bytes). */
+export const FORWARDER_REGISTER = Buffer.from('FWD1');
+
 interface Flow {
-  client: TurnClient;
+  /** The client's socket (a TURN client's, or a plain one for the forwarder). */
+  socket: dgram.Socket;
   peer: dgram.Socket;
   received: number;
+  /** Releases the client's side (its allocation) and closes its socket. */
+  close(): Promise<void>;
+}
+
+/** A UDP socket on 127.0.0.1 counting what it receives into `flow.received`. */
+async function countingPeer(): Promise<{ peer: dgram.Socket; flow: { received: number } }> {
+  const peer = dgram.createSocket({ type: 'udp4', recvBufferSize: BUFFER_BYTES });
+  await new Promise<void>((resolve) => peer.bind(0, '127.0.0.1', () => resolve()));
+  const flow = { received: 0 };
+  peer.on('message', () => {
+    flow.received += 1;
+  });
+  return { peer, flow };
 }
 
 /** Allocates and releases `count` allocations with `concurrency` in flight; returns allocations per second. */
@@ -59,7 +77,7 @@ export async function allocationBurst(
   }
 }
 
-/** Paced ChannelData streams through a relay to UDP peers. */
+/** Paced ChannelData streams through a relay (or the bare forwarder) to UDP peers. */
 export class TurnFlows {
   private stopped = false;
 
@@ -74,18 +92,23 @@ export class TurnFlows {
     const all = new TurnFlows(endpoint, flows);
     try {
       for (let i = 0; i < count; i++) {
-        const peer = dgram.createSocket({ type: 'udp4', recvBufferSize: BUFFER_BYTES });
-        await new Promise<void>((resolve) => peer.bind(0, '127.0.0.1', () => resolve()));
-        const flow: Flow = { client: undefined as unknown as TurnClient, peer, received: 0 };
-        flows.push(flow);
-        peer.on('message', () => {
-          flow.received += 1;
-        });
+        const { peer, flow: counter } = await countingPeer();
         const client = await TurnClient.open(
           { address: endpoint.address, port: endpoint.port },
           createTurnCredentials(endpoint.secret, user(), 3600),
         );
-        flow.client = client;
+        const flow: Flow = {
+          socket: client.socket,
+          peer,
+          get received() {
+            return counter.received;
+          },
+          close: async () => {
+            if (client.integrityKey) await client.refresh(0).catch(() => undefined);
+            await client.close();
+          },
+        };
+        flows.push(flow);
         client.socket.setSendBufferSize(BUFFER_BYTES);
         // A send the kernel refuses (ENOBUFS) must not crash the run; it shows up as loss.
         client.socket.on('error', () => undefined);
@@ -95,6 +118,44 @@ export class TurnFlows {
         const { port } = peer.address();
         const bound = await client.channelBind(CHANNEL, { address: '127.0.0.1', port } satisfies TransportAddress);
         if (!bound.isSuccess) throw new Error(`channel bind failed: ${bound.errorCode}`);
+      }
+    } catch (error) {
+      await all.close();
+      throw error;
+    }
+    return all;
+  }
+
+  /** Registers `count` flows with the bare forwarder, each to its own peer socket. */
+  static async openBare(endpoint: TurnEndpoint, count: number): Promise<TurnFlows> {
+    const flows: Flow[] = [];
+    const all = new TurnFlows(endpoint, flows);
+    try {
+      for (let i = 0; i < count; i++) {
+        const { peer, flow: counter } = await countingPeer();
+        const socket = dgram.createSocket({ type: 'udp4', sendBufferSize: BUFFER_BYTES });
+        await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+        socket.on('error', () => undefined);
+        flows.push({
+          socket,
+          peer,
+          get received() {
+            return counter.received;
+          },
+          close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+        });
+        const registration = Buffer.alloc(6);
+        FORWARDER_REGISTER.copy(registration);
+        registration.writeUInt16BE(peer.address().port, 4);
+        const answered = new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('the forwarder did not answer a registration')), 5000);
+          socket.once('message', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        socket.send(registration, endpoint.port, endpoint.address);
+        await answered;
       }
     } catch (error) {
       await all.close();
@@ -128,7 +189,7 @@ export class TurnFlows {
         // Never more than 20 ms worth in one tick: falling behind shows as a lower achieved rate.
         const due = Math.min(target - sent, Math.ceil(rate / 50));
         for (let k = 0; k < due; k++) {
-          (this.flows[next] as Flow).client.socket.send(frame, port, address);
+          (this.flows[next] as Flow).socket.send(frame, port, address);
           next = (next + 1) % this.flows.length;
         }
         sent += Math.max(0, due);
@@ -148,8 +209,7 @@ export class TurnFlows {
 
   /** Releases the allocations and closes every socket. */
   async close(): Promise<void> {
-    await Promise.all(this.flows.map((f) => (f.client?.integrityKey ? f.client.refresh(0).catch(() => undefined) : undefined)));
-    await Promise.all(this.flows.map((f) => f.client?.close()));
+    await Promise.all(this.flows.map((f) => f.close()));
     await Promise.all(this.flows.map((f) => new Promise<void>((resolve) => f.peer.close(() => resolve()))));
   }
 }

@@ -115,16 +115,22 @@ describe('benchmarks: smoke run at tiny sizes', function () {
     }
   });
 
-  it('turn: the bundled relay (and coturn, where installed) deliver ChannelData, allocate, and signaling keeps flowing under a stream', async () => {
+  it('turn: the bundled relay, the bare forwarder (and coturn, where installed) deliver ChannelData, the relays allocate, and signaling keeps flowing under a stream', async () => {
     const section = await runTurn(ctx);
     sections.push(section);
     const data = section.data as {
-      capacity: Record<'bundled' | 'coturn', LadderResult[]>;
+      capacity: Record<'bundled' | 'coturn' | 'forwarder', LadderResult[]>;
       allocations: Record<'bundled' | 'coturn', Array<{ perS: number; failures: number }>>;
       isolation: Array<{ idle: { p99: number }; worker: { p99: number }; inline: { p99: number } }>;
     };
     const backends = coturnUnavailableReason() ? (['bundled'] as const) : (['bundled', 'coturn'] as const);
     if (backends.length === 1) console.log(`      coturn part skipped: ${coturnUnavailableReason()}`);
+    expect(data.capacity.forwarder, 'the bare forwarder').to.have.length(2);
+    for (const ladder of data.capacity.forwarder)
+      expect(
+        ladder.steps.reduce((sum, s) => sum + s.received, 0),
+        `forwarder ${ladder.payload} B delivered`,
+      ).to.be.greaterThan(0);
     for (const backend of backends) {
       expect(data.capacity[backend], backend).to.have.length(2);
       for (const ladder of data.capacity[backend])
