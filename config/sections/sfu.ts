@@ -38,6 +38,13 @@ export const sfuSettings = {
   maxTransportsPerTenant: setting('SFU_MAX_TRANSPORTS_PER_TENANT', int(1, 1_000_000).optional()),
   /** How long clients keep the old topology while migrating at most (the SDK's migrationTimeoutMs); a demoted room's router stays this long plus 5 s. */
   migrationTimeoutMs: setting('SFU_MIGRATION_TIMEOUT_MS', int(1000, 300_000).default(30_000)),
+  /**
+   * The least time between two key frame requests to one video layer of a producer (mediasoup's
+   * keyFrameRequestDelay): consumers resuming, switching layers or losing packets all ask for
+   * key frames, and a subscriber toggling a tile's visibility must not make the publisher encode
+   * nothing but key frames. Requests in between wait for the next slot (0: no limit).
+   */
+  keyFrameRequestDelayMs: setting('SFU_KEYFRAME_REQUEST_DELAY_MS', int(0, 10_000).default(1000)),
 };
 
 /** SFU_MAX_TRANSPORTS_PER_TENANT, else half the port range: one tenant alone can never exhaust it. */

@@ -492,7 +492,15 @@ export class SfuRoom extends TypedEmitter<SfuRoomEvents> {
     const peerId = peer.id;
     const transport = peer.transport(transportId);
     const producer = await peer.withSlot('producers', this.config.maxProducersPerPeer, () =>
-      withClientParameters(() => transport.produce({ kind, rtpParameters, paused, appData: { ...appData, peerId } })),
+      withClientParameters(() =>
+        transport.produce({
+          kind,
+          rtpParameters,
+          paused,
+          appData: { ...appData, peerId },
+          ...(kind === 'video' ? { keyFrameRequestDelay: this.config.keyFrameRequestDelayMs } : {}),
+        }),
+      ),
     );
     peer.producers.set(producer.id, producer);
     const info = producerInfo(peerId, producer);

@@ -120,6 +120,31 @@ describe('browser e2e: simulcast and adaptive stream on the SFU (Chromium, fake 
     await waitFor(async () => (await decodedSize(small, 'tile')).frames > before + 5, 20000, 'frames again on the small tile');
     console.log(`      hidden -> consumer paused on the server in ${pausedMs} ms; shown -> resumed in ${resumedMs} ms, frames again`);
 
+    // A tile toggled over and over: every resume asks the sender for a key frame of that layer,
+    // and the SFU lets one request through per SFU_KEYFRAME_REQUEST_DELAY_MS (1 s) per layer
+    // (PLI and FIR the router sent the sender's lowest layer, from the producer's stats).
+    const keyFrameRequests = async (): Promise<number> => {
+      const producer = (sfuRoom as unknown as { findProducer(id: string): { getStats(): Promise<unknown[]> } }).findProducer(producerId);
+      const stats = (await producer.getStats()) as Array<{ rid?: string; pliCount?: number; firCount?: number }>;
+      return stats.filter((s) => s.rid === 'r0').reduce((sum, s) => sum + (s.pliCount ?? 0) + (s.firCount ?? 0), 0);
+    };
+    const toggles = 12;
+    const requestsBefore = await keyFrameRequests();
+    const toggledAt = Date.now();
+    for (let i = 0; i < toggles; i++) {
+      await setTileHidden(small, 'tile', true);
+      await waitFor(() => state(0)?.paused === true, 10000, 'paused while toggling');
+      await setTileHidden(small, 'tile', false);
+      await waitFor(() => state(0)?.paused === false, 10000, 'resumed while toggling');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const toggledSeconds = (Date.now() - toggledAt) / 1000;
+    const requests = (await keyFrameRequests()) - requestsBefore;
+    console.log(
+      `      ${toggles} hide/show toggles in ${toggledSeconds.toFixed(1)} s: ${requests} key frame requests to the lowest layer's sender`,
+    );
+    expect(requests, 'at most one key frame request per second per layer reaches the sender').to.be.at.most(Math.ceil(toggledSeconds) + 1);
+
     // Detached from every element: paused too.
     await small.evaluate(() => {
       const video = document.getElementById('tile') as HTMLVideoElement;
