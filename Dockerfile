@@ -1,17 +1,33 @@
 # syntax=docker/dockerfile:1
-# Multi-stage image. Not built on our CI machines (no Docker engine there); written to mirror
-# scripts/setup.sh, which is what CI runs.
+# Multi-stage image of the Switchboard server. No Docker engine runs on our CI machines, so it
+# is not built there: it follows scripts/setup.sh, which CI runs, and test/deploy/ checks its
+# EXPOSE and ENV lines against the config schema. How to run it: deploy/README.md.
+#
+# The runtime image is node:22-bookworm-slim plus tini and the mediasoup worker's shared
+# libraries (libuv, libsrtp2, libusrsctp, OpenSSL, abseil), the production npm dependencies
+# (about 63 MB, mongoose and the MongoDB driver the largest) with the worker binary built below
+# (about 2.4 MB, stripped), the compiled server (dist/server, config, protocol, turn: about
+# 2.5 MB) and what it serves: the demo page (client-sdk/demo) and the browser SDK bundle
+# (dist/sdk, about 3.4 MB). No compiler, dev dependency or TypeScript source.
 
-# ---- build: dependencies, mediasoup worker from the package's sources, TypeScript ----
-FROM node:20-bookworm AS build
+# ---- build: dependencies, the mediasoup worker from the package's sources, TypeScript, SDK ----
+FROM node:22-bookworm AS build
+ARG DEBIAN_FRONTEND=noninteractive
 WORKDIR /app
-ENV DEBIAN_FRONTEND=noninteractive
-# The worker build script installs its Debian build dependencies (meson from backports) itself.
+# The worker build needs meson >= 1.1 and accepts any on PATH; bookworm's is 1.0.1. A venv with
+# the version mediasoup's own worker Makefile pins keeps it apart from Debian's Python.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-venv \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/meson \
+ && /opt/meson/bin/pip install --no-cache-dir meson==1.2.1
+ENV PATH=/opt/meson/bin:$PATH
 COPY package.json package-lock.json ./
-# Skip mediasoup's prebuilt-worker download; the worker is built below against Debian's libraries.
+# Skip mediasoup's prebuilt-worker download; the worker is built below against Debian's libraries
+# (the script installs its Debian build dependencies itself).
 RUN MEDIASOUP_WORKER_BIN=skip-prebuilt-download npm ci --no-audit --no-fund
 COPY scripts/build-mediasoup-worker.sh scripts/
-RUN SWITCHBOARD_CACHE_DIR=/tmp/cache bash scripts/build-mediasoup-worker.sh
+RUN SWITCHBOARD_CACHE_DIR=/tmp/cache bash scripts/build-mediasoup-worker.sh && rm -rf /tmp/cache
 COPY tsconfig.json ./
 COPY protocol protocol
 COPY config config
@@ -19,24 +35,42 @@ COPY server server
 COPY turn turn
 COPY client-sdk client-sdk
 COPY scripts scripts
+# tsc to dist/, and the SDK bundle the server serves under /sdk/ (dist/sdk).
 RUN npm run build && npm prune --omit=dev
 
-# ---- runtime: slim Debian, the worker's shared libraries, non-root ----
-FROM node:20-bookworm-slim AS runtime
-ENV NODE_ENV=production DEBIAN_FRONTEND=noninteractive
+# ---- runtime: slim Debian, the worker's shared libraries, root-owned files, non-root process ----
+FROM node:22-bookworm-slim AS runtime
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libuv1 libsrtp2-1 libusrsctp2 libssl3 libabsl20220623 tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY --from=build --chown=node:node /app/package.json ./
-COPY --from=build --chown=node:node /app/node_modules node_modules
-COPY --from=build --chown=node:node /app/dist dist
+# Owned by root and not writable by the server's user: the process cannot rewrite its own code or worker.
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules node_modules
+COPY --from=build /app/dist/server dist/server
+COPY --from=build /app/dist/config dist/config
+COPY --from=build /app/dist/protocol dist/protocol
+COPY --from=build /app/dist/turn dist/turn
+COPY --from=build /app/dist/sdk dist/sdk
+COPY --from=build /app/client-sdk/demo client-sdk/demo
+COPY --from=build /app/scripts/check-mediasoup-worker.mjs scripts/
+ENV NODE_ENV=production
+# /metrics listens on its own port (METRICS_PORT); loopback would hide it from any scraper
+# outside the container. Publish only PORT: METRICS_PORT is for the scraper's network.
+ENV METRICS_HOST=0.0.0.0
 USER node
-# HTTP + Socket.IO, bundled TURN (UDP), TURN relay range (UDP), and the SFU's single media port
-# (SFU_PORT, UDP and TCP; worker i uses SFU_PORT + i: publish one port per SFU_WORKERS, or use
-# --network host). The SFU port range is for SFU_PORT=0 only and is not exposed.
-EXPOSE 8080 3478/udp 49152-65535/udp 7882/udp 7882/tcp
+# Smoke test as the runtime user: the worker starts with this stage's libraries, and a router and
+# a WebRTC transport come up on 127.0.0.1.
+RUN node scripts/check-mediasoup-worker.mjs
+# HTTP + Socket.IO (PORT), /metrics (METRICS_PORT), bundled TURN (TURN_PORT, UDP) and single-port
+# SFU media (SFU_PORT, UDP and TCP; worker i uses SFU_PORT + i, so with SFU_WORKERS > 1 publish
+# one port per worker). The TURN relay range (TURN_MIN_PORT..TURN_MAX_PORT, 16k UDP ports by
+# default, inside Linux's ephemeral range) is not listed: run media with --network host.
+EXPOSE 8080/tcp 9464/tcp 3478/udp 7882/udp 7882/tcp
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Stop with a timeout above SHUTDOWN_DRAIN_MS + SHUTDOWN_TIMEOUT_MS (docker stop -t 30 on the defaults).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/server/main.js"]
