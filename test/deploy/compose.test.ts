@@ -103,6 +103,12 @@ describe('deploy: docker-compose.yml', () => {
     }
   });
 
+  it('keeps the filled-in env file out of git and out of the build context', () => {
+    for (const ignoreFile of ['.gitignore', '.dockerignore']) {
+      expect(readRepoFile(ignoreFile).split('\n'), ignoreFile).to.include(`deploy/${switchboard.env_file}`);
+    }
+  });
+
   it('reaches MongoDB and Redis on the loopback ports they publish', () => {
     const mongo = new URL(effective.MONGODB_URI as string);
     const redis = new URL(effective.REDIS_URL as string);
