@@ -5,10 +5,10 @@
 #
 # The runtime image is node:22-bookworm-slim plus tini and the mediasoup worker's shared
 # libraries (libuv, libsrtp2, libusrsctp, OpenSSL, abseil), the production npm dependencies
-# (about 63 MB, mongoose and the MongoDB driver the largest) with the worker binary built below
-# (about 2.4 MB, stripped), the compiled server (dist/server, config, protocol, turn: about
-# 2.5 MB) and what it serves: the demo page (client-sdk/demo) and the browser SDK bundle
-# (dist/sdk, about 3.4 MB). No compiler, dev dependency or TypeScript source.
+# (about 63 MB) with the worker binary built below (about 2.4 MB, stripped), the compiled server
+# (dist/server, config, protocol, turn: about 2.5 MB) and what it serves: the demo page
+# (client-sdk/demo) and the browser SDK bundle (dist/sdk, about 3.4 MB). No compiler, dev
+# dependency or TypeScript source.
 
 # ---- build: dependencies, the mediasoup worker from the package's sources, TypeScript, SDK ----
 FROM node:22-bookworm AS build
