@@ -1,4 +1,10 @@
-/** Problems no single setting shows: what production refuses, a STORE without its URL, and ranges whose ends are two settings. */
+/**
+ * Problems no single setting shows: what production refuses, a STORE without its URL, ranges
+ * whose ends are two settings, ports two services would both listen on, and TURN's TLS files.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import type { ParsedSettings } from './sections/index.js';
 import { selectedStore } from './sections/store.js';
 
@@ -69,7 +75,7 @@ export function portRangeProblems({
 
 /**
  * Single-port media (SFU_PORT > 0) takes SFU_PORT..SFU_PORT+SFU_WORKERS-1, UDP and TCP: they
- * must exist and not be PORT, METRICS_PORT, the TURN port or the TURN relay range, or a worker
+ * must exist and not be PORT, METRICS_PORT, the TURN ports or the TURN relay range, or a worker
  * would fail to bind at boot (or, worse, take a port the other service needs later).
  */
 export function sfuPortProblems({
@@ -85,15 +91,99 @@ export function sfuPortProblems({
   const taken = (port: number) => port !== 0 && port >= first && port <= last;
   const include = first === last ? 'is also' : 'include';
   const problems: Problem[] = [];
+  const tlsPort = turn.enabled && turnTlsConfigured(turn) ? turn.tlsPort : 0;
   if (last > 65535) problems.push({ setting: 'SFU_PORT', message: `${ports}: SFU_PORT + SFU_WORKERS - 1 must not exceed 65535` });
   if (taken(http.port)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} PORT ${http.port}` });
   if (taken(observability.metricsPort))
     problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} METRICS_PORT ${observability.metricsPort}` });
   if (turn.enabled && taken(turn.port)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} TURN_PORT ${turn.port}` });
+  if (taken(tlsPort)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} TURN_TLS_PORT ${tlsPort}` });
   if (turn.enabled && first <= turn.maxPort && last >= turn.minPort)
     problems.push({
       setting: 'SFU_PORT',
       message: `${ports} ${first === last ? 'is in' : 'overlap'} the TURN relay range TURN_MIN_PORT..TURN_MAX_PORT (${turn.minPort}..${turn.maxPort})`,
     });
   return problems;
+}
+
+/** Whether TURN over TLS is asked for (either file named; turnTlsProblems requires both). */
+export function turnTlsConfigured(turn: Pick<ParsedSettings['turn'], 'tlsCert' | 'tlsKey'>): boolean {
+  return turn.tlsCert !== undefined || turn.tlsKey !== undefined;
+}
+
+/**
+ * The bundled TURN server's TCP ports are not another listener's: TURN_PORT over TCP (TURN_TCP)
+ * and TURN_TLS_PORT (TLS on) must differ from PORT, METRICS_PORT and each other. UDP TURN_PORT
+ * shares its number with the TCP listener on purpose, as coturn does.
+ */
+export function turnPortProblems({ http, observability, turn }: Pick<ParsedSettings, 'http' | 'observability' | 'turn'>): Problem[] {
+  if (!turn.enabled) return [];
+  const problems: Problem[] = [];
+  const others: Array<[string, number]> = [
+    ['PORT', http.port],
+    ['METRICS_PORT', observability.metricsPort],
+  ];
+  if (turn.tcp && turn.port !== 0)
+    for (const [name, port] of others)
+      if (port === turn.port)
+        problems.push({ setting: 'TURN_PORT', message: `TCP port ${turn.port} is also ${name} (set TURN_TCP=false for UDP only)` });
+  if (turnTlsConfigured(turn) && turn.tlsPort !== 0) {
+    if (turn.tcp) others.push(['TURN_PORT (TURN over TCP)', turn.port]);
+    for (const [name, port] of others)
+      if (port === turn.tlsPort) problems.push({ setting: 'TURN_TLS_PORT', message: `${turn.tlsPort} is also ${name}` });
+  }
+  return problems;
+}
+
+/**
+ * TURN over TLS: both files named, readable, a PEM certificate and a PEM private key that belong
+ * together (checked at boot, so a typo stops the server with the file named, not a TLS error
+ * at the first client). Expiry is a warning (turnTlsWarnings): the relay still serves.
+ */
+export function turnTlsProblems({ turn }: Pick<ParsedSettings, 'turn'>): Problem[] {
+  if (!turn.enabled || !turnTlsConfigured(turn)) return [];
+  if (turn.tlsCert === undefined)
+    return [{ setting: 'TURN_TLS_CERT', message: 'required with TURN_TLS_KEY (TURN over TLS needs both files)' }];
+  if (turn.tlsKey === undefined)
+    return [{ setting: 'TURN_TLS_KEY', message: 'required with TURN_TLS_CERT (TURN over TLS needs both files)' }];
+  const problems: Problem[] = [];
+  const cert = readPem('TURN_TLS_CERT', turn.tlsCert, problems);
+  const key = readPem('TURN_TLS_KEY', turn.tlsKey, problems);
+  if (cert === undefined || key === undefined) return problems;
+  try {
+    new X509Certificate(cert);
+  } catch (error) {
+    problems.push({ setting: 'TURN_TLS_CERT', message: `${turn.tlsCert} is not a PEM certificate (${(error as Error).message})` });
+  }
+  try {
+    createPrivateKey(key);
+  } catch (error) {
+    problems.push({ setting: 'TURN_TLS_KEY', message: `${turn.tlsKey} is not a PEM private key (${(error as Error).message})` });
+  }
+  if (problems.length > 0) return problems;
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    problems.push({ setting: 'TURN_TLS_KEY', message: `${turn.tlsKey} does not go with ${turn.tlsCert} (${(error as Error).message})` });
+  }
+  return problems;
+}
+
+/** A certificate past its end date boots (clients that check it will refuse it): said at boot. */
+export function turnTlsWarnings({ turn }: Pick<ParsedSettings, 'turn'>): string[] {
+  if (!turn.enabled || turn.tlsCert === undefined || turn.tlsKey === undefined) return [];
+  const validTo = new Date(new X509Certificate(readFileSync(turn.tlsCert)).validTo);
+  return validTo.getTime() < Date.now()
+    ? [`TURN_TLS_CERT ${turn.tlsCert} expired on ${validTo.toISOString()}: clients that check it refuse turns: URLs`]
+    : [];
+}
+
+function readPem(setting: string, path: string, problems: Problem[]): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    problems.push({ setting, message: `cannot read ${path}: ${code ?? message}` });
+    return undefined;
+  }
 }

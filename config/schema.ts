@@ -7,7 +7,17 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { bootstrapSecrets } from './bootstrap.js';
-import { portRangeProblems, productionRefusals, sfuPortProblems, storeSelectionProblems, storeWarnings } from './checks.js';
+import {
+  portRangeProblems,
+  productionRefusals,
+  sfuPortProblems,
+  storeSelectionProblems,
+  storeWarnings,
+  turnPortProblems,
+  turnTlsConfigured,
+  turnTlsProblems,
+  turnTlsWarnings,
+} from './checks.js';
 import { mediaAddresses } from './mediaAddresses.js';
 import { settingsSchema, type ParsedSettings } from './sections/index.js';
 import { transportsPerTenant } from './sections/sfu.js';
@@ -27,6 +37,8 @@ function resolveConfig({ settings, file }: { settings: ParsedSettings; file: Fil
     ...storeSelectionProblems(settings),
     ...portRangeProblems(settings),
     ...sfuPortProblems(settings),
+    ...turnPortProblems(settings),
+    ...turnTlsProblems(settings),
   ];
   for (const { setting, message } of problems) ctx.addIssue({ code: 'custom', path: ['settings', setting], message });
   if (problems.length > 0) return z.NEVER;
@@ -89,6 +101,8 @@ function resolveConfig({ settings, file }: { settings: ParsedSettings; file: Fil
       relayIp: media.turnRelayIp,
       /** TURN_SECRET, else one generated for this run. */
       secret: secrets.turnSecret,
+      /** TURN over TLS on TURN_TLS_PORT: TURN_TLS_CERT and TURN_TLS_KEY are set (and were readable at boot). */
+      tlsEnabled: turnTlsConfigured(turn),
     },
     sfu: {
       ...sfu,
@@ -100,7 +114,7 @@ function resolveConfig({ settings, file }: { settings: ParsedSettings; file: Fil
     /** Lines main.ts prints at boot (dev-mode generated credentials). Empty in production. */
     bootNotices: secrets.bootNotices,
     /** Settings the server guessed or could not know, logged as warnings at boot (production too). */
-    bootWarnings: [...storeWarnings(settings), ...media.bootWarnings],
+    bootWarnings: [...storeWarnings(settings), ...media.bootWarnings, ...turnTlsWarnings(settings)],
   };
 }
 

@@ -1,12 +1,36 @@
 /** The bundled TURN server, and the ICE servers handed to clients. */
 import { z } from 'zod';
-import { bool, cidrList, int, ipAddress, list, port, secret, setting } from '../setting.js';
+import { bool, cidrList, int, ipAddress, isIpAddress, list, port, secret, setting } from '../setting.js';
+
+/** A DNS name or an IP address, as a URL host (no scheme, port or path). */
+const hostName = z
+  .string()
+  .refine(
+    (value) =>
+      /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(value) ||
+      isIpAddress(value),
+    'must be a host name (turn.example.com) or an IP address',
+  );
 
 export const turnSettings = {
   /** Start the bundled TURN server. */
   enabled: setting('TURN_ENABLED', bool.default(true)),
-  /** Bundled TURN UDP port. */
+  /** Bundled TURN port: UDP, and TCP too unless TURN_TCP is false (one number for both, as coturn). */
   port: setting('TURN_PORT', port.default(3478)),
+  /** TURN over TCP on TURN_PORT (RFC 5766 framing; the relayed side stays UDP). */
+  tcp: setting('TURN_TCP', bool.default(true)),
+  /** TURN over TLS port, used when TURN_TLS_CERT and TURN_TLS_KEY are set. */
+  tlsPort: setting('TURN_TLS_PORT', port.default(5349)),
+  /** PEM certificate chain file of the TLS port (read at boot, with TURN_TLS_KEY; both or neither, turnTlsProblems). */
+  tlsCert: setting('TURN_TLS_CERT', z.string().min(1).optional()),
+  /** PEM private key file of the TLS port. */
+  tlsKey: setting('TURN_TLS_KEY', z.string().min(1).optional()),
+  /** Host name put in turns: URLs, the name the certificate is for; the TURN address when unset. */
+  tlsHost: setting('TURN_TLS_HOST', hostName.optional()),
+  /** Open TCP and TLS connections per client IP (the total is capped at TURN_MAX_ALLOCATIONS). */
+  maxConnectionsPerIp: setting('TURN_MAX_CONNECTIONS_PER_IP', int(1, 1_000_000).default(64)),
+  /** A TCP or TLS connection holding no allocation is closed after this long without a complete message (or TLS handshake). */
+  tcpIdleTimeoutMs: setting('TURN_TCP_IDLE_TIMEOUT_MS', int(100, 3_600_000).default(30_000)),
   listenIp: setting('TURN_LISTEN_IP', ipAddress.default('0.0.0.0')),
   /** Address relayed allocations bind to; when unset, resolved by mediaAddresses(). */
   relayIp: setting('TURN_RELAY_IP', ipAddress.optional()),

@@ -1,0 +1,94 @@
+/** TURN over TCP and TLS settings (issue 20): defaults, the TLS files checked at boot, and the TCP ports TURN must not share. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { ConfigError, loadConfig } from '../../config/index.js';
+import { createSelfSignedCert, opensslUnavailableReason, type SelfSignedCert } from '../helpers/tlsCert.js';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('config: TURN over TCP and TLS', () => {
+  let cert: SelfSignedCert | undefined;
+  let other: SelfSignedCert | undefined;
+
+  before(function () {
+    const reason = opensslUnavailableReason();
+    if (reason) {
+      console.log(`      skipped: ${reason}`);
+      this.skip();
+    }
+    cert = createSelfSignedCert();
+    other = createSelfSignedCert();
+  });
+  after(() => {
+    cert?.remove();
+    other?.remove();
+  });
+
+  const tlsFiles = (): Record<string, string> => ({ TURN_TLS_CERT: cert?.certPath as string, TURN_TLS_KEY: cert?.keyPath as string });
+
+  it('serves TCP on TURN_PORT by default; TLS on 5349 only with a certificate and a key', () => {
+    const defaults = loadConfig({}).turn;
+    expect([defaults.tcp, defaults.tlsPort, defaults.tlsEnabled, defaults.maxConnectionsPerIp, defaults.tcpIdleTimeoutMs]).to.deep.equal([
+      true,
+      5349,
+      false,
+      64,
+      30_000,
+    ]);
+    const tls = loadConfig({ ...tlsFiles(), TURN_TLS_PORT: '443', TURN_TLS_HOST: 'turn.example.com', TURN_TCP: 'false' }).turn;
+    expect([tls.tcp, tls.tlsPort, tls.tlsEnabled, tls.tlsHost]).to.deep.equal([false, 443, true, 'turn.example.com']);
+    expect(problemsOf({ TURN_TLS_HOST: 'https://turn.example.com/' }).join('\n')).to.match(/^TURN_TLS_HOST: must be a host name/m);
+  });
+
+  it('refuses one TLS file without the other, unreadable files, files that are not PEM, and a key of another certificate', () => {
+    expect(problemsOf({ TURN_TLS_CERT: cert?.certPath as string })).to.deep.equal([
+      'TURN_TLS_KEY: required with TURN_TLS_CERT (TURN over TLS needs both files)',
+    ]);
+    expect(problemsOf({ TURN_TLS_KEY: cert?.keyPath as string })).to.deep.equal([
+      'TURN_TLS_CERT: required with TURN_TLS_KEY (TURN over TLS needs both files)',
+    ]);
+    expect(problemsOf({ TURN_TLS_CERT: '/nonexistent/cert.pem', TURN_TLS_KEY: '/nonexistent/key.pem' })).to.deep.equal([
+      'TURN_TLS_CERT: cannot read /nonexistent/cert.pem: ENOENT',
+      'TURN_TLS_KEY: cannot read /nonexistent/key.pem: ENOENT',
+    ]);
+    const garbage = join(cert?.certPath as string, '..', 'garbage.pem');
+    writeFileSync(garbage, 'not a pem file\n');
+    const swapped = problemsOf({ TURN_TLS_CERT: garbage, TURN_TLS_KEY: garbage });
+    expect(swapped).to.have.length(2);
+    expect(swapped[0]).to.match(/^TURN_TLS_CERT: .*garbage\.pem is not a PEM certificate/);
+    expect(swapped[1]).to.match(/^TURN_TLS_KEY: .*garbage\.pem is not a PEM private key/);
+    const mismatch = problemsOf({ TURN_TLS_CERT: cert?.certPath as string, TURN_TLS_KEY: other?.keyPath as string });
+    expect(mismatch).to.have.length(1);
+    expect(mismatch[0]).to.match(/^TURN_TLS_KEY: .* does not go with .*cert\.pem/);
+    // TURN off: the files are not looked at.
+    expect(
+      problemsOf({ TURN_ENABLED: 'false', TURN_TLS_CERT: '/nonexistent/cert.pem', TURN_TLS_KEY: '/nonexistent/key.pem' }),
+    ).to.deep.equal([]);
+  });
+
+  it('refuses TCP ports TURN would share with PORT, METRICS_PORT or itself, and SFU ports on TURN_TLS_PORT', () => {
+    expect(problemsOf({ PORT: '3478' })).to.deep.equal(['TURN_PORT: TCP port 3478 is also PORT (set TURN_TCP=false for UDP only)']);
+    expect(problemsOf({ PORT: '3478', TURN_TCP: 'false' })).to.deep.equal([]);
+    expect(problemsOf({ METRICS_PORT: '3478' })).to.deep.equal([
+      'TURN_PORT: TCP port 3478 is also METRICS_PORT (set TURN_TCP=false for UDP only)',
+    ]);
+    expect(problemsOf({ ...tlsFiles(), TURN_TLS_PORT: '8080' })).to.deep.equal(['TURN_TLS_PORT: 8080 is also PORT']);
+    expect(problemsOf({ ...tlsFiles(), TURN_TLS_PORT: '3478' })).to.deep.equal(['TURN_TLS_PORT: 3478 is also TURN_PORT (TURN over TCP)']);
+    expect(problemsOf({ ...tlsFiles(), TURN_TLS_PORT: '3478', TURN_TCP: 'false' })).to.deep.equal([]);
+    expect(problemsOf({ ...tlsFiles(), TURN_TLS_PORT: '7883', SFU_WORKERS: '2' })).to.deep.equal([
+      'SFU_PORT: ports 7882..7883 (one per SFU worker) include TURN_TLS_PORT 7883',
+    ]);
+    // Without certificate TLS is off: its port is free for others.
+    expect(problemsOf({ PORT: '5349' })).to.deep.equal([]);
+    expect(problemsOf({ PORT: '0', TURN_PORT: '0', TURN_TLS_PORT: '0', ...tlsFiles() })).to.deep.equal([]);
+  });
+});
