@@ -136,6 +136,17 @@ export class Metrics {
         this.set(stats().activeAllocations);
       },
     });
+    new Gauge({
+      name: 'switchboard_turn_connections',
+      help: 'TURN client connections open over TCP and TLS, by transport',
+      labelNames: ['transport'] as const,
+      registers,
+      collect() {
+        const { connections } = stats();
+        this.set({ transport: 'tcp' }, connections.tcp);
+        this.set({ transport: 'tls' }, connections.tls);
+      },
+    });
     new Counter({
       name: 'switchboard_turn_relayed_bytes_total',
       help: 'Payload bytes relayed by the bundled TURN server',

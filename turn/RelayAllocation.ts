@@ -5,6 +5,7 @@
  * per-packet code needs in O(1) Map lookups.
  */
 import type { Socket } from 'node:dgram';
+import type { StreamConnection } from './StreamConnection.js';
 
 /** RFC 5766 §8: a permission lasts 300 s unless refreshed. */
 export const PERMISSION_LIFETIME_MS = 300_000;
@@ -34,8 +35,12 @@ export interface Channel {
 }
 
 export interface RelayAllocationOptions {
+  /** The relay's key for the client: "ip:port" over UDP, the connection's key over TCP and TLS. */
+  clientKey: string;
   clientAddress: string;
   clientPort: number;
+  /** The TCP or TLS connection the allocation was made over (and is bound to); undefined over UDP. */
+  stream: StreamConnection | undefined;
   userId: string;
   username: string;
   transactionId: string;
@@ -50,8 +55,11 @@ export interface RelayAllocationOptions {
 }
 
 export class RelayAllocation {
+  readonly clientKey: string;
   readonly clientAddress: string;
   readonly clientPort: number;
+  /** The connection data goes back on (TCP or TLS); undefined over UDP. */
+  readonly stream: StreamConnection | undefined;
   readonly userId: string;
   readonly username: string;
   /** The Allocate transaction, to answer its retransmissions. */
@@ -71,8 +79,10 @@ export class RelayAllocation {
   private closed = false;
 
   constructor(options: RelayAllocationOptions) {
+    this.clientKey = options.clientKey;
     this.clientAddress = options.clientAddress;
     this.clientPort = options.clientPort;
+    this.stream = options.stream;
     this.userId = options.userId;
     this.username = options.username;
     this.transactionId = options.transactionId;
@@ -82,10 +92,6 @@ export class RelayAllocation {
     this.family = options.family;
     this.nodeAllocation = options.nodeAllocation;
     this.reservationToken = options.reservationToken;
-  }
-
-  get clientKey(): string {
-    return `${this.clientAddress}:${this.clientPort}`;
   }
 
   /** (Re)arms the expiry timer: `onExpire` runs when the lifetime passes without a refresh. */

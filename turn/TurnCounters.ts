@@ -23,6 +23,14 @@ export const REFUSAL_REASONS = [
   'quota_total',
   /** No free relay port in TURN_MIN_PORT..TURN_MAX_PORT (508). */
   'capacity',
+  /** A TCP or TLS connection closed for bytes that are neither STUN nor ChannelData, or a message over the size limit. */
+  'stream_malformed',
+  /** A TCP or TLS connection without an allocation closed after TURN_TCP_IDLE_TIMEOUT_MS without a complete message (or TLS handshake). */
+  'stream_idle',
+  /** A TCP or TLS connection refused: TURN_MAX_CONNECTIONS_PER_IP, or TURN_MAX_ALLOCATIONS connections in all. */
+  'stream_limit',
+  /** A TLS handshake failed (not TLS, no common version or cipher, or the client refused the certificate). */
+  'tls_handshake',
 ] as const;
 
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
@@ -37,12 +45,16 @@ export interface TurnStats {
   relayedPackets: number;
   /** Refusals since start, by reason. */
   refusals: Record<RefusalReason, number>;
+  /** Client connections open now, by transport (UDP has none). */
+  connections: Record<'tcp' | 'tls', number>;
 }
 
 const ACTIVE = 0;
 const BYTES = 1;
 const PACKETS = 2;
-const FIRST_REFUSAL = 3;
+const TCP_CONNECTIONS = 3;
+const TLS_CONNECTIONS = 4;
+const FIRST_REFUSAL = 5;
 const REFUSAL_INDEX = new Map<RefusalReason, number>(REFUSAL_REASONS.map((reason, i) => [reason, FIRST_REFUSAL + i]));
 
 export class TurnCounters {
@@ -71,10 +83,21 @@ export class TurnCounters {
     this.cells[ACTIVE] = count;
   }
 
+  /** Sets the number of open client connections over `transport`. */
+  setConnections(transport: 'tcp' | 'tls', count: number): void {
+    this.cells[transport === 'tcp' ? TCP_CONNECTIONS : TLS_CONNECTIONS] = count;
+  }
+
   snapshot(): TurnStats {
     const c = this.cells;
     const refusals = {} as Record<RefusalReason, number>;
     for (const [reason, index] of REFUSAL_INDEX) refusals[reason] = c[index] as number;
-    return { activeAllocations: c[ACTIVE] as number, relayedBytes: c[BYTES] as number, relayedPackets: c[PACKETS] as number, refusals };
+    return {
+      activeAllocations: c[ACTIVE] as number,
+      relayedBytes: c[BYTES] as number,
+      relayedPackets: c[PACKETS] as number,
+      refusals,
+      connections: { tcp: c[TCP_CONNECTIONS] as number, tls: c[TLS_CONNECTIONS] as number },
+    };
   }
 }

@@ -15,11 +15,16 @@
  *   reservations (RESERVATION-TOKEN); request methods it does not serve get 400 once
  *   authenticated, so every request gets an answer;
  * - relays data itself: ChannelData (which node-turn drops), Send indications, and peer
- *   datagrams back as ChannelData or Data indications, with O(1) lookups per packet.
+ *   datagrams back as ChannelData or Data indications, with O(1) lookups per packet;
+ * - serves clients over TCP on the UDP port and over TLS on TURN_TLS_PORT (StreamListener):
+ *   the same messages, framed by their length (RFC 5766 §11.5), answered on the connection
+ *   they came on; an allocation made over a connection lives no longer than the connection.
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { isIP } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import Address from 'node-turn/lib/address.js';
 import Allocation from 'node-turn/lib/allocation.js';
 import Attribute from 'node-turn/lib/attribute.js';
@@ -32,6 +37,8 @@ import { NonceIssuer } from './NonceIssuer.js';
 import { canonicalIp, interfaceAddresses, parseIp, PeerPolicy } from './PeerPolicy.js';
 import { RelayAllocation, type Permission } from './RelayAllocation.js';
 import { checkAllocate, checkRequest } from './requestChecks.js';
+import type { StreamConnection, StreamProtocol } from './StreamConnection.js';
+import { StreamListener, type StreamEnd } from './StreamListener.js';
 import {
   channelDataHead,
   classOf,
@@ -61,6 +68,32 @@ export interface TurnRelayOptions {
   log: RelayLog;
   /** The port to bind instead of settings.port (a restarted worker keeps its first port). */
   port?: number;
+  /** The TLS port to bind instead of settings.tlsPort (likewise). */
+  tlsPort?: number;
+  /** How often TURN_TLS_CERT and TURN_TLS_KEY are checked for a renewed certificate (default CERTIFICATE_CHECK_MS). */
+  certificateCheckMs?: number;
+}
+
+/** The ports a started relay listens on. */
+export interface RelayListening {
+  /** UDP, and TCP with TURN_TCP. */
+  port: number;
+  /** TLS; 0 when TURN over TLS is off. */
+  tlsPort: number;
+}
+
+/** An error naming the listener that could not start ("tcp 127.0.0.1:3478: EADDRINUSE"), keeping the errno code. */
+export class RelayListenError extends Error {
+  constructor(
+    readonly transport: 'udp' | 'tcp' | 'tls',
+    address: string,
+    port: number,
+    readonly code: string | undefined,
+    reason: string,
+  ) {
+    super(`${transport} ${address.includes(':') ? `[${address}]` : address}:${port}: ${code ?? reason}`);
+    this.name = 'RelayListenError';
+  }
 }
 
 /** RFC 5766 §6.2 default allocation lifetime (capped by TURN_MAX_ALLOCATION_LIFETIME_S). */
@@ -93,12 +126,35 @@ const REFUSAL_LOG_LEVEL: Record<RefusalReason, RelayLogLevel> = {
   quota_user: 'warn',
   quota_total: 'warn',
   capacity: 'warn',
+  // Port scanners and stray clients cause these all day long on a public TCP port.
+  stream_malformed: 'debug',
+  stream_idle: 'debug',
+  tls_handshake: 'debug',
+  stream_limit: 'warn',
 };
 
-/** node-turn transport of a request, with the client's address as Node reported it. */
+/** node-turn's transport protocol number for TCP (it names only UDP's). */
+const PROTOCOL_TCP = 0x06;
+/** Attempts at a port free for both UDP and TCP when TURN_PORT is 0. */
+const EPHEMERAL_PORT_ATTEMPTS = 8;
+/** How often the TLS files are looked at (two stat calls) for a renewed certificate. */
+const CERTIFICATE_CHECK_MS = 10_000;
+
+/** Where a client's message came from: a UDP datagram's source, or a TCP or TLS connection. */
+interface ClientSource {
+  address: string;
+  port: number;
+  /** The allocation map's key: "ip:port" over UDP, the connection's key over TCP and TLS. */
+  key: string;
+  stream: StreamConnection | undefined;
+}
+
+/** node-turn transport of a request, with where the client's message came from. */
 interface ClientTransport extends NodeTurn.Transport {
   clientAddress: string;
   clientPort: number;
+  clientKey: string;
+  stream: StreamConnection | undefined;
 }
 
 /** A request as node-turn parsed it, with its datagram for the checks node-turn cannot do. */
@@ -199,10 +255,12 @@ export class TurnRelay {
   private readonly counters: TurnCounters;
   private readonly log: RelayLog;
   private readonly requestedPort: number;
+  private readonly requestedTlsPort: number;
+  private readonly certificateCheckMs: number;
   private readonly server: NodeTurn.Server;
   private readonly nonces = new NonceIssuer(NONCE_TTL_S);
   private readonly relayFamily: 4 | 6;
-  /** By "client ip:port" (one listening socket, so that is the 5-tuple). */
+  /** By client key: "ip:port" over UDP (one listening socket, so that is the 5-tuple), "tcp:ip:port" or "tls:ip:port" over a connection. */
   private readonly byClient = new Map<string, RelayAllocation>();
   /** By relay port, for relay-to-relay delivery without a trip through the kernel. */
   private readonly byRelayPort = new Map<number, RelayAllocation>();
@@ -216,6 +274,12 @@ export class TurnRelay {
   private readonly logWindows = new Map<string, { start: number; logged: number; suppressed: number }>();
   private socket: Socket | undefined;
   private localAddress: NodeTurn.Address | undefined;
+  private tlsLocalAddress: NodeTurn.Address | undefined;
+  private tcpListener: StreamListener | undefined;
+  private tlsListener: StreamListener | undefined;
+  /** Open TCP and TLS connections by client IP, and in all (the connection caps). */
+  private readonly connectionsByIp = new Map<string, number>();
+  private readonly connectionCounts: Record<StreamProtocol, number> = { tcp: 0, tls: 0 };
   private policy = new PeerPolicy();
   private boundPort = 0;
   private closed = false;
@@ -226,6 +290,8 @@ export class TurnRelay {
     this.counters = options.counters;
     this.log = options.log;
     this.requestedPort = options.port ?? options.settings.port;
+    this.requestedTlsPort = options.tlsPort ?? options.settings.tlsPort;
+    this.certificateCheckMs = options.certificateCheckMs ?? CERTIFICATE_CHECK_MS;
     const s = this.settings;
     this.relayFamily = isIP(s.relayIp) === 6 ? 6 : 4;
     this.selfRelayAddresses = new Set([s.relayIp, s.externalIp].filter((a): a is string => Boolean(a)).map((a) => canonicalIp(a) ?? a));
@@ -270,43 +336,166 @@ export class TurnRelay {
     this.server.send.send = () => undefined;
   }
 
-  /** The bound UDP port (0 before start). */
+  /** The bound UDP (and TCP) port (0 before start). */
   get port(): number {
     return this.boundPort;
   }
 
-  /** Binds the listening socket; resolves with the port. */
-  async start(): Promise<number> {
+  /**
+   * Binds the UDP socket, the TCP listener on the same port (TURN_TCP) and the TLS listener
+   * (TURN over TLS on); resolves with the ports. Rejects with a RelayListenError naming the
+   * listener that could not start (and closes the others).
+   */
+  async start(): Promise<RelayListening> {
     const s = this.settings;
-    const socket = await bindUdp(isIP(s.listenIp) === 6 ? 'udp6' : 'udp4', s.listenIp, this.requestedPort, LISTEN_BUFFER_BYTES);
-    if (this.closed) {
-      socket.close();
-      throw new Error('[TurnRelay:start] closed while starting');
+    try {
+      await this.listenUdpAndTcp();
+      if (s.tlsEnabled) await this.listenTls();
+    } catch (error) {
+      await this.close();
+      throw error;
     }
-    this.socket = socket;
-    this.boundPort = socket.address().port;
-    this.localAddress = new Address(expandIp(s.listenIp), this.boundPort);
-    this.policy = new PeerPolicy({
-      allowedCidrs: s.allowedPeerCidrs,
-      serverAddresses: [s.listenIp, s.relayIp, ...(s.externalIp ? [s.externalIp] : []), ...interfaceAddresses()],
-      relayAddresses: [...this.selfRelayAddresses],
-      relayPorts: [s.minPort, s.maxPort],
-      serverPorts: [this.boundPort],
-    });
-    // Send errors (unreachable clients, ICMP) are per packet: rate-limited like refusals.
-    socket.on('error', (error) => this.logLimited('socket', 'debug', { err: error.message }, 'turn socket error'));
+    const socket = this.socket;
+    if (this.closed || socket === undefined) throw new Error('[TurnRelay:start] closed while starting');
     socket.on('message', (buf, rinfo) => this.onClientPacket(buf, rinfo));
-    this.log('info', { listenIp: s.listenIp, port: this.boundPort, relayIp: s.relayIp, externalIp: s.externalIp }, 'turn relay listening');
-    return this.boundPort;
+    const tlsPort = this.tlsListener?.port ?? 0;
+    this.log(
+      'info',
+      {
+        listenIp: s.listenIp,
+        port: this.boundPort,
+        tcp: s.tcp,
+        tlsPort: tlsPort || undefined,
+        relayIp: s.relayIp,
+        externalIp: s.externalIp,
+      },
+      'turn relay listening',
+    );
+    return { port: this.boundPort, tlsPort };
   }
 
-  /** Closes every allocation and the listening socket. Idempotent. */
+  /**
+   * Binds UDP on the requested port and, with TURN_TCP, listens for TCP on the same number.
+   * With port 0 the number UDP got may be taken for TCP: then both are tried again.
+   */
+  private async listenUdpAndTcp(): Promise<void> {
+    const s = this.settings;
+    const type = isIP(s.listenIp) === 6 ? 'udp6' : 'udp4';
+    for (let attempt = 1; ; attempt++) {
+      let socket: Socket;
+      try {
+        socket = await bindUdp(type, s.listenIp, this.requestedPort, LISTEN_BUFFER_BYTES);
+      } catch (error) {
+        const { code, message } = error as NodeJS.ErrnoException;
+        throw new RelayListenError('udp', s.listenIp, this.requestedPort, code, message);
+      }
+      this.socket = socket;
+      this.boundPort = socket.address().port;
+      this.localAddress = new Address(expandIp(s.listenIp), this.boundPort);
+      this.policy = new PeerPolicy({
+        allowedCidrs: s.allowedPeerCidrs,
+        serverAddresses: [s.listenIp, s.relayIp, ...(s.externalIp ? [s.externalIp] : []), ...interfaceAddresses()],
+        relayAddresses: [...this.selfRelayAddresses],
+        relayPorts: [s.minPort, s.maxPort],
+        serverPorts: [this.boundPort],
+      });
+      // Send errors (unreachable clients, ICMP) are per packet: rate-limited like refusals.
+      socket.on('error', (error) => this.logLimited('socket', 'debug', { err: error.message }, 'turn socket error'));
+      if (!s.tcp) return;
+      const listener = this.streamListener('tcp', undefined);
+      try {
+        await listener.listen(this.boundPort);
+        this.tcpListener = listener;
+        return;
+      } catch (error) {
+        const { code, message } = error as NodeJS.ErrnoException;
+        this.socket = undefined;
+        await new Promise<void>((resolve) => socket.close(() => resolve()));
+        if (this.requestedPort !== 0 || code !== 'EADDRINUSE' || attempt >= EPHEMERAL_PORT_ATTEMPTS)
+          throw new RelayListenError('tcp', s.listenIp, this.boundPort, code, message);
+      }
+    }
+  }
+
+  /** Reads TURN_TLS_CERT and TURN_TLS_KEY and listens for TLS on the TLS port. */
+  private async listenTls(): Promise<void> {
+    const s = this.settings;
+    let context: SecureContext;
+    try {
+      context = this.readCertificate();
+    } catch (error) {
+      throw new RelayListenError(
+        'tls',
+        s.listenIp,
+        this.requestedTlsPort,
+        undefined,
+        `TURN_TLS_CERT/TURN_TLS_KEY: ${(error as Error).message}`,
+      );
+    }
+    const listener = this.streamListener('tls', context);
+    try {
+      await listener.listen(this.requestedTlsPort);
+    } catch (error) {
+      const { code, message } = error as NodeJS.ErrnoException;
+      throw new RelayListenError('tls', s.listenIp, this.requestedTlsPort, code, message);
+    }
+    this.tlsListener = listener;
+    this.tlsLocalAddress = new Address(expandIp(s.listenIp), listener.port);
+    // A renewed certificate (certbot, cert-manager) is taken up by new connections without a restart.
+    const options = { interval: this.certificateCheckMs, persistent: false };
+    watchFile(s.tlsCert as string, options, this.reloadCertificate);
+    watchFile(s.tlsKey as string, options, this.reloadCertificate);
+  }
+
+  private readCertificate(): SecureContext {
+    return createSecureContext({ cert: readFileSync(this.settings.tlsCert as string), key: readFileSync(this.settings.tlsKey as string) });
+  }
+
+  /**
+   * One of the TLS files changed: new connections get the new certificate. A pair that does
+   * not load (a key renewed before its certificate, a half-written file) keeps the old one
+   * until the next change.
+   */
+  private readonly reloadCertificate = (): void => {
+    if (this.closed || !this.tlsListener) return;
+    try {
+      this.tlsListener.setSecureContext(this.readCertificate());
+      this.log('info', { cert: this.settings.tlsCert }, 'turn TLS certificate reloaded');
+    } catch (error) {
+      this.log(
+        'warn',
+        { cert: this.settings.tlsCert, err: (error as Error).message },
+        'turn TLS certificate not reloaded; the previous one stays',
+      );
+    }
+  };
+
+  private streamListener(protocol: StreamProtocol, secureContext: SecureContext | undefined): StreamListener {
+    return new StreamListener({
+      protocol,
+      host: this.settings.listenIp,
+      secureContext,
+      idleTimeoutMs: this.settings.tcpIdleTimeoutMs,
+      admit: (address) => this.admitConnection(protocol, address),
+      onConnection: () => undefined,
+      onFrame: (connection, frame) => this.onStreamFrame(connection, frame),
+      onEnd: (address, end, connection) => this.onConnectionEnd(protocol, address, end, connection),
+    });
+  }
+
+  /** Closes every allocation, connection and listener. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const allocation of [...this.byClient.values()]) this.release(allocation, 'shutdown');
     for (const token of [...this.reservations.keys()]) this.dropReservation(token);
+    if (this.settings.tlsCert && this.settings.tlsKey) {
+      unwatchFile(this.settings.tlsCert, this.reloadCertificate);
+      unwatchFile(this.settings.tlsKey, this.reloadCertificate);
+    }
+    await Promise.all([this.tcpListener?.close(), this.tlsListener?.close()]);
     const socket = this.socket;
+    this.socket = undefined;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
@@ -319,15 +508,20 @@ export class TurnRelay {
       const first = buf[0] as number;
       // RFC 5766 §11: the first two bits tell STUN (00) from ChannelData (01).
       if (first >= 0x40) {
-        if (first < 0x80) this.onChannelData(buf, rinfo);
+        if (first >= 0x80) return;
+        const allocation = this.byClient.get(`${rinfo.address}:${rinfo.port}`);
+        if (allocation !== undefined) this.onChannelData(buf, allocation);
         return;
       }
       // RFC 5389 §7.3: not a STUN message (or a truncated one); nothing to answer.
       if (buf.length < STUN_HEADER_BYTES || buf.readUInt32BE(4) !== MAGIC_COOKIE || STUN_HEADER_BYTES + buf.readUInt16BE(2) > buf.length)
         return;
       const type = buf.readUInt16BE(0);
-      if (type === SEND_INDICATION) this.onSendIndication(buf, rinfo);
-      else this.onControl(buf, rinfo, type);
+      if (type === SEND_INDICATION) {
+        const allocation = this.byClient.get(`${rinfo.address}:${rinfo.port}`);
+        if (allocation !== undefined) this.onSendIndication(buf, allocation);
+      } else
+        this.onControl(buf, { address: rinfo.address, port: rinfo.port, key: `${rinfo.address}:${rinfo.port}`, stream: undefined }, type);
     } catch (error) {
       this.logLimited(
         'dropped',
@@ -338,9 +532,33 @@ export class TurnRelay {
     }
   }
 
-  private onChannelData(buf: Buffer, rinfo: RemoteInfo): void {
-    const allocation = this.byClient.get(`${rinfo.address}:${rinfo.port}`);
-    if (allocation === undefined) return;
+  /**
+   * A message from a TCP or TLS client: StreamFramer cut it out of the stream (a STUN message
+   * with the magic cookie and its full length, or ChannelData with its padding).
+   */
+  private onStreamFrame(connection: StreamConnection, frame: Buffer): void {
+    try {
+      if ((frame[0] as number) >= 0x40) {
+        const allocation = this.byClient.get(connection.key);
+        if (allocation !== undefined) this.onChannelData(frame, allocation);
+        return;
+      }
+      const type = frame.readUInt16BE(0);
+      if (type === SEND_INDICATION) {
+        const allocation = this.byClient.get(connection.key);
+        if (allocation !== undefined) this.onSendIndication(frame, allocation);
+      } else
+        this.onControl(
+          frame,
+          { address: connection.remoteAddress, port: connection.remotePort, key: connection.key, stream: connection },
+          type,
+        );
+    } catch (error) {
+      this.logLimited('dropped', 'debug', { client: connection.key, err: (error as Error).message }, 'turn message dropped');
+    }
+  }
+
+  private onChannelData(buf: Buffer, allocation: RelayAllocation): void {
     const length = buf.readUInt16BE(2);
     if (length > buf.length - 4) return;
     const channel = allocation.channels.get(buf.readUInt16BE(0));
@@ -352,9 +570,7 @@ export class TurnRelay {
     this.relayToPeer(allocation, buf, 4, length, channel.address, channel.port, channel.permission);
   }
 
-  private onSendIndication(buf: Buffer, rinfo: RemoteInfo): void {
-    const allocation = this.byClient.get(`${rinfo.address}:${rinfo.port}`);
-    if (allocation === undefined) return;
+  private onSendIndication(buf: Buffer, allocation: RelayAllocation): void {
     const send = parseSendIndication(buf);
     if (send === null) return;
     const permission = allocation.permissions.get(send.address);
@@ -420,27 +636,77 @@ export class TurnRelay {
       this.refuse('peer_not_permitted', { client: allocation.clientKey, user: allocation.userId, peer: address });
       return;
     }
-    this.counters.relayed(data.length);
     const channel = permission.channelsByPort.get(port);
+    const stream = allocation.stream;
     if (channel !== undefined && channel.expiresAt >= now) {
-      socket.send([channelDataHead(channel.number, data.length), data], allocation.clientPort, allocation.clientAddress);
+      const head = channelDataHead(channel.number, data.length);
+      if (stream === undefined) socket.send([head, data], allocation.clientPort, allocation.clientAddress);
+      // RFC 5766 §11.5: over a stream, ChannelData is padded to a multiple of 4 bytes.
+      else if (!stream.writeData([head, data, PADDING[(4 - (data.length & 3)) & 3] as Buffer])) return this.dropForSlowClient(allocation);
+      this.counters.relayed(data.length);
       return;
     }
     const head =
       allocation.family === 4
         ? dataIndicationHead(permission.addressBytes, port, data.length)
         : dataIndicationHeadIpv6(permission.addressBytes, port, data.length);
-    socket.send([head, data, PADDING[(4 - (data.length & 3)) & 3]], allocation.clientPort, allocation.clientAddress);
+    const message = [head, data, PADDING[(4 - (data.length & 3)) & 3] as Buffer];
+    if (stream === undefined) socket.send(message, allocation.clientPort, allocation.clientAddress);
+    else if (!stream.writeData(message)) return this.dropForSlowClient(allocation);
+    this.counters.relayed(data.length);
+  }
+
+  /** Relayed data towards a TCP or TLS client that does not read fast enough is dropped, as a full UDP path would. */
+  private dropForSlowClient(allocation: RelayAllocation): void {
+    this.logLimited(
+      'slow_client',
+      'debug',
+      { client: allocation.clientKey, user: allocation.userId },
+      'turn data dropped: client reads too slowly',
+    );
+  }
+
+  // --- TCP and TLS connections -------------------------------------------------------------
+
+  /** The connection caps: TURN_MAX_CONNECTIONS_PER_IP per client IP, TURN_MAX_ALLOCATIONS in all (no connection holds more than one allocation). */
+  private admitConnection(protocol: StreamProtocol, address: string): boolean {
+    if (this.closed) return false;
+    const s = this.settings;
+    const total = this.connectionCounts.tcp + this.connectionCounts.tls;
+    const fromAddress = this.connectionsByIp.get(address) ?? 0;
+    if (total >= s.maxAllocations || fromAddress >= s.maxConnectionsPerIp) {
+      this.refuse('stream_limit', { client: address, transport: protocol, limit: total >= s.maxAllocations ? 'total' : 'per_ip' });
+      return false;
+    }
+    this.connectionsByIp.set(address, fromAddress + 1);
+    this.connectionCounts[protocol] += 1;
+    this.counters.setConnections(protocol, this.connectionCounts[protocol]);
+    return true;
+  }
+
+  /** A connection admitted by admitConnection is gone: its allocation goes with it. */
+  private onConnectionEnd(protocol: StreamProtocol, address: string, end: StreamEnd, connection: StreamConnection | undefined): void {
+    const fromAddress = (this.connectionsByIp.get(address) ?? 1) - 1;
+    if (fromAddress <= 0) this.connectionsByIp.delete(address);
+    else this.connectionsByIp.set(address, fromAddress);
+    this.connectionCounts[protocol] -= 1;
+    this.counters.setConnections(protocol, this.connectionCounts[protocol]);
+    const client = connection?.key ?? `${protocol}:${address}`;
+    if (end === 'not_turn' || end === 'oversized') this.refuse('stream_malformed', { client, why: end });
+    else if (end === 'idle') this.refuse('stream_idle', { client });
+    else if (end === 'tls_handshake') this.refuse('tls_handshake', { client });
+    const allocation = connection ? this.byClient.get(connection.key) : undefined;
+    if (allocation !== undefined) this.release(allocation, 'connection closed');
   }
 
   // --- control plane: node-turn with our handlers ---------------------------------------
 
-  private onControl(buf: Buffer, rinfo: RemoteInfo, type: number): void {
+  private onControl(buf: Buffer, source: ClientSource, type: number): void {
     // Only requests reach node-turn: it would answer stray responses with 437.
     if (classOf(type) !== StunClass.request) return;
     const method = methodOf(type);
-    if (method !== StunMethod.binding && !this.authenticate(buf, rinfo, method)) return;
-    const msg = new Message(this.server, this.clientTransport(rinfo)) as ControlMessage;
+    if (method !== StunMethod.binding && !this.authenticate(buf, source, method)) return;
+    const msg = new Message(this.server, this.clientTransport(source)) as ControlMessage;
     if (!msg.read(buf)) return;
     msg.datagram = buf;
     if (SERVED_METHODS.has(method)) this.server.emit('message', msg);
@@ -458,15 +724,24 @@ export class TurnRelay {
     });
   }
 
-  private clientTransport(rinfo: RemoteInfo): ClientTransport {
+  /**
+   * A node-turn transport for a client message: its answers go back through `socket.send`,
+   * the UDP socket or the client's connection (StreamConnection has the same send()).
+   */
+  private clientTransport(source: ClientSource): ClientTransport {
+    const stream = source.stream;
     const transport = new Transport(
-      CONSTANTS.TRANSPORT.PROTOCOL.UDP,
-      new Address(expandIp(rinfo.address), rinfo.port),
-      this.localAddress as NodeTurn.Address,
-      this.socket as Socket,
+      stream ? PROTOCOL_TCP : CONSTANTS.TRANSPORT.PROTOCOL.UDP,
+      new Address(expandIp(source.address), source.port),
+      (stream?.protocol === 'tls' ? this.tlsLocalAddress : this.localAddress) as NodeTurn.Address,
+      stream ?? (this.socket as Socket),
     ) as ClientTransport;
-    transport.clientAddress = rinfo.address;
-    transport.clientPort = rinfo.port;
+    transport.clientAddress = source.address;
+    transport.clientPort = source.port;
+    transport.clientKey = source.key;
+    transport.stream = stream;
+    // node-turn files allocations under the 5-tuple; a connection's key tells TCP and TLS from UDP.
+    if (stream) transport.get5Tuple = () => stream.key;
     return transport;
   }
 
@@ -477,21 +752,19 @@ export class TurnRelay {
    * malformed or expired ones, go on to node-turn, which answers 401 with REALM and NONCE
    * (the credentials proxy has no password for them).
    */
-  private authenticate(buf: Buffer, rinfo: RemoteInfo, method: number): boolean {
+  private authenticate(buf: Buffer, source: ClientSource, method: number): boolean {
     const scan = scanRequest(buf);
     if (scan.integrityOffset < 0 || scan.usernameOffset < 0) return true;
     const username = buf.toString('utf8', scan.usernameOffset, scan.usernameOffset + scan.usernameLength);
     const expected = expectedTurnPassword(this.settings.secret, username);
     if (!expected.ok) {
-      this.refuse(expected.reason === 'expired' ? 'credentials_expired' : 'credentials_invalid', {
-        client: `${rinfo.address}:${rinfo.port}`,
-      });
+      this.refuse(expected.reason === 'expired' ? 'credentials_expired' : 'credentials_invalid', { client: source.key });
       return true;
     }
     const key = createHash('md5').update(`${username}:${this.settings.realm}:${expected.password}`).digest();
     if (integrityMatches(buf, scan.integrityOffset, key)) return true;
-    this.refuse('credentials_invalid', { client: `${rinfo.address}:${rinfo.port}`, user: expected.userId });
-    const request = new Message(this.server, this.clientTransport(rinfo));
+    this.refuse('credentials_invalid', { client: source.key, user: expected.userId });
+    const request = new Message(this.server, this.clientTransport(source));
     request.class = CONSTANTS.CLASS.REQUEST;
     request.method = method;
     request.transactionID = buf.toString('hex', 8, 20);
@@ -514,13 +787,12 @@ export class TurnRelay {
   }
 
   private allocationOf(msg: NodeTurn.Message): RelayAllocation | undefined {
-    const transport = msg.transport as ClientTransport;
-    return this.byClient.get(`${transport.clientAddress}:${transport.clientPort}`);
+    return this.byClient.get((msg.transport as ClientTransport).clientKey);
   }
 
   private onAllocate(msg: NodeTurn.Message, reply: NodeTurn.Message): void {
     const transport = msg.transport as ClientTransport;
-    const clientKey = `${transport.clientAddress}:${transport.clientPort}`;
+    const clientKey = transport.clientKey;
     const existing = this.byClient.get(clientKey);
     if (existing) {
       // node-turn never detects retransmissions (it checks msg.allocation, unset for Allocate).
@@ -561,7 +833,8 @@ export class TurnRelay {
     };
     sockets.then(
       ({ socket, reserved }) => {
-        if (this.closed) {
+        // Shut down, or the client's connection closed while its relay port was being bound.
+        if (this.closed || transport.stream?.isClosed) {
           socket.close();
           reserved?.close();
           unreserve();
@@ -606,8 +879,10 @@ export class TurnRelay {
     socket.removeAllListeners('error');
     const relayPort = socket.address().port;
     const allocation = new RelayAllocation({
+      clientKey: transport.clientKey,
       clientAddress: transport.clientAddress,
       clientPort: transport.clientPort,
+      stream: transport.stream,
       userId,
       username: (msg.user as NodeTurn.User).username,
       transactionId: msg.transactionID,
@@ -625,6 +900,7 @@ export class TurnRelay {
     );
     this.byClient.set(allocation.clientKey, allocation);
     this.byRelayPort.set(relayPort, allocation);
+    allocation.stream?.setHoldsAllocation(true);
     this.counters.setActiveAllocations(this.byClient.size);
     this.log('debug', { client: allocation.clientKey, user: userId, relayPort, lifetime }, 'turn allocation created');
     return allocation;
@@ -806,6 +1082,7 @@ export class TurnRelay {
     this.byRelayPort.delete(allocation.relayPort);
     delete this.server.allocations[allocation.nodeAllocation.fiveTuple];
     allocation.close();
+    allocation.stream?.setHoldsAllocation(false);
     // A reservation lives no longer than the allocation it was made with: every client's
     // reserved ports stay within its allocation quota.
     if (allocation.reservationToken) this.dropReservation(allocation.reservationToken.toString('hex'));

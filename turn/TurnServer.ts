@@ -18,14 +18,15 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { IceServer } from '../protocol/events.js';
 import type { Logger } from '../server/logger.js';
-import { buildIceServers, type TurnSettings } from './credentials.js';
+import { buildIceServers, type RelayPorts, type TurnSettings } from './credentials.js';
 import { TurnCounters, type TurnStats } from './TurnCounters.js';
 import type { RelayLogLevel } from './TurnRelay.js';
 
 /** What the worker is started with. */
 export interface TurnWorkerData {
   settings: TurnSettings;
-  port: number;
+  /** The ports to listen on (a restarted worker gets those its predecessor bound). */
+  ports: RelayPorts;
   counters: SharedArrayBuffer;
   /** pino numeric level; lower log lines are not posted at all. */
   logLevel: number;
@@ -34,7 +35,7 @@ export interface TurnWorkerData {
 export type ToWorker = { type: 'close' };
 
 export type FromWorker =
-  | { type: 'listening'; port: number }
+  | { type: 'listening'; ports: RelayPorts }
   | { type: 'failed'; message: string; code: string | undefined }
   | { type: 'log'; level: RelayLogLevel; fields: Record<string, unknown>; msg: string };
 
@@ -73,7 +74,7 @@ export class TurnServer {
   private readonly logger: Logger;
   private readonly counters = new TurnCounters();
   private worker: Worker | undefined;
-  private boundPort = 0;
+  private bound: RelayPorts = { port: 0, tlsPort: 0 };
   private started = false;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -85,9 +86,14 @@ export class TurnServer {
     this.logger = options.logger.child({ module: 'turn' });
   }
 
-  /** The UDP port the relay listens on (the real one when TURN_PORT is 0); 0 before start(). */
+  /** The UDP (and TCP) port the relay listens on (the real one when TURN_PORT is 0); 0 before start(). */
   get port(): number {
-    return this.boundPort;
+    return this.bound.port;
+  }
+
+  /** The TLS port the relay listens on (the real one when TURN_TLS_PORT is 0); 0 before start() or without TLS. */
+  get tlsPort(): number {
+    return this.bound.tlsPort;
   }
 
   /** Resolves once the relay listens; rejects if it cannot (port taken, bad address). */
@@ -95,7 +101,7 @@ export class TurnServer {
     if (!this.settings.enabled) throw new Error('[TurnServer:start] TURN_ENABLED is false');
     if (this.started || this.closed) throw new Error('[TurnServer:start] already started or closed');
     this.started = true;
-    this.boundPort = await this.spawn(this.settings.port);
+    this.bound = await this.spawn({ port: this.settings.port, tlsPort: this.settings.tlsPort });
   }
 
   /** Stops the relay and every allocation. Idempotent. */
@@ -109,25 +115,28 @@ export class TurnServer {
     return this.counters.snapshot();
   }
 
-  /** ice_servers for `userId` pointing at this relay's real port (see buildIceServers). */
+  /** ice_servers for `userId` pointing at this relay's real ports (see buildIceServers). */
   iceServers(userId: string, nowMs: number = Date.now()): IceServer[] {
-    return buildIceServers(this.settings, userId, nowMs, this.boundPort || this.settings.port);
+    return buildIceServers(this.settings, userId, nowMs, {
+      port: this.bound.port || this.settings.port,
+      tlsPort: this.bound.tlsPort || this.settings.tlsPort,
+    });
   }
 
-  private spawn(port: number): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      const worker = startWorker({ settings: this.settings, port, counters: this.counters.buffer, logLevel: this.logger.levelVal });
+  private spawn(ports: RelayPorts): Promise<RelayPorts> {
+    return new Promise<RelayPorts>((resolve, reject) => {
+      const worker = startWorker({ settings: this.settings, ports, counters: this.counters.buffer, logLevel: this.logger.levelVal });
       this.worker = worker;
       let listening = false;
       worker.on('message', (message: FromWorker) => {
         if (message.type === 'log') this.logger[message.level](message.fields, message.msg);
         else if (message.type === 'listening') {
           listening = true;
-          resolve(message.port);
+          resolve(message.ports);
         } else {
           void worker.terminate();
-          const where = `${this.settings.listenIp}:${port}`;
-          reject(new Error(`[TurnServer:start] cannot listen on udp ${where}: ${message.code ?? message.message}`));
+          // The relay names the listener: "udp 0.0.0.0:3478: EADDRINUSE", "tls 0.0.0.0:443: EACCES".
+          reject(new Error(`[TurnServer:start] cannot listen on ${message.message}`));
         }
       });
       worker.on('error', (error) => {
@@ -144,7 +153,7 @@ export class TurnServer {
 
   /** The relay died (a bug, not a shutdown): allocations are gone; listen again on the same port. */
   private restartAfterCrash(code: number): void {
-    this.counters.setActiveAllocations(0);
+    this.resetGauges();
     const now = Date.now();
     this.restarts = this.restarts.filter((at) => now - at < RESTART_WINDOW_MS);
     if (this.restarts.length >= MAX_RESTARTS_PER_WINDOW) {
@@ -156,8 +165,8 @@ export class TurnServer {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.closed) return;
-      this.spawn(this.boundPort).then(
-        () => this.logger.warn({ port: this.boundPort }, 'turn relay restarted'),
+      this.spawn(this.bound).then(
+        () => this.logger.warn({ port: this.bound.port, tlsPort: this.bound.tlsPort || undefined }, 'turn relay restarted'),
         (error: Error) => this.logger.error({ err: error }, 'turn relay restart failed'),
       );
     }, RESTART_DELAY_MS);
@@ -174,6 +183,13 @@ export class TurnServer {
       await exited;
       clearTimeout(timer);
     }
+    this.resetGauges();
+  }
+
+  /** A relay that is gone holds no allocation and no connection. */
+  private resetGauges(): void {
     this.counters.setActiveAllocations(0);
+    this.counters.setConnections('tcp', 0);
+    this.counters.setConnections('tls', 0);
   }
 }

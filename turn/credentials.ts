@@ -78,19 +78,37 @@ function urlHost(address: string): string {
   return address.includes(':') ? `[${address}]` : address;
 }
 
+/** The ports the bundled relay really listens on (they differ from the settings when those are 0). */
+export interface RelayPorts {
+  /** UDP, and TCP with TURN_TCP. */
+  port: number;
+  /** TLS, when TURN over TLS is on. */
+  tlsPort: number;
+}
+
 /**
  * The ice_servers handed to a client (join ack, token response): the bundled TURN server
- * when enabled, every TURN_EXTERNAL_URLS entry (coturn sharing TURN_SECRET) with the same
- * credentials, and STUN_URLS without credentials. `port` overrides the configured TURN port
- * (the port the bundled server really bound, when TURN_PORT is 0).
+ * when enabled (`turn:HOST:PORT?transport=udp`, `...?transport=tcp` with TURN_TCP, and
+ * `turns:TLS_HOST:TLS_PORT?transport=tcp` with TLS on, in one entry), every TURN_EXTERNAL_URLS
+ * entry (coturn sharing TURN_SECRET) with the same credentials, and STUN_URLS without
+ * credentials. `ports` overrides the configured ports (those the bundled server really bound,
+ * when a setting is 0).
  */
-export function buildIceServers(turn: TurnSettings, userId: string, nowMs: number = Date.now(), port: number = turn.port): IceServer[] {
+export function buildIceServers(
+  turn: TurnSettings,
+  userId: string,
+  nowMs: number = Date.now(),
+  ports: RelayPorts = { port: turn.port, tlsPort: turn.tlsPort },
+): IceServer[] {
   const servers: IceServer[] = [];
   const wantsCredentials = turn.enabled || turn.externalUrls.length > 0;
   const creds = wantsCredentials ? createTurnCredentials(turn.secret, userId, turn.credentialTtlS, nowMs) : undefined;
   if (turn.enabled && creds) {
     const host = urlHost(turn.externalIp ?? turn.relayIp);
-    servers.push({ urls: `turn:${host}:${port}?transport=udp`, username: creds.username, credential: creds.credential });
+    const urls = [`turn:${host}:${ports.port}?transport=udp`];
+    if (turn.tcp) urls.push(`turn:${host}:${ports.port}?transport=tcp`);
+    if (turn.tlsEnabled) urls.push(`turns:${turn.tlsHost ? urlHost(turn.tlsHost) : host}:${ports.tlsPort}?transport=tcp`);
+    servers.push({ urls, username: creds.username, credential: creds.credential });
   }
   if (turn.externalUrls.length > 0 && creds) {
     servers.push({ urls: [...turn.externalUrls], username: creds.username, credential: creds.credential });

@@ -9,11 +9,16 @@ declare namespace NodeTurn {
     port: number;
   }
 
+  /** Where node-turn sends answers: a dgram socket, or anything with its send() (a TCP or TLS connection). */
+  interface ReplySocket {
+    send(buf: Buffer, port: number, address: string, callback?: (error: Error | null) => void): void;
+  }
+
   interface Transport {
     protocol: number;
     src: Address;
     dst: Address;
-    socket: import('node:dgram').Socket;
+    socket: ReplySocket;
     get5Tuple(): string;
     revert(): Transport;
   }
@@ -120,12 +125,7 @@ declare module 'node-turn/lib/message.js' {
 }
 
 declare module 'node-turn/lib/transport.js' {
-  const Transport: new (
-    protocol: number,
-    src: NodeTurn.Address,
-    dst: NodeTurn.Address,
-    socket: import('node:dgram').Socket,
-  ) => NodeTurn.Transport;
+  const Transport: new (protocol: number, src: NodeTurn.Address, dst: NodeTurn.Address, socket: NodeTurn.ReplySocket) => NodeTurn.Transport;
   export = Transport;
 }
 

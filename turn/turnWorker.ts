@@ -17,7 +17,8 @@ const post = (message: FromWorker): void => port.postMessage(message);
 const relay = new TurnRelay({
   settings: data.settings,
   counters: new TurnCounters(data.counters),
-  port: data.port,
+  port: data.ports.port,
+  tlsPort: data.ports.tlsPort,
   log: (level, fields, msg) => {
     if (LEVELS[level] >= data.logLevel) post({ type: 'log', level, fields, msg });
   },
@@ -32,7 +33,7 @@ port.on('message', (message: ToWorker) => {
 });
 
 relay.start().then(
-  (boundPort) => post({ type: 'listening', port: boundPort }),
+  (ports) => post({ type: 'listening', ports }),
   // TurnServer terminates the worker on 'failed'.
   (error: NodeJS.ErrnoException) => post({ type: 'failed', message: error.message, code: error.code }),
 );

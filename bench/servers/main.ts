@@ -49,7 +49,7 @@ async function startSwitchboard(env: Record<string, string>, inlineTurn: boolean
   let turnPort = server.turn?.port;
   if (inlineTurn) {
     relay = new TurnRelay({ settings: benchConfig(turnEnv()).turn, counters: new TurnCounters(), log: () => undefined, port: 0 });
-    turnPort = await relay.start();
+    turnPort = (await relay.start()).port;
   }
   const devApiSecret = /api_secret=(\S+)/.exec(config.bootNotices.join('\n'))?.[1];
   return {

@@ -1,10 +1,12 @@
 /**
  * Debian's coturn started for tests and benchmarks: no configuration file, use-auth-secret
  * with a shared secret, the peer policy turn/README.md recommends (loopback peers allowed
- * for the given address), state in a temporary directory, on an ephemeral 127.0.0.1 port.
+ * for the given address), state in a temporary directory, on an ephemeral 127.0.0.1 port
+ * (UDP, and TCP on the same number when asked).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +41,8 @@ export interface CoturnOptions {
   userQuota: number;
   /** The one peer address allowed on loopback. */
   allowedPeer: string;
+  /** Listen for TURN over TCP on the UDP port too (coturn's default; off unless asked). */
+  tcp?: boolean;
   /** Words put before `turnserver` (e.g. taskset -c 1). */
   prefix?: string[];
   /** Sees the child process as soon as it is spawned (e.g. to track it). */
@@ -62,10 +66,27 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
+/** Whether `port` on 127.0.0.1 is free for a TCP listener. */
+function tcpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port free for UDP, and for TCP too when `tcp`. */
+async function freePort(tcp: boolean): Promise<number> {
+  for (;;) {
+    const port = await freeUdpPort();
+    if (!tcp || (await tcpPortFree(port))) return port;
+  }
+}
+
 /** Starts turnserver; resolves once it answers a STUN Binding request. */
 export async function startCoturn(options: CoturnOptions): Promise<RunningCoturn> {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-coturn-'));
-  const port = await freeUdpPort();
+  const port = await freePort(options.tcp ?? false);
   const args = [
     '-n', // no configuration file: everything is on this command line
     '--listening-ip=127.0.0.1',
@@ -76,7 +97,7 @@ export async function startCoturn(options: CoturnOptions): Promise<RunningCoturn
     `--realm=${options.realm}`,
     '--no-tls',
     '--no-dtls',
-    '--no-tcp',
+    ...(options.tcp ? [] : ['--no-tcp']),
     '--no-tcp-relay',
     '--no-cli',
     `--user-quota=${options.userQuota}`,

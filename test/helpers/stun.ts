@@ -2,11 +2,12 @@
  * A small raw STUN/TURN client for tests (RFC 5389, RFC 5766), written independently of
  * turn/ so the server is checked against a second reading of the RFCs: message build and
  * parse, long-term credentials (MESSAGE-INTEGRITY), FINGERPRINT, XOR-*-ADDRESS, and
- * ChannelData framing, over a real UDP socket.
+ * ChannelData framing, over a real UDP socket or a TCP or TLS connection.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { isIP } from 'node:net';
+import net, { isIP } from 'node:net';
+import tls from 'node:tls';
 
 export const MAGIC_COOKIE = 0x2112a442;
 
@@ -328,50 +329,45 @@ interface PendingTransaction {
 const RTO_MS = 500;
 const MAX_RTO_MS = 2000;
 const MAX_SENDS = 8;
+/** Over TCP and TLS a request is sent once (RFC 5389 §7.2.2); this long without an answer is a failure. */
+const STREAM_TRANSACTION_TIMEOUT_MS = 12_000;
 
 /**
- * One TURN client on one UDP socket (one 5-tuple). `allocate()` runs the long-term
- * credential dance (401 -> REALM/NONCE -> signed request, 438 -> retry with the new nonce);
- * later requests are signed with the same key.
+ * A TURN client on one 5-tuple, over UDP (TurnClient) or a TCP or TLS connection
+ * (StreamTurnClient). `allocate()` runs the long-term credential dance (401 -> REALM/NONCE ->
+ * signed request, 438 -> retry with the new nonce); later requests are signed with the same key.
  */
-export class TurnClient {
-  readonly socket: dgram.Socket;
+export abstract class TurnClientBase {
   realm: string | undefined;
   nonce: string | undefined;
   private key: Buffer | undefined;
   private readonly pending = new Map<string, PendingTransaction>();
   private readonly inbox: RelayedData[] = [];
   private readonly waiters: Array<(data: RelayedData) => void> = [];
-  private closed = false;
+  protected closed = false;
 
-  private constructor(
+  protected constructor(
     readonly server: TransportAddress,
     private readonly credentials: TurnCredentialsLike | undefined,
-    socket: dgram.Socket,
-  ) {
-    this.socket = socket;
-    socket.on('message', (buf) => this.onMessage(buf));
-  }
+    /** Whether requests are retransmitted (UDP) or sent once (TCP, TLS). */
+    private readonly retransmits: boolean,
+  ) {}
 
-  /** Opens a UDP socket on 127.0.0.1 (or ::1 for an IPv6 server) towards `server`. */
-  static async open(server: TransportAddress, credentials?: TurnCredentialsLike): Promise<TurnClient> {
-    const v6 = isIP(server.address) === 6;
-    const socket = dgram.createSocket(v6 ? 'udp6' : 'udp4');
-    await new Promise<void>((resolve) => socket.bind(0, v6 ? '::1' : '127.0.0.1', () => resolve()));
-    return new TurnClient(server, credentials, socket);
-  }
+  /** This end of the 5-tuple. */
+  abstract get localAddress(): TransportAddress;
 
-  get localAddress(): TransportAddress {
-    const { address, port } = this.socket.address();
-    return { address, port };
-  }
+  /** Sends bytes as they are (one datagram over UDP; written to the stream over TCP and TLS). */
+  abstract sendRaw(buf: Buffer): void;
+
+  /** Closes the socket after sending `release` (a Refresh with LIFETIME 0) when there is one. */
+  protected abstract shut(release: Buffer | null): Promise<void>;
 
   /** The message-integrity key once the server's realm is known. */
   get integrityKey(): Buffer | undefined {
     return this.key;
   }
 
-  /** Sends a request and waits for its response (retransmitting). Signed once a key is known, unless `sign` is false. */
+  /** Sends a request and waits for its response (retransmitting over UDP). Signed once a key is known, unless `sign` is false. */
   async request(
     method: number,
     attributes: StunAttribute[] | ((tid: Buffer) => StunAttribute[]),
@@ -406,26 +402,43 @@ export class TurnClient {
     );
   }
 
-  /** Sends an encoded request with transaction id `transactionId` and waits for the response (retransmitting). */
+  /** Sends an encoded request with transaction id `transactionId` and waits for the response (retransmitting over UDP). */
   exchange(transactionId: Buffer, raw: Buffer): Promise<StunResponse> {
+    return this.awaitResponse(transactionId, () => this.sendRaw(raw));
+  }
+
+  /**
+   * Waits for the response to `transactionId`, calling `send` to (re)transmit: over UDP with
+   * RFC 5389's backoff, over a stream once.
+   */
+  awaitResponse(transactionId: Buffer, send: () => void): Promise<StunResponse> {
     const id = transactionId.toString('hex');
     return new Promise<StunResponse>((resolve, reject) => {
+      if (this.closed) {
+        reject(new Error('client closed'));
+        return;
+      }
       let sends = 0;
       let rto = RTO_MS;
-      const send = (): void => {
-        if (sends >= MAX_SENDS) {
-          this.pending.delete(id);
-          reject(new Error(`no response to STUN transaction ${id}`));
-          return;
-        }
+      const fail = (): void => {
+        this.pending.delete(id);
+        reject(new Error(`no response to STUN transaction ${id}`));
+      };
+      const transmit = (): void => {
+        if (sends >= MAX_SENDS) return fail();
         sends += 1;
-        this.sendRaw(raw);
+        send();
         const entry = this.pending.get(id);
-        if (entry) entry.timer = setTimeout(send, rto);
+        if (entry) entry.timer = setTimeout(transmit, rto);
         rto = Math.min(rto * 2, MAX_RTO_MS);
       };
       this.pending.set(id, { resolve, reject, timer: undefined });
-      send();
+      if (this.retransmits) transmit();
+      else {
+        send();
+        const entry = this.pending.get(id);
+        if (entry) entry.timer = setTimeout(fail, STREAM_TRANSACTION_TIMEOUT_MS);
+      }
     });
   }
 
@@ -471,23 +484,11 @@ export class TurnClient {
 
   /** A Send indication (unauthenticated by design). */
   sendIndication(peer: TransportAddress, data: Buffer): void {
-    const transactionId = randomBytes(12);
-    this.sendRaw(
-      encodeStun({
-        method: Method.Send,
-        cls: Class.Indication,
-        transactionId,
-        attributes: [attrs.xorPeerAddress(peer, transactionId), attrs.data(data)],
-      }),
-    );
+    this.sendRaw(encodeSendIndication(peer, data));
   }
 
   sendChannelData(channel: number, data: Buffer, pad = true): void {
     this.sendRaw(encodeChannelData(channel, data, pad));
-  }
-
-  sendRaw(buf: Buffer): void {
-    this.socket.send(buf, this.server.port, this.server.address);
   }
 
   /** The next ChannelData or Data indication from the relay. */
@@ -516,20 +517,22 @@ export class TurnClient {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
-    for (const [, pending] of this.pending) {
-      if (pending.timer) clearTimeout(pending.timer);
-      pending.reject(new Error('client closed'));
-    }
-    this.pending.clear();
+    this.rejectPending(new Error('client closed'));
     const release = this.key ? this.buildRequest(Method.Refresh, [attrs.lifetime(0)], randomBytes(12)) : null;
-    return new Promise((resolve) => {
-      const shut = () => this.socket.close(() => resolve());
-      if (release) this.socket.send(release, this.server.port, this.server.address, shut);
-      else shut();
-    });
+    return this.shut(release);
   }
 
-  private onMessage(buf: Buffer): void {
+  /** Fails every request still waiting for an answer. */
+  protected rejectPending(error: Error): void {
+    for (const [, pending] of this.pending) {
+      if (pending.timer) clearTimeout(pending.timer);
+      pending.reject(error);
+    }
+    this.pending.clear();
+  }
+
+  /** One message from the server: a response, a Data indication or ChannelData. */
+  protected onMessage(buf: Buffer): void {
     const channelData = decodeChannelData(buf);
     if (channelData) return this.deliver({ kind: 'channel', ...channelData });
     const message = decodeStun(buf);
@@ -553,6 +556,142 @@ export class TurnClient {
     const waiter = this.waiters.shift();
     if (waiter) waiter(data);
     else this.inbox.push(data);
+  }
+}
+
+/** A Send indication towards `peer` carrying `data`. */
+export function encodeSendIndication(peer: TransportAddress, data: Buffer): Buffer {
+  const transactionId = randomBytes(12);
+  return encodeStun({
+    method: Method.Send,
+    cls: Class.Indication,
+    transactionId,
+    attributes: [attrs.xorPeerAddress(peer, transactionId), attrs.data(data)],
+  });
+}
+
+/** A TURN client on one UDP socket (one 5-tuple). */
+export class TurnClient extends TurnClientBase {
+  readonly socket: dgram.Socket;
+
+  private constructor(server: TransportAddress, credentials: TurnCredentialsLike | undefined, socket: dgram.Socket) {
+    super(server, credentials, true);
+    this.socket = socket;
+    socket.on('message', (buf) => this.onMessage(buf));
+  }
+
+  /** Opens a UDP socket on 127.0.0.1 (or ::1 for an IPv6 server) towards `server`. */
+  static async open(server: TransportAddress, credentials?: TurnCredentialsLike): Promise<TurnClient> {
+    const v6 = isIP(server.address) === 6;
+    const socket = dgram.createSocket(v6 ? 'udp6' : 'udp4');
+    await new Promise<void>((resolve) => socket.bind(0, v6 ? '::1' : '127.0.0.1', () => resolve()));
+    return new TurnClient(server, credentials, socket);
+  }
+
+  get localAddress(): TransportAddress {
+    const { address, port } = this.socket.address();
+    return { address, port };
+  }
+
+  sendRaw(buf: Buffer): void {
+    this.socket.send(buf, this.server.port, this.server.address);
+  }
+
+  protected shut(release: Buffer | null): Promise<void> {
+    return new Promise((resolve) => {
+      const shut = () => this.socket.close(() => resolve());
+      if (release) this.socket.send(release, this.server.port, this.server.address, shut);
+      else shut();
+    });
+  }
+}
+
+/** How a StreamTurnClient connects: plain TCP, or TLS trusting `ca` (the server's self-signed certificate). */
+export type StreamTransport = { protocol: 'tcp' } | { protocol: 'tls'; ca: string; servername?: string };
+
+/**
+ * A TURN client on one TCP or TLS connection (RFC 5766 §2.1). Messages from the server are cut
+ * out of the stream by their length (STUN: 20 + length; ChannelData: 4 + length padded to 4).
+ */
+export class StreamTurnClient extends TurnClientBase {
+  /** Resolves when the connection is closed (by either side), with whether the server closed it first. */
+  readonly ended: Promise<{ byServer: boolean }>;
+  private readonly socket: net.Socket;
+  private received: Buffer = Buffer.alloc(0);
+
+  private constructor(server: TransportAddress, credentials: TurnCredentialsLike | undefined, socket: net.Socket) {
+    super(server, credentials, false);
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => undefined);
+    this.ended = new Promise((resolve) =>
+      socket.once('close', () => {
+        const byServer = !this.closed;
+        this.closed = true;
+        this.rejectPending(new Error('connection closed'));
+        resolve({ byServer });
+      }),
+    );
+  }
+
+  /** Connects to `server` from 127.0.0.1 (::1 for IPv6) over TCP or TLS; resolves once connected (and the TLS handshake is done). */
+  static async open(server: TransportAddress, transport: StreamTransport, credentials?: TurnCredentialsLike): Promise<StreamTurnClient> {
+    const localAddress = isIP(server.address) === 6 ? '::1' : '127.0.0.1';
+    const raw = await new Promise<net.Socket>((resolve, reject) => {
+      const socket = net.connect({ host: server.address, port: server.port, localAddress, noDelay: true }, () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', reject);
+    });
+    if (transport.protocol === 'tcp') return new StreamTurnClient(server, credentials, raw);
+    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const socket = tls.connect({ socket: raw, ca: transport.ca, servername: transport.servername ?? 'localhost' }, () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', (error) => {
+        raw.destroy();
+        reject(error);
+      });
+    });
+    return new StreamTurnClient(server, credentials, secure);
+  }
+
+  get localAddress(): TransportAddress {
+    return { address: this.socket.localAddress as string, port: this.socket.localPort as number };
+  }
+
+  sendRaw(buf: Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(buf);
+  }
+
+  /** Closes the connection without a release: the server must free the allocation itself. */
+  drop(): Promise<void> {
+    this.closed = true;
+    this.socket.destroy();
+    return this.ended.then(() => undefined);
+  }
+
+  protected async shut(release: Buffer | null): Promise<void> {
+    if (release && !this.socket.destroyed) this.socket.write(release);
+    this.socket.end();
+    const timer = setTimeout(() => this.socket.destroy(), 2_000);
+    await this.ended;
+    clearTimeout(timer);
+  }
+
+  private onData(chunk: Buffer): void {
+    this.received = this.received.length ? Buffer.concat([this.received, chunk]) : chunk;
+    for (;;) {
+      if (this.received.length < 4) return;
+      const length = this.received.readUInt16BE(2);
+      const size = (this.received[0] as number) >> 6 === 1 ? 4 + length + pad4(length) : 20 + length;
+      if (this.received.length < size) return;
+      const message = this.received.subarray(0, size);
+      this.received = this.received.subarray(size);
+      this.onMessage(message);
+    }
   }
 }
 

@@ -72,7 +72,10 @@ describe('TurnServer', function () {
         const res = await c.request(Method.Binding, [], { sign: false });
         expect(res.isSuccess).to.equal(true);
         expect(res.xorAddress(AttrType.XorMappedAddress)).to.deep.equal(c.localAddress);
-        expect(server.iceServers('alice')[0]?.urls).to.equal(`turn:127.0.0.1:${server.port}?transport=udp`);
+        expect(server.iceServers('alice')[0]?.urls).to.deep.equal([
+          `turn:127.0.0.1:${server.port}?transport=udp`,
+          `turn:127.0.0.1:${server.port}?transport=tcp`,
+        ]);
       } finally {
         await Promise.all([server.close(), server.close()]);
         await server.close();

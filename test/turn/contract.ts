@@ -5,16 +5,33 @@
  * (ChannelData and Send/Data indications), denied peers refused with 403, the per-user quota,
  * and an answer to every request: 420 with UNKNOWN-ATTRIBUTES, REQUESTED-ADDRESS-FAMILY
  * (RFC 6156), EVEN-PORT with RESERVATION-TOKEN (RFC 5766 §6.2), 400 for unsupported methods
- * and malformed values, with the codes coturn 4.6.1 answers.
+ * and malformed values, with the codes coturn 4.6.1 answers. A backend may be reached over UDP
+ * (the default), TCP or TLS (TurnBackend.clientTransport): the same suite then runs over a
+ * stream, with the allocation bound to the connection.
  */
 import { expect } from 'chai';
 import { createTurnCredentials } from '../../turn/credentials.js';
-import { AttrType, integrityValid, Method, TurnClient, UdpPeer, attrs, type StunResponse, type TransportAddress } from '../helpers/stun.js';
+import {
+  AttrType,
+  integrityValid,
+  Method,
+  StreamTurnClient,
+  TurnClient,
+  UdpPeer,
+  attrs,
+  type StreamTransport,
+  type StunResponse,
+  type TransportAddress,
+  type TurnClientBase,
+} from '../helpers/stun.js';
 
 export interface TurnBackend {
   /** Where clients send (127.0.0.1). */
   address: string;
+  /** The port for the clients' transport (the TLS port for TLS). */
   port: number;
+  /** How clients reach it: over TCP or TLS; UDP when absent. */
+  clientTransport?: StreamTransport;
   secret: string;
   realm: string;
   close(): Promise<void>;
@@ -49,8 +66,8 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
     this.timeout(30_000);
 
     let backend: TurnBackend | undefined;
-    const clients: TurnClient[] = [];
-    const retired: TurnClient[] = [];
+    const clients: TurnClientBase[] = [];
+    const retired: TurnClientBase[] = [];
     const peers: UdpPeer[] = [];
 
     before(async function () {
@@ -77,8 +94,11 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
       return backend;
     }
 
-    async function client(credentials?: { username: string; credential: string }): Promise<TurnClient> {
-      const c = await TurnClient.open({ address: server().address, port: server().port }, credentials);
+    async function client(credentials?: { username: string; credential: string }): Promise<TurnClientBase> {
+      const { address, port, clientTransport } = server();
+      const c = clientTransport
+        ? await StreamTurnClient.open({ address, port }, clientTransport, credentials)
+        : await TurnClient.open({ address, port }, credentials);
       clients.push(c);
       return c;
     }
@@ -94,7 +114,7 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
       return createTurnCredentials(server().secret, `user-${++users}`, 600);
     }
 
-    async function allocated(): Promise<{ c: TurnClient; relayed: TransportAddress }> {
+    async function allocated(): Promise<{ c: TurnClientBase; relayed: TransportAddress }> {
       const c = await client(credentials());
       const res = await c.allocate();
       expect(res.isSuccess, `allocate: ${res.errorCode}`).to.equal(true);
@@ -102,13 +122,13 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
     }
 
     /** A client that has its key (from the 401 challenge) but no allocation yet. */
-    async function challenged(c?: TurnClient): Promise<TurnClient> {
+    async function challenged(c?: TurnClientBase): Promise<TurnClientBase> {
       const ready = c ?? (await client(credentials()));
       expect((await ready.challenge()).errorCode).to.equal(401);
       return ready;
     }
 
-    function expectError(res: StunResponse, code: number, c: TurnClient, what: string): void {
+    function expectError(res: StunResponse, code: number, c: TurnClientBase, what: string): void {
       expect(res.errorCode, what).to.equal(code);
       expect(integrityValid(res.raw, c.integrityKey as Buffer), `${what}: signed`).to.equal(true);
     }
@@ -183,7 +203,7 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
 
     it('refuses allocation N+1 of one user with 486', async () => {
       const credentials = createTurnCredentials(server().secret, 'quota', 600);
-      const live: TurnClient[] = [];
+      const live: TurnClientBase[] = [];
       for (let i = 0; i < CONTRACT_SETTINGS.userQuota; i++) {
         const c = await client(credentials);
         expect((await c.allocate()).isSuccess, `allocation ${i + 1}`).to.equal(true);
@@ -285,7 +305,7 @@ export function describeTurnContract(name: string, start: (this: Mocha.Context) 
 
     it('refuses RESERVATION-TOKEN with EVEN-PORT or of the wrong length (400), and a token it never gave (404, as coturn)', async () => {
       const token = Buffer.from('0123456789abcdef', 'hex');
-      const cases: Array<[string, Parameters<TurnClient['allocate']>[0], number]> = [
+      const cases: Array<[string, Parameters<TurnClientBase['allocate']>[0], number]> = [
         ['EVEN-PORT, then RESERVATION-TOKEN', [attrs.evenPort(false), attrs.reservationToken(token)], 400],
         ['RESERVATION-TOKEN, then EVEN-PORT', [attrs.reservationToken(token), attrs.evenPort(true)], 400],
         ['4-byte token', [attrs.reservationToken(token.subarray(0, 4))], 400],

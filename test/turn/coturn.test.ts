@@ -2,8 +2,8 @@
  * Interop: Debian's coturn, started with use-auth-secret and the same secret (and the peer
  * policy turn/README.md recommends), passes the TURN backend contract with credentials from
  * turn/credentials.ts, so an operator can replace the bundled relay by config alone
- * (TURN_ENABLED=false + TURN_EXTERNAL_URLS). Skipped, with the reason printed, where coturn
- * is not installed.
+ * (TURN_ENABLED=false + TURN_EXTERNAL_URLS); over UDP and over TCP. Skipped, with the reason
+ * printed, where coturn is not installed.
  */
 import { expect } from 'chai';
 import { testConfig } from '../../config/index.js';
@@ -23,12 +23,13 @@ function skipWithoutCoturn(context: Mocha.Context): void {
   context.skip();
 }
 
-function startCoturn(): Promise<TurnBackend> {
+function startCoturn(tcp = false): Promise<TurnBackend> {
   return startSharedCoturn({
     secret: SECRET,
     realm: REALM,
     userQuota: CONTRACT_SETTINGS.userQuota,
     allowedPeer: CONTRACT_SETTINGS.allowedPeer,
+    tcp,
   });
 }
 
@@ -36,6 +37,12 @@ describeTurnContract('coturn (use-auth-secret, static-auth-secret = TURN_SECRET)
   this.timeout(60_000);
   skipWithoutCoturn(this);
   return startCoturn();
+});
+
+describeTurnContract('coturn over TCP (the reference for the bundled relay over TCP)', async function () {
+  this.timeout(60_000);
+  skipWithoutCoturn(this);
+  return { ...(await startCoturn(true)), clientTransport: { protocol: 'tcp' } };
 });
 
 describe('switching to coturn by config alone', function () {

@@ -8,6 +8,7 @@ import {
   turnPassword,
   verifyTurnCredentials,
 } from '../../turn/credentials.js';
+import { createSelfSignedCert, opensslUnavailableReason, type SelfSignedCert } from '../helpers/tlsCert.js';
 
 const SECRET = 'north-secret-0123456789-0123456789-xyz';
 const NOW = 1_700_000_000_000;
@@ -90,17 +91,55 @@ describe('TURN REST API credentials', () => {
       const username = `${NOW / 1000 + 3600}:alice`;
       const credential = turnPassword(SECRET, username);
       expect(servers).to.deep.equal([
-        { urls: 'turn:203.0.113.5:3478?transport=udp', username, credential },
+        { urls: ['turn:203.0.113.5:3478?transport=udp', 'turn:203.0.113.5:3478?transport=tcp'], username, credential },
         { urls: ['turn:coturn.example.com:3478?transport=udp', 'turns:coturn.example.com:5349?transport=tcp'], username, credential },
         { urls: ['stun:stun.example.com:3478'] },
       ]);
     });
 
     it('falls back to the relay IP, brackets IPv6, and takes the real port when given', () => {
-      expect(buildIceServers(turnConfig({ TURN_RELAY_IP: '192.0.2.7' }), 'u', NOW)[0]?.urls).to.equal('turn:192.0.2.7:3478?transport=udp');
-      expect(buildIceServers(turnConfig({ TURN_EXTERNAL_IP: '2001:db8::7' }), 'u', NOW, 40000)[0]?.urls).to.equal(
-        'turn:[2001:db8::7]:40000?transport=udp',
-      );
+      expect(buildIceServers(turnConfig({ TURN_RELAY_IP: '192.0.2.7' }), 'u', NOW)[0]?.urls).to.deep.equal([
+        'turn:192.0.2.7:3478?transport=udp',
+        'turn:192.0.2.7:3478?transport=tcp',
+      ]);
+      expect(
+        buildIceServers(turnConfig({ TURN_EXTERNAL_IP: '2001:db8::7' }), 'u', NOW, { port: 40000, tlsPort: 0 })[0]?.urls,
+      ).to.deep.equal(['turn:[2001:db8::7]:40000?transport=udp', 'turn:[2001:db8::7]:40000?transport=tcp']);
+    });
+
+    it('lists the UDP URL alone with TURN_TCP=false', () => {
+      expect(buildIceServers(turnConfig({ TURN_RELAY_IP: '192.0.2.7', TURN_TCP: 'false' }), 'u', NOW)[0]?.urls).to.deep.equal([
+        'turn:192.0.2.7:3478?transport=udp',
+      ]);
+    });
+
+    describe('with TURN over TLS', () => {
+      let cert: SelfSignedCert | undefined;
+      before(function () {
+        const reason = opensslUnavailableReason();
+        if (reason) {
+          console.log(`      skipped: ${reason}`);
+          this.skip();
+        }
+        cert = createSelfSignedCert();
+      });
+      after(() => cert?.remove());
+
+      function tlsConfig(env: Record<string, string>) {
+        return turnConfig({ TURN_TLS_CERT: cert?.certPath as string, TURN_TLS_KEY: cert?.keyPath as string, ...env });
+      }
+
+      it('adds turns: on TURN_TLS_PORT, at the TURN address or TURN_TLS_HOST, with the same credentials', () => {
+        const [bundled] = buildIceServers(tlsConfig({ TURN_EXTERNAL_IP: '203.0.113.5' }), 'alice', NOW);
+        expect(bundled?.urls).to.deep.equal([
+          'turn:203.0.113.5:3478?transport=udp',
+          'turn:203.0.113.5:3478?transport=tcp',
+          'turns:203.0.113.5:5349?transport=tcp',
+        ]);
+        expect(verifyTurnCredentials(SECRET, bundled?.username as string, bundled?.credential as string, NOW).ok).to.equal(true);
+        const named = buildIceServers(tlsConfig({ TURN_TLS_HOST: 'turn.example.com', TURN_TLS_PORT: '443', TURN_TCP: 'false' }), 'u', NOW);
+        expect(named[0]?.urls).to.deep.equal(['turn:127.0.0.1:3478?transport=udp', 'turns:turn.example.com:443?transport=tcp']);
+      });
     });
 
     it('hands out only external TURN and STUN when the bundled server is disabled', () => {

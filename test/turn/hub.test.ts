@@ -33,7 +33,8 @@ describe('bundled TURN through the hub (relay only)', function () {
     const a = await t.join({ room: 'turn', user: 'alice' });
     const b = await t.join({ room: 'turn', user: 'bob' });
     const [server] = a.ack.ice_servers;
-    expect(server?.urls).to.equal(`turn:127.0.0.1:${t.server.turn?.port}?transport=udp`);
+    const port = t.server.turn?.port;
+    expect(server?.urls).to.deep.equal([`turn:127.0.0.1:${port}?transport=udp`, `turn:127.0.0.1:${port}?transport=tcp`]);
     expect(server?.username).to.match(/^\d+:alice$/);
     expect(server?.credential).to.be.a('string');
     expect(b.ack.ice_servers[0]?.username).to.match(/^\d+:bob$/);

@@ -59,7 +59,10 @@ describe('TURN with real WebRTC peers (relay only)', function () {
     });
     const iceServersA = buildIceServers(config.turn, 'alice');
     const iceServersB = buildIceServers(config.turn, 'bob');
-    expect(iceServersA[0]?.urls).to.equal(`turn:127.0.0.1:${server.port}?transport=udp`);
+    expect(iceServersA[0]?.urls).to.deep.equal([
+      `turn:127.0.0.1:${server.port}?transport=udp`,
+      `turn:127.0.0.1:${server.port}?transport=tcp`,
+    ]);
 
     const a = new WrtcPeerConnection({ iceServers: iceServersA, iceTransportPolicy: 'relay' });
     const b = new WrtcPeerConnection({ iceServers: iceServersB, iceTransportPolicy: 'relay' });

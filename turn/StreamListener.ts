@@ -1,0 +1,136 @@
+/**
+ * The TCP or TLS listener of the TURN relay: accepts connections (within the connection caps
+ * the relay decides), runs the TLS handshake on the TLS port, and hands each connection to the
+ * relay as a StreamConnection.
+ */
+import net, { type Socket } from 'node:net';
+import tls, { type SecureContext } from 'node:tls';
+import { StreamConnection, type StreamCloseReason, type StreamProtocol } from './StreamConnection.js';
+
+/** How a connection ended, as the relay counts it: a closed connection, or one refused or failed before it began. */
+export type StreamEnd = StreamCloseReason | 'tls_handshake';
+
+export interface StreamListenerOptions {
+  protocol: StreamProtocol;
+  host: string;
+  /** Certificate and key of the TLS port (required when protocol is 'tls'). */
+  secureContext?: SecureContext;
+  /** Closes connections that send no complete message for this long while they hold no allocation (and stalled TLS handshakes). */
+  idleTimeoutMs: number;
+  /** Whether a new connection from `address` may be accepted (connection caps); refused ones are closed at once. */
+  admit: (address: string) => boolean;
+  /** Each accepted connection whose TLS handshake (if any) is done. */
+  onConnection: (connection: StreamConnection) => void;
+  onFrame: (connection: StreamConnection, frame: Buffer) => void;
+  /** Once per admitted connection, when it is gone (also when its TLS handshake failed). */
+  onEnd: (address: string, end: StreamEnd, connection: StreamConnection | undefined) => void;
+}
+
+export class StreamListener {
+  private readonly options: StreamListenerOptions;
+  private readonly server: net.Server;
+  /** Admitted sockets not closed yet (for TLS also those still in the handshake), closed at shutdown. */
+  private readonly sockets = new Set<Socket>();
+  private readonly connections = new Set<StreamConnection>();
+  private boundPort = 0;
+
+  constructor(options: StreamListenerOptions) {
+    if (options.protocol === 'tls' && !options.secureContext) throw new Error('[StreamListener] TLS needs a secure context');
+    this.options = options;
+    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  /** The bound port (0 before listen). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Listens on `port` (0: any free one); rejects with the listen error (EADDRINUSE, EACCES for ports below 1024, ...). */
+  listen(port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.server.once('error', onError);
+      this.server.listen({ host: this.options.host, port, exclusive: true }, () => {
+        this.server.off('error', onError);
+        this.boundPort = (this.server.address() as net.AddressInfo).port;
+        resolve(this.boundPort);
+      });
+    });
+  }
+
+  /** Uses another certificate and key for new TLS connections (live ones keep theirs). */
+  setSecureContext(context: SecureContext): void {
+    this.options.secureContext = context;
+  }
+
+  /** Stops accepting and closes every connection. */
+  async close(): Promise<void> {
+    for (const connection of [...this.connections]) connection.close('shutdown');
+    for (const socket of [...this.sockets]) socket.destroy();
+    if (!this.server.listening) return;
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(raw: Socket): void {
+    const address = raw.remoteAddress;
+    const port = raw.remotePort;
+    // A socket already reset by the client has no address.
+    if (address === undefined || port === undefined) {
+      raw.destroy();
+      return;
+    }
+    if (!this.options.admit(address)) {
+      raw.destroy();
+      return;
+    }
+    this.sockets.add(raw);
+    const { protocol, idleTimeoutMs } = this.options;
+    let connection: StreamConnection | undefined;
+    let ended = false;
+    const end = (how: StreamEnd): void => {
+      if (ended) return;
+      ended = true;
+      this.sockets.delete(raw);
+      if (connection) this.connections.delete(connection);
+      this.options.onEnd(address, how, connection);
+    };
+    const start = (socket: Socket): void => {
+      connection = new StreamConnection({
+        protocol,
+        socket,
+        remoteAddress: address,
+        remotePort: port,
+        idleTimeoutMs,
+        onFrame: this.options.onFrame,
+        onClose: (_connection, reason) => end(reason),
+      });
+      this.connections.add(connection);
+      this.options.onConnection(connection);
+    };
+    if (protocol === 'tcp') {
+      start(raw);
+      return;
+    }
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.options.secureContext });
+    // Errors of the TCP socket under TLS end the TLS socket; unheard, they would end the worker.
+    raw.on('error', () => secure.destroy());
+    // A handshake that stalls (a slow or silent client) holds a socket: it gets the idle timeout too.
+    const handshakeTimer = setTimeout(() => {
+      secure.destroy();
+      end('idle');
+    }, idleTimeoutMs);
+    const failed = (): void => {
+      clearTimeout(handshakeTimer);
+      secure.destroy();
+      end('tls_handshake');
+    };
+    secure.once('error', failed);
+    secure.once('close', failed);
+    secure.once('secure', () => {
+      clearTimeout(handshakeTimer);
+      secure.off('error', failed);
+      secure.off('close', failed);
+      start(secure);
+    });
+  }
+}
