@@ -26,7 +26,13 @@ function chromiumExecutable(): string {
   return root && existsSync('/usr/bin/setpriv') && existsSync(WITHOUT_REALTIME) ? WITHOUT_REALTIME : CHROMIUM;
 }
 
-export async function launchBrowser(): Promise<Browser> {
+/** What a suite adds to the usual Chromium flags. */
+export interface BrowserLaunchOptions {
+  /** More command-line flags. */
+  extraArgs?: string[];
+}
+
+export async function launchBrowser(options: BrowserLaunchOptions = {}): Promise<Browser> {
   return chromium.launch({
     executablePath: chromiumExecutable(),
     args: [
@@ -47,6 +53,7 @@ export async function launchBrowser(): Promise<Browser> {
       // Each window of Chromium 156 preloads two omnibox-popup WebUI pages in a renderer of its
       // own (4-6% of a core each, steady, with five pages open): nobody types in an address bar here.
       '--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup',
+      ...(options.extraArgs ?? []),
     ],
   });
 }
