@@ -19,8 +19,7 @@ export interface StreamListenerOptions {
   idleTimeoutMs: number;
   /** Whether a new connection from `address` may be accepted (connection caps); refused ones are closed at once. */
   admit: (address: string) => boolean;
-  /** Each accepted connection whose TLS handshake (if any) is done. */
-  onConnection: (connection: StreamConnection) => void;
+  /** Each complete message of an accepted connection (after its TLS handshake, if any). */
   onFrame: (connection: StreamConnection, frame: Buffer) => void;
   /** Once per admitted connection, when it is gone (also when its TLS handshake failed). */
   onEnd: (address: string, end: StreamEnd, connection: StreamConnection | undefined) => void;
@@ -105,7 +104,6 @@ export class StreamListener {
         onClose: (_connection, reason) => end(reason),
       });
       this.connections.add(connection);
-      this.options.onConnection(connection);
     };
     if (protocol === 'tcp') {
       start(raw);

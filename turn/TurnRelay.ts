@@ -82,7 +82,10 @@ export interface RelayListening {
   tlsPort: number;
 }
 
-/** An error naming the listener that could not start ("tcp 127.0.0.1:3478: EADDRINUSE"), keeping the errno code. */
+/**
+ * An error naming the setting and the listener that could not start
+ * ("TURN_PORT: cannot listen on tcp 127.0.0.1:3478: EADDRINUSE"), keeping the errno code.
+ */
 export class RelayListenError extends Error {
   constructor(
     readonly transport: 'udp' | 'tcp' | 'tls',
@@ -91,7 +94,11 @@ export class RelayListenError extends Error {
     readonly code: string | undefined,
     reason: string,
   ) {
-    super(`${transport} ${address.includes(':') ? `[${address}]` : address}:${port}: ${code ?? reason}`);
+    const setting = transport === 'tls' ? 'TURN_TLS_PORT' : 'TURN_PORT';
+    const hint = code === 'EACCES' && port < 1024 ? ' (a port below 1024 needs root or CAP_NET_BIND_SERVICE)' : '';
+    super(
+      `${setting}: cannot listen on ${transport} ${address.includes(':') ? `[${address}]` : address}:${port}: ${code ?? reason}${hint}`,
+    );
     this.name = 'RelayListenError';
   }
 }
@@ -344,7 +351,7 @@ export class TurnRelay {
   /**
    * Binds the UDP socket, the TCP listener on the same port (TURN_TCP) and the TLS listener
    * (TURN over TLS on); resolves with the ports. Rejects with a RelayListenError naming the
-   * listener that could not start (and closes the others).
+   * listener that could not start, or an error naming the TLS files (and closes the others).
    */
   async start(): Promise<RelayListening> {
     const s = this.settings;
@@ -424,13 +431,8 @@ export class TurnRelay {
     try {
       context = this.readCertificate();
     } catch (error) {
-      throw new RelayListenError(
-        'tls',
-        s.listenIp,
-        this.requestedTlsPort,
-        undefined,
-        `TURN_TLS_CERT/TURN_TLS_KEY: ${(error as Error).message}`,
-      );
+      // config/ checked the files at boot; they changed since (or a restarted worker met a broken renewal).
+      throw new Error(`TURN_TLS_CERT/TURN_TLS_KEY: cannot load the certificate and key: ${(error as Error).message}`);
     }
     const listener = this.streamListener('tls', context);
     try {
@@ -477,7 +479,6 @@ export class TurnRelay {
       secureContext,
       idleTimeoutMs: this.settings.tcpIdleTimeoutMs,
       admit: (address) => this.admitConnection(protocol, address),
-      onConnection: () => undefined,
       onFrame: (connection, frame) => this.onStreamFrame(connection, frame),
       onEnd: (address, end, connection) => this.onConnectionEnd(protocol, address, end, connection),
     });

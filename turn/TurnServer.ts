@@ -135,8 +135,8 @@ export class TurnServer {
           resolve(message.ports);
         } else {
           void worker.terminate();
-          // The relay names the listener: "udp 0.0.0.0:3478: EADDRINUSE", "tls 0.0.0.0:443: EACCES".
-          reject(new Error(`[TurnServer:start] cannot listen on ${message.message}`));
+          // The relay names the setting and the listener: "TURN_TLS_PORT: cannot listen on tls 0.0.0.0:443: EACCES ...".
+          reject(new Error(`[TurnServer:start] ${message.message}`));
         }
       });
       worker.on('error', (error) => {

@@ -324,10 +324,10 @@ describe('TurnServer over TCP and TLS', function () {
       const taken = (squatter.address() as net.AddressInfo).port;
       try {
         for (const [env, pattern] of [
-          [{ TURN_PORT: String(taken) }, new RegExp(`cannot listen on tcp 127\\.0\\.0\\.1:${taken}: EADDRINUSE`)],
+          [{ TURN_PORT: String(taken) }, new RegExp(`TURN_PORT: cannot listen on tcp 127\\.0\\.0\\.1:${taken}: EADDRINUSE`)],
           [
             { TURN_TLS_PORT: String(taken), TURN_TLS_CERT: cert?.certPath as string, TURN_TLS_KEY: cert?.keyPath as string },
-            new RegExp(`cannot listen on tls 127\\.0\\.0\\.1:${taken}: EADDRINUSE`),
+            new RegExp(`TURN_TLS_PORT: cannot listen on tls 127\\.0\\.0\\.1:${taken}: EADDRINUSE`),
           ],
         ] as const) {
           const failing = new TurnServerClass({ config: turnSettings(env), logger: createLogger('silent') });
