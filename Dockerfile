@@ -63,11 +63,11 @@ USER node
 # Smoke test as the runtime user: the worker starts with this stage's libraries, and a router and
 # a WebRTC transport come up on 127.0.0.1.
 RUN node scripts/check-mediasoup-worker.mjs
-# HTTP + Socket.IO (PORT), /metrics (METRICS_PORT), bundled TURN (TURN_PORT, UDP) and single-port
-# SFU media (SFU_PORT, UDP and TCP; worker i uses SFU_PORT + i, so with SFU_WORKERS > 1 publish
-# one port per worker). The TURN relay range (TURN_MIN_PORT..TURN_MAX_PORT, 16k UDP ports by
+# HTTP + Socket.IO (PORT), /metrics (METRICS_PORT), bundled TURN (TURN_PORT, UDP and TCP; TURN over
+# TLS on TURN_TLS_PORT only with a certificate, so not listed) and single-port SFU media (SFU_PORT,
+# UDP and TCP; worker i uses SFU_PORT + i, so with SFU_WORKERS > 1 publish one port per worker). The TURN relay range (TURN_MIN_PORT..TURN_MAX_PORT, 16k UDP ports by
 # default, inside Linux's ephemeral range) is not listed: run media with --network host.
-EXPOSE 8080/tcp 9464/tcp 3478/udp 7882/udp 7882/tcp
+EXPOSE 8080/tcp 9464/tcp 3478/udp 3478/tcp 7882/udp 7882/tcp
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Stop with a timeout above SHUTDOWN_DRAIN_MS + SHUTDOWN_TIMEOUT_MS (docker stop -t 30 on the defaults).

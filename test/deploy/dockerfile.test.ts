@@ -94,13 +94,14 @@ describe('deploy: Dockerfile', () => {
     expect(settingDefault('METRICS_HOST')).to.equal('127.0.0.1');
   });
 
-  it('exposes the default ports: PORT and METRICS_PORT (TCP), TURN_PORT (UDP), SFU_PORT (UDP and TCP), and no range', () => {
+  it('exposes the default ports: PORT and METRICS_PORT (TCP), TURN_PORT (UDP and TCP), SFU_PORT (UDP and TCP), and no range', () => {
     const exposed = args(runtime, 'EXPOSE').flatMap((line) => line.split(/\s+/));
     expect(exposed.sort()).to.deep.equal(
       [
         `${settingDefault('PORT')}/tcp`,
         `${settingDefault('METRICS_PORT')}/tcp`,
         `${settingDefault('TURN_PORT')}/udp`,
+        `${settingDefault('TURN_PORT')}/tcp`,
         `${settingDefault('SFU_PORT')}/udp`,
         `${settingDefault('SFU_PORT')}/tcp`,
       ].sort(),
