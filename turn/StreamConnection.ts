@@ -83,14 +83,13 @@ export class StreamConnection {
   /**
    * Writes a control message (an answer to a request). Shaped as dgram's send so node-turn's
    * replies, which call transport.socket.send(buf, port, address, callback), go back on this
-   * connection; port and address are the connection's own.
+   * connection; port and address are the connection's own. A write that fails ends the
+   * connection (its 'error' event) and is not reported per message: node-turn would log each
+   * such callback error as FATAL, so a client resetting its connections could flood the log.
    */
   send(buf: Buffer, _port?: number, _address?: string, callback?: (error: Error | null) => void): void {
-    if (this.closed) {
-      callback?.(new Error('connection closed'));
-      return;
-    }
-    this.socket.write(buf, callback && ((error?: Error | null) => callback(error ?? null)));
+    if (!this.closed) this.socket.write(buf);
+    callback?.(null);
   }
 
   /** Writes relayed data (the chunks as one message); false when dropped because the client reads too slowly. */

@@ -54,7 +54,7 @@ describe('StreamConnection', () => {
         await new Promise((resolve) => setImmediate(resolve));
       }
       expect(written).to.be.at.least(MAX_QUEUED_BYTES);
-      const answered = new Promise<Error | null>((resolve) => connection.send(Buffer.from('answer'), 0, '', resolve));
+      connection.send(Buffer.from('answer'));
       // The client reads again: everything queued arrives, the answer last.
       let received = 0;
       const tail: Buffer[] = [];
@@ -64,7 +64,6 @@ describe('StreamConnection', () => {
         if (tail.length > 2) tail.shift();
       });
       client.resume();
-      expect(await answered).to.equal(null);
       await new Promise<void>((resolve) => {
         const check = (): void => (received >= written + 6 ? resolve() : void setTimeout(check, 10));
         check();
