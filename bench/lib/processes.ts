@@ -3,7 +3,7 @@
  * from /proc, the machine's facts, and a registry of every child so none outlives a run.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 
 let tasksetProbe: boolean | undefined;
@@ -86,6 +86,34 @@ export function procCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
+const SCHEDSTAT = existsSync('/proc/self/schedstat');
+
+/**
+ * CPU seconds of a process from the scheduler's run time of each of its threads
+ * (/proc/<pid>/task/<tid>/schedstat, in nanoseconds): /proc/<pid>/stat counts clock ticks
+ * (10 ms), too coarse for a few percent of a core over a few seconds. Threads that exited are
+ * not counted (fine for a process whose threads live as long as it does, such as a mediasoup
+ * worker); without schedstat (a kernel without CONFIG_SCHED_INFO), procCpuSeconds.
+ */
+export function procRunSeconds(pid: number): number {
+  if (!SCHEDSTAT) return procCpuSeconds(pid);
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0;
+  }
+  let ns = 0;
+  for (const tid of tids) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) || 0;
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return ns / 1e9;
+}
+
 /** Resident set size in bytes, 0 when the process is gone. */
 export function procRssBytes(pid: number): number {
   try {
@@ -121,6 +149,11 @@ export function descendants(pid: number): number[] {
     queue.push(...(children.get(next) ?? []));
   }
   return out;
+}
+
+/** Live descendants of `pid` whose command name matches `name` (comm is cut at 15 characters: "mediasoup-worke"). */
+export function descendantsNamed(pid: number, name: RegExp): number[] {
+  return descendants(pid).filter((child) => name.test(processName(child)));
 }
 
 /**

@@ -189,7 +189,8 @@ import { Room, RoomEvent, ConnectionState, attachTrack, detachTrack } from '/sdk
           : params.get('rawaudio') === '1'
             ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
             : true;
-        const video = wantsVideo ? { width, height, frameRate: 15 } : false;
+        // ?fps=5 picks a lower camera frame rate (15 by default).
+        const video = wantsVideo ? { width, height, frameRate: Number(params.get('fps') || 15) } : false;
         localStream = await navigator.mediaDevices.getUserMedia({ audio, video });
         $('local-video').srcObject = localStream;
         await room.publish(localStream);
