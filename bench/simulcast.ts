@@ -24,7 +24,7 @@ import { descendantsNamed, machineCpuSeconds, machineFacts, procCpuSeconds, proc
 import { markdownTable, type HeadlineRow, type RenderMeta, type Section } from './lib/report.js';
 import type { ServerProcess } from './lib/ServerProcess.js';
 import { sleep } from './lib/signaling.js';
-import { fmt, fmtSummary, summarize, type Summary } from './lib/stats.js';
+import { fmt, fmtSummary, ratioSummary, summarize, type Summary } from './lib/stats.js';
 import { createRoom, waitUntil } from './topology.js';
 
 /** One room to measure: its pages and their camera. */
@@ -499,7 +499,11 @@ function renderRoom(room: SimulcastRoomResult, options: SimulcastOptions): { hea
     pick: (r: SimulcastRound) => CaseMeasurement,
     base: (r: SimulcastRound) => CaseMeasurement,
     value: (c: CaseMeasurement) => number,
-  ) => summarize(rounds.map((r) => (value(base(r)) > 0 ? value(pick(r)) / value(base(r)) : Number.NaN)));
+  ) =>
+    ratioSummary(
+      rounds.map((r) => value(pick(r))),
+      rounds.map((r) => value(base(r))),
+    );
   const down = (c: CaseMeasurement) => c.downKbps;
   const smallVsNone = ratio(
     (r) => r.small,
@@ -634,7 +638,7 @@ export function renderSimulcast(data: SimulcastData, meta: RenderMeta): Section 
   const smallTile = options.smallTile.join('x');
   const lines: string[] = [];
   lines.push(
-    `Chromium (the demo page; fake camera, no microphone), each room's pages in an SFU room (pinned with \`mode: sfu\`, one mediasoup worker); each page shows every other participant in a tile of its own through \`attachTrack\`, so the SDK's adaptive stream reports the tile's size and the SFU picks the layer (\`sfu:consumer_preferences\`). Measured in the same run, per room: the room with ${smallTile} tiles, the same pages with tiles of the camera's size (the smallest that takes the top layer), then a room of new pages sending one layer (\`?simulcast=0\`, uncapped) with ${smallTile} tiles. Each window is ${options.measureMs / 1000} s, after every tile decodes its layer (or ${options.layerTimeoutMs / 1000} s passed) and a ${options.warmupMs / 1000} s warm-up. Downlink: video RTP bytes (payload + headers) on each page's SFU receive transport, averaged over the pages. Streams forwarded: the \`inbound-rtp\` video streams that received packets in the window (a paused consumer forwards none); mediasoup's bandwidth probation (padding on its own stream) is counted in the downlink, apart, and not as a stream. Worker CPU: the run time of the server's \`mediasoup-worker\` child process over the window (its threads' \`/proc\` schedstat), divided by the streams forwarded (CPU-ms per second; 10 = 1% of a core) and by the video packets it received and sent (the senders' \`outbound-rtp\` packets, every layer, and the subscribers' \`inbound-rtp\` packets); it includes receiving every layer of every camera, RTCP and the bandwidth estimation (with no room, over one window before the first, the worker used ${fmt(data.idleWorkerCpuPct)}% of a core). Chromium CPU: every browser process, divided by the pages.`,
+    `Chromium (the demo page; fake camera, no microphone), each room's pages in an SFU room (pinned with \`mode: sfu\`, one mediasoup worker); each page shows every other participant in a tile of its own through \`attachTrack\`, so the SDK's adaptive stream reports the tile's size and the SFU picks the layer (\`sfu:consumer_preferences\`). Measured in the same run, per room: the room with ${smallTile} tiles, the same pages with tiles of the camera's size (the smallest that takes the top layer), then a room of new pages sending one layer (\`?simulcast=0\`, uncapped) with ${smallTile} tiles. Each window is ${options.measureMs / 1000} s, after every tile decodes its layer (or ${options.layerTimeoutMs / 1000} s passed) and a ${options.warmupMs / 1000} s warm-up. Downlink: video RTP bytes (payload + headers) on each page's SFU receive transport, averaged over the pages. Streams forwarded: the \`inbound-rtp\` video streams that received packets in the window (a paused consumer forwards none); mediasoup's bandwidth probation (padding on its own stream) is counted in the downlink, apart, and not as a stream. Worker CPU: the run time of the server's \`mediasoup-worker\` child process over the window (its threads' \`/proc\` schedstat), divided by the streams forwarded (CPU-ms per second; 10 = 1% of a core) and by the video packets it received and sent (the senders' \`outbound-rtp\` packets, every layer, and the subscribers' \`inbound-rtp\` packets); it includes receiving every layer of every camera, RTCP and the bandwidth estimation (with no room, over one window before the first, the worker used ${fmt(data.idleWorkerCpuPct)}% of a core). Chromium CPU: every browser process, divided by the pages. Figures are medians over the rounds with their range; a ratio is the ratio of the medians, with the range of the per-round ratios.`,
   );
   const headline: HeadlineRow[] = [];
   for (const room of rooms) {
