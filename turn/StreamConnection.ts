@@ -16,6 +16,15 @@ export type StreamProtocol = 'tcp' | 'tls';
  */
 export const MAX_QUEUED_BYTES = 256 * 1024;
 
+/**
+ * Bytes queued towards the client beyond which the connection stops reading from it until the
+ * queue drains. Answers are always queued, so a client that sends requests (Binding needs no
+ * credentials) and never reads the answers would otherwise grow the worker's memory without
+ * bound. Above MAX_QUEUED_BYTES, so relayed data alone (dropped there) never stops a client's
+ * own sending.
+ */
+export const READ_PAUSE_BYTES = MAX_QUEUED_BYTES + 64 * 1024;
+
 /** Why a connection ended, for the log and the counters. */
 export type StreamCloseReason = FramingError | 'idle' | 'closed_by_client' | 'socket_error' | 'shutdown';
 
@@ -126,6 +135,17 @@ export class StreamConnection {
       this.onFrame(this, frame);
     });
     if (error) this.close(error);
+    else this.pauseWhileBacklogged();
+  }
+
+  /** Backpressure on answers: stop reading the client until it has read what waits for it. */
+  private pauseWhileBacklogged(): void {
+    const socket = this.socket;
+    if (this.closed || socket.writableLength <= READ_PAUSE_BYTES || !socket.writableNeedDrain) return;
+    socket.pause();
+    socket.once('drain', () => {
+      if (!this.closed) socket.resume();
+    });
   }
 
   private finish(): void {

@@ -1,10 +1,14 @@
 /** StreamConnection over a real loopback TCP connection: relayed data dropped for a client that does not read, answers kept; the idle timer. */
 import net from 'node:net';
 import { expect } from 'chai';
-import { MAX_QUEUED_BYTES, StreamConnection, type StreamCloseReason } from '../../turn/StreamConnection.js';
+import { MAX_QUEUED_BYTES, READ_PAUSE_BYTES, StreamConnection, type StreamCloseReason } from '../../turn/StreamConnection.js';
 
 /** A server-side StreamConnection and the client socket at the other end (paused: it reads nothing until resumed). */
-async function connectionPair(idleTimeoutMs = 60_000): Promise<{
+async function connectionPair(
+  idleTimeoutMs = 60_000,
+  onFrame: (connection: StreamConnection, frame: Buffer) => void = () => undefined,
+): Promise<{
+  socket: net.Socket;
   connection: StreamConnection;
   client: net.Socket;
   closed: Promise<StreamCloseReason>;
@@ -26,10 +30,11 @@ async function connectionPair(idleTimeoutMs = 60_000): Promise<{
     remoteAddress: socket.remoteAddress as string,
     remotePort: socket.remotePort as number,
     idleTimeoutMs,
-    onFrame: () => undefined,
+    onFrame,
     onClose: (_connection, reason) => onClose(reason),
   });
   return {
+    socket,
     connection,
     client,
     closed,
@@ -70,6 +75,50 @@ describe('StreamConnection', () => {
       });
       expect(received).to.equal(written + 6);
       expect(Buffer.concat(tail).subarray(-6).toString()).to.equal('answer');
+    } finally {
+      await close();
+    }
+  });
+
+  it('stops reading a client that sends requests without reading the answers, and serves it again once it reads', async () => {
+    // Each 20-byte request (a Binding needs no credentials) gets an 80-byte answer, as a STUN answer outweighs its request.
+    const answer = Buffer.alloc(80, 1);
+    let answered = 0;
+    const { socket, client, close } = await connectionPair(60_000, (connection) => {
+      answered += 1;
+      connection.send(answer);
+    });
+    try {
+      const request = Buffer.alloc(20);
+      request.writeUInt32BE(0x2112a442, 4);
+      const chunk = Buffer.concat(Array.from({ length: 3_000 }, () => request));
+      let written = 0;
+      let maxQueued = 0;
+      const started = Date.now();
+      while (written < 4 * 1024 * 1024 && Date.now() - started < 5_000) {
+        if (client.writableLength < 1024 * 1024) {
+          client.write(chunk);
+          written += chunk.length;
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+        maxQueued = Math.max(maxQueued, socket.writableLength);
+      }
+      // Without backpressure the queue holds four times what the client wrote, less what the kernel took.
+      expect(maxQueued, 'bytes queued towards the client').to.be.below(READ_PAUSE_BYTES + 256 * 1024);
+      // The client reads: everything it sent is answered, nothing was lost.
+      let received = 0;
+      client.on('data', (data: Buffer) => (received += data.length));
+      client.resume();
+      await new Promise<void>((resolve, reject) => {
+        const deadline = Date.now() + 15_000;
+        const check = (): void => {
+          if (received >= (written / 20) * answer.length) resolve();
+          else if (Date.now() > deadline) reject(new Error(`${received} of ${(written / 20) * answer.length} bytes answered`));
+          else setTimeout(check, 20);
+        };
+        check();
+      });
+      expect(answered).to.equal(written / 20);
     } finally {
       await close();
     }
