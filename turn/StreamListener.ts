@@ -23,6 +23,8 @@ export interface StreamListenerOptions {
   onFrame: (connection: StreamConnection, frame: Buffer) => void;
   /** Once per admitted connection, when it is gone (also when its TLS handshake failed). */
   onEnd: (address: string, end: StreamEnd, connection: StreamConnection | undefined) => void;
+  /** An error of the listening socket once it listens (accept failing with ENOBUFS, ENFILE, ...); it keeps listening. */
+  onListenerError: (error: Error) => void;
 }
 
 export class StreamListener {
@@ -51,6 +53,8 @@ export class StreamListener {
       this.server.once('error', onError);
       this.server.listen({ host: this.options.host, port, exclusive: true }, () => {
         this.server.off('error', onError);
+        // Unheard, an accept error would be thrown and end the worker with every allocation.
+        this.server.on('error', (error) => this.options.onListenerError(error));
         this.boundPort = (this.server.address() as net.AddressInfo).port;
         resolve(this.boundPort);
       });

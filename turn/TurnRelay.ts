@@ -481,6 +481,8 @@ export class TurnRelay {
       admit: (address) => this.admitConnection(protocol, address),
       onFrame: (connection, frame) => this.onStreamFrame(connection, frame),
       onEnd: (address, end, connection) => this.onConnectionEnd(protocol, address, end, connection),
+      onListenerError: (error) =>
+        this.logLimited('listener', 'warn', { transport: protocol, err: error.message }, 'turn listener error; still listening'),
     });
   }
 
