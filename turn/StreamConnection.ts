@@ -129,11 +129,14 @@ export class StreamConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    let complete = false;
     const error = this.framer.push(chunk, (frame) => {
       if (this.closed) return;
-      this.armIdleTimer();
+      complete = true;
       this.onFrame(this, frame);
     });
+    // Once per read, not per message: a read can hold thousands of 4-byte ChannelData messages.
+    if (complete) this.armIdleTimer();
     if (error) this.close(error);
     else this.pauseWhileBacklogged();
   }

@@ -124,6 +124,28 @@ describe('StreamConnection', () => {
     }
   });
 
+  it('re-arms its idle timer once per read, not once per message (a read can hold thousands of tiny ones)', async () => {
+    let frames = 0;
+    const { client, close } = await connectionPair(60_000, () => (frames += 1));
+    const realSetTimeout = globalThis.setTimeout;
+    let timers = 0;
+    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+      timers += 1;
+      return realSetTimeout(...args);
+    }) as typeof setTimeout;
+    try {
+      // 4,000 empty ChannelData messages (4 bytes each) in one write: a few reads at most.
+      client.write(Buffer.concat(Array.from({ length: 4_000 }, () => Buffer.from([0x40, 0x00, 0x00, 0x00]))));
+      const deadline = Date.now() + 5_000;
+      while (frames < 4_000 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+      expect(frames).to.equal(4_000);
+      expect(timers, 'idle timers armed').to.be.below(50);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+      await close();
+    }
+  });
+
   it('closes after the idle timeout without an allocation, not while it holds one', async () => {
     const idle = await connectionPair(150);
     try {
