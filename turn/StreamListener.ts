@@ -5,7 +5,22 @@
  */
 import net, { type Socket } from 'node:net';
 import tls, { type SecureContext } from 'node:tls';
+import { hostIdentity, parseIp } from '../server/net/AddressPolicy.js';
 import { StreamConnection, type StreamCloseReason, type StreamProtocol } from './StreamConnection.js';
+
+/**
+ * What TURN_MAX_CONNECTIONS_PER_IP counts a client by: its IPv4 address (also written
+ * IPv4-mapped), or the /64 of an IPv6 address. One subscriber or host gets a whole /64, so
+ * counting single IPv6 addresses would let it open any number of connections.
+ */
+export function connectionCapKey(address: string): string {
+  const identity = hostIdentity(address) ?? address;
+  const bytes = parseIp(identity);
+  if (!bytes || bytes.length !== 16) return identity;
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i += 2) groups.push((((bytes[i] as number) << 8) | (bytes[i + 1] as number)).toString(16));
+  return `${groups.join(':')}::/64`;
+}
 
 /** How a connection ended, as the relay counts it: a closed connection, or one refused or failed before it began. */
 export type StreamEnd = StreamCloseReason | 'tls_handshake';

@@ -38,7 +38,7 @@ import { canonicalIp, interfaceAddresses, parseIp, PeerPolicy } from './PeerPoli
 import { RelayAllocation, type Permission } from './RelayAllocation.js';
 import { checkAllocate, checkRequest } from './requestChecks.js';
 import type { StreamConnection, StreamProtocol } from './StreamConnection.js';
-import { StreamListener, type StreamEnd } from './StreamListener.js';
+import { connectionCapKey, StreamListener, type StreamEnd } from './StreamListener.js';
 import {
   channelDataHead,
   classOf,
@@ -284,7 +284,7 @@ export class TurnRelay {
   private tlsLocalAddress: NodeTurn.Address | undefined;
   private tcpListener: StreamListener | undefined;
   private tlsListener: StreamListener | undefined;
-  /** Open TCP and TLS connections by client IP, and in all (the connection caps). */
+  /** Open TCP and TLS connections by client IP (connectionCapKey: an IPv6 client by its /64), and in all (the connection caps). */
   private readonly connectionsByIp = new Map<string, number>();
   private readonly connectionCounts: Record<StreamProtocol, number> = { tcp: 0, tls: 0 };
   private policy = new PeerPolicy();
@@ -676,12 +676,12 @@ export class TurnRelay {
     if (this.closed) return false;
     const s = this.settings;
     const total = this.connectionCounts.tcp + this.connectionCounts.tls;
-    const fromAddress = this.connectionsByIp.get(address) ?? 0;
+    const fromAddress = this.connectionsByIp.get(connectionCapKey(address)) ?? 0;
     if (total >= s.maxAllocations || fromAddress >= s.maxConnectionsPerIp) {
       this.refuse('stream_limit', { client: address, transport: protocol, limit: total >= s.maxAllocations ? 'total' : 'per_ip' });
       return false;
     }
-    this.connectionsByIp.set(address, fromAddress + 1);
+    this.connectionsByIp.set(connectionCapKey(address), fromAddress + 1);
     this.connectionCounts[protocol] += 1;
     this.counters.setConnections(protocol, this.connectionCounts[protocol]);
     return true;
@@ -689,9 +689,10 @@ export class TurnRelay {
 
   /** A connection admitted by admitConnection is gone: its allocation goes with it. */
   private onConnectionEnd(protocol: StreamProtocol, address: string, end: StreamEnd, connection: StreamConnection | undefined): void {
-    const fromAddress = (this.connectionsByIp.get(address) ?? 1) - 1;
-    if (fromAddress <= 0) this.connectionsByIp.delete(address);
-    else this.connectionsByIp.set(address, fromAddress);
+    const key = connectionCapKey(address);
+    const fromAddress = (this.connectionsByIp.get(key) ?? 1) - 1;
+    if (fromAddress <= 0) this.connectionsByIp.delete(key);
+    else this.connectionsByIp.set(key, fromAddress);
     this.connectionCounts[protocol] -= 1;
     this.counters.setConnections(protocol, this.connectionCounts[protocol]);
     const client = connection?.key ?? `${protocol}:${address}`;

@@ -1,9 +1,19 @@
 /** StreamListener on a loopback port: an error of the listening socket after it listens is reported, not thrown. */
 import net from 'node:net';
 import { expect } from 'chai';
-import { StreamListener } from '../../turn/StreamListener.js';
+import { connectionCapKey, StreamListener } from '../../turn/StreamListener.js';
 
 describe('StreamListener', () => {
+  it('counts connections per IPv4 address and per IPv6 /64 (TURN_MAX_CONNECTIONS_PER_IP)', () => {
+    expect(connectionCapKey('203.0.113.7')).to.equal('203.0.113.7');
+    expect(connectionCapKey('::ffff:203.0.113.7')).to.equal('203.0.113.7');
+    // Every address of one /64 is one client: a host can pick any of them.
+    const keys = ['2001:db8:1:2::1', '2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0db8:0001:0002:abcd::9'].map(connectionCapKey);
+    expect(new Set(keys).size).to.equal(1);
+    expect(connectionCapKey('2001:db8:1:3::1')).not.to.equal(keys[0]);
+    expect(connectionCapKey('::1')).to.equal('0:0:0:0::/64');
+  });
+
   it('reports an accept error (ENOBUFS, ENFILE, ...) and keeps accepting connections', async () => {
     const errors: Error[] = [];
     const frames: Buffer[] = [];
