@@ -26,7 +26,7 @@ export const MAX_QUEUED_BYTES = 256 * 1024;
 export const READ_PAUSE_BYTES = MAX_QUEUED_BYTES + 64 * 1024;
 
 /** Why a connection ended, for the log and the counters. */
-export type StreamCloseReason = FramingError | 'idle' | 'closed_by_client' | 'socket_error' | 'shutdown';
+export type StreamCloseReason = FramingError | 'idle' | 'evicted' | 'closed_by_client' | 'socket_error' | 'shutdown';
 
 export interface StreamConnectionOptions {
   protocol: StreamProtocol;
@@ -84,6 +84,11 @@ export class StreamConnection {
    * Marks the connection as holding an allocation (no idle timeout: the allocation's lifetime
    * bounds it) or as holding none any more (the idle timer runs again).
    */
+  /** Whether an allocation is bound to the connection. */
+  get hasAllocation(): boolean {
+    return this.holdsAllocation;
+  }
+
   setHoldsAllocation(holds: boolean): void {
     this.holdsAllocation = holds;
     this.armIdleTimer();
@@ -119,7 +124,7 @@ export class StreamConnection {
     this.closed = true;
     this.closeReason = reason;
     this.clearIdleTimer();
-    if (reason === 'socket_error' || reason === 'idle') this.socket.destroy();
+    if (reason === 'socket_error' || reason === 'idle' || reason === 'evicted') this.socket.destroy();
     else {
       this.socket.end();
       // A client that never reads would hold the socket open through end(): do not wait for it.

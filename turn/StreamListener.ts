@@ -45,8 +45,12 @@ export interface StreamListenerOptions {
 export class StreamListener {
   private readonly options: StreamListenerOptions;
   private readonly server: net.Server;
-  /** Admitted sockets not closed yet (for TLS also those still in the handshake), closed at shutdown. */
-  private readonly sockets = new Set<Socket>();
+  /** Admitted sockets not closed yet (for TLS also those still in the handshake), closed at shutdown; with when each was admitted. */
+  private readonly sockets = new Map<Socket, number>();
+  /** Sockets still in their TLS handshake: how to end each. */
+  private readonly handshakes = new Map<Socket, () => void>();
+  /** The connection of each admitted socket once it started (after its TLS handshake). */
+  private readonly connectionOf = new Map<Socket, StreamConnection>();
   private readonly connections = new Set<StreamConnection>();
   private boundPort = 0;
 
@@ -81,10 +85,26 @@ export class StreamListener {
     this.options.secureContext = context;
   }
 
+  /**
+   * The oldest connection that holds no allocation (a TLS handshake still under way counts),
+   * with when it was admitted and how to close it (reason `evicted`): what the relay closes
+   * to admit a new connection when every connection slot is taken, so connections that only
+   * keep themselves alive cannot lock the others out.
+   */
+  oldestIdle(): { admittedAt: number; evict: () => void } | undefined {
+    for (const [socket, admittedAt] of this.sockets) {
+      const handshake = this.handshakes.get(socket);
+      if (handshake) return { admittedAt, evict: handshake };
+      const connection = this.connectionOf.get(socket);
+      if (connection && !connection.hasAllocation && !connection.isClosed) return { admittedAt, evict: () => connection.close('evicted') };
+    }
+    return undefined;
+  }
+
   /** Stops accepting and closes every connection. */
   async close(): Promise<void> {
     for (const connection of [...this.connections]) connection.close('shutdown');
-    for (const socket of [...this.sockets]) socket.destroy();
+    for (const socket of [...this.sockets.keys()]) socket.destroy();
     if (!this.server.listening) return;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -101,7 +121,7 @@ export class StreamListener {
       raw.destroy();
       return;
     }
-    this.sockets.add(raw);
+    this.sockets.set(raw, Date.now());
     const { protocol, idleTimeoutMs } = this.options;
     let connection: StreamConnection | undefined;
     let ended = false;
@@ -109,6 +129,8 @@ export class StreamListener {
       if (ended) return;
       ended = true;
       this.sockets.delete(raw);
+      this.handshakes.delete(raw);
+      this.connectionOf.delete(raw);
       if (connection) this.connections.delete(connection);
       this.options.onEnd(address, how, connection);
     };
@@ -123,6 +145,7 @@ export class StreamListener {
         onClose: (_connection, reason) => end(reason),
       });
       this.connections.add(connection);
+      this.connectionOf.set(raw, connection);
     };
     if (protocol === 'tcp') {
       start(raw);
@@ -141,10 +164,16 @@ export class StreamListener {
       secure.destroy();
       end('tls_handshake');
     };
+    this.handshakes.set(raw, () => {
+      clearTimeout(handshakeTimer);
+      secure.destroy();
+      end('evicted');
+    });
     secure.once('error', failed);
     secure.once('close', failed);
     secure.once('secure', () => {
       clearTimeout(handshakeTimer);
+      this.handshakes.delete(raw);
       secure.off('error', failed);
       secure.off('close', failed);
       start(secure);

@@ -27,8 +27,10 @@ export const REFUSAL_REASONS = [
   'stream_malformed',
   /** A TCP or TLS connection without an allocation closed after TURN_TCP_IDLE_TIMEOUT_MS without a complete message (or TLS handshake). */
   'stream_idle',
-  /** A TCP or TLS connection refused: TURN_MAX_CONNECTIONS_PER_IP, or TURN_MAX_ALLOCATIONS connections in all. */
+  /** A TCP or TLS connection refused: TURN_MAX_CONNECTIONS_PER_IP, or TURN_MAX_ALLOCATIONS connections in all, none of them without an allocation. */
   'stream_limit',
+  /** A TCP or TLS connection without an allocation (or in its TLS handshake) closed, the oldest such, to admit a new one when every slot was taken. */
+  'stream_evicted',
   /** A TLS handshake failed (not TLS, no common version or cipher, or the client refused the certificate). */
   'tls_handshake',
 ] as const;

@@ -138,6 +138,7 @@ const REFUSAL_LOG_LEVEL: Record<RefusalReason, RelayLogLevel> = {
   stream_idle: 'debug',
   tls_handshake: 'debug',
   stream_limit: 'warn',
+  stream_evicted: 'info',
 };
 
 /** node-turn's transport protocol number for TCP (it names only UDP's). */
@@ -677,9 +678,22 @@ export class TurnRelay {
     const s = this.settings;
     const total = this.connectionCounts.tcp + this.connectionCounts.tls;
     const fromAddress = this.connectionsByIp.get(connectionCapKey(address)) ?? 0;
-    if (total >= s.maxAllocations || fromAddress >= s.maxConnectionsPerIp) {
-      this.refuse('stream_limit', { client: address, transport: protocol, limit: total >= s.maxAllocations ? 'total' : 'per_ip' });
+    if (fromAddress >= s.maxConnectionsPerIp) {
+      this.refuse('stream_limit', { client: address, transport: protocol, limit: 'per_ip' });
       return false;
+    }
+    if (total >= s.maxAllocations) {
+      // Every slot taken: the oldest connection holding no allocation makes room (it is counted
+      // out once its socket closed, a moment later), so connections that only keep themselves
+      // alive cannot lock out clients that come to allocate.
+      const idle = [this.tcpListener?.oldestIdle(), this.tlsListener?.oldestIdle()]
+        .filter((candidate) => candidate !== undefined)
+        .sort((a, b) => a.admittedAt - b.admittedAt)[0];
+      if (!idle) {
+        this.refuse('stream_limit', { client: address, transport: protocol, limit: 'total' });
+        return false;
+      }
+      idle.evict();
     }
     this.connectionsByIp.set(connectionCapKey(address), fromAddress + 1);
     this.connectionCounts[protocol] += 1;
@@ -698,6 +712,7 @@ export class TurnRelay {
     const client = connection?.key ?? `${protocol}:${address}`;
     if (end === 'not_turn' || end === 'oversized') this.refuse('stream_malformed', { client, why: end });
     else if (end === 'idle') this.refuse('stream_idle', { client });
+    else if (end === 'evicted') this.refuse('stream_evicted', { client });
     else if (end === 'tls_handshake') this.refuse('tls_handshake', { client });
     const allocation = connection ? this.byClient.get(connection.key) : undefined;
     if (allocation !== undefined) this.release(allocation, 'connection closed');

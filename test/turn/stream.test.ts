@@ -304,6 +304,38 @@ describe('TurnServer over TCP and TLS', function () {
       }
     });
 
+    it('with every connection slot taken (TURN_MAX_ALLOCATIONS), closes the oldest connection without an allocation for a new one; refuses when all hold one', async () => {
+      const full = await startTurn({ TURN_MAX_ALLOCATIONS: '2' });
+      const at = { address: '127.0.0.1', port: full.port };
+      const credentials = (user: string) => createTurnCredentials(TURN_SECRET, user, 600);
+      try {
+        const allocating = await StreamTurnClient.open(at, { protocol: 'tcp' }, credentials('holder'));
+        const idle = await StreamTurnClient.open(at, { protocol: 'tcp' });
+        clients.push(allocating, idle);
+        expect((await allocating.allocate()).isSuccess, 'allocation over TCP').to.equal(true);
+        await waitFor(() => full.stats().connections.tcp === 2, 'two connections');
+
+        // A third client: the idle one makes room, the allocating one stays.
+        const newcomer = await StreamTurnClient.open(at, { protocol: 'tcp' }, credentials('newcomer'));
+        clients.push(newcomer);
+        expect(await idle.ended, 'the idle connection').to.deep.equal({ byServer: true });
+        await waitFor(() => full.stats().refusals.stream_evicted === 1, 'the eviction counted');
+        expect((await newcomer.allocate()).isSuccess, "the newcomer's allocation").to.equal(true);
+        expect((await allocating.request(Method.Binding, [], { sign: false })).isSuccess, 'the allocating connection is served').to.equal(
+          true,
+        );
+
+        // Both hold an allocation now: a fourth is refused.
+        const refused = await StreamTurnClient.open(at, { protocol: 'tcp' });
+        clients.push(refused);
+        expect(await refused.ended).to.deep.equal({ byServer: true });
+        await waitFor(() => full.stats().refusals.stream_limit === 1, 'the refusal counted');
+        expect(full.stats().connections.tcp).to.equal(2);
+      } finally {
+        await full.close();
+      }
+    });
+
     it('serves TCP on the UDP port number, not at all with TURN_TCP=false', async () => {
       const udpOnly = await startTurn({ TURN_TCP: 'false' });
       try {
