@@ -4,21 +4,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io as ioClient } from 'socket.io-client';
-import { ConfigError, loadConfig, reachableAddresses, SETTING_NAMES, testConfig } from '../../config/index.js';
+import { loadConfig, reachableAddresses, SETTING_NAMES, testConfig } from '../../config/index.js';
+import { problemsOf } from '../helpers/configProblems.js';
 import { createServer } from '../../server/index.js';
 import { waitFor } from '../helpers/server.js';
 
 const KEY = 'k1:0123456789abcdef0123456789abcdef';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-}
 
 /** Runs the real entry point (server/main.ts) with an environment; resolves with its exit code and output. */
 function runMain(env: Record<string, string>, timeoutMs = 15000): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -1,16 +1,7 @@
 /** SFU_PORT (single-port media, issue 20): its default, its bounds, and the ports it must not share. */
 import { expect } from 'chai';
-import { ConfigError, loadConfig } from '../../config/index.js';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-}
+import { loadConfig } from '../../config/index.js';
+import { problemsOf } from '../helpers/configProblems.js';
 
 describe('config: SFU_PORT', () => {
   it('defaults to single-port media on 7882 (worker i on 7882 + i); SFU_PORT=0 selects the port range', () => {

@@ -2,18 +2,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { ConfigError, loadConfig } from '../../config/index.js';
+import { loadConfig } from '../../config/index.js';
+import { problemsOf } from '../helpers/configProblems.js';
 import { createSelfSignedCert, opensslUnavailableReason, type SelfSignedCert } from '../helpers/tlsCert.js';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-}
 
 describe('config: TURN over TCP and TLS', () => {
   let cert: SelfSignedCert | undefined;
