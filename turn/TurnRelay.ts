@@ -72,6 +72,12 @@ export interface TurnRelayOptions {
   tlsPort?: number;
   /** How often TURN_TLS_CERT and TURN_TLS_KEY are checked for a renewed certificate (default CERTIFICATE_CHECK_MS). */
   certificateCheckMs?: number;
+  /**
+   * A certificate that does not load does not stop the start: UDP and TCP serve, and TLS opens
+   * once the files hold a valid pair. For a restarted worker (its files may be half renewed
+   * at that moment); at boot a bad certificate stays an error.
+   */
+  waitForCertificate?: boolean;
 }
 
 /** The ports a started relay listens on. */
@@ -265,6 +271,9 @@ export class TurnRelay {
   private readonly requestedPort: number;
   private readonly requestedTlsPort: number;
   private readonly certificateCheckMs: number;
+  private readonly waitForCertificate: boolean;
+  /** The TLS listener being opened once a valid certificate appeared (waitForCertificate). */
+  private openingTls: Promise<void> | undefined;
   private readonly server: NodeTurn.Server;
   private readonly nonces = new NonceIssuer(NONCE_TTL_S);
   private readonly relayFamily: 4 | 6;
@@ -300,6 +309,7 @@ export class TurnRelay {
     this.requestedPort = options.port ?? options.settings.port;
     this.requestedTlsPort = options.tlsPort ?? options.settings.tlsPort;
     this.certificateCheckMs = options.certificateCheckMs ?? CERTIFICATE_CHECK_MS;
+    this.waitForCertificate = options.waitForCertificate ?? false;
     const s = this.settings;
     this.relayFamily = isIP(s.relayIp) === 6 ? 6 : 4;
     this.selfRelayAddresses = new Set([s.relayIp, s.externalIp].filter((a): a is string => Boolean(a)).map((a) => canonicalIp(a) ?? a));
@@ -425,7 +435,7 @@ export class TurnRelay {
     }
   }
 
-  /** Reads TURN_TLS_CERT and TURN_TLS_KEY and listens for TLS on the TLS port. */
+  /** Reads TURN_TLS_CERT and TURN_TLS_KEY and listens for TLS on the TLS port (see waitForCertificate). */
   private async listenTls(): Promise<void> {
     const s = this.settings;
     let context: SecureContext;
@@ -433,8 +443,26 @@ export class TurnRelay {
       context = this.readCertificate();
     } catch (error) {
       // config/ checked the files at boot; they changed since (or a restarted worker met a broken renewal).
-      throw new Error(`TURN_TLS_CERT/TURN_TLS_KEY: cannot load the certificate and key: ${(error as Error).message}`);
+      const message = `TURN_TLS_CERT/TURN_TLS_KEY: cannot load the certificate and key: ${(error as Error).message}`;
+      if (!this.waitForCertificate) throw new Error(message);
+      this.log('error', { cert: s.tlsCert, err: message }, 'turn TLS waits for a certificate that loads; UDP and TCP serve');
+      this.watchCertificate();
+      return;
     }
+    await this.openTlsListener(context);
+    this.watchCertificate();
+  }
+
+  /** Checks the TLS files every certificateCheckMs (reloadCertificate): a renewed certificate (certbot, cert-manager) is taken up by new connections without a restart. */
+  private watchCertificate(): void {
+    const s = this.settings;
+    const options = { interval: this.certificateCheckMs, persistent: false };
+    watchFile(s.tlsCert as string, options, this.reloadCertificate);
+    watchFile(s.tlsKey as string, options, this.reloadCertificate);
+  }
+
+  private async openTlsListener(context: SecureContext): Promise<void> {
+    const s = this.settings;
     const listener = this.streamListener('tls', context);
     try {
       await listener.listen(this.requestedTlsPort);
@@ -442,12 +470,12 @@ export class TurnRelay {
       const { code, message } = error as NodeJS.ErrnoException;
       throw new RelayListenError('tls', s.listenIp, this.requestedTlsPort, code, message);
     }
+    if (this.closed) {
+      await listener.close();
+      return;
+    }
     this.tlsListener = listener;
     this.tlsLocalAddress = new Address(expandIp(s.listenIp), listener.port);
-    // A renewed certificate (certbot, cert-manager) is taken up by new connections without a restart.
-    const options = { interval: this.certificateCheckMs, persistent: false };
-    watchFile(s.tlsCert as string, options, this.reloadCertificate);
-    watchFile(s.tlsKey as string, options, this.reloadCertificate);
   }
 
   private readCertificate(): SecureContext {
@@ -460,7 +488,22 @@ export class TurnRelay {
    * until the next change.
    */
   private readonly reloadCertificate = (): void => {
-    if (this.closed || !this.tlsListener) return;
+    if (this.closed || this.openingTls) return;
+    if (!this.tlsListener) {
+      // Waiting for a certificate (waitForCertificate): TLS opens with the first pair that loads.
+      let context: SecureContext;
+      try {
+        context = this.readCertificate();
+      } catch {
+        return;
+      }
+      this.openingTls = this.openTlsListener(context).then(
+        () => this.log('info', { tlsPort: this.tlsListener?.port }, 'turn TLS listening: the certificate loads now'),
+        (error: Error) => this.log('error', { err: error.message }, 'turn TLS cannot listen'),
+      );
+      void this.openingTls.finally(() => (this.openingTls = undefined));
+      return;
+    }
     try {
       this.tlsListener.setSecureContext(this.readCertificate());
       this.log('info', { cert: this.settings.tlsCert }, 'turn TLS certificate reloaded');

@@ -27,6 +27,8 @@ export interface TurnWorkerData {
   settings: TurnSettings;
   /** The ports to listen on (a restarted worker gets those its predecessor bound). */
   ports: RelayPorts;
+  /** A restart after a crash: a TLS certificate that does not load then waits instead of failing the start. */
+  restart: boolean;
   counters: SharedArrayBuffer;
   /** pino numeric level; lower log lines are not posted at all. */
   logLevel: number;
@@ -101,7 +103,7 @@ export class TurnServer {
     if (!this.settings.enabled) throw new Error('[TurnServer:start] TURN_ENABLED is false');
     if (this.started || this.closed) throw new Error('[TurnServer:start] already started or closed');
     this.started = true;
-    this.bound = await this.spawn({ port: this.settings.port, tlsPort: this.settings.tlsPort });
+    this.bound = await this.spawn({ port: this.settings.port, tlsPort: this.settings.tlsPort }, false);
   }
 
   /** Stops the relay and every allocation. Idempotent. */
@@ -123,9 +125,15 @@ export class TurnServer {
     });
   }
 
-  private spawn(ports: RelayPorts): Promise<RelayPorts> {
+  private spawn(ports: RelayPorts, restart: boolean): Promise<RelayPorts> {
     return new Promise<RelayPorts>((resolve, reject) => {
-      const worker = startWorker({ settings: this.settings, ports, counters: this.counters.buffer, logLevel: this.logger.levelVal });
+      const worker = startWorker({
+        settings: this.settings,
+        ports,
+        restart,
+        counters: this.counters.buffer,
+        logLevel: this.logger.levelVal,
+      });
       this.worker = worker;
       let listening = false;
       worker.on('message', (message: FromWorker) => {
@@ -165,7 +173,7 @@ export class TurnServer {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.closed) return;
-      this.spawn(this.bound).then(
+      this.spawn(this.bound, true).then(
         () => this.logger.warn({ port: this.bound.port, tlsPort: this.bound.tlsPort || undefined }, 'turn relay restarted'),
         (error: Error) => this.logger.error({ err: error }, 'turn relay restart failed'),
       );

@@ -19,6 +19,7 @@ const relay = new TurnRelay({
   counters: new TurnCounters(data.counters),
   port: data.ports.port,
   tlsPort: data.ports.tlsPort,
+  waitForCertificate: data.restart,
   log: (level, fields, msg) => {
     if (LEVELS[level] >= data.logLevel) post({ type: 'log', level, fields, msg });
   },

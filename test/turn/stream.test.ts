@@ -407,6 +407,51 @@ describe('TurnServer over TCP and TLS', function () {
       }
     });
 
+    it('a relay restarted while its TLS files do not load serves UDP and TCP, and opens TLS on its port once they do', async () => {
+      const files = createSelfSignedCert();
+      const broken = createSelfSignedCert();
+      const stray = createSelfSignedCert();
+      // Settings are checked at boot, when the files were a valid pair.
+      const settings = turnSettings({ TURN_TLS_PORT: '0', TURN_TLS_CERT: files.certPath, TURN_TLS_KEY: files.keyPath });
+      copyFileSync(broken.keyPath, files.keyPath); // a key renewed before its certificate
+      const lines: string[] = [];
+      // The TLS port the crashed worker had: a free one.
+      const probe = net.createServer();
+      await new Promise<void>((resolve) => probe.listen({ host: '127.0.0.1', port: 0 }, () => resolve()));
+      const tlsPort = (probe.address() as net.AddressInfo).port;
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+      const relay = new TurnRelay({
+        settings,
+        counters: new TurnCounters(),
+        log: (_level, _fields, msg) => void lines.push(msg),
+        tlsPort,
+        certificateCheckMs: 50,
+        waitForCertificate: true,
+      });
+      try {
+        const started = await relay.start();
+        expect(started.tlsPort, 'no TLS yet').to.equal(0);
+        expect(lines).to.include('turn TLS waits for a certificate that loads; UDP and TCP serve');
+        const tcp = await StreamTurnClient.open({ address: '127.0.0.1', port: started.port }, { protocol: 'tcp' });
+        clients.push(tcp);
+        expect((await tcp.request(Method.Binding, [], { sign: false })).isSuccess, 'TCP serves').to.equal(true);
+        copyFileSync(broken.certPath, files.certPath); // its certificate follows: the pair loads
+        await waitFor(() => lines.includes('turn TLS listening: the certificate loads now'), 'TLS opened');
+        const tls = await StreamTurnClient.open({ address: '127.0.0.1', port: tlsPort }, { protocol: 'tls', ca: broken.certPem });
+        clients.push(tls);
+        expect((await tls.request(Method.Binding, [], { sign: false })).isSuccess, 'TLS serves on its port').to.equal(true);
+      } finally {
+        await relay.close();
+      }
+      // Without waitForCertificate (a start at boot) the same broken pair is an error.
+      copyFileSync(stray.keyPath, files.keyPath);
+      const atBoot = new TurnRelay({ settings, counters: new TurnCounters(), log: () => undefined });
+      let error: Error | undefined;
+      await atBoot.start().catch((e: Error) => (error = e));
+      expect(error?.message).to.match(/TURN_TLS_CERT\/TURN_TLS_KEY: cannot load the certificate and key/);
+      for (const cert of [files, broken, stray]) cert.remove();
+    });
+
     it('restarts a dead relay worker on the same UDP, TCP and TLS ports', async () => {
       const restarted = await startTurn({
         TURN_TLS_PORT: '0',
