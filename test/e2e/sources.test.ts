@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
 import { identityOf, openDemoPage, useChromiumSuite } from '../helpers/browser.js';
-import { waitFor } from '../helpers/server.js';
+import { storeSfuRoom, waitFor } from '../helpers/server.js';
 
 const ENV = {
   SFU_ENABLED: 'true',
@@ -220,22 +220,7 @@ describe('browser e2e: track sources, screen share policy and the guide preset (
   });
 
   it('in an SFU room', async () => {
-    const now = new Date();
-    await suite.server.server.store.rooms.create({
-      tenant_id: 'dev',
-      room_id: 'sources-sfu',
-      name: 'sources-sfu',
-      description: '',
-      max_participants: null,
-      mesh_threshold: null,
-      max_screen_shares: null,
-      mode: 'sfu',
-      locked: false,
-      metadata: {},
-      expires_at: null,
-      created_at: now,
-      updated_at: now,
-    });
+    await storeSfuRoom(suite.server, 'sources-sfu', 'dev');
     await scenario('sources-sfu', 'sfu');
   });
 });

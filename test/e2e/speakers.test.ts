@@ -20,7 +20,7 @@ import { expect } from 'chai';
 import type { Page } from 'playwright-core';
 import { failOnPageErrors, identityOf, openDemoPage, useChromiumSuite } from '../helpers/browser.js';
 import { startLossyUdpProxy, type LossyUdpProxy } from '../helpers/lossyUdpProxy.js';
-import { waitFor, type TestServer } from '../helpers/server.js';
+import { storeSfuRoom, waitFor } from '../helpers/server.js';
 
 const ENV = {
   SFU_ENABLED: 'true',
@@ -170,7 +170,7 @@ describe('browser e2e: active speakers (Chromium, a WebAudio tone against silenc
   });
 
   it('in an SFU room: the same, from the router’s audio level observer', async () => {
-    await createSfuRoom(suite.server, 'speakers-sfu');
+    await storeSfuRoom(suite.server, 'speakers-sfu', 'dev');
     await scenario('speakers-sfu', 'sfu');
   });
 });
@@ -310,27 +310,7 @@ describe('browser e2e: connection quality under a lossy relay (Chromium, TURN be
   });
 
   it('in an SFU room: the same, over the SFU transports', async () => {
-    await createSfuRoom(suite.server, 'quality-sfu');
+    await storeSfuRoom(suite.server, 'quality-sfu', 'dev');
     await scenario('quality-sfu', 'sfu');
   });
 });
-
-/** Creates a room pinned to the SFU in the store, so the pages go straight there. */
-async function createSfuRoom(t: TestServer, room: string): Promise<void> {
-  const now = new Date();
-  await t.server.store.rooms.create({
-    tenant_id: 'dev',
-    room_id: room,
-    name: room,
-    description: '',
-    max_participants: null,
-    mesh_threshold: null,
-    max_screen_shares: null,
-    mode: 'sfu',
-    locked: false,
-    metadata: {},
-    expires_at: null,
-    created_at: now,
-    updated_at: now,
-  });
-}

@@ -184,3 +184,23 @@ export async function expectConnectError(
   }
   throw new Error('expected the connection to be refused');
 }
+
+/** A stored room pinned to the SFU, so its first join puts it there. */
+export async function storeSfuRoom(t: TestServer, roomId: string, tenantId = 't1'): Promise<void> {
+  const now = new Date();
+  await t.server.store.rooms.create({
+    tenant_id: tenantId,
+    room_id: roomId,
+    name: roomId,
+    description: '',
+    max_participants: null,
+    mesh_threshold: null,
+    max_screen_shares: null,
+    mode: 'sfu',
+    locked: false,
+    metadata: {},
+    expires_at: null,
+    created_at: now,
+    updated_at: now,
+  });
+}

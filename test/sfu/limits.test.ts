@@ -1,33 +1,13 @@
 import { expect } from 'chai';
 import type { ModeChangedMessage } from '../../protocol/events.js';
 import { capturedLogger } from '../helpers/logs.js';
-import { emitAck, nextEvent, startServer, type TestClient, type TestServer } from '../helpers/server.js';
+import { emitAck, nextEvent, startServer, storeSfuRoom, type TestClient, type TestServer } from '../helpers/server.js';
 
 const SFU_ENV = { SFU_ENABLED: 'true', SFU_WORKERS: '1', SFU_LISTEN_IP: '127.0.0.1' };
 /** Every media producer says what it is (app_data.source). */
 const CAMERA = { source: 'camera' };
 
 type Ack = { ok: boolean; error?: { code: string }; [key: string]: unknown };
-
-/** A stored room pinned to the SFU, so its first join puts it there. */
-async function sfuRoom(t: TestServer, roomId: string, tenantId = 't1'): Promise<void> {
-  const now = new Date();
-  await t.server.store.rooms.create({
-    tenant_id: tenantId,
-    room_id: roomId,
-    name: roomId,
-    description: '',
-    max_participants: null,
-    mesh_threshold: null,
-    max_screen_shares: null,
-    mode: 'sfu',
-    locked: false,
-    metadata: {},
-    expires_at: null,
-    created_at: now,
-    updated_at: now,
-  });
-}
 
 /** Joins a room pinned to the SFU and waits until the server says it is there. */
 async function joinSfu(
@@ -76,7 +56,7 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
 
   it('gives one peer no more transports than its limit when it sends many requests without waiting', async () => {
     t = await startServer({ ...SFU_ENV, SFU_MAX_TRANSPORTS_PER_PEER: '4' });
-    await sfuRoom(t, 'flood');
+    await storeSfuRoom(t, 'flood');
     const { client } = await joinSfu(t, 'flood', 'alice');
     const acks = await burst(
       client,
@@ -91,7 +71,7 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
 
   it('gives one peer no more producers than its limit when it sends many requests without waiting', async () => {
     t = await startServer({ ...SFU_ENV, SFU_MAX_PRODUCERS_PER_PEER: '3' });
-    await sfuRoom(t, 'produce');
+    await storeSfuRoom(t, 'produce');
     const { client } = await joinSfu(t, 'produce', 'alice');
     const transportId = await transport(client, 'send');
     const media = burst(
@@ -116,7 +96,7 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
 
   it('caps consumers per peer, and answers a repeated consume of one producer with the same consumer', async () => {
     t = await startServer({ ...SFU_ENV, SFU_MAX_CONSUMERS_PER_PEER: '3' });
-    await sfuRoom(t, 'consume');
+    await storeSfuRoom(t, 'consume');
     const sender = await joinSfu(t, 'consume', 'sender');
     const sendTransport = await transport(sender.client, 'send');
     const produced = await burst(
@@ -150,8 +130,8 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
   it('caps SFU transports per tenant, so one tenant cannot take the ports another needs', async () => {
     t = await startServer({ ...SFU_ENV, SFU_MAX_TRANSPORTS_PER_TENANT: '5' });
     await t.addTenant('t2');
-    await sfuRoom(t, 'big');
-    await sfuRoom(t, 'other', 't2');
+    await storeSfuRoom(t, 'big');
+    await storeSfuRoom(t, 'other', 't2');
     const a = await joinSfu(t, 'big', 'a');
     const b = await joinSfu(t, 'big', 'b');
     const acks = [
@@ -195,7 +175,7 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
       SFU_MAX_PORT: String(base + 2),
       SFU_MAX_TRANSPORTS_PER_TENANT: '100',
     });
-    await sfuRoom(t, 'ports');
+    await storeSfuRoom(t, 'ports');
     const acks: Ack[] = [];
     for (const user of ['a', 'b']) {
       const { client } = await joinSfu(t, 'ports', user);
@@ -215,8 +195,8 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
   it("answers not_found for another room's producers, and logs no error for it", async () => {
     const log = capturedLogger();
     t = await startServer(SFU_ENV, { logger: log.logger });
-    await sfuRoom(t, 'r1');
-    await sfuRoom(t, 'r2');
+    await storeSfuRoom(t, 'r1');
+    await storeSfuRoom(t, 'r2');
     const owner = await joinSfu(t, 'r1', 'owner');
     const sendTransport = await transport(owner.client, 'send');
     const media = (await emitAck(owner.client, 'sfu:produce', {
@@ -249,7 +229,7 @@ describe('SFU limits under concurrent requests (real mediasoup worker)', functio
   it('answers payload_invalid for parameters mediasoup refuses, and logs no error for them', async () => {
     const log = capturedLogger();
     t = await startServer(SFU_ENV, { logger: log.logger });
-    await sfuRoom(t, 'params');
+    await storeSfuRoom(t, 'params');
     const { client } = await joinSfu(t, 'params', 'alice');
     const sendTransport = await transport(client, 'send');
     const recvTransport = await transport(client, 'recv');
