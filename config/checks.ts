@@ -96,7 +96,8 @@ export function sfuPortProblems({
   if (taken(http.port)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} PORT ${http.port}` });
   if (taken(observability.metricsPort))
     problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} METRICS_PORT ${observability.metricsPort}` });
-  if (turn.enabled && taken(turn.port)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} TURN_PORT ${turn.port}` });
+  if (turn.enabled && turn.port !== 0 && first <= turn.port + turn.workers - 1 && last >= turn.port)
+    problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} ${turnPorts(turn)}` });
   if (taken(tlsPort)) problems.push({ setting: 'SFU_PORT', message: `${ports} ${include} TURN_TLS_PORT ${tlsPort}` });
   if (turn.enabled && first <= turn.maxPort && last >= turn.minPort)
     problems.push({
@@ -111,26 +112,55 @@ export function turnTlsConfigured(turn: Pick<ParsedSettings['turn'], 'tlsCert' |
   return turn.tlsCert !== undefined || turn.tlsKey !== undefined;
 }
 
+/** "TURN_PORT 3478", or "TURN_PORT..TURN_PORT+TURN_WORKERS-1 (3478..3479)" with several relay workers. */
+function turnPorts(turn: Pick<ParsedSettings['turn'], 'port' | 'workers'>): string {
+  return turn.workers === 1
+    ? `TURN_PORT ${turn.port}`
+    : `TURN_PORT..TURN_PORT+TURN_WORKERS-1 (${turn.port}..${turn.port + turn.workers - 1})`;
+}
+
 /**
- * The bundled TURN server's TCP ports are not another listener's: TURN_PORT over TCP (TURN_TCP)
- * and TURN_TLS_PORT (TLS on) must differ from PORT, METRICS_PORT and each other. UDP TURN_PORT
- * shares its number with the TCP listener on purpose, as coturn does.
+ * The bundled TURN server's ports: relay worker i listens on TURN_PORT + i (UDP, and TCP with
+ * TURN_TCP), so TURN_PORT..TURN_PORT+TURN_WORKERS-1 must exist, stay out of the relay range
+ * (a worker could find its port taken by another's relay socket), and over TCP not be PORT or
+ * METRICS_PORT; TURN_TLS_PORT (TLS on) must not be any of those TCP ports. UDP and TCP share
+ * each number on purpose, as coturn does.
  */
 export function turnPortProblems({ http, observability, turn }: Pick<ParsedSettings, 'http' | 'observability' | 'turn'>): Problem[] {
   if (!turn.enabled) return [];
   const problems: Problem[] = [];
+  const first = turn.port;
+  const last = turn.port + turn.workers - 1;
+  const inRange = (port: number): boolean => first !== 0 && port !== 0 && port >= first && port <= last;
+  if (first !== 0 && last > 65535)
+    problems.push({ setting: 'TURN_WORKERS', message: `${turnPorts(turn)}: TURN_PORT + TURN_WORKERS - 1 must not exceed 65535` });
+  if (first !== 0 && first <= turn.maxPort && last >= turn.minPort)
+    problems.push({
+      setting: 'TURN_PORT',
+      message: `${turnPorts(turn)} overlaps the relay range TURN_MIN_PORT..TURN_MAX_PORT (${turn.minPort}..${turn.maxPort})`,
+    });
   const others: Array<[string, number]> = [
     ['PORT', http.port],
     ['METRICS_PORT', observability.metricsPort],
   ];
-  if (turn.tcp && turn.port !== 0)
+  if (turn.tcp)
     for (const [name, port] of others)
-      if (port === turn.port)
-        problems.push({ setting: 'TURN_PORT', message: `TCP port ${turn.port} is also ${name} (set TURN_TCP=false for UDP only)` });
+      if (inRange(port))
+        problems.push({
+          setting: 'TURN_PORT',
+          message:
+            turn.workers === 1
+              ? `TCP port ${first} is also ${name} (set TURN_TCP=false for UDP only)`
+              : `TCP ${turnPorts(turn)} include ${name} ${port} (set TURN_TCP=false for UDP only)`,
+        });
   if (turnTlsConfigured(turn) && turn.tlsPort !== 0) {
-    if (turn.tcp) others.push(['TURN_PORT (TURN over TCP)', turn.port]);
     for (const [name, port] of others)
       if (port === turn.tlsPort) problems.push({ setting: 'TURN_TLS_PORT', message: `${turn.tlsPort} is also ${name}` });
+    if (turn.tcp && inRange(turn.tlsPort))
+      problems.push({
+        setting: 'TURN_TLS_PORT',
+        message: `${turn.tlsPort} is also ${turn.workers === 1 ? 'TURN_PORT' : turnPorts(turn)} (TURN over TCP)`,
+      });
   }
   return problems;
 }

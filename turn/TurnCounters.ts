@@ -103,3 +103,17 @@ export class TurnCounters {
     };
   }
 }
+
+/** The relay's stats over every relay worker: each worker counts in its own TurnCounters. */
+export function sumTurnStats(parts: readonly TurnStats[]): TurnStats {
+  const total = new TurnCounters().snapshot();
+  for (const part of parts) {
+    total.activeAllocations += part.activeAllocations;
+    total.relayedBytes += part.relayedBytes;
+    total.relayedPackets += part.relayedPackets;
+    for (const reason of REFUSAL_REASONS) total.refusals[reason] += part.refusals[reason];
+    total.connections.tcp += part.connections.tcp;
+    total.connections.tls += part.connections.tls;
+  }
+  return total;
+}

@@ -36,6 +36,7 @@ import { expectedTurnPassword, parseTurnUsername, type TurnSettings } from './cr
 import { NonceIssuer } from './NonceIssuer.js';
 import { canonicalIp, interfaceAddresses, parseIp, PeerPolicy } from './PeerPolicy.js';
 import { RelayAllocation, type Permission } from './RelayAllocation.js';
+import { RelayQuotas } from './RelayQuotas.js';
 import { checkAllocate, checkRequest } from './requestChecks.js';
 import type { StreamConnection, StreamProtocol } from './StreamConnection.js';
 import { connectionCapKey, StreamListener, type StreamEnd } from './StreamListener.js';
@@ -78,6 +79,13 @@ export interface TurnRelayOptions {
    * at that moment); at boot a bad certificate stays an error.
    */
   waitForCertificate?: boolean;
+  /**
+   * The quotas shared with the other relay workers (TURN_WORKERS); by default this relay's own
+   * (one worker).
+   */
+  quotas?: RelayQuotas;
+  /** Whether this relay serves TLS on the TLS port (only one relay worker does); default: TURN over TLS is configured. */
+  tls?: boolean;
 }
 
 /** The ports a started relay listens on. */
@@ -284,18 +292,22 @@ export class TurnRelay {
   private readonly pendingClients = new Set<string>();
   /** By RESERVATION-TOKEN (hex). */
   private readonly reservations = new Map<string, Reservation>();
-  private readonly perUser = new Map<string, number>();
-  /** Live plus being-created allocations (what the total quota counts). */
-  private allocationCount = 0;
+  /** Live plus being-created allocations, per user and in total, and connections per client IP, over every relay worker. */
+  private readonly quotas: RelayQuotas;
+  /** Whether this relay listens for TLS. */
+  private readonly servesTls: boolean;
+  /** The listening ports of every relay worker (peers may not be sent to them on our addresses). */
+  private serverPorts: number[] = [];
   private readonly selfRelayAddresses: Set<string>;
+  /** TURN_RELAY_IP when TURN_EXTERNAL_IP is set (relay-to-relay datagrams between workers come from it). */
+  private readonly relayIpBehindNat: string | undefined;
   private readonly logWindows = new Map<string, { start: number; logged: number; suppressed: number }>();
   private socket: Socket | undefined;
   private localAddress: NodeTurn.Address | undefined;
   private tlsLocalAddress: NodeTurn.Address | undefined;
   private tcpListener: StreamListener | undefined;
   private tlsListener: StreamListener | undefined;
-  /** Open TCP and TLS connections by client IP (connectionCapKey: an IPv6 client by its /64), and in all (the connection caps). */
-  private readonly connectionsByIp = new Map<string, number>();
+  /** Open TCP and TLS connections of this relay (TURN_MAX_ALLOCATIONS caps them; per client IP, quotas counts over every worker). */
   private readonly connectionCounts: Record<StreamProtocol, number> = { tcp: 0, tls: 0 };
   private policy = new PeerPolicy();
   private boundPort = 0;
@@ -311,7 +323,17 @@ export class TurnRelay {
     this.certificateCheckMs = options.certificateCheckMs ?? CERTIFICATE_CHECK_MS;
     this.waitForCertificate = options.waitForCertificate ?? false;
     const s = this.settings;
+    this.servesTls = options.tls ?? s.tlsEnabled;
+    this.quotas =
+      options.quotas ??
+      new RelayQuotas(RelayQuotas.create(1, s.maxAllocations), 0, 1, s.maxAllocations, {
+        maxAllocations: s.maxAllocations,
+        maxAllocationsPerUser: s.maxAllocationsPerUser,
+        maxConnectionsPerIp: s.maxConnectionsPerIp,
+      });
     this.relayFamily = isIP(s.relayIp) === 6 ? 6 : 4;
+    this.relayIpBehindNat =
+      s.externalIp && canonicalIp(s.externalIp) !== canonicalIp(s.relayIp) ? (canonicalIp(s.relayIp) ?? s.relayIp) : undefined;
     this.selfRelayAddresses = new Set([s.relayIp, s.externalIp].filter((a): a is string => Boolean(a)).map((a) => canonicalIp(a) ?? a));
 
     // No static users: every lookup derives the REST API password, or nothing when the
@@ -360,6 +382,23 @@ export class TurnRelay {
   }
 
   /**
+   * The listening ports of every relay worker, this one's included: on this server's own
+   * addresses, peers are relayed to relay ports only, never to these (a relay port range that
+   * contains them, as with TURN_PORT=0, would otherwise let a client loop the relay into itself).
+   */
+  setServerPorts(ports: readonly number[]): void {
+    const s = this.settings;
+    this.serverPorts = [...new Set([this.boundPort, ...ports].filter((port) => port > 0))];
+    this.policy = new PeerPolicy({
+      allowedCidrs: s.allowedPeerCidrs,
+      serverAddresses: [s.listenIp, s.relayIp, ...(s.externalIp ? [s.externalIp] : []), ...interfaceAddresses()],
+      relayAddresses: [...this.selfRelayAddresses],
+      relayPorts: [s.minPort, s.maxPort],
+      serverPorts: this.serverPorts,
+    });
+  }
+
+  /**
    * Binds the UDP socket, the TCP listener on the same port (TURN_TCP) and the TLS listener
    * (TURN over TLS on); resolves with the ports. Rejects with a RelayListenError naming the
    * listener that could not start, or an error naming the TLS files (and closes the others).
@@ -368,7 +407,7 @@ export class TurnRelay {
     const s = this.settings;
     try {
       await this.listenUdpAndTcp();
-      if (s.tlsEnabled) await this.listenTls();
+      if (this.servesTls) await this.listenTls();
     } catch (error) {
       await this.close();
       throw error;
@@ -410,13 +449,7 @@ export class TurnRelay {
       this.socket = socket;
       this.boundPort = socket.address().port;
       this.localAddress = new Address(expandIp(s.listenIp), this.boundPort);
-      this.policy = new PeerPolicy({
-        allowedCidrs: s.allowedPeerCidrs,
-        serverAddresses: [s.listenIp, s.relayIp, ...(s.externalIp ? [s.externalIp] : []), ...interfaceAddresses()],
-        relayAddresses: [...this.selfRelayAddresses],
-        relayPorts: [s.minPort, s.maxPort],
-        serverPorts: [this.boundPort],
-      });
+      this.setServerPorts([this.boundPort]);
       // Send errors (unreachable clients, ICMP) are per packet: rate-limited like refusals.
       socket.on('error', (error) => this.logLimited('socket', 'debug', { err: error.message }, 'turn socket error'));
       if (!s.tcp) return;
@@ -661,6 +694,10 @@ export class TurnRelay {
         this.deliverToClient(target, buf.subarray(offset, offset + length), allocation.advertisedAddress, allocation.relayPort);
         return;
       }
+      // Another relay worker's allocation: through the kernel to the relay address itself (not
+      // TURN_EXTERNAL_IP, which a 1:1 NAT may not hairpin); that worker sees it come from the relay address.
+      allocation.relaySocket.send(buf, offset, length, port, this.settings.relayIp);
+      return;
     }
     allocation.relaySocket.send(buf, offset, length, port, address);
   }
@@ -669,6 +706,8 @@ export class TurnRelay {
 
   private onPeerPacket(allocation: RelayAllocation, data: Buffer, address: string, port: number): void {
     try {
+      // From another relay worker's allocation (relayToPeer): its clients know it by TURN_EXTERNAL_IP.
+      if (address === this.relayIpBehindNat) address = allocation.advertisedAddress;
       this.deliverToClient(allocation, data, address, port);
     } catch (error) {
       this.logLimited('dropped', 'debug', { client: allocation.clientKey, err: (error as Error).message }, 'turn datagram dropped');
@@ -720,8 +759,8 @@ export class TurnRelay {
     if (this.closed) return false;
     const s = this.settings;
     const total = this.connectionCounts.tcp + this.connectionCounts.tls;
-    const fromAddress = this.connectionsByIp.get(connectionCapKey(address)) ?? 0;
-    if (fromAddress >= s.maxConnectionsPerIp) {
+    const ipKey = connectionCapKey(address);
+    if (!this.quotas.admitConnection(ipKey)) {
       this.refuse('stream_limit', { client: address, transport: protocol, limit: 'per_ip' });
       return false;
     }
@@ -733,12 +772,12 @@ export class TurnRelay {
         .filter((candidate) => candidate !== undefined)
         .sort((a, b) => a.admittedAt - b.admittedAt)[0];
       if (!idle) {
+        this.quotas.releaseConnection(ipKey);
         this.refuse('stream_limit', { client: address, transport: protocol, limit: 'total' });
         return false;
       }
       idle.evict();
     }
-    this.connectionsByIp.set(connectionCapKey(address), fromAddress + 1);
     this.connectionCounts[protocol] += 1;
     this.counters.setConnections(protocol, this.connectionCounts[protocol]);
     return true;
@@ -746,10 +785,7 @@ export class TurnRelay {
 
   /** A connection admitted by admitConnection is gone: its allocation goes with it. */
   private onConnectionEnd(protocol: StreamProtocol, address: string, end: StreamEnd, connection: StreamConnection | undefined): void {
-    const key = connectionCapKey(address);
-    const fromAddress = (this.connectionsByIp.get(key) ?? 1) - 1;
-    if (fromAddress <= 0) this.connectionsByIp.delete(key);
-    else this.connectionsByIp.set(key, fromAddress);
+    this.quotas.releaseConnection(connectionCapKey(address));
     this.connectionCounts[protocol] -= 1;
     this.counters.setConnections(protocol, this.connectionCounts[protocol]);
     const client = connection?.key ?? `${protocol}:${address}`;
@@ -866,32 +902,26 @@ export class TurnRelay {
     if ('code' in request) return rejectSigned(reply, request.code, request.reason, request.unknown);
     const user = msg.user as NodeTurn.User;
     const userId = parseTurnUsername(user.username)?.userId as string;
-    const s = this.settings;
-    if (this.allocationCount >= s.maxAllocations) {
-      this.refuse('quota_total', { client: clientKey, user: userId });
-      return rejectSigned(reply, 486, 'Allocation Quota Reached');
-    }
-    const userCount = this.perUser.get(userId) ?? 0;
-    if (userCount >= s.maxAllocationsPerUser) {
-      this.refuse('quota_user', { client: clientKey, user: userId });
+    // A token names a port this relay holds; check it before counting the allocation.
+    const reservedSocket = request.reservationToken ? this.reservations.get(request.reservationToken.toString('hex')) : undefined;
+    // RFC 5766 §6.2 says 508; coturn answers 404, and the contract holds both servers to it.
+    if (request.reservationToken && !reservedSocket) return rejectSigned(reply, 404, 'Reservation Token not found');
+    const verdict = this.quotas.reserveAllocation(userId);
+    if (verdict !== 'ok') {
+      this.refuse(verdict, { client: clientKey, user: userId });
       return rejectSigned(reply, 486, 'Allocation Quota Reached');
     }
     let sockets: Promise<RelaySockets>;
     if (request.reservationToken) {
-      const reserved = this.takeReservation(request.reservationToken.toString('hex'));
-      // RFC 5766 §6.2 says 508; coturn answers 404, and the contract holds both servers to it.
-      if (!reserved) return rejectSigned(reply, 404, 'Reservation Token not found');
+      const reserved = this.takeReservation(request.reservationToken.toString('hex')) as Socket;
       sockets = Promise.resolve({ socket: reserved, reserved: undefined });
     } else sockets = this.bindRelaySockets(request.evenPort, request.reservePair);
     const lifetime = this.lifetimeFor(msg.getAttribute('lifetime') as number | undefined);
 
     this.pendingClients.add(clientKey);
-    this.allocationCount += 1;
-    this.perUser.set(userId, userCount + 1);
     const unreserve = (): void => {
       this.pendingClients.delete(clientKey);
-      this.allocationCount -= 1;
-      this.decrementUser(userId);
+      this.quotas.releaseAllocation(userId);
     };
     sockets.then(
       ({ socket, reserved }) => {
@@ -911,8 +941,7 @@ export class TurnRelay {
           this.log('error', { err: (error as Error).message }, 'turn allocation failed');
           socket.close();
           reserved?.close();
-          this.allocationCount -= 1;
-          this.decrementUser(userId);
+          this.quotas.releaseAllocation(userId);
           reply.reject(500, 'Server Error');
         }
       },
@@ -1126,7 +1155,7 @@ export class TurnRelay {
   }
 
   private relayPortFree(port: number): boolean {
-    return port !== this.boundPort && !this.byRelayPort.has(port);
+    return !this.serverPorts.includes(port) && !this.byRelayPort.has(port);
   }
 
   /** The bound socket, or undefined when the port is taken. */
@@ -1148,16 +1177,9 @@ export class TurnRelay {
     // A reservation lives no longer than the allocation it was made with: every client's
     // reserved ports stay within its allocation quota.
     if (allocation.reservationToken) this.dropReservation(allocation.reservationToken.toString('hex'));
-    this.allocationCount -= 1;
-    this.decrementUser(allocation.userId);
+    this.quotas.releaseAllocation(allocation.userId);
     this.counters.setActiveAllocations(this.byClient.size);
     this.log('debug', { client: allocation.clientKey, user: allocation.userId, why }, 'turn allocation closed');
-  }
-
-  private decrementUser(userId: string): void {
-    const count = (this.perUser.get(userId) ?? 1) - 1;
-    if (count <= 0) this.perUser.delete(userId);
-    else this.perUser.set(userId, count);
   }
 
   /** Counts a refusal and logs it (rate-limited per reason). Never logs credentials: user id and addresses only. */

@@ -1,7 +1,16 @@
 /**
  * The bundled TURN server as the rest of Switchboard sees it: start, close, stats, and the
  * ice_servers that point at it. The relay itself (TurnRelay: node-turn plus credentials,
- * peer policy, quotas and ChannelData) runs in a worker thread.
+ * peer policy, quotas and ChannelData) runs in worker threads, TURN_WORKERS of them.
+ *
+ * Across cores: worker i owns its listening port (TURN_PORT + i, UDP and TCP), the relay
+ * ports it binds and the allocations made through it; TLS is served by worker 0 alone (one
+ * TLS port, often 443). Nothing is handed from thread to thread per packet: a user's
+ * ice_servers name one worker's port (relayWorkerFor: a hash of the user id, so a user's
+ * reconnects land on the same worker) and the kernel delivers its datagrams there. Node 20
+ * cannot share one UDP port between threads (no SO_REUSEPORT in dgram), hence a port per
+ * worker. The quotas are shared (RelayQuotas, in shared memory): any client may send to any
+ * worker's port, and a quota counted per worker would be N times the setting.
  *
  * Why a worker thread rather than a child process: relaying is per-packet JavaScript, and
  * on the signaling thread a burst of media would queue behind (and delay) Socket.IO
@@ -18,13 +27,18 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { IceServer } from '../protocol/events.js';
 import type { Logger } from '../server/logger.js';
-import { buildIceServers, type RelayPorts, type TurnSettings } from './credentials.js';
-import { TurnCounters, type TurnStats } from './TurnCounters.js';
+import { buildIceServers, relayWorkerFor, type RelayPorts, type TurnSettings } from './credentials.js';
+import { RelayQuotas } from './RelayQuotas.js';
+import { sumTurnStats, TurnCounters, type TurnStats } from './TurnCounters.js';
 import type { RelayLogLevel } from './TurnRelay.js';
 
 /** What the worker is started with. */
 export interface TurnWorkerData {
   settings: TurnSettings;
+  /** This worker's index, 0..TURN_WORKERS-1 (worker 0 also serves TLS). */
+  index: number;
+  /** RelayQuotas' buffer, shared by every worker. */
+  quotas: SharedArrayBuffer;
   /** The ports to listen on (a restarted worker gets those its predecessor bound). */
   ports: RelayPorts;
   /** A restart after a crash: a TLS certificate that does not load then waits instead of failing the start. */
@@ -34,7 +48,7 @@ export interface TurnWorkerData {
   logLevel: number;
 }
 
-export type ToWorker = { type: 'close' };
+export type ToWorker = { type: 'close' } | { type: 'serverPorts'; ports: number[] };
 
 export type FromWorker =
   | { type: 'listening'; ports: RelayPorts }
@@ -71,39 +85,85 @@ function startWorker(data: TurnWorkerData): Worker {
   return new Worker(boot, { ...options, eval: true });
 }
 
+/** One relay worker thread and what the server keeps of it. */
+interface RelayWorker {
+  readonly index: number;
+  readonly counters: TurnCounters;
+  thread: Worker | undefined;
+  /** The ports it listens on (a restarted worker gets the same). */
+  bound: RelayPorts;
+  restartTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When it was restarted within the last RESTART_WINDOW_MS. */
+  restarts: number[];
+}
+
 export class TurnServer {
   private readonly settings: TurnSettings;
   private readonly logger: Logger;
-  private readonly counters = new TurnCounters();
-  private worker: Worker | undefined;
-  private bound: RelayPorts = { port: 0, tlsPort: 0 };
+  private readonly quotas: SharedArrayBuffer;
+  /** The main thread's view on the quotas: it only clears a dead worker's counts. */
+  private readonly quotaView: RelayQuotas;
+  private readonly workers: RelayWorker[];
   private started = false;
   private closed = false;
   private closing: Promise<void> | undefined;
-  private restartTimer: ReturnType<typeof setTimeout> | undefined;
-  private restarts: number[] = [];
 
   constructor(options: TurnServerOptions) {
     this.settings = options.config;
     this.logger = options.logger.child({ module: 'turn' });
+    const { workers, maxAllocations } = this.settings;
+    this.quotas = RelayQuotas.create(workers, maxAllocations);
+    this.quotaView = new RelayQuotas(this.quotas, 0, workers, maxAllocations, {
+      maxAllocations,
+      maxAllocationsPerUser: this.settings.maxAllocationsPerUser,
+      maxConnectionsPerIp: this.settings.maxConnectionsPerIp,
+    });
+    this.workers = Array.from({ length: workers }, (_, index) => ({
+      index,
+      counters: new TurnCounters(),
+      thread: undefined,
+      bound: { port: 0, tlsPort: 0 },
+      restartTimer: undefined,
+      restarts: [],
+    }));
   }
 
-  /** The UDP (and TCP) port the relay listens on (the real one when TURN_PORT is 0); 0 before start(). */
+  /** Worker 0's UDP (and TCP) port: TURN_PORT (the real one when TURN_PORT is 0); 0 before start(). */
   get port(): number {
-    return this.bound.port;
+    return this.ports[0] ?? 0;
+  }
+
+  /** Every relay worker's UDP (and TCP) port, by worker index (TURN_PORT + i, or what each bound when TURN_PORT is 0). */
+  get ports(): number[] {
+    return this.workers.map((worker) => worker.bound.port);
   }
 
   /** The TLS port the relay listens on (the real one when TURN_TLS_PORT is 0); 0 before start() or without TLS. */
   get tlsPort(): number {
-    return this.bound.tlsPort;
+    return this.workers[0]?.bound.tlsPort ?? 0;
   }
 
-  /** Resolves once the relay listens; rejects if it cannot (port taken, bad address). */
+  /**
+   * Resolves once every relay worker listens; rejects if one cannot (port taken, bad address),
+   * having stopped those that started.
+   */
   async start(): Promise<void> {
     if (!this.settings.enabled) throw new Error('[TurnServer:start] TURN_ENABLED is false');
     if (this.started || this.closed) throw new Error('[TurnServer:start] already started or closed');
     this.started = true;
-    this.bound = await this.spawn({ port: this.settings.port, tlsPort: this.settings.tlsPort }, false);
+    const { port, tlsPort } = this.settings;
+    const results = await Promise.allSettled(
+      this.workers.map((worker) =>
+        this.spawn(worker, { port: port === 0 ? 0 : port + worker.index, tlsPort: worker.index === 0 ? tlsPort : 0 }, false),
+      ),
+    );
+    const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failure) {
+      await this.close();
+      throw failure.reason;
+    }
+    results.forEach((result, i) => ((this.workers[i] as RelayWorker).bound = (result as PromiseFulfilledResult<RelayPorts>).value));
+    this.tellServerPorts();
   }
 
   /** Stops the relay and every allocation. Idempotent. */
@@ -112,92 +172,117 @@ export class TurnServer {
     return this.closing;
   }
 
-  /** Counters since start (read from shared memory, no round trip to the worker). */
+  /** Counters since start, summed over the workers (read from shared memory, no round trip to a worker). */
   stats(): TurnStats {
-    return this.counters.snapshot();
+    return sumTurnStats(this.workers.map((worker) => worker.counters.snapshot()));
   }
 
-  /** ice_servers for `userId` pointing at this relay's real ports (see buildIceServers). */
+  /**
+   * ice_servers for `userId` pointing at this relay's real ports: the UDP/TCP port of the
+   * worker the user is given (relayWorkerFor), TLS on its one port (see buildIceServers).
+   */
   iceServers(userId: string, nowMs: number = Date.now()): IceServer[] {
-    return buildIceServers(this.settings, userId, nowMs, {
-      port: this.bound.port || this.settings.port,
-      tlsPort: this.bound.tlsPort || this.settings.tlsPort,
-    });
+    return buildIceServers(this.settings, userId, nowMs, { port: this.portFor(userId), tlsPort: this.tlsPort || this.settings.tlsPort });
   }
 
-  private spawn(ports: RelayPorts, restart: boolean): Promise<RelayPorts> {
+  /** The UDP/TCP port of the relay worker `userId` is given (relayWorkerFor). */
+  portFor(userId: string): number {
+    const worker = this.workers[relayWorkerFor(userId, this.workers.length)] as RelayWorker;
+    return worker.bound.port || this.settings.port + worker.index;
+  }
+
+  private spawn(worker: RelayWorker, ports: RelayPorts, restart: boolean): Promise<RelayPorts> {
     return new Promise<RelayPorts>((resolve, reject) => {
-      const worker = startWorker({
+      const thread = startWorker({
         settings: this.settings,
+        index: worker.index,
+        quotas: this.quotas,
         ports,
         restart,
-        counters: this.counters.buffer,
+        counters: worker.counters.buffer,
         logLevel: this.logger.levelVal,
       });
-      this.worker = worker;
+      worker.thread = thread;
       let listening = false;
-      worker.on('message', (message: FromWorker) => {
-        if (message.type === 'log') this.logger[message.level](message.fields, message.msg);
+      thread.on('message', (message: FromWorker) => {
+        if (message.type === 'log') this.logger[message.level]({ worker: worker.index, ...message.fields }, message.msg);
         else if (message.type === 'listening') {
           listening = true;
           resolve(message.ports);
         } else {
-          void worker.terminate();
+          void thread.terminate();
           // The relay names the setting and the listener: "TURN_TLS_PORT: cannot listen on tls 0.0.0.0:443: EACCES ...".
           reject(new Error(`[TurnServer:start] ${message.message}`));
         }
       });
-      worker.on('error', (error) => {
-        this.logger.error({ err: error }, 'turn worker failed');
+      thread.on('error', (error) => {
+        this.logger.error({ err: error, worker: worker.index }, 'turn worker failed');
         if (!listening) reject(error);
       });
-      worker.on('exit', (code) => {
-        if (this.worker === worker) this.worker = undefined;
+      thread.on('exit', (code) => {
+        if (worker.thread === thread) worker.thread = undefined;
         if (!listening) reject(new Error(`[TurnServer:start] turn worker exited with code ${code} before listening`));
-        else if (!this.closed) this.restartAfterCrash(code);
+        else if (!this.closed) this.restartAfterCrash(worker, code);
       });
     });
   }
 
-  /** The relay died (a bug, not a shutdown): allocations are gone; listen again on the same port. */
-  private restartAfterCrash(code: number): void {
-    this.resetGauges();
+  /** Every worker learns every worker's listening port (the peer policy keeps relayed datagrams off them). */
+  private tellServerPorts(): void {
+    const message: ToWorker = { type: 'serverPorts', ports: this.ports };
+    for (const worker of this.workers) worker.thread?.postMessage(message);
+  }
+
+  /** A relay worker died (a bug, not a shutdown): its allocations are gone; it listens again on the same port. */
+  private restartAfterCrash(worker: RelayWorker, code: number): void {
+    this.resetGauges(worker);
+    this.quotaView.clearWorker(worker.index);
     const now = Date.now();
-    this.restarts = this.restarts.filter((at) => now - at < RESTART_WINDOW_MS);
-    if (this.restarts.length >= MAX_RESTARTS_PER_WINDOW) {
-      this.logger.error({ code }, 'turn worker keeps exiting; TURN relay stays down');
+    worker.restarts = worker.restarts.filter((at) => now - at < RESTART_WINDOW_MS);
+    if (worker.restarts.length >= MAX_RESTARTS_PER_WINDOW) {
+      this.logger.error({ code, worker: worker.index }, 'turn worker keeps exiting; it stays down');
       return;
     }
-    this.restarts.push(now);
-    this.logger.error({ code }, 'turn worker exited unexpectedly; restarting');
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined;
+    worker.restarts.push(now);
+    this.logger.error({ code, worker: worker.index }, 'turn worker exited unexpectedly; restarting');
+    worker.restartTimer = setTimeout(() => {
+      worker.restartTimer = undefined;
       if (this.closed) return;
-      this.spawn(this.bound, true).then(
-        () => this.logger.warn({ port: this.bound.port, tlsPort: this.bound.tlsPort || undefined }, 'turn relay restarted'),
-        (error: Error) => this.logger.error({ err: error }, 'turn relay restart failed'),
+      this.spawn(worker, worker.bound, true).then(
+        () => {
+          this.tellServerPorts();
+          this.logger.warn(
+            { worker: worker.index, port: worker.bound.port, tlsPort: worker.bound.tlsPort || undefined },
+            'turn relay worker restarted',
+          );
+        },
+        (error: Error) => this.logger.error({ err: error, worker: worker.index }, 'turn relay worker restart failed'),
       );
     }, RESTART_DELAY_MS);
   }
 
   private async shutdown(): Promise<void> {
     this.closed = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    const worker = this.worker;
-    if (worker) {
-      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      worker.postMessage({ type: 'close' } satisfies ToWorker);
-      const timer = setTimeout(() => void worker.terminate(), CLOSE_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
-    }
-    this.resetGauges();
+    await Promise.all(
+      this.workers.map(async (worker) => {
+        if (worker.restartTimer) clearTimeout(worker.restartTimer);
+        const thread = worker.thread;
+        if (thread) {
+          const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
+          thread.postMessage({ type: 'close' } satisfies ToWorker);
+          const timer = setTimeout(() => void thread.terminate(), CLOSE_TIMEOUT_MS);
+          await exited;
+          clearTimeout(timer);
+        }
+        this.resetGauges(worker);
+      }),
+    );
   }
 
-  /** A relay that is gone holds no allocation and no connection. */
-  private resetGauges(): void {
-    this.counters.setActiveAllocations(0);
-    this.counters.setConnections('tcp', 0);
-    this.counters.setConnections('tls', 0);
+  /** A relay worker that is gone holds no allocation and no connection. */
+  private resetGauges(worker: RelayWorker): void {
+    worker.counters.setActiveAllocations(0);
+    worker.counters.setConnections('tcp', 0);
+    worker.counters.setConnections('tls', 0);
   }
 }

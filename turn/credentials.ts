@@ -87,18 +87,34 @@ export interface RelayPorts {
 }
 
 /**
+ * The relay worker (0..workers-1) whose port a user's ice_servers name: FNV-1a of the user id,
+ * so the same user always gets the same worker (its reconnects and its per-user quota stay
+ * together) and users spread evenly over the workers.
+ */
+export function relayWorkerFor(userId: string, workers: number): number {
+  if (workers <= 1) return 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) {
+    hash ^= userId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % workers;
+}
+
+/**
  * The ice_servers handed to a client (join ack, token response): the bundled TURN server
  * when enabled (`turn:HOST:PORT?transport=udp`, `...?transport=tcp` with TURN_TCP, and
  * `turns:TLS_HOST:TLS_PORT?transport=tcp` with TLS on, in one entry), every TURN_EXTERNAL_URLS
  * entry (coturn sharing TURN_SECRET) with the same credentials, and STUN_URLS without
- * credentials. `ports` overrides the configured ports (those the bundled server really bound,
- * when a setting is 0).
+ * credentials. The UDP/TCP port is that of the user's relay worker (TURN_PORT + relayWorkerFor);
+ * `ports` overrides the configured ports (those the bundled server really bound, when a
+ * setting is 0).
  */
 export function buildIceServers(
   turn: TurnSettings,
   userId: string,
   nowMs: number = Date.now(),
-  ports: RelayPorts = { port: turn.port, tlsPort: turn.tlsPort },
+  ports: RelayPorts = { port: turn.port + relayWorkerFor(userId, turn.workers), tlsPort: turn.tlsPort },
 ): IceServer[] {
   const servers: IceServer[] = [];
   const wantsCredentials = turn.enabled || turn.externalUrls.length > 0;

@@ -3,6 +3,7 @@
  * its port, forwards log lines at or above the server's level, and closes on request.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { RelayQuotas } from './RelayQuotas.js';
 import { TurnCounters } from './TurnCounters.js';
 import { TurnRelay, type RelayLogLevel } from './TurnRelay.js';
 import type { ToWorker, TurnWorkerData, FromWorker } from './TurnServer.js';
@@ -20,13 +21,15 @@ const relay = new TurnRelay({
   port: data.ports.port,
   tlsPort: data.ports.tlsPort,
   waitForCertificate: data.restart,
+  quotas: new RelayQuotas(data.quotas, data.index, data.settings.workers, data.settings.maxAllocations, data.settings),
+  tls: data.index === 0 && data.settings.tlsEnabled,
   log: (level, fields, msg) => {
     if (LEVELS[level] >= data.logLevel) post({ type: 'log', level, fields, msg });
   },
 });
 
 port.on('message', (message: ToWorker) => {
-  if (message.type !== 'close') return;
+  if (message.type === 'serverPorts') return relay.setServerPorts(message.ports);
   relay.close().then(
     () => port.close(),
     () => port.close(),

@@ -1,4 +1,5 @@
 /** The bundled TURN server, and the ICE servers handed to clients. */
+import os from 'node:os';
 import { z } from 'zod';
 import { bool, cidrList, int, ipAddress, isIpAddress, list, port, secret, setting } from '../setting.js';
 
@@ -17,6 +18,14 @@ export const turnSettings = {
   enabled: setting('TURN_ENABLED', bool.default(true)),
   /** Bundled TURN port: UDP, and TCP too unless TURN_TCP is false (one number for both, as coturn). */
   port: setting('TURN_PORT', port.default(3478)),
+  /**
+   * Relay worker threads; one per core by default. Worker i listens on TURN_PORT + i (UDP, and
+   * TCP with TURN_TCP); a user's ice_servers name one of them (turnPortProblems).
+   */
+  workers: setting(
+    'TURN_WORKERS',
+    int(1, 256).default(() => Math.max(1, os.availableParallelism())),
+  ),
   /** TURN over TCP on TURN_PORT (RFC 5766 framing; the relayed side stays UDP). */
   tcp: setting('TURN_TCP', bool.default(true)),
   /** TURN over TLS port, used when TURN_TLS_CERT and TURN_TLS_KEY are set. */

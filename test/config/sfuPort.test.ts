@@ -1,7 +1,10 @@
 /** SFU_PORT (single-port media, issue 20): its default, its bounds, and the ports it must not share. */
 import { expect } from 'chai';
 import { loadConfig } from '../../config/index.js';
-import { problemsOf } from '../helpers/configProblems.js';
+import { problemsOf as problemsOfEnv } from '../helpers/configProblems.js';
+
+/** One relay worker unless a test says otherwise: the default (one per core) depends on the machine. */
+const problemsOf = (env: Record<string, string>): string[] => problemsOfEnv({ TURN_WORKERS: '1', ...env });
 
 describe('config: SFU_PORT', () => {
   it('defaults to single-port media on 7882 (worker i on 7882 + i); SFU_PORT=0 selects the port range', () => {

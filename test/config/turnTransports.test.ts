@@ -1,10 +1,14 @@
 /** TURN over TCP and TLS settings (issue 20): defaults, the TLS files checked at boot, and the TCP ports TURN must not share. */
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../../config/index.js';
-import { problemsOf } from '../helpers/configProblems.js';
+import { problemsOf as problemsOfEnv } from '../helpers/configProblems.js';
 import { createSelfSignedCert, opensslUnavailableReason, type SelfSignedCert } from '../helpers/tlsCert.js';
+
+/** One relay worker unless a test says otherwise: the default (one per core) depends on the machine. */
+const problemsOf = (env: Record<string, string>): string[] => problemsOfEnv({ TURN_WORKERS: '1', ...env });
 
 describe('config: TURN over TCP and TLS', () => {
   let cert: SelfSignedCert | undefined;
@@ -81,5 +85,34 @@ describe('config: TURN over TCP and TLS', () => {
     // Without certificate TLS is off: its port is free for others.
     expect(problemsOf({ PORT: '5349' })).to.deep.equal([]);
     expect(problemsOf({ PORT: '0', TURN_PORT: '0', TURN_TLS_PORT: '0', ...tlsFiles() })).to.deep.equal([]);
+  });
+
+  it('takes TURN_PORT..TURN_PORT+TURN_WORKERS-1, one port per relay worker, and refuses what they would share', () => {
+    expect(loadConfig({}).turn.workers, 'one relay worker per core by default').to.equal(Math.max(1, os.availableParallelism()));
+    expect(problemsOf({ TURN_WORKERS: '0' }).join('\n')).to.match(/^TURN_WORKERS: /m);
+    expect(problemsOf({ TURN_WORKERS: '4' })).to.deep.equal([]);
+    expect(problemsOf({ TURN_WORKERS: '4', PORT: '3481' })).to.deep.equal([
+      'TURN_PORT: TCP TURN_PORT..TURN_PORT+TURN_WORKERS-1 (3478..3481) include PORT 3481 (set TURN_TCP=false for UDP only)',
+    ]);
+    expect(problemsOf({ TURN_WORKERS: '4', PORT: '3481', TURN_TCP: 'false' })).to.deep.equal([]);
+    expect(problemsOf({ TURN_WORKERS: '4', PORT: '3482' })).to.deep.equal([]);
+    expect(problemsOf({ TURN_WORKERS: '2', TURN_PORT: '65535' })).to.deep.equal([
+      'TURN_WORKERS: TURN_PORT..TURN_PORT+TURN_WORKERS-1 (65535..65536): TURN_PORT + TURN_WORKERS - 1 must not exceed 65535',
+      'TURN_PORT: TURN_PORT..TURN_PORT+TURN_WORKERS-1 (65535..65536) overlaps the relay range TURN_MIN_PORT..TURN_MAX_PORT (49152..65535)',
+    ]);
+    expect(problemsOf({ TURN_WORKERS: '3', TURN_PORT: '49150' })).to.deep.equal([
+      'TURN_PORT: TURN_PORT..TURN_PORT+TURN_WORKERS-1 (49150..49152) overlaps the relay range TURN_MIN_PORT..TURN_MAX_PORT (49152..65535)',
+    ]);
+    expect(problemsOf({ TURN_WORKERS: '3', TURN_PORT: '49150', TURN_MIN_PORT: '49153' })).to.deep.equal([]);
+    expect(problemsOf({ ...tlsFiles(), TURN_WORKERS: '2', TURN_TLS_PORT: '3479' })).to.deep.equal([
+      'TURN_TLS_PORT: 3479 is also TURN_PORT..TURN_PORT+TURN_WORKERS-1 (3478..3479) (TURN over TCP)',
+    ]);
+    expect(problemsOf({ SFU_PORT: '3479', SFU_WORKERS: '1', TURN_WORKERS: '2' })).to.deep.equal([
+      'SFU_PORT: port 3479 is also TURN_PORT..TURN_PORT+TURN_WORKERS-1 (3478..3479)',
+    ]);
+    expect(
+      problemsOf({ TURN_WORKERS: '2', TURN_PORT: '0', TURN_MIN_PORT: '1024', SFU_PORT: '0' }),
+      'ephemeral ports are not checked',
+    ).to.deep.equal([]);
   });
 });

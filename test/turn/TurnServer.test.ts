@@ -23,7 +23,7 @@ import {
   UdpPeer,
   type TransportAddress,
 } from '../helpers/stun.js';
-import { startTurn, TURN_REALM, TURN_SECRET, turnSettings, waitFor } from './support.js';
+import { relayThread, startTurn, TURN_REALM, TURN_SECRET, turnSettings, waitFor } from './support.js';
 
 const CHANNEL = 0x4000;
 
@@ -73,8 +73,8 @@ describe('TurnServer', function () {
         expect(res.isSuccess).to.equal(true);
         expect(res.xorAddress(AttrType.XorMappedAddress)).to.deep.equal(c.localAddress);
         expect(server.iceServers('alice')[0]?.urls).to.deep.equal([
-          `turn:127.0.0.1:${server.port}?transport=udp`,
-          `turn:127.0.0.1:${server.port}?transport=tcp`,
+          `turn:127.0.0.1:${server.portFor('alice')}?transport=udp`,
+          `turn:127.0.0.1:${server.portFor('alice')}?transport=tcp`,
         ]);
       } finally {
         await Promise.all([server.close(), server.close()]);
@@ -108,7 +108,7 @@ describe('TurnServer', function () {
       try {
         const port = server.port;
         // Simulate a crash: kill the worker thread from outside.
-        const worker = (server as unknown as { worker?: Worker }).worker;
+        const worker = relayThread(server);
         expect(worker, 'the relay runs in a worker thread').to.be.instanceOf(Worker);
         await worker?.terminate();
         const c = await client(server, creds('alice'));

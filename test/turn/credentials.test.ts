@@ -14,7 +14,8 @@ const SECRET = 'north-secret-0123456789-0123456789-xyz';
 const NOW = 1_700_000_000_000;
 
 function turnConfig(env: Record<string, string> = {}) {
-  return testConfig({ TURN_ENABLED: 'true', TURN_SECRET: SECRET, TURN_CREDENTIAL_TTL_S: '3600', ...env }).turn;
+  // One relay worker: every user gets TURN_PORT itself (the default, one per core, is tested apart).
+  return testConfig({ TURN_ENABLED: 'true', TURN_SECRET: SECRET, TURN_CREDENTIAL_TTL_S: '3600', TURN_WORKERS: '1', ...env }).turn;
 }
 
 describe('TURN REST API credentials', () => {

@@ -33,7 +33,8 @@ describe('bundled TURN through the hub (relay only)', function () {
     const a = await t.join({ room: 'turn', user: 'alice' });
     const b = await t.join({ room: 'turn', user: 'bob' });
     const [server] = a.ack.ice_servers;
-    const port = t.server.turn?.port;
+    // Each user is given the port of one relay worker (TURN_WORKERS: one per core by default).
+    const port = t.server.turn?.portFor('alice');
     expect(server?.urls).to.deep.equal([`turn:127.0.0.1:${port}?transport=udp`, `turn:127.0.0.1:${port}?transport=tcp`]);
     expect(server?.username).to.match(/^\d+:alice$/);
     expect(server?.credential).to.be.a('string');

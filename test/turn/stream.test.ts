@@ -9,7 +9,6 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync } from 'node:fs';
 import net from 'node:net';
-import { Worker } from 'node:worker_threads';
 import { expect } from 'chai';
 import { createLogger } from '../../server/logger.js';
 import { createTurnCredentials } from '../../turn/credentials.js';
@@ -31,7 +30,7 @@ import {
   type TurnClientBase,
 } from '../helpers/stun.js';
 import { createSelfSignedCert, opensslUnavailableReason, type SelfSignedCert } from '../helpers/tlsCert.js';
-import { startTurn, TURN_SECRET, turnSettings, waitFor } from './support.js';
+import { relayThread, startTurn, TURN_SECRET, turnSettings, waitFor } from './support.js';
 
 const CHANNEL = 0x4000;
 const IDLE_MS = 400;
@@ -344,7 +343,7 @@ describe('TurnServer over TCP and TLS', function () {
           (e: NodeJS.ErrnoException) => (error = e),
         );
         expect(error?.code).to.equal('ECONNREFUSED');
-        expect(udpOnly.iceServers('u')[0]?.urls).to.deep.equal([`turn:127.0.0.1:${udpOnly.port}?transport=udp`]);
+        expect(udpOnly.iceServers('u')[0]?.urls).to.deep.equal([`turn:127.0.0.1:${udpOnly.portFor('u')}?transport=udp`]);
       } finally {
         await udpOnly.close();
       }
@@ -460,7 +459,7 @@ describe('TurnServer over TCP and TLS', function () {
       });
       try {
         const ports = { port: restarted.port, tlsPort: restarted.tlsPort };
-        await (restarted as unknown as { worker?: Worker }).worker?.terminate();
+        await relayThread(restarted)?.terminate();
         await waitFor(
           async () => {
             const c = await StreamTurnClient.open({ address: '127.0.0.1', port: ports.tlsPort }, transportOf('tls').transport).catch(

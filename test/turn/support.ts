@@ -1,4 +1,5 @@
 /** Shared by the TURN tests: settings and server start-up (the address table is test/net/addressTable.ts). */
+import type { Worker } from 'node:worker_threads';
 import { testConfig } from '../../config/index.js';
 import { createLogger } from '../../server/logger.js';
 import { TurnServer } from '../../turn/TurnServer.js';
@@ -33,4 +34,9 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** The thread of relay worker `index` of a started TurnServer (to kill it, as a crash would). */
+export function relayThread(server: TurnServer, index = 0): Worker | undefined {
+  return (server as unknown as { workers: Array<{ thread?: Worker }> }).workers[index]?.thread;
 }

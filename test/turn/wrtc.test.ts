@@ -1,12 +1,12 @@
 /**
  * Two real WebRTC peers (@roamhq/wrtc, libwebrtc) forced to relay through the bundled TURN
- * server with the ice_servers buildIceServers hands out: the data channel carries 1 MB and
+ * server with the ice_servers the server hands out (the two users on two relay workers): the data channel carries 1 MB and
  * the selected candidate pair is relay on both ends.
  */
 import { expect } from 'chai';
 import { testConfig } from '../../config/index.js';
 import { createLogger } from '../../server/logger.js';
-import { buildIceServers } from '../../turn/credentials.js';
+import { relayWorkerFor } from '../../turn/credentials.js';
 import { TurnServer } from '../../turn/TurnServer.js';
 import { selectedPairTypes, sendBulk, WrtcPeerConnection } from '../helpers/wrtc.js';
 
@@ -32,6 +32,7 @@ describe('TURN with real WebRTC peers (relay only)', function () {
     const config = testConfig({
       TURN_ENABLED: 'true',
       TURN_PORT: '0',
+      TURN_WORKERS: '2',
       TURN_LISTEN_IP: '127.0.0.1',
       TURN_RELAY_IP: '127.0.0.1',
       TURN_SECRET: SECRET,
@@ -50,19 +51,15 @@ describe('TURN with real WebRTC peers (relay only)', function () {
   });
 
   it('moves 1 MB over a data channel on a relay-relay candidate pair', async () => {
-    const config = testConfig({
-      TURN_ENABLED: 'true',
-      TURN_PORT: String(server.port),
-      TURN_LISTEN_IP: '127.0.0.1',
-      TURN_RELAY_IP: '127.0.0.1',
-      TURN_SECRET: SECRET,
-    });
-    const iceServersA = buildIceServers(config.turn, 'alice');
-    const iceServersB = buildIceServers(config.turn, 'bob');
+    // Two relay workers, the two users on different ones: relay to relay crosses threads.
+    const userB = ['bob', 'carol', 'dave', 'erin'].find((user) => relayWorkerFor(user, 2) !== relayWorkerFor('alice', 2)) as string;
+    const iceServersA = server.iceServers('alice');
+    const iceServersB = server.iceServers(userB);
     expect(iceServersA[0]?.urls).to.deep.equal([
-      `turn:127.0.0.1:${server.port}?transport=udp`,
-      `turn:127.0.0.1:${server.port}?transport=tcp`,
+      `turn:127.0.0.1:${server.portFor('alice')}?transport=udp`,
+      `turn:127.0.0.1:${server.portFor('alice')}?transport=tcp`,
     ]);
+    expect(server.portFor(userB)).to.not.equal(server.portFor('alice'));
 
     const a = new WrtcPeerConnection({ iceServers: iceServersA, iceTransportPolicy: 'relay' });
     const b = new WrtcPeerConnection({ iceServers: iceServersB, iceTransportPolicy: 'relay' });
