@@ -33,7 +33,7 @@ export type ToServer = {
 };
 
 export type FromServer =
-  | { type: 'ready'; url: string; port: number; turnPort?: number; devApiSecret?: string; pid: number }
+  | { type: 'ready'; url: string; port: number; turnPort?: number; turnPorts?: number[]; devApiSecret?: string; pid: number }
   | { type: 'reply'; id: number; result?: unknown; error?: string };
 
 export interface ServerUsage {

@@ -28,6 +28,8 @@ interface Running {
   url: string;
   port: number;
   turnPort?: number;
+  /** Every relay worker's port (TURN_WORKERS), worker 0's first. */
+  turnPorts?: number[];
   devApiSecret?: string;
   close(): Promise<void>;
 }
@@ -57,6 +59,7 @@ async function startSwitchboard(env: Record<string, string>, inlineTurn: boolean
     url: server.url,
     port: server.port,
     turnPort,
+    turnPorts: relay ? [turnPort as number] : server.turn?.ports,
     devApiSecret,
     close: async () => {
       await relay?.close();
@@ -173,7 +176,7 @@ async function main(): Promise<void> {
         );
   serveCommands(
     (message) => handle(running, message),
-    { url: running.url, port: running.port, turnPort: running.turnPort, devApiSecret: running.devApiSecret },
+    { url: running.url, port: running.port, turnPort: running.turnPort, turnPorts: running.turnPorts, devApiSecret: running.devApiSecret },
     () => running.close(),
   );
 }
