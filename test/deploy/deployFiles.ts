@@ -40,6 +40,13 @@ export function settingDefault(name: string): unknown {
   return parsed.data;
 }
 
+/** Whether the schema accepts `value` (as the environment gives it) for the setting `name`. */
+export function settingAccepts(name: string, value: string): boolean {
+  const schema = settingsSchema.in.shape[name];
+  if (!schema) throw new Error(`${name} is no setting`);
+  return schema.safeParse(value).success;
+}
+
 /** KEY=value lines of an env file (comments and blank lines skipped), in order. */
 export function parseEnvFile(text: string): Map<string, string> {
   const values = new Map<string, string>();

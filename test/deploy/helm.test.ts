@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { loadConfig } from '../../config/index.js';
-import { readRepoFile, readYaml, repoPath, settingDefault, settingNames, unknownSettings } from './deployFiles.js';
+import { readRepoFile, readYaml, repoPath, settingAccepts, settingDefault, settingNames, unknownSettings } from './deployFiles.js';
 
 const CHART = 'deploy/helm/switchboard';
 
@@ -33,6 +33,37 @@ const SECRET_SETTINGS = ['SIGNING_KEYS', 'ADMIN_API_KEY', 'TURN_SECRET', 'MONGOD
 
 /** A setting as one pod gets it: config, else the server's default. */
 const setting = (name: string): number => Number(values.config[name] ?? settingDefault(name));
+
+/** The media ports declared per worker: the worker count's setting, the first port's template variable, the condition they are declared under. */
+const WORKER_PORTS = [
+  { workers: 'SFU_WORKERS', base: 'sfuPort', when: 'and $sfuOn (gt $sfuPort 0)' },
+  { workers: 'TURN_WORKERS', base: 'turnPort', when: '$turnOn' },
+] as const;
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The text of the template block opened by the action `{{- <opening> }}` (its first
+ * occurrence), up to its matching `{{- end }}`; undefined when there is no such action.
+ */
+function blockBody(text: string, opening: string): string | undefined {
+  const open = `{{- ${opening} }}`;
+  const at = text.indexOf(open);
+  if (at === -1) return undefined;
+  const start = at + open.length;
+  let depth = 1;
+  for (const action of text.slice(start).matchAll(/\{\{-?\s*(\w+)?[^}]*\}\}/g)) {
+    const word = action[1] ?? '';
+    if (['if', 'range', 'with', 'define', 'block'].includes(word)) depth++;
+    else if (word === 'end' && --depth === 0) return text.slice(start, start + action.index);
+  }
+  return undefined;
+}
+
+/** Kubernetes' rule for a container port name (IANA_SVC_NAME). */
+function isPortName(name: string): boolean {
+  return name.length <= 15 && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name) && /[a-z]/.test(name) && !name.includes('--');
+}
 
 /** Whether `path` (a.b.c) names a value of values.yaml; the keys of config and secrets.values are settings. */
 function valueExists(path: string[]): boolean {
@@ -122,6 +153,8 @@ describe('deploy: Helm chart', () => {
     expect(config.cluster.enabled).to.equal(true);
     expect(config.observability.metricsHost).to.equal('0.0.0.0');
     expect(config.sfu.workers).to.equal(Number(values.config.SFU_WORKERS));
+    expect(config.turn.enabled).to.equal(true);
+    expect(config.turn.workers).to.equal(Number(values.config.TURN_WORKERS));
   });
 
   it("keeps the default ports, and the chart's fallbacks are the schema's defaults", () => {
@@ -134,13 +167,9 @@ describe('deploy: Helm chart', () => {
     for (const [, name, fallback] of pairs) expect(fallback, name).to.equal(String(settingDefault(name as string)));
   });
 
-  it('declares the media ports per SFU worker and TURN, on the node (hostNetwork) or as hostPorts', () => {
+  it('declares one port per SFU worker and per TURN relay worker (UDP, and TCP), on the node (hostNetwork) or as hostPorts', () => {
     const statefulset = template('statefulset.yaml');
     expect(statefulset).to.include('hostNetwork: true').and.include('dnsPolicy: ClusterFirstWithHostNet');
-    expect(statefulset).to.match(/range \$worker := until \(int \$\.Values\.config\.SFU_WORKERS\)/);
-    expect(statefulset).to.include('containerPort: {{ add $sfuPort $worker }}').and.include('hostPort: {{ add $sfuPort $worker }}');
-    expect(statefulset).to.match(/range \$protocol := list "UDP" "TCP"/);
-    expect(statefulset).to.include('containerPort: {{ $turnPort }}');
     for (const [variable, name] of [
       ['port', 'PORT'],
       ['metricsPort', 'METRICS_PORT'],
@@ -149,6 +178,65 @@ describe('deploy: Helm chart', () => {
     ]) {
       expect(statefulset, name).to.include(`{{- $${variable} := include "switchboard.setting" (list . "${name}") | int }}`);
     }
+    // The largest worker index a count the schema accepts gives (1..256 workers: index 255).
+    const widest = ['256', '257'].map((count) => WORKER_PORTS.map(({ workers }) => settingAccepts(workers, count)));
+    expect(widest).to.deep.equal([
+      [true, true],
+      [false, false],
+    ]);
+    const names = ['http', 'metrics'];
+    for (const { workers, base, when } of WORKER_PORTS) {
+      const declared = blockBody(statefulset, `if ${when}`);
+      const perWorker = blockBody(declared ?? '', `range $worker := until (int $.Values.config.${workers})`);
+      expect(perWorker, `${workers}: a port per worker, under "if ${when}"`).to.be.a('string');
+      const body = perWorker as string;
+      expect(body, workers).to.match(/^\s*\{\{- range \$protocol := list "UDP" "TCP" \}\}/);
+      expect(body, workers).to.include(`containerPort: {{ add $${base} $worker }}`);
+      expect(body, workers).to.match(
+        new RegExp(`\\{\\{- if not \\$\\.Values\\.media\\.hostNetwork \\}\\}\\n\\s+hostPort: \\{\\{ add \\$${base} \\$worker \\}\\}\\n`),
+      );
+      expect(body, workers).to.include('protocol: {{ $protocol }}');
+      expect(declared, `${workers}: no port outside the per-worker ones`).to.not.include(`containerPort: {{ $${base} }}`);
+      const name = /- name: (.+)\n/.exec(body)?.[1] ?? '';
+      expect(name, workers).to.include('{{ $worker }}').and.include('{{ lower $protocol }}');
+      const expand = (worker: number, protocol: string): string =>
+        name.replace('{{ $worker }}', String(worker)).replace('{{ lower $protocol }}', protocol);
+      for (const protocol of ['udp', 'tcp']) expect(isPortName(expand(255, protocol)), expand(255, protocol)).to.equal(true);
+      names.push(expand(0, 'udp'), expand(0, 'tcp'), expand(255, 'udp'), expand(255, 'tcp'));
+    }
+    expect(new Set(names).size, names.join(' ')).to.equal(names.length);
+    // TURN over TCP only with TURN_TCP; the SFU always has both.
+    const turnPorts = blockBody(statefulset, 'range $worker := until (int $.Values.config.TURN_WORKERS)') ?? '';
+    expect(turnPorts).to.match(/\{\{- range \$protocol := list "UDP" "TCP" \}\}\n\s+\{\{- if or \(eq \$protocol "UDP"\) \$turnTcp \}\}\n/);
+    expect(statefulset).to.include('{{- $turnTcp := include "switchboard.setting" (list . "TURN_TCP") | regexMatch "^(true|1|yes|on)$" }}');
+  });
+
+  it('refuses to render without a worker count it declares ports for; values.yaml sets each', () => {
+    const statefulset = template('statefulset.yaml');
+    for (const { workers, when } of WORKER_PORTS) {
+      const guard = new RegExp(
+        `\\{\\{- if and ${escapeRegExp(when.replace(/^and /, ''))} \\(not \\.Values\\.config\\.${workers}\\) \\}\\}\\n\\{\\{- fail "config\\.${workers} must be set: [^"]+" \\}\\}\\n\\{\\{- end \\}\\}`,
+      );
+      const at = statefulset.search(guard);
+      expect(at, `${workers}: fails without it, under ${when}`).to.be.greaterThan(-1);
+      expect(at, `${workers}: checked before the ports are declared`).to.be.lessThan(
+        statefulset.indexOf(`range $worker := until (int $.Values.config.${workers})`),
+      );
+      const count = values.config[workers] ?? '';
+      expect(settingAccepts(workers, count), `values.yaml config.${workers}: ${count}`).to.equal(true);
+      expect(count, `config.${workers}: a fixed count, not the schema's one per core`).to.match(/^[1-9]\d*$/);
+    }
+    expect(values.config.TURN_WORKERS).to.equal(values.config.SFU_WORKERS);
+  });
+
+  it('lists in NOTES the ports to open: each per-worker range with its count, and the relay range', () => {
+    const notes = template('NOTES.txt');
+    expect(notes).to.include('SFU_PORT..SFU_PORT+SFU_WORKERS-1').and.include('{{ .Values.config.SFU_WORKERS }} worker(s)');
+    expect(notes).to.include('TURN_PORT..TURN_PORT+TURN_WORKERS-1').and.include('{{ .Values.config.TURN_WORKERS }} relay worker(s)');
+    expect(notes).to.include('UDP{{ if $turnTcp }} and TCP{{ end }}');
+    expect(notes).to.include('TURN_MIN_PORT..TURN_MAX_PORT');
+    for (const name of ['SFU_PORT', 'TURN_PORT', 'TURN_MIN_PORT', 'TURN_MAX_PORT', 'TURN_ENABLED', 'TURN_TCP'])
+      expect(notes, name).to.include(`include "switchboard.setting" (list . "${name}")`);
   });
 
   it('probes /health (startup, liveness) and /ready (readiness) on the HTTP port, PORT', () => {
