@@ -7,7 +7,17 @@
  */
 import { expect } from 'chai';
 import { ConfigError, loadConfig } from '../../config/index.js';
-import { fillPlaceholders, parseEnvFile, PLACEHOLDER, readRepoFile, readYaml, settingDefault, unknownSettings } from './deployFiles.js';
+import {
+  commentedSettings,
+  fillPlaceholders,
+  parseEnvFile,
+  PLACEHOLDER,
+  readRepoFile,
+  readYaml,
+  settingAccepts,
+  settingDefault,
+  unknownSettings,
+} from './deployFiles.js';
 
 interface ComposeService {
   image?: string;
@@ -66,6 +76,8 @@ describe('deploy: docker-compose.yml', () => {
     expect(unknownSettings(Object.keys(switchboard.environment ?? {})), 'environment').to.deep.equal([]);
     expect(unknownSettings(envFile.keys()), 'switchboard.env.example').to.deep.equal([]);
     expect(unknownSettings(parseEnvFile(readRepoFile('.env.example')).keys()), '.env.example').to.deep.equal([]);
+    for (const file of ['deploy/switchboard.env.example', '.env.example'])
+      expect(unknownSettings(commentedSettings(readRepoFile(file))), `${file}: # NAME=value examples`).to.deep.equal([]);
   });
 
   it('is a configuration the server accepts once every placeholder is replaced: production, MongoDB store, cluster on Redis', () => {
@@ -76,6 +88,9 @@ describe('deploy: docker-compose.yml', () => {
     expect(config.observability.metricsHost).to.equal('127.0.0.1');
     expect(config.sfu.announcedIp).to.equal(effective.SFU_ANNOUNCED_IP);
     expect(config.turn.relayIp).to.equal(effective.TURN_RELAY_IP);
+    expect(config.sfu.workers).to.equal(Number(effective.SFU_WORKERS));
+    expect(config.turn.enabled).to.equal(true);
+    expect(config.turn.workers).to.equal(Number(effective.TURN_WORKERS));
   });
 
   it('is refused while the secrets are placeholders, naming each of them', () => {
@@ -101,6 +116,28 @@ describe('deploy: docker-compose.yml', () => {
     for (const name of ['PORT', 'METRICS_PORT', 'TURN_PORT', 'TURN_MIN_PORT', 'TURN_MAX_PORT', 'SFU_PORT']) {
       expect(Number(effective[name]), name).to.equal(settingDefault(name));
     }
+  });
+
+  it('fixes the SFU and TURN worker counts, one port each, and names the ports to open for them', () => {
+    const envText = readRepoFile('deploy/switchboard.env.example');
+    const composeText = readRepoFile('deploy/docker-compose.yml');
+    for (const [workers, range] of [
+      ['SFU_WORKERS', 'SFU_PORT..SFU_PORT+SFU_WORKERS-1'],
+      ['TURN_WORKERS', 'TURN_PORT..TURN_PORT+TURN_WORKERS-1'],
+    ] as const) {
+      // Set, not the schema's one per core: the ports to open do not follow the host's cores.
+      expect(envFile.get(workers), workers).to.match(/^[1-9]\d*$/);
+      expect(settingAccepts(workers, envFile.get(workers) as string), workers).to.equal(true);
+      expect(envText, `switchboard.env.example: ${range}`).to.include(range);
+      expect(composeText, `docker-compose.yml: ${workers}`).to.include(workers);
+    }
+    expect(envText).to.include('TURN_MIN_PORT..TURN_MAX_PORT (UDP)');
+    expect(envFile.get('TURN_WORKERS')).to.equal(envFile.get('SFU_WORKERS'));
+    // .env.example documents both counts and their ranges, leaving them at one per core.
+    const example = readRepoFile('.env.example');
+    for (const range of ['SFU_PORT..SFU_PORT+SFU_WORKERS-1', 'TURN_PORT..TURN_PORT+TURN_WORKERS-1'])
+      expect(example, range).to.include(range);
+    expect(commentedSettings(example)).to.include.members(['SFU_WORKERS', 'TURN_WORKERS']);
   });
 
   it('keeps the filled-in env file out of git and out of the build context', () => {

@@ -60,6 +60,11 @@ export function parseEnvFile(text: string): Map<string, string> {
   return values;
 }
 
+/** Names of an env file's commented-out examples (`# NAME=value` lines), in order. */
+export function commentedSettings(text: string): string[] {
+  return [...text.matchAll(/^#\s*([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1] as string);
+}
+
 /** The word the deploy files put where an operator must put a secret of their own. */
 export const PLACEHOLDER = 'CHANGE_ME';
 
