@@ -63,10 +63,13 @@ USER node
 # Smoke test as the runtime user: the worker starts with this stage's libraries, and a router and
 # a WebRTC transport come up on 127.0.0.1.
 RUN node scripts/check-mediasoup-worker.mjs
-# HTTP + Socket.IO (PORT), /metrics (METRICS_PORT), bundled TURN (TURN_PORT, UDP and TCP; TURN over
-# TLS on TURN_TLS_PORT only with a certificate, so not listed) and single-port SFU media (SFU_PORT,
-# UDP and TCP; worker i uses SFU_PORT + i, so with SFU_WORKERS > 1 publish one port per worker). The TURN relay range (TURN_MIN_PORT..TURN_MAX_PORT, 16k UDP ports by
-# default, inside Linux's ephemeral range) is not listed: run media with --network host.
+# HTTP + Socket.IO (PORT), /metrics (METRICS_PORT), bundled TURN (TURN_PORT, UDP and TCP) and
+# single-port SFU media (SFU_PORT, UDP and TCP). The image leaves TURN_WORKERS and SFU_WORKERS at
+# one per core: relay worker i listens on TURN_PORT + i and SFU worker i on SFU_PORT + i, so only
+# worker 0's ports are listed; to publish ports, set both counts and publish one port per worker.
+# TURN over TLS (TURN_TLS_PORT, one port, served by relay worker 0) needs a certificate, so it is
+# not listed. The TURN relay range (TURN_MIN_PORT..TURN_MAX_PORT, 16k UDP ports by default,
+# inside Linux's ephemeral range) is not listed either: run media with --network host.
 EXPOSE 8080/tcp 9464/tcp 3478/udp 3478/tcp 7882/udp 7882/tcp
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]

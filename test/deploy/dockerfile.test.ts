@@ -94,18 +94,33 @@ describe('deploy: Dockerfile', () => {
     expect(settingDefault('METRICS_HOST')).to.equal('127.0.0.1');
   });
 
-  it('exposes the default ports: PORT and METRICS_PORT (TCP), TURN_PORT (UDP and TCP), SFU_PORT (UDP and TCP), and no range', () => {
+  it('exposes the default ports: PORT and METRICS_PORT (TCP), one TURN_PORT + i and SFU_PORT + i per worker the image pins (UDP and TCP), and no range', () => {
+    const env = dockerEnv(runtime);
+    // Worker counts the image leaves at one per core fix only worker 0's port.
+    const fixedPorts = (port: string, workers: string): number[] =>
+      Array.from({ length: Number(env.get(workers) ?? 1) }, (_, i) => (settingDefault(port) as number) + i);
     const exposed = args(runtime, 'EXPOSE').flatMap((line) => line.split(/\s+/));
     expect(exposed.sort()).to.deep.equal(
       [
         `${settingDefault('PORT')}/tcp`,
         `${settingDefault('METRICS_PORT')}/tcp`,
-        `${settingDefault('TURN_PORT')}/udp`,
-        `${settingDefault('TURN_PORT')}/tcp`,
-        `${settingDefault('SFU_PORT')}/udp`,
-        `${settingDefault('SFU_PORT')}/tcp`,
+        ...fixedPorts('TURN_PORT', 'TURN_WORKERS').flatMap((port) => [`${port}/udp`, `${port}/tcp`]),
+        ...fixedPorts('SFU_PORT', 'SFU_WORKERS').flatMap((port) => [`${port}/udp`, `${port}/tcp`]),
       ].sort(),
     );
+  });
+
+  it('pins neither worker count (one per core), and says so where it exposes worker 0 only', () => {
+    const env = dockerEnv(runtime);
+    for (const workers of ['TURN_WORKERS', 'SFU_WORKERS']) expect(env.has(workers), workers).to.equal(false);
+    // The comment block right above EXPOSE.
+    const lines = readRepoFile('Dockerfile').split('\n');
+    const exposeAt = lines.findIndex((line) => line.startsWith('EXPOSE '));
+    let first = exposeAt;
+    while (first > 0 && (lines[first - 1] as string).startsWith('#')) first--;
+    const comment = lines.slice(first, exposeAt).join(' ');
+    for (const phrase of ['TURN_WORKERS', 'SFU_WORKERS', 'TURN_PORT + i', 'SFU_PORT + i', 'one port per worker', 'TURN_TLS_PORT'])
+      expect(comment, phrase).to.include(phrase);
   });
 
   it('checks /health on PORT (8080 by default)', () => {
