@@ -1,12 +1,12 @@
 /**
  * deploy/README.md, the operator's guide: linked from the main README's Deployment section, and
  * every link in it points at a file of the repository (and, into a Markdown file, at one of its
- * headings), never outside.
+ * headings), never outside; its Ports table names every port with the schema's default.
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { readRepoFile, repoPath } from './deployFiles.js';
+import { readRepoFile, repoPath, settingDefault } from './deployFiles.js';
 
 /** GitHub's anchor of a heading: lower case, punctuation but - and _ dropped, spaces as -. */
 function anchorOf(heading: string): string {
@@ -43,10 +43,35 @@ describe('deploy: the operator guide', () => {
     for (const target of targets) {
       expect(target, target).to.not.match(/^[a-z]+:/);
       const [path, anchor] = target.split('#') as [string, string | undefined];
-      const file = resolve(dirname(repoPath('deploy/README.md')), path);
+      const file = path === '' ? repoPath('deploy/README.md') : resolve(dirname(repoPath('deploy/README.md')), path);
       expect(relative(root, file), target).to.not.match(/^\.\./);
       expect(existsSync(file), target).to.equal(true);
       if (anchor !== undefined) expect(anchorsOf(readRepoFile(relative(root, file))).has(anchor), target).to.equal(true);
+    }
+  });
+
+  it('lists every port to open with its default: the SFU and TURN ports as one per worker, UDP and TCP', () => {
+    const guide = readRepoFile('deploy/README.md');
+    const start = guide.indexOf('\n## Ports\n');
+    expect(start, 'a Ports section').to.be.greaterThan(0);
+    const section = guide.slice(start, guide.indexOf('\n## ', start + 1));
+    // | `FIRST`..`LAST` (default, ...) | protocol | ..., LAST being a setting or `FIRST + WORKERS - 1`.
+    const rows = [
+      ...section.matchAll(/^\| `([A-Z_]+)`(?:\.\.`(?:([A-Z_]+)|\1 \+ ([A-Z_]+) - 1)`)? \((\d+)(?:-(\d+))?[^)]*\) \| ([^|]+) \|/gm),
+    ];
+    const byFirst = new Map(rows.map((match) => [match[1] as string, match]));
+    expect([...byFirst.keys()].sort()).to.deep.equal(['METRICS_PORT', 'PORT', 'SFU_PORT', 'TURN_MIN_PORT', 'TURN_PORT', 'TURN_TLS_PORT']);
+    for (const [, first, last, , from, to] of rows) {
+      expect(Number(from), first).to.equal(settingDefault(first as string));
+      if (last !== undefined) expect(Number(to), last).to.equal(settingDefault(last));
+    }
+    for (const [port, workers] of [
+      ['SFU_PORT', 'SFU_WORKERS'],
+      ['TURN_PORT', 'TURN_WORKERS'],
+    ]) {
+      const row = byFirst.get(port as string);
+      expect(row?.[3], `${port}: a range over ${workers}`).to.equal(workers);
+      expect(row?.[6]?.trim(), port).to.equal('UDP and TCP');
     }
   });
 });
