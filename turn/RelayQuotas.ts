@@ -23,14 +23,22 @@ export type AllocationVerdict = 'ok' | 'quota_total' | 'quota_user';
 
 /** Int32 cells of a table slot: the key's hash (two cells, 0/0 = empty slot) and its count. */
 const SLOT_CELLS = 3;
+/** Cells before a table's slots: the number of keys it holds. */
+const TABLE_HEADER_CELLS = 1;
+/**
+ * Keys one worker's table holds at most: live allocations are bounded by the relay ports of
+ * the relay address (at most 65,536, shared by the workers), so a larger TURN_MAX_ALLOCATIONS
+ * only costs memory. A table that is full refuses new keys (486, or the connection refused).
+ */
+const MAX_KEYS_PER_TABLE = 65_536;
 /** Cell 0: the lock (0 = free, else the holder's worker index + 1). */
 const LOCK = 0;
 const HEADER_CELLS = 1;
 
-/** Slots per table: a power of two, at least twice the number of keys it can hold. */
+/** Slots per table: a power of two, at least twice the number of keys it holds (so probe runs stay short and one slot is always empty). */
 function slotsFor(maxKeys: number): number {
   let slots = 8;
-  while (slots < maxKeys * 2) slots *= 2;
+  while (slots < Math.min(maxKeys, MAX_KEYS_PER_TABLE) * 2) slots *= 2;
   return slots;
 }
 
@@ -48,6 +56,8 @@ interface Layout {
   slots: number;
   /** Cells of one worker's part: its allocation count, then the user table, then the IP table. */
   partCells: number;
+  /** Cells of one table: its key count, then its slots. */
+  tableCells: number;
 }
 
 export interface RelayQuotaLimits {
@@ -69,7 +79,8 @@ export class RelayQuotas {
 
   private static layout(workers: number, maxKeys: number): Layout {
     const slots = slotsFor(maxKeys);
-    return { workers, slots, partCells: 1 + 2 * slots * SLOT_CELLS };
+    const tableCells = TABLE_HEADER_CELLS + slots * SLOT_CELLS;
+    return { workers, slots, tableCells, partCells: 1 + 2 * tableCells };
   }
 
   private readonly cells: Int32Array;
@@ -182,16 +193,21 @@ export class RelayQuotas {
   }
 
   private ipTable(worker: number): number {
-    return this.userTable(worker) + this.layout.slots * SLOT_CELLS;
+    return this.userTable(worker) + this.layout.tableCells;
   }
 
-  /** The slot index where `hash` is, or the empty slot where it would go (-1: the table is full). */
+  /** Where slot `slot` of the table at `table` starts. */
+  private slotAt(table: number, slot: number): number {
+    return table + TABLE_HEADER_CELLS + slot * SLOT_CELLS;
+  }
+
+  /** The slot index where `hash` is, or the empty slot where it would go (there is always one: add keeps half the slots empty). */
   private find(table: number, [high, low]: [number, number]): { slot: number; found: boolean } {
     const { slots } = this.layout;
     const c = this.cells;
     let slot = (low >>> 0) & (slots - 1);
     for (let probes = 0; probes < slots; probes++) {
-      const at = table + slot * SLOT_CELLS;
+      const at = this.slotAt(table, slot);
       const h = c[at] as number;
       const l = c[at + 1] as number;
       if (h === 0 && l === 0) return { slot, found: false };
@@ -203,15 +219,17 @@ export class RelayQuotas {
 
   private countIn(table: number, hash: [number, number]): number {
     const { slot, found } = this.find(table, hash);
-    return found ? (this.cells[table + slot * SLOT_CELLS + 2] as number) : 0;
+    return found ? (this.cells[this.slotAt(table, slot) + 2] as number) : 0;
   }
 
-  /** Adds one to `hash`'s count in `table`; false when the table is full (cannot happen within maxKeys). */
+  /** Adds one to `hash`'s count in `table`; false for a new key when the table holds half its slots in keys. */
   private add(table: number, hash: [number, number]): boolean {
     const { slot, found } = this.find(table, hash);
     if (slot < 0) return false;
-    const at = table + slot * SLOT_CELLS;
+    const at = this.slotAt(table, slot);
     if (!found) {
+      if ((this.cells[table] as number) >= this.layout.slots / 2) return false;
+      this.cells[table] = (this.cells[table] as number) + 1;
       this.cells[at] = hash[0];
       this.cells[at + 1] = hash[1];
       this.cells[at + 2] = 0;
@@ -225,7 +243,7 @@ export class RelayQuotas {
     const { slot, found } = this.find(table, hash);
     if (!found) return false;
     const c = this.cells;
-    const at = table + slot * SLOT_CELLS;
+    const at = this.slotAt(table, slot);
     const count = (c[at + 2] as number) - 1;
     if (count > 0) {
       c[at + 2] = count;
@@ -233,10 +251,12 @@ export class RelayQuotas {
     }
     // Backward-shift deletion: later keys of the probe run move up, so lookups stop at the first empty slot.
     const { slots } = this.layout;
+    c[table] = (c[table] as number) - 1;
     let hole = slot;
     let next = (slot + 1) & (slots - 1);
-    for (;;) {
-      const nextAt = table + next * SLOT_CELLS;
+    // At most half the slots hold keys, so an empty slot ends the run; `slots` steps bound it regardless.
+    for (let steps = 0; steps < slots; steps++) {
+      const nextAt = this.slotAt(table, next);
       const h = c[nextAt] as number;
       const l = c[nextAt + 1] as number;
       if (h === 0 && l === 0) break;
@@ -245,7 +265,7 @@ export class RelayQuotas {
       const distanceToNext = (next - home + slots) & (slots - 1);
       const distanceToHole = (next - hole + slots) & (slots - 1);
       if (distanceToNext >= distanceToHole) {
-        const holeAt = table + hole * SLOT_CELLS;
+        const holeAt = this.slotAt(table, hole);
         c[holeAt] = h;
         c[holeAt + 1] = l;
         c[holeAt + 2] = c[nextAt + 2] as number;
@@ -253,7 +273,7 @@ export class RelayQuotas {
       }
       next = (next + 1) & (slots - 1);
     }
-    const holeAt = table + hole * SLOT_CELLS;
+    const holeAt = this.slotAt(table, hole);
     c[holeAt] = 0;
     c[holeAt + 1] = 0;
     c[holeAt + 2] = 0;

@@ -299,7 +299,9 @@ export class TurnRelay {
   /** The listening ports of every relay worker (peers may not be sent to them on our addresses). */
   private serverPorts: number[] = [];
   private readonly selfRelayAddresses: Set<string>;
-  /** TURN_RELAY_IP when TURN_EXTERNAL_IP is set (relay-to-relay datagrams between workers come from it). */
+  /** Where relay-to-relay datagrams for another worker's allocation go: TURN_RELAY_IP, or loopback when relays bind every interface. */
+  private readonly crossWorkerAddress: string;
+  /** crossWorkerAddress when TURN_EXTERNAL_IP is set (what relay-to-relay datagrams from another worker come from). */
   private readonly relayIpBehindNat: string | undefined;
   private readonly logWindows = new Map<string, { start: number; logged: number; suppressed: number }>();
   private socket: Socket | undefined;
@@ -332,8 +334,10 @@ export class TurnRelay {
         maxConnectionsPerIp: s.maxConnectionsPerIp,
       });
     this.relayFamily = isIP(s.relayIp) === 6 ? 6 : 4;
-    this.relayIpBehindNat =
-      s.externalIp && canonicalIp(s.externalIp) !== canonicalIp(s.relayIp) ? (canonicalIp(s.relayIp) ?? s.relayIp) : undefined;
+    const relayIp = canonicalIp(s.relayIp) ?? s.relayIp;
+    // A datagram sent to 0.0.0.0 (or ::) goes out on loopback, and arrives from loopback.
+    this.crossWorkerAddress = relayIp === '0.0.0.0' ? '127.0.0.1' : relayIp === '::' ? '::1' : relayIp;
+    this.relayIpBehindNat = s.externalIp && canonicalIp(s.externalIp) !== relayIp ? this.crossWorkerAddress : undefined;
     this.selfRelayAddresses = new Set([s.relayIp, s.externalIp].filter((a): a is string => Boolean(a)).map((a) => canonicalIp(a) ?? a));
 
     // No static users: every lookup derives the REST API password, or nothing when the
@@ -695,8 +699,8 @@ export class TurnRelay {
         return;
       }
       // Another relay worker's allocation: through the kernel to the relay address itself (not
-      // TURN_EXTERNAL_IP, which a 1:1 NAT may not hairpin); that worker sees it come from the relay address.
-      allocation.relaySocket.send(buf, offset, length, port, this.settings.relayIp);
+      // TURN_EXTERNAL_IP, which a 1:1 NAT may not hairpin); that worker sees it come from there.
+      allocation.relaySocket.send(buf, offset, length, port, this.crossWorkerAddress);
       return;
     }
     allocation.relaySocket.send(buf, offset, length, port, address);
@@ -707,7 +711,8 @@ export class TurnRelay {
   private onPeerPacket(allocation: RelayAllocation, data: Buffer, address: string, port: number): void {
     try {
       // From another relay worker's allocation (relayToPeer): its clients know it by TURN_EXTERNAL_IP.
-      if (address === this.relayIpBehindNat) address = allocation.advertisedAddress;
+      if (address === this.relayIpBehindNat && port >= this.settings.minPort && port <= this.settings.maxPort)
+        address = allocation.advertisedAddress;
       this.deliverToClient(allocation, data, address, port);
     } catch (error) {
       this.logLimited('dropped', 'debug', { client: allocation.clientKey, err: (error as Error).message }, 'turn datagram dropped');
@@ -902,10 +907,6 @@ export class TurnRelay {
     if ('code' in request) return rejectSigned(reply, request.code, request.reason, request.unknown);
     const user = msg.user as NodeTurn.User;
     const userId = parseTurnUsername(user.username)?.userId as string;
-    // A token names a port this relay holds; check it before counting the allocation.
-    const reservedSocket = request.reservationToken ? this.reservations.get(request.reservationToken.toString('hex')) : undefined;
-    // RFC 5766 §6.2 says 508; coturn answers 404, and the contract holds both servers to it.
-    if (request.reservationToken && !reservedSocket) return rejectSigned(reply, 404, 'Reservation Token not found');
     const verdict = this.quotas.reserveAllocation(userId);
     if (verdict !== 'ok') {
       this.refuse(verdict, { client: clientKey, user: userId });
@@ -913,7 +914,13 @@ export class TurnRelay {
     }
     let sockets: Promise<RelaySockets>;
     if (request.reservationToken) {
-      const reserved = this.takeReservation(request.reservationToken.toString('hex')) as Socket;
+      // A token names a port this relay worker holds (another worker's tokens are unknown here).
+      const reserved = this.takeReservation(request.reservationToken.toString('hex'));
+      if (!reserved) {
+        this.quotas.releaseAllocation(userId);
+        // RFC 5766 §6.2 says 508; coturn answers 404, and the contract holds both servers to it.
+        return rejectSigned(reply, 404, 'Reservation Token not found');
+      }
       sockets = Promise.resolve({ socket: reserved, reserved: undefined });
     } else sockets = this.bindRelaySockets(request.evenPort, request.reservePair);
     const lifetime = this.lifetimeFor(msg.getAttribute('lifetime') as number | undefined);

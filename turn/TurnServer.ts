@@ -92,6 +92,8 @@ interface RelayWorker {
   thread: Worker | undefined;
   /** The ports it listens on (a restarted worker gets the same). */
   bound: RelayPorts;
+  /** It listens now (not dead, restarting or given up on). */
+  live: boolean;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
   /** When it was restarted within the last RESTART_WINDOW_MS. */
   restarts: number[];
@@ -123,6 +125,7 @@ export class TurnServer {
       counters: new TurnCounters(),
       thread: undefined,
       bound: { port: 0, tlsPort: 0 },
+      live: false,
       restartTimer: undefined,
       restarts: [],
     }));
@@ -162,7 +165,6 @@ export class TurnServer {
       await this.close();
       throw failure.reason;
     }
-    results.forEach((result, i) => ((this.workers[i] as RelayWorker).bound = (result as PromiseFulfilledResult<RelayPorts>).value));
     this.tellServerPorts();
   }
 
@@ -185,9 +187,18 @@ export class TurnServer {
     return buildIceServers(this.settings, userId, nowMs, { port: this.portFor(userId), tlsPort: this.tlsPort || this.settings.tlsPort });
   }
 
-  /** The UDP/TCP port of the relay worker `userId` is given (relayWorkerFor). */
+  /**
+   * The UDP/TCP port of the relay worker `userId` is given (relayWorkerFor); while that worker
+   * is down (restarting, or given up on), the next one that listens.
+   */
   portFor(userId: string): number {
-    const worker = this.workers[relayWorkerFor(userId, this.workers.length)] as RelayWorker;
+    const count = this.workers.length;
+    const first = relayWorkerFor(userId, count);
+    let worker = this.workers[first] as RelayWorker;
+    for (let i = 1; i < count && !worker.live; i++) {
+      const next = this.workers[(first + i) % count] as RelayWorker;
+      if (next.live) worker = next;
+    }
     return worker.bound.port || this.settings.port + worker.index;
   }
 
@@ -208,6 +219,9 @@ export class TurnServer {
         if (message.type === 'log') this.logger[message.level]({ worker: worker.index, ...message.fields }, message.msg);
         else if (message.type === 'listening') {
           listening = true;
+          // Kept at once: a worker that dies before the others listen restarts on these ports.
+          worker.bound = message.ports;
+          worker.live = true;
           resolve(message.ports);
         } else {
           void thread.terminate();
@@ -221,6 +235,7 @@ export class TurnServer {
       });
       thread.on('exit', (code) => {
         if (worker.thread === thread) worker.thread = undefined;
+        worker.live = false;
         if (!listening) reject(new Error(`[TurnServer:start] turn worker exited with code ${code} before listening`));
         else if (!this.closed) this.restartAfterCrash(worker, code);
       });

@@ -36,7 +36,7 @@ export const turnSettings = {
   tlsKey: setting('TURN_TLS_KEY', z.string().min(1).optional()),
   /** Host name put in turns: URLs, the name the certificate is for; the TURN address when unset. */
   tlsHost: setting('TURN_TLS_HOST', hostName.optional()),
-  /** Open TCP and TLS connections per client IP, per /64 for IPv6 (the total is capped at TURN_MAX_ALLOCATIONS). */
+  /** Open TCP and TLS connections per client IP over every relay worker, per /64 for IPv6 (each worker's total is capped at TURN_MAX_ALLOCATIONS). */
   maxConnectionsPerIp: setting('TURN_MAX_CONNECTIONS_PER_IP', int(1, 1_000_000).default(64)),
   /** A TCP or TLS connection holding no allocation is closed after this long without a complete message (or TLS handshake). */
   tcpIdleTimeoutMs: setting('TURN_TCP_IDLE_TIMEOUT_MS', int(100, 3_600_000).default(30_000)),

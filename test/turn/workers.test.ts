@@ -63,6 +63,22 @@ describe('RelayQuotas (shared by the relay workers)', () => {
     for (let i = 0; i < 3; i++) expect(a.admitConnection('10.0.0.1')).to.equal(true);
   });
 
+  it('refuses a new key in a table half full of keys (a free slot ends every probe run), and takes it once one is released', () => {
+    // maxKeys 4: 8 slots.
+    const [quotas] = views(1, 4, { ...limits, maxConnectionsPerIp: 64 }) as [RelayQuotas];
+    for (let i = 0; i < 4; i++) expect(quotas.admitConnection(`10.0.0.${i}`), `key ${i}`).to.equal(true);
+    expect(quotas.admitConnection('10.0.0.4'), 'a fifth key').to.equal(false);
+    expect(quotas.admitConnection('10.0.0.1'), 'a known key').to.equal(true);
+    quotas.releaseConnection('10.0.0.3');
+    expect(quotas.admitConnection('10.0.0.4')).to.equal(true);
+  });
+
+  it('stays small at the largest settings the config accepts (TURN_MAX_ALLOCATIONS 1,000,000, 64 workers)', () => {
+    // Live allocations are bounded by the relay ports (65,536): each worker's tables hold that many keys at most.
+    expect(RelayQuotas.create(64, 1_000_000).byteLength / 2 ** 20, 'MiB').to.be.at.most(256);
+    expect(RelayQuotas.create(2, 1000).byteLength / 2 ** 10, 'KiB with the defaults on two cores').to.be.at.most(128);
+  });
+
   it('agrees with a plain map through thousands of random adds and removes in tables that collide', () => {
     // 4 keys per worker in 8 slots, 40 user names: probe runs, wrap-around and backward shifts all happen.
     const many = { maxAllocations: 1_000, maxAllocationsPerUser: 3, maxConnectionsPerIp: 1_000 };
@@ -208,12 +224,15 @@ describe('TURN relay workers (TURN_WORKERS)', function () {
     await allocated(1, 'bob');
     await allocated(1, 'bob');
     expect((await (await client(0, 'bob')).allocate()).errorCode, "bob's quota is full").to.equal(486);
+    const onWorker1 = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8'].find((user) => relayWorkerFor(user, 3) === 1) as string;
     await relayThread(server, 1)?.terminate();
+    expect(server.portFor(onWorker1), 'while worker 1 is down its users are sent to the next worker').to.equal(ports[2]);
     // bob's allocations died with worker 1: the quota lets him allocate again, here on worker 2.
     await waitFor(async () => (await (await client(2, 'bob')).allocate().catch(() => undefined))?.isSuccess === true, "bob's quota freed");
     const again = await client(1, 'carol');
     await waitFor(async () => (await again.allocate().catch(() => undefined))?.isSuccess === true, 'worker 1 serving again', 20_000);
     expect(server.ports).to.deep.equal(ports);
+    expect(server.portFor('bob'), 'worker 1 listens again: its users are sent there').to.equal(ports[relayWorkerFor('bob', 3)] as number);
     // alice's allocation on worker 0 still relays.
     const peer = await TurnClient.open({ address: '127.0.0.1', port: ports[2] as number }, createTurnCredentials(TURN_SECRET, 'peer', 600));
     clients.push(peer);
@@ -252,6 +271,69 @@ describe('TURN relay workers with TURN_EXTERNAL_IP', function () {
       expect((await b.c.createPermission('127.0.0.9')).isSuccess).to.equal(true);
       a.c.sendIndication(b.relayed, Buffer.from('via the relay address'));
       expect(await b.c.nextData()).to.deep.equal({ kind: 'indication', peer: a.relayed, data: Buffer.from('via the relay address') });
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await server.close();
+    }
+  });
+});
+
+describe('TURN relay workers: relays on every interface behind TURN_EXTERNAL_IP', function () {
+  this.timeout(30_000);
+
+  // Relays bound to 0.0.0.0: across workers the datagram goes out on loopback and must still be
+  // seen as coming from the external address the clients know.
+  for (const workers of ['1', '2']) {
+    it(`relays between two allocations with TURN_WORKERS=${workers}`, async () => {
+      const server = await startTurn({
+        TURN_WORKERS: workers,
+        TURN_RELAY_IP: '0.0.0.0',
+        TURN_EXTERNAL_IP: '127.0.0.9',
+        TURN_ALLOWED_PEER_CIDRS: '127.0.0.0/8',
+      });
+      const clients: TurnClient[] = [];
+      try {
+        const allocate = async (worker: number, userId: string) => {
+          const c = await TurnClient.open(
+            { address: '127.0.0.1', port: server.ports[worker] as number },
+            createTurnCredentials(TURN_SECRET, userId, 600),
+          );
+          clients.push(c);
+          return { c, relayed: (await c.allocate()).xorAddress(AttrType.XorRelayedAddress) as TransportAddress };
+        };
+        const a = await allocate(0, 'alice');
+        const b = await allocate(Number(workers) - 1, 'bob');
+        expect(a.relayed.address).to.equal('127.0.0.9');
+        expect((await a.c.createPermission('127.0.0.9')).isSuccess).to.equal(true);
+        expect((await b.c.createPermission('127.0.0.9')).isSuccess).to.equal(true);
+        a.c.sendIndication(b.relayed, Buffer.from('a to b'));
+        expect(await b.c.nextData()).to.deep.equal({ kind: 'indication', peer: a.relayed, data: Buffer.from('a to b') });
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+        await server.close();
+      }
+    });
+  }
+});
+
+describe('TURN relay workers: quota before reservation token', function () {
+  this.timeout(20_000);
+
+  it('answers 486 to a user at its quota, also with an unknown RESERVATION-TOKEN; 404 to the token under the quota', async () => {
+    const server = await startTurn({ TURN_WORKERS: '1', TURN_MAX_ALLOCATIONS_PER_USER: '1' });
+    const clients: TurnClient[] = [];
+    const open = async (userId: string) => {
+      const c = await TurnClient.open({ address: '127.0.0.1', port: server.port }, createTurnCredentials(TURN_SECRET, userId, 600));
+      clients.push(c);
+      return c;
+    };
+    try {
+      expect((await (await open('alice')).allocate()).isSuccess).to.equal(true);
+      const token = { type: AttrType.ReservationToken, value: Buffer.alloc(8, 7) };
+      expect((await (await open('alice')).allocate([token])).errorCode).to.equal(486);
+      expect((await (await open('bob')).allocate([token])).errorCode).to.equal(404);
+      // The refused token did not keep bob's quota: his next allocation succeeds.
+      expect((await (await open('bob')).allocate()).isSuccess).to.equal(true);
     } finally {
       await Promise.all(clients.map((c) => c.close()));
       await server.close();
