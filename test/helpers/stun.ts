@@ -456,10 +456,12 @@ export abstract class TurnClientBase {
 
   /**
    * Sends an unsigned Allocate to learn REALM and NONCE from the 401, and derives the key
-   * from them. Returns the server's answer (a 401 when all went to plan).
+   * from them. Returns the server's answer (a 401 when all went to plan). With `Method.Refresh`,
+   * an unsigned Refresh instead: the way in for a 5-tuple that already has an allocation (made
+   * by an earlier socket on the same port), where an Allocate may meet 437 before any 401.
    */
-  async challenge(): Promise<StunResponse> {
-    const response = await this.request(Method.Allocate, [attrs.requestedTransport()], { sign: false });
+  async challenge(method: number = Method.Allocate): Promise<StunResponse> {
+    const response = await this.request(method, method === Method.Allocate ? [attrs.requestedTransport()] : [], { sign: false });
     const realm = response.string(AttrType.Realm);
     const nonce = response.string(AttrType.Nonce);
     if (response.errorCode === 401 && this.credentials && realm !== undefined && nonce !== undefined) {
@@ -580,11 +582,20 @@ export class TurnClient extends TurnClientBase {
     socket.on('message', (buf) => this.onMessage(buf));
   }
 
-  /** Opens a UDP socket on 127.0.0.1 (or ::1 for an IPv6 server) towards `server`. */
-  static async open(server: TransportAddress, credentials?: TurnCredentialsLike): Promise<TurnClient> {
+  /**
+   * Opens a UDP socket on 127.0.0.1 (or ::1 for an IPv6 server) towards `server`, on
+   * `localPort` when given (e.g. to release an allocation another process used), else an ephemeral one.
+   */
+  static async open(server: TransportAddress, credentials?: TurnCredentialsLike, localPort = 0): Promise<TurnClient> {
     const v6 = isIP(server.address) === 6;
     const socket = dgram.createSocket(v6 ? 'udp6' : 'udp4');
-    await new Promise<void>((resolve) => socket.bind(0, v6 ? '::1' : '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(localPort, v6 ? '::1' : '127.0.0.1', () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
     return new TurnClient(server, credentials, socket);
   }
 
