@@ -7,7 +7,9 @@
  *   a rising rate, 120 B and 1200 B payloads; each step sends for a fixed time and counts
  *   what the peers receive. The capacity is the highest delivered rate with under 1% loss
  *   (the ladder grows by a factor, then bisects between the last pass and the first fail).
- *   Relay and load generator are pinned to different cores.
+ *   Relay and load generator are pinned to different cores. The load generator is native
+ *   (bench/lib/nativeBlast.ts: Node allocates, a C process sends and counts the packets, at a
+ *   small part of the relay's CPU per packet) or, where that cannot be built, Node's dgram.
  * - Allocations per second: fresh clients doing the whole 401 challenge + Allocate.
  * - Isolation: signaling p99 on the Switchboard process while the relay carries a
  *   sustained stream (from a separate process), vs the same with no stream, vs the same
@@ -25,7 +27,8 @@ import type { ServerProcess } from './lib/ServerProcess.js';
 import { sleep } from './lib/signaling.js';
 import { fmt, fmtSummary, ratioSummary, summarize, type Percentiles } from './lib/stats.js';
 import { barChart } from './lib/svg.js';
-import { allocationBurst, TurnFlows, type TurnEndpoint } from './lib/turnLoad.js';
+import { loadGenerator, NODE_DESCRIPTION, type GeneratorKind } from './lib/nativeBlast.js';
+import { allocationBurst, type LoadFlows, type TurnEndpoint } from './lib/turnLoad.js';
 import { measureSignalLatency } from './relay.js';
 import { BENCH_TURN_SECRET } from './lib/benchConfig.js';
 
@@ -104,6 +107,8 @@ export interface TurnStep {
   /** Datagrams the kernel dropped (full receive buffers) on the relay's sockets and on the generator's. */
   relayDrops?: number;
   generatorDrops?: number;
+  /** CPU µs of the load generator's process per packet sent, over the step and its drain (absent before it was recorded). */
+  generatorCpuUsPerPacket?: number;
 }
 
 export interface LadderResult {
@@ -115,6 +120,8 @@ export interface LadderResult {
   cpuUsPerPacket: number;
   /** The ladder stopped because the generator, not the relay, hit its limit. */
   generatorBound: boolean;
+  /** The generator's CPU µs per packet sent at the step the capacity comes from. */
+  generatorCpuUsPerPacket?: number;
 }
 
 /** What carries the flows: the bundled relay, coturn, or the bare forwarder (no TURN). */
@@ -133,22 +140,24 @@ async function ladder(
   pid: number,
   payload: number,
   options: TurnOptions,
-  open: (endpoint: TurnEndpoint, count: number) => Promise<TurnFlows> = TurnFlows.open,
+  open: (endpoint: TurnEndpoint, count: number) => Promise<LoadFlows>,
 ): Promise<LadderResult> {
   const flows = await open(endpoint, options.flows);
   const steps: TurnStep[] = [];
   try {
     const step = async (rate: number): Promise<TurnStep> => {
-      const received0 = flows.received();
+      const received0 = await flows.received();
       const relayDrops0 = udpDrops(pid);
-      const generatorDrops0 = udpDrops(process.pid);
+      const generatorDrops0 = udpDrops(flows.pid);
       const cpu0 = procCpuSeconds(pid);
+      const generatorCpu0 = procCpuSeconds(flows.pid);
       const { sent, achievedRate } = await flows.send(payload, Math.round(rate), options.stepMs);
       await sleep(options.drainMs ?? 200);
-      const received = flows.received() - received0;
+      const received = (await flows.received()) - received0;
       const cpuS = procCpuSeconds(pid) - cpu0;
+      const generatorCpuS = procCpuSeconds(flows.pid) - generatorCpu0;
       const relayDrops = udpDrops(pid) - relayDrops0;
-      const generatorDrops = udpDrops(process.pid) - generatorDrops0;
+      const generatorDrops = udpDrops(flows.pid) - generatorDrops0;
       const loss = sent > 0 ? Math.max(0, 1 - received / sent) : 1;
       const generatorBound = achievedRate < rate * 0.95;
       const s: TurnStep = {
@@ -163,6 +172,7 @@ async function ladder(
         generatorBound,
         relayDrops,
         generatorDrops,
+        generatorCpuUsPerPacket: sent > 0 ? (generatorCpuS * 1e6) / sent : Number.NaN,
       };
       steps.push(s);
       return s;
@@ -197,6 +207,7 @@ async function ladder(
       mbps: best ? (best.deliveredPps * payload * 8) / 1e6 : 0,
       cpuUsPerPacket: best?.cpuUsPerPacket ?? Number.NaN,
       generatorBound: generatorBound || (!fail && pass !== null),
+      generatorCpuUsPerPacket: best?.generatorCpuUsPerPacket ?? Number.NaN,
     };
   } finally {
     await flows.close();
@@ -236,6 +247,13 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
   const started = performance.now();
   const machine = machineFacts(ctx.pin);
   const tokens = new BenchTokens();
+  const generator = loadGenerator();
+  ctx.log(`turn: load generator: ${generator.description}`);
+  // The native generator's process gets the generator's core, as this process does.
+  const openFlows =
+    (bare: boolean) =>
+    (endpoint: TurnEndpoint, count: number): Promise<LoadFlows> =>
+      generator.open(endpoint, count, { bare, cpus: ctx.pin ? LOAD_CPUS : null });
   const coturnMissing = coturnUnavailableReason();
   if (coturnMissing) ctx.log(`turn: coturn comparison skipped: ${coturnMissing}`);
   const pinned = ctx.pin ? '0' : null;
@@ -252,16 +270,21 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
   let streamRate = options.streamRate;
   try {
     coturn = coturnMissing ? null : await startCoturn(pinned);
-    const backends: Array<{ name: Backend; endpoint: TurnEndpoint; pid: number; open?: typeof TurnFlows.open }> = [
-      { name: 'bundled', endpoint: bundled, pid: bundledServer.pid },
+    const backends: Array<{
+      name: Backend;
+      endpoint: TurnEndpoint;
+      pid: number;
+      open: (endpoint: TurnEndpoint, count: number) => Promise<LoadFlows>;
+    }> = [
+      { name: 'bundled', endpoint: bundled, pid: bundledServer.pid, open: openFlows(false) },
       {
         name: 'forwarder',
         endpoint: { address: '127.0.0.1', port: forwarder.info.port, secret: '' },
         pid: forwarder.pid,
-        open: (endpoint, count) => TurnFlows.openBare(endpoint, count),
+        open: openFlows(true),
       },
     ];
-    if (coturn) backends.push({ name: 'coturn', endpoint: coturn, pid: coturn.pid });
+    if (coturn) backends.push({ name: 'coturn', endpoint: coturn, pid: coturn.pid, open: openFlows(false) });
 
     await withAffinity(ctx.pin ? LOAD_CPUS : null, async () => {
       for (let round = 0; round < ctx.rounds; round++) {
@@ -271,7 +294,7 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
             const result = await ladder(backend.endpoint, backend.pid, payload, options, backend.open);
             capacity[backend.name].push(result);
             ctx.log(
-              `turn round ${round + 1}/${ctx.rounds} ${backend.name} ${payload} B: ${fmt(result.capacityPps)} pkt/s (${fmt(result.mbps)} Mbit/s) at < ${options.maxLoss * 100}% loss, ${fmt(result.cpuUsPerPacket)} CPU-µs/pkt${result.generatorBound ? ' (generator-bound)' : ''}; steps ${result.steps.map((s) => `${s.offered}:${(s.loss * 100).toFixed(1)}%`).join(' ')}`,
+              `turn round ${round + 1}/${ctx.rounds} ${backend.name} ${payload} B: ${fmt(result.capacityPps)} pkt/s (${fmt(result.mbps)} Mbit/s) at < ${options.maxLoss * 100}% loss, ${fmt(result.cpuUsPerPacket)} CPU-µs/pkt, generator ${fmt(result.generatorCpuUsPerPacket ?? Number.NaN)} CPU-µs/pkt${result.generatorBound ? ' (generator-bound)' : ''}; steps ${result.steps.map((s) => `${s.offered}:${(s.loss * 100).toFixed(1)}%`).join(' ')}`,
             );
           }
         }
@@ -296,8 +319,8 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
     const inlineServer = await ctx.servers.get('switchboard-inline-turn', turnEnv(), { cpus: null });
     const inline: TurnEndpoint = { address: '127.0.0.1', port: inlineServer.info.turnPort as number, secret: BENCH_TURN_SECRET };
     const streams = await Promise.all([
-      ctx.servers.fresh('turn-stream', { ...bundled, flows: 2 }, { cpus: null }),
-      ctx.servers.fresh('turn-stream', { ...inline, flows: 2 }, { cpus: null }),
+      ctx.servers.fresh('turn-stream', { ...bundled, flows: 2, generator: generator.kind }, { cpus: null }),
+      ctx.servers.fresh('turn-stream', { ...inline, flows: 2, generator: generator.kind }, { cpus: null }),
     ]);
     const [toWorker, toInline] = streams as [ServerProcess, ServerProcess];
     const warmupMs = options.warmupMs ?? 300;
@@ -311,7 +334,10 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
           await stream.request('streamStart', { rate: streamRate, payload: options.streamPayload });
           await sleep(warmupMs);
           const latency = await measureSignalLatency(server, 'switchboard', signal, tokens);
-          const result = await stream.request<{ sent: number; received: number; achievedRate: number }>('streamStop');
+          const result = await stream.request<{ sent: number; received: number; achievedRate: number; generator: GeneratorKind }>(
+            'streamStop',
+          );
+          if (result.generator !== generator.kind) ctx.log(`turn isolation: the stream process ran the ${result.generator} generator`);
           return { ...latency, streamLoss: result.sent ? 1 - result.received / result.sent : 1, streamPps: result.achievedRate };
         };
         const variants = ['idle', 'worker', 'inline'] as const;
@@ -336,7 +362,17 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
     await ctx.servers.release(forwarder);
   }
   return renderTurn(
-    { options, capacity, allocations, isolation, streamRate, coturnMissing, coturnVersion: coturn?.version ?? null, rounds: ctx.rounds },
+    {
+      options,
+      capacity,
+      allocations,
+      isolation,
+      streamRate,
+      coturnMissing,
+      coturnVersion: coturn?.version ?? null,
+      rounds: ctx.rounds,
+      generator: { kind: generator.kind, gso: generator.gso, nodeReason: generator.nodeReason, description: generator.description },
+    },
     { machine, wallS: (performance.now() - started) / 1000, rounds: ctx.rounds, pin: ctx.pin },
   );
 }
@@ -352,6 +388,8 @@ export interface TurnData {
   coturnVersion: string | null;
   rounds?: number;
   pin?: boolean;
+  /** The load generator of the capacity part and of the stream (absent before the native one: Node's). */
+  generator?: { kind: GeneratorKind; gso?: boolean; nodeReason: string | null; description: string };
 }
 
 /** The section, from the figures (also used to rebuild RESULTS.md from results/turn.json). */
@@ -359,21 +397,25 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
   const { options, capacity, allocations, isolation } = data;
   const results = data;
   const { wallS } = meta;
+  const generator = data.generator ?? { kind: 'node', nodeReason: null, description: NODE_DESCRIPTION };
   const machine = {
     ...meta.machine,
     pinning: meta.pin
       ? 'relay on core 0, load generator on core 1 for capacity and allocations; nothing pinned for the isolation part'
       : 'not pinned',
+    loadGenerator: generator.description,
   };
+  const generatorProcess = generator.kind === 'native' ? 'one C process' : 'one Node process';
   const rounds = data.rounds ?? isolation.length;
   const headline: HeadlineRow[] = [];
   const lines: string[] = [];
   lines.push(
-    `Same traffic against both relays${capacity.forwarder?.length ? ' and the bare forwarder' : ''}: ${options.flows} flows, each an allocation with a channel bound to a UDP peer on 127.0.0.1 (for the forwarder: the same ChannelData frames, registered to the same kind of peer); ChannelData paced every millisecond, round-robin over the flows, ${options.stepMs / 1000} s per step from ${options.startRate} packets/s up by ${options.growth}x until loss reaches ${options.maxLoss * 100}%, then ${options.refineSteps} bisection steps. Relay on core 0, load generator on core 1${meta.pin ? '' : ' (not pinned in this run)'}. coturn: ${results.coturnMissing ?? `${results.coturnVersion}, started as test/turn/coturn.test.ts starts it`}; the bundled relay runs in a Switchboard process (its worker thread), so its CPU figure is the whole process. Mbit/s counts payload bytes. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. The ladder's steps are discrete (x${options.growth}, then ${options.refineSteps} bisections), so capacities repeat across rounds and are accurate to about ${Math.round((Math.pow(options.growth, 1 / 2 ** options.refineSteps) - 1) * 100)}%.`,
+    `Same traffic against both relays${capacity.forwarder?.length ? ' and the bare forwarder' : ''}: ${options.flows} flows, each an allocation with a channel bound to a UDP peer on 127.0.0.1 (for the forwarder: the same ChannelData frames, registered to the same kind of peer); ChannelData paced every millisecond, round-robin over the flows, ${options.stepMs / 1000} s per step from ${options.startRate} packets/s up by ${options.growth}x until loss reaches ${options.maxLoss * 100}%, then ${options.refineSteps} bisection steps. Relay on core 0, load generator on core 1${meta.pin ? '' : ' (not pinned in this run)'}. Load generator: ${generator.description}. coturn: ${results.coturnMissing ?? `${results.coturnVersion}, started as test/turn/coturn.test.ts starts it`}; the bundled relay runs in a Switchboard process (its worker thread), so its CPU figure is the whole process. Mbit/s counts payload bytes. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. The ladder's steps are discrete (x${options.growth}, then ${options.refineSteps} bisections), so capacities repeat across rounds and are accurate to about ${Math.round((Math.pow(options.growth, 1 / 2 ** options.refineSteps) - 1) * 100)}%.`,
   );
   lines.push('');
   const rows: string[][] = [];
   const relayIdleAtLoss: string[] = [];
+  const generatorCost: string[] = [];
   const series: Array<{ name: string; values: number[]; mins: number[]; maxs: number[] }> = [
     { name: 'coturn', values: [], mins: [], maxs: [] },
     { name: 'Switchboard (bundled)', values: [], mins: [], maxs: [] },
@@ -397,6 +439,8 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
       ['forwarder', f],
     ] as const) {
       if (!list.length) continue;
+      const generatorUs = summarize(list.map((r) => r.generatorCpuUsPerPacket ?? Number.NaN));
+      if (generatorUs.rounds) generatorCost.push(`${BACKEND_LABELS[backend]} ${payload} B ${fmtSummary(generatorUs)}`);
       rows.push([
         `${payload} B`,
         BACKEND_LABELS[backend],
@@ -493,10 +537,16 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
   lines.push('');
   lines.push(
     relayIdleAtLoss.length
-      ? `Some relays were not busy when packets started to go missing (below ${RELAY_BUSY * 100}% of their core at the first step over 1% loss): ${relayIdleAtLoss.join('; ')}. There the relay's CPU was not the limit; the kernel's drop counters (\`/proc/net/udp\`) say whose receive buffers overflowed in the bursts that 1 ms pacing sends: the relay's, or the load generator's (one Node process on one core that sends and receives every packet). A capacity limited by the generator is a lower bound, and a ratio against it an upper bound. Where the relay sat near 100% of its core, the figure is the relay's own.`
+      ? `Some relays were not busy when packets started to go missing (below ${RELAY_BUSY * 100}% of their core at the first step over 1% loss): ${relayIdleAtLoss.join('; ')}. There the relay's CPU was not the limit; the kernel's drop counters (\`/proc/net/udp\`) say whose receive buffers overflowed in the bursts that 1 ms pacing sends: the relay's, or the load generator's (${generatorProcess} on one core that sends and receives every packet). A capacity limited by the generator is a lower bound, and a ratio against it an upper bound. Where the relay sat near 100% of its core, the figure is the relay's own.`
       : `At the first step over 1% loss every relay was near 100% of its core: the capacities are the relays' own.`,
   );
   lines.push('');
+  if (generatorCost.length) {
+    lines.push(
+      `The load generator's CPU µs per packet sent (its whole process, at the step each capacity comes from; the relay's figures above are per packet delivered): ${generatorCost.join('; ')}.`,
+    );
+    lines.push('');
+  }
   const allocB = summarize(allocations.bundled.map((a) => a.perS));
   const allocC = summarize(allocations.coturn.map((a) => a.perS));
   const allocRatio = ratioSummary(

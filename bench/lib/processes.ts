@@ -281,6 +281,8 @@ export interface MachineFacts {
   loadAverage: [number, number, number];
   /** How server and load generator were placed. */
   pinning: string;
+  /** What generated the load, where a benchmark has more than one way (the TURN benchmark). */
+  loadGenerator?: string;
 }
 
 export function machineFacts(pinned: boolean): MachineFacts {

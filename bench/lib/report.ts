@@ -72,5 +72,5 @@ export function verdict(value: number, bound: number, direction: 'atLeast' | 'at
 }
 
 export function machineLine(machine: MachineFacts): string {
-  return `measured ${machine.date} on ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}, load average ${machine.loadAverage.join(' / ')} at the start; ${machine.pinning}`;
+  return `measured ${machine.date} on ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}, load average ${machine.loadAverage.join(' / ')} at the start; ${machine.pinning}${machine.loadGenerator ? `; load generator: ${machine.loadGenerator}` : ''}`;
 }

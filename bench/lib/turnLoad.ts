@@ -3,15 +3,61 @@
  * (one allocation each, a channel bound to a plain UDP peer), ChannelData sent at a paced
  * rate, datagrams counted at the peers; and allocation bursts. The same flows also run
  * through the bare UDP forwarder (bench/servers/udpForwarder.ts), the runtime's ceiling.
+ * TurnFlows is the Node load generator and the control plane of the native one
+ * (bench/lib/nativeBlast.ts), which takes the flows' ports over (handOver).
  */
 import dgram from 'node:dgram';
 import { createTurnCredentials } from '../../turn/credentials.js';
-import { AttrType, encodeChannelData, TurnClient, type TransportAddress } from '../../test/helpers/stun.js';
+import { AttrType, encodeChannelData, Method, TurnClient, type TransportAddress } from '../../test/helpers/stun.js';
 
 export interface TurnEndpoint {
   address: string;
   port: number;
   secret: string;
+  /**
+   * The relay's ports when it listens on several (one per relay worker; any client may use
+   * any of them): flow (or client) i goes to ports[i % ports.length]. Without it, all go to `port`.
+   */
+  ports?: number[];
+}
+
+/** The relay port the i-th flow (or client) towards `endpoint` uses. */
+export function flowPort(endpoint: TurnEndpoint, i: number): number {
+  const ports = endpoint.ports?.length ? endpoint.ports : [endpoint.port];
+  return ports[i % ports.length] as number;
+}
+
+/** What the capacity ladder and the sustained stream drive: TurnFlows (Node) or NativeFlows (bench/lib/nativeBlast.ts). */
+export interface LoadFlows {
+  /** The process whose sockets send and count the packets (for its CPU time and drop counters). */
+  readonly pid: number;
+  /**
+   * Sends `rate` ChannelData packets per second of `payloadBytes` (paced every millisecond,
+   * round-robin over the flows) for `durationMs`, or until stop() when durationMs is 0.
+   * Returns what was sent and the rate achieved (below `rate` when the generator is the limit).
+   */
+  send(payloadBytes: number, rate: number, durationMs: number): Promise<{ sent: number; achievedRate: number }>;
+  /** Datagrams the peers received so far. */
+  received(): Promise<number>;
+  /** Ends a send started with durationMs 0. */
+  stop(): void;
+  /** Releases the allocations and closes every socket. */
+  close(): Promise<void>;
+}
+
+/** One flow as a native generator takes it over: the ports to bind, where to send, with which channel. */
+export interface FlowPorts {
+  clientPort: number;
+  address: string;
+  port: number;
+  channel: number;
+  peerPort: number;
+}
+
+/** Flows whose sockets Node closed, their allocations kept; release() frees those once the client ports are free again. */
+export interface HandedOver {
+  flows: FlowPorts[];
+  release(): Promise<void>;
 }
 
 const CHANNEL = 0x4000;
@@ -29,9 +75,17 @@ interface Flow {
   /** The client's socket (a TURN client's, or a plain one for the forwarder). */
   socket: dgram.Socket;
   peer: dgram.Socket;
+  /** The relay (or forwarder) port it sends to. */
+  port: number;
   received: number;
   /** Releases the client's side (its allocation) and closes its socket. */
   close(): Promise<void>;
+  /** Closes both sockets but keeps the client's side on the relay; returns how to release it later. */
+  handOver(): Promise<{ ports: FlowPorts; release: () => Promise<void> }>;
+}
+
+function closeSocket(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => socket.close(() => resolve()));
 }
 
 /** A UDP socket on 127.0.0.1 counting what it receives into `flow.received`. */
@@ -57,11 +111,9 @@ export async function allocationBurst(
   const start = performance.now();
   const worker = async (): Promise<void> => {
     while (next < count) {
+      const port = flowPort(endpoint, next);
       next += 1;
-      const client = await TurnClient.open(
-        { address: endpoint.address, port: endpoint.port },
-        createTurnCredentials(endpoint.secret, user(), 3600),
-      );
+      const client = await TurnClient.open({ address: endpoint.address, port }, createTurnCredentials(endpoint.secret, user(), 3600));
       clients.push(client);
       const response = await client.allocate().catch(() => null);
       if (!response?.isSuccess) failures += 1;
@@ -77,8 +129,9 @@ export async function allocationBurst(
   }
 }
 
-/** Paced ChannelData streams through a relay (or the bare forwarder) to UDP peers. */
-export class TurnFlows {
+/** Paced ChannelData streams through a relay (or the bare forwarder) to UDP peers, from this Node process. */
+export class TurnFlows implements LoadFlows {
+  readonly pid = process.pid;
   private stopped = false;
 
   private constructor(
@@ -93,19 +146,36 @@ export class TurnFlows {
     try {
       for (let i = 0; i < count; i++) {
         const { peer, flow: counter } = await countingPeer();
-        const client = await TurnClient.open(
-          { address: endpoint.address, port: endpoint.port },
-          createTurnCredentials(endpoint.secret, user(), 3600),
-        );
+        const server = { address: endpoint.address, port: flowPort(endpoint, i) };
+        const credentials = createTurnCredentials(endpoint.secret, user(), 3600);
+        const client = await TurnClient.open(server, credentials);
         const flow: Flow = {
           socket: client.socket,
           peer,
+          port: server.port,
           get received() {
             return counter.received;
           },
           close: async () => {
             if (client.integrityKey) await client.refresh(0).catch(() => undefined);
             await client.close();
+          },
+          handOver: async () => {
+            const ports = { clientPort: client.localAddress.port, ...server, channel: CHANNEL, peerPort: peer.address().port };
+            // Not client.close(): that would release the allocation, bound to this port.
+            await closeSocket(client.socket);
+            await closeSocket(peer);
+            // Later, from the same port: a new client learns the realm and nonce (a 401 to an
+            // unsigned Refresh: coturn answers an Allocate on this 5-tuple with 437) and releases it.
+            const release = async (): Promise<void> => {
+              const again = await TurnClient.open(server, credentials, ports.clientPort).catch(() => null);
+              if (!again) return;
+              again.socket.on('error', () => undefined);
+              await again.challenge(Method.Refresh).catch(() => undefined);
+              if (again.integrityKey) await again.refresh(0).catch(() => undefined);
+              await again.close();
+            };
+            return { ports, release };
           },
         };
         flows.push(flow);
@@ -139,10 +209,24 @@ export class TurnFlows {
         flows.push({
           socket,
           peer,
+          port: flowPort(endpoint, i),
           get received() {
             return counter.received;
           },
-          close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+          close: () => closeSocket(socket),
+          handOver: async () => {
+            const ports = {
+              clientPort: socket.address().port,
+              address: endpoint.address,
+              port: flowPort(endpoint, i),
+              channel: CHANNEL,
+              peerPort: peer.address().port,
+            };
+            await closeSocket(socket);
+            await closeSocket(peer);
+            // The forwarder holds nothing worth releasing (it is stopped after the run).
+            return { ports, release: () => Promise.resolve() };
+          },
         });
         const registration = Buffer.alloc(6);
         FORWARDER_REGISTER.copy(registration);
@@ -154,7 +238,7 @@ export class TurnFlows {
             resolve();
           });
         });
-        socket.send(registration, endpoint.port, endpoint.address);
+        socket.send(registration, flowPort(endpoint, i), endpoint.address);
         await answered;
       }
     } catch (error) {
@@ -165,18 +249,14 @@ export class TurnFlows {
   }
 
   /** Datagrams the peers received so far. */
-  received(): number {
-    return this.flows.reduce((sum, f) => sum + f.received, 0);
+  received(): Promise<number> {
+    return Promise.resolve(this.flows.reduce((sum, f) => sum + f.received, 0));
   }
 
-  /**
-   * Sends `rate` ChannelData packets per second of `payloadBytes` (paced every millisecond,
-   * round-robin over the flows) for `durationMs`, or until stop() when durationMs is 0.
-   * Returns what was sent and the rate achieved (below `rate` when this process is the limit).
-   */
+  /** See LoadFlows.send: one `send` per packet on the flow's socket. */
   async send(payloadBytes: number, rate: number, durationMs: number): Promise<{ sent: number; achievedRate: number }> {
     const frame = encodeChannelData(CHANNEL, Buffer.alloc(payloadBytes, 0x5a));
-    const { address, port } = this.endpoint;
+    const { address } = this.endpoint;
     this.stopped = false;
     let sent = 0;
     let next = 0;
@@ -189,7 +269,8 @@ export class TurnFlows {
         // Never more than 20 ms worth in one tick: falling behind shows as a lower achieved rate.
         const due = Math.min(target - sent, Math.ceil(rate / 50));
         for (let k = 0; k < due; k++) {
-          (this.flows[next] as Flow).socket.send(frame, port, address);
+          const flow = this.flows[next] as Flow;
+          flow.socket.send(frame, flow.port, address);
           next = (next + 1) % this.flows.length;
         }
         sent += Math.max(0, due);
@@ -205,6 +286,22 @@ export class TurnFlows {
 
   stop(): void {
     this.stopped = true;
+  }
+
+  /**
+   * Closes every socket and keeps the allocations (or forwarder registrations), so another
+   * process can bind the same client and peer ports and send in these flows; this object is
+   * done with after it.
+   */
+  async handOver(): Promise<HandedOver> {
+    const flows = this.flows.splice(0);
+    const handed = await Promise.all(flows.map((f) => f.handOver()));
+    return {
+      flows: handed.map((h) => h.ports),
+      release: async () => {
+        await Promise.all(handed.map((h) => h.release()));
+      },
+    };
   }
 
   /** Releases the allocations and closes every socket. */

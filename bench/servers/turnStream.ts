@@ -1,23 +1,26 @@
 /**
  * A sustained TURN stream in its own process (so its sending does not disturb the load
  * generator's latency clock): allocates flows through the relay named in argv[3] (JSON
- * {address, port, secret, flows}), then streams ChannelData at the rate asked over IPC.
+ * {address, port, secret, flows, generator}), then streams ChannelData at the rate asked over
+ * IPC, with the load generator the benchmark uses (native or node; bench/lib/nativeBlast.ts).
  */
-import { TurnFlows, type TurnEndpoint } from '../lib/turnLoad.js';
+import { loadGenerator, type GeneratorKind } from '../lib/nativeBlast.js';
+import type { TurnEndpoint } from '../lib/turnLoad.js';
 import { serveCommands } from '../lib/childCommands.js';
 import type { ToServer } from '../lib/ServerProcess.js';
 
-const spec = JSON.parse(process.argv[3] ?? '{}') as TurnEndpoint & { flows: number };
+const spec = JSON.parse(process.argv[3] ?? '{}') as TurnEndpoint & { flows: number; generator?: GeneratorKind };
 
 async function main(): Promise<void> {
-  const flows = await TurnFlows.open(spec, spec.flows);
+  const generator = loadGenerator(spec.generator ?? 'node');
+  const flows = await generator.open(spec, spec.flows);
   let running: Promise<{ sent: number; achievedRate: number }> | undefined;
   let receivedAtStart = 0;
   const handle = async (message: ToServer): Promise<unknown> => {
     switch (message.cmd) {
       case 'streamStart': {
         const { rate, payload } = message.args as { rate: number; payload: number };
-        receivedAtStart = flows.received();
+        receivedAtStart = await flows.received();
         running = flows.send(payload, rate, 0);
         return {};
       }
@@ -26,7 +29,7 @@ async function main(): Promise<void> {
         const result = await running;
         running = undefined;
         await new Promise((resolve) => setTimeout(resolve, 200));
-        return { ...result, received: flows.received() - receivedAtStart };
+        return { ...result, received: (await flows.received()) - receivedAtStart, generator: generator.kind };
       }
       case 'usage': {
         const cpu = process.cpuUsage();
