@@ -168,6 +168,7 @@ export class TurnFlows implements LoadFlows {
             // Later, from the same port: a new client learns the realm and nonce (a 401 to an
             // unsigned Refresh: coturn answers an Allocate on this 5-tuple with 437) and releases it.
             const release = async (): Promise<void> => {
+              // Should another socket have taken the port meanwhile, the allocation expires with its lifetime.
               const again = await TurnClient.open(server, credentials, ports.clientPort).catch(() => null);
               if (!again) return;
               again.socket.on('error', () => undefined);
