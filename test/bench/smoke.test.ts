@@ -122,7 +122,9 @@ describe('benchmarks: smoke run at tiny sizes', function () {
       capacity: Record<'bundled' | 'coturn' | 'forwarder', LadderResult[]>;
       allocations: Record<'bundled' | 'coturn', Array<{ perS: number; failures: number }>>;
       isolation: Array<{ idle: { p99: number }; worker: { p99: number }; inline: { p99: number } }>;
+      generator: { kind: 'native' | 'node'; nodeReason: string | null };
     };
+    if (data.generator.kind === 'node') console.log(`      native load generator not used: ${data.generator.nodeReason}`);
     const backends = coturnUnavailableReason() ? (['bundled'] as const) : (['bundled', 'coturn'] as const);
     if (backends.length === 1) console.log(`      coturn part skipped: ${coturnUnavailableReason()}`);
     expect(data.capacity.forwarder, 'the bare forwarder').to.have.length(2);
