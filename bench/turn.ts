@@ -21,8 +21,8 @@ import { BenchTokens, turnEnv } from './lib/benchConfig.js';
 import { coturnUnavailableReason, startCoturn, type Coturn } from './lib/coturn.js';
 import type { BenchContext } from './lib/context.js';
 import { envList, envNumber } from './lib/env.js';
-import { allCpus, LOAD_CPUS, machineFacts, procCpuSeconds, setAffinity, udpDrops, withAffinity } from './lib/processes.js';
-import { markdownTable, type HeadlineRow, type RenderMeta, type Section } from './lib/report.js';
+import { allCpus, cpuCount, LOAD_CPUS, machineFacts, procCpuSeconds, setAffinity, udpDrops, withAffinity } from './lib/processes.js';
+import { markdownTable, verdict, type HeadlineRow, type RenderMeta, type Section } from './lib/report.js';
 import type { ServerProcess } from './lib/ServerProcess.js';
 import { sleep } from './lib/signaling.js';
 import { fmt, fmtSummary, ratioSummary, summarize, type Percentiles } from './lib/stats.js';
@@ -124,14 +124,19 @@ export interface LadderResult {
   generatorCpuUsPerPacket?: number;
 }
 
-/** What carries the flows: the bundled relay, coturn, or the bare forwarder (no TURN). */
-export type Backend = 'bundled' | 'coturn' | 'forwarder';
+/**
+ * What carries the flows: the bundled relay with one relay worker (pinned to one core), the
+ * bundled relay with one worker per core (TURN_WORKERS, the default; on every core), coturn, or
+ * the bare forwarder (no TURN).
+ */
+export type Backend = 'bundled' | 'workers' | 'coturn' | 'forwarder';
 /** The TURN servers (allocations are measured for these). */
 type TurnBackend = Exclude<Backend, 'forwarder'>;
 
 const BACKEND_LABELS: Record<Backend, string> = {
   coturn: 'coturn',
-  bundled: 'bundled (Switchboard)',
+  bundled: 'bundled (Switchboard), 1 relay worker',
+  workers: 'bundled (Switchboard), one relay worker per core',
   forwarder: 'bare Node forwarder (no TURN)',
 };
 
@@ -237,10 +242,15 @@ function relayCpuAtFirstLoss(ladder: LadderResult, options: TurnOptions): number
   return (lossy.cpuUsPerPacket * lossy.received) / 1e6 / (options.stepMs / 1000 + (options.drainMs ?? 200) / 1000);
 }
 
+type UnderStream = Percentiles & { lost: number; streamLoss: number; streamPps: number };
+
 export interface IsolationRound {
   idle: Percentiles & { lost: number };
-  worker: Percentiles & { lost: number; streamLoss: number; streamPps: number };
-  inline: Percentiles & { lost: number; streamLoss: number; streamPps: number };
+  worker: UnderStream;
+  inline: UnderStream;
+  /** Signaling on the server with one relay worker per core (absent from results recorded before it was measured), and with no stream there. */
+  workers?: UnderStream;
+  workersIdle?: Percentiles & { lost: number };
 }
 
 export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOptions(ctx.smoke)): Promise<Section> {
@@ -257,13 +267,24 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
   const coturnMissing = coturnUnavailableReason();
   if (coturnMissing) ctx.log(`turn: coturn comparison skipped: ${coturnMissing}`);
   const pinned = ctx.pin ? '0' : null;
-  const bundledServer = await ctx.servers.get('switchboard', turnEnv(), { cpus: pinned });
+  const workerCount = cpuCount();
+  // One relay worker on one core: the relay as it was before it ran across cores, and the base of the scaling ratio.
+  const bundledServer = await ctx.servers.get('switchboard', { ...turnEnv(), TURN_WORKERS: '1' }, { cpus: pinned });
   const bundled: TurnEndpoint = { address: '127.0.0.1', port: bundledServer.info.turnPort as number, secret: BENCH_TURN_SECRET };
+  // One relay worker per core (the default) on every core; the generator keeps its core and shares it.
+  const workersServer = await ctx.servers.get('switchboard', { ...turnEnv(), TURN_WORKERS: String(workerCount) }, { cpus: null });
+  const workers: TurnEndpoint = {
+    address: '127.0.0.1',
+    port: workersServer.info.turnPort as number,
+    ports: workersServer.info.turnPorts,
+    secret: BENCH_TURN_SECRET,
+  };
   const forwarder = await ctx.servers.fresh('udp-forwarder', {}, { cpus: pinned });
   let coturn: Coturn | null = null;
-  const capacity: Record<Backend, LadderResult[]> = { bundled: [], coturn: [], forwarder: [] };
+  const capacity: Record<Backend, LadderResult[]> = { bundled: [], workers: [], coturn: [], forwarder: [] };
   const allocations: Record<TurnBackend, Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>> = {
     bundled: [],
+    workers: [],
     coturn: [],
   };
   const isolation: IsolationRound[] = [];
@@ -277,6 +298,7 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
       open: (endpoint: TurnEndpoint, count: number) => Promise<LoadFlows>;
     }> = [
       { name: 'bundled', endpoint: bundled, pid: bundledServer.pid, open: openFlows(false) },
+      { name: 'workers', endpoint: workers, pid: workersServer.pid, open: openFlows(false) },
       {
         name: 'forwarder',
         endpoint: { address: '127.0.0.1', port: forwarder.info.port, secret: '' },
@@ -323,11 +345,18 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
       ctx.servers.fresh('turn-stream', { ...inline, flows: 2, generator: generator.kind }, { cpus: null }),
     ]);
     const [toWorker, toInline] = streams as [ServerProcess, ServerProcess];
+    // The stream to the relay with one worker per core uses both its ports, as its users would.
+    const toWorkers = await ctx.servers.fresh(
+      'turn-stream',
+      { ...workers, flows: 2 * workerCount, generator: generator.kind },
+      { cpus: null },
+    );
+    streams.push(toWorkers);
     const warmupMs = options.warmupMs ?? 300;
     const signal = { size: 2, payload: 300, rate: options.signalRate, durationMs: options.signalMs, warmupMs };
     try {
       // Warm both servers' signaling paths (JIT) before anything is recorded.
-      for (const server of [bundledServer, inlineServer])
+      for (const server of [bundledServer, inlineServer, workersServer])
         await measureSignalLatency(server, 'switchboard', { ...signal, durationMs: Math.min(1000, signal.durationMs) }, tokens);
       for (let round = 0; round < ctx.rounds; round++) {
         const underStream = async (stream: ServerProcess, server: ServerProcess) => {
@@ -340,18 +369,21 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
           if (result.generator !== generator.kind) ctx.log(`turn isolation: the stream process ran the ${result.generator} generator`);
           return { ...latency, streamLoss: result.sent ? 1 - result.received / result.sent : 1, streamPps: result.achievedRate };
         };
-        const variants = ['idle', 'worker', 'inline'] as const;
-        const order = [...variants.slice(round % 3), ...variants.slice(0, round % 3)];
+        const variants = ['idle', 'worker', 'inline', 'workersIdle', 'workers'] as const;
+        const shift = round % variants.length;
+        const order = [...variants.slice(shift), ...variants.slice(0, shift)];
         const entry: Partial<IsolationRound> = {};
         for (const variant of order) {
           if (variant === 'idle') entry.idle = await measureSignalLatency(bundledServer, 'switchboard', signal, tokens);
           else if (variant === 'worker') entry.worker = await underStream(toWorker, bundledServer);
-          else entry.inline = await underStream(toInline, inlineServer);
+          else if (variant === 'inline') entry.inline = await underStream(toInline, inlineServer);
+          else if (variant === 'workersIdle') entry.workersIdle = await measureSignalLatency(workersServer, 'switchboard', signal, tokens);
+          else entry.workers = await underStream(toWorkers, workersServer);
         }
-        const r = entry as IsolationRound;
+        const r = entry as Required<IsolationRound>;
         isolation.push(r);
         ctx.log(
-          `turn isolation round ${round + 1}/${ctx.rounds}: signaling p99 idle ${fmt(r.idle.p99)} ms; with a ${streamRate} pkt/s stream: worker thread ${fmt(r.worker.p99)} ms (stream loss ${(r.worker.streamLoss * 100).toFixed(2)}%), relay on the signaling thread ${fmt(r.inline.p99)} ms (stream loss ${(r.inline.streamLoss * 100).toFixed(2)}%)`,
+          `turn isolation round ${round + 1}/${ctx.rounds}: signaling p99 idle ${fmt(r.idle.p99)} ms; with a ${streamRate} pkt/s stream: worker thread ${fmt(r.worker.p99)} ms (stream loss ${(r.worker.streamLoss * 100).toFixed(2)}%), relay on the signaling thread ${fmt(r.inline.p99)} ms (stream loss ${(r.inline.streamLoss * 100).toFixed(2)}%); ${workerCount} relay workers: idle ${fmt(r.workersIdle.p99)} ms, with the stream ${fmt(r.workers.p99)} ms (stream loss ${(r.workers.streamLoss * 100).toFixed(2)}%)`,
         );
       }
     } finally {
@@ -364,6 +396,7 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
   return renderTurn(
     {
       options,
+      workerCount,
       capacity,
       allocations,
       isolation,
@@ -379,9 +412,13 @@ export async function runTurn(ctx: BenchContext, options: TurnOptions = turnOpti
 
 export interface TurnData {
   options: TurnOptions;
-  /** `forwarder` is absent from results recorded before the bare forwarder was measured. */
-  capacity: Record<TurnBackend, LadderResult[]> & { forwarder?: LadderResult[] };
-  allocations: Record<TurnBackend, Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>>;
+  /** `forwarder` and `workers` are absent from results recorded before they were measured. */
+  capacity: Record<'bundled' | 'coturn', LadderResult[]> & { forwarder?: LadderResult[]; workers?: LadderResult[] };
+  allocations: Record<'bundled' | 'coturn', Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>> & {
+    workers?: Array<{ perS: number; cpuMsPerAllocation: number; failures: number }>;
+  };
+  /** Relay workers of the `workers` backend (one per core). */
+  workerCount?: number;
   isolation: IsolationRound[];
   streamRate: number;
   coturnMissing: string | null;
@@ -401,7 +438,7 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
   const machine = {
     ...meta.machine,
     pinning: meta.pin
-      ? 'relay on core 0, load generator on core 1 for capacity and allocations; nothing pinned for the isolation part'
+      ? `relay on core 0${data.workerCount ? ` (the relay with ${data.workerCount} relay workers: on every core)` : ''}, load generator on core 1 for capacity and allocations; nothing pinned for the isolation part`
       : 'not pinned',
     loadGenerator: generator.description,
   };
@@ -410,7 +447,7 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
   const headline: HeadlineRow[] = [];
   const lines: string[] = [];
   lines.push(
-    `Same traffic against both relays${capacity.forwarder?.length ? ' and the bare forwarder' : ''}: ${options.flows} flows, each an allocation with a channel bound to a UDP peer on 127.0.0.1 (for the forwarder: the same ChannelData frames, registered to the same kind of peer); ChannelData paced every millisecond, round-robin over the flows, ${options.stepMs / 1000} s per step from ${options.startRate} packets/s up by ${options.growth}x until loss reaches ${options.maxLoss * 100}%, then ${options.refineSteps} bisection steps. Relay on core 0, load generator on core 1${meta.pin ? '' : ' (not pinned in this run)'}. Load generator: ${generator.description}. coturn: ${results.coturnMissing ?? `${results.coturnVersion}, started as test/turn/coturn.test.ts starts it`}; the bundled relay runs in a Switchboard process (its worker thread), so its CPU figure is the whole process. Mbit/s counts payload bytes. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. The ladder's steps are discrete (x${options.growth}, then ${options.refineSteps} bisections), so capacities repeat across rounds and are accurate to about ${Math.round((Math.pow(options.growth, 1 / 2 ** options.refineSteps) - 1) * 100)}%.`,
+    `Same traffic against both relays${capacity.forwarder?.length ? ' and the bare forwarder' : ''}: ${options.flows} flows, each an allocation with a channel bound to a UDP peer on 127.0.0.1 (for the forwarder: the same ChannelData frames, registered to the same kind of peer); ChannelData paced every millisecond, round-robin over the flows, ${options.stepMs / 1000} s per step from ${options.startRate} packets/s up by ${options.growth}x until loss reaches ${options.maxLoss * 100}%, then ${options.refineSteps} bisection steps. Relay on core 0, load generator on core 1${meta.pin ? '' : ' (not pinned in this run)'}${capacity.workers?.length ? `; the bundled relay with ${data.workerCount} relay workers (one per core, the default) runs on every core, sharing the generator's` : ''}. Load generator: ${generator.description}. coturn: ${results.coturnMissing ?? `${results.coturnVersion}, started as test/turn/coturn.test.ts starts it`}; the bundled relay runs in a Switchboard process (its worker thread), so its CPU figure is the whole process. Mbit/s counts payload bytes. ${rounds} rounds, median (min–max); ratios are the ratio of the medians, with the range of the per-round ratios. The ladder's steps are discrete (x${options.growth}, then ${options.refineSteps} bisections), so capacities repeat across rounds and are accurate to about ${Math.round((Math.pow(options.growth, 1 / 2 ** options.refineSteps) - 1) * 100)}%.`,
   );
   lines.push('');
   const rows: string[][] = [];
@@ -420,12 +457,15 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     { name: 'coturn', values: [], mins: [], maxs: [] },
     { name: 'Switchboard (bundled)', values: [], mins: [], maxs: [] },
     { name: 'bare Node forwarder', values: [], mins: [], maxs: [] },
+    { name: `Switchboard, ${data.workerCount ?? 'N'} relay workers`, values: [], mins: [], maxs: [] },
   ];
+  const workerLabel = `bundled (Switchboard), ${data.workerCount ?? 'one per core'} relay workers`;
   for (const payload of options.payloads) {
-    const of = (backend: TurnBackend): LadderResult[] => capacity[backend].filter((r) => r.payload === payload);
+    const of = (backend: 'bundled' | 'coturn'): LadderResult[] => capacity[backend].filter((r) => r.payload === payload);
     const b = of('bundled');
     const c = of('coturn');
     const f = capacity.forwarder?.filter((r) => r.payload === payload) ?? [];
+    const w = capacity.workers?.filter((r) => r.payload === payload) ?? [];
     const pps = { bundled: summarize(b.map((r) => r.capacityPps)), coturn: summarize(c.map((r) => r.capacityPps)) };
     const ratio = ratioSummary(
       b.map((r) => r.capacityPps),
@@ -436,14 +476,16 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     for (const [backend, list] of [
       ['coturn', c],
       ['bundled', b],
+      ['workers', w],
       ['forwarder', f],
     ] as const) {
       if (!list.length) continue;
+      const label = backend === 'workers' ? workerLabel : BACKEND_LABELS[backend];
       const generatorUs = summarize(list.map((r) => r.generatorCpuUsPerPacket ?? Number.NaN));
-      if (generatorUs.rounds) generatorCost.push(`${BACKEND_LABELS[backend]} ${payload} B ${fmtSummary(generatorUs)}`);
+      if (generatorUs.rounds) generatorCost.push(`${label} ${payload} B ${fmtSummary(generatorUs)}`);
       rows.push([
         `${payload} B`,
-        BACKEND_LABELS[backend],
+        label,
         `${fmtSummary(summarize(list.map((r) => r.capacityPps)))}${bound(list)}`,
         fmtSummary(summarize(list.map((r) => r.mbps))),
         fmtSummary(summarize(list.map((r) => r.cpuUsPerPacket))),
@@ -461,7 +503,7 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
             : summarize(firsts.map((s) => s.generatorDrops ?? 0)).median > summarize(firsts.map((s) => s.relayDrops ?? 0)).median
               ? "dropped on the load generator's sockets: a lower bound"
               : "dropped on the relay's own sockets: its limit under this bursty load";
-        relayIdleAtLoss.push(`${backend === 'bundled' ? 'the bundled relay' : BACKEND_LABELS[backend]} at ${payload} B (${where})`);
+        relayIdleAtLoss.push(`${backend === 'bundled' ? 'the bundled relay' : label} at ${payload} B (${where})`);
       }
     }
     const perCpuC = summarize(c.map((r) => 1e6 / r.cpuUsPerPacket));
@@ -476,6 +518,10 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     series[2]?.values.push(perCpuF.median);
     series[2]?.mins.push(perCpuF.min);
     series[2]?.maxs.push(perCpuF.max);
+    const perCpuW = summarize(w.map((r) => 1e6 / r.cpuUsPerPacket));
+    series[3]?.values.push(perCpuW.median);
+    series[3]?.mins.push(perCpuW.min);
+    series[3]?.maxs.push(perCpuW.max);
     headline.push({
       metric: `TURN packets/s at < 1% loss, ${payload} B (baseline: coturn)`,
       baseline: fmt(pps.coturn.median),
@@ -517,6 +563,32 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
         target: '',
         verdict: '',
       });
+      if (w.length) {
+        const perCpuWorkers = w.map((r) => 1e6 / r.cpuUsPerPacket);
+        const perCpuRatio = ratioSummary(perCpuWorkers, perCpuForwarder);
+        headline.push({
+          metric: `TURN packets per relay CPU-second, ${payload} B, ${data.workerCount ?? 'N'} relay workers (baseline: bare Node forwarder, no TURN)`,
+          baseline: fmt(summarize(perCpuForwarder).median),
+          switchboard: fmt(summarize(perCpuWorkers).median),
+          ratio: fmtSummary(perCpuRatio, 2),
+          target: '>= 0.9x',
+          verdict: verdict(perCpuRatio.median, 0.9, 'atLeast'),
+        });
+      }
+    }
+    if (w.length) {
+      const scaling = ratioSummary(
+        w.map((r) => r.capacityPps),
+        b.map((r) => r.capacityPps),
+      );
+      headline.push({
+        metric: `TURN packets/s at < 1% loss, ${payload} B, ${data.workerCount ?? 'N'} relay workers (baseline: 1 relay worker)`,
+        baseline: fmt(pps.bundled.median),
+        switchboard: fmt(summarize(w.map((r) => r.capacityPps)).median),
+        ratio: fmtSummary(scaling, 2),
+        target: '>= 1.6x',
+        verdict: verdict(scaling.median, 1.6, 'atLeast'),
+      });
     }
   }
   lines.push(
@@ -554,7 +626,7 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     allocations.coturn.map((a) => a.perS),
   );
   lines.push(
-    `Allocations (${options.allocations} fresh clients per round, ${options.allocationConcurrency} in flight, each the full 401 challenge + signed Allocate, released afterwards): coturn ${fmtSummary(allocC)}/s (${fmtSummary(summarize(allocations.coturn.map((a) => a.cpuMsPerAllocation)))} CPU-ms each, allocation and release, from /proc's 10 ms clock ticks), bundled ${fmtSummary(allocB)}/s (${fmtSummary(summarize(allocations.bundled.map((a) => a.cpuMsPerAllocation)))} CPU-ms each); ratio ${fmtSummary(allocRatio, 2)}. Failed allocations: ${[...allocations.bundled, ...allocations.coturn].reduce((sum, a) => sum + a.failures, 0)}.`,
+    `Allocations (${options.allocations} fresh clients per round, ${options.allocationConcurrency} in flight, each the full 401 challenge + signed Allocate, released afterwards): coturn ${fmtSummary(allocC)}/s (${fmtSummary(summarize(allocations.coturn.map((a) => a.cpuMsPerAllocation)))} CPU-ms each, allocation and release, from /proc's 10 ms clock ticks), bundled ${fmtSummary(allocB)}/s (${fmtSummary(summarize(allocations.bundled.map((a) => a.cpuMsPerAllocation)))} CPU-ms each); ratio ${fmtSummary(allocRatio, 2)}.${allocations.workers?.length ? ` With ${data.workerCount} relay workers: ${fmtSummary(summarize(allocations.workers.map((a) => a.perS)))}/s.` : ''} Failed allocations: ${[...allocations.bundled, ...allocations.coturn, ...(allocations.workers ?? [])].reduce((sum, a) => sum + a.failures, 0)}.`,
   );
   headline.push({
     metric: 'TURN allocations/s (baseline: coturn)',
@@ -577,10 +649,36 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     isolation.map((r) => r.inline.p99),
     isolation.map((r) => r.idle.p99),
   );
+  // The server with one relay worker per core: its own idle p99 is its baseline.
+  const measuredWorkers = isolation.filter((r): r is Required<IsolationRound> => r.workers !== undefined && r.workersIdle !== undefined);
+  const workersIdle = summarize(measuredWorkers.map((r) => r.workersIdle.p99));
+  const workersUnder = summarize(measuredWorkers.map((r) => r.workers.p99));
+  const workersRatio = ratioSummary(
+    measuredWorkers.map((r) => r.workers.p99),
+    measuredWorkers.map((r) => r.workersIdle.p99),
+  );
+  const workersRows = measuredWorkers.length
+    ? [
+        [
+          `no TURN stream, server with ${data.workerCount} relay workers`,
+          fmtSummary(summarize(measuredWorkers.map((r) => r.workersIdle.p50))),
+          fmtSummary(workersIdle),
+          '1.00x',
+          '',
+        ],
+        [
+          `stream via ${data.workerCount} relay workers (shipped default), over their ports`,
+          fmtSummary(summarize(measuredWorkers.map((r) => r.workers.p50))),
+          fmtSummary(workersUnder),
+          fmtSummary(workersRatio, 2),
+          `${fmt(summarize(measuredWorkers.map((r) => r.workers.streamLoss * 100)).median)}%`,
+        ],
+      ]
+    : [];
   lines.push(`### Signaling latency while TURN relays a sustained stream`);
   lines.push('');
   lines.push(
-    `A room of 2 exchanges ${options.signalRate} signals/s (300 B) for ${options.signalMs / 1000} s while a separate process streams ${results.streamRate} packets/s of ${options.streamPayload} B (${fmt((results.streamRate * options.streamPayload * 8) / 1e6)} Mbit/s: 60% of the bundled relay's measured capacity at that size, at most ${options.streamRate}) through the server's relay. Variants, rotated per round: no stream; the stream through the shipped relay (worker thread); the stream through the same relay code on the signaling thread (a counterfactual server built only for this benchmark). Server, stream and generator are not pinned here (the worker thread needs a core of its own to isolate anything).`,
+    `A room of 2 exchanges ${options.signalRate} signals/s (300 B) for ${options.signalMs / 1000} s while a separate process streams ${results.streamRate} packets/s of ${options.streamPayload} B (${fmt((results.streamRate * options.streamPayload * 8) / 1e6)} Mbit/s: 60% of the bundled relay's measured capacity at that size, at most ${options.streamRate}) through the server's relay. Variants, rotated per round: no stream; the stream through the shipped relay (worker thread); the stream through the same relay code on the signaling thread (a counterfactual server built only for this benchmark)${measuredWorkers.length ? `; and on a server with ${data.workerCount} relay workers (the default, one per core): no stream, and the same stream spread over its workers' ports` : ''}. Server, stream and generator are not pinned here (the worker thread needs a core of its own to isolate anything).`,
   );
   lines.push('');
   lines.push(
@@ -602,6 +700,7 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
           fmtSummary(inlineRatio, 2),
           `${fmt(summarize(isolation.map((r) => r.inline.streamLoss * 100)).median)}%`,
         ],
+        ...workersRows,
       ],
     ),
   );
@@ -613,6 +712,15 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     target: '',
     verdict: '',
   });
+  if (measuredWorkers.length)
+    headline.push({
+      metric: `signaling p99 ms: idle vs TURN stream (${data.workerCount} relay workers)`,
+      baseline: fmt(workersIdle.median),
+      switchboard: fmt(workersUnder.median),
+      ratio: fmtSummary(workersRatio, 2),
+      target: '',
+      verdict: '',
+    });
   headline.push({
     metric: 'signaling p99 ms: idle vs TURN stream (relay on signaling thread)',
     baseline: fmt(idle.median),

@@ -4,6 +4,7 @@
  * completes, produces sane numbers, renders its RESULTS.md section, and leaves no server,
  * coturn or stream process behind. Numbers are never asserted against targets here.
  */
+import os from 'node:os';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,18 +116,21 @@ describe('benchmarks: smoke run at tiny sizes', function () {
     }
   });
 
-  it('turn: the bundled relay, the bare forwarder (and coturn, where installed) deliver ChannelData, the relays allocate, and signaling keeps flowing under a stream', async () => {
+  it('turn: the bundled relay (one relay worker, and one per core), the bare forwarder (and coturn, where installed) deliver ChannelData, the relays allocate, and signaling keeps flowing under a stream', async () => {
     const section = await runTurn(ctx);
     sections.push(section);
     const data = section.data as {
-      capacity: Record<'bundled' | 'coturn' | 'forwarder', LadderResult[]>;
-      allocations: Record<'bundled' | 'coturn', Array<{ perS: number; failures: number }>>;
-      isolation: Array<{ idle: { p99: number }; worker: { p99: number }; inline: { p99: number } }>;
+      capacity: Record<'bundled' | 'workers' | 'coturn' | 'forwarder', LadderResult[]>;
+      allocations: Record<'bundled' | 'workers' | 'coturn', Array<{ perS: number; failures: number }>>;
+      isolation: Array<Record<'idle' | 'worker' | 'inline' | 'workersIdle' | 'workers', { p99: number }>>;
+      workerCount: number;
       generator: { kind: 'native' | 'node'; nodeReason: string | null };
     };
     if (data.generator.kind === 'node') console.log(`      native load generator not used: ${data.generator.nodeReason}`);
-    const backends = coturnUnavailableReason() ? (['bundled'] as const) : (['bundled', 'coturn'] as const);
-    if (backends.length === 1) console.log(`      coturn part skipped: ${coturnUnavailableReason()}`);
+    // 'workers': the bundled relay with one relay worker per core, the flows spread over their ports.
+    expect(data.workerCount, 'relay workers: one per core').to.equal(Math.max(1, os.availableParallelism()));
+    const backends = coturnUnavailableReason() ? (['bundled', 'workers'] as const) : (['bundled', 'workers', 'coturn'] as const);
+    if (backends.length === 2) console.log(`      coturn part skipped: ${coturnUnavailableReason()}`);
     expect(data.capacity.forwarder, 'the bare forwarder').to.have.length(2);
     for (const ladder of data.capacity.forwarder)
       expect(
@@ -146,7 +150,8 @@ describe('benchmarks: smoke run at tiny sizes', function () {
       }
     }
     for (const round of data.isolation)
-      for (const p99 of [round.idle.p99, round.worker.p99, round.inline.p99]) positive(p99, 'signaling p99');
+      for (const variant of ['idle', 'worker', 'inline', 'workersIdle', 'workers'] as const)
+        positive(round[variant].p99, `signaling p99 (${variant})`);
   });
 
   it('bundle: measures the served build (core, lazy mediasoup-client chunk, IIFE), the npm packages and their baselines', async () => {
