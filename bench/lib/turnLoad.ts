@@ -61,6 +61,8 @@ export interface HandedOver {
 }
 
 const CHANNEL = 0x4000;
+/** Allocate tries per flow, each from a new port, while the server answers 437 (a port whose old allocation it still holds). */
+const MAX_ALLOCATE_ATTEMPTS = 5;
 const BUFFER_BYTES = 4 * 1024 * 1024;
 let userCounter = 0;
 
@@ -143,12 +145,31 @@ export class TurnFlows implements LoadFlows {
   static async open(endpoint: TurnEndpoint, count: number): Promise<TurnFlows> {
     const flows: Flow[] = [];
     const all = new TurnFlows(endpoint, flows);
+    // Clients not (yet) in a flow: those whose port still held an allocation at the server (437),
+    // kept bound until the flows are open so that the next try gets another port, and one whose
+    // allocation failed. Closed at the end without releasing anything.
+    const spare = new Set<TurnClient>();
     try {
       for (let i = 0; i < count; i++) {
         const { peer, flow: counter } = await countingPeer();
         const server = { address: endpoint.address, port: flowPort(endpoint, i) };
         const credentials = createTurnCredentials(endpoint.secret, user(), 3600);
-        const client = await TurnClient.open(server, credentials);
+        const openClient = async (): Promise<TurnClient> => {
+          const opened = await TurnClient.open(server, credentials);
+          spare.add(opened);
+          // A send the kernel refuses (ENOBUFS) must not crash the run; it shows up as loss.
+          opened.socket.on('error', () => undefined);
+          return opened;
+        };
+        let client = await openClient();
+        let allocation = await client.allocate();
+        // A port the kernel hands out again may still hold an allocation of a client released a
+        // moment ago (coturn frees a released 5-tuple after a second or more): 437, try another.
+        for (let attempt = 1; allocation.errorCode === 437 && attempt < MAX_ALLOCATE_ATTEMPTS; attempt++) {
+          client = await openClient();
+          allocation = await client.allocate();
+        }
+        spare.delete(client);
         const flow: Flow = {
           socket: client.socket,
           peer,
@@ -181,9 +202,6 @@ export class TurnFlows implements LoadFlows {
         };
         flows.push(flow);
         client.socket.setSendBufferSize(BUFFER_BYTES);
-        // A send the kernel refuses (ENOBUFS) must not crash the run; it shows up as loss.
-        client.socket.on('error', () => undefined);
-        const allocation = await client.allocate();
         if (!allocation.isSuccess || !allocation.xorAddress(AttrType.XorRelayedAddress))
           throw new Error(`allocate failed: ${allocation.errorCode}`);
         const { port } = peer.address();
@@ -193,6 +211,8 @@ export class TurnFlows implements LoadFlows {
     } catch (error) {
       await all.close();
       throw error;
+    } finally {
+      await Promise.all([...spare].map((c) => closeSocket(c.socket)));
     }
     return all;
   }
