@@ -3,12 +3,17 @@
  * templates' actions are balanced and every .Values path they read is in values.yaml; every
  * environment variable the chart sets (ConfigMap, Secret, per-pod env) is a setting of the
  * config schema; one pod's environment is a configuration the server accepts; ports, probes and
- * the termination grace period agree with the settings and their defaults.
+ * the termination grace period agree with the settings and their defaults; TURN over TLS comes
+ * from a mounted kubernetes.io/tls Secret, only when values name one.
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../config/index.js';
+import { createSelfSignedCert, opensslUnavailableReason } from '../helpers/tlsCert.js';
 import { readRepoFile, readYaml, repoPath, settingAccepts, settingDefault, settingNames, unknownSettings } from './deployFiles.js';
 
 const CHART = 'deploy/helm/switchboard';
@@ -21,6 +26,7 @@ interface Values {
   media: { hostNetwork: boolean };
   terminationGracePeriodSeconds: number;
   podDisruptionBudget: { enabled: boolean; maxUnavailable: number };
+  turnTls: { secretName: string };
   [key: string]: unknown;
 }
 
@@ -43,21 +49,93 @@ const WORKER_PORTS = [
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
- * The text of the template block opened by the action `{{- <opening> }}` (its first
- * occurrence), up to its matching `{{- end }}`; undefined when there is no such action.
+ * Every template block opened by the action `{{- <opening> }}`, in order: where the action is,
+ * and the text after it up to its matching `{{- end }}` (undefined when it has none).
  */
-function blockBody(text: string, opening: string): string | undefined {
+function blocks(text: string, opening: string): { at: number; body: string | undefined }[] {
   const open = `{{- ${opening} }}`;
-  const at = text.indexOf(open);
-  if (at === -1) return undefined;
-  const start = at + open.length;
-  let depth = 1;
-  for (const action of text.slice(start).matchAll(/\{\{-?\s*(\w+)?[^}]*\}\}/g)) {
-    const word = action[1] ?? '';
-    if (['if', 'range', 'with', 'define', 'block'].includes(word)) depth++;
-    else if (word === 'end' && --depth === 0) return text.slice(start, start + action.index);
+  const found: { at: number; body: string | undefined }[] = [];
+  for (let at = text.indexOf(open); at !== -1; at = text.indexOf(open, at + open.length)) {
+    const start = at + open.length;
+    let depth = 1;
+    let body: string | undefined;
+    for (const action of text.slice(start).matchAll(/\{\{-?\s*(\w+)?[^}]*\}\}/g)) {
+      const word = action[1] ?? '';
+      if (['if', 'range', 'with', 'define', 'block'].includes(word)) depth++;
+      else if (word === 'end' && --depth === 0) {
+        body = text.slice(start, start + action.index);
+        break;
+      }
+    }
+    found.push({ at, body });
   }
-  return undefined;
+  return found;
+}
+
+/** The text of the first block opened by `{{- <opening> }}` (blocks); undefined when there is none. */
+function blockBody(text: string, opening: string): string | undefined {
+  return blocks(text, opening)[0]?.body;
+}
+
+/**
+ * A block's YAML with its actions resolved: lines holding only an action (`{{- if ... }}`,
+ * `{{- end }}`) dropped, every `{{ expression }}` replaced from `expressions` (an expression it
+ * does not name throws), then parsed.
+ */
+function blockYaml(body: string, expressions: Record<string, string>): unknown {
+  const lines = body.split('\n').filter((line) => !/^\s*\{\{-[^}]*\}\}\s*$/.test(line));
+  const text = lines.join('\n').replace(/\{\{ ([^}]+) \}\}/g, (_, expression: string) => {
+    const value = expressions[expression];
+    if (value === undefined) throw new Error(`unexpected {{ ${expression} }}`);
+    return value;
+  });
+  const indent = Math.min(...lines.filter((line) => line.trim() !== '').map((line) => /^ */.exec(line)?.[0].length ?? 0));
+  return parseYaml(text.replace(new RegExp(`^ {${indent}}`, 'gm'), ''));
+}
+
+/** One pod's environment: config, the Secret's settings (filled in), the per-pod env (node address 198.51.100.7). */
+function podEnv(nodeId: string): Record<string, string> {
+  const nodeIp = '198.51.100.7';
+  return {
+    ...values.config,
+    SIGNING_KEYS: `main:${randomBytes(32).toString('hex')}`,
+    ADMIN_API_KEY: randomBytes(32).toString('hex'),
+    TURN_SECRET: randomBytes(32).toString('hex'),
+    MONGODB_URI: 'mongodb://mongo-0.mongo:27017/switchboard?replicaSet=rs0',
+    REDIS_URL: 'redis://:password@redis-master:6379',
+    NODE_ID: nodeId,
+    PUBLIC_URL: values.publicUrl.replaceAll('$(NODE_ID)', nodeId),
+    SFU_ANNOUNCED_IP: nodeIp,
+    TURN_EXTERNAL_IP: nodeIp,
+    TURN_RELAY_IP: nodeIp,
+  };
+}
+
+/** The name a test gives turnTls.secretName. */
+const TLS_SECRET = 'turn-example-com-tls';
+
+/**
+ * The statefulset's blocks under `{{- if .Values.turnTls.secretName }}`, as YAML with that
+ * name, the TURN_TLS_PORT default, and the mount directory `dir` (the template's own when
+ * undefined); `at` is the number of the pod sections (env, ports, volumeMounts, volumes) opened
+ * before the block, so 1 is inside env.
+ */
+function turnTlsBlocks(dir?: string): { at: number; yaml: unknown; body: string }[] {
+  const statefulset = template('statefulset.yaml');
+  const templateDir = /^\{\{- \$turnTlsDir := "([^"]+)" \}\}$/m.exec(statefulset)?.[1] ?? '';
+  const expressions = {
+    $turnTlsDir: dir ?? templateDir,
+    '.Values.turnTls.secretName | quote': JSON.stringify(TLS_SECRET),
+    $turnTlsPort: String(settingDefault('TURN_TLS_PORT')),
+  };
+  const sections = ['          env:\n', '          ports:\n', '          volumeMounts:\n', '      volumes:\n'].map((heading) =>
+    statefulset.indexOf(heading),
+  );
+  return blocks(statefulset, 'if .Values.turnTls.secretName').map(({ at, body }) => ({
+    at: sections.filter((start) => start !== -1 && start < at).length,
+    yaml: blockYaml(body ?? '', expressions),
+    body: body ?? '',
+  }));
 }
 
 /** Kubernetes' rule for a container port name (IANA_SVC_NAME). */
@@ -122,7 +200,15 @@ describe('deploy: Helm chart', () => {
     expect(Object.keys(values.secrets.values).sort()).to.deep.equal([...SECRET_SETTINGS].sort());
     expect(Object.keys(values.config).filter((name) => SECRET_SETTINGS.includes(name))).to.deep.equal([]);
     const perPod = [...template('statefulset.yaml').matchAll(/^\s+- name: ([A-Z][A-Z0-9_]*)$/gm)].map((match) => match[1] as string);
-    expect(perPod).to.deep.equal(['NODE_ID', 'PUBLIC_URL', 'SFU_ANNOUNCED_IP', 'TURN_EXTERNAL_IP', 'TURN_RELAY_IP']);
+    expect(perPod).to.deep.equal([
+      'NODE_ID',
+      'PUBLIC_URL',
+      'SFU_ANNOUNCED_IP',
+      'TURN_EXTERNAL_IP',
+      'TURN_RELAY_IP',
+      'TURN_TLS_CERT',
+      'TURN_TLS_KEY',
+    ]);
     expect(unknownSettings(perPod)).to.deep.equal([]);
     // NODE_ID is the pod's name, and PUBLIC_URL is per pod through it.
     expect(template('statefulset.yaml')).to.match(/- name: NODE_ID\n\s+valueFrom:\n\s+fieldRef:\n\s+fieldPath: metadata\.name\n/);
@@ -131,21 +217,7 @@ describe('deploy: Helm chart', () => {
 
   it("one pod's environment is a configuration the server accepts: production, MongoDB store, cluster on Redis", () => {
     const nodeId = 'switchboard-1';
-    const nodeIp = '198.51.100.7';
-    const env = {
-      ...values.config,
-      SIGNING_KEYS: `main:${randomBytes(32).toString('hex')}`,
-      ADMIN_API_KEY: randomBytes(32).toString('hex'),
-      TURN_SECRET: randomBytes(32).toString('hex'),
-      MONGODB_URI: 'mongodb://mongo-0.mongo:27017/switchboard?replicaSet=rs0',
-      REDIS_URL: 'redis://:password@redis-master:6379',
-      NODE_ID: nodeId,
-      PUBLIC_URL: values.publicUrl.replaceAll('$(NODE_ID)', nodeId),
-      SFU_ANNOUNCED_IP: nodeIp,
-      TURN_EXTERNAL_IP: nodeIp,
-      TURN_RELAY_IP: nodeIp,
-    };
-    const config = loadConfig(env);
+    const config = loadConfig(podEnv(nodeId));
     expect(config.nodeEnv).to.equal('production');
     expect(config.nodeId).to.equal(nodeId);
     expect(config.http.publicUrl).to.equal('https://switchboard-1.rtc.example.com');
@@ -235,7 +307,7 @@ describe('deploy: Helm chart', () => {
     expect(notes).to.include('TURN_PORT..TURN_PORT+TURN_WORKERS-1').and.include('{{ .Values.config.TURN_WORKERS }} relay worker(s)');
     expect(notes).to.include('UDP{{ if $turnTcp }} and TCP{{ end }}');
     expect(notes).to.include('TURN_MIN_PORT..TURN_MAX_PORT');
-    for (const name of ['SFU_PORT', 'TURN_PORT', 'TURN_MIN_PORT', 'TURN_MAX_PORT', 'TURN_ENABLED', 'TURN_TCP'])
+    for (const name of ['SFU_PORT', 'TURN_PORT', 'TURN_MIN_PORT', 'TURN_MAX_PORT', 'TURN_ENABLED', 'TURN_TCP', 'TURN_TLS_PORT'])
       expect(notes, name).to.include(`include "switchboard.setting" (list . "${name}")`);
   });
 
@@ -256,5 +328,100 @@ describe('deploy: Helm chart', () => {
     const statefulset = template('statefulset.yaml');
     expect(statefulset).to.include('terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}');
     expect(statefulset).to.include('{{- if le (int .Values.terminationGracePeriodSeconds) (int $shutdownS) }}');
+  });
+
+  it('TURN over TLS (turnTls.secretName): the Secret mounted as a directory, TURN_TLS_CERT and TURN_TLS_KEY its files, the port declared, only with the Secret', () => {
+    expect(values.turnTls, 'off by default').to.deep.equal({ secretName: '' });
+    const statefulset = template('statefulset.yaml');
+    const dir = /^\{\{- \$turnTlsDir := "([^"]+)" \}\}$/m.exec(statefulset)?.[1];
+    expect(dir, 'the mount directory').to.match(/^\/[\w/-]+$/);
+    expect(statefulset).to.include('{{- $turnTlsPort := include "switchboard.setting" (list . "TURN_TLS_PORT") | int }}');
+    const found = turnTlsBlocks();
+    // One block in each section of the container and pod: env, ports, volumeMounts, volumes.
+    expect(found.map(({ at }) => at)).to.deep.equal([1, 2, 3, 4]);
+    const [env, port, mount, volume] = found;
+    // The Secret named by values, the whole of it (no items), in a directory mount without
+    // subPath: the kubelet updates such a mount when the Secret changes (a renewal).
+    expect(volume?.yaml).to.deep.equal([{ name: 'turn-tls', secret: { secretName: TLS_SECRET } }]);
+    expect(mount?.yaml).to.deep.equal([{ name: 'turn-tls', mountPath: dir, readOnly: true }]);
+    expect(statefulset).to.not.match(/subPath(Expr)?:/);
+    // The keys of a kubernetes.io/tls Secret, under the mount, as settings of the schema.
+    expect(env?.yaml).to.deep.equal([
+      { name: 'TURN_TLS_CERT', value: `${dir}/tls.crt` },
+      { name: 'TURN_TLS_KEY', value: `${dir}/tls.key` },
+    ]);
+    expect(unknownSettings(['TURN_TLS_CERT', 'TURN_TLS_KEY', 'TURN_TLS_PORT', 'TURN_TLS_HOST'])).to.deep.equal([]);
+    // TCP on TURN_TLS_PORT, a hostPort without hostNetwork as for the TURN ports, among them (TURN on).
+    expect(port?.yaml).to.deep.equal([{ name: 'turn-tls', containerPort: 5349, hostPort: 5349, protocol: 'TCP' }]);
+    expect(settingDefault('TURN_TLS_PORT')).to.equal(5349);
+    expect(port?.body).to.match(
+      /\{\{- if not \.Values\.media\.hostNetwork \}\}\n\s+hostPort: \{\{ \$turnTlsPort \}\}\n\s+\{\{- end \}\}\n/,
+    );
+    expect(blockBody(statefulset, 'if $turnOn'), 'declared under TURN_ENABLED').to.include(port?.body);
+    expect(isPortName('turn-tls')).to.equal(true);
+    const portNames = [...(blockBody(statefulset, 'if $turnOn') ?? '').matchAll(/- name: ([a-z][a-z0-9-]*)\n/g)].map((match) => match[1]);
+    expect(portNames).to.deep.equal(['turn-tls']);
+    // Nothing of it outside those blocks.
+    let outside = statefulset;
+    for (const { body } of found) outside = outside.replace(body, '');
+    expect(outside).to.not.match(/name: turn-tls|secretName: \{\{|\$turnTlsDir \}\}|\$turnTlsPort \}\}|name: TURN_TLS_/);
+  });
+
+  it('a pod with the Secret mounted loads TURN over TLS from its files', function () {
+    const reason = opensslUnavailableReason();
+    if (reason) {
+      console.log(`      skipped: ${reason}`);
+      this.skip();
+    }
+    const cert = createSelfSignedCert();
+    // The mounted Secret: its keys as file names.
+    const dir = mkdtempSync(join(tmpdir(), 'switchboard-turn-tls-'));
+    try {
+      copyFileSync(cert.certPath, join(dir, 'tls.crt'));
+      copyFileSync(cert.keyPath, join(dir, 'tls.key'));
+      const env = turnTlsBlocks(dir).find(({ at }) => at === 1)?.yaml as { name: string; value: string }[];
+      const config = loadConfig({ ...podEnv('switchboard-0'), ...Object.fromEntries(env.map(({ name, value }) => [name, value])) });
+      expect(config.turn.tlsEnabled).to.equal(true);
+      expect([config.turn.tlsCert, config.turn.tlsKey, config.turn.tlsPort]).to.deep.equal([
+        join(dir, 'tls.crt'),
+        join(dir, 'tls.key'),
+        settingDefault('TURN_TLS_PORT'),
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      cert.remove();
+    }
+  });
+
+  it('refuses to render turnTls.secretName with TURN off, or with TURN_TLS_CERT / TURN_TLS_KEY also in config or secrets.values', () => {
+    const statefulset = template('statefulset.yaml');
+    const object = statefulset.indexOf('\nkind: StatefulSet\n');
+    expect(statefulset).to.include(
+      '{{- $turnOn := include "switchboard.setting" (list . "TURN_ENABLED") | regexMatch "^(true|1|yes|on)$" }}',
+    );
+    const turnOff = statefulset.search(
+      /\{\{- if and \.Values\.turnTls\.secretName \(not \$turnOn\) \}\}\n\{\{- fail "turnTls\.secretName [^"]+" \}\}\n\{\{- end \}\}\n/,
+    );
+    expect(turnOff, 'fails with TURN off').to.be.greaterThan(-1).and.lessThan(object);
+    const overridden = statefulset.search(
+      /\{\{- range \$name := list "TURN_TLS_CERT" "TURN_TLS_KEY" \}\}\n\{\{- if and \$\.Values\.turnTls\.secretName \(or \(hasKey \$\.Values\.config \$name\) \(hasKey \$\.Values\.secrets\.values \$name\)\) \}\}\n\{\{- fail \(printf "%s [^"]+" \$name\) \}\}\n\{\{- end \}\}\n\{\{- end \}\}\n/,
+    );
+    expect(overridden, 'fails when config or secrets.values sets the files too').to.be.greaterThan(-1).and.lessThan(object);
+    for (const name of ['TURN_TLS_CERT', 'TURN_TLS_KEY']) expect(Object.keys(values.config), name).to.not.include(name);
+  });
+
+  it('lists in NOTES the TLS port (with TURN) and TURN_TLS_HOST, only with turnTls.secretName', () => {
+    const notes = template('NOTES.txt');
+    const port = notes.search(
+      /\{\{ if \.Values\.turnTls\.secretName \}\}\n\s+TURN_TLS_PORT \(\{\{ include "switchboard\.setting" \(list \. "TURN_TLS_PORT"\) \}\}\) TCP[^\n]*\{\{ end \}\}\n/,
+    );
+    expect(port, 'the port line').to.be.greaterThan(-1);
+    // Inside the TURN list: after the relay workers' ports, before the relay range closes it.
+    expect(port)
+      .to.be.greaterThan(notes.indexOf('TURN_PORT..TURN_PORT+TURN_WORKERS-1'))
+      .and.lessThan(notes.indexOf('TURN_MIN_PORT..TURN_MAX_PORT'));
+    const paragraph = blockBody(notes, 'if .Values.turnTls.secretName') ?? '';
+    expect(paragraph).to.include('{{ .Values.turnTls.secretName }}').and.include('{{- if .Values.config.TURN_TLS_HOST }}');
+    expect(paragraph).to.include('set config.TURN_TLS_HOST');
   });
 });

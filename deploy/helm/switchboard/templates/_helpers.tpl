@@ -42,6 +42,6 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* A setting from config, else the server's default (README.md). */}}
 {{- define "switchboard.setting" -}}
 {{- $name := index . 1 }}
-{{- $defaults := dict "PORT" "8080" "METRICS_PORT" "9464" "TURN_PORT" "3478" "TURN_MIN_PORT" "49152" "TURN_MAX_PORT" "65535" "SFU_PORT" "7882" "SHUTDOWN_TIMEOUT_MS" "10000" "SHUTDOWN_DRAIN_MS" "0" "TURN_ENABLED" "true" "TURN_TCP" "true" "SFU_ENABLED" "true" }}
+{{- $defaults := dict "PORT" "8080" "METRICS_PORT" "9464" "TURN_PORT" "3478" "TURN_TLS_PORT" "5349" "TURN_MIN_PORT" "49152" "TURN_MAX_PORT" "65535" "SFU_PORT" "7882" "SHUTDOWN_TIMEOUT_MS" "10000" "SHUTDOWN_DRAIN_MS" "0" "TURN_ENABLED" "true" "TURN_TCP" "true" "SFU_ENABLED" "true" }}
 {{- toString (index (index . 0).Values.config $name | default (index $defaults $name)) }}
 {{- end }}
