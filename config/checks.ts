@@ -122,7 +122,7 @@ function turnPorts(turn: Pick<ParsedSettings['turn'], 'port' | 'workers'>): stri
 /**
  * The bundled TURN server's ports: relay worker i listens on TURN_PORT + i (UDP, and TCP with
  * TURN_TCP), so TURN_PORT..TURN_PORT+TURN_WORKERS-1 must exist, stay out of the relay range
- * (a worker could find its port taken by another's relay socket), and over TCP not be PORT or
+ * with several workers (one could find its port taken by another's relay socket), and over TCP not be PORT or
  * METRICS_PORT; TURN_TLS_PORT (TLS on) must not be any of those TCP ports. UDP and TCP share
  * each number on purpose, as coturn does.
  */
@@ -134,7 +134,8 @@ export function turnPortProblems({ http, observability, turn }: Pick<ParsedSetti
   const inRange = (port: number): boolean => first !== 0 && port !== 0 && port >= first && port <= last;
   if (first !== 0 && last > 65535)
     problems.push({ setting: 'TURN_WORKERS', message: `${turnPorts(turn)}: TURN_PORT + TURN_WORKERS - 1 must not exceed 65535` });
-  if (first !== 0 && first <= turn.maxPort && last >= turn.minPort)
+  // One worker never binds its own port as a relay port; several could take each other's at boot.
+  if (first !== 0 && turn.workers > 1 && first <= turn.maxPort && last >= turn.minPort)
     problems.push({
       setting: 'TURN_PORT',
       message: `${turnPorts(turn)} overlaps the relay range TURN_MIN_PORT..TURN_MAX_PORT (${turn.minPort}..${turn.maxPort})`,

@@ -104,6 +104,7 @@ describe('config: TURN over TCP and TLS', () => {
       'TURN_PORT: TURN_PORT..TURN_PORT+TURN_WORKERS-1 (49150..49152) overlaps the relay range TURN_MIN_PORT..TURN_MAX_PORT (49152..65535)',
     ]);
     expect(problemsOf({ TURN_WORKERS: '3', TURN_PORT: '49150', TURN_MIN_PORT: '49153' })).to.deep.equal([]);
+    expect(problemsOf({ TURN_WORKERS: '1', TURN_PORT: '50000' }), 'one worker never takes its own port as a relay port').to.deep.equal([]);
     expect(problemsOf({ ...tlsFiles(), TURN_WORKERS: '2', TURN_TLS_PORT: '3479' })).to.deep.equal([
       'TURN_TLS_PORT: 3479 is also TURN_PORT..TURN_PORT+TURN_WORKERS-1 (3478..3479) (TURN over TCP)',
     ]);

@@ -85,16 +85,41 @@ describe('TurnServer', function () {
     it('rejects start() when the port is taken, and when TURN is disabled', async () => {
       const squatter = dgram.createSocket('udp4');
       await new Promise<void>((resolve) => squatter.bind(0, '127.0.0.1', () => resolve()));
+      const taken = squatter.address().port;
       const server = new TurnServer({
-        config: turnSettings({ TURN_PORT: String(squatter.address().port) }),
+        config: turnSettings({ TURN_PORT: String(taken), TURN_WORKERS: '1' }),
+        logger: createLogger('silent'),
+      });
+      // Two workers, the second one's port taken: start() fails and the first worker stops too
+      // (its port is free again). The relay range moves off the ephemeral ports the ports came from.
+      const below = taken - 1;
+      const probe = dgram.createSocket('udp4');
+      const belowFree = await new Promise<boolean>((resolve) => {
+        probe.once('error', () => resolve(false));
+        probe.bind(below, '127.0.0.1', () => resolve(true));
+      });
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+      const pair = new TurnServer({
+        config: turnSettings({ TURN_PORT: String(below), TURN_WORKERS: '2', TURN_MIN_PORT: '1024', TURN_MAX_PORT: '2047' }),
         logger: createLogger('silent'),
       });
       try {
         let error: Error | undefined;
         await server.start().catch((e: Error) => (error = e));
         expect(error?.message).to.match(/EADDRINUSE/);
+        if (belowFree) {
+          let pairError: Error | undefined;
+          await pair.start().catch((e: Error) => (pairError = e));
+          expect(pairError?.message, "the second worker's port is taken").to.match(/EADDRINUSE/);
+          const again = dgram.createSocket('udp4');
+          await new Promise<void>((resolve, reject) => {
+            again.once('error', reject);
+            again.bind(below, '127.0.0.1', () => resolve());
+          });
+          await new Promise<void>((resolve) => again.close(() => resolve()));
+        } else console.log(`      port ${below} was busy: the two-worker case is not run`);
       } finally {
-        await server.close();
+        await Promise.all([server.close(), pair.close()]);
         await new Promise<void>((resolve) => squatter.close(() => resolve()));
       }
       const disabled = new TurnServer({ config: testConfig({ TURN_ENABLED: 'false' }).turn, logger: createLogger('silent') });
