@@ -260,10 +260,20 @@ export class PeerLink {
   send(data: WireMessage, reliable: boolean): void {
     if (this.closed) return;
     const channel = reliable ? this.reliable : this.lossy;
-    if (channel?.readyState === 'open') sendOn(channel, data);
-    else if (reliable) {
+    if (channel?.readyState === 'open') {
+      // The channel may report open before its open event ran (or, adopted open, without one):
+      // what waited for it goes first, or the receiver would start its sequence after it.
+      if (reliable) this.flushPending(channel);
+      sendOn(channel, data);
+    } else if (reliable) {
       this.pendingReliable.push(data);
     }
+  }
+
+  /** Sends the reliable messages that waited for the channel, oldest first. */
+  private flushPending(channel: RTCDataChannel): void {
+    if (this.pendingReliable.empty) return;
+    for (const data of this.pendingReliable.take()) sendOn(channel, data);
   }
 
   /** Bytes the open channel holds that are not on the network yet (its bufferedAmount). */
@@ -442,9 +452,10 @@ export class PeerLink {
       else if (ArrayBuffer.isView(data)) this.options.onMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), reliable);
     };
     channel.onopen = () => {
-      if (!reliable) return;
-      for (const data of this.pendingReliable.take()) sendOn(channel, data);
+      if (reliable) this.flushPending(channel);
     };
+    // A channel the peer opened can be open already when it is handed to us: no open event follows.
+    if (reliable && channel.readyState === 'open') this.flushPending(channel);
   }
 }
 

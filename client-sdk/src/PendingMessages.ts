@@ -23,6 +23,11 @@ export class PendingMessages {
     while (this.total > this.maxBytes && this.messages.length > 1) this.total -= wireSize(this.messages.shift() as WireMessage);
   }
 
+  /** Whether nothing waits. */
+  get empty(): boolean {
+    return this.messages.length === 0;
+  }
+
   /** Bytes waiting. */
   get bytes(): number {
     return this.total;

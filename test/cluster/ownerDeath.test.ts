@@ -181,6 +181,9 @@ describe('Cluster: kill -9 of the owner of a mesh room (issue 17, test 5)', func
       expect(joinedOn(room), `${name} redirected to the owner`).to.equal(a.url);
     }
     anchor.close();
+    // A message goes to the participants its sender knows when it sends: start once every peer
+    // knows the other two (the last one's join reaches the others a moment after its connect).
+    await waitFor(() => peers.every((peer) => peer.room.participants.size === peers.length - 1), 10_000, 'every peer knows the others');
 
     // 50 reliable messages/s from each peer, numbered 1, 2, ...; a send refused while reconnecting is retried with its number.
     sender = setInterval(() => {
@@ -240,8 +243,14 @@ describe('Cluster: kill -9 of the owner of a mesh room (issue 17, test 5)', func
     await waitFor(complete, 30_000, 'every message delivered').catch((error: unknown) => {
       for (const peer of peers)
         for (const other of peers)
-          if (other !== peer)
-            console.log(`      ${peer.name} got ${peer.received.get(other.name)?.length ?? 0} of ${other.sent} from ${other.name}`);
+          if (other !== peer) {
+            const got = peer.received.get(other.name) ?? [];
+            const seen = new Set(got);
+            const missing = Array.from({ length: other.sent }, (_, i) => i + 1).filter((n) => !seen.has(n));
+            console.log(
+              `      ${peer.name} got ${got.length} of ${other.sent} from ${other.name}${missing.length ? `; missing ${missing.slice(0, 20).join(', ')} (sent ${sentAtKill[peers.indexOf(other)]} before the kill)` : ''}`,
+            );
+          }
       throw error;
     });
     await new Promise((resolve) => setTimeout(resolve, 500)); // late duplicates would show up here

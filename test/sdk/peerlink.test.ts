@@ -64,6 +64,37 @@ describe('PeerLink negotiation (@roamhq/wrtc)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  it('delivers every reliable message sent from the start, both ways, in order: those that waited for the channel go first', async () => {
+    // Each side sends 1, 2, 3, ... every 2 ms from before the link exists. The answering side
+    // gets its channel from the peer, sometimes already open (no open event follows), and a
+    // channel can report open before its open event ran: either way what waited must go first.
+    const { a, b, received, errors } = linkPair(() => false);
+    open.push(a, b);
+    const count = 150;
+    let sent = 0;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        sent += 1;
+        a.send(String(sent), true);
+        b.send(String(sent), true);
+        if (sent === count) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 2);
+    });
+    const all = Array.from({ length: count }, (_, i) => String(i + 1));
+    await waitFor(() => received.a.length >= count && received.b.length >= count, 15000, 'every message on both sides').catch(
+      (error: unknown) => {
+        console.log(`      a got ${received.a.length} (first ${received.a[0]}), b got ${received.b.length} (first ${received.b[0]})`);
+        throw error;
+      },
+    );
+    expect(received.b, 'a -> b').to.deep.equal(all);
+    expect(received.a, 'b -> a').to.deep.equal(all);
+    expect(errors).to.deep.equal([]);
+  });
+
   it('connects when negotiationneeded never fires on the initiator: the retry timer negotiates', async () => {
     const { a, b, received, errors } = linkPair(() => false);
     a.pc.onnegotiationneeded = null; // the event is queued, not yet handled: it is never handled now
