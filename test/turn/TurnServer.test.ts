@@ -23,7 +23,7 @@ import {
   UdpPeer,
   type TransportAddress,
 } from '../helpers/stun.js';
-import { relayThread, startTurn, TURN_REALM, TURN_SECRET, turnSettings, waitFor } from './support.js';
+import { expectRelayBothWays, relayThread, startTurn, TURN_REALM, TURN_SECRET, turnSettings, waitFor } from './support.js';
 
 const CHANNEL = 0x4000;
 
@@ -397,12 +397,7 @@ describe('TurnServer', function () {
     it('relays between two allocations of this server (relay to relay)', async () => {
       const a = await allocated(server, 'alice');
       const b = await allocated(server, 'bob');
-      expect((await a.c.createPermission(b.relayed.address)).isSuccess).to.equal(true);
-      expect((await b.c.channelBind(CHANNEL, a.relayed)).isSuccess).to.equal(true);
-      a.c.sendIndication(b.relayed, Buffer.from('a to b'));
-      expect(await b.c.nextData()).to.deep.equal({ kind: 'channel', channel: CHANNEL, data: Buffer.from('a to b') });
-      b.c.sendChannelData(CHANNEL, Buffer.from('b to a'));
-      expect(await a.c.nextData()).to.deep.equal({ kind: 'indication', peer: b.relayed, data: Buffer.from('b to a') });
+      await expectRelayBothWays(a, b);
     });
 
     it('caps the lifetime at TURN_MAX_ALLOCATION_LIFETIME_S, refreshes, and deallocates on LIFETIME 0', async () => {

@@ -1,8 +1,10 @@
 /** Shared by the TURN tests: settings and server start-up (the address table is test/net/addressTable.ts). */
 import type { Worker } from 'node:worker_threads';
+import { expect } from 'chai';
 import { testConfig } from '../../config/index.js';
 import { createLogger } from '../../server/logger.js';
 import { TurnServer } from '../../turn/TurnServer.js';
+import type { TransportAddress, TurnClient } from '../helpers/stun.js';
 
 export const TURN_SECRET = 'turn-test-secret-0123456789-0123456789';
 export const TURN_REALM = 'switchboard.test';
@@ -39,4 +41,22 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
 /** The thread of relay worker `index` of a started TurnServer (to kill it, as a crash would). */
 export function relayThread(server: TurnServer, index = 0): Worker | undefined {
   return (server as unknown as { workers: Array<{ thread?: Worker }> }).workers[index]?.thread;
+}
+
+/**
+ * Two allocations of this server relay to each other: `a` permits `b`'s relayed address and
+ * sends a Send indication (b gets ChannelData on the channel it bound to `a`), `b` answers with
+ * ChannelData (a gets a Data indication from `b`'s relayed address).
+ */
+export async function expectRelayBothWays(
+  a: { c: TurnClient; relayed: TransportAddress },
+  b: { c: TurnClient; relayed: TransportAddress },
+  channel = 0x4000,
+): Promise<void> {
+  expect((await a.c.createPermission(b.relayed.address)).isSuccess).to.equal(true);
+  expect((await b.c.channelBind(channel, a.relayed)).isSuccess).to.equal(true);
+  a.c.sendIndication(b.relayed, Buffer.from('a to b'));
+  expect(await b.c.nextData()).to.deep.equal({ kind: 'channel', channel, data: Buffer.from('a to b') });
+  b.c.sendChannelData(channel, Buffer.from('b to a'));
+  expect(await a.c.nextData()).to.deep.equal({ kind: 'indication', peer: b.relayed, data: Buffer.from('b to a') });
 }

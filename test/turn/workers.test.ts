@@ -9,9 +9,7 @@ import { createTurnCredentials, relayWorkerFor } from '../../turn/credentials.js
 import { RelayQuotas } from '../../turn/RelayQuotas.js';
 import type { TurnServer } from '../../turn/TurnServer.js';
 import { AttrType, Method, StreamTurnClient, TurnClient, type TransportAddress } from '../helpers/stun.js';
-import { relayThread, startTurn, TURN_SECRET, waitFor } from './support.js';
-
-const CHANNEL = 0x4000;
+import { expectRelayBothWays, relayThread, startTurn, TURN_SECRET, waitFor } from './support.js';
 
 describe('RelayQuotas (shared by the relay workers)', () => {
   const limits = { maxAllocations: 6, maxAllocationsPerUser: 2, maxConnectionsPerIp: 3 };
@@ -198,12 +196,7 @@ describe('TURN relay workers (TURN_WORKERS)', function () {
   it('relays between allocations of different workers, both ways', async () => {
     const a = await allocated(0, 'alice');
     const b = await allocated(1, 'bob');
-    expect((await a.c.createPermission(b.relayed.address)).isSuccess).to.equal(true);
-    expect((await b.c.channelBind(CHANNEL, a.relayed)).isSuccess).to.equal(true);
-    a.c.sendIndication(b.relayed, Buffer.from('a to b'));
-    expect(await b.c.nextData()).to.deep.equal({ kind: 'channel', channel: CHANNEL, data: Buffer.from('a to b') });
-    b.c.sendChannelData(CHANNEL, Buffer.from('b to a'));
-    expect(await a.c.nextData()).to.deep.equal({ kind: 'indication', peer: b.relayed, data: Buffer.from('b to a') });
+    await expectRelayBothWays(a, b);
   });
 
   it('caps TCP connections per client IP over every worker', async () => {
