@@ -5,8 +5,15 @@
  * that client's peer: one receive, one map lookup, one send, the least any relay written in
  * Node does per packet. A client registers with `FWD1` and its peer's port (2 bytes, big
  * endian; the peer is on 127.0.0.1) and gets `OK` back.
+ *
+ * With `{"threads": N}` (argv[3]) it runs N such forwarders, one per worker thread, each on
+ * its own port: the shape of the bundled relay with N relay workers, so that the relay across
+ * cores can be compared with the ceiling of the same shape.
  */
 import dgram from 'node:dgram';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { serveCommands } from '../lib/childCommands.js';
 import type { ToServer } from '../lib/ServerProcess.js';
 import { FORWARDER_REGISTER } from '../lib/turnLoad.js';
@@ -19,7 +26,8 @@ async function bind(): Promise<dgram.Socket> {
   return socket;
 }
 
-async function main(): Promise<void> {
+/** One forwarder; resolves with its inbound port and a close function. */
+async function forward(): Promise<{ port: number; close(): void }> {
   const inbound = await bind();
   const outbound = await bind();
   // A send the kernel refuses (ENOBUFS) shows up as loss, as it does for the relays.
@@ -37,6 +45,58 @@ async function main(): Promise<void> {
       inbound.send(Buffer.from('OK'), from.port, from.address);
     }
   });
+  return {
+    port: inbound.address().port,
+    close: () => {
+      inbound.close();
+      outbound.close();
+    },
+  };
+}
+
+/** A forwarder on a worker thread: posts its port, closes when told. */
+async function workerMain(): Promise<void> {
+  const forwarder = await forward();
+  parentPort?.postMessage(forwarder.port);
+  parentPort?.once('message', () => {
+    forwarder.close();
+    parentPort?.close();
+  });
+}
+
+async function startThreads(count: number): Promise<{ ports: number[]; close(): Promise<void> }> {
+  // Node 20 does not pass tsx's loader hooks to worker threads: register tsx in each first (as turn/TurnServer.ts does).
+  const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
+  const boot = `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(fileURLToPath(import.meta.url))});`;
+  const workers = Array.from({ length: count }, () => new Worker(boot, { eval: true }));
+  const ports = await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<number>((resolve, reject) => {
+          worker.once('message', resolve);
+          worker.once('error', reject);
+        }),
+    ),
+  );
+  return {
+    ports,
+    close: async () => {
+      await Promise.all(
+        workers.map((worker) => {
+          const exited = new Promise((resolve) => worker.once('exit', resolve));
+          worker.postMessage('close');
+          return exited;
+        }),
+      );
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const threads = Number((JSON.parse(process.argv[3] ?? '{}') as { threads?: number }).threads ?? 0);
+  // No threads: the forwarder runs on the process's main thread, as it always did.
+  const forwarders =
+    threads > 0 ? await startThreads(threads) : await forward().then((f) => ({ ports: [f.port], close: async () => f.close() }));
   const handle = async (message: ToServer): Promise<unknown> => {
     switch (message.cmd) {
       case 'usage': {
@@ -44,17 +104,19 @@ async function main(): Promise<void> {
         return { cpuS: (cpu.user + cpu.system) / 1e6, rss: process.memoryUsage().rss, heapUsed: 0 };
       }
       case 'close':
-        inbound.close();
-        outbound.close();
+        await forwarders.close();
         return {};
       default:
         throw new Error(`unknown command ${message.cmd}`);
     }
   };
-  serveCommands(handle, { url: '', port: inbound.address().port, turnPort: inbound.address().port });
+  const port = forwarders.ports[0] as number;
+  serveCommands(handle, { url: '', port, turnPort: port, turnPorts: forwarders.ports });
 }
 
-main().catch((error: unknown) => {
-  console.error('[bench udp forwarder]', error);
-  process.exit(1);
-});
+if (isMainThread)
+  main().catch((error: unknown) => {
+    console.error('[bench udp forwarder]', error);
+    process.exit(1);
+  });
+else void workerMain();

@@ -21,7 +21,7 @@ import type { Section } from '../../bench/lib/report.js';
 import { loadSections, renderResults, saveSection, writeResults } from '../../bench/lib/results.js';
 import { runRelay, type RelayMeasurement } from '../../bench/relay.js';
 import { renderTopology, runTopology, type TopologyData } from '../../bench/topology.js';
-import { runTurn, type LadderResult } from '../../bench/turn.js';
+import { runTurn, type EqualRateStep, type LadderResult } from '../../bench/turn.js';
 import { browserUnavailableReason } from '../helpers/browser.js';
 
 const positive = (value: number, what: string): void => {
@@ -125,6 +125,7 @@ describe('benchmarks: smoke run at tiny sizes', function () {
       isolation: Array<Record<'idle' | 'worker' | 'inline' | 'workersIdle' | 'workers', { p99: number }>>;
       workerCount: number;
       generator: { kind: 'native' | 'node'; nodeReason: string | null };
+      equalRate: EqualRateStep[];
     };
     if (data.generator.kind === 'node') console.log(`      native load generator not used: ${data.generator.nodeReason}`);
     // 'workers': the bundled relay with one relay worker per core, the flows spread over their ports.
@@ -149,6 +150,13 @@ describe('benchmarks: smoke run at tiny sizes', function () {
         expect(a.failures).to.equal(0);
       }
     }
+    // The equal-rate part: every backend, and the forwarder on one thread per core, carried each round's step.
+    for (const backend of [...backends, 'forwarder', 'forwarders'] as const)
+      for (const payload of [120, 1200]) {
+        const steps = data.equalRate.filter((s) => s.backend === backend && s.payload === payload);
+        expect(steps, `equal rate ${backend} ${payload} B`).to.have.length(2);
+        for (const step of steps) positive(step.cpuUsPerPacket, `equal rate ${backend} ${payload} B CPU per packet`);
+      }
     for (const round of data.isolation)
       for (const variant of ['idle', 'worker', 'inline', 'workersIdle', 'workers'] as const)
         positive(round[variant].p99, `signaling p99 (${variant})`);
