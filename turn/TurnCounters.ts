@@ -27,7 +27,7 @@ export const REFUSAL_REASONS = [
   'stream_malformed',
   /** A TCP or TLS connection without an allocation closed after TURN_TCP_IDLE_TIMEOUT_MS without a complete message (or TLS handshake). */
   'stream_idle',
-  /** A TCP or TLS connection refused: TURN_MAX_CONNECTIONS_PER_IP, or TURN_MAX_ALLOCATIONS connections in all, none of them without an allocation. */
+  /** A TCP or TLS connection refused: TURN_MAX_CONNECTIONS_PER_IP, TURN_TLS_HANDSHAKES_PER_MIN, or TURN_MAX_ALLOCATIONS connections in all, none of them without an allocation. */
   'stream_limit',
   /** A TCP or TLS connection without an allocation (or in its TLS handshake) closed, the oldest such, to admit a new one when every slot was taken. */
   'stream_evicted',

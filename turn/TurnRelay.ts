@@ -58,6 +58,7 @@ import {
   xorIpv4,
 } from './stunWire.js';
 import type { RefusalReason, TurnCounters } from './TurnCounters.js';
+import { WindowCounter } from './WindowCounter.js';
 
 export type RelayLogLevel = 'debug' | 'info' | 'warn' | 'error';
 /** Where the relay's log lines go (the worker forwards them to the server's pino logger). */
@@ -135,6 +136,8 @@ const SERVED_METHODS: ReadonlySet<number> = new Set([
 ]);
 /** Kernel buffers of the listening socket, which carries every client's traffic (the kernel caps it at net.core.rmem_max/wmem_max). */
 const LISTEN_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Client IPs TURN_TLS_HANDSHAKES_PER_MIN keeps count of in a minute (see WindowCounter). */
+const TLS_RATE_MAX_KEYS = 100_000;
 const LOG_WINDOW_MS = 10_000;
 const LOGS_PER_WINDOW = 10;
 
@@ -312,6 +315,8 @@ export class TurnRelay {
   /** Open TCP and TLS connections of this relay (TURN_MAX_ALLOCATIONS caps them; per client IP, quotas counts over every worker). */
   private readonly connectionCounts: Record<StreamProtocol, number> = { tcp: 0, tls: 0 };
   private policy = new PeerPolicy();
+  /** TLS connections per client IP in the current minute (TURN_TLS_HANDSHAKES_PER_MIN). */
+  private readonly tlsHandshakes: WindowCounter;
   private boundPort = 0;
   private closed = false;
 
@@ -326,6 +331,7 @@ export class TurnRelay {
     this.waitForCertificate = options.waitForCertificate ?? false;
     const s = this.settings;
     this.servesTls = options.tls ?? s.tlsEnabled;
+    this.tlsHandshakes = new WindowCounter(s.tlsHandshakesPerIpPerMinute, 60_000, TLS_RATE_MAX_KEYS);
     this.quotas =
       options.quotas ??
       new RelayQuotas(RelayQuotas.create(1, s.maxAllocations), 0, 1, s.maxAllocations, {
@@ -765,6 +771,10 @@ export class TurnRelay {
     const s = this.settings;
     const total = this.connectionCounts.tcp + this.connectionCounts.tls;
     const ipKey = connectionCapKey(address);
+    if (protocol === 'tls' && !this.tlsHandshakes.take(ipKey)) {
+      this.refuse('stream_limit', { client: address, transport: protocol, limit: 'tls_handshakes_per_ip' });
+      return false;
+    }
     if (!this.quotas.admitConnection(ipKey)) {
       this.refuse('stream_limit', { client: address, transport: protocol, limit: 'per_ip' });
       return false;

@@ -38,6 +38,8 @@ export const turnSettings = {
   tlsHost: setting('TURN_TLS_HOST', hostName.optional()),
   /** Open TCP and TLS connections per client IP over every relay worker, per /64 for IPv6 (each worker's total is capped at TURN_MAX_ALLOCATIONS). */
   maxConnectionsPerIp: setting('TURN_MAX_CONNECTIONS_PER_IP', int(1, 1_000_000).default(64)),
+  /** TLS connections per client IP (per /64 for IPv6) per minute, refused before their handshake's CPU is spent. */
+  tlsHandshakesPerIpPerMinute: setting('TURN_TLS_HANDSHAKES_PER_MIN', int(1, 1_000_000).default(600)),
   /** A TCP or TLS connection holding no allocation is closed after this long without a complete message (or TLS handshake). */
   tcpIdleTimeoutMs: setting('TURN_TCP_IDLE_TIMEOUT_MS', int(100, 3_600_000).default(30_000)),
   listenIp: setting('TURN_LISTEN_IP', ipAddress.default('0.0.0.0')),

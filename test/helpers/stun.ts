@@ -618,7 +618,8 @@ export class TurnClient extends TurnClientBase {
 }
 
 /** How a StreamTurnClient connects: plain TCP, or TLS trusting `ca` (the server's self-signed certificate). */
-export type StreamTransport = { protocol: 'tcp' } | { protocol: 'tls'; ca: string; servername?: string };
+/** How a StreamTurnClient connects; `localAddress` is where from (127.0.0.1, or ::1 towards IPv6, by default). */
+export type StreamTransport = ({ protocol: 'tcp' } | { protocol: 'tls'; ca: string; servername?: string }) & { localAddress?: string };
 
 /**
  * A TURN client on one TCP or TLS connection (RFC 5766 §2.1). Messages from the server are cut
@@ -645,9 +646,9 @@ export class StreamTurnClient extends TurnClientBase {
     );
   }
 
-  /** Connects to `server` from 127.0.0.1 (::1 for IPv6) over TCP or TLS; resolves once connected (and the TLS handshake is done). */
+  /** Connects to `server` (from transport.localAddress) over TCP or TLS; resolves once connected (and the TLS handshake is done). */
   static async open(server: TransportAddress, transport: StreamTransport, credentials?: TurnCredentialsLike): Promise<StreamTurnClient> {
-    const localAddress = isIP(server.address) === 6 ? '::1' : '127.0.0.1';
+    const localAddress = transport.localAddress ?? (isIP(server.address) === 6 ? '::1' : '127.0.0.1');
     const raw = await new Promise<net.Socket>((resolve, reject) => {
       const socket = net.connect({ host: server.address, port: server.port, localAddress, noDelay: true }, () => {
         socket.off('error', reject);

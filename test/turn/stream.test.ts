@@ -303,6 +303,42 @@ describe('TurnServer over TCP and TLS', function () {
       }
     });
 
+    it('refuses TLS connections over TURN_TLS_HANDSHAKES_PER_MIN from one IP before their handshake, and counts them; TCP and other IPs are not held to it', async function () {
+      if (!cert) return this.skip();
+      const limited = await startTurn({
+        TURN_TLS_PORT: '0',
+        TURN_TLS_CERT: cert.certPath,
+        TURN_TLS_KEY: cert.keyPath,
+        TURN_TLS_HANDSHAKES_PER_MIN: '2',
+      });
+      const tls = (localAddress?: string): StreamTransport => ({ protocol: 'tls', ca: cert?.certPem as string, localAddress });
+      try {
+        // Two handshakes in the minute, each closed again: the limit counts handshakes, not open connections.
+        for (let i = 0; i < 2; i++) {
+          const served = await StreamTurnClient.open({ address: '127.0.0.1', port: limited.tlsPort }, tls());
+          expect((await served.request(Method.Binding, [], { sign: false })).isSuccess, `handshake ${i + 1}`).to.equal(true);
+          await served.close();
+        }
+        let refused: unknown;
+        await StreamTurnClient.open({ address: '127.0.0.1', port: limited.tlsPort }, tls()).then(
+          (client) => clients.push(client),
+          (error: unknown) => (refused = error),
+        );
+        expect(refused, 'the third handshake from 127.0.0.1').to.be.instanceOf(Error);
+        expect(limited.stats().refusals.stream_limit).to.equal(1);
+        expect(limited.stats().refusals.tls_handshake, 'refused before the handshake started').to.equal(0);
+        // TCP from the same address, and TLS from another one, are served.
+        const overTcp = await StreamTurnClient.open({ address: '127.0.0.1', port: limited.port }, { protocol: 'tcp' });
+        const fromElsewhere = await StreamTurnClient.open({ address: '127.0.0.1', port: limited.tlsPort }, tls('127.0.0.2'));
+        clients.push(overTcp, fromElsewhere);
+        expect(fromElsewhere.localAddress.address).to.equal('127.0.0.2');
+        for (const c of [overTcp, fromElsewhere]) expect((await c.request(Method.Binding, [], { sign: false })).isSuccess).to.equal(true);
+        expect(limited.stats().refusals.stream_limit).to.equal(1);
+      } finally {
+        await limited.close();
+      }
+    });
+
     it('with every connection slot taken (TURN_MAX_ALLOCATIONS), closes the oldest connection without an allocation for a new one; refuses when all hold one', async () => {
       const full = await startTurn({ TURN_MAX_ALLOCATIONS: '2' });
       const at = { address: '127.0.0.1', port: full.port };
