@@ -22,6 +22,7 @@
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
+import dns from 'node:dns';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -256,9 +257,25 @@ function addRawAttribute(msg: NodeTurn.Message, name: 'unknown-attributes' | 're
   msg.length += 4 + attribute.length + attribute.padding;
 }
 
+/**
+ * dgram's address lookup for the relay's sockets, which send to IP literals only (client
+ * addresses as Node reported them, peer addresses from XOR-PEER-ADDRESS): the address as it
+ * is, at once. dgram's default, dns.lookup, answers a literal on the next tick, so each relayed
+ * datagram queued a tick and a callback to drain it. Anything else still goes to dns.lookup.
+ */
+function literalLookup(address: string, family: number, callback: (error: Error | null, address: string, family: number) => void): void {
+  const literal = isIP(address);
+  if (literal !== 0) callback(null, address, literal);
+  else dns.lookup(address, family, callback);
+}
+
 function bindUdp(type: 'udp4' | 'udp6', address: string, port: number, bufferBytes?: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(bufferBytes ? { type, recvBufferSize: bufferBytes, sendBufferSize: bufferBytes } : { type });
+    const socket = dgram.createSocket({
+      type,
+      lookup: literalLookup as unknown as dgram.SocketOptions['lookup'],
+      ...(bufferBytes ? { recvBufferSize: bufferBytes, sendBufferSize: bufferBytes } : {}),
+    });
     const onError = (error: Error): void => {
       try {
         socket.close();
