@@ -55,15 +55,16 @@ import { Room, RoomEvent, ConnectionState, attachTrack, detachTrack } from '/sdk
 
   /** The speakers' tiles are highlighted (the loudest gets .speaking.loudest), and every caption says its participant's quality. */
   function renderSpeakers() {
-    const speaking = room.activeSpeakers;
-    const localId = room.localParticipant.identity;
-    for (const tile of document.querySelectorAll('.tile')) {
-      const identity = tile.classList.contains('local') ? localId : tile.dataset.identity;
-      const index = speaking.findIndex((p) => p.identity === identity);
-      tile.classList.toggle('speaking', index >= 0);
-      tile.classList.toggle('loudest', index === 0);
-    }
+    for (const tile of document.querySelectorAll('.tile')) markSpeaker(tile);
     renderParticipants();
+  }
+
+  /** Highlights a tile whose participant is among the active speakers (also a tile made after the speakers last changed). */
+  function markSpeaker(tile) {
+    const identity = tile.classList.contains('local') ? room.localParticipant.identity : tile.dataset.identity;
+    const index = room.activeSpeakers.findIndex((p) => p.identity === identity);
+    tile.classList.toggle('speaking', index >= 0);
+    tile.classList.toggle('loudest', index === 0);
   }
 
   function renderQuality(quality, participant) {
@@ -90,6 +91,7 @@ import { Room, RoomEvent, ConnectionState, attachTrack, detachTrack } from '/sdk
       caption.textContent = `${participant.name || participant.identity}${screen ? ' (screen)' : ''}`;
       if (participant.connectionQuality !== 'unknown') tile.dataset.quality = participant.connectionQuality;
       tile.append(video, audio, caption);
+      markSpeaker(tile);
       $('videos').append(tile);
     }
     return tile;

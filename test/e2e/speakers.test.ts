@@ -154,12 +154,15 @@ describe('browser e2e: active speakers (Chromium, a WebAudio tone against silenc
         20000,
         `${mode}: a page that joined later lists the tone`,
       );
-      // The demo highlights the speaker's tile on the others' pages.
-      const highlighted = await pages[1]?.evaluate(
-        (id) => document.querySelector(`.tile.remote[data-identity="${CSS.escape(id)}"]`)?.classList.contains('speaking'),
-        toneId,
-      );
-      expect(highlighted, "the demo highlights the speaker's tile").to.equal(true);
+      // The demo highlights the speaker's tile on the others' pages, also on the late page, whose
+      // tile for the tone was made after it learnt the speakers (SFU: from the join's sfu info).
+      const highlighted = (page: Page) =>
+        page.evaluate(
+          (id) => document.querySelector(`.tile.remote[data-identity="${CSS.escape(id)}"]`)?.classList.contains('speaking') === true,
+          toneId,
+        );
+      expect(await highlighted(pages[1] as Page), "the demo highlights the speaker's tile").to.equal(true);
+      await waitFor(() => highlighted(late), 10000, `${mode}: the late page highlights the speaker's tile`);
     } finally {
       for (const page of pages) await page.close();
     }
