@@ -527,13 +527,12 @@ export interface TurnData {
   generator?: { kind: GeneratorKind; gso?: boolean; nodeReason: string | null; description: string };
 }
 
-const EQUAL_RATE_LABELS: Record<EqualRateBackend, (workers: string) => string> = {
-  coturn: () => 'coturn',
-  bundled: () => BACKEND_LABELS.bundled,
-  workers: (n) => `bundled (Switchboard), ${n} relay workers`,
-  forwarder: () => BACKEND_LABELS.forwarder,
-  forwarders: (n) => `bare Node forwarder, ${n} threads (one per port)`,
-};
+/** A backend's name in the tables; `workers`: how many relay workers (or forwarder threads) the multi-core backends run. */
+function backendLabel(backend: EqualRateBackend, workers: string): string {
+  if (backend === 'workers') return `bundled (Switchboard), ${workers} relay workers`;
+  if (backend === 'forwarders') return `bare Node forwarder, ${workers} threads (one per port)`;
+  return BACKEND_LABELS[backend];
+}
 
 /** The equal-rate part: a table of CPU per packet against the bare forwarder, and its headline rows. */
 function renderEqualRate(data: TurnData, steps: EqualRateStep[], headline: HeadlineRow[]): string[] {
@@ -550,7 +549,7 @@ function renderEqualRate(data: TurnData, steps: EqualRateStep[], headline: Headl
     for (const backend of ['coturn', 'forwarder', 'forwarders', 'bundled', 'workers'] as const) {
       const list = of(backend);
       if (!list.length) continue;
-      const label = EQUAL_RATE_LABELS[backend](workers);
+      const label = backendLabel(backend, workers);
       const ratio = ratioSummary(perCpu(list), forwarder);
       const loss = summarize(list.map((s) => s.loss * 100));
       if (loss.median >= options.maxLoss * 100) lossy.push(`${label} at ${payload} B`);
@@ -620,7 +619,6 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
     { name: 'bare Node forwarder', values: [], mins: [], maxs: [] },
     { name: `Switchboard, ${data.workerCount ?? 'N'} relay workers`, values: [], mins: [], maxs: [] },
   ];
-  const workerLabel = `bundled (Switchboard), ${data.workerCount ?? 'one per core'} relay workers`;
   for (const payload of options.payloads) {
     const of = (backend: 'bundled' | 'coturn'): LadderResult[] => capacity[backend].filter((r) => r.payload === payload);
     const b = of('bundled');
@@ -641,7 +639,7 @@ export function renderTurn(data: TurnData, meta: RenderMeta): Section {
       ['forwarder', f],
     ] as const) {
       if (!list.length) continue;
-      const label = backend === 'workers' ? workerLabel : BACKEND_LABELS[backend];
+      const label = backendLabel(backend, String(data.workerCount ?? 'one per core'));
       const generatorUs = summarize(list.map((r) => r.generatorCpuUsPerPacket ?? Number.NaN));
       if (generatorUs.rounds) generatorCost.push(`${label} ${payload} B ${fmtSummary(generatorUs)}`);
       rows.push([
