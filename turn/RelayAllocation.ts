@@ -4,7 +4,7 @@
  * own Allocation object still exists (it answers the protocol); this record holds what the
  * per-packet code needs in O(1) Map lookups.
  */
-import type { Socket } from 'node:dgram';
+import type { UdpEndpoint } from './udpEndpoint.js';
 import type { StreamConnection } from './StreamConnection.js';
 
 /** RFC 5766 §8: a permission lasts 300 s unless refreshed. */
@@ -44,7 +44,7 @@ export interface RelayAllocationOptions {
   userId: string;
   username: string;
   transactionId: string;
-  relaySocket: Socket;
+  relaySocket: UdpEndpoint;
   relayPort: number;
   /** The relayed address as told to the client (TURN_EXTERNAL_IP or the relay IP). */
   advertisedAddress: string;
@@ -64,7 +64,7 @@ export class RelayAllocation {
   readonly username: string;
   /** The Allocate transaction, to answer its retransmissions. */
   readonly transactionId: string;
-  readonly relaySocket: Socket;
+  readonly relaySocket: UdpEndpoint;
   readonly relayPort: number;
   readonly advertisedAddress: string;
   readonly family: 4 | 6;
@@ -152,6 +152,6 @@ export class RelayAllocation {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    this.relaySocket.close();
+    void this.relaySocket.close();
   }
 }

@@ -21,8 +21,6 @@
  *   they came on; an allocation made over a connection lives no longer than the connection.
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
-import dns from 'node:dns';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -40,6 +38,7 @@ import { RelayAllocation, type Permission } from './RelayAllocation.js';
 import { RelayQuotas } from './RelayQuotas.js';
 import { checkAllocate, checkRequest } from './requestChecks.js';
 import type { StreamConnection, StreamProtocol } from './StreamConnection.js';
+import { bindUdpEndpoint, resolveUdpIo, type UdpEndpoint, type UdpIo } from './udpEndpoint.js';
 import { connectionCapKey, StreamListener, type StreamEnd } from './StreamListener.js';
 import {
   channelDataHead,
@@ -190,15 +189,15 @@ interface ControlMessage extends NodeTurn.Message {
 
 /** The relay port after an EVEN-PORT allocation's, held for the RESERVATION-TOKEN handed out with it. */
 interface Reservation {
-  socket: Socket;
+  socket: UdpEndpoint;
   timer: ReturnType<typeof setTimeout>;
 }
 
 /** The relay socket(s) for a new allocation. */
 interface RelaySockets {
-  socket: Socket;
+  socket: UdpEndpoint;
   /** Bound to the next port for EVEN-PORT with the R bit. */
-  reserved: Socket | undefined;
+  reserved: UdpEndpoint | undefined;
 }
 
 /** node-turn's Address expands "a:b::c" wrongly; give it all eight IPv6 groups. */
@@ -257,41 +256,6 @@ function addRawAttribute(msg: NodeTurn.Message, name: 'unknown-attributes' | 're
   msg.length += 4 + attribute.length + attribute.padding;
 }
 
-/**
- * dgram's address lookup for the relay's sockets, which send to IP literals only (client
- * addresses as Node reported them, peer addresses from XOR-PEER-ADDRESS): the address as it
- * is, at once. dgram's default, dns.lookup, answers a literal on the next tick, so each relayed
- * datagram queued a tick and a callback to drain it. Anything else still goes to dns.lookup.
- */
-function literalLookup(address: string, family: number, callback: (error: Error | null, address: string, family: number) => void): void {
-  const literal = isIP(address);
-  if (literal !== 0) callback(null, address, literal);
-  else dns.lookup(address, family, callback);
-}
-
-function bindUdp(type: 'udp4' | 'udp6', address: string, port: number, bufferBytes?: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket({
-      type,
-      lookup: literalLookup as unknown as dgram.SocketOptions['lookup'],
-      ...(bufferBytes ? { recvBufferSize: bufferBytes, sendBufferSize: bufferBytes } : {}),
-    });
-    const onError = (error: Error): void => {
-      try {
-        socket.close();
-      } catch {
-        // already closed
-      }
-      reject(error);
-    };
-    socket.once('error', onError);
-    socket.bind({ address, port, exclusive: true }, () => {
-      socket.off('error', onError);
-      resolve(socket);
-    });
-  });
-}
-
 export class TurnRelay {
   private readonly settings: TurnSettings;
   private readonly counters: TurnCounters;
@@ -324,7 +288,9 @@ export class TurnRelay {
   /** crossWorkerAddress when TURN_EXTERNAL_IP is set (what relay-to-relay datagrams from another worker come from). */
   private readonly relayIpBehindNat: string | undefined;
   private readonly logWindows = new Map<string, { start: number; logged: number; suppressed: number }>();
-  private socket: Socket | undefined;
+  private socket: UdpEndpoint | undefined;
+  /** The I/O of every UDP socket of this relay (TURN_UDP_IO). */
+  readonly udpIo: UdpIo;
   private localAddress: NodeTurn.Address | undefined;
   private tlsLocalAddress: NodeTurn.Address | undefined;
   private tcpListener: StreamListener | undefined;
@@ -357,6 +323,7 @@ export class TurnRelay {
         maxConnectionsPerIp: s.maxConnectionsPerIp,
       });
     this.relayFamily = isIP(s.relayIp) === 6 ? 6 : 4;
+    this.udpIo = resolveUdpIo(s.udpIo);
     const relayIp = canonicalIp(s.relayIp) ?? s.relayIp;
     // A datagram sent to 0.0.0.0 (or ::) goes out on loopback, and arrives from loopback.
     this.crossWorkerAddress = relayIp === '0.0.0.0' ? '127.0.0.1' : relayIp === '::' ? '::1' : relayIp;
@@ -441,7 +408,7 @@ export class TurnRelay {
     }
     const socket = this.socket;
     if (this.closed || socket === undefined) throw new Error('[TurnRelay:start] closed while starting');
-    socket.on('message', (buf, rinfo) => this.onClientPacket(buf, rinfo));
+    socket.onMessage((buf, address, port) => this.onClientPacket(buf, address, port));
     const tlsPort = this.tlsListener?.port ?? 0;
     this.log(
       'info',
@@ -464,21 +431,21 @@ export class TurnRelay {
    */
   private async listenUdpAndTcp(): Promise<void> {
     const s = this.settings;
-    const type = isIP(s.listenIp) === 6 ? 'udp6' : 'udp4';
+    const family = isIP(s.listenIp) === 6 ? 6 : 4;
     for (let attempt = 1; ; attempt++) {
-      let socket: Socket;
+      let socket: UdpEndpoint;
       try {
-        socket = await bindUdp(type, s.listenIp, this.requestedPort, LISTEN_BUFFER_BYTES);
+        socket = await bindUdpEndpoint(this.udpIo, family, s.listenIp, this.requestedPort, LISTEN_BUFFER_BYTES);
       } catch (error) {
         const { code, message } = error as NodeJS.ErrnoException;
         throw new RelayListenError('udp', s.listenIp, this.requestedPort, code, message);
       }
       this.socket = socket;
-      this.boundPort = socket.address().port;
+      this.boundPort = socket.port;
       this.localAddress = new Address(expandIp(s.listenIp), this.boundPort);
       this.setServerPorts([this.boundPort]);
       // Send errors (unreachable clients, ICMP) are per packet: rate-limited like refusals.
-      socket.on('error', (error) => this.logLimited('socket', 'debug', { err: error.message }, 'turn socket error'));
+      socket.onError((error) => this.logLimited('socket', 'debug', { err: error.message }, 'turn socket error'));
       if (!s.tcp) return;
       const listener = this.streamListener('tcp', undefined);
       try {
@@ -488,7 +455,7 @@ export class TurnRelay {
       } catch (error) {
         const { code, message } = error as NodeJS.ErrnoException;
         this.socket = undefined;
-        await new Promise<void>((resolve) => socket.close(() => resolve()));
+        await socket.close();
         if (this.requestedPort !== 0 || code !== 'EADDRINUSE' || attempt >= EPHEMERAL_PORT_ATTEMPTS)
           throw new RelayListenError('tcp', s.listenIp, this.boundPort, code, message);
       }
@@ -603,12 +570,12 @@ export class TurnRelay {
     await Promise.all([this.tcpListener?.close(), this.tlsListener?.close()]);
     const socket = this.socket;
     this.socket = undefined;
-    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    if (socket) await socket.close();
   }
 
   // --- client side: the listening socket ------------------------------------------------
 
-  private onClientPacket(buf: Buffer, rinfo: RemoteInfo): void {
+  private onClientPacket(buf: Buffer, address: string, port: number): void {
     // Nothing a client sends may take the worker down: a throw here drops the datagram.
     try {
       if (buf.length < 4) return;
@@ -616,7 +583,7 @@ export class TurnRelay {
       // RFC 5766 §11: the first two bits tell STUN (00) from ChannelData (01).
       if (first >= 0x40) {
         if (first >= 0x80) return;
-        const allocation = this.byClient.get(`${rinfo.address}:${rinfo.port}`);
+        const allocation = this.byClient.get(`${address}:${port}`);
         if (allocation !== undefined) this.onChannelData(buf, allocation);
         return;
       }
@@ -625,17 +592,14 @@ export class TurnRelay {
         return;
       const type = buf.readUInt16BE(0);
       if (type === SEND_INDICATION) {
-        const allocation = this.byClient.get(`${rinfo.address}:${rinfo.port}`);
+        const allocation = this.byClient.get(`${address}:${port}`);
         if (allocation !== undefined) this.onSendIndication(buf, allocation);
-      } else
-        this.onControl(buf, { address: rinfo.address, port: rinfo.port, key: `${rinfo.address}:${rinfo.port}`, stream: undefined }, type);
+      }
+      // A request may be answered later (Allocate binds a port first): it keeps a copy, not
+      // the socket's buffer (with native I/O the next batch overwrites it).
+      else this.onControl(Buffer.from(buf), { address, port, key: `${address}:${port}`, stream: undefined }, type);
     } catch (error) {
-      this.logLimited(
-        'dropped',
-        'debug',
-        { client: `${rinfo.address}:${rinfo.port}`, err: (error as Error).message },
-        'turn datagram dropped',
-      );
+      this.logLimited('dropped', 'debug', { client: `${address}:${port}`, err: (error as Error).message }, 'turn datagram dropped');
     }
   }
 
@@ -723,10 +687,10 @@ export class TurnRelay {
       }
       // Another relay worker's allocation: through the kernel to the relay address itself (not
       // TURN_EXTERNAL_IP, which a 1:1 NAT may not hairpin); that worker sees it come from there.
-      allocation.relaySocket.send(buf, offset, length, port, this.crossWorkerAddress);
+      allocation.relaySocket.sendRange(buf, offset, length, port, this.crossWorkerAddress);
       return;
     }
-    allocation.relaySocket.send(buf, offset, length, port, address);
+    allocation.relaySocket.sendRange(buf, offset, length, port, address);
   }
 
   // --- peer side: the relay sockets -----------------------------------------------------
@@ -752,6 +716,8 @@ export class TurnRelay {
     }
     const channel = permission.channelsByPort.get(port);
     const stream = allocation.stream;
+    // A connection may queue the write: it gets a copy, not a native batch's slot (see udpEndpoint.ts).
+    if (stream !== undefined && this.udpIo === 'native') data = Buffer.from(data);
     if (channel !== undefined && channel.expiresAt >= now) {
       const head = channelDataHead(channel.number, data.length);
       if (stream === undefined) socket.send([head, data], allocation.clientPort, allocation.clientAddress);
@@ -864,7 +830,7 @@ export class TurnRelay {
       stream ? PROTOCOL_TCP : CONSTANTS.TRANSPORT.PROTOCOL.UDP,
       new Address(expandIp(source.address), source.port),
       (stream?.protocol === 'tls' ? this.tlsLocalAddress : this.localAddress) as NodeTurn.Address,
-      stream ?? (this.socket as Socket),
+      stream ?? (this.socket as UdpEndpoint),
     ) as ClientTransport;
     transport.clientAddress = source.address;
     transport.clientPort = source.port;
@@ -989,7 +955,7 @@ export class TurnRelay {
 
   private createAllocation(
     msg: NodeTurn.Message,
-    socket: Socket,
+    socket: UdpEndpoint,
     userId: string,
     lifetime: number,
     reservationToken: Buffer | undefined,
@@ -998,11 +964,9 @@ export class TurnRelay {
     // node-turn's Allocation registers the 5-tuple (for its dispatch and 441 checks) and
     // computes XOR-RELAYED-ADDRESS. Its relay listener and expiry timer are replaced: the
     // listener re-parses every peer datagram and the timer never closes the socket.
-    const nodeAllocation = new Allocation(msg, [socket], lifetime);
+    const nodeAllocation = new Allocation(msg, [nodeTurnSocket(socket)], lifetime);
     clearTimeout(nodeAllocation.timer);
-    socket.removeAllListeners('message');
-    socket.removeAllListeners('error');
-    const relayPort = socket.address().port;
+    const relayPort = socket.port;
     const allocation = new RelayAllocation({
       clientKey: transport.clientKey,
       clientAddress: transport.clientAddress,
@@ -1019,8 +983,8 @@ export class TurnRelay {
       reservationToken,
     });
     allocation.setLifetime(lifetime, () => this.release(allocation, 'expired'));
-    socket.on('message', (data, rinfo) => this.onPeerPacket(allocation, data, rinfo.address, rinfo.port));
-    socket.on('error', (error) =>
+    socket.onMessage((data, address, port) => this.onPeerPacket(allocation, data, address, port));
+    socket.onError((error) =>
       this.logLimited('socket', 'debug', { client: allocation.clientKey, err: error.message }, 'turn relay socket error'),
     );
     this.byClient.set(allocation.clientKey, allocation);
@@ -1042,16 +1006,16 @@ export class TurnRelay {
   }
 
   /** Holds `socket` (the port after an EVEN-PORT allocation's) for RESERVATION_MS; returns its token. */
-  private reserve(socket: Socket): Buffer {
+  private reserve(socket: UdpEndpoint): Buffer {
     const token = randomBytes(8);
     const key = token.toString('hex');
-    socket.on('error', (error) => this.logLimited('socket', 'debug', { err: error.message }, 'turn reserved socket error'));
+    socket.onError((error) => this.logLimited('socket', 'debug', { err: error.message }, 'turn reserved socket error'));
     this.reservations.set(key, { socket, timer: setTimeout(() => this.dropReservation(key), RESERVATION_MS) });
     return token;
   }
 
   /** The reserved socket for a token, now the caller's; undefined when unknown, expired or spent. */
-  private takeReservation(key: string): Socket | undefined {
+  private takeReservation(key: string): UdpEndpoint | undefined {
     const reservation = this.reservations.get(key);
     if (!reservation) return undefined;
     this.reservations.delete(key);
@@ -1193,9 +1157,9 @@ export class TurnRelay {
   }
 
   /** The bound socket, or undefined when the port is taken. */
-  private async bindRelayPort(port: number): Promise<Socket | undefined> {
+  private async bindRelayPort(port: number): Promise<UdpEndpoint | undefined> {
     try {
-      return await bindUdp(this.relayFamily === 6 ? 'udp6' : 'udp4', this.settings.relayIp, port);
+      return await bindUdpEndpoint(this.udpIo, this.relayFamily, this.settings.relayIp, port);
     } catch {
       return undefined;
     }
@@ -1247,6 +1211,15 @@ export class TurnRelay {
  * An error response, carrying MESSAGE-INTEGRITY when the request was authenticated (node-turn's
  * reject() never signs) and UNKNOWN-ATTRIBUTES for a 420.
  */
+/**
+ * What node-turn's Allocation uses of its relay sockets: address() for XOR-RELAYED-ADDRESS and
+ * on('message') for its own relaying, which this class does instead (onPeerPacket).
+ */
+function nodeTurnSocket(socket: UdpEndpoint): NodeTurn.RelaySocket {
+  const facade: NodeTurn.RelaySocket = { address: () => socket.address(), on: () => facade };
+  return facade;
+}
+
 function rejectSigned(reply: NodeTurn.Message, code: number, reason: string, unknown?: number[]): void {
   reply.class = CONSTANTS.CLASS.ERROR;
   reply.addAttribute('error-code', { code, reason });

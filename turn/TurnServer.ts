@@ -31,6 +31,7 @@ import { buildIceServers, relayWorkerFor, type RelayPorts, type TurnSettings } f
 import { RelayQuotas } from './RelayQuotas.js';
 import { sumTurnStats, TurnCounters, type TurnStats } from './TurnCounters.js';
 import type { RelayLogLevel } from './TurnRelay.js';
+import { chooseUdpIo } from './udpEndpoint.js';
 
 /** What the worker is started with. */
 export interface TurnWorkerData {
@@ -100,7 +101,7 @@ interface RelayWorker {
 }
 
 export class TurnServer {
-  private readonly settings: TurnSettings;
+  private settings: TurnSettings;
   private readonly logger: Logger;
   private readonly quotas: SharedArrayBuffer;
   /** The main thread's view on the quotas: it only clears a dead worker's counts. */
@@ -155,6 +156,11 @@ export class TurnServer {
     if (this.started || this.closed) throw new Error('[TurnServer:start] already started or closed');
     this.started = true;
     const { port, tlsPort } = this.settings;
+    // Chosen once here, so every worker relays the same way and the log says why it is not native.
+    const { io, notNative } = chooseUdpIo(this.settings.udpIo);
+    this.settings = { ...this.settings, udpIo: io };
+    if (notNative === undefined) this.logger.info({ udpIo: io }, 'turn relay UDP I/O: native (recvmmsg batches)');
+    else this.logger.info({ udpIo: io, reason: notNative }, 'turn relay UDP I/O: dgram');
     const results = await Promise.allSettled(
       this.workers.map((worker) =>
         this.spawn(worker, { port: port === 0 ? 0 : port + worker.index, tlsPort: worker.index === 0 ? tlsPort : 0 }, false),

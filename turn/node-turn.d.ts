@@ -14,6 +14,12 @@ declare namespace NodeTurn {
     send(buf: Buffer, port: number, address: string, callback?: (error: Error | null) => void): void;
   }
 
+  /** What an Allocation uses of its relay sockets: the bound address, and message events it subscribes to. */
+  interface RelaySocket {
+    address(): { address: string; family: string; port: number };
+    on(event: 'message', listener: (data: Buffer, rinfo: { address: string; port: number }) => void): RelaySocket;
+  }
+
   interface Transport {
     protocol: number;
     src: Address;
@@ -60,7 +66,7 @@ declare namespace NodeTurn {
     timer: ReturnType<typeof setTimeout>;
     relayedTransportAddress: Address;
     mappedAddress: Address;
-    sockets: import('node:dgram').Socket[];
+    sockets: RelaySocket[];
   }
 
   interface Authentification {
@@ -135,7 +141,7 @@ declare module 'node-turn/lib/address.js' {
 }
 
 declare module 'node-turn/lib/allocation.js' {
-  const Allocation: new (msg: NodeTurn.Message, sockets: import('node:dgram').Socket[], lifetime: number) => NodeTurn.Allocation;
+  const Allocation: new (msg: NodeTurn.Message, sockets: NodeTurn.RelaySocket[], lifetime: number) => NodeTurn.Allocation;
   export = Allocation;
 }
 

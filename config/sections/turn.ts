@@ -26,6 +26,12 @@ export const turnSettings = {
     'TURN_WORKERS',
     int(1, 256).default(() => Math.max(1, os.availableParallelism())),
   ),
+  /**
+   * The UDP I/O of the relay workers: `native` (recvmmsg batches and direct sends, the addon
+   * `npm run build` compiles with gcc into dist/native/), `dgram` (Node's sockets), or `auto`:
+   * native where the addon loads, dgram otherwise (the boot log says which, and why).
+   */
+  udpIo: setting('TURN_UDP_IO', z.enum(['auto', 'native', 'dgram']).default('auto')),
   /** TURN over TCP on TURN_PORT (RFC 5766 framing; the relayed side stays UDP). */
   tcp: setting('TURN_TCP', bool.default(true)),
   /** TURN over TLS port, used when TURN_TLS_CERT and TURN_TLS_KEY are set. */

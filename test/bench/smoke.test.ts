@@ -116,11 +116,11 @@ describe('benchmarks: smoke run at tiny sizes', function () {
     }
   });
 
-  it('turn: the bundled relay (one relay worker, and one per core), the bare forwarder (and coturn, where installed) deliver ChannelData, the relays allocate, and signaling keeps flowing under a stream', async () => {
+  it('turn: the bundled relay (one relay worker on native I/O and on dgram, and one per core), the bare forwarder (and coturn, where installed) deliver ChannelData, the relays allocate, and signaling keeps flowing under a stream', async () => {
     const section = await runTurn(ctx);
     sections.push(section);
     const data = section.data as {
-      capacity: Record<'bundled' | 'workers' | 'coturn' | 'forwarder', LadderResult[]>;
+      capacity: Record<'bundled' | 'dgram' | 'workers' | 'coturn' | 'forwarder', LadderResult[]>;
       allocations: Record<'bundled' | 'workers' | 'coturn', Array<{ perS: number; failures: number }>>;
       isolation: Array<Record<'idle' | 'worker' | 'inline' | 'workersIdle' | 'workers', { p99: number }>>;
       workerCount: number;
@@ -132,12 +132,14 @@ describe('benchmarks: smoke run at tiny sizes', function () {
     expect(data.workerCount, 'relay workers: one per core').to.equal(Math.max(1, os.availableParallelism()));
     const backends = coturnUnavailableReason() ? (['bundled', 'workers'] as const) : (['bundled', 'workers', 'coturn'] as const);
     if (backends.length === 2) console.log(`      coturn part skipped: ${coturnUnavailableReason()}`);
-    expect(data.capacity.forwarder, 'the bare forwarder').to.have.length(2);
-    for (const ladder of data.capacity.forwarder)
-      expect(
-        ladder.steps.reduce((sum, s) => sum + s.received, 0),
-        `forwarder ${ladder.payload} B delivered`,
-      ).to.be.greaterThan(0);
+    for (const other of ['forwarder', 'dgram'] as const) {
+      expect(data.capacity[other], other).to.have.length(2);
+      for (const ladder of data.capacity[other])
+        expect(
+          ladder.steps.reduce((sum, s) => sum + s.received, 0),
+          `${other} ${ladder.payload} B delivered`,
+        ).to.be.greaterThan(0);
+    }
     for (const backend of backends) {
       expect(data.capacity[backend], backend).to.have.length(2);
       for (const ladder of data.capacity[backend])
@@ -151,7 +153,7 @@ describe('benchmarks: smoke run at tiny sizes', function () {
       }
     }
     // The equal-rate part: every backend, and the forwarder on one thread per core, carried each round's step.
-    for (const backend of [...backends, 'forwarder', 'forwarders'] as const)
+    for (const backend of [...backends, 'dgram', 'forwarder', 'forwarders'] as const)
       for (const payload of [120, 1200]) {
         const steps = data.equalRate.filter((s) => s.backend === backend && s.payload === payload);
         expect(steps, `equal rate ${backend} ${payload} B`).to.have.length(2);

@@ -1,6 +1,6 @@
 /**
  * The bundled relay meets the TURN backend contract (the same suite runs against coturn): over
- * UDP, over TCP on the same port, and over TLS on the TLS port with a self-signed certificate
+ * UDP (on the UDP I/O the relay chooses, native where it is built, and on dgram), over TCP on the same port, and over TLS on the TLS port with a self-signed certificate
  * made for the run.
  */
 import { createSelfSignedCert, opensslUnavailableReason } from '../helpers/tlsCert.js';
@@ -16,6 +16,11 @@ const CONTRACT_ENV = {
 
 describeTurnContract('bundled relay (TurnServer)', async () => {
   const server = await startTurn(CONTRACT_ENV);
+  return { address: '127.0.0.1', port: server.port, secret: TURN_SECRET, realm: TURN_REALM, close: () => server.close() };
+});
+
+describeTurnContract('bundled relay on dgram (TurnServer, TURN_UDP_IO=dgram)', async () => {
+  const server = await startTurn({ ...CONTRACT_ENV, TURN_UDP_IO: 'dgram' });
   return { address: '127.0.0.1', port: server.port, secret: TURN_SECRET, realm: TURN_REALM, close: () => server.close() };
 });
 

@@ -9,9 +9,14 @@ import type { TransportAddress, TurnClient } from '../helpers/stun.js';
 export const TURN_SECRET = 'turn-test-secret-0123456789-0123456789';
 export const TURN_REALM = 'switchboard.test';
 
-/** TURN settings for a relay on 127.0.0.1, port 0, with `env` on top. */
+/**
+ * TURN settings for a relay on 127.0.0.1, port 0, with `env` on top. TURN_UDP_IO from the
+ * environment of the run applies (`TURN_UDP_IO=dgram npm test -- test/turn/*.test.ts` runs
+ * the TURN tests on dgram); unset, the relay chooses (native where the addon is built).
+ */
 export function turnSettings(env: Record<string, string> = {}) {
   return testConfig({
+    ...(process.env.TURN_UDP_IO ? { TURN_UDP_IO: process.env.TURN_UDP_IO } : {}),
     TURN_ENABLED: 'true',
     TURN_PORT: '0',
     TURN_LISTEN_IP: '127.0.0.1',
