@@ -6,7 +6,8 @@
 # The runtime image is node:22-bookworm-slim plus tini and the mediasoup worker's shared
 # libraries (libuv, libsrtp2, libusrsctp, OpenSSL, abseil), the production npm dependencies
 # (about 63 MB) with the worker binary built below (about 2.4 MB, stripped), the compiled server
-# (dist/server, config, protocol, turn: about 2.5 MB) and what it serves: the demo page
+# (dist/server, config, protocol, turn: about 2.5 MB), the TURN relay's batched UDP I/O addon
+# (dist/native, about 30 KB, built with the build stage's gcc) and what it serves: the demo page
 # (client-sdk/demo) and the browser SDK bundle (dist/sdk, about 3.4 MB). No compiler, dev
 # dependency or TypeScript source.
 
@@ -35,8 +36,9 @@ COPY server server
 COPY turn turn
 COPY client-sdk client-sdk
 COPY scripts scripts
-# tsc to dist/, and the SDK bundle the server serves under /sdk/ (dist/sdk).
-RUN npm run build && npm prune --omit=dev
+# tsc to dist/, the SDK bundle the server serves under /sdk/ (dist/sdk), and the TURN relay's
+# native UDP I/O (dist/native; --strict: the image is not built without it).
+RUN npm run build && node scripts/build-native.mjs --strict && npm prune --omit=dev
 
 # ---- runtime: slim Debian, the worker's shared libraries, root-owned files, non-root process ----
 FROM node:22-bookworm-slim AS runtime
@@ -52,6 +54,7 @@ COPY --from=build /app/dist/server dist/server
 COPY --from=build /app/dist/config dist/config
 COPY --from=build /app/dist/protocol dist/protocol
 COPY --from=build /app/dist/turn dist/turn
+COPY --from=build /app/dist/native dist/native
 COPY --from=build /app/dist/sdk dist/sdk
 COPY --from=build /app/client-sdk/demo client-sdk/demo
 COPY --from=build /app/scripts/check-mediasoup-worker.mjs scripts/
@@ -63,6 +66,8 @@ USER node
 # Smoke test as the runtime user: the worker starts with this stage's libraries, and a router and
 # a WebRTC transport come up on 127.0.0.1.
 RUN node scripts/check-mediasoup-worker.mjs
+# ...and the TURN relay's native UDP I/O loads here (TURN_UDP_IO=native would refuse to start otherwise).
+RUN node -e "import('/app/dist/turn/udpEndpoint.js').then((m) => console.log('TURN UDP I/O:', m.chooseUdpIo('native').io))"
 # HTTP + Socket.IO (PORT), /metrics (METRICS_PORT), bundled TURN (TURN_PORT, UDP and TCP) and
 # single-port SFU media (SFU_PORT, UDP and TCP). The image leaves TURN_WORKERS and SFU_WORKERS at
 # one per core: relay worker i listens on TURN_PORT + i and SFU worker i on SFU_PORT + i, so only

@@ -33,6 +33,8 @@ export const REFUSAL_REASONS = [
   'stream_evicted',
   /** A TLS handshake failed (not TLS, no common version or cipher, or the client refused the certificate). */
   'tls_handshake',
+  /** A relayed datagram dropped because its socket's send buffer was full (native UDP I/O drops it as a full link would; dgram queues it). */
+  'send_dropped',
 ] as const;
 
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];

@@ -156,6 +156,7 @@ const REFUSAL_LOG_LEVEL: Record<RefusalReason, RelayLogLevel> = {
   tls_handshake: 'debug',
   stream_limit: 'warn',
   stream_evicted: 'info',
+  send_dropped: 'debug',
 };
 
 /** node-turn's transport protocol number for TCP (it names only UDP's). */
@@ -676,21 +677,21 @@ export class TurnRelay {
     port: number,
     permission: Permission,
   ): void {
-    this.counters.relayed(length);
     if (permission.selfRelay) {
       // Relay to relay on this server: hand the datagram to the other allocation directly,
       // as if it came from our relayed address (no kernel round trip, no NAT hairpin).
       const target = this.byRelayPort.get(port);
       if (target !== undefined) {
+        this.counters.relayed(length);
         this.deliverToClient(target, buf.subarray(offset, offset + length), allocation.advertisedAddress, allocation.relayPort);
         return;
       }
       // Another relay worker's allocation: through the kernel to the relay address itself (not
       // TURN_EXTERNAL_IP, which a 1:1 NAT may not hairpin); that worker sees it come from there.
-      allocation.relaySocket.sendRange(buf, offset, length, port, this.crossWorkerAddress);
-      return;
+      address = this.crossWorkerAddress;
     }
-    allocation.relaySocket.sendRange(buf, offset, length, port, address);
+    if (allocation.relaySocket.sendRange(buf, offset, length, port, address)) this.counters.relayed(length);
+    else this.refuse('send_dropped', { client: allocation.clientKey, user: allocation.userId, peer: address });
   }
 
   // --- peer side: the relay sockets -----------------------------------------------------
@@ -720,7 +721,9 @@ export class TurnRelay {
     if (stream !== undefined && this.udpIo === 'native') data = Buffer.from(data);
     if (channel !== undefined && channel.expiresAt >= now) {
       const head = channelDataHead(channel.number, data.length);
-      if (stream === undefined) socket.send([head, data], allocation.clientPort, allocation.clientAddress);
+      if (stream === undefined) {
+        if (!socket.send([head, data], allocation.clientPort, allocation.clientAddress)) return this.sendDropped(allocation, address);
+      }
       // RFC 5766 §11.5: over a stream, ChannelData is padded to a multiple of 4 bytes.
       else if (!stream.writeData([head, data, PADDING[(4 - (data.length & 3)) & 3] as Buffer])) return this.dropForSlowClient(allocation);
       this.counters.relayed(data.length);
@@ -731,9 +734,15 @@ export class TurnRelay {
         ? dataIndicationHead(permission.addressBytes, port, data.length)
         : dataIndicationHeadIpv6(permission.addressBytes, port, data.length);
     const message = [head, data, PADDING[(4 - (data.length & 3)) & 3] as Buffer];
-    if (stream === undefined) socket.send(message, allocation.clientPort, allocation.clientAddress);
-    else if (!stream.writeData(message)) return this.dropForSlowClient(allocation);
+    if (stream === undefined) {
+      if (!socket.send(message, allocation.clientPort, allocation.clientAddress)) return this.sendDropped(allocation, address);
+    } else if (!stream.writeData(message)) return this.dropForSlowClient(allocation);
     this.counters.relayed(data.length);
+  }
+
+  /** The listening socket's send buffer was full (native I/O): the datagram is lost, as on a full link. */
+  private sendDropped(allocation: RelayAllocation, peer: string): void {
+    this.refuse('send_dropped', { client: allocation.clientKey, user: allocation.userId, peer });
   }
 
   /** Relayed data towards a TCP or TLS client that does not read fast enough is dropped, as a full UDP path would. */

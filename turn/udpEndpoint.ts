@@ -28,10 +28,14 @@ export interface UdpEndpoint {
   onMessage(handler: MessageHandler): void;
   /** Receive and send errors (send errors are per datagram; a send that would block is dropped silently). */
   onError(handler: (error: Error) => void): void;
-  /** One datagram of `data` (or of the buffers in order). The callback is for node-turn's replies. */
-  send(data: Buffer | readonly Buffer[], port: number, address: string, callback?: (error: Error | null) => void): void;
-  /** One datagram of buf[offset, offset + length). */
-  sendRange(buf: Buffer, offset: number, length: number, port: number, address: string): void;
+  /**
+   * One datagram of `data` (or of the buffers in order). The callback is for node-turn's
+   * replies. False when the datagram was dropped because the socket's send buffer is full
+   * (native I/O; dgram queues it); errors go to the callback, else to onError.
+   */
+  send(data: Buffer | readonly Buffer[], port: number, address: string, callback?: (error: Error | null) => void): boolean;
+  /** One datagram of buf[offset, offset + length); false as for send(). */
+  sendRange(buf: Buffer, offset: number, length: number, port: number, address: string): boolean;
   address(): { address: string; family: string; port: number };
   close(): Promise<void>;
 }
@@ -160,7 +164,7 @@ class NativeEndpoint implements UdpEndpoint {
     this.errorHandler = handler;
   }
 
-  send(data: Buffer | readonly Buffer[], port: number, address: string, callback?: (error: Error | null) => void): void {
+  send(data: Buffer | readonly Buffer[], port: number, address: string, callback?: (error: Error | null) => void): boolean {
     const udp = this.binding.udp;
     const result = Buffer.isBuffer(data)
       ? udp.send(this.handle, port, address, data, 0, data.length)
@@ -174,23 +178,28 @@ class NativeEndpoint implements UdpEndpoint {
             0,
             data.reduce((sum, part) => sum + part.length, 0),
           );
-    this.sent(result, port, address, callback);
+    return this.sent(result, port, address, callback);
   }
 
-  sendRange(buf: Buffer, offset: number, length: number, port: number, address: string): void {
-    this.sent(this.binding.udp.send(this.handle, port, address, buf, offset, length), port, address, undefined);
+  sendRange(buf: Buffer, offset: number, length: number, port: number, address: string): boolean {
+    return this.sent(this.binding.udp.send(this.handle, port, address, buf, offset, length), port, address, undefined);
   }
 
-  private sent(result: number, port: number, address: string, callback: ((error: Error | null) => void) | undefined): void {
-    if (result >= 0 || result === EAGAIN) {
+  private sent(result: number, port: number, address: string, callback: ((error: Error | null) => void) | undefined): boolean {
+    if (result >= 0) {
       callback?.(null);
-      return;
+      return true;
+    }
+    if (result === EAGAIN) {
+      callback?.(null);
+      return false;
     }
     const error = Object.assign(new Error(`send ${this.binding.udp.errnoName(result)} ${address}:${port}`), {
       code: this.binding.udp.errnoName(result),
     });
     if (callback) callback(error);
     else this.errorHandler?.(error);
+    return true;
   }
 
   address(): { address: string; family: string; port: number } {
@@ -259,12 +268,14 @@ class DgramEndpoint implements UdpEndpoint {
     this.socket.on('error', handler);
   }
 
-  send(data: Buffer | readonly Buffer[], port: number, address: string, callback?: (error: Error | null) => void): void {
+  send(data: Buffer | readonly Buffer[], port: number, address: string, callback?: (error: Error | null) => void): boolean {
     this.socket.send(data as Buffer | Buffer[], port, address, callback);
+    return true;
   }
 
-  sendRange(buf: Buffer, offset: number, length: number, port: number, address: string): void {
+  sendRange(buf: Buffer, offset: number, length: number, port: number, address: string): boolean {
     this.socket.send(buf, offset, length, port, address);
+    return true;
   }
 
   address(): { address: string; family: string; port: number } {

@@ -76,6 +76,13 @@ describe('deploy: Dockerfile', () => {
     expect(frontend).to.include("join(root, 'client-sdk', 'demo')").and.include("join(root, 'dist', 'sdk')");
     expect(copied).to.include.members(['/app/client-sdk/demo', '/app/dist/sdk', '/app/node_modules', '/app/package.json']);
     expect(existsSync(join(repoPath('client-sdk/demo'), 'index.html'))).to.equal(true);
+    // The TURN relay's native UDP I/O (turn/udpEndpoint.ts loads dist/native/udp_batch.node): built strictly, copied, loaded as the runtime user.
+    expect(readRepoFile('turn/udpEndpoint.ts')).to.include("join(dir, 'dist', 'native', 'udp_batch.node')");
+    expect(args(build, 'RUN').join('\n')).to.include('node scripts/build-native.mjs --strict');
+    expect(copied).to.include('/app/dist/native');
+    const userAt = runtime.findIndex((i) => i.keyword === 'USER');
+    const loads = runtime.findIndex((i) => i.keyword === 'RUN' && i.args.includes("chooseUdpIo('native')"));
+    expect(loads, 'the addon loads after USER').to.be.greaterThan(userAt);
   });
 
   it('runs as the non-root node user, smoke-tests the mediasoup worker as that user, under tini', () => {

@@ -115,7 +115,7 @@ static void on_cleanup_poll_closed(uv_handle_t *handle) {
   }
 }
 
-/* Stops reading and closes the descriptor (once the poll handle is closed). */
+/* Stops reading and closes the descriptor. */
 static void sock_close(Sock *s, napi_env env) {
   if (s->closed) return;
   s->closed = 1;
@@ -210,7 +210,15 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   Env *e = s->env;
   if (s->closed) return;
   if (status < 0) {
-    deliver(s, status);
+    /*
+     * libuv stopped the handle on POLLERR: a pending socket error (an unconnected UDP socket
+     * without IP_RECVERR should have none). Read it, which clears it, report it, poll again.
+     */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    deliver(s, err > 0 ? -err : status);
+    if (!s->closed) uv_poll_start(&s->poll, UV_READABLE, on_readable);
     return;
   }
   for (int round = 0; round < ROUNDS && !s->closed; round++) {
