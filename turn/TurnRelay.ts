@@ -289,6 +289,12 @@ export class TurnRelay {
   /** crossWorkerAddress when TURN_EXTERNAL_IP is set (what relay-to-relay datagrams from another worker come from). */
   private readonly relayIpBehindNat: string | undefined;
   private readonly logWindows = new Map<string, { start: number; logged: number; suppressed: number }>();
+  /** Where node-turn's answers to UDP clients go: the listening socket, counting those a full send buffer drops. */
+  private readonly udpReplies: NodeTurn.ReplySocket = {
+    send: (buf, port, address, callback) => {
+      if (this.socket?.send(buf, port, address, callback) === false) this.refuse('send_dropped', { client: `${address}:${port}` });
+    },
+  };
   private socket: UdpEndpoint | undefined;
   /** The I/O of every UDP socket of this relay (TURN_UDP_IO). */
   readonly udpIo: UdpIo;
@@ -839,7 +845,7 @@ export class TurnRelay {
       stream ? PROTOCOL_TCP : CONSTANTS.TRANSPORT.PROTOCOL.UDP,
       new Address(expandIp(source.address), source.port),
       (stream?.protocol === 'tls' ? this.tlsLocalAddress : this.localAddress) as NodeTurn.Address,
-      stream ?? (this.socket as UdpEndpoint),
+      stream ?? this.udpReplies,
     ) as ClientTransport;
     transport.clientAddress = source.address;
     transport.clientPort = source.port;
@@ -1217,10 +1223,6 @@ export class TurnRelay {
 }
 
 /**
- * An error response, carrying MESSAGE-INTEGRITY when the request was authenticated (node-turn's
- * reject() never signs) and UNKNOWN-ATTRIBUTES for a 420.
- */
-/**
  * What node-turn's Allocation uses of its relay sockets: address() for XOR-RELAYED-ADDRESS and
  * on('message') for its own relaying, which this class does instead (onPeerPacket).
  */
@@ -1229,6 +1231,10 @@ function nodeTurnSocket(socket: UdpEndpoint): NodeTurn.RelaySocket {
   return facade;
 }
 
+/**
+ * An error response, carrying MESSAGE-INTEGRITY when the request was authenticated (node-turn's
+ * reject() never signs) and UNKNOWN-ATTRIBUTES for a 420.
+ */
 function rejectSigned(reply: NodeTurn.Message, code: number, reason: string, unknown?: number[]): void {
   reply.class = CONSTANTS.CLASS.ERROR;
   reply.addAttribute('error-code', { code, reason });

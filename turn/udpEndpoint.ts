@@ -43,7 +43,8 @@ export interface UdpEndpoint {
 interface NativeUdp {
   BATCH: number;
   SLOT: number;
-  init(slots: Buffer, meta: Int32Array): void;
+  /** This thread's batch buffers (allocated on the first call, the same ones after). */
+  buffers(): [slots: Buffer, meta: Int32Array];
   open(family: 4 | 6, address: string, port: number, bufferBytes: number, onBatch: (count: number, addresses?: string[]) => void): object;
   port(handle: object): number;
   send(handle: object, port: number, address: string, buf: Buffer, offset: number, length: number): number;
@@ -54,8 +55,6 @@ interface NativeUdp {
 
 interface NativeBinding {
   udp: NativeUdp;
-  slots: Buffer;
-  meta: Int32Array;
 }
 
 const EAGAIN = -11;
@@ -81,11 +80,7 @@ export function loadNativeUdp(): NativeBinding | { error: string } {
   else if (!existsSync(path)) loaded = { error: `${path} is not built (npm run build; it needs gcc)` };
   else {
     try {
-      const udp = createRequire(import.meta.url)(path) as NativeUdp;
-      const slots = Buffer.allocUnsafeSlow(udp.BATCH * udp.SLOT);
-      const meta = new Int32Array(2 * udp.BATCH);
-      udp.init(slots, meta);
-      loaded = { udp, slots, meta };
+      loaded = { udp: createRequire(import.meta.url)(path) as NativeUdp };
     } catch (error) {
       loaded = { error: `${path} does not load: ${(error as Error).message}` };
     }
@@ -121,6 +116,8 @@ class NativeEndpoint implements UdpEndpoint {
   private errorHandler: ((error: Error) => void) | undefined;
   private closed = false;
   private readonly handle: object;
+  private readonly slots: Buffer;
+  private readonly meta: Int32Array;
 
   private constructor(
     private readonly binding: NativeBinding,
@@ -129,6 +126,7 @@ class NativeEndpoint implements UdpEndpoint {
     port: number,
     bufferBytes: number,
   ) {
+    [this.slots, this.meta] = binding.udp.buffers();
     // Throws like dgram's bind: an Error whose code is the errno's name (EADDRINUSE, ...).
     this.handle = binding.udp.open(family, localAddress, port, bufferBytes, (count, addresses) => this.onBatch(count, addresses));
     this.port = binding.udp.port(this.handle);
@@ -145,7 +143,7 @@ class NativeEndpoint implements UdpEndpoint {
       this.errorHandler?.(new Error(`recv ${this.binding.udp.errnoName(count)}`));
       return;
     }
-    const { slots, meta } = this.binding;
+    const { slots, meta } = this;
     const slot = this.binding.udp.SLOT;
     const handler = this.handler;
     for (let i = 0; i < count && handler !== undefined && !this.closed; i++) {

@@ -169,7 +169,7 @@ describe('TURN relay UDP I/O (TURN_UDP_IO)', () => {
     const source = `
       const { parentPort } = require('node:worker_threads');
       const udp = require(${JSON.stringify(nativeAddonPath())});
-      udp.init(Buffer.allocUnsafeSlow(udp.BATCH * udp.SLOT), new Int32Array(2 * udp.BATCH));
+      udp.buffers();
       const handle = udp.open(4, '127.0.0.1', 0, 0, () => {});
       parentPort.postMessage(udp.port(handle));
     `;

@@ -4,10 +4,10 @@
  * and no libuv request per datagram. Node's dgram pays per datagram: a recvmsg, a 64 KiB
  * allocation, an address string, an object and a JavaScript callback in, a send request out.
  *
- * The datagrams of a batch are copied by the kernel into one buffer that JavaScript owns and
- * passes to init() (BATCH slots of SLOT bytes, shared by every socket of the thread); their
- * lengths and ports go into an Int32Array (meta[2i], meta[2i + 1]); their addresses come as
- * an array of strings. The slots are valid only during the batch callback: the next batch
+ * The datagrams of a batch are copied by the kernel into one buffer per thread, which buffers()
+ * returns (BATCH slots of SLOT bytes, shared by every socket of the thread, allocated on the
+ * first call); their lengths and ports go into an Int32Array (meta[2i], meta[2i + 1]); their
+ * addresses come as an array of strings (IPv6 link-local ones with their %scope, as dgram). The slots are valid only during the batch callback: the next batch
  * overwrites them. A datagram longer than a slot (impossible over UDP/IPv4 and IPv6 without
  * jumbograms) is reported with length -1.
  *
@@ -21,6 +21,7 @@
 #define NAPI_VERSION 8
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <node_api.h>
 #include <stdint.h>
@@ -70,9 +71,10 @@ static void sock_release(Sock *s) {
 }
 
 static void throw_errno(napi_env env, int err, const char *what) {
-  char message[160];
-  snprintf(message, sizeof message, "%s %s: %s", what, uv_err_name(-err), strerror(err));
-  napi_throw_error(env, uv_err_name(-err), message);
+  char name[32], message[160];
+  uv_err_name_r(-err, name, sizeof name);
+  snprintf(message, sizeof message, "%s %s: %s", what, name, strerror(err));
+  napi_throw_error(env, name, message);
 }
 
 static Env *env_of(napi_env env) {
@@ -152,10 +154,21 @@ static void on_env_free(napi_env env, void *data, void *hint) {
 }
 
 static napi_value address_string(napi_env env, const struct sockaddr_storage *name) {
-  char text[INET6_ADDRSTRLEN];
-  const char *ok = name->ss_family == AF_INET6
-                       ? inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)name)->sin6_addr, text, sizeof text)
-                       : inet_ntop(AF_INET, &((const struct sockaddr_in *)name)->sin_addr, text, sizeof text);
+  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
+  const char *ok;
+  if (name->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)name;
+    ok = inet_ntop(AF_INET6, &in6->sin6_addr, text, INET6_ADDRSTRLEN);
+    /* A link-local peer: "fe80::1%eth0", as dgram reports it (and parse_address takes it back). */
+    if (ok && in6->sin6_scope_id != 0) {
+      size_t len = strlen(text);
+      char ifname[IF_NAMESIZE];
+      if (if_indextoname(in6->sin6_scope_id, ifname) != NULL) snprintf(text + len, sizeof text - len, "%%%s", ifname);
+      else snprintf(text + len, sizeof text - len, "%%%u", (unsigned)in6->sin6_scope_id);
+    }
+  } else {
+    ok = inet_ntop(AF_INET, &((const struct sockaddr_in *)name)->sin_addr, text, sizeof text);
+  }
   napi_value value;
   napi_create_string_latin1(env, ok ? text : "", NAPI_AUTO_LENGTH, &value);
   return value;
@@ -169,7 +182,8 @@ static int port_of(const struct sockaddr_storage *name) {
 static int same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
   if (a->ss_family != b->ss_family) return 0;
   if (a->ss_family == AF_INET6)
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0 &&
+           ((const struct sockaddr_in6 *)a)->sin6_scope_id == ((const struct sockaddr_in6 *)b)->sin6_scope_id;
   return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
 }
 
@@ -248,34 +262,36 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   }
 }
 
-/* init(slots: Buffer of BATCH * SLOT bytes, meta: Int32Array of 2 * BATCH) -> { batch, slot } */
-static napi_value Init_(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+/* buffers() -> [slots, meta]: this thread's batch buffers, allocated on the first call. */
+static napi_value Buffers(napi_env env, napi_callback_info info) {
+  (void)info;
   Env *e = env_of(env);
-  if (e == NULL || argc < 2) {
-    napi_throw_error(env, "ERR_INVALID_ARG", "init(slots, meta)");
+  napi_value slots, meta, result;
+  if (e == NULL) {
+    napi_throw_error(env, "ERR_INVALID_STATE", "the addon has no per-thread state");
     return NULL;
   }
-  void *slots = NULL;
-  size_t slots_len = 0;
-  napi_typedarray_type type;
-  size_t meta_len = 0;
-  void *meta = NULL;
-  if (napi_get_buffer_info(env, argv[0], &slots, &slots_len) != napi_ok || slots_len < (size_t)BATCH * SLOT ||
-      napi_get_typedarray_info(env, argv[1], &type, &meta_len, &meta, NULL, NULL) != napi_ok || type != napi_int32_array ||
-      meta_len < 2 * BATCH) {
-    napi_throw_error(env, "ERR_INVALID_ARG", "init: slots must hold BATCH * SLOT bytes and meta 2 * BATCH int32");
-    return NULL;
+  if (e->slots == NULL) {
+    void *data = NULL, *meta_data = NULL;
+    napi_value meta_buffer;
+    if (napi_create_buffer(env, (size_t)BATCH * SLOT, &data, &slots) != napi_ok ||
+        napi_create_arraybuffer(env, 2 * BATCH * sizeof(int32_t), &meta_data, &meta_buffer) != napi_ok ||
+        napi_create_typedarray(env, napi_int32_array, 2 * BATCH, meta_buffer, 0, &meta) != napi_ok) {
+      napi_throw_error(env, "ENOMEM", "buffers: out of memory");
+      return NULL;
+    }
+    napi_create_reference(env, slots, 1, &e->slots_ref);
+    napi_create_reference(env, meta, 1, &e->meta_ref);
+    e->slots = data;
+    e->meta = meta_data;
+  } else {
+    napi_get_reference_value(env, e->slots_ref, &slots);
+    napi_get_reference_value(env, e->meta_ref, &meta);
   }
-  if (e->slots_ref) napi_delete_reference(env, e->slots_ref);
-  if (e->meta_ref) napi_delete_reference(env, e->meta_ref);
-  napi_create_reference(env, argv[0], 1, &e->slots_ref);
-  napi_create_reference(env, argv[1], 1, &e->meta_ref);
-  e->slots = slots;
-  e->meta = meta;
-  return NULL;
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, slots);
+  napi_set_element(env, result, 1, meta);
+  return result;
 }
 
 static int parse_address(int family, const char *text, uint32_t port, struct sockaddr_storage *out, socklen_t *len) {
@@ -291,8 +307,22 @@ static int parse_address(int family, const char *text, uint32_t port, struct soc
   in6->sin6_family = AF_INET6;
   in6->sin6_port = htons((uint16_t)port);
   *len = sizeof *in6;
+  const char *percent = strchr(text, '%');
+  if (percent != NULL) {
+    /* "fe80::1%eth0" or "fe80::1%2": a scoped (link-local) address, as address_string gives it. */
+    char bare[INET6_ADDRSTRLEN];
+    size_t bare_len = (size_t)(percent - text);
+    if (bare_len >= sizeof bare || percent[1] == '\0') return 0;
+    memcpy(bare, text, bare_len);
+    bare[bare_len] = '\0';
+    if (inet_pton(AF_INET6, bare, &in6->sin6_addr) != 1) return 0;
+    char *end = NULL;
+    unsigned long index = strtoul(percent + 1, &end, 10);
+    in6->sin6_scope_id = (end != NULL && *end == '\0') ? (uint32_t)index : if_nametoindex(percent + 1);
+    return in6->sin6_scope_id != 0;
+  }
   if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) return 1;
-  /* An IPv4 literal on a dual-stack IPv6 socket: its mapped form, as dgram does. */
+  /* An IPv4 literal on a dual-stack IPv6 socket: its mapped form (dgram refuses it). */
   struct in_addr v4;
   if (inet_pton(AF_INET, text, &v4) != 1) return 0;
   in6->sin6_addr.s6_addr[10] = 0xff;
@@ -313,7 +343,10 @@ static Sock *sock_of(napi_env env, napi_value handle) {
 static void on_handle_free(napi_env env, void *data, void *hint) {
   (void)hint;
   Sock *s = (Sock *)data;
-  /* Garbage-collected without close(): close it now (JavaScript keeps live sockets referenced). */
+  /*
+   * A safeguard only: the socket's callback reference keeps its JavaScript endpoint (and so this
+   * handle) alive until close(), which every owner calls.
+   */
   if (!s->closed) sock_close(s, env);
   sock_release(s);
 }
@@ -325,7 +358,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   Env *e = env_of(env);
   if (e == NULL || e->slots == NULL) {
-    napi_throw_error(env, "ERR_INVALID_STATE", "open before init");
+    napi_throw_error(env, "ERR_INVALID_STATE", "open before buffers()");
     return NULL;
   }
   int32_t family_number = 0;
@@ -334,7 +367,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   size_t text_len = 0;
   napi_valuetype callback_type = napi_undefined;
   if (argc < 5 || napi_get_value_int32(env, argv[0], &family_number) != napi_ok ||
-      napi_get_value_string_latin1(env, argv[1], text, sizeof text, &text_len) != napi_ok ||
+      napi_get_value_string_latin1(env, argv[1], text, sizeof text, &text_len) != napi_ok || text_len >= sizeof text - 1 ||
       napi_get_value_uint32(env, argv[2], &port) != napi_ok || napi_get_value_uint32(env, argv[3], &buffer_bytes) != napi_ok ||
       napi_typeof(env, argv[4], &callback_type) != napi_ok || callback_type != napi_function || port > 65535 ||
       (family_number != 4 && family_number != 6)) {
@@ -419,8 +452,8 @@ static napi_value do_send(napi_env env, napi_callback_info info, int vector) {
   size_t argc = 6;
   napi_value argv[6], result;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) {
-    napi_throw_error(env, "ERR_INVALID_ARG", "send(handle, port, address, data...)");
+  if (argc < 4 || (vector && argc > 6)) {
+    napi_throw_error(env, "ERR_INVALID_ARG", "send(handle, port, address, buffer, offset, length) or sendv(handle, port, address, 1 to 3 buffers)");
     return NULL;
   }
   Sock *s = sock_of(env, argv[0]);
@@ -494,9 +527,11 @@ static napi_value ErrnoName(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
   int32_t code = 0;
+  char name[32];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc) napi_get_value_int32(env, argv[0], &code);
-  napi_create_string_latin1(env, uv_err_name(code), NAPI_AUTO_LENGTH, &result);
+  uv_err_name_r(code, name, sizeof name);
+  napi_create_string_latin1(env, name, NAPI_AUTO_LENGTH, &result);
   return result;
 }
 
@@ -510,7 +545,7 @@ NAPI_MODULE_INIT() {
   napi_create_int32(env, BATCH, &batch);
   napi_create_int32(env, SLOT, &slot);
   napi_property_descriptor props[] = {
-      {"init", NULL, Init_, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"buffers", NULL, Buffers, NULL, NULL, NULL, napi_enumerable, NULL},
       {"open", NULL, Open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"port", NULL, Port, NULL, NULL, NULL, napi_enumerable, NULL},
       {"send", NULL, Send, NULL, NULL, NULL, napi_enumerable, NULL},
