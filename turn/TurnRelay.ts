@@ -38,7 +38,7 @@ import { RelayAllocation, type Permission } from './RelayAllocation.js';
 import { RelayQuotas } from './RelayQuotas.js';
 import { checkAllocate, checkRequest } from './requestChecks.js';
 import type { StreamConnection, StreamProtocol } from './StreamConnection.js';
-import { bindUdpEndpoint, resolveUdpIo, type UdpEndpoint, type UdpIo } from './udpEndpoint.js';
+import { bindUdpEndpoint, chooseUdpIo, type UdpEndpoint, type UdpIo } from './udpEndpoint.js';
 import { connectionCapKey, StreamListener, type StreamEnd } from './StreamListener.js';
 import {
   channelDataHead,
@@ -330,7 +330,7 @@ export class TurnRelay {
         maxConnectionsPerIp: s.maxConnectionsPerIp,
       });
     this.relayFamily = isIP(s.relayIp) === 6 ? 6 : 4;
-    this.udpIo = resolveUdpIo(s.udpIo);
+    this.udpIo = chooseUdpIo(s.udpIo).io;
     const relayIp = canonicalIp(s.relayIp) ?? s.relayIp;
     // A datagram sent to 0.0.0.0 (or ::) goes out on loopback, and arrives from loopback.
     this.crossWorkerAddress = relayIp === '0.0.0.0' ? '127.0.0.1' : relayIp === '::' ? '::1' : relayIp;

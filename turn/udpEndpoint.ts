@@ -100,10 +100,6 @@ export function chooseUdpIo(setting: UdpIoSetting): { io: UdpIo; notNative?: str
   return { io: 'dgram', notNative: binding.error };
 }
 
-export function resolveUdpIo(setting: UdpIoSetting): UdpIo {
-  return chooseUdpIo(setting).io;
-}
-
 export function bindUdpEndpoint(io: UdpIo, family: 4 | 6, address: string, port: number, bufferBytes = 0): Promise<UdpEndpoint> {
   if (io === 'native') return new Promise((resolve) => resolve(NativeEndpoint.bind(family, address, port, bufferBytes)));
   return DgramEndpoint.bind(family, address, port, bufferBytes);
@@ -164,18 +160,14 @@ class NativeEndpoint implements UdpEndpoint {
 
   send(data: Buffer | readonly Buffer[], port: number, address: string, callback?: (error: Error | null) => void): boolean {
     const udp = this.binding.udp;
-    const result = Buffer.isBuffer(data)
-      ? udp.send(this.handle, port, address, data, 0, data.length)
-      : data.length <= 3
-        ? udp.sendv(this.handle, port, address, ...data)
-        : udp.send(
-            this.handle,
-            port,
-            address,
-            Buffer.concat(data),
-            0,
-            data.reduce((sum, part) => sum + part.length, 0),
-          );
+    // The addon takes at most 3 parts (a head, the data, its padding); more are joined first.
+    let result: number;
+    if (Buffer.isBuffer(data)) result = udp.send(this.handle, port, address, data, 0, data.length);
+    else if (data.length <= 3) result = udp.sendv(this.handle, port, address, ...data);
+    else {
+      const joined = Buffer.concat(data);
+      result = udp.send(this.handle, port, address, joined, 0, joined.length);
+    }
     return this.sent(result, port, address, callback);
   }
 

@@ -3,7 +3,7 @@
  * it. One socket in (a 4 MiB receive buffer, as the bundled relay's listener), one socket out;
  * each datagram from a registered client loses its 4-byte ChannelData header and goes out to
  * that client's peer: one receive, one map lookup, one send, the least any relay written in
- * Node does per packet (its sockets skip dns.lookup, as the relay's do). A client registers with `FWD1` and its peer's port (2 bytes, big
+ * Node does per packet (its sockets skip dns.lookup, as the relay's dgram ones do). A client registers with `FWD1` and its peer's port (2 bytes, big
  * endian; the peer is on 127.0.0.1) and gets `OK` back.
  *
  * With `{"threads": N}` (argv[3]) it runs N such forwarders, one per worker thread, each on
@@ -21,8 +21,9 @@ import { FORWARDER_REGISTER } from '../lib/turnLoad.js';
 const BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
- * The address as it is, at once (the relay's sockets do the same, turn/TurnRelay.ts
- * literalLookup): dgram's default lookup answers an IP literal on the next tick, a tick per datagram.
+ * The address as it is, at once (the relay's dgram sockets do the same, literalLookup in
+ * turn/udpEndpoint.ts, which also takes IPv6 and names): dgram's default lookup answers an IP
+ * literal on the next tick, a tick per datagram.
  */
 function literalLookup(address: string, _family: number, callback: (error: Error | null, address: string, family: number) => void): void {
   callback(null, address, 4);

@@ -617,8 +617,10 @@ export class TurnClient extends TurnClientBase {
   }
 }
 
-/** How a StreamTurnClient connects: plain TCP, or TLS trusting `ca` (the server's self-signed certificate). */
-/** How a StreamTurnClient connects; `localAddress` is where from (127.0.0.1, or ::1 towards IPv6, by default). */
+/**
+ * How a StreamTurnClient connects: plain TCP, or TLS trusting `ca` (the server's self-signed
+ * certificate); `localAddress` is where from (127.0.0.1, or ::1 towards IPv6, by default).
+ */
 export type StreamTransport = ({ protocol: 'tcp' } | { protocol: 'tls'; ca: string; servername?: string }) & { localAddress?: string };
 
 /**
